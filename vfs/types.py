@@ -1,0 +1,175 @@
+"""Public value types of the store.
+
+They are plain frozen dataclasses so that every layer (the store, the wire
+codec in `vfs.protocol`, the server, the client) can pass them around and
+compare them without knowing where they came from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import total_ordering
+from typing import Literal
+
+Kind = Literal["file", "dir", "symlink"]
+ChangeKind = Literal["file", "dir", "symlink", "delete"]
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class Cursor:
+    """A position in the change stream: everything up to `(rev, path)` has been seen.
+
+    `path=None` means the whole of `rev` has been seen, so it sorts after every
+    path of the same revision. The string form (`"12"` or `"12:/a/b"`) is what
+    travels on the wire and what replicas persist as their watermark.
+    """
+
+    rev: int
+    path: str | None = None
+
+    def __lt__(self, other: object) -> bool:
+        if not isinstance(other, Cursor):
+            return NotImplemented
+        return _path_order_key(self) < _path_order_key(other)
+
+    def __str__(self) -> str:
+        return str(self.rev) if self.path is None else f"{self.rev}:{self.path}"
+
+    @classmethod
+    def parse(cls, text: str | int | Cursor | None) -> Cursor:
+        """Parse `"12"`, `"12:/path"`, an int, or `None` (the very beginning)."""
+        if text is None:
+            return cls(0, None)
+        if isinstance(text, Cursor):
+            return text
+        if isinstance(text, int):
+            return cls(text, None)
+        rev_text, sep, path = text.partition(":")
+        try:
+            rev = int(rev_text)
+        except ValueError:
+            raise ValueError(f"invalid cursor {text!r}: expected REV or REV:/PATH") from None
+        if rev < 0 or (sep and not path.startswith("/")):
+            raise ValueError(f"invalid cursor {text!r}: expected REV or REV:/PATH")
+        return cls(rev, path if sep else None)
+
+
+def _path_order_key(cursor: Cursor) -> tuple[int, int, bytes]:
+    # Paths order by their UTF-8 bytes everywhere (SQLite's BINARY collation does
+    # the same), so the in-memory order and the SQL order can never disagree.
+    if cursor.path is None:
+        return (cursor.rev, 1, b"")
+    return (cursor.rev, 0, cursor.path.encode("utf-8", "surrogatepass"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    kind: Kind
+    mode: int  # full st_mode, file-type bits included, as os.stat gives it
+    size: int
+    mtime: float
+    ctime: float
+    ino: int
+    nlink: int
+    rev: int
+    hash: str | None  # BLAKE3 hex of the whole content, files only
+    target: str | None = None  # symlink target (lstat only)
+
+
+@dataclass(frozen=True, slots=True)
+class DirEntry:
+    name: str
+    kind: Kind
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRef:
+    hash: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The current state of one path that changed after some cursor.
+
+    `kind == "delete"` is a tombstone: the path no longer exists.
+    """
+
+    path: str
+    kind: ChangeKind
+    rev: int
+    mode: int = 0
+    mtime: float = 0.0
+    size: int = 0
+    hash: str | None = None
+    chunks: tuple[tuple[str, int], ...] = ()
+    target: str | None = None
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.rev, self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One page of the change stream.
+
+    `cursor` is where the next page starts. It can be ahead of the last entry
+    (ignored or filtered paths still advance it), so readers persist this
+    rather than the last entry's cursor.
+    """
+
+    entries: list[Change]
+    cursor: Cursor
+    more: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """An incoming entry that was not applied because the path changed here too."""
+
+    path: str
+    local_kind: str | None  # None when the path does not exist here
+    local_rev: int
+    local_hash: str | None
+    remote_kind: str
+    remote_rev: int
+    remote_hash: str | None
+    reason: str
+
+
+@dataclass(slots=True)
+class ApplyResult:
+    applied: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    rev: int = 0  # the store's revision after the batch
+
+
+@dataclass(frozen=True, slots=True)
+class Version:
+    path: str
+    rev: int
+    kind: Kind | Literal["delete"]
+    size: int
+    hash: str | None
+    mtime: float
+
+
+@dataclass(frozen=True, slots=True)
+class GcStats:
+    chunks_removed: int
+    bytes_removed: int
+    chunks_kept: int
+    versions_pruned: int
+
+
+@dataclass(frozen=True, slots=True)
+class GrepMatch:
+    path: str
+    line_number: int
+    line: str
+    context: tuple[str, ...] = ()
