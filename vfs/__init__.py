@@ -4,7 +4,7 @@
 methods take and return. Nothing in this package does network I/O.
 """
 
-from vfs.errors import BadObject, CursorTooOld, MissingObjects, fs_error
+from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFailed, fs_error
 from vfs.store import Workspace
 from vfs.types import (
     ApplyResult,
@@ -33,6 +33,7 @@ __all__ = [
     "GcStats",
     "GrepMatch",
     "MissingObjects",
+    "PreconditionFailed",
     "Stat",
     "Version",
     "Workspace",

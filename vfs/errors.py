@@ -62,3 +62,17 @@ class CursorTooOld(Exception):
 
 class BadObject(ValueError):
     """`put_object` was given bytes that do not hash to the claimed id."""
+
+
+class PreconditionFailed(Exception):
+    """A conditional write (`if_match=`) found different content at the path.
+
+    `current` is the content id now at the path (None if it does not exist),
+    so the caller can show the user what changed.
+    """
+
+    def __init__(self, path: str, expected: str, current: str | None):
+        self.path = path
+        self.expected = expected
+        self.current = current
+        super().__init__(f"{path}: content is {current}, not {expected}")
