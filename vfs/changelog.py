@@ -1,0 +1,143 @@
+"""The change stream: what changed after a cursor, coalesced to current state.
+
+`pathlog` has one row per path, stamped with the revision of its last
+change and the inode now there (NULL: a tombstone). Reading the stream is
+an index range scan on `(rev, path)` from the cursor, joined to the
+current node, so its cost grows with the number of changes returned, not
+with the size of the tree, and a path rewritten five times is one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pathspec
+
+from vfs.chunks import unpack
+from vfs.core import Core
+from vfs.errors import CursorTooOld
+from vfs.paths import normalize, prefix_bounds
+from vfs.schema import KIND_NAMES
+from vfs.types import Change, ChangePage, Cursor
+
+_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime, n.size, n.hash, n.chunks, n.target"
+
+
+def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target) -> Change:
+    if kind is None:
+        return Change(path=path, kind="delete", rev=rev)
+    return Change(
+        path=path,
+        kind=KIND_NAMES[kind],  # type: ignore[arg-type]
+        rev=rev,
+        mode=mode,
+        mtime=mtime,
+        size=len(target.encode("utf-8")) if target is not None else (size or 0),
+        hash=digest.hex() if digest is not None else None,
+        chunks=tuple((e.hash.hex(), e.size) for e in unpack(chunks)),
+        target=target,
+    )
+
+
+def compile_ignore(patterns: Iterable[str]) -> pathspec.PathSpec | None:
+    """gitignore-style patterns (`*.tmp`, `build/`, `!keep.tmp`) or None when empty."""
+    lines = [p for p in patterns if p and p.strip()]
+    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
+
+
+def is_ignored(spec: pathspec.PathSpec | None, path: str) -> bool:
+    return spec is not None and path != "/" and spec.match_file(path.lstrip("/"))
+
+
+class ChangeLogOps(Core):
+    def changes(
+        self,
+        after: Cursor | str | int | None = None,
+        *,
+        prefix: str = "/",
+        ignore: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> list[Change]:
+        return self.changes_page(after, prefix=prefix, ignore=ignore, limit=limit).entries
+
+    def changes_page(
+        self,
+        after: Cursor | str | int | None = None,
+        *,
+        prefix: str = "/",
+        ignore: Iterable[str] = (),
+        limit: int | None = None,
+    ) -> ChangePage:
+        """One page of changes after `after`, ordered by (rev, path).
+
+        The page's `cursor` is where to resume; when the page is the last
+        one it is `(current rev, None)`, so a reader that was filtered out
+        of everything still moves forward.
+        """
+        after = Cursor.parse(after)
+        prefix = normalize(prefix)
+        spec = compile_ignore(ignore)
+        own_snapshot = not self._conn.in_transaction
+        if own_snapshot:
+            self._conn.execute("BEGIN")  # one snapshot for the rows and the revision
+        try:
+            self._check_horizon(after)
+            rows = self._conn.execute(*self._changes_query(after, prefix, limit)).fetchall()
+            now = self.rev
+        finally:
+            if own_snapshot:
+                self._conn.execute("COMMIT")
+        entries = [_to_change(*row) for row in rows if not is_ignored(spec, row[0])]
+        more = limit is not None and len(rows) == limit
+        cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
+        return ChangePage(entries, cursor, more)
+
+    def _check_horizon(self, after: Cursor) -> None:
+        horizon = int(self._conn.execute("SELECT value FROM meta WHERE key='tombstone_horizon'").fetchone()[0])
+        if after.rev > 0 and after < Cursor(horizon, None):
+            raise CursorTooOld(after, horizon)
+
+    @staticmethod
+    def _changes_query(after: Cursor, prefix: str, limit: int | None) -> tuple[str, list]:
+        sql = [f"SELECT {_COLUMNS} FROM pathlog p LEFT JOIN nodes n ON n.ino = p.ino WHERE "]
+        params: list = []
+        if after.path is None:
+            sql.append("p.rev > ?")
+            params.append(after.rev)
+        else:
+            sql.append("(p.rev, p.path) > (?, ?)")
+            params += [after.rev, after.path]
+        bounds = prefix_bounds(prefix)
+        if bounds:
+            sql.append(" AND (p.path = ? OR (p.path >= ? AND p.path < ?))")
+            params += [prefix, *bounds]
+        sql.append(" ORDER BY p.rev, p.path")
+        if limit is not None:
+            sql.append(" LIMIT ?")
+            params.append(max(int(limit), 1))
+        return "".join(sql), params
+
+    def entry(self, path: str) -> Change | None:
+        """The current state of one path as a change entry (None if never seen)."""
+        path = normalize(path)
+        row = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM pathlog p LEFT JOIN nodes n ON n.ino = p.ino WHERE p.path = ?", (path,)
+        ).fetchone()
+        if row is not None:
+            return _to_change(*row)
+        if path == "/":
+            root = self._node(1)
+            return _to_change("/", 0, root.kind, root.mode, root.mtime, 0, None, None, None)
+        return None
+
+    def compact_tombstones(self, through_rev: int) -> int:
+        """Forget deletions at or before `through_rev`; older cursors get CursorTooOld.
+
+        Returns how many tombstones were removed.
+        """
+        with self._tx():
+            cur = self._conn.execute("DELETE FROM pathlog WHERE ino IS NULL AND rev <= ?", (through_rev,))
+            self._conn.execute(
+                "UPDATE meta SET value = max(value, ?) WHERE key = 'tombstone_horizon'", (through_rev,)
+            )
+            return cur.rowcount

@@ -1,0 +1,364 @@
+"""The store's core: connection, transactions, revisions, path resolution.
+
+Every mutating method of `Workspace` runs inside `_tx()`: one SQLite
+transaction that takes the next revision on its first write and commits
+(or rolls back) as a whole. Listeners hear about a revision only after it
+is durable in the WAL.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from vfs import schema
+from vfs.chunks import ChunkStore
+from vfs.errors import fs_error
+from vfs.paths import SYMLINK_MAX_HOPS, join, normalize, split
+from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, ROOT_INO
+from vfs.types import Cursor, Stat
+
+_S_IFMT = {KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK}
+
+NODE_COLUMNS = "n.ino, n.kind, n.mode, n.size, n.mtime, n.ctime, n.nlink, n.hash, n.chunks, n.target, n.rev"
+
+
+class Node(NamedTuple):
+    ino: int
+    kind: int
+    mode: int
+    size: int
+    mtime: float
+    ctime: float
+    nlink: int
+    hash: bytes | None
+    chunks: bytes | None
+    target: str | None
+    rev: int
+
+
+@dataclass(slots=True)
+class Resolved:
+    """Where a path lands: its parent directory, final name, real path and node."""
+
+    parent_ino: int | None  # None only for `/`
+    name: str
+    real: str  # the path with every followed symlink replaced by its target
+    node: Node | None
+
+
+class _Tx:
+    """State of the running write transaction."""
+
+    __slots__ = ("_conn", "_rev")
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+        self._rev = 0
+
+    @property
+    def rev(self) -> int:
+        """The revision this transaction commits as (allocated on first use)."""
+        if not self._rev:
+            current = self._conn.execute("SELECT value FROM meta WHERE key='rev'").fetchone()[0]
+            self._rev = int(current) + 1
+        return self._rev
+
+    @property
+    def wrote(self) -> bool:
+        return self._rev != 0
+
+
+class Core:
+    """Connection, transaction and path-resolution machinery shared by all operations."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        readonly: bool = False,
+        history_keep: int = 20,
+        history_days: float = 7.0,
+    ):
+        self.path = os.fspath(path)
+        self.readonly = readonly
+        self.history_keep = history_keep
+        self.history_days = history_days
+        self._conn = self._connect()
+        self._chunks = ChunkStore(self._conn)
+        self._tx_state: _Tx | None = None
+        self._listeners: list[Callable[[int], None]] = []
+        self._listeners_lock = threading.Lock()
+        # Directory-resolution cache: lexical dir path -> (ino, real path).
+        # Cleared whenever a name is removed or replaced, and when another
+        # connection commits (PRAGMA data_version moves).
+        self._dircache: dict[str, tuple[int, str]] = {}
+        self._data_version = -1
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.readonly and self.path != ":memory:":
+            uri = f"file:{self.path}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        else:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        schema.configure(conn, readonly=self.readonly)
+        if not self.readonly:
+            schema.migrate(conn)
+        return conn
+
+    # -- lifecycle -------------------------------------------------------
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None  # type: ignore[assignment]
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- revisions and commit notification -------------------------------
+
+    @property
+    def rev(self) -> int:
+        return int(self._conn.execute("SELECT value FROM meta WHERE key='rev'").fetchone()[0])
+
+    def cursor(self) -> Cursor:
+        return Cursor(self.rev, None)
+
+    def on_commit(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(rev)` after every commit that advanced the revision.
+
+        It runs in the committing thread, after COMMIT returned, so a
+        listener that reads the store sees the new state. Returns a function
+        that removes the listener.
+        """
+        with self._listeners_lock:
+            self._listeners.append(callback)
+
+        def unsubscribe() -> None:
+            with self._listeners_lock:
+                if callback in self._listeners:
+                    self._listeners.remove(callback)
+
+        return unsubscribe
+
+    def _notify(self, rev: int) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(rev)
+
+    @contextmanager
+    def _tx(self) -> Iterator[_Tx]:
+        """One write transaction; nested calls join the outer one."""
+        if self._tx_state is not None:
+            yield self._tx_state
+            return
+        if self.readonly:
+            raise fs_error(errno.EROFS, self.path, "workspace is read-only")
+        self._conn.execute("BEGIN IMMEDIATE")
+        self._refresh_cache()
+        tx = self._tx_state = _Tx(self._conn)
+        try:
+            yield tx
+            if tx.wrote:
+                self._conn.execute("UPDATE meta SET value = ? WHERE key = 'rev'", (tx.rev,))
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._tx_state = None
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            self._dircache.clear()
+            raise
+        self._tx_state = None
+        self._data_version = self._current_data_version()
+        if tx.wrote:
+            self._notify(tx.rev)
+
+    def _current_data_version(self) -> int:
+        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _refresh_cache(self) -> None:
+        version = self._current_data_version()
+        if version != self._data_version:
+            self._dircache.clear()
+            self._data_version = version
+
+    # -- nodes -------------------------------------------------------------
+
+    def _node(self, ino: int) -> Node:
+        row = self._conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino = ?", (ino,)).fetchone()
+        return Node(*row)
+
+    def _lookup(self, parent_ino: int, name: str) -> Node | None:
+        row = self._conn.execute(
+            f"SELECT {NODE_COLUMNS} FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND d.name = ?",
+            (parent_ino, name),
+        ).fetchone()
+        return Node(*row) if row else None
+
+    def _stat(self, node: Node) -> Stat:
+        nlink = node.nlink
+        size = node.size
+        if node.kind == KIND_DIR:
+            subdirs = self._conn.execute(
+                "SELECT count(*) FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND n.kind = ?",
+                (node.ino, KIND_DIR),
+            ).fetchone()[0]
+            nlink = 2 + subdirs
+        elif node.kind == KIND_SYMLINK:
+            size = len(node.target.encode("utf-8"))
+        return Stat(
+            kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
+            mode=_S_IFMT[node.kind] | node.mode,
+            size=size,
+            mtime=node.mtime,
+            ctime=node.ctime,
+            ino=node.ino,
+            nlink=nlink,
+            rev=node.rev,
+            hash=node.hash.hex() if node.hash is not None else None,
+            target=node.target,
+        )
+
+    # -- path resolution ---------------------------------------------------
+
+    def _resolve(self, path: str, *, follow: bool) -> Resolved:
+        """Find where `path` lands. Intermediate symlinks are always followed;
+        the last component only when `follow` is true. A missing last
+        component is not an error (node=None); a missing directory is."""
+        original = path
+        path = normalize(path)
+        if not self._tx_state:
+            self._refresh_cache()
+        hops = 0
+        while True:
+            if path == "/":
+                return Resolved(None, "", "/", self._node(ROOT_INO))
+            parent_path, _, name = path.rpartition("/")
+            parent_ino, parent_real = self._resolve_dir(parent_path or "/", original, hops)
+            node = self._lookup(parent_ino, name)
+            if node is None or node.kind != KIND_SYMLINK or not follow:
+                return Resolved(parent_ino, name, join(parent_real, name), node)
+            hops += 1
+            if hops > SYMLINK_MAX_HOPS:
+                raise fs_error(errno.ELOOP, original)
+            path = self._symlink_destination(node.target, parent_real, original)
+
+    def _symlink_destination(self, target: str | None, base_dir: str, original: str) -> str:
+        if not target:
+            raise fs_error(errno.ENOENT, original)
+        return normalize(target if target.startswith("/") else join(base_dir, target))
+
+    def _resolve_dir(self, dir_path: str, original: str, hops: int = 0) -> tuple[int, str]:
+        """(ino, real path) of the directory at `dir_path`, following symlinks."""
+        cached = self._dircache.get(dir_path)
+        if cached:
+            return cached
+        parts = split(dir_path)
+        ino, real, done = ROOT_INO, "/", 0
+        for k in range(len(parts) - 1, 0, -1):
+            hit = self._dircache.get("/" + "/".join(parts[:k]))
+            if hit:
+                (ino, real), done = hit, k
+                break
+        while done < len(parts):
+            name = parts[done]
+            node = self._lookup(ino, name)
+            if node is None:
+                raise fs_error(errno.ENOENT, original)
+            if node.kind == KIND_SYMLINK:
+                hops += 1
+                if hops > SYMLINK_MAX_HOPS:
+                    raise fs_error(errno.ELOOP, original)
+                destination = self._symlink_destination(node.target, real, original)
+                rest = "/".join(parts[done + 1 :])
+                result = self._resolve_dir(join(destination, rest) if rest else destination, original, hops)
+                self._dircache[dir_path] = result
+                return result
+            if node.kind != KIND_DIR:
+                raise fs_error(errno.ENOTDIR, original)
+            ino, real, done = node.ino, join(real, name), done + 1
+            self._dircache["/" + "/".join(parts[:done])] = (ino, real)
+        return ino, real
+
+    def _existing(self, path: str, *, follow: bool) -> Resolved:
+        """Like `_resolve` but the path must exist (ENOENT otherwise)."""
+        found = self._resolve(path, follow=follow)
+        if found.node is None:
+            raise fs_error(errno.ENOENT, path)
+        return found
+
+    def _paths_of(self, ino: int) -> list[str]:
+        """Every path naming `ino` (one per hard link)."""
+        paths = []
+        for parent, name in self._conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchall():
+            paths.append(join(self._dir_path(parent), name))
+        return paths
+
+    def _dir_path(self, ino: int) -> str:
+        """The path of a directory inode (directories have exactly one name)."""
+        names = []
+        while ino != ROOT_INO:
+            parent, name = self._conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchone()
+            names.append(name)
+            ino = parent
+        return "/" + "/".join(reversed(names))
+
+    # -- change log ----------------------------------------------------------
+
+    def _log(self, tx: _Tx, path: str, ino: int | None) -> None:
+        """Record that `path` changed in this revision (ino None: it is gone)."""
+        self._conn.execute(
+            "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino",
+            (path, tx.rev, ino),
+        )
+
+    def _log_many(self, tx: _Tx, rows: list[tuple[str, int | None]]) -> None:
+        self._conn.executemany(
+            "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
+            "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino",
+            [(path, tx.rev, ino) for path, ino in rows],
+        )
+
+    def _log_node(self, tx: _Tx, node_ino: int, known_path: str, nlink: int) -> None:
+        """Log a change to a node under every name it has."""
+        if nlink <= 1:
+            self._log(tx, known_path, node_ino)
+        else:
+            self._log_many(tx, [(p, node_ino) for p in self._paths_of(node_ino)])
+
+    def _touch_dir(self, dir_ino: int) -> None:
+        """A directory's mtime/ctime move when its entries change (as on Linux)."""
+        now = time.time()
+        self._conn.execute("UPDATE nodes SET mtime = ?, ctime = ? WHERE ino = ?", (now, now, dir_ino))
+
+    # -- subtree helpers -----------------------------------------------------
+
+    def _subtree(self, dir_ino: int) -> list[tuple[int, str, int]]:
+        """(ino, relative path, kind) of everything below a directory, parents first."""
+        return self._conn.execute(
+            """
+            WITH RECURSIVE sub(ino, rel, kind) AS (
+                SELECT d.ino, d.name, n.kind FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ?
+                UNION ALL
+                SELECT d.ino, sub.rel || '/' || d.name, n.kind
+                FROM sub JOIN dirents d ON d.parent = sub.ino JOIN nodes n ON n.ino = d.ino
+                WHERE sub.kind = ?
+            )
+            SELECT ino, rel, kind FROM sub
+            """,
+            (dir_ino, KIND_DIR),
+        ).fetchall()

@@ -1,0 +1,305 @@
+"""Names: mkdir, symlink, link, rename, unlink, rmdir, rm, chmod, utime, stat, readdir.
+
+Each method mirrors the Linux system call it is named after, errno for
+errno; the differential test in tests/ holds it to that.
+"""
+
+from __future__ import annotations
+
+import errno
+import time
+
+from vfs.core import Core, Node, Resolved, _Tx
+from vfs.errors import fs_error
+from vfs.paths import is_within, join, normalize
+from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK
+from vfs.types import DirEntry, Stat
+
+
+class NamespaceOps(Core):
+    # -- create ----------------------------------------------------------------
+
+    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> None:
+        with self._tx() as tx:
+            if parents:
+                self._makedirs(tx, path, mode, exist_ok)
+                return
+            found = self._resolve(path, follow=False)
+            if found.node is not None:
+                raise fs_error(errno.EEXIST, path)
+            self._create_dir(tx, found, mode)
+
+    def _makedirs(self, tx: _Tx, path: str, mode: int, exist_ok: bool) -> None:
+        """Like os.makedirs: create missing ancestors, parents first."""
+        normalized = normalize(path)
+        missing: list[str] = []
+        probe = normalized
+        while probe != "/":
+            found = self._resolve(probe, follow=True)
+            if found.node is not None:
+                if found.node.kind != KIND_DIR:
+                    raise fs_error(errno.EEXIST if probe == normalized else errno.ENOTDIR, path)
+                break
+            missing.append(probe)
+            probe = probe.rsplit("/", 1)[0] or "/"
+        if not missing:
+            if not exist_ok:
+                raise fs_error(errno.EEXIST, path)
+            return
+        for each in reversed(missing):
+            self._create_dir(tx, self._resolve(each, follow=False), mode)
+
+    def _create_dir(self, tx: _Tx, found: Resolved, mode: int) -> int:
+        return self._create_node(tx, found, KIND_DIR, mode & 0o7777)
+
+    def _create_node(
+        self, tx: _Tx, found: Resolved, kind: int, mode: int, *, target: str | None = None, mtime: float | None = None
+    ) -> int:
+        """Insert a node and its name; log the new path."""
+        if found.parent_ino is None:
+            raise fs_error(errno.EEXIST, "/")
+        now = time.time()
+        cur = self._conn.execute(
+            "INSERT INTO nodes(kind, mode, size, mtime, ctime, nlink, target, rev) VALUES(?, ?, 0, ?, ?, 1, ?, ?)",
+            (kind, mode, now if mtime is None else mtime, now, target, tx.rev),
+        )
+        ino = cur.lastrowid
+        self._conn.execute(
+            "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, ino)
+        )
+        self._touch_dir(found.parent_ino)
+        self._log(tx, found.real, ino)
+        return ino
+
+    def symlink(self, target: str, path: str) -> None:
+        if "\x00" in target:
+            raise fs_error(errno.EINVAL, path, "symlink target contains a NUL byte")
+        if not target:
+            raise fs_error(errno.ENOENT, path)
+        if len(target.encode("utf-8")) >= 4096:
+            raise fs_error(errno.ENAMETOOLONG, path)
+        with self._tx() as tx:
+            found = self._resolve(path, follow=False)
+            if found.node is not None:
+                raise fs_error(errno.EEXIST, path)
+            self._create_node(tx, found, KIND_SYMLINK, 0o777, target=target)
+
+    def readlink(self, path: str) -> str:
+        node = self._existing(path, follow=False).node
+        if node.kind != KIND_SYMLINK:
+            raise fs_error(errno.EINVAL, path)
+        return node.target
+
+    def link(self, existing: str, new: str) -> None:
+        with self._tx() as tx:
+            source = self._existing(existing, follow=True).node
+            found = self._resolve(new, follow=False)
+            if found.node is not None:
+                raise fs_error(errno.EEXIST, new)
+            if source.kind == KIND_DIR:
+                raise fs_error(errno.EPERM, existing)
+            self._conn.execute(
+                "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, source.ino)
+            )
+            self._conn.execute(
+                "UPDATE nodes SET nlink = nlink + 1, ctime = ?, rev = ? WHERE ino = ?",
+                (time.time(), tx.rev, source.ino),
+            )
+            self._touch_dir(found.parent_ino)
+            self._log(tx, found.real, source.ino)
+
+    # -- metadata ----------------------------------------------------------------
+
+    def chmod(self, path: str, mode: int) -> None:
+        with self._tx() as tx:
+            found = self._existing(path, follow=True)
+            self._conn.execute(
+                "UPDATE nodes SET mode = ?, ctime = ?, rev = ? WHERE ino = ?",
+                (mode & 0o7777, time.time(), tx.rev, found.node.ino),
+            )
+            self._log_node(tx, found.node.ino, found.real, found.node.nlink)
+
+    def utime(self, path: str, mtime: float | None = None) -> None:
+        with self._tx() as tx:
+            found = self._existing(path, follow=True)
+            now = time.time()
+            self._conn.execute(
+                "UPDATE nodes SET mtime = ?, ctime = ?, rev = ? WHERE ino = ?",
+                (now if mtime is None else float(mtime), now, tx.rev, found.node.ino),
+            )
+            self._log_node(tx, found.node.ino, found.real, found.node.nlink)
+
+    def stat(self, path: str) -> Stat:
+        return self._stat(self._existing(path, follow=True).node)
+
+    def lstat(self, path: str) -> Stat:
+        return self._stat(self._existing(path, follow=False).node)
+
+    def exists(self, path: str) -> bool:
+        try:
+            return self._resolve(path, follow=True).node is not None
+        except OSError as exc:
+            if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+                return False
+            raise
+
+    def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
+        node = self._existing(path, follow=True).node
+        if node.kind != KIND_DIR:
+            raise fs_error(errno.ENOTDIR, path)
+        rows = self._conn.execute(
+            "SELECT d.name, n.kind, n.size, n.mtime, n.target FROM dirents d JOIN nodes n ON n.ino = d.ino "
+            "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
+            (node.ino, -1 if limit is None else limit, offset),
+        )
+        kinds = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink"}
+        return [
+            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime)
+            for name, kind, size, mtime, target in rows
+        ]
+
+    def listdir(self, path: str = "/") -> list[str]:
+        return [entry.name for entry in self.readdir(path)]
+
+    # -- remove ------------------------------------------------------------------
+
+    def unlink(self, path: str) -> None:
+        with self._tx() as tx:
+            found = self._existing(path, follow=False)
+            if found.node.kind == KIND_DIR:
+                raise fs_error(errno.EISDIR, path)
+            self._remove_name(tx, found)
+
+    def rmdir(self, path: str) -> None:
+        with self._tx() as tx:
+            found = self._existing(path, follow=False)
+            if found.node.kind != KIND_DIR:
+                raise fs_error(errno.ENOTDIR, path)
+            if found.parent_ino is None:
+                raise fs_error(errno.EBUSY, path)
+            if self._has_children(found.node.ino):
+                raise fs_error(errno.ENOTEMPTY, path)
+            self._remove_name(tx, found)
+
+    def rm(self, path: str, *, recursive: bool = False, force: bool = False) -> None:
+        """Remove a file, symlink or (with `recursive`) a whole tree, like `rm -r[f]`."""
+        if normalize(path) == "/":
+            raise fs_error(errno.EPERM, path, "refusing to remove /")
+        with self._tx() as tx:
+            try:
+                found = self._existing(path, follow=False)
+            except FileNotFoundError:
+                if force:
+                    return
+                raise
+            if found.node.kind == KIND_DIR:
+                if not recursive:
+                    raise fs_error(errno.EISDIR, path)
+                self._remove_tree(tx, found)
+            else:
+                self._remove_name(tx, found)
+
+    def _has_children(self, dir_ino: int) -> bool:
+        return self._conn.execute("SELECT 1 FROM dirents WHERE parent = ? LIMIT 1", (dir_ino,)).fetchone() is not None
+
+    def _remove_name(self, tx: _Tx, found: Resolved) -> None:
+        """Drop one name; the node goes when its last name does."""
+        node = found.node
+        self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        self._drop_link(tx, node)
+        self._touch_dir(found.parent_ino)
+        self._log(tx, found.real, None)
+        if node.kind == KIND_FILE:
+            self._record_deletion(tx, [found.real])
+        self._dircache.clear()
+
+    def _drop_link(self, tx: _Tx, node: Node) -> None:
+        if node.kind != KIND_DIR and node.nlink > 1:
+            self._conn.execute(
+                "UPDATE nodes SET nlink = nlink - 1, ctime = ?, rev = ? WHERE ino = ?", (time.time(), tx.rev, node.ino)
+            )
+        else:
+            self._conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
+
+    def _remove_tree(self, tx: _Tx, found: Resolved) -> None:
+        """Remove a directory and everything below it; a tombstone per path."""
+        below = self._subtree(found.node.ino)
+        tombstones = [(found.real, None)] + [(join(found.real, rel), None) for _, rel, _ in below]
+        files = [join(found.real, rel) for _, rel, kind in below if kind == KIND_FILE]
+        inos = [found.node.ino] + [ino for ino, _, _ in below]
+        self._conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
+        self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        # A file hard-linked from outside the tree keeps its other names.
+        self._conn.executemany(
+            "UPDATE nodes SET nlink = nlink - 1 WHERE ino = ? AND kind != ?", [(ino, KIND_DIR) for ino in inos]
+        )
+        self._conn.executemany(
+            "DELETE FROM nodes WHERE ino = ? AND (kind = ? OR nlink <= 0)", [(ino, KIND_DIR) for ino in inos]
+        )
+        self._touch_dir(found.parent_ino)
+        self._log_many(tx, tombstones)
+        self._record_deletion(tx, files)
+        self._dircache.clear()
+
+    # -- rename ------------------------------------------------------------------
+
+    def rename(self, src: str, dst: str) -> None:
+        """POSIX rename(2): atomic, replaces a file or an empty directory."""
+        with self._tx() as tx:
+            source = self._existing(src, follow=False)
+            target = self._resolve(dst, follow=False)
+            if source.parent_ino is None or target.parent_ino is None:
+                raise fs_error(errno.EBUSY, src if source.parent_ino is None else dst)
+            if source.real == target.real:
+                return
+            moving_dir = source.node.kind == KIND_DIR
+            if moving_dir and is_within(target.real, source.real):
+                raise fs_error(errno.EINVAL, dst)
+            if target.node is not None and is_within(source.real, target.real):
+                raise fs_error(errno.ENOTEMPTY, dst)
+            if target.node is not None:
+                if target.node.ino == source.node.ino:
+                    return
+                self._check_replace(source.node, target.node, dst)
+            self._move(tx, source, target)
+
+    def _check_replace(self, moving: Node, replaced: Node, dst: str) -> None:
+        if moving.kind == KIND_DIR and replaced.kind != KIND_DIR:
+            raise fs_error(errno.ENOTDIR, dst)
+        if moving.kind != KIND_DIR and replaced.kind == KIND_DIR:
+            raise fs_error(errno.EISDIR, dst)
+        if replaced.kind == KIND_DIR and self._has_children(replaced.ino):
+            raise fs_error(errno.ENOTEMPTY, dst)
+
+    def _move(self, tx: _Tx, source: Resolved, target: Resolved) -> None:
+        """Re-point one dirent; log every old path as gone and every new path as live."""
+        node = source.node
+        if target.node is not None:
+            self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
+            self._drop_link(tx, target.node)
+            if target.node.kind == KIND_FILE:
+                self._record_deletion(tx, [target.real])
+        self._conn.execute(
+            "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
+            (target.parent_ino, target.name, source.parent_ino, source.name),
+        )
+        self._conn.execute("UPDATE nodes SET ctime = ?, rev = ? WHERE ino = ?", (time.time(), tx.rev, node.ino))
+        self._touch_dir(source.parent_ino)
+        self._touch_dir(target.parent_ino)
+        rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
+        if node.kind == KIND_DIR:
+            for ino, rel, _ in self._subtree(node.ino):
+                rows.append((join(source.real, rel), None))
+                rows.append((join(target.real, rel), ino))
+        elif node.kind == KIND_FILE:
+            self._record_current_version(tx, target.real, node.ino)
+        self._log_many(tx, rows)
+        self._dircache.clear()
+
+    # -- hooks the history mixin provides ----------------------------------------
+
+    def _record_deletion(self, tx: _Tx, paths: list[str]) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _record_current_version(self, tx: _Tx, path: str, ino: int) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError

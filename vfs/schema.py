@@ -1,0 +1,146 @@
+"""The SQLite schema and its migrations.
+
+Tables:
+- `nodes`: one row per inode (file, dir, symlink). A file's content is its
+  chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
+  the whole content (`hash`).
+- `dirents`: names. Separate from nodes so hard links are two dirents on
+  one node and renaming a directory moves one row.
+- `chunks` (catalogue: hash, size) and `chunk_data` (bytes, same rowid):
+  content-addressed, each chunk stored once per workspace. The catalogue
+  stays small and hot; the bytes are only touched to read or write content.
+- `pathlog`: the change log, one row per path ever touched, holding the
+  revision of its last change and the inode now at that path (NULL for a
+  tombstone). Coalescing is the primary key: five rewrites are one row.
+- `versions`: retained past file versions (history, restore).
+- `meta`: schema version, current revision, tombstone horizon.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+SCHEMA_VERSION = 1
+ROOT_INO = 1
+
+KIND_FILE = 1
+KIND_DIR = 2
+KIND_SYMLINK = 3
+KIND_DELETED = 0  # only in `versions`: the path was deleted at that revision
+
+KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink", KIND_DELETED: "delete"}
+KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
+
+# 16 KiB pages: blob inserts run ~60 % faster than with 4 KiB pages
+# (reference/limits.md) while small-row transactions stay cheap.
+PAGE_SIZE = 16384
+
+_V1 = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
+CREATE TABLE nodes (
+    ino    INTEGER PRIMARY KEY,
+    kind   INTEGER NOT NULL,
+    mode   INTEGER NOT NULL,
+    size   INTEGER NOT NULL DEFAULT 0,
+    mtime  REAL NOT NULL,
+    ctime  REAL NOT NULL,
+    nlink  INTEGER NOT NULL DEFAULT 1,
+    hash   BLOB,
+    chunks BLOB,
+    target TEXT,
+    rev    INTEGER NOT NULL
+);
+CREATE TABLE dirents (
+    parent INTEGER NOT NULL,
+    name   TEXT NOT NULL,
+    ino    INTEGER NOT NULL,
+    PRIMARY KEY (parent, name)
+) WITHOUT ROWID;
+CREATE INDEX dirents_by_ino ON dirents (ino);
+CREATE TABLE chunks (
+    id      INTEGER PRIMARY KEY,
+    hash    BLOB NOT NULL UNIQUE,
+    size    INTEGER NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE chunk_data (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE pathlog (
+    path TEXT PRIMARY KEY,
+    rev  INTEGER NOT NULL,
+    ino  INTEGER
+) WITHOUT ROWID;
+CREATE INDEX pathlog_by_rev ON pathlog (rev, path);
+CREATE TABLE versions (
+    path   TEXT NOT NULL,
+    rev    INTEGER NOT NULL,
+    kind   INTEGER NOT NULL,
+    mode   INTEGER NOT NULL,
+    size   INTEGER NOT NULL,
+    mtime  REAL NOT NULL,
+    hash   BLOB,
+    chunks BLOB,
+    recorded REAL NOT NULL,
+    PRIMARY KEY (path, rev)
+) WITHOUT ROWID;
+"""
+
+# Each migration takes the schema from version N-1 to N. Append, never edit.
+MIGRATIONS: dict[int, str] = {1: _V1}
+
+
+def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    """Per-connection settings. WAL lets readers run beside the one writer."""
+    if not readonly:
+        conn.execute(f"PRAGMA page_size={PAGE_SIZE}")
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA cache_size=-32000")
+    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute("PRAGMA temp_store=MEMORY")
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the schema to SCHEMA_VERSION, in one transaction."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = _schema_version(conn)
+        if current > SCHEMA_VERSION:
+            raise RuntimeError(
+                f"store schema version {current} is newer than this wsfs ({SCHEMA_VERSION}); upgrade wsfs"
+            )
+        for version in range(current + 1, SCHEMA_VERSION + 1):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            if version == 1:
+                _seed(conn)
+            conn.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (version,),
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def _schema_version(conn: sqlite3.Connection) -> int:
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not exists:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _seed(conn: sqlite3.Connection) -> None:
+    now = time.time()
+    conn.execute(
+        "INSERT INTO nodes(ino, kind, mode, size, mtime, ctime, nlink, rev) VALUES(?, ?, ?, 0, ?, ?, 2, 0)",
+        (ROOT_INO, KIND_DIR, 0o755, now, now),
+    )
+    conn.executemany(
+        "INSERT INTO meta(key, value) VALUES(?, ?)",
+        [("rev", 0), ("tombstone_horizon", 0)],
+    )

@@ -1,0 +1,259 @@
+"""Object exchange and conflict-aware apply: the receiving half of sync.
+
+`apply_changes` never lets the last writer silently win: with a `base` (what
+the writer had seen of this store), an entry whose path also changed here
+after that base is handed back as a `Conflict` and left unapplied, and a
+directory is never deleted from under changes made here.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterable, Iterator
+from typing import Union
+
+import blake3
+
+from vfs.changelog import ChangeLogOps
+from vfs.chunks import ChunkEntry, MAX_CHUNK, content_hash
+from vfs.core import Node, Resolved, _Tx
+from vfs.errors import BadObject, MissingObjects, fs_error
+from vfs.history import HistoryOps
+from vfs.paths import depth, normalize, parent_of, prefix_bounds
+from vfs.schema import KIND_CODES, KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
+from vfs.types import ApplyResult, Change, Conflict, Cursor
+
+Base = Union[Cursor, dict[str, int], None]
+MAX_OBJECT = 16 * MAX_CHUNK  # generous: peers may chunk differently, but not unboundedly
+
+_APPLIED, _UNCHANGED = "applied", "unchanged"
+
+
+def _raw(hex_hash: str) -> bytes:
+    try:
+        raw = bytes.fromhex(hex_hash)
+    except (ValueError, TypeError):
+        raise ValueError(f"invalid object id {hex_hash!r}: expected 64 hex digits") from None
+    if len(raw) != 32:
+        raise ValueError(f"invalid object id {hex_hash!r}: expected 64 hex digits")
+    return raw
+
+
+class SyncOps(HistoryOps, ChangeLogOps):
+    # -- objects ------------------------------------------------------------------
+
+    def has_objects(self, hashes: Iterable[str]) -> set[str]:
+        """The subset of `hashes` this store holds."""
+        return {h.hex() for h in self._chunks.ids_for(_raw(h) for h in hashes)}
+
+    def read_objects(self, hashes: Iterable[str]) -> Iterator[tuple[str, bytes]]:
+        """(hash, bytes) for each requested chunk this store holds, in request order."""
+        wanted = [_raw(h) for h in hashes]
+        found = self._chunks.ids_for(wanted)
+        for raw in wanted:
+            if raw in found:
+                yield raw.hex(), self._chunks.read(found[raw][0])
+
+    def put_object(self, data: bytes, expected_hash: str | None = None) -> str:
+        """Store one chunk; with `expected_hash`, refuse bytes that hash to anything else."""
+        return self.put_objects([(expected_hash, data)])[0]
+
+    def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
+        """Store many chunks in one transaction (ids verified); returns their hashes."""
+        verified = []
+        for expected, data in items:
+            if len(data) > MAX_OBJECT:
+                raise BadObject(f"object of {len(data)} bytes exceeds the {MAX_OBJECT}-byte limit")
+            digest = blake3.blake3(data).digest()
+            if expected is not None and _raw(expected) != digest:
+                raise BadObject(f"object bytes hash to {digest.hex()}, not {expected}")
+            verified.append((digest, data))
+        with self._tx():
+            for digest, data in verified:
+                self._chunks.put(data, digest)
+        return [digest.hex() for digest, _ in verified]
+
+    # -- apply --------------------------------------------------------------------
+
+    def apply_changes(self, changes: Iterable[Change], *, base: Base = None) -> ApplyResult:
+        """Apply another store's change entries as one transaction (one revision).
+
+        Idempotent: entries equal to the local state are `unchanged` and an
+        all-unchanged batch does not advance the revision. Raises
+        MissingObjects (applying nothing) when a file's chunks are absent.
+        """
+        batch = [self._validated(change) for change in changes]
+        result = ApplyResult()
+        with self._tx() as tx:
+            chunk_ids = self._require_objects(batch)
+            deletes = sorted((c for c in batch if c.kind == "delete"), key=lambda c: (-depth(c.path), c.path))
+            lives = sorted((c for c in batch if c.kind != "delete"), key=lambda c: (depth(c.path), c.path))
+            for change in deletes + lives:
+                outcome = self._apply_one(tx, change, base, chunk_ids)
+                if isinstance(outcome, Conflict):
+                    result.conflicts.append(outcome)
+                elif outcome == _APPLIED:
+                    result.applied.append(change.path)
+                else:
+                    result.unchanged.append(change.path)
+            result.rev = tx.rev if tx.wrote else self.rev
+        return result
+
+    @staticmethod
+    def _validated(change: Change) -> Change:
+        path = normalize(change.path)
+        if change.kind not in KIND_CODES:
+            raise fs_error(errno.EINVAL, path, f"unknown change kind {change.kind!r}")
+        if change.kind == "symlink" and not change.target:
+            raise fs_error(errno.EINVAL, path, "symlink entry without a target")
+        if path == "/" and change.kind != "dir":
+            raise fs_error(errno.EPERM, path, "the root can only be a directory")
+        return change if path == change.path else Change(**{**_fields(change), "path": path})
+
+    def _require_objects(self, batch: list[Change]) -> dict[bytes, tuple[int, int]]:
+        wanted = {_raw(h) for c in batch if c.kind == "file" for h, _ in c.chunks}
+        found = self._chunks.ids_for(wanted)
+        missing = [h.hex() for h in wanted if h not in found]
+        if missing:
+            raise MissingObjects(missing)
+        return found
+
+    def _apply_one(self, tx: _Tx, change: Change, base: Base, chunk_ids: dict) -> str | Conflict:
+        found = self._resolve_quietly(change.path)
+        node = found.node if found else None
+        if self._same_state(node, change):
+            return _UNCHANGED
+        if self._changed_since(change.path, node, base):
+            return self._conflict(change, node, "changed on both sides since base")
+        if change.kind == "delete":
+            return self._apply_delete(tx, change, found, base)
+        if found is None:
+            blocked = self._make_parents(tx, change, base)
+            if blocked:
+                return blocked
+            found = self._resolve(change.path, follow=False)
+            node = found.node
+        if node is not None and (node.kind != KIND_CODES[change.kind] or node.kind == KIND_SYMLINK):
+            if node.kind == KIND_DIR and self._subtree_changed(change.path, base):
+                return self._conflict(change, node, "directory holds changes made since base")
+            self._remove(tx, found)
+            found = self._resolve(change.path, follow=False)
+        self._apply_live(tx, change, found, chunk_ids)
+        return _APPLIED
+
+    def _resolve_quietly(self, path: str) -> Resolved | None:
+        """Resolve without following the last name; None when a parent is missing or not a directory."""
+        try:
+            return self._resolve(path, follow=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    @staticmethod
+    def _same_state(node: Node | None, change: Change) -> bool:
+        if change.kind == "delete":
+            return node is None
+        if node is None or KIND_NAMES[node.kind] != change.kind:
+            return False
+        if change.kind == "symlink":
+            return node.target == change.target
+        same_mode = node.mode == (change.mode & 0o7777)
+        if change.kind == "dir":
+            return same_mode
+        return same_mode and node.hash is not None and node.hash.hex() == change.hash
+
+    def _local_rev(self, path: str) -> int:
+        row = self._conn.execute("SELECT rev FROM pathlog WHERE path = ?", (path,)).fetchone()
+        return row[0] if row else 0
+
+    def _changed_since(self, path: str, node: Node | None, base: Base) -> bool:
+        if base is None:
+            return False
+        local_rev = self._local_rev(path)
+        if isinstance(base, Cursor):
+            return local_rev > 0 and Cursor(local_rev, path) > base
+        seen = base.get(path)
+        return node is not None if seen is None else local_rev > seen
+
+    def _subtree_changed(self, path: str, base: Base) -> bool:
+        """Did anything now live below `path` change here after `base`?"""
+        if base is None:
+            return False
+        low, high = prefix_bounds(path) or ("/", "0")
+        rows = self._conn.execute(
+            "SELECT path, rev FROM pathlog WHERE path >= ? AND path < ? AND ino IS NOT NULL", (low, high)
+        )
+        if isinstance(base, Cursor):
+            return any(Cursor(rev, p) > base for p, rev in rows)
+        return any(rev > base.get(p, 0) for p, rev in rows)
+
+    def _conflict(self, change: Change, node: Node | None, reason: str) -> Conflict:
+        return Conflict(
+            path=change.path,
+            local_kind=KIND_NAMES[node.kind] if node else None,
+            local_rev=self._local_rev(change.path),
+            local_hash=node.hash.hex() if node is not None and node.hash is not None else None,
+            remote_kind=change.kind,
+            remote_rev=change.rev,
+            remote_hash=change.hash,
+            reason=reason,
+        )
+
+    def _apply_delete(self, tx: _Tx, change: Change, found: Resolved | None, base: Base) -> str | Conflict:
+        if found is None or found.node is None:
+            return _UNCHANGED
+        if found.node.kind == KIND_DIR and self._subtree_changed(change.path, base):
+            return self._conflict(change, found.node, "directory holds changes made since base")
+        self._remove(tx, found)
+        return _APPLIED
+
+    def _remove(self, tx: _Tx, found: Resolved) -> None:
+        if found.node.kind == KIND_DIR:
+            self._remove_tree(tx, found)
+        else:
+            self._remove_name(tx, found)
+
+    def _make_parents(self, tx: _Tx, change: Change, base: Base) -> Conflict | None:
+        """Create missing parent directories; a non-directory in the way is a conflict."""
+        try:
+            self._makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            return self._conflict(change, None, "a parent of the path is not a directory here")
+        return None
+
+    def _apply_live(self, tx: _Tx, change: Change, found: Resolved, chunk_ids: dict) -> None:
+        node = found.node
+        if change.kind == "dir":
+            if node is None:
+                ino = self._create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime=change.mtime or None)
+            else:
+                self._conn.execute(
+                    "UPDATE nodes SET mode = ?, rev = ? WHERE ino = ?", (change.mode & 0o7777, tx.rev, node.ino)
+                )
+                self._log(tx, found.real, node.ino)
+            return
+        if change.kind == "symlink":
+            self._create_node(tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime=change.mtime or None)
+            return
+        entries = []
+        for hex_hash, size in change.chunks:
+            chunk_id, stored_size = chunk_ids[_raw(hex_hash)]
+            if stored_size != size:
+                raise fs_error(errno.EINVAL, change.path, f"chunk {hex_hash} has {stored_size} bytes, not {size}")
+            entries.append(ChunkEntry(_raw(hex_hash), size, chunk_id))
+        digest = self._verified_digest(change, entries)
+        size = sum(e.size for e in entries)
+        self._set_content(tx, found, entries, size, digest, mode=change.mode, mtime=change.mtime or None)
+
+    def _verified_digest(self, change: Change, entries: list[ChunkEntry]) -> bytes:
+        """The content id, recomputed: a peer cannot make us serve a wrong ETag."""
+        if len(entries) == 1:
+            digest = entries[0].hash
+        else:
+            digest = content_hash(self._iter_chunks(entries)) if entries else content_hash([])
+        if change.hash is not None and change.hash != digest.hex():
+            raise fs_error(errno.EINVAL, change.path, f"content id {change.hash} does not match its chunks")
+        return digest
+
+
+def _fields(change: Change) -> dict:
+    return {name: getattr(change, name) for name in change.__dataclass_fields__}
