@@ -375,42 +375,45 @@ def test_concurrent_edits_conflict_and_nothing_is_lost(synced):
     assert "/g" in result.applied and "/f" not in result.applied
 
 
+# local change on B: (operation, paths B now owns and must keep as they are, paths B removed)
+LOCAL_OPS = {
+    "file": (lambda b: (b.rm("/f"), b.write_file("/f", b"B file")), ["/f"], []),
+    "dir": (lambda b: (b.rm("/f"), b.mkdir("/f"), b.write_file("/f/inside", b"B in")), ["/f", "/f/inside"], []),
+    "edit": (lambda b: b.write_file("/f", b"B edit"), ["/f"], []),
+    "delete": (lambda b: b.unlink("/f"), [], ["/f"]),
+    "child": (lambda b: b.write_file("/d/new", b"B child"), ["/d", "/d/new"], []),
+    "symlink": (lambda b: (b.rm("/f"), b.symlink("g", "/f")), ["/f"], []),
+}
+REMOTE_OPS = {
+    "dir": lambda a: (a.rm("/f"), a.mkdir("/f"), a.write_file("/f/a", b"A inside")),
+    "file": lambda a: (a.rm("/f"), a.write_file("/f", b"A file")),
+    "delete": lambda a: a.unlink("/f"),
+    "edit": lambda a: a.write_file("/f", b"A edit"),
+    "rmtree": lambda a: a.rm("/d", recursive=True),
+}
+
+
 @pytest.mark.parametrize(
     "local, remote",
-    [
-        ("file", "dir"), ("dir", "file"), ("edit", "delete"), ("delete", "edit"),
-        ("child", "rmtree"), ("symlink", "file"),
-    ],
+    [("file", "dir"), ("dir", "file"), ("edit", "delete"), ("delete", "edit"), ("child", "rmtree"),
+     ("symlink", "file"), ("file", "edit"), ("dir", "delete")],
 )
 def test_kind_and_delete_conflicts(synced, local, remote):
+    """The reference silently replaces local subtrees on kind changes; we report and keep them."""
     a, b, a_seen, base = synced
-    target = "/d" if "child" in (local,) or remote == "rmtree" else "/f"
-    local_ops = {
-        "file": lambda: (b.rm("/f"), b.write_file("/f", b"B file")),
-        "dir": lambda: (b.rm("/f"), b.mkdir("/f"), b.write_file("/f/inside", b"B inside")),
-        "edit": lambda: b.write_file("/f", b"B edit"),
-        "delete": lambda: b.unlink("/f"),
-        "child": lambda: b.write_file("/d/new", b"B child"),
-        "symlink": lambda: (b.rm("/f"), b.symlink("g", "/f")),
-    }
-    remote_ops = {
-        "dir": lambda: (a.rm("/f"), a.mkdir("/f"), a.write_file("/f/a", b"A inside")),
-        "file": lambda: (a.rm("/f"), a.write_file("/f", b"A file")),
-        "delete": lambda: a.unlink("/f"),
-        "edit": lambda: a.write_file("/f", b"A edit"),
-        "rmtree": lambda: a.rm("/d", recursive=True),
-    }
-    local_ops[local]()
+    op, owned, removed = LOCAL_OPS[local]
+    op(b)
     before = vfs_snapshot(b)
-    remote_ops[remote]()
+    REMOTE_OPS[remote](a)
     result = push(a, b, after=a_seen, base=base)
     assert result.conflicts, f"{local} vs {remote}: no conflict reported"
+    target = owned[0] if owned else removed[0]
     assert any(c.path == target or c.path.startswith(target + "/") for c in result.conflicts)
     after = vfs_snapshot(b)
-    # B's own changes are all still there, untouched.
-    for path, node in before.items():
-        if path == target or path.startswith(target + "/"):
-            assert after.get(path) == node, (path, local, remote)
+    for path in owned:
+        assert after.get(path) == before[path], (path, local, remote)
+    for path in removed:
+        assert path not in after, (path, local, remote)
 
 
 def test_unconflicted_paths_apply_alongside_conflicts(synced):
