@@ -596,7 +596,9 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
 
 
 class PathFilter:
-    """The path filter of a subscription: under `prefix`, matching any glob, no ignored segment.
+    """The path filter of a subscription: under `prefix`, matching any glob, not ignored.
+
+    `ignore` takes gitignore-style patterns, exactly as `Workspace.changes` does.
 
     Kept here (not in the server) so a client can apply exactly the same filter
     to what it already holds.
@@ -604,8 +606,10 @@ class PathFilter:
 
     def __init__(self, prefix: str = "/", globs: Iterable[str] | None = None, ignore: Iterable[str] = ()):
         self.prefix = prefix.rstrip("/") or "/"
+        from vfs.changelog import compile_ignore  # the store's own matcher, so both agree
+
         self.globs = [glob_to_regex(g) for g in globs] if globs else None
-        self.ignore = frozenset(ignore)
+        self.ignore = compile_ignore(ignore)
 
     def under_prefix(self, path: str) -> bool:
         return self.prefix == "/" or path == self.prefix or path.startswith(self.prefix + "/")
@@ -616,7 +620,7 @@ class PathFilter:
     def __call__(self, path: str) -> bool:
         if not self.under_prefix(path):
             return False
-        if self.ignore and any(seg in self.ignore for seg in path.split("/")):
+        if self.ignore is not None and path != "/" and self.ignore.match_file(path[1:]):
             return False
         if self.globs is None:
             return True
