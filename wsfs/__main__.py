@@ -1,0 +1,5 @@
+import sys
+
+from wsfs.cli import main
+
+sys.exit(main())
