@@ -469,8 +469,7 @@ def test_default_retention_keeps_at_least_20_versions(ws):
 def test_retention_policy_is_configurable(tmp_path):
     with vfs.Workspace(str(tmp_path / "s.db"), history_keep=3, history_days=0) as ws:
         revs = [ws.write_file("/v", b"%d" % i).rev for i in range(10)]
-        stats = ws.gc()
+        ws.gc()  # pruning may happen on write or in gc: either way it is done by now
         kept = [v.rev for v in ws.history("/v")]
         assert set(revs[-3:]) <= set(kept) and len(kept) <= 4, kept
-        assert stats.versions_pruned >= 6
         assert ws.read_file("/v", rev=revs[-3]) == b"7"
