@@ -45,8 +45,15 @@ def compile_ignore(patterns: Iterable[str]) -> pathspec.PathSpec | None:
     return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
 
 
-def is_ignored(spec: pathspec.PathSpec | None, path: str) -> bool:
-    return spec is not None and path != "/" and spec.match_file(path.lstrip("/"))
+def is_ignored(spec: pathspec.PathSpec | None, path: str, kind: str | None = None) -> bool:
+    """Does `spec` exclude `path`? Directory patterns (`build/`) match directories
+    and, since a tombstone no longer knows its kind, deleted paths too."""
+    if spec is None or path == "/":
+        return False
+    relative = path.lstrip("/")
+    if spec.match_file(relative):
+        return True
+    return kind in ("dir", "delete", None) and spec.match_file(relative + "/")
 
 
 class ChangeLogOps(Core):
@@ -87,7 +94,8 @@ class ChangeLogOps(Core):
         finally:
             if own_snapshot:
                 self._conn.execute("COMMIT")
-        entries = [_to_change(*row) for row in rows if not is_ignored(spec, row[0])]
+        changes = (_to_change(*row) for row in rows)
+        entries = [c for c in changes if not is_ignored(spec, c.path, c.kind)]
         more = limit is not None and len(rows) == limit
         cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
         return ChangePage(entries, cursor, more)

@@ -35,8 +35,11 @@ class NamespaceOps(Core):
         missing: list[str] = []
         probe = normalized
         while probe != "/":
-            found = self._resolve(probe, follow=True)
-            if found.node is not None:
+            try:
+                found = self._resolve(probe, follow=True)
+            except FileNotFoundError:
+                found = None  # an ancestor is missing too: keep climbing
+            if found is not None and found.node is not None:
                 if found.node.kind != KIND_DIR:
                     raise fs_error(errno.EEXIST if probe == normalized else errno.ENOTDIR, path)
                 break
