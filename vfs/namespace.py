@@ -11,7 +11,7 @@ import time
 
 from vfs.core import Core, Node, Resolved, _Tx
 from vfs.errors import fs_error
-from vfs.paths import is_within, join, normalize
+from vfs.paths import is_within, join, normalize, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK
 from vfs.types import DirEntry, Stat
 
@@ -23,34 +23,44 @@ class NamespaceOps(Core):
         with self._tx() as tx:
             if parents:
                 self._makedirs(tx, path, mode, exist_ok)
-                return
-            found = self._resolve(path, follow=False)
-            if found.node is not None:
-                raise fs_error(errno.EEXIST, path)
-            self._create_dir(tx, found, mode)
+            else:
+                self._mkdir_one(tx, path, mode)
+
+    def _mkdir_one(self, tx: _Tx, path: str, mode: int) -> None:
+        found = self._resolve(path, follow=False)
+        if found.node is not None:
+            raise fs_error(errno.EEXIST, path)
+        self._create_dir(tx, found, mode)
 
     def _makedirs(self, tx: _Tx, path: str, mode: int, exist_ok: bool) -> None:
-        """Like os.makedirs: create missing ancestors, parents first."""
-        normalized = normalize(path)
+        """os.makedirs, step for step: missing ancestors get the default mode,
+        only the leaf gets `mode`, and errors are the ones Python raises."""
+        leaf = normalize(path)
         missing: list[str] = []
-        probe = normalized
-        while probe != "/":
-            try:
-                found = self._resolve(probe, follow=True)
-            except FileNotFoundError:
-                found = None  # an ancestor is missing too: keep climbing
-            if found is not None and found.node is not None:
-                if found.node.kind != KIND_DIR:
-                    raise fs_error(errno.EEXIST if probe == normalized else errno.ENOTDIR, path)
-                break
+        probe = leaf
+        while probe != "/" and not self.exists(parent_of(probe)):
+            probe = parent_of(probe)
             missing.append(probe)
-            probe = probe.rsplit("/", 1)[0] or "/"
-        if not missing:
-            if not exist_ok:
-                raise fs_error(errno.EEXIST, path)
-            return
-        for each in reversed(missing):
-            self._create_dir(tx, self._resolve(each, follow=False), mode)
+        for ancestor in reversed(missing):
+            try:
+                self._mkdir_one(tx, ancestor, 0o755)
+            except FileExistsError:
+                pass
+            except OSError:
+                if not self._is_dir(ancestor):
+                    raise
+        try:
+            self._mkdir_one(tx, leaf, mode)
+        except OSError:
+            if not exist_ok or not self._is_dir(leaf):
+                raise
+
+    def _is_dir(self, path: str) -> bool:
+        try:
+            found = self._resolve(path, follow=True)
+        except OSError:
+            return False
+        return found.node is not None and found.node.kind == KIND_DIR
 
     def _create_dir(self, tx: _Tx, found: Resolved, mode: int) -> int:
         return self._create_node(tx, found, KIND_DIR, mode & 0o7777)
@@ -191,13 +201,14 @@ class NamespaceOps(Core):
         with self._tx() as tx:
             try:
                 found = self._existing(path, follow=False)
-            except FileNotFoundError:
-                if force:
+            except (FileNotFoundError, NotADirectoryError):
+                if force:  # as coreutils rm -f: "nonexistent" covers ENOTDIR too
                     return
                 raise
             if found.node.kind == KIND_DIR:
-                if not recursive:
-                    raise fs_error(errno.EISDIR, path)
+                # As the reference (and `rm -d`): an empty directory goes without `recursive`.
+                if not recursive and self._has_children(found.node.ino):
+                    raise fs_error(errno.ENOTEMPTY, path)
                 self._remove_tree(tx, found)
             else:
                 self._remove_name(tx, found)

@@ -124,19 +124,13 @@ class SearchOps(ContentOps):
                 if kind == KIND_DIR:
                     dirnames.append(name)
                     subdirs.append((join(dir_path, name), ino))
-                elif kind == KIND_SYMLINK and self._is_dir_quietly(join(dir_path, name)):
+                elif kind == KIND_SYMLINK and self._is_dir(join(dir_path, name)):
                     dirnames.append(name)
                 else:
                     filenames.append(name)
             yield dir_path, dirnames, filenames
             # os.walk lets the caller prune `dirnames` in place.
             pending[0:0] = [(p, i) for p, i in subdirs if p.rsplit("/", 1)[1] in dirnames]
-
-    def _is_dir_quietly(self, path: str) -> bool:
-        try:
-            return self._resolve(path, follow=True).node.kind == KIND_DIR  # type: ignore[union-attr]
-        except (OSError, AttributeError):
-            return False
 
     def ls(self, prefix: str = "/") -> list[str]:
         """Every file under `prefix` (or `prefix` itself if it is a file), sorted; [] when missing."""
