@@ -1,0 +1,153 @@
+"""`create_app`: the Starlette application of one data dir."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.resources
+import os
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from vfs.protocol import error_body
+
+from server.auth import ensure_admin, ensure_demo_token
+from server.http_api import json_response, routes
+from server.state import ServerConfig, ServerState, log
+from server.stores import StoreOptions
+from server.ws_api import going_away, ws_endpoint
+
+SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
+
+
+class HttpMetrics:
+    """Pure ASGI middleware counting requests by method and status (no body buffering)."""
+
+    def __init__(self, app: ASGIApp, state: ServerState):
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def counting_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            self.state.metrics.http_requests.labels(scope["method"], str(status)).inc()
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "ENOENT", 405: "EINVAL"}.get(exc.status_code, "EINVAL")
+    return json_response(error_body(code, f"{request.method} {request.url.path}: {exc.detail}"), exc.status_code)
+
+
+def _static_dir() -> str | None:
+    """The browser demo's files (`web_demo` package), whatever is there."""
+    try:
+        root = importlib.resources.files("web_demo")
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(root))
+    return str(path) if path.is_dir() else None
+
+
+def init_data_dir(state: ServerState) -> tuple[str | None, str]:
+    """First-start set-up: admin token (secret returned once) and the demo token."""
+    admin = ensure_admin(state.tokens)
+    demo = ensure_demo_token(state.tokens, state.data_dir, state.config.demo_workspace)
+    return admin, demo
+
+
+def create_app(
+    data_dir: str | os.PathLike[str],
+    *,
+    max_upload: int | None = None,
+    max_json: int | None = None,
+    readers: int = 2,
+    idle_close: float = 60.0,
+    history_keep: int = 20,
+    history_days: float = 7.0,
+    config: ServerConfig | None = None,
+) -> Starlette:
+    """The wsfs Starlette app serving every workspace under `data_dir`.
+
+    It creates the data dir, the `demo` workspace and the demo token on
+    startup. Run it with uvicorn (`ws="websockets-sansio"`,
+    `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
+    the graceful 1001 shutdown. `app.state.wsfs` is the `ServerState`.
+    """
+    if config is None:
+        config = ServerConfig(
+            data_dir=Path(data_dir),
+            store=StoreOptions(readers=readers, idle_close=idle_close,
+                               history_keep=history_keep, history_days=history_days),
+        )
+        if max_upload is not None:
+            config.max_upload = max_upload
+        if max_json is not None:
+            config.max_json = max_json
+    state = ServerState(config)
+    init_data_dir(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
+        await state.stores.create(config.demo_workspace)
+        sweeper = asyncio.ensure_future(_sweep(state))
+        try:
+            yield {}
+        finally:
+            sweeper.cancel()
+            await shutdown(state)
+
+    all_routes: list[Any] = [*routes, WebSocketRoute("/api/workspaces/{ws}/ws", ws_endpoint)]
+    static = _static_dir()
+    if static is not None:
+        all_routes.append(Mount("/", app=StaticFiles(directory=static, html=True), name="web_demo"))
+    app = Starlette(routes=all_routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})
+    app.state.wsfs = state
+    app.add_middleware(HttpMetrics, state=state)
+    return app
+
+
+async def _sweep(state: ServerState) -> None:
+    while True:
+        await asyncio.sleep(SWEEP_EVERY)
+        try:
+            await state.stores.sweep()
+        except Exception:  # noqa: BLE001 - a failed sweep must not end the server
+            log.exception("idle sweep failed")
+
+
+async def begin_shutdown(state: ServerState) -> None:
+    """First step of a graceful stop: refuse new writes and tell WebSocket clients (1001)."""
+    state.stopping = True
+    try:
+        await going_away(state)
+    except asyncio.TimeoutError:
+        log.warning("some WebSocket clients did not acknowledge the close")
+
+
+async def shutdown(state: ServerState) -> None:
+    """Last step (lifespan end): finish every queued write, then close the stores."""
+    if not state.stopping:
+        await begin_shutdown(state)
+    await state.stores.close_all()
+    state.tokens.close()

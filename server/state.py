@@ -1,0 +1,51 @@
+"""The server's shared state and configuration (one instance per app)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from server.auth import TokenStore
+from server.hub import LocalHub
+from server.metrics import Metrics
+from server.stores import StoreOptions, Stores
+
+log = logging.getLogger("wsfs.server")
+
+__version__ = "0.1.0"
+
+
+@dataclass
+class ServerConfig:
+    data_dir: Path
+    max_upload: int = 16 * 1024**3  # PUT body limit (413 above)
+    max_json: int = 16 * 1024**2  # JSON request body limit
+    max_patch: int = 64 * 1024**2  # PATCH (positional write) body limit
+    max_errors: int = 100  # error frames on one WebSocket before closing it with 1008
+    hello_timeout: float = 10.0
+    demo_workspace: str = "demo"
+    store: StoreOptions = field(default_factory=StoreOptions)
+
+
+class ServerState:
+    """Everything a handler needs, reached as `request.app.state.wsfs`."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.data_dir = Path(config.data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir = self.data_dir / "tmp"
+        self.spool_dir.mkdir(exist_ok=True)
+        self.metrics = Metrics()
+        self.hub = LocalHub()
+        self.tokens = TokenStore(self.data_dir)
+        self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store)
+        self.stopping = False
+        self.connections: set[Any] = set()  # open WebSocket sessions
+        self.session_counter = 0
+
+    def next_session(self) -> str:
+        self.session_counter += 1
+        return f"s{self.session_counter}"

@@ -1,0 +1,278 @@
+"""Workspace stores, run off the event loop.
+
+`vfs.Workspace` is synchronous SQLite. Each open workspace gets:
+
+- **one writer thread** (a single-worker executor) owning one read-write
+  `Workspace`. A whole operation (`write_file`, `apply_changes`, a batch of
+  chunk puts) runs as one call in that thread: one thread hop per
+  transaction, never one per statement. Writes to a workspace are therefore
+  serialised in arrival order, which is also what lets a WebSocket upload
+  chunks without waiting and then `push`: the push runs after them.
+- **reader `Workspace` objects** (read-only connections, WAL) in a small
+  pool, used from a reader executor shared by all workspaces, so reads run
+  concurrently with each other and with the writer.
+
+The writer's `on_commit` callback hops to the loop with
+`call_soon_threadsafe` and publishes the new revision to the hub before the
+writing coroutine resumes, so by the time a client gets its reply every
+subscriber has been woken.
+
+Stores open on first use and close after `idle_close` seconds without users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, TypeVar
+
+import vfs
+from vfs.protocol import ProtocolError, valid_workspace_name
+
+from server.hub import LocalHub
+from server.metrics import Metrics
+
+T = TypeVar("T")
+_AUTHORS_KEPT = 4096
+
+
+@dataclass
+class StoreOptions:
+    readers: int = 2
+    idle_close: float = 60.0
+    history_keep: int = 20
+    history_days: float = 7.0
+
+
+class WorkspaceHandle:
+    """One open workspace: its writer thread, its reader pool, who wrote which revision."""
+
+    def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: LocalHub,
+                 metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop):
+        self.name = name
+        self.path = path
+        self._hub = hub
+        self._metrics = metrics
+        self._options = options
+        self._loop = loop
+        self._reader_exec = readers
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
+        self._writer_ws: vfs.Workspace | None = None
+        self._author: str | None = None  # touched only in the writer thread
+        self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
+        self._all_readers: list[vfs.Workspace] = []
+        self.authors: OrderedDict[int, str] = OrderedDict()
+        self.users = 0
+        self.busy = 0
+        self.last_used = time.monotonic()
+        self.closed = False
+
+    def _open_kwargs(self) -> dict[str, Any]:
+        return {"history_keep": self._options.history_keep, "history_days": self._options.history_days}
+
+    # -- writer --------------------------------------------------------
+
+    def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> T:
+        if self._writer_ws is None:
+            self._writer_ws = vfs.Workspace(self.path, **self._open_kwargs())
+            self._writer_ws.on_commit(self._committed)
+        self._author = author
+        try:
+            return fn(self._writer_ws, *args)
+        finally:
+            self._author = None
+
+    def _committed(self, rev: int) -> None:  # writer thread
+        self._loop.call_soon_threadsafe(self._publish, rev, self._author)
+
+    def _publish(self, rev: int, author: str | None) -> None:  # event loop
+        if author:
+            self.authors[rev] = author
+            while len(self.authors) > _AUTHORS_KEPT:
+                self.authors.popitem(last=False)
+        self._metrics.commits.inc()
+        self._hub.publish_commit(self.name, rev)
+
+    async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write") -> T:
+        """Run `fn(workspace, *args)` in the writer thread, as one operation."""
+        return await self._run(self._writer, self._write_job, (fn, args, author), op)
+
+    def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None) -> asyncio.Future[T]:
+        """Queue a write without waiting for it (its order among writes is kept)."""
+        self._enter()
+        fut = asyncio.wrap_future(self._writer.submit(self._write_job, fn, args, author), loop=self._loop)
+        fut.add_done_callback(lambda _f: self._leave())
+        return fut
+
+    # -- readers -------------------------------------------------------
+
+    def checkout(self) -> vfs.Workspace:
+        """A reader Workspace for exclusive use (call from any thread); give it back with `checkin`."""
+        try:
+            return self._idle_readers.get_nowait()
+        except queue.Empty:
+            ws = vfs.Workspace(self.path, readonly=True, **self._open_kwargs())
+            self._all_readers.append(ws)
+            return ws
+
+    def checkin(self, ws: vfs.Workspace) -> None:
+        if self.closed:
+            ws.close()
+        else:
+            self._idle_readers.put(ws)
+
+    def _read_job(self, fn: Callable[..., T], args: tuple) -> T:
+        ws = self.checkout()
+        try:
+            return fn(ws, *args)
+        finally:
+            self.checkin(ws)
+
+    async def read(self, fn: Callable[..., T], *args: Any, op: str = "read") -> T:
+        """Run `fn(reader_workspace, *args)` in the reader pool."""
+        return await self._run(self._reader_exec, self._read_job, (fn, args), op)
+
+    async def read_with(self, ws: vfs.Workspace, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(*args)` in the reader pool with a Workspace already checked out (streams)."""
+        return await self._run(self._reader_exec, fn, args, "stream")
+
+    async def _run(self, executor: ThreadPoolExecutor, job: Callable[..., T], args: tuple, op: str) -> T:
+        self._enter()
+        t0 = time.perf_counter()
+        try:
+            return await asyncio.wrap_future(executor.submit(job, *args), loop=self._loop)
+        finally:
+            self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
+            self._leave()
+
+    def _enter(self) -> None:
+        if self.closed:
+            raise ProtocolError("ENOENT", f"workspace {self.name!r} is closed")
+        self.busy += 1
+        self.last_used = time.monotonic()
+
+    def _leave(self) -> None:
+        self.busy -= 1
+        self.last_used = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------
+
+    async def close(self) -> None:
+        """Finish queued writes, then close every connection of this store."""
+        if self.closed:
+            return
+        self.closed = True
+        await asyncio.to_thread(self._writer.shutdown, True)
+        if self._writer_ws is not None:
+            self._writer_ws.close()
+            self._writer_ws = None
+        while True:
+            try:
+                self._idle_readers.get_nowait().close()
+            except queue.Empty:
+                break
+
+
+class Stores:
+    """Every workspace of a data dir: `DATA/workspaces/NAME.db`."""
+
+    def __init__(self, data_dir: Path, hub: LocalHub, metrics: Metrics, options: StoreOptions):
+        self.dir = Path(data_dir) / "workspaces"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._hub = hub
+        self._metrics = metrics
+        self.options = options
+        self._handles: dict[str, WorkspaceHandle] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="wsfs-reader")
+
+    def path_of(self, name: str) -> Path:
+        if not valid_workspace_name(name):
+            raise ProtocolError("EINVAL", f"invalid workspace name {name!r}: use 1-64 of [A-Za-z0-9._-]")
+        return self.dir / f"{name}.db"
+
+    def exists(self, name: str) -> bool:
+        return self.path_of(name).exists()
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.dir.glob("*.db") if valid_workspace_name(p.stem))
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    async def get(self, name: str, *, create: bool = False) -> WorkspaceHandle:
+        """The open handle of a workspace (opening it if needed); ENOENT if it does not exist."""
+        handle = self._handles.get(name)
+        if handle is not None and not handle.closed:
+            return handle
+        path = self.path_of(name)
+        async with self._lock(name):
+            handle = self._handles.get(name)
+            if handle is not None and not handle.closed:
+                return handle
+            if not create and not path.exists():
+                raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
+            handle = WorkspaceHandle(name, path, readers=self._readers, hub=self._hub, metrics=self._metrics,
+                                     options=self.options, loop=asyncio.get_running_loop())
+            rev = await handle.write(lambda ws: ws.rev, op="open")
+            self._hub.set_head(name, rev)
+            self._handles[name] = handle
+            self._metrics.open_workspaces.set(len(self._handles))
+            return handle
+
+    @asynccontextmanager
+    async def use(self, name: str) -> AsyncIterator[WorkspaceHandle]:
+        """A handle that stays open for the whole block (no idle close meanwhile)."""
+        handle = await self.get(name)
+        handle.users += 1
+        try:
+            yield handle
+        finally:
+            handle.users -= 1
+            handle.last_used = time.monotonic()
+
+    async def create(self, name: str) -> bool:
+        """Create the workspace if missing; True if it was created."""
+        existed = self.exists(name)
+        await self.get(name, create=True)
+        return not existed
+
+    async def _close(self, name: str) -> None:
+        handle = self._handles.pop(name, None)
+        if handle is not None:
+            await handle.close()
+        self._metrics.open_workspaces.set(len(self._handles))
+
+    async def delete(self, name: str) -> None:
+        path = self.path_of(name)
+        async with self._lock(name):
+            if not path.exists():
+                raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
+            await self._close(name)
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.unlink(f"{path}{suffix}")
+                except FileNotFoundError:
+                    pass
+            self._hub.forget(name)
+
+    async def sweep(self) -> None:
+        """Close stores nobody used for `idle_close` seconds."""
+        now = time.monotonic()
+        for name, handle in list(self._handles.items()):
+            if handle.users == 0 and handle.busy == 0 and now - handle.last_used > self.options.idle_close:
+                async with self._lock(name):
+                    if handle.users == 0 and handle.busy == 0 and self._handles.get(name) is handle:
+                        await self._close(name)
+
+    async def close_all(self) -> None:
+        for name in list(self._handles):
+            await self._close(name)
+        self._readers.shutdown(wait=True)

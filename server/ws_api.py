@@ -1,0 +1,529 @@
+"""The WebSocket endpoint: hello, subscriptions, objects, push, presence.
+
+One `Session` per connection. Its receive loop handles frames strictly in
+order (so chunks uploaded before a `push` are stored before it applies).
+Outgoing traffic comes from three kinds of tasks, none of which queues
+without bound:
+
+- each **subscription** is a task that owns a cursor and pulls the next page
+  from the store only after its previous message went out (uvicorn's `send`
+  waits while the socket buffer is full). A slow reader costs a cursor, not
+  a queue; it gets coalesced current state later, flagged `coalesced`;
+- the **presence** task sends the latest state per peer (a dict, bounded by
+  the number of peers), never a backlog;
+- replies are sent by the receive loop itself, so a client that does not read
+  stops being read (TCP backpressure), and floods cost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import orjson
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+import vfs
+from vfs.paths import normalize
+from vfs.protocol import (
+    CLOSE_BAD_HELLO,
+    CLOSE_GOING_AWAY,
+    CLOSE_POLICY,
+    EACCES,
+    EBADMSG,
+    EPROTO,
+    FRAME_CHUNK,
+    FRAME_PUT,
+    LIMITS,
+    PROTOCOL_VERSION,
+    CaughtUp,
+    Changes,
+    Get,
+    Has,
+    Hello,
+    Ok,
+    PathFilter,
+    Ping,
+    Presence,
+    PresenceEvent,
+    ProtocolError,
+    Push,
+    ServerHello,
+    Subscribe,
+    Unsubscribe,
+    apply_result_to_wire,
+    change_to_wire,
+    decode_chunk_frame,
+    decode_client,
+    encode,
+    encode_chunk_frame,
+    error_body,
+    exception_to_error,
+    negotiate,
+)
+
+from server.auth import Principal, token_from
+from server.http_api import json_response
+from server.state import ServerState, __version__, log
+from server.stores import WorkspaceHandle
+
+INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per `changes` message
+SCAN_LIMIT = 16  # pages a subscription may scan in one hop looking for a matching entry
+GET_BATCH = 16  # chunks read per thread hop when answering `get`
+PUT_WINDOW = 64  # chunk uploads queued to the writer before the receive loop waits
+
+
+class _Closed(Exception):
+    """The socket is gone; stop quietly."""
+
+
+class Session:
+    """One WebSocket connection to one workspace."""
+
+    def __init__(self, st: ServerState, websocket: WebSocket, principal: Principal, handle: WorkspaceHandle):
+        self.st = st
+        self.websocket = websocket
+        self.principal = principal
+        self.token_id = principal.id
+        self.handle = handle
+        self.workspace = handle.name
+        self.session = st.next_session()
+        self.subs: dict[Any, Subscription] = {}
+        self.errors = 0
+        self.closed = False
+        self.presence_state: dict[str, Any] | None = None
+        self._presence_out: dict[str, tuple[str, dict[str, Any]]] = {}
+        self._presence_wake = asyncio.Event()
+        self._puts: list[asyncio.Future[Any]] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._close_requested: tuple[int, str] | None = None
+
+    # -- sending ---------------------------------------------------------
+
+    async def send_json(self, payload: bytes) -> None:
+        await self._send({"type": "websocket.send", "text": payload.decode("utf-8")}, len(payload))
+
+    async def send_bytes(self, payload: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": payload}, len(payload))
+
+    async def _send(self, message: dict[str, Any], size: int) -> None:
+        if self.closed:
+            raise _Closed()
+        try:
+            await self.websocket.send(message)
+        except (WebSocketDisconnect, RuntimeError, OSError) as e:
+            self.closed = True
+            raise _Closed() from e
+        except Exception as e:  # uvicorn's ClientDisconnected and friends
+            if type(e).__name__ == "ClientDisconnected":
+                self.closed = True
+                raise _Closed() from e
+            raise
+        m = self.st.metrics
+        m.ws_out.inc()
+        m.ws_bytes_out.inc(size)
+
+    async def send_error(self, exc: BaseException, id: Any = None) -> None:
+        err = exception_to_error(exc)
+        if err.code == "EINTERNAL":
+            log.error("internal error on %s", self.session, exc_info=exc)
+        if err.id is None:
+            err.id = id
+        self.errors += 1
+        self.st.metrics.ws_errors.labels(err.code).inc()
+        await self.send_json(encode(err.to_message()))
+        if self.errors > self.st.config.max_errors:
+            await self.close(CLOSE_POLICY, "too many errors")
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            await self.websocket.close(code, reason)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+    # -- hub listener (sync, non-blocking) ---------------------------------
+
+    def on_commit(self, rev: int) -> None:
+        for sub in self.subs.values():
+            sub.wake.set()
+
+    def on_presence(self, op: str, peer: dict[str, Any]) -> None:
+        prev = self._presence_out.get(peer["session"])
+        if prev is not None and prev[0] == "join" and op == "update":
+            op = "join"  # the receiver has not seen the join yet
+        if prev is not None and prev[0] == "join" and op == "leave":
+            del self._presence_out[peer["session"]]  # joined and left unseen: nothing to say
+            return
+        self._presence_out[peer["session"]] = (op, peer)
+        self._presence_wake.set()
+
+    def on_close(self, code: int, reason: str) -> None:
+        self._close_requested = (code, reason)
+        self._spawn(self.close(code, reason))
+
+    # -- lifecycle -------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def run(self) -> None:
+        try:
+            if not await self._handshake():
+                return
+            self.st.hub.listen(self.workspace, self)
+            self.st.connections.add(self)
+            self.st.metrics.ws_connections.inc()
+            try:
+                peers = [p for p in self.st.hub.presence(self.workspace) if p["session"] != self.session]
+                await self.send_json(encode(PresenceEvent(op="sync", peers=peers)))
+                if self._hello.presence is not None:
+                    await self._presence(self._hello.presence)
+                self._spawn(self._presence_sender())
+                await self._receive_loop()
+            finally:
+                self.st.metrics.ws_connections.dec()
+                self.st.connections.discard(self)
+                self.st.hub.unlisten(self.workspace, self)
+                if self.presence_state is not None:
+                    self.st.hub.publish_presence(self.workspace, self.session, "leave", {"session": self.session})
+        except _Closed:
+            pass
+        finally:
+            self.closed = True
+            for sub in list(self.subs.values()):
+                sub.task.cancel()
+            self.st.metrics.subscriptions.dec(len(self.subs))
+            self.subs.clear()
+            for task in list(self._tasks):
+                task.cancel()
+            for fut in self._puts:
+                fut.cancel()
+
+    async def _receive(self) -> dict[str, Any] | None:
+        try:
+            message = await self.websocket.receive()
+        except (RuntimeError, WebSocketDisconnect):
+            self.closed = True
+            return None
+        if message["type"] == "websocket.disconnect":
+            self.closed = True
+            return None
+        m = self.st.metrics
+        m.ws_in.inc()
+        payload = message.get("text") if message.get("text") is not None else message.get("bytes")
+        m.ws_bytes_in.inc(len(payload or b""))
+        return message
+
+    async def _handshake(self) -> bool:
+        try:
+            message = await asyncio.wait_for(self._receive(), self.st.config.hello_timeout)
+        except asyncio.TimeoutError:
+            await self.close(CLOSE_BAD_HELLO, "no hello")
+            return False
+        if message is None:
+            return False
+        try:
+            if message.get("text") is None:
+                raise ProtocolError(EBADMSG, "the first frame must be a hello text frame")
+            hello = decode_client(message["text"])
+            if not isinstance(hello, Hello):
+                raise ProtocolError(EPROTO, f"the first frame must be a hello, not {hello.TYPE!r}")
+            version = negotiate(hello)
+        except ProtocolError as e:
+            await self.send_error(e)
+            await self.close(CLOSE_BAD_HELLO, e.code)
+            return False
+        self._hello = hello
+        info = await self.handle.read(lambda ws: ws.rev, op="hello")
+        await self.send_json(
+            encode(
+                ServerHello(
+                    protocol=version,
+                    server=f"wsfs/{__version__}",
+                    workspace=self.workspace,
+                    session=self.session,
+                    scope=self.principal.scope,
+                    rev=info,
+                    cursor=str(info),
+                    limits=dict(LIMITS),
+                )
+            )
+        )
+        return True
+
+    async def _receive_loop(self) -> None:
+        while not self.closed:
+            message = await self._receive()
+            if message is None:
+                return
+            request_id = None
+            try:
+                if message.get("bytes") is not None:
+                    await self._chunk_upload(message["bytes"])
+                    continue
+                msg = decode_client(message.get("text") or "")
+                request_id = getattr(msg, "id", None)
+                await self._dispatch(msg)
+            except _Closed:
+                return
+            except Exception as e:  # noqa: BLE001 - every failure is answered, nothing crashes
+                await self.send_error(e, request_id)
+
+    async def _dispatch(self, msg: Any) -> None:
+        if isinstance(msg, Subscribe):
+            await self._subscribe(msg)
+        elif isinstance(msg, Unsubscribe):
+            await self._unsubscribe(msg)
+        elif isinstance(msg, Has):
+            await self._has(msg)
+        elif isinstance(msg, Get):
+            await self._get(msg)
+        elif isinstance(msg, Push):
+            await self._push(msg)
+        elif isinstance(msg, Presence):
+            await self._presence(msg)
+            if msg.id is not None:
+                await self.send_json(encode(Ok(id=msg.id)))
+        elif isinstance(msg, Ping):
+            await self._drain_puts()
+            await self.send_json(encode(Ok(id=msg.id)))
+        else:  # a second hello
+            raise ProtocolError(EPROTO, "hello was already exchanged", field="type")
+
+    # -- requests --------------------------------------------------------
+
+    async def _subscribe(self, msg: Subscribe) -> None:
+        if msg.id in self.subs:
+            raise ProtocolError(EPROTO, f"subscription id {msg.id!r} is already in use", field="id", id=msg.id)
+        prefix = normalize(msg.prefix)
+        filt = PathFilter(prefix, msg.globs, msg.ignore)
+        if msg.after == "now":
+            start = await self.handle.read(lambda ws: ws.cursor(), op="cursor")
+        else:
+            start = msg.after if isinstance(msg.after, vfs.Cursor) else vfs.Cursor(0)
+        sub = Subscription(self, msg, filt, start)
+        first = await sub.fetch(start)  # raises CursorTooOld before anything is promised
+        self.subs[msg.id] = sub
+        self.st.metrics.subscriptions.inc()
+        await self.send_json(encode(Ok(id=msg.id, result={"cursor": str(start)})))
+        sub.task = self._spawn(sub.run(first))
+
+    async def _unsubscribe(self, msg: Unsubscribe) -> None:
+        sub = self.subs.pop(msg.sub, None)
+        if sub is None:
+            raise ProtocolError("ENOENT", f"no subscription {msg.sub!r}", id=msg.id)
+        sub.task.cancel()
+        self.st.metrics.subscriptions.dec()
+        await self.send_json(encode(Ok(id=msg.id)))
+
+    async def _has(self, msg: Has) -> None:
+        await self._drain_puts()
+        hashes = list(dict.fromkeys(msg.hashes))
+        present = await self.handle.read(lambda ws: ws.has_objects(hashes), op="has")
+        await self.send_json(encode(Ok(id=msg.id, result={"missing": [h for h in hashes if h not in present]})))
+
+    async def _get(self, msg: Get) -> None:
+        await self._drain_puts()
+        hashes = list(msg.hashes)
+        missing: list[str] = []
+        for i in range(0, len(hashes), GET_BATCH):
+            batch = hashes[i : i + GET_BATCH]
+            found = await self.handle.read(lambda ws, b=batch: dict(ws.read_objects(list(dict.fromkeys(b)))), op="get")
+            for h in batch:
+                data = found.get(h)
+                if data is None:
+                    missing.append(h)
+                else:
+                    await self.send_bytes(encode_chunk_frame(FRAME_CHUNK, h, data))
+        await self.send_json(encode(Ok(id=msg.id, result={"missing": list(dict.fromkeys(missing))})))
+
+    async def _chunk_upload(self, frame: bytes) -> None:
+        chunk = decode_chunk_frame(frame, expect=FRAME_PUT)
+        self.principal.require(self.workspace, "write")
+        data = bytes(chunk.data)
+        fut = self.handle.submit_write(lambda ws: ws.put_object(data, expected_hash=chunk.hash), author=None)
+        fut.add_done_callback(lambda f, h=chunk.hash: self._put_done(f, h))
+        self._puts.append(fut)
+        if len(self._puts) >= PUT_WINDOW:
+            await asyncio.wait([self._puts[0]])
+            self._puts = [f for f in self._puts if not f.done()]
+
+    def _put_done(self, fut: asyncio.Future[Any], digest: str) -> None:
+        if fut.cancelled() or fut.exception() is None or self.closed:
+            return
+        err = exception_to_error(fut.exception())  # type: ignore[arg-type]
+        err.extra["hash"] = digest
+        self._spawn(self._report(err))
+
+    async def _report(self, err: ProtocolError) -> None:
+        try:
+            await self.send_error(err)
+        except _Closed:
+            pass
+
+    async def _drain_puts(self) -> None:
+        """Wait until every chunk uploaded so far is stored (and its error, if any, reported)."""
+        if self._puts:
+            await asyncio.wait(self._puts)
+            self._puts.clear()
+            await asyncio.sleep(0)  # let error reports scheduled by the callbacks go out first
+
+    async def _push(self, msg: Push) -> None:
+        self.principal.require(self.workspace, "write")
+        await self._drain_puts()
+        author = (self.presence_state or {}).get("name") or self.principal.name
+        changes, base = list(msg.changes), msg.base
+        result = await self.handle.write(lambda ws: ws.apply_changes(changes, base=base), author=author, op="push")
+        await self.send_json(encode(Ok(id=msg.id, result=apply_result_to_wire(result))))
+
+    async def _presence(self, msg: Presence) -> None:
+        if msg.op == "leave":
+            if self.presence_state is not None:
+                self.presence_state = None
+                self.st.hub.publish_presence(self.workspace, self.session, "leave", {"session": self.session})
+            return
+        op = "join" if self.presence_state is None else "update"
+        state = dict(self.presence_state or {"session": self.session, "name": None, "color": None,
+                                              "file": None, "cursor": None})
+        for key in ("name", "color", "file", "cursor"):
+            value = getattr(msg, key)
+            if value is not None:
+                state[key] = value
+        self.presence_state = state
+        self.st.hub.publish_presence(self.workspace, self.session, op, state)
+
+    async def _presence_sender(self) -> None:
+        try:
+            while not self.closed:
+                await self._presence_wake.wait()
+                self._presence_wake.clear()
+                pending, self._presence_out = self._presence_out, {}
+                for op, peer in pending.values():
+                    await self.send_json(encode(PresenceEvent(op=op, peer=peer)))
+        except _Closed:
+            pass
+
+
+class Subscription:
+    """One subscription: a cursor, a filter, and a task that pulls pages when the socket can take them."""
+
+    def __init__(self, session: Session, msg: Subscribe, filt: PathFilter, start: vfs.Cursor):
+        self.session = session
+        self.id = msg.id
+        self.msg = msg
+        self.filt = filt
+        self.cursor = start
+        self.wake = asyncio.Event()
+        self.task: asyncio.Task[Any] = None  # type: ignore[assignment]
+
+    def _read_page(self, ws: vfs.Workspace, after: vfs.Cursor) -> tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]:
+        """Runs in a reader thread: the next non-empty filtered page, plus inlined content."""
+        msg, filt = self.msg, self.filt
+        entries: list[vfs.Change] = []
+        cursor, more = after, False
+        for _ in range(SCAN_LIMIT):
+            page = ws.changes_page(cursor, prefix=filt.prefix, ignore=msg.ignore, limit=msg.batch_max)
+            entries = [c for c in page.entries if filt(c.path)] if filt.globs is not None else page.entries
+            cursor, more = page.cursor, page.more
+            if entries or not more:
+                break
+        data: dict[str, bytes] = {}
+        budget = INLINE_BUDGET
+        if msg.inline_max:
+            for c in entries:
+                if c.kind == "file" and c.size <= msg.inline_max and c.size <= budget:
+                    blobs = dict(ws.read_objects(list(dict.fromkeys(h for h, _ in c.chunks))))
+                    if all(h in blobs for h, _ in c.chunks):
+                        data[c.path] = b"".join(blobs[h] for h, _ in c.chunks)
+                        budget -= c.size
+        return entries, cursor, more, data
+
+    async def fetch(self, after: vfs.Cursor) -> tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]:
+        return await self.session.handle.read(self._read_page, after, op="changes")
+
+    def _encode(self, entries: list[vfs.Change], cursor: vfs.Cursor, data: dict[str, bytes], coalesced: bool) -> bytes:
+        authors = self.session.handle.authors
+        wire = [change_to_wire(c, data=data.get(c.path), author=authors.get(c.rev)) for c in entries]
+        return encode(Changes(sub=self.id, entries=wire, cursor=str(cursor), coalesced=coalesced))
+
+    async def run(self, first: tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]) -> None:
+        s = self.session
+        hub, name = s.st.hub, s.workspace
+        caught_up = False
+        page = first
+        try:
+            while not s.closed:
+                entries, cursor, more, data = page
+                if entries or cursor != self.cursor:
+                    revs = [c.rev for c in entries] + [cursor.rev]
+                    coalesced = max(revs) - self.cursor.rev > 1
+                    await s.send_json(self._encode(entries, cursor, data, coalesced))
+                    s.st.metrics.change_entries.inc(len(entries))
+                    self.cursor = cursor
+                if not more:
+                    if not caught_up:
+                        caught_up = True
+                        await s.send_json(encode(CaughtUp(sub=self.id, cursor=str(self.cursor))))
+                    self.wake.clear()
+                    if hub.head(name) <= self.cursor.rev:
+                        await self.wake.wait()
+                page = await self.fetch(self.cursor)
+        except _Closed:
+            pass
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - report and end this subscription only
+            s.subs.pop(self.id, None)
+            s.st.metrics.subscriptions.dec()
+            try:
+                await s.send_error(e, self.id)
+            except _Closed:
+                pass
+
+
+async def ws_endpoint(websocket: WebSocket) -> None:
+    st: ServerState = websocket.app.state.wsfs
+    name = websocket.path_params["ws"]
+    try:
+        principal = st.tokens.authenticate(token_from(websocket.headers, websocket.query_params))
+        principal.require(name, "read")
+        if st.stopping:
+            from vfs.protocol import ESHUTDOWN
+
+            raise ProtocolError(ESHUTDOWN, "server is shutting down")
+        handle = await st.stores.get(name)
+    except Exception as exc:  # noqa: BLE001 - refuse the upgrade with a JSON error
+        err = exception_to_error(exc)
+        await websocket.send_denial_response(
+            json_response(error_body(err.code, err.message, **err.extra), err.status)
+        )
+        return
+    handle.users += 1
+    try:
+        await websocket.accept()
+        session = Session(st, websocket, principal, handle)
+        await session.run()
+        if not session.closed:
+            await session.close(1000)
+    finally:
+        handle.users -= 1
+        handle.last_used = time.monotonic()
+
+
+async def going_away(st: ServerState, timeout: float = 5.0) -> None:
+    """Shutdown step: tell every WebSocket client we are going away (1001)."""
+    sessions = list(st.connections)
+    await asyncio.wait_for(
+        asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in sessions), return_exceptions=True),
+        timeout,
+    )
+
+
+_ = (EACCES, PROTOCOL_VERSION, orjson, time)
