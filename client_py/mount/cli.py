@@ -1,0 +1,84 @@
+"""`wsfs mount` and `wsfs umount`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+
+def register(subparsers) -> None:
+    mount = subparsers.add_parser(
+        "mount",
+        help="mount a workspace with FUSE",
+        description=(
+            "wsfs mount STORE.db MOUNTPOINT mounts a local store; "
+            "wsfs mount URL WORKSPACE MOUNTPOINT mounts a remote workspace through a local cache store."
+        ),
+    )
+    add_mount_arguments(mount)
+    mount.set_defaults(func=run_mount)
+    umount = subparsers.add_parser("umount", help="unmount a wsfs mount, flushing everything")
+    umount.add_argument("mountpoint")
+    umount.add_argument("--lazy", action="store_true", help="detach now even if busy (fusermount3 -z)")
+    umount.set_defaults(func=run_umount)
+
+
+def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("targets", nargs="+", metavar="STORE.db|URL WORKSPACE", help="then MOUNTPOINT")
+    parser.add_argument("--background", action="store_true", help="daemonize once the mount is live")
+    parser.add_argument("--cache", metavar="DIR", help="remote mode: directory of the local cache store")
+    parser.add_argument("--token", default=os.environ.get("WSFS_TOKEN"), help="remote mode: API token ($WSFS_TOKEN)")
+    parser.add_argument("--log", metavar="FILE", help="with --background: append the daemon's log here")
+    parser.add_argument("--debug", action="store_true", help="log every FUSE call")
+
+
+def run_mount(args: argparse.Namespace) -> int:
+    from client_py.mount import runner
+
+    *source, mountpoint = args.targets
+    if len(source) not in (1, 2):
+        print("usage: wsfs mount STORE.db MOUNTPOINT | wsfs mount URL WORKSPACE MOUNTPOINT", file=sys.stderr)
+        return 2
+    if not os.path.isdir(mountpoint):
+        print(f"wsfs mount: {mountpoint}: not a directory", file=sys.stderr)
+        return 1
+    if args.background:
+        pid = runner.start_background(_rebuild(args), mountpoint, args.log)
+        print(f"mounted at {mountpoint} (daemon pid {pid})")
+        return 0
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if len(source) == 1:
+        runner.mount_local(source[0], mountpoint, debug=args.debug)
+        return 0
+    from client_py.mount import remote
+
+    remote.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
+    return 0
+
+
+def _rebuild(args: argparse.Namespace) -> list[str]:
+    """The daemon's own argv (`python -m client_py.mount ...`), without --background."""
+    argv = ["mount", *args.targets]
+    if args.cache:
+        argv += ["--cache", args.cache]
+    if args.token:
+        argv += ["--token", args.token]
+    if args.debug:
+        argv.append("--debug")
+    return argv
+
+
+def run_umount(args: argparse.Namespace) -> int:
+    from client_py.mount import runner
+
+    runner.unmount(args.mountpoint, lazy=args.lazy)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="wsfs")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)

@@ -1,0 +1,374 @@
+"""FUSE operations over a `vfs.Workspace`.
+
+mfusepy calls these from several libfuse threads; a Workspace is not
+thread-safe, so every operation runs under one lock. Store errors are
+`OSError`s with the errno Linux would give; they reach the caller as
+`FuseOSError(errno)`.
+
+Content writes go to the inode's `Spool` (see `handles.py`) and are
+committed with one `write_file` on flush, fsync or release. Everything else
+(names, modes, times) goes straight to the store, one transaction each.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat as stat_mod
+import threading
+import time
+from collections.abc import Callable
+
+import mfusepy
+
+import vfs
+from client_py.mount.attrs import AttrOverlay
+from client_py.mount.handles import Handle, OpenNode, OpenTable
+from client_py.mount.spool import Spool
+
+log = logging.getLogger("wsfs.mount")
+
+RENAME_NOREPLACE = 1
+RENAME_EXCHANGE = 2
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+BLKSIZE = 128 * 1024
+MAX_IO = 1 << 20
+
+
+def fuse_op(method: Callable) -> Callable:
+    """Run under the mount lock; turn store errors into FUSE errnos."""
+
+    @functools.wraps(method)
+    def wrapper(self: WsfsOperations, *args, **kwargs):
+        with self._lock:
+            try:
+                return method(self, *args, **kwargs)
+            except mfusepy.FuseOSError:
+                raise
+            except vfs.PreconditionFailed as exc:
+                raise mfusepy.FuseOSError(errno.EEXIST) from exc
+            except OSError as exc:
+                if isinstance(exc.errno, int) and exc.errno > 0:
+                    raise mfusepy.FuseOSError(exc.errno) from exc
+                raise
+
+    return wrapper
+
+
+class WsfsOperations(mfusepy.Operations):
+    """The FUSE surface of one workspace store."""
+
+    use_ns = True
+
+    def __init__(self, open_workspace: Callable[[], vfs.Workspace], *, statfs_dir: str = "/"):
+        self._open_workspace = open_workspace
+        self._statfs_dir = statfs_dir
+        self.ws: vfs.Workspace | None = None
+        self._lock = threading.RLock()
+        self.table = OpenTable()
+        self.attrs = AttrOverlay(os.getuid(), os.getgid())
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def init_with_config(self, conn, config) -> None:
+        # 1 MiB writes and readahead: 8x fewer round trips than libfuse's 128 KiB.
+        if conn is not None:
+            conn.max_write = MAX_IO
+            conn.max_readahead = MAX_IO
+        # The store is opened here, in libfuse's thread, after any fork.
+        with self._lock:
+            if self.ws is None:
+                self.ws = self._open_workspace()
+            log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
+
+    def destroy(self, path: str) -> None:
+        with self._lock:
+            if self.ws is None:
+                return
+            for node in self.table.dirty_nodes():
+                self._commit_by_ino(node)
+            log.info("unmounted at revision %d", self.ws.rev)
+            self.ws.close()
+            self.ws = None
+
+    # -- attributes ------------------------------------------------------------
+
+    @fuse_op
+    def getattr(self, path: str, fh: int | None = None) -> dict:
+        st = self.ws.lstat(path)
+        return self._attrs(st)
+
+    def _attrs(self, st: vfs.Stat) -> dict:
+        size = st.size
+        atime_ns, mtime_ns = self.attrs.times(st.ino, st.mtime)
+        node = self.table.node(st.ino)
+        if node is not None and node.dirty and node.spool is not None:
+            size = node.spool.size
+            mtime_ns = node.mtime_ns
+        uid, gid = self.attrs.owners(st.ino)
+        return {
+            "st_ino": st.ino,
+            "st_mode": st.mode,
+            "st_nlink": st.nlink,
+            "st_size": size,
+            "st_uid": uid,
+            "st_gid": gid,
+            "st_atime": atime_ns,
+            "st_mtime": mtime_ns,
+            "st_ctime": int(round(st.ctime * 1e9)),
+            "st_blocks": (size + 511) // 512,
+            "st_blksize": BLKSIZE,
+        }
+
+    @fuse_op
+    def chmod(self, path: str, mode: int) -> int:
+        self.ws.chmod(path, mode & 0o7777)
+        return 0
+
+    @fuse_op
+    def chown(self, path: str, uid: int, gid: int) -> int:
+        self.attrs.chown(self.ws.lstat(path).ino, uid, gid)
+        return 0
+
+    @fuse_op
+    def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        now = time.time_ns()
+        atime_ns, mtime_ns = times if times is not None else (now, now)
+        atime_ns = _utime_value(atime_ns, now)
+        mtime_ns = _utime_value(mtime_ns, now)
+        st = self.ws.stat(path)
+        node = self.table.node(st.ino)
+        if node is not None and node.dirty:
+            self._commit(node, path)  # the new content must not overwrite the mtime set here
+        mtime_float = None
+        if mtime_ns is not None:
+            mtime_float = mtime_ns / 1e9
+            self.ws.utime(path, mtime_float)
+            mtime_float = self.ws.stat(path).mtime
+        self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
+        return 0
+
+    @fuse_op
+    def statfs(self, path: str) -> dict:
+        disk = os.statvfs(self._statfs_dir)
+        return {
+            "f_bsize": BLKSIZE,
+            "f_frsize": disk.f_frsize,
+            "f_blocks": disk.f_blocks,
+            "f_bfree": disk.f_bfree,
+            "f_bavail": disk.f_bavail,
+            "f_files": 1 << 32,
+            "f_ffree": 1 << 31,
+            "f_favail": 1 << 31,
+            "f_namemax": 255,
+        }
+
+    # -- names -------------------------------------------------------------------
+
+    @fuse_op
+    def readdir(self, path: str, fh: int) -> list:
+        kinds = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
+        here = self.ws.stat(path).ino
+        entries: list = [(".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here}, 0), ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._parent_ino(path)}, 0)]
+        base = path.rstrip("/")
+        for entry in self.ws.readdir(path):
+            # With use_ino the kernel needs each entry's inode number (0 would hide it);
+            # DirEntry has none yet (see docs/mount.md), so ask the store per name.
+            ino = self.ws.lstat(f"{base}/{entry.name}").ino
+            entries.append((entry.name, {"st_mode": kinds[entry.kind], "st_ino": ino}, 0))
+        return entries
+
+    @fuse_op
+    def mkdir(self, path: str, mode: int) -> int:
+        self.ws.mkdir(path, mode=mode & 0o7777)
+        self._owned_by_caller(path)
+        return 0
+
+    @fuse_op
+    def rmdir(self, path: str) -> int:
+        ino = self.ws.lstat(path).ino
+        self.ws.rmdir(path)
+        self.attrs.forget(ino)
+        return 0
+
+    @fuse_op
+    def unlink(self, path: str) -> int:
+        st = self.ws.lstat(path)
+        self.ws.unlink(path)
+        if st.nlink <= 1 and self.table.node(st.ino) is None:
+            self.attrs.forget(st.ino)
+        return 0
+
+    @fuse_op
+    def symlink(self, target: str, source: str) -> int:
+        # mfusepy's naming: `target` is the new link's path, `source` its content.
+        self.ws.symlink(source, target)
+        self._owned_by_caller(target)
+        return 0
+
+    @fuse_op
+    def readlink(self, path: str) -> str:
+        return self.ws.readlink(path)
+
+    @fuse_op
+    def link(self, target: str, source: str) -> int:
+        # mfusepy's naming: `target` is the new name, `source` the existing file.
+        self.ws.link(source, target)
+        return 0
+
+    @fuse_op
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        if flags & RENAME_EXCHANGE:
+            # The store has no atomic exchange yet (see docs/mount.md); say so
+            # the way filesystems without it do, so callers fall back.
+            raise mfusepy.FuseOSError(errno.EINVAL)
+        if flags & ~RENAME_NOREPLACE:
+            raise mfusepy.FuseOSError(errno.EINVAL)
+        if flags & RENAME_NOREPLACE and self._lexists(new):
+            raise mfusepy.FuseOSError(errno.EEXIST)
+        replaced = self._lstat_or_none(new)
+        self.ws.rename(old, new)
+        if replaced is not None and replaced.nlink <= 1 and self.table.node(replaced.ino) is None:
+            self.attrs.forget(replaced.ino)
+        return 0
+
+    def _parent_ino(self, path: str) -> int:
+        parent = path.rstrip("/").rpartition("/")[0] or "/"
+        return self.ws.stat(parent).ino
+
+    def _lexists(self, path: str) -> bool:
+        return self._lstat_or_none(path) is not None
+
+    def _lstat_or_none(self, path: str) -> vfs.Stat | None:
+        try:
+            return self.ws.lstat(path)
+        except FileNotFoundError:
+            return None
+
+    def _owned_by_caller(self, path: str) -> int:
+        uid, gid, _pid = mfusepy.fuse_get_context()
+        ino = self.ws.lstat(path).ino
+        self.attrs.created(ino, uid, gid)
+        return ino
+
+    # -- open files ----------------------------------------------------------------
+
+    @fuse_op
+    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+        if self._lexists(path):
+            if flags & os.O_EXCL:
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            return self._open(path, flags)
+        self.ws.write_file(path, b"", mode=mode & 0o7777)
+        self._owned_by_caller(path)
+        return self._open(path, flags & ~os.O_TRUNC)
+
+    @fuse_op
+    def open(self, path: str, flags: int) -> int:
+        return self._open(path, flags)
+
+    def _open(self, path: str, flags: int) -> int:
+        st = self.ws.stat(path)
+        if st.kind == "dir":
+            raise mfusepy.FuseOSError(errno.EISDIR)
+        handle = self.table.open(st.ino, flags)
+        if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
+            self._set_size(handle.node, path, 0)
+        return handle.fh
+
+    @fuse_op
+    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        handle = self.table.get(fh)
+        node = handle.node
+        if node.spool is not None:
+            return node.spool.pread(offset, size)
+        if handle.reader is None or handle.reader_version != node.version:
+            handle.close_reader()
+            handle.reader = self.ws.open(path, "rb")
+            handle.reader_version = node.version
+        handle.reader.seek(offset)
+        return handle.reader.read(size)
+
+    @fuse_op
+    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        handle = self.table.get(fh)
+        spool = self._spool(handle.node, path)
+        if handle.flags & os.O_APPEND:
+            offset = spool.size
+        written = spool.pwrite(offset, data)
+        handle.node.changed()
+        return written
+
+    @fuse_op
+    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
+        if fh is not None:
+            node = self.table.get(fh).node
+        else:
+            st = self.ws.stat(path)
+            node = self.table.node(st.ino)
+        if node is None:
+            self.ws.truncate(path, length)  # nobody has it open: one transaction, no buffer
+        else:
+            self._set_size(node, path, length)
+        return 0
+
+    @fuse_op
+    def flush(self, path: str, fh: int) -> int:
+        self._commit(self.table.get(fh).node, path)
+        return 0
+
+    @fuse_op
+    def fsync(self, path: str, datasync: int, fh: int) -> int:
+        self._commit(self.table.get(fh).node, path)
+        return 0
+
+    @fuse_op
+    def release(self, path: str, fh: int) -> int:
+        node = self.table.close(fh)
+        if node is not None:
+            try:
+                self._commit(node, path)
+            finally:
+                node.drop_spool()
+        return 0
+
+    def _spool(self, node: OpenNode, path: str) -> Spool:
+        """The node's buffer, filled from the store on first use."""
+        if node.spool is None:
+            node.spool = Spool.from_pieces(self.ws.iter_file(path))
+        return node.spool
+
+    def _set_size(self, node: OpenNode, path: str, length: int) -> None:
+        if length == 0 and node.spool is None:
+            node.spool = Spool()  # O_TRUNC: no need to read what is thrown away
+        else:
+            self._spool(node, path).truncate(length)
+        node.changed()
+
+    def _commit(self, node: OpenNode, path: str) -> None:
+        """Write the node's buffer to the store as one transaction."""
+        if not node.dirty or node.spool is None:
+            return
+        self.ws.write_file(path, node.spool.pieces())
+        node.dirty = False
+        node.version += 1
+
+    def _commit_by_ino(self, node: OpenNode) -> None:
+        """At unmount: commit under any name the inode still has."""
+        for entry in self.ws.find("/", kind="file"):
+            if self.ws.lstat(entry).ino == node.ino:
+                self._commit(node, entry)
+                return
+        log.warning("inode %d was removed before its buffered writes were committed", node.ino)
+
+
+def _utime_value(value: int, now: int) -> int | None:
+    """Decode libfuse's UTIME_NOW / UTIME_OMIT markers (tv_sec 0, special tv_nsec)."""
+    if value == UTIME_OMIT:
+        return None
+    if value == UTIME_NOW:
+        return now
+    return value

@@ -1,0 +1,124 @@
+"""Mounting and unmounting: libfuse options, the daemon, `--background`.
+
+The daemon is always a plain foreground process; `--background` starts it
+as a detached child and waits until the mount is live, so there is never a
+fork after SQLite or libfuse threads exist.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+
+import mfusepy
+
+import vfs
+from client_py.mount.ops import WsfsOperations
+
+log = logging.getLogger("wsfs.mount")
+
+MOUNT_WAIT_SECONDS = 15.0
+
+
+class _Fuse(mfusepy.FUSE):
+    """mfusepy drops rename(2) flags; pass them on (RENAME_NOREPLACE, RENAME_EXCHANGE)."""
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+        return self.operations.rename(old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags)
+
+
+def fuse_options(*, local: bool) -> dict:
+    """libfuse options. Why each one:
+
+    - use_ino: st_ino comes from the store, so hard links share an inode number.
+    - default_permissions: the kernel checks mode/uid/gid for non-root callers.
+    - allow_other (as root): other users can enter the mount at all.
+    - kernel_cache (local store only: the mount is its only writer): the page
+      cache survives open(), so re-reads never reach Python.
+    - attr/entry timeouts: stat results are cached briefly; short in remote mode
+      so changes made elsewhere show within a second.
+    """
+    timeout = 1.0 if local else 0.5
+    options = {
+        "use_ino": True,
+        "default_permissions": True,
+        "attr_timeout": timeout,
+        "entry_timeout": timeout,
+        "negative_timeout": timeout if local else 0.0,
+        "fsname": "wsfs",
+        "subtype": "wsfs",
+    }
+    if local:
+        options["kernel_cache"] = True
+    if os.getuid() == 0:
+        options["allow_other"] = True
+    return options
+
+
+def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False) -> None:
+    """Serve the mount until it is unmounted (or SIGINT/SIGTERM)."""
+    _Fuse(operations, mountpoint, foreground=True, debug=debug, **fuse_options(local=local))
+
+
+def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
+    store = os.path.abspath(store)
+
+    def open_workspace() -> vfs.Workspace:
+        return vfs.Workspace(store)
+
+    operations = WsfsOperations(open_workspace, statfs_dir=os.path.dirname(store))
+    run_foreground(operations, mountpoint, local=True, debug=debug)
+
+
+def start_background(argv: list[str], mountpoint: str, log_file: str | None = None) -> int:
+    """Run `wsfs mount ARGV` (without --background) detached; return its pid once mounted."""
+    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
+    child = subprocess.Popen(
+        [sys.executable, "-m", "client_py.mount", *argv],
+        stdin=subprocess.DEVNULL,
+        stdout=out,
+        stderr=out,
+        start_new_session=True,
+    )
+    wait_mounted(mountpoint, child.poll)
+    return child.pid
+
+
+def wait_mounted(mountpoint: str, exited: Callable[[], int | None] = lambda: None) -> None:
+    """Block until `mountpoint` is a FUSE mount (bounded), or the daemon died."""
+    deadline = time.monotonic() + MOUNT_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        if is_mounted(mountpoint):
+            return
+        code = exited()
+        if code is not None:
+            raise RuntimeError(f"mount daemon exited with status {code} before {mountpoint} was mounted")
+        time.sleep(0.05)
+    raise TimeoutError(f"{mountpoint} was not mounted within {MOUNT_WAIT_SECONDS:.0f}s")
+
+
+def is_mounted(mountpoint: str) -> bool:
+    """True if /proc/mounts lists a wsfs FUSE mount at `mountpoint` (even a dead one)."""
+    target = os.path.realpath(mountpoint)
+    with open("/proc/mounts", encoding="utf-8") as mounts:
+        for line in mounts:
+            fields = line.split()
+            if len(fields) > 2 and _unescape(fields[1]) == target and fields[2].startswith("fuse"):
+                return True
+    return False
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def unmount(mountpoint: str, *, lazy: bool = False) -> None:
+    """Unmount cleanly: the daemon commits every buffered write, then exits."""
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    command = [tool, "-u", *(["-z"] if lazy else []), mountpoint] if tool else ["umount", *(["-l"] if lazy else []), mountpoint]
+    subprocess.run(command, check=True)
