@@ -1,0 +1,252 @@
+"""WebSocket protocol against a live server: hello, subscriptions, objects, push, presence."""
+
+from __future__ import annotations
+
+import base64
+
+import blake3
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+import vfs
+from server_fixtures import LiveServer, WsClient, live_server  # noqa: F401
+from vfs.protocol import FRAME_CHUNK, FRAME_PUT, decode_chunk_frame, encode_chunk_frame
+
+
+def h(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+def final_states(entries: list[dict]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    for e in entries:
+        out[e["path"]] = e
+    return out
+
+
+def assert_cursor_order(entries: list[dict]) -> None:
+    cursors = [vfs.Cursor.parse(e["cursor"]) for e in entries]
+    assert cursors == sorted(cursors)
+    assert len(set(cursors)) == len(cursors), "an entry was delivered twice"
+
+
+async def test_hello_negotiates_version(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    assert c.hello["protocol"] == 1
+    assert c.hello["workspace"] == "demo"
+    assert c.hello["scope"] == "admin"
+    assert c.hello["limits"]["max_batch"] >= 1
+    sync = await c.next_event("presence")
+    assert sync["op"] == "sync" and sync["peers"] == []
+    assert (await c.request({"type": "ping"}))["type"] == "ok"
+    await c.close()
+
+
+async def test_unknown_version_is_refused_naming_supported(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin), hello=False)
+    await c.send({"type": "hello", "protocol": 99})
+    err = await c.recv()
+    assert err["type"] == "error" and err["code"] == "EPROTONOSUPPORT"
+    assert err["supported"] == [1]
+    assert "99" in err["message"]
+    with pytest.raises(ConnectionClosed) as info:
+        await c.recv()
+    assert info.value.rcvd.code == 4000
+
+
+async def test_first_frame_must_be_hello(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin), hello=False)
+    await c.send({"type": "ping", "id": 1})
+    err = await c.recv()
+    assert err["code"] == "EPROTO" and "hello" in err["message"]
+    with pytest.raises(ConnectionClosed) as info:
+        await c.recv()
+    assert info.value.rcvd.code == 4000
+
+
+async def test_two_subscribers_see_every_change_in_order_once(live_server: LiveServer) -> None:
+    url = live_server.ws_url(token=live_server.admin)
+    a, b = await WsClient.open(url), await WsClient.open(url)
+    for c in (a, b):
+        ok = await c.request({"type": "subscribe", "id": "s", "after": "now"})
+        assert ok["type"] == "ok"
+        await c.next_event("caught_up", sub="s")
+    start = vfs.Cursor.parse(a.hello["cursor"])
+    async with live_server.ahttp() as http:
+        for i in range(30):
+            r = await http.put(f"/api/workspaces/demo/files/d{i % 3}/f{i}.txt?parents=1", content=f"v{i}".encode())
+            assert r.status_code == 201
+        r = await http.post("/api/workspaces/demo/ops", json={"op": "rename", "src": "/d0", "dst": "/e0"})
+        assert r.status_code == 200
+        r = await http.delete("/api/workspaces/demo/files/d1?recursive=1")
+        assert r.status_code == 200
+        end = (await http.get("/api/workspaces/demo")).json()["cursor"]
+        truth = (await http.get("/api/workspaces/demo/changes", params={"after": str(start)})).json()
+    assert not truth["more"]
+    expected = final_states(truth["entries"])
+    for c in (a, b):
+        got = await c.collect_changes("s", end)
+        assert_cursor_order(got)
+        assert {p: (e["kind"], e["hash"]) for p, e in final_states(got).items()} == {
+            p: (e["kind"], e["hash"]) for p, e in expected.items()
+        }
+    await a.close()
+    await b.close()
+
+
+async def test_reconnect_with_cursor_misses_nothing_gets_nothing_twice(live_server: LiveServer) -> None:
+    url = live_server.ws_url(token=live_server.admin)
+    async with live_server.ahttp() as http:
+        for i in range(10):
+            await http.put(f"/api/workspaces/demo/files/a{i}", content=b"x" * i)
+        c = await WsClient.open(url)
+        await c.request({"type": "subscribe", "id": 1, "after": None, "batch_max": 4})
+        first = await c.next_event("changes", sub=1)
+        cursor = first["cursor"]
+        seen = list(first["entries"])
+        await c.close()  # drop mid-catch-up
+        for i in range(10, 20):
+            await http.put(f"/api/workspaces/demo/files/a{i}", content=b"y" * i)
+        await http.delete("/api/workspaces/demo/files/a0")
+        end = (await http.get("/api/workspaces/demo")).json()["cursor"]
+        truth = (await http.get("/api/workspaces/demo/changes")).json()
+    c = await WsClient.open(url)
+    await c.request({"type": "subscribe", "id": 1, "after": cursor})
+    seen += await c.collect_changes(1, end)
+    assert_cursor_order(seen)
+    assert {p: e["hash"] for p, e in final_states(seen).items() if e["kind"] != "delete"} == {
+        e["path"]: e["hash"] for e in truth["entries"] if e["kind"] != "delete"
+    }
+    assert final_states(seen)["/a0"]["kind"] == "delete"
+    await c.close()
+
+
+async def test_snapshot_globs_inline_and_caught_up(live_server: LiveServer) -> None:
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/docs/a.md?parents=1", content=b"# A\n")
+        await http.put("/api/workspaces/demo/files/docs/sub/b.md?parents=1", content=b"# B\n")
+        await http.put("/api/workspaces/demo/files/docs/c.txt", content=b"c")
+        await http.put("/api/workspaces/demo/files/other.md", content=b"o")
+        await http.put("/api/workspaces/demo/files/docs/big.md", content=b"z" * 5000)
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    ok = await c.request({"type": "subscribe", "id": "md", "after": None, "prefix": "/docs",
+                          "globs": ["**/*.md"], "inline_max": 100})
+    assert ok["cursor"] == "0"
+    got = await c.collect_changes("md", count=3)
+    caught = await c.next_event("caught_up", sub="md")
+    assert {e["path"] for e in got} == {"/docs/a.md", "/docs/sub/b.md", "/docs/big.md"}
+    by_path = final_states(got)
+    assert base64.b64decode(by_path["/docs/a.md"]["data"]) == b"# A\n"
+    assert "data" not in by_path["/docs/big.md"]  # above inline_max
+    assert vfs.Cursor.parse(caught["cursor"]) >= vfs.Cursor.parse(got[-1]["cursor"])
+    # live: a matching write arrives, a non-matching one does not
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/docs/c.txt", content=b"cc")
+        await http.put("/api/workspaces/demo/files/docs/a.md", content=b"# A2\n")
+    live = await c.collect_changes("md", count=1)
+    assert [e["path"] for e in live] == ["/docs/a.md"]
+    assert base64.b64decode(live[0]["data"]) == b"# A2\n"
+    assert live[0]["author"] == "test-admin"
+    await c.close()
+
+
+async def test_unsubscribe_stops_changes(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await c.request({"type": "subscribe", "id": "x", "after": "now"})
+    assert (await c.request({"type": "unsubscribe", "sub": "x"}))["type"] == "ok"
+    err = await c.request({"type": "unsubscribe", "sub": "x"})
+    assert err["code"] == "ENOENT"
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/q", content=b"q")
+    await c.request({"type": "ping"})
+    assert not [e for e in c.events if e["type"] == "changes"]
+    await c.close()
+
+
+async def test_cursor_too_old_is_an_error_not_a_silent_gap(live_server: LiveServer) -> None:
+    async with live_server.ahttp() as http:
+        for i in range(3):
+            await http.put(f"/api/workspaces/demo/files/t{i}", content=b"t")
+            await http.delete(f"/api/workspaces/demo/files/t{i}")
+    # compact through the store file directly (another connection, like an admin tool)
+    with vfs.Workspace(live_server.data_dir / "workspaces" / "demo.db") as ws:
+        ws.compact_tombstones(ws.rev)
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    err = await c.request({"type": "subscribe", "id": 1, "after": "2"})
+    assert err["type"] == "error" and err["code"] == "ECURSORTOOOLD"
+    assert err["horizon"] >= 2
+    async with live_server.ahttp() as http:
+        r = await http.get("/api/workspaces/demo/changes", params={"after": "2"})
+    assert r.status_code == 410 and r.json()["error"]["code"] == "ECURSORTOOOLD"
+    await c.close()
+
+
+async def test_objects_has_put_get_and_verification(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    blobs = [bytes([i]) * (1000 + i) for i in range(5)]
+    hashes = [h(b) for b in blobs]
+    missing = (await c.request({"type": "has", "hashes": hashes}))["missing"]
+    assert missing == hashes
+    for b, x in zip(blobs[:3], hashes[:3]):
+        await c.conn.send(encode_chunk_frame(FRAME_PUT, x, b))
+    await c.conn.send(encode_chunk_frame(FRAME_PUT, hashes[3], b"not the right bytes"))
+    reply = await c.request({"type": "has", "hashes": hashes})
+    assert reply["missing"] == hashes[3:]
+    bad = [e for e in c.events if e["type"] == "error"]
+    assert len(bad) == 1 and bad[0]["code"] == "EBADOBJECT" and bad[0]["hash"] == hashes[3]
+    got = await c.request({"type": "get", "hashes": hashes})
+    assert got["missing"] == hashes[3:]
+    frames = [decode_chunk_frame(f, expect=FRAME_CHUNK) for f in c.chunks]
+    assert [(f.hash, bytes(f.data)) for f in frames] == list(zip(hashes[:3], blobs[:3]))
+    await c.close()
+
+
+async def test_push_applies_atomically_and_reports_conflicts(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await c.request({"type": "subscribe", "id": "all", "after": "now"})
+    base = c.hello["cursor"]
+    data = b"pushed content\n"
+    entry = {"path": "/p/x.txt", "kind": "file", "rev": 1, "mode": 0o100644, "mtime": 1.0e9, "size": len(data),
+             "hash": h(data), "chunks": [[h(data), len(data)]]}
+    err = await c.request({"type": "push", "base": base, "changes": [entry]})
+    assert err["code"] == "EMISSINGOBJECTS" and err["missing"] == [h(data)]
+    await c.conn.send(encode_chunk_frame(FRAME_PUT, h(data), data))
+    ok = await c.request({"type": "push", "base": base, "changes": [entry]})
+    assert ok["type"] == "ok" and ok["applied"] == ["/p/x.txt"] and ok["conflicts"] == []
+    live = await c.collect_changes("all", count=1)
+    assert "/p/x.txt" in {e["path"] for e in live}
+    # someone else changes the file; a push based on the old cursor is a conflict, not an overwrite
+    async with live_server.ahttp() as http:
+        r = await http.put("/api/workspaces/demo/files/p/x.txt", content=b"server side\n")
+        server_hash = r.json()["hash"]
+    stale = {**entry, "kind": "delete", "hash": None, "chunks": [], "size": 0}
+    reply = await c.request({"type": "push", "base": base, "changes": [stale]})
+    assert reply["applied"] == [] and len(reply["conflicts"]) == 1
+    conflict = reply["conflicts"][0]
+    assert conflict["path"] == "/p/x.txt" and conflict["local_hash"] == server_hash
+    async with live_server.ahttp() as http:
+        assert (await http.get("/api/workspaces/demo/files/p/x.txt")).content == b"server side\n"
+    await c.close()
+
+
+async def test_presence_join_update_leave(live_server: LiveServer) -> None:
+    url = live_server.ws_url(token=live_server.admin)
+    alice = await WsClient.open(url, hello={"presence": {"name": "alice", "color": "#f00"}})
+    bob = await WsClient.open(url)
+    sync = await bob.next_event("presence", op="sync")
+    assert [p["name"] for p in sync["peers"]] == ["alice"]
+    await bob.send({"type": "presence", "op": "join", "name": "bob", "color": "#00f"})
+    joined = await alice.next_event("presence", op="join")
+    assert joined["peer"]["name"] == "bob"
+    await bob.send({"type": "presence", "file": "/a.md", "cursor": {"anchor": 3, "head": 5}})
+    upd = await alice.next_event("presence", op="update")
+    assert upd["peer"]["file"] == "/a.md" and upd["peer"]["cursor"] == {"anchor": 3, "head": 5}
+    assert upd["peer"]["name"] == "bob"  # fields not given keep their value
+    bob_session = upd["peer"]["session"]
+    bob.conn.transport.abort()  # a dropped connection, not a clean close
+    left = await alice.next_event("presence", op="leave")
+    assert left["peer"]["session"] == bob_session
+    # nobody receives their own presence
+    await alice.request({"type": "ping"})
+    assert not [e for e in alice.events if e.get("type") == "presence" and e.get("peer", {}).get("name") == "alice"]
+    await alice.close()
