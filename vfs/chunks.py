@@ -115,15 +115,15 @@ class ChunkStore:
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
         """Store one chunk unless already present; must run inside a transaction."""
         digest = digest or blake3.blake3(data).digest()
-        row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
-        if row:
-            return ChunkEntry(digest, len(data), row[0])
-        cur = self._conn.execute(
-            "INSERT INTO chunks(hash, size, created) VALUES(?, ?, ?)", (digest, len(data), time.time())
-        )
-        chunk_id = cur.lastrowid
-        self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (chunk_id, data))
-        return ChunkEntry(digest, len(data), chunk_id)
+        inserted = self._conn.execute(
+            "INSERT INTO chunks(hash, size, created) VALUES(?, ?, ?) ON CONFLICT(hash) DO NOTHING RETURNING id",
+            (digest, len(data), time.time()),
+        ).fetchone()
+        if inserted is None:  # already stored: deduplicated
+            existing = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
+            return ChunkEntry(digest, len(data), existing[0])
+        self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (inserted[0], data))
+        return ChunkEntry(digest, len(data), inserted[0])
 
     def read(self, chunk_id: int) -> bytes:
         # blobopen reads stay at GB/s where SELECT of large BLOBs can fall to

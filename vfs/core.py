@@ -182,7 +182,8 @@ class Core:
             self._dircache.clear()
             raise
         self._tx_state = None
-        self._data_version = self._current_data_version()
+        # Our own commits do not move PRAGMA data_version (only other
+        # connections' do), so the directory cache stays valid.
         if tx.wrote:
             self._notify(tx.rev)
 

@@ -32,9 +32,11 @@ KIND_DELETED = 0  # only in `versions`: the path was deleted at that revision
 KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink", KIND_DELETED: "delete"}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
-# 16 KiB pages: blob inserts run ~60 % faster than with 4 KiB pages
-# (reference/limits.md) while small-row transactions stay cheap.
-PAGE_SIZE = 16384
+# 4 KiB pages. Measured here (bench/bench_vfs.py): 16 KiB pages write large
+# files ~25 % faster but make every small transaction (create, rename, rm)
+# about twice as slow, because each commit writes every touched page to the
+# WAL. Workspaces are mostly small files, so small pages win.
+PAGE_SIZE = 4096
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
