@@ -25,7 +25,8 @@ import mfusepy
 
 import vfs
 from client_py.mount.attrs import AttrOverlay
-from client_py.mount.handles import Handle, OpenNode, OpenTable
+from client_py.mount.handles import OpenNode, OpenTable
+from client_py.mount.notify import LinkNames, current_fuse
 from client_py.mount.spool import Spool
 
 log = logging.getLogger("wsfs.mount")
@@ -43,17 +44,22 @@ def fuse_op(method: Callable) -> Callable:
 
     @functools.wraps(method)
     def wrapper(self: WsfsOperations, *args, **kwargs):
-        with self._lock:
-            try:
-                return method(self, *args, **kwargs)
-            except mfusepy.FuseOSError:
-                raise
-            except vfs.PreconditionFailed as exc:
-                raise mfusepy.FuseOSError(errno.EEXIST) from exc
-            except OSError as exc:
-                if isinstance(exc.errno, int) and exc.errno > 0:
-                    raise mfusepy.FuseOSError(exc.errno) from exc
-                raise
+        try:
+            with self._lock:
+                try:
+                    return method(self, *args, **kwargs)
+                except mfusepy.FuseOSError:
+                    raise
+                except vfs.PreconditionFailed as exc:
+                    raise mfusepy.FuseOSError(errno.EEXIST) from exc
+                except OSError as exc:
+                    if isinstance(exc.errno, int) and exc.errno > 0:
+                        raise mfusepy.FuseOSError(exc.errno) from exc
+                    raise
+                finally:
+                    stale = self.links.take_pending()
+        finally:
+            self.links.flush(stale)
 
     return wrapper
 
@@ -70,6 +76,7 @@ class WsfsOperations(mfusepy.Operations):
         self._lock = threading.RLock()
         self.table = OpenTable()
         self.attrs = AttrOverlay(os.getuid(), os.getgid())
+        self.links = LinkNames()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -79,6 +86,7 @@ class WsfsOperations(mfusepy.Operations):
             conn.max_write = MAX_IO
             conn.max_readahead = MAX_IO
         # The store is opened here, in libfuse's thread, after any fork.
+        self.links.fuse = current_fuse()
         with self._lock:
             if self.ws is None:
                 self.ws = self._open_workspace()
@@ -99,6 +107,7 @@ class WsfsOperations(mfusepy.Operations):
     @fuse_op
     def getattr(self, path: str, fh: int | None = None) -> dict:
         st = self.ws.lstat(path)
+        self.links.seen(st.ino, st.nlink, path)
         return self._attrs(st)
 
     def _attrs(self, st: vfs.Stat) -> dict:
@@ -126,11 +135,14 @@ class WsfsOperations(mfusepy.Operations):
     @fuse_op
     def chmod(self, path: str, mode: int) -> int:
         self.ws.chmod(path, mode & 0o7777)
+        self.links.changed(self.ws.stat(path).ino, path)
         return 0
 
     @fuse_op
     def chown(self, path: str, uid: int, gid: int) -> int:
-        self.attrs.chown(self.ws.lstat(path).ino, uid, gid)
+        ino = self.ws.lstat(path).ino
+        self.attrs.chown(ino, uid, gid)
+        self.links.changed(ino, path)
         return 0
 
     @fuse_op
@@ -139,16 +151,19 @@ class WsfsOperations(mfusepy.Operations):
         atime_ns, mtime_ns = times if times is not None else (now, now)
         atime_ns = _utime_value(atime_ns, now)
         mtime_ns = _utime_value(mtime_ns, now)
-        st = self.ws.stat(path)
+        st = self.ws.lstat(path)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
             self._commit(node, path)  # the new content must not overwrite the mtime set here
-        mtime_float = None
-        if mtime_ns is not None:
+        mtime_float = st.mtime
+        if st.kind == "symlink":
+            pass  # the store's utime follows symlinks: a link's own times live in the overlay
+        elif mtime_ns is not None:
             mtime_float = mtime_ns / 1e9
             self.ws.utime(path, mtime_float)
             mtime_float = self.ws.stat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
+        self.links.changed(st.ino, path)
         return 0
 
     @fuse_op
@@ -198,6 +213,8 @@ class WsfsOperations(mfusepy.Operations):
     def unlink(self, path: str) -> int:
         st = self.ws.lstat(path)
         self.ws.unlink(path)
+        self.links.forget(st.ino, path)
+        self.links.changed(st.ino, path)  # nlink dropped under the other names
         if st.nlink <= 1 and self.table.node(st.ino) is None:
             self.attrs.forget(st.ino)
         return 0
@@ -217,6 +234,10 @@ class WsfsOperations(mfusepy.Operations):
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
         self.ws.link(source, target)
+        st = self.ws.lstat(target)
+        self.links.seen(st.ino, st.nlink, source)
+        self.links.seen(st.ino, st.nlink, target)
+        self.links.changed(st.ino, target)
         return 0
 
     @fuse_op
@@ -311,6 +332,7 @@ class WsfsOperations(mfusepy.Operations):
             node = self.table.node(st.ino)
         if node is None:
             self.ws.truncate(path, length)  # nobody has it open: one transaction, no buffer
+            self.links.changed(st.ino, path)
         else:
             self._set_size(node, path, length)
         return 0
@@ -355,6 +377,7 @@ class WsfsOperations(mfusepy.Operations):
         self.ws.write_file(path, node.spool.pieces())
         node.dirty = False
         node.version += 1
+        self.links.changed(node.ino, path)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
         """At unmount: commit under any name the inode still has."""

@@ -77,16 +77,21 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
 
 def start_background(argv: list[str], mountpoint: str, log_file: str | None = None) -> int:
     """Run `wsfs mount ARGV` (without --background) detached; return its pid once mounted."""
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL
-    child = subprocess.Popen(
-        [sys.executable, "-m", "client_py.mount", *argv],
-        stdin=subprocess.DEVNULL,
-        stdout=out,
-        stderr=out,
-        start_new_session=True,
-    )
+    child = _spawn(argv, log_file, detach=True)
     wait_mounted(mountpoint, child.poll)
     return child.pid
+
+
+def _spawn(argv: list[str], log_file: str | None, *, detach: bool) -> subprocess.Popen:
+    """Start `python -m client_py.mount ARGV`, its output appended to `log_file`."""
+    command = [sys.executable, "-m", "client_py.mount", *argv]
+    if not log_file:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=detach,
+        )
+    with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=detach)
 
 
 def wait_mounted(mountpoint: str, exited: Callable[[], int | None] = lambda: None) -> None:
@@ -122,3 +127,49 @@ def unmount(mountpoint: str, *, lazy: bool = False) -> None:
     tool = shutil.which("fusermount3") or shutil.which("fusermount")
     command = [tool, "-u", *(["-z"] if lazy else []), mountpoint] if tool else ["umount", *(["-l"] if lazy else []), mountpoint]
     subprocess.run(command, check=True)
+
+
+class MountProcess:
+    """A mount daemon run as a child process; the context manager always unmounts.
+
+    For tests, benchmarks and scripts: `with MountProcess(["STORE.db"], mnt) as m:`
+    mounts, `m.pid` is the daemon, and leaving the block unmounts (lazily if
+    the daemon is gone or the mount is busy) and reaps the daemon.
+    """
+
+    def __init__(self, source: list[str], mountpoint: str, *, log_file: str | None = None, extra: list[str] = ()):
+        self.argv = ["mount", *source, mountpoint, *extra]
+        self.mountpoint = mountpoint
+        self.log_file = log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def __enter__(self) -> MountProcess:
+        self.process = _spawn(self.argv, self.log_file, detach=False)
+        try:
+            wait_mounted(self.mountpoint, self.process.poll)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self, timeout: float = 30.0) -> int | None:
+        """Unmount (clean if possible) and wait for the daemon; return its exit status."""
+        if is_mounted(self.mountpoint):
+            try:
+                unmount(self.mountpoint)
+            except subprocess.CalledProcessError:
+                unmount(self.mountpoint, lazy=True)
+        if self.process is None:
+            return None
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(timeout)

@@ -1,0 +1,67 @@
+"""Kernel cache invalidation for the other names of a hard-linked inode.
+
+libfuse's path-based API gives every name its own kernel inode, so after
+`chmod a` (or a write, or `link`) the kernel may still hold the old
+attributes and pages under the inode's other names `b`, `c` for up to
+attr_timeout. The mount remembers the names it has seen for inodes with
+nlink > 1 and asks libfuse (`fuse_invalidate_path`) to drop their caches.
+
+Invalidation runs after the mount lock is released: the kernel may wait for
+page locks held by a request that is itself waiting for that lock.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+
+import mfusepy
+
+log = logging.getLogger("wsfs.mount")
+
+_lib = mfusepy._libfuse  # the libfuse mfusepy loaded; there is no public accessor
+_invalidate = getattr(_lib, "fuse_invalidate_path", None)
+if _invalidate is not None:
+    _invalidate.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    _invalidate.restype = ctypes.c_int
+
+
+def current_fuse() -> int | None:
+    """The `struct fuse *` of the calling libfuse thread (inside an operation only)."""
+    return _lib.fuse_get_context().contents.fuse
+
+
+class LinkNames:
+    """Names seen per multiply-linked inode, and invalidations waiting for the lock to drop."""
+
+    def __init__(self) -> None:
+        self.fuse: int | None = None
+        self._names: dict[int, set[str]] = {}
+        self._pending: list[str] = []
+
+    def seen(self, ino: int, nlink: int, path: str) -> None:
+        if nlink > 1:
+            self._names.setdefault(ino, set()).add(path)
+
+    def changed(self, ino: int, path: str | None = None) -> None:
+        """Inode `ino` changed through `path`: its other names must be refreshed."""
+        names = self._names.get(ino)
+        if names:
+            self._pending.extend(name for name in names if name != path)
+
+    def forget(self, ino: int, path: str) -> None:
+        names = self._names.get(ino)
+        if names is not None:
+            names.discard(path)
+            if not names:
+                del self._names[ino]
+
+    def take_pending(self) -> list[str]:
+        pending, self._pending = self._pending, []
+        return pending
+
+    def flush(self, paths: list[str]) -> None:
+        if not paths or self.fuse is None or _invalidate is None:
+            return
+        for path in dict.fromkeys(paths):
+            _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))  # -ENOENT if not cached: fine

@@ -1,0 +1,371 @@
+"""The FUSE mount of a local store, driven by real programs and real syscalls.
+
+Each test mounts a fresh SQLite store with `python -m client_py.mount` (the
+same daemon `wsfs mount` runs) and always unmounts in teardown.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import vfs
+from client_py.mount.runner import MountProcess, is_mounted, unmount
+
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def mnt(tmp_path: Path, store: Path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log")):
+        yield mountpoint
+
+
+def store_rev(store: Path) -> int:
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        return ws.rev
+
+
+def run(*command: str, cwd: Path | None = None, env: dict | None = None) -> str:
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, f"{command} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+# -- syscalls -------------------------------------------------------------------
+
+
+def test_files_dirs_and_errnos(mnt: Path, store: Path):
+    (mnt / "a.txt").write_bytes(b"hello")
+    assert (mnt / "a.txt").read_bytes() == b"hello"
+    (mnt / "d" / "e").mkdir(parents=True)
+    (mnt / "d" / "e" / "f").write_text("x")
+    assert sorted(os.listdir(mnt)) == ["a.txt", "d"]
+
+    def errno_of(call, *args) -> int:
+        with pytest.raises(OSError) as info:
+            call(*args)
+        return info.value.errno
+
+    assert errno_of(os.rmdir, mnt / "d") == errno.ENOTEMPTY
+    assert errno_of(os.unlink, mnt / "nope") == errno.ENOENT
+    assert errno_of(os.mkdir, mnt / "a.txt") == errno.EEXIST
+    assert errno_of(os.listdir, mnt / "a.txt") == errno.ENOTDIR
+    assert errno_of(os.rename, mnt / "d", mnt / "d" / "e" / "inside") == errno.EINVAL
+    assert errno_of(os.rename, mnt / "a.txt", mnt / "d") == errno.EISDIR
+    assert errno_of(os.open, mnt / "a.txt", os.O_CREAT | os.O_EXCL | os.O_WRONLY) == errno.EEXIST
+
+    os.rename(mnt / "d" / "e" / "f", mnt / "moved")
+    assert (mnt / "moved").read_text() == "x"
+    shutil.rmtree(mnt / "d")
+    assert not (mnt / "d").exists()
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/moved") == b"x"
+        assert ws.listdir("/") == ["a.txt", "moved"]
+
+
+def test_links_modes_times_owners(mnt: Path):
+    target = mnt / "t.txt"
+    target.write_bytes(b"data")
+    os.link(target, mnt / "hard")
+    os.symlink("t.txt", mnt / "soft")
+    assert os.stat(mnt / "hard").st_ino == os.stat(target).st_ino
+    assert os.stat(target).st_nlink == 2
+    assert os.readlink(mnt / "soft") == "t.txt"
+    assert (mnt / "soft").read_bytes() == b"data"
+    assert stat.S_ISLNK(os.lstat(mnt / "soft").st_mode)
+
+    os.chmod(target, 0o640)
+    assert stat.S_IMODE(os.stat(mnt / "hard").st_mode) == 0o640
+
+    os.utime(target, ns=(1_600_000_000_123_456_789, 1_700_000_000_987_654_321))
+    st = os.stat(target)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_600_000_000_123_456_789, 1_700_000_000_987_654_321)
+    run("touch", "-m", "-d", "@1500000000", str(target))  # UTIME_OMIT for atime
+    st = os.stat(target)
+    assert (st.st_atime_ns, st.st_mtime_ns) == (1_600_000_000_123_456_789, 1_500_000_000_000_000_000)
+
+    os.chown(target, 1234, 5678)
+    assert (os.stat(target).st_uid, os.stat(target).st_gid) == (1234, 5678)
+    os.chown(target, -1, 42)
+    assert (os.stat(target).st_uid, os.stat(target).st_gid) == (1234, 42)
+    assert (os.stat(mnt / "hard").st_uid, os.stat(mnt / "hard").st_mtime_ns) == (1234, 1_500_000_000_000_000_000)
+    with open(mnt / "hard", "ab") as other_name:
+        other_name.write(b"+more")
+    assert target.read_bytes() == b"data+more"
+    os.unlink(mnt / "hard")
+    assert os.stat(target).st_nlink == 1
+    assert os.statvfs(mnt).f_namemax == 255
+
+
+def test_rename_noreplace_and_exchange(mnt: Path):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    (mnt / "a").write_text("a")
+    (mnt / "b").write_text("b")
+
+    def renameat2(old: str, new: str, flags: int) -> int:
+        rc = libc.renameat2(-100, os.fsencode(mnt / old), -100, os.fsencode(mnt / new), flags)
+        return 0 if rc == 0 else ctypes.get_errno()
+
+    assert renameat2("a", "b", 1) == errno.EEXIST  # RENAME_NOREPLACE
+    assert renameat2("a", "c", 1) == 0
+    assert (mnt / "c").read_text() == "a"
+    assert renameat2("c", "b", 2) == errno.EINVAL  # RENAME_EXCHANGE: not in the store yet
+    assert (mnt / "b").read_text() == "b" and (mnt / "c").read_text() == "a"
+
+
+def test_long_paths(mnt: Path, store: Path):
+    name = "n" * 200
+    depth = 20  # 20 * 201 + file name: about 4 KB below the mount
+    fd = os.open(mnt, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir(name, dir_fd=fd)
+            child = os.open(name, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = child
+        leaf = os.open("leaf", os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd)
+        os.write(leaf, b"deep")
+        os.close(leaf)
+    finally:
+        os.close(fd)
+    path = "/" + "/".join([name] * depth) + "/leaf"
+    assert len(path.encode()) > 4000
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file(path) == b"deep"
+
+
+# -- buffered writes ----------------------------------------------------------------
+
+
+def test_small_writes_make_one_revision_and_readers_see_them_at_once(mnt: Path, store: Path):
+    before = store_rev(store)
+    piece = b"0123456789abcdef" * 256  # 4 KiB
+    with open(mnt / "big.bin", "wb", buffering=0) as writer:
+        for _ in range(256):
+            writer.write(piece)
+        # Not closed yet: another descriptor already sees every buffered byte.
+        with open(mnt / "big.bin", "rb") as reader:
+            assert reader.read() == piece * 256
+        assert os.stat(mnt / "big.bin").st_size == len(piece) * 256
+    # create + one commit of 1 MiB written in 256 pieces
+    assert store_rev(store) - before == 2
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/big.bin") == piece * 256
+
+
+def test_fsync_commits_and_truncate(mnt: Path, store: Path):
+    fd = os.open(mnt / "f", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        os.write(fd, b"x" * 100_000)
+        os.fsync(fd)
+        with vfs.Workspace(str(store), readonly=True) as ws:
+            assert ws.stat("/f").size == 100_000
+        os.ftruncate(fd, 10)
+        os.pwrite(fd, b"END", 20)  # past EOF: zero-filled gap
+        assert os.pread(fd, 100, 0) == b"x" * 10 + bytes(10) + b"END"
+    finally:
+        os.close(fd)
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/f") == b"x" * 10 + bytes(10) + b"END"
+    os.truncate(mnt / "f", 3)
+    assert (mnt / "f").read_bytes() == b"xxx"
+    with open(mnt / "f", "ab") as appender:
+        appender.write(b"++")
+    assert (mnt / "f").read_bytes() == b"xxx++"
+
+
+def test_concurrent_readers_and_a_writer(mnt: Path):
+    """Readers never see a mix of two versions of a file replaced by rename."""
+    versions = [bytes([65 + v]) * (200_000 + v) for v in range(12)]
+    (mnt / "live").write_bytes(versions[0])
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        seen = 0
+        while not stop.is_set() and seen < 500:
+            data = (mnt / "live").read_bytes()
+            if data not in versions:
+                errors.append(f"torn read: {len(data)} bytes starting {data[:1]!r}")
+            seen += 1
+
+    def writer() -> None:
+        for number, content in enumerate(versions[1:], 1):
+            tmp = mnt / f".live.{number}"
+            tmp.write_bytes(content)
+            os.rename(tmp, mnt / "live")
+        stop.set()
+
+    threads = [threading.Thread(target=reader) for _ in range(3)] + [threading.Thread(target=writer)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert (mnt / "live").read_bytes() == versions[-1]
+    assert sorted(os.listdir(mnt)) == ["live"]
+
+
+# -- real programs ----------------------------------------------------------------
+
+
+def test_git_init_add_commit_status(mnt: Path):
+    repo = mnt / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+    run("git", "init", "-q", cwd=repo, env=env)
+    for number in range(100):
+        sub = repo / f"dir{number % 10}"
+        sub.mkdir(exist_ok=True)
+        (sub / f"file{number}.txt").write_text(f"line {number}\n" * (number + 1))
+    run("git", "add", ".", cwd=repo, env=env)
+    run("git", "commit", "-q", "-m", "one hundred files", cwd=repo, env=env)
+    assert run("git", "status", "--porcelain", cwd=repo, env=env) == ""
+    assert run("git", "ls-files", cwd=repo, env=env).count("\n") == 100
+    (repo / "dir3" / "file3.txt").write_text("changed\n")
+    assert run("git", "status", "--porcelain", cwd=repo, env=env).strip() == "M dir3/file3.txt"
+    run("git", "fsck", "--strict", cwd=repo, env=env)
+
+
+def _make_tree(root: Path) -> None:
+    """A tree with the shapes tar and cp care about: nesting, modes, links, binary, empty."""
+    (root / "src" / "pkg").mkdir(parents=True)
+    (root / "empty-dir").mkdir()
+    for number in range(40):
+        (root / "src" / "pkg" / f"m{number}.py").write_text(f"x = {number}\n" * number)
+    (root / "bin.dat").write_bytes(os.urandom(700_000))
+    (root / "empty").write_bytes(b"")
+    (root / "run.sh").write_text("#!/bin/sh\necho hi\n")
+    os.chmod(root / "run.sh", 0o755)
+    os.symlink("src/pkg/m1.py", root / "link")
+    os.link(root / "run.sh", root / "run-hardlink.sh")
+    os.utime(root / "bin.dat", (1_000_000_000, 1_000_000_000))
+
+
+def test_tar_extract_matches_disk(mnt: Path, tmp_path: Path):
+    source = tmp_path / "source"
+    source.mkdir()
+    _make_tree(source)
+    archive = tmp_path / "tree.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(source, arcname="tree")
+    on_disk = tmp_path / "on-disk"
+    on_disk.mkdir()
+    run("tar", "-xzf", str(archive), "-C", str(on_disk))
+    run("tar", "-xzf", str(archive), "-C", str(mnt))
+    run("diff", "-r", "--no-dereference", str(on_disk / "tree"), str(mnt / "tree"))
+    mounted = mnt / "tree"
+    assert os.stat(mounted / "run.sh").st_ino == os.stat(mounted / "run-hardlink.sh").st_ino
+    assert stat.S_IMODE(os.stat(mounted / "run.sh").st_mode) == 0o755
+    assert os.stat(mounted / "bin.dat").st_mtime == 1_000_000_000
+
+
+def test_cp_a_round_trip(mnt: Path, tmp_path: Path):
+    source = tmp_path / "source"
+    source.mkdir()
+    _make_tree(source)
+    run("cp", "-a", str(source), str(mnt / "copy"))
+    back = tmp_path / "back"
+    run("cp", "-a", str(mnt / "copy"), str(back))
+    run("diff", "-r", "--no-dereference", str(source), str(back))
+    for name in ("bin.dat", "run.sh", "src/pkg/m5.py"):
+        original, returned = os.stat(source / name), os.stat(back / name)
+        assert stat.S_IMODE(original.st_mode) == stat.S_IMODE(returned.st_mode)
+        assert original.st_mtime_ns == returned.st_mtime_ns
+    assert os.readlink(back / "link") == "src/pkg/m1.py"
+
+
+def _tiny_wheel(directory: Path) -> Path:
+    """Build a minimal pure-Python wheel by hand (no network, no build backend)."""
+    wheel = directory / "tinypkg-1.0-py3-none-any.whl"
+    files = {
+        "tinypkg/__init__.py": "VALUE = 42\n",
+        "tinypkg-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: tinypkg\nVersion: 1.0\n",
+        "tinypkg-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = "".join(f"{name},,\n" for name in files) + "tinypkg-1.0.dist-info/RECORD,,\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+        archive.writestr("tinypkg-1.0.dist-info/RECORD", record)
+    return wheel
+
+
+def test_venv_and_pip_install_local_wheel(mnt: Path, tmp_path: Path):
+    wheel = _tiny_wheel(tmp_path)
+    venv = mnt / "venv"
+    run(sys.executable, "-m", "venv", str(venv))
+    run(str(venv / "bin" / "python"), "-m", "pip", "install", "--no-index", "--no-cache-dir", "-q", str(wheel))
+    out = run(str(venv / "bin" / "python"), "-c", "import tinypkg, sys; print(tinypkg.VALUE, sys.prefix)")
+    assert out.split() == ["42", str(venv)]
+
+
+# -- crash and recovery ---------------------------------------------------------------
+
+
+def test_killed_daemon_leaves_a_consistent_store(tmp_path: Path, store: Path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    mount = MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"))
+    with mount:
+        for number in range(50):
+            (mountpoint / f"done{number}").write_bytes(bytes([number]) * 10_000)
+        pending = open(mountpoint / "pending", "wb")
+        pending.write(b"p" * 50_000)
+        pending.flush()
+        os.kill(mount.pid, 9)
+        mount.process.wait(30)
+        with pytest.raises(OSError) as info:
+            os.listdir(mountpoint)
+        assert info.value.errno == errno.ENOTCONN
+        with pytest.raises(OSError):
+            pending.close()
+        assert is_mounted(str(mountpoint))
+        unmount(str(mountpoint))
+        assert not is_mounted(str(mountpoint))
+
+    with sqlite3.connect(store) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with vfs.Workspace(str(store)) as ws:
+        for number in range(50):
+            assert ws.read_file(f"/done{number}") == bytes([number]) * 10_000
+        # never half-written: the buffered file is either empty (created) or whole
+        assert ws.read_file("/pending") in (b"", b"p" * 50_000)
+    with MountProcess([str(store)], str(mountpoint)):
+        assert (mountpoint / "done7").read_bytes() == bytes([7]) * 10_000
+
+
+def test_umount_command_flushes_and_exits(tmp_path: Path, store: Path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    mount = MountProcess([str(store)], str(mountpoint))
+    with mount:
+        (mountpoint / "x").write_text("kept")
+        run(sys.executable, "-m", "client_py.mount", "umount", str(mountpoint))
+        assert mount.process.wait(30) == 0
+        assert not is_mounted(str(mountpoint))
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/x") == b"kept"
