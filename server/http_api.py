@@ -9,6 +9,7 @@ status, never a 500 with a traceback).
 from __future__ import annotations
 
 import functools
+import io
 import mimetypes
 import re
 import tempfile
@@ -163,7 +164,8 @@ async def spool_body(request: Request, st: ServerState) -> IO[bytes]:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than max_upload ({limit})")
-    spool = tempfile.TemporaryFile(dir=st.spool_dir)
+    small = declared is not None and declared.isdigit() and int(declared) <= SMALL_READ
+    spool: IO[bytes] = io.BytesIO() if small else tempfile.TemporaryFile(dir=st.spool_dir)
     size = 0
     try:
         buf = bytearray()

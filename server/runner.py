@@ -58,7 +58,10 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
 def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket ourselves, so port 0 works and the real port is known."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP (not 0): asyncio only sets TCP_NODELAY on accepted
+    # sockets whose proto says TCP, and without it every keep-alive response
+    # waits ~40 ms for a delayed ACK (Nagle holds the body behind the headers).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     sock.set_inheritable(True)
