@@ -105,7 +105,8 @@ class NamespaceOps(Core):
 
     def link(self, existing: str, new: str) -> None:
         with self._tx() as tx:
-            source = self._existing(existing, follow=True).node
+            # link(2) on Linux does not follow a final symlink: it links the symlink itself.
+            source = self._existing(existing, follow=False).node
             found = self._resolve(new, follow=False)
             if found.node is not None:
                 raise fs_error(errno.EEXIST, new)
