@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 from hypothesis_profiles import scaled
 import pytest
-from hypothesis import given
+from hypothesis import event, given
 from hypothesis import strategies as hs
 from vfs_strategies import vfs_snapshot
 
@@ -207,8 +207,8 @@ sync_ops = hs.tuples(
 )
 
 
-@scaled(0.3)
-@given(steps=hs.lists(hs.one_of(user_ops, user_ops, sync_ops), max_size=30), seed=hs.integers(0, 2**16))
+@scaled(0.5)
+@given(steps=hs.lists(hs.one_of(user_ops, user_ops, sync_ops), min_size=10, max_size=60), seed=hs.integers(0, 2**16))
 def test_two_stores_converge_without_losing_writes(tmp_path_factory, steps, seed):
     tmp = tmp_path_factory.mktemp("sync")
     rnd = random.Random(seed)
@@ -222,6 +222,8 @@ def test_two_stores_converge_without_losing_writes(tmp_path_factory, steps, seed
                 _, a_to_b, hiccups = step
                 sync(world, *world.peers(a_to_b), hiccups)
         settle(world)
+        event(f"steps: {len(steps) // 10 * 10}+")  # shown by --hypothesis-show-statistics
+        event(f"conflicts: {min(len(world.conflicts), 3)}{'+' if len(world.conflicts) >= 3 else ''}")
         tree_a, tree_b = vfs_snapshot(a), vfs_snapshot(b)
         assert tree_a == tree_b
         final = {n.content for n in tree_a.values() if n.kind == "file"}
