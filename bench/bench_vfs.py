@@ -1,0 +1,414 @@
+"""Benchmark the vfs store against the local disk, on the dofs-bench workload.
+
+    python bench/bench_vfs.py            # everything (a few minutes)
+    python bench/bench_vfs.py --quick    # 3 runs instead of 6, smaller change-cost trees
+
+Scenarios a..k2 are those of `dofs-bench` (the reference system measured on
+this kind of machine); each is run 6 times, the first run is dropped as a
+warm-up and the median (min-max) of the other 5 is printed for the store (a
+SQLite file in a temp dir) and for the local disk through `os`, with the
+ratio store/disk and the reference's own figure beside ours. A last section
+measures `changes()` after one write in trees of 1k/10k/100k nodes (issue 3).
+
+Disk baseline: every run uses a fresh directory and nothing is deleted
+until the end, except by the scenarios themselves (c deletes 1000 files):
+on no-journal ext4, creating files shortly after deletions is up to 20x
+slower (reference/limits.md), so the state is printed with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import vfs  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    title: str
+    reference_ms: float | None  # dofs, file DB, median (dofs-bench.md)
+    target: str = ""  # from issues 2 and 3
+
+
+SCENARIOS = [
+    Scenario("a", "create 1000 files of 100 B in one dir", 123, "<= 61 ms"),
+    Scenario("b", "stat those 1000 files (first pass)", 158, "< 10 ms"),
+    Scenario("b2", "stat them again", 5.00, "< 10 ms"),
+    Scenario("c", "rm those 1000 files, one call each", 90.3, "<= 45 ms"),
+    Scenario("l", "rename 1000 files into a sibling dir", 96.9, "<= 48 ms"),
+    Scenario("d", "mkdir a 10x10x10 tree (1110 dirs)", 55.5, "<= 28 ms"),
+    Scenario("e", "find over that tree (1110 entries)", 9.97, "<= 5 ms"),
+    Scenario("f", "write a 64 MiB file of random bytes", 266, ">= 500 MB/s (128 ms)"),
+    Scenario("g", "read it back into one buffer", 62.1, ">= 500 MB/s (128 ms)"),
+    Scenario("h", "overwrite it with other random 64 MiB", 204, "<= 102 ms"),
+    Scenario("h2", "overwrite again with identical bytes", 35.2, ""),
+    Scenario("i", "readdir of a 10,000-entry dir", 10.5, "<= 5.3 ms"),
+    Scenario("i+", "(disk only) readdir + lstat of each", None, ""),
+    Scenario("i2", "stat 1000 of those 10,000, cold", 1517, "< 10 ms"),
+    Scenario("i3", "stat the same 1000 again", 4.88, "< 10 ms"),
+    Scenario("j", "changes after a cursor + 1 write", 0.162, "< 0.2 ms"),
+    Scenario("j2", "full change stream (10,000+ entries)", 306, "< 150 ms"),
+    Scenario("j3", "read_objects for every chunk of j2", 57.0, ""),
+    Scenario("j4", "put_object + apply_changes of j2 into an empty store", 7170, "< 1.5 s"),
+    Scenario("k", "insert 1 byte at offset 0 of 10 MiB (rewrite)", 36.2, ""),
+    Scenario("k2", "overwrite 1 byte at offset 0 of 10 MiB", 1.64, ""),
+]
+
+Timings = dict[str, float]  # scenario id -> ms for one run
+
+
+def timed(fn: Callable[[], object]) -> float:
+    gc.collect()
+    start = time.perf_counter()
+    fn()
+    return (time.perf_counter() - start) * 1000
+
+
+@dataclass
+class Payloads:
+    small: list[bytes] = field(default_factory=lambda: [random.randbytes(100) for _ in range(1000)])
+    big_a: bytes = field(default_factory=lambda: random.randbytes(64 * MiB))
+    big_b: bytes = field(default_factory=lambda: random.randbytes(64 * MiB))
+    ten: bytes = field(default_factory=lambda: random.randbytes(10 * MiB))
+    many: list[bytes] = field(default_factory=lambda: [random.randbytes(100) for _ in range(10_000)])
+
+
+# ---------------------------------------------------------------- the store
+
+
+class StoreBench:
+    name = "store"
+
+    def __init__(self, root: Path, data: Payloads):
+        self.root, self.data = root, data
+        self.shared: vfs.Workspace | None = None
+        self.extra = 0
+        self.notes: list[str] = []
+
+    def fresh(self) -> vfs.Workspace:
+        d = Path(tempfile.mkdtemp(dir=self.root))
+        return vfs.Workspace(str(d / "bench.db"))
+
+    def small_files(self) -> Timings:
+        t: Timings = {}
+        with self.fresh() as ws:
+            ws.mkdir("/a")
+            paths = [f"/a/f{i:04d}" for i in range(1000)]
+            t["a"] = timed(lambda: [ws.write_file(p, d) for p, d in zip(paths, self.data.small)])
+            t["b"] = timed(lambda: [ws.stat(p) for p in paths])
+            t["b2"] = timed(lambda: [ws.stat(p) for p in paths])
+            t["c"] = timed(lambda: [ws.unlink(p) for p in paths])
+        with self.fresh() as ws:
+            ws.mkdir("/r")
+            ws.mkdir("/r2")
+            for i, d in enumerate(self.data.small):
+                ws.write_file(f"/r/f{i:04d}", d)
+            t["l"] = timed(lambda: [ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}") for i in range(1000)])
+        return t
+
+    def tree(self) -> Timings:
+        with self.fresh() as ws:
+            ws.mkdir("/t")
+            t = {"d": timed(lambda: [ws.mkdir(p) for p in tree_dirs("/t")])}
+            found: list = []
+            t["e"] = timed(lambda: found.extend(ws.find("/t")))
+            assert len(found) == 1110, len(found)
+            return t
+
+    def big(self) -> Timings:
+        with self.fresh() as ws:
+            out: list[bytes] = []
+            t = {"f": timed(lambda: ws.write_file("/big.bin", self.data.big_a))}
+            t["g"] = timed(lambda: out.append(ws.read_file("/big.bin")))
+            assert out[0] == self.data.big_a
+            t["h"] = timed(lambda: ws.write_file("/big.bin", self.data.big_b))
+            t["h2"] = timed(lambda: ws.write_file("/big.bin", self.data.big_b))
+            return t
+
+    def insert(self) -> Timings:
+        with self.fresh() as ws:
+            ws.write_file("/k.bin", self.data.ten)
+            before = [c for c, _ in ws.entry("/k.bin").chunks]
+            t = {"k": timed(lambda: ws.write_file("/k.bin", b"\x42" + self.data.ten))}
+            after = ws.entry("/k.bin").chunks
+            new = [(c, s) for c, s in after if c not in set(before)]
+            self.notes.append(f"k: {len(after)} chunks in the new version, {len(new)} new "
+                              f"({sum(s for _, s in new):,} bytes) (dofs: 21 of 21, 10,485,761 bytes)")
+            ws.write_file("/k2.bin", self.data.ten)
+            t["k2"] = timed(lambda: ws.write_range("/k2.bin", 0, b"\x42"))
+            return t
+
+    def big_dir(self) -> Timings:
+        if self.shared is None:
+            self.shared_path = self.root / "shared.db"
+            self.shared = vfs.Workspace(str(self.shared_path))
+            self.shared.mkdir("/big")
+            for i, d in enumerate(self.data.many):
+                self.shared.write_file(f"/big/f{i:05d}", d)
+        ws = self.shared
+        t = {"i": timed(lambda: ws.readdir("/big"))}
+        sample = [f"/big/f{i:05d}" for i in range(0, 10_000, 10)]
+        with vfs.Workspace(str(self.shared_path)) as cold:  # a new object: empty caches
+            t["i2"] = timed(lambda: [cold.stat(p) for p in sample])
+            t["i3"] = timed(lambda: [cold.stat(p) for p in sample])
+        cursor = ws.cursor()
+        self.extra += 1
+        ws.write_file(f"/big/extra{self.extra}", random.randbytes(100))
+        got: list = []
+        t["j"] = timed(lambda: got.extend(ws.changes(after=cursor)))
+        assert len(got) == 1, got
+        full: list = []
+        t["j2"] = timed(lambda: full.extend(ws.changes()))
+        hashes = sorted({h for e in full for h, _ in e.chunks})
+        objects: list = []
+        t["j3"] = timed(lambda: objects.extend(ws.read_objects(hashes)))
+        assert len(objects) == len(hashes)
+        with self.fresh() as empty:
+            def receive() -> None:
+                for h, data in objects:
+                    empty.put_object(data, expected_hash=h)
+                empty.apply_changes(full)
+
+            t["j4"] = timed(receive)
+            assert empty.readdir("/big", limit=1)
+        self.notes.append(f"j2: {len(full):,} entries, j3: {len(hashes):,} chunks")
+        return t
+
+
+def tree_dirs(top: str) -> list[str]:
+    out = []
+    for x in range(10):
+        out.append(f"{top}/d{x}")
+        for y in range(10):
+            out.append(f"{top}/d{x}/d{y}")
+            out.extend(f"{top}/d{x}/d{y}/d{z}" for z in range(10))
+    # parent first: sort so that every dir comes after its parent
+    return sorted(out, key=lambda p: (p.count("/"), p))
+
+
+# ---------------------------------------------------------------- the local disk
+
+
+class DiskBench:
+    name = "disk"
+
+    def __init__(self, root: Path, data: Payloads):
+        self.root, self.data = root, data
+        self.shared: Path | None = None
+        self.extra = 0
+        self.notes: list[str] = []
+
+    def fresh(self) -> Path:
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+    def small_files(self) -> Timings:
+        base = self.fresh()
+        a = base / "a"
+        a.mkdir()
+        paths = [str(a / f"f{i:04d}") for i in range(1000)]
+        t = {"a": timed(lambda: [write(p, d) for p, d in zip(paths, self.data.small)])}
+        t["b"] = timed(lambda: [os.stat(p) for p in paths])
+        t["b2"] = timed(lambda: [os.stat(p) for p in paths])
+        t["c"] = timed(lambda: [os.unlink(p) for p in paths])
+        r, r2 = base / "r", base / "r2"
+        r.mkdir()
+        r2.mkdir()
+        for i, d in enumerate(self.data.small):
+            write(str(r / f"f{i:04d}"), d)
+        t["l"] = timed(lambda: [os.rename(r / f"f{i:04d}", r2 / f"f{i:04d}") for i in range(1000)])
+        return t
+
+    def tree(self) -> Timings:
+        base = self.fresh()
+        top = str(base / "t")
+        os.mkdir(top)
+        t = {"d": timed(lambda: [os.mkdir(p) for p in tree_dirs(top)])}
+        found: list = []
+        t["e"] = timed(lambda: found.extend(walk_types(top)))
+        assert len(found) == 1110
+        return t
+
+    def big(self) -> Timings:
+        path = str(self.fresh() / "big.bin")
+        out: list[bytes] = []
+        t = {"f": timed(lambda: write(path, self.data.big_a))}
+        t["g"] = timed(lambda: out.append(Path(path).read_bytes()))
+        t["h"] = timed(lambda: write(path, self.data.big_b))
+        t["h2"] = timed(lambda: write(path, self.data.big_b))
+        return t
+
+    def insert(self) -> Timings:
+        base = self.fresh()
+        k, k2 = str(base / "k.bin"), str(base / "k2.bin")
+        write(k, self.data.ten)
+        t = {"k": timed(lambda: write(k, b"\x42" + self.data.ten))}
+        write(k2, self.data.ten)
+
+        def pwrite() -> None:
+            fd = os.open(k2, os.O_WRONLY)
+            os.pwrite(fd, b"\x42", 0)
+            os.close(fd)
+
+        t["k2"] = timed(pwrite)
+        return t
+
+    def big_dir(self) -> Timings:
+        if self.shared is None:
+            self.shared = self.fresh() / "big"
+            self.shared.mkdir()
+            for i, d in enumerate(self.data.many):
+                write(str(self.shared / f"f{i:05d}"), d)
+        big = str(self.shared)
+        t = {"i": timed(lambda: [(e.name, e.is_dir()) for e in os.scandir(big)])}
+        t["i+"] = timed(lambda: [os.lstat(e.path) for e in os.scandir(big)])
+        sample = [f"{big}/f{i:05d}" for i in range(0, 10_000, 10)]
+        t["i2"] = timed(lambda: [os.stat(p) for p in sample])
+        since = time.time() - 0.020
+        self.extra += 1
+        write(f"{big}/extra{self.extra}", random.randbytes(100))
+        newer: list = []
+        t["j"] = timed(lambda: newer.extend(e for e in os.scandir(big) if e.stat().st_mtime > since))
+        return t
+
+
+def write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def walk_types(top: str) -> list[tuple[str, bool]]:
+    out, stack = [], [top]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for e in it:
+                out.append((e.path, e.is_dir(follow_symlinks=False)))
+                if out[-1][1]:
+                    stack.append(e.path)
+    return out
+
+
+# ---------------------------------------------------------------- running and printing
+
+
+def run_all(bench, runs: int) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {}
+    for group in (bench.small_files, bench.tree, bench.big, bench.insert, bench.big_dir):
+        for run in range(runs):
+            for sid, ms in group().items():
+                if run > 0:  # the first run is the warm-up
+                    results.setdefault(sid, []).append(ms)
+    return results
+
+
+def fmt(ms: float) -> str:
+    return f"{ms:,.3f}" if ms < 1 else f"{ms:,.2f}" if ms < 10 else f"{ms:,.1f}" if ms < 100 else f"{ms:,.0f}"
+
+
+def cell(values: list[float] | None) -> str:
+    if not values:
+        return "—"
+    return f"{fmt(statistics.median(values))} ({fmt(min(values))}–{fmt(max(values))})"
+
+
+def print_table(store: dict[str, list[float]], disk: dict[str, list[float]]) -> None:
+    print("| id | scenario | store ms, median (min–max) | disk ms | store ÷ disk | dofs ms | store ÷ dofs | target |")
+    print("|---|---|---|---|---|---|---|---|")
+    for s in SCENARIOS:
+        mine, theirs = store.get(s.id), disk.get(s.id)
+        ratio = f"{statistics.median(mine) / statistics.median(theirs):.2f}×" if mine and theirs else "—"
+        vs_ref = f"{statistics.median(mine) / s.reference_ms:.2f}×" if mine and s.reference_ms else "—"
+        ref = fmt(s.reference_ms) if s.reference_ms else "—"
+        print(f"| {s.id} | {s.title} | {cell(mine)} | {cell(theirs)} | {ratio} | {ref} | {vs_ref} | {s.target} |")
+
+
+def changes_cost(root: Path, sizes: list[int], reps: int) -> None:
+    """changes(after=cursor) after one write, in trees of growing size (issue 3: < 0.2 ms at any size)."""
+    print("\n### changes() after 1 write, by tree size (median of %d; dofs: 0.162 ms at 10k)\n" % reps)
+    print("| nodes | build s | changes ms, median (min–max) |")
+    print("|---|---|---|")
+    for n in sizes:
+        d = Path(tempfile.mkdtemp(dir=root))
+        with vfs.Workspace(str(d / "n.db")) as ws:
+            start = time.perf_counter()
+            per_dir = 1000
+            for k in range(n // per_dir):
+                ws.mkdir(f"/d{k:03d}")
+                for i in range(per_dir - 1):
+                    ws.write_file(f"/d{k:03d}/f{i:04d}", b"%d" % i)
+            build = time.perf_counter() - start
+            times = []
+            for r in range(reps + 1):
+                cursor = ws.cursor()
+                ws.write_file(f"/d000/new{r}", b"x")
+                got: list = []
+                ms = timed(lambda: got.extend(ws.changes(after=cursor)))
+                assert len(got) == 1
+                if r:
+                    times.append(ms)
+        print(f"| {n:,} | {build:.1f} | {cell(times)} |")
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def disk_state(root: Path) -> str:
+    flag = subprocess.run(["chattr", "+T", str(root)], capture_output=True).returncode == 0
+    return (f"fresh directory per run under {root} (chattr +T {'set' if flag else 'not available'}); "
+            f"nothing deleted before the run; scenario c deletes 1000 files per run, so later creates "
+            f"(l setup, d, the 10,000-file dir) run after recent deletions")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 runs, change-cost trees up to 10k nodes")
+    parser.add_argument("--dir", default=None, help="where to put the stores and the disk trees")
+    args = parser.parse_args()
+    runs = 3 if args.quick else 6
+    random.seed(1)
+    data = Payloads()
+    root = Path(tempfile.mkdtemp(prefix="bench-vfs-", dir=args.dir))
+    try:
+        (root / "disk").mkdir()
+        (root / "store").mkdir()
+        state = disk_state(root / "disk")
+        print(f"# bench_vfs — {time.strftime('%Y-%m-%d %H:%M:%S')} — Python {sys.version.split()[0]}, "
+              f"SQLite {vfs_sqlite_version()}, {os.cpu_count()} CPUs\n")
+        print(f"{runs} runs per scenario, first dropped. Disk: {state}.\n")
+        disk = DiskBench(root / "disk", data)
+        store = StoreBench(root / "store", data)
+        disk_results = run_all(disk, runs)
+        store_results = run_all(store, runs)
+        if store.shared:
+            store.shared.close()
+        print_table(store_results, disk_results)
+        print()
+        for note in dict.fromkeys(store.notes):
+            print(f"- {note}")
+        changes_cost(root / "store", [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000], 20)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def vfs_sqlite_version() -> str:
+    import sqlite3
+
+    return sqlite3.sqlite_version
+
+
+if __name__ == "__main__":
+    main()
