@@ -243,13 +243,13 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @rule(src=paths, dst=paths)
     def link(self, src, dst):
-        # os.link follows a symlink source by default (linkat AT_SYMLINK_FOLLOW).
+        # CPython calls link(2) on Linux: a symlink source is linked itself, never followed.
         self.both(f"link({src!r}, {dst!r})", lambda ws: ws.link(src, dst) and None,
                   lambda: os.link(self.real(src), self.real(dst)))
 
-    @rule(path=paths, target=targets)
-    def symlink(self, path, target):
-        up, names = target
+    @rule(path=paths, spec=targets)
+    def symlink(self, path, spec):
+        up, names = spec
         text = ("../" if up and path.count("/") >= 2 else "") + "/".join(names)
         self.both(f"symlink({text!r}, {path!r})", lambda ws: ws.symlink(text, path) and None,
                   lambda: os.symlink(text, self.real(path)))
