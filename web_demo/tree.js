@@ -1,0 +1,246 @@
+// tree.js — the live file tree: a model fed by the change stream and an
+// accessible view (ARIA tree, roving focus, arrow keys) that flashes what changed.
+
+import { basename, dirname } from "./wsfs.js";
+import { el, formatSize } from "./ui.js";
+
+/** Every live path of the workspace, indexed by parent directory. */
+export class TreeModel {
+  constructor() {
+    this.reset();
+  }
+
+  reset() {
+    this.entries = new Map(); // path -> change entry (file/dir/symlink)
+    this.kids = new Map(); // dir path -> Set of child paths
+  }
+
+  get(path) { return this.entries.get(path); }
+
+  /** A path is a directory if its entry says so, or if anything lives under it. */
+  isDir(path) {
+    return path === "/" || this.entries.get(path)?.kind === "dir" || (this.kids.get(path)?.size ?? 0) > 0;
+  }
+
+  /** Children of a directory: directories first, then by name. */
+  childrenOf(dir) {
+    const kids = [...(this.kids.get(dir) || [])];
+    return kids.sort((a, b) => {
+      const da = this.isDir(a), db = this.isDir(b);
+      if (da !== db) return da ? -1 : 1;
+      const na = basename(a), nb = basename(b);
+      return na < nb ? -1 : na > nb ? 1 : 0;
+    });
+  }
+
+  _link(path) {
+    // Register the path under its parent, and the parent under its own (a
+    // parent may arrive later than its child in a coalesced stream).
+    while (path !== "/") {
+      const parent = dirname(path);
+      let set = this.kids.get(parent);
+      if (!set) this.kids.set(parent, (set = new Set()));
+      if (set.has(path)) return;
+      set.add(path);
+      path = parent;
+    }
+  }
+
+  _unlink(path) {
+    for (const child of this.kids.get(path) || []) this._unlink(child);
+    this.kids.delete(path);
+    this.entries.delete(path);
+    this.kids.get(dirname(path))?.delete(path);
+  }
+
+  /**
+   * Apply change entries; returns what happened to each path:
+   * [{path, action: "created"|"modified"|"deleted", entry, old}].
+   */
+  apply(entries) {
+    const out = [];
+    for (const e of entries) {
+      const old = this.entries.get(e.path);
+      if (e.kind === "delete") {
+        if (!old && !this.kids.has(e.path)) continue;
+        this._unlink(e.path);
+        out.push({ path: e.path, action: "deleted", entry: e, old });
+      } else {
+        this.entries.set(e.path, e);
+        this._link(e.path);
+        const same = old && old.kind === e.kind && old.hash === e.hash && old.target === e.target;
+        if (!same) out.push({ path: e.path, action: old ? "modified" : "created", entry: e, old });
+      }
+    }
+    return out;
+  }
+}
+
+const ICONS = { dir: "📁", open: "📂", file: "📄", symlink: "🔗" };
+
+/** The ARIA tree view of a TreeModel. */
+export class TreeView {
+  /**
+   * @param {HTMLElement} root   the role=tree container
+   * @param {TreeModel} model
+   * @param {object} actions     {open(path), rename(path), remove(path), select(path)}
+   * @param {string} storageKey  where the expanded folders are remembered
+   */
+  constructor(root, model, actions, storageKey) {
+    this.root = root;
+    this.model = model;
+    this.actions = actions;
+    this.storageKey = storageKey;
+    this.expanded = new Set(JSON.parse(sessionStorage.getItem(storageKey) || "[]"));
+    this.selected = null;
+    this.openPath = null;
+    this.peersByFile = new Map(); // path -> [peer]
+    this._flash = new Set();
+    this._frame = 0;
+    root.addEventListener("click", (ev) => this._onClick(ev));
+    root.addEventListener("keydown", (ev) => this._onKey(ev));
+    root.addEventListener("focus", () => this._focusRow(this.selected ?? this._rows()[0]?.dataset.path));
+  }
+
+  /** Re-render soon (once per frame), flashing `paths`. */
+  update(paths = []) {
+    for (const p of paths) this._flash.add(p);
+    if (!this._frame) this._frame = requestAnimationFrame(() => { this._frame = 0; this.render(); });
+  }
+
+  /** Expand every folder above `path` so that it is visible. */
+  reveal(path) {
+    for (let d = dirname(path); d !== "/"; d = dirname(d)) this.expanded.add(d);
+    this._saveExpanded();
+  }
+
+  select(path, { focus = false } = {}) {
+    this.selected = path;
+    this.actions.select?.(path);
+    this.render();
+    if (focus) this._focusRow(path);
+  }
+
+  _saveExpanded() {
+    sessionStorage.setItem(this.storageKey, JSON.stringify([...this.expanded]));
+  }
+
+  _visibleAncestor(path) {
+    // The row that shows `path`: itself, or the nearest collapsed folder above it.
+    let shown = path;
+    for (let d = dirname(path); d !== "/"; d = dirname(d)) {
+      if (!this.expanded.has(d)) shown = d;
+    }
+    return shown;
+  }
+
+  render() {
+    const hadFocus = this.root.contains(document.activeElement);
+    const flash = new Set([...this._flash].map((p) => this._visibleAncestor(p)));
+    this._flash.clear();
+    if (this.selected && !this.model.get(this.selected) && !this.model.isDir(this.selected)) {
+      this.selected = null;
+    }
+    const rows = [];
+    const walk = (dir, level) => {
+      const kids = this.model.childrenOf(dir);
+      kids.forEach((path, i) => {
+        rows.push(this._row(path, level, i + 1, kids.length, flash.has(path)));
+        if (this.model.isDir(path) && this.expanded.has(path)) walk(path, level + 1);
+      });
+    };
+    walk("/", 1);
+    if (!rows.length) rows.push(el("div", { class: "tree-empty" }, "This workspace is empty. Create a file or drop one here."));
+    this.root.replaceChildren(...rows);
+    const tabbable = this.selected ?? rows[0]?.dataset?.path;
+    for (const r of this._rows()) r.tabIndex = r.dataset.path === tabbable ? 0 : -1;
+    this.root.tabIndex = this._rows().length ? -1 : 0;
+    if (hadFocus) this._focusRow(tabbable);
+  }
+
+  _row(path, level, pos, size, flash) {
+    const isDir = this.model.isDir(path);
+    const entry = this.model.get(path);
+    const open = isDir && this.expanded.has(path);
+    const peers = this.peersByFile.get(path) || [];
+    const kind = isDir ? "dir" : entry?.kind === "symlink" ? "symlink" : "file";
+    const row = el("div", {
+      role: "treeitem", class: `tree-row${flash ? " flash" : ""}${path === this.openPath ? " is-open" : ""}`,
+      "aria-level": level, "aria-posinset": pos, "aria-setsize": size,
+      "aria-selected": String(path === this.selected), "aria-expanded": isDir ? String(open) : null,
+      "data-path": path, "data-kind": kind, title: path, style: { "--level": level - 1 },
+    },
+    el("span", { class: "twisty", "aria-hidden": "true" }, isDir ? (open ? "▾" : "▸") : ""),
+    el("span", { class: "icon", "aria-hidden": "true" }, isDir ? (open ? ICONS.open : ICONS.dir) : ICONS[kind]),
+    el("span", { class: "name" }, basename(path)),
+    peers.length ? el("span", { class: "peer-dots", "aria-label": `open by ${peers.map((p) => p.name).join(", ")}` },
+      peers.map((p) => el("span", { class: "peer-dot", style: { background: p.color || "#888" }, title: `${p.name} has this open` }))) : null,
+    kind === "file" ? el("span", { class: "size" }, formatSize(entry?.size ?? 0)) : null,
+    );
+    return row;
+  }
+
+  _rows() { return [...this.root.querySelectorAll('[role="treeitem"]')]; }
+
+  _focusRow(path) {
+    const row = this._rows().find((r) => r.dataset.path === path);
+    if (!row) return;
+    for (const r of this._rows()) r.tabIndex = r === row ? 0 : -1;
+    row.focus();
+  }
+
+  _toggle(path, open = !this.expanded.has(path)) {
+    if (open) this.expanded.add(path); else this.expanded.delete(path);
+    this._saveExpanded();
+    this.render();
+  }
+
+  _activate(path) {
+    if (this.model.isDir(path)) this._toggle(path);
+    else this.actions.open(path);
+  }
+
+  _onClick(ev) {
+    const row = ev.target.closest('[role="treeitem"]');
+    if (!row) return;
+    const path = row.dataset.path;
+    this.selected = path;
+    this.actions.select?.(path);
+    this._activate(path);
+    this._focusRow(path);
+  }
+
+  _onKey(ev) {
+    const row = ev.target.closest('[role="treeitem"]');
+    if (!row) return;
+    const rows = this._rows();
+    const i = rows.indexOf(row);
+    const path = row.dataset.path;
+    const isDir = this.model.isDir(path);
+    const go = (r) => { if (r) { this.select(r.dataset.path, { focus: true }); } };
+    const keys = {
+      ArrowDown: () => go(rows[i + 1]),
+      ArrowUp: () => go(rows[i - 1]),
+      Home: () => go(rows[0]),
+      End: () => go(rows[rows.length - 1]),
+      ArrowRight: () => {
+        if (isDir && !this.expanded.has(path)) { this._toggle(path, true); this._focusRow(path); }
+        else if (isDir) go(rows[i + 1]);
+      },
+      ArrowLeft: () => {
+        if (isDir && this.expanded.has(path)) { this._toggle(path, false); this._focusRow(path); }
+        else if (dirname(path) !== "/") this.select(dirname(path), { focus: true });
+      },
+      Enter: () => this._activate(path),
+      " ": () => this._activate(path),
+      F2: () => this.actions.rename(path),
+      Delete: () => this.actions.remove(path),
+    };
+    const fn = keys[ev.key];
+    if (fn) {
+      ev.preventDefault();
+      this.selected = path;
+      fn();
+    }
+  }
+}
