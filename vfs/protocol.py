@@ -197,7 +197,7 @@ def error_to_exception(code: str, message: str, extra: Mapping[str, Any] | None 
     so code written against `vfs.Workspace` handles a remote workspace the same way.
     Codes with no local equivalent become `ProtocolError`.
     """
-    extra = dict(extra or {})
+    extra = {k: v for k, v in (extra or {}).items() if k not in ("code", "message", "id")}
     if code == EPRECONDITION:
         return PreconditionFailed(extra.get("path", ""), extra.get("expected", ""), extra.get("current"))
     if code == ECURSORTOOOLD:
@@ -1053,7 +1053,9 @@ def _decode(frame: str | bytes, table: Mapping[str, Any]) -> Any:
         raise ProtocolError(EPROTO, "field 'type': required string", field="type", id=_safe_id(d))
     cls = table.get(t)
     if cls is None:
-        raise ProtocolError(EPROTO, f"unknown message type {t!r}", field="type", id=_safe_id(d))
+        known = ", ".join(sorted(table))
+        raise ProtocolError(EPROTO, f"field 'type': unknown message type {t!r} (expected one of {known})",
+                            field="type", id=_safe_id(d))
     try:
         return cls.from_wire(d)
     except ProtocolError as e:

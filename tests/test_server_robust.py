@@ -1,0 +1,198 @@
+"""Bad frames, floods and fuzz: each gets an error frame or a policy close; the server and others carry on."""
+
+from __future__ import annotations
+
+import asyncio
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as sync_connect
+
+from server_fixtures import LiveServer, WsClient, live_server  # noqa: F401
+from vfs.protocol import FRAME_CHUNK, FRAME_PUT, MAX_TEXT_FRAME, encode_chunk_frame
+
+
+async def assert_alive(c: WsClient) -> None:
+    reply = await c.request({"type": "ping"})
+    assert reply["type"] == "ok"
+
+
+BAD_TEXT = [
+    ("not json at all", "EBADMSG", None),
+    ("[1, 2, 3]", "EBADMSG", None),
+    ('"a string"', "EBADMSG", None),
+    ('{"no": "type"}', "EPROTO", "type"),
+    ('{"type": 7}', "EPROTO", "type"),
+    ('{"type": "frobnicate", "id": 5}', "EPROTO", "type"),
+    ('{"type": "subscribe"}', "EPROTO", "id"),
+    ('{"type": "subscribe", "id": 1, "after": {"x": 1}}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "after": "banana"}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "inline_max": -1}', "EPROTO", "inline_max"),
+    ('{"type": "subscribe", "id": 1, "batch_max": 0}', "EPROTO", "batch_max"),
+    ('{"type": "subscribe", "id": 1, "prefix": "relative"}', "EPROTO", "prefix"),
+    ('{"type": "subscribe", "id": 1, "globs": "*.md"}', "EPROTO", "globs"),
+    ('{"type": "has", "id": 2, "hashes": ["xyz"]}', "EPROTO", "hashes"),
+    ('{"type": "has", "id": 2, "hashes": "abc"}', "EPROTO", "hashes"),
+    ('{"type": "get", "id": 3}', "EPROTO", "hashes"),
+    ('{"type": "push", "id": 4, "changes": {}}', "EPROTO", "changes"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "blob"}]}', "EPROTO", "kind"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "chunks": [["zz", 1]]}]}', "EPROTO", "chunks"),
+    ('{"type": "push", "id": 4, "changes": [], "base": {"/a": "x"}}', "EPROTO", "base"),
+    ('{"type": "presence", "op": "dance"}', "EPROTO", "op"),
+    ('{"type": "presence", "cursor": [1, 2]}', "EPROTO", "cursor"),
+    ('{"type": "unsubscribe", "id": 6}', "EPROTO", "sub"),
+    ('{"type": "hello", "protocol": 1}', "EPROTO", "type"),
+    ('{"type": "ping", "id": true}', "EPROTO", "id"),
+]
+
+
+async def test_each_bad_text_frame_gets_a_named_error(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    for text, code, field in BAD_TEXT:
+        await c.conn.send(text)
+        err = await c.next_event("error")
+        assert err["code"] == code, (text, err)
+        if field is not None:
+            assert err.get("field") == field, (text, err)
+        assert err["message"]
+    assert (await c.request({"type": "has", "hashes": ["xyz"]}))["code"] == "EPROTO"  # id echoed
+    await assert_alive(c)
+    await c.close()
+
+
+async def test_bad_binary_frames(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    for frame, code in [(b"", "EBADMSG"), (b"\x01short", "EBADMSG"),
+                        (encode_chunk_frame(FRAME_CHUNK, "00" * 32, b"x"), "EBADMSG"),
+                        (b"\xff" + b"\0" * 40, "EBADMSG")]:
+        await c.conn.send(frame)
+        assert (await c.next_event("error"))["code"] == code
+    await assert_alive(c)
+    await c.close()
+
+
+async def test_oversize_frames(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await c.conn.send('{"type": "ping", "id": 1, "pad": "' + "x" * MAX_TEXT_FRAME + '"}')
+    assert (await c.next_event("error"))["code"] == "EMSGSIZE"
+    await c.conn.send(encode_chunk_frame(FRAME_PUT, "00" * 32, b"\0" * (5 * 1024 * 1024)))
+    assert (await c.next_event("error"))["code"] == "EMSGSIZE"
+    await assert_alive(c)
+    with pytest.raises(ConnectionClosed) as info:
+        await c.conn.send(b"\x01" + b"\0" * (17 * 1024 * 1024))  # above the transport limit
+        await c.recv()
+    assert info.value.rcvd.code == 1009
+    other = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await assert_alive(other)
+    await other.close()
+
+
+async def test_error_flood_is_closed_with_1008_others_unaffected(live_server: LiveServer) -> None:
+    bystander = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await bystander.request({"type": "subscribe", "id": "b", "after": "now"})
+    flooder = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    for _ in range(150):
+        try:
+            await flooder.conn.send("garbage")
+        except ConnectionClosed:
+            break
+    with pytest.raises(ConnectionClosed) as info:
+        while True:
+            await flooder.recv()
+    assert info.value.rcvd.code == 1008
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/after-flood", content=b"ok")
+    got = await bystander.collect_changes("b", count=1)
+    assert got[0]["path"] == "/after-flood"
+    await bystander.close()
+
+
+# ---------------------------------------------------------------- fuzz
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=10,
+)
+_hash = st.text("0123456789abcdef", min_size=64, max_size=64)
+_types = st.sampled_from(["hello", "subscribe", "unsubscribe", "has", "get", "push", "presence", "ping", "ok", "x"])
+_message = st.fixed_dictionaries(
+    {"type": _types},
+    optional={
+        "id": st.integers(-5, 5) | st.text(max_size=5) | _json,
+        "after": st.sampled_from(["now", "0", "1:/a", "-1", "9999999"]) | _json,
+        "prefix": st.sampled_from(["/", "/fuzz", "/../..", "//a/./b"]) | _json,
+        "globs": st.lists(st.sampled_from(["*", "**/*.md", "[", "a?b"]), max_size=3) | _json,
+        "ignore": st.lists(st.sampled_from(["*.tmp", "!x", "a/"]), max_size=3),
+        "inline_max": st.integers(-1, 2**21),
+        "batch_max": st.integers(-1, 2000),
+        "hashes": st.lists(_hash, max_size=3) | _json,
+        "sub": st.integers(-2, 2) | _json,
+        "op": st.sampled_from(["join", "update", "leave", "x"]),
+        "name": st.text(max_size=10),
+        "file": st.sampled_from(["/a", "b", None]),
+        "cursor": _json,
+        "protocol": st.integers(0, 3),
+        "base": st.sampled_from([None, "0", {"/fuzz/a": 0}]) | _json,
+        "changes": st.lists(
+            st.fixed_dictionaries(
+                {"path": st.sampled_from(["/fuzz/a", "/fuzz/d/b", "/../x", "rel", "/fuzz/\u00e9"]),
+                 "kind": st.sampled_from(["file", "dir", "symlink", "delete", "nope"])},
+                optional={"size": st.integers(-1, 10), "target": st.text(max_size=5), "mode": st.integers(-1, 0o177777),
+                          "hash": _hash, "chunks": st.lists(st.tuples(_hash, st.integers(0, 5)).map(list), max_size=2)},
+            ),
+            max_size=3,
+        ) | _json,
+    },
+)
+_frame = st.one_of(
+    _message.map(lambda m: ("text", orjson.dumps(m).decode())),
+    st.text(max_size=50).map(lambda t: ("text", t)),
+    st.binary(max_size=80).map(lambda b: ("bytes", b)),
+    st.tuples(st.sampled_from([0, 1, 2, 255]), st.binary(min_size=32, max_size=32), st.binary(max_size=64)).map(
+        lambda t: ("bytes", bytes([t[0]]) + t[1] + t[2])
+    ),
+)
+
+
+async def _throw(url: str, frames: list[tuple[str, object]]) -> None:
+    c = await WsClient.open(url)
+    try:
+        for kind, payload in frames:
+            await c.conn.send(payload)
+        reply = await c.request({"type": "ping", "id": "final-ping"}, timeout=20)
+        assert reply["type"] == "ok"
+        for ev in c.events:
+            assert ev["type"] in ("error", "ok", "changes", "caught_up", "presence"), ev
+            if ev["type"] == "error":
+                assert isinstance(ev["code"], str) and ev["code"].startswith("E") and ev["message"]
+                assert ev["code"] != "EINTERNAL", ev
+    except ConnectionClosed as e:
+        assert e.rcvd is not None and e.rcvd.code in (1008, 1009), e
+    finally:
+        await c.close()
+
+
+@settings(max_examples=12, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(frames=st.lists(_frame, min_size=1, max_size=18))
+def test_fuzz_random_frames_then_normal_client_works(live_server: LiveServer, frames) -> None:
+    """Random frames (about 200 over the examples) at a live server; it stays correct for everyone."""
+    url = live_server.ws_url(token=live_server.token("demo", "write", "fuzzer"))
+    with sync_connect(live_server.ws_url(token=live_server.admin), compression=None) as bystander:
+        bystander.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
+        assert orjson.loads(bystander.recv(timeout=10))["type"] == "hello"
+        bystander.send(orjson.dumps({"type": "subscribe", "id": "by", "after": "now", "prefix": "/check"}).decode())
+        asyncio.run(_throw(url, frames))
+        with live_server.http() as http:
+            r = http.put("/api/workspaces/demo/files/check/alive.txt?parents=1", content=b"still here")
+            assert r.status_code in (200, 201)
+        deadline_frames = 50
+        while deadline_frames:
+            deadline_frames -= 1
+            msg = orjson.loads(bystander.recv(timeout=10))
+            if msg["type"] == "changes" and any(e["path"] == "/check/alive.txt" for e in msg["entries"]):
+                break
+        assert deadline_frames > 0, "bystander never saw the write"
