@@ -1,0 +1,365 @@
+"""`RemoteWorkspace`: the `vfs.Workspace` API, async, over HTTP.
+
+Same method names, same arguments, same return types, same exceptions with
+the same errno, so code moves between a local store and a server by adding
+`await`. Paths are normalised here exactly as the store does it
+(`vfs.paths.normalize`) before they go into a URL, so `..` can never be
+re-interpreted by URL handling on the way.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
+from urllib.parse import quote
+
+from vfs.errors import fs_error
+from vfs.paths import normalize
+from vfs.protocol import (
+    apply_result_from_wire,
+    base_to_wire,
+    change_from_wire,
+    change_to_wire,
+    direntry_from_wire,
+    gcstats_from_wire,
+    grepmatch_from_wire,
+    stat_from_wire,
+    version_from_wire,
+)
+from vfs.types import ApplyResult, Change, ChangePage, Cursor, DirEntry, GcStats, GrepMatch, Stat, Version
+
+if TYPE_CHECKING:
+    from client_py.client import Client
+    from client_py.watch import WatchEvent
+
+STREAM_PIECE = 1 << 20  # bytes per piece when streaming an upload from a file object
+
+
+def url_path(path: str) -> str:
+    """`/notes/a b.md` -> `notes/a%20b.md` (each segment percent-encoded)."""
+    return "/".join(quote(seg, safe="") for seg in normalize(path).split("/") if seg)
+
+
+class RemoteWorkspace:
+    """One workspace on a server. Create it with `Client.workspace(name)`."""
+
+    def __init__(self, client: Client, name: str):
+        self.client = client
+        self.name = name
+        self._base = f"/api/workspaces/{quote(name, safe='')}"
+
+    def __repr__(self) -> str:
+        return f"<RemoteWorkspace {self.client.url} {self.name!r}>"
+
+    async def _json(self, method: str, route: str, **kw: Any) -> Any:
+        return (await self.client.request(method, self._base + route, **kw)).json()
+
+    async def _op(self, op: str, **fields: Any) -> dict[str, Any]:
+        return await self._json("POST", "/ops", json={"op": op, **{k: v for k, v in fields.items() if v is not None}})
+
+    async def _op_stat(self, op: str, **fields: Any) -> Stat:
+        return stat_from_wire((await self._op(op, **fields))["stat"])
+
+    # -- workspace ------------------------------------------------------------------
+
+    async def info(self) -> dict[str, Any]:
+        """`{"name", "rev", "cursor"}`; raises FileNotFoundError if the workspace does not exist."""
+        return await self._json("GET", "")
+
+    @property
+    async def rev(self) -> int:
+        return int((await self.info())["rev"])
+
+    async def cursor(self) -> Cursor:
+        return Cursor.parse((await self.info())["cursor"])
+
+    # -- content --------------------------------------------------------------------
+
+    async def write_file(
+        self,
+        path: str,
+        data: Any,
+        *,
+        mode: int | None = None,
+        parents: bool = False,
+        if_match: str | None = None,
+        mtime: float | None = None,
+    ) -> Stat:
+        """Create or replace a file; `data` is bytes, str, a (async) iterable of bytes or a binary file object.
+
+        Streamed: memory stays bounded for any size. `if_match` is a content
+        id (`""`: the file must not exist); a mismatch raises PreconditionFailed.
+        """
+        headers: dict[str, str] = {}
+        if if_match == "":
+            headers["If-None-Match"] = "*"
+        elif if_match is not None:
+            headers["If-Match"] = f'"{if_match}"'
+        params = {"mode": None if mode is None else format(mode & 0o7777, "o"), "parents": parents or None, "mtime": mtime}
+        response = await self.client.request(
+            "PUT", f"{self._base}/files/{url_path(path)}", params=params, content=_body(data), headers=headers
+        )
+        return stat_from_wire(response.json())
+
+    async def read_file(self, path: str, *, rev: int | None = None) -> bytes:
+        return b"".join([piece async for piece in self.iter_file(path, rev=rev)])
+
+    async def iter_file(
+        self, path: str, offset: int = 0, size: int | None = None, *, rev: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a file's bytes (from `offset`, at most `size` of them) without holding it in memory."""
+        if size == 0:
+            return
+        headers = {}
+        if offset or size is not None:
+            end = "" if size is None else str(offset + size - 1)
+            headers["Range"] = f"bytes={offset}-{end}"
+        try:
+            response = await self.client.stream(
+                "GET", f"{self._base}/files/{url_path(path)}", params={"rev": rev}, headers=headers
+            )
+        except OSError as e:
+            if getattr(e, "errno", None) == errno.ERANGE:
+                return  # at or past EOF: a short (empty) read, as os.pread gives
+            raise
+        try:
+            if response.headers.get("content-type", "").startswith("application/json") and "x-wsfs-rev" not in response.headers:
+                raise fs_error(errno.EISDIR, normalize(path))
+            async for piece in response.aiter_bytes():
+                yield piece
+        finally:
+            await response.aclose()
+
+    async def read_range(self, path: str, offset: int, size: int) -> bytes:
+        if offset < 0 or size < 0:
+            raise fs_error(errno.EINVAL, path)
+        return b"".join([piece async for piece in self.iter_file(path, offset, size)])
+
+    async def write_range(self, path: str, offset: int, data: bytes, *, if_match: str | None = None) -> Stat:
+        headers = {"If-Match": f'"{if_match}"'} if if_match else {}
+        response = await self.client.request(
+            "PATCH", f"{self._base}/files/{url_path(path)}", params={"offset": offset}, content=bytes(data), headers=headers
+        )
+        return stat_from_wire(response.json())
+
+    async def truncate(self, path: str, size: int) -> Stat:
+        return await self._op_stat("truncate", path=normalize(path), size=size)
+
+    async def copy(self, src: str, dst: str) -> Stat:
+        return await self._op_stat("copy", src=normalize(src), dst=normalize(dst))
+
+    # -- names ----------------------------------------------------------------------
+
+    async def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> Stat:
+        return await self._op_stat("mkdir", path=normalize(path), parents=parents, exist_ok=exist_ok, mode=mode & 0o7777)
+
+    async def stat(self, path: str) -> Stat:
+        return stat_from_wire(await self._json("GET", f"/stat/{url_path(path)}"))
+
+    async def lstat(self, path: str) -> Stat:
+        return stat_from_wire(await self._json("GET", f"/stat/{url_path(path)}", params={"follow": False}))
+
+    async def exists(self, path: str) -> bool:
+        try:
+            await self.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return False
+            raise
+        return True
+
+    async def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
+        body = await self._json("GET", f"/readdir/{url_path(path)}", params={"limit": limit, "offset": offset or None})
+        return [direntry_from_wire(e) for e in body["entries"]]
+
+    async def listdir(self, path: str = "/") -> list[str]:
+        return [e.name for e in await self.readdir(path)]
+
+    async def chmod(self, path: str, mode: int) -> Stat:
+        return await self._op_stat("chmod", path=normalize(path), mode=mode & 0o7777)
+
+    async def utime(self, path: str, mtime: float) -> Stat:
+        return await self._op_stat("utime", path=normalize(path), mtime=float(mtime))
+
+    async def symlink(self, target: str, path: str) -> Stat:
+        return await self._op_stat("symlink", target=target, path=normalize(path))
+
+    async def readlink(self, path: str) -> str:
+        st = await self.lstat(path)
+        if st.kind != "symlink" or st.target is None:
+            raise fs_error(errno.EINVAL, normalize(path))
+        return st.target
+
+    async def link(self, existing: str, new: str) -> Stat:
+        return await self._op_stat("link", src=normalize(existing), dst=normalize(new))
+
+    async def rename(self, src: str, dst: str) -> Stat:
+        return await self._op_stat("rename", src=normalize(src), dst=normalize(dst))
+
+    async def unlink(self, path: str) -> None:
+        await self._op("unlink", path=normalize(path))
+
+    async def rmdir(self, path: str) -> None:
+        await self._op("rmdir", path=normalize(path))
+
+    async def rm(self, path: str, *, recursive: bool = False, force: bool = False) -> None:
+        await self._op("rm", path=normalize(path), recursive=recursive, force=force)
+
+    # -- search ---------------------------------------------------------------------
+
+    async def walk(self, path: str = "/") -> AsyncIterator[tuple[str, list[str], list[str]]]:
+        """Like `os.walk` (top-down): `(dirpath, dirnames, filenames)`; prune by editing dirnames."""
+        stack = [normalize(path)]
+        while stack:
+            top = stack.pop()
+            entries = await self.readdir(top)
+            dirs = [e.name for e in entries if e.kind == "dir"]
+            files = [e.name for e in entries if e.kind != "dir"]
+            yield top, dirs, files
+            stack.extend((top.rstrip("/") + "/" + d) for d in reversed(dirs))
+
+    async def find(self, path: str = "/", pattern: str | None = None, *, kind: str | None = None, limit: int | None = None) -> list[str]:
+        body = await self._json("GET", "/find", params={"path": normalize(path), "pattern": pattern, "kind": kind, "limit": limit})
+        return body["paths"]
+
+    async def ls(self, prefix: str = "/") -> list[str]:
+        return (await self._json("GET", "/ls", params={"prefix": normalize(prefix)}))["paths"]
+
+    async def grep(
+        self,
+        pattern: str,
+        path: str = "/",
+        *,
+        regex: bool = False,
+        ignore_case: bool = False,
+        include: str | None = None,
+        context: int = 0,
+        limit: int | None = None,
+    ) -> list[GrepMatch]:
+        params = {"pattern": pattern, "path": normalize(path), "regex": regex, "ignore_case": ignore_case,
+                  "include": include, "context": context, "limit": limit}
+        return [grepmatch_from_wire(m) for m in (await self._json("GET", "/grep", params=params))["matches"]]
+
+    async def du(self, path: str = "/") -> int:
+        return int((await self._json("GET", "/du", params={"path": normalize(path)}))["bytes"])
+
+    # -- history --------------------------------------------------------------------
+
+    async def history(self, path: str) -> list[Version]:
+        body = await self._json("GET", f"/history/{url_path(path)}")
+        return [version_from_wire(v) for v in body["versions"]]
+
+    async def restore(self, path: str, rev: int) -> Stat:
+        return await self._op_stat("restore", path=normalize(path), rev=rev)
+
+    async def gc(self) -> GcStats:
+        return gcstats_from_wire(await self._json("POST", "/gc"))
+
+    # -- change log and objects -------------------------------------------------------
+
+    async def changes_page(
+        self, after: Cursor | str | int | None = None, *, prefix: str = "/", ignore: Iterable[str] = (), limit: int | None = None
+    ) -> ChangePage:
+        params = {"after": None if after is None else str(Cursor.parse(after)), "prefix": normalize(prefix),
+                  "ignore": list(ignore), "limit": limit}
+        body = await self._json("GET", "/changes", params=params)
+        return ChangePage(
+            entries=[change_from_wire(e) for e in body["entries"]], cursor=Cursor.parse(body["cursor"]), more=bool(body["more"])
+        )
+
+    async def changes(
+        self, after: Cursor | str | int | None = None, *, prefix: str = "/", ignore: Iterable[str] = (), limit: int | None = None
+    ) -> list[Change]:
+        """Every change after `after` (all pages unless `limit` is given)."""
+        if limit is not None:
+            return (await self.changes_page(after, prefix=prefix, ignore=ignore, limit=limit)).entries
+        out: list[Change] = []
+        while True:
+            page = await self.changes_page(after, prefix=prefix, ignore=ignore)
+            out += page.entries
+            if not page.more:
+                return out
+            after = page.cursor
+
+    async def entry(self, path: str) -> Change | None:
+        """The current state of `path` as a change entry (a tombstone if deleted); None if it never existed."""
+        try:
+            return change_from_wire(await self._json("GET", f"/entry/{url_path(path)}"))
+        except FileNotFoundError:
+            return None
+
+    async def has_objects(self, hashes: Iterable[str]) -> set[str]:
+        wanted = list(dict.fromkeys(hashes))
+        present: set[str] = set()
+        for i in range(0, len(wanted), 4096):
+            batch = wanted[i : i + 4096]
+            missing = set((await self._json("POST", "/objects/has", json={"hashes": batch}))["missing"])
+            present |= {h for h in batch if h not in missing}
+        return present
+
+    async def read_objects(self, hashes: Iterable[str]) -> AsyncIterator[tuple[str, bytes]]:
+        for h in hashes:
+            try:
+                response = await self.client.request("GET", f"{self._base}/objects/{h}")
+            except FileNotFoundError:
+                continue
+            yield h, response.content
+
+    async def put_object(self, data: bytes, expected_hash: str | None = None) -> str:
+        import blake3
+
+        digest = blake3.blake3(data).hexdigest()
+        if expected_hash is not None and expected_hash != digest:
+            from vfs.errors import BadObject
+
+            raise BadObject(f"object bytes hash to {digest}, not {expected_hash}")
+        await self.client.request("PUT", f"{self._base}/objects/{digest}", content=bytes(data))
+        return digest
+
+    async def apply_changes(self, changes: Iterable[Change], *, base: Cursor | Mapping[str, int] | None = None) -> ApplyResult:
+        body = {"changes": [change_to_wire(c) for c in changes], "base": base_to_wire(base)}
+        return apply_result_from_wire(await self._json("POST", "/push", json=body))
+
+    # -- live -----------------------------------------------------------------------
+
+    def watch(
+        self,
+        prefix: str = "/",
+        *,
+        after: Cursor | str | None = "now",
+        globs: Iterable[str] | None = None,
+        ignore: Iterable[str] = (),
+        inline_max: int = 0,
+    ) -> AsyncIterator[WatchEvent]:
+        """Events for every change under `prefix` after `after` (`"now"`, a cursor, or None for a snapshot).
+
+        Reconnects by itself and resumes from the last event it yielded: no gap, no duplicate.
+        """
+        from client_py.watch import watch
+
+        return watch(self.client, self.name, prefix=normalize(prefix), after=after, globs=globs, ignore=ignore,
+                     inline_max=inline_max)
+
+
+def _body(data: Any) -> Any:
+    """Turn every accepted `data` into something httpx streams (never a whole copy for big inputs)."""
+    if isinstance(data, str):
+        return data.encode("utf-8")
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        return bytes(data)
+    if hasattr(data, "read"):
+        return _read_pieces(data)
+    if hasattr(data, "__aiter__") or hasattr(data, "__iter__"):
+        return data
+    raise TypeError(f"cannot write {type(data).__name__}: expected bytes, str, an iterable of bytes or a file object")
+
+
+def _read_pieces(f: io.RawIOBase | Any) -> Iterable[bytes]:
+    while True:
+        piece = f.read(STREAM_PIECE)
+        if not piece:
+            return
+        yield piece

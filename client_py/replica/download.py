@@ -1,0 +1,178 @@
+"""Materialising remote file contents locally, moving only the chunks we lack.
+
+For each distinct content in a batch the bytes come from, in order of
+preference: the inlined `data` of the change entry, a partial download
+left in `.wsfs/tmp` by an interrupted run (verified chunk by chunk), the
+same chunk inside a file already on disk (the chunk index, verified), and
+only then the server (`get`, pipelined, a bounded window in flight so a
+kill loses little). Every chunk is checked against its BLAKE3 id before it
+is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+import blake3
+
+from client_py.replica.localfs import LocalTree, UnsafePath
+from client_py.replica.state import State
+from client_py.session import Session
+from vfs.types import Change
+
+GET_BYTES = 1 << 20  # bytes asked for per `get` request
+WINDOW = 2  # `get` requests in flight
+
+
+@dataclass
+class Content:
+    """One distinct content to assemble in `.wsfs/tmp/<hash>.part`."""
+
+    hash: str
+    size: int
+    chunks: tuple[tuple[str, int], ...]
+    fd: int = -1
+    missing: dict[str, list[int]] = field(default_factory=dict)  # chunk hash -> offsets still to write
+
+    @property
+    def tmp_name(self) -> str:
+        return f"{self.hash}.part"
+
+
+def _offsets(chunks: tuple[tuple[str, int], ...]) -> list[tuple[str, int, int]]:
+    out, offset = [], 0
+    for h, size in chunks:
+        out.append((h, offset, size))
+        offset += size
+    return out
+
+
+class Downloader:
+    def __init__(self, tree: LocalTree, state: State, on_bytes: Callable[[int], None]):
+        self.tree = tree
+        self.state = state
+        self.on_bytes = on_bytes
+
+    def prepare(self, change: Change) -> Content:
+        """Open the partial file and fill what local sources can provide."""
+        assert change.hash is not None
+        content = Content(change.hash, change.size, change.chunks)
+        content.fd = self.tree.tmp_open(content.tmp_name, keep=True)
+        have = os.fstat(content.fd).st_size
+        for h, offset, size in _offsets(change.chunks):
+            if offset + size <= have and _verify(os.pread(content.fd, size, offset), h):
+                continue  # left by an interrupted run
+            data = self._from_index(h, size)
+            if data is not None:
+                os.pwrite(content.fd, data, offset)
+            else:
+                content.missing.setdefault(h, []).append(offset)
+        if have > change.size:
+            os.ftruncate(content.fd, change.size)
+        return content
+
+    def _from_index(self, h: str, size: int) -> bytes | None:
+        for path, offset, csize in self.state.chunk_locations(h):
+            if csize != size:
+                continue
+            try:
+                with self.tree.open_read(path) as fd:
+                    data = os.pread(fd, size, offset)
+            except (OSError, UnsafePath):
+                data = b""
+            if _verify(data, h):
+                return data
+            self.state.forget_chunk(h, path, offset)  # the local file changed since
+        return None
+
+    async def fetch(self, session: Session, contents: list[Content]) -> None:
+        """Get every missing chunk of `contents` from the server and write it in place."""
+        targets: dict[str, list[tuple[Content, int]]] = {}
+        sizes: dict[str, int] = {}
+        for content in contents:
+            for h, offsets in content.missing.items():
+                targets.setdefault(h, []).extend((content, off) for off in offsets)
+            for h, size in content.chunks:
+                sizes.setdefault(h, size)
+        wanted = list(targets)
+        if not wanted:
+            return
+        requests = _group(wanted, sizes)
+        inflight: list = []
+        next_req = 0
+        while next_req < len(requests) or inflight:
+            while next_req < len(requests) and len(inflight) < WINDOW:
+                inflight.append(await session.start_get(requests[next_req]))
+                next_req += 1
+            get = inflight.pop(0)
+            async for h, data in session.iter_get(get):
+                for content, offset in targets.get(h, ()):
+                    os.pwrite(content.fd, data, offset)
+                self.on_bytes(len(data))
+                await asyncio.sleep(0)
+            if get.missing:
+                raise FileNotFoundError(2, f"the server lacks {len(get.missing)} chunk(s) it listed", get.missing[0])
+        for content in contents:
+            content.missing.clear()
+
+    def finish(self, content: Content, mode: int, mtime: float) -> None:
+        """Set mode and mtime on the finished temp file (before it is renamed into place)."""
+        os.ftruncate(content.fd, content.size)
+        os.fchmod(content.fd, mode & 0o7777)
+        ns = int(mtime * 1e9)
+        os.utime(content.fd, ns=(ns, ns))
+
+    def copy_for(self, content: Content, index: int) -> str:
+        """A second temp file with the same bytes (one content, several paths)."""
+        name = f"{content.hash}.copy{index}"
+        fd = self.tree.tmp_open(name, keep=False)
+        try:
+            offset = 0
+            while offset < content.size:
+                n = os.copy_file_range(content.fd, fd, content.size - offset, offset, offset)
+                if n == 0:
+                    break
+                offset += n
+            st = os.fstat(content.fd)
+            os.fchmod(fd, st.st_mode & 0o7777)
+            os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+        finally:
+            os.close(fd)
+        return name
+
+    def close(self, content: Content) -> None:
+        if content.fd >= 0:
+            os.close(content.fd)
+            content.fd = -1
+
+
+def write_inline(tree: LocalTree, data: bytes, h: str, mode: int, mtime: float) -> str:
+    name = f"{h}.inline"
+    fd = tree.tmp_open(name, keep=False)
+    try:
+        os.write(fd, data)
+        os.fchmod(fd, mode & 0o7777)
+        ns = int(mtime * 1e9)
+        os.utime(fd, ns=(ns, ns))
+    finally:
+        os.close(fd)
+    return name
+
+
+def _verify(data: bytes, h: str) -> bool:
+    return bool(data) and blake3.blake3(data).hexdigest() == h
+
+
+def _group(hashes: list[str], sizes: dict[str, int]) -> list[list[str]]:
+    groups: list[list[str]] = [[]]
+    total = 0
+    for h in hashes:
+        if groups[-1] and (total + sizes[h] > GET_BYTES or len(groups[-1]) >= 4096):
+            groups.append([])
+            total = 0
+        groups[-1].append(h)
+        total += sizes[h]
+    return groups

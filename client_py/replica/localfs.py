@@ -1,0 +1,290 @@
+"""The replica's directory, touched only through safe, fd-relative calls.
+
+Whatever the server sends, nothing is written outside `root`:
+- a workspace path is split into names, and any name that is empty, `.`,
+  `..`, contains NUL, or is the reserved `.wsfs` at the top is refused;
+- directories are opened one name at a time from the root's file
+  descriptor with `O_NOFOLLOW | O_DIRECTORY`, so a symlink anywhere on the
+  way (planted by the server or by anyone) stops the walk instead of being
+  followed out of the tree;
+- files are written as a temp file under `.wsfs/tmp` then renamed over
+  the destination by directory fds (atomic; the temp never appears in the
+  tree), and nothing is ever opened for writing through a symlink;
+- symlinks are created as symlinks, and only when their target stays
+  inside the tree lexically (no absolute target, no `..` climbing out).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat as statmod
+from contextlib import contextmanager
+from typing import Iterator
+
+STATE_DIR = ".wsfs"
+TMP_DIR = "tmp"
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class UnsafePath(ValueError):
+    """A path or symlink that would reach outside the replica (refused, reported)."""
+
+    def __init__(self, path: str, reason: str):
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path!r}: {reason}")
+
+
+def split_path(path: str) -> list[str]:
+    """Names of a workspace path, refusing anything that could escape or hit `.wsfs`."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise UnsafePath(str(path), "not an absolute workspace path")
+    if path == "/":
+        return []
+    names = path[1:].split("/")
+    for name in names:
+        if name in ("", ".", "..") or "\x00" in name:
+            raise UnsafePath(path, f"invalid name {name!r}")
+        if len(name.encode("utf-8", "surrogateescape")) > 255:
+            raise UnsafePath(path, "name longer than 255 bytes")
+    if names[0] == STATE_DIR:
+        raise UnsafePath(path, f"{STATE_DIR} is reserved for the replica's own state")
+    return names
+
+
+def symlink_stays_inside(path: str, target: str) -> bool:
+    """Does `target`, read relative to the link's directory, stay inside the tree (lexically)?"""
+    if not target or target.startswith("/") or "\x00" in target:
+        return False
+    depth = path.count("/") - 1  # directories between the root and the link
+    for name in target.split("/"):
+        if name == "..":
+            depth -= 1
+            if depth < 0:
+                return False
+        elif name not in ("", "."):
+            depth += 1
+    return True
+
+
+class LocalTree:
+    """fd-relative operations on the replica's directory (paths are workspace paths)."""
+
+    def __init__(self, root: str):
+        self.root = os.path.abspath(root)
+        os.makedirs(self.root, exist_ok=True)
+        self.root_fd = os.open(self.root, _DIR_FLAGS)
+        os.makedirs(os.path.join(self.root, STATE_DIR, TMP_DIR), exist_ok=True)
+        self.tmp_fd = os.open(os.path.join(self.root, STATE_DIR, TMP_DIR), _DIR_FLAGS)
+
+    def close(self) -> None:
+        for fd in (self.root_fd, self.tmp_fd):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    # -- walking --------------------------------------------------------------------
+
+    @contextmanager
+    def parent_dir(self, path: str, *, create: bool = False, dir_mode: int = 0o755) -> Iterator[tuple[int, str]]:
+        """(fd of the parent directory, last name). Refuses symlinked or non-directory parents."""
+        names = split_path(path)
+        if not names:
+            raise UnsafePath(path, "the root itself")
+        fd = os.dup(self.root_fd)
+        try:
+            for i, name in enumerate(names[:-1]):
+                try:
+                    nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except FileNotFoundError:
+                    if not create:
+                        raise
+                    os.mkdir(name, dir_mode | 0o700, dir_fd=fd)
+                    nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+                except (NotADirectoryError, OSError) as e:
+                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                        if statmod.S_ISLNK(st.st_mode):
+                            raise UnsafePath(path, f"goes through the symlink {'/' + '/'.join(names[: i + 1])}") from None
+                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/" + "/".join(names[: i + 1])) from None
+                    raise
+                os.close(fd)
+                fd = nfd
+            yield fd, names[-1]
+        finally:
+            os.close(fd)
+
+    def lstat(self, path: str) -> os.stat_result | None:
+        """The local object at `path` (not followed), or None (also when a parent is missing or a symlink)."""
+        if path == "/":
+            return os.stat(self.root_fd)
+        try:
+            with self.parent_dir(path) as (fd, name):
+                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError, UnsafePath):
+            return None
+
+    def scandir(self, path: str) -> list[tuple[str, os.stat_result]]:
+        """(name, lstat) of each entry of a directory; [] if it is not a real directory."""
+        try:
+            if path == "/":
+                fd = os.dup(self.root_fd)
+            else:
+                with self.parent_dir(path) as (pfd, name):
+                    fd = os.open(name, _DIR_FLAGS, dir_fd=pfd)
+        except (OSError, UnsafePath):
+            return []
+        try:
+            out = []
+            with os.scandir(fd) as it:
+                for entry in it:
+                    try:
+                        out.append((entry.name, entry.stat(follow_symlinks=False)))
+                    except FileNotFoundError:
+                        continue
+            return out
+        finally:
+            os.close(fd)
+
+    @contextmanager
+    def open_read(self, path: str) -> Iterator[int]:
+        """A read fd on a regular file (never through a symlink)."""
+        with self.parent_dir(path) as (pfd, name):
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+        try:
+            yield fd
+        finally:
+            os.close(fd)
+
+    def readlink(self, path: str) -> str:
+        with self.parent_dir(path) as (fd, name):
+            return os.readlink(name, dir_fd=fd)
+
+    # -- writing --------------------------------------------------------------------
+
+    def tmp_open(self, name: str, *, keep: bool) -> int:
+        """A temp file under .wsfs/tmp; `keep` reopens an existing one (resume of a partial download)."""
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        if not keep:
+            flags |= os.O_TRUNC
+        return os.open(name, flags, 0o600, dir_fd=self.tmp_fd)
+
+    def tmp_unlink(self, name: str) -> None:
+        try:
+            os.unlink(name, dir_fd=self.tmp_fd)
+        except FileNotFoundError:
+            pass
+
+    def tmp_names(self) -> list[str]:
+        return os.listdir(self.tmp_fd)
+
+    def install(self, tmp_name: str, path: str) -> os.stat_result:
+        """Atomically move a finished temp file to `path` (replacing a file or symlink there)."""
+        with self.parent_dir(path, create=True) as (fd, name):
+            self._clear_for(fd, name, path, keep_files=True)
+            os.rename(tmp_name, name, src_dir_fd=self.tmp_fd, dst_dir_fd=fd)
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+    def make_dir(self, path: str, mode: int) -> os.stat_result:
+        if path == "/":
+            return os.stat(self.root_fd)
+        with self.parent_dir(path, create=True) as (fd, name):
+            self._clear_for(fd, name, path, keep_dirs=True)
+            try:
+                os.mkdir(name, (mode & 0o7777) | 0o700, dir_fd=fd)
+            except FileExistsError:
+                pass
+            dfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            try:
+                os.chmod(dfd, (mode & 0o7777) | 0o700)  # stay writable by us, or no child could be synced
+                return os.fstat(dfd)
+            finally:
+                os.close(dfd)
+
+    def make_symlink(self, path: str, target: str, mtime: float | None) -> os.stat_result:
+        if not symlink_stays_inside(path, target):
+            raise UnsafePath(path, f"symlink target {target!r} points outside the replica")
+        with self.parent_dir(path, create=True) as (fd, name):
+            tmp = f".wsfs-link-{os.getpid()}-{name}"[:255]
+            try:
+                os.unlink(tmp, dir_fd=fd)
+            except FileNotFoundError:
+                pass
+            os.symlink(target, tmp, dir_fd=fd)
+            self._clear_for(fd, name, path, keep_files=True)
+            os.rename(tmp, name, src_dir_fd=fd, dst_dir_fd=fd)
+            if mtime:
+                os.utime(name, ns=(int(mtime * 1e9),) * 2, dir_fd=fd, follow_symlinks=False)
+            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+    def _clear_for(self, fd: int, name: str, path: str, *, keep_files: bool = False, keep_dirs: bool = False) -> None:
+        """Remove what is at `name` when it is of the wrong kind to be replaced in place."""
+        try:
+            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+        except FileNotFoundError:
+            return
+        is_dir = statmod.S_ISDIR(st.st_mode)
+        if is_dir and not keep_dirs:
+            remove_tree(fd, name)
+        elif not is_dir and keep_dirs:
+            os.unlink(name, dir_fd=fd)
+        # keep_files: rename(2) replaces a file or symlink atomically
+
+    def remove(self, path: str) -> None:
+        """Remove a file, symlink or whole directory (never following symlinks)."""
+        try:
+            with self.parent_dir(path) as (fd, name):
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if statmod.S_ISDIR(st.st_mode):
+                    remove_tree(fd, name)
+                else:
+                    os.unlink(name, dir_fd=fd)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+
+    def rmdir(self, path: str) -> bool:
+        try:
+            with self.parent_dir(path) as (fd, name):
+                os.rmdir(name, dir_fd=fd)
+            return True
+        except OSError:
+            return False
+
+    def rename(self, src: str, dst: str) -> None:
+        with self.parent_dir(src) as (sfd, sname), self.parent_dir(dst, create=True) as (dfd, dname):
+            os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+
+    def set_times(self, path: str, mtime: float) -> None:
+        with self.parent_dir(path) as (fd, name):
+            os.utime(name, ns=(int(mtime * 1e9),) * 2, dir_fd=fd, follow_symlinks=False)
+
+    def syncfs(self) -> None:
+        """Flush the file system holding the replica (once per batch, instead of fsync per file)."""
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.syncfs(self.root_fd)
+        except (OSError, AttributeError):
+            os.sync()
+
+
+def remove_tree(parent_fd: int, name: str) -> None:
+    """rm -r by directory fds; symlinks inside are unlinked, never followed."""
+    fd = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+    try:
+        with os.scandir(fd) as it:
+            entries = [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+        for child, is_dir in entries:
+            if is_dir:
+                remove_tree(fd, child)
+            else:
+                try:
+                    os.unlink(child, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=parent_fd)

@@ -1,0 +1,162 @@
+"""The replica's memory: `local_dir/.wsfs/state.db` (SQLite).
+
+It holds what the replica needs to resume and to tell its own changes
+from everybody else's:
+- the watermark: the cursor of the last remote batch fully applied;
+- for every synced path, the server revision and content it was synced at
+  (the *base* sent with a push, so the server can detect conflicts), and
+  the local stat it was left with (so a rescan can skip unchanged files
+  without reading them);
+- where each chunk can be found on local disk (path, offset), so a restart
+  or a small edit only downloads chunks the replica does not already have.
+
+Rows for a batch are written in one transaction together with the
+watermark, so a kill at any point leaves a state that matches a prefix of
+the stream.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries(
+    path TEXT PRIMARY KEY,
+    parent TEXT NOT NULL,
+    kind TEXT NOT NULL,          -- file | dir | symlink
+    rev INTEGER NOT NULL,        -- server revision this path was synced at (push base)
+    hash TEXT,                   -- content id of a file
+    target TEXT,                 -- symlink target
+    mode INTEGER NOT NULL,       -- permission bits on the server
+    size INTEGER NOT NULL,       -- local stat as the replica left the file
+    mtime_ns INTEGER NOT NULL,
+    ino INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS entries_parent ON entries(parent);
+CREATE TABLE IF NOT EXISTS chunks(
+    hash TEXT NOT NULL,
+    path TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    PRIMARY KEY(hash, path, offset)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    path: str
+    kind: str
+    rev: int
+    hash: str | None
+    target: str | None
+    mode: int
+    size: int
+    mtime_ns: int
+    ino: int
+
+    def matches(self, st: os.stat_result) -> bool:
+        """Is the local object still exactly as the replica left it (no read needed)?"""
+        if self.kind == "dir":
+            return True  # a directory's own state is its mode; its mtime moves with its children
+        return st.st_size == self.size and st.st_mtime_ns == self.mtime_ns and st.st_ino == self.ino
+
+
+def parent_of(path: str) -> str:
+    head = path.rsplit("/", 1)[0]
+    return head or "/"
+
+
+class State:
+    def __init__(self, path: str):
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self) -> sqlite3.Connection:
+        """`with state.transaction():` — one atomic batch of updates."""
+        return self.conn
+
+    def begin(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    # -- meta -----------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self.conn.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self.conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES(?, ?)", (key, value))
+
+    # -- entries --------------------------------------------------------------------
+
+    def get(self, path: str) -> Entry | None:
+        row = self.conn.execute(
+            "SELECT path, kind, rev, hash, target, mode, size, mtime_ns, ino FROM entries WHERE path = ?", (path,)
+        ).fetchone()
+        return Entry(*row) if row else None
+
+    def put(self, e: Entry) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO entries(path, parent, kind, rev, hash, target, mode, size, mtime_ns, ino)"
+            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (e.path, parent_of(e.path), e.kind, e.rev, e.hash, e.target, e.mode, e.size, e.mtime_ns, e.ino),
+        )
+
+    def delete(self, path: str) -> None:
+        self.conn.execute("DELETE FROM entries WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
+
+    def children(self, parent: str) -> dict[str, Entry]:
+        rows = self.conn.execute(
+            "SELECT path, kind, rev, hash, target, mode, size, mtime_ns, ino FROM entries WHERE parent = ?", (parent,)
+        )
+        return {r[0].rsplit("/", 1)[1]: Entry(*r) for r in rows}
+
+    def subtree(self, path: str) -> list[str]:
+        """Paths strictly below `path` ('0' follows '/' in byte order)."""
+        low, high = (path + "/", path + "0") if path != "/" else ("/", "0")
+        return [r[0] for r in self.conn.execute("SELECT path FROM entries WHERE path > ? AND path < ?", (low, high))]
+
+    def all_paths(self) -> Iterator[str]:
+        for (path,) in self.conn.execute("SELECT path FROM entries ORDER BY path"):
+            yield path
+
+    def count(self) -> int:
+        return self.conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+
+    # -- chunk index ----------------------------------------------------------------
+
+    def index_chunks(self, path: str, chunks: Iterable[tuple[str, int]]) -> None:
+        self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
+        offset, rows = 0, []
+        for h, size in chunks:
+            rows.append((h, path, offset, size))
+            offset += size
+        self.conn.executemany("INSERT OR IGNORE INTO chunks(hash, path, offset, size) VALUES(?, ?, ?, ?)", rows)
+
+    def chunk_locations(self, h: str) -> list[tuple[str, int, int]]:
+        return list(self.conn.execute("SELECT path, offset, size FROM chunks WHERE hash = ? LIMIT 4", (h,)))
+
+    def forget_chunk(self, h: str, path: str, offset: int) -> None:
+        self.conn.execute("DELETE FROM chunks WHERE hash = ? AND path = ? AND offset = ?", (h, path, offset))

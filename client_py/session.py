@@ -1,0 +1,441 @@
+"""One WebSocket connection to one workspace (protocol v1, `docs/protocol.md` §5).
+
+A `Session` does the hello, matches replies to requests by id, routes
+`changes`/`caught_up` events to their `Subscription`, and receives chunk
+bytes for `get` requests. Every message is built and parsed by
+`vfs.protocol`, the module the server uses too.
+
+Flow control: a subscription's queue is bounded, and when it is full the
+reader stops reading the socket, so TCP pushes back on the server (which
+then just keeps our cursor, see §5.3). That also holds up replies on the
+same connection, so a program that both consumes a subscription and makes
+requests should use two sessions (the replica does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import errno
+import logging
+from typing import Any, AsyncIterator, Iterable, Mapping
+
+import blake3
+import orjson
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+from client_py.errors import ConnectionLost, ServerUnreachable, exception_from_error
+from vfs import protocol as P
+from vfs.types import ApplyResult, Change, Cursor
+
+log = logging.getLogger("client_py.session")
+
+CLIENT_NAME = "client_py/0.1.0"
+_TRANSPORT_MAX = P.TRANSPORT_MAX_FRAME + 1024
+
+
+def ws_url(base_url: str, workspace: str) -> str:
+    """`http://host:port` -> `ws://host:port/api/workspaces/NAME/ws`."""
+    base = base_url.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return f"{base}/api/workspaces/{workspace}/ws"
+
+
+def _close_exception(code: int | None, reason: str, url: str) -> Exception:
+    """What a closed connection means for the caller; only ConnectionLost is worth a retry."""
+    if code == P.CLOSE_WORKSPACE_GONE:
+        return FileNotFoundError(errno.ENOENT, f"workspace deleted ({url})", url)
+    if code == P.CLOSE_POLICY:
+        return PermissionError(errno.EACCES, f"connection closed by policy: {reason or 'token revoked or too many errors'}")
+    if code == P.CLOSE_BAD_HELLO:
+        return P.ProtocolError(P.EPROTO, f"server refused the hello: {reason}")
+    return ConnectionLost(f"connection to {url} lost (close code {code}{': ' + reason if reason else ''})")
+
+
+class Subscription:
+    """The events of one `subscribe`: `Changes` and `CaughtUp` messages, in order."""
+
+    def __init__(self, session: Session, sub_id: str, queue_size: int):
+        self.session = session
+        self.id = sub_id
+        self.start: str | None = None  # the cursor the server resolved `after` to
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._error: BaseException | None = None
+
+    async def next(self) -> P.Changes | P.CaughtUp:
+        if self._queue.empty() and self._error is not None:
+            raise self._error
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> P.Changes | P.CaughtUp:
+        return await self.next()
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._error is None:
+            self._error = exc
+            try:
+                self._queue.put_nowait(exc)
+            except asyncio.QueueFull:
+                pass  # the consumer finds _error once it has drained the queue
+
+
+class _Get:
+    """An outstanding `get`: chunks arrive as binary frames before its `ok`."""
+
+    def __init__(self, hashes: list[str]):
+        self.pending = collections.deque(hashes)
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.missing: list[str] = []
+
+
+class Session:
+    """An open, greeted WebSocket connection. Use `await Session.connect(...)`."""
+
+    def __init__(self, ws: ClientConnection, hello: P.ServerHello, url: str):
+        self.ws = ws
+        self.hello = hello
+        self.url = url
+        self.peers: dict[str, dict[str, Any]] = {}  # presence: session id -> peer
+        self.bytes_received = 0  # chunk payload bytes received (for resume accounting)
+        self._next_id = 0
+        self._replies: dict[int | str, asyncio.Future[dict[str, Any]]] = {}
+        self._gets: dict[int | str, _Get] = {}
+        self._get_order: collections.deque[int | str] = collections.deque()
+        self._subs: dict[str, Subscription] = {}
+        self._closed: BaseException | None = None
+        self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name=f"wsfs-reader {url}")
+
+    # -- connect --------------------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        base_url: str,
+        workspace: str,
+        token: str | None,
+        *,
+        presence: Mapping[str, Any] | None = None,
+        open_timeout: float = 10.0,
+    ) -> Session:
+        url = ws_url(base_url, workspace)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            ws = await connect(
+                url,
+                additional_headers=headers,
+                compression=None,  # chunk data does not compress; deflate costs 40x throughput
+                max_size=_TRANSPORT_MAX,
+                open_timeout=open_timeout,
+                ping_interval=20,
+                ping_timeout=60,
+                user_agent_header=CLIENT_NAME,
+            )
+        except InvalidStatus as e:
+            raise _refused(e) from None
+        except InvalidURI as e:
+            raise ValueError(f"invalid server URL {base_url!r}: {e}") from None
+        except (OSError, TimeoutError, InvalidHandshake) as e:
+            raise ServerUnreachable(base_url, e) from None
+        try:
+            hello = await cls._handshake(ws, presence, url)
+        except BaseException:
+            await ws.close()
+            raise
+        return cls(ws, hello, url)
+
+    @staticmethod
+    async def _handshake(ws: ClientConnection, presence: Mapping[str, Any] | None, url: str) -> P.ServerHello:
+        msg: dict[str, Any] = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "client": CLIENT_NAME}
+        if presence:
+            msg["presence"] = dict(presence)
+        try:
+            await ws.send(orjson.dumps(msg).decode())
+            first = await asyncio.wait_for(ws.recv(), timeout=15)
+        except ConnectionClosed as e:
+            raise _close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", url) from None
+        if isinstance(first, bytes):
+            raise P.ProtocolError(P.EBADMSG, "server sent a binary frame before its hello")
+        reply = P.decode_server(first)
+        if isinstance(reply, P.Error):
+            raise reply.to_exception()
+        if not isinstance(reply, P.ServerHello):
+            raise P.ProtocolError(P.EPROTO, f"expected the server's hello, got {type(reply).__name__}")
+        return reply
+
+    # -- lifecycle ------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def close(self) -> None:
+        if self._closed is None:
+            self._fail_all(ConnectionLost(f"session to {self.url} closed"))
+        await self.ws.close()
+        self._reader.cancel()
+        try:
+            await self._reader
+        except (asyncio.CancelledError, Exception):
+            pass
+
+    async def __aenter__(self) -> Session:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def _fail_all(self, exc: BaseException) -> None:
+        if self._closed is not None:
+            return
+        self._closed = exc
+        for fut in self._replies.values():
+            if not fut.done():
+                fut.set_exception(exc)
+        self._replies.clear()
+        for get in self._gets.values():
+            get.queue.put_nowait(exc)
+        self._gets.clear()
+        for sub in self._subs.values():
+            sub._fail(exc)
+
+    # -- reading --------------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        try:
+            async for frame in self.ws:
+                if isinstance(frame, bytes):
+                    self._on_chunk(frame)
+                else:
+                    await self._on_text(frame)
+            self._fail_all(_close_exception(self.ws.close_code, self.ws.close_reason or "", self.url))
+        except ConnectionClosed as e:
+            self._fail_all(_close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", self.url))
+        except asyncio.CancelledError:
+            self._fail_all(ConnectionLost(f"session to {self.url} closed"))
+            raise
+        except Exception as e:  # a broken server must not leave callers hanging
+            log.warning("closing session to %s: %s", self.url, e)
+            self._fail_all(e)
+            await self.ws.close(P.CLOSE_POLICY, "protocol violation")
+
+    def _on_chunk(self, frame: bytes) -> None:
+        chunk = P.decode_chunk_frame(frame, expect=P.FRAME_CHUNK)
+        if not self._get_order:
+            raise P.ProtocolError(P.EBADMSG, "CHUNK frame without an outstanding get")
+        get = self._gets[self._get_order[0]]
+        if not get.pending or chunk.hash not in get.pending:
+            raise P.ProtocolError(P.EBADMSG, f"unexpected chunk {chunk.hash}")
+        while get.pending and get.pending[0] != chunk.hash:
+            get.pending.popleft()  # skipped ones are reported as missing by the ok
+        get.pending.popleft()
+        if blake3.blake3(chunk.data).hexdigest() != chunk.hash:
+            raise P.ProtocolError(P.EBADOBJECT, f"chunk bytes do not hash to {chunk.hash}")
+        self.bytes_received += len(chunk.data)
+        get.queue.put_nowait((chunk.hash, chunk.data))
+
+    async def _on_text(self, frame: str) -> None:
+        try:
+            msg = P.decode_server(frame)
+        except P.ProtocolError as e:
+            log.warning("ignoring a bad frame from %s: %s", self.url, e.message)
+            return
+        if isinstance(msg, (P.Ok, P.Error)) and msg.id is not None and self._complete(msg):
+            return
+        if isinstance(msg, (P.Changes, P.CaughtUp)):
+            sub = self._subs.get(str(msg.sub))
+            if sub is not None:
+                await sub._queue.put(msg)  # blocks when full: TCP backpressure on the server
+        elif isinstance(msg, P.PresenceEvent):
+            self._on_presence(msg)
+        elif isinstance(msg, P.Error):
+            log.warning("server error on %s: %s %s", self.url, msg.code, msg.message)
+
+    def _complete(self, msg: P.Ok | P.Error) -> bool:
+        rid = msg.id
+        get = self._gets.pop(rid, None)  # type: ignore[arg-type]
+        if get is not None:
+            if self._get_order and self._get_order[0] == rid:
+                self._get_order.popleft()
+            else:
+                self._get_order.remove(rid)  # type: ignore[arg-type]
+            if isinstance(msg, P.Ok):
+                get.missing = list(msg.result.get("missing", []))
+                get.queue.put_nowait(None)
+            else:
+                get.queue.put_nowait(msg.to_exception())
+            return True
+        fut = self._replies.pop(rid, None)  # type: ignore[arg-type]
+        if fut is None:
+            return False
+        if not fut.done():
+            if isinstance(msg, P.Ok):
+                fut.set_result(msg.result)
+            else:
+                fut.set_exception(msg.to_exception())
+        return True
+
+    def _on_presence(self, msg: P.PresenceEvent) -> None:
+        if msg.op == "sync":
+            self.peers = {p["session"]: p for p in msg.peers or [] if isinstance(p, dict) and "session" in p}
+        elif msg.peer and "session" in msg.peer:
+            if msg.op == "leave":
+                self.peers.pop(msg.peer["session"], None)
+            else:
+                self.peers[msg.peer["session"]] = msg.peer
+
+    # -- requests -------------------------------------------------------------------
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def _send(self, payload: Mapping[str, Any] | bytes) -> None:
+        if self._closed is not None:
+            raise self._closed
+        try:
+            if isinstance(payload, bytes):
+                await self.ws.send(payload)
+            else:
+                await self.ws.send(orjson.dumps(payload).decode())
+        except ConnectionClosed as e:
+            exc = _close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", self.url)
+            self._fail_all(exc)
+            raise exc from None
+
+    async def request(self, payload: Mapping[str, Any]) -> dict[str, Any]:
+        """Send a message that expects an `ok`/`error` reply; return the ok's fields."""
+        rid = self._new_id()
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[rid] = fut
+        try:
+            await self._send({**payload, "id": rid})
+        except BaseException:
+            self._replies.pop(rid, None)
+            raise
+        return await fut
+
+    async def ping(self) -> None:
+        await self.request({"type": "ping"})
+
+    async def subscribe(
+        self,
+        *,
+        prefix: str = "/",
+        after: str | Cursor | None = None,
+        globs: Iterable[str] | None = None,
+        ignore: Iterable[str] = (),
+        inline_max: int = 0,
+        batch_max: int = P.DEFAULT_BATCH,
+        queue_size: int = 8,
+    ) -> Subscription:
+        sub = Subscription(self, f"s{self._new_id()}", queue_size)
+        self._subs[sub.id] = sub
+        msg = P.Subscribe(
+            id=sub.id,
+            prefix=prefix,
+            globs=tuple(globs) if globs is not None else None,
+            ignore=tuple(ignore),
+            after=None if after is None else str(after),
+            inline_max=inline_max,
+            batch_max=batch_max,
+        ).to_wire()
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._replies[sub.id] = fut
+        try:
+            await self._send(msg)
+            result = await fut
+        except BaseException:
+            self._subs.pop(sub.id, None)
+            self._replies.pop(sub.id, None)
+            raise
+        sub.start = result.get("cursor")
+        return sub
+
+    async def unsubscribe(self, sub: Subscription) -> None:
+        await self.request({"type": "unsubscribe", "sub": sub.id})
+        self._subs.pop(sub.id, None)
+
+    async def has(self, hashes: Iterable[str]) -> list[str]:
+        """The hashes the server lacks (any number; batched by the protocol limit)."""
+        missing: list[str] = []
+        for batch in _batches(list(dict.fromkeys(hashes)), P.MAX_HASHES):
+            missing += (await self.request({"type": "has", "hashes": batch}))["missing"]
+        return missing
+
+    async def start_get(self, hashes: list[str]) -> _Get:
+        """Ask for chunks; iterate them with `iter_get`. Several may be outstanding."""
+        if len(hashes) > P.MAX_HASHES:
+            raise ValueError(f"at most {P.MAX_HASHES} hashes per get")
+        rid = self._new_id()
+        get = _Get(hashes)
+        self._gets[rid] = get
+        self._get_order.append(rid)
+        try:
+            await self._send({"type": "get", "id": rid, "hashes": hashes})
+        except BaseException:
+            self._gets.pop(rid, None)
+            if rid in self._get_order:
+                self._get_order.remove(rid)
+            raise
+        return get
+
+    @staticmethod
+    async def iter_get(get: _Get) -> AsyncIterator[tuple[str, memoryview]]:
+        """The chunks of one `get`, verified, in request order; then `get.missing` is set."""
+        while True:
+            item = await get.queue.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def get(self, hashes: Iterable[str]) -> AsyncIterator[tuple[str, memoryview]]:
+        """Every requested chunk the server has; raises FileNotFoundError if any is missing."""
+        for batch in _batches(list(hashes), P.MAX_HASHES):
+            req = await self.start_get(batch)
+            async for item in self.iter_get(req):
+                yield item
+            if req.missing:
+                raise FileNotFoundError(errno.ENOENT, f"server lacks {len(req.missing)} chunk(s)", req.missing[0])
+
+    async def put_chunk(self, hash_hex: str, data: bytes | memoryview) -> None:
+        """Upload one chunk (not acknowledged by itself; `has`, `ping` or `push` confirm)."""
+        await self._send(P.encode_chunk_frame(P.FRAME_PUT, hash_hex, data))
+
+    async def push(self, changes: Iterable[Change], base: Cursor | Mapping[str, int] | None = None) -> ApplyResult:
+        result = await self.request(
+            {"type": "push", "changes": [P.change_to_wire(c) for c in changes], "base": P.base_to_wire(base)}
+        )
+        return P.apply_result_from_wire(result)
+
+    async def presence(self, op: str = "update", **fields: Any) -> None:
+        await self._send(P.Presence(op=op, **fields).to_wire())
+
+
+def _batches(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def _refused(e: InvalidStatus) -> Exception:
+    """A refused upgrade carries the same JSON error body as any HTTP error."""
+    response = e.response
+    try:
+        body = orjson.loads(response.body or b"{}")
+    except orjson.JSONDecodeError:
+        body = None
+    return exception_from_error(body, response.status_code, response.reason_phrase)
+
+
+__all__ = ["Session", "Subscription", "ws_url"]

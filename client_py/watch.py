@@ -1,0 +1,111 @@
+"""`watch()`: an endless, self-healing iterator over a workspace's changes.
+
+The server's stream is resumable by cursor (§5.3 of docs/protocol.md), so
+surviving a dropped connection is bookkeeping: remember where the consumer
+is, reconnect with backoff and jitter, subscribe again `after` that cursor.
+The position advances only when an event has been handed to the consumer
+(and to the batch cursor once the whole batch has been), so a reconnect
+neither skips nor repeats anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
+
+from client_py.errors import ConnectionLost, ServerUnreachable
+from vfs.protocol import CaughtUp, Changes, change_from_wire, entry_data
+from vfs.types import Change, Cursor
+
+if TYPE_CHECKING:
+    from client_py.client import Client
+
+log = logging.getLogger("client_py.watch")
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent:
+    """One change: the path's state after it (`kind == "delete"`: the path is gone)."""
+
+    path: str
+    kind: str  # "file" | "dir" | "symlink" | "delete"
+    rev: int
+    cursor: str
+    mode: int = 0
+    mtime: float = 0.0
+    size: int = 0
+    hash: str | None = None
+    target: str | None = None
+    data: bytes | None = None  # inlined content (small files, when inline_max asked for it)
+    author: str | None = None
+    coalesced: bool = False  # earlier states of this path may have been skipped
+    chunks: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def from_wire(cls, d: Mapping[str, Any], coalesced: bool) -> WatchEvent:
+        c = change_from_wire(d)
+        return cls(
+            path=c.path, kind=c.kind, rev=c.rev, cursor=str(d.get("cursor") or c.cursor), mode=c.mode, mtime=c.mtime,
+            size=c.size, hash=c.hash, target=c.target, data=entry_data(d), author=d.get("author"),
+            coalesced=coalesced, chunks=c.chunks,
+        )
+
+    @property
+    def change(self) -> Change:
+        return Change(path=self.path, kind=self.kind, rev=self.rev, mode=self.mode, mtime=self.mtime,  # type: ignore[arg-type]
+                      size=self.size, hash=self.hash, chunks=self.chunks, target=self.target)
+
+
+RETRYABLE = (ConnectionLost, ServerUnreachable)
+
+
+async def watch(
+    client: Client,
+    workspace: str,
+    *,
+    prefix: str = "/",
+    after: Cursor | str | None = "now",
+    globs: Iterable[str] | None = None,
+    ignore: Iterable[str] = (),
+    inline_max: int = 0,
+) -> AsyncIterator[WatchEvent]:
+    position: str | None = None if after is None else str(after)
+    globs = list(globs) if globs is not None else None
+    ignore = list(ignore)
+    delays = client.backoff.delays()
+    while True:
+        try:
+            session = await client.connect(workspace)
+        except ServerUnreachable:
+            delay = next(delays, None)
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+            continue
+        try:
+            sub = await session.subscribe(prefix=prefix, after=position, globs=globs, ignore=ignore, inline_max=inline_max)
+            position = sub.start or position  # "now" becomes a real cursor: a reconnect must not skip
+            delays = client.backoff.delays()  # connected: the retry budget starts afresh
+            async for msg in sub:
+                if isinstance(msg, Changes):
+                    for entry in msg.entries:
+                        event = WatchEvent.from_wire(entry, msg.coalesced)
+                        yield event
+                        position = event.cursor
+                    position = msg.cursor
+                elif isinstance(msg, CaughtUp):
+                    position = msg.cursor if _later(msg.cursor, position) else position
+        except RETRYABLE as e:
+            log.info("watch on %s lost its connection (%s); resuming after %s", workspace, e, position)
+            delay = next(delays, None)
+            if delay is None:
+                raise ServerUnreachable(client.url, e) from None
+            await asyncio.sleep(delay)
+        finally:
+            await session.close()
+
+
+def _later(a: str, b: str | None) -> bool:
+    return b is None or b == "now" or Cursor.parse(a) > Cursor.parse(b)
