@@ -190,16 +190,16 @@ class WsfsOperations(mfusepy.Operations):
         entries: list = [(".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here}, 0), ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._parent_ino(path)}, 0)]
         base = path.rstrip("/")
         for entry in self.ws.readdir(path):
-            # With use_ino the kernel needs each entry's inode number (0 would hide it);
-            # DirEntry has none yet (see docs/mount.md), so ask the store per name.
-            ino = self.ws.lstat(f"{base}/{entry.name}").ino
+            # With use_ino the kernel needs each entry's inode number (0 would hide it).
+            # Until DirEntry carries it (see docs/mount.md), ask the store per name.
+            ino = getattr(entry, "ino", None) or self.ws.lstat(f"{base}/{entry.name}").ino
             entries.append((entry.name, {"st_mode": kinds[entry.kind], "st_ino": ino}, 0))
         return entries
 
     @fuse_op
     def mkdir(self, path: str, mode: int) -> int:
         self.ws.mkdir(path, mode=mode & 0o7777)
-        self._owned_by_caller(path)
+        self._owned_by_caller(path=path)
         return 0
 
     @fuse_op
@@ -223,7 +223,7 @@ class WsfsOperations(mfusepy.Operations):
     def symlink(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new link's path, `source` its content.
         self.ws.symlink(source, target)
-        self._owned_by_caller(target)
+        self._owned_by_caller(path=target)
         return 0
 
     @fuse_op
@@ -269,23 +269,32 @@ class WsfsOperations(mfusepy.Operations):
         except FileNotFoundError:
             return None
 
-    def _owned_by_caller(self, path: str) -> int:
+    def _owned_by_caller(self, ino: int | None = None, path: str | None = None) -> None:
+        """Record the calling user as owner of a new inode (only if not the mount's owner)."""
         uid, gid, _pid = mfusepy.fuse_get_context()
-        ino = self.ws.lstat(path).ino
-        self.attrs.created(ino, uid, gid)
-        return ino
+        if (uid, gid) == (self.attrs.default_uid, self.attrs.default_gid):
+            if ino is not None:
+                self.attrs.forget(ino)  # a reused inode number must not inherit old owners
+            return
+        self.attrs.created(ino if ino is not None else self.ws.lstat(path).ino, uid, gid)
 
     # -- open files ----------------------------------------------------------------
 
     @fuse_op
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
-        if self._lexists(path):
+        try:
+            # The kernel only asks after a negative lookup; if_match="" keeps a
+            # racing creator's file intact (we open it instead).
+            st = self.ws.write_file(path, b"", mode=mode & 0o7777, if_match="")
+        except vfs.PreconditionFailed:
             if flags & os.O_EXCL:
-                raise mfusepy.FuseOSError(errno.EEXIST)
+                raise mfusepy.FuseOSError(errno.EEXIST) from None
             return self._open(path, flags)
-        self.ws.write_file(path, b"", mode=mode & 0o7777)
-        self._owned_by_caller(path)
-        return self._open(path, flags & ~os.O_TRUNC)
+        self._owned_by_caller(st.ino)
+        handle = self.table.open(st.ino, flags)
+        if handle.node.spool is None:
+            handle.node.spool = Spool()  # known empty: no need to read it back on first write
+        return handle.fh
 
     @fuse_op
     def open(self, path: str, flags: int) -> int:
