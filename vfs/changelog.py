@@ -20,7 +20,7 @@ from vfs.paths import normalize, prefix_bounds
 from vfs.schema import KIND_NAMES
 from vfs.types import Change, ChangePage, Cursor
 
-_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime, n.size, n.hash, n.chunks, n.target"
+_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target"
 
 
 def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target) -> Change:
@@ -135,7 +135,7 @@ class ChangeLogOps(Core):
             return _to_change(*row)
         if path == "/":
             root = self._node(1)
-            return _to_change("/", 0, root.kind, root.mode, root.mtime, 0, None, None, None)
+            return _to_change("/", 0, root.kind, root.mode, root.mtime_ns / 1e9, 0, None, None, None)
         return None
 
     def compact_tombstones(self, through_rev: int) -> int:

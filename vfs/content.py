@@ -27,6 +27,10 @@ MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
 _ZERO_STEP = 8 << 20  # zero-extension is spliced in 8 MiB steps to bound memory
 
 
+def seconds_to_ns(seconds: float | None) -> int | None:
+    return None if seconds is None else round(float(seconds) * 1e9)
+
+
 class ContentOps(NamespaceOps):
     # -- whole-file writes -------------------------------------------------------
 
@@ -50,7 +54,7 @@ class ContentOps(NamespaceOps):
             found = self._writable_target(path, parents)
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data)
-            ino = self._set_content(tx, found, entries, size, digest, mode=mode, mtime=mtime)
+            ino = self._set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=seconds_to_ns(mtime))
             return self._stat(self._node(ino))
 
     def _writable_target(self, path: str, parents: bool) -> Resolved:
@@ -101,23 +105,24 @@ class ContentOps(NamespaceOps):
         digest: bytes,
         *,
         mode: int | None,
-        mtime: float | None,
+        mtime_ns: int | None,
     ) -> int:
         """Point a path at new content (creating the file if needed); log it and keep a version."""
-        now = time.time()
-        mtime = now if mtime is None else float(mtime)
+        now = time.time_ns()
+        mtime_ns = now if mtime_ns is None else mtime_ns
         blob = pack(entries)
         if found.node is None:
-            ino = self._create_node(tx, found, KIND_FILE, 0o644 if mode is None else mode & 0o7777, mtime=mtime)
+            new_mode = 0o644 if mode is None else mode & 0o7777
+            ino = self._create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns)
             self._conn.execute(
                 "UPDATE nodes SET size = ?, hash = ?, chunks = ? WHERE ino = ?", (size, digest, blob, ino)
             )
         else:
             ino = found.node.ino
             self._conn.execute(
-                "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime = ?, ctime = ?, rev = ?, "
+                "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
                 "mode = coalesce(?, mode) WHERE ino = ?",
-                (size, digest, blob, mtime, now, tx.rev, None if mode is None else mode & 0o7777, ino),
+                (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, ino),
             )
             self._log_node(tx, ino, found.real, found.node.nlink)
         self._record_current_version(tx, found.real, ino)
@@ -209,7 +214,7 @@ class ContentOps(NamespaceOps):
             for piece in self._iter_chunks(entries):
                 hasher.update(piece)
             digest = hasher.digest()
-        self._set_content(tx, found, entries, size, digest, mode=None, mtime=None)
+        self._set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
         return self._stat(self._node(found.node.ino))
 
     def _splice(self, entries: list[ChunkEntry], offset: int, data: bytes) -> list[ChunkEntry]:
@@ -278,7 +283,13 @@ class ContentOps(NamespaceOps):
             if target.node is not None and target.node.ino == source.ino:
                 raise fs_error(errno.EINVAL, dst, "source and destination are the same file")
             ino = self._set_content(
-                tx, target, unpack(source.chunks), source.size, source.hash, mode=source.mode, mtime=source.mtime
+                tx,
+                target,
+                unpack(source.chunks),
+                source.size,
+                source.hash,
+                mode=source.mode,
+                mtime_ns=source.mtime_ns,
             )
             return self._stat(self._node(ino))
 

@@ -28,7 +28,10 @@ from vfs.types import Cursor, Stat
 
 _S_IFMT = {KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK}
 
-NODE_COLUMNS = "n.ino, n.kind, n.mode, n.size, n.mtime, n.ctime, n.nlink, n.hash, n.chunks, n.target, n.rev"
+NODE_COLUMNS = (
+    "n.ino, n.kind, n.mode, n.size, n.mtime_ns, n.ctime_ns, n.nlink, n.hash, n.chunks, n.target, n.rev, "
+    "n.atime_ns, n.uid, n.gid"
+)
 
 
 class Node(NamedTuple):
@@ -36,13 +39,16 @@ class Node(NamedTuple):
     kind: int
     mode: int
     size: int
-    mtime: float
-    ctime: float
+    mtime_ns: int
+    ctime_ns: int
     nlink: int
     hash: bytes | None
     chunks: bytes | None
     target: str | None
     rev: int
+    atime_ns: int
+    uid: int
+    gid: int
 
 
 @dataclass(slots=True)
@@ -102,6 +108,9 @@ class Core:
         # connection commits (PRAGMA data_version moves).
         self._dircache: dict[str, tuple[int, str]] = {}
         self._data_version = -1
+        # Owner of nodes this object creates; a FUSE mount sets it per call
+        # (`as_owner`) to the uid/gid of the calling process.
+        self.owner: tuple[int, int] = (os.getuid(), os.getgid())
 
     def _connect(self) -> sqlite3.Connection:
         if self.readonly and self.path != ":memory:":
@@ -126,6 +135,15 @@ class Core:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def as_owner(self, uid: int, gid: int) -> Iterator[None]:
+        """Nodes created inside the block belong to uid:gid."""
+        previous, self.owner = self.owner, (uid, gid)
+        try:
+            yield
+        finally:
+            self.owner = previous
 
     # -- revisions and commit notification -------------------------------
 
@@ -224,13 +242,19 @@ class Core:
             kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
             mode=_S_IFMT[node.kind] | node.mode,
             size=size,
-            mtime=node.mtime,
-            ctime=node.ctime,
+            mtime=node.mtime_ns / 1e9,
+            ctime=node.ctime_ns / 1e9,
             ino=node.ino,
             nlink=nlink,
             rev=node.rev,
             hash=node.hash.hex() if node.hash is not None else None,
             target=node.target,
+            atime=node.atime_ns / 1e9,
+            mtime_ns=node.mtime_ns,
+            ctime_ns=node.ctime_ns,
+            atime_ns=node.atime_ns,
+            uid=node.uid,
+            gid=node.gid,
         )
 
     # -- path resolution ---------------------------------------------------
@@ -343,8 +367,8 @@ class Core:
 
     def _touch_dir(self, dir_ino: int) -> None:
         """A directory's mtime/ctime move when its entries change (as on Linux)."""
-        now = time.time()
-        self._conn.execute("UPDATE nodes SET mtime = ?, ctime = ? WHERE ino = ?", (now, now, dir_ino))
+        now = time.time_ns()
+        self._conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
 
     # -- subtree helpers -----------------------------------------------------
 

@@ -38,7 +38,7 @@ class HistoryOps(ContentOps):
             row = self._version_row(path, rev)
             found = self._writable_target(path, parents=True)
             _, mode, size, digest, chunks = row
-            ino = self._set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime=None)
+            ino = self._set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
             return self._stat(self._node(ino))
 
     def _history_path(self, path: str) -> str:
@@ -65,7 +65,7 @@ class HistoryOps(ContentOps):
         now = time.time()
         self._conn.execute(
             "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
-            "SELECT ?, ?, kind, mode, size, mtime, hash, chunks, ? FROM nodes WHERE ino = ? AND kind = ?",
+            "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ? FROM nodes WHERE ino = ? AND kind = ?",
             (path, tx.rev, now, ino, KIND_FILE),
         )
         self._prune(path, now)

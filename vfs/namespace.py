@@ -66,15 +66,17 @@ class NamespaceOps(Core):
         return self._create_node(tx, found, KIND_DIR, mode & 0o7777)
 
     def _create_node(
-        self, tx: _Tx, found: Resolved, kind: int, mode: int, *, target: str | None = None, mtime: float | None = None
+        self, tx: _Tx, found: Resolved, kind: int, mode: int, *, target: str | None = None, mtime_ns: int | None = None
     ) -> int:
         """Insert a node and its name; log the new path."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
-        now = time.time()
+        now = time.time_ns()
+        uid, gid = self.owner
         cur = self._conn.execute(
-            "INSERT INTO nodes(kind, mode, size, mtime, ctime, nlink, target, rev) VALUES(?, ?, 0, ?, ?, 1, ?, ?)",
-            (kind, mode, now if mtime is None else mtime, now, target, tx.rev),
+            "INSERT INTO nodes(kind, mode, size, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev) "
+            "VALUES(?, ?, 0, ?, ?, ?, ?, ?, 1, ?, ?)",
+            (kind, mode, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev),
         )
         ino = cur.lastrowid
         self._conn.execute(
@@ -116,8 +118,8 @@ class NamespaceOps(Core):
                 "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, source.ino)
             )
             self._conn.execute(
-                "UPDATE nodes SET nlink = nlink + 1, ctime = ?, rev = ? WHERE ino = ?",
-                (time.time(), tx.rev, source.ino),
+                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ?",
+                (time.time_ns(), tx.rev, source.ino),
             )
             self._touch_dir(found.parent_ino)
             self._log(tx, found.real, source.ino)
@@ -125,21 +127,54 @@ class NamespaceOps(Core):
     # -- metadata ----------------------------------------------------------------
 
     def chmod(self, path: str, mode: int) -> None:
-        with self._tx() as tx:
-            found = self._existing(path, follow=True)
-            self._conn.execute(
-                "UPDATE nodes SET mode = ?, ctime = ?, rev = ? WHERE ino = ?",
-                (mode & 0o7777, time.time(), tx.rev, found.node.ino),
-            )
-            self._log_node(tx, found.node.ino, found.real, found.node.nlink)
+        self._update_node(path, "mode = ?", (mode & 0o7777,), follow=True)
 
-    def utime(self, path: str, mtime: float | None = None) -> None:
+    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
+        """Change owner and group; -1 leaves either unchanged (as os.chown)."""
+        self._update_node(
+            path,
+            "uid = CASE WHEN ? < 0 THEN uid ELSE ? END, gid = CASE WHEN ? < 0 THEN gid ELSE ? END",
+            (uid, uid, gid, gid),
+            follow=follow_symlinks,
+        )
+
+    def utime(
+        self,
+        path: str,
+        mtime: float | None = None,
+        *,
+        atime: float | None = None,
+        ns: tuple[int, int] | None = None,
+        follow_symlinks: bool = True,
+    ) -> None:
+        """Set modification (and access) times; no times at all means now, as os.utime."""
+        if ns is not None:
+            atime_ns, mtime_ns = ns
+        elif mtime is None and atime is None:
+            atime_ns = mtime_ns = time.time_ns()
+        else:
+            mtime_ns = None if mtime is None else round(mtime * 1e9)
+            atime_ns = None if atime is None else round(atime * 1e9)
+        self.set_times(path, atime_ns=atime_ns, mtime_ns=mtime_ns, follow_symlinks=follow_symlinks)
+
+    def set_times(
+        self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
+    ) -> None:
+        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT)."""
+        self._update_node(
+            path,
+            "atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
+            (atime_ns, mtime_ns),
+            follow=follow_symlinks,
+        )
+
+    def _update_node(self, path: str, assignments: str, params: tuple, *, follow: bool) -> None:
+        """Change metadata columns of the node at `path`: one revision, ctime moves."""
         with self._tx() as tx:
-            found = self._existing(path, follow=True)
-            now = time.time()
+            found = self._existing(path, follow=follow)
             self._conn.execute(
-                "UPDATE nodes SET mtime = ?, ctime = ?, rev = ? WHERE ino = ?",
-                (now if mtime is None else float(mtime), now, tx.rev, found.node.ino),
+                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ?",
+                (*params, time.time_ns(), tx.rev, found.node.ino),
             )
             self._log_node(tx, found.node.ino, found.real, found.node.nlink)
 
@@ -162,14 +197,14 @@ class NamespaceOps(Core):
         if node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
         rows = self._conn.execute(
-            "SELECT d.name, n.kind, n.size, n.mtime, n.target FROM dirents d JOIN nodes n ON n.ino = d.ino "
+            "SELECT d.name, n.kind, n.size, n.mtime_ns, n.target FROM dirents d JOIN nodes n ON n.ino = d.ino "
             "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
             (node.ino, -1 if limit is None else limit, offset),
         )
         kinds = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink"}
         return [
-            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime)
-            for name, kind, size, mtime, target in rows
+            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime_ns / 1e9)
+            for name, kind, size, mtime_ns, target in rows
         ]
 
     def listdir(self, path: str = "/") -> list[str]:
@@ -231,7 +266,8 @@ class NamespaceOps(Core):
     def _drop_link(self, tx: _Tx, node: Node) -> None:
         if node.kind != KIND_DIR and node.nlink > 1:
             self._conn.execute(
-                "UPDATE nodes SET nlink = nlink - 1, ctime = ?, rev = ? WHERE ino = ?", (time.time(), tx.rev, node.ino)
+                "UPDATE nodes SET nlink = nlink - 1, ctime_ns = ?, rev = ? WHERE ino = ?",
+                (time.time_ns(), tx.rev, node.ino),
             )
         else:
             self._conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
@@ -261,8 +297,11 @@ class NamespaceOps(Core):
     def rename(self, src: str, dst: str) -> None:
         """POSIX rename(2): atomic, replaces a file or an empty directory."""
         with self._tx() as tx:
-            source = self._existing(src, follow=False)
+            # As rename(2): both parent directories are resolved before the source's name is looked up.
+            source = self._resolve(src, follow=False)
             target = self._resolve(dst, follow=False)
+            if source.node is None:
+                raise fs_error(errno.ENOENT, src)
             if source.parent_ino is None or target.parent_ino is None:
                 raise fs_error(errno.EBUSY, src if source.parent_ino is None else dst)
             if source.real == target.real:
@@ -298,7 +337,7 @@ class NamespaceOps(Core):
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
-        self._conn.execute("UPDATE nodes SET ctime = ?, rev = ? WHERE ino = ?", (time.time(), tx.rev, node.ino))
+        self._conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (time.time_ns(), tx.rev, node.ino))
         self._touch_dir(source.parent_ino)
         self._touch_dir(target.parent_ino)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]

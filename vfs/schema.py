@@ -1,7 +1,8 @@
 """The SQLite schema and its migrations.
 
 Tables:
-- `nodes`: one row per inode (file, dir, symlink). A file's content is its
+- `nodes`: one row per inode (file, dir, symlink) with owner and nanosecond
+  times (what a FUSE mount must keep). A file's content is its
   chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
   the whole content (`hash`).
 - `dirents`: names. Separate from nodes so hard links are two dirents on
@@ -18,6 +19,7 @@ Tables:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import time
 
@@ -45,8 +47,11 @@ CREATE TABLE nodes (
     kind   INTEGER NOT NULL,
     mode   INTEGER NOT NULL,
     size   INTEGER NOT NULL DEFAULT 0,
-    mtime  REAL NOT NULL,
-    ctime  REAL NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    ctime_ns INTEGER NOT NULL,
+    atime_ns INTEGER NOT NULL,
+    uid    INTEGER NOT NULL DEFAULT 0,
+    gid    INTEGER NOT NULL DEFAULT 0,
     nlink  INTEGER NOT NULL DEFAULT 1,
     hash   BLOB,
     chunks BLOB,
@@ -138,10 +143,11 @@ def _schema_version(conn: sqlite3.Connection) -> int:
 
 
 def _seed(conn: sqlite3.Connection) -> None:
-    now = time.time()
+    now = time.time_ns()
     conn.execute(
-        "INSERT INTO nodes(ino, kind, mode, size, mtime, ctime, nlink, rev) VALUES(?, ?, ?, 0, ?, ?, 2, 0)",
-        (ROOT_INO, KIND_DIR, 0o755, now, now),
+        "INSERT INTO nodes(ino, kind, mode, size, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, rev) "
+        "VALUES(?, ?, ?, 0, ?, ?, ?, ?, ?, 2, 0)",
+        (ROOT_INO, KIND_DIR, 0o755, now, now, now, os.getuid(), os.getgid()),
     )
     conn.executemany(
         "INSERT INTO meta(key, value) VALUES(?, ?)",

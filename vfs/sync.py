@@ -16,6 +16,7 @@ import blake3
 
 from vfs.changelog import ChangeLogOps
 from vfs.chunks import ChunkEntry, MAX_CHUNK, content_hash
+from vfs.content import seconds_to_ns
 from vfs.core import Node, Resolved, _Tx
 from vfs.errors import BadObject, MissingObjects, fs_error
 from vfs.history import HistoryOps
@@ -224,7 +225,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         node = found.node
         if change.kind == "dir":
             if node is None:
-                ino = self._create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime=change.mtime or None)
+                self._create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime_ns=seconds_to_ns(change.mtime or None))
             else:
                 self._conn.execute(
                     "UPDATE nodes SET mode = ?, rev = ? WHERE ino = ?", (change.mode & 0o7777, tx.rev, node.ino)
@@ -232,7 +233,9 @@ class SyncOps(HistoryOps, ChangeLogOps):
                 self._log(tx, found.real, node.ino)
             return
         if change.kind == "symlink":
-            self._create_node(tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime=change.mtime or None)
+            self._create_node(
+                tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime_ns=seconds_to_ns(change.mtime or None)
+            )
             return
         entries = []
         for hex_hash, size in change.chunks:
@@ -242,7 +245,9 @@ class SyncOps(HistoryOps, ChangeLogOps):
             entries.append(ChunkEntry(_raw(hex_hash), size, chunk_id))
         digest = self._verified_digest(change, entries)
         size = sum(e.size for e in entries)
-        self._set_content(tx, found, entries, size, digest, mode=change.mode, mtime=change.mtime or None)
+        self._set_content(
+            tx, found, entries, size, digest, mode=change.mode, mtime_ns=seconds_to_ns(change.mtime or None)
+        )
 
     def _verified_digest(self, change: Change, entries: list[ChunkEntry]) -> bytes:
         """The content id, recomputed: a peer cannot make us serve a wrong ETag."""

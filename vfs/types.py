@@ -75,6 +75,12 @@ class Stat:
     rev: int
     hash: str | None  # BLAKE3 hex of the whole content, files only
     target: str | None = None  # symlink target (lstat only)
+    atime: float = 0.0
+    mtime_ns: int = 0  # exact times, as os.stat_result's st_*_ns
+    ctime_ns: int = 0
+    atime_ns: int = 0
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True, slots=True)
