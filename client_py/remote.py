@@ -10,7 +10,6 @@ re-interpreted by URL handling on the way.
 from __future__ import annotations
 
 import errno
-import io
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 from urllib.parse import quote
 
@@ -350,16 +349,24 @@ def _body(data: Any) -> Any:
         return data.encode("utf-8")
     if isinstance(data, (bytes, bytearray, memoryview)):
         return bytes(data)
-    if hasattr(data, "read"):
-        return _read_pieces(data)
-    if hasattr(data, "__aiter__") or hasattr(data, "__iter__"):
+    if hasattr(data, "__aiter__"):
         return data
+    if hasattr(data, "read"):
+        return _async_pieces(_read_pieces(data))
+    if hasattr(data, "__iter__"):
+        return _async_pieces(data)
     raise TypeError(f"cannot write {type(data).__name__}: expected bytes, str, an iterable of bytes or a file object")
 
 
-def _read_pieces(f: io.RawIOBase | Any) -> Iterable[bytes]:
+def _read_pieces(f: Any) -> Iterable[bytes]:
     while True:
         piece = f.read(STREAM_PIECE)
         if not piece:
             return
         yield piece
+
+
+async def _async_pieces(pieces: Iterable[Any]) -> AsyncIterator[bytes]:
+    """httpx's AsyncClient only streams async iterables."""
+    for piece in pieces:
+        yield piece.encode("utf-8") if isinstance(piece, str) else bytes(piece)
