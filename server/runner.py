@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 from typing import Any
 
@@ -23,6 +24,13 @@ from server.app import begin_shutdown
 
 
 class WsfsServer(uvicorn.Server):
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            # uvicorn re-raises captured signals after its shutdown, so the process
+            # would die "by SIGTERM"; a graceful stop is a normal exit (status 0).
+            self._captured_signals.remove(sig)
+
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         for server in self.servers:
             server.close()  # stop accepting first

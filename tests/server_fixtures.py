@@ -100,8 +100,12 @@ class ServerProcess:
         )
         self.lines: queue.Queue[str] = queue.Queue()
         self.stderr_lines: list[str] = []
-        threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put), daemon=True).start()
-        threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True).start()
+        self._pumps = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr_lines.append), daemon=True),
+        ]
+        for pump in self._pumps:
+            pump.start()
         self.admin: str | None = None
         self.demo_url = ""
         deadline = time.monotonic() + START_TIMEOUT
@@ -144,12 +148,23 @@ class ServerProcess:
         self.proc.send_signal(sig)
 
     def wait(self, timeout: float = START_TIMEOUT) -> int:
-        return self.proc.wait(timeout)
+        code = self.proc.wait(timeout)
+        self._finish()
+        return code
+
+    def _finish(self) -> None:
+        """The process has exited: drain and close its pipes."""
+        for pump in self._pumps:
+            pump.join(START_TIMEOUT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
 
     def kill(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
-            self.proc.wait(START_TIMEOUT)
+        self.proc.wait(START_TIMEOUT)
+        self._finish()
 
     def rss(self) -> int:
         """Resident set size in bytes (Linux /proc)."""
@@ -165,7 +180,8 @@ class ServerProcess:
             try:
                 self.proc.wait(START_TIMEOUT)
             except subprocess.TimeoutExpired:
-                self.kill()
+                pass
+        self.kill()
 
 
 class WsClient:
