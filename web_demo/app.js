@@ -52,7 +52,7 @@ class App {
       canWrite: () => this.canWrite(),
       authorOf: (entry) => this.whoOf(entry, entry.path).name,
       opened: (path) => this.onOpened(path),
-      markMine: (path, hash) => this.markMine(path, hash),
+      asMine: (marks, write) => this.asMine(marks, write),
       onSaved: () => this.history.refreshSoon(),
     });
     this.feed = new Feed($("feed"), {
@@ -136,18 +136,43 @@ class App {
     }
   }
 
-  markMine(path, hash) {
-    this.mine.set(path, { hash: hash ?? null, at: Date.now() });
+  /**
+   * Remember a write of ours, so the stream's echo of it reads "You". Called
+   * with `pending` before the request (the echo can overtake the HTTP reply),
+   * then with the content id the server returned.
+   */
+  markMine(path, hash, pending = false) {
+    if (hash === undefined) this.mine.delete(path); // the write failed
+    else this.mine.set(path, { hash, pending, at: Date.now() });
+  }
+
+  /**
+   * Run a write of ours: `marks` maps each path it touches to its final
+   * content id (null: gone or a folder; "stat": the hash in the result).
+   */
+  async asMine(marks, write) {
+    for (const path of Object.keys(marks)) this.markMine(path, null, true);
+    let result;
+    try {
+      result = await write();
+    } catch (err) {
+      for (const path of Object.keys(marks)) this.markMine(path, undefined);
+      throw err;
+    }
+    for (const [path, hash] of Object.entries(marks)) this.markMine(path, hash === "stat" ? result?.hash ?? null : hash);
+    return result;
   }
 
   /** {name, color} of whoever made the change `entry` to `path`. */
   whoOf(entry, path) {
     const m = this.mine.get(path);
-    if (m && Date.now() - m.at < MINE_MS && m.hash === ((entry?.kind === "file" ? entry.hash : null) ?? null)) {
+    const hash = (entry?.kind === "file" ? entry.hash : null) ?? null;
+    if (m && Date.now() - m.at < MINE_MS && (m.pending || m.hash === hash)) {
       return { name: "You", color: this.identity.color };
     }
     const author = entry?.author;
-    if (author) {
+    // The name of our own (shared) token says nothing about which person wrote.
+    if (author && author !== this.whoami.name) {
       const peer = [...this.client.peers.values()].find((p) => p.name === author);
       return { name: author, color: peer?.color || colorFor(author) };
     }
@@ -223,8 +248,7 @@ class App {
     if (!name) return;
     const path = name.startsWith("/") ? name : joinPath(dir, name);
     try {
-      const stat = await this.client.writeFile(path, "", { ifNoneMatch: true, parents: true });
-      this.markMine(path, stat.hash);
+      await this.asMine({ [path]: "stat" }, () => this.client.writeFile(path, "", { ifNoneMatch: true, parents: true }));
     } catch (err) {
       if (err.code === "EPRECONDITION") throw new WsfsError("EEXIST", `${path} already exists`);
       throw err;
@@ -238,8 +262,7 @@ class App {
     const name = await promptDialog("New folder", `Folder name (in ${dir})`, "new-folder", { okLabel: "Create" });
     if (!name) return;
     const path = name.startsWith("/") ? name : joinPath(dir, name);
-    await this.client.mkdir(path, { parents: true });
-    this.markMine(path, null);
+    await this.asMine({ [path]: null }, () => this.client.mkdir(path, { parents: true }));
     this.tree.reveal(joinPath(path, "x"));
     this.tree.select(path, { focus: true });
   }
@@ -250,9 +273,8 @@ class App {
       { okLabel: "Rename", selectStem: !this.model.isDir(path) });
     if (!name || name === basename(path)) return;
     const dst = name.startsWith("/") ? name : joinPath(dirname(path), name);
-    await this.client.rename(path, dst);
-    this.markMine(path, null);
-    this.markMine(dst, this.model.get(path)?.hash ?? null);
+    const hash = this.model.get(path)?.kind === "file" ? this.model.get(path).hash : null;
+    await this.asMine({ [path]: null, [dst]: hash }, () => this.client.rename(path, dst));
     this.tree.reveal(dst);
     this.tree.selected = dst;
   }
@@ -265,8 +287,7 @@ class App {
       { okLabel: "Delete", danger: true });
     if (!ok) return;
     const open = this.fileView.path;
-    await this.client.remove(path, { recursive: isDir });
-    this.markMine(path, null);
+    await this.asMine({ [path]: null }, () => this.client.remove(path, { recursive: isDir }));
     if (open && isUnder(open, path)) {
       this.fileView.deleted = false;
       this.fileView.baseDoc = this.fileView.view?.state.doc ?? null; // we asked for it: close without asking again
@@ -287,8 +308,8 @@ class App {
     let done = 0;
     for (const { file, rel } of items) {
       const path = joinPath(dir, rel);
-      const stat = await this.client.writeFile(path, file, { parents: true, mtime: file.lastModified / 1000 });
-      this.markMine(path, stat.hash);
+      await this.asMine({ [path]: "stat" },
+        () => this.client.writeFile(path, file, { parents: true, mtime: file.lastModified / 1000 }));
       done++;
       if (items.length > 3 && done % 10 === 0) toast(`Uploaded ${done} of ${items.length}…`, "info", 1500);
     }

@@ -25,6 +25,10 @@ export function describeRevision(changes) {
         !(c.action === "created" && under(c.path, to.path)));
     }
   }
+  // `mkdir -p a/b && write a/b/f` reads as "created a/b/f", not three lines.
+  const createdPaths = rest.filter((c) => c.action === "created").map((c) => c.path);
+  rest = rest.filter((c) => !(c.action === "created" && c.entry.kind === "dir" &&
+    createdPaths.some((p) => p !== c.path && under(p, c.path))));
   for (const c of rest) {
     const kind = c.action === "deleted" ? c.old?.kind : c.entry.kind;
     const verb = c.action === "deleted" ? "deleted"

@@ -68,7 +68,7 @@ export class FileView {
   /**
    * @param {Wsfs} client
    * @param {TreeModel} model
-   * @param {object} hooks {canWrite(), authorOf(entry), opened(path|null), markMine(path, hash), onSaved(path)}
+   * @param {object} hooks {canWrite(), authorOf(entry), opened(path|null), asMine(marks, write), onSaved(path)}
    */
   constructor(client, model, hooks) {
     this.client = client;
@@ -312,8 +312,7 @@ export class FileView {
     const doc = this.merge ? this.merge.a.state.doc : this.view.state.doc;
     try {
       const opts = expected ? { ifMatch: expected } : { ifNoneMatch: true };
-      const stat = await this.client.writeFile(path, doc.toString(), opts);
-      this.hooks.markMine(path, stat.hash);
+      const stat = await this.hooks.asMine({ [path]: "stat" }, () => this.client.writeFile(path, doc.toString(), opts));
       if (path !== this.path) return;
       if (this.merge) this._exitCompare(true);
       this.baseHash = stat.hash;

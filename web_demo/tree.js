@@ -76,7 +76,21 @@ export class TreeModel {
   }
 }
 
-const ICONS = { dir: "📁", open: "📂", file: "📄", symlink: "🔗" };
+const FLASH_MS = 2000; // keep in step with the .flash animation in style.css
+
+// Inline SVG icons (emoji fonts are not everywhere, e.g. headless Linux).
+const SVG = {
+  dir: '<path d="M1.5 3.5h4.2l1.4 1.5h7.4v8.5h-13z" fill="#54aeff" stroke="#218bff" stroke-width="1"/>',
+  open: '<path d="M1.5 3.5h4.2l1.4 1.5h6.4v2H4.2l-2.7 6.5z" fill="#54aeff" stroke="#218bff"/><path d="M4 7h11l-2.6 6.5H1.4z" fill="#80ccff" stroke="#218bff"/>',
+  file: '<path d="M3.5 1.5h6l3 3v10h-9z" fill="#fff" stroke="#8c959f"/><path d="M9.5 1.5v3h3" fill="none" stroke="#8c959f"/>',
+  symlink: '<path d="M3.5 1.5h6l3 3v10h-9z" fill="#fff" stroke="#8c959f"/><path d="M5.5 10.5l4-4m-3 0h3v3" fill="none" stroke="#0969da" stroke-width="1.3"/>',
+};
+
+function icon(kind) {
+  const span = el("span", { class: "icon", "aria-hidden": "true" });
+  span.innerHTML = `<svg viewBox="0 0 16 16" width="16" height="16">${SVG[kind]}</svg>`;
+  return span;
+}
 
 /** The ARIA tree view of a TreeModel. */
 export class TreeView {
@@ -95,7 +109,7 @@ export class TreeView {
     this.selected = null;
     this.openPath = null;
     this.peersByFile = new Map(); // path -> [peer]
-    this._flash = new Set();
+    this._flash = new Map(); // path -> when its highlight started (ms)
     this._frame = 0;
     root.addEventListener("click", (ev) => this._onClick(ev));
     root.addEventListener("keydown", (ev) => this._onKey(ev));
@@ -104,7 +118,8 @@ export class TreeView {
 
   /** Re-render soon (once per frame), flashing `paths`. */
   update(paths = []) {
-    for (const p of paths) this._flash.add(p);
+    const now = performance.now();
+    for (const p of paths) this._flash.set(p, now);
     if (!this._frame) this._frame = requestAnimationFrame(() => { this._frame = 0; this.render(); });
   }
 
@@ -136,8 +151,15 @@ export class TreeView {
 
   render() {
     const hadFocus = this.root.contains(document.activeElement);
-    const flash = new Set([...this._flash].map((p) => this._visibleAncestor(p)));
-    this._flash.clear();
+    // A re-render must not restart or drop a running highlight: each row gets
+    // the time its highlight has already run as a negative animation delay.
+    const now = performance.now();
+    const flash = new Map();
+    for (const [p, start] of this._flash) {
+      if (now - start > FLASH_MS) { this._flash.delete(p); continue; }
+      const shown = this._visibleAncestor(p);
+      flash.set(shown, Math.max(flash.get(shown) ?? 0, start));
+    }
     if (this.selected && !this.model.get(this.selected) && !this.model.isDir(this.selected)) {
       this.selected = null;
     }
@@ -145,7 +167,7 @@ export class TreeView {
     const walk = (dir, level) => {
       const kids = this.model.childrenOf(dir);
       kids.forEach((path, i) => {
-        rows.push(this._row(path, level, i + 1, kids.length, flash.has(path)));
+        rows.push(this._row(path, level, i + 1, kids.length, flash.has(path) ? now - flash.get(path) : null));
         if (this.model.isDir(path) && this.expanded.has(path)) walk(path, level + 1);
       });
     };
@@ -158,20 +180,21 @@ export class TreeView {
     if (hadFocus) this._focusRow(tabbable);
   }
 
-  _row(path, level, pos, size, flash) {
+  _row(path, level, pos, size, flashedFor) {
     const isDir = this.model.isDir(path);
     const entry = this.model.get(path);
     const open = isDir && this.expanded.has(path);
     const peers = this.peersByFile.get(path) || [];
     const kind = isDir ? "dir" : entry?.kind === "symlink" ? "symlink" : "file";
     const row = el("div", {
-      role: "treeitem", class: `tree-row${flash ? " flash" : ""}${path === this.openPath ? " is-open" : ""}`,
+      role: "treeitem", class: `tree-row${flashedFor !== null ? " flash" : ""}${path === this.openPath ? " is-open" : ""}`,
       "aria-level": level, "aria-posinset": pos, "aria-setsize": size,
       "aria-selected": String(path === this.selected), "aria-expanded": isDir ? String(open) : null,
-      "data-path": path, "data-kind": kind, title: path, style: { "--level": level - 1 },
+      "data-path": path, "data-kind": kind, title: path,
+      style: flashedFor !== null ? `--level: ${level - 1}; animation-delay: -${Math.round(flashedFor)}ms` : `--level: ${level - 1}`,
     },
     el("span", { class: "twisty", "aria-hidden": "true" }, isDir ? (open ? "▾" : "▸") : ""),
-    el("span", { class: "icon", "aria-hidden": "true" }, isDir ? (open ? ICONS.open : ICONS.dir) : ICONS[kind]),
+    icon(isDir ? (open ? "open" : "dir") : kind),
     el("span", { class: "name" }, basename(path)),
     peers.length ? el("span", { class: "peer-dots", "aria-label": `open by ${peers.map((p) => p.name).join(", ")}` },
       peers.map((p) => el("span", { class: "peer-dot", style: { background: p.color || "#888" }, title: `${p.name} has this open` }))) : null,

@@ -1,0 +1,158 @@
+"""Browser fixtures for the web demo's end-to-end tests.
+
+Real pieces only: `wsfs serve` (`python -m server serve`, via `ServerProcess`)
+on a loopback port, Debian's chromium (`/usr/bin/chromium`) driven by
+Playwright's async API (no pytest-playwright: it breaks under pytest 9 with
+`filterwarnings=error`). Each `User` is its own browser context (own cookies,
+sessionStorage, localStorage): two contexts are two people.
+
+Every console message of type error and every uncaught page error is kept on
+the `User`; tests end with `assert_clean()`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright, expect
+
+from server_fixtures import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts" / "web_demo"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+WAIT_MS = 10_000  # upper bound of every UI wait (they poll and return as soon as the state is there)
+
+expect.set_options(timeout=WAIT_MS)
+
+
+class User:
+    """One person: a browser context with one page of the demo."""
+
+    def __init__(self, name: str, context: BrowserContext, page: Page):
+        self.name = name
+        self.context = context
+        self.page = page
+        self.errors: list[str] = []
+        self.allowed: list[re.Pattern[str]] = []
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
+
+    @classmethod
+    async def open(cls, browser: Browser, url: str, name: str, *, width: int = 1280, height: int = 800,
+                   wait_ready: bool = True) -> User:
+        context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+        page = await context.new_page()
+        user = cls(name, context, page)
+        sep = "&" if "?" in url else "?"
+        await page.goto(f"{url}{sep}name={name}")
+        if wait_ready:
+            await user.wait_ready()
+        return user
+
+    def _on_console(self, msg: ConsoleMessage) -> None:
+        if msg.type != "error":
+            return
+        if any(p.search(msg.text) for p in self.allowed):
+            return
+        self.errors.append(f"console.error: {msg.text} @ {msg.location}")
+
+    def allow_console(self, pattern: str) -> None:
+        """Accept console errors matching `pattern` (only browser network notices a test provokes on purpose)."""
+        self.allowed.append(re.compile(pattern))
+
+    def assert_clean(self) -> None:
+        assert self.errors == [], f"{self.name}: console errors: {self.errors}"
+
+    async def wait_ready(self) -> None:
+        await self.page.wait_for_selector("body[data-ready=true]", timeout=WAIT_MS)
+
+    # ------------------------------------------------------------ tree / files
+
+    async def record_flashes(self) -> None:
+        """From now on, remember every tree row that gets highlighted (rows are re-rendered often)."""
+        await self.page.evaluate("""() => {
+            window.__flashed = new Set();
+            const note = () => document.querySelectorAll("#tree .tree-row.flash")
+                .forEach((r) => window.__flashed.add(r.dataset.path));
+            new MutationObserver(note).observe(document.getElementById("tree"), {childList: true, subtree: true});
+        }""")
+
+    async def flashed(self) -> set[str]:
+        return set(await self.page.evaluate("() => [...window.__flashed]"))
+
+    def row(self, path: str) -> Any:
+        return self.page.locator(f'[role="treeitem"][data-path="{path}"]')
+
+    async def open_file(self, path: str) -> None:
+        parts = path.strip("/").split("/")
+        for i in range(1, len(parts)):  # expand the folders on the way
+            folder = "/" + "/".join(parts[:i])
+            row = self.row(folder)
+            if await row.get_attribute("aria-expanded") != "true":
+                await row.click()
+        await self.row(path).click()
+        await expect(self.page.locator("#file-path")).to_have_text(path)
+        await self.page.wait_for_selector(".cm-content, .image-view, .info-card", timeout=WAIT_MS)
+
+    async def editor_text(self) -> str:
+        return await self.page.evaluate("() => window.wsfsDemo.fileView.text()")
+
+    async def wait_editor_text(self, text: str, timeout: int = WAIT_MS) -> None:
+        await self.page.wait_for_function("(t) => window.wsfsDemo?.fileView.text() === t", arg=text, timeout=timeout)
+
+    async def type_in_editor(self, text: str, *, at_end: bool = True) -> None:
+        await self.page.locator(".cm-content").first.click()
+        if at_end:
+            await self.page.keyboard.press("Control+End")
+        await self.page.keyboard.type(text)
+
+    async def save(self) -> None:
+        await self.page.keyboard.press("Control+s")
+
+    async def status(self) -> str:
+        return await self.page.locator("#file-status").inner_text()
+
+    async def banner_text(self) -> str:
+        return await self.page.locator("#banner .banner-text").inner_text()
+
+    async def click_banner(self, label: str) -> None:
+        await self.page.locator("#banner button", has_text=label).click()
+
+    async def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{name}.png"
+        await self.page.screenshot(path=str(path))
+        return path
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    assert Path(CHROMIUM).exists(), "Debian chromium is needed: apt-get install -y chromium"
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+@pytest.fixture
+def demo_server(tmp_path: Path) -> Iterator[ServerProcess]:
+    """`wsfs serve` on a free loopback port; `.demo_url` is the URL it printed."""
+    server = ServerProcess(tmp_path / "data")
+    try:
+        yield server
+    finally:
+        server.stop()
