@@ -31,6 +31,7 @@ from urllib.parse import quote
 
 import httpx
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
+from fsspec.utils import isfilelike
 
 from client_py.errors import exception_from_error
 
@@ -242,9 +243,13 @@ class WsfsFileSystem(AbstractFileSystem):
 
     def get_file(self, rpath: str, lpath: str, callback=None, outfile=None, rev: int | None = None, **kwargs):
         rpath, rev = self._split_rev(self._strip_protocol(rpath), rev)
-        if self.isdir(rpath):
+        if outfile is None and isfilelike(lpath):
+            outfile = lpath
+        elif outfile is None and self.isdir(rpath):
             os.makedirs(lpath, exist_ok=True)
             return
+        if outfile is None:
+            os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
         params = {"rev": rev} if rev is not None else {}
         with self.client.stream("GET", self._url("files", rpath), params=params) as response:
             if response.is_error:
@@ -263,19 +268,22 @@ class WsfsFileSystem(AbstractFileSystem):
     # -- writing -------------------------------------------------------------------
 
     def pipe_file(self, path: str, value: bytes, mode: str = "overwrite", **kwargs) -> None:
-        headers = {"If-None-Match": "*"} if mode == "create" else {}
-        self._request("PUT", self._url("files", path), content=value, headers=headers, params={"parents": 1})
+        self._put(path, value, create=mode == "create")
+
+    def _put(self, path: str, body: Any, *, create: bool = False) -> None:
+        """PUT a whole file (parents created); `create`: fail with FileExistsError if it exists."""
+        headers = {"If-None-Match": "*"} if create else {}
+        response = self.client.put(self._url("files", path), content=body, headers=headers, params={"parents": 1})
+        if create and response.status_code == 412:
+            raise FileExistsError(errno.EEXIST, "File exists", path)
+        _raise_for(response)
 
     def put_file(self, lpath: str, rpath: str, callback=None, mode: str = "overwrite", **kwargs) -> None:
         if os.path.isdir(lpath):
             self.makedirs(rpath, exist_ok=True)
             return
-        headers = {"If-None-Match": "*"} if mode == "create" else {}
         with open(lpath, "rb") as source:
-            self._request(
-                "PUT", self._url("files", rpath), content=_read_pieces(source, callback), headers=headers,
-                params={"parents": 1},
-            )
+            self._put(rpath, _read_pieces(source, callback), create=mode == "create")
 
     def touch(self, path: str, truncate: bool = True, **kwargs) -> None:
         if truncate or not self.exists(path):
@@ -336,6 +344,9 @@ class WsfsFileSystem(AbstractFileSystem):
             return
         (ws1, inner1), (ws2, inner2) = self._split(path1), self._split(path2)
         if ws1 == ws2:
+            parent = self._parent(path2)
+            if self._split(parent)[1] != "/" and not self.isdir(parent):
+                self.makedirs(parent, exist_ok=True)
             self._op(path1, "copy", src=inner1, dst=inner2)  # shares chunks: no bytes move
         else:
             self.pipe_file(path2, self.cat_file(path1))
@@ -375,13 +386,15 @@ class WsfsFile(AbstractBufferedFile):
         if mode == "rb":
             kwargs["size"] = fs.info(path, rev=rev)["size"]
             kwargs.setdefault("cache_type", "readahead")
+        elif mode == "xb" and fs.exists(path):
+            raise FileExistsError(errno.EEXIST, "File exists", path)
         super().__init__(fs, path, mode, *args, **kwargs)
 
     def _fetch_range(self, start: int, end: int) -> bytes:
         return self.fs.cat_file(self.path, start=start, end=end, rev=self.rev)
 
     def _initiate_upload(self) -> None:
-        self._upload = _StreamingUpload(self.fs, self.path)
+        self._upload = _StreamingUpload(self.fs, self.path, create=self.mode == "xb")
 
     def _upload_chunk(self, final: bool = False) -> bool:
         self.buffer.seek(0)
@@ -404,7 +417,8 @@ class _StreamingUpload:
 
     _DONE = object()
 
-    def __init__(self, fs: WsfsFileSystem, path: str):
+    def __init__(self, fs: WsfsFileSystem, path: str, *, create: bool = False):
+        self._create = create
         self._queue: queue.Queue = queue.Queue(maxsize=_UPLOAD_QUEUE_BLOCKS)
         self._error: BaseException | None = None
         self._aborted = False
@@ -422,7 +436,7 @@ class _StreamingUpload:
 
     def _run(self, fs: WsfsFileSystem, path: str) -> None:
         try:
-            fs._request("PUT", fs._url("files", path), content=self._body(), params={"parents": 1})
+            fs._put(path, self._body(), create=self._create)
         except BaseException as exc:  # reported to the writer on its next call
             self._error = exc
 
