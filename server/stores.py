@@ -36,6 +36,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 import vfs
 from vfs.protocol import ProtocolError, valid_workspace_name
 
+from server.feed import Feed
 from server.hub import LocalHub
 from server.metrics import Metrics
 
@@ -69,6 +70,7 @@ class WorkspaceHandle:
         self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
         self._all_readers: list[vfs.Workspace] = []
         self.authors: OrderedDict[int, str] = OrderedDict()
+        self.feed = Feed(self)
         self.users = 0
         self.busy = 0
         self.last_used = time.monotonic()
@@ -76,6 +78,10 @@ class WorkspaceHandle:
 
     def _open_kwargs(self) -> dict[str, Any]:
         return {"history_keep": self._options.history_keep, "history_days": self._options.history_days}
+
+    def head(self) -> int:
+        """The latest revision this server committed or saw when opening the store."""
+        return self._hub.head(self.name)
 
     # -- writer --------------------------------------------------------
 

@@ -38,7 +38,6 @@ from vfs.protocol import (
     LIMITS,
     PROTOCOL_VERSION,
     CaughtUp,
-    Changes,
     Get,
     Has,
     Hello,
@@ -53,7 +52,6 @@ from vfs.protocol import (
     Subscribe,
     Unsubscribe,
     apply_result_to_wire,
-    change_to_wire,
     decode_chunk_frame,
     decode_client,
     encode,
@@ -64,12 +62,11 @@ from vfs.protocol import (
 )
 
 from server.auth import Principal, token_from
+from server.feed import Page, PageSpec
 from server.http_api import json_response
 from server.state import ServerState, __version__, log
 from server.stores import WorkspaceHandle
 
-INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per `changes` message
-SCAN_LIMIT = 16  # pages a subscription may scan in one hop looking for a matching entry
 GET_BATCH = 16  # chunks read per thread hop when answering `get`
 PUT_WINDOW = 64  # chunk uploads queued to the writer before the receive loop waits
 
@@ -417,71 +414,44 @@ class Subscription:
     def __init__(self, session: Session, msg: Subscribe, filt: PathFilter, start: vfs.Cursor):
         self.session = session
         self.id = msg.id
-        self.msg = msg
+        self.spec = PageSpec(filt.prefix, msg.globs, msg.ignore, msg.batch_max, msg.inline_max)
         self.filt = filt
         self.cursor = start
         self.wake = asyncio.Event()
         self.task: asyncio.Task[Any] = None  # type: ignore[assignment]
 
-    def _read_page(self, ws: vfs.Workspace, after: vfs.Cursor) -> tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]:
-        """Runs in a reader thread: the next non-empty filtered page, plus inlined content."""
-        msg, filt = self.msg, self.filt
-        entries: list[vfs.Change] = []
-        cursor, more = after, False
-        for _ in range(SCAN_LIMIT):
-            page = ws.changes_page(cursor, prefix=filt.prefix, ignore=msg.ignore, limit=msg.batch_max)
-            entries = [c for c in page.entries if filt(c.path)] if filt.globs is not None else page.entries
-            cursor, more = page.cursor, page.more
-            if entries or not more:
-                break
-        data: dict[str, bytes] = {}
-        budget = INLINE_BUDGET
-        if msg.inline_max:
-            for c in entries:
-                if c.kind == "file" and c.size <= msg.inline_max and c.size <= budget:
-                    blobs = dict(ws.read_objects(list(dict.fromkeys(h for h, _ in c.chunks))))
-                    if all(h in blobs for h, _ in c.chunks):
-                        data[c.path] = b"".join(blobs[h] for h, _ in c.chunks)
-                        budget -= c.size
-        return entries, cursor, more, data
+    async def fetch(self, after: vfs.Cursor) -> Page:
+        return await self.session.handle.feed.page(self.spec, self.filt, after)
 
-    async def fetch(self, after: vfs.Cursor) -> tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]:
-        return await self.session.handle.read(self._read_page, after, op="changes")
-
-    def _encode(self, entries: list[vfs.Change], cursor: vfs.Cursor, data: dict[str, bytes], coalesced: bool) -> bytes:
-        authors = self.session.handle.authors
-        wire = [change_to_wire(c, data=data.get(c.path), author=authors.get(c.rev)) for c in entries]
-        return encode(Changes(sub=self.id, entries=wire, cursor=str(cursor), coalesced=coalesced))
-
-    async def run(self, first: tuple[list[vfs.Change], vfs.Cursor, bool, dict[str, bytes]]) -> None:
+    async def run(self, first: Page) -> None:
         s = self.session
         hub, name = s.st.hub, s.workspace
         caught_up = False
         page = first
         try:
             while not s.closed:
-                entries, cursor, more, data = page
-                if entries or cursor != self.cursor:
-                    revs = [c.rev for c in entries] + [cursor.rev]
-                    coalesced = max(revs) - self.cursor.rev > 1
-                    await s.send_json(self._encode(entries, cursor, data, coalesced))
-                    s.st.metrics.change_entries.inc(len(entries))
-                    self.cursor = cursor
-                if not more:
+                if page.count or page.cursor != self.cursor:
+                    # the send waits while the socket is full: no page is read ahead of the client
+                    await s.send_json(page.message(self.id, self.cursor))
+                    s.st.metrics.change_entries.inc(page.count)
+                    self.cursor = page.cursor
+                if not page.more:
                     if not caught_up:
                         caught_up = True
                         await s.send_json(encode(CaughtUp(sub=self.id, cursor=str(self.cursor))))
                     self.wake.clear()
                     if hub.head(name) <= self.cursor.rev:
                         await self.wake.wait()
+                    elif not page.count:
+                        await asyncio.sleep(0)  # never spin without letting the loop run
                 page = await self.fetch(self.cursor)
         except _Closed:
             pass
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - report and end this subscription only
-            s.subs.pop(self.id, None)
-            s.st.metrics.subscriptions.dec()
+            if s.subs.pop(self.id, None) is not None:
+                s.st.metrics.subscriptions.dec()
             try:
                 await s.send_error(e, self.id)
             except _Closed:

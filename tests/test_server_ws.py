@@ -250,3 +250,23 @@ async def test_presence_join_update_leave(live_server: LiveServer) -> None:
     await alice.request({"type": "ping"})
     assert not [e for e in alice.events if e.get("type") == "presence" and e.get("peer", {}).get("name") == "alice"]
     await alice.close()
+
+
+async def test_subscribers_at_the_same_place_share_one_store_read(live_server: LiveServer) -> None:
+    url = live_server.ws_url(token=live_server.admin)
+    subs = [await WsClient.open(url) for _ in range(20)]
+    for c in subs:
+        await c.request({"type": "subscribe", "id": "s", "after": "now", "inline_max": 1024})
+        await c.next_event("caught_up", sub="s")
+    feed = live_server.state.stores._handles["demo"].feed
+    reads_before = feed.reads
+    async with live_server.ahttp() as http:
+        for i in range(5):
+            await http.put(f"/api/workspaces/demo/files/shared{i}", content=f"{i}".encode())
+            for c in subs:
+                got = await c.collect_changes("s", count=1)
+                assert got[-1]["path"] == f"/shared{i}"
+    reads = feed.reads - reads_before
+    assert reads <= 5 * 3, f"{reads} store reads for 5 commits x 20 subscribers"
+    for c in subs:
+        await c.close()

@@ -1,0 +1,436 @@
+"""Server benchmarks: change fan-out and large HTTP transfers, each against a bare baseline in the same run.
+
+    .venv/bin/python bench/bench_server.py              # full run (1/10/100/500 subscribers, 256 MiB)
+    .venv/bin/python bench/bench_server.py --quick      # small smoke run
+
+Fan-out: N WebSocket subscribers (one client process: this one) watch the
+`demo` workspace of a real `wsfs serve` subprocess. A writer pushes one file
+per commit over its own WebSocket.
+- latency: 100 commits/s for 2 s; per delivery, time from the writer sending
+  the push to a subscriber receiving the entry (an upper bound of
+  commit -> receipt); p50/p99 over all deliveries;
+- throughput: M pushes pipelined as fast as the server takes them;
+  deliveries/s = entries received by all subscribers / elapsed time.
+The baseline is a bare Starlette broadcast endpoint on the same uvicorn
+settings (`for ws in clients: await ws.send_text(m)`, same message size),
+run in its own subprocess, measured the same way.
+
+Transfers: PUT then GET of one 256 MiB file through wsfs, against the same
+uvicorn serving a plain file with StaticFiles (download) and an endpoint
+that writes the request body straight to a file (upload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import blake3
+import httpx
+import orjson
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+# ---------------------------------------------------------------- servers
+
+
+class Proc:
+    """A server subprocess that prints `URL <url>` (baseline) or the wsfs demo line."""
+
+    def __init__(self, cmd: list[str]):
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.admin = ""
+        self.url = ""
+        deadline = time.monotonic() + 30
+        while not self.url and time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            if "admin token" in line:
+                self.admin = line.rsplit(" ", 1)[1].strip()
+            if "open the demo:" in line:
+                self.url = line.split("open the demo:", 1)[1].strip().split("/?token=")[0]
+            if line.startswith("URL "):
+                self.url = line.split()[1]
+        if not self.url:
+            self.stop()
+            raise RuntimeError(f"server did not start: {cmd}")
+        for _ in range(200):
+            try:
+                httpx.get(self.url + "/healthz", timeout=2)
+                return
+            except httpx.TransportError:
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+
+def baseline_app(static_dir: str) -> Any:
+    """The bare stack: uvicorn + Starlette, a broadcast loop, a static file, a body-to-file upload."""
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Mount, Route, WebSocketRoute
+    from starlette.staticfiles import StaticFiles
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    clients: set[WebSocket] = set()
+
+    async def sub(ws: WebSocket) -> None:
+        await ws.accept()
+        clients.add(ws)
+        try:
+            while True:
+                await ws.receive_text()
+        except WebSocketDisconnect:
+            pass
+        finally:
+            clients.discard(ws)
+
+    async def pub(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                msg = await ws.receive_text()
+                for c in list(clients):
+                    await c.send_text(msg)
+        except WebSocketDisconnect:
+            pass
+
+    async def upload(request: Any) -> JSONResponse:
+        size = 0
+        with open(os.path.join(static_dir, "upload.bin"), "wb") as f:
+            async for part in request.stream():
+                f.write(part)
+                size += len(part)
+        return JSONResponse({"size": size})
+
+    async def healthz(request: Any) -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    return Starlette(routes=[
+        Route("/healthz", healthz), Route("/upload", upload, methods=["PUT"]),
+        WebSocketRoute("/sub", sub), WebSocketRoute("/pub", pub),
+        Mount("/static", StaticFiles(directory=static_dir)),
+    ])
+
+
+def run_baseline_server(static_dir: str) -> None:
+    import uvicorn
+
+    from server.runner import bind, make_config
+
+    sock = bind("127.0.0.1", 0)
+    print(f"URL http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    config = make_config(baseline_app(static_dir), lifespan="off")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+# ---------------------------------------------------------------- fan-out
+
+
+class Receivers:
+    """N subscriber connections; records receipt time per (write index) delivery."""
+
+    def __init__(self) -> None:
+        self.conns: list[Any] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.received: dict[int, list[float]] = {}
+        self.count = 0
+
+    def record(self, indexes: list[int]) -> None:
+        now = time.perf_counter()
+        for i in indexes:
+            self.received.setdefault(i, []).append(now)
+        self.count += len(indexes)
+
+    async def reader(self, conn: Any, parse: Any) -> None:
+        try:
+            async for frame in conn:
+                self.record(parse(frame))
+        except Exception:  # noqa: BLE001 - connection closed at the end of a phase
+            pass
+
+    async def close(self) -> None:
+        for conn in self.conns:
+            await conn.close()
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+
+def _wsfs_indexes(frame: Any) -> list[int]:
+    msg = orjson.loads(frame)
+    if msg.get("type") != "changes":
+        return []
+    return [int(e["path"].rsplit("/", 1)[1]) for e in msg["entries"] if e["path"].startswith("/b/")]
+
+
+def _base_indexes(frame: Any) -> list[int]:
+    return [orjson.loads(frame)["i"]]
+
+
+async def open_wsfs_receivers(url: str, token: str, n: int) -> Receivers:
+    rec = Receivers()
+    ws_url = url.replace("http://", "ws://") + f"/api/workspaces/demo/ws?token={token}"
+
+    async def one() -> None:
+        conn = await connect(ws_url, compression=None, max_size=2**24, open_timeout=60)
+        await conn.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
+        while orjson.loads(await conn.recv()).get("type") != "hello":
+            pass
+        await conn.send(orjson.dumps({"type": "subscribe", "id": "b", "after": "now", "prefix": "/b"}).decode())
+        while orjson.loads(await conn.recv()).get("type") != "caught_up":
+            pass
+        rec.conns.append(conn)
+        rec.tasks.append(asyncio.create_task(rec.reader(conn, _wsfs_indexes)))
+
+    for start in range(0, n, 50):
+        await asyncio.gather(*(one() for _ in range(start, min(n, start + 50))))
+    return rec
+
+
+async def open_base_receivers(url: str, n: int) -> Receivers:
+    rec = Receivers()
+
+    async def one() -> None:
+        conn = await connect(url.replace("http://", "ws://") + "/sub", compression=None, open_timeout=60)
+        rec.conns.append(conn)
+        rec.tasks.append(asyncio.create_task(rec.reader(conn, _base_indexes)))
+
+    for start in range(0, n, 50):
+        await asyncio.gather(*(one() for _ in range(start, min(n, start + 50))))
+    await asyncio.sleep(0.2)
+    return rec
+
+
+class WsfsWriter:
+    """Pushes one file per commit (content already stored, so no chunk upload)."""
+
+    def __init__(self, conn: Any, chunk_hash: str, size: int):
+        self.conn, self.hash, self.size = conn, chunk_hash, size
+        self.replies = 0
+        self.reader = asyncio.create_task(self._drain())
+
+    @classmethod
+    async def open(cls, url: str, token: str) -> WsfsWriter:
+        data = b"x" * 100
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            c.put("/api/workspaces/demo/files/seed", content=data)
+        conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/demo/ws?token={token}",
+                             compression=None)
+        await conn.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
+        while orjson.loads(await conn.recv()).get("type") != "hello":
+            pass
+        return cls(conn, blake3.blake3(data).hexdigest(), len(data))
+
+    async def _drain(self) -> None:
+        try:
+            async for frame in self.conn:
+                if orjson.loads(frame).get("type") == "ok":
+                    self.replies += 1
+        except Exception:  # noqa: BLE001
+            pass
+
+    async def send(self, i: int) -> None:
+        entry = {"path": f"/b/{i}", "kind": "file", "mode": 0o100644, "mtime": 1.0, "size": self.size,
+                 "hash": self.hash, "chunks": [[self.hash, self.size]]}
+        await self.conn.send(orjson.dumps({"type": "push", "id": i, "changes": [entry]}).decode())
+
+    async def close(self) -> None:
+        await self.conn.close()
+        self.reader.cancel()
+
+
+class BaseWriter:
+    def __init__(self, conn: Any):
+        self.conn = conn
+        self.pad = "p" * 300  # about the size of a wsfs change message
+
+    @classmethod
+    async def open(cls, url: str) -> BaseWriter:
+        return cls(await connect(url.replace("http://", "ws://") + "/pub", compression=None))
+
+    async def send(self, i: int) -> None:
+        await self.conn.send(orjson.dumps({"i": i, "pad": self.pad}).decode())
+
+    async def close(self) -> None:
+        await self.conn.close()
+
+
+async def wait_count(rec: Receivers, target: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while rec.count < target:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.005)
+    return True
+
+
+async def measure(writer: Any, rec: Receivers, n: int, first_index: int, latency_events: int,
+                  burst: int) -> dict[str, float]:
+    # latency at 100 events/s
+    sent: dict[int, float] = {}
+    base = rec.count
+    for k in range(latency_events):
+        i = first_index + k
+        sent[i] = time.perf_counter()
+        await writer.send(i)
+        await asyncio.sleep(max(0.0, sent[i] + 0.01 - time.perf_counter()))
+    await wait_count(rec, base + latency_events * n, 30)
+    lat = [t - sent[i] for i in sent for t in rec.received.get(i, [])]
+    lat.sort()
+    # throughput: a pipelined burst
+    start_index = first_index + latency_events
+    base = rec.count
+    t0 = time.perf_counter()
+    for k in range(burst):
+        await writer.send(start_index + k)
+    complete = await wait_count(rec, base + burst * n, 120)
+    elapsed = time.perf_counter() - t0
+    got = rec.count - base
+    return {
+        "p50_ms": 1000 * lat[len(lat) // 2] if lat else float("nan"),
+        "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else float("nan"),
+        "lat_deliveries": len(lat),
+        "deliveries_per_s": got / elapsed,
+        "complete": float(complete),
+    }
+
+
+async def fanout(sizes: list[int], latency_events: int, burst_deliveries: int) -> list[dict[str, Any]]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        wsfs = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/data", "--port", "0"])
+        base = Proc([sys.executable, __file__, "--baseline-server", tmp])
+        try:
+            index = 0
+            for n in sizes:
+                burst = max(50, min(2000, burst_deliveries // n))
+                row: dict[str, Any] = {"subscribers": n, "burst": burst}
+                for name, opener in (("wsfs", "w"), ("bare", "b")):
+                    if opener == "w":
+                        rec = await open_wsfs_receivers(wsfs.url, wsfs.admin, n)
+                        writer: Any = await WsfsWriter.open(wsfs.url, wsfs.admin)
+                    else:
+                        rec = await open_base_receivers(base.url, n)
+                        writer = await BaseWriter.open(base.url)
+                    row[name] = await measure(writer, rec, n, index, latency_events, burst)
+                    index += latency_events + burst
+                    await writer.close()
+                    await rec.close()
+                row["ratio"] = row["wsfs"]["deliveries_per_s"] / row["bare"]["deliveries_per_s"]
+                results.append(row)
+                print_fanout_row(row)
+        finally:
+            wsfs.stop()
+            base.stop()
+    return results
+
+
+def print_fanout_row(row: dict[str, Any]) -> None:
+    w, b = row["wsfs"], row["bare"]
+    print(f"  {row['subscribers']:>4} subs | wsfs p50 {w['p50_ms']:6.2f} ms p99 {w['p99_ms']:6.2f} ms "
+          f"{w['deliveries_per_s']:9.0f} deliv/s{'' if w['complete'] else ' (INCOMPLETE)'} | "
+          f"bare p50 {b['p50_ms']:6.2f} ms p99 {b['p99_ms']:6.2f} ms {b['deliveries_per_s']:9.0f} deliv/s | "
+          f"throughput ratio {row['ratio']:.2f}", flush=True)
+
+
+# ---------------------------------------------------------------- transfers
+
+
+def transfers(size: int) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        payload = os.urandom(size)  # random content: no dedup helps wsfs
+        Path(tmp, "static.bin").write_bytes(payload)
+        wsfs = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/data", "--port", "0"])
+        base = Proc([sys.executable, __file__, "--baseline-server", tmp])
+        try:
+            def body():
+                view = memoryview(payload)
+                for i in range(0, len(payload), 1 << 20):
+                    yield bytes(view[i : i + (1 << 20)])
+
+            def timed_put(client: httpx.Client, url: str) -> float:
+                t0 = time.perf_counter()
+                r = client.put(url, content=body(), headers={"Content-Length": str(size)})
+                r.raise_for_status()
+                return size / (time.perf_counter() - t0) / 1e6
+
+            def timed_get(client: httpx.Client, url: str) -> float:
+                t0 = time.perf_counter()
+                got = 0
+                digest = blake3.blake3()
+                with client.stream("GET", url) as r:
+                    r.raise_for_status()
+                    for part in r.iter_bytes(1 << 20):
+                        got += len(part)
+                        digest.update(part)
+                assert got == size
+                rate = size / (time.perf_counter() - t0) / 1e6
+                assert digest.hexdigest() == blake3.blake3(payload).hexdigest()
+                return rate
+
+            with httpx.Client(base_url=wsfs.url, headers={"Authorization": f"Bearer {wsfs.admin}"}, timeout=600) as c:
+                out["wsfs_upload_MBps"] = timed_put(c, "/api/workspaces/demo/files/big.bin")
+                out["wsfs_download_MBps"] = timed_get(c, "/api/workspaces/demo/files/big.bin")
+            with httpx.Client(base_url=base.url, timeout=600) as c:
+                out["bare_upload_MBps"] = timed_put(c, "/upload")
+                out["bare_download_MBps"] = timed_get(c, "/static/static.bin")
+        finally:
+            wsfs.stop()
+            base.stop()
+    out["upload_ratio"] = out["wsfs_upload_MBps"] / out["bare_upload_MBps"]
+    out["download_ratio"] = out["wsfs_download_MBps"] / out["bare_download_MBps"]
+    return out
+
+
+# ---------------------------------------------------------------- main
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    parser.add_argument("--baseline-server", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument("--skip-transfer", action="store_true")
+    args = parser.parse_args()
+    if args.baseline_server:
+        run_baseline_server(args.baseline_server)
+        return
+    sizes = [1, 10] if args.quick else [1, 10, 100, 500]
+    others = os.popen("ps -eo pcpu= | awk '$1 > 20' | wc -l").read().strip()
+    print(f"# bench_server: {os.cpu_count()} cpus; other processes above 20% CPU: {others}")
+    if not args.skip_fanout:
+        print("fan-out (latency at 100 commits/s; throughput from a pipelined burst):")
+        asyncio.run(fanout(sizes, 50 if args.quick else 200, 5_000 if args.quick else 40_000))
+    if not args.skip_transfer:
+        size = (16 if args.quick else 256) << 20
+        t = transfers(size)
+        print(f"HTTP transfer of {size >> 20} MiB: upload wsfs {t['wsfs_upload_MBps']:.0f} MB/s vs bare "
+              f"{t['bare_upload_MBps']:.0f} MB/s (ratio {t['upload_ratio']:.2f}); download wsfs "
+              f"{t['wsfs_download_MBps']:.0f} MB/s vs static {t['bare_download_MBps']:.0f} MB/s "
+              f"(ratio {t['download_ratio']:.2f})")
+
+
+if __name__ == "__main__":
+    main()

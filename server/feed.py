@@ -1,0 +1,140 @@
+"""Change pages shared by every subscription that stands at the same place.
+
+After a commit, every live subscriber of a workspace wakes at the same
+cursor with, usually, the same filter. Reading and encoding the next page
+once for all of them turns fan-out from one store read per subscriber into
+one read per commit (or per batch of commits), plus a cheap per-subscriber
+splice of the pre-encoded entries into that subscriber's message.
+
+A cached page is a consistent snapshot of "what changed after cursor C"; a
+subscriber that uses a slightly older snapshot is still correct (the change
+stream is state-based: it moves to the page's cursor and reads on from
+there), so sharing never loses or duplicates an entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+import vfs
+from vfs.protocol import PathFilter, change_to_wire
+
+INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per page
+SCAN_LIMIT = 16  # store pages scanned per read looking for an entry that passes the globs
+CACHE_ITEMS = 64
+CACHE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class PageSpec:
+    """What a subscription asks for; equal specs share pages."""
+
+    prefix: str
+    globs: tuple[str, ...] | None
+    ignore: tuple[str, ...]
+    limit: int
+    inline_max: int
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    count: int  # entries in the page
+    cursor: vfs.Cursor  # where the reader stands after it
+    more: bool  # more entries are already waiting
+    max_rev: int  # highest revision among the entries (0 if none)
+    entries_json: bytes  # the encoded `entries` array, data and authors included
+
+    def message(self, sub: Any, previous: vfs.Cursor) -> bytes:
+        """This page as a `changes` message for subscription `sub` standing at `previous`."""
+        coalesced = max(self.max_rev, self.cursor.rev) - previous.rev > 1
+        return b"".join((
+            b'{"type":"changes","sub":', orjson.dumps(sub),
+            b',"cursor":', orjson.dumps(str(self.cursor)),
+            b',"coalesced":', b"true" if coalesced else b"false",
+            b',"entries":', self.entries_json, b"}",
+        ))
+
+
+def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cursor,
+              authors: dict[int, str]) -> Page:
+    """Runs in a reader thread: the next page after `after` that has entries (or the end), encoded."""
+    entries: list[vfs.Change] = []
+    cursor, more = after, False
+    for _ in range(SCAN_LIMIT):
+        page = ws.changes_page(cursor, prefix=spec.prefix, ignore=spec.ignore, limit=spec.limit)
+        entries = [c for c in page.entries if filt(c.path)] if filt.globs is not None else page.entries
+        cursor, more = page.cursor, page.more
+        if entries or not more:
+            break
+    budget = INLINE_BUDGET
+    wire = []
+    for c in entries:
+        data = None
+        if spec.inline_max and c.kind == "file" and c.size <= spec.inline_max and c.size <= budget:
+            blobs = dict(ws.read_objects(list(dict.fromkeys(h for h, _ in c.chunks))))
+            if all(h in blobs for h, _ in c.chunks):
+                data = b"".join(blobs[h] for h, _ in c.chunks)
+                budget -= c.size
+        wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
+    return Page(len(entries), cursor, more, max((c.rev for c in entries), default=0), orjson.dumps(wire))
+
+
+class Feed:
+    """The page cache of one workspace (lives on its handle; used from the event loop only)."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self._pages: OrderedDict[tuple[PageSpec, vfs.Cursor], asyncio.Future[Page]] = OrderedDict()
+        self._bytes = 0
+        self.reads = 0  # store reads made (for tests and metrics)
+        self.hits = 0
+
+    async def page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
+        """The page after `after` for `spec`: shared with every concurrent or recent equal request."""
+        key = (spec, after)
+        fut = self._pages.get(key)
+        if fut is not None and fut.done() and not self._fresh(fut):
+            fut = None  # a final page older than the last commit would not move the reader on
+        if fut is None:
+            self.reads += 1
+            # A task of its own, not the caller's: cancelling one waiting subscription
+            # must not cancel the read the others are waiting for.
+            fut = asyncio.ensure_future(self._load(key, filt))
+            old = self._pages.pop(key, None)
+            if old is not None and old.done() and not old.cancelled() and old.exception() is None:
+                self._bytes -= len(old.result().entries_json)
+            self._pages[key] = fut
+            self._evict()
+        else:
+            self.hits += 1
+            self._pages.move_to_end(key)
+        return await asyncio.shield(fut)
+
+    def _fresh(self, fut: asyncio.Future[Page]) -> bool:
+        if fut.cancelled() or fut.exception() is not None:
+            return False
+        page = fut.result()
+        return page.more or page.cursor.rev >= self.handle.head()
+
+    async def _load(self, key: tuple[PageSpec, vfs.Cursor], filt: PathFilter) -> Page:
+        spec, after = key
+        try:
+            page = await self.handle.read(read_page, spec, filt, after, self.handle.authors, op="changes")
+        except BaseException:
+            if self._pages.get(key) is asyncio.current_task():
+                del self._pages[key]  # never cache a failure
+            raise
+        if self._pages.get(key) is asyncio.current_task():
+            self._bytes += len(page.entries_json)
+        return page
+
+    def _evict(self) -> None:
+        while self._pages and (len(self._pages) > CACHE_ITEMS or self._bytes > CACHE_BYTES):
+            _, old = self._pages.popitem(last=False)
+            if old.done() and not old.cancelled() and old.exception() is None:
+                self._bytes -= len(old.result().entries_json)
