@@ -13,10 +13,13 @@ the `User`; tests end with `assert_clean()`.
 from __future__ import annotations
 
 import re
+import struct
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright, expect
 
@@ -156,3 +159,36 @@ def demo_server(tmp_path: Path) -> Iterator[ServerProcess]:
         yield server
     finally:
         server.stop()
+
+
+# ---------------------------------------------------------------- test data
+
+TODO = "# Todo\n\n- write the demo\n- test it\n"
+
+
+def tiny_png(width: int = 24, height: int = 16) -> bytes:
+    """A real PNG (a colour gradient), made here so the test needs no data files."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    rows = b"".join(b"\x00" + b"".join(bytes((x * 255 // width, y * 255 // height, 200)) for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def api(server: ServerProcess) -> httpx.Client:
+    """A Python client of the demo workspace (the admin token: another writer than the browsers)."""
+    return httpx.Client(base_url=f"{server.url}/api/workspaces/demo", timeout=30,
+                        headers={"Authorization": f"Bearer {server.admin}"})
+
+
+def seed(server: ServerProcess) -> None:
+    with api(server) as c:
+        for path, body in [("notes/todo.md", TODO), ("README.md", "# Demo\n\nHello.\n"),
+                           ("img/logo.png", tiny_png()), ("data/blob.bin", bytes(range(256)) * 4)]:
+            c.put(f"/files/{path}", content=body, params={"parents": 1}).raise_for_status()
+
+
+async def two_users(browser: Browser, server: ServerProcess, **kw: Any) -> tuple[User, User]:
+    alice = await User.open(browser, server.demo_url, "Alice", **kw)
+    bob = await User.open(browser, server.demo_url, "Bob", **kw)
+    return alice, bob

@@ -29,6 +29,10 @@ export function describeRevision(changes) {
   const createdPaths = rest.filter((c) => c.action === "created").map((c) => c.path);
   rest = rest.filter((c) => !(c.action === "created" && c.entry.kind === "dir" &&
     createdPaths.some((p) => p !== c.path && under(p, c.path))));
+  // `rm -r dir` reads as "deleted dir", not one line per file in it.
+  const deletedPaths = rest.filter((c) => c.action === "deleted").map((c) => c.path);
+  rest = rest.filter((c) => !(c.action === "deleted" &&
+    deletedPaths.some((p) => p !== c.path && under(c.path, p))));
   for (const c of rest) {
     const kind = c.action === "deleted" ? c.old?.kind : c.entry.kind;
     const verb = c.action === "deleted" ? "deleted"
@@ -81,7 +85,7 @@ export class Feed {
   }
 
   _push(item, when) {
-    const who = this.hooks.whoOf(item.entry, item.path);
+    const who = this.hooks.whoOf(item.entry, item.to ?? item.path);
     this.items.unshift({ ...item, who, when, id: ++this._seq });
     this.items.length = Math.min(this.items.length, MAX_ITEMS);
   }
