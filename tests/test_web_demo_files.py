@@ -214,6 +214,8 @@ async def test_narrow_window_and_keyboard_only(browser: Browser, demo_server: Se
     await expect(sidebar).to_be_hidden()
     await phone.page.locator("#toggle-sidebar").click()
     await expect(sidebar).to_be_visible()
+    await phone.page.wait_for_function("() => document.getElementById('sidebar').getBoundingClientRect().left >= 0")
+    await phone.page.wait_for_timeout(200)  # let the slide-in finish before the screenshot
     await phone.shot("17-narrow-files")
     # keyboard only: focus the tree, arrows to the notes folder, open it, Enter on the file
     await phone.page.locator("#tree").focus()
@@ -237,4 +239,6 @@ async def test_narrow_window_and_keyboard_only(browser: Browser, demo_server: Se
     # nothing sticks out sideways
     assert await phone.page.evaluate("() => document.documentElement.scrollWidth") <= 390
     await phone.shot("18-narrow-editor")
+    await phone.page.locator("#feed-title").scroll_into_view_if_needed()
+    await phone.shot("19-narrow-panels")
     phone.assert_clean()

@@ -212,7 +212,10 @@ class App {
     if (this.history.visible) this.history.refreshSoon();
     if (!path) this.history.toggle(false);
     this.updateToolbar();
-    document.body.classList.remove("sidebar-open");
+    if (document.body.classList.contains("sidebar-open")) {
+      this.setSidebar(false); // narrow window: the editor gets the screen and the focus
+      $("file-body").focus();
+    }
   }
 
   async editName() {
@@ -360,9 +363,23 @@ class App {
       await this.upload(files, this.targetDir());
     }));
     $("retry-btn").addEventListener("click", () => location.reload());
-    $("toggle-sidebar").addEventListener("click", () => {
-      const open = document.body.classList.toggle("sidebar-open");
-      $("toggle-sidebar").setAttribute("aria-expanded", String(open));
+    const toggle = $("toggle-sidebar");
+    const setSidebar = (open) => {
+      document.body.classList.toggle("sidebar-open", open);
+      toggle.setAttribute("aria-expanded", String(open));
+      if (open) requestAnimationFrame(() => $("tree").querySelector('[tabindex="0"]')?.focus() ?? $("tree").focus());
+    };
+    this.setSidebar = setSidebar;
+    toggle.addEventListener("click", () => setSidebar(!document.body.classList.contains("sidebar-open")));
+    // The narrow-window drawer closes on Escape and on a click beside it.
+    document.addEventListener("keydown", (ev) => {
+      if (ev.key === "Escape" && document.body.classList.contains("sidebar-open") && !$("dialog").open) {
+        setSidebar(false);
+        toggle.focus();
+      }
+    });
+    document.querySelector(".layout").addEventListener("click", (ev) => {
+      if (document.body.classList.contains("sidebar-open") && !$("sidebar").contains(ev.target)) setSidebar(false);
     });
     document.addEventListener("keydown", (ev) => {
       if ((ev.ctrlKey || ev.metaKey) && ev.key.toLowerCase() === "s") {

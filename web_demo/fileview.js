@@ -12,6 +12,11 @@ import { $, el, formatSize, formatAgo, formatTime, withAlpha, toast, reportError
 
 const LARGE = 2 * 1024 * 1024; // above this a file is shown as an info card, not edited
 
+/** Shown as a picture (SVG is text: it opens in the editor). */
+function isImage(type) {
+  return type.startsWith("image/") && !type.startsWith("image/svg");
+}
+
 /** Bytes -> string when they are UTF-8 text without NUL bytes, else null. */
 export function decodeText(bytes) {
   if (bytes.includes(0)) return null;
@@ -154,7 +159,7 @@ export class FileView {
     }
     const file = await this.client.readFile(path);
     if (seq !== this._seq) return;
-    if (file.type.startsWith("image/")) {
+    if (isImage(file.type)) {
       this._showImage(path, file);
       return;
     }
@@ -349,7 +354,7 @@ export class FileView {
     const file = await this.client.readFile(path);
     if (path !== this.path) return;
     const text = decodeText(file.bytes);
-    if (text === null || file.type.startsWith("image/")) {
+    if (text === null || isImage(file.type)) {
       await this.open(path, { force: true });
       return;
     }
@@ -409,7 +414,7 @@ export class FileView {
     const file = await this.client.readFile(path);
     if (path !== this.path) return;
     const text = decodeText(file.bytes);
-    if (text === null || file.type.startsWith("image/")) {
+    if (text === null || isImage(file.type)) {
       await this.open(path, { force: true });
       return;
     }
