@@ -13,8 +13,11 @@ The driver below is the smallest honest sync loop:
 - a batch goes `changes_page` -> `has_objects` -> `read_objects` ->
   `put_object` -> `apply_changes(base=...)`, where `base` is the receiver's
   own stream position as far as the sender has consumed it;
-- a conflict keeps the receiver's version and stores the incoming one at
-  `/<path with / as %>.conflict-N` (root level, so it can always be written);
+- conflicts follow the usual "conflicted copy" rule with A as the server:
+  a conflict arriving at A is refused (A's cursor on B stays before it, so
+  the entry comes back once B has resolved it); a conflict arriving at B
+  moves B's version aside to `/<path with / as %>.conflict-N` (a rename:
+  subtrees included) and then applies A's entry without a base;
 - echo suppression: when the receiver had nothing the sender had not seen,
   the revision the apply created is marked as seen by the sender (it only
   repeats the sender's own state).
@@ -116,8 +119,12 @@ def sync(world: World, src: Replica, dst: Replica, hiccups: Hiccups) -> bool:
         if first and hiccups.cut_page_at is not None and hiccups.cut_page_at < len(entries):
             entries = entries[: hiccups.cut_page_at]
             resume = str(entries[-1].cursor) if entries else str(after)
-        apply_batch(world, src, dst, entries, drop_one_chunk=first and hiccups.drop_one_chunk)
+        refused = apply_batch(world, src, dst, entries, drop_one_chunk=first and hiccups.drop_one_chunk)
         if first and hiccups.crash_before_save:
+            return False
+        if refused is not None:  # the server keeps its cursor before the first refused entry
+            index = next(i for i, e in enumerate(entries) if e.path == refused)
+            dst.seen[src.name] = str(entries[index - 1].cursor) if index else str(after)
             return False
         dst.seen[src.name] = resume
         if first and hiccups.cut_page_at is not None:
@@ -135,10 +142,11 @@ def send_objects(src: Replica, dst: Replica, entries: list[vfs.Change], skip: st
 
 
 def apply_batch(world: World, src: Replica, dst: Replica, entries: list[vfs.Change], *,
-                drop_one_chunk: bool) -> None:
+                drop_one_chunk: bool) -> str | None:
+    """Apply one batch; returns the first refused path (server side), if any."""
     base = Cursor.parse(src.seen.get(dst.name))  # dst's own stream, as far as src has consumed it
-    wanted = sorted({h for e in entries for h, _ in e.chunks} - dst.ws.has_objects({h for e in entries
-                                                                                   for h, _ in e.chunks}))
+    hashes = {h for e in entries for h, _ in e.chunks}
+    wanted = sorted(hashes - dst.ws.has_objects(hashes))
     if drop_one_chunk and wanted:
         send_objects(src, dst, entries, skip=wanted[0])
         rev = dst.ws.rev
@@ -156,24 +164,37 @@ def apply_batch(world: World, src: Replica, dst: Replica, entries: list[vfs.Chan
     incoming = {e.path: e for e in entries}
     for conflict in result.conflicts:
         assert conflict.path in incoming and conflict.path not in result.applied
-        assert dst.ws.entry(conflict.path) == before.get(conflict.path), f"{conflict.path} changed anyway"
-        keep_incoming(world, dst, incoming[conflict.path])
+        now = dst.ws.entry(conflict.path)
+        recreated_parent = now is not None and now.kind == "dir" and any(
+            p.startswith(conflict.path + "/") for p in result.applied)  # a new child needs its parent back
+        assert now == before.get(conflict.path) or recreated_parent, f"{conflict.path} changed anyway"
         world.conflicts.append(conflict)
     if nothing_unseen and not result.conflicts:
         src.seen[dst.name] = str(Cursor(result.rev))
+    if not result.conflicts:
+        return None
+    if dst is world.a:
+        return min((c.path for c in result.conflicts), key=lambda p: incoming[p].cursor)
+    for conflict in sorted(result.conflicts, key=lambda c: incoming[c.path].cursor):
+        take_theirs(world, dst, incoming[conflict.path])
+    return None
 
 
-def keep_incoming(world: World, dst: Replica, entry: vfs.Change) -> None:
-    """Resolve a conflict: the receiver keeps its version, the incoming one goes beside it."""
-    world.counter += 1
-    path = f"/{entry.path[1:].replace('/', '%')}.conflict-{world.counter}"
-    if entry.kind == "file":
-        hashes = [h for h, _ in entry.chunks]
-        chunks = dict(dst.ws.read_objects(sorted(set(hashes))))
-        dst.ws.write_file(path, b"".join(chunks[h] for h in hashes))
-    elif entry.kind == "symlink":
-        dst.ws.symlink(entry.target, path)
-    # a directory or a deletion carries no bytes: there is nothing to keep
+def take_theirs(world: World, client: Replica, entry: vfs.Change) -> None:
+    """Client-side resolution: move our version (and any non-directory ancestor) aside, apply theirs."""
+    parts = entry.path.strip("/").split("/")
+    for depth in range(1, len(parts) + 1):
+        path = "/" + "/".join(parts[:depth])
+        try:
+            local = client.ws.lstat(path)
+        except OSError:
+            break
+        if local.kind != "dir" or depth == len(parts):
+            world.counter += 1
+            client.ws.rename(path, f"/{path[1:].replace('/', '%')}.conflict-{world.counter}")
+            break
+    result = client.ws.apply_changes([entry])
+    assert not result.conflicts
 
 
 def settle(world: World) -> None:
@@ -241,6 +262,6 @@ def test_concurrent_edit_is_reported_and_both_versions_survive(tmp_path):
         b.write_file("/doc", b"B's edit")
         settle(world)
         assert vfs_snapshot(a) == vfs_snapshot(b)
-        assert [c.path for c in world.conflicts] == ["/doc"]
+        assert {c.path for c in world.conflicts} == {"/doc"}
         docs = {n.content for p, n in vfs_snapshot(a).items() if "doc" in p}
         assert docs == {b"A's edit", b"B's edit"}
