@@ -115,6 +115,19 @@ def _kind_of(st: os.stat_result) -> str | None:
     return None  # fifos, sockets, devices: not synced
 
 
+RACY_NS = 100_000_000  # file timestamps tick at jiffy granularity: a stat this fresh proves nothing
+
+
+def _trusted_mtime(st: os.stat_result) -> int:
+    """The mtime to record for a file we read, or -1 when it is too recent to trust ("racy git").
+
+    Two writes of the same size within one timestamp tick leave size and mtime
+    unchanged; recording such a stat would hide the second write from every
+    later rescan. -1 never matches, so the next rescan hashes the file again.
+    """
+    return st.st_mtime_ns if time.time_ns() - st.st_mtime_ns > RACY_NS else -1
+
+
 def _join(parent: str, name: str) -> str:
     return parent + name if parent == "/" else f"{parent}/{name}"
 
@@ -480,7 +493,7 @@ class Replica:
         if change.kind == "delete":
             self._remote_delete(path, local, row)
             return
-        if local is not None and not self._clean(local, row):
+        if local is not None and not self._clean(local, row, path):
             if self._same_as_remote(change, local, contents):
                 pass  # identical on both sides: adopt
             elif change.kind == "dir" and statmod.S_ISDIR(local.st_mode):
@@ -499,10 +512,16 @@ class Replica:
             self.state.index_chunks(path, change.chunks)
         self.summary.downloaded += 1
 
-    def _clean(self, local: os.stat_result, row: Entry | None) -> bool:
-        return row is not None and row.kind == _kind_of(local) and row.matches(local) and (
-            row.kind != "file" or (local.st_mode & 0o7777) == (row.mode & 0o7777)
-        )
+    def _clean(self, local: os.stat_result, row: Entry | None, path: str | None = None) -> bool:
+        """Is the local object exactly what was last synced? With `path`, a racy stat is settled by hashing."""
+        if row is None or row.kind != _kind_of(local):
+            return False
+        if row.kind == "file" and (local.st_mode & 0o7777) != (row.mode & 0o7777):
+            return False
+        if row.matches(local):
+            return True
+        racy = row.kind == "file" and row.mtime_ns == -1 and row.size == local.st_size and row.ino == local.st_ino
+        return path is not None and racy and self._hash_local(path) == row.hash
 
     def _same_as_remote(self, change: Change, local: os.stat_result, contents: dict[str, Any]) -> bool:
         kind = _kind_of(local)
@@ -550,7 +569,7 @@ class Replica:
         if statmod.S_ISDIR(local.st_mode):
             self._delete_clean_tree(path)
             return
-        if self._clean(local, row):
+        if self._clean(local, row, path):
             self.tree.remove(path)
             self.summary.deleted_local += 1
         else:
@@ -565,7 +584,7 @@ class Replica:
             child = _join(path, name)
             if statmod.S_ISDIR(st.st_mode):
                 empty = self._delete_clean_tree(child) and empty
-            elif self._clean(st, self.state.get(child)) or self.rules.ignored(child):
+            elif self._clean(st, self.state.get(child), child) or self.rules.ignored(child):
                 self.tree.remove(child)
                 self.state.delete(child)
                 self.summary.deleted_local += 1
@@ -710,7 +729,7 @@ class Replica:
 
     def _remember_stat(self, row: Entry, st: os.stat_result) -> None:
         self.state.put(Entry(row.path, row.kind, row.rev, row.hash, row.target, row.mode,
-                             st.st_size, st.st_mtime_ns, st.st_ino))
+                             st.st_size, _trusted_mtime(st), st.st_ino))
 
     def _hash_file(self, path: str, rev: int) -> tuple[os.stat_result, Change] | None:
         """Chunk and hash a local file exactly as the store does (same CDC, same ids)."""
@@ -802,7 +821,7 @@ class Replica:
                 st = item.stat
                 assert st is not None
                 self.state.put(Entry(c.path, c.kind, result.rev, c.hash, c.target, c.mode & 0o7777,
-                                     st.st_size, st.st_mtime_ns, st.st_ino))
+                                     st.st_size, _trusted_mtime(st), st.st_ino))
                 if c.kind == "file":
                     self.state.index_chunks(c.path, c.chunks)
                 self.summary.uploaded += 1
