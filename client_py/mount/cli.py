@@ -49,6 +49,7 @@ def run_mount(args: argparse.Namespace) -> int:
         print(f"mounted at {mountpoint} (daemon pid {pid})")
         return 0
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     if len(source) == 1:
         runner.mount_local(source[0], mountpoint, debug=args.debug)
         return 0

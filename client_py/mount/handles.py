@@ -26,6 +26,7 @@ class OpenNode:
     dirty: bool = False  # the spool holds bytes the store does not have yet
     version: int = 0  # bumps on every content change made here; stale readers reopen
     mtime_ns: int = 0  # time of the last buffered change (what getattr reports while dirty)
+    base: str | None = None  # content id the buffer started from (remote mode pushes against it)
 
     def changed(self) -> None:
         self.dirty = True

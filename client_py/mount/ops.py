@@ -292,6 +292,7 @@ class WsfsOperations(mfusepy.Operations):
             return self._open(path, flags)
         self._owned_by_caller(st.ino)
         handle = self.table.open(st.ino, flags)
+        handle.node.base = st.hash
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
         return handle.fh
@@ -305,6 +306,8 @@ class WsfsOperations(mfusepy.Operations):
         if st.kind == "dir":
             raise mfusepy.FuseOSError(errno.EISDIR)
         handle = self.table.open(st.ino, flags)
+        if handle.node.refs == 1 and not handle.node.dirty:
+            handle.node.base = st.hash
         if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
             self._set_size(handle.node, path, 0)
         return handle.fh
@@ -383,7 +386,13 @@ class WsfsOperations(mfusepy.Operations):
         """Write the node's buffer to the store as one transaction."""
         if not node.dirty or node.spool is None:
             return
-        self.ws.write_file(path, node.spool.pieces())
+        commit_file = getattr(self.ws, "commit_file", None)
+        if commit_file is not None:
+            # A remote backend pushes against the content this buffer started from.
+            st = commit_file(path, node.spool.reader(), base=node.base)
+        else:
+            st = self.ws.write_file(path, node.spool.reader())
+        node.base = st.hash
         node.dirty = False
         node.version += 1
         self.links.changed(node.ino, path)

@@ -76,6 +76,10 @@ class Spool:
         for offset in range(0, self._size, _STEP):
             yield self.pread(offset, _STEP)
 
+    def reader(self) -> SpoolReader:
+        """A fresh read-only file object over the content (what `write_file` streams)."""
+        return SpoolReader(self)
+
     def close(self) -> None:
         self._mem = None
         if self._fd is not None:
@@ -88,3 +92,18 @@ class Spool:
         handle.close()
         os.pwrite(self._fd, self._mem, 0)
         self._mem = None
+
+
+class SpoolReader:
+    """`read(n)` over a spool from the start; `.spool` lets a consumer replay it."""
+
+    def __init__(self, spool: Spool):
+        self.spool = spool
+        self._pos = 0
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = self.spool.size - self._pos
+        data = self.spool.pread(self._pos, size)
+        self._pos += len(data)
+        return data

@@ -1,0 +1,491 @@
+"""Remote mode: `wsfs mount URL WORKSPACE MOUNTPOINT [--cache DIR]`.
+
+`RemoteBackend` gives the FUSE operations (`ops.py`) the same synchronous
+surface as a `vfs.Workspace`, over a server:
+
+- Metadata: an in-memory index of every path, built from one `changes`
+  snapshot and kept live by the change stream (`watch`), so a change made
+  elsewhere shows in the mount within a second. Browsing never downloads
+  content: a 10 GB tree costs only its metadata.
+- Content: chunk bytes are fetched by hash on first read and kept in a local
+  `vfs.Workspace` used as a content-addressed cache (`--cache DIR`), so they
+  are fetched once, across mounts. Content written through the mount is
+  chunked into the cache too (same FastCDC parameters as the server, hence
+  the same chunk ids), so reading back what you wrote costs no download.
+- Writes: a file's buffered content is PUT on close/fsync with its base
+  (`If-Match` = the content id the mount last saw). If someone else changed
+  the file meanwhile, the server's version stays at the path and ours is
+  written beside it as `NAME.conflict-<host>-<time>.EXT`: nothing is lost.
+  Other mutations (mkdir, rename, ...) are one HTTP call each.
+- Offline: when the server is unreachable the mount keeps serving what the
+  index and the cache hold, read-only (EROFS on writes, EIO on content never
+  fetched), logs it, and catches up when the server is back.
+
+The async client runs on an event loop in a helper thread; FUSE threads
+call into it with `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+import stat as stat_mod
+import threading
+import time
+from bisect import bisect_right
+from collections.abc import Iterator
+from itertools import accumulate, count
+from typing import Any
+
+import vfs
+from client_py.backoff import Backoff
+from client_py.client import Client
+from client_py.errors import ServerUnreachable
+from vfs.errors import fs_error
+from vfs.paths import normalize
+from vfs.types import Change, Cursor, DirEntry, Stat
+
+log = logging.getLogger("wsfs.mount")
+
+REQUEST_TIMEOUT = 60.0
+RETRY_OFFLINE_SECONDS = 1.0
+_IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
+
+
+class _Loop:
+    """An asyncio loop in a daemon thread; `run(coro)` from any other thread."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="wsfs-remote", daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = REQUEST_TIMEOUT):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+class Index:
+    """Path -> current state (a `Change`), children per directory, local inode numbers."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, Change] = {"/": Change(path="/", kind="dir", rev=0, mode=stat_mod.S_IFDIR | 0o755, mtime=time.time())}
+        self.children: dict[str, set[str]] = {"/": set()}
+        self.inos: dict[str, int] = {"/": 1}
+        self._next_ino = count(2)
+        self.cursor = Cursor(0, None)
+
+    def apply(self, change: Change) -> None:
+        path = change.path
+        if path == "/":
+            if change.kind == "dir":
+                self.entries["/"] = change
+            return
+        parent, _, name = path.rpartition("/")
+        parent = parent or "/"
+        if change.kind == "delete":
+            self._remove(path)
+            return
+        if parent not in self.entries:  # out-of-order safety: a placeholder parent
+            self.apply(Change(path=parent, kind="dir", rev=change.rev, mode=stat_mod.S_IFDIR | 0o755))
+        old = self.entries.get(path)
+        if old is not None and old.kind == "dir" and change.kind != "dir":
+            self._remove(path)
+        self.entries[path] = change
+        self.children[parent].add(name)
+        if change.kind == "dir":
+            self.children.setdefault(path, set())
+        if path not in self.inos:
+            self.inos[path] = next(self._next_ino)
+
+    def _remove(self, path: str) -> None:
+        if path not in self.entries:
+            return
+        for name in list(self.children.get(path, ())):
+            self._remove(f"{path.rstrip('/')}/{name}")
+        self.children.pop(path, None)
+        del self.entries[path]
+        self.inos.pop(path, None)
+        parent, _, name = path.rpartition("/")
+        self.children.get(parent or "/", set()).discard(name)
+
+
+class RemoteBackend:
+    """The `vfs.Workspace` surface the FUSE operations use, over a wsfs server."""
+
+    def __init__(self, url: str, workspace: str, *, token: str | None, cache_dir: str):
+        self.url = url
+        self.workspace = workspace
+        self.path = f"{url.rstrip('/')}/{workspace}"
+        self._token = token
+        self._cache_dir = cache_dir
+        self._lock = threading.RLock()  # the index: FUSE threads read it, the watcher writes it
+        self.index = Index()
+        self.online = True
+        self._loop: _Loop | None = None
+        self._client: Client | None = None
+        self._remote = None
+        self.cache: vfs.Workspace | None = None
+        self._watcher: asyncio.Future | None = None
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> RemoteBackend:
+        os.makedirs(self._cache_dir, exist_ok=True)
+        self.cache = vfs.Workspace(os.path.join(self._cache_dir, f"{self.workspace}.cache.db"))
+        self._loop = _Loop()
+        self._client = Client(self.url, token=self._token, backoff=Backoff(base=0.1, cap=0.5, retries=2))
+        self._remote = self._client.workspace(self.workspace)
+        self.catch_up()
+        log.info("remote %s: %d paths at %s", self.path, len(self.index.entries), self.index.cursor)
+        self._watcher = asyncio.run_coroutine_threadsafe(self._watch(), self._loop.loop)
+        return self
+
+    def close(self) -> None:
+        if self._watcher is not None:
+            self._loop.loop.call_soon_threadsafe(self._watcher.cancel)
+        if self._client is not None:
+            try:
+                self._loop.run(self._client.aclose(), 10)
+            except Exception:  # noqa: BLE001 - closing is best effort at unmount
+                pass
+        if self._loop is not None:
+            self._loop.stop()
+        if self.cache is not None:
+            self.cache.close()
+
+    @property
+    def rev(self) -> int:
+        return self.index.cursor.rev
+
+    # -- live metadata -----------------------------------------------------------
+
+    def catch_up(self) -> None:
+        """Pull every change after the index's cursor (a snapshot the first time)."""
+        while True:
+            page = self._call(self._remote.changes_page(None if self.index.cursor.rev == 0 else self.index.cursor))
+            with self._lock:
+                for change in page.entries:
+                    self._apply(change)
+                if page.cursor > self.index.cursor:
+                    self.index.cursor = page.cursor
+            if not page.more:
+                return
+
+    def _apply(self, change: Change) -> None:
+        if self.index.cursor.rev and change.cursor <= self.index.cursor:
+            return  # already seen (the stream and catch_up overlap)
+        self.index.apply(change)
+
+    async def _watch(self) -> None:
+        """Follow the change stream forever; go offline (and say so) while the server is away."""
+        while True:
+            try:
+                async for event in self._remote.watch("/", after=str(self.index.cursor)):
+                    with self._lock:
+                        self._apply(event.change)
+                        cursor = Cursor.parse(event.cursor)
+                        if cursor > self.index.cursor:
+                            self.index.cursor = cursor
+                    self._set_online(True)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure: offline, retry
+                self._set_online(False, exc)
+                await asyncio.sleep(RETRY_OFFLINE_SECONDS)
+                try:
+                    await self._catch_up_async()
+                    self._set_online(True)
+                except Exception:  # noqa: BLE001
+                    continue
+
+    async def _catch_up_async(self) -> None:
+        while True:
+            page = await self._remote.changes_page(self.index.cursor)
+            with self._lock:
+                for change in page.entries:
+                    self._apply(change)
+                if page.cursor > self.index.cursor:
+                    self.index.cursor = page.cursor
+            if not page.more:
+                return
+
+    def _set_online(self, online: bool, reason: object = None) -> None:
+        if online == self.online:
+            return
+        self.online = online
+        if online:
+            log.warning("server %s reachable again: writes enabled, caught up to %s", self.url, self.index.cursor)
+        else:
+            log.warning("server %s unreachable (%s): serving read-only from the cache", self.url, reason)
+
+    def _call(self, coro):
+        """Run a client call; an unreachable server turns the mount offline."""
+        try:
+            return self._loop.run(coro)
+        except ServerUnreachable as exc:
+            self._set_online(False, exc)
+            raise fs_error(errno.EIO, None, "server unreachable") from exc
+
+    def _mutate(self, coro):
+        """A mutation: refused (EROFS) while offline; the index catches up right after."""
+        if not self.online:
+            coro.close()
+            raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only")
+        try:
+            result = self._call(coro)
+        except OSError as exc:
+            if exc.errno == errno.EIO:
+                raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only") from exc
+            raise
+        self.catch_up()
+        return result
+
+    # -- metadata reads (from the index) -----------------------------------------
+
+    def _entry(self, path: str, *, follow: bool) -> tuple[str, Change]:
+        path = normalize(path)
+        with self._lock:
+            for _ in range(41):
+                change = self.index.entries.get(path)
+                if change is None:
+                    parent = path.rpartition("/")[0] or "/"
+                    parent_change = self.index.entries.get(parent)
+                    code = errno.ENOTDIR if parent_change is not None and parent_change.kind != "dir" else errno.ENOENT
+                    raise fs_error(code, path)
+                if change.kind != "symlink" or not follow:
+                    return path, change
+                target = change.target or ""
+                path = normalize(target if target.startswith("/") else f"{path.rpartition('/')[0]}/{target}")
+        raise fs_error(errno.ELOOP, path)
+
+    def _stat(self, path: str, change: Change) -> Stat:
+        size = change.size
+        nlink = 1
+        if change.kind == "dir":
+            nlink = 2 + sum(
+                1 for name in self.index.children.get(path, ())
+                if self.index.entries[f"{path.rstrip('/')}/{name}"].kind == "dir"
+            )
+            size = 0
+        elif change.kind == "symlink":
+            size = len((change.target or "").encode())
+        return Stat(
+            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o7777), size=size, mtime=change.mtime,
+            ctime=change.mtime, ino=self.index.inos[path], nlink=nlink, rev=change.rev, hash=change.hash,
+            target=change.target,
+        )
+
+    def lstat(self, path: str) -> Stat:
+        with self._lock:
+            real, change = self._entry(path, follow=False)
+            return self._stat(real, change)
+
+    def stat(self, path: str) -> Stat:
+        with self._lock:
+            real, change = self._entry(path, follow=True)
+            return self._stat(real, change)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+            return True
+        except OSError:
+            return False
+
+    def readdir(self, path: str = "/") -> list[DirEntry]:
+        with self._lock:
+            real, change = self._entry(path, follow=True)
+            if change.kind != "dir":
+                raise fs_error(errno.ENOTDIR, path)
+            out = []
+            for name in sorted(self.index.children.get(real, ()), key=lambda n: n.encode()):
+                child = self.index.entries[f"{real.rstrip('/')}/{name}"]
+                out.append(DirEntry(name, child.kind, child.size, child.mtime))
+            return out
+
+    def readlink(self, path: str) -> str:
+        _, change = self._entry(path, follow=False)
+        if change.kind != "symlink":
+            raise fs_error(errno.EINVAL, path)
+        return change.target or ""
+
+    def find(self, path: str = "/", pattern: str | None = None, *, kind: str | None = None) -> list[str]:
+        with self._lock:
+            return sorted(p for p, c in self.index.entries.items() if p != "/" and (kind is None or c.kind == kind))
+
+    # -- content -------------------------------------------------------------------
+
+    def _file(self, path: str) -> Change:
+        _, change = self._entry(path, follow=True)
+        if change.kind == "dir":
+            raise fs_error(errno.EISDIR, path)
+        return change
+
+    def chunk(self, digest: str) -> bytes:
+        """One chunk: from the cache, else fetched from the server and cached."""
+        for _, data in self.cache.read_objects([digest]):
+            return data
+        if not self.online:
+            raise fs_error(errno.EIO, None, f"chunk {digest[:12]} not cached and the server is unreachable")
+
+        async def fetch() -> bytes | None:
+            async for _, data in self._remote.read_objects([digest]):
+                return data
+            return None
+
+        data = self._call(fetch())
+        if data is None:
+            raise fs_error(errno.EIO, None, f"chunk {digest[:12]} missing on the server")
+        self.cache.put_object(data, expected_hash=digest)
+        return data
+
+    def iter_file(self, path: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        reader = ChunkFile(self, self._file(path).chunks)
+        reader.seek(offset)
+        remaining = None if size is None else size
+        while remaining is None or remaining > 0:
+            piece = reader.read(1 << 20 if remaining is None else min(remaining, 1 << 20))
+            if not piece:
+                return
+            if remaining is not None:
+                remaining -= len(piece)
+            yield piece
+
+    def open(self, path: str, mode: str = "rb") -> ChunkFile:
+        if mode != "rb":
+            raise ValueError("remote mode opens files read-only; writes go through the mount's buffers")
+        return ChunkFile(self, self._file(path).chunks)
+
+    # -- writes ----------------------------------------------------------------------
+
+    def write_file(self, path: str, data: Any, *, mode: int | None = None, if_match: str | None = None, **_: Any) -> Stat:
+        """PUT a whole file; `if_match` as in `vfs.Workspace.write_file` (PreconditionFailed on mismatch)."""
+        path = normalize(path)
+        body = _replayable(data)
+        try:
+            self._mutate(self._remote.write_file(path, body(), mode=mode, if_match=if_match))
+        except vfs.PreconditionFailed:
+            self.catch_up()
+            raise
+        self._cache_content(body)
+        return self.lstat(path)
+
+    def commit_file(self, path: str, data: Any, *, base: str | None) -> Stat:
+        """Push a file's new content against `base` (the content id it was edited from).
+
+        If the server has moved on, the server's version stays at `path` and
+        ours is written beside it as a conflict copy; nothing is lost.
+        """
+        path = normalize(path)
+        body = _replayable(data)
+        try:
+            self._mutate(self._remote.write_file(path, body(), if_match=base or ""))
+        except vfs.PreconditionFailed:
+            copy = self._write_conflict_copy(path, body)
+            self._cache_content(body)
+            return self.lstat(copy)
+        self._cache_content(body)
+        return self.lstat(path)
+
+    def _write_conflict_copy(self, path: str, body) -> str:
+        directory, _, name = path.rpartition("/")
+        stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
+        stamp = time.strftime("%Y%m%dT%H%M%S")
+        copy = f"{directory}/{stem}.conflict-{socket.gethostname()}-{stamp}{dot}{ext}"
+        self._mutate(self._remote.write_file(copy, body(), mode=None, if_match=""))
+        log.warning("conflict on %s: the server's version stays there, ours is %s", path, copy)
+        return copy
+
+    def _cache_content(self, body) -> None:
+        # Same chunker as the server: the chunk ids match, so a read-back hits the cache.
+        self.cache.write_file("/written", body())
+
+    def mkdir(self, path: str, *, mode: int = 0o755, **_: Any) -> None:
+        self._mutate(self._remote.mkdir(path, mode=mode))
+
+    def rmdir(self, path: str) -> None:
+        self._mutate(self._remote.rmdir(path))
+
+    def unlink(self, path: str) -> None:
+        self._mutate(self._remote.unlink(path))
+
+    def symlink(self, target: str, path: str) -> None:
+        self._mutate(self._remote.symlink(target, path))
+
+    def link(self, existing: str, new: str) -> None:
+        self._mutate(self._remote.link(existing, new))
+
+    def rename(self, src: str, dst: str) -> None:
+        self._mutate(self._remote.rename(src, dst))
+
+    def chmod(self, path: str, mode: int) -> None:
+        self._mutate(self._remote.chmod(path, mode))
+
+    def utime(self, path: str, mtime: float | None = None) -> None:
+        self._mutate(self._remote.utime(path, time.time() if mtime is None else mtime))
+
+    def truncate(self, path: str, size: int) -> None:
+        self._mutate(self._remote.truncate(path, size))
+
+
+class ChunkFile:
+    """A seekable reader over a file's chunk list, chunks fetched on demand."""
+
+    def __init__(self, backend: RemoteBackend, chunks: tuple[tuple[str, int], ...]):
+        self._backend = backend
+        self._chunks = chunks
+        self._starts = [0, *accumulate(size for _, size in chunks)]
+        self._pos = 0
+        self._cached: tuple[int, bytes] | None = None
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self._pos = offset if whence == 0 else (self._pos + offset if whence == 1 else self._starts[-1] + offset)
+        return self._pos
+
+    def read(self, size: int = -1) -> bytes:
+        end = self._starts[-1] if size is None or size < 0 else min(self._starts[-1], self._pos + size)
+        out = bytearray()
+        while self._pos < end:
+            index = bisect_right(self._starts, self._pos) - 1
+            data = self._chunk(index)
+            lo = self._pos - self._starts[index]
+            piece = data[lo : lo + (end - self._pos)]
+            out += piece
+            self._pos += len(piece)
+        return bytes(out)
+
+    def _chunk(self, index: int) -> bytes:
+        if self._cached is None or self._cached[0] != index:
+            self._cached = (index, self._backend.chunk(self._chunks[index][0]))
+        return self._cached[1]
+
+    def close(self) -> None:
+        self._cached = None
+
+
+def _replayable(data: Any):
+    """A function returning a fresh iterable of the content each call (upload, conflict copy, cache)."""
+    if isinstance(data, (bytes, bytearray, memoryview, str)):
+        return lambda: data
+    spool = getattr(data, "spool", None)  # a `SpoolReader`: replay the spool itself
+    if spool is not None:
+        return spool.pieces
+    materialized = data.read() if hasattr(data, "read") else b"".join(data)
+    return lambda: materialized
+
+
+def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None, token: str | None, debug: bool = False) -> None:
+    from client_py.mount.ops import WsfsOperations
+    from client_py.mount.runner import run_foreground
+
+    cache_dir = os.path.abspath(cache or os.path.join(os.path.expanduser("~"), ".cache", "wsfs"))
+    backend = RemoteBackend(url, workspace, token=token, cache_dir=cache_dir)
+    operations = WsfsOperations(backend.start, statfs_dir=cache_dir)
+    run_foreground(operations, mountpoint, local=False, debug=debug)

@@ -1,0 +1,123 @@
+"""Remote mode: `wsfs mount URL WORKSPACE MOUNTPOINT --cache DIR` against a real server on loopback."""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+from server_fixtures import live_server  # noqa: F401  (fixture)
+
+import vfs
+from client_py.mount.runner import MountProcess
+
+WAIT_SECONDS = 10.0  # bound for "shows up eventually"; the contract is < 1 s, the machine is shared
+
+
+def wait_for(check, what: str):
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {WAIT_SECONDS}s")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def remote(live_server, tmp_path: Path):  # noqa: F811
+    """(mountpoint, cache dir, http client, mount process) for workspace `demo`."""
+    mountpoint, cache = tmp_path / "mnt", tmp_path / "cache"
+    mountpoint.mkdir()
+    http = live_server.http()
+    http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# hello\n", params={"parents": 1})
+    source = [live_server.url, "demo"]
+    extra = ["--token", live_server.admin, "--cache", str(cache)]
+    with MountProcess(source, str(mountpoint), log_file=str(tmp_path / "mount.log"), extra=extra) as mount:
+        yield mountpoint, cache, http, mount
+    http.close()
+
+
+def server_bytes(http, path: str) -> bytes | None:
+    response = http.get(f"/api/workspaces/demo/files/{path}")
+    return response.content if response.status_code == 200 else None
+
+
+def test_browse_read_write_through_the_server(remote):
+    mnt, _cache, http, _mount = remote
+    assert os.listdir(mnt / "docs") == ["readme.md"]
+    assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
+
+    (mnt / "docs" / "new.txt").write_bytes(b"from the mount")
+    assert server_bytes(http, "docs/new.txt") == b"from the mount"
+    (mnt / "tree" / "deep").mkdir(parents=True)
+    os.rename(mnt / "docs" / "new.txt", mnt / "tree" / "deep" / "moved.txt")
+    assert server_bytes(http, "tree/deep/moved.txt") == b"from the mount"
+    assert server_bytes(http, "docs/new.txt") is None
+    os.symlink("deep/moved.txt", mnt / "tree" / "link")
+    assert (mnt / "tree" / "link").read_bytes() == b"from the mount"
+    os.unlink(mnt / "tree" / "link")
+    os.chmod(mnt / "tree" / "deep" / "moved.txt", 0o600)
+    assert http.get("/api/workspaces/demo/stat/tree/deep/moved.txt").json()["mode"] & 0o777 == 0o600
+
+
+def test_changes_made_elsewhere_show_up_live(remote):
+    mnt, _cache, http, _mount = remote
+    http.put("/api/workspaces/demo/files/live/a.txt", content=b"v1", params={"parents": 1})
+    wait_for(lambda: (mnt / "live" / "a.txt").exists(), "a new file")
+    assert (mnt / "live" / "a.txt").read_bytes() == b"v1"
+    http.put("/api/workspaces/demo/files/live/a.txt", content=b"version two")
+    wait_for(lambda: (mnt / "live" / "a.txt").read_bytes() == b"version two", "a rewrite")
+    http.delete("/api/workspaces/demo/files/live", params={"recursive": 1})
+    wait_for(lambda: not (mnt / "live").exists(), "a deleted directory")
+
+
+def test_content_is_fetched_on_first_read_and_cached(remote):
+    mnt, cache, http, _mount = remote
+    data = os.urandom(1_500_000)
+    http.put("/api/workspaces/demo/files/big.bin", content=data)
+    chunks = [h for h, _ in http.get("/api/workspaces/demo/entry/big.bin").json()["chunks"]]
+    assert len(chunks) > 3
+    wait_for(lambda: (mnt / "big.bin").exists(), "the big file")
+    assert os.stat(mnt / "big.bin").st_size == len(data)  # metadata only so far
+    with vfs.Workspace(str(cache / "demo.cache.db"), readonly=True) as store:
+        assert store.has_objects(chunks) == set()
+    with open(mnt / "big.bin", "rb") as f:
+        f.seek(700_000)
+        assert f.read(1000) == data[700_000:701_000]
+    with vfs.Workspace(str(cache / "demo.cache.db"), readonly=True) as store:
+        assert 0 < len(store.has_objects(chunks)) < len(chunks)  # only what was read
+    assert blake3.blake3((mnt / "big.bin").read_bytes()).hexdigest() == blake3.blake3(data).hexdigest()
+    with vfs.Workspace(str(cache / "demo.cache.db"), readonly=True) as store:
+        assert store.has_objects(chunks) == set(chunks)
+
+
+def test_conflicting_write_keeps_both_versions(remote):
+    mnt, _cache, http, _mount = remote
+    target = mnt / "docs" / "readme.md"
+    with open(target, "r+b") as f:
+        f.write(b"# mine  \n")
+        # Someone else saves the file while we still hold our edit.
+        http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# theirs\n")
+    assert server_bytes(http, "docs/readme.md") == b"# theirs\n"
+    names = http.get("/api/workspaces/demo/readdir/docs").json()["entries"]
+    copies = [e["name"] for e in names if ".conflict-" in e["name"]]
+    assert len(copies) == 1 and copies[0].startswith("readme.conflict-") and copies[0].endswith(".md")
+    assert server_bytes(http, f"docs/{copies[0]}") == b"# mine  \n"
+    wait_for(lambda: (mnt / "docs" / copies[0]).exists(), "the conflict copy in the mount")
+
+
+def test_offline_serves_the_cache_read_only(remote, live_server):  # noqa: F811
+    mnt, _cache, _http, mount = remote
+    assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"  # now cached
+    live_server.stop()
+    with pytest.raises(OSError) as info:
+        (mnt / "docs" / "offline.txt").write_bytes(b"x")
+    assert info.value.errno in (errno.EROFS, errno.EIO)
+    wait_for(lambda: "unreachable" in Path(mount.log_file).read_text(), "the offline notice in the log")
+    assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
+    assert os.listdir(mnt / "docs") == ["readme.md"]
