@@ -73,6 +73,11 @@ class Proc:
             except httpx.TransportError:
                 time.sleep(0.05)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -286,7 +291,7 @@ async def wait_count(rec: Receivers, target: int, timeout: float) -> bool:
 
 
 async def measure(writer: Any, rec: Receivers, n: int, first_index: int, latency_events: int,
-                  burst: int) -> dict[str, float]:
+                  burst: int, server: Proc) -> dict[str, float]:
     # latency at 100 events/s
     sent: dict[int, float] = {}
     base = rec.count
@@ -301,17 +306,20 @@ async def measure(writer: Any, rec: Receivers, n: int, first_index: int, latency
     # throughput: a pipelined burst
     start_index = first_index + latency_events
     base = rec.count
+    cpu0 = server.cpu_seconds()
     t0 = time.perf_counter()
     for k in range(burst):
         await writer.send(start_index + k)
     complete = await wait_count(rec, base + burst * n, 120)
     elapsed = time.perf_counter() - t0
     got = rec.count - base
+    cpu = server.cpu_seconds() - cpu0
     return {
         "p50_ms": 1000 * lat[len(lat) // 2] if lat else float("nan"),
         "p99_ms": 1000 * lat[int(len(lat) * 0.99)] if lat else float("nan"),
         "lat_deliveries": len(lat),
         "deliveries_per_s": got / elapsed,
+        "server_us_per_delivery": 1e6 * cpu / max(got, 1),
         "complete": float(complete),
     }
 
@@ -333,7 +341,8 @@ async def fanout(sizes: list[int], latency_events: int, burst_deliveries: int) -
                     else:
                         rec = await open_base_receivers(base.url, n)
                         writer = await BaseWriter.open(base.url)
-                    row[name] = await measure(writer, rec, n, index, latency_events, burst)
+                    row[name] = await measure(writer, rec, n, index, latency_events, burst,
+                                              wsfs if opener == "w" else base)
                     index += latency_events + burst
                     await writer.close()
                     await rec.close()
@@ -349,9 +358,10 @@ async def fanout(sizes: list[int], latency_events: int, burst_deliveries: int) -
 def print_fanout_row(row: dict[str, Any]) -> None:
     w, b = row["wsfs"], row["bare"]
     print(f"  {row['subscribers']:>4} subs | wsfs p50 {w['p50_ms']:6.2f} ms p99 {w['p99_ms']:6.2f} ms "
-          f"{w['deliveries_per_s']:9.0f} deliv/s{'' if w['complete'] else ' (INCOMPLETE)'} | "
-          f"bare p50 {b['p50_ms']:6.2f} ms p99 {b['p99_ms']:6.2f} ms {b['deliveries_per_s']:9.0f} deliv/s | "
-          f"throughput ratio {row['ratio']:.2f}", flush=True)
+          f"{w['deliveries_per_s']:7.0f} deliv/s {w['server_us_per_delivery']:5.1f} srv-us/deliv"
+          f"{'' if w['complete'] else ' (INCOMPLETE)'} | "
+          f"bare p50 {b['p50_ms']:6.2f} ms p99 {b['p99_ms']:6.2f} ms {b['deliveries_per_s']:7.0f} deliv/s "
+          f"{b['server_us_per_delivery']:5.1f} srv-us/deliv | throughput ratio {row['ratio']:.2f}", flush=True)
 
 
 # ---------------------------------------------------------------- transfers
@@ -413,11 +423,12 @@ def main() -> None:
     parser.add_argument("--baseline-server", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-transfer", action="store_true")
+    parser.add_argument("--subs", type=lambda t: [int(x) for x in t.split(",")], help="e.g. 1,10,100,500")
     args = parser.parse_args()
     if args.baseline_server:
         run_baseline_server(args.baseline_server)
         return
-    sizes = [1, 10] if args.quick else [1, 10, 100, 500]
+    sizes = args.subs or ([1, 10] if args.quick else [1, 10, 100, 500])
     others = os.popen("ps -eo pcpu= | awk '$1 > 20' | wc -l").read().strip()
     print(f"# bench_server: {os.cpu_count()} cpus; other processes above 20% CPU: {others}")
     if not args.skip_fanout:

@@ -113,6 +113,8 @@ class Feed:
         else:
             self.hits += 1
             self._pages.move_to_end(key)
+            if fut.done():
+                return fut.result()
         return await asyncio.shield(fut)
 
     def _fresh(self, fut: asyncio.Future[Page]) -> bool:

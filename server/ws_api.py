@@ -95,6 +95,7 @@ class Session:
         self._puts: list[asyncio.Future[Any]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._close_requested: tuple[int, str] | None = None
+        self._asgi_send = websocket._send
 
     # -- sending ---------------------------------------------------------
 
@@ -108,7 +109,8 @@ class Session:
         if self.closed:
             raise _Closed()
         try:
-            await self.websocket.send(message)
+            # the raw ASGI send: Starlette's wrapper only re-checks state we track ourselves
+            await self._asgi_send(message)
         except (WebSocketDisconnect, RuntimeError, OSError) as e:
             self.closed = True
             raise _Closed() from e
@@ -117,9 +119,9 @@ class Session:
                 self.closed = True
                 raise _Closed() from e
             raise
-        m = self.st.metrics
-        m.ws_out.inc()
-        m.ws_bytes_out.inc(size)
+        counters = self.st.metrics.ws
+        counters.messages_out += 1
+        counters.bytes_out += size
 
     async def send_error(self, exc: BaseException, id: Any = None) -> None:
         err = exception_to_error(exc)
@@ -212,10 +214,10 @@ class Session:
         if message["type"] == "websocket.disconnect":
             self.closed = True
             return None
-        m = self.st.metrics
-        m.ws_in.inc()
+        counters = self.st.metrics.ws
+        counters.messages_in += 1
         payload = message.get("text") if message.get("text") is not None else message.get("bytes")
-        m.ws_bytes_in.inc(len(payload or b""))
+        counters.bytes_in += len(payload or b"")
         return message
 
     async def _handshake(self) -> bool:
@@ -433,7 +435,7 @@ class Subscription:
                 if page.count or page.cursor != self.cursor:
                     # the send waits while the socket is full: no page is read ahead of the client
                     await s.send_json(page.message(self.id, self.cursor))
-                    s.st.metrics.change_entries.inc(page.count)
+                    s.st.metrics.ws.entries += page.count
                     self.cursor = page.cursor
                 if not page.more:
                     if not caught_up:
