@@ -100,7 +100,7 @@ class StoreBench:
         self.root, self.data = root, data
         self.shared: vfs.Workspace | None = None
         self.extra = 0
-        self.notes: list[str] = []
+        self.notes: dict[str, str] = {}  # scenario id -> remark (the last run's)
 
     def fresh(self) -> vfs.Workspace:
         d = Path(tempfile.mkdtemp(dir=self.root))
@@ -149,7 +149,7 @@ class StoreBench:
             t = {"k": timed(lambda: ws.write_file("/k.bin", b"\x42" + self.data.ten))}
             after = ws.entry("/k.bin").chunks
             new = [(c, s) for c, s in after if c not in set(before)]
-            self.notes.append(f"k: {len(after)} chunks in the new version, {len(new)} new "
+            self.notes["k"] = (f"k: {len(after)} chunks in the new version, {len(new)} new "
                               f"({sum(s for _, s in new):,} bytes) (dofs: 21 of 21, 10,485,761 bytes)")
             ws.write_file("/k2.bin", self.data.ten)
             t["k2"] = timed(lambda: ws.write_range("/k2.bin", 0, b"\x42"))
@@ -188,7 +188,7 @@ class StoreBench:
 
             t["j4"] = timed(receive)
             assert empty.readdir("/big", limit=1)
-        self.notes.append(f"j2: {len(full):,} entries, j3: {len(hashes):,} chunks")
+        self.notes["j2"] = f"j2: {len(full):,} entries, j3: {len(hashes):,} chunks (dofs: 10,007 and 10,006)"
         return t
 
 
@@ -213,7 +213,6 @@ class DiskBench:
         self.root, self.data = root, data
         self.shared: Path | None = None
         self.extra = 0
-        self.notes: list[str] = []
 
     def fresh(self) -> Path:
         return Path(tempfile.mkdtemp(dir=self.root))
@@ -397,7 +396,7 @@ def main() -> None:
             store.shared.close()
         print_table(store_results, disk_results)
         print()
-        for note in dict.fromkeys(store.notes):
+        for note in store.notes.values():
             print(f"- {note}")
         changes_cost(root / "store", [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000], 20)
     finally:
