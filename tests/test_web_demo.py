@@ -59,6 +59,7 @@ async def test_saved_edit_reaches_the_other_open_view(browser: Browser, demo_ser
         const pos = v.state.doc.line(100).from + 2;
         v.dispatch({selection: {anchor: pos}, scrollIntoView: true});
     }""")
+    await bob.page.wait_for_function("() => window.wsfsDemo.fileView.view.scrollDOM.scrollTop > 0")
     before = await bob.page.evaluate("""() => {
         const v = window.wsfsDemo.fileView.view;
         return {head: v.state.selection.main.head, top: v.scrollDOM.scrollTop};

@@ -519,7 +519,7 @@ async function main() {
   } catch (err) {
     if (err.status === 401) {
       sessionStorage.removeItem(TOKEN_KEY);
-      showLogin("That token was refused. Paste the URL or token printed by `wsfs serve`.");
+      showLogin("That token was refused. Paste the token from the URL that wsfs serve printed.");
     } else {
       showLogin(`Cannot reach the server: ${err.message}`);
     }

@@ -239,7 +239,15 @@ export class FileView {
     this._objectUrl = URL.createObjectURL(new Blob([file.bytes], { type: file.type }));
     const meta = el("p", { class: "meta" }, `${file.type} · ${formatSize(file.size)}`);
     const img = el("img", { src: this._objectUrl, alt: `Image ${basename(path)}`, class: "preview-image" });
-    img.addEventListener("load", () => { meta.textContent += ` · ${img.naturalWidth}×${img.naturalHeight}`; });
+    img.addEventListener("load", () => {
+      meta.textContent += ` · ${img.naturalWidth}×${img.naturalHeight}`;
+      const zoom = Math.floor(160 / Math.max(img.naturalWidth, img.naturalHeight, 1));
+      if (zoom > 1) { // an icon-sized image: show it bigger, with crisp pixels
+        img.style.width = `${img.naturalWidth * zoom}px`;
+        img.classList.add("pixelated");
+        meta.textContent += ` (shown ×${zoom})`;
+      }
+    });
     this.el.body.replaceChildren(el("div", { class: "image-view" }, img, meta));
     this._updateHeader();
   }
