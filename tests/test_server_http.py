@@ -296,3 +296,21 @@ def test_paths_cannot_escape_the_workspace(live_server: LiveServer, path: str) -
     assert (live_server.data_dir / "server.db").read_bytes()[:15] == b"SQLite format 3"
     assert sorted(p.name for p in live_server.data_dir.iterdir() if p.is_file()) == [
         "demo-token", "server.db", "server.db-shm", "server.db-wal"]
+
+
+def test_head_static_demo_and_json_limit(tmp_path) -> None:
+    server = LiveServer(tmp_path / "data", max_json=200).start()
+    try:
+        with server.http() as c:
+            c.put(f"{W}/files/h.txt", content=b"12345")
+            r = c.head(f"{W}/files/h.txt")
+            assert r.status_code == 200 and r.headers["content-length"] == "5" and r.content == b""
+            assert r.headers["etag"] == f'"{h(b"12345")}"'
+            r = c.post(f"{W}/ops", json={"op": "mkdir", "path": "/" + "d" * 300})
+            assert r.status_code == 413 and err(r) == "EMSGSIZE"
+        with server.http(token="") as anon:  # the demo page itself holds no data: no token needed
+            page = anon.get("/")
+            assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+            assert anon.get("/api/workspaces/demo").status_code == 401
+    finally:
+        server.stop()
