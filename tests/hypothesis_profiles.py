@@ -5,7 +5,9 @@ one budget knob: `HYPOTHESIS_PROFILE=ci` (the default, sized so the whole
 suite stays within its time budget on 2 cores), `soak` (thousands of
 examples, for a long run before a release) or `dev` (a quick smoke run while
 editing). The test modules import it too, so they keep working when run on
-their own.
+their own. A soak outlives pytest-timeout's default, so give it room:
+
+    HYPOTHESIS_PROFILE=soak .venv/bin/python -m pytest --timeout=3600 tests/test_vfs_differential.py
 
 Why `deadline=None`: every step does real SQLite and disk I/O on a shared,
 noisy machine; a per-example deadline would only measure the neighbours.
