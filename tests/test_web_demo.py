@@ -12,7 +12,7 @@ from typing import Any
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import TODO, api, browser, demo_server, seed, two_users  # noqa: F401  (fixtures)
+from web_fixtures import TODO, User, api, browser, demo_server, seed, two_users  # noqa: F401  (fixtures)
 
 async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
@@ -211,3 +211,20 @@ async def test_server_restart_both_pages_reconnect_and_keep_working(browser: Bro
         bob.assert_clean()
     finally:
         server.stop()
+
+
+async def test_network_drop_shows_state_and_resumes(browser: Browser, demo_server: ServerProcess) -> None:
+    seed(demo_server)
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    await alice.open_file("/notes/todo.md")
+    await alice.context.set_offline(True)
+    await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    with api(demo_server) as c:
+        c.put("/files/notes/todo.md", content=TODO + "written while offline\n").raise_for_status()
+        c.put("/files/offline.txt", content=b"x\n").raise_for_status()
+    await alice.shot("08-offline")
+    await alice.context.set_offline(False)
+    await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "open")
+    await expect(alice.row("/offline.txt")).to_be_visible()
+    await alice.wait_editor_text(TODO + "written while offline\n")
+    alice.assert_clean()

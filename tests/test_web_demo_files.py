@@ -242,3 +242,30 @@ async def test_narrow_window_and_keyboard_only(browser: Browser, demo_server: Se
     await phone.page.locator("#feed-title").scroll_into_view_if_needed()
     await phone.shot("19-narrow-panels")
     phone.assert_clean()
+
+
+async def test_open_file_deleted_by_someone_else_can_be_restored(browser: Browser, demo_server: ServerProcess) -> None:
+    seed(demo_server)
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    await alice.open_file("/notes/todo.md")
+    with api(demo_server) as c:
+        c.delete("/files/notes/todo.md").raise_for_status()
+    await expect(alice.page.locator("#banner")).to_contain_text("admin deleted /notes/todo.md")
+    await expect(alice.page.locator("#file-status")).to_have_text("Deleted on the server")
+    await alice.shot("20-deleted-banner")
+    await alice.click_banner("Restore last version")
+    await expect(alice.page.locator("#banner")).to_be_hidden()
+    await expect(alice.page.locator("#file-status")).to_have_text("Saved")
+    assert await alice.editor_text() == TODO
+    with api(demo_server) as c:
+        assert c.get("/files/notes/todo.md").text == TODO
+    # deleted again, this time with unsaved edits: "Save my copy" brings it back with them
+    await alice.type_in_editor("keep me\n")
+    with api(demo_server) as c:
+        c.delete("/files/notes", params={"recursive": 1}).raise_for_status()
+    await expect(alice.page.locator("#banner")).to_contain_text("deleted /notes/todo.md")
+    await alice.click_banner("Save my copy")
+    await expect(alice.page.locator("#file-status")).to_have_text("Saved")
+    with api(demo_server) as c:
+        assert c.get("/files/notes/todo.md").text == TODO + "keep me\n"
+    alice.assert_clean()

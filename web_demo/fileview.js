@@ -324,7 +324,7 @@ export class FileView {
     const path = this.path;
     const doc = this.merge ? this.merge.a.state.doc : this.view.state.doc;
     try {
-      const opts = expected ? { ifMatch: expected } : { ifNoneMatch: true };
+      const opts = expected ? { ifMatch: expected } : { ifNoneMatch: true, parents: true };
       const stat = await this.hooks.asMine({ [path]: "stat" }, () => this.client.writeFile(path, doc.toString(), opts));
       if (path !== this.path) return;
       if (this.merge) this._exitCompare(true);
@@ -405,7 +405,13 @@ export class FileView {
       return;
     }
     if (entry.kind !== "file") return;
-    if (entry.hash === this.baseHash && !this.deleted) {
+    if (this.deleted) { // it is back (restored or recreated): compare with what we have
+      this.deleted = false;
+      this.remote = null;
+      this._hideBanner();
+      this._updateHeader();
+    }
+    if (entry.hash === this.baseHash) {
       if (this.remote) { this.remote = null; this._hideBanner(); this._updateHeader(); }
       return;
     }
@@ -442,9 +448,13 @@ export class FileView {
 
   _onDeleted() {
     this.deleted = true;
-    this.remote = { hash: null, author: "Someone", refused: false };
+    // the delete of this path, or of a folder above it
+    let tomb = null;
+    for (let p = this.path; p !== "/" && !tomb; p = p.slice(0, p.lastIndexOf("/")) || "/") tomb = this.model.tombstones.get(p);
+    const author = tomb ? this.hooks.authorOf(tomb) : "Someone";
+    this.remote = { hash: null, author, refused: false };
     const write = this.hooks.canWrite() && this.mode === "text";
-    this._showBanner(`${this.path} was deleted.`, [
+    this._showBanner(`${author} deleted ${this.path}.`, [
       write ? ["Save my copy", () => this._write(null, "Recreated"), "primary"] : null,
       this.hooks.canWrite() ? ["Restore last version", () => this._restoreLatest()] : null,
       ["Close", () => this.close()],

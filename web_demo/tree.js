@@ -13,6 +13,7 @@ export class TreeModel {
   reset() {
     this.entries = new Map(); // path -> change entry (file/dir/symlink)
     this.kids = new Map(); // dir path -> Set of child paths
+    this.tombstones = new Map(); // path -> its latest delete entry (the last 1000), to say who deleted it
   }
 
   get(path) { return this.entries.get(path); }
@@ -64,6 +65,9 @@ export class TreeModel {
       if (e.kind === "delete") {
         if (!old && !this.kids.has(e.path)) continue;
         this._unlink(e.path);
+        this.tombstones.delete(e.path);
+        this.tombstones.set(e.path, e);
+        if (this.tombstones.size > 1000) this.tombstones.delete(this.tombstones.keys().next().value);
         out.push({ path: e.path, action: "deleted", entry: e, old });
       } else {
         this.entries.set(e.path, e);

@@ -98,6 +98,12 @@ export class Wsfs extends EventTarget {
     this._pending = new Map(); // request id -> {resolve, reject, timer}
     this._subs = new Map(); // sub id -> Subscription
     this._onOnline = () => this._reconnectNow();
+    // The browser knows the network is gone long before a ping times out.
+    this._onOffline = () => {
+      if (!this._want || !this._ws) return;
+      this._dropSocket(new WsfsError("ENETDOWN", "the network is offline"));
+      this._scheduleReconnect(0);
+    };
   }
 
   // ---------------------------------------------------------------- HTTP
@@ -237,6 +243,7 @@ export class Wsfs extends EventTarget {
   connect() {
     this._want = true;
     globalThis.addEventListener?.("online", this._onOnline);
+    globalThis.addEventListener?.("offline", this._onOffline);
     if (!this._ws) this._open();
     return this;
   }
@@ -245,6 +252,7 @@ export class Wsfs extends EventTarget {
   close() {
     this._want = false;
     globalThis.removeEventListener?.("online", this._onOnline);
+    globalThis.removeEventListener?.("offline", this._onOffline);
     clearTimeout(this._timer);
     const ws = this._ws;
     this._dropSocket(new WsfsError("ECLOSED", "client closed"));
@@ -314,7 +322,11 @@ export class Wsfs extends EventTarget {
     const delay = Math.round(base / 2 + Math.random() * base / 2);
     this._attempt += 1;
     this._setState("reconnecting", { attempt: this._attempt, delay, code });
-    this._timer = setTimeout(() => this._open(), delay);
+    this._timer = setTimeout(() => {
+      // Offline: wait for the "online" event instead of failing attempts.
+      if (globalThis.navigator?.onLine === false) return;
+      this._open();
+    }, delay);
   }
 
   /** Skip the backoff wait (e.g. the browser came back online). */
