@@ -46,6 +46,8 @@ BAD_TEXT = [
     ('{"type": "unsubscribe", "id": 6}', "EPROTO", "sub"),
     ('{"type": "hello", "protocol": 1}', "EPROTO", "type"),
     ('{"type": "ping", "id": true}', "EPROTO", "id"),
+    ('{"type": "subscribe", "id": 1, "inline_max": 123456789012345678901234567890}', None, None),
+    ('{"type": "subscribe", "id": 1, "batch_max": 1e400}', None, None),
 ]
 
 
@@ -54,7 +56,7 @@ async def test_each_bad_text_frame_gets_a_named_error(live_server: LiveServer) -
     for text, code, field in BAD_TEXT:
         await c.conn.send(text)
         err = await c.next_event("error")
-        assert err["code"] == code, (text, err)
+        assert err["code"] == (code or err["code"]) and err["code"] in ("EBADMSG", "EPROTO"), (text, err)
         if field is not None:
             assert err.get("field") == field, (text, err)
         assert err["message"]
@@ -113,7 +115,7 @@ async def test_error_flood_is_closed_with_1008_others_unaffected(live_server: Li
 # ---------------------------------------------------------------- fuzz
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
