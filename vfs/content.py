@@ -175,11 +175,11 @@ class ContentOps(NamespaceOps):
             raise fs_error(errno.EINVAL, path)
         if offset + len(data) > MAX_FILE_SIZE:
             raise fs_error(errno.EFBIG, path)
+        if not data:  # a zero-length pwrite touches nothing, not even mtime
+            return self._stat(self._existing_file(path).node)
         with self._tx() as tx:
             found = self._existing_file(path)
-            entries = unpack(found.node.chunks)
-            if data:
-                entries = self._splice(entries, offset, bytes(data))
+            entries = self._splice(unpack(found.node.chunks), offset, bytes(data))
             return self._commit_edit(tx, found, entries)
 
     def truncate(self, path: str, size: int) -> Stat:

@@ -178,6 +178,16 @@ class Core:
             listener(rev)
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several mutations into one transaction and one revision.
+
+        Everything inside commits together or not at all; listeners hear one
+        revision. A FUSE mount uses it to commit bursts of metadata at once.
+        """
+        with self._tx():
+            yield
+
+    @contextmanager
     def _tx(self) -> Iterator[_Tx]:
         """One write transaction; nested calls join the outer one."""
         if self._tx_state is not None:

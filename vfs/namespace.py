@@ -197,14 +197,14 @@ class NamespaceOps(Core):
         if node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
         rows = self._conn.execute(
-            "SELECT d.name, n.kind, n.size, n.mtime_ns, n.target FROM dirents d JOIN nodes n ON n.ino = d.ino "
+            "SELECT d.name, n.kind, n.size, n.mtime_ns, n.target, n.ino FROM dirents d JOIN nodes n ON n.ino = d.ino "
             "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
             (node.ino, -1 if limit is None else limit, offset),
         )
         kinds = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink"}
         return [
-            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime_ns / 1e9)
-            for name, kind, size, mtime_ns, target in rows
+            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime_ns / 1e9, ino)
+            for name, kind, size, mtime_ns, target, ino in rows
         ]
 
     def listdir(self, path: str = "/") -> list[str]:
@@ -294,8 +294,14 @@ class NamespaceOps(Core):
 
     # -- rename ------------------------------------------------------------------
 
-    def rename(self, src: str, dst: str) -> None:
-        """POSIX rename(2): atomic, replaces a file or an empty directory."""
+    def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
+        """POSIX rename(2): atomic, replaces a file or an empty directory.
+
+        `noreplace` and `exchange` are renameat2's RENAME_NOREPLACE (EEXIST
+        if `dst` exists) and RENAME_EXCHANGE (swap two existing names).
+        """
+        if noreplace and exchange:
+            raise fs_error(errno.EINVAL, src, "noreplace and exchange are exclusive")
         with self._tx() as tx:
             # As rename(2): both parent directories are resolved before the source's name is looked up.
             source = self._resolve(src, follow=False)
@@ -304,6 +310,11 @@ class NamespaceOps(Core):
                 raise fs_error(errno.ENOENT, src)
             if source.parent_ino is None or target.parent_ino is None:
                 raise fs_error(errno.EBUSY, src if source.parent_ino is None else dst)
+            if noreplace and target.node is not None:
+                raise fs_error(errno.EEXIST, dst)
+            if exchange:
+                self._exchange(tx, source, target, dst)
+                return
             if source.real == target.real:
                 return
             moving_dir = source.node.kind == KIND_DIR
@@ -316,6 +327,35 @@ class NamespaceOps(Core):
                     return
                 self._check_replace(source.node, target.node, dst)
             self._move(tx, source, target)
+
+    def _exchange(self, tx: _Tx, source: Resolved, target: Resolved, dst: str) -> None:
+        """Swap two names in one transaction; both subtrees change paths."""
+        if target.node is None:
+            raise fs_error(errno.ENOENT, dst)
+        if source.real == target.real or source.node.ino == target.node.ino:
+            return
+        if is_within(target.real, source.real) or is_within(source.real, target.real):
+            raise fs_error(errno.EINVAL, dst)
+        for found, ino in ((source, target.node.ino), (target, source.node.ino)):
+            self._conn.execute(
+                "UPDATE dirents SET ino = ? WHERE parent = ? AND name = ?", (ino, found.parent_ino, found.name)
+            )
+        rows: list[tuple[str, int | None]] = []
+        moves = ((source, target.real), (target, source.real))
+        for found, _ in moves:  # every old path is gone ...
+            rows += [(join(found.real, rel), None) for _, rel, _ in self._subtree_of(found.node)]
+        for found, new_root in moves:  # ... unless the other side brings a node there
+            rows.append((new_root, found.node.ino))
+            rows += [(join(new_root, rel), ino) for ino, rel, _ in self._subtree_of(found.node)]
+        now = time.time_ns()
+        for found in (source, target):
+            self._conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, found.node.ino))
+            self._touch_dir(found.parent_ino)
+        self._log_many(tx, rows)
+        self._dircache.clear()
+
+    def _subtree_of(self, node: Node) -> list[tuple[int, str, int]]:
+        return self._subtree(node.ino) if node.kind == KIND_DIR else []
 
     def _check_replace(self, moving: Node, replaced: Node, dst: str) -> None:
         if moving.kind == KIND_DIR and replaced.kind != KIND_DIR:

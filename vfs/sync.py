@@ -20,8 +20,8 @@ from vfs.content import seconds_to_ns
 from vfs.core import Node, Resolved, _Tx
 from vfs.errors import BadObject, MissingObjects, fs_error
 from vfs.history import HistoryOps
-from vfs.paths import depth, normalize, parent_of, prefix_bounds
-from vfs.schema import KIND_CODES, KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
+from vfs.paths import depth, join, normalize, parent_of, prefix_bounds, split
+from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO
 from vfs.types import ApplyResult, Change, Conflict, Cursor
 
 Base = Union[Cursor, dict[str, int], None]
@@ -120,8 +120,15 @@ class SyncOps(HistoryOps, ChangeLogOps):
         return found
 
     def _apply_one(self, tx: _Tx, change: Change, base: Base, chunk_ids: dict) -> str | Conflict:
-        found = self._resolve_quietly(change.path)
+        found, blocker = self._resolve_physical(change.path)
         node = found.node if found else None
+        if blocker is not None:
+            if change.kind == "delete":
+                return _UNCHANGED  # nothing lives at that real path here
+            if base is not None:
+                return self._conflict(change, None, f"{blocker} is not a directory here")
+            self._remove(tx, self._resolve(blocker, follow=False))
+            found = None
         if self._same_state(node, change):
             return _UNCHANGED
         if self._changed_since(change.path, node, base):
@@ -129,25 +136,39 @@ class SyncOps(HistoryOps, ChangeLogOps):
         if change.kind == "delete":
             return self._apply_delete(tx, change, found, base)
         if found is None:
-            blocked = self._make_parents(tx, change, base)
-            if blocked:
-                return blocked
-            found = self._resolve(change.path, follow=False)
+            self._makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
+            found, _ = self._resolve_physical(change.path)
             node = found.node
         if node is not None and (node.kind != KIND_CODES[change.kind] or node.kind == KIND_SYMLINK):
             if node.kind == KIND_DIR and self._subtree_changed(change.path, base):
                 return self._conflict(change, node, "directory holds changes made since base")
             self._remove(tx, found)
-            found = self._resolve(change.path, follow=False)
+            found, _ = self._resolve_physical(change.path)
         self._apply_live(tx, change, found, chunk_ids)
         return _APPLIED
 
-    def _resolve_quietly(self, path: str) -> Resolved | None:
-        """Resolve without following the last name; None when a parent is missing or not a directory."""
-        try:
-            return self._resolve(path, follow=False)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
+    def _resolve_physical(self, path: str) -> tuple[Resolved | None, str | None]:
+        """Resolve a change-stream path without following any symlink.
+
+        Change-stream paths are real paths, so an entry must land exactly
+        there, never through a symlink that exists only on this side.
+        Returns (where it lands, None), or (None, None) when a parent is
+        missing, or (None, blocking ancestor) when an ancestor here is a file
+        or a symlink.
+        """
+        if path == "/":
+            return Resolved(None, "", "/", self._node(ROOT_INO)), None
+        parts = split(path)
+        ino, real = ROOT_INO, "/"
+        for name in parts[:-1]:
+            node = self._lookup(ino, name)
+            real = join(real, name)
+            if node is None:
+                return None, None
+            if node.kind != KIND_DIR:
+                return None, real
+            ino = node.ino
+        return Resolved(ino, parts[-1], path, self._lookup(ino, parts[-1])), None
 
     @staticmethod
     def _same_state(node: Node | None, change: Change) -> bool:
@@ -212,14 +233,6 @@ class SyncOps(HistoryOps, ChangeLogOps):
             self._remove_tree(tx, found)
         else:
             self._remove_name(tx, found)
-
-    def _make_parents(self, tx: _Tx, change: Change, base: Base) -> Conflict | None:
-        """Create missing parent directories; a non-directory in the way is a conflict."""
-        try:
-            self._makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
-        except (FileExistsError, NotADirectoryError):
-            return self._conflict(change, None, "a parent of the path is not a directory here")
-        return None
 
     def _apply_live(self, tx: _Tx, change: Change, found: Resolved, chunk_ids: dict) -> None:
         node = found.node

@@ -89,6 +89,7 @@ class DirEntry:
     kind: Kind
     size: int
     mtime: float
+    ino: int = 0
 
 
 @dataclass(frozen=True, slots=True)
