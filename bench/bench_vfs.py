@@ -386,7 +386,8 @@ def main() -> None:
         (root / "store").mkdir()
         state = disk_state(root / "disk")
         print(f"# bench_vfs — {time.strftime('%Y-%m-%d %H:%M:%S')} — Python {sys.version.split()[0]}, "
-              f"SQLite {vfs_sqlite_version()}, {os.cpu_count()} CPUs\n")
+              f"SQLite {vfs_sqlite_version()}, {os.cpu_count()} CPUs, load average at start "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
         print(f"{runs} runs per scenario, first dropped. Disk: {state}.\n")
         disk = DiskBench(root / "disk", data)
         store = StoreBench(root / "store", data)
@@ -399,6 +400,7 @@ def main() -> None:
         for note in store.notes.values():
             print(f"- {note}")
         changes_cost(root / "store", [1_000, 10_000] if args.quick else [1_000, 10_000, 100_000], 20)
+        print(f"\nload average at the end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
