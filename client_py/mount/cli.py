@@ -12,6 +12,7 @@ def register(subparsers) -> None:
     mount = subparsers.add_parser(
         "mount",
         help="mount a workspace with FUSE",
+        usage="wsfs mount STORE.db MOUNTPOINT | URL WORKSPACE MOUNTPOINT [--background] [--cache DIR] [--token T]",
         description=(
             "wsfs mount STORE.db MOUNTPOINT mounts a local store; "
             "wsfs mount URL WORKSPACE MOUNTPOINT mounts a remote workspace through a local cache store."
@@ -26,7 +27,7 @@ def register(subparsers) -> None:
 
 
 def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("targets", nargs="+", metavar="STORE.db|URL WORKSPACE", help="then MOUNTPOINT")
+    parser.add_argument("targets", nargs="+", metavar="ARG", help="STORE.db MOUNTPOINT, or URL WORKSPACE MOUNTPOINT")
     parser.add_argument("--background", action="store_true", help="daemonize once the mount is live")
     parser.add_argument("--cache", metavar="DIR", help="remote mode: directory of the local cache store")
     parser.add_argument("--token", default=os.environ.get("WSFS_TOKEN"), help="remote mode: API token ($WSFS_TOKEN)")

@@ -6,18 +6,23 @@ attributes and pages under the inode's other names `b`, `c` for up to
 attr_timeout. The mount remembers the names it has seen for inodes with
 nlink > 1 and asks libfuse (`fuse_invalidate_path`) to drop their caches.
 
-Invalidation runs after the mount lock is released: the kernel may wait for
-page locks held by a request that is itself waiting for that lock.
+Invalidation runs after the mount lock is released, in a helper thread the
+operation waits for only briefly: the kernel may wait for a page lock held by
+a request that this (possibly only) FUSE thread has yet to serve.
 """
 
 from __future__ import annotations
 
 import ctypes
 import logging
+import queue
+import threading
 
 import mfusepy
 
 log = logging.getLogger("wsfs.mount")
+
+INVALIDATE_WAIT_SECONDS = 0.5
 
 _lib = mfusepy._libfuse  # the libfuse mfusepy loaded; there is no public accessor
 _invalidate = getattr(_lib, "fuse_invalidate_path", None)
@@ -38,6 +43,8 @@ class LinkNames:
         self.fuse: int | None = None
         self._names: dict[int, set[str]] = {}
         self._pending: list[str] = []
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker: threading.Thread | None = None
 
     def seen(self, ino: int, nlink: int, path: str) -> None:
         if nlink > 1:
@@ -61,7 +68,19 @@ class LinkNames:
         return pending
 
     def flush(self, paths: list[str]) -> None:
+        """Invalidate `paths`; wait for it (bounded) so the caller's next stat is fresh."""
         if not paths or self.fuse is None or _invalidate is None:
             return
-        for path in dict.fromkeys(paths):
-            _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))  # -ENOENT if not cached: fine
+        if self._worker is None:
+            self._worker = threading.Thread(target=self._run, name="wsfs-invalidate", daemon=True)
+            self._worker.start()
+        done = threading.Event()
+        self._jobs.put((list(dict.fromkeys(paths)), done))
+        done.wait(INVALIDATE_WAIT_SECONDS)
+
+    def _run(self) -> None:
+        while True:
+            paths, done = self._jobs.get()
+            for path in paths:
+                _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))  # -ENOENT if not cached: fine
+            done.set()

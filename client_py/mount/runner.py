@@ -69,7 +69,10 @@ def fuse_options(*, local: bool) -> dict:
 
 def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False) -> None:
     """Serve the mount until it is unmounted (or SIGINT/SIGTERM)."""
-    single = os.environ.get("WSFS_MOUNT_THREADS", "multi") == "single"
+    # One libfuse thread by default: every operation takes the mount's lock
+    # anyway, and ctypes callbacks on libfuse's own threads pay for a fresh
+    # Python thread state per call (create 1,000 files: 2.4x slower measured).
+    single = os.environ.get("WSFS_MOUNT_THREADS", "single") != "multi"
     _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single, **fuse_options(local=local))
 
 
