@@ -265,6 +265,19 @@ def test_cursor_too_old_after_tombstone_compaction(ws):
     assert listing(ws.changes(after=fresh)) == [("/y", "delete")]
 
 
+def test_cursor_horizon_boundaries(ws):
+    ws.write_file("/a", b"1")
+    ws.unlink("/a")
+    horizon = ws.rev
+    ws.write_file("/b", b"2")
+    ws.compact_tombstones(horizon)
+    assert listing(ws.changes(after=Cursor(horizon))) == [("/b", "file")]  # all of `horizon` seen: fine
+    for too_old in (Cursor(horizon - 1), Cursor(horizon, "/a"), Cursor(1)):
+        with pytest.raises(vfs.CursorTooOld) as info:
+            ws.changes(after=too_old)
+        assert info.value.horizon == horizon
+
+
 def test_on_commit_is_called_after_each_commit(ws):
     seen: list[int] = []
     unsubscribe = ws.on_commit(seen.append)
@@ -425,6 +438,30 @@ def test_unconflicted_paths_apply_alongside_conflicts(synced):
     result = push(a, b, after=a_seen, base=base)
     assert [c.path for c in result.conflicts] == ["/f"]
     assert b.read_file("/new") == b"new from A" and not b.exists("/g")
+
+
+def test_applied_entries_enter_the_receivers_stream(tmp_path):
+    """A -> B -> C: B forwards what it applied, so a chain of replicas converges."""
+    with vfs.Workspace(str(tmp_path / "a.db")) as a, vfs.Workspace(str(tmp_path / "b.db")) as b, \
+            vfs.Workspace(str(tmp_path / "c.db")) as c:
+        _make_tree(a)
+        push(a, b)
+        push(b, c)
+        assert vfs_snapshot(c) == vfs_snapshot(a)
+        a_seen, b_seen = a.cursor(), b.cursor()
+        a.rename("/d", "/d2")
+        a.write_file("/top", b"changed")
+        push(a, b, after=a_seen)
+        push(b, c, after=b_seen)
+        assert vfs_snapshot(c) == vfs_snapshot(a)
+
+
+def test_prefix_and_ignore_combine(ws):
+    c = ws.cursor()
+    for p in ("/w/a.py", "/w/a.log", "/w/sub/b.log", "/other/c.py"):
+        ws.write_file(p, b"1", parents=True)
+    got = {p for p, _ in listing(ws.changes(after=c, prefix="/w", ignore=["*.log"]))}
+    assert "/w/a.py" in got and not got & {"/w/a.log", "/w/sub/b.log", "/other/c.py"}
 
 
 # ---------------------------------------------------------------- history

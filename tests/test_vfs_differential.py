@@ -498,3 +498,18 @@ def test_root_is_protected(pair):
     assert _errno_of(lambda: ws.mkdir("/")) == errno.EEXIST
     assert _errno_of(lambda: ws.write_file("/", b"x")) == errno.EISDIR
     assert ws.read_file("/keep") == b"x" and ws.stat("/").kind == "dir"
+
+
+def test_the_store_ignores_the_process_umask(pair):
+    """Deliberate difference: modes are what the caller asked for, whatever the umask."""
+    ws, _ = pair
+    old = os.umask(0o077)
+    try:
+        ws.mkdir("/d", mode=0o775)
+        ws.write_file("/f", b"")
+        ws.mkdir("/p/q", parents=True)
+    finally:
+        os.umask(old)
+    assert ws.stat("/d").mode == st.S_IFDIR | 0o775
+    assert ws.stat("/f").mode == st.S_IFREG | 0o644
+    assert ws.stat("/p").mode == st.S_IFDIR | 0o755
