@@ -55,11 +55,7 @@ class World:
     async def sync(self, i: int) -> None:
         async with self.replica(i) as r:
             await r.sync_once()
-        async with Client(self.server.url, token=self.server.admin) as c:
-            tree = await remote_tree(c.workspace("demo"))
-        for path, data in self.unsynced[i].items():
-            assert _present(tree, path, data), f"edit of {path} by r{i} lost: {data!r} not in {sorted(tree)}"
-        self.unsynced[i].clear()
+        await self.check_delivered(i, complete=True)
 
     async def interrupted_sync(self, i: int, ms: int) -> None:
         r = self.replica(i)
@@ -69,6 +65,21 @@ class World:
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         await r.close()
+        await self.check_delivered(i, complete=False)
+
+    async def check_delivered(self, i: int, complete: bool) -> None:
+        """Edits on the server (at their path or as a conflict copy) are delivered; after a
+        complete sync every edit must be; after an interrupted one the rest must still be on disk."""
+        async with Client(self.server.url, token=self.server.admin) as c:
+            tree = await remote_tree(c.workspace("demo"))
+        local = tree_of(self.dirs[i])
+        for path, data in list(self.unsynced[i].items()):
+            if _present(tree, path, data):
+                del self.unsynced[i][path]
+            elif complete:
+                raise AssertionError(f"edit of {path} by r{i} lost: {data!r} not in {sorted(tree)}")
+            else:
+                assert _present(local, path, data), f"interrupted sync lost r{i}'s edit of {path}"
 
     async def run(self, step) -> None:
         kind = step[0]
