@@ -88,6 +88,8 @@ def user_op(world: World, replica: Replica, op: str, path: str, other: str, rnd:
             ws.rename(path, other)
         elif op == "symlink":
             ws.symlink(other[1:], path)
+        elif op == "chmod":
+            ws.chmod(path, rnd.choice((0o700, 0o750, 0o755)))
     except OSError:
         pass
     after = contents(ws)
@@ -212,7 +214,7 @@ def settle(world: World) -> None:
 
 user_ops = hs.tuples(
     hs.just("user"), hs.booleans(),
-    hs.sampled_from(("write", "write", "write", "write_range", "mkdir", "rm", "rename", "symlink")),
+    hs.sampled_from(("write", "write", "write", "write_range", "mkdir", "rm", "rename", "symlink", "chmod")),
     paths, paths,
 )
 sync_ops = hs.tuples(
