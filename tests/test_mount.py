@@ -130,8 +130,9 @@ def test_rename_noreplace_and_exchange(mnt: Path):
     assert renameat2("a", "b", 1) == errno.EEXIST  # RENAME_NOREPLACE
     assert renameat2("a", "c", 1) == 0
     assert (mnt / "c").read_text() == "a"
-    assert renameat2("c", "b", 2) == errno.EINVAL  # RENAME_EXCHANGE: not in the store yet
-    assert (mnt / "b").read_text() == "b" and (mnt / "c").read_text() == "a"
+    assert renameat2("c", "b", 2) == 0  # RENAME_EXCHANGE swaps the two names
+    assert (mnt / "b").read_text() == "a" and (mnt / "c").read_text() == "b"
+    assert renameat2("c", "nope", 2) == errno.ENOENT
 
 
 def test_long_paths(mnt: Path, store: Path):

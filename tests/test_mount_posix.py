@@ -122,6 +122,9 @@ def scenario_rename(d: Path) -> list:
     out.append(outcome(lambda: renameat2(d / "g", d / "g2", 1)))  # RENAME_NOREPLACE
     out.append(outcome(lambda: renameat2(d / "g", d / "h", 1)))
     out.append(outcome(lambda: sorted(os.listdir(d))))
+    out.append(outcome(lambda: renameat2(d / "h", d / "dir", 2)))  # RENAME_EXCHANGE: a file and a dir swap
+    out.append(outcome(lambda: (st(d / "h")[0], st(d / "dir")[0])))
+    out.append(outcome(lambda: renameat2(d / "h", d / "missing", 2)))
     return out
 
 
@@ -146,6 +149,8 @@ def scenario_links(d: Path) -> list:
     out.append(outcome(lambda: os.open(d / "loop1", os.O_RDONLY)))
     os.symlink("missing-target", d / "dangling")
     out.append(outcome(lambda: os.stat(d / "dangling")))
+    out.append(outcome(lambda: os.link(d / "s", d / "s-hard", follow_symlinks=False)))  # links the symlink itself
+    out.append(outcome(lambda: (st(d / "s-hard", follow=False)[0], os.readlink(d / "s-hard"))))
     out.append(outcome(lambda: os.unlink(d / "h")))
     out.append(outcome(lambda: st(d / "f")))
     out.append(outcome(lambda: st(d / "dir")[3]))  # nlink of a dir: 2 + subdirs

@@ -63,6 +63,13 @@ def test_browse_read_write_through_the_server(remote):
     os.unlink(mnt / "tree" / "link")
     os.chmod(mnt / "tree" / "deep" / "moved.txt", 0o600)
     assert http.get("/api/workspaces/demo/stat/tree/deep/moved.txt").json()["mode"] & 0o777 == 0o600
+    moved = mnt / "tree" / "deep" / "moved.txt"
+    os.utime(moved, ns=(1_600_000_000_000_000_001, 1_700_000_000_123_456_789))
+    os.chown(moved, 1234, 4321)
+    st = os.stat(moved)
+    assert (st.st_atime_ns, st.st_mtime_ns, st.st_uid, st.st_gid) == (
+        1_600_000_000_000_000_001, 1_700_000_000_123_456_789, 1234, 4321)
+    assert abs(http.get("/api/workspaces/demo/stat/tree/deep/moved.txt").json()["mtime"] - 1_700_000_000.123) < 0.01
 
 
 def test_changes_made_elsewhere_show_up_live(remote):

@@ -1,10 +1,10 @@
-"""Owners, atime and exact nanosecond mtimes the store does not keep yet.
+"""Owners, atime and exact nanosecond mtimes in remote mode.
 
-The store records mode, float-second mtime and ctime, but no uid/gid and no
-atime (see /work/notes/vfs-requests.md). Until it does, the mount keeps them
-here, per inode, for as long as it runs: chown, utimens and stat agree with
-each other inside one mount session, and a new session starts from the
-defaults (owner = the user who mounted; atime = mtime).
+A local store keeps uid/gid and nanosecond times itself. The wire protocol
+carries neither (change entries have mode and float mtime), so a remote
+mount keeps them here, per inode, for as long as it runs: chown, utimens and
+stat agree with each other inside one mount session, and a new session
+starts from the defaults (owner = the user who mounted; atime = mtime).
 """
 
 from __future__ import annotations

@@ -46,6 +46,10 @@ class LinkNames:
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
+    def tracking(self) -> bool:
+        """Is any multiply-linked inode known (else removals need no bookkeeping)?"""
+        return bool(self._names)
+
     def seen(self, ino: int, nlink: int, path: str) -> None:
         if nlink > 1:
             self._names.setdefault(ino, set()).add(path)

@@ -24,7 +24,6 @@ from collections.abc import Callable
 import mfusepy
 
 import vfs
-from client_py.mount.attrs import AttrOverlay
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.notify import LinkNames, current_fuse
 from client_py.mount.spool import Spool
@@ -75,7 +74,6 @@ class WsfsOperations(mfusepy.Operations):
         self.ws: vfs.Workspace | None = None
         self._lock = threading.RLock()
         self.table = OpenTable()
-        self.attrs = AttrOverlay(os.getuid(), os.getgid())
         self.links = LinkNames()
 
     # -- lifecycle -----------------------------------------------------------
@@ -111,23 +109,20 @@ class WsfsOperations(mfusepy.Operations):
         return self._attrs(st)
 
     def _attrs(self, st: vfs.Stat) -> dict:
-        size = st.size
-        atime_ns, mtime_ns = self.attrs.times(st.ino, st.mtime)
+        size, mtime_ns = st.size, st.mtime_ns
         node = self.table.node(st.ino)
         if node is not None and node.dirty and node.spool is not None:
-            size = node.spool.size
-            mtime_ns = node.mtime_ns
-        uid, gid = self.attrs.owners(st.ino)
+            size, mtime_ns = node.spool.size, node.mtime_ns  # buffered bytes count at once
         return {
             "st_ino": st.ino,
             "st_mode": st.mode,
             "st_nlink": st.nlink,
             "st_size": size,
-            "st_uid": uid,
-            "st_gid": gid,
-            "st_atime": atime_ns,
+            "st_uid": st.uid,
+            "st_gid": st.gid,
+            "st_atime": st.atime_ns,
             "st_mtime": mtime_ns,
-            "st_ctime": int(round(st.ctime * 1e9)),
+            "st_ctime": st.ctime_ns,
             "st_blocks": (size + 511) // 512,
             "st_blksize": BLKSIZE,
         }
@@ -140,29 +135,22 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def chown(self, path: str, uid: int, gid: int) -> int:
-        ino = self.ws.lstat(path).ino
-        self.attrs.chown(ino, uid, gid)
-        self.links.changed(ino, path)
+        # FUSE hands us the inode itself: never follow a symlink here.
+        self.ws.chown(path, uid, gid, follow_symlinks=False)
+        self.links.changed(self.ws.lstat(path).ino, path)
         return 0
 
     @fuse_op
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
-        atime_ns = _utime_value(atime_ns, now)
-        mtime_ns = _utime_value(mtime_ns, now)
         st = self.ws.lstat(path)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
             self._commit(node, path)  # the new content must not overwrite the mtime set here
-        mtime_float = st.mtime
-        if st.kind == "symlink":
-            pass  # the store's utime follows symlinks: a link's own times live in the overlay
-        elif mtime_ns is not None:
-            mtime_float = mtime_ns / 1e9
-            self.ws.utime(path, mtime_float)
-            mtime_float = self.ws.stat(path).mtime
-        self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
+        self.ws.set_times(
+            path, atime_ns=_utime_value(atime_ns, now), mtime_ns=_utime_value(mtime_ns, now), follow_symlinks=False
+        )
         self.links.changed(st.ino, path)
         return 0
 
@@ -198,32 +186,29 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def mkdir(self, path: str, mode: int) -> int:
-        self.ws.mkdir(path, mode=mode & 0o7777)
-        self._owned_by_caller(path=path)
+        with self._as_caller():
+            self.ws.mkdir(path, mode=mode & 0o7777)
         return 0
 
     @fuse_op
     def rmdir(self, path: str) -> int:
-        ino = self.ws.lstat(path).ino
         self.ws.rmdir(path)
-        self.attrs.forget(ino)
         return 0
 
     @fuse_op
     def unlink(self, path: str) -> int:
-        st = self.ws.lstat(path)
+        st = self.ws.lstat(path) if self.links.tracking() else None
         self.ws.unlink(path)
-        self.links.forget(st.ino, path)
-        self.links.changed(st.ino, path)  # nlink dropped under the other names
-        if st.nlink <= 1 and self.table.node(st.ino) is None:
-            self.attrs.forget(st.ino)
+        if st is not None:
+            self.links.forget(st.ino, path)
+            self.links.changed(st.ino, path)  # nlink dropped under the other names
         return 0
 
     @fuse_op
     def symlink(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new link's path, `source` its content.
-        self.ws.symlink(source, target)
-        self._owned_by_caller(path=target)
+        with self._as_caller():
+            self.ws.symlink(source, target)
         return 0
 
     @fuse_op
@@ -242,41 +227,19 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        if flags & RENAME_EXCHANGE:
-            # The store has no atomic exchange yet (see docs/mount.md); say so
-            # the way filesystems without it do, so callers fall back.
+        if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
-        if flags & ~RENAME_NOREPLACE:
-            raise mfusepy.FuseOSError(errno.EINVAL)
-        if flags & RENAME_NOREPLACE and self._lexists(new):
-            raise mfusepy.FuseOSError(errno.EEXIST)
-        replaced = self._lstat_or_none(new)
-        self.ws.rename(old, new)
-        if replaced is not None and replaced.nlink <= 1 and self.table.node(replaced.ino) is None:
-            self.attrs.forget(replaced.ino)
+        self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=bool(flags & RENAME_EXCHANGE))
         return 0
 
     def _parent_ino(self, path: str) -> int:
         parent = path.rstrip("/").rpartition("/")[0] or "/"
         return self.ws.stat(parent).ino
 
-    def _lexists(self, path: str) -> bool:
-        return self._lstat_or_none(path) is not None
-
-    def _lstat_or_none(self, path: str) -> vfs.Stat | None:
-        try:
-            return self.ws.lstat(path)
-        except FileNotFoundError:
-            return None
-
-    def _owned_by_caller(self, ino: int | None = None, path: str | None = None) -> None:
-        """Record the calling user as owner of a new inode (only if not the mount's owner)."""
+    def _as_caller(self):
+        """New nodes belong to the calling process's uid/gid (as on any filesystem)."""
         uid, gid, _pid = mfusepy.fuse_get_context()
-        if (uid, gid) == (self.attrs.default_uid, self.attrs.default_gid):
-            if ino is not None:
-                self.attrs.forget(ino)  # a reused inode number must not inherit old owners
-            return
-        self.attrs.created(ino if ino is not None else self.ws.lstat(path).ino, uid, gid)
+        return self.ws.as_owner(uid, gid)
 
     # -- open files ----------------------------------------------------------------
 
@@ -285,12 +248,12 @@ class WsfsOperations(mfusepy.Operations):
         try:
             # The kernel only asks after a negative lookup; if_match="" keeps a
             # racing creator's file intact (we open it instead).
-            st = self.ws.write_file(path, b"", mode=mode & 0o7777, if_match="")
+            with self._as_caller():
+                st = self.ws.write_file(path, b"", mode=mode & 0o7777, if_match="")
         except vfs.PreconditionFailed:
             if flags & os.O_EXCL:
                 raise mfusepy.FuseOSError(errno.EEXIST) from None
             return self._open(path, flags)
-        self._owned_by_caller(st.ino)
         handle = self.table.open(st.ino, flags)
         handle.node.base = st.hash
         if handle.node.spool is None:

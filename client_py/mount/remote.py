@@ -28,6 +28,7 @@ call into it with `run()`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -42,6 +43,7 @@ from typing import Any
 
 import vfs
 from client_py.backoff import Backoff
+from client_py.mount.attrs import AttrOverlay
 from client_py.client import Client
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
@@ -133,6 +135,8 @@ class RemoteBackend:
         self._remote = None
         self.cache: vfs.Workspace | None = None
         self._watcher: asyncio.Future | None = None
+        self.attrs = AttrOverlay(os.getuid(), os.getgid())
+        self._owner = (self.attrs.default_uid, self.attrs.default_gid)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -276,10 +280,14 @@ class RemoteBackend:
             size = 0
         elif change.kind == "symlink":
             size = len((change.target or "").encode())
+        ino = self.index.inos[path]
+        uid, gid = self.attrs.owners(ino)
+        atime_ns, mtime_ns = self.attrs.times(ino, change.mtime)
         return Stat(
             kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o7777), size=size, mtime=change.mtime,
-            ctime=change.mtime, ino=self.index.inos[path], nlink=nlink, rev=change.rev, hash=change.hash,
-            target=change.target,
+            ctime=change.mtime, ino=ino, nlink=nlink, rev=change.rev, hash=change.hash, target=change.target,
+            atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=round(change.mtime * 1e9), atime_ns=atime_ns,
+            uid=uid, gid=gid,
         )
 
     def lstat(self, path: str) -> Stat:
@@ -374,6 +382,8 @@ class RemoteBackend:
         except vfs.PreconditionFailed:
             self.catch_up()
             raise
+        if if_match == "":
+            self._created(path)
         self._cache_content(body)
         return self.lstat(path)
 
@@ -407,8 +417,24 @@ class RemoteBackend:
         # Same chunker as the server: the chunk ids match, so a read-back hits the cache.
         self.cache.write_file("/written", body())
 
+    @contextlib.contextmanager
+    def as_owner(self, uid: int, gid: int) -> Iterator[None]:
+        previous, self._owner = self._owner, (uid, gid)
+        try:
+            yield
+        finally:
+            self._owner = previous
+
+    def _created(self, path: str) -> None:
+        """Record the owner of a node this mount just created (kept for the session)."""
+        with self._lock:
+            ino = self.index.inos.get(normalize(path))
+        if ino is not None:
+            self.attrs.created(ino, *self._owner)
+
     def mkdir(self, path: str, *, mode: int = 0o755, **_: Any) -> None:
         self._mutate(self._remote.mkdir(path, mode=mode))
+        self._created(path)
 
     def rmdir(self, path: str) -> None:
         self._mutate(self._remote.rmdir(path))
@@ -418,18 +444,34 @@ class RemoteBackend:
 
     def symlink(self, target: str, path: str) -> None:
         self._mutate(self._remote.symlink(target, path))
+        self._created(path)
 
     def link(self, existing: str, new: str) -> None:
         self._mutate(self._remote.link(existing, new))
 
-    def rename(self, src: str, dst: str) -> None:
+    def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
+        if exchange:
+            raise fs_error(errno.EINVAL, src, "RENAME_EXCHANGE is not in the wire protocol")
+        if noreplace and self.exists(dst):
+            raise fs_error(errno.EEXIST, dst)
         self._mutate(self._remote.rename(src, dst))
 
     def chmod(self, path: str, mode: int) -> None:
         self._mutate(self._remote.chmod(path, mode))
 
-    def utime(self, path: str, mtime: float | None = None) -> None:
-        self._mutate(self._remote.utime(path, time.time() if mtime is None else mtime))
+    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
+        st = self.stat(path) if follow_symlinks else self.lstat(path)
+        self.attrs.chown(st.ino, uid, gid)
+
+    def set_times(
+        self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
+    ) -> None:
+        st = self.stat(path) if follow_symlinks else self.lstat(path)
+        mtime_float = st.mtime
+        if mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
+            self._mutate(self._remote.utime(path, mtime_ns / 1e9))
+            mtime_float = self.lstat(path).mtime
+        self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
 
     def truncate(self, path: str, size: int) -> None:
         self._mutate(self._remote.truncate(path, size))
