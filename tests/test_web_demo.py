@@ -6,13 +6,17 @@ Screenshots of the main states land in test-artifacts/web_demo/.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from typing import Any
+
+import httpx
 
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import TODO, User, api, browser, demo_server, seed, two_users  # noqa: F401  (fixtures)
+from web_fixtures import ROOT, TODO, User, api, browser, demo_server, seed, two_users  # noqa: F401  (fixtures)
 
 async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
@@ -228,3 +232,25 @@ async def test_network_drop_shows_state_and_resumes(browser: Browser, demo_serve
     await expect(alice.row("/offline.txt")).to_be_visible()
     await alice.wait_editor_text(TODO + "written while offline\n")
     alice.assert_clean()
+
+
+async def test_token_revoked_while_server_was_down_stops_retrying(browser: Browser, tmp_path: Any) -> None:
+    server = ServerProcess(tmp_path / "data")
+    try:
+        alice = await User.open(browser, server.demo_url, "Alice")
+        for pattern in (r"WebSocket connection to '.*' failed", r"net::ERR_CONNECTION_REFUSED", r"status of 401"):
+            alice.allow_console(pattern)  # the refused reconnects this test provokes
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"}) as c:
+            demo_link = next(t for t in c.get("/api/tokens").json()["tokens"] if t["name"] == "demo-link")
+        port = server.port
+        server.stop()
+        await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+        subprocess.run([sys.executable, "-m", "server", "token", "revoke", demo_link["id"], "--data", str(tmp_path / "data")],
+                       check=True, cwd=ROOT, capture_output=True)
+        server = ServerProcess(tmp_path / "data", "--port", str(port))
+        # the upgrade is refused (401); the page finds out why over HTTP and stops retrying
+        await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "closed", timeout=20_000)
+        await expect(alice.page.locator("#conn")).to_contain_text("token")
+        alice.assert_clean()
+    finally:
+        server.stop()

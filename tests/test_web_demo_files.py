@@ -269,3 +269,16 @@ async def test_open_file_deleted_by_someone_else_can_be_restored(browser: Browse
     with api(demo_server) as c:
         assert c.get("/files/notes/todo.md").text == TODO + "keep me\n"
     alice.assert_clean()
+
+
+async def test_revoked_token_disconnects_for_good(browser: Browser, demo_server: ServerProcess) -> None:
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "open")
+    with httpx.Client(base_url=demo_server.url, headers={"Authorization": f"Bearer {demo_server.admin}"}) as c:
+        demo_link = next(t for t in c.get("/api/tokens").json()["tokens"] if t["name"] == "demo-link")
+        c.delete(f"/api/tokens/{demo_link['id']}").raise_for_status()
+    await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "closed")
+    await expect(alice.page.locator("#conn")).to_contain_text("revoked")
+    await expect(alice.page.locator("#retry-btn")).to_be_visible()
+    await alice.shot("21-revoked")
+    alice.assert_clean()

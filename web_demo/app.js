@@ -291,11 +291,7 @@ class App {
     if (!ok) return;
     const open = this.fileView.path;
     await this.asMine({ [path]: null }, () => this.client.remove(path, { recursive: isDir }));
-    if (open && isUnder(open, path)) {
-      this.fileView.deleted = false;
-      this.fileView.baseDoc = this.fileView.view?.state.doc ?? null; // we asked for it: close without asking again
-      await this.fileView.close();
-    }
+    if (open && isUnder(open, path)) await this.fileView.close({ ask: false }); // the user just confirmed
     toast(`Deleted ${path}`, "ok", 2500);
   }
 
@@ -389,7 +385,7 @@ class App {
       }
     });
     window.addEventListener("beforeunload", (ev) => {
-      if (this.fileView.isDirty()) { ev.preventDefault(); ev.returnValue = ""; }
+      if (this.fileView.isDirty() && !this.leaving) { ev.preventDefault(); ev.returnValue = ""; }
     });
     this.bindDrop();
   }
@@ -453,7 +449,7 @@ class App {
         select.value = this.client.workspace;
         return;
       }
-      this.fileView.baseDoc = this.fileView.view?.state.doc ?? null;
+      this.leaving = true; // already confirmed: no second "leave page?" prompt
       const url = new URL(location.href);
       url.searchParams.set("ws", name);
       url.hash = "";

@@ -32,8 +32,9 @@ export function decodeText(bytes) {
 const setPeerCursors = StateEffect.define();
 
 class CaretWidget extends WidgetType {
-  constructor(name, color) { super(); this.name = name; this.color = color; }
-  eq(other) { return other.name === this.name && other.color === this.color; }
+  // `stamp` changes on every move, so the name label is shown afresh (it fades after a while)
+  constructor(name, color, stamp) { super(); this.name = name; this.color = color; this.stamp = stamp; }
+  eq(other) { return other.name === this.name && other.color === this.color && other.stamp === this.stamp; }
   toDOM() {
     return el("span", { class: "remote-caret", style: { borderColor: this.color }, "aria-hidden": "true" },
       el("span", { class: "remote-caret-label", style: { background: this.color } }, this.name));
@@ -62,7 +63,8 @@ function peerDecorations(peers, docLength) {
       ranges.push(Decoration.mark({ attributes: { style: `background-color: ${withAlpha(color, 0.25)}` } })
         .range(Math.min(anchor, head), Math.max(anchor, head)));
     }
-    ranges.push(Decoration.widget({ widget: new CaretWidget(p.name || "?", color), side: 1 }).range(head));
+    const stamp = `${anchor}:${head}`;
+    ranges.push(Decoration.widget({ widget: new CaretWidget(p.name || "?", color, stamp), side: 1 }).range(head));
   }
   return Decoration.set(ranges, true);
 }
@@ -177,9 +179,9 @@ export class FileView {
     this._objectUrl = null;
   }
 
-  /** Close the open file (asks first when there are unsaved edits). */
-  async close() {
-    if (this.isDirty()) {
+  /** Close the open file (asks first when there are unsaved edits, unless `ask` is false). */
+  async close({ ask = true } = {}) {
+    if (ask && this.isDirty()) {
       const ok = await confirmDialog("Discard unsaved changes?", `Close ${this.path} and lose your changes?`,
         { okLabel: "Discard", danger: true });
       if (!ok) return;

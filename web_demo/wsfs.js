@@ -254,9 +254,7 @@ export class Wsfs extends EventTarget {
     globalThis.removeEventListener?.("online", this._onOnline);
     globalThis.removeEventListener?.("offline", this._onOffline);
     clearTimeout(this._timer);
-    const ws = this._ws;
     this._dropSocket(new WsfsError("ECLOSED", "client closed"));
-    if (ws) ws.close(1000);
     this._setState("closed", { reason: "closed" });
   }
 
@@ -286,11 +284,14 @@ export class Wsfs extends EventTarget {
     };
     ws.onclose = (ev) => {
       if (ws !== this._ws) return;
+      const opened = !!this.hello;
       this._dropSocket(new WsfsError("ECONNRESET", `connection closed (${ev.code})`));
       const fatal = FATAL_CLOSE.get(ev.code);
       if (fatal) {
         this._want = false;
         this._setState("closed", { reason: fatal, code: ev.code });
+      } else if (this._want && !opened && this._attempt >= 2) {
+        this._probeThenReconnect(ev.code);
       } else if (this._want) {
         this._scheduleReconnect(ev.code);
       }
@@ -303,7 +304,7 @@ export class Wsfs extends EventTarget {
     this._pinger = null;
     if (this._ws) {
       this._ws.onopen = this._ws.onmessage = this._ws.onclose = this._ws.onerror = null;
-      if (this._ws.readyState <= 1) this._ws.close();
+      if (this._ws.readyState <= 1) this._ws.close(1000);
     }
     this._ws = null;
     this.hello = null;
@@ -314,6 +315,25 @@ export class Wsfs extends EventTarget {
       this.peers.clear();
       this._emit("presence", { op: "sync", peers: this.peers });
     }
+  }
+
+  /**
+   * The upgrade keeps failing: a refused upgrade (401/403/404) looks like a
+   * network error to a browser WebSocket, so ask over HTTP whether retrying
+   * can ever work (token revoked, workspace gone) before trying again.
+   */
+  async _probeThenReconnect(code) {
+    this._setState("reconnecting", { attempt: this._attempt, code });
+    try {
+      await this.info();
+    } catch (err) {
+      if (err instanceof WsfsError && [401, 403, 404].includes(err.status)) {
+        this._want = false;
+        this._setState("closed", { reason: err.message, code: err.status });
+        return;
+      }
+    }
+    if (this._want && !this._ws) this._scheduleReconnect(code);
   }
 
   _scheduleReconnect(code) {
