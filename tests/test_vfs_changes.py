@@ -510,3 +510,32 @@ def test_retention_policy_is_configurable(tmp_path):
         kept = [v.rev for v in ws.history("/v")]
         assert set(revs[-3:]) <= set(kept) and len(kept) <= 4, kept
         assert ws.read_file("/v", rev=revs[-3]) == b"7"
+
+
+def test_concurrent_writers_on_one_file_get_distinct_revisions(tmp_path):
+    """One Workspace object per thread on the same file: every commit gets its own revision."""
+    import threading
+
+    path = str(tmp_path / "shared.db")
+    vfs.Workspace(path).close()
+    revs: dict[str, list[int]] = {}
+    errors: list[BaseException] = []
+
+    def writer(name: str) -> None:
+        try:
+            with vfs.Workspace(path) as ws:
+                revs[name] = [ws.write_file(f"/{name}-{i}", b"%d" % i).rev for i in range(150)]
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=writer, args=(n,)) for n in ("x", "y", "z")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    every = [r for rs in revs.values() for r in rs]
+    assert len(every) == len(set(every)) == 450
+    with vfs.Workspace(path) as ws:
+        assert ws.rev == max(every)
+        assert len([e for e in ws.changes() if e.kind == "file"]) == 450
