@@ -192,6 +192,10 @@ async def test_workspace_picker_admin_creates_and_read_token_cannot_write(browse
     with httpx.Client(base_url=demo_server.url, headers={"Authorization": f"Bearer {demo_server.admin}"}) as c:
         assert [w["name"] for w in c.get("/api/workspaces").json()["workspaces"]] == ["demo", "team"]
         reader = c.post("/api/tokens", json={"workspace": "demo", "scope": "read", "name": "viewer"}).json()["token"]
+        # the workspace is deleted under the admin's page: it says so and stops
+        c.delete("/api/workspaces/team").raise_for_status()
+    await expect(admin.page.locator("#conn")).to_have_attribute("data-state", "closed")
+    await expect(admin.page.locator("#conn")).to_contain_text("deleted")
     # a read token: sees the files live, cannot change them
     viewer = await User.open(browser, f"{demo_server.url}/?token={reader}", "Viewer")
     await expect(viewer.page.locator("#workspace-select option")).to_have_text(["demo"])

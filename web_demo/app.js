@@ -112,7 +112,8 @@ class App {
   onCaughtUp() {
     this.caughtUp = true;
     this.tree.update();
-    this.feed.seed(this.model);
+    if (!this.seeded) this.feed.seed(this.model); // not again after a resync
+    this.seeded = true;
     if (this.fileView.path) this.fileView.reconcile();
     else this.openFromHash();
     document.body.dataset.ready = "true"; // the first snapshot is shown (tests wait for this)
@@ -142,8 +143,10 @@ class App {
    * then with the content id the server returned.
    */
   markMine(path, hash, pending = false) {
+    const now = Date.now();
+    for (const [p, m] of this.mine) if (now - m.at > MINE_MS) this.mine.delete(p);
     if (hash === undefined) this.mine.delete(path); // the write failed
-    else this.mine.set(path, { hash, pending, at: Date.now() });
+    else this.mine.set(path, { hash, pending, at: now });
   }
 
   /**
