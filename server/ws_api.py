@@ -68,7 +68,8 @@ from server.state import ServerState, __version__, log
 from server.stores import WorkspaceHandle
 
 GET_BATCH = 16  # chunks read per thread hop when answering `get`
-PUT_WINDOW = 64  # chunk uploads queued to the writer before the receive loop waits
+WRITE_WINDOW = 64  # chunk uploads and pushes queued to the writer before the receive loop waits
+WRITE_BYTES = 32 * 1024 * 1024  # ... or this many bytes of them
 
 
 class _Closed(Exception):
@@ -92,7 +93,8 @@ class Session:
         self.presence_state: dict[str, Any] | None = None
         self._presence_out: dict[str, tuple[str, dict[str, Any]]] = {}
         self._presence_wake = asyncio.Event()
-        self._puts: list[asyncio.Future[Any]] = []
+        self._writes: list[asyncio.Task[Any]] = []  # queued chunk puts and pushes, in order
+        self._write_sizes: dict[asyncio.Task[Any], int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._close_requested: tuple[int, str] | None = None
         self._asgi_send = websocket._send
@@ -202,8 +204,6 @@ class Session:
             self.subs.clear()
             for task in list(self._tasks):
                 task.cancel()
-            for fut in self._puts:
-                fut.cancel()
 
     async def _receive(self) -> dict[str, Any] | None:
         try:
@@ -273,6 +273,7 @@ class Session:
             except _Closed:
                 return
             except Exception as e:  # noqa: BLE001 - every failure is answered, nothing crashes
+                await self._drain_writes()  # earlier replies first
                 await self.send_error(e, request_id)
 
     async def _dispatch(self, msg: Any) -> None:
@@ -291,7 +292,7 @@ class Session:
             if msg.id is not None:
                 await self.send_json(encode(Ok(id=msg.id)))
         elif isinstance(msg, Ping):
-            await self._drain_puts()
+            await self._drain_writes()
             await self.send_json(encode(Ok(id=msg.id)))
         else:  # a second hello
             raise ProtocolError(EPROTO, "hello was already exchanged", field="type")
@@ -323,13 +324,13 @@ class Session:
         await self.send_json(encode(Ok(id=msg.id)))
 
     async def _has(self, msg: Has) -> None:
-        await self._drain_puts()
+        await self._drain_writes()
         hashes = list(dict.fromkeys(msg.hashes))
         present = await self.handle.read(lambda ws: ws.has_objects(hashes), op="has")
         await self.send_json(encode(Ok(id=msg.id, result={"missing": [h for h in hashes if h not in present]})))
 
     async def _get(self, msg: Get) -> None:
-        await self._drain_puts()
+        await self._drain_writes()
         hashes = list(msg.hashes)
         missing: list[str] = []
         for i in range(0, len(hashes), GET_BATCH):
@@ -348,39 +349,56 @@ class Session:
         self.principal.require(self.workspace, "write")
         data = bytes(chunk.data)
         fut = self.handle.submit_write(lambda ws: ws.put_object(data, expected_hash=chunk.hash), author=None)
-        fut.add_done_callback(lambda f, h=chunk.hash: self._put_done(f, h))
-        self._puts.append(fut)
-        if len(self._puts) >= PUT_WINDOW:
-            await asyncio.wait([self._puts[0]])
-            self._puts = [f for f in self._puts if not f.done()]
-
-    def _put_done(self, fut: asyncio.Future[Any], digest: str) -> None:
-        if fut.cancelled() or fut.exception() is None or self.closed:
-            return
-        err = exception_to_error(fut.exception())  # type: ignore[arg-type]
-        err.extra["hash"] = digest
-        self._spawn(self._report(err))
-
-    async def _report(self, err: ProtocolError) -> None:
-        try:
-            await self.send_error(err)
-        except _Closed:
-            pass
-
-    async def _drain_puts(self) -> None:
-        """Wait until every chunk uploaded so far is stored (and its error, if any, reported)."""
-        if self._puts:
-            await asyncio.wait(self._puts)
-            self._puts.clear()
-            await asyncio.sleep(0)  # let error reports scheduled by the callbacks go out first
+        await self._queue_write(self._finish_put(fut, chunk.hash), len(data))
 
     async def _push(self, msg: Push) -> None:
+        """Queue the batch to the writer and go on reading: pipelined pushes commit back to back."""
         self.principal.require(self.workspace, "write")
-        await self._drain_puts()
         author = (self.presence_state or {}).get("name") or self.principal.name
         changes, base = list(msg.changes), msg.base
-        result = await self.handle.write(lambda ws: ws.apply_changes(changes, base=base), author=author, op="push")
-        await self.send_json(encode(Ok(id=msg.id, result=apply_result_to_wire(result))))
+        fut = self.handle.submit_write(lambda ws: ws.apply_changes(changes, base=base), author=author)
+        held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
+        await self._queue_write(self._finish_push(fut, msg.id), held)
+
+    async def _queue_write(self, finisher: Any, size: int) -> None:
+        """Track a queued write. Past WRITE_WINDOW writes or WRITE_BYTES bytes in flight the
+        receive loop waits (and so stops reading the socket): memory per connection stays bounded."""
+        task = self._spawn(finisher)
+        self._writes.append(task)
+        self._write_sizes[task] = size
+        task.add_done_callback(self._write_sizes.pop)
+        while len(self._writes) >= WRITE_WINDOW or sum(self._write_sizes.values()) > WRITE_BYTES:
+            await asyncio.wait([self._writes[0]])
+            self._writes = [t for t in self._writes if not t.done()]
+
+    async def _finish_put(self, fut: asyncio.Future[Any], digest: str) -> None:
+        try:
+            await fut
+        except Exception as e:  # noqa: BLE001 - reported to the client, not raised
+            err = exception_to_error(e)
+            err.extra["hash"] = digest
+            try:
+                await self.send_error(err)
+            except _Closed:
+                pass
+
+    async def _finish_push(self, fut: asyncio.Future[Any], request_id: Any) -> None:
+        try:
+            result = await fut
+            await self.send_json(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
+        except _Closed:
+            pass
+        except Exception as e:  # noqa: BLE001 - reported to the client, not raised
+            try:
+                await self.send_error(e, request_id)
+            except _Closed:
+                pass
+
+    async def _drain_writes(self) -> None:
+        """Wait until every queued write is done and its reply or error sent (frames are handled in order)."""
+        if self._writes:
+            await asyncio.wait(self._writes)
+            self._writes.clear()
 
     async def _presence(self, msg: Presence) -> None:
         if msg.op == "leave":

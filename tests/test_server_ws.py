@@ -270,3 +270,27 @@ async def test_subscribers_at_the_same_place_share_one_store_read(live_server: L
     assert reads <= 5 * 3, f"{reads} store reads for 5 commits x 20 subscribers"
     for c in subs:
         await c.close()
+
+
+async def test_pipelined_pushes_reply_in_order_and_ping_is_a_barrier(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    data = b"same content"
+    await c.conn.send(encode_chunk_frame(FRAME_PUT, h(data), data))
+    for i in range(50):
+        entry = {"path": f"/pipe/{i}", "kind": "file", "mode": 0o100644, "mtime": 1.0, "size": len(data),
+                 "hash": h(data), "chunks": [[h(data), len(data)]]}
+        await c.send({"type": "push", "id": i, "changes": [entry]})
+    await c.send({"type": "push", "id": "bad", "changes": [{"path": "/pipe/x", "kind": "file", "size": 2,
+                                                          "hash": h(b"zz"), "chunks": [[h(b"zz"), 2]]}]})
+    await c.send({"type": "ping", "id": "barrier"})
+    replies = []
+    while not replies or replies[-1].get("id") != "barrier":
+        msg = await c.recv()
+        if msg["type"] in ("ok", "error"):
+            replies.append(msg)
+    assert [r["id"] for r in replies] == list(range(50)) + ["bad", "barrier"]
+    assert all(r["type"] == "ok" and r["applied"] == [f"/pipe/{r['id']}"] for r in replies[:50])
+    assert replies[50]["type"] == "error" and replies[50]["code"] == "EMISSINGOBJECTS"
+    async with live_server.ahttp() as http:
+        assert len((await http.get("/api/workspaces/demo/ls", params={"prefix": "/pipe"})).json()["paths"]) == 50
+    await c.close()
