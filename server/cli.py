@@ -32,6 +32,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     serve.add_argument("--max-upload", type=_size, default=None, help="largest PUT body, e.g. 4G")
     serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--ws-ping-interval", type=float, default=20.0,
+                       help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
+    serve.add_argument("--ws-ping-timeout", type=float, default=20.0)
     serve.set_defaults(func=cmd_serve)
 
     token = subparsers.add_parser("token", help="create, list or revoke access tokens")
@@ -93,7 +96,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "put a TLS proxy in front", file=sys.stderr, flush=True)
     print(f"wsfs: serving {data.resolve()} on {base}", flush=True)
     print(f"wsfs: open the demo: {base}/?token={demo}", flush=True)
-    server = WsfsServer(make_config(app, log_level=args.log_level))
+    server = WsfsServer(make_config(app, log_level=args.log_level, ws_ping_interval=args.ws_ping_interval,
+                                    ws_ping_timeout=args.ws_ping_timeout))
     server.run(sockets=[sock])
     return 0
 

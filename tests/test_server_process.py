@@ -177,7 +177,8 @@ async def test_slow_subscriber_keeps_server_memory_bounded_then_converges(tmp_pa
     # not anyone subscribes (measured: same curve with no subscriber), so measure
     # after a warm-up; the subscriber is stalled throughout.
     n_warmup, n_writes, n_paths, size = 1500, 2000, 150, 16 * 1024
-    server = ServerProcess(tmp_path / "d")
+    # the stalled client answers no pings: keep uvicorn's keepalive from dropping it on a slow machine
+    server = ServerProcess(tmp_path / "d", "--ws-ping-interval", "300")
     try:
         url = server.ws_url(token=server.admin)
         slow = await WsClient.open(url, max_queue=1)  # stops reading from TCP once one frame is buffered
