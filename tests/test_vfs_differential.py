@@ -287,6 +287,30 @@ class DifferentialMachine(RuleBasedStateMachine):
         if os.path.isfile(self.real(path)):
             assert self.ws.stat(path).mtime == pytest.approx(os.stat(self.real(path)).st_mtime, abs=1e-3)
 
+    @rule(path=paths, mode=hs.sampled_from(("r+b", "ab", "wb", "xb")), offset=offsets, data=datas,
+          cut=hs.none() | hs.sampled_from((0, 3, 70_000)))
+    def open_write(self, path, mode, offset, data, cut):
+        """A file object session: seek, write, maybe truncate, close (one commit in the store)."""
+
+        def session(f) -> int:
+            if mode != "ab":
+                f.seek(offset)
+            f.write(data)
+            if cut is not None:
+                f.truncate(cut)
+            return f.tell()
+
+        def on_vfs(ws):
+            with ws.open(path, mode) as f:
+                return session(f)
+
+        def on_disk():
+            with open(self.real(path), mode) as f:
+                return session(f)
+
+        self.both(f"open({path!r}, {mode!r}) seek {offset} write <{len(data)} bytes> truncate {cut}",
+                  on_vfs, on_disk)
+
     # ---- checks
 
     @rule(path=paths)
