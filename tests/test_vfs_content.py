@@ -312,3 +312,14 @@ def test_open_write_through_hard_link_and_symlink(ws):
         f.write(b"S")
     assert ws.read_file("/b") == b"Shared"
     assert ws.lstat("/s").kind == "symlink"
+
+
+def test_file_object_truncate_can_extend(ws, tmp_path):
+    real = tmp_path / "real.bin"
+    script = [("write", b"xy"), ("truncate", 5), ("seek", 0, 2), ("tell",), ("truncate", 70_000), ("tell",)]
+    with open(real, "wb") as f:
+        want = _run_script(f, script)
+    with ws.open("/f", "wb") as f:
+        got = _run_script(f, script)
+    assert got == want
+    assert ws.read_file("/f") == real.read_bytes() == b"xy" + bytes(69_998)
