@@ -24,6 +24,7 @@ from collections.abc import Callable
 import mfusepy
 
 import vfs
+from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.notify import LinkNames, current_fuse
 from client_py.mount.spool import Spool
@@ -38,14 +39,21 @@ BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
 
 
-def fuse_op(method: Callable) -> Callable:
-    """Run under the mount lock; turn store errors into FUSE errnos."""
+def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callable:
+    """Run under the mount lock; turn store errors into FUSE errnos.
+
+    `mutates`: the operation joins the open group transaction (see group.py).
+    """
+    if method is None:
+        return functools.partial(fuse_op, mutates=mutates)
 
     @functools.wraps(method)
     def wrapper(self: WsfsOperations, *args, **kwargs):
         try:
             with self._lock:
                 try:
+                    if mutates:
+                        self.group.begin()
                     return method(self, *args, **kwargs)
                 except mfusepy.FuseOSError:
                     raise
@@ -56,6 +64,8 @@ def fuse_op(method: Callable) -> Callable:
                         raise mfusepy.FuseOSError(exc.errno) from exc
                     raise
                 finally:
+                    if mutates:
+                        self.group.after_op()
                     stale = self.links.take_pending()
         finally:
             self.links.flush(stale)
@@ -75,6 +85,7 @@ class WsfsOperations(mfusepy.Operations):
         self._lock = threading.RLock()
         self.table = OpenTable()
         self.links = LinkNames()
+        self.group = GroupCommit(self._lock)
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -88,6 +99,7 @@ class WsfsOperations(mfusepy.Operations):
         with self._lock:
             if self.ws is None:
                 self.ws = self._open_workspace()
+                self.group.start(self.ws)
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
@@ -96,6 +108,7 @@ class WsfsOperations(mfusepy.Operations):
                 return
             for node in self.table.dirty_nodes():
                 self._commit_by_ino(node)
+            self.group.stop()
             log.info("unmounted at revision %d", self.ws.rev)
             self.ws.close()
             self.ws = None
@@ -127,20 +140,20 @@ class WsfsOperations(mfusepy.Operations):
             "st_blksize": BLKSIZE,
         }
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def chmod(self, path: str, mode: int) -> int:
         self.ws.chmod(path, mode & 0o7777)
         self.links.changed(self.ws.stat(path).ino, path)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
         # FUSE hands us the inode itself: never follow a symlink here.
         self.ws.chown(path, uid, gid, follow_symlinks=False)
         self.links.changed(self.ws.lstat(path).ino, path)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
@@ -184,18 +197,18 @@ class WsfsOperations(mfusepy.Operations):
             entries.append((entry.name, {"st_mode": kinds[entry.kind], "st_ino": ino}, 0))
         return entries
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
             self.ws.mkdir(path, mode=mode & 0o7777)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def rmdir(self, path: str) -> int:
         self.ws.rmdir(path)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def unlink(self, path: str) -> int:
         st = self.ws.lstat(path) if self.links.tracking() else None
         self.ws.unlink(path)
@@ -204,7 +217,7 @@ class WsfsOperations(mfusepy.Operations):
             self.links.changed(st.ino, path)  # nlink dropped under the other names
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def symlink(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new link's path, `source` its content.
         with self._as_caller():
@@ -215,7 +228,7 @@ class WsfsOperations(mfusepy.Operations):
     def readlink(self, path: str) -> str:
         return self.ws.readlink(path)
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
         self.ws.link(source, target)
@@ -225,7 +238,7 @@ class WsfsOperations(mfusepy.Operations):
         self.links.changed(st.ino, target)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
@@ -243,7 +256,7 @@ class WsfsOperations(mfusepy.Operations):
 
     # -- open files ----------------------------------------------------------------
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
         try:
             # The kernel only asks after a negative lookup; if_match="" keeps a
@@ -298,7 +311,7 @@ class WsfsOperations(mfusepy.Operations):
         handle.node.changed()
         return written
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def truncate(self, path: str, length: int, fh: int | None = None) -> int:
         if fh is not None:
             node = self.table.get(fh).node
@@ -315,11 +328,18 @@ class WsfsOperations(mfusepy.Operations):
     @fuse_op
     def flush(self, path: str, fh: int) -> int:
         self._commit(self.table.get(fh).node, path)
+        self.group.commit()  # close(2) returns with everything it did in the store
         return 0
 
     @fuse_op
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, path)
+        self.group.commit()
+        return 0
+
+    @fuse_op
+    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
+        self.group.commit()
         return 0
 
     @fuse_op
@@ -330,6 +350,7 @@ class WsfsOperations(mfusepy.Operations):
                 self._commit(node, path)
             finally:
                 node.drop_spool()
+        self.group.commit()
         return 0
 
     def _spool(self, node: OpenNode, path: str) -> Spool:
