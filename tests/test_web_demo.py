@@ -223,6 +223,7 @@ async def test_network_drop_shows_state_and_resumes(browser: Browser, demo_serve
     await alice.open_file("/notes/todo.md")
     await alice.context.set_offline(True)
     await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "reconnecting")
+    await expect(alice.page.locator("#conn")).to_contain_text("Offline")
     with api(demo_server) as c:
         c.put("/files/notes/todo.md", content=TODO + "written while offline\n").raise_for_status()
         c.put("/files/offline.txt", content=b"x\n").raise_for_status()

@@ -284,5 +284,6 @@ async def test_revoked_token_disconnects_for_good(browser: Browser, demo_server:
     await expect(alice.page.locator("#conn")).to_have_attribute("data-state", "closed")
     await expect(alice.page.locator("#conn")).to_contain_text("revoked")
     await expect(alice.page.locator("#retry-btn")).to_be_visible()
+    await expect(alice.page.locator("#new-file-btn")).to_be_disabled()
     await alice.shot("21-revoked")
     alice.assert_clean()

@@ -69,6 +69,7 @@ class App {
   }
 
   canWrite() {
+    if (this.client.state === "closed") return false; // for good: token revoked, workspace gone
     const scope = this.client.hello?.scope ?? this.whoami.scope;
     return scope === "write" || scope === "admin";
   }
@@ -77,7 +78,7 @@ class App {
     const c = this.client;
     c.addEventListener("state", (ev) => this.onState(ev.detail));
     c.addEventListener("presence", () => this.onPresence());
-    c.addEventListener("hello", () => { this.updateToolbar(); this.fileView._updateHeader(); });
+    c.addEventListener("hello", () => { this.updateToolbar(); this.fileView.updateHeader(); });
     c.addEventListener("error", (ev) => reportError("Server", ev.detail));
     this.sub = c.subscribe({
       after: null,
@@ -131,7 +132,7 @@ class App {
           const moved = item.to + this.fileView.path.slice(item.path.length);
           this.fileView.path = moved;
           this.onOpened(moved);
-          this.fileView._updateHeader();
+          this.fileView.updateHeader();
         }
       }
     }
@@ -328,7 +329,8 @@ class App {
     const text = {
       connecting: "Connecting…",
       open: "Live",
-      reconnecting: delay ? `Reconnecting (try ${attempt})…` : "Reconnecting…",
+      reconnecting: navigator.onLine === false ? "Offline: waiting for the network"
+        : delay ? `Reconnecting (try ${attempt})…` : "Reconnecting…",
       closed: `Disconnected${reason ? `: ${reason}` : ""}`,
     }[state];
     conn.querySelector(".conn-text").textContent = text;
@@ -337,6 +339,7 @@ class App {
     if (state === "open" && this._wasOpen) toast("Reconnected: caught up with every change", "ok", 2500);
     if (state === "open") this._wasOpen = true;
     $("retry-btn").hidden = state !== "closed";
+    if (state === "closed") { this.updateToolbar(); this.fileView.updateHeader(); }
   }
 
   updateToolbar() {

@@ -105,7 +105,7 @@ export class FileView {
     this.el.download.addEventListener("click", guard("Download failed", () => this.download()));
     this.el.close.addEventListener("click", guard("Close failed", () => this.close()));
     this._renderEmpty();
-    this._updateHeader();
+    this.updateHeader();
   }
 
   // ------------------------------------------------------------ state
@@ -138,7 +138,7 @@ export class FileView {
     this.remote = null;
     this._hideBanner();
     this.el.body.replaceChildren(el("div", { class: "placeholder" }, "Loading…"));
-    this._updateHeader();
+    this.updateHeader();
     this.hooks.opened(path);
     try {
       await this._load(path, seq);
@@ -146,7 +146,7 @@ export class FileView {
       if (seq !== this._seq) return true;
       this.mode = "info";
       this.el.body.replaceChildren(el("div", { class: "placeholder error" }, `Could not open ${path}: ${err.message}`));
-      this._updateHeader();
+      this.updateHeader();
     }
     return true;
   }
@@ -194,7 +194,7 @@ export class FileView {
     this.deleted = false;
     this._hideBanner();
     this._renderEmpty();
-    this._updateHeader();
+    this.updateHeader();
     this.hooks.opened(null);
   }
 
@@ -232,7 +232,7 @@ export class FileView {
     this.el.body.replaceChildren(host);
     this.view = new EditorView({ state, parent: host });
     this._applyPeerCursors();
-    this._updateHeader();
+    this.updateHeader();
   }
 
   _showImage(path, file) {
@@ -251,7 +251,7 @@ export class FileView {
       }
     });
     this.el.body.replaceChildren(el("div", { class: "image-view" }, img, meta));
-    this._updateHeader();
+    this.updateHeader();
   }
 
   _showInfo(path, file, bytes, why) {
@@ -271,14 +271,14 @@ export class FileView {
       el("button", { class: "primary", onclick: guard("Download failed", () => this.download()) }, "Download"));
     if (bytes && bytes.length) card.append(el("pre", { class: "hexdump", "aria-label": "First bytes" }, hexdump(bytes.subarray(0, 256))));
     this.el.body.replaceChildren(card);
-    this._updateHeader();
+    this.updateHeader();
   }
 
   // ------------------------------------------------------------- editing
 
   _onUpdate(u) {
     if (u.docChanged) {
-      this._updateHeader();
+      this.updateHeader();
       // Back at the server's version with a conflict pending: nothing is lost
       // by taking the new version now.
       if (this.remote && !this.isDirty()) this.reconcile();
@@ -322,7 +322,7 @@ export class FileView {
   async _write(expected, doneMessage) {
     if (this.saving) return;
     this.saving = true;
-    this._updateHeader();
+    this.updateHeader();
     const path = this.path;
     const doc = this.merge ? this.merge.a.state.doc : this.view.state.doc;
     try {
@@ -347,7 +347,7 @@ export class FileView {
       }
     } finally {
       this.saving = false;
-      this._updateHeader();
+      this.updateHeader();
       this.reconcile();
     }
   }
@@ -375,7 +375,7 @@ export class FileView {
     this.remote = null;
     this.deleted = false;
     this._hideBanner();
-    this._updateHeader();
+    this.updateHeader();
   }
 
   // ------------------------------------------------------ live updates
@@ -411,10 +411,10 @@ export class FileView {
       this.deleted = false;
       this.remote = null;
       this._hideBanner();
-      this._updateHeader();
+      this.updateHeader();
     }
     if (entry.hash === this.baseHash) {
-      if (this.remote) { this.remote = null; this._hideBanner(); this._updateHeader(); }
+      if (this.remote) { this.remote = null; this._hideBanner(); this.updateHeader(); }
       return;
     }
     const author = this.hooks.authorOf(entry);
@@ -444,7 +444,7 @@ export class FileView {
     this.deleted = false;
     this.remote = null;
     this._hideBanner();
-    this._updateHeader();
+    this.updateHeader();
     this._notice(`Updated by ${author}`);
   }
 
@@ -461,7 +461,7 @@ export class FileView {
       this.hooks.canWrite() ? ["Restore last version", () => this._restoreLatest()] : null,
       ["Close", () => this.close()],
     ]);
-    this._updateHeader();
+    this.updateHeader();
   }
 
   async _restoreLatest() {
@@ -483,7 +483,7 @@ export class FileView {
       : [["Reload theirs", () => this.reload()], ["Overwrite with mine", () => this.overwrite(), "danger"],
          ["Compare side by side", () => this.compare(), "primary"]];
     this._showBanner(msg, buttons, "conflict");
-    this._updateHeader();
+    this.updateHeader();
   }
 
   // ----------------------------------------------------------- compare
@@ -522,7 +522,7 @@ export class FileView {
       gutter: true,
     });
     this._mergeEditable = !!left.editable;
-    this._updateHeader();
+    this.updateHeader();
   }
 
   /** Leave the side-by-side view; `keep`: copy the edited left side back into the editor. */
@@ -536,7 +536,7 @@ export class FileView {
       this.view.dom.parentElement.hidden = false;
       if (keep && this._mergeEditable) this._setText(this.view, text, { history: true });
     }
-    this._updateHeader();
+    this.updateHeader();
   }
 
   /** Preview an old version next to the current text (from the history panel). */
@@ -587,10 +587,10 @@ export class FileView {
     this.el.status.textContent = text;
     this.el.status.dataset.state = "updated";
     clearTimeout(this._noticeTimer);
-    this._noticeTimer = setTimeout(() => this._updateHeader(), 3000);
+    this._noticeTimer = setTimeout(() => this.updateHeader(), 3000);
   }
 
-  _updateHeader() {
+  updateHeader() {
     const open = !!this.path;
     this.el.path.textContent = open ? this.path : "No file open";
     this.el.actions.hidden = !open;
