@@ -362,8 +362,17 @@ class Session:
         return sub
 
     async def unsubscribe(self, sub: Subscription) -> None:
-        await self.request({"type": "unsubscribe", "sub": sub.id})
+        """Stop a subscription; events it still had queued are dropped.
+
+        The subscription is detached and its queue emptied *before* asking the
+        server, so a reader blocked on that full queue is released and can read
+        the reply.
+        """
         self._subs.pop(sub.id, None)
+        while not sub._queue.empty():
+            sub._queue.get_nowait()
+        sub._fail(ConnectionLost(f"subscription {sub.id} was unsubscribed"))
+        await self.request({"type": "unsubscribe", "sub": sub.id})
 
     async def has(self, hashes: Iterable[str]) -> list[str]:
         """The hashes the server lacks (any number; batched by the protocol limit)."""

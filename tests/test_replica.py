@@ -253,3 +253,14 @@ async def eventually_async(predicate, timeout: float = 20.0, interval: float = 0
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def test_live_start_with_a_big_local_tree(server, ws, tmp_path):
+    """Going live after pushing many files (many echo batches queued) must not stall."""
+    local = tmp_path / "rep"
+    for i in range(1500):
+        write(local / f"d{i % 7}" / f"f{i}.txt", f"file {i}")
+    async with running(make_replica(server, local, batch_max=64)):
+        assert len(await ws.ls("/")) == 1500
+        await ws.write_file("/late.txt", b"after going live")
+        await eventually(lambda: (local / "late.txt").exists())

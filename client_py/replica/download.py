@@ -118,14 +118,16 @@ class Downloader:
         for content in contents:
             content.missing.clear()
 
-    def finish(self, content: Content, mode: int, mtime: float) -> None:
+    def finish(self, content: Content, mode: int, mtime: float, *, fsync: bool = False) -> None:
         """Set mode and mtime on the finished temp file (before it is renamed into place)."""
         os.ftruncate(content.fd, content.size)
+        if fsync:
+            os.fdatasync(content.fd)
         os.fchmod(content.fd, mode & 0o7777)
         ns = int(mtime * 1e9)
         os.utime(content.fd, ns=(ns, ns))
 
-    def copy_for(self, content: Content, index: int) -> str:
+    def copy_for(self, content: Content, index: int, *, fsync: bool = False) -> str:
         """A second temp file with the same bytes (one content, several paths)."""
         name = f"{content.hash}.copy{index}"
         fd = self.tree.tmp_open(name, keep=False)
@@ -139,6 +141,8 @@ class Downloader:
             st = os.fstat(content.fd)
             os.fchmod(fd, st.st_mode & 0o7777)
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
+            if fsync:
+                os.fdatasync(fd)
         finally:
             os.close(fd)
         return name
@@ -149,11 +153,13 @@ class Downloader:
             content.fd = -1
 
 
-def write_inline(tree: LocalTree, data: bytes, h: str, mode: int, mtime: float) -> str:
+def write_inline(tree: LocalTree, data: bytes, h: str, mode: int, mtime: float, *, fsync: bool = False) -> str:
     name = f"{h}.inline"
     fd = tree.tmp_open(name, keep=False)
     try:
         os.write(fd, data)
+        if fsync:
+            os.fdatasync(fd)
         os.fchmod(fd, mode & 0o7777)
         ns = int(mtime * 1e9)
         os.utime(fd, ns=(ns, ns))

@@ -55,6 +55,7 @@ log = logging.getLogger("client_py.replica")
 
 PUSH_ENTRIES = 512  # entries per push
 PUSH_BYTES = 64 << 20  # file bytes hashed per push batch
+FSYNC_EACH_MAX = 32  # durability "auto": up to this many files per batch are fsynced one by one
 SETTLE_TIMEOUT = 30.0  # sync_once: how long to wait for the echo of its own pushes
 RETRYABLE = (ConnectionLost, ServerUnreachable)
 
@@ -149,8 +150,12 @@ class Replica:
     Options: `ignore` (gitignore-style patterns, added to `.wsfsignore`),
     `host` (name used in conflict copies), `inline_max` (small files come
     inside change messages), `reconcile_interval` (seconds between full
-    rescans in `run`), `durability` ("batch": one syncfs per batch before the
-    state records it; "none"), `on_progress(summary)` called after each batch.
+    rescans in `run`), `durability` (when written files reach the disk before
+    the state records them: "auto" fsyncs each file of a small batch and
+    syncfs()s once after a big one, "file" always fsyncs each file, "batch"
+    always syncfs()s, "none" leaves it to the kernel, as rsync does; a killed
+    process never leaves a partial file whatever the mode), `on_progress(summary)`
+    called after each batch.
     """
 
     def __init__(
@@ -165,7 +170,7 @@ class Replica:
         inline_max: int = 64 * 1024,
         batch_max: int = 256,
         reconcile_interval: float = 30.0,
-        durability: str = "batch",
+        durability: str = "auto",
         backoff: Backoff | None = None,
         on_progress: Callable[[SyncSummary], None] | None = None,
     ):
@@ -176,7 +181,10 @@ class Replica:
         self.inline_max = inline_max
         self.batch_max = batch_max
         self.reconcile_interval = reconcile_interval
+        if durability not in ("auto", "file", "batch", "none"):
+            raise ValueError(f"durability must be auto, file, batch or none, not {durability!r}")
         self.durability = durability
+        self._fsync_each = False
         self.on_progress = on_progress
         self.backoff = backoff or Backoff(base=0.2, cap=5.0, retries=None)
         self.client = Client(self.url, token, backoff=Backoff(base=0.1, cap=1.0, retries=2))
@@ -269,12 +277,22 @@ class Replica:
         self._sub_cursor = self._sub.start
         self.connected.set()
 
-    async def _subscribe(self, after: str | None) -> Subscription:
+    async def _subscribe(self, after: str | None, *, inline: bool = False) -> Subscription:
+        """Catch-up subscribes without inlining: chunk bytes in binary frames cost less than base64
+        in JSON; live subscriptions inline small files to save the `get` round trip."""
         assert self._stream is not None
         return await self._stream.subscribe(
-            after=after, ignore=self.rules.wire_patterns(), inline_max=self.inline_max,
+            after=after, ignore=self.rules.wire_patterns(), inline_max=self.inline_max if inline else 0,
             batch_max=self.batch_max, queue_size=4,
         )
+
+    async def _go_live(self) -> None:
+        """Switch the caught-up subscription to one that inlines small files."""
+        assert self._stream is not None and self._sub is not None
+        if not self.inline_max:
+            return
+        await self._stream.unsubscribe(self._sub)
+        self._sub = await self._subscribe(self._sub_cursor, inline=True)
 
     async def _disconnect(self) -> None:
         self.connected.clear()
@@ -313,6 +331,7 @@ class Replica:
                     await self._catch_up()
                     self._pending.clear()
                     await self._push(self._scan("/"))
+                    await self._go_live()
                     self.ready.set()
                     delays = self.backoff.delays()
                     await self._live()
@@ -409,6 +428,9 @@ class Replica:
             if change.kind == "file" and isinstance(contents.get(change.hash or ""), Content):
                 if contents.get(change.path) != "adopt":
                     self._users[change.hash] = self._users.get(change.hash, 0) + 1  # type: ignore[index]
+        files = sum(1 for c, _ in todo if c.kind == "file")
+        self._fsync_each = self.durability == "file" or (self.durability == "auto" and files <= FSYNC_EACH_MAX)
+        sync_after = files and (self.durability == "batch" or (self.durability == "auto" and not self._fsync_each))
         self.state.begin()
         try:
             if self._snapshot:
@@ -422,7 +444,7 @@ class Replica:
                     self._refuse(change.path, f"a parent is not a directory here ({e.filename})")
             if cursor is not None:
                 self.state.set_meta("watermark", cursor)
-            if self.durability == "batch" and todo:
+            if sync_after:
                 self.tree.syncfs()
             self.state.commit()
         except BaseException:
@@ -545,17 +567,18 @@ class Replica:
                 os.utime(ffd, ns=(ns, ns))
                 return os.fstat(ffd)
         if change.size == 0 or change.hash is None:
-            name = write_inline(self.tree, b"", "empty", change.mode, change.mtime)
+            name = write_inline(self.tree, b"", "empty", change.mode, change.mtime, fsync=self._fsync_each)
             return self.tree.install(name, path)
         source = contents[change.hash]
         if isinstance(source, tuple):  # inline
-            name = write_inline(self.tree, source[1], change.hash, change.mode, change.mtime)
+            name = write_inline(self.tree, source[1], change.hash, change.mode, change.mtime, fsync=self._fsync_each)
             return self.tree.install(name, path)
         content: Content = source
-        self.downloader.finish(content, change.mode, change.mtime)
+        self.downloader.finish(content, change.mode, change.mtime, fsync=self._fsync_each)
         self._users[change.hash] -= 1
         if self._users[change.hash] > 0:  # another path of this batch needs the same bytes
-            return self.tree.install(self.downloader.copy_for(content, self._users[change.hash]), path)
+            copy = self.downloader.copy_for(content, self._users[change.hash], fsync=self._fsync_each)
+            return self.tree.install(copy, path)
         return self.tree.install(content.tmp_name, path)
 
     def _record(self, change: Change, st: os.stat_result) -> None:
