@@ -164,6 +164,14 @@ async def test_token_is_kept_out_of_the_address_bar(browser: Browser, demo_serve
     assert await alice.page.evaluate("() => sessionStorage.getItem('wsfs.token')") == demo_server.demo_token
     await alice.page.reload()
     await alice.wait_ready()
+    # the Invite link brings a second person in (and is where the token shows, on purpose)
+    await alice.page.locator("#invite-btn").click()
+    link = await alice.page.locator("#dialog-input").input_value()
+    assert link == f"{demo_server.url}/?token={demo_server.demo_token}&ws=demo"
+    await alice.page.locator("#dialog-cancel").click()
+    bob = await User.open(browser, link, "Bob")
+    await expect(bob.page.locator('#people .person[data-name="Alice"]')).to_be_visible()
+    bob.assert_clean()
     # a wrong token lands on the login form, which takes a good one
     eve = await User.open(browser, f"{demo_server.url}/?token=wsfs_wrong", "Eve", wait_ready=False)
     eve.allow_console(r"status of 401")
@@ -181,6 +189,7 @@ async def test_token_is_kept_out_of_the_address_bar(browser: Browser, demo_serve
 async def test_workspace_picker_admin_creates_and_read_token_cannot_write(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
     admin = await User.open(browser, f"{demo_server.url}/?token={demo_server.admin}", "Admin")
+    await expect(admin.page.locator("#invite-btn")).to_be_hidden()  # never put an admin token in a link
     picker = admin.page.locator("#workspace-select")
     await expect(picker.locator("option")).to_have_text(["demo", "+ New workspace…"])
     await picker.select_option(label="+ New workspace…")

@@ -222,6 +222,22 @@ class App {
     }
   }
 
+  /** Show (and copy) the link that brings someone else into this workspace. */
+  async invite() {
+    const url = new URL(location.origin + location.pathname);
+    url.searchParams.set("token", this.client.token);
+    url.searchParams.set("ws", this.client.workspace);
+    const copy = await promptDialog("Invite someone", "Link (it carries the access token: share it only with people you trust)",
+      url.toString(), { okLabel: "Copy link" });
+    if (!copy) return;
+    try {
+      await navigator.clipboard.writeText(copy);
+      toast("Link copied", "ok", 2500);
+    } catch {
+      toast("Copy it from the field: the clipboard is not available here", "info", 4000);
+    }
+  }
+
   async editName() {
     const name = await promptDialog("Your name", "Name shown to the others", this.identity.name, { okLabel: "Save" });
     if (!name) return;
@@ -365,6 +381,9 @@ class App {
       await this.upload(files, this.targetDir());
     }));
     $("retry-btn").addEventListener("click", () => location.reload());
+    // Only a workspace token is shared this way: an admin token must not end up in a link.
+    $("invite-btn").hidden = this.whoami.kind !== "workspace";
+    $("invite-btn").addEventListener("click", guard("Invite", () => this.invite()));
     const toggle = $("toggle-sidebar");
     const setSidebar = (open) => {
       document.body.classList.toggle("sidebar-open", open);

@@ -201,7 +201,8 @@ export class FileView {
   _renderEmpty() {
     this.el.body.replaceChildren(el("div", { class: "placeholder" },
       el("p", { class: "big" }, "Open a file from the tree."),
-      el("p", {}, "Everyone here sees changes live. Save with Ctrl+S (⌘S); if someone saved first, you choose what wins.")));
+      el("p", {}, "Everyone here sees changes live. Save with Ctrl+S (⌘S); if someone saved first, you choose what wins."),
+      el("p", { class: "muted" }, "Try it: open this page in a second window (Invite gives the link) and edit the same file.")));
   }
 
   _extensions(path, { readOnly = false } = {}) {
