@@ -4,7 +4,7 @@
 import { Wsfs, WsfsError, joinPath, dirname, basename } from "./wsfs.js";
 import { TreeModel, TreeView } from "./tree.js";
 import { FileView } from "./fileview.js";
-import { Feed, describeRevision } from "./feed.js";
+import { Feed, describeRevision, groupByRev } from "./feed.js";
 import { People, loadIdentity, saveIdentity, COLORS } from "./people.js";
 import { HistoryPanel } from "./history.js";
 import { $, el, toast, guard, reportError, promptDialog, confirmDialog, saveBlob } from "./ui.js";
@@ -124,9 +124,7 @@ class App {
   followRenames(changes) {
     const open = this.fileView.path;
     if (!open) return;
-    const byRev = new Map();
-    for (const ch of changes) (byRev.get(ch.entry.rev) || byRev.set(ch.entry.rev, []).get(ch.entry.rev)).push(ch);
-    for (const group of byRev.values()) {
+    for (const group of groupByRev(changes)) {
       for (const item of describeRevision(group)) {
         if (item.verb === "renamed" && isUnder(this.fileView.path, item.path)) {
           const moved = item.to + this.fileView.path.slice(item.path.length);

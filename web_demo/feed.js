@@ -10,6 +10,17 @@ const MAX_PER_REV = 6;
 const depth = (p) => p.split("/").length;
 const under = (p, root) => p === root || p.startsWith(root === "/" ? "/" : root + "/");
 
+/** Tree changes grouped by revision, oldest first: [[change, ...], ...]. */
+export function groupByRev(changes) {
+  const byRev = new Map();
+  for (const c of changes) {
+    const rev = c.entry.rev;
+    if (!byRev.has(rev)) byRev.set(rev, []);
+    byRev.get(rev).push(c);
+  }
+  return [...byRev].sort((a, b) => a[0] - b[0]).map(([, group]) => group);
+}
+
 /** Feed items for one revision's tree changes ([{path, action, entry, old}]). */
 export function describeRevision(changes) {
   const deleted = changes.filter((c) => c.action === "deleted");
@@ -71,14 +82,8 @@ export class Feed {
 
   /** Add one live batch of tree changes. */
   add(changes) {
-    const byRev = new Map();
-    for (const c of changes) {
-      const rev = c.entry.rev;
-      if (!byRev.has(rev)) byRev.set(rev, []);
-      byRev.get(rev).push(c);
-    }
     const now = Date.now() / 1000;
-    for (const [, group] of [...byRev].sort((a, b) => a[0] - b[0])) {
+    for (const group of groupByRev(changes)) {
       for (const item of describeRevision(group)) this._push(item, now);
     }
     this.render();
