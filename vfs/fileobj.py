@@ -136,8 +136,17 @@ class SpooledWriter(io.BufferedIOBase):
         return self._spool.tell()
 
     def truncate(self, size: int | None = None) -> int:
+        """Shrink or zero-extend, as ftruncate(2) (BytesIO alone would not extend)."""
         self._dirty = True
-        return self._spool.truncate(self._spool.tell() if size is None else size)
+        position = self._spool.tell()
+        size = position if size is None else size
+        end = self._spool.seek(0, io.SEEK_END)
+        if size > end:
+            self._spool.write(bytes(size - end))
+        else:
+            self._spool.truncate(size)
+        self._spool.seek(position)
+        return size
 
     def flush(self) -> None:
         """Commit the spool as the file's new content (one transaction)."""
