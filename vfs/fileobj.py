@@ -141,9 +141,10 @@ class SpooledWriter(io.BufferedIOBase):
         position = self._spool.tell()
         size = position if size is None else size
         end = self._spool.seek(0, io.SEEK_END)
-        if size > end:
-            self._spool.write(bytes(size - end))
-        else:
+        zeros = bytes(min(size - end, 1 << 20)) if size > end else b""
+        while end < size:  # in 1 MiB steps: `truncate -s 10G` must not allocate 10 GiB
+            end += self._spool.write(zeros[: size - end])
+        if not zeros:
             self._spool.truncate(size)
         self._spool.seek(position)
         return size
