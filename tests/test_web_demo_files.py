@@ -296,3 +296,29 @@ async def test_revoked_token_disconnects_for_good(browser: Browser, demo_server:
     await expect(alice.page.locator("#new-file-btn")).to_be_disabled()
     await alice.shot("21-revoked")
     alice.assert_clean()
+
+
+async def test_search_names_and_text(browser: Browser, demo_server: ServerProcess) -> None:
+    seed(demo_server)
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    search = alice.page.locator("#search")
+    await search.fill("TEST")
+    results = alice.page.locator("#search-results")
+    await expect(results).to_be_visible()
+    await expect(alice.page.locator("#tree")).to_be_hidden()
+    line = results.locator("button.result.line", has_text="test it")
+    await expect(line).to_have_attribute("title", "/notes/todo.md:4")
+    await alice.shot("22-search")
+    await line.click()
+    await expect(alice.page.locator("#file-path")).to_have_text("/notes/todo.md")
+    selected = await alice.page.evaluate("""() => {
+        const s = window.wsfsDemo.fileView.view.state;
+        return s.sliceDoc(s.selection.main.from, s.selection.main.to);
+    }""")
+    assert selected == "- test it"
+    # names match from the live tree; Escape goes back to the tree
+    await search.fill("logo")
+    await expect(results.locator("button.result", has_text="/img/logo.png")).to_be_visible()
+    await search.press("Escape")
+    await expect(alice.page.locator("#tree")).to_be_visible()
+    alice.assert_clean()

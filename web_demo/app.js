@@ -7,6 +7,7 @@ import { FileView } from "./fileview.js";
 import { Feed, describeRevision, groupByRev } from "./feed.js";
 import { People, loadIdentity, saveIdentity, COLORS } from "./people.js";
 import { HistoryPanel } from "./history.js";
+import { SearchPanel } from "./search.js";
 import { $, el, toast, guard, reportError, promptDialog, confirmDialog, saveBlob } from "./ui.js";
 
 const TOKEN_KEY = "wsfs.token";
@@ -66,6 +67,9 @@ class App {
       editName: guard("Rename failed", () => this.editName()),
     });
     this.history = new HistoryPanel($("history-section"), $("history"), client, this.fileView, $("history-btn"));
+    this.search = new SearchPanel($("search"), $("search-results"), $("tree"), {
+      client, model: this.model, open: (p, line) => this.openFile(p, line),
+    });
   }
 
   canWrite() {
@@ -247,8 +251,13 @@ class App {
 
   // ----------------------------------------------------------- actions
 
-  openFile(path) {
-    return this.fileView.open(path).catch((e) => reportError(`Could not open ${path}`, e));
+  /** Open a file (and, from a search result, go to a line). */
+  async openFile(path, line) {
+    try {
+      if (await this.fileView.open(path) && line) this.fileView.goToLine(line);
+    } catch (err) {
+      reportError(`Could not open ${path}`, err);
+    }
   }
 
   openFromHash() {

@@ -559,6 +559,14 @@ export class FileView {
     ], "info");
   }
 
+  /** Select line `n` (1-based) of the open text and bring it into view. */
+  goToLine(n) {
+    if (this.mode !== "text" || !this.view) return;
+    const line = this.view.state.doc.line(Math.max(1, Math.min(n, this.view.state.doc.lines)));
+    this.view.dispatch({ selection: { anchor: line.from, head: line.to }, scrollIntoView: true });
+    this.view.focus();
+  }
+
   // ----------------------------------------------------------- presence
 
   /** Peers that have this file open: chips in the header, carets in the editor. */

@@ -232,6 +232,15 @@ export class Wsfs extends EventTarget {
   async history(path) {
     return (await this._json(`${this.apiBase}/history/${encodePath(path)}`)).versions;
   }
+  /** Lines containing `pattern` in text files: [{path, line_number, line, context}]. */
+  async grep(pattern, { path, regex = false, ignoreCase = false, include, context, limit } = {}) {
+    const query = { pattern, path, regex, ignore_case: ignoreCase, include, context, limit };
+    return (await this._json(`${this.apiBase}/grep`, { query })).matches;
+  }
+  /** Paths below `path` whose relative path matches the glob `pattern`. */
+  async find({ path, pattern, kind, limit } = {}) {
+    return (await this._json(`${this.apiBase}/find`, { query: { path, pattern, kind, limit } })).paths;
+  }
   /** One page of the change log over HTTP: {entries, cursor, more}. */
   changes({ after, prefix, limit } = {}) {
     return this._json(`${this.apiBase}/changes`, { query: { after, prefix, limit } });
