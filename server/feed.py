@@ -84,6 +84,63 @@ def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cu
     return Page(len(entries), cursor, more, max((c.rev for c in entries), default=0), orjson.dumps(wire))
 
 
+DELTA_LIMIT = 256  # entries of one commit the writer hands over (bigger commits: read the store)
+DELTA_INLINE = 64 * 1024  # largest file whose content the writer hands over
+DELTA_BUDGET = 1024 * 1024  # total content it hands over per commit
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """What one commit changed, read by the writer thread right after committing.
+
+    It answers "the page after Cursor(rev - 1)" for any filter without a store
+    read: the common case of live subscribers that were caught up.
+    """
+
+    after: vfs.Cursor
+    cursor: vfs.Cursor
+    entries: list[vfs.Change]
+    data: dict[str, bytes]
+    inline_upto: int  # every file entry of at most this size has its content in `data` (-1: none)
+
+
+def read_delta(ws: vfs.Workspace, rev: int, inline_max: int) -> Delta | None:
+    """Runs in the writer thread inside the commit's operation (the connection is free again)."""
+    after = vfs.Cursor(rev - 1)
+    page = ws.changes_page(after, limit=DELTA_LIMIT)
+    if page.more or page.cursor != vfs.Cursor(rev):
+        return None  # too big, or another writer committed meanwhile
+    upto = min(inline_max, DELTA_INLINE)
+    small = [c for c in page.entries if c.kind == "file" and c.size <= upto]
+    data: dict[str, bytes] = {}
+    if sum(c.size for c in small) > DELTA_BUDGET:
+        upto, small = -1, []
+    for c in small:
+        blobs = dict(ws.read_objects(list(dict.fromkeys(h for h, _ in c.chunks))))
+        if not all(h in blobs for h, _ in c.chunks):
+            return None
+        data[c.path] = b"".join(blobs[h] for h, _ in c.chunks)
+    return Delta(after, page.cursor, page.entries, data, upto)
+
+
+def page_from_delta(delta: Delta, spec: PageSpec, filt: PathFilter, authors: dict[int, str]) -> Page | None:
+    """The page `read_page` would return after `delta.after`, or None if the delta cannot tell."""
+    entries = [c for c in delta.entries if filt(c.path)]
+    if len(entries) > spec.limit:
+        return None
+    budget = INLINE_BUDGET
+    wire = []
+    for c in entries:
+        data = None
+        if spec.inline_max and c.kind == "file" and c.size <= spec.inline_max and c.size <= budget:
+            if c.size > delta.inline_upto:
+                return None  # content not carried: read the store
+            data = delta.data[c.path]
+            budget -= c.size
+        wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
+    return Page(len(entries), delta.cursor, False, max((c.rev for c in entries), default=0), orjson.dumps(wire))
+
+
 class Feed:
     """The page cache of one workspace (lives on its handle; used from the event loop only)."""
 
@@ -91,8 +148,16 @@ class Feed:
         self.handle = handle
         self._pages: OrderedDict[tuple[PageSpec, vfs.Cursor], asyncio.Future[Page]] = OrderedDict()
         self._bytes = 0
+        self._deltas: OrderedDict[vfs.Cursor, Delta] = OrderedDict()
         self.reads = 0  # store reads made (for tests and metrics)
         self.hits = 0
+        self.delta_pages = 0  # pages built from a commit's delta, without a store read
+
+    def prime(self, delta: Delta) -> None:
+        """Remember what the latest commit changed (called on the loop before subscribers wake)."""
+        self._deltas[delta.after] = delta
+        while len(self._deltas) > 8:
+            self._deltas.popitem(last=False)
 
     async def page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
         """The page after `after` for `spec`: shared with every concurrent or recent equal request."""
@@ -101,15 +166,20 @@ class Feed:
         if fut is not None and fut.done() and not self._fresh(fut):
             fut = None  # a final page older than the last commit would not move the reader on
         if fut is None:
+            delta = self._deltas.get(after)
+            page = page_from_delta(delta, spec, filt, self.handle.authors) if delta is not None else None
+            if page is not None:
+                self.delta_pages += 1
+                done = asyncio.get_running_loop().create_future()
+                done.set_result(page)
+                self._store(key, done)
+                self._bytes += len(page.entries_json)
+                return page
             self.reads += 1
             # A task of its own, not the caller's: cancelling one waiting subscription
             # must not cancel the read the others are waiting for.
             fut = asyncio.ensure_future(self._load(key, filt))
-            old = self._pages.pop(key, None)
-            if old is not None and old.done() and not old.cancelled() and old.exception() is None:
-                self._bytes -= len(old.result().entries_json)
-            self._pages[key] = fut
-            self._evict()
+            self._store(key, fut)
         else:
             self.hits += 1
             self._pages.move_to_end(key)
@@ -117,11 +187,19 @@ class Feed:
                 return fut.result()
         return await asyncio.shield(fut)
 
+    def _store(self, key: tuple[PageSpec, vfs.Cursor], fut: asyncio.Future[Page]) -> None:
+        old = self._pages.pop(key, None)
+        if old is not None and old.done() and not old.cancelled() and old.exception() is None:
+            self._bytes -= len(old.result().entries_json)
+        self._pages[key] = fut
+        self._evict()
+
     def _fresh(self, fut: asyncio.Future[Page]) -> bool:
+        """Reusable: it moves its reader on, or nothing was committed since it was read."""
         if fut.cancelled() or fut.exception() is not None:
             return False
         page = fut.result()
-        return page.more or page.cursor.rev >= self.handle.head()
+        return page.more or page.count > 0 or page.cursor.rev >= self.handle.head()
 
     async def _load(self, key: tuple[PageSpec, vfs.Cursor], filt: PathFilter) -> Page:
         spec, after = key

@@ -25,7 +25,6 @@ import vfs
 from vfs.protocol import (
     EBADMSG,
     EMSGSIZE,
-    EPRECONDITION,
     ERANGE,
     ESHUTDOWN,
     SUPPORTED_VERSIONS,
@@ -48,7 +47,6 @@ from vfs.protocol import (
     valid_workspace_name,
     version_to_wire,
     MAX_CHUNK_PAYLOAD,
-    MAX_HASHES,
     MAX_PUSH_ENTRIES,
 )
 
@@ -691,8 +689,6 @@ async def gc_route(request: Request, st: ServerState, p: Principal) -> Response:
         stats = await h.write(lambda ws: ws.gc(), op="gc")
     return json_response(gcstats_to_wire(stats))
 
-
-_ = (MAX_HASHES, EPRECONDITION)  # re-exported limits are documented in protocol.md
 
 W = "/api/workspaces/{ws}"
 

@@ -36,7 +36,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 import vfs
 from vfs.protocol import ProtocolError, valid_workspace_name
 
-from server.feed import Feed
+from server.feed import Delta, Feed, read_delta
 from server.hub import LocalHub
 from server.metrics import Metrics
 
@@ -71,6 +71,10 @@ class WorkspaceHandle:
         self._all_readers: list[vfs.Workspace] = []
         self.authors: OrderedDict[int, str] = OrderedDict()
         self.feed = Feed(self)
+        # inline_max of every live subscription; read by the writer thread to decide
+        # whether (and how much content) to hand over with each commit
+        self._live: dict[Any, int] = {}
+        self.live_inline: int | None = None
         self.users = 0
         self.busy = 0
         self.last_used = time.monotonic()
@@ -95,14 +99,33 @@ class WorkspaceHandle:
         finally:
             self._author = None
 
-    def _committed(self, rev: int) -> None:  # writer thread
-        self._loop.call_soon_threadsafe(self._publish, rev, self._author)
+    def add_live(self, sub: Any, inline_max: int) -> None:
+        self._live[sub] = inline_max
+        self.live_inline = max(self._live.values())
 
-    def _publish(self, rev: int, author: str | None) -> None:  # event loop
+    def drop_live(self, sub: Any) -> None:
+        self._live.pop(sub, None)
+        self.live_inline = max(self._live.values()) if self._live else None
+
+    def _committed(self, rev: int) -> None:  # writer thread, right after COMMIT
+        # While someone subscribes, read what this commit changed now, in this thread:
+        # live subscribers then get their page without another thread hop.
+        delta = None
+        inline = self.live_inline
+        if inline is not None and self._writer_ws is not None:
+            try:
+                delta = read_delta(self._writer_ws, rev, inline)
+            except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
+                delta = None
+        self._loop.call_soon_threadsafe(self._publish, rev, self._author, delta)
+
+    def _publish(self, rev: int, author: str | None, delta: Delta | None) -> None:  # event loop
         if author:
             self.authors[rev] = author
             while len(self.authors) > _AUTHORS_KEPT:
                 self.authors.popitem(last=False)
+        if delta is not None:
+            self.feed.prime(delta)
         self._metrics.commits.inc()
         self._hub.publish_commit(self.name, rev)
 

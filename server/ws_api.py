@@ -21,7 +21,6 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import vfs
@@ -30,13 +29,11 @@ from vfs.protocol import (
     CLOSE_BAD_HELLO,
     CLOSE_GOING_AWAY,
     CLOSE_POLICY,
-    EACCES,
     EBADMSG,
     EPROTO,
     FRAME_CHUNK,
     FRAME_PUT,
     LIMITS,
-    PROTOCOL_VERSION,
     CaughtUp,
     Get,
     Has,
@@ -448,6 +445,7 @@ class Subscription:
         hub, name = s.st.hub, s.workspace
         caught_up = False
         page = first
+        s.handle.add_live(self, self.spec.inline_max)
         try:
             while not s.closed:
                 if page.count or page.cursor != self.cursor:
@@ -476,6 +474,8 @@ class Subscription:
                 await s.send_error(e, self.id)
             except _Closed:
                 pass
+        finally:
+            s.handle.drop_live(self)
 
 
 async def ws_endpoint(websocket: WebSocket) -> None:
@@ -515,5 +515,3 @@ async def going_away(st: ServerState, timeout: float = 5.0) -> None:
         timeout,
     )
 
-
-_ = (EACCES, PROTOCOL_VERSION, orjson, time)

@@ -294,3 +294,37 @@ async def test_pipelined_pushes_reply_in_order_and_ping_is_a_barrier(live_server
     async with live_server.ahttp() as http:
         assert len((await http.get("/api/workspaces/demo/ls", params={"prefix": "/pipe"})).json()["paths"]) == 50
     await c.close()
+
+
+async def test_live_pages_come_from_the_commit_delta_or_the_store_identically(live_server: LiveServer) -> None:
+    url = live_server.ws_url(token=live_server.admin)
+    small, big = b"s" * 100, bytes(range(256)) * 400  # 100 KiB: above what the writer hands over
+    specs = {"all": {}, "md": {"globs": ["**/*.md"]}, "inl": {"inline_max": 200_000}, "sub": {"prefix": "/d"}}
+    clients = {}
+    for sid, extra in specs.items():
+        c = await WsClient.open(url)
+        await c.request({"type": "subscribe", "id": sid, "after": "now", **extra})
+        await c.next_event("caught_up", sub=sid)
+        clients[sid] = c
+    feed = live_server.state.stores._handles["demo"].feed
+    reads0, deltas0 = feed.reads, feed.delta_pages
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/d/a.md?parents=1", content=small)
+        await http.put("/api/workspaces/demo/files/d/b.bin", content=big)
+        await http.put("/api/workspaces/demo/files/top.txt", content=small)
+        truth = (await http.get("/api/workspaces/demo/changes")).json()["entries"]
+    state = {e["path"]: e for e in truth}
+    expect = {"all": ["/d", "/d/a.md", "/d/b.bin", "/top.txt"], "md": ["/d/a.md"],
+              "inl": ["/d", "/d/a.md", "/d/b.bin", "/top.txt"], "sub": ["/d", "/d/a.md", "/d/b.bin"]}
+    for sid, c in clients.items():
+        got = final_states(await c.collect_changes(sid, str(max(e["rev"] for e in truth))))
+        assert sorted(got) == expect[sid], sid
+        for path, e in got.items():
+            assert e["hash"] == state[path]["hash"] and e["cursor"] == state[path]["cursor"]
+            if sid == "inl" and e["kind"] == "file":
+                assert base64.b64decode(e["data"]) == (big if path == "/d/b.bin" else small)
+            elif sid != "inl":
+                assert "data" not in e
+        await c.close()
+    assert feed.delta_pages - deltas0 >= 3  # live pages were served from the commits' deltas ...
+    assert feed.reads - reads0 >= 1  # ... except the one needing the 100 KiB content, read from the store
