@@ -322,3 +322,19 @@ async def test_search_names_and_text(browser: Browser, demo_server: ServerProces
     await search.press("Escape")
     await expect(alice.page.locator("#tree")).to_be_visible()
     alice.assert_clean()
+
+
+async def test_dark_colour_scheme(browser: Browser, demo_server: ServerProcess) -> None:
+    seed(demo_server)
+    night = await User.open(browser, demo_server.demo_url, "Night", color_scheme="dark")
+    await night.open_file("/notes/todo.md")
+    await night.type_in_editor("unsaved\n")
+    with api(demo_server) as c:
+        c.put("/files/notes/todo.md", content=TODO + "theirs\n").raise_for_status()
+    await expect(night.page.locator("#banner")).to_be_visible()
+    page_bg = await night.page.evaluate("() => getComputedStyle(document.body).backgroundColor")
+    editor_bg = await night.page.evaluate("() => getComputedStyle(document.querySelector('.cm-editor')).backgroundColor")
+    assert page_bg == "rgb(13, 17, 23)"
+    assert editor_bg == "rgb(40, 44, 52)"  # CodeMirror's one-dark theme
+    await night.shot("23-dark")
+    night.assert_clean()

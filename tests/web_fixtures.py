@@ -51,8 +51,9 @@ class User:
 
     @classmethod
     async def open(cls, browser: Browser, url: str, name: str, *, width: int = 1280, height: int = 800,
-                   wait_ready: bool = True) -> User:
-        context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+                   wait_ready: bool = True, color_scheme: str = "light") -> User:
+        context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
+                                            color_scheme=color_scheme)  # type: ignore[arg-type]
         page = await context.new_page()
         user = cls(name, context, page)
         sep = "&" if "?" in url else "?"

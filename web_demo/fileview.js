@@ -5,7 +5,7 @@
 
 import {
   EditorView, EditorState, basicSetup, keymap, languageFor, MergeView,
-  StateEffect, StateField, Decoration, WidgetType, Transaction,
+  StateEffect, StateField, Decoration, WidgetType, Transaction, oneDark,
 } from "./vendor/codemirror.js";
 import { basename } from "./wsfs.js";
 import { $, el, formatSize, formatAgo, formatTime, withAlpha, toast, reportError, guard, saveBlob, confirmDialog } from "./ui.js";
@@ -208,6 +208,7 @@ export class FileView {
   _extensions(path, { readOnly = false } = {}) {
     return [
       basicSetup,
+      matchMedia("(prefers-color-scheme: dark)").matches ? oneDark : [],
       languageFor(basename(path)),
       EditorView.contentAttributes.of({ "aria-label": `Contents of ${path}` }),
       EditorState.readOnly.of(readOnly),

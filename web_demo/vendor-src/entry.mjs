@@ -5,6 +5,7 @@ export { EditorState, EditorSelection, Compartment, StateEffect, StateField, Ran
 export { EditorView, keymap, Decoration, WidgetType, ViewPlugin } from "@codemirror/view";
 export { indentWithTab } from "@codemirror/commands";
 export { MergeView } from "@codemirror/merge";
+export { oneDark } from "@codemirror/theme-one-dark";
 
 import { javascript } from "@codemirror/lang-javascript";
 import { python } from "@codemirror/lang-python";
