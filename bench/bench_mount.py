@@ -132,7 +132,9 @@ def main() -> int:
         disk_dir, mount_dir = base / "disk", base / "mnt"
         disk_dir.mkdir()
         mount_dir.mkdir()
-        print(f"store {base / 'store.db'}  disk {disk_dir}  ({os.cpu_count()} CPUs, {args.reps} reps + 1 warm-up)")
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"store {base / 'store.db'}  disk {disk_dir}  ({os.cpu_count()} CPUs, load {load}, "
+              f"{args.reps} reps + 1 warm-up, medians)")
         with MountProcess([str(base / "store.db")], str(mount_dir), log_file=str(base / "mount.log")):
             results = measure(scenarios, mount_dir, disk_dir, args.reps)
     finally:
