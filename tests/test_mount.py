@@ -19,6 +19,7 @@ import time
 import zipfile
 from pathlib import Path
 
+import blake3
 import pytest
 
 import vfs
@@ -200,6 +201,33 @@ def test_fsync_commits_and_truncate(mnt: Path, store: Path):
     assert (mnt / "f").read_bytes() == b"xxx++"
 
 
+def test_big_file_spills_to_disk_and_round_trips(mnt: Path, store: Path):
+    piece = os.urandom(1 << 20)
+    digest = blake3.blake3()
+    with open(mnt / "big", "wb") as f:
+        for number in range(40):  # 40 MiB: past the 32 MiB in-memory spool
+            chunk = piece[number:] + piece[:number]
+            f.write(chunk)
+            digest.update(chunk)
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.stat("/big").hash == digest.hexdigest()
+    check = blake3.blake3()
+    with open(mnt / "big", "rb") as f:
+        while data := f.read(1 << 20):
+            check.update(data)
+    assert check.hexdigest() == digest.hexdigest()
+
+
+def test_unlinked_open_file_stays_readable_until_closed(mnt: Path):
+    (mnt / "doomed").write_bytes(b"still here")
+    with open(mnt / "doomed", "r+b") as f:
+        os.unlink(mnt / "doomed")
+        assert not (mnt / "doomed").exists()
+        assert f.read() == b"still here"
+        f.write(b"!")
+    assert os.listdir(mnt) == []  # libfuse's .fuse_hidden name went with the last close
+
+
 def test_concurrent_readers_and_a_writer(mnt: Path):
     """Readers never see a mix of two versions of a file replaced by rename."""
     versions = [bytes([65 + v]) * (200_000 + v) for v in range(12)]
@@ -375,3 +403,22 @@ def test_umount_command_flushes_and_exits(tmp_path: Path, store: Path):
         assert not is_mounted(str(mountpoint))
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.read_file("/x") == b"kept"
+
+
+def test_wsfs_command_mounts_in_background_and_unmounts(tmp_path: Path, store: Path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    log = tmp_path / "daemon.log"
+    out = run(sys.executable, "-m", "wsfs", "mount", str(store), str(mountpoint), "--background", "--log", str(log))
+    try:
+        assert "mounted at" in out and is_mounted(str(mountpoint))
+        (mountpoint / "hello.txt").write_text("hi")
+        assert "mounted" in log.read_text()
+    finally:
+        run(sys.executable, "-m", "wsfs", "umount", str(mountpoint))
+    deadline = time.monotonic() + 30
+    while is_mounted(str(mountpoint)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not is_mounted(str(mountpoint))
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/hello.txt") == b"hi"
