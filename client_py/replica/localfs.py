@@ -77,8 +77,10 @@ class LocalTree:
         self.root_fd = os.open(self.root, _DIR_FLAGS)
         os.makedirs(os.path.join(self.root, STATE_DIR, TMP_DIR), exist_ok=True)
         self.tmp_fd = os.open(os.path.join(self.root, STATE_DIR, TMP_DIR), _DIR_FLAGS)
+        self._dir_cache: dict[tuple[str, ...], int] | None = None
 
     def close(self) -> None:
+        self._drop_cache()
         for fd in (self.root_fd, self.tmp_fd):
             try:
                 os.close(fd)
@@ -88,33 +90,88 @@ class LocalTree:
     # -- walking --------------------------------------------------------------------
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Reuse directory fds for the duration of one batch (dropped by anything that moves or removes)."""
+        if self._dir_cache is not None:  # nested: the outer batch owns the cache
+            yield
+            return
+        self._dir_cache = {}
+        try:
+            yield
+        finally:
+            self._drop_cache()
+            self._dir_cache = None
+
+    def _drop_cache_except(self, keep: int) -> None:
+        """Forget cached directories (a subtree is about to go), but keep `keep` open: it is in use."""
+        if self._dir_cache:
+            for key, fd in list(self._dir_cache.items()):
+                if fd != keep:
+                    os.close(fd)
+                    del self._dir_cache[key]
+
+    def _drop_cache(self) -> None:
+        if self._dir_cache:
+            for fd in self._dir_cache.values():
+                os.close(fd)
+            self._dir_cache.clear()
+
+    @contextmanager
     def parent_dir(self, path: str, *, create: bool = False, dir_mode: int = 0o755) -> Iterator[tuple[int, str]]:
         """(fd of the parent directory, last name). Refuses symlinked or non-directory parents."""
         names = split_path(path)
         if not names:
             raise UnsafePath(path, "the root itself")
-        fd = os.dup(self.root_fd)
+        fd, owned = self._dir_fd(names[:-1], path, create, dir_mode)
         try:
-            for i, name in enumerate(names[:-1]):
-                try:
-                    nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except FileNotFoundError:
-                    if not create:
-                        raise
-                    os.mkdir(name, dir_mode | 0o700, dir_fd=fd)
-                    nfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
-                except (NotADirectoryError, OSError) as e:
-                    if e.errno in (errno.ELOOP, errno.ENOTDIR):
-                        st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-                        if statmod.S_ISLNK(st.st_mode):
-                            raise UnsafePath(path, f"goes through the symlink {'/' + '/'.join(names[: i + 1])}") from None
-                        raise NotADirectoryError(errno.ENOTDIR, "not a directory", "/" + "/".join(names[: i + 1])) from None
-                    raise
-                os.close(fd)
-                fd = nfd
             yield fd, names[-1]
         finally:
-            os.close(fd)
+            if owned:
+                os.close(fd)
+
+    def _dir_fd(self, names: list[str], path: str, create: bool, dir_mode: int) -> tuple[int, bool]:
+        """fd of the directory `names` below the root, and whether the caller must close it."""
+        cache = self._dir_cache
+        start, fd, owned = 0, self.root_fd, False
+        if cache:
+            for i in range(len(names), 0, -1):
+                hit = cache.get(tuple(names[:i]))
+                if hit is not None:
+                    start, fd = i, hit
+                    break
+        try:
+            for i in range(start, len(names)):
+                nfd = self._open_child_dir(fd, names, i, path, create, dir_mode)
+                if owned:
+                    os.close(fd)
+                fd, owned = nfd, True
+                if cache is not None and len(cache) < 256:
+                    cache[tuple(names[: i + 1])] = fd
+                    owned = False
+        except BaseException:
+            if owned:
+                os.close(fd)
+            raise
+        return fd, owned
+
+    @staticmethod
+    def _open_child_dir(fd: int, names: list[str], i: int, path: str, create: bool, dir_mode: int) -> int:
+        name = names[i]
+        try:
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except FileNotFoundError:
+            if not create:
+                raise
+            os.mkdir(name, dir_mode | 0o700, dir_fd=fd)
+            return os.open(name, _DIR_FLAGS, dir_fd=fd)
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                where = "/" + "/".join(names[: i + 1])
+                if statmod.S_ISLNK(st.st_mode):
+                    raise UnsafePath(path, f"goes through the symlink {where}") from None
+                raise NotADirectoryError(errno.ENOTDIR, "not a directory", where) from None
+            raise
 
     def lstat(self, path: str) -> os.stat_result | None:
         """The local object at `path` (not followed), or None (also when a parent is missing or a symlink)."""
@@ -227,6 +284,7 @@ class LocalTree:
             return
         is_dir = statmod.S_ISDIR(st.st_mode)
         if is_dir and not keep_dirs:
+            self._drop_cache_except(fd)
             remove_tree(fd, name)
         elif not is_dir and keep_dirs:
             os.unlink(name, dir_fd=fd)
@@ -238,6 +296,7 @@ class LocalTree:
             with self.parent_dir(path) as (fd, name):
                 st = os.stat(name, dir_fd=fd, follow_symlinks=False)
                 if statmod.S_ISDIR(st.st_mode):
+                    self._drop_cache_except(fd)
                     remove_tree(fd, name)
                 else:
                     os.unlink(name, dir_fd=fd)
@@ -247,6 +306,7 @@ class LocalTree:
     def rmdir(self, path: str) -> bool:
         try:
             with self.parent_dir(path) as (fd, name):
+                self._drop_cache_except(fd)
                 os.rmdir(name, dir_fd=fd)
             return True
         except OSError:
@@ -255,6 +315,7 @@ class LocalTree:
     def rename(self, src: str, dst: str) -> None:
         with self.parent_dir(src) as (sfd, sname), self.parent_dir(dst, create=True) as (dfd, dname):
             os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
+        self._drop_cache()  # a directory may have moved: cached fds would follow it
 
     def set_times(self, path: str, mtime: float) -> None:
         with self.parent_dir(path) as (fd, name):

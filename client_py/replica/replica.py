@@ -206,6 +206,7 @@ class Replica:
         self._closed = False
         self._last_push_rev = 0
         self._users: dict[str, int] = {}
+        self._rows: dict[str, Entry | None] | None = None
         self._check_identity()
 
     # -- lifecycle ------------------------------------------------------------------
@@ -416,6 +417,29 @@ class Replica:
     async def _apply_entries(
         self, entries: list[tuple[Change, bytes | None]], *, cursor: str | None, force: bool = False
     ) -> None:
+        with self.tree.batch():
+            await self._apply_entries_batch(entries, cursor=cursor, force=force)
+
+    async def _apply_entries_batch(
+        self, entries: list[tuple[Change, bytes | None]], *, cursor: str | None, force: bool
+    ) -> None:
+        paths = [c.path for c, _ in entries]
+        found = self.state.get_many(paths)
+        self._rows = {p: found.get(p) for p in paths}  # None: known to have no row
+        try:
+            await self._apply_entries_rows(entries, cursor=cursor, force=force)
+        finally:
+            self._rows = None
+
+    def _row(self, path: str) -> Entry | None:
+        """The state row of `path`, from the batch's prefetch when there is one."""
+        if self._rows is not None and path in self._rows:
+            return self._rows[path]
+        return self.state.get(path)
+
+    async def _apply_entries_rows(
+        self, entries: list[tuple[Change, bytes | None]], *, cursor: str | None, force: bool
+    ) -> None:
         todo = [(c, d) for c, d in entries if force or not self._stale(c)]
         contents: dict[str, Any] = {}
         try:
@@ -462,7 +486,7 @@ class Replica:
 
     def _stale(self, change: Change) -> bool:
         """An entry at or below the revision we already hold for the path changes nothing."""
-        row = self.state.get(change.path)
+        row = self._row(change.path)
         if row is not None:
             return row.rev >= change.rev
         return change.kind == "delete" and self.tree.lstat(change.path) is None
@@ -493,7 +517,7 @@ class Replica:
         st = self.tree.lstat(change.path)
         if st is None or not statmod.S_ISREG(st.st_mode) or st.st_size != change.size:
             return False
-        row = self.state.get(change.path)
+        row = self._row(change.path)
         if row is not None and row.kind == "file" and row.matches(st) and row.hash == change.hash:
             return True
         return self._hash_local(change.path) == change.hash
@@ -511,7 +535,9 @@ class Replica:
     def _apply_one(self, change: Change, contents: dict[str, Any]) -> None:
         path = change.path
         local = self.tree.lstat(path)
-        row = self.state.get(path)
+        row = self._row(path)
+        if self._rows is not None:
+            self._rows.pop(path, None)  # written below: later reads must see the new row
         if change.kind == "delete":
             self._remote_delete(path, local, row)
             return

@@ -116,6 +116,19 @@ class State:
         ).fetchone()
         return Entry(*row) if row else None
 
+    def get_many(self, paths: list[str]) -> dict[str, Entry]:
+        """Rows of many paths in a few queries (a batch reads them all up front)."""
+        out: dict[str, Entry] = {}
+        for i in range(0, len(paths), 500):
+            part = paths[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for row in self.conn.execute(
+                "SELECT path, kind, rev, hash, target, mode, size, mtime_ns, ino FROM entries"
+                f" WHERE path IN ({marks})", part
+            ):
+                out[row[0]] = Entry(*row)
+        return out
+
     def put(self, e: Entry) -> None:
         self.conn.execute(
             "INSERT OR REPLACE INTO entries(path, parent, kind, rev, hash, target, mode, size, mtime_ns, ino)"
