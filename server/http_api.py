@@ -8,6 +8,7 @@ status, never a 500 with a traceback).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import mimetypes
@@ -348,25 +349,34 @@ async def _stream(st: ServerState, name: str, path: str, start: int, length: int
     """Stream a file in ~1 MiB thread hops, holding one reader Workspace for the duration."""
     async with st.stores.use(name) as h:
         ws = h.checkout()
+        pending: asyncio.Future[bytes] | None = None
         try:
             it = ws.iter_file(path, start, length, rev=rev) if rev is not None else ws.iter_file(path, start, length)
 
             def step() -> bytes:
-                out = bytearray()
+                pieces, size = [], 0
                 for piece in it:
-                    out += piece
-                    if len(out) >= STREAM_STEP:
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size >= STREAM_STEP:
                         break
-                return bytes(out)
+                return b"".join(pieces)
 
+            # double-buffered: the next block is read in the thread while this one is sent
+            pending = asyncio.ensure_future(h.read_with(ws, step))
             while True:
-                block = await h.read_with(ws, step)
+                block = await pending
                 if not block:
                     break
+                pending = asyncio.ensure_future(h.read_with(ws, step))
                 st.metrics.http_bytes.labels("out").inc(len(block))
                 yield block
         finally:
-            h.checkin(ws)
+            if pending is not None and not pending.done():
+                # the client went away mid-stream: the thread may still be reading with `ws`
+                pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), h.checkin(ws)))
+            else:
+                h.checkin(ws)
 
 
 def _file_headers(stat: vfs.Stat, path: str) -> dict[str, str]:

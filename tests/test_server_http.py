@@ -314,3 +314,14 @@ def test_head_static_demo_and_json_limit(tmp_path) -> None:
             assert anon.get("/api/workspaces/demo").status_code == 401
     finally:
         server.stop()
+
+
+def test_client_leaving_mid_download_leaves_the_server_healthy(live_server: LiveServer) -> None:
+    data = os.urandom(8 * 1024 * 1024)
+    with live_server.http() as c:
+        c.put(f"{W}/files/big.bin", content=data)
+        for _ in range(5):
+            with c.stream("GET", f"{W}/files/big.bin") as r:
+                next(r.iter_bytes(65536))  # read a little, then hang up
+        assert c.get(f"{W}/files/big.bin").content == data
+        assert c.get(f"{W}/stat/big.bin").json()["size"] == len(data)
