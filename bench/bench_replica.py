@@ -146,7 +146,7 @@ async def upload(server: WsfsServer, tree: Path, work: Path) -> float:
 
 async def initial_sync(server: WsfsServer, dest: Path, durability: str = "auto") -> tuple[float, object]:
     t0 = time.perf_counter()
-    async with Replica(server.url, "demo", dest, token=server.admin, durability=durability) as r:
+    async with Replica(server.url, "demo", dest, token=server.admin, durability=durability) as r:  # noqa
         summary = await r.sync_once()
     return time.perf_counter() - t0, summary
 
@@ -203,6 +203,7 @@ async def main() -> None:
     ap.add_argument("--files", type=int, default=10_000)
     ap.add_argument("--mib", type=int, default=200)
     ap.add_argument("--rounds", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=2, help="initial syncs of each kind (best is reported)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
     if shutil.which("rsync") is None:
@@ -218,17 +219,24 @@ async def main() -> None:
         await upload(server, tree, work)
         rel = "d05/s0/file00005.dat"
 
-        drop_caches()
-        t_rsync = rsyncd.pull(work / "rsync-dest")
-        results = {}
-        for durability in ("auto", "none"):
+        # Interleaved, best of `--repeat`: file creation speed on a shared machine drifts
+        # (other tenants, ext4 inode reuse), so neither side should get the quiet minute.
+        t_rsync, results = [], {"auto": [], "none": []}
+        for rep in range(args.repeat):
             drop_caches()
-            results[durability] = await initial_sync(server, work / f"replica-{durability}", durability)
-        print(f"initial sync   rsync -a (daemon):            {t_rsync:7.2f}s")
-        for durability, (t_wsfs, summary) in results.items():
-            print(f"initial sync   wsfs replica, durability={durability:<4}: {t_wsfs:7.2f}s"
-                  f"  ratio wsfs/rsync = {t_wsfs / t_rsync:.2f} (goal <= 1.0)")
-        print(f"  ({summary})")
+            t_rsync.append(rsyncd.pull(work / ("rsync-dest" if rep == 0 else f"rsync-dest{rep}")))
+            for durability in ("auto", "none"):
+                drop_caches()
+                suffix = "" if rep == 0 else str(rep)
+                results[durability].append(await initial_sync(server, work / f"replica-{durability}{suffix}", durability))
+        best_rsync = min(t_rsync)
+        print(f"initial sync   rsync -a (daemon):            {best_rsync:7.2f}s  (runs: "
+              + ", ".join(f"{t:.2f}" for t in t_rsync) + ")")
+        for durability, runs in results.items():
+            best = min(t for t, _ in runs)
+            print(f"initial sync   wsfs replica, durability={durability:<4}: {best:7.2f}s  ratio wsfs/rsync = "
+                  f"{best / best_rsync:.2f} (goal <= 1.0)  (runs: " + ", ".join(f"{t:.2f}" for t, _ in runs) + ")")
+        print(f"  ({runs[0][1]})")
 
         rs = rsync_change(rsyncd, tree, work / "rsync-dest", rel, args.rounds)
         med_rs = statistics.median(rs)
