@@ -117,7 +117,10 @@ class WorkspaceHandle:
                 delta = read_delta(self._writer_ws, rev, inline)
             except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
                 delta = None
-        self._loop.call_soon_threadsafe(self._publish, rev, self._author, delta)
+        try:
+            self._loop.call_soon_threadsafe(self._publish, rev, self._author, delta)
+        except RuntimeError:
+            pass  # the loop is gone (process exiting): the commit stands, nobody is left to tell
 
     def _publish(self, rev: int, author: str | None, delta: Delta | None) -> None:  # event loop
         if author:
