@@ -311,11 +311,11 @@ async def test_search_names_and_text(browser: Browser, demo_server: ServerProces
     await alice.shot("22-search")
     await line.click()
     await expect(alice.page.locator("#file-path")).to_have_text("/notes/todo.md")
-    selected = await alice.page.evaluate("""() => {
-        const s = window.wsfsDemo.fileView.view.state;
-        return s.sliceDoc(s.selection.main.from, s.selection.main.to);
+    # the file loads, then its line 4 is selected
+    await alice.page.wait_for_function("""() => {
+        const s = window.wsfsDemo.fileView.view?.state;
+        return s && s.sliceDoc(s.selection.main.from, s.selection.main.to) === "- test it";
     }""")
-    assert selected == "- test it"
     # names match from the live tree; Escape goes back to the tree
     await search.fill("logo")
     await expect(results.locator("button.result", has_text="/img/logo.png")).to_be_visible()

@@ -105,7 +105,9 @@ class User:
                 await row.click()
         await self.row(path).click()
         await expect(self.page.locator("#file-path")).to_have_text(path)
-        await self.page.wait_for_selector(".cm-content, .image-view, .info-card", timeout=WAIT_MS)
+        await self.page.wait_for_function(
+            "(p) => { const f = window.wsfsDemo.fileView; return f.path === p && !['loading', 'none'].includes(f.mode); }",
+            arg=path, timeout=WAIT_MS)
 
     async def editor_text(self) -> str:
         return await self.page.evaluate("() => window.wsfsDemo.fileView.text()")
