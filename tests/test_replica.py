@@ -264,3 +264,20 @@ async def test_live_start_with_a_big_local_tree(server, ws, tmp_path):
         assert len(await ws.ls("/")) == 1500
         await ws.write_file("/late.txt", b"after going live")
         await eventually(lambda: (local / "late.txt").exists())
+
+
+async def test_remote_dir_replaced_by_file_keeps_local_unsynced_files(server, ws, tmp_path):
+    local = tmp_path / "rep"
+    await ws.write_file("/d/synced.txt", b"s", parents=True)
+    async with make_replica(server, local, host="h") as r:
+        await r.sync_once()
+        write(local / "d" / "mine.txt", "only here")
+        await ws.rm("/d", recursive=True)
+        await ws.write_file("/d", b"now a file")
+        summary = await r.sync_once()
+    assert read(local / "d") == b"now a file"
+    kept = [p for p in summary.conflicts if p.startswith("/d.conflict-h-")]
+    assert len(kept) == 1
+    assert read(str(local) + kept[0] + "/mine.txt") == b"only here"
+    assert not os.path.exists(str(local) + kept[0] + "/synced.txt")
+    assert await ws.read_file(kept[0] + "/mine.txt") == b"only here"

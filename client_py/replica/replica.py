@@ -406,8 +406,9 @@ class Replica:
             path = raw.get("path") if isinstance(raw, dict) else None
             self._refuse(str(path), getattr(e, "reason", None) or str(e))
             return None
-        if self.rules.ignored(change.path, change.kind == "dir"):
-            return None
+        is_dir = change.kind == "dir"
+        if self.rules.ignored(change.path, is_dir) or (change.kind == "delete" and self.rules.ignored(change.path, True)):
+            return None  # a tombstone does not say what it was: `build/` must also cover a deleted build dir
         return change
 
     def _refuse(self, path: str, reason: str) -> None:
@@ -541,6 +542,14 @@ class Replica:
         if change.kind == "delete":
             self._remote_delete(path, local, row)
             return
+        if local is not None and statmod.S_ISDIR(local.st_mode) and change.kind != "dir":
+            # a directory replaced by a file or link there: drop what was synced below it,
+            # and keep anything made here beside it (as a conflict copy)
+            if self._delete_clean_tree(path):
+                local, row = None, None
+            else:
+                self._conflict_copy(path)
+                local, row = None, None
         if local is not None and not self._clean(local, row, path):
             if self._same_as_remote(change, local, contents):
                 pass  # identical on both sides: adopt
