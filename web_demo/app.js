@@ -244,7 +244,7 @@ class App {
     const name = await promptDialog("Your name", "Name shown to the others", this.identity.name, { okLabel: "Save" });
     if (!name) return;
     this.identity.name = name.slice(0, 64);
-    saveIdentity(this.identity);
+    saveIdentity(this.identity, { chosen: true });
     this.client.setPresence({ name: this.identity.name });
     this.people.render(this.client.peers);
   }

@@ -10,21 +10,27 @@ const ANIMALS = ["Otter", "Fox", "Panda", "Owl", "Lynx", "Heron", "Koala", "Badg
 
 const pick = (list) => list[Math.floor(Math.random() * list.length)];
 
-/** This browser's presence identity: {name, color}, created once and remembered. */
+/**
+ * This tab's presence identity: {name, color}. Each tab is its own person
+ * (two windows side by side is how the demo is tried), so it lives in
+ * sessionStorage; a name the user chose is remembered in localStorage as the
+ * default for new tabs. `?name=` in the URL wins (handy for demos and tests).
+ */
 export function loadIdentity() {
   let id = null;
-  try { id = JSON.parse(localStorage.getItem("wsfs.identity") || "null"); } catch { id = null; }
+  try { id = JSON.parse(sessionStorage.getItem("wsfs.identity") || "null"); } catch { id = null; }
   if (!id || typeof id.name !== "string" || typeof id.color !== "string") {
-    id = { name: `${pick(ADJECTIVES)} ${pick(ANIMALS)}`, color: pick(COLORS) };
+    id = { name: localStorage.getItem("wsfs.name") || `${pick(ADJECTIVES)} ${pick(ANIMALS)}`, color: pick(COLORS) };
   }
-  // Each tab is its own session: a name given by ?name= (handy for demos) wins.
   const forced = new URLSearchParams(location.search).get("name");
   if (forced) id.name = forced.slice(0, 64);
   return id;
 }
 
-export function saveIdentity(id) {
-  localStorage.setItem("wsfs.identity", JSON.stringify({ name: id.name, color: id.color }));
+/** Keep this tab's identity; `chosen`: the user typed the name, make it the default. */
+export function saveIdentity(id, { chosen = false } = {}) {
+  sessionStorage.setItem("wsfs.identity", JSON.stringify({ name: id.name, color: id.color }));
+  if (chosen) localStorage.setItem("wsfs.name", id.name);
 }
 
 export { COLORS };
