@@ -2,11 +2,14 @@
 
 A store transaction costs far more than the work in it (measured: 1,000
 unlinks take 0.32 s one transaction each, 0.02 s in one). So the mount keeps
-one `ws.transaction()` open across consecutive operations and commits it
-when the burst pauses (`idle`), when it gets old (`max_age`), and always
-before flush/fsync/release return, so a closed file is in the store as
-before. A crash loses at most the last `max_age` of metadata changes (never
-half of one: the transaction is atomic); fsync(2) commits at once.
+one `ws.transaction()` open across consecutive operations (metadata changes
+and the content a file commits on close) and commits it when the burst
+pauses (`idle`) or gets old (`max_age`). fsync(2) and fsyncdir commit at
+once, unmount too. Through the mount everything is visible at once (same
+connection); other readers of the store file see a burst within `max_age`,
+as one revision. A crash loses at most the last `max_age` of changes, never
+half of one: the transaction is atomic, as the page cache of a disk
+filesystem loses what was not fsynced.
 
 Stores without `transaction()` (the remote backend) are left alone.
 """

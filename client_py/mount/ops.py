@@ -325,13 +325,12 @@ class WsfsOperations(mfusepy.Operations):
             self._set_size(node, path, length)
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def flush(self, path: str, fh: int) -> int:
         self._commit(self.table.get(fh).node, path)
-        self.group.commit()  # close(2) returns with everything it did in the store
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, path)
         self.group.commit()
@@ -342,7 +341,7 @@ class WsfsOperations(mfusepy.Operations):
         self.group.commit()
         return 0
 
-    @fuse_op
+    @fuse_op(mutates=True)
     def release(self, path: str, fh: int) -> int:
         node = self.table.close(fh)
         if node is not None:
@@ -350,7 +349,6 @@ class WsfsOperations(mfusepy.Operations):
                 self._commit(node, path)
             finally:
                 node.drop_spool()
-        self.group.commit()
         return 0
 
     def _spool(self, node: OpenNode, path: str) -> Spool:
