@@ -8,6 +8,7 @@ import { Feed, describeRevision, groupByRev } from "./feed.js";
 import { People, loadIdentity, saveIdentity, COLORS } from "./people.js";
 import { HistoryPanel } from "./history.js";
 import { SearchPanel } from "./search.js";
+import { bindDropUpload } from "./upload.js";
 import { $, el, toast, guard, reportError, promptDialog, confirmDialog, saveBlob } from "./ui.js";
 
 const TOKEN_KEY = "wsfs.token";
@@ -419,46 +420,11 @@ class App {
     window.addEventListener("beforeunload", (ev) => {
       if (this.fileView.isDirty() && !this.leaving) { ev.preventDefault(); ev.returnValue = ""; }
     });
-    this.bindDrop();
-  }
-
-  /** Drag and drop upload anywhere on the page; onto a folder row = into that folder. */
-  bindDrop() {
-    const overlay = $("drop-overlay");
-    let depth = 0;
-    const hasFiles = (ev) => [...(ev.dataTransfer?.types || [])].includes("Files");
-    const dirAt = (ev) => {
-      const row = ev.target.closest?.('[role="treeitem"]');
-      if (!row) return this.targetDir();
-      return this.model.isDir(row.dataset.path) ? row.dataset.path : dirname(row.dataset.path);
-    };
-    document.addEventListener("dragenter", (ev) => {
-      if (!hasFiles(ev)) return;
-      depth++;
-      document.body.classList.add("dragging");
+    bindDropUpload({
+      dirAt: (row) => (!row ? this.targetDir() : this.model.isDir(row.dataset.path) ? row.dataset.path : dirname(row.dataset.path)),
+      canWrite: () => this.canWrite(),
+      upload: (items, dir) => this.upload(items, dir),
     });
-    document.addEventListener("dragleave", (ev) => {
-      if (!hasFiles(ev)) return;
-      if (--depth <= 0) { depth = 0; document.body.classList.remove("dragging"); }
-    });
-    document.addEventListener("dragover", (ev) => {
-      if (!hasFiles(ev)) return;
-      ev.preventDefault();
-      ev.dataTransfer.dropEffect = this.canWrite() ? "copy" : "none";
-      overlay.textContent = `Drop to upload into ${dirAt(ev)}`;
-      for (const r of document.querySelectorAll(".drop-target")) r.classList.remove("drop-target");
-      ev.target.closest?.('[role="treeitem"][data-kind="dir"]')?.classList.add("drop-target");
-    });
-    document.addEventListener("drop", guard("Upload failed", async (ev) => {
-      if (!hasFiles(ev)) return;
-      ev.preventDefault();
-      depth = 0;
-      document.body.classList.remove("dragging");
-      for (const r of document.querySelectorAll(".drop-target")) r.classList.remove("drop-target");
-      if (!this.canWrite()) return;
-      const dir = dirAt(ev);
-      await this.upload(await droppedFiles(ev.dataTransfer), dir);
-    }));
   }
 
   renderWorkspacePicker() {
@@ -488,28 +454,6 @@ class App {
       location.assign(url);
     }));
   }
-}
-
-/** The files of a drop, folders walked recursively: [{file, rel}]. */
-async function droppedFiles(dt) {
-  const entries = [...dt.items].map((i) => i.webkitGetAsEntry?.()).filter(Boolean);
-  if (!entries.length) return [...dt.files].map((file) => ({ file, rel: file.name }));
-  const out = [];
-  const walk = async (entry, prefix) => {
-    if (entry.isFile) {
-      const file = await new Promise((res, rej) => entry.file(res, rej));
-      out.push({ file, rel: prefix + file.name });
-    } else if (entry.isDirectory) {
-      const reader = entry.createReader();
-      for (;;) {
-        const batch = await new Promise((res, rej) => reader.readEntries(res, rej));
-        if (!batch.length) break;
-        for (const child of batch) await walk(child, `${prefix}${entry.name}/`);
-      }
-    }
-  };
-  for (const e of entries) await walk(e, "");
-  return out;
 }
 
 // -------------------------------------------------------------- start-up
