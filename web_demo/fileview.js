@@ -4,11 +4,11 @@
 // other people's cursors.
 
 import {
-  EditorView, EditorState, basicSetup, keymap, languageFor, MergeView,
-  StateEffect, StateField, Decoration, WidgetType, Transaction, oneDark,
+  EditorView, EditorState, basicSetup, keymap, languageFor, MergeView, Transaction, oneDark,
 } from "./vendor/codemirror.js";
+import { peerCursorField, peerCursorsEffect } from "./cursors.js";
 import { basename } from "./wsfs.js";
-import { $, el, formatSize, formatAgo, formatTime, withAlpha, toast, reportError, guard, saveBlob, confirmDialog } from "./ui.js";
+import { $, el, formatSize, formatAgo, formatTime, toast, reportError, guard, saveBlob, confirmDialog } from "./ui.js";
 
 const LARGE = 2 * 1024 * 1024; // above this a file is shown as an info card, not edited
 
@@ -25,48 +25,6 @@ export function decodeText(bytes) {
   } catch {
     return null;
   }
-}
-
-// ------------------------------------------------------ remote cursors
-
-const setPeerCursors = StateEffect.define();
-
-class CaretWidget extends WidgetType {
-  // `stamp` changes on every move, so the name label is shown afresh (it fades after a while)
-  constructor(name, color, stamp) { super(); this.name = name; this.color = color; this.stamp = stamp; }
-  eq(other) { return other.name === this.name && other.color === this.color && other.stamp === this.stamp; }
-  toDOM() {
-    return el("span", { class: "remote-caret", style: { borderColor: this.color }, "aria-hidden": "true" },
-      el("span", { class: "remote-caret-label", style: { background: this.color } }, this.name));
-  }
-  ignoreEvent() { return true; }
-}
-
-const peerCursorField = StateField.define({
-  create: () => Decoration.none,
-  update(deco, tr) {
-    deco = deco.map(tr.changes);
-    for (const e of tr.effects) if (e.is(setPeerCursors)) deco = e.value;
-    return deco;
-  },
-  provide: (f) => EditorView.decorations.from(f),
-});
-
-function peerDecorations(peers, docLength) {
-  const ranges = [];
-  const clamp = (n) => Math.max(0, Math.min(docLength, Number(n) || 0));
-  for (const p of peers) {
-    if (!p.cursor || typeof p.cursor !== "object") continue;
-    const anchor = clamp(p.cursor.anchor), head = clamp(p.cursor.head);
-    const color = p.color || "#888";
-    if (anchor !== head) {
-      ranges.push(Decoration.mark({ attributes: { style: `background-color: ${withAlpha(color, 0.25)}` } })
-        .range(Math.min(anchor, head), Math.max(anchor, head)));
-    }
-    const stamp = `${anchor}:${head}`;
-    ranges.push(Decoration.widget({ widget: new CaretWidget(p.name || "?", color, stamp), side: 1 }).range(head));
-  }
-  return Decoration.set(ranges, true);
 }
 
 // ------------------------------------------------------------ the view
@@ -582,7 +540,7 @@ export class FileView {
 
   _applyPeerCursors() {
     if (!this.view) return;
-    this.view.dispatch({ effects: setPeerCursors.of(peerDecorations(this._peers, this.view.state.doc.length)) });
+    this.view.dispatch({ effects: peerCursorsEffect(this._peers, this.view.state.doc.length) });
   }
 
   // ------------------------------------------------------------- chrome
