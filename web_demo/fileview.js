@@ -380,7 +380,7 @@ export class FileView {
     const author = this.hooks.authorOf(entry);
     if (this.mode !== "text") {
       await this.open(path, { force: true });
-      this._notice(`Updated by ${author}`);
+      this._notice(author === "Someone" ? "Updated just now" : `Updated by ${author}`);
       return;
     }
     if (this.isDirty() || this.merge) {
@@ -405,7 +405,7 @@ export class FileView {
     this.remote = null;
     this._hideBanner();
     this.updateHeader();
-    this._notice(`Updated by ${author}`);
+    this._notice(author === "Someone" ? "Updated just now" : `Updated by ${author}`);
   }
 
   _onDeleted() {
