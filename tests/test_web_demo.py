@@ -255,3 +255,24 @@ async def test_token_revoked_while_server_was_down_stops_retrying(browser: Brows
         alice.assert_clean()
     finally:
         server.stop()
+
+
+async def test_personal_tokens_name_the_author_in_banner_and_feed(browser: Browser, demo_server: ServerProcess) -> None:
+    """With a token each, the server knows who wrote what: the banner and the feed say it."""
+    seed(demo_server)
+    with httpx.Client(base_url=demo_server.url, headers={"Authorization": f"Bearer {demo_server.admin}"}) as c:
+        tokens = {name: c.post("/api/tokens", json={"workspace": "demo", "scope": "write", "name": name}).json()["token"]
+                  for name in ("carol", "dave")}
+    carol = await User.open(browser, f"{demo_server.url}/?token={tokens['carol']}", "Carol")
+    dave = await User.open(browser, f"{demo_server.url}/?token={tokens['dave']}", "Dave")
+    for u in (carol, dave):
+        await u.open_file("/notes/todo.md")
+    await dave.type_in_editor("dave typing\n")
+    await carol.type_in_editor("carol saved\n")
+    await carol.save()
+    await expect(dave.page.locator("#banner .banner-text")).to_have_text("carol changed todo.md while you were editing.")
+    await expect(dave.page.locator("#feed .feed-item").first).to_contain_text("carol edited /notes/todo.md")
+    await expect(carol.page.locator("#feed .feed-item").first).to_contain_text("You edited /notes/todo.md")
+    await dave.shot("09-author-banner-dave")
+    carol.assert_clean()
+    dave.assert_clean()
