@@ -1,8 +1,9 @@
 """Crash safety: SIGKILL a writer at random moments, reopen, check nothing is torn.
 
 A writer process (this module run as a script) loops over large writes of
-several MiB (in memory and streamed) and renames of a 50-file directory,
-appending to a side file what it committed after each commit. The test
+several MiB (in memory and streamed), renames of a 50-file directory,
+`apply_changes` batches of 200 files (as a sync peer would send them) and
+`gc()` passes, appending to a side file what it committed after each commit. The test
 kills it with SIGKILL at random moments, several rounds on the same store,
 and after each kill checks that:
 - `PRAGMA integrity_check` says ok (sqlite3 opened directly on the file);
@@ -11,6 +12,7 @@ and after each kill checks that:
 - no acknowledged commit was lost: each file's version is at least the last
   one the side file records for it;
 - the renamed directory exists under exactly one of its two names, complete;
+- every applied batch is all there or not there at all;
 - the change log agrees with the tree (a full `changes()` lists exactly the
   live paths, with the same hashes).
 """
@@ -30,6 +32,7 @@ MiB = 1024 * 1024
 BIG = ("/big/f0", "/big/f1", "/big/f2")
 DIR_NAMES = ("/d/x", "/d/y")
 DIR_FILES = 50
+BATCH_FILES = 200
 ROUNDS = 6
 REPO = Path(__file__).resolve().parent.parent
 
@@ -58,7 +61,13 @@ def writer(db: str, side: str, first: int) -> None:
                 ws.write_file(f"{home}/f{i:02d}", b"dir file %d" % i)
             ws.mkdir("/big")
         for n in range(first, first + 10_000):
-            if n % 4 == 3:
+            if n % 10 == 5:
+                ws.gc()
+                log.write(f"{n} gc -\n")
+            elif n % 4 == 2:
+                apply_batch(ws, n)
+                log.write(f"{n} apply /batch{n}\n")
+            elif n % 4 == 3:
                 src = "/d/x" if ws.exists("/d/x") else "/d/y"
                 dst = DIR_NAMES[1 - DIR_NAMES.index(src)]
                 ws.rename(src, dst)
@@ -71,6 +80,20 @@ def writer(db: str, side: str, first: int) -> None:
                     ws.write_file(path, (data[i : i + MiB] for i in range(0, len(data), MiB)))
                 log.write(f"{n} write {path}\n")
             log.flush()
+
+
+def apply_batch(ws, n: int) -> None:
+    """One sync batch of BATCH_FILES new files, built in a scratch store and applied in one call."""
+    import vfs
+
+    with vfs.Workspace(":memory:") as src:
+        src.mkdir(f"/batch{n}")
+        for i in range(BATCH_FILES):
+            src.write_file(f"/batch{n}/f{i:03d}", b"batch %d file %d" % (n, i))
+        entries = src.changes()
+        for hash_, data in src.read_objects({h for e in entries for h, _ in e.chunks}):
+            ws.put_object(data, expected_hash=hash_)
+    ws.apply_changes(entries)
 
 
 # ---------------------------------------------------------------- the test (parent)
@@ -130,6 +153,13 @@ def check_store(db: Path, side: Path) -> None:
             assert names == [f"f{i:02d}" for i in range(DIR_FILES)]
             for i, name in enumerate(names):
                 assert ws.read_file(f"{present[0]}/{name}") == b"dir file %d" % i
+        for entry in ws.readdir("/"):
+            if entry.name.startswith("batch"):
+                n = int(entry.name[5:])
+                got = {e.name: ws.read_file(f"/{entry.name}/{e.name}") for e in ws.readdir("/" + entry.name)}
+                assert got == {f"f{i:03d}": b"batch %d file %d" % (n, i) for i in range(BATCH_FILES)}
+        applied = [p for _, op, p in read_side(side) if op == "apply"]
+        assert all(ws.exists(p) for p in applied), "an acknowledged batch is missing"
         tree = vfs_snapshot(ws)
         live = {e.path: e for e in ws.changes() if e.kind != "delete" and e.path != "/"}
         assert set(live) == set(tree), set(live) ^ set(tree)
