@@ -29,14 +29,15 @@ def _sync_process(server: RestartableServer, local: Path) -> subprocess.Popen:
 
 
 def _partial_bytes(local: Path) -> int:
-    tmp = local / ".wsfs" / "tmp"
+    """Bytes on disk in partial downloads (`.wsfs-part-*`, beside their destination)."""
     total = 0
-    if tmp.is_dir():
-        for name in os.listdir(tmp):
-            try:
-                total += os.stat(tmp / name).st_blocks * 512
-            except FileNotFoundError:
-                pass
+    for dirpath, _dirs, files in os.walk(local):
+        for name in files:
+            if name.startswith(".wsfs-part-"):
+                try:
+                    total += os.stat(os.path.join(dirpath, name)).st_blocks * 512
+                except FileNotFoundError:
+                    pass
     return total
 
 

@@ -18,7 +18,7 @@ from typing import Callable
 
 import blake3
 
-from client_py.replica.localfs import LocalTree, UnsafePath
+from client_py.replica.localfs import PART_PREFIX, LocalTree, TempFile, UnsafePath
 from client_py.replica.state import State
 from client_py.session import Session
 from vfs.types import Change
@@ -29,17 +29,14 @@ WINDOW = 2  # `get` requests in flight
 
 @dataclass
 class Content:
-    """One distinct content to assemble in `.wsfs/tmp/<hash>.part`."""
+    """One distinct content, assembled in `.wsfs-part-<hash>` beside the first path that needs it."""
 
     hash: str
     size: int
     chunks: tuple[tuple[str, int], ...]
     fd: int = -1
+    tmp: TempFile | None = None
     missing: dict[str, list[int]] = field(default_factory=dict)  # chunk hash -> offsets still to write
-
-    @property
-    def tmp_name(self) -> str:
-        return f"{self.hash}.part"
 
 
 def _offsets(chunks: tuple[tuple[str, int], ...]) -> list[tuple[str, int, int]]:
@@ -60,7 +57,7 @@ class Downloader:
         """Open the partial file and fill what local sources can provide."""
         assert change.hash is not None
         content = Content(change.hash, change.size, change.chunks)
-        content.fd = self.tree.tmp_open(content.tmp_name, keep=True)
+        content.tmp, content.fd = self.tree.temp_for(change.path, PART_PREFIX + change.hash[:40], keep=True)
         have = os.fstat(content.fd).st_size
         for h, offset, size in _offsets(change.chunks):
             if offset + size <= have and _verify(os.pread(content.fd, size, offset), h):
@@ -127,10 +124,9 @@ class Downloader:
         ns = int(mtime * 1e9)
         os.utime(content.fd, ns=(ns, ns))
 
-    def copy_for(self, content: Content, index: int, *, fsync: bool = False) -> str:
-        """A second temp file with the same bytes (one content, several paths)."""
-        name = f"{content.hash}.copy{index}"
-        fd = self.tree.tmp_open(name, keep=False)
+    def copy_for(self, content: Content, path: str, *, fsync: bool = False) -> TempFile:
+        """A second temp file with the same bytes, beside `path` (one content, several paths)."""
+        tmp, fd = self.tree.temp_for(path)
         try:
             offset = 0
             while offset < content.size:
@@ -145,7 +141,7 @@ class Downloader:
                 os.fdatasync(fd)
         finally:
             os.close(fd)
-        return name
+        return tmp
 
     def close(self, content: Content) -> None:
         if content.fd >= 0:
@@ -153,9 +149,9 @@ class Downloader:
             content.fd = -1
 
 
-def write_inline(tree: LocalTree, data: bytes, h: str, mode: int, mtime: float, *, fsync: bool = False) -> str:
-    name = f"{h}.inline"
-    fd = tree.tmp_open(name, keep=False)
+def write_inline(tree: LocalTree, data: bytes, path: str, mode: int, mtime: float, *, fsync: bool = False) -> TempFile:
+    """A finished temp file beside `path` holding `data` (small files, inlined or empty)."""
+    tmp, fd = tree.temp_for(path)
     try:
         os.write(fd, data)
         if fsync:
@@ -165,7 +161,7 @@ def write_inline(tree: LocalTree, data: bytes, h: str, mode: int, mtime: float, 
         os.utime(fd, ns=(ns, ns))
     finally:
         os.close(fd)
-    return name
+    return tmp
 
 
 def _verify(data: bytes, h: str) -> bool:

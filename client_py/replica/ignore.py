@@ -15,7 +15,7 @@ from typing import Iterable
 import pathspec
 
 IGNORE_FILE = ".wsfsignore"
-ALWAYS = (".wsfs/",)  # the replica's own state, never synced
+ALWAYS = (".wsfs/", ".wsfs-tmp-*", ".wsfs-part-*")  # the replica's own state and in-flight files
 
 
 class IgnoreRules:

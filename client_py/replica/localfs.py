@@ -7,9 +7,11 @@ Whatever the server sends, nothing is written outside `root`:
   descriptor with `O_NOFOLLOW | O_DIRECTORY`, so a symlink anywhere on the
   way (planted by the server or by anyone) stops the walk instead of being
   followed out of the tree;
-- files are written as a temp file under `.wsfs/tmp` then renamed over
-  the destination by directory fds (atomic; the temp never appears in the
-  tree), and nothing is ever opened for writing through a symlink;
+- files are written as a hidden temp file (`.wsfs-tmp-*`, `.wsfs-part-*`)
+  in the destination directory, then renamed over the destination by
+  directory fds (atomic; same directory also keeps ext4's inode allocation
+  spread like the tree itself, ~1.5x faster than one shared temp directory);
+  nothing is ever opened for writing through a symlink;
 - symlinks are created as symlinks, and only when their target stays
   inside the tree lexically (no absolute target, no `..` climbing out).
 """
@@ -18,12 +20,29 @@ from __future__ import annotations
 
 import errno
 import os
+import secrets
 import stat as statmod
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 STATE_DIR = ".wsfs"
 TMP_DIR = "tmp"
+TMP_PREFIX = ".wsfs-tmp-"  # a file being written (random suffix)
+PART_PREFIX = ".wsfs-part-"  # a partial download, named by its content id so a restart resumes it
+
+
+def is_temp_name(name: str) -> bool:
+    """Our own in-flight files: never synced, removed when found stale."""
+    return name.startswith((TMP_PREFIX, PART_PREFIX))
+
+
+@dataclass(frozen=True, slots=True)
+class TempFile:
+    """A temp file: `dir` is the workspace path of its directory (None: `.wsfs/tmp`)."""
+
+    dir: str | None
+    name: str
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -221,28 +240,65 @@ class LocalTree:
 
     # -- writing --------------------------------------------------------------------
 
-    def tmp_open(self, name: str, *, keep: bool) -> int:
-        """A temp file under .wsfs/tmp; `keep` reopens an existing one (resume of a partial download)."""
-        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        if not keep:
-            flags |= os.O_TRUNC
-        return os.open(name, flags, 0o600, dir_fd=self.tmp_fd)
-
-    def tmp_unlink(self, name: str) -> None:
+    def temp_for(self, path: str, name: str | None = None, *, keep: bool = False) -> tuple[TempFile, int]:
+        """Create (or with `keep`, reopen) a temp file beside `path`; falls back to `.wsfs/tmp`
+        when the destination directory cannot be made (the entry will be refused later)."""
+        name = name or TMP_PREFIX + secrets.token_hex(8)
+        flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if keep else os.O_TRUNC)
+        parent = path.rsplit("/", 1)[0] or "/"
         try:
-            os.unlink(name, dir_fd=self.tmp_fd)
-        except FileNotFoundError:
+            dfd, owned = self._dir_fd(split_path(parent), path, True, 0o755)
+            where: str | None = parent
+        except (OSError, UnsafePath):
+            dfd, owned, where = self.tmp_fd, False, None
+        try:
+            return TempFile(where, name), os.open(name, flags, 0o600, dir_fd=dfd)
+        finally:
+            if owned:
+                os.close(dfd)
+
+    @contextmanager
+    def _temp_dir(self, tmp: TempFile) -> Iterator[int]:
+        if tmp.dir is None:
+            yield self.tmp_fd
+            return
+        fd, owned = self._dir_fd(split_path(tmp.dir), tmp.dir, False, 0o755)
+        try:
+            yield fd
+        finally:
+            if owned:
+                os.close(fd)
+
+    def temp_unlink(self, tmp: TempFile) -> None:
+        try:
+            with self._temp_dir(tmp) as fd:
+                os.unlink(tmp.name, dir_fd=fd)
+        except (OSError, UnsafePath):
             pass
 
     def tmp_names(self) -> list[str]:
         return os.listdir(self.tmp_fd)
 
-    def install(self, tmp_name: str, path: str) -> os.stat_result:
+    def install(self, tmp: TempFile, path: str) -> os.stat_result:
         """Atomically move a finished temp file to `path` (replacing a file or symlink there)."""
-        with self.parent_dir(path, create=True) as (fd, name):
+        with self._temp_dir(tmp) as sfd, self.parent_dir(path, create=True) as (fd, name):
             self._clear_for(fd, name, path, keep_files=True)
-            os.rename(tmp_name, name, src_dir_fd=self.tmp_fd, dst_dir_fd=fd)
+            os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
             return os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+    def unlink_name(self, dir_path: str, name: str) -> None:
+        """Remove one entry of a directory (stale temp files found by a scan)."""
+        try:
+            fd, owned = self._dir_fd(split_path(dir_path), dir_path, False, 0o755)
+        except (OSError, UnsafePath):
+            return
+        try:
+            os.unlink(name, dir_fd=fd)
+        except OSError:
+            pass
+        finally:
+            if owned:
+                os.close(fd)
 
     def make_dir(self, path: str, mode: int) -> os.stat_result:
         if path == "/":

@@ -43,7 +43,15 @@ from client_py.client import Client
 from client_py.errors import ConnectionLost, ServerUnreachable
 from client_py.replica.download import Content, Downloader, write_inline
 from client_py.replica.ignore import IgnoreRules
-from client_py.replica.localfs import STATE_DIR, LocalTree, UnsafePath, split_path, symlink_stays_inside
+from client_py.replica.localfs import (
+    STATE_DIR,
+    LocalTree,
+    TempFile,
+    UnsafePath,
+    is_temp_name,
+    split_path,
+    symlink_stays_inside,
+)
 from client_py.replica.state import Entry, State
 from client_py.session import Session, Subscription
 from vfs.chunks import cut_stream
@@ -483,7 +491,8 @@ class Replica:
             if isinstance(content, Content):
                 self.downloader.close(content)
                 if unlink:
-                    self.tree.tmp_unlink(content.tmp_name)
+                    if content.tmp is not None:
+                        self.tree.temp_unlink(content.tmp)
 
     def _stale(self, change: Change) -> bool:
         """An entry at or below the revision we already hold for the path changes nothing."""
@@ -602,19 +611,20 @@ class Replica:
                 os.utime(ffd, ns=(ns, ns))
                 return os.fstat(ffd)
         if change.size == 0 or change.hash is None:
-            name = write_inline(self.tree, b"", "empty", change.mode, change.mtime, fsync=self._fsync_each)
-            return self.tree.install(name, path)
+            tmp = write_inline(self.tree, b"", path, change.mode, change.mtime, fsync=self._fsync_each)
+            return self.tree.install(tmp, path)
         source = contents[change.hash]
         if isinstance(source, tuple):  # inline
-            name = write_inline(self.tree, source[1], change.hash, change.mode, change.mtime, fsync=self._fsync_each)
-            return self.tree.install(name, path)
+            tmp = write_inline(self.tree, source[1], path, change.mode, change.mtime, fsync=self._fsync_each)
+            return self.tree.install(tmp, path)
         content: Content = source
         self.downloader.finish(content, change.mode, change.mtime, fsync=self._fsync_each)
         self._users[change.hash] -= 1
         if self._users[change.hash] > 0:  # another path of this batch needs the same bytes
-            copy = self.downloader.copy_for(content, self._users[change.hash], fsync=self._fsync_each)
+            copy = self.downloader.copy_for(content, path, fsync=self._fsync_each)
             return self.tree.install(copy, path)
-        return self.tree.install(content.tmp_name, path)
+        assert content.tmp is not None
+        return self.tree.install(content.tmp, path)
 
     def _record(self, change: Change, st: os.stat_result) -> None:
         self.state.put(Entry(change.path, change.kind, change.rev, change.hash, change.target,
@@ -692,7 +702,7 @@ class Replica:
 
     def _clean_tmp(self) -> None:
         for name in self.tree.tmp_names():
-            self.tree.tmp_unlink(name)
+            self.tree.temp_unlink(TempFile(None, name))
 
     # -- local -> remote --------------------------------------------------------------
 
@@ -709,6 +719,9 @@ class Replica:
             known = self.state.children(d)
             for name in sorted(local):
                 if d == "/" and name == STATE_DIR:
+                    continue
+                if is_temp_name(name):
+                    self.tree.unlink_name(d, name)  # left by an interrupted run (scans never overlap a batch)
                     continue
                 st = local[name]
                 path = _join(d, name)
@@ -920,7 +933,9 @@ class Replica:
         state_dir = os.path.join(self.local_dir, STATE_DIR)
 
         def keep(_change: Any, path: str) -> bool:
-            return not (path == state_dir or path.startswith(state_dir + os.sep))
+            if path == state_dir or path.startswith(state_dir + os.sep):
+                return False
+            return not is_temp_name(os.path.basename(path))
 
         async for events in watchfiles.awatch(self.local_dir, watch_filter=keep, debounce=50, step=10,
                                               recursive=True, ignore_permission_denied=True):
