@@ -126,8 +126,9 @@ class SpooledWriter(io.BufferedIOBase):
             raise ValueError("write to closed file")
         if self._append:
             self._spool.seek(0, io.SEEK_END)
-        self._dirty = True
-        return self._spool.write(data)
+        written = self._spool.write(data)
+        self._dirty = self._dirty or written > 0  # an empty write issues no write(2): nothing to commit
+        return written
 
     def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
         return self._spool.seek(offset, whence)
