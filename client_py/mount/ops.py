@@ -86,6 +86,7 @@ class WsfsOperations(mfusepy.Operations):
         self.table = OpenTable()
         self.links = LinkNames()
         self.group = GroupCommit(self._lock)
+        self._dir_inos: dict[str, int] | None = None  # see _dir_ino
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -100,6 +101,8 @@ class WsfsOperations(mfusepy.Operations):
             if self.ws is None:
                 self.ws = self._open_workspace()
                 self.group.start(self.ws)
+                if hasattr(self.ws, "transaction"):  # a local store: only this mount renames dirs
+                    self._dir_inos = {}
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
@@ -187,15 +190,29 @@ class WsfsOperations(mfusepy.Operations):
     @fuse_op
     def readdir(self, path: str, fh: int) -> list:
         kinds = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
-        here = self.ws.stat(path).ino
-        entries: list = [(".", {"st_mode": stat_mod.S_IFDIR, "st_ino": here}, 0), ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._parent_ino(path)}, 0)]
+        parent = path.rstrip("/").rpartition("/")[0] or "/"
+        entries: list = [
+            (".", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._dir_ino(path)}, 0),
+            ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._dir_ino(parent)}, 0),
+        ]
         base = path.rstrip("/")
         for entry in self.ws.readdir(path):
             # With use_ino the kernel needs each entry's inode number (0 would hide it).
-            # Until DirEntry carries it (see docs/mount.md), ask the store per name.
-            ino = getattr(entry, "ino", None) or self.ws.lstat(f"{base}/{entry.name}").ino
+            ino = entry.ino or self.ws.lstat(f"{base}/{entry.name}").ino
             entries.append((entry.name, {"st_mode": kinds[entry.kind], "st_ino": ino}, 0))
+            if entry.kind == "dir" and self._dir_inos is not None:
+                self._dir_inos[f"{base}/{entry.name}"] = ino
         return entries
+
+    def _dir_ino(self, path: str) -> int:
+        """A directory's inode number; cached for a local store (names of dirs
+        change only by rename/rmdir through this mount, which clear the cache)."""
+        if self._dir_inos is None:
+            return self.ws.stat(path).ino
+        ino = self._dir_inos.get(path)
+        if ino is None:
+            ino = self._dir_inos[path] = self.ws.stat(path).ino
+        return ino
 
     @fuse_op(mutates=True)
     def mkdir(self, path: str, mode: int) -> int:
@@ -206,6 +223,7 @@ class WsfsOperations(mfusepy.Operations):
     @fuse_op(mutates=True)
     def rmdir(self, path: str) -> int:
         self.ws.rmdir(path)
+        self._forget_dirs()
         return 0
 
     @fuse_op(mutates=True)
@@ -243,11 +261,12 @@ class WsfsOperations(mfusepy.Operations):
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
         self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=bool(flags & RENAME_EXCHANGE))
+        self._forget_dirs()
         return 0
 
-    def _parent_ino(self, path: str) -> int:
-        parent = path.rstrip("/").rpartition("/")[0] or "/"
-        return self.ws.stat(parent).ino
+    def _forget_dirs(self) -> None:
+        if self._dir_inos:
+            self._dir_inos.clear()
 
     def _as_caller(self):
         """New nodes belong to the calling process's uid/gid (as on any filesystem)."""
