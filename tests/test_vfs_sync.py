@@ -158,6 +158,7 @@ def apply_batch(world: World, src: Replica, dst: Replica, entries: list[vfs.Chan
     send_objects(src, dst, entries)
     before = {e.path: dst.ws.entry(e.path) for e in entries}
     nothing_unseen = base == Cursor(dst.ws.rev)
+    changed_here = [e.path for e in dst.ws.changes(after=base)]  # what the sender has not seen
     result = dst.ws.apply_changes(entries, base=base)
     for path in result.applied:
         local = before.get(path)
@@ -166,6 +167,8 @@ def apply_batch(world: World, src: Replica, dst: Replica, entries: list[vfs.Chan
     incoming = {e.path: e for e in entries}
     for conflict in result.conflicts:
         assert conflict.path in incoming and conflict.path not in result.applied
+        assert any(related(conflict.path, p) for p in changed_here), (
+            f"{conflict.path}: reported as a conflict but nothing there changed on {dst.name} after {base}")
         now = dst.ws.entry(conflict.path)
         recreated_parent = now is not None and now.kind == "dir" and any(
             p.startswith(conflict.path + "/") for p in result.applied)  # a new child needs its parent back
@@ -180,6 +183,11 @@ def apply_batch(world: World, src: Replica, dst: Replica, entries: list[vfs.Chan
     for conflict in sorted(result.conflicts, key=lambda c: incoming[c.path].cursor):
         take_theirs(world, dst, incoming[conflict.path])
     return None
+
+
+def related(a: str, b: str) -> bool:
+    """Same path, or one is an ancestor of the other."""
+    return a == b or a.startswith(b.rstrip("/") + "/") or b.startswith(a.rstrip("/") + "/")
 
 
 def take_theirs(world: World, client: Replica, entry: vfs.Change) -> None:
