@@ -328,3 +328,17 @@ async def test_live_pages_come_from_the_commit_delta_or_the_store_identically(li
         await c.close()
     assert feed.delta_pages - deltas0 >= 3  # live pages were served from the commits' deltas ...
     assert feed.reads - reads0 >= 1  # ... except the one needing the 100 KiB content, read from the store
+
+
+async def test_several_subscriptions_on_one_connection(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await c.request({"type": "subscribe", "id": "a", "after": "now", "prefix": "/a"})
+    await c.request({"type": "subscribe", "id": 2, "after": "now", "prefix": "/b"})
+    dup = await c.request({"type": "subscribe", "id": "a", "after": "now"})
+    assert dup["type"] == "error" and dup["field"] == "id"
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/a/x?parents=1", content=b"a")
+        await http.put("/api/workspaces/demo/files/b/y?parents=1", content=b"b")
+    assert {e["path"] for e in await c.collect_changes("a", count=2)} == {"/a", "/a/x"}
+    assert {e["path"] for e in await c.collect_changes(2, count=2)} == {"/b", "/b/y"}
+    await c.close()
