@@ -147,6 +147,11 @@ async def test_history_view_and_restore(browser: Browser, demo_server: ServerPro
     await expect(alice.page.locator(".cm-mergeView")).to_be_visible()
     await expect(alice.page.locator("#banner")).to_contain_text("Viewing revision")
     await alice.shot("14-history-view")
+    # Ctrl+S while previewing saves the editor's text, never the old version shown beside it
+    await alice.save()
+    await expect(alice.page.locator(".cm-mergeView")).to_have_count(0)
+    assert await alice.editor_text() == TODO + "second version\n"
+    await versions.nth(1).get_by_role("button", name="View").click()
     await alice.click_banner("Restore this version")
     await alice.wait_editor_text(TODO)
     await bob.wait_editor_text(TODO)

@@ -43,6 +43,7 @@ export class FileView {
     this.mode = "none"; // none | loading | text | image | info
     this.view = null;
     this.merge = null;
+    this._comparing = null; // what the side-by-side view shows: null | "conflict" | "history"
     this.baseHash = null; // content id the editor text is based on
     this.baseDoc = null; // that text, as a CodeMirror Text
     this.remote = null; // {hash, author, refused} when the server copy moved away from base
@@ -74,7 +75,7 @@ export class FileView {
 
   /** The text in the editor (the "mine" side while comparing). */
   text() {
-    if (this.merge) return this.merge.a.state.doc.toString();
+    if (this._comparing === "conflict") return this.merge.a.state.doc.toString();
     return this.view ? this.view.state.doc.toString() : null;
   }
 
@@ -272,9 +273,13 @@ export class FileView {
 
   /** Save with If-Match (the content id this text is based on). */
   async save() {
-    if (this.mode !== "text" || !this.hooks.canWrite()) return;
-    if (this.merge) return this.overwrite();
-    if (this.saving) return;
+    if (this.mode !== "text" || !this.hooks.canWrite() || this.saving) return;
+    if (this._comparing === "conflict") return this.overwrite(); // "Save my version"
+    if (this._comparing === "history") { // a preview of an old version: save the editor's text
+      this._exitCompare(false);
+      this._hideBanner();
+    }
+    if (!this.isDirty() && !this.remote) return; // nothing to save
     await this._write(this.baseHash, "Saved");
   }
 
@@ -284,12 +289,12 @@ export class FileView {
     this.saving = true;
     this.updateHeader();
     const path = this.path;
-    const doc = this.merge ? this.merge.a.state.doc : this.view.state.doc;
+    const doc = this._comparing === "conflict" ? this.merge.a.state.doc : this.view.state.doc;
     try {
       const opts = expected ? { ifMatch: expected } : { ifNoneMatch: true, parents: true };
       const stat = await this.hooks.asMine({ [path]: "stat" }, () => this.client.writeFile(path, doc.toString(), opts));
       if (path !== this.path) return;
-      if (this.merge) this._exitCompare(true);
+      if (this._comparing === "conflict") this._exitCompare(true);
       this.baseHash = stat.hash;
       this.baseDoc = doc;
       this.remote = null;
@@ -314,7 +319,7 @@ export class FileView {
 
   /** Save "mine" over whatever the server has now (conditional on the new ETag). */
   async overwrite() {
-    if (!this.remote) return this.save();
+    if (!this.remote) return this._write(this.baseHash, "Saved");
     await this._write(this.remote.hash, "Overwrote");
   }
 
@@ -383,7 +388,7 @@ export class FileView {
       this._notice(author === "Someone" ? "Updated just now" : `Updated by ${author}`);
       return;
     }
-    if (this.isDirty() || this.merge) {
+    if (this.isDirty() || this._comparing === "conflict") {
       if (this.remote?.hash !== entry.hash) this._conflict({ hash: entry.hash, author, refused: false });
       return;
     }
@@ -437,7 +442,7 @@ export class FileView {
     const msg = refused
       ? `Not saved: ${author} saved ${basename(this.path)} after you opened it.`
       : `${author} changed ${basename(this.path)} while you were editing.`;
-    const buttons = this.merge
+    const buttons = this._comparing === "conflict"
       ? [["Save my version", () => this.overwrite(), "primary"], ["Take theirs", () => this.reload()],
          ["Back to editor", () => { this._exitCompare(true); this._conflict(this.remote); }]]
       : [["Reload theirs", () => this.reload()], ["Overwrite with mine", () => this.overwrite(), "danger"],
@@ -459,13 +464,13 @@ export class FileView {
     this._enterCompare({
       left: { title: "Your version (unsaved)", doc: this.view.state.doc.toString(), editable: true },
       right: { title: `Saved version — ${this.remote.author}`, doc: theirs },
-      revert: "b-to-a",
+      revert: "b-to-a", kind: "conflict",
     });
     this._conflict(this.remote);
   }
 
   /** Side-by-side view; `left` becomes MergeView side a, `right` side b. */
-  _enterCompare({ left, right, revert }) {
+  _enterCompare({ left, right, revert, kind }) {
     this._exitCompare(false);
     const host = el("div", { class: "merge-host" });
     const titles = el("div", { class: "merge-titles" },
@@ -482,6 +487,7 @@ export class FileView {
       gutter: true,
     });
     this._mergeEditable = !!left.editable;
+    this._comparing = kind; // "conflict": mine vs theirs; "history": an old version vs the editor
     this.updateHeader();
   }
 
@@ -491,6 +497,7 @@ export class FileView {
     const text = this.merge.a.state.doc.toString();
     this.merge.destroy();
     this.merge = null;
+    this._comparing = null;
     this.el.body.querySelector(".merge-wrap")?.remove();
     if (this.view) {
       this.view.dom.parentElement.hidden = false;
@@ -510,7 +517,7 @@ export class FileView {
     this._enterCompare({
       left: { title: `Version at revision ${version.rev} (${formatAgo(version.mtime)})`, doc: text },
       right: { title: "Current text", doc: this.view.state.doc.toString() },
-      revert: undefined,
+      revert: undefined, kind: "history",
     });
     this._showBanner(`Viewing revision ${version.rev} of ${basename(this.path)}.`, [
       this.hooks.canWrite() ? ["Restore this version", async () => { this._exitCompare(false); this._hideBanner(); await restore(); }, "primary"] : null,
