@@ -37,6 +37,7 @@ UTIME_NOW = (1 << 30) - 1
 UTIME_OMIT = (1 << 30) - 2
 BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
+FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # libfuse3 fuse_common.h
 
 
 def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callable:
@@ -101,8 +102,12 @@ class WsfsOperations(mfusepy.Operations):
             if self.ws is None:
                 self.ws = self._open_workspace()
                 self.group.start(self.ws)
-                if hasattr(self.ws, "transaction"):  # a local store: only this mount renames dirs
+                if hasattr(self.ws, "transaction"):  # a local store: only this mount changes it
                     self._dir_inos = {}
+                    if conn is not None:
+                        # The kernel sees every change as it happens, so it need not drop a
+                        # file's page cache whenever its mtime moves (writes move it).
+                        conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
@@ -393,6 +398,10 @@ class WsfsOperations(mfusepy.Operations):
             st = commit_file(path, node.spool.reader(), base=node.base)
         else:
             st = self.ws.write_file(path, node.spool.reader())
+            # mtime is the time of the last write(2), as on any filesystem, and what
+            # getattr reported while the bytes were buffered: the kernel then sees
+            # no change at commit and keeps its page cache (kernel_cache).
+            self.ws.set_times(path, mtime_ns=node.mtime_ns)
         node.base = st.hash
         node.dirty = False
         node.version += 1
