@@ -233,12 +233,15 @@ def test_big_file_spills_to_disk_and_round_trips(mnt: Path, store: Path):
 
 def test_unlinked_open_file_stays_readable_until_closed(mnt: Path):
     (mnt / "doomed").write_bytes(b"still here")
-    with open(mnt / "doomed", "r+b") as f:
+    with open(mnt / "doomed", "r+b", buffering=0) as f:
         os.unlink(mnt / "doomed")
         assert not (mnt / "doomed").exists()
+        assert os.listdir(mnt) == []  # no stand-in name (hard_remove)
         assert f.read() == b"still here"
         f.write(b"!")
-    assert os.listdir(mnt) == []  # libfuse's .fuse_hidden name went with the last close
+        os.ftruncate(f.fileno(), 5)
+        assert os.pread(f.fileno(), 100, 0) == b"still"
+    assert os.listdir(mnt) == []
 
 
 def test_concurrent_readers_and_a_writer(mnt: Path):
@@ -272,6 +275,18 @@ def test_concurrent_readers_and_a_writer(mnt: Path):
     assert errors == []
     assert (mnt / "live").read_bytes() == versions[-1]
     assert sorted(os.listdir(mnt)) == ["live"]
+
+
+def test_rename_over_an_open_file_is_atomic(mnt: Path, store: Path):
+    (mnt / "target").write_bytes(b"old")
+    with open(mnt / "target", "rb") as reader:
+        (mnt / "new").write_bytes(b"new")
+        os.rename(mnt / "new", mnt / "target")
+        assert (mnt / "target").read_bytes() == b"new"
+        assert reader.read() == b"old"  # the open descriptor keeps what it opened
+    sync(mnt)
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert not [c.path for c in ws.changes() if ".fuse_hidden" in c.path]  # never a stand-in name
 
 
 # -- real programs ----------------------------------------------------------------

@@ -27,6 +27,7 @@ class OpenNode:
     version: int = 0  # bumps on every content change made here; stale readers reopen
     mtime_ns: int = 0  # time of the last buffered change (what getattr reports while dirty)
     base: str | None = None  # content id the buffer started from (remote mode pushes against it)
+    stat: object = None  # the last Stat seen (what fstat reports once the file has no name)
 
     def changed(self) -> None:
         self.dirty = True

@@ -12,6 +12,7 @@ committed with one `write_file` on flush, fsync or release. Everything else
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import logging
@@ -124,7 +125,10 @@ class WsfsOperations(mfusepy.Operations):
     # -- attributes ------------------------------------------------------------
 
     @fuse_op
-    def getattr(self, path: str, fh: int | None = None) -> dict:
+    def getattr(self, path: str | None, fh: int | None = None) -> dict:
+        if path is None:  # an open file whose last name is gone (hard_remove): its last known state
+            node = self.table.get(fh).node
+            return self._attrs(dataclasses.replace(node.stat, nlink=0))
         st = self.ws.lstat(path)
         self.links.seen(st.ino, st.nlink, path)
         return self._attrs(st)
@@ -150,12 +154,16 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def chmod(self, path: str, mode: int) -> int:
+        if path is None:
+            return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         self.ws.chmod(path, mode & 0o7777)
         self.links.changed(self.ws.stat(path).ino, path)
         return 0
 
     @fuse_op(mutates=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
+        if path is None:
+            return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         # FUSE hands us the inode itself: never follow a symlink here.
         self.ws.chown(path, uid, gid, follow_symlinks=False)
         self.links.changed(self.ws.lstat(path).ino, path)
@@ -163,6 +171,8 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
+        if path is None:
+            return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
         st = self.ws.lstat(path)
@@ -292,7 +302,7 @@ class WsfsOperations(mfusepy.Operations):
                 raise mfusepy.FuseOSError(errno.EEXIST) from None
             return self._open(path, flags)
         handle = self.table.open(st.ino, flags)
-        handle.node.base = st.hash
+        handle.node.base, handle.node.stat = st.hash, st
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
         return handle.fh
@@ -306,11 +316,25 @@ class WsfsOperations(mfusepy.Operations):
         if st.kind == "dir":
             raise mfusepy.FuseOSError(errno.EISDIR)
         handle = self.table.open(st.ino, flags)
-        if handle.node.refs == 1 and not handle.node.dirty:
-            handle.node.base = st.hash
+        node = handle.node
+        if node.refs == 1 and not node.dirty:
+            node.base, node.stat = st.hash, st
         if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
-            self._set_size(handle.node, path, 0)
+            self._set_size(node, path, 0, handle)
+        elif node.spool is None:
+            # Snapshot the content now: if the name is replaced or removed while the
+            # file is open (rename over it, unlink), this descriptor still reads it.
+            self._reader(handle, path)
         return handle.fh
+
+    def _reader(self, handle, path: str | None):
+        """The handle's store reader, reopened if this mount committed newer content."""
+        node = handle.node
+        if handle.reader is None or (handle.reader_version != node.version and path is not None):
+            handle.close_reader()
+            handle.reader = self.ws.open(path, "rb")
+            handle.reader_version = node.version
+        return handle.reader
 
     @fuse_op
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
@@ -318,17 +342,14 @@ class WsfsOperations(mfusepy.Operations):
         node = handle.node
         if node.spool is not None:
             return node.spool.pread(offset, size)
-        if handle.reader is None or handle.reader_version != node.version:
-            handle.close_reader()
-            handle.reader = self.ws.open(path, "rb")
-            handle.reader_version = node.version
-        handle.reader.seek(offset)
-        return handle.reader.read(size)
+        reader = self._reader(handle, path)
+        reader.seek(offset)
+        return reader.read(size)
 
     @fuse_op
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self.table.get(fh)
-        spool = self._spool(handle.node, path)
+        spool = self._spool(handle, path)
         if handle.flags & os.O_APPEND:
             offset = spool.size
         written = spool.pwrite(offset, data)
@@ -336,17 +357,17 @@ class WsfsOperations(mfusepy.Operations):
         return written
 
     @fuse_op(mutates=True)
-    def truncate(self, path: str, length: int, fh: int | None = None) -> int:
-        if fh is not None:
-            node = self.table.get(fh).node
-        else:
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        handle = self.table.get(fh) if fh is not None else None
+        if handle is None:
             st = self.ws.stat(path)
             node = self.table.node(st.ino)
-        if node is None:
-            self.ws.truncate(path, length)  # nobody has it open: one transaction, no buffer
-            self.links.changed(st.ino, path)
-        else:
-            self._set_size(node, path, length)
+            if node is None:
+                self.ws.truncate(path, length)  # nobody has it open: one transaction, no buffer
+                self.links.changed(st.ino, path)
+                return 0
+            handle = next(h for h in self.table.handles.values() if h.node is node)
+        self._set_size(handle.node, path, length, handle)
         return 0
 
     @fuse_op(mutates=True)
@@ -375,22 +396,28 @@ class WsfsOperations(mfusepy.Operations):
                 node.drop_spool()
         return 0
 
-    def _spool(self, node: OpenNode, path: str) -> Spool:
-        """The node's buffer, filled from the store on first use."""
+    def _spool(self, handle, path: str | None) -> Spool:
+        """The node's buffer, filled on first use from the content the handle opened."""
+        node = handle.node
         if node.spool is None:
-            node.spool = Spool.from_pieces(self.ws.iter_file(path))
+            reader = self._reader(handle, path)
+            reader.seek(0)
+            node.spool = Spool.from_pieces(iter(lambda: reader.read(1 << 20), b""))
         return node.spool
 
-    def _set_size(self, node: OpenNode, path: str, length: int) -> None:
+    def _set_size(self, node: OpenNode, path: str | None, length: int, handle=None) -> None:
         if length == 0 and node.spool is None:
             node.spool = Spool()  # O_TRUNC: no need to read what is thrown away
         else:
-            self._spool(node, path).truncate(length)
+            self._spool(handle, path).truncate(length)
         node.changed()
 
-    def _commit(self, node: OpenNode, path: str) -> None:
+    def _commit(self, node: OpenNode, path: str | None) -> None:
         """Write the node's buffer to the store as one transaction."""
         if not node.dirty or node.spool is None:
+            return
+        if path is None:
+            node.dirty = False  # the file has no name left (unlinked while open): as on disk, its bytes go
             return
         commit_file = getattr(self.ws, "commit_file", None)
         if commit_file is not None:
@@ -402,7 +429,8 @@ class WsfsOperations(mfusepy.Operations):
             # getattr reported while the bytes were buffered: the kernel then sees
             # no change at commit and keeps its page cache (kernel_cache).
             self.ws.set_times(path, mtime_ns=node.mtime_ns)
-        node.base = st.hash
+            st = dataclasses.replace(st, mtime_ns=node.mtime_ns)
+        node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1
         self.links.changed(node.ino, path)

@@ -31,6 +31,12 @@ class _Fuse(mfusepy.FUSE):
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return self.operations.rename(old.decode(self.encoding, self.errors), new.decode(self.encoding, self.errors), flags)
 
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip) -> int:
+        # mfusepy drops the file handle; ftruncate on an unlinked file needs it.
+        fh = fip.contents.fh if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        return self.operations.truncate(decoded, length, fh)
+
     def create(self, path: bytes, mode: int, fip) -> int:
         # mfusepy inspects the signature of `create` on every call (~50 us); ours is fixed.
         info = fip.contents
@@ -42,6 +48,9 @@ def fuse_options(*, local: bool) -> dict:
     """libfuse options. Why each one:
 
     - use_ino: st_ino comes from the store, so hard links share an inode number.
+    - hard_remove: unlinking or renaming over an open file removes the name at
+      once (no `.fuse_hidden*` stand-ins in the store, and rename stays atomic);
+      the open descriptor keeps reading the content it snapshotted at open.
     - default_permissions: the kernel checks mode/uid/gid for non-root callers.
     - allow_other (as root): other users can enter the mount at all.
     - kernel_cache (local store only: the mount is its only writer): the page
@@ -53,6 +62,7 @@ def fuse_options(*, local: bool) -> dict:
     timeout = 5.0 if local else 0.5
     options = {
         "use_ino": True,
+        "hard_remove": True,
         "default_permissions": True,
         "attr_timeout": timeout,
         "entry_timeout": timeout,
