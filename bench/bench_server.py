@@ -333,7 +333,8 @@ async def measure(writer: Any, rec: Receivers, n: int, first_index: int, latency
 async def fanout(sizes: list[int], latency_events: int, burst_deliveries: int) -> list[dict[str, Any]]:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        wsfs = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/data", "--port", "0"])
+        extra = ["--switch-interval", os.environ["WSFS_SWITCH"]] if os.environ.get("WSFS_SWITCH") else []
+        wsfs = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/data", "--port", "0", *extra])
         base = Proc([sys.executable, __file__, "--baseline-server", tmp])
         try:
             index = 0

@@ -35,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ws-ping-interval", type=float, default=20.0,
                        help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
     serve.add_argument("--ws-ping-timeout", type=float, default=20.0)
+    serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     token = subparsers.add_parser("token", help="create, list or revoke access tokens")
@@ -79,6 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from server.auth import TokenStore, ensure_admin, ensure_demo_token
     from server.runner import WsfsServer, bind, make_config
 
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
     data = Path(args.data)
     data.mkdir(parents=True, exist_ok=True)
     tokens = TokenStore(data)
