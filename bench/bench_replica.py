@@ -145,10 +145,28 @@ async def upload(server: WsfsServer, tree: Path, work: Path) -> float:
 
 
 async def initial_sync(server: WsfsServer, dest: Path, durability: str = "auto") -> tuple[float, object]:
+    """The library: `Replica.sync_once()` in this process."""
     t0 = time.perf_counter()
-    async with Replica(server.url, "demo", dest, token=server.admin, durability=durability) as r:  # noqa
+    async with Replica(server.url, "demo", dest, token=server.admin, durability=durability) as r:
         summary = await r.sync_once()
     return time.perf_counter() - t0, summary
+
+
+async def cli_sync(server: WsfsServer, dest: Path) -> tuple[float, float]:
+    """`wsfs sync --once` in its own process, as a user runs it: (seconds, its peak RSS in MiB)."""
+    cmd = [sys.executable, "-m", "wsfs", "sync", server.url, "demo", str(dest), "--once", "-q"]
+
+    def run() -> tuple[float, float]:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "WSFS_TOKEN": server.admin},
+                                stdout=subprocess.DEVNULL)
+        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            raise RuntimeError("wsfs sync failed")
+        return time.perf_counter() - t0, usage.ru_maxrss / 1024
+
+    return await asyncio.to_thread(run)
 
 
 async def change_latency(server: WsfsServer, dest: Path, rounds: int, rel: str,
@@ -237,6 +255,10 @@ async def main() -> None:
             print(f"initial sync   wsfs replica, durability={durability:<4}: {best:7.2f}s  ratio wsfs/rsync = "
                   f"{best / best_rsync:.2f} (goal <= 1.0)  (runs: " + ", ".join(f"{t:.2f}" for t, _ in runs) + ")")
         print(f"  ({runs[0][1]})")
+        drop_caches()
+        t_cli, rss = await cli_sync(server, work / "replica-cli")
+        print(f"initial sync   `wsfs sync --once` process (auto, startup included): {t_cli:.2f}s, "
+              f"ratio {t_cli / best_rsync:.2f}; peak RSS {rss:.0f} MiB")
 
         rs = rsync_change(rsyncd, tree, work / "rsync-dest", rel, args.rounds)
         med_rs = statistics.median(rs)

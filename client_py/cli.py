@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default=None, help="name used in conflict copies (default: this host's name)")
     p.add_argument("--reconcile", type=float, default=30.0, metavar="SECONDS",
                    help="seconds between full rescans while live (default: %(default)s)")
+    p.add_argument("--durability", choices=("auto", "file", "batch", "none"), default="auto",
+                   help="when written files are flushed to disk (default: %(default)s; 'none' as rsync)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")
     p.add_argument("-v", "--verbose", action="store_true", help="log every conflict, refusal and reconnect")
     p.set_defaults(func=lambda args: _run(cmd_sync, args))
@@ -180,7 +182,7 @@ async def cmd_sync(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     display = _SyncDisplay(enabled=not args.quiet)
     replica = Replica(args.url, args.workspace, args.dir, token=args.token, ignore=args.ignore, host=args.host,
-                      reconcile_interval=args.reconcile, on_progress=display.update)
+                      reconcile_interval=args.reconcile, durability=args.durability, on_progress=display.update)
     try:
         with display:
             if args.once:
