@@ -276,3 +276,28 @@ async def test_personal_tokens_name_the_author_in_banner_and_feed(browser: Brows
     await dave.shot("09-author-banner-dave")
     carol.assert_clean()
     dave.assert_clean()
+
+
+async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Browser, demo_server: ServerProcess) -> None:
+    """Updates that arrive while the previous one is still being fetched are not lost or reordered."""
+    seed(demo_server)
+    alice, bob = await two_users(browser, demo_server)
+    await alice.open_file("/notes/todo.md")
+    await bob.open_file("/notes/todo.md")
+    text = TODO
+    for i in range(8):
+        await alice.type_in_editor(f"save {i}\n")
+        text += f"save {i}\n"
+        await alice.save()  # no wait: a Ctrl+S during a save runs again when that one is done
+    # meanwhile a Python writer appends to another file many times (other changes in the same stream)
+    with api(demo_server) as c:
+        for i in range(20):
+            c.put("/files/log.txt", content=f"line {i}\n".encode() * (i + 1)).raise_for_status()
+    await expect(alice.page.locator("#file-status")).to_have_text("Saved")
+    await bob.wait_editor_text(text)
+    await expect(bob.page.locator("#banner")).to_be_hidden()
+    await expect(bob.page.locator("#file-status")).to_have_text("Saved")
+    with api(demo_server) as c:
+        assert c.get("/files/notes/todo.md").text == text
+    alice.assert_clean()
+    bob.assert_clean()

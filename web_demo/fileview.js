@@ -273,7 +273,8 @@ export class FileView {
 
   /** Save with If-Match (the content id this text is based on). */
   async save() {
-    if (this.mode !== "text" || !this.hooks.canWrite() || this.saving) return;
+    if (this.mode !== "text" || !this.hooks.canWrite()) return;
+    if (this.saving) { this._saveAgain = true; return; } // once this one is done
     if (this._comparing === "conflict") return this.overwrite(); // "Save my version"
     if (this._comparing === "history") { // a preview of an old version: save the editor's text
       this._exitCompare(false);
@@ -313,6 +314,10 @@ export class FileView {
     } finally {
       this.saving = false;
       this.updateHeader();
+      if (this._saveAgain) {
+        this._saveAgain = false;
+        if (!this.remote) this.save().catch((e) => reportError("Save failed", e));
+      }
       this.reconcile();
     }
   }
