@@ -281,3 +281,29 @@ async def test_remote_dir_replaced_by_file_keeps_local_unsynced_files(server, ws
     assert read(str(local) + kept[0] + "/mine.txt") == b"only here"
     assert not os.path.exists(str(local) + kept[0] + "/synced.txt")
     assert await ws.read_file(kept[0] + "/mine.txt") == b"only here"
+
+
+async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws, tmp_path):
+    """Tombstones compacted past the watermark: the replica resyncs and still applies the deletion."""
+    import vfs
+
+    local = tmp_path / "rep"
+    await ws.write_file("/keep.txt", b"k")
+    await ws.write_file("/gone.txt", b"g")
+    async with make_replica(server, local) as r:
+        await r.sync_once()
+    await ws.unlink("/gone.txt")
+    await ws.write_file("/new.txt", b"n")
+    write(local / "local-only.txt", "made offline")
+    await server.astop()
+    with vfs.Workspace(str(server.data_dir / "workspaces" / "demo.db")) as store:
+        assert store.compact_tombstones(store.rev) >= 1
+    await asyncio.to_thread(server.start)
+    async with make_replica(server, local) as r:
+        summary = await r.sync_once()
+    assert not (local / "gone.txt").exists()
+    assert read(local / "new.txt") == b"n" and read(local / "keep.txt") == b"k"
+    assert read(local / "local-only.txt") == b"made offline"
+    async with Client(server.url, token=server.admin) as c:
+        assert await c.workspace("demo").read_file("/local-only.txt") == b"made offline"
+    assert summary.deleted_local == 1
