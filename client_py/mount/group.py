@@ -68,10 +68,10 @@ class GroupCommit:
         group.__exit__(None, None, None)
 
     def stop(self) -> None:
+        """Stop the idle-commit thread. Call without holding the lock (the thread may wait for it)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(5)
-        self.commit()
 
     def _run(self) -> None:
         """Commit a burst once it has been idle for `idle` seconds."""

@@ -1,13 +1,14 @@
-"""FUSE operations over a `vfs.Workspace`.
+"""FUSE operations over a `vfs.Workspace` (or the remote backend, same surface).
 
-mfusepy calls these from several libfuse threads; a Workspace is not
-thread-safe, so every operation runs under one lock. Store errors are
-`OSError`s with the errno Linux would give; they reach the caller as
-`FuseOSError(errno)`.
+Every operation runs under one lock: a Workspace is not thread-safe, and
+helper threads (group commit, remote change stream) touch it too. Store
+errors are `OSError`s with the errno Linux would give; they reach the caller
+as `FuseOSError(errno)`.
 
 Content writes go to the inode's `Spool` (see `handles.py`) and are
-committed with one `write_file` on flush, fsync or release. Everything else
-(names, modes, times) goes straight to the store, one transaction each.
+committed with one `write_file` on flush, fsync or release. Mutations join
+the open group transaction (`group.py`), committed when the burst pauses and
+at once on fsync.
 """
 
 from __future__ import annotations
@@ -112,12 +113,13 @@ class WsfsOperations(mfusepy.Operations):
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
+        self.group.stop()
         with self._lock:
             if self.ws is None:
                 return
             for node in self.table.dirty_nodes():
                 self._commit_by_ino(node)
-            self.group.stop()
+            self.group.commit()
             log.info("unmounted at revision %d", self.ws.rev)
             self.ws.close()
             self.ws = None
