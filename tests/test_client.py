@@ -273,3 +273,25 @@ async def test_watch_resumes_across_server_restart_without_gap_or_duplicate(serv
             await ws.write_file(f"/f{i}", b"y")
         await asyncio.wait_for(task, 30)
         assert seen == [f"/f{i}" for i in range(10)]
+
+
+async def test_open_file_objects(ws):
+    async with ws.open("/fo.bin", "wb") as f:
+        await f.write(b"hello ")
+        await f.write(b"world")
+    async with ws.open("/fo.bin", "rb") as f:
+        assert await f.read(5) == b"hello"
+        f.seek(1, 1)
+        assert await f.read() == b"world"
+    async with ws.open("/fo.bin", "ab") as f:
+        await f.write(b"!")
+    async with ws.open("/fo.bin", "r+b") as f:
+        f.seek(0)
+        await f.write(b"J")
+    assert await ws.read_file("/fo.bin") == b"Jello world!"
+    with pytest.raises(FileExistsError):
+        async with ws.open("/fo.bin", "xb") as f:
+            await f.write(b"no")
+    with pytest.raises(FileNotFoundError):
+        async with ws.open("/missing", "rb"):
+            pass
