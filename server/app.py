@@ -26,6 +26,7 @@ from server.stores import StoreOptions
 from server.ws_api import going_away, ws_endpoint
 
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
+EXTERNAL_POLL = 0.5  # seconds between checks for commits made by other processes
 
 
 class HttpMetrics:
@@ -110,11 +111,12 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await state.stores.create(config.demo_workspace)
-        sweeper = asyncio.ensure_future(_sweep(state))
+        background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state))]
         try:
             yield {}
         finally:
-            sweeper.cancel()
+            for task in background:
+                task.cancel()
             await shutdown(state)
 
     all_routes: list[Any] = [*routes, WebSocketRoute("/api/workspaces/{ws}/ws", ws_endpoint)]
@@ -125,6 +127,25 @@ def create_app(
     app.state.wsfs = state
     app.add_middleware(HttpMetrics, state=state)
     return app
+
+
+async def _watch_external(state: ServerState) -> None:
+    """Notice commits made by other processes (an admin tool, another server on the same files).
+
+    Commits through this server are published as they happen; this poll only
+    covers writers that bypass it, for workspaces someone is subscribed to.
+    """
+    while True:
+        await asyncio.sleep(EXTERNAL_POLL)
+        for name, handle in list(state.stores._handles.items()):
+            if handle.closed or handle.live_inline is None:
+                continue
+            try:
+                rev = await handle.read(lambda ws: ws.rev, op="poll")
+            except Exception:  # noqa: BLE001 - closed meanwhile; next round
+                continue
+            if rev > state.hub.head(name):
+                state.hub.publish_commit(name, rev)
 
 
 async def _sweep(state: ServerState) -> None:

@@ -342,3 +342,14 @@ async def test_several_subscriptions_on_one_connection(live_server: LiveServer) 
     assert {e["path"] for e in await c.collect_changes("a", count=2)} == {"/a", "/a/x"}
     assert {e["path"] for e in await c.collect_changes(2, count=2)} == {"/b", "/b/y"}
     await c.close()
+
+
+async def test_commits_by_another_process_reach_subscribers(live_server: LiveServer) -> None:
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await c.request({"type": "subscribe", "id": "s", "after": "now"})
+    await c.next_event("caught_up", sub="s")
+    with vfs.Workspace(live_server.data_dir / "workspaces" / "demo.db") as ws:  # bypasses the server
+        ws.write_file("/from-outside.txt", b"hello from another process")
+    got = await c.collect_changes("s", count=1)
+    assert got[0]["path"] == "/from-outside.txt"
+    await c.close()
