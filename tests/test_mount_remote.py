@@ -128,3 +128,23 @@ def test_offline_serves_the_cache_read_only(remote, live_server):  # noqa: F811
     wait_for(lambda: "unreachable" in Path(mount.log_file).read_text(), "the offline notice in the log")
     assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
     assert os.listdir(mnt / "docs") == ["readme.md"]
+
+
+def test_unreachable_server_fails_the_mount_clearly(tmp_path: Path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-m", "client_py.mount", "mount", f"http://127.0.0.1:{port}", "demo", str(mountpoint),
+         "--cache", str(tmp_path / "cache"), "--token", "wsfs_x"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 1
+    assert f"127.0.0.1:{port}" in done.stderr
+    assert not os.path.ismount(mountpoint)

@@ -55,8 +55,13 @@ def run_mount(args: argparse.Namespace) -> int:
         runner.mount_local(source[0], mountpoint, debug=args.debug)
         return 0
     from client_py.mount import remote
+    from vfs.protocol import ProtocolError
 
-    remote.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
+    try:
+        remote.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
+    except (ConnectionError, OSError, ProtocolError) as exc:
+        print(f"wsfs mount: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

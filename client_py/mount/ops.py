@@ -98,7 +98,6 @@ class WsfsOperations(mfusepy.Operations):
         if conn is not None:
             conn.max_write = MAX_IO
             conn.max_readahead = MAX_IO
-        # The store is opened here, in libfuse's thread, after any fork.
         self.links.fuse = current_fuse()
         with self._lock:
             if self.ws is None:

@@ -134,7 +134,7 @@ class RemoteBackend:
         self._client: Client | None = None
         self._remote = None
         self.cache: vfs.Workspace | None = None
-        self._watcher: asyncio.Future | None = None
+        self._watcher: asyncio.Task | None = None
         self.attrs = AttrOverlay(os.getuid(), os.getgid())
         self._owner = (self.attrs.default_uid, self.attrs.default_gid)
 
@@ -146,20 +146,31 @@ class RemoteBackend:
         self._loop = _Loop()
         self._client = Client(self.url, token=self._token, backoff=Backoff(base=0.1, cap=0.5, retries=2))
         self._remote = self._client.workspace(self.workspace)
-        self.catch_up()
+        try:
+            self.catch_up()
+        except OSError as exc:
+            raise (exc.__cause__ if isinstance(exc.__cause__, ServerUnreachable) else exc) from None
         log.info("remote %s: %d paths at %s", self.path, len(self.index.entries), self.index.cursor)
-        self._watcher = asyncio.run_coroutine_threadsafe(self._watch(), self._loop.loop)
+        self._loop.run(self._start_watching())
         return self
 
+    async def _start_watching(self) -> None:
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def _shutdown(self) -> None:
+        """Cancel every task on the loop (the watcher and the WebSocket's own), then close HTTP."""
+        tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._client.aclose()
+
     def close(self) -> None:
-        if self._watcher is not None:
-            self._loop.loop.call_soon_threadsafe(self._watcher.cancel)
-        if self._client is not None:
-            try:
-                self._loop.run(self._client.aclose(), 10)
-            except Exception:  # noqa: BLE001 - closing is best effort at unmount
-                pass
         if self._loop is not None:
+            try:
+                self._loop.run(self._shutdown(), 10)
+            except Exception:  # noqa: BLE001 - closing is best effort at unmount
+                log.debug("remote shutdown", exc_info=True)
             self._loop.stop()
         if self.cache is not None:
             self.cache.close()
@@ -528,6 +539,8 @@ def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None
     from client_py.mount.runner import run_foreground
 
     cache_dir = os.path.abspath(cache or os.path.join(os.path.expanduser("~"), ".cache", "wsfs"))
-    backend = RemoteBackend(url, workspace, token=token, cache_dir=cache_dir)
-    operations = WsfsOperations(backend.start, statfs_dir=cache_dir)
+    # Connect and load the index before mounting: an unreachable server or a
+    # wrong token fails `wsfs mount` with a clear message instead of a dead mount.
+    backend = RemoteBackend(url, workspace, token=token, cache_dir=cache_dir).start()
+    operations = WsfsOperations(lambda: backend, statfs_dir=cache_dir)
     run_foreground(operations, mountpoint, local=False, debug=debug)

@@ -89,10 +89,8 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
 def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
     store = os.path.abspath(store)
 
-    def open_workspace() -> vfs.Workspace:
-        return vfs.Workspace(store)
-
-    operations = WsfsOperations(open_workspace, statfs_dir=os.path.dirname(store))
+    workspace = vfs.Workspace(store)  # opened before mounting: a bad store fails here, clearly
+    operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
     run_foreground(operations, mountpoint, local=True, debug=debug)
 
 
