@@ -52,6 +52,12 @@ class Downloader:
         self.tree = tree
         self.state = state
         self.on_bytes = on_bytes
+        self._locations: dict[str, list[tuple[str, int, int]]] | None = None
+
+    def lookup(self, changes: list[Change]) -> None:
+        """Find local copies of every chunk of a batch in one go (used by `prepare`)."""
+        hashes = list({h for c in changes for h, _ in c.chunks})
+        self._locations = self.state.chunk_locations_many(hashes) if hashes else {}
 
     def prepare(self, change: Change) -> Content:
         """Open the partial file and fill what local sources can provide."""
@@ -72,7 +78,8 @@ class Downloader:
         return content
 
     def _from_index(self, h: str, size: int) -> bytes | None:
-        for path, offset, csize in self.state.chunk_locations(h):
+        locations = self._locations.get(h) if self._locations is not None else self.state.chunk_locations(h)
+        for path, offset, csize in locations or ():
             if csize != size:
                 continue
             try:

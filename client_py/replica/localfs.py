@@ -19,6 +19,7 @@ Whatever the server sends, nothing is written outside `root`:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import secrets
 import stat as statmod
@@ -55,13 +56,14 @@ class UnsafePath(ValueError):
         super().__init__(f"{path!r}: {reason}")
 
 
-def split_path(path: str) -> list[str]:
-    """Names of a workspace path, refusing anything that could escape or hit `.wsfs`."""
+@functools.lru_cache(maxsize=16384)
+def split_path(path: str) -> tuple[str, ...]:
+    """Names of a workspace path, refusing anything that could escape or hit `.wsfs` (memoised: hot)."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise UnsafePath(str(path), "not an absolute workspace path")
     if path == "/":
-        return []
-    names = path[1:].split("/")
+        return ()
+    names = tuple(path[1:].split("/"))
     for name in names:
         if name in ("", ".", "..") or "\x00" in name:
             raise UnsafePath(path, f"invalid name {name!r}")
@@ -148,13 +150,13 @@ class LocalTree:
             if owned:
                 os.close(fd)
 
-    def _dir_fd(self, names: list[str], path: str, create: bool, dir_mode: int) -> tuple[int, bool]:
+    def _dir_fd(self, names: tuple[str, ...], path: str, create: bool, dir_mode: int) -> tuple[int, bool]:
         """fd of the directory `names` below the root, and whether the caller must close it."""
         cache = self._dir_cache
         start, fd, owned = 0, self.root_fd, False
         if cache:
             for i in range(len(names), 0, -1):
-                hit = cache.get(tuple(names[:i]))
+                hit = cache.get(names[:i])
                 if hit is not None:
                     start, fd = i, hit
                     break
@@ -165,7 +167,7 @@ class LocalTree:
                     os.close(fd)
                 fd, owned = nfd, True
                 if cache is not None and len(cache) < 256:
-                    cache[tuple(names[: i + 1])] = fd
+                    cache[names[: i + 1]] = fd
                     owned = False
         except BaseException:
             if owned:
@@ -174,7 +176,7 @@ class LocalTree:
         return fd, owned
 
     @staticmethod
-    def _open_child_dir(fd: int, names: list[str], i: int, path: str, create: bool, dir_mode: int) -> int:
+    def _open_child_dir(fd: int, names: tuple[str, ...], i: int, path: str, create: bool, dir_mode: int) -> int:
         name = names[i]
         try:
             return os.open(name, _DIR_FLAGS, dir_fd=fd)

@@ -504,6 +504,7 @@ class Replica:
     async def _materialise(self, todo: list[tuple[Change, bytes | None]], out: dict[str, Any]) -> None:
         """Content for every file entry, into `out`: "adopt" (already here), inline bytes, or a Content."""
         fetch: list[Content] = []
+        self.downloader.lookup([c for c, _ in todo if c.kind == "file"])
         for change, data in todo:
             if change.kind != "file" or change.hash is None or change.hash in out or change.path in out:
                 continue
@@ -575,7 +576,7 @@ class Replica:
         else:
             st = self._install_file(change, contents)
             self._record(change, st)
-            self.state.index_chunks(path, change.chunks)
+            self.state.index_chunks(path, change.chunks, fresh=row is None)
         self.summary.downloaded += 1
 
     def _clean(self, local: os.stat_result, row: Entry | None, path: str | None = None) -> bool:

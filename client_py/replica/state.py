@@ -160,13 +160,27 @@ class State:
 
     # -- chunk index ----------------------------------------------------------------
 
-    def index_chunks(self, path: str, chunks: Iterable[tuple[str, int]]) -> None:
-        self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
+    def index_chunks(self, path: str, chunks: Iterable[tuple[str, int]], *, fresh: bool = False) -> None:
+        """Record where each chunk of `path` lies (`fresh`: the path had no rows, skip the delete)."""
+        if not fresh:
+            self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
         offset, rows = 0, []
         for h, size in chunks:
             rows.append((h, path, offset, size))
             offset += size
         self.conn.executemany("INSERT OR IGNORE INTO chunks(hash, path, offset, size) VALUES(?, ?, ?, ?)", rows)
+
+    def chunk_locations_many(self, hashes: list[str]) -> dict[str, list[tuple[str, int, int]]]:
+        """Local copies of many chunks in a few queries (a batch looks them all up at once)."""
+        out: dict[str, list[tuple[str, int, int]]] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for h, path, offset, size in self.conn.execute(
+                f"SELECT hash, path, offset, size FROM chunks WHERE hash IN ({marks})", part
+            ):
+                out.setdefault(h, []).append((path, offset, size))
+        return out
 
     def chunk_locations(self, h: str) -> list[tuple[str, int, int]]:
         return list(self.conn.execute("SELECT path, offset, size FROM chunks WHERE hash = ? LIMIT 4", (h,)))
