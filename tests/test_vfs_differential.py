@@ -25,6 +25,8 @@ edge-case tests at the end of this module instead:
 - Not compared: directory sizes, directory mtimes, atime, ctime, inode
   numbers (hard-link identity is compared as groups of paths instead), and
   directory nlink (ext4 counts subdirectories; the store need not).
+- `copy` is compared with `shutil.copy2`, except that a directory
+  destination is EISDIR in the store (copy2 would copy into it).
 - `rm` has no `os` twin: it is compared with GNU `rm` semantics (see
   `disk_rm`): a symlink is removed, never followed; a directory needs
   `recursive` unless it is empty; `force` ignores ENOENT/ENOTDIR only.
@@ -127,6 +129,14 @@ def _rmtree(real: str) -> None:
         else:
             os.unlink(entry.path)
     os.rmdir(real)
+
+
+def disk_copy(src: str, dst: str) -> None:
+    """`shutil.copy2` (content, mode, mtime; follows a symlink source), but never "into" a directory."""
+    os.stat(src)  # the source's errors come first, as in cp and copy2
+    if os.path.isdir(dst):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), dst)
+    shutil.copy2(src, dst)
 
 
 def disk_readdir(real: str) -> list[tuple]:
@@ -253,6 +263,14 @@ class DifferentialMachine(RuleBasedStateMachine):
         text = ("../" if up and path.count("/") >= 2 else "") + "/".join(names)
         self.both(f"symlink({text!r}, {path!r})", lambda ws: ws.symlink(text, path) and None,
                   lambda: os.symlink(text, self.real(path)))
+
+    @rule(src=paths, dst=paths)
+    def copy(self, src, dst):
+        real_src, real_dst = self.real(src), self.real(dst)
+        if os.path.exists(real_src) and os.path.exists(real_dst) and os.path.samefile(real_src, real_dst):
+            return  # cp refuses "same file"; the store's answer there is not pinned
+        self.both(f"copy({src!r}, {dst!r})", lambda ws: ws.copy(src, dst) and None,
+                  lambda: disk_copy(real_src, real_dst))
 
     @rule(path=paths)
     def unlink(self, path):
