@@ -144,6 +144,8 @@ class ChangeLogOps(Core):
         Returns how many tombstones were removed.
         """
         with self._tx():
+            # Keep the current revision even if its own rows are tombstones about to go.
+            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'rev'", (self.rev,))
             cur = self._conn.execute("DELETE FROM pathlog WHERE ino IS NULL AND rev <= ?", (through_rev,))
             self._conn.execute(
                 "UPDATE meta SET value = max(value, ?) WHERE key = 'tombstone_horizon'", (through_rev,)

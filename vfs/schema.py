@@ -14,7 +14,9 @@ Tables:
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
 - `versions`: retained past file versions (history, restore).
-- `meta`: schema version, current revision, tombstone horizon.
+- `meta`: schema version, revision floor (the revision is the newest stamp
+  in `pathlog`; the floor keeps it when tombstones are compacted), tombstone
+  horizon.
 """
 
 from __future__ import annotations
