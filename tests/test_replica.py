@@ -307,3 +307,23 @@ async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws,
     async with Client(server.url, token=server.admin) as c:
         assert await c.workspace("demo").read_file("/local-only.txt") == b"made offline"
     assert summary.deleted_local == 1
+
+
+async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(server, ws, tmp_path):
+    from vfs.protocol import ProtocolError
+
+    async with Client(server.url, token=server.admin) as admin:
+        minted = await admin.create_token("demo", "write", name="replica")
+        replica = Replica(server.url, "demo", tmp_path / "rep", token=minted["token"],
+                          backoff=Backoff(base=0.05, cap=0.2, retries=None))
+        task = asyncio.ensure_future(replica.run())
+        try:
+            await asyncio.wait_for(replica.ready.wait(), 30)
+            await admin.revoke_token(minted["id"])
+            with pytest.raises((PermissionError, ProtocolError)):
+                await asyncio.wait_for(task, 30)
+        finally:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            await replica.close()
