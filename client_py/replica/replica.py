@@ -913,7 +913,6 @@ class Replica:
             log.info("%s: deleted here but changed on the server; the server's version comes back", path)
         elif conflict.local_kind is None:
             # deleted on the server, edited here: the edit wins; push again on top of the tombstone
-            row = self.state.get(path)
             self.state.put(Entry(path, item.change.kind, conflict.local_rev, None, None, 0, -1, -1, -1))
             self._pending.add(path)
             return
