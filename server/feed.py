@@ -48,6 +48,7 @@ class Page:
     more: bool  # more entries are already waiting
     max_rev: int  # highest revision among the entries (0 if none)
     entries_json: bytes  # the encoded `entries` array, data and authors included
+    step: bool = False  # exactly one commit (from its delta): a valid step even once newer commits exist
 
     def message(self, sub: Any, previous: vfs.Cursor) -> bytes:
         """This page as a `changes` message for subscription `sub` standing at `previous`."""
@@ -138,7 +139,8 @@ def page_from_delta(delta: Delta, spec: PageSpec, filt: PathFilter, authors: dic
             data = delta.data[c.path]
             budget -= c.size
         wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
-    return Page(len(entries), delta.cursor, False, max((c.rev for c in entries), default=0), orjson.dumps(wire))
+    return Page(len(entries), delta.cursor, False, max((c.rev for c in entries), default=0), orjson.dumps(wire),
+                step=True)
 
 
 class Feed:
@@ -164,7 +166,7 @@ class Feed:
         key = (spec, after)
         fut = self._pages.get(key)
         if fut is not None and fut.done() and not self._fresh(fut):
-            fut = None  # a final page older than the last commit would not move the reader on
+            fut = None  # a final page read before the last commit: read the newer state instead
         if fut is None:
             delta = self._deltas.get(after)
             page = page_from_delta(delta, spec, filt, self.handle.authors) if delta is not None else None
@@ -195,11 +197,17 @@ class Feed:
         self._evict()
 
     def _fresh(self, fut: asyncio.Future[Page]) -> bool:
-        """Reusable: it moves its reader on, or nothing was committed since it was read."""
+        """Reusable: not the end of the log, or nothing was committed since it was read.
+
+        A final page read before the latest commit is stale: a new subscriber
+        would get an old snapshot, then the same paths again. One commit's
+        delta page stays reusable: it is the exact step over that commit, what
+        a subscriber standing before it should get next anyway.
+        """
         if fut.cancelled() or fut.exception() is not None:
             return False
         page = fut.result()
-        return page.more or page.count > 0 or page.cursor.rev >= self.handle.head()
+        return page.more or page.step or page.cursor.rev >= self.handle.head()
 
     async def _load(self, key: tuple[PageSpec, vfs.Cursor], filt: PathFilter) -> Page:
         spec, after = key

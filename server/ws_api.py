@@ -454,7 +454,8 @@ class Subscription:
                     s.st.metrics.ws.entries += page.count
                     self.cursor = page.cursor
                 if not page.more:
-                    if not caught_up:
+                    # caught_up only at the log's end as known now, never at a page read earlier
+                    if not caught_up and self.cursor.rev >= hub.head(name):
                         caught_up = True
                         await s.send_json(encode(CaughtUp(sub=self.id, cursor=str(self.cursor))))
                     self.wake.clear()

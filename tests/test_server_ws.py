@@ -353,3 +353,26 @@ async def test_commits_by_another_process_reach_subscribers(live_server: LiveSer
     got = await c.collect_changes("s", count=1)
     assert got[0]["path"] == "/from-outside.txt"
     await c.close()
+
+
+async def test_a_later_subscriber_never_gets_a_stale_cached_snapshot(live_server: LiveServer) -> None:
+    """Regression: a second subscriber with the same spec got the first one's cached page and a
+    `caught_up` at that old cursor, missing what was committed in between."""
+    spec = {"type": "subscribe", "id": "s", "after": None, "inline_max": 0, "batch_max": 256, "ignore": [".wsfs/"]}
+    url = live_server.ws_url(token=live_server.admin)
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/a.txt", content=b"#1")
+        a = await WsClient.open(url)
+        await a.request(spec)
+        first = await a.next_event("caught_up", sub="s")
+        await a.close()
+        await http.put("/api/workspaces/demo/files/copy.txt", content=b"#2")
+        last = (await http.put("/api/workspaces/demo/files/a.txt", content=b"#3")).json()["rev"]
+    b = await WsClient.open(url)
+    await b.request(spec)
+    caught_up = await b.next_event("caught_up", sub="s")
+    assert vfs.Cursor.parse(caught_up["cursor"]).rev >= last > vfs.Cursor.parse(first["cursor"]).rev
+    # everything up to caught_up was delivered before it, in its latest state
+    states = final_states([e for ev in b.events if ev["type"] == "changes" for e in ev["entries"]])
+    assert {p: e["rev"] for p, e in states.items() if p != "/"} == {"/a.txt": last, "/copy.txt": last - 1}
+    await b.close()
