@@ -54,6 +54,7 @@ log = logging.getLogger("wsfs.mount")
 
 REQUEST_TIMEOUT = 60.0
 RETRY_OFFLINE_SECONDS = 1.0
+SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
 _IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
 
 
@@ -184,7 +185,8 @@ class RemoteBackend:
     def catch_up(self) -> None:
         """Pull every change after the index's cursor (a snapshot the first time)."""
         while True:
-            page = self._call(self._remote.changes_page(None if self.index.cursor.rev == 0 else self.index.cursor))
+            after = None if self.index.cursor.rev == 0 else self.index.cursor
+            page = self._call(self._remote.changes_page(after, limit=SNAPSHOT_PAGE))
             with self._lock:
                 for change in page.entries:
                     self._apply(change)
@@ -222,7 +224,7 @@ class RemoteBackend:
 
     async def _catch_up_async(self) -> None:
         while True:
-            page = await self._remote.changes_page(self.index.cursor)
+            page = await self._remote.changes_page(self.index.cursor, limit=SNAPSHOT_PAGE)
             with self._lock:
                 for change in page.entries:
                     self._apply(change)

@@ -22,7 +22,7 @@ from client_py.mount.ops import WsfsOperations
 
 log = logging.getLogger("wsfs.mount")
 
-MOUNT_WAIT_SECONDS = 15.0
+MOUNT_WAIT_SECONDS = 60.0  # a remote mount loads the tree's metadata first
 
 
 class _Fuse(mfusepy.FUSE):
