@@ -148,3 +148,29 @@ def test_unreachable_server_fails_the_mount_clearly(tmp_path: Path):
     assert done.returncode == 1
     assert f"127.0.0.1:{port}" in done.stderr
     assert not os.path.ismount(mountpoint)
+
+
+def test_git_works_in_a_remote_mount(remote):
+    import subprocess
+
+    mnt, _cache, http, _mount = remote
+    repo = mnt / "repo"
+    repo.mkdir()
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"}
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=repo, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    git("init", "-q")
+    for number in range(10):
+        (repo / f"f{number}.txt").write_text(f"{number}\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "ten files")
+    assert git("status", "--porcelain") == ""
+    git("fsck", "--strict")
+    assert server_bytes(http, "repo/f7.txt") == b"7\n"
+    names = [e["name"] for e in http.get("/api/workspaces/demo/readdir/repo/.git").json()["entries"]]
+    assert "HEAD" in names and not [n for n in names if ".conflict-" in n]
