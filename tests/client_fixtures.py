@@ -83,7 +83,9 @@ class RestartableServer:
 
     def metric(self, name: str, **labels: str) -> float:
         """One sample of the server's /metrics (0 if absent)."""
-        text = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin}"}, timeout=10).text
+        response = httpx.get(self.url + "/metrics", headers={"Authorization": f"Bearer {self.admin}"}, timeout=10)
+        assert response.status_code == 200, f"/metrics answered {response.status_code}: {response.text[:200]}"
+        text = response.text
         want = name + ("{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else "")
         for line in text.splitlines():
             if line.startswith(want + " "):

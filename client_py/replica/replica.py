@@ -317,15 +317,28 @@ class Replica:
     # -- public entry points ----------------------------------------------------------
 
     async def sync_once(self) -> SyncSummary:
-        """Converge once: pull everything after the watermark, push local changes, settle, disconnect."""
+        """Converge once: pull everything after the watermark, push local changes, settle, disconnect.
+
+        A connection lost on the way (server restart, keepalive timeout during a very
+        long transfer) is retried with backoff; each attempt resumes from the watermark.
+        """
         self.summary = SyncSummary()
-        try:
-            await self._connect()
-            await self._catch_up()
-            await self._push(self._scan("/"))
-            await self._settle()
-        finally:
-            await self._disconnect()
+        delays = Backoff(base=0.2, cap=2.0, retries=8).delays()
+        while True:
+            try:
+                await self._connect()
+                await self._catch_up()
+                await self._push(self._scan("/"), drain=True)
+                await self._settle()
+                break
+            except RETRYABLE as e:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                log.warning("sync of %s: %s; resuming in %.1fs", self.local_dir, e, delay)
+                await asyncio.sleep(delay)
+            finally:
+                await self._disconnect()
         self.summary.cursor = self.watermark
         return self.summary
 
@@ -339,7 +352,7 @@ class Replica:
                     await self._connect()
                     await self._catch_up()
                     self._pending.clear()
-                    await self._push(self._scan("/"))
+                    await self._push(self._scan("/"), drain=True)
                     await self._go_live()
                     self.ready.set()
                     delays = self.backoff.delays()
@@ -371,6 +384,16 @@ class Replica:
             self._sweep_unseen()
             self._snapshot = False
         self._clean_tmp()
+
+    async def _drain_stream(self) -> None:
+        """Apply the remote batches already queued, without waiting for more."""
+        sub = self._sub
+        while sub is not None and not sub._queue.empty():
+            msg = await sub.next()
+            if isinstance(msg, Changes):
+                await self._apply_batch(msg)
+            else:
+                self._sub_cursor = msg.cursor
 
     async def _settle(self) -> None:
         """Apply changes until the subscription has passed the last revision we pushed."""
@@ -737,8 +760,14 @@ class Replica:
                 if name not in local:
                     yield _join(d, name)
 
-    async def _push(self, paths: Iterable[str]) -> None:
-        """Push the local state of `paths` in batches; resolve conflicts; repeat for conflict copies."""
+    async def _push(self, paths: Iterable[str], *, drain: bool = False) -> None:
+        """Push the local state of `paths` in batches; resolve conflicts; repeat for conflict copies.
+
+        `drain`: between batches, apply what the subscription has queued (mostly the
+        echoes of our own pushes), so its socket keeps being read during a long push
+        and the server's keepalive pings get their pongs. (Not in `_live`, where a
+        task is already waiting on the subscription.)
+        """
         for _round in range(3):
             batch: list[_Local] = []
             size = 0
@@ -749,6 +778,8 @@ class Replica:
                 if len(batch) >= PUSH_ENTRIES or size >= PUSH_BYTES:
                     await self._push_batch(batch)
                     batch, size = [], 0
+                    if drain:
+                        await self._drain_stream()
             if batch:
                 await self._push_batch(batch)
             if not self._pending:
