@@ -327,3 +327,16 @@ async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(s
             with contextlib.suppress(BaseException):
                 await task
             await replica.close()
+
+
+async def test_sync_once_waits_for_a_restarting_server(server, ws, tmp_path):
+    await ws.write_file("/f.bin", os.urandom(2_000_000))
+    await server.astop()
+    local = tmp_path / "rep"
+    async with make_replica(server, local) as r:
+        task = asyncio.ensure_future(r.sync_once())
+        await asyncio.sleep(0.5)
+        assert not task.done()  # still trying
+        await asyncio.to_thread(server.start)
+        summary = await asyncio.wait_for(task, 60)
+    assert summary.downloaded == 1 and (local / "f.bin").stat().st_size == 2_000_000
