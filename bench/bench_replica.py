@@ -188,13 +188,16 @@ async def change_latency(server: WsfsServer, dest: Path, rounds: int, rel: str,
             data = f"round {i} {time.time()}\n".encode() * 100
             t0 = time.perf_counter()
             st = await ws.write_file("/" + rel, data)
-            while True:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
                 try:
                     if local.read_bytes() == data:
                         break
                 except FileNotFoundError:
                     pass
                 await asyncio.sleep(0.0005)
+            else:
+                raise RuntimeError("the change did not reach the replica within 30 s")
             now, t2 = time.time(), time.perf_counter()
             latencies.append(now - st.ctime)
             after_reply.append(t2 - t0)
