@@ -106,6 +106,16 @@ def api(need: str | None) -> Callable[[Handler], Callable[[Request], Awaitable[R
     return wrap
 
 
+def author_of(request: Request, st: ServerState, p: Principal) -> str:
+    """The author of an HTTP write: the caller's own WebSocket session's presence name when
+    `X-Wsfs-Session` names a live session of this workspace opened with this same token
+    (a browser writes over HTTP but is known by its session), else the token's name."""
+    session = st.sessions.get(request.headers.get("x-wsfs-session", ""))
+    if session is not None and session.workspace == request.path_params.get("ws") and session.token_id == p.id:
+        return session.author
+    return p.name
+
+
 def wpath(request: Request, key: str = "path") -> str:
     """The workspace path of a `{path:path}` route parameter (normalisation is the store's)."""
     return "/" + request.path_params.get(key, "")
@@ -220,7 +230,7 @@ async def healthz(request: Request) -> Response:
 
 @api("admin")
 async def metrics(request: Request, st: ServerState, p: Principal) -> Response:
-    st.metrics.subscriptions.set(sum(len(c.subs) for c in st.connections))
+    st.metrics.subscriptions.set(sum(len(c.subs) for c in st.sessions.values()))
     return Response(st.metrics.render(), media_type=st.metrics.content_type)
 
 
@@ -449,7 +459,8 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
     spool = await spool_body(request, st)
     try:
         async with st.stores.use(name) as h:
-            created, stat = await h.write(_put, path, spool, mode, parents, if_match, mtime, author=p.name, op="put")
+            created, stat = await h.write(_put, path, spool, mode, parents, if_match, mtime,
+                                          author=author_of(request, st, p), op="put")
     finally:
         spool.close()
     return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
@@ -469,7 +480,7 @@ async def patch_file(request: Request, st: ServerState, p: Principal) -> Respons
         return ws.write_range(path, offset, data)
 
     async with st.stores.use(name) as h:
-        stat = await h.write(job, author=p.name, op="write_range")
+        stat = await h.write(job, author=author_of(request, st, p), op="write_range")
     return json_response(stat_to_wire(stat, path), 200, {"ETag": f'"{stat.hash}"'})
 
 
@@ -483,7 +494,7 @@ async def delete_file(request: Request, st: ServerState, p: Principal) -> Respon
         return ws.rev
 
     async with st.stores.use(name) as h:
-        rev = await h.write(job, author=p.name, op="rm")
+        rev = await h.write(job, author=author_of(request, st, p), op="rm")
     return json_response({"rev": rev})
 
 
@@ -521,7 +532,7 @@ async def post_op(request: Request, st: ServerState, p: Principal) -> Response:
     name = request.path_params["ws"]
     op = parse_op(await read_json(request, st.config.max_json))
     async with st.stores.use(name) as h:
-        rev, stat = await h.write(_run_op, op, author=p.name, op=op.op)
+        rev, stat = await h.write(_run_op, op, author=author_of(request, st, p), op=op.op)
     target = op.args.get("dst") or op.args.get("path")
     return json_response({"rev": rev, "stat": stat_to_wire(stat, target) if stat else None})
 
@@ -689,7 +700,8 @@ async def push_route(request: Request, st: ServerState, p: Principal) -> Respons
     changes = [change_from_wire(c) for c in raw]
     base = parse_base(body.get("base"))
     async with st.stores.use(request.path_params["ws"]) as h:
-        result = await h.write(lambda ws: ws.apply_changes(changes, base=base), author=p.name, op="push")
+        result = await h.write(lambda ws: ws.apply_changes(changes, base=base),
+                               author=author_of(request, st, p), op="push")
     return json_response(apply_result_to_wire(result))
 
 

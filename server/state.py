@@ -43,7 +43,7 @@ class ServerState:
         self.tokens = TokenStore(self.data_dir)
         self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store)
         self.stopping = False
-        self.connections: set[Any] = set()  # open WebSocket sessions
+        self.sessions: dict[str, Any] = {}  # open WebSocket sessions by session id
         self.session_counter = 0
 
     def next_session(self) -> str:

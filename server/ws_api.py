@@ -143,6 +143,11 @@ class Session:
         except Exception:  # noqa: BLE001 - already gone
             pass
 
+    @property
+    def author(self) -> str:
+        """Who its writes are by: the presence name when it gave one, else the token's name."""
+        return (self.presence_state or {}).get("name") or self.principal.name
+
     # -- hub listener (sync, non-blocking) ---------------------------------
 
     def on_commit(self, rev: int) -> None:
@@ -176,7 +181,7 @@ class Session:
             if not await self._handshake():
                 return
             self.st.hub.listen(self.workspace, self)
-            self.st.connections.add(self)
+            self.st.sessions[self.session] = self
             self.st.metrics.ws_connections.inc()
             try:
                 peers = [p for p in self.st.hub.presence(self.workspace) if p["session"] != self.session]
@@ -187,7 +192,7 @@ class Session:
                 await self._receive_loop()
             finally:
                 self.st.metrics.ws_connections.dec()
-                self.st.connections.discard(self)
+                self.st.sessions.pop(self.session, None)
                 self.st.hub.unlisten(self.workspace, self)
                 if self.presence_state is not None:
                     self.st.hub.publish_presence(self.workspace, self.session, "leave", {"session": self.session})
@@ -351,9 +356,8 @@ class Session:
     async def _push(self, msg: Push) -> None:
         """Queue the batch to the writer and go on reading: pipelined pushes commit back to back."""
         self.principal.require(self.workspace, "write")
-        author = (self.presence_state or {}).get("name") or self.principal.name
         changes, base = list(msg.changes), msg.base
-        fut = self.handle.submit_write(lambda ws: ws.apply_changes(changes, base=base), author=author)
+        fut = self.handle.submit_write(lambda ws: ws.apply_changes(changes, base=base), author=self.author)
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
         await self._queue_write(self._finish_push(fut, msg.id), held)
 
@@ -510,7 +514,7 @@ async def ws_endpoint(websocket: WebSocket) -> None:
 
 async def going_away(st: ServerState, timeout: float = 5.0) -> None:
     """Shutdown step: tell every WebSocket client we are going away (1001)."""
-    sessions = list(st.connections)
+    sessions = list(st.sessions.values())
     await asyncio.wait_for(
         asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in sessions), return_exceptions=True),
         timeout,

@@ -376,3 +376,28 @@ async def test_a_later_subscriber_never_gets_a_stale_cached_snapshot(live_server
     states = final_states([e for ev in b.events if ev["type"] == "changes" for e in ev["entries"]])
     assert {p: e["rev"] for p, e in states.items() if p != "/"} == {"/a.txt": last, "/copy.txt": last - 1}
     await b.close()
+
+
+async def test_http_writes_are_authored_by_the_callers_own_session(live_server: LiveServer) -> None:
+    """X-Wsfs-Session: the presence name of that session, only for the same token and workspace."""
+    alice_token = live_server.token("demo", "write", "shared-link")
+    other_token = live_server.token("demo", "write", "other-link")
+    alice = await WsClient.open(live_server.ws_url(token=alice_token), hello={"presence": {"name": "Alice"}})
+    watcher = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    await watcher.request({"type": "subscribe", "id": "s", "after": "now"})
+    await watcher.next_event("caught_up", sub="s")
+    session = {"X-Wsfs-Session": alice.hello["session"]}
+    base = "/api/workspaces/demo"
+    async with live_server.ahttp(alice_token) as http:
+        assert (await http.put(f"{base}/files/mine.txt", content=b"1", headers=session)).status_code == 201
+        r = await http.post(f"{base}/ops", json={"op": "rename", "src": "/mine.txt", "dst": "/moved.txt"},
+                            headers=session)
+        assert r.status_code == 200
+        await http.put(f"{base}/files/anon.txt", content=b"2", headers={"X-Wsfs-Session": "s999999"})
+    async with live_server.ahttp(other_token) as http:
+        await http.put(f"{base}/files/theirs.txt", content=b"3", headers=session)  # not their session
+    got = final_states(await watcher.collect_changes("s", count=5))
+    assert {p: e.get("author") for p, e in got.items()} == {
+        "/mine.txt": "Alice", "/moved.txt": "Alice", "/anon.txt": "shared-link", "/theirs.txt": "other-link"}
+    await alice.close()
+    await watcher.close()
