@@ -107,6 +107,7 @@ class Core:
         self._conn = self._connect()
         self._chunks = ChunkStore(self._conn)
         self._tx_state: _Tx | None = None
+        self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
         # Directory-resolution cache: lexical dir path -> (ino, real path).
@@ -195,9 +196,10 @@ class Core:
 
     @contextmanager
     def _tx(self) -> Iterator[_Tx]:
-        """One write transaction; nested calls join the outer one."""
+        """One write transaction. A nested call runs in a SAVEPOINT of the outer
+        one, so a call that fails inside `transaction()` leaves no trace."""
         if self._tx_state is not None:
-            yield self._tx_state
+            yield from self._nested(self._tx_state)
             return
         if self.readonly:
             raise fs_error(errno.EROFS, self.path, "workspace is read-only")
@@ -218,6 +220,23 @@ class Core:
         # connections' do), so the directory cache stays valid.
         if tx.wrote:
             self._notify(tx.rev)
+
+    def _nested(self, tx: _Tx) -> Iterator[_Tx]:
+        self._savepoints += 1
+        name = f"wsfs_sp{self._savepoints}"
+        rev_before = tx._rev
+        self._conn.execute(f"SAVEPOINT {name}")
+        try:
+            yield tx
+        except BaseException:
+            self._conn.execute(f"ROLLBACK TO {name}")
+            self._conn.execute(f"RELEASE {name}")
+            tx._rev = rev_before  # a failed call does not consume the revision
+            self._dircache.clear()
+            raise
+        finally:
+            self._savepoints -= 1
+        self._conn.execute(f"RELEASE {name}")
 
     def _current_data_version(self) -> int:
         return self._conn.execute("PRAGMA data_version").fetchone()[0]
