@@ -13,7 +13,7 @@ from collections.abc import Iterable
 
 import pathspec
 
-from vfs.chunks import unpack
+from vfs.chunks import wire_list
 from vfs.core import Core
 from vfs.errors import CursorTooOld
 from vfs.paths import normalize, prefix_bounds
@@ -34,7 +34,7 @@ def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, tar
         mtime=mtime,
         size=len(target.encode("utf-8")) if target is not None else (size or 0),
         hash=digest.hex() if digest is not None else None,
-        chunks=tuple((e.hash.hex(), e.size) for e in unpack(chunks)),
+        chunks=wire_list(chunks),
         target=target,
     )
 

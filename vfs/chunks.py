@@ -53,6 +53,13 @@ def unpack(blob: bytes | None) -> list[ChunkEntry]:
     return [ChunkEntry(h, s, i) for h, s, i in _RECORD.iter_unpack(blob)]
 
 
+def wire_list(blob: bytes | None) -> tuple[tuple[str, int], ...]:
+    """`((hex hash, size), ...)` straight from a packed list (the change-stream form)."""
+    if not blob:
+        return ()
+    return tuple((h.hex(), s) for h, s, _ in _RECORD.iter_unpack(blob))
+
+
 def offsets(entries: list[ChunkEntry]) -> list[int]:
     """Start offset of each chunk (plus the total size as a last element)."""
     return [0, *accumulate(e.size for e in entries)]

@@ -8,6 +8,7 @@ name past the checks.
 from __future__ import annotations
 
 import errno
+from functools import lru_cache
 
 from vfs.errors import fs_error
 
@@ -16,12 +17,14 @@ PATH_MAX = 4096
 SYMLINK_MAX_HOPS = 40
 
 
+@lru_cache(maxsize=8192)
 def normalize(path: str) -> str:
     """Return the canonical form of an absolute POSIX path.
 
     `//`, `.` and trailing slashes vanish; `..` is resolved lexically and
     never climbs above `/`. Relative paths, NUL bytes and invalid UTF-8 are
-    EINVAL; an over-long name or path is ENAMETOOLONG.
+    EINVAL; an over-long name or path is ENAMETOOLONG. Cached: hot paths
+    are normalised on every call (errors are not cached, so they re-raise).
     """
     if not isinstance(path, str):
         raise TypeError(f"path must be str, not {type(path).__name__}")

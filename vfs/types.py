@@ -83,7 +83,7 @@ class Stat:
     gid: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ is 3x slower, and readdir/changes build thousands
 class DirEntry:
     name: str
     kind: Kind
@@ -98,7 +98,7 @@ class ChunkRef:
     size: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ is 3x slower, and readdir/changes build thousands
 class Change:
     """The current state of one path that changed after some cursor.
 
