@@ -21,6 +21,7 @@ from vfs.protocol import error_body
 
 from server.auth import ensure_admin, ensure_demo_token
 from server.http_api import json_response, routes
+from server.seed import seed
 from server.state import ServerConfig, ServerState, log
 from server.stores import StoreOptions
 from server.ws_api import going_away, ws_endpoint
@@ -86,13 +87,15 @@ def create_app(
     idle_close: float = 60.0,
     history_keep: int = 20,
     history_days: float = 7.0,
+    seed_demo: bool = True,
     config: ServerConfig | None = None,
 ) -> Starlette:
     """The wsfs Starlette app serving every workspace under `data_dir`.
 
     It creates the data dir, the `demo` workspace and the demo token on
-    startup. Run it with uvicorn (`ws="websockets-sansio"`,
-    `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
+    startup, and seeds a never-written `demo` with a few example files
+    (`server/seed.py`; `seed_demo=False` leaves it empty). Run it with
+    uvicorn (`ws="websockets-sansio"`, `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
     the graceful 1001 shutdown. `app.state.wsfs` is the `ServerState`.
     """
     if config is None:
@@ -100,6 +103,7 @@ def create_app(
             data_dir=Path(data_dir),
             store=StoreOptions(readers=readers, idle_close=idle_close,
                                history_keep=history_keep, history_days=history_days),
+            seed_demo=seed_demo,
         )
         if max_upload is not None:
             config.max_upload = max_upload
@@ -111,6 +115,9 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         await state.stores.create(config.demo_workspace)
+        if config.seed_demo:
+            handle = await state.stores.get(config.demo_workspace)
+            await handle.write(seed, author="wsfs", op="seed")
         background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state))]
         try:
             yield {}

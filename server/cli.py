@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ws-ping-interval", type=float, default=20.0,
                        help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
     serve.add_argument("--ws-ping-timeout", type=float, default=20.0)
+    serve.add_argument("--no-seed", dest="seed", action="store_false",
+                       help="leave a new demo workspace empty (default: a few example files)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
@@ -88,7 +90,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     admin = ensure_admin(tokens)
     demo = ensure_demo_token(tokens, data)
     tokens.close()
-    app = create_app(data, max_upload=args.max_upload)
+    app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed)
     sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
     base = f"http://{_url_host(args.host)}:{port}"

@@ -26,6 +26,7 @@ class ServerConfig:
     max_errors: int = 100  # error frames on one WebSocket before closing it with 1008
     hello_timeout: float = 10.0
     demo_workspace: str = "demo"
+    seed_demo: bool = True  # write example files into a never-written demo workspace at startup
     store: StoreOptions = field(default_factory=StoreOptions)
 
 

@@ -41,7 +41,8 @@ class LiveServer:
 
     def __init__(self, data_dir: Path, **app_kwargs: Any):
         self.data_dir = Path(data_dir)
-        self.app = create_app(self.data_dir, **app_kwargs)
+        # an empty demo workspace unless a test asks for the seed: tests count what they wrote
+        self.app = create_app(self.data_dir, **{"seed_demo": False, **app_kwargs})
         self.state = self.app.state.wsfs
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
@@ -91,9 +92,11 @@ def live_server(tmp_path: Path) -> Iterator[LiveServer]:
 class ServerProcess:
     """`python -m server serve` on a free port; stdout parsed for the URL and tokens."""
 
-    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None):
+    def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None, seed: bool = False):
         self.data_dir = Path(data_dir)
         cmd = [sys.executable, "-m", "server", "serve", "--data", str(self.data_dir), "--port", "0", *extra]
+        if not seed:
+            cmd.append("--no-seed")  # an empty demo workspace: tests count what they wrote
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})},

@@ -325,3 +325,47 @@ def test_client_leaving_mid_download_leaves_the_server_healthy(live_server: Live
                 next(r.iter_bytes(65536))  # read a little, then hang up
         assert c.get(f"{W}/files/big.bin").content == data
         assert c.get(f"{W}/stat/big.bin").json()["size"] == len(data)
+
+
+def test_demo_workspace_is_seeded_once_never_over_user_content(tmp_path) -> None:
+    server = LiveServer(tmp_path / "data", seed_demo=True).start()
+    try:
+        with server.http() as c:
+            assert c.get(f"{W}/ls", params={"prefix": "/"}).json()["paths"] == [
+                "/README.md", "/img/gradient.png", "/notes/todo.md", "/src/hello.py"]
+            readme = c.get(f"{W}/files/README.md").text
+            assert "second window" in readme
+            png = c.get(f"{W}/files/img/gradient.png")
+            assert png.headers["content-type"] == "image/png" and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+            assert "def " in c.get(f"{W}/files/src/hello.py").text
+            assert c.get(W).json()["rev"] == 1  # one commit for the whole seed
+            # the user makes it theirs
+            c.put(f"{W}/files/README.md", content=b"mine\n").raise_for_status()
+            c.delete(f"{W}/files/notes/todo.md").raise_for_status()
+            rev = c.get(W).json()["rev"]
+    finally:
+        server.stop()
+    server = LiveServer(tmp_path / "data", seed_demo=True).start()  # a restart
+    try:
+        with server.http() as c:
+            assert c.get(W).json()["rev"] == rev
+            assert c.get(f"{W}/files/README.md").content == b"mine\n"
+            assert c.get(f"{W}/files/notes/todo.md").status_code == 404
+    finally:
+        server.stop()
+
+
+def test_a_demo_emptied_by_its_users_is_not_seeded_again(tmp_path) -> None:
+    server = LiveServer(tmp_path / "data", seed_demo=True).start()
+    try:
+        with server.http() as c:
+            for name in ("README.md", "img", "notes", "src"):
+                c.delete(f"{W}/files/{name}", params={"recursive": 1}).raise_for_status()
+    finally:
+        server.stop()
+    server = LiveServer(tmp_path / "data", seed_demo=True).start()
+    try:
+        with server.http() as c:
+            assert c.get(f"{W}/readdir/").json()["entries"] == []
+    finally:
+        server.stop()

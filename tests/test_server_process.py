@@ -24,7 +24,7 @@ def cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serve_prints_demo_url_and_admin_token_once(tmp_path) -> None:
-    first = ServerProcess(tmp_path / "d")
+    first = ServerProcess(tmp_path / "d", seed=True)
     try:
         assert first.admin and first.admin.startswith("wsfs_")
         assert first.demo_url.startswith("http://127.0.0.1:") and "/?token=wsfs_" in first.demo_url
@@ -34,17 +34,21 @@ def test_serve_prints_demo_url_and_admin_token_once(tmp_path) -> None:
             # the demo token is scoped to demo only
             assert c.get("/api/tokens", params={"token": first.demo_token}).status_code == 403
             assert c.get("/api/tokens", headers={"Authorization": f"Bearer {first.admin}"}).status_code == 200
+            # `wsfs serve` seeds the new demo workspace; the user then writes over it
+            assert "second window" in c.get("/api/workspaces/demo/files/README.md", params={"token": first.demo_token}).text
             c.put("/api/workspaces/demo/files/kept.txt", content=b"kept", params={"token": first.demo_token})
+            c.put("/api/workspaces/demo/files/README.md", content=b"mine", params={"token": first.demo_token})
     finally:
         first.stop()
     assert oct(os.stat(tmp_path / "d" / "demo-token").st_mode & 0o777) == "0o600"
     assert first.admin not in (tmp_path / "d" / "server.db").read_bytes().decode("latin-1")  # stored hashed
-    second = ServerProcess(tmp_path / "d")
+    second = ServerProcess(tmp_path / "d", seed=True)
     try:
         assert second.admin is None  # shown once
         assert second.demo_token == first.demo_token
         with httpx.Client(base_url=second.url, headers={"Authorization": f"Bearer {first.admin}"}) as c:
             assert c.get("/api/workspaces/demo/files/kept.txt").content == b"kept"
+            assert c.get("/api/workspaces/demo/files/README.md").content == b"mine"  # not seeded again
     finally:
         second.stop()
 
