@@ -385,15 +385,28 @@ class Replica:
             self._snapshot = False
         self._clean_tmp()
 
+    async def _apply_message(self, msg: Changes | CaughtUp) -> None:
+        if isinstance(msg, Changes):
+            await self._apply_batch(msg)
+        else:
+            self._sub_cursor = msg.cursor
+
+    async def _stop_waiting(self, next_msg: asyncio.Future[Any]) -> None:
+        """Cancel a pending `sub.next()`, applying its message if it already had one."""
+        if not next_msg.done():
+            next_msg.cancel()
+            try:
+                await next_msg
+            except asyncio.CancelledError:
+                return
+        if not next_msg.cancelled():
+            await self._apply_message(next_msg.result())
+
     async def _drain_stream(self) -> None:
         """Apply the remote batches already queued, without waiting for more."""
         sub = self._sub
         while sub is not None and not sub._queue.empty():
-            msg = await sub.next()
-            if isinstance(msg, Changes):
-                await self._apply_batch(msg)
-            else:
-                self._sub_cursor = msg.cursor
+            await self._apply_message(await sub.next())
 
     async def _settle(self) -> None:
         """Apply changes until the subscription has passed the last revision we pushed."""
@@ -990,7 +1003,7 @@ class Replica:
 
     async def _live(self) -> None:
         assert self._sub is not None
-        next_msg = asyncio.ensure_future(self._sub.next())
+        next_msg: asyncio.Future[Any] = asyncio.ensure_future(self._sub.next())
         wake = asyncio.ensure_future(self._wake.wait())
         last_reconcile = time.monotonic()
         try:
@@ -998,23 +1011,27 @@ class Replica:
                 timeout = max(0.0, last_reconcile + self.reconcile_interval - time.monotonic())
                 done, _ = await asyncio.wait({next_msg, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if next_msg in done:
-                    msg = next_msg.result()
-                    if isinstance(msg, Changes):
-                        await self._apply_batch(msg)
-                    else:
-                        self._sub_cursor = msg.cursor
+                    await self._apply_message(next_msg.result())
                     next_msg = asyncio.ensure_future(self._sub.next())
-                if wake in done or self._pending:
+                local = wake in done or bool(self._pending)
+                reconcile = time.monotonic() - last_reconcile >= self.reconcile_interval
+                if not (local or reconcile):
+                    continue
+                # Pushing may take long: stop waiting on the subscription (no message is lost:
+                # a cancelled queue get leaves its item queued) so `_push` can drain it itself.
+                await self._stop_waiting(next_msg)
+                if local:
                     self._wake.clear()
                     wake = asyncio.ensure_future(self._wake.wait())
                     if any(p == "/.wsfsignore" for p in self._pending) and self.rules.reload():
                         log.info("ignore rules changed; resubscribing")
                         raise ConnectionLost("ignore rules changed")
                     paths, self._pending = self._pending, set()
-                    await self._push(self._expand(paths))
-                if time.monotonic() - last_reconcile >= self.reconcile_interval:
-                    await self._push(self._scan("/"))
+                    await self._push(self._expand(paths), drain=True)
+                if reconcile:
+                    await self._push(self._scan("/"), drain=True)
                     last_reconcile = time.monotonic()
+                next_msg = asyncio.ensure_future(self._sub.next())
         finally:
             next_msg.cancel()
             wake.cancel()
