@@ -27,7 +27,7 @@ from server.stores import StoreOptions
 from server.ws_api import going_away, ws_endpoint
 
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
-EXTERNAL_POLL = 0.5  # seconds between checks for commits made by other processes
+EXTERNAL_POLL = 0.25  # seconds between checks for commits made by other processes
 
 
 class HttpMetrics:

@@ -350,8 +350,18 @@ async def test_commits_by_another_process_reach_subscribers(live_server: LiveSer
     await c.next_event("caught_up", sub="s")
     with vfs.Workspace(live_server.data_dir / "workspaces" / "demo.db") as ws:  # bypasses the server
         ws.write_file("/from-outside.txt", b"hello from another process")
-    got = await c.collect_changes("s", count=1)
-    assert got[0]["path"] == "/from-outside.txt"
+        got = await c.collect_changes("s", count=1)
+        assert got[0]["path"] == "/from-outside.txt"
+        # interleaved with the server's own commits, nothing is lost or reordered
+        async with live_server.ahttp() as http:
+            await http.put("/api/workspaces/demo/files/from-server.txt", content=b"s")
+        ws.write_file("/from-outside.txt", b"again")
+        ws.rename("/from-outside.txt", "/moved.txt")
+        end = ws.cursor()
+    got = await c.collect_changes("s", str(end))
+    assert_cursor_order(got)
+    assert {p: e["kind"] for p, e in final_states(got).items()} == {
+        "/from-server.txt": "file", "/from-outside.txt": "delete", "/moved.txt": "file"}
     await c.close()
 
 
