@@ -606,7 +606,9 @@ class PathFilter:
 
     def __init__(self, prefix: str = "/", globs: Iterable[str] | None = None, ignore: Iterable[str] = ()):
         self.prefix = prefix.rstrip("/") or "/"
-        from vfs.changelog import compile_ignore  # the store's own matcher, so both agree
+        from vfs.changelog import compile_ignore, is_ignored  # the store's own matcher, so both agree
+
+        self._is_ignored = is_ignored
 
         self.globs = [glob_to_regex(g) for g in globs] if globs else None
         self.ignore = compile_ignore(ignore)
@@ -617,10 +619,12 @@ class PathFilter:
     def relative(self, path: str) -> str:
         return path[1:] if self.prefix == "/" else path[len(self.prefix) + 1 :]
 
-    def __call__(self, path: str) -> bool:
+    def __call__(self, path: str, kind: str = "file") -> bool:
+        """Does the entry at `path` pass? Give `kind` ("dir", "delete", ...) for change entries:
+        directory patterns (`build/`) also drop a directory or a tombstone of that name, as the store does."""
         if not self.under_prefix(path):
             return False
-        if self.ignore is not None and path != "/" and self.ignore.match_file(path[1:]):
+        if self.ignore is not None and self._is_ignored(self.ignore, path, kind):
             return False
         if self.globs is None:
             return True

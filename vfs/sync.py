@@ -125,9 +125,14 @@ class SyncOps(HistoryOps, ChangeLogOps):
         if blocker is not None:
             if change.kind == "delete":
                 return _UNCHANGED  # nothing lives at that real path here
-            if base is not None:
+            # The sender has a directory where we have a file or symlink. A
+            # parent's entry can come after its child's (a chmod restamps it),
+            # so this may simply be the sender's replacement still on its way:
+            # if the sender had seen our node, it replaced it; else conflict.
+            in_the_way = self._resolve(blocker, follow=False)
+            if self._changed_since(blocker, in_the_way.node, base):
                 return self._conflict(change, None, f"{blocker} is not a directory here")
-            self._remove(tx, self._resolve(blocker, follow=False))
+            self._remove(tx, in_the_way)
             found = None
         if self._same_state(node, change):
             return _UNCHANGED
