@@ -55,6 +55,23 @@ class HttpMetrics:
             self.state.metrics.http_requests.labels(scope["method"], str(status)).inc()
 
 
+class RawSend:
+    """Pure ASGI middleware keeping a WebSocket's server-level `send` in its scope (`wsfs.send`).
+
+    A session sends through it directly (Starlette's per-message wrapper only
+    tracks HTTP response state), and with uvicorn it can ask whether the
+    socket is writable, which the live fan-out (`server/fanout.py`) needs.
+    """
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            scope["wsfs.send"] = send
+        await self.app(scope, receive, send)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "ENOENT", 405: "EINVAL"}.get(exc.status_code, "EINVAL")
@@ -133,6 +150,7 @@ def create_app(
     app = Starlette(routes=all_routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})
     app.state.wsfs = state
     app.add_middleware(HttpMetrics, state=state)
+    app.add_middleware(RawSend)
     return app
 
 

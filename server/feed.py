@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -28,6 +28,7 @@ INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per page
 SCAN_LIMIT = 16  # store pages scanned per read looking for an entry that passes the globs
 CACHE_ITEMS = 64
 CACHE_BYTES = 16 * 1024 * 1024
+TEXTS_KEPT = 8  # built messages kept per page (distinct subscription ids beyond that are built each time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +50,29 @@ class Page:
     max_rev: int  # highest revision among the entries (0 if none)
     entries_json: bytes  # the encoded `entries` array, data and authors included
     step: bool = False  # exactly one commit (from its delta): a valid step even once newer commits exist
+    # built messages by (sub id type, sub id, coalesced): subscribers mostly share ids ("changes" of one app)
+    texts: dict[tuple[type, Any, bool], tuple[str, int]] = field(default_factory=dict, compare=False, repr=False)
 
     def message(self, sub: Any, previous: vfs.Cursor) -> bytes:
         """This page as a `changes` message for subscription `sub` standing at `previous`."""
-        coalesced = max(self.max_rev, self.cursor.rev) - previous.rev > 1
+        return self._build(sub, self._coalesced(previous))
+
+    def text(self, sub: Any, previous: vfs.Cursor) -> tuple[str, int]:
+        """`message` as the text of a WebSocket frame, and its size in bytes; built once per sub id."""
+        coalesced = self._coalesced(previous)
+        key = (type(sub), sub, coalesced)
+        hit = self.texts.get(key)
+        if hit is None:
+            raw = self._build(sub, coalesced)
+            hit = (raw.decode("utf-8"), len(raw))
+            if len(self.texts) < TEXTS_KEPT:
+                self.texts[key] = hit
+        return hit
+
+    def _coalesced(self, previous: vfs.Cursor) -> bool:
+        return max(self.max_rev, self.cursor.rev) - previous.rev > 1
+
+    def _build(self, sub: Any, coalesced: bool) -> bytes:
         return b"".join((
             b'{"type":"changes","sub":', orjson.dumps(sub),
             b',"cursor":', orjson.dumps(str(self.cursor)),
@@ -68,7 +88,7 @@ def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cu
     cursor, more = after, False
     for _ in range(SCAN_LIMIT):
         page = ws.changes_page(cursor, prefix=spec.prefix, ignore=spec.ignore, limit=spec.limit)
-        entries = [c for c in page.entries if filt(c.path)] if filt.globs is not None else page.entries
+        entries = [c for c in page.entries if filt(c.path, c.kind)] if filt.globs is not None else page.entries
         cursor, more = page.cursor, page.more
         if entries or not more:
             break
@@ -124,14 +144,25 @@ def read_delta(ws: vfs.Workspace, rev: int, inline_max: int) -> Delta | None:
     return Delta(after, page.cursor, page.entries, data, upto)
 
 
-def page_from_delta(delta: Delta, spec: PageSpec, filt: PathFilter, authors: dict[int, str]) -> Page | None:
-    """The page `read_page` would return after `delta.after`, or None if the delta cannot tell."""
-    entries = [c for c in delta.entries if filt(c.path)]
-    if len(entries) > spec.limit:
+def page_from_deltas(deltas: list[Delta], spec: PageSpec, filt: PathFilter, authors: dict[int, str]) -> Page | None:
+    """The page `read_page` would return after `deltas[0].after` when the log ends at
+    `deltas[-1].cursor`, or None if the deltas cannot tell.
+
+    Several consecutive commits merge as the store would coalesce them: each
+    path once, in its latest state, in (rev, path) order (Python orders str
+    by code point, as SQLite orders their UTF-8 bytes).
+    """
+    latest: dict[str, tuple[vfs.Change, Delta]] = {}
+    for delta in deltas:
+        for c in delta.entries:
+            latest[c.path] = (c, delta)
+    chosen = sorted((pair for pair in latest.values() if filt(pair[0].path, pair[0].kind)),
+                    key=lambda p: (p[0].rev, p[0].path))
+    if len(chosen) > spec.limit:
         return None
     budget = INLINE_BUDGET
     wire = []
-    for c in entries:
+    for c, delta in chosen:
         data = None
         if spec.inline_max and c.kind == "file" and c.size <= spec.inline_max and c.size <= budget:
             if c.size > delta.inline_upto:
@@ -139,8 +170,8 @@ def page_from_delta(delta: Delta, spec: PageSpec, filt: PathFilter, authors: dic
             data = delta.data[c.path]
             budget -= c.size
         wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
-    return Page(len(entries), delta.cursor, False, max((c.rev for c in entries), default=0), orjson.dumps(wire),
-                step=True)
+    return Page(len(chosen), deltas[-1].cursor, False, max((c.rev for c, _ in chosen), default=0),
+                orjson.dumps(wire), step=True)
 
 
 class Feed:
@@ -161,22 +192,53 @@ class Feed:
         while len(self._deltas) > 8:
             self._deltas.popitem(last=False)
 
-    async def page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
-        """The page after `after` for `spec`: shared with every concurrent or recent equal request."""
+    def page_nowait(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page | None:
+        """The page after `after` if it is in memory (a fresh cached page or commit deltas), else None."""
         key = (spec, after)
         fut = self._pages.get(key)
-        if fut is not None and fut.done() and not self._fresh(fut):
-            fut = None  # a final page read before the last commit: read the newer state instead
-        if fut is None:
-            delta = self._deltas.get(after)
-            page = page_from_delta(delta, spec, filt, self.handle.authors) if delta is not None else None
-            if page is not None:
-                self.delta_pages += 1
-                done = asyncio.get_running_loop().create_future()
-                done.set_result(page)
-                self._store(key, done)
-                self._bytes += len(page.entries_json)
+        if fut is not None:
+            if not fut.done():
+                return None  # a store read is in flight
+            if self._fresh(fut) and not self._extends(fut.result()):
+                self.hits += 1
+                self._pages.move_to_end(key)
+                return fut.result()
+        page = self._from_deltas(spec, filt, after)
+        if page is not None:
+            self.delta_pages += 1
+            done = asyncio.get_running_loop().create_future()
+            done.set_result(page)
+            self._store(key, done)
+            self._bytes += len(page.entries_json)
+        return page
+
+    def _from_deltas(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page | None:
+        """One page over every consecutive commit delta from `after` on (a reader a few commits
+        behind gets them in one message), or over fewer if that page would be too big."""
+        chain: list[Delta] = []
+        delta = self._deltas.get(after)
+        while delta is not None:
+            chain.append(delta)
+            delta = self._deltas.get(delta.cursor)
+        while chain:
+            page = page_from_deltas(chain, spec, filt, self.handle.authors)
+            if page is not None or len(chain) == 1:
                 return page
+            chain.pop()
+        return None
+
+    def _extends(self, page: Page) -> bool:
+        """A cached step page that newer deltas could carry further (rebuild it longer)."""
+        return page.step and page.cursor.rev < self.handle.head() and page.cursor in self._deltas
+
+    async def page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
+        """The page after `after` for `spec`: shared with every concurrent or recent equal request."""
+        page = self.page_nowait(spec, filt, after)
+        if page is not None:
+            return page
+        key = (spec, after)
+        fut = self._pages.get(key)
+        if fut is None or fut.done():  # none, or a stale final page
             self.reads += 1
             # A task of its own, not the caller's: cancelling one waiting subscription
             # must not cancel the read the others are waiting for.
@@ -184,9 +246,6 @@ class Feed:
             self._store(key, fut)
         else:
             self.hits += 1
-            self._pages.move_to_end(key)
-            if fut.done():
-                return fut.result()
         return await asyncio.shield(fut)
 
     def _store(self, key: tuple[PageSpec, vfs.Cursor], fut: asyncio.Future[Page]) -> None:

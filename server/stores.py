@@ -36,6 +36,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 import vfs
 from vfs.protocol import ProtocolError, valid_workspace_name
 
+from server.fanout import Fanout
 from server.feed import Delta, Feed, read_delta
 from server.hub import LocalHub
 from server.metrics import Metrics
@@ -71,6 +72,7 @@ class WorkspaceHandle:
         self._all_readers: list[vfs.Workspace] = []
         self.authors: OrderedDict[int, str] = OrderedDict()
         self.feed = Feed(self)
+        self.fanout = Fanout(self)
         # inline_max of every live subscription; read by the writer thread to decide
         # whether (and how much content) to hand over with each commit
         self._live: dict[Any, int] = {}
@@ -201,6 +203,7 @@ class WorkspaceHandle:
         if self.closed:
             return
         self.closed = True
+        self.fanout.close()
         await asyncio.to_thread(self._writer.shutdown, True)
         if self._writer_ws is not None:
             self._writer_ws.close()

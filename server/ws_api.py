@@ -59,6 +59,7 @@ from vfs.protocol import (
 )
 
 from server.auth import Principal, token_from
+from server.fanout import writable_probe
 from server.feed import Page, PageSpec
 from server.http_api import json_response
 from server.state import ServerState, __version__, log
@@ -94,12 +95,26 @@ class Session:
         self._write_sizes: dict[asyncio.Task[Any], int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._close_requested: tuple[int, str] | None = None
-        self._asgi_send = websocket._send
+        # the server's own ASGI send (kept in the scope by `app.RawSend`): no Starlette wrapper per
+        # message, and uvicorn can say whether the socket is writable (see server/fanout.py)
+        self._asgi_send = websocket.scope.get("wsfs.send") or websocket._send
+        self.writable = writable_probe(self._asgi_send)
 
     # -- sending ---------------------------------------------------------
 
     async def send_json(self, payload: bytes) -> None:
         await self._send({"type": "websocket.send", "text": payload.decode("utf-8")}, len(payload))
+
+    async def send_page(self, page: Page, sub: Subscription) -> bool:
+        """Send a `changes` page to `sub` and move its cursor on; False if the socket is gone."""
+        text, size = page.text(sub.id, sub.cursor)
+        try:
+            await self._send({"type": "websocket.send", "text": text}, size)
+        except _Closed:
+            return False
+        self.st.metrics.ws.entries += page.count
+        sub.cursor = page.cursor
+        return True
 
     async def send_bytes(self, payload: bytes) -> None:
         await self._send({"type": "websocket.send", "bytes": payload}, len(payload))
@@ -151,8 +166,12 @@ class Session:
     # -- hub listener (sync, non-blocking) ---------------------------------
 
     def on_commit(self, rev: int) -> None:
+        fanout = self.handle.fanout
         for sub in self.subs.values():
-            sub.wake.set()
+            if sub in fanout.parked:
+                fanout.kick()  # one task serves every parked subscription
+            else:
+                sub.wake.set()
 
     def on_presence(self, op: str, peer: dict[str, Any]) -> None:
         prev = self._presence_out.get(peer["session"])
@@ -446,7 +465,7 @@ class Subscription:
 
     async def run(self, first: Page) -> None:
         s = self.session
-        hub, name = s.st.hub, s.workspace
+        hub, name, fanout = s.st.hub, s.workspace, s.handle.fanout
         caught_up = False
         page = first
         s.handle.add_live(self, self.spec.inline_max)
@@ -454,9 +473,8 @@ class Subscription:
             while not s.closed:
                 if page.count or page.cursor != self.cursor:
                     # the send waits while the socket is full: no page is read ahead of the client
-                    await s.send_json(page.message(self.id, self.cursor))
-                    s.st.metrics.ws.entries += page.count
-                    self.cursor = page.cursor
+                    if not await s.send_page(page, self):
+                        return
                 if not page.more:
                     # caught_up only at the log's end as known now, never at a page read earlier
                     if not caught_up and self.cursor.rev >= hub.head(name):
@@ -464,7 +482,14 @@ class Subscription:
                         await s.send_json(encode(CaughtUp(sub=self.id, cursor=str(self.cursor))))
                     self.wake.clear()
                     if hub.head(name) <= self.cursor.rev:
-                        await self.wake.wait()
+                        # caught up: park with the workspace's fan-out, which sends live pages
+                        # itself while this socket keeps up, and wakes this task otherwise
+                        parked = fanout.park(self)
+                        try:
+                            await self.wake.wait()
+                        finally:
+                            if parked:
+                                fanout.unpark(self)
                     elif not page.count:
                         await asyncio.sleep(0)  # never spin without letting the loop run
                 page = await self.fetch(self.cursor)

@@ -201,6 +201,10 @@ def test_path_filter() -> None:
     assert f("/docs/a.md") and f("/docs/x/b.md")
     assert not f("/docs/a.txt") and not f("/other/a.md") and not f("/docsx/a.md")
     assert not f("/docs/drafts/a.md")
+    # a directory pattern drops the directory itself and its tombstone, not a file of that name
+    assert not f("/docs/drafts", "dir") and not f("/docs/drafts", "delete")
+    g = p.PathFilter("/", None, ["build/"])
+    assert g("/build", "file") and not g("/build", "dir") and not g("/build", "delete")
     assert p.PathFilter("/")("/anything")
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import os
+import socket
 
 import blake3
 import pytest
@@ -411,3 +414,45 @@ async def test_http_writes_are_authored_by_the_callers_own_session(live_server: 
         "/mine.txt": "Alice", "/moved.txt": "Alice", "/anon.txt": "shared-link", "/theirs.txt": "other-link"}
     await alice.close()
     await watcher.close()
+
+
+async def test_one_fanout_task_serves_caught_up_subscribers_a_stalled_one_waits_alone(live_server: LiveServer) -> None:
+    """Live pages go out from the workspace's fan-out task while sockets keep up; a subscriber that
+    stops reading is handed back to its own task (nothing queued for it), and the others are not held up."""
+    url = live_server.ws_url(token=live_server.admin)
+    spec = {"type": "subscribe", "id": "s", "after": "now", "inline_max": 65536}
+    readers = [await WsClient.open(url) for _ in range(3)]
+    for c in readers:
+        await c.request(spec)
+        await c.next_event("caught_up", sub="s")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small and fixed: the server's buffer fills soon
+    sock.connect(("127.0.0.1", live_server.port))
+    stalled = await WsClient.open(url, sock=sock, max_queue=1, ping_interval=None)
+    await stalled.request(spec)
+    await stalled.next_event("caught_up", sub="s")
+    handle = live_server.state.stores._handles["demo"]
+    sent0 = handle.fanout.sent
+    n, size = 200, 48 * 1024  # ~9.4 MiB per subscriber (12.5 MiB as base64): more than the stalled socket holds
+    blob = os.urandom(size)
+    async with live_server.ahttp() as http:
+        for start in range(0, n, 10):
+            rs = [http.put(f"/api/workspaces/demo/files/f/{i}?parents=1", content=blob[:-4] + i.to_bytes(4, "big"))
+                  for i in range(start, start + 10)]
+            for r in await asyncio.gather(*rs):
+                assert r.status_code == 201
+        info = (await http.get("/api/workspaces/demo")).json()
+        truth = {e["path"]: e["hash"] for e in (await http.get("/api/workspaces/demo/changes")).json()["entries"]}
+    for c in readers:
+        got = await c.collect_changes("s", info["cursor"], timeout=60)
+        assert_cursor_order(got)
+        assert {e["path"]: e["hash"] for e in got} == truth
+        assert all(base64.b64decode(e["data"])[-4:] == int(e["path"].rsplit("/", 1)[1]).to_bytes(4, "big")
+                   for e in got if e["kind"] == "file")
+    assert handle.fanout.sent - sent0 >= len(readers)  # the fan-out task delivered live pages itself
+    behind = live_server.state.sessions[stalled.hello["session"]].subs["s"]
+    assert behind.cursor.rev < info["rev"] and behind not in handle.fanout.parked  # waiting alone, not queued
+    got = await stalled.collect_changes("s", info["cursor"], timeout=60)
+    assert {e["path"]: e["hash"] for e in got} == truth  # and it converges once it reads again
+    for c in (*readers, stalled):
+        await c.close()

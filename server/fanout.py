@@ -1,0 +1,115 @@
+"""Live delivery of a commit to every caught-up subscription of a workspace, from one task.
+
+Without this, a commit wakes one task per subscription (an `Event.set`, a
+loop callback, a task step, a page lookup and a message build each); at
+hundreds of subscribers that overhead, not the socket writes, is what
+saturates the loop. Here a subscription that is caught up and waiting
+**parks** itself. A commit then kicks one task, which walks the parked
+subscriptions, takes each group's page once from the feed (the shared cache
+or the commit's delta), and writes the same pre-built message to every
+socket that can take it.
+
+Backpressure is unchanged: a parked subscription is served here only if its
+socket is writable (uvicorn's own flow-control flag, the one its `send`
+waits on), so a send from this task never waits and one slow client never
+delays the others. Any subscription this task cannot serve at once — socket
+full, page not in memory (a store read is needed), more pages to follow —
+is handed back to its own task, which does exactly what it did before.
+Servers other than uvicorn (no writable flag) simply never park.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Callable
+
+log = logging.getLogger("wsfs.server")
+
+_MISSING: Any = object()
+
+
+def writable_probe(send: Any) -> Callable[[], bool] | None:
+    """`() -> bool`: may `send` write now without waiting? None if the server does not tell.
+
+    `send` must be uvicorn's own ASGI send (a bound method of its WebSocket
+    protocol, whose `writable` event its `send` waits on before writing).
+    """
+    protocol = getattr(send, "__self__", None)
+    writable = getattr(protocol, "writable", None)
+    if not isinstance(writable, asyncio.Event) or not hasattr(protocol, "disconnected"):
+        return None
+    return lambda: writable.is_set() and not protocol.disconnected
+
+
+class Fanout:
+    """The parked subscriptions of one workspace and the task that serves them."""
+
+    def __init__(self, handle: Any):
+        self.handle = handle
+        self.parked: dict[Any, None] = {}  # insertion-ordered set of Subscription
+        self._kick = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.sent = 0  # messages delivered from here (tests, metrics)
+        self.handed_back = 0  # subscriptions given back to their own task
+
+    def park(self, sub: Any) -> bool:
+        """Register a caught-up subscription waiting for commits; False if it must wait on its own."""
+        if sub.session.writable is None or self.handle.closed:
+            return False
+        self.parked[sub] = None
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+        return True
+
+    def unpark(self, sub: Any) -> None:
+        self.parked.pop(sub, None)
+
+    def kick(self) -> None:
+        """A commit passed: serve the parked subscriptions (idempotent until the task runs)."""
+        self._kick.set()
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        for sub in list(self.parked):
+            self._hand_back(sub)
+
+    def _hand_back(self, sub: Any) -> None:
+        self.parked.pop(sub, None)
+        self.handed_back += 1
+        sub.wake.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._kick.wait()
+            self._kick.clear()
+            try:
+                await self._deliver()
+            except Exception:  # noqa: BLE001 - never lose a subscriber to a bug here
+                log.exception("fan-out failed; subscriptions fall back to their own tasks")
+                for sub in list(self.parked):
+                    self._hand_back(sub)
+
+    async def _deliver(self) -> None:
+        head = self.handle.head()
+        feed = self.handle.feed
+        pages: dict[Any, Any] = {}
+        for sub in list(self.parked):
+            session = sub.session
+            while sub.cursor.rev < head:  # (a subscription parked after this commit has nothing to do)
+                key = (sub.spec, sub.cursor)
+                page = pages.get(key, _MISSING)
+                if page is _MISSING:
+                    page = pages[key] = feed.page_nowait(sub.spec, sub.filt, sub.cursor)
+                if page is None or page.cursor.rev <= sub.cursor.rev or session.closed or not session.writable():
+                    self._hand_back(sub)
+                    break
+                # writable: this await completes without suspending, so nothing else runs meanwhile
+                if not await session.send_page(page, sub):
+                    self._hand_back(sub)  # the socket is gone: its task ends itself
+                    break
+                self.sent += 1
+                if page.more:
+                    self._hand_back(sub)  # a long way behind: its own task reads on
+                    break
