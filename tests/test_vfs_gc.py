@@ -130,3 +130,19 @@ def test_random_workload_gc_never_removes_what_is_readable(tmp_path, keep):
                     if entry is not None and entry.kind == "file":
                         hashes = {c for c, _ in entry.chunks}
                         assert ws.has_objects(hashes) == hashes
+
+
+def test_tombstone_retention_compacts_old_deletions_and_refuses_old_cursors(tmp_path):
+    """With `tombstone_revs`, gc forgets old deletions; a reader behind the horizon is told, not misled."""
+    ws = vfs.Workspace(tmp_path / "t.db", tombstone_revs=3)
+    ws.write_file("/old", b"x")
+    reader = ws.cursor()
+    ws.unlink("/old")
+    for i in range(5):
+        ws.write_file(f"/f{i}", b"y")
+    ws.gc()
+    assert "/old" not in {c.path for c in ws.changes()}  # the tombstone is gone ...
+    with pytest.raises(vfs.CursorTooOld):  # ... so an old reader must resync
+        ws.changes(after=reader)
+    recent = vfs.Cursor(ws.rev - 1)
+    assert [c.path for c in ws.changes(after=recent)] == ["/f4"]

@@ -99,11 +99,15 @@ class Core:
         readonly: bool = False,
         history_keep: int = 20,
         history_days: float = 7.0,
+        tombstone_revs: int | None = None,
     ):
         self.path = os.fspath(path)
         self.readonly = readonly
         self.history_keep = history_keep
         self.history_days = history_days
+        # Tombstone retention: gc() forgets deletions older than this many
+        # revisions (None keeps them all); readers further behind get CursorTooOld.
+        self.tombstone_revs = tombstone_revs
         self._conn = self._connect()
         self._chunks = ChunkStore(self._conn)
         self._tx_state: _Tx | None = None

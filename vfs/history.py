@@ -95,8 +95,11 @@ class HistoryOps(ContentOps):
 
         `grace` spares chunks stored in the last `grace` seconds: a server
         passes a few minutes so chunks uploaded for a push that has not been
-        applied yet survive.
+        applied yet survive. With `tombstone_revs` set, deletions older than
+        that many revisions are compacted too (see `compact_tombstones`).
         """
+        if self.tombstone_revs is not None and self.rev > self.tombstone_revs:
+            self.compact_tombstones(self.rev - self.tombstone_revs)
         with self._tx():
             pruned = sum(
                 self._prune(path, time.time())
