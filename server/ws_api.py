@@ -341,6 +341,7 @@ class Session:
         if sub is None:
             raise ProtocolError("ENOENT", f"no subscription {msg.sub!r}", id=msg.id)
         sub.task.cancel()
+        self.handle.fanout.unpark(sub)  # now, not when the task sees its cancellation: nothing after the ok
         self.st.metrics.subscriptions.dec()
         await self.send_json(encode(Ok(id=msg.id)))
 
