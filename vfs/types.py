@@ -63,7 +63,7 @@ def _path_order_key(cursor: Cursor) -> tuple[int, int, bytes]:
     return (cursor.rev, 0, cursor.path.encode("utf-8", "surrogatepass"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen: a frozen __init__ of 17 fields is a third of a stat()
 class Stat:
     kind: Kind
     mode: int  # full st_mode, file-type bits included, as os.stat gives it
