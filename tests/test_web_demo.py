@@ -301,3 +301,16 @@ async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Bro
         assert c.get("/files/notes/todo.md").text == text
     alice.assert_clean()
     bob.assert_clean()
+
+
+async def test_shared_demo_link_still_names_who_saved(browser: Browser, demo_server: ServerProcess) -> None:
+    """Two people on the one link `wsfs serve` prints: the banner names the other by their presence name."""
+    seed(demo_server)
+    erin = await User.open(browser, demo_server.demo_url, "Erin")
+    finn = await User.open(browser, demo_server.demo_url, "Finn")
+    for u in (erin, finn):
+        await u.open_file("/notes/todo.md")
+    await finn.type_in_editor("finn typing\n")
+    await erin.type_in_editor("erin saved\n")
+    await erin.save()
+    await expect(finn.page.locator("#banner .banner-text")).to_have_text("Erin changed todo.md while you were editing.")
