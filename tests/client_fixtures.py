@@ -15,10 +15,12 @@ import os
 import socket
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, AsyncIterator, Callable, Iterator
 
 import httpx
+import pytest
 
+from client_py import Client
 from server_fixtures import LiveServer
 
 
@@ -145,3 +147,20 @@ async def remote_tree(ws: Any) -> dict[str, Any]:
             rel = os.path.join(rel_top, f)
             out[rel] = ("link", st.target) if st.kind == "symlink" else await ws.read_file(path)
     return out
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[RestartableServer]:
+    """A real server on a loopback port that keeps its port across restarts."""
+    srv = RestartableServer(tmp_path / "data")
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture
+async def ws(server: RestartableServer) -> AsyncIterator[Any]:
+    """The `demo` workspace through an admin `Client`."""
+    async with Client(server.url, token=server.admin) as c:
+        yield c.workspace("demo")

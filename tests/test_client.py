@@ -11,24 +11,9 @@ import blake3
 import pytest
 
 import vfs
-from client_fixtures import RestartableServer, free_port
+from client_fixtures import RestartableServer, free_port, server, ws  # noqa: F401 (fixtures)
 from client_py import Backoff, Client, ServerUnreachable
 from vfs.protocol import ProtocolError
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = RestartableServer(tmp_path / "data")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def ws(server):
-    async with Client(server.url, token=server.admin) as c:
-        yield c.workspace("demo")
 
 
 async def test_files_round_trip(ws):

@@ -9,23 +9,8 @@ import stat
 
 import pytest
 
-from client_fixtures import RestartableServer, eventually, remote_tree, tree_of
+from client_fixtures import RestartableServer, eventually, remote_tree, server, tree_of, ws  # noqa: F401 (fixtures)
 from client_py import Backoff, Client, Replica
-
-
-@pytest.fixture
-def server(tmp_path):
-    srv = RestartableServer(tmp_path / "data")
-    try:
-        yield srv
-    finally:
-        srv.stop()
-
-
-@pytest.fixture
-async def ws(server):
-    async with Client(server.url, token=server.admin) as c:
-        yield c.workspace("demo")
 
 
 def make_replica(server, path, **kw) -> Replica:

@@ -48,7 +48,7 @@ from client_py.client import Client
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
 from vfs.paths import normalize
-from vfs.types import Change, Cursor, DirEntry, Stat
+from vfs.types import Change, ChangePage, Cursor, DirEntry, Stat
 
 log = logging.getLogger("wsfs.mount")
 
@@ -187,11 +187,7 @@ class RemoteBackend:
         while True:
             after = None if self.index.cursor.rev == 0 else self.index.cursor
             page = self._call(self._remote.changes_page(after, limit=SNAPSHOT_PAGE))
-            with self._lock:
-                for change in page.entries:
-                    self._apply(change)
-                if page.cursor > self.index.cursor:
-                    self.index.cursor = page.cursor
+            self._absorb(page)
             if not page.more:
                 return
 
@@ -225,13 +221,17 @@ class RemoteBackend:
     async def _catch_up_async(self) -> None:
         while True:
             page = await self._remote.changes_page(self.index.cursor, limit=SNAPSHOT_PAGE)
-            with self._lock:
-                for change in page.entries:
-                    self._apply(change)
-                if page.cursor > self.index.cursor:
-                    self.index.cursor = page.cursor
+            self._absorb(page)
             if not page.more:
                 return
+
+    def _absorb(self, page: ChangePage) -> None:
+        """Apply one page of the change stream to the index and move its cursor."""
+        with self._lock:
+            for change in page.entries:
+                self._apply(change)
+            if page.cursor > self.index.cursor:
+                self.index.cursor = page.cursor
 
     def _set_online(self, online: bool, reason: object = None) -> None:
         if online == self.online:
