@@ -314,3 +314,5 @@ async def test_shared_demo_link_still_names_who_saved(browser: Browser, demo_ser
     await erin.type_in_editor("erin saved\n")
     await erin.save()
     await expect(finn.page.locator("#banner .banner-text")).to_have_text("Erin changed todo.md while you were editing.")
+    erin.assert_clean()
+    finn.assert_clean()
