@@ -23,8 +23,8 @@ edge-case tests at the end of this module instead:
   temp dir); relative targets use `..` only where it cannot climb above the
   root (on disk it would leave the temp dir, the store clamps it at `/`).
 - Not compared: directory sizes, directory mtimes, atime, ctime, inode
-  numbers (hard-link identity is compared as groups of paths instead), and
-  directory nlink (ext4 counts subdirectories; the store need not).
+  numbers (hard-link identity is compared as groups of paths instead).
+  Directory nlink is compared (2 + subdirectories, as ext4 counts it).
 - `copy` is compared with `shutil.copy2`, except that a directory
   destination is EISDIR in the store (copy2 would copy into it).
 - `rm` has no `os` twin: it is compared with GNU `rm` semantics (see
@@ -368,7 +368,7 @@ class DifferentialMachine(RuleBasedStateMachine):
 
     @invariant()
     def trees_identical(self):
-        mine, theirs = vfs_snapshot(self.ws), disk_snapshot(self.root)
+        mine, theirs = vfs_snapshot(self.ws, dir_nlink=True), disk_snapshot(self.root, dir_nlink=True)
         if mine != theirs:
             diff = {p: (mine.get(p), theirs.get(p)) for p in mine.keys() | theirs.keys()
                     if mine.get(p) != theirs.get(p)}

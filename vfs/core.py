@@ -37,7 +37,7 @@ CURRENT_REV_SQL = (
 
 NODE_COLUMNS = (
     "n.ino, n.kind, n.mode, n.size, n.mtime_ns, n.ctime_ns, n.nlink, n.hash, n.chunks, n.target, n.rev, "
-    "n.atime_ns, n.uid, n.gid"
+    "n.atime_ns, n.uid, n.gid, n.subdirs"
 )
 
 
@@ -56,6 +56,7 @@ class Node(NamedTuple):
     atime_ns: int
     uid: int
     gid: int
+    subdirs: int
 
 
 @dataclass(slots=True)
@@ -268,11 +269,7 @@ class Core:
         nlink = node.nlink
         size = node.size
         if node.kind == KIND_DIR:
-            subdirs = self._conn.execute(
-                "SELECT count(*) FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND n.kind = ?",
-                (node.ino, KIND_DIR),
-            ).fetchone()[0]
-            nlink = 2 + subdirs
+            nlink = 2 + node.subdirs
         elif node.kind == KIND_SYMLINK:
             size = len(node.target.encode("utf-8"))
         return Stat(

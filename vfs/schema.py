@@ -2,7 +2,8 @@
 
 Tables:
 - `nodes`: one row per inode (file, dir, symlink) with owner and nanosecond
-  times (what a FUSE mount must keep). A file's content is its
+  times (what a FUSE mount must keep), and for a directory the count of its
+  subdirectories (its link count is 2 + that; kept by triggers, schema v2). A file's content is its
   chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
   the whole content (`hash`).
 - `dirents`: names. Separate from nodes so hard links are two dirents on
@@ -24,8 +25,9 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -94,8 +96,38 @@ CREATE TABLE versions (
 ) WITHOUT ROWID;
 """
 
+# A directory's link count is 2 + its subdirectories. Counting them on every
+# stat scanned all of the directory's entries (a FUSE mount stats the parent
+# directory before each create or unlink in it: O(n^2) for `rm *`). Triggers
+# keep the count in the node, so every path that adds, drops or moves a name
+# keeps it right, including ones written later.
+_V2 = f"""
+ALTER TABLE nodes ADD COLUMN subdirs INTEGER NOT NULL DEFAULT 0;
+CREATE TRIGGER subdir_added AFTER INSERT ON dirents
+WHEN (SELECT kind FROM nodes WHERE ino = NEW.ino) = {KIND_DIR}
+BEGIN
+    UPDATE nodes SET subdirs = subdirs + 1 WHERE ino = NEW.parent;
+END;
+CREATE TRIGGER subdir_removed AFTER DELETE ON dirents
+WHEN (SELECT kind FROM nodes WHERE ino = OLD.ino) = {KIND_DIR}
+BEGIN
+    UPDATE nodes SET subdirs = subdirs - 1 WHERE ino = OLD.parent;
+END;
+CREATE TRIGGER subdir_moved AFTER UPDATE OF parent, ino ON dirents
+WHEN OLD.parent != NEW.parent OR OLD.ino != NEW.ino
+BEGIN
+    UPDATE nodes SET subdirs = subdirs - 1
+    WHERE ino = OLD.parent AND (SELECT kind FROM nodes WHERE ino = OLD.ino) = {KIND_DIR};
+    UPDATE nodes SET subdirs = subdirs + 1
+    WHERE ino = NEW.parent AND (SELECT kind FROM nodes WHERE ino = NEW.ino) = {KIND_DIR};
+END;
+UPDATE nodes SET subdirs = (
+    SELECT count(*) FROM dirents d JOIN nodes c ON c.ino = d.ino WHERE d.parent = nodes.ino AND c.kind = {KIND_DIR}
+) WHERE kind = {KIND_DIR};
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
 
 
 def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
@@ -120,9 +152,8 @@ def migrate(conn: sqlite3.Connection) -> None:
                 f"store schema version {current} is newer than this wsfs ({SCHEMA_VERSION}); upgrade wsfs"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+            for statement in _statements(MIGRATIONS[version]):
+                conn.execute(statement)
             if version == 1:
                 _seed(conn)
             conn.execute(
@@ -134,6 +165,18 @@ def migrate(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a script into statements (a trigger body holds semicolons of its own)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending.strip()
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:

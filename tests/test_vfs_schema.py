@@ -1,0 +1,72 @@
+"""Schema migrations: a store written by an older wsfs opens in this one.
+
+The v1 store is made by taking a current store back to v1 by hand (drop
+what v2 added, stamp version 1), which is what an older wsfs left on disk.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import vfs
+from vfs import schema
+
+
+def _downgrade_to_v1(path: str) -> None:
+    conn = sqlite3.connect(path)
+    for trigger in ("subdir_added", "subdir_removed", "subdir_moved"):
+        conn.execute(f"DROP TRIGGER {trigger}")
+    conn.execute("ALTER TABLE nodes DROP COLUMN subdirs")
+    conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+
+
+def test_v1_store_gains_directory_link_counts(tmp_path):
+    path = str(tmp_path / "old.db")
+    with vfs.Workspace(path) as ws:
+        ws.mkdir("/a/b/c", parents=True)
+        ws.mkdir("/a/d", parents=True)
+        ws.write_file("/a/f.txt", b"x")
+    _downgrade_to_v1(path)
+    with vfs.Workspace(path) as ws:
+        assert ws.lstat("/").nlink == 3  # 2 + /a
+        assert ws.lstat("/a").nlink == 4  # 2 + b, d (f.txt is a file)
+        assert ws.lstat("/a/b").nlink == 3
+        assert ws.lstat("/a/b/c").nlink == 2
+        ws.mkdir("/a/e")  # the triggers run after the migration
+        assert ws.lstat("/a").nlink == 5
+        assert ws.read_file("/a/f.txt") == b"x"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()
+
+
+def test_store_from_a_newer_wsfs_is_refused(tmp_path):
+    path = str(tmp_path / "new.db")
+    vfs.Workspace(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (schema.SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(RuntimeError, match="newer than this wsfs"):
+        vfs.Workspace(path)
+
+
+def test_directory_link_count_follows_moves_and_swaps(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        ws.mkdir("/p/x", parents=True)
+        ws.mkdir("/q", parents=True)
+        ws.write_file("/q/file", b"1")
+        ws.rename("/p/x", "/q/x")  # a directory changes parent
+        assert (ws.lstat("/p").nlink, ws.lstat("/q").nlink) == (2, 3)
+        ws.rename("/q/x", "/p/file2")  # moves back under a new name
+        ws.rename("/q/file", "/p/file2/y")  # a file never counts
+        assert (ws.lstat("/p").nlink, ws.lstat("/q").nlink, ws.lstat("/p/file2").nlink) == (3, 2, 2)
+        ws.write_file("/q/f", b"")
+        ws.rename("/p/file2", "/q/f", exchange=True)  # dir and file swap places
+        assert (ws.lstat("/p").nlink, ws.lstat("/q").nlink) == (2, 3)
+        ws.rm("/q", recursive=True)
+        assert ws.lstat("/").nlink == 3
