@@ -43,18 +43,23 @@ class ContentOps(NamespaceOps):
         parents: bool = False,
         if_match: str | None = None,
         mtime: float | None = None,
+        mtime_ns: int | None = None,
     ) -> Stat:
         """Create or replace a file. `data`: bytes, str, iterable of bytes or a file object.
 
         `if_match` makes the write conditional on the current content id
         (`""`: the file must not exist); the check and the write are one
         transaction, so two writers with the same `if_match` cannot both win.
+        `mtime` (seconds) or `mtime_ns` (exact, as a FUSE mount keeps it)
+        sets the modification time; the default is now.
         """
+        if mtime_ns is None:
+            mtime_ns = seconds_to_ns(mtime)
         with self._tx() as tx:
             found = self._writable_target(path, parents)
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data)
-            ino = self._set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=seconds_to_ns(mtime))
+            ino = self._set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
             return self._stat(self._node(ino))
 
     def _writable_target(self, path: str, parents: bool) -> Resolved:
@@ -113,10 +118,7 @@ class ContentOps(NamespaceOps):
         blob = pack(entries)
         if found.node is None:
             new_mode = 0o644 if mode is None else mode & 0o7777
-            ino = self._create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns)
-            self._conn.execute(
-                "UPDATE nodes SET size = ?, hash = ?, chunks = ? WHERE ino = ?", (size, digest, blob, ino)
-            )
+            ino = self._create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=(size, digest, blob))
         else:
             ino = found.node.ino
             self._conn.execute(

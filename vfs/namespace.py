@@ -66,17 +66,26 @@ class NamespaceOps(Core):
         return self._create_node(tx, found, KIND_DIR, mode & 0o7777)
 
     def _create_node(
-        self, tx: _Tx, found: Resolved, kind: int, mode: int, *, target: str | None = None, mtime_ns: int | None = None
+        self,
+        tx: _Tx,
+        found: Resolved,
+        kind: int,
+        mode: int,
+        *,
+        target: str | None = None,
+        mtime_ns: int | None = None,
+        content: tuple[int, bytes, bytes] | None = None,
     ) -> int:
-        """Insert a node and its name; log the new path."""
+        """Insert a node and its name; log the new path. `content`: a file's (size, hash, chunk list)."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
         now = time.time_ns()
         uid, gid = self.owner
+        size, digest, chunks = content if content is not None else (0, None, None)
         cur = self._conn.execute(
-            "INSERT INTO nodes(kind, mode, size, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev) "
-            "VALUES(?, ?, 0, ?, ?, ?, ?, ?, 1, ?, ?)",
-            (kind, mode, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev),
+            "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev),
         )
         ino = cur.lastrowid
         self._conn.execute(

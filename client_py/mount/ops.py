@@ -425,12 +425,10 @@ class WsfsOperations(mfusepy.Operations):
             # A remote backend pushes against the content this buffer started from.
             st = commit_file(path, node.spool.reader(), base=node.base)
         else:
-            st = self.ws.write_file(path, node.spool.reader())
             # mtime is the time of the last write(2), as on any filesystem, and what
             # getattr reported while the bytes were buffered: the kernel then sees
             # no change at commit and keeps its page cache (kernel_cache).
-            self.ws.set_times(path, mtime_ns=node.mtime_ns)
-            st = dataclasses.replace(st, mtime_ns=node.mtime_ns)
+            st = self.ws.write_file(path, node.spool.reader(), mtime_ns=node.mtime_ns)
         node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1
