@@ -352,6 +352,21 @@ class DifferentialMachine(RuleBasedStateMachine):
                   lambda: disk_stat_view(os.lstat(self.real(path)), self.real(path)))
 
     @rule(path=paths)
+    def lstat_if_exists(self, path):
+        """None exactly where Linux's lstat says ENOENT because the name itself is missing."""
+        def on_disk():
+            real = self.real(path)
+            if not os.path.lexists(real) and os.path.isdir(os.path.dirname(real)):
+                return None
+            return disk_stat_view(os.lstat(real), real)
+
+        def on_vfs(ws):
+            found = ws.lstat_if_exists(path)
+            return None if found is None else vfs_stat_view(found)
+
+        self.both(f"lstat_if_exists({path!r})", on_vfs, on_disk)
+
+    @rule(path=paths)
     def readlink(self, path):
         self.both(f"readlink({path!r})", lambda ws: ws.readlink(path),
                   lambda: os.readlink(self.real(path)))

@@ -127,18 +127,11 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def getattr(self, path: str | None, fh: int | None = None) -> dict:
-        if path is None:  # an open file whose last name is gone (hard_remove): its last known state
-            node = self.table.get(fh).node
-            return self._attrs(dataclasses.replace(node.stat, nlink=0))
-        st = self.ws.lstat(path)
-        self.links.seen(st.ino, st.nlink, path)
-        return self._attrs(st)
-
-    def _attrs(self, st: vfs.Stat) -> dict:
-        size, mtime_ns = st.size, st.mtime_ns
-        node = self.table.node(st.ino)
-        if node is not None and node.dirty and node.spool is not None:
-            size, mtime_ns = node.spool.size, node.mtime_ns  # buffered bytes count at once
+        """mfusepy's getattr (a dict); the mount itself answers through `fill_stat`."""
+        st = self._lookup_stat(path, fh)
+        if st is None:
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        size, mtime_ns = self._buffered(st)
         return {
             "st_ino": st.ino,
             "st_mode": st.mode,
@@ -152,6 +145,40 @@ class WsfsOperations(mfusepy.Operations):
             "st_blocks": (size + 511) // 512,
             "st_blksize": BLKSIZE,
         }
+
+    @fuse_op
+    def fill_stat(self, path: str | None, fh: int | None, out) -> int:
+        """getattr straight into libfuse's `struct stat`: 0, or -ENOENT without raising.
+
+        The kernel asks for attributes more than for anything else (git
+        through the mount: 1,900 of 3,900 requests, a third of them misses),
+        so this skips the dict, mfusepy's generic copy and the exceptions.
+        """
+        st = self._lookup_stat(path, fh)
+        if st is None:
+            return -errno.ENOENT
+        size, mtime_ns = self._buffered(st)
+        out.st_ino, out.st_mode, out.st_nlink = st.ino, st.mode, st.nlink
+        out.st_uid, out.st_gid = st.uid, st.gid
+        out.st_size, out.st_blocks, out.st_blksize = size, (size + 511) // 512, BLKSIZE
+        for spec, ns in ((out.st_atimespec, st.atime_ns), (out.st_mtimespec, mtime_ns), (out.st_ctimespec, st.ctime_ns)):
+            spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
+        return 0
+
+    def _lookup_stat(self, path: str | None, fh: int | None) -> vfs.Stat | None:
+        if path is None:  # an open file whose last name is gone (hard_remove): its last known state
+            return dataclasses.replace(self.table.get(fh).node.stat, nlink=0)
+        st = self.ws.lstat_if_exists(path)
+        if st is not None:
+            self.links.seen(st.ino, st.nlink, path)
+        return st
+
+    def _buffered(self, st: vfs.Stat) -> tuple[int, int]:
+        """(size, mtime_ns) as programs must see them: buffered bytes count at once."""
+        node = self.table.node(st.ino)
+        if node is not None and node.dirty and node.spool is not None:
+            return node.spool.size, node.mtime_ns
+        return st.size, st.mtime_ns
 
     @fuse_op(mutates=True)
     def chmod(self, path: str, mode: int) -> int:

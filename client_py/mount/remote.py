@@ -308,6 +308,13 @@ class RemoteBackend:
             real, change = self._entry(path, follow=False)
             return self._stat(real, change)
 
+    def lstat_if_exists(self, path: str) -> Stat | None:
+        """As `vfs.Workspace.lstat_if_exists` (here a miss costs no more than a hit)."""
+        try:
+            return self.lstat(path)
+        except FileNotFoundError:
+            return None
+
     def stat(self, path: str) -> Stat:
         with self._lock:
             real, change = self._entry(path, follow=True)

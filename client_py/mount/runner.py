@@ -7,6 +7,7 @@ fork after SQLite or libfuse threads exist.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
@@ -36,6 +37,13 @@ class _Fuse(mfusepy.FUSE):
         fh = fip.contents.fh if fip else None
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         return self.operations.truncate(decoded, length, fh)
+
+    def getattr_fuse_3(self, path: bytes | None, buf, fip) -> int:
+        # The hottest request: fill the struct directly (see WsfsOperations.fill_stat).
+        ctypes.memset(buf, 0, ctypes.sizeof(mfusepy.c_stat))
+        fh = fip.contents.fh if fip else None
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        return self.operations.fill_stat(decoded, fh, buf.contents)
 
     def create(self, path: bytes, mode: int, fip) -> int:
         # mfusepy inspects the signature of `create` on every call (~50 us); ours is fixed.
