@@ -17,7 +17,11 @@ same shell commands (`echo $i > f$i` loops, one process per `stat` and per
 `touch`, `dd` of zeros, `git add -A`). Only the "pure" and "overwrite" rows
 stage their file outside the timer, as the reference's table says. A second
 column times the operation alone (setup untimed), which isolates what the
-mount adds to that one operation. Needs root (or fuse group), fuse3, git.
+mount adds to that one operation. A third target, `floor_memfs.py`, is a
+do-nothing in-memory filesystem on the same binding and options: the best
+any Python FUSE daemon can do here, so "mount ÷ floor" is what wsfs itself
+costs and "floor ÷ disk" what no Python daemon can beat (`--no-floor` skips
+it). Needs root (or fuse group), fuse3, git.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,15 +111,16 @@ def methods(scenario: Scenario) -> dict[str, tuple[str, str]]:
     return out
 
 
-def measure(scenarios: list[Scenario], mount_dir: Path, disk_dir: Path, reps: int) -> list[dict]:
-    """Mount and disk interleaved rep by rep (alternating which goes first); medians."""
+def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int) -> list[dict]:
+    """Targets interleaved rep by rep (rotating which goes first); medians, and the disk's spread."""
     results = []
     counter = 0
+    order = list(targets.items())
     for scenario in scenarios:
-        times = {(method, target): [] for method in methods(scenario) for target in ("mount", "disk")}
+        times = {(method, target): [] for method in methods(scenario) for target in targets}
         for rep in range(reps + 1):  # the first rep is a warm-up
-            order = [("mount", mount_dir), ("disk", disk_dir)]
-            for target, root in order if rep % 2 == 0 else order[::-1]:
+            shift = rep % len(order)
+            for target, root in order[shift:] + order[:shift]:
                 for method, (setup, timed) in methods(scenario).items():
                     counter += 1
                     elapsed = run_once(setup, timed, root, counter)
@@ -121,10 +128,9 @@ def measure(scenarios: list[Scenario], mount_dir: Path, disk_dir: Path, reps: in
                         times[method, target].append(elapsed)
         row = {"scenario": scenario.name, "reference_ratio": scenario.reference}
         for method in methods(scenario):
-            mount_s = statistics.median(times[method, "mount"])
-            disk_s = statistics.median(times[method, "disk"])
-            row[method] = {"mount_ms": round(mount_s * 1000, 1), "disk_ms": round(disk_s * 1000, 1),
-                           "ratio": round(mount_s / disk_s, 2)}
+            row[method] = {f"{target}_ms": round(statistics.median(times[method, target]) * 1000, 1) for target in targets}
+            row[method]["disk_range_ms"] = [round(min(times[method, "disk"]) * 1000, 1),
+                                            round(max(times[method, "disk"]) * 1000, 1)]
         results.append(row)
         print(_format(row), flush=True)
     return results
@@ -132,23 +138,47 @@ def measure(scenarios: list[Scenario], mount_dir: Path, disk_dir: Path, reps: in
 
 def _format(row: dict) -> str:
     main, ref = row["reference"], row["reference_ratio"]
-    verdict = "beats" if main["ratio"] < ref else "worse"
+    ratio = main["mount_ms"] / main["disk_ms"]
+    low, high = main["disk_range_ms"]
     text = (
-        f"| {row['scenario']} | {main['mount_ms']:.1f} | {main['disk_ms']:.1f} | **{main['ratio']:.2f}×** "
-        f"| {ref}× | {verdict} |"
+        f"| {row['scenario']} | {main['mount_ms']:.0f} | {main['disk_ms']:.0f} ({low:.0f}–{high:.0f}) "
+        f"| **{ratio:.2f}×** | {ref}× {'beats' if ratio < ref else 'worse'} |"
     )
+    if "floor_ms" in main:
+        text += f" {main['floor_ms']:.0f} | {main['floor_ms'] / main['disk_ms']:.2f}× | {main['mount_ms'] / main['floor_ms']:.2f}× |"
     alone = row.get("alone")
-    if alone:
-        text += f" {alone['mount_ms']:.1f} / {alone['disk_ms']:.1f} = {alone['ratio']:.2f}× |"
-    else:
-        text += " (same) |"
+    text += f" {alone['mount_ms']:.0f} / {alone['disk_ms']:.0f} |" if alone else " (same) |"
     return text
 
 
-HEADER = (
-    "| scenario (timed as fs-bench.sh) | mount ms | disk ms | mount ÷ disk | reference | | operation alone: mount / disk |\n"
-    "|---|---:|---:|---:|---:|---|---|"
-)
+def header(with_floor: bool) -> str:
+    floor = " floor ms | floor ÷ disk | mount ÷ floor |" if with_floor else ""
+    columns = (
+        f"| scenario (timed as fs-bench.sh) | mount ms | disk ms (range) | mount ÷ disk | reference |{floor}"
+        " operation alone, mount / disk ms |"
+    )
+    return columns + "\n|" + "---|" * (columns.count("|") - 1)
+
+
+@contextmanager
+def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[None]:
+    """`floor_memfs.py` mounted at `mountpoint` for the duration."""
+    script = Path(__file__).with_name("floor_memfs.py")
+    with open(log_file, "ab") as log:
+        daemon = subprocess.Popen([sys.executable, str(script), str(mountpoint)], stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 30
+        while not os.path.ismount(mountpoint):
+            if daemon.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the floor filesystem did not mount (see {log_file})")
+            time.sleep(0.05)
+        yield
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
+        try:
+            daemon.wait(10)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
 
 
 def main() -> int:
@@ -157,6 +187,7 @@ def main() -> int:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--only", help="comma-separated scenario name prefixes")
     parser.add_argument("--dir", help="where to put the store and the disk directory (default: a temp dir)")
+    parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing Python filesystem (floor_memfs.py)")
     args = parser.parse_args()
     scenarios = SCENARIOS
     if args.only:
@@ -164,15 +195,20 @@ def main() -> int:
         scenarios = [s for s in SCENARIOS if any(s.name.startswith(p) for p in prefixes)]
     base = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.dir))
     try:
-        disk_dir, mount_dir = base / "disk", base / "mnt"
-        disk_dir.mkdir()
-        mount_dir.mkdir()
+        targets = {"mount": base / "mnt", "disk": base / "disk"}
+        if not args.no_floor:
+            targets["floor"] = base / "floor"
+        for directory in targets.values():
+            directory.mkdir()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"store {base / 'store.db'}  disk {disk_dir}  ({os.cpu_count()} CPUs, load {load}, "
+        print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, "
               f"{args.reps} reps + 1 warm-up, medians)")
-        with MountProcess([str(base / "store.db")], str(mount_dir), log_file=str(base / "mount.log")):
-            print(HEADER, flush=True)
-            results = measure(scenarios, mount_dir, disk_dir, args.reps)
+        with ExitStack() as stack:
+            stack.enter_context(MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log")))
+            if "floor" in targets:
+                stack.enter_context(floor_mount(targets["floor"], base / "floor.log"))
+            print(header("floor" in targets), flush=True)
+            results = measure(scenarios, targets, args.reps)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
