@@ -34,6 +34,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -86,8 +87,21 @@ SCENARIOS = [
 ]
 
 
-def bash(script: str, cwd: Path) -> None:
-    subprocess.run(["bash", "-c", script], cwd=cwd, check=True, timeout=600, stdout=subprocess.DEVNULL)
+def bash(script: str, cwd: Path, *, timeout: float = 600) -> None:
+    """Run `script`; a plain blocking wait, so the timer sees when it really ends.
+
+    (`subprocess.run(timeout=...)` polls with sleeps of up to 50 ms, which
+    rounded every figure up to the next ~50 ms.) A timer kills a hung run.
+    """
+    process = subprocess.Popen(["bash", "-c", script], cwd=cwd, stdout=subprocess.DEVNULL)
+    killer = threading.Timer(timeout, process.kill)
+    killer.start()
+    try:
+        returncode = process.wait()
+    finally:
+        killer.cancel()
+    if returncode:
+        raise subprocess.CalledProcessError(returncode, script)
 
 
 def run_once(setup: str, timed: str, root: Path, number: int) -> float:
