@@ -453,3 +453,30 @@ def test_wsfs_command_mounts_in_background_and_unmounts(tmp_path: Path, store: P
     assert not is_mounted(str(mountpoint))
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.read_file("/hello.txt") == b"hi"
+
+
+def test_a_mounted_store_has_no_other_writer(mnt: Path, store: Path):
+    """The kernel caches what the mount showed it, so nobody may write the store behind its back."""
+    (mnt / "f").write_text("via mount")
+    with pytest.raises(vfs.StoreBusy) as info:
+        vfs.Workspace(str(store))
+    assert "mounted" in info.value.strerror
+    sync(mnt)
+    with vfs.Workspace(str(store), readonly=True) as reader:  # observers are fine
+        assert reader.read_file("/f") == b"via mount"
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_mounting_a_store_someone_writes_fails_clearly(tmp_path: Path, store: Path, background: bool):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with vfs.Workspace(str(store)) as writer:  # as `wsfs serve` holds its stores
+        writer.write_file("/f", b"server's")
+        command = [sys.executable, "-m", "wsfs", "mount", str(store), str(mountpoint)]
+        done = subprocess.run(command + (["--background"] if background else []),
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1
+        assert "only writer" in done.stderr and "wsfs mount URL WORKSPACE MOUNTPOINT" in done.stderr
+        assert "Traceback" not in done.stderr
+        assert not is_mounted(str(mountpoint))
+        assert writer.read_file("/f") == b"server's"

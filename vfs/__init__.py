@@ -4,7 +4,7 @@
 methods take and return. Nothing in this package does network I/O.
 """
 
-from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFailed, fs_error
+from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFailed, StoreBusy, fs_error
 from vfs.store import Workspace
 from vfs.types import (
     ApplyResult,
@@ -35,6 +35,7 @@ __all__ = [
     "MissingObjects",
     "PreconditionFailed",
     "Stat",
+    "StoreBusy",
     "Version",
     "Workspace",
     "fs_error",

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from vfs import schema
+from vfs import schema, storelock
 from vfs.chunks import ChunkStore
 from vfs.errors import fs_error
 from vfs.paths import SYMLINK_MAX_HOPS, join, normalize, split
@@ -101,15 +101,27 @@ class Core:
         history_keep: int = 20,
         history_days: float = 7.0,
         tombstone_revs: int | None = None,
+        exclusive: bool = False,
     ):
+        """`exclusive`: be the store's only writer (a local FUSE mount; see
+        `vfs.storelock`). Writable opens otherwise share the store; a
+        conflicting open raises `StoreBusy`. Read-only opens never conflict."""
         self.path = os.fspath(path)
         self.readonly = readonly
+        self._lock_fd: int | None = None
+        if not readonly and self.path not in ("", ":memory:") and not self.path.startswith("file:"):
+            self._lock_fd = storelock.acquire(self.path, exclusive=exclusive)
         self.history_keep = history_keep
         self.history_days = history_days
         # Tombstone retention: gc() forgets deletions older than this many
         # revisions (None keeps them all); readers further behind get CursorTooOld.
         self.tombstone_revs = tombstone_revs
-        self._conn = self._connect()
+        try:
+            self._conn = self._connect()
+        except BaseException:
+            if self._lock_fd is not None:
+                storelock.release(self._lock_fd)
+            raise
         self._chunks = ChunkStore(self._conn)
         self._tx_state: _Tx | None = None
         self._savepoints = 0
@@ -141,6 +153,9 @@ class Core:
         if self._conn is not None:
             self._conn.close()
             self._conn = None  # type: ignore[assignment]
+        if self._lock_fd is not None:
+            storelock.release(self._lock_fd)
+            self._lock_fd = None
 
     def __enter__(self):
         return self

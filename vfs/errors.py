@@ -76,3 +76,12 @@ class PreconditionFailed(Exception):
         self.expected = expected
         self.current = current
         super().__init__(f"{path}: content is {current}, not {expected}")
+
+
+class StoreBusy(OSError):
+    """The store is locked against this kind of open (see `vfs.storelock`):
+    a local FUSE mount holds it exclusively, or a mount was asked for a store
+    another process is writing. errno is EBUSY."""
+
+    def __init__(self, path: str, message: str):
+        super().__init__(_errno.EBUSY, message, path)

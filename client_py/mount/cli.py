@@ -46,13 +46,21 @@ def run_mount(args: argparse.Namespace) -> int:
         print(f"wsfs mount: {mountpoint}: not a directory", file=sys.stderr)
         return 1
     if args.background:
+        if len(source) == 1 and not _local_store_free(source[0]):
+            return 1
         pid = runner.start_background(_rebuild(args), mountpoint, args.log)
         print(f"mounted at {mountpoint} (daemon pid {pid})")
         return 0
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.DEBUG if args.debug else logging.WARNING)
     if len(source) == 1:
-        runner.mount_local(source[0], mountpoint, debug=args.debug)
+        import vfs
+
+        try:
+            runner.mount_local(source[0], mountpoint, debug=args.debug)
+        except vfs.StoreBusy as exc:
+            print(f"wsfs mount: {exc.filename}: {exc.strerror}", file=sys.stderr)
+            return 1
         return 0
     from client_py.mount import remote
     from vfs.protocol import ProtocolError
@@ -63,6 +71,19 @@ def run_mount(args: argparse.Namespace) -> int:
         print(f"wsfs mount: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _local_store_free(store: str) -> bool:
+    """Say why now, in the foreground, if the daemon could not take the store
+    (its own stderr may go nowhere)."""
+    import vfs
+
+    try:
+        vfs.Workspace(store, exclusive=True).close()
+    except vfs.StoreBusy as exc:
+        print(f"wsfs mount: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
 
 
 def _rebuild(args: argparse.Namespace) -> list[str]:

@@ -97,7 +97,9 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
 def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
     store = os.path.abspath(store)
 
-    workspace = vfs.Workspace(store)  # opened before mounting: a bad store fails here, clearly
+    # Opened before mounting, so a bad or busy store fails here, clearly. Exclusive:
+    # the kernel caches what it saw, so no other process may write the store meanwhile.
+    workspace = vfs.Workspace(store, exclusive=True)
     operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
     run_foreground(operations, mountpoint, local=True, debug=debug)
 
