@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import blake3
 
-from vfs.chunks import ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
+from vfs.chunks import EMPTY_HASH, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
 from vfs.core import Resolved, _Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import NamespaceOps
@@ -89,6 +89,14 @@ class ContentOps(NamespaceOps):
         if isinstance(data, str):
             data = data.encode("utf-8")
         reader = as_reader(data)
+        if reader is None and memoryview(data).nbytes < MIN_CHUNK:  # type: ignore[arg-type]
+            # One chunk or none: its hash is the content id (most files, and
+            # every create); skip the chunker and the second hash.
+            small = bytes(data)  # type: ignore[arg-type]
+            if not small:
+                return [], 0, EMPTY_HASH
+            digest = blake3.blake3(small).digest()
+            return [self._chunks.put(small, digest)], len(small), digest
         pieces = cut(data) if reader is None else cut_stream(reader)  # type: ignore[arg-type]
         whole = blake3.blake3()
         entries: list[ChunkEntry] = []

@@ -40,6 +40,7 @@ UTIME_OMIT = (1 << 30) - 2
 BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
 FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # libfuse3 fuse_common.h
+SMALL_WRITE = 1 << 20  # content up to this size is committed from one buffer, not streamed
 
 
 def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callable:
@@ -455,7 +456,8 @@ class WsfsOperations(mfusepy.Operations):
             # mtime is the time of the last write(2), as on any filesystem, and what
             # getattr reported while the bytes were buffered: the kernel then sees
             # no change at commit and keeps its page cache (kernel_cache).
-            st = self.ws.write_file(path, node.spool.reader(), mtime_ns=node.mtime_ns)
+            content = node.spool.small_content(SMALL_WRITE)
+            st = self.ws.write_file(path, node.spool.reader() if content is None else content, mtime_ns=node.mtime_ns)
         node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1

@@ -76,6 +76,13 @@ class Spool:
         for offset in range(0, self._size, _STEP):
             yield self.pread(offset, _STEP)
 
+    def small_content(self, limit: int) -> bytes | None:
+        """The whole content when it is in memory and under `limit` bytes (the
+        store writes a small buffer faster than it streams a reader)."""
+        if self._mem is None or self._size >= limit:
+            return None
+        return bytes(self._mem)
+
     def reader(self) -> SpoolReader:
         """A fresh read-only file object over the content (what `write_file` streams)."""
         return SpoolReader(self)
