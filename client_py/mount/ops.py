@@ -57,6 +57,7 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callabl
             with self._lock:
                 try:
                     if mutates:
+                        self.fresh = None
                         self.group.begin()
                     return method(self, *args, **kwargs)
                 except mfusepy.FuseOSError:
@@ -91,6 +92,10 @@ class WsfsOperations(mfusepy.Operations):
         self.links = LinkNames()
         self.group = GroupCommit(self._lock)
         self._dir_inos: dict[str, int] | None = None  # see _dir_ino
+        # (path, Stat) a mutation just produced: libfuse asks for that path's
+        # attributes right after a create, inside the same request; answer
+        # from here instead of the store. Any other mutation clears it.
+        self.fresh: tuple[str, vfs.Stat] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -169,6 +174,9 @@ class WsfsOperations(mfusepy.Operations):
     def _lookup_stat(self, path: str | None, fh: int | None) -> vfs.Stat | None:
         if path is None:  # an open file whose last name is gone (hard_remove): its last known state
             return dataclasses.replace(self.table.get(fh).node.stat, nlink=0)
+        fresh, self.fresh = self.fresh, None
+        if fresh is not None and fresh[0] == path:
+            return fresh[1]
         st = self.ws.lstat_if_exists(path)
         if st is not None:
             self.links.seen(st.ino, st.nlink, path)
@@ -332,6 +340,7 @@ class WsfsOperations(mfusepy.Operations):
             return self._open(path, flags)
         handle = self.table.open(st.ino, flags)
         handle.node.base, handle.node.stat = st.hash, st
+        self.fresh = (path, st)
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
         return handle.fh
