@@ -135,7 +135,7 @@ class ContentOps(NamespaceOps):
                 (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, ino),
             )
             self._log_node(tx, ino, found.real, found.node.nlink)
-        self._record_current_version(tx, found.real, ino)
+        self._record_current_version(tx, found.real, ino, prune=found.node is not None)
         return ino
 
     # -- reads -------------------------------------------------------------------

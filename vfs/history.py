@@ -61,14 +61,20 @@ class HistoryOps(ContentOps):
     def _version_chunks(self, path: str, rev: int) -> list[ChunkEntry]:
         return unpack(self._version_row(path, rev)[4])
 
-    def _record_current_version(self, tx: _Tx, path: str, ino: int) -> None:
+    def _record_current_version(self, tx: _Tx, path: str, ino: int, *, prune: bool = True) -> None:
+        """Keep the node's content as the version of `path` at this revision.
+
+        `prune=False` (a file just created) leaves trimming old versions to
+        the path's next write or `gc()`: a new file rarely has any.
+        """
         now = time.time()
         self._conn.execute(
             "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
             "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ? FROM nodes WHERE ino = ? AND kind = ?",
             (path, tx.rev, now, ino, KIND_FILE),
         )
-        self._prune(path, now)
+        if prune:
+            self._prune(path, now)
 
     def _record_deletion(self, tx: _Tx, paths: list[str]) -> None:
         now = time.time()

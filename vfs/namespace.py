@@ -414,5 +414,5 @@ class NamespaceOps(Core):
     def _record_deletion(self, tx: _Tx, paths: list[str]) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def _record_current_version(self, tx: _Tx, path: str, ino: int) -> None:  # pragma: no cover - overridden
+    def _record_current_version(self, tx: _Tx, path: str, ino: int, *, prune: bool = True) -> None:  # pragma: no cover
         raise NotImplementedError
