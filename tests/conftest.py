@@ -5,3 +5,8 @@ real uvicorn server on a loopback port, real WebSocket clients.
 """
 
 import hypothesis_profiles  # noqa: F401  (registers and loads the hypothesis profile)
+
+# Fixtures shared across modules: `live_server` (in-process server),
+# `server`/`ws` (a restartable server process and a WS client on it),
+# `browser`/`demo_server` (chromium and `wsfs serve` for the demo).
+pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures"]

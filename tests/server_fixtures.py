@@ -1,6 +1,8 @@
 """Live-server fixtures and a small WebSocket test client.
 
-Test modules import what they use (`from server_fixtures import live_server, WsClient`).
+Fixtures reach every test module through `pytest_plugins` in conftest.py; helpers
+(`LiveServer`, `WsClient`, ...) are imported by name.
+
 Two ways to run the real server:
 
 - `LiveServer`: the app on real uvicorn in a background thread of the test

@@ -11,7 +11,7 @@ import blake3
 import pytest
 
 import vfs
-from client_fixtures import RestartableServer, free_port, server, ws  # noqa: F401 (fixtures)
+from client_fixtures import free_port
 from client_py import Backoff, Client, ServerUnreachable
 from vfs.protocol import ProtocolError
 

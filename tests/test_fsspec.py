@@ -11,7 +11,6 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from server_fixtures import live_server  # noqa: F401  (fixture)
 
 from client_py.fsspec_fs import WsfsFileSystem
 

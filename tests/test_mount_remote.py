@@ -9,7 +9,6 @@ from pathlib import Path
 
 import blake3
 import pytest
-from server_fixtures import live_server  # noqa: F401  (fixture)
 
 import vfs
 from client_py.mount.runner import MountProcess

@@ -9,7 +9,7 @@ import stat
 
 import pytest
 
-from client_fixtures import RestartableServer, eventually, remote_tree, server, tree_of, ws  # noqa: F401 (fixtures)
+from client_fixtures import eventually, remote_tree, tree_of
 from client_py import Backoff, Client, Replica
 
 

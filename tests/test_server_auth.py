@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from server_fixtures import LiveServer, WsClient, live_server  # noqa: F401
+from server_fixtures import LiveServer, WsClient
 from vfs.protocol import FRAME_PUT, encode_chunk_frame
 
 

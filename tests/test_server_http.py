@@ -8,7 +8,7 @@ import os
 import blake3
 import pytest
 
-from server_fixtures import LiveServer, live_server  # noqa: F401
+from server_fixtures import LiveServer
 
 W = "/api/workspaces/demo"
 

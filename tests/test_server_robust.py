@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
-from server_fixtures import LiveServer, WsClient, live_server  # noqa: F401
+from server_fixtures import LiveServer, WsClient
 from vfs.protocol import FRAME_CHUNK, FRAME_PUT, MAX_TEXT_FRAME, encode_chunk_frame
 
 

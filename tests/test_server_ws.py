@@ -12,7 +12,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 import vfs
-from server_fixtures import LiveServer, WsClient, live_server  # noqa: F401
+from server_fixtures import LiveServer, WsClient
 from vfs.protocol import FRAME_CHUNK, FRAME_PUT, decode_chunk_frame, encode_chunk_frame
 
 

@@ -16,7 +16,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import ROOT, TODO, User, api, browser, demo_server, seed, two_users  # noqa: F401  (fixtures)
+from web_fixtures import ROOT, TODO, User, api, seed, two_users
 
 async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)

@@ -12,7 +12,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import TODO, User, api, browser, demo_server, seed, tiny_png, two_users  # noqa: F401  (fixtures)
+from web_fixtures import TODO, User, api, seed, tiny_png, two_users
 
 
 async def dialog_answer(user: User, text: str | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from playwright.async_api import Browser
 
 from server_fixtures import ServerProcess
-from web_fixtures import User, api, browser, demo_server  # noqa: F401  (fixtures)
+from web_fixtures import User, api
 
 SETUP = """async (token) => {
     const lib = await import("/wsfs.js");
