@@ -17,6 +17,7 @@ from starlette.routing import Mount, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import vfs
 from vfs.protocol import error_body
 
 from server.auth import ensure_admin, ensure_demo_token
@@ -134,7 +135,11 @@ def create_app(
         await state.stores.create(config.demo_workspace)
         if config.seed_demo:
             handle = await state.stores.get(config.demo_workspace)
-            await handle.write(seed, author="wsfs", op="seed")
+            try:
+                await handle.write(seed, author="wsfs", op="seed")
+            except vfs.StoreBusy as exc:  # a local `wsfs mount` holds it: serve it read-only meanwhile
+                log.warning("not seeding %s: %s (writes to it get 409 EBUSY until it is unmounted)",
+                            config.demo_workspace, exc.strerror)
         background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state))]
         try:
             yield {}

@@ -23,6 +23,7 @@ Stores open on first use and close after `idle_close` seconds without users.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import queue
 import time
@@ -42,6 +43,7 @@ from server.hub import LocalHub
 from server.metrics import Metrics
 
 T = TypeVar("T")
+log = logging.getLogger("wsfs.server")
 _AUTHORS_KEPT = 4096
 
 
@@ -256,7 +258,13 @@ class Stores:
                 raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
             handle = WorkspaceHandle(name, path, readers=self._readers, hub=self._hub, metrics=self._metrics,
                                      options=self.options, loop=asyncio.get_running_loop())
-            rev = await handle.write(lambda ws: ws.rev, op="open")
+            try:
+                rev = await handle.write(lambda ws: ws.rev, op="open")
+            except vfs.StoreBusy:
+                # A local `wsfs mount` is the store's only writer (and has brought its schema up to
+                # date): serve reads; writes get 409 EBUSY until it is unmounted.
+                log.warning("workspace %s is mounted locally: read-only until it is unmounted", name)
+                rev = await handle.read(lambda ws: ws.rev, op="open")
             self._hub.set_head(name, rev)
             self._handles[name] = handle
             self._metrics.open_workspaces.set(len(self._handles))

@@ -8,6 +8,7 @@ import os
 import blake3
 import pytest
 
+import vfs
 from server_fixtures import LiveServer
 
 W = "/api/workspaces/demo"
@@ -368,4 +369,30 @@ def test_a_demo_emptied_by_its_users_is_not_seeded_again(tmp_path) -> None:
         with server.http() as c:
             assert c.get(f"{W}/readdir/").json()["entries"] == []
     finally:
+        server.stop()
+
+
+def test_a_locally_mounted_workspace_is_served_read_only(tmp_path):
+    """`wsfs mount STORE.db` holds its store exclusively (vfs.storelock): the server still
+    starts, serves reads, answers writes with 409 EBUSY (without its file paths), and
+    writes again once the mount lets go."""
+    data = tmp_path / "data"
+    (data / "workspaces").mkdir(parents=True)
+    store = str(data / "workspaces" / "demo.db")
+    mount = vfs.Workspace(store, exclusive=True)  # what the mount daemon holds
+    mount.write_file("/a.txt", b"from the mount")
+    server = LiveServer(data, seed_demo=True).start()
+    try:
+        with server.http() as http:
+            assert http.get("/api/workspaces/demo/files/a.txt").content == b"from the mount"
+            refused = http.put("/api/workspaces/demo/files/b.txt", content=b"x")
+            assert refused.status_code == 409
+            error = refused.json()["error"]
+            assert error["code"] == "EBUSY" and "mounted" in error["message"]
+            assert store not in refused.text
+            mount.close()  # unmounted
+            assert http.put("/api/workspaces/demo/files/b.txt", content=b"x").status_code in (200, 201)
+            assert http.get("/api/workspaces/demo/files/b.txt").content == b"x"
+    finally:
+        mount.close()
         server.stop()

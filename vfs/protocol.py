@@ -26,6 +26,7 @@ from vfs.errors import (
     CursorTooOld,
     MissingObjects,
     PreconditionFailed,
+    StoreBusy,
     errno_from_name,
     errno_name,
 )
@@ -182,6 +183,8 @@ def exception_to_error(exc: BaseException) -> ProtocolError:
         return ProtocolError(EMISSINGOBJECTS, str(exc), missing=list(exc.missing))
     if isinstance(exc, BadObject):
         return ProtocolError(EBADOBJECT, str(exc))
+    if isinstance(exc, StoreBusy):  # its filename is the server's store file: not the client's business
+        return ProtocolError(errno_name(exc.errno), exc.strerror)
     if isinstance(exc, OSError) and exc.errno is not None:
         message = exc.strerror or str(exc)
         if exc.filename is not None:
