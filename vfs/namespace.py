@@ -280,7 +280,8 @@ class NamespaceOps(Core):
         self._log(tx, found.real, None)
         if node.kind == KIND_FILE:
             self._record_deletion(tx, [found.real])
-        self._dircache.clear()
+        else:  # the directory cache holds directories and paths resolved through symlinks, never files
+            self._dircache.clear()
 
     def _drop_link(self, tx: _Tx, node: Node) -> None:
         if node.kind != KIND_DIR and node.nlink > 1:
@@ -407,7 +408,8 @@ class NamespaceOps(Core):
         elif node.kind == KIND_FILE:
             self._record_current_version(tx, target.real, node.ino)
         self._log_many(tx, rows)
-        self._dircache.clear()
+        if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
+            self._dircache.clear()  # it holds directories and symlink resolutions, never files
 
     # -- hooks the history mixin provides ----------------------------------------
 
