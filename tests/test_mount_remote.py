@@ -173,3 +173,31 @@ def test_git_works_in_a_remote_mount(remote):
     assert server_bytes(http, "repo/f7.txt") == b"7\n"
     names = [e["name"] for e in http.get("/api/workspaces/demo/readdir/repo/.git").json()["entries"]]
     assert "HEAD" in names and not [n for n in names if ".conflict-" in n]
+
+
+def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_server, tmp_path: Path):
+    """A mutation's own answer names its revision; the mount waits for the change stream to bring
+    that revision instead of asking for the changes itself (one round trip per write, not two).
+    Mutations that touch several paths (rename, unlink) still ask."""
+    from client_py.mount.remote import RemoteBackend
+
+    backend = RemoteBackend(live_server.url, "demo", token=live_server.admin, cache_dir=str(tmp_path / "cache")).start()
+    backend.stream_wait = WAIT_SECONDS  # the mechanism, not the machine's speed, is under test
+    asked = []
+    original = backend.catch_up
+    backend.catch_up = lambda: (asked.append(1), original())[1]
+    try:
+        st = backend.write_file("/a.txt", b"one", if_match="")
+        assert st.size == 3 and b"".join(backend.iter_file("/a.txt")) == b"one"
+        backend.commit_file("/a.txt", b"two!", base=st.hash)
+        assert backend.lstat("/a.txt").size == 4 and b"".join(backend.iter_file("/a.txt")) == b"two!"
+        backend.mkdir("/d")
+        backend.chmod("/a.txt", 0o600)
+        assert backend.lstat("/a.txt").mode & 0o777 == 0o600 and backend.lstat("/d").kind == "dir"
+        assert asked == []  # every one of them was confirmed by the stream
+        backend.rename("/a.txt", "/d/b.txt")
+        assert backend.exists("/d/b.txt") and not backend.exists("/a.txt")
+        assert asked == [1]
+    finally:
+        backend.catch_up = original
+        backend.close()

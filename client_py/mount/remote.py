@@ -53,6 +53,7 @@ from vfs.types import Change, ChangePage, Cursor, DirEntry, Stat
 log = logging.getLogger("wsfs.mount")
 
 REQUEST_TIMEOUT = 60.0
+STREAM_WAIT_SECONDS = 0.25  # how long a mutation waits for the change stream before asking itself
 RETRY_OFFLINE_SECONDS = 1.0
 SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
 _IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
@@ -72,6 +73,8 @@ class _Loop:
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()  # its self-pipe sockets too
 
 
 class Index:
@@ -129,6 +132,8 @@ class RemoteBackend:
         self._token = token
         self._cache_dir = cache_dir
         self._lock = threading.RLock()  # the index: FUSE threads read it, the watcher writes it
+        self._index_moved = threading.Condition(self._lock)  # notified whenever the index changes
+        self.stream_wait = STREAM_WAIT_SECONDS
         self.index = Index()
         self.online = True
         self._loop: _Loop | None = None
@@ -201,11 +206,12 @@ class RemoteBackend:
         while True:
             try:
                 async for event in self._remote.watch("/", after=str(self.index.cursor)):
-                    with self._lock:
+                    with self._index_moved:
                         self._apply(event.change)
                         cursor = Cursor.parse(event.cursor)
                         if cursor > self.index.cursor:
                             self.index.cursor = cursor
+                        self._index_moved.notify_all()
                     self._set_online(True)
             except asyncio.CancelledError:
                 raise
@@ -227,11 +233,12 @@ class RemoteBackend:
 
     def _absorb(self, page: ChangePage) -> None:
         """Apply one page of the change stream to the index and move its cursor."""
-        with self._lock:
+        with self._index_moved:
             for change in page.entries:
                 self._apply(change)
             if page.cursor > self.index.cursor:
                 self.index.cursor = page.cursor
+            self._index_moved.notify_all()
 
     def _set_online(self, online: bool, reason: object = None) -> None:
         if online == self.online:
@@ -250,8 +257,15 @@ class RemoteBackend:
             self._set_online(False, exc)
             raise fs_error(errno.EIO, None, "server unreachable") from exc
 
-    def _mutate(self, coro):
-        """A mutation: refused (EROFS) while offline; the index catches up right after."""
+    def _mutate(self, coro, *, changes: str | None = None):
+        """A mutation: refused (EROFS) while offline; the index catches up right after.
+
+        `changes`: the one real path the mutation changes. The server answers
+        with the new Stat, whose revision the change stream delivers to this
+        mount about when the answer arrives; waiting for it there saves the
+        second round trip of asking for the changes. Anything else (a stream
+        that lags, several paths, no Stat) falls back to asking.
+        """
         if not self.online:
             coro.close()
             raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only")
@@ -261,8 +275,29 @@ class RemoteBackend:
             if exc.errno == errno.EIO:
                 raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only") from exc
             raise
-        self.catch_up()
+        if changes is None or not isinstance(result, Stat) or not self._streamed(changes, result.rev):
+            self.catch_up()
         return result
+
+    def _streamed(self, path: str, rev: int) -> bool:
+        """Wait (briefly) until the change stream has brought `path` to revision `rev`."""
+        deadline = time.monotonic() + self.stream_wait
+        with self._index_moved:
+            while True:
+                entry = self.index.entries.get(path)
+                if entry is not None and entry.rev >= rev:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._watcher is None:
+                    return False
+                self._index_moved.wait(remaining)
+
+    def _real(self, path: str) -> str:
+        """Where a write to `path` lands: its symlinks followed, or `path` itself if it is new."""
+        try:
+            return self._entry(path, follow=True)[0]
+        except OSError:
+            return normalize(path)
 
     # -- metadata reads (from the index) -----------------------------------------
 
@@ -398,7 +433,7 @@ class RemoteBackend:
         path = normalize(path)
         body = _replayable(data)
         try:
-            self._mutate(self._remote.write_file(path, body(), mode=mode, if_match=if_match))
+            self._mutate(self._remote.write_file(path, body(), mode=mode, if_match=if_match), changes=self._real(path))
         except vfs.PreconditionFailed:
             self.catch_up()
             raise
@@ -416,7 +451,7 @@ class RemoteBackend:
         path = normalize(path)
         body = _replayable(data)
         try:
-            self._mutate(self._remote.write_file(path, body(), if_match=base or ""))
+            self._mutate(self._remote.write_file(path, body(), if_match=base or ""), changes=self._real(path))
         except vfs.PreconditionFailed:
             copy = self._write_conflict_copy(path, body)
             self._cache_content(body)
@@ -429,7 +464,7 @@ class RemoteBackend:
         stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
         stamp = time.strftime("%Y%m%dT%H%M%S")
         copy = f"{directory}/{stem}.conflict-{socket.gethostname()}-{stamp}{dot}{ext}"
-        self._mutate(self._remote.write_file(copy, body(), mode=None, if_match=""))
+        self._mutate(self._remote.write_file(copy, body(), mode=None, if_match=""), changes=copy)
         log.warning("conflict on %s: the server's version stays there, ours is %s", path, copy)
         return copy
 
@@ -453,7 +488,7 @@ class RemoteBackend:
             self.attrs.created(ino, *self._owner)
 
     def mkdir(self, path: str, *, mode: int = 0o755, **_: Any) -> None:
-        self._mutate(self._remote.mkdir(path, mode=mode))
+        self._mutate(self._remote.mkdir(path, mode=mode), changes=normalize(path))
         self._created(path)
 
     def rmdir(self, path: str) -> None:
@@ -463,7 +498,7 @@ class RemoteBackend:
         self._mutate(self._remote.unlink(path))
 
     def symlink(self, target: str, path: str) -> None:
-        self._mutate(self._remote.symlink(target, path))
+        self._mutate(self._remote.symlink(target, path), changes=normalize(path))
         self._created(path)
 
     def link(self, existing: str, new: str) -> None:
@@ -477,7 +512,7 @@ class RemoteBackend:
         self._mutate(self._remote.rename(src, dst))
 
     def chmod(self, path: str, mode: int) -> None:
-        self._mutate(self._remote.chmod(path, mode))
+        self._mutate(self._remote.chmod(path, mode), changes=self._real(path))
 
     def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
         st = self.stat(path) if follow_symlinks else self.lstat(path)
@@ -489,12 +524,12 @@ class RemoteBackend:
         st = self.stat(path) if follow_symlinks else self.lstat(path)
         mtime_float = st.mtime
         if mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
-            self._mutate(self._remote.utime(path, mtime_ns / 1e9))
+            self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=self._real(path))
             mtime_float = self.lstat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
 
     def truncate(self, path: str, size: int) -> None:
-        self._mutate(self._remote.truncate(path, size))
+        self._mutate(self._remote.truncate(path, size), changes=self._real(path))
 
 
 class ChunkFile:
