@@ -204,6 +204,37 @@ async def test_objects_has_put_get_and_verification(live_server: LiveServer) -> 
     await c.close()
 
 
+async def test_uploads_are_stored_in_batches_and_a_bad_one_costs_only_itself(live_server: LiveServer) -> None:
+    """Uploads are verified as they arrive and stored a batch per transaction; a bad frame in the
+    middle of a batch is refused alone, and a message after uploads sees all of them stored."""
+    from server.ws_api import UPLOAD_BATCH
+
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    blobs = [i.to_bytes(4, "big") * 300 for i in range(2 * UPLOAD_BATCH + 7)]  # two full batches and a tail
+    hashes = [h(b) for b in blobs]
+    bad_at = UPLOAD_BATCH + 3
+    for i, (b, x) in enumerate(zip(blobs, hashes)):
+        await c.conn.send(encode_chunk_frame(FRAME_PUT, x, b"corrupted" if i == bad_at else b))
+    reply = await c.request({"type": "has", "hashes": hashes})
+    assert reply["missing"] == [hashes[bad_at]]
+    errors = [e for e in c.events if e["type"] == "error"]
+    assert [(e["code"], e["hash"]) for e in errors] == [("EBADOBJECT", hashes[bad_at])]
+    await c.close()
+    # a client that leaves right after uploading keeps what it sent
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    extra = b"sent just before leaving"
+    await c.conn.send(encode_chunk_frame(FRAME_PUT, h(extra), extra))
+    await c.close()
+    with live_server.http() as http:
+        deadline = asyncio.get_running_loop().time() + 10
+        while True:
+            missing = http.post("/api/workspaces/demo/objects/has", json={"hashes": [h(extra)]}).json()["missing"]
+            if not missing or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.05)
+    assert missing == []
+
+
 async def test_push_applies_atomically_and_reports_conflicts(live_server: LiveServer) -> None:
     c = await WsClient.open(live_server.ws_url(token=live_server.admin))
     await c.request({"type": "subscribe", "id": "all", "after": "now"})

@@ -40,6 +40,19 @@ def _raw(hex_hash: str) -> bytes:
     return raw
 
 
+
+def verify_object(data: bytes, expected: str | None = None) -> bytes:
+    """An object's raw id (BLAKE3); `BadObject` if it is too big or hashes to anything but `expected`.
+
+    Pure: a server can check an upload as it arrives and store it later, in a batch.
+    """
+    if len(data) > MAX_OBJECT:
+        raise BadObject(f"object of {len(data)} bytes exceeds the {MAX_OBJECT}-byte limit")
+    digest = blake3.blake3(data).digest()
+    if expected is not None and _raw(expected) != digest:
+        raise BadObject(f"object bytes hash to {digest.hex()}, not {expected}")
+    return digest
+
 class SyncOps(HistoryOps, ChangeLogOps):
     # -- objects ------------------------------------------------------------------
 
@@ -61,14 +74,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
 
     def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
         """Store many chunks in one transaction (ids verified); returns their hashes."""
-        verified = []
-        for expected, data in items:
-            if len(data) > MAX_OBJECT:
-                raise BadObject(f"object of {len(data)} bytes exceeds the {MAX_OBJECT}-byte limit")
-            digest = blake3.blake3(data).digest()
-            if expected is not None and _raw(expected) != digest:
-                raise BadObject(f"object bytes hash to {digest.hex()}, not {expected}")
-            verified.append((digest, data))
+        verified = [(verify_object(data, expected), data) for expected, data in items]
         with self._tx():
             for digest, data in verified:
                 self._chunks.put(data, digest)
