@@ -277,8 +277,7 @@ async def delete_workspace(request: Request, st: ServerState, p: Principal) -> R
     name = request.path_params["ws"]
     if not st.stores.exists(name):
         raise ProtocolError("ENOENT", f"no workspace named {name!r}")
-    st.hub.close_sessions(name, CLOSE_WORKSPACE_GONE, "workspace deleted")
-    await st.stores.delete(name)
+    await st.stores.delete(name, on_delete=lambda: st.hub.close_sessions(name, CLOSE_WORKSPACE_GONE, "workspace deleted"))
     st.tokens.revoke_workspace(name)
     return Response(status_code=204)
 

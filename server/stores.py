@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Callable, TypeVar
 
 import vfs
+from vfs import storelock
 from vfs.protocol import ProtocolError, valid_workspace_name
 
 from server.fanout import Fanout
@@ -293,17 +294,30 @@ class Stores:
             await handle.close()
         self._metrics.open_workspaces.set(len(self._handles))
 
-    async def delete(self, name: str) -> None:
+    async def delete(self, name: str, *, on_delete: Callable[[], None] | None = None) -> None:
+        """Remove a workspace's files. `on_delete` runs once nothing can stop the deletion
+        (the server closes the workspace's sessions there)."""
         path = self.path_of(name)
         async with self._lock(name):
             if not path.exists():
                 raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
             await self._close(name)
-            for suffix in ("", "-wal", "-shm"):
-                try:
-                    os.unlink(f"{path}{suffix}")
-                except FileNotFoundError:
-                    pass
+            try:  # nobody else may be writing it (a local `wsfs mount` would lose its store)
+                lock = storelock.acquire(str(path), exclusive=True)
+            except vfs.StoreBusy:
+                raise ProtocolError(
+                    "EBUSY", f"workspace {name!r} is open for writing elsewhere (a local wsfs mount?)", workspace=name
+                ) from None
+            try:
+                if on_delete is not None:
+                    on_delete()
+                for suffix in ("", "-wal", "-shm", "-lock"):
+                    try:
+                        os.unlink(f"{path}{suffix}")
+                    except FileNotFoundError:
+                        pass
+            finally:
+                storelock.release(lock)
             self._hub.forget(name)
 
     async def sweep(self) -> None:

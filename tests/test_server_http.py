@@ -396,3 +396,20 @@ def test_a_locally_mounted_workspace_is_served_read_only(tmp_path):
     finally:
         mount.close()
         server.stop()
+
+
+def test_a_locally_mounted_workspace_cannot_be_deleted_from_under_the_mount(live_server: LiveServer) -> None:
+    store = live_server.data_dir / "workspaces" / "proj.db"
+    mount = vfs.Workspace(str(store), exclusive=True)  # what `wsfs mount proj.db` holds
+    mount.write_file("/keep.txt", b"mine")
+    try:
+        with live_server.http() as http:
+            assert http.get("/api/workspaces/proj/files/keep.txt").content == b"mine"
+            refused = http.delete("/api/workspaces/proj")
+            assert refused.status_code == 409 and refused.json()["error"]["code"] == "EBUSY"
+            assert mount.read_file("/keep.txt") == b"mine" and store.exists()
+            mount.close()  # unmounted
+            assert http.delete("/api/workspaces/proj").status_code == 204
+            assert not any(store.parent.glob("proj.db*"))  # the lock file goes too
+    finally:
+        mount.close()
