@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import stat as statmod
@@ -358,16 +359,18 @@ async def cmd_watch(args: argparse.Namespace) -> int:
     after = None if args.after == "" else args.after
     seen = 0
     async with _client(args) as c:
-        async for ev in c.workspace(args.workspace).watch(args.prefix, after=after, ignore=args.ignore):
-            if args.json:
-                d = {"path": ev.path, "kind": ev.kind, "rev": ev.rev, "cursor": ev.cursor, "size": ev.size,
-                     "hash": ev.hash, "author": ev.author}
-                print(orjson.dumps(d).decode(), flush=True)
-            else:
-                print(f"{ev.cursor}\t{ev.kind}\t{ev.path}", flush=True)
-            seen += 1
-            if args.count is not None and seen >= args.count:
-                break
+        stream = c.workspace(args.workspace).watch(args.prefix, after=after, ignore=args.ignore)
+        async with contextlib.aclosing(stream):  # --count stops early: close the connection now
+            async for ev in stream:
+                if args.json:
+                    d = {"path": ev.path, "kind": ev.kind, "rev": ev.rev, "cursor": ev.cursor, "size": ev.size,
+                         "hash": ev.hash, "author": ev.author}
+                    print(orjson.dumps(d).decode(), flush=True)
+                else:
+                    print(f"{ev.cursor}\t{ev.kind}\t{ev.path}", flush=True)
+                seen += 1
+                if args.count is not None and seen >= args.count:
+                    break
     return 0
 
 

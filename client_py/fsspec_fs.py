@@ -24,6 +24,7 @@ import os
 import queue
 import re
 import threading
+import weakref
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
@@ -62,16 +63,14 @@ class WsfsFileSystem(AbstractFileSystem):
         self.base_url = f"{scheme}://{host}:{self.port}"
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        # fsspec caches instances and never closes them: close the pool when this one is
+        # collected. A finalizer (not __del__) holds the client itself, so the client and its
+        # sockets are still whole when it runs, even if the instance died in a reference cycle.
+        self._closer = weakref.finalize(self, self.client.close)
 
     def close(self) -> None:
         """Close the HTTP connection pool (instances are cached by fsspec; this is safe to call twice)."""
-        self.client.close()
-
-    def __del__(self) -> None:
-        # fsspec caches instances and never closes them; close the pool when one is collected.
-        client = self.__dict__.get("client")
-        if client is not None:
-            client.close()
+        self._closer()
 
     # -- URLs and paths ------------------------------------------------------
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import io
 import os
@@ -219,10 +220,12 @@ async def test_watch_events_with_cursors(ws):
     events = []
 
     async def consume():
-        async for ev in ws.watch("/w", after="now", inline_max=1024):
-            events.append(ev)
-            if len(events) == 3:
-                return
+        # aclosing: leaving the loop early closes the stream's connection now, not at GC time
+        async with contextlib.aclosing(ws.watch("/w", after="now", inline_max=1024)) as stream:
+            async for ev in stream:
+                events.append(ev)
+                if len(events) == 3:
+                    return
 
     task = asyncio.ensure_future(consume())
     await asyncio.sleep(0.3)  # let the subscription start; "now" is resolved by the server
@@ -244,10 +247,11 @@ async def test_watch_resumes_across_server_restart_without_gap_or_duplicate(serv
         seen: list[str] = []
 
         async def consume():
-            async for ev in ws.watch("/", after=str(start)):
-                seen.append(ev.path)
-                if len(seen) == 10:
-                    return
+            async with contextlib.aclosing(ws.watch("/", after=str(start))) as stream:
+                async for ev in stream:
+                    seen.append(ev.path)
+                    if len(seen) == 10:
+                        return
 
         task = asyncio.ensure_future(consume())
         for i in range(5):

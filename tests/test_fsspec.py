@@ -131,6 +131,8 @@ def test_scoped_tokens(live_server):  # noqa: F811
     assert fs.cat("demo/r.txt") == b"r"
     with pytest.raises(PermissionError):
         fs.pipe("demo/w.txt", b"w")
+    fs.close()
+    admin.close()
 
 
 def test_pandas_csv_and_parquet(live_server):  # noqa: F811
@@ -144,5 +146,6 @@ def test_pandas_csv_and_parquet(live_server):  # noqa: F811
     fs = WsfsFileSystem(port=live_server.port, token=live_server.admin, skip_instance_cache=True)
     pq.write_table(table, "demo/data/cities.parquet", filesystem=fs)
     assert pq.read_table("demo/data/cities.parquet", filesystem=fs).equals(table)
+    fs.close()
     parquet = pd.read_parquet(url(live_server, "demo/data/cities.parquet"), storage_options=options)
     pd.testing.assert_frame_equal(parquet, frame)
