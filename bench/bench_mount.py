@@ -43,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from client_py.mount.runner import MountProcess  # noqa: E402
+from client_py.mount.runner import MountProcess, is_mounted, unmount, wait_mounted  # noqa: E402
 
 CREATE = "for i in $(seq 1 1000); do echo $i > f$i; done"
 TREE = (
@@ -181,14 +181,11 @@ def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[None]:
     with open(log_file, "ab") as log:
         daemon = subprocess.Popen([sys.executable, str(script), str(mountpoint)], stdout=log, stderr=log)
     try:
-        deadline = time.monotonic() + 30
-        while not os.path.ismount(mountpoint):
-            if daemon.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the floor filesystem did not mount (see {log_file})")
-            time.sleep(0.05)
+        wait_mounted(str(mountpoint), daemon.poll)
         yield
     finally:
-        subprocess.run(["fusermount3", "-u", str(mountpoint)], check=False)
+        if is_mounted(str(mountpoint)):
+            unmount(str(mountpoint), lazy=daemon.poll() is not None)
         try:
             daemon.wait(10)
         except subprocess.TimeoutExpired:

@@ -59,8 +59,7 @@ def run_mount(args: argparse.Namespace) -> int:
         try:
             runner.mount_local(source[0], mountpoint, debug=args.debug)
         except vfs.StoreBusy as exc:
-            print(f"wsfs mount: {exc.filename}: {exc.strerror}", file=sys.stderr)
-            return 1
+            return _busy(exc)
         return 0
     from client_py.mount import remote
     from vfs.protocol import ProtocolError
@@ -81,9 +80,15 @@ def _local_store_free(store: str) -> bool:
     try:
         vfs.Workspace(store, exclusive=True).close()
     except vfs.StoreBusy as exc:
-        print(f"wsfs mount: {exc.filename}: {exc.strerror}", file=sys.stderr)
+        _busy(exc)
         return False
     return True
+
+
+def _busy(exc: OSError) -> int:
+    """Say why the store cannot be mounted (its message names the way out); exit status 1."""
+    print(f"wsfs mount: {exc.filename}: {exc.strerror}", file=sys.stderr)
+    return 1
 
 
 def _rebuild(args: argparse.Namespace) -> list[str]:
