@@ -1,8 +1,6 @@
-"""vfs.protocol: every message round-trips; validation names the bad field; errors map both ways."""
+"""vfs.wire messages: every message round-trips through the codec; validation names the bad field."""
 
 from __future__ import annotations
-
-import errno
 
 import orjson
 import pytest
@@ -11,7 +9,7 @@ from hypothesis import strategies as st
 
 import hypothesis_profiles  # noqa: F401
 import vfs
-from vfs import protocol as p
+from vfs import wire as p
 
 HASH = "ab" * 32
 hashes = st.text("0123456789abcdef", min_size=64, max_size=64)
@@ -84,19 +82,6 @@ def test_server_messages_round_trip() -> None:
         assert p.decode_server(p.encode(msg)) == msg
 
 
-def test_chunk_frames() -> None:
-    frame = p.encode_chunk_frame(p.FRAME_PUT, HASH, b"payload")
-    assert frame[0] == 1 and frame[1:33] == bytes.fromhex(HASH) and frame[33:] == b"payload"
-    assert len(frame) == p.FRAME_HEADER + 7
-    decoded = p.decode_chunk_frame(frame, expect=p.FRAME_PUT)
-    assert decoded.hash == HASH and bytes(decoded.data) == b"payload"
-    with pytest.raises(p.ProtocolError) as info:
-        p.decode_chunk_frame(frame, expect=p.FRAME_CHUNK)
-    assert info.value.code == p.EBADMSG
-    with pytest.raises(p.ProtocolError):
-        p.decode_chunk_frame(frame[:20], expect=p.FRAME_PUT)
-
-
 @pytest.mark.parametrize(
     ("frame", "code", "field"),
     [
@@ -140,90 +125,12 @@ def test_negotiate() -> None:
     assert info.value.code == p.EPROTONOSUPPORT and info.value.extra["supported"] == [1]
 
 
-@pytest.mark.parametrize(
-    ("exc", "code", "status"),
-    [
-        (FileNotFoundError(errno.ENOENT, "x", "/a"), "ENOENT", 404),
-        (FileExistsError(errno.EEXIST, "x", "/a"), "EEXIST", 409),
-        (OSError(errno.ENOTEMPTY, "x", "/a"), "ENOTEMPTY", 409),
-        (NotADirectoryError(errno.ENOTDIR, "x", "/a"), "ENOTDIR", 409),
-        (IsADirectoryError(errno.EISDIR, "x", "/a"), "EISDIR", 409),
-        (OSError(errno.EINVAL, "x", "/a"), "EINVAL", 400),
-        (OSError(errno.ENAMETOOLONG, "x", "/a"), "ENAMETOOLONG", 400),
-        (OSError(errno.ELOOP, "x", "/a"), "ELOOP", 400),
-        (PermissionError(errno.EPERM, "x", "/"), "EPERM", 403),
-        (OSError(errno.EROFS, "x", "/"), "EROFS", 403),
-        (OSError(errno.EFBIG, "x", "/"), "EFBIG", 413),
-        (vfs.PreconditionFailed("/a", HASH, None), "EPRECONDITION", 412),
-        (vfs.CursorTooOld(vfs.Cursor(3), 9), "ECURSORTOOOLD", 410),
-        (vfs.MissingObjects([HASH]), "EMISSINGOBJECTS", 422),
-        (vfs.BadObject("bad"), "EBADOBJECT", 422),
-        (RuntimeError("secret details"), "EINTERNAL", 500),
-    ],
-)
-def test_errors_map_to_codes_and_back(exc: BaseException, code: str, status: int) -> None:
-    err = p.exception_to_error(exc)
-    assert (err.code, err.status) == (code, status)
-    assert "secret details" not in err.message
-    body = orjson.loads(orjson.dumps(p.error_body(err.code, err.message, **err.extra)))
-    back = p.error_to_exception(body["error"]["code"], body["error"]["message"], body["error"])
-    if code == "EINTERNAL":
-        assert isinstance(back, p.ProtocolError)
-    else:
-        assert type(back) is type(exc)
-    if isinstance(exc, OSError):
-        assert back.errno == exc.errno and back.filename == exc.filename
-    if isinstance(exc, vfs.MissingObjects):
-        assert back.missing == [HASH]
-    if isinstance(exc, vfs.CursorTooOld):
-        assert back.horizon == 9
+def test_is_hash() -> None:
+    assert p.is_hash(HASH) and p.HASH_RE.match(HASH)
+    assert not p.is_hash(HASH.upper()) and not p.is_hash(HASH[:-1]) and not p.is_hash(HASH + "0")
 
 
-@pytest.mark.parametrize(
-    ("glob", "yes", "no"),
-    [
-        ("*.md", ["a.md"], ["d/a.md", "a.mdx"]),
-        ("**/*.md", ["a.md", "x/y/a.md"], ["a.txt"]),
-        ("src/**", ["src/a", "src/a/b"], ["srcx/a"]),
-        ("a?c", ["abc"], ["a/c", "abbc"]),
-        ("[ab]*", ["apple", "b"], ["cat"]),
-        ("[!ab]*", ["cat"], ["apple"]),
-    ],
-)
-def test_globs(glob: str, yes: list[str], no: list[str]) -> None:
-    rx = p.glob_to_regex(glob)
-    assert all(rx.match(x) for x in yes)
-    assert not any(rx.match(x) for x in no)
+def test_old_module_name_still_exports_everything() -> None:
+    from vfs import protocol
 
-
-def test_path_filter() -> None:
-    f = p.PathFilter("/docs", ["**/*.md"], ["drafts/"])
-    assert f("/docs/a.md") and f("/docs/x/b.md")
-    assert not f("/docs/a.txt") and not f("/other/a.md") and not f("/docsx/a.md")
-    assert not f("/docs/drafts/a.md")
-    # a directory pattern drops the directory itself and its tombstone, not a file of that name
-    assert not f("/docs/drafts", "dir") and not f("/docs/drafts", "delete")
-    g = p.PathFilter("/", None, ["build/"])
-    assert g("/build", "file") and not g("/build", "dir") and not g("/build", "delete")
-    assert p.PathFilter("/")("/anything")
-
-
-def test_ops_parse() -> None:
-    op = p.parse_op({"op": "mkdir", "path": "/a", "parents": True})
-    assert op.args == {"path": "/a", "parents": True, "exist_ok": False, "mode": 0o755}
-    assert p.parse_op({"op": "rename", "src": "/a", "dst": "/b", "if_match": HASH}).if_match == HASH
-    for bad in ({"op": "mkdir"}, {"op": "nope"}, {"op": "truncate", "path": "/a", "size": "3"}, {"op": "rm", "path": "a"}):
-        with pytest.raises(p.ProtocolError) as info:
-            p.parse_op(bad)
-        assert info.value.status == 422
-    assert p.parse_mode("644") == 0o644 and p.parse_mode("0o755") == 0o755 and p.parse_mode(None) is None
-    with pytest.raises(p.ProtocolError):
-        p.parse_mode("9")
-    assert p.parse_flag("1") and not p.parse_flag("0") and not p.parse_flag(None)
-
-
-def test_every_documented_code_has_a_status() -> None:
-    text = (__import__("pathlib").Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
-    for code, status in p.STATUS_BY_CODE.items():
-        assert f"`{code}`" in text, code
-        assert status in (400, 401, 403, 404, 409, 410, 412, 413, 416, 422, 500, 503)
+    assert all(getattr(protocol, name) is getattr(p, name) for name in p.__all__)

@@ -1,0 +1,40 @@
+"""Protocol version, size limits and WebSocket close codes: the numbers both sides agree on."""
+
+from __future__ import annotations
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS: tuple[int, ...] = (1,)
+
+# ---------------------------------------------------------------- limits
+
+MAX_TEXT_FRAME = 8 * 1024 * 1024  # bytes of one JSON text frame
+MAX_CHUNK_PAYLOAD = 4 * 1024 * 1024  # bytes of chunk data in one binary frame
+MAX_HASHES = 4096  # hashes in one `has` / `get`
+MAX_PUSH_ENTRIES = 4096  # entries in one `push`
+MAX_INLINE = 1024 * 1024  # largest `inline_max` a subscriber may ask for
+DEFAULT_BATCH = 256  # change entries per `changes` message
+MAX_BATCH = 1024
+MAX_GLOBS = 64
+MAX_PRESENCE_FIELD = 256  # bytes of name / color; `cursor` encoded at most 1 KiB
+MAX_ID_LEN = 64
+TRANSPORT_MAX_FRAME = 16 * 1024 * 1024  # above this the transport closes with 1009
+
+LIMITS: dict[str, int] = {
+    # what the server announces in its hello
+    "max_text_frame": MAX_TEXT_FRAME,
+    "max_chunk": MAX_CHUNK_PAYLOAD,
+    "max_hashes": MAX_HASHES,
+    "max_push_entries": MAX_PUSH_ENTRIES,
+    "max_inline": MAX_INLINE,
+    "max_batch": MAX_BATCH,
+}
+
+# ---------------------------------------------------------------- close codes
+
+CLOSE_NORMAL = 1000
+CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_POLICY = 1008  # flood, too many errors, token revoked
+CLOSE_TOO_BIG = 1009  # frame above the transport limit
+CLOSE_INTERNAL = 1011
+CLOSE_BAD_HELLO = 4000  # missing/invalid hello or unsupported protocol version
+CLOSE_WORKSPACE_GONE = 4404  # the workspace was deleted while connected

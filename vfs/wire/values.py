@@ -1,0 +1,233 @@
+"""The value types of `vfs.types` to and from their wire dicts.
+
+`*_to_wire` builds the JSON-ready dict; `*_from_wire` reads one back. Only
+`change_from_wire` and `parse_base` validate (they read client input); the
+others read what our own server wrote.
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, Mapping
+
+from vfs.types import (
+    ApplyResult,
+    Change,
+    Conflict,
+    Cursor,
+    DirEntry,
+    GcStats,
+    GrepMatch,
+    Stat,
+    Version,
+)
+from vfs.wire.fields import HASH_RE, RequestId, _fail, _Fields
+
+
+
+def stat_to_wire(st: Stat, path: str | None = None) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "kind": st.kind,
+        "mode": st.mode,
+        "size": st.size,
+        "mtime": st.mtime,
+        "ctime": st.ctime,
+        "ino": st.ino,
+        "nlink": st.nlink,
+        "rev": st.rev,
+        "hash": st.hash,
+        "target": st.target,
+    }
+    if path is not None:
+        d["path"] = path
+    return d
+
+
+def stat_from_wire(d: Mapping[str, Any]) -> Stat:
+    return Stat(
+        kind=d["kind"],
+        mode=int(d["mode"]),
+        size=int(d["size"]),
+        mtime=float(d["mtime"]),
+        ctime=float(d["ctime"]),
+        ino=int(d["ino"]),
+        nlink=int(d["nlink"]),
+        rev=int(d["rev"]),
+        hash=d.get("hash"),
+        target=d.get("target"),
+    )
+
+
+def direntry_to_wire(e: DirEntry) -> dict[str, Any]:
+    return {"name": e.name, "kind": e.kind, "size": e.size, "mtime": e.mtime}
+
+
+def direntry_from_wire(d: Mapping[str, Any]) -> DirEntry:
+    return DirEntry(name=d["name"], kind=d["kind"], size=int(d["size"]), mtime=float(d["mtime"]))
+
+
+def version_to_wire(v: Version) -> dict[str, Any]:
+    return {"path": v.path, "rev": v.rev, "kind": v.kind, "size": v.size, "hash": v.hash, "mtime": v.mtime}
+
+
+def version_from_wire(d: Mapping[str, Any]) -> Version:
+    return Version(
+        path=d["path"], rev=int(d["rev"]), kind=d["kind"], size=int(d["size"]), hash=d.get("hash"), mtime=float(d["mtime"])
+    )
+
+
+def grepmatch_to_wire(m: GrepMatch) -> dict[str, Any]:
+    return {"path": m.path, "line_number": m.line_number, "line": m.line, "context": list(m.context)}
+
+
+def grepmatch_from_wire(d: Mapping[str, Any]) -> GrepMatch:
+    return GrepMatch(path=d["path"], line_number=int(d["line_number"]), line=d["line"], context=tuple(d.get("context", ())))
+
+
+def gcstats_to_wire(g: GcStats) -> dict[str, Any]:
+    return {
+        "chunks_removed": g.chunks_removed,
+        "bytes_removed": g.bytes_removed,
+        "chunks_kept": g.chunks_kept,
+        "versions_pruned": g.versions_pruned,
+    }
+
+
+def gcstats_from_wire(d: Mapping[str, Any]) -> GcStats:
+    return GcStats(**{k: int(d[k]) for k in ("chunks_removed", "bytes_removed", "chunks_kept", "versions_pruned")})
+
+
+_KINDS = ("file", "dir", "symlink", "delete")
+
+
+def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None = None) -> dict[str, Any]:
+    """One change entry. `data` (inlined content) and `author` are optional extras."""
+    d: dict[str, Any] = {
+        "path": c.path,
+        "kind": c.kind,
+        "rev": c.rev,
+        "cursor": str(c.cursor),
+        "mode": c.mode,
+        "mtime": c.mtime,
+        "size": c.size,
+        "hash": c.hash,
+        "chunks": [[h, s] for h, s in c.chunks],
+        "target": c.target,
+    }
+    if data is not None:
+        d["data"] = base64.b64encode(data).decode("ascii")
+    if author is not None:
+        d["author"] = author
+    return d
+
+
+def change_from_wire(d: Any, *, id: RequestId | None = None, where: str = "changes") -> Change:
+    """Validate and build a `Change` (fields `cursor`, `data`, `author` are ignored here)."""
+    if not isinstance(d, dict):
+        raise _fail(where, "each entry must be an object", id)
+    f = _Fields(d, id)
+    kind = f.str("kind")
+    if kind not in _KINDS:
+        raise _fail("kind", f"must be one of {', '.join(_KINDS)}", id)
+    raw_chunks = d.get("chunks") or []
+    if not isinstance(raw_chunks, list):
+        raise _fail("chunks", "expected a list of [hash, size] pairs", id)
+    chunks: list[tuple[str, int]] = []
+    for item in raw_chunks:
+        if (
+            not isinstance(item, list)
+            or len(item) != 2
+            or not isinstance(item[0], str)
+            or not HASH_RE.match(item[0])
+            or isinstance(item[1], bool)
+            or not isinstance(item[1], int)
+            or item[1] < 0
+        ):
+            raise _fail("chunks", "expected a list of [hash, size] pairs", id)
+        chunks.append((item[0], item[1]))
+    h = f.str("hash", required=False, max_len=64)
+    if h is not None and not HASH_RE.match(h):
+        raise _fail("hash", "expected a 64-char lowercase hex BLAKE3 hash", id)
+    return Change(
+        path=f.path("path"),
+        kind=kind,
+        rev=f.int("rev", required=False, default=0),
+        mode=f.int("mode", required=False, default=0, hi=0o177777),
+        mtime=f.float("mtime", required=False, default=0.0),
+        size=f.int("size", required=False, default=0),
+        hash=h,
+        chunks=tuple(chunks),
+        target=f.str("target", required=False),
+    )
+
+
+def entry_data(d: Mapping[str, Any]) -> bytes | None:
+    """The inlined content of a wire change entry, if the server inlined it."""
+    raw = d.get("data")
+    return None if raw is None else base64.b64decode(raw)
+
+
+def conflict_to_wire(c: Conflict) -> dict[str, Any]:
+    return {
+        "path": c.path,
+        "local_kind": c.local_kind,
+        "local_rev": c.local_rev,
+        "local_hash": c.local_hash,
+        "remote_kind": c.remote_kind,
+        "remote_rev": c.remote_rev,
+        "remote_hash": c.remote_hash,
+        "reason": c.reason,
+    }
+
+
+def conflict_from_wire(d: Mapping[str, Any]) -> Conflict:
+    return Conflict(
+        path=d["path"],
+        local_kind=d.get("local_kind"),
+        local_rev=int(d["local_rev"]),
+        local_hash=d.get("local_hash"),
+        remote_kind=d["remote_kind"],
+        remote_rev=int(d["remote_rev"]),
+        remote_hash=d.get("remote_hash"),
+        reason=d["reason"],
+    )
+
+
+def apply_result_to_wire(r: ApplyResult) -> dict[str, Any]:
+    return {
+        "applied": list(r.applied),
+        "unchanged": list(r.unchanged),
+        "conflicts": [conflict_to_wire(c) for c in r.conflicts],
+        "rev": r.rev,
+    }
+
+
+def apply_result_from_wire(d: Mapping[str, Any]) -> ApplyResult:
+    return ApplyResult(
+        applied=list(d.get("applied", [])),
+        unchanged=list(d.get("unchanged", [])),
+        conflicts=[conflict_from_wire(c) for c in d.get("conflicts", [])],
+        rev=int(d.get("rev", 0)),
+    )
+
+
+def parse_base(v: Any, *, id: RequestId | None = None) -> Cursor | dict[str, int] | None:
+    """`base` of a push: null, a cursor string, or an object `{path: rev}`."""
+    if v is None:
+        return None
+    if isinstance(v, dict):
+        out: dict[str, int] = {}
+        for k, rev in v.items():
+            if not k.startswith("/") or isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
+                raise _fail("base", "expected {absolute path: revision} pairs", id)
+            out[k] = rev
+        return out
+    return _Fields({"base": v}, id).cursor("base")
+
+
+def base_to_wire(base: Cursor | Mapping[str, int] | None) -> Any:
+    if base is None:
+        return None
+    if isinstance(base, Cursor):
+        return str(base)
+    return dict(base)
