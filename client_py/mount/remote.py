@@ -32,7 +32,6 @@ import contextlib
 import errno
 import logging
 import os
-import socket
 import stat as stat_mod
 import threading
 import time
@@ -45,6 +44,7 @@ import vfs
 from client_py.backoff import Backoff
 from client_py.mount.attrs import AttrOverlay
 from client_py.client import Client
+from client_py.conflicts import conflict_name, host_label
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
 from vfs.paths import normalize
@@ -460,10 +460,7 @@ class RemoteBackend:
         return self.lstat(path)
 
     def _write_conflict_copy(self, path: str, body) -> str:
-        directory, _, name = path.rpartition("/")
-        stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        copy = f"{directory}/{stem}.conflict-{socket.gethostname()}-{stamp}{dot}{ext}"
+        copy = conflict_name(path, host_label())
         self._mutate(self._remote.write_file(copy, body(), mode=None, if_match=""), changes=copy)
         log.warning("conflict on %s: the server's version stays there, ours is %s", path, copy)
         return copy

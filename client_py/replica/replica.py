@@ -29,8 +29,6 @@ import fcntl
 import io
 import logging
 import os
-import re
-import socket
 import stat as statmod
 import time
 from dataclasses import dataclass, field
@@ -40,6 +38,7 @@ import blake3
 
 from client_py.backoff import Backoff
 from client_py.client import Client
+from client_py.conflicts import conflict_name, host_label
 from client_py.errors import ConnectionLost, ServerUnreachable
 from client_py.replica.download import Content, Downloader, write_inline
 from client_py.replica.ignore import IgnoreRules
@@ -102,16 +101,6 @@ class _Local:
     change: Change
     base: int | None  # the revision the replica last synced this path at (None: never)
     stat: os.stat_result | None = None
-
-
-def conflict_name(path: str, host: str, when: float | None = None) -> str:
-    """`/d/notes.md` -> `/d/notes.conflict-HOST-20261125-094501.md`."""
-    head, _, name = path.rpartition("/")
-    stem, ext = os.path.splitext(name)
-    if not stem:  # ".bashrc"
-        stem, ext = name, ""
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when or time.time()))
-    return f"{head}/{stem}.conflict-{host}-{stamp}{ext}"
 
 
 def _kind_of(st: os.stat_result) -> str | None:
@@ -185,7 +174,7 @@ class Replica:
         self.url = url.rstrip("/")
         self.workspace = workspace
         self.local_dir = os.path.abspath(os.fspath(local_dir))
-        self.host = re.sub(r"[^A-Za-z0-9_.-]", "_", host or socket.gethostname())[:64]
+        self.host = host_label(host)
         self.inline_max = inline_max
         self.batch_max = batch_max
         self.reconcile_interval = reconcile_interval
