@@ -74,6 +74,23 @@ class Subscription:
             raise item
         return item
 
+    def drain_nowait(self) -> list[P.Changes | P.CaughtUp]:
+        """The messages queued right now, in order, without waiting.
+
+        Raises the subscription's error (the session closed, it was
+        unsubscribed) only when it has one and nothing is queued, so what
+        arrived before the failure is never lost.
+        """
+        items: list[P.Changes | P.CaughtUp] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if isinstance(item, BaseException):
+                break  # `_error` holds it: the next call (or `next`) raises it
+            items.append(item)
+        if not items and self._error is not None:
+            raise self._error
+        return items
+
     def __aiter__(self) -> Subscription:
         return self
 
@@ -369,8 +386,10 @@ class Session:
         the reply.
         """
         self._subs.pop(sub.id, None)
-        while not sub._queue.empty():
-            sub._queue.get_nowait()
+        try:
+            sub.drain_nowait()
+        except Exception:  # noqa: BLE001 - already failed: nothing queued to drop
+            pass
         sub._fail(ConnectionLost(f"subscription {sub.id} was unsubscribed"))
         await self.request({"type": "unsubscribe", "sub": sub.id})
 
