@@ -167,15 +167,15 @@ async def _watch_external(state: ServerState) -> None:
     """
     while True:
         await asyncio.sleep(EXTERNAL_POLL)
-        for name, handle in list(state.stores._handles.items()):
+        for handle in state.stores.open_handles():
             if handle.closed or handle.live_inline is None:
                 continue
             try:
                 rev = await handle.read(lambda ws: ws.rev, op="poll")
             except Exception:  # noqa: BLE001 - closed meanwhile; next round
                 continue
-            if rev > state.hub.head(name):
-                state.hub.publish_commit(name, rev)
+            if rev > state.hub.head(handle.name):
+                state.hub.publish_commit(handle.name, rev)
 
 
 async def _sweep(state: ServerState) -> None:

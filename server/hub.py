@@ -2,14 +2,18 @@
 
 Handlers never talk to each other directly: a commit or a presence change is
 published to the `Hub`, which calls back every `Listener` of that workspace.
-`LocalHub` does it in-process. A multi-node deployment would implement the
-same four publishing methods over a broker (Redis pub/sub, NATS) and call the
-same listener callbacks on receipt, without touching the handlers.
+`LocalHub` does it in-process. A multi-node deployment implements the same
+`Hub` protocol over a broker (Redis pub/sub, NATS) and calls the same
+listener callbacks on receipt, without touching the handlers: the server
+(`stores.py`, `state.py`, `app.py`, `ws_api.py`, `http_api`) knows only the
+protocol below.
 
 Listener callbacks are synchronous and must not block: they run on the event
 loop and only record state and wake a task. That is what keeps fan-out
 O(listeners) cheap calls, with no `await` per subscriber, so one slow client
-cannot stall the others.
+cannot stall the others. For the same reason every `Hub` method is
+synchronous and returns at once: a broker-backed hub answers `head` and
+`presence` from its local mirror and publishes in the background.
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ from typing import Any, Protocol
 
 
 class Listener(Protocol):
-    session: str
+    """One WebSocket session as the hub sees it."""
+
+    session: str  # unique among every node's sessions: presence and echo suppression key on it
+    token_id: str  # the token it authenticated with (revoking it closes the session)
 
     def on_commit(self, rev: int) -> None:
         """The workspace reached revision `rev` (latest wins; intermediate calls may be skipped)."""
@@ -31,13 +38,66 @@ class Listener(Protocol):
 
 
 class Hub(Protocol):
-    def listen(self, workspace: str, listener: Listener) -> None: ...
-    def unlisten(self, workspace: str, listener: Listener) -> None: ...
-    def head(self, workspace: str) -> int: ...
-    def publish_commit(self, workspace: str, rev: int) -> None: ...
-    def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None: ...
-    def presence(self, workspace: str) -> list[dict[str, Any]]: ...
-    def close_sessions(self, workspace: str | None, code: int, reason: str, *, token_id: str | None = None) -> None: ...
+    """What the server needs from a notification and presence hub.
+
+    Guarantees every implementation gives, per workspace:
+
+    - **Heads only grow** (until `forget`). `head` is the highest revision the
+      hub has heard of (`set_head` or `publish_commit`), 0 for a workspace it
+      never heard of or forgot. A lower or equal revision never lowers it and
+      wakes nobody.
+    - **Commits in order, latest wins.** A listener's `on_commit` calls for one
+      workspace come with increasing revisions, and by the time one arrives
+      `head` already returns at least that revision. Calls may be coalesced
+      (only the newest delivered): a listener reads the store from its own
+      cursor up to `head`, so a skipped revision loses nothing.
+    - **Presence is current state.** `presence` lists the peers that joined
+      or updated and have not left, across every node; a listener never hears
+      its own session's presence events.
+    """
+
+    def listen(self, workspace: str, listener: Listener) -> None:
+        """Deliver `workspace`'s commits, presence and close requests to `listener` from now on."""
+
+    def unlisten(self, workspace: str, listener: Listener) -> None:
+        """Stop delivering to `listener` (a no-op if it is not listening)."""
+
+    def head(self, workspace: str) -> int:
+        """The latest revision known for `workspace` (0 if none): what a subscriber catches up to."""
+
+    def set_head(self, workspace: str, rev: int) -> None:
+        """Record `rev` as known without waking anyone.
+
+        Called when a store is opened, with the revision found in it: the
+        baseline a later `publish_commit` is compared with. Never lowers the head.
+        """
+
+    def forget(self, workspace: str) -> None:
+        """Drop everything known about `workspace` (head, presence).
+
+        Called once its store files are deleted, after its sessions were asked
+        to close, so a workspace created later under the same name starts at 0.
+        """
+
+    def publish_commit(self, workspace: str, rev: int) -> None:
+        """`workspace` reached `rev`: raise the head and call every listener's `on_commit`.
+
+        Ignored if `rev` is not above the current head (already announced).
+        """
+
+    def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
+        """Session `session` joined, updated (`peer` is its new state) or left.
+
+        Every other listener of `workspace` hears it; a `leave` of a session
+        that never joined is dropped.
+        """
+
+    def presence(self, workspace: str) -> list[dict[str, Any]]:
+        """The current peers of `workspace` (each the `peer` it last published)."""
+
+    def close_sessions(self, workspace: str | None, code: int, reason: str, *, token_id: str | None = None) -> None:
+        """Ask listeners to close: those of one workspace, or of every workspace (None);
+        with `token_id`, only the sessions authenticated with that token."""
 
 
 class LocalHub:
@@ -59,6 +119,7 @@ class LocalHub:
                 del self._listeners[workspace]
 
     def listeners(self, workspace: str | None = None) -> list[Listener]:
+        """The listeners of one workspace, or of every workspace (None)."""
         if workspace is not None:
             return list(self._listeners.get(workspace, {}).values())
         return [lst for group in self._listeners.values() for lst in group.values()]
@@ -67,7 +128,6 @@ class LocalHub:
         return self._heads.get(workspace, 0)
 
     def set_head(self, workspace: str, rev: int) -> None:
-        """Record a revision without waking anyone (a store just opened)."""
         if rev > self._heads.get(workspace, -1):
             self._heads[workspace] = rev
 
@@ -97,7 +157,6 @@ class LocalHub:
         return list(self._presence.get(workspace, {}).values())
 
     def close_sessions(self, workspace: str | None, code: int, reason: str, *, token_id: str | None = None) -> None:
-        """Ask matching sessions to close: one workspace, every workspace (None), or one token's."""
         for listener in self.listeners(workspace):
-            if token_id is None or getattr(listener, "token_id", None) == token_id:
+            if token_id is None or listener.token_id == token_id:
                 listener.on_close(code, reason)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from server.auth import TokenStore
-from server.hub import LocalHub
+from server.hub import Hub, LocalHub
 from server.metrics import Metrics
 from server.stores import StoreOptions, Stores
 
@@ -33,14 +33,14 @@ class ServerConfig:
 class ServerState:
     """Everything a handler needs, reached as `request.app.state.wsfs`."""
 
-    def __init__(self, config: ServerConfig):
+    def __init__(self, config: ServerConfig, hub: Hub | None = None):
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spool_dir = self.data_dir / "tmp"
         self.spool_dir.mkdir(exist_ok=True)
         self.metrics = Metrics()
-        self.hub = LocalHub()
+        self.hub: Hub = hub if hub is not None else LocalHub()  # a cluster passes its broker-backed hub
         self.tokens = TokenStore(self.data_dir)
         self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store)
         self.stopping = False

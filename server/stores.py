@@ -40,7 +40,7 @@ from vfs.protocol import ProtocolError, valid_workspace_name
 
 from server.fanout import Fanout
 from server.feed import Delta, Feed, read_delta
-from server.hub import LocalHub
+from server.hub import Hub
 from server.metrics import Metrics
 
 T = TypeVar("T")
@@ -59,7 +59,7 @@ class StoreOptions:
 class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
-    def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: LocalHub,
+    def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: Hub,
                  metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop):
         self.name = name
         self.path = path
@@ -221,7 +221,7 @@ class WorkspaceHandle:
 class Stores:
     """Every workspace of a data dir: `DATA/workspaces/NAME.db`."""
 
-    def __init__(self, data_dir: Path, hub: LocalHub, metrics: Metrics, options: StoreOptions):
+    def __init__(self, data_dir: Path, hub: Hub, metrics: Metrics, options: StoreOptions):
         self.dir = Path(data_dir) / "workspaces"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._hub = hub
@@ -241,6 +241,10 @@ class Stores:
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.db") if valid_workspace_name(p.stem))
+
+    def open_handles(self) -> list[WorkspaceHandle]:
+        """The workspaces open right now (a snapshot: safe to await while walking it)."""
+        return list(self._handles.values())
 
     def _lock(self, name: str) -> asyncio.Lock:
         return self._locks.setdefault(name, asyncio.Lock())
