@@ -52,3 +52,11 @@ class IgnoreRules:
             return False
         rel = path[1:] + ("/" if is_dir else "")
         return self.spec.match_file(rel)
+
+    def ignores_entry(self, path: str, kind: str) -> bool:
+        """Is an incoming change of `kind` at `path` ignored?
+
+        A tombstone does not say what it was, so a deletion is also tried as a
+        directory: `build/` must cover a deleted build directory too.
+        """
+        return self.ignored(path, kind == "dir") or (kind == "delete" and self.ignored(path, True))

@@ -375,9 +375,13 @@ class LocalTree:
             os.rename(sname, dname, src_dir_fd=sfd, dst_dir_fd=dfd)
         self._drop_cache()  # a directory may have moved: cached fds would follow it
 
-    def set_times(self, path: str, mtime: float) -> None:
-        with self.parent_dir(path) as (fd, name):
-            os.utime(name, ns=(int(mtime * 1e9),) * 2, dir_fd=fd, follow_symlinks=False)
+    def restamp_file(self, path: str, mode: int, mtime: float) -> os.stat_result:
+        """Give the regular file at `path` the mode and mtime of a change whose content it already holds."""
+        with self.open_read(path) as fd:
+            os.fchmod(fd, mode & 0o7777)
+            ns = int(mtime * 1e9)
+            os.utime(fd, ns=(ns, ns))
+            return os.fstat(fd)
 
     def syncfs(self) -> None:
         """Flush the file system holding the replica (once per batch, instead of fsync per file)."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -82,19 +83,44 @@ class State:
     def close(self) -> None:
         self.conn.close()
 
-    def transaction(self) -> sqlite3.Connection:
-        """`with state.transaction():` — one atomic batch of updates."""
-        return self.conn
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """`with state.transaction():` one atomic group of updates, rolled back on any error.
 
-    def begin(self) -> None:
+        A batch's rows and its watermark go in one of these, so a kill leaves
+        the state of a prefix of the stream, never half a batch.
+        """
         self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self.conn.execute("COMMIT")
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
-    def commit(self) -> None:
-        self.conn.execute("COMMIT")
+    def reset(self) -> None:
+        """Forget everything (the state was made for another server or workspace)."""
+        with self.transaction():
+            for table in ("entries", "chunks", "meta"):
+                self.conn.execute(f"DELETE FROM {table}")
 
-    def rollback(self) -> None:
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+    # -- snapshot sweep -------------------------------------------------------------
+    # A resync from a snapshot lists every live path once; the paths we hold
+    # that it did not list were deleted on the server while we could not see
+    # the tombstones. The listed paths are collected in a temporary table.
+
+    def start_seen(self) -> None:
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path TEXT PRIMARY KEY)")
+        self.conn.execute("DELETE FROM seen")
+
+    def mark_seen(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)", ((p,) for p in paths))
+
+    def unseen_paths(self) -> list[str]:
+        """Paths held but not listed since `start_seen`, deepest first (children before parents)."""
+        rows = self.conn.execute("SELECT path FROM entries WHERE path NOT IN (SELECT path FROM seen) ORDER BY path DESC")
+        return [path for (path,) in rows]
 
     # -- meta -----------------------------------------------------------------------
 
@@ -150,10 +176,6 @@ class State:
         """Paths strictly below `path` ('0' follows '/' in byte order)."""
         low, high = (path + "/", path + "0") if path != "/" else ("/", "0")
         return [r[0] for r in self.conn.execute("SELECT path FROM entries WHERE path > ? AND path < ?", (low, high))]
-
-    def all_paths(self) -> Iterator[str]:
-        for (path,) in self.conn.execute("SELECT path FROM entries ORDER BY path"):
-            yield path
 
     def count(self) -> int:
         return self.conn.execute("SELECT count(*) FROM entries").fetchone()[0]

@@ -1,0 +1,292 @@
+"""The replica's life: connect, catch up, push, then settle (once) or stay live; disconnect.
+
+The server's change stream is state-based and resumable, so the loop is
+simple:
+
+- connect: two sessions, one for requests (`get`, `has`, chunk uploads,
+  `push`) and one carrying the subscription, which starts after the
+  persisted watermark (or from a snapshot when there is none, when the
+  ignore patterns changed, or when the server has compacted past it);
+- catch up: apply batches until the server says `caught_up`;
+- push: a rescan finds what changed here, and while a long push runs the
+  batches the subscription has queued meanwhile are applied between push
+  batches, so its socket keeps being read;
+- `once`: wait until the stream has echoed our own pushes, then stop;
+  `forever`: switch to a subscription that inlines small files and react to
+  both the stream and `watchfiles` events, with a full rescan every
+  `reconcile_interval` seconds (inotify misses files created in new
+  directories). A lost connection is retried with backoff; every attempt
+  resumes from the watermark.
+
+Only this loop's task mutates the directory and the state, so applying
+remote changes and pushing local ones never race.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any, Callable, Iterable
+
+from client_py.backoff import Backoff
+from client_py.client import Client
+from client_py.errors import ConnectionLost, ServerUnreachable
+from client_py.replica.localfs import STATE_DIR, is_temp_name
+from client_py.replica.pull import Puller
+from client_py.replica.push import Pusher
+from client_py.replica.workdir import Workdir
+from client_py.session import Session, Subscription
+from vfs.errors import CursorTooOld
+from vfs.protocol import CaughtUp, Changes
+from vfs.types import Cursor
+
+log = logging.getLogger("client_py.replica")
+
+SETTLE_TIMEOUT = 30.0  # `once`: how long to wait for the echo of its own pushes
+RETRYABLE = (ConnectionLost, ServerUnreachable)
+
+
+class SyncLoop:
+    """Connects a `Workdir` to a workspace and drives its `Puller` and `Pusher`."""
+
+    def __init__(
+        self, client: Client, workspace: str, workdir: Workdir, puller: Puller, pusher: Pusher, *,
+        inline_max: int, batch_max: int, reconcile_interval: float, after_batch: Callable[[], None],
+    ):
+        self.client = client
+        self.workspace = workspace
+        self.workdir = workdir
+        self.puller = puller
+        self.pusher = pusher
+        self.inline_max = inline_max
+        self.batch_max = batch_max
+        self.reconcile_interval = reconcile_interval
+        self.after_batch = after_batch  # called after each batch from the stream is applied (progress)
+        self.connected = asyncio.Event()
+        self._requests: Session | None = None
+        self._stream: Session | None = None
+        self._sub: Subscription | None = None
+        self._cursor: str | None = None  # how far the subscription has been applied
+        self._wake = asyncio.Event()  # set by the watcher when `pending` has new paths
+
+    # -- the two sequences ------------------------------------------------------------
+
+    async def once(self) -> None:
+        """Pull everything after the watermark, push local changes, settle, disconnect (retrying)."""
+        delays = Backoff(base=0.2, cap=2.0, retries=8).delays()
+        while True:
+            try:
+                await self.connect()
+                await self.catch_up()
+                await self.push(self.pusher.scan("/"))
+                await self.settle()
+                return
+            except RETRYABLE as e:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                log.warning("sync of %s: %s; resuming in %.1fs", self.workdir.tree.root, e, delay)
+                await asyncio.sleep(delay)
+            finally:
+                await self.disconnect()
+
+    async def forever(self, backoff: Backoff, ready: asyncio.Event) -> None:
+        """Stay live until cancelled; `ready` is set once the first catch-up and rescan are done."""
+        watcher = asyncio.ensure_future(self._watch_local())
+        delays = backoff.delays()
+        try:
+            while True:
+                try:
+                    await self.connect()
+                    await self.catch_up()
+                    self.workdir.pending.clear()  # the rescan below looks at everything
+                    await self.push(self.pusher.scan("/"))
+                    await self.go_live()
+                    ready.set()
+                    delays = backoff.delays()
+                    await self._live()
+                except RETRYABLE as e:
+                    delay = next(delays)
+                    log.warning("replica %s: %s; retrying in %.1fs", self.workdir.tree.root, e, delay)
+                    await self.disconnect()
+                    await asyncio.sleep(delay)
+        finally:
+            watcher.cancel()
+            try:
+                await watcher
+            except (asyncio.CancelledError, Exception):
+                pass
+            await self.disconnect()
+
+    # -- connection -------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        state, rules = self.workdir.state, self.workdir.rules
+        self._requests = await self.client.connect(self.workspace)
+        self._stream = await self.client.connect(self.workspace)
+        patterns = "\n".join(rules.wire_patterns())
+        after = state.get_meta("watermark")
+        if state.get_meta("ignore") != patterns:
+            after = None  # different filters: paths hidden before may now be wanted
+        try:
+            self._sub = await self._subscribe(after)
+        except CursorTooOld:
+            log.warning("watermark %s is older than the server's horizon; resyncing from a snapshot", after)
+            after = None
+            self._sub = await self._subscribe(None)
+        # nothing to sweep in a fresh replica
+        self.puller.begin_subscription(snapshot=after is None and state.count() > 0)
+        state.set_meta("ignore", patterns)
+        self._cursor = self._sub.start
+        self.connected.set()
+
+    async def _subscribe(self, after: str | None, *, inline: bool = False) -> Subscription:
+        """Catch-up subscribes without inlining: chunk bytes in binary frames cost less than base64
+        in JSON; live subscriptions inline small files to save the `get` round trip."""
+        assert self._stream is not None
+        return await self._stream.subscribe(
+            after=after, ignore=self.workdir.rules.wire_patterns(), inline_max=self.inline_max if inline else 0,
+            batch_max=self.batch_max, queue_size=4,
+        )
+
+    async def go_live(self) -> None:
+        """Switch the caught-up subscription to one that inlines small files."""
+        assert self._stream is not None and self._sub is not None
+        if not self.inline_max:
+            return
+        await self._stream.unsubscribe(self._sub)
+        self._sub = await self._subscribe(self._cursor, inline=True)
+
+    async def disconnect(self) -> None:
+        self.connected.clear()
+        for session in (self._stream, self._requests):
+            if session is not None:
+                await session.close()
+        self._stream = self._requests = None
+        self._sub = None
+
+    def _session(self) -> Session:
+        assert self._requests is not None, "not connected"
+        return self._requests
+
+    # -- remote -> local --------------------------------------------------------------
+
+    async def catch_up(self) -> None:
+        """Apply batches until the server says we are caught up; then sweep after a snapshot."""
+        assert self._sub is not None
+        while True:
+            msg = await self._sub.next()
+            if isinstance(msg, CaughtUp):
+                self._cursor = msg.cursor
+                break
+            await self._apply_batch(msg)
+        self.puller.sweep_unseen()
+        self.puller.remove_stale_temp_files()
+
+    async def _apply_message(self, msg: Changes | CaughtUp) -> None:
+        if isinstance(msg, Changes):
+            await self._apply_batch(msg)
+        else:
+            self._cursor = msg.cursor
+
+    async def _apply_batch(self, msg: Changes) -> None:
+        await self.puller.apply_message(msg, self._session())
+        self._cursor = msg.cursor
+        self.after_batch()
+
+    async def _apply_queued(self) -> None:
+        """Apply the remote batches already queued, without waiting for more."""
+        sub = self._sub
+        while sub is not None and (messages := sub.drain_nowait()):
+            for msg in messages:
+                await self._apply_message(msg)
+
+    async def _stop_waiting(self, next_msg: asyncio.Future[Any]) -> None:
+        """Cancel a pending `sub.next()`, applying its message if it already had one."""
+        if not next_msg.done():
+            next_msg.cancel()
+            try:
+                await next_msg
+            except asyncio.CancelledError:
+                return
+        if not next_msg.cancelled():
+            await self._apply_message(next_msg.result())
+
+    async def settle(self) -> None:
+        """Apply changes until the subscription has passed the last revision we pushed."""
+        target = self.pusher.last_rev
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        assert self._sub is not None
+        while self._cursor is not None and Cursor.parse(self._cursor).rev < target:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                msg = await asyncio.wait_for(self._sub.next(), remaining)
+            except asyncio.TimeoutError:
+                break
+            await self._apply_message(msg)
+
+    # -- local -> remote --------------------------------------------------------------
+
+    async def push(self, paths: Iterable[str]) -> None:
+        """Push `paths`, applying what the subscription queues between push batches."""
+        await self.pusher.push(paths, self._session(), between_batches=self._apply_queued)
+
+    async def _watch_local(self) -> None:
+        """Feed local filesystem events into `pending` (the loop decides what they mean)."""
+        import watchfiles
+
+        root = self.workdir.tree.root
+        state_dir = os.path.join(root, STATE_DIR)
+
+        def keep(_change: Any, path: str) -> bool:
+            if path == state_dir or path.startswith(state_dir + os.sep):
+                return False
+            return not is_temp_name(os.path.basename(path))
+
+        async for events in watchfiles.awatch(root, watch_filter=keep, debounce=50, step=10,
+                                              recursive=True, ignore_permission_denied=True):
+            for _change, abs_path in events:
+                rel = os.path.relpath(abs_path, root)
+                if rel.startswith(".."):
+                    continue
+                self.workdir.pending.add("/" + rel.replace(os.sep, "/") if rel != "." else "/")
+            self._wake.set()
+
+    async def _live(self) -> None:
+        """React to the stream and to local events until the connection fails."""
+        assert self._sub is not None
+        next_msg: asyncio.Future[Any] = asyncio.ensure_future(self._sub.next())
+        wake = asyncio.ensure_future(self._wake.wait())
+        last_reconcile = time.monotonic()
+        try:
+            while True:
+                timeout = max(0.0, last_reconcile + self.reconcile_interval - time.monotonic())
+                done, _ = await asyncio.wait({next_msg, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+                if next_msg in done:
+                    await self._apply_message(next_msg.result())
+                    next_msg = asyncio.ensure_future(self._sub.next())
+                local = wake in done or bool(self.workdir.pending)
+                reconcile = time.monotonic() - last_reconcile >= self.reconcile_interval
+                if not (local or reconcile):
+                    continue
+                # Pushing may take long: stop waiting on the subscription (no message is lost:
+                # a cancelled queue get leaves its item queued) so `push` can drain it itself.
+                await self._stop_waiting(next_msg)
+                if local:
+                    self._wake.clear()
+                    wake = asyncio.ensure_future(self._wake.wait())
+                    if "/.wsfsignore" in self.workdir.pending and self.workdir.rules.reload():
+                        log.info("ignore rules changed; resubscribing")
+                        raise ConnectionLost("ignore rules changed")
+                    await self.push(self.pusher.expand(self.workdir.take_pending()))
+                if reconcile:
+                    await self.push(self.pusher.scan("/"))
+                    last_reconcile = time.monotonic()
+                next_msg = asyncio.ensure_future(self._sub.next())
+        finally:
+            next_msg.cancel()
+            wake.cancel()
