@@ -39,8 +39,8 @@ from client_py.replica.push import Pusher
 from client_py.replica.workdir import Workdir
 from client_py.session import Session, Subscription
 from vfs.errors import CursorTooOld
-from vfs.protocol import CaughtUp, Changes
 from vfs.types import Cursor
+from vfs.wire import CaughtUp, Changes
 
 log = logging.getLogger("client_py.replica")
 

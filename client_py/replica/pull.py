@@ -36,8 +36,8 @@ from client_py.replica.localfs import TempFile, UnsafePath, split_path, symlink_
 from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of
 from client_py.session import Session
-from vfs.protocol import Changes, ProtocolError, change_from_wire, entry_data
 from vfs.types import Change
+from vfs.wire import Changes, ProtocolError, change_from_wire, entry_data
 
 log = logging.getLogger("client_py.replica")
 

@@ -29,7 +29,7 @@ from typing import Callable, Iterable
 
 from client_py.backoff import Backoff
 from client_py.client import Client
-from client_py.conflicts import conflict_name, host_label
+from client_py.conflicts import host_label
 from client_py.replica.download import Downloader
 from client_py.replica.ignore import IgnoreRules
 from client_py.replica.localfs import STATE_DIR, LocalTree
@@ -39,8 +39,6 @@ from client_py.replica.push import Pusher
 from client_py.replica.state import State
 from client_py.replica.summary import SyncSummary
 from client_py.replica.workdir import Workdir
-
-__all__ = ["Replica", "SyncSummary", "conflict_name"]
 
 log = logging.getLogger("client_py.replica")
 
