@@ -1,9 +1,11 @@
 """One WebSocket connection to one workspace (protocol v1, `docs/protocol.md` §5).
 
-A `Session` does the hello, matches replies to requests by id, routes
-`changes`/`caught_up` events to their `Subscription`, and receives chunk
-bytes for `get` requests. Every message is built and parsed by
-`vfs.protocol`, the module the server uses too.
+A `Session` is the I/O adapter of a `vfs.wire.ClientSession`, the sans-I/O
+state machine that does the hello, matches replies to requests by id, routes
+`changes`/`caught_up` events to their `Subscription`, and checks chunk
+frames for `get` requests. Every message is built and parsed by `vfs.wire`,
+the package the server uses too; here is only reading, writing, and waking
+whoever waits.
 
 Flow control: a subscription's queue is bounded, and when it is full the
 reader stops reading the socket, so TCP pushes back on the server (which
@@ -15,19 +17,26 @@ requests should use two sessions (the replica does).
 from __future__ import annotations
 
 import asyncio
-import collections
 import errno
 import logging
 from typing import Any, AsyncIterator, Iterable, Mapping
 
-import blake3
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from client_py.errors import ConnectionLost, ServerUnreachable, exception_from_error
-from vfs import protocol as P
+from vfs import wire as P
 from vfs.types import ApplyResult, Change, Cursor
+from vfs.wire.client_session import (
+    BadFrame,
+    ClientSession,
+    GetDone,
+    Replied,
+    ServerError,
+    SubscriptionMessage,
+    close_error,
+)
 
 log = logging.getLogger("client_py.session")
 
@@ -47,13 +56,14 @@ def ws_url(base_url: str, workspace: str) -> str:
 
 def _close_exception(code: int | None, reason: str, url: str) -> Exception:
     """What a closed connection means for the caller; only ConnectionLost is worth a retry."""
-    if code == P.CLOSE_WORKSPACE_GONE:
-        return FileNotFoundError(errno.ENOENT, f"workspace deleted ({url})", url)
-    if code == P.CLOSE_POLICY:
-        return PermissionError(errno.EACCES, f"connection closed by policy: {reason or 'token revoked or too many errors'}")
-    if code == P.CLOSE_BAD_HELLO:
-        return P.ProtocolError(P.EPROTO, f"server refused the hello: {reason}")
+    meaning = close_error(code, reason, url)
+    if meaning is not None:
+        return meaning
     return ConnectionLost(f"connection to {url} lost (close code {code}{': ' + reason if reason else ''})")
+
+
+def _closed_by(e: ConnectionClosed, url: str) -> Exception:
+    return _close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", url)
 
 
 class Subscription:
@@ -107,30 +117,42 @@ class Subscription:
 
 
 class _Get:
-    """An outstanding `get`: chunks arrive as binary frames before its `ok`."""
+    """An outstanding `get`: its verified chunks, then None (or an exception), in a queue."""
 
-    def __init__(self, hashes: list[str]):
-        self.pending = collections.deque(hashes)
+    def __init__(self) -> None:
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.missing: list[str] = []
 
 
-class Session:
-    """An open, greeted WebSocket connection. Use `await Session.connect(...)`."""
+# the protocol state of one connection; a request's caller awaits a future of the ok's fields
+_Proto = ClientSession["asyncio.Future[dict[str, Any]]", _Get, Subscription]
 
-    def __init__(self, ws: ClientConnection, hello: P.ServerHello, url: str):
+
+class Session:
+    """An open, greeted WebSocket connection. Use `await Session.connect(...)`.
+
+    The I/O around a `vfs.wire.ClientSession`, which decides what every frame
+    means; this class only reads, writes, and wakes whoever waits.
+    """
+
+    def __init__(self, ws: ClientConnection, proto: _Proto, url: str):
+        assert proto.hello is not None
         self.ws = ws
-        self.hello = hello
+        self.proto = proto
+        self.hello = proto.hello
         self.url = url
-        self.peers: dict[str, dict[str, Any]] = {}  # presence: session id -> peer
-        self.bytes_received = 0  # chunk payload bytes received (for resume accounting)
-        self._next_id = 0
-        self._replies: dict[int | str, asyncio.Future[dict[str, Any]]] = {}
-        self._gets: dict[int | str, _Get] = {}
-        self._get_order: collections.deque[int | str] = collections.deque()
-        self._subs: dict[str, Subscription] = {}
         self._closed: BaseException | None = None
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name=f"wsfs-reader {url}")
+
+    @property
+    def peers(self) -> dict[str, dict[str, Any]]:
+        """Presence: session id -> peer, as the server last told."""
+        return self.proto.peers
+
+    @property
+    def bytes_received(self) -> int:
+        """Chunk payload bytes received (for resume accounting)."""
+        return self.proto.bytes_received
 
     # -- connect --------------------------------------------------------------------
 
@@ -163,31 +185,24 @@ class Session:
             raise ValueError(f"invalid server URL {base_url!r}: {e}") from None
         except (OSError, TimeoutError, InvalidHandshake) as e:
             raise ServerUnreachable(base_url, e) from None
+        proto: _Proto = ClientSession()
         try:
-            hello = await cls._handshake(ws, presence, url)
+            await cls._handshake(ws, proto, presence, url)
         except BaseException:
             await ws.close()
             raise
-        return cls(ws, hello, url)
+        return cls(ws, proto, url)
 
     @staticmethod
-    async def _handshake(ws: ClientConnection, presence: Mapping[str, Any] | None, url: str) -> P.ServerHello:
-        msg: dict[str, Any] = {"type": "hello", "protocol": P.PROTOCOL_VERSION, "client": CLIENT_NAME}
-        if presence:
-            msg["presence"] = dict(presence)
+    async def _handshake(
+        ws: ClientConnection, proto: _Proto, presence: Mapping[str, Any] | None, url: str
+    ) -> P.ServerHello:
         try:
-            await ws.send(orjson.dumps(msg).decode())
+            await ws.send(proto.hello_frame(CLIENT_NAME, presence))
             first = await asyncio.wait_for(ws.recv(), timeout=15)
         except ConnectionClosed as e:
-            raise _close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", url) from None
-        if isinstance(first, bytes):
-            raise P.ProtocolError(P.EBADMSG, "server sent a binary frame before its hello")
-        reply = P.decode_server(first)
-        if isinstance(reply, P.Error):
-            raise reply.to_exception()
-        if not isinstance(reply, P.ServerHello):
-            raise P.ProtocolError(P.EPROTO, f"expected the server's hello, got {type(reply).__name__}")
-        return reply
+            raise _closed_by(e, url) from None
+        return proto.receive_hello(first)
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -212,17 +227,16 @@ class Session:
         await self.close()
 
     def _fail_all(self, exc: BaseException) -> None:
-        if self._closed is not None:
+        left = self.proto.close()
+        if left is None:
             return
         self._closed = exc
-        for fut in self._replies.values():
+        for fut in left.replies:
             if not fut.done():
                 fut.set_exception(exc)
-        self._replies.clear()
-        for get in self._gets.values():
+        for get in left.gets:
             get.queue.put_nowait(exc)
-        self._gets.clear()
-        for sub in self._subs.values():
+        for sub in left.subscriptions:
             sub._fail(exc)
 
     # -- reading --------------------------------------------------------------------
@@ -236,7 +250,7 @@ class Session:
                     await self._on_text(frame)
             self._fail_all(_close_exception(self.ws.close_code, self.ws.close_reason or "", self.url))
         except ConnectionClosed as e:
-            self._fail_all(_close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", self.url))
+            self._fail_all(_closed_by(e, self.url))
         except asyncio.CancelledError:
             self._fail_all(ConnectionLost(f"session to {self.url} closed"))
             raise
@@ -246,75 +260,28 @@ class Session:
             await self.ws.close(P.CLOSE_POLICY, "protocol violation")
 
     def _on_chunk(self, frame: bytes) -> None:
-        chunk = P.decode_chunk_frame(frame, expect=P.FRAME_CHUNK)
-        if not self._get_order:
-            raise P.ProtocolError(P.EBADMSG, "CHUNK frame without an outstanding get")
-        get = self._gets[self._get_order[0]]
-        if not get.pending or chunk.hash not in get.pending:
-            raise P.ProtocolError(P.EBADMSG, f"unexpected chunk {chunk.hash}")
-        while get.pending and get.pending[0] != chunk.hash:
-            get.pending.popleft()  # skipped ones are reported as missing by the ok
-        get.pending.popleft()
-        if blake3.blake3(chunk.data).hexdigest() != chunk.hash:
-            raise P.ProtocolError(P.EBADOBJECT, f"chunk bytes do not hash to {chunk.hash}")
-        self.bytes_received += len(chunk.data)
-        get.queue.put_nowait((chunk.hash, chunk.data))
+        chunk = self.proto.receive_chunk(frame)  # raises on a frame out of place: the loop closes
+        chunk.get.queue.put_nowait((chunk.hash, chunk.data))
 
     async def _on_text(self, frame: str) -> None:
-        try:
-            msg = P.decode_server(frame)
-        except P.ProtocolError as e:
-            log.warning("ignoring a bad frame from %s: %s", self.url, e.message)
-            return
-        if isinstance(msg, (P.Ok, P.Error)) and msg.id is not None and self._complete(msg):
-            return
-        if isinstance(msg, (P.Changes, P.CaughtUp)):
-            sub = self._subs.get(str(msg.sub))
-            if sub is not None:
-                await sub._queue.put(msg)  # blocks when full: TCP backpressure on the server
-        elif isinstance(msg, P.PresenceEvent):
-            self._on_presence(msg)
-        elif isinstance(msg, P.Error):
-            log.warning("server error on %s: %s %s", self.url, msg.code, msg.message)
-
-    def _complete(self, msg: P.Ok | P.Error) -> bool:
-        rid = msg.id
-        get = self._gets.pop(rid, None)  # type: ignore[arg-type]
-        if get is not None:
-            if self._get_order and self._get_order[0] == rid:
-                self._get_order.popleft()
-            else:
-                self._get_order.remove(rid)  # type: ignore[arg-type]
-            if isinstance(msg, P.Ok):
-                get.missing = list(msg.result.get("missing", []))
-                get.queue.put_nowait(None)
-            else:
-                get.queue.put_nowait(msg.to_exception())
-            return True
-        fut = self._replies.pop(rid, None)  # type: ignore[arg-type]
-        if fut is None:
-            return False
-        if not fut.done():
-            if isinstance(msg, P.Ok):
-                fut.set_result(msg.result)
-            else:
-                fut.set_exception(msg.to_exception())
-        return True
-
-    def _on_presence(self, msg: P.PresenceEvent) -> None:
-        if msg.op == "sync":
-            self.peers = {p["session"]: p for p in msg.peers or [] if isinstance(p, dict) and "session" in p}
-        elif msg.peer and "session" in msg.peer:
-            if msg.op == "leave":
-                self.peers.pop(msg.peer["session"], None)
-            else:
-                self.peers[msg.peer["session"]] = msg.peer
+        event = self.proto.receive_text(frame)
+        if isinstance(event, SubscriptionMessage):
+            await event.sub._queue.put(event.message)  # blocks when full: TCP backpressure on the server
+        elif isinstance(event, Replied):
+            if not event.waiter.done():
+                if event.error is not None:
+                    event.waiter.set_exception(event.error)
+                else:
+                    event.waiter.set_result(event.result or {})
+        elif isinstance(event, GetDone):
+            event.get.missing = event.missing
+            event.get.queue.put_nowait(event.error)  # None: the end
+        elif isinstance(event, ServerError):
+            log.warning("server error on %s: %s %s", self.url, event.error.code, event.error.message)
+        elif isinstance(event, BadFrame):
+            log.warning("ignoring a bad frame from %s: %s", self.url, event.error.message)
 
     # -- requests -------------------------------------------------------------------
-
-    def _new_id(self) -> int:
-        self._next_id += 1
-        return self._next_id
 
     async def _send(self, payload: Mapping[str, Any] | bytes) -> None:
         if self._closed is not None:
@@ -325,19 +292,18 @@ class Session:
             else:
                 await self.ws.send(orjson.dumps(payload).decode())
         except ConnectionClosed as e:
-            exc = _close_exception(e.rcvd.code if e.rcvd else None, e.rcvd.reason if e.rcvd else "", self.url)
+            exc = _closed_by(e, self.url)
             self._fail_all(exc)
             raise exc from None
 
     async def request(self, payload: Mapping[str, Any]) -> dict[str, Any]:
         """Send a message that expects an `ok`/`error` reply; return the ok's fields."""
-        rid = self._new_id()
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[rid] = fut
+        rid = self.proto.start_request(fut)
         try:
             await self._send({**payload, "id": rid})
         except BaseException:
-            self._replies.pop(rid, None)
+            self.proto.forget(rid)
             raise
         return await fut
 
@@ -355,8 +321,7 @@ class Session:
         batch_max: int = P.DEFAULT_BATCH,
         queue_size: int = 8,
     ) -> Subscription:
-        sub = Subscription(self, f"s{self._new_id()}", queue_size)
-        self._subs[sub.id] = sub
+        sub = Subscription(self, self.proto.new_subscription_id(), queue_size)
         msg = P.Subscribe(
             id=sub.id,
             prefix=prefix,
@@ -367,13 +332,12 @@ class Session:
             batch_max=batch_max,
         ).to_wire()
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        self._replies[sub.id] = fut
+        self.proto.start_subscription(sub.id, sub, fut)
         try:
             await self._send(msg)
             result = await fut
         except BaseException:
-            self._subs.pop(sub.id, None)
-            self._replies.pop(sub.id, None)
+            self.proto.forget(sub.id)
             raise
         sub.start = result.get("cursor")
         return sub
@@ -385,7 +349,7 @@ class Session:
         server, so a reader blocked on that full queue is released and can read
         the reply.
         """
-        self._subs.pop(sub.id, None)
+        self.proto.end_subscription(sub.id)
         try:
             sub.drain_nowait()
         except Exception:  # noqa: BLE001 - already failed: nothing queued to drop
@@ -402,18 +366,12 @@ class Session:
 
     async def start_get(self, hashes: list[str]) -> _Get:
         """Ask for chunks; iterate them with `iter_get`. Several may be outstanding."""
-        if len(hashes) > P.MAX_HASHES:
-            raise ValueError(f"at most {P.MAX_HASHES} hashes per get")
-        rid = self._new_id()
-        get = _Get(hashes)
-        self._gets[rid] = get
-        self._get_order.append(rid)
+        get = _Get()
+        rid = self.proto.start_get(hashes, get)
         try:
             await self._send({"type": "get", "id": rid, "hashes": hashes})
         except BaseException:
-            self._gets.pop(rid, None)
-            if rid in self._get_order:
-                self._get_order.remove(rid)
+            self.proto.forget(rid)
             raise
         return get
 

@@ -1,6 +1,9 @@
 """The WebSocket endpoint: hello, subscriptions, objects, push, presence.
 
-One `Session` per connection. Its receive loop handles frames strictly in
+One `Session` per connection: the I/O and store calls around a
+`vfs.wire.ServerSession`, the sans-I/O state machine that decides what each
+frame means (hello first, which messages are legal, subscription ids, error
+counting, presence merging). Its receive loop handles frames strictly in
 order (so chunks uploaded before a `push` are stored before it applies).
 Outgoing traffic comes from three kinds of tasks, none of which queues
 without bound:
@@ -25,19 +28,14 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 import vfs
 from vfs.paths import normalize
-from vfs.protocol import (
-    CLOSE_BAD_HELLO,
+from vfs.sync import verify_object
+from vfs.wire import (
     CLOSE_GOING_AWAY,
-    CLOSE_POLICY,
-    EBADMSG,
-    EPROTO,
+    ESHUTDOWN,
     FRAME_CHUNK,
-    FRAME_PUT,
-    LIMITS,
     CaughtUp,
     Get,
     Has,
-    Hello,
     Ok,
     PathFilter,
     Ping,
@@ -45,19 +43,16 @@ from vfs.protocol import (
     PresenceEvent,
     ProtocolError,
     Push,
-    ServerHello,
     Subscribe,
     Unsubscribe,
     apply_result_to_wire,
-    decode_chunk_frame,
-    decode_client,
     encode,
     encode_chunk_frame,
     error_body,
     exception_to_error,
-    negotiate,
 )
-from vfs.sync import verify_object
+from vfs.wire.server_session import HelloRefused, ServerSession
+from vfs.wire.session import Close
 
 from server.auth import Principal, token_from
 from server.fanout import writable_probe
@@ -88,11 +83,8 @@ class Session:
         self.handle = handle
         self.workspace = handle.name
         self.session = st.next_session()
-        self.subs: dict[Any, Subscription] = {}
-        self.errors = 0
-        self.closed = False
-        self.presence_state: dict[str, Any] | None = None
-        self._presence_out: dict[str, tuple[str, dict[str, Any]]] = {}
+        self.proto: ServerSession[Subscription] = ServerSession(self.session, max_errors=st.config.max_errors)
+        self.closed = False  # the socket is gone or closing (the protocol may have ended earlier)
         self._presence_wake = asyncio.Event()
         self._writes: list[asyncio.Task[Any]] = []  # queued chunk puts and pushes, in order
         self._write_sizes: dict[asyncio.Task[Any], int] = {}
@@ -104,6 +96,11 @@ class Session:
         # message, and uvicorn can say whether the socket is writable (see server/fanout.py)
         self._asgi_send = websocket.scope.get("wsfs.send") or websocket._send
         self.writable = writable_probe(self._asgi_send)
+
+    @property
+    def subs(self) -> dict[Any, Subscription]:
+        """The live subscriptions by id (the protocol state's own table)."""
+        return self.proto.subscriptions
 
     # -- sending ---------------------------------------------------------
 
@@ -143,16 +140,13 @@ class Session:
         counters.bytes_out += size
 
     async def send_error(self, exc: BaseException, id: Any = None) -> None:
-        err = exception_to_error(exc)
-        if err.code == "EINTERNAL":
+        reply = self.proto.error_reply(exc, id)
+        if reply.error.code == "EINTERNAL":
             log.error("internal error on %s", self.session, exc_info=exc)
-        if err.id is None:
-            err.id = id
-        self.errors += 1
-        self.st.metrics.ws_errors.labels(err.code).inc()
-        await self.send_json(encode(err.to_message()))
-        if self.errors > self.st.config.max_errors:
-            await self.close(CLOSE_POLICY, "too many errors")
+        self.st.metrics.ws_errors.labels(reply.error.code).inc()
+        await self.send_json(encode(reply.message))
+        if reply.close is not None:
+            await self.close(reply.close.code, reply.close.reason)
 
     async def close(self, code: int, reason: str = "") -> None:
         if self.closed:
@@ -166,7 +160,7 @@ class Session:
     @property
     def author(self) -> str:
         """Who its writes are by: the presence name when it gave one, else the token's name."""
-        return (self.presence_state or {}).get("name") or self.principal.name
+        return self.proto.author(self.principal.name)
 
     # -- hub listener (sync, non-blocking) ---------------------------------
 
@@ -179,14 +173,8 @@ class Session:
                 sub.wake.set()
 
     def on_presence(self, op: str, peer: dict[str, Any]) -> None:
-        prev = self._presence_out.get(peer["session"])
-        if prev is not None and prev[0] == "join" and op == "update":
-            op = "join"  # the receiver has not seen the join yet
-        if prev is not None and prev[0] == "join" and op == "leave":
-            del self._presence_out[peer["session"]]  # joined and left unseen: nothing to say
-            return
-        self._presence_out[peer["session"]] = (op, peer)
-        self._presence_wake.set()
+        if self.proto.outbox.add(op, peer):
+            self._presence_wake.set()
 
     def on_close(self, code: int, reason: str) -> None:
         self._close_requested = (code, reason)
@@ -210,24 +198,24 @@ class Session:
             try:
                 peers = [p for p in self.st.hub.presence(self.workspace) if p["session"] != self.session]
                 await self.send_json(encode(PresenceEvent(op="sync", peers=peers)))
-                if self._hello.presence is not None:
-                    await self._presence(self._hello.presence)
+                hello = self.proto.hello
+                if hello is not None and hello.presence is not None:
+                    await self._presence(hello.presence)
                 self._spawn(self._presence_sender())
                 await self._receive_loop()
             finally:
                 self.st.metrics.ws_connections.dec()
                 self.st.sessions.pop(self.session, None)
                 self.st.hub.unlisten(self.workspace, self)
-                if self.presence_state is not None:
-                    self.st.hub.publish_presence(self.workspace, self.session, "leave", {"session": self.session})
+                self._publish_presence(self.proto.leave())
         except _Closed:
             pass
         finally:
             self.closed = True
-            for sub in list(self.subs.values()):
+            subs = self.proto.close()
+            for sub in subs:
                 sub.task.cancel()
-            self.st.metrics.subscriptions.dec(len(self.subs))
-            self.subs.clear()
+            self.st.metrics.subscriptions.dec(len(subs))
             for task in list(self._tasks):
                 task.cancel()
 
@@ -250,38 +238,25 @@ class Session:
         try:
             message = await asyncio.wait_for(self._receive(), self.st.config.hello_timeout)
         except asyncio.TimeoutError:
-            await self.close(CLOSE_BAD_HELLO, "no hello")
+            await self._close_with(self.proto.no_hello())
             return False
         if message is None:
             return False
         try:
-            if message.get("text") is None:
-                raise ProtocolError(EBADMSG, "the first frame must be a hello text frame")
-            hello = decode_client(message["text"])
-            if not isinstance(hello, Hello):
-                raise ProtocolError(EPROTO, f"the first frame must be a hello, not {hello.TYPE!r}")
-            version = negotiate(hello)
-        except ProtocolError as e:
-            await self.send_error(e)
-            await self.close(CLOSE_BAD_HELLO, e.code)
+            self.proto.receive_hello(message.get("text"))
+        except HelloRefused as refused:
+            await self.send_error(refused.error)
+            await self._close_with(refused.close)
             return False
-        self._hello = hello
-        info = await self.handle.read(lambda ws: ws.rev, op="hello")
-        await self.send_json(
-            encode(
-                ServerHello(
-                    protocol=version,
-                    server=f"wsfs/{__version__}",
-                    workspace=self.workspace,
-                    session=self.session,
-                    scope=self.principal.scope,
-                    rev=info,
-                    cursor=str(info),
-                    limits=dict(LIMITS),
-                )
-            )
+        rev = await self.handle.read(lambda ws: ws.rev, op="hello")
+        hello = self.proto.server_hello(
+            server=f"wsfs/{__version__}", workspace=self.workspace, scope=self.principal.scope, rev=rev
         )
+        await self.send_json(encode(hello))
         return True
+
+    async def _close_with(self, close: Close) -> None:
+        await self.close(close.code, close.reason)
 
     async def _receive_loop(self) -> None:
         while not self.closed:
@@ -295,7 +270,7 @@ class Session:
                     await self._chunk_upload(message["bytes"])
                     continue
                 await self._flush_uploads()  # a message after uploads is handled after them (5.6)
-                msg = decode_client(message.get("text") or "")
+                msg = self.proto.receive_text(message.get("text") or "")
                 request_id = getattr(msg, "id", None)
                 await self._dispatch(msg)
             except _Closed:
@@ -322,14 +297,11 @@ class Session:
         elif isinstance(msg, Ping):
             await self._drain_writes()
             await self.send_json(encode(Ok(id=msg.id)))
-        else:  # a second hello
-            raise ProtocolError(EPROTO, "hello was already exchanged", field="type")
 
     # -- requests --------------------------------------------------------
 
     async def _subscribe(self, msg: Subscribe) -> None:
-        if msg.id in self.subs:
-            raise ProtocolError(EPROTO, f"subscription id {msg.id!r} is already in use", field="id", id=msg.id)
+        self.proto.check_subscribe(msg)
         prefix = normalize(msg.prefix)
         filt = PathFilter(prefix, msg.globs, msg.ignore)
         if msg.after == "now":
@@ -338,15 +310,13 @@ class Session:
             start = msg.after if isinstance(msg.after, vfs.Cursor) else vfs.Cursor(0)
         sub = Subscription(self, msg, filt, start)
         first = await sub.fetch(start)  # raises CursorTooOld before anything is promised
-        self.subs[msg.id] = sub
+        self.proto.add_subscription(msg.id, sub)
         self.st.metrics.subscriptions.inc()
         await self.send_json(encode(Ok(id=msg.id, result={"cursor": str(start)})))
         sub.task = self._spawn(sub.run(first))
 
     async def _unsubscribe(self, msg: Unsubscribe) -> None:
-        sub = self.subs.pop(msg.sub, None)
-        if sub is None:
-            raise ProtocolError("ENOENT", f"no subscription {msg.sub!r}", id=msg.id)
+        sub = self.proto.unsubscribe(msg)
         sub.task.cancel()
         self.handle.fanout.unpark(sub)  # now, not when the task sees its cancellation: nothing after the ok
         self.st.metrics.subscriptions.dec()
@@ -375,7 +345,7 @@ class Session:
 
     async def _chunk_upload(self, frame: bytes) -> None:
         """Check a PUT frame now (a bad one is refused at once), store it with the next batch."""
-        chunk = decode_chunk_frame(frame, expect=FRAME_PUT)
+        chunk = self.proto.receive_chunk(frame)
         self.principal.require(self.workspace, "write")
         data = bytes(chunk.data)
         try:
@@ -449,29 +419,20 @@ class Session:
             self._writes.clear()
 
     async def _presence(self, msg: Presence) -> None:
-        if msg.op == "leave":
-            if self.presence_state is not None:
-                self.presence_state = None
-                self.st.hub.publish_presence(self.workspace, self.session, "leave", {"session": self.session})
-            return
-        op = "join" if self.presence_state is None else "update"
-        state = dict(self.presence_state or {"session": self.session, "name": None, "color": None,
-                                              "file": None, "cursor": None})
-        for key in ("name", "color", "file", "cursor"):
-            value = getattr(msg, key)
-            if value is not None:
-                state[key] = value
-        self.presence_state = state
-        self.st.hub.publish_presence(self.workspace, self.session, op, state)
+        self._publish_presence(self.proto.update_presence(msg))
+
+    def _publish_presence(self, event: tuple[str, dict[str, Any]] | None) -> None:
+        if event is not None:
+            op, peer = event
+            self.st.hub.publish_presence(self.workspace, self.session, op, peer)
 
     async def _presence_sender(self) -> None:
         try:
             while not self.closed:
                 await self._presence_wake.wait()
                 self._presence_wake.clear()
-                pending, self._presence_out = self._presence_out, {}
-                for op, peer in pending.values():
-                    await self.send_json(encode(PresenceEvent(op=op, peer=peer)))
+                for event in self.proto.outbox.take():
+                    await self.send_json(encode(event))
         except _Closed:
             pass
 
@@ -526,7 +487,7 @@ class Subscription:
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - report and end this subscription only
-            if s.subs.pop(self.id, None) is not None:
+            if s.proto.drop_subscription(self.id) is not None:
                 s.st.metrics.subscriptions.dec()
             try:
                 await s.send_error(e, self.id)
@@ -543,8 +504,6 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         principal = st.tokens.authenticate(token_from(websocket.headers, websocket.query_params))
         principal.require(name, "read")
         if st.stopping:
-            from vfs.protocol import ESHUTDOWN
-
             raise ProtocolError(ESHUTDOWN, "server is shutting down")
         handle = await st.stores.get(name)
     except Exception as exc:  # noqa: BLE001 - refuse the upgrade with a JSON error

@@ -20,6 +20,11 @@ re-exported here):
 - `messages` the WebSocket message classes (`Hello`, `Subscribe`, ..., `Changes`)
 - `codec`    text frames <-> messages (`decode_client`, `decode_server`, `encode`), `negotiate`
 - `http`     HTTP bodies and query values (`parse_op`, `parse_mode`, `parse_flag`)
+- `session`, `server_session`, `client_session`
+             the WebSocket session as sans-I/O state machines (`ServerSession`,
+             `ClientSession`): which frame is legal when, request and subscription
+             ids, error counting; `server/ws_api.py` and `client_py/session.py`
+             are their I/O adapters
 """
 
 from __future__ import annotations
@@ -140,6 +145,29 @@ from vfs.wire.http import (
     parse_op,
 )
 
+from vfs.wire.session import (
+    Close,
+    SessionState,
+    WrongState,
+)
+from vfs.wire.server_session import (
+    ErrorReply,
+    HelloRefused,
+    PresenceOutbox,
+    ServerSession,
+)
+from vfs.wire.client_session import (
+    BadFrame,
+    ChunkReceived,
+    ClientSession,
+    GetDone,
+    Outstanding,
+    Replied,
+    ServerError,
+    SubscriptionMessage,
+    close_error,
+)
+
 __all__ = [
     "CLOSE_BAD_HELLO",
     "CLOSE_GOING_AWAY",
@@ -238,4 +266,20 @@ __all__ = [
     "parse_flag",
     "parse_mode",
     "parse_op",
+    "Close",
+    "SessionState",
+    "WrongState",
+    "ErrorReply",
+    "HelloRefused",
+    "PresenceOutbox",
+    "ServerSession",
+    "BadFrame",
+    "ChunkReceived",
+    "ClientSession",
+    "GetDone",
+    "Outstanding",
+    "Replied",
+    "ServerError",
+    "SubscriptionMessage",
+    "close_error",
 ]
