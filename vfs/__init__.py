@@ -5,7 +5,7 @@ methods take and return. Nothing in this package does network I/O.
 """
 
 from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFailed, StoreBusy, fs_error
-from vfs.store import Workspace
+from vfs.workspace import Workspace
 from vfs.types import (
     ApplyResult,
     Change,

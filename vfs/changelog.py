@@ -5,6 +5,9 @@ change and the inode now there (NULL: a tombstone). Reading the stream is
 an index range scan on `(rev, path)` from the cursor, joined to the
 current node, so its cost grows with the number of changes returned, not
 with the size of the tree, and a path rewritten five times is one entry.
+The rows themselves are written by every mutation through `Db.log`.
+
+    history, workspace  ->  changelog  ->  db
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from collections.abc import Iterable
 import pathspec
 
 from vfs.chunks import wire_list
-from vfs.core import Core
+from vfs.db import Db
 from vfs.errors import CursorTooOld
 from vfs.paths import normalize, prefix_bounds
 from vfs.schema import KIND_NAMES
@@ -56,7 +59,14 @@ def is_ignored(spec: pathspec.PathSpec | None, path: str, kind: str | None = Non
     return kind in ("dir", "delete", None) and spec.match_file(relative + "/")
 
 
-class ChangeLogOps(Core):
+class ChangeLog:
+    """Reading the change log of one store, and compacting its tombstones."""
+
+    __slots__ = ("_db",)
+
+    def __init__(self, db: Db):
+        self._db = db
+
     def changes(
         self,
         after: Cursor | str | int | None = None,
@@ -84,16 +94,17 @@ class ChangeLogOps(Core):
         after = Cursor.parse(after)
         prefix = normalize(prefix)
         spec = compile_ignore(ignore)
-        own_snapshot = not self._conn.in_transaction
+        conn = self._db.conn
+        own_snapshot = not conn.in_transaction
         if own_snapshot:
-            self._conn.execute("BEGIN")  # one snapshot for the rows and the revision
+            conn.execute("BEGIN")  # one snapshot for the rows and the revision
         try:
             self._check_horizon(after)
-            rows = self._conn.execute(*self._changes_query(after, prefix, limit)).fetchall()
-            now = self.rev
+            rows = conn.execute(*self._changes_query(after, prefix, limit)).fetchall()
+            now = self._db.rev
         finally:
             if own_snapshot:
-                self._conn.execute("COMMIT")
+                conn.execute("COMMIT")
         changes = (_to_change(*row) for row in rows)
         entries = [c for c in changes if not is_ignored(spec, c.path, c.kind)]
         more = limit is not None and len(rows) == limit
@@ -101,7 +112,7 @@ class ChangeLogOps(Core):
         return ChangePage(entries, cursor, more)
 
     def _check_horizon(self, after: Cursor) -> None:
-        horizon = int(self._conn.execute("SELECT value FROM meta WHERE key='tombstone_horizon'").fetchone()[0])
+        horizon = int(self._db.conn.execute("SELECT value FROM meta WHERE key='tombstone_horizon'").fetchone()[0])
         if after.rev > 0 and after < Cursor(horizon, None):
             raise CursorTooOld(after, horizon)
 
@@ -128,13 +139,13 @@ class ChangeLogOps(Core):
     def entry(self, path: str) -> Change | None:
         """The current state of one path as a change entry (None if never seen)."""
         path = normalize(path)
-        row = self._conn.execute(
+        row = self._db.conn.execute(
             f"SELECT {_COLUMNS} FROM pathlog p LEFT JOIN nodes n ON n.ino = p.ino WHERE p.path = ?", (path,)
         ).fetchone()
         if row is not None:
             return _to_change(*row)
         if path == "/":
-            root = self._node(1)
+            root = self._db.node(1)
             return _to_change("/", 0, root.kind, root.mode, root.mtime_ns / 1e9, 0, None, None, None)
         return None
 
@@ -143,11 +154,12 @@ class ChangeLogOps(Core):
 
         Returns how many tombstones were removed.
         """
-        with self._tx():
+        conn = self._db.conn
+        with self._db.tx():
             # Keep the current revision even if its own rows are tombstones about to go.
-            self._conn.execute("UPDATE meta SET value = ? WHERE key = 'rev'", (self.rev,))
-            cur = self._conn.execute("DELETE FROM pathlog WHERE ino IS NULL AND rev <= ?", (through_rev,))
-            self._conn.execute(
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'rev'", (self._db.rev,))
+            cur = conn.execute("DELETE FROM pathlog WHERE ino IS NULL AND rev <= ?", (through_rev,))
+            conn.execute(
                 "UPDATE meta SET value = max(value, ?) WHERE key = 'tombstone_horizon'", (through_rev,)
             )
             return cur.rowcount

@@ -3,12 +3,16 @@
 Writes stream through the content-defined chunker into the chunk store
 inside one transaction, so memory stays bounded for any size and a crash
 leaves the old content whole. Positional writes and truncation re-chunk only
-the neighbourhood of the edit and keep every other chunk id.
+the neighbourhood of the edit and keep every other chunk id. Every content
+change records the path's new version (`versions`).
+
+    history, sync, search, fileobj  ->  content  ->  namespace, versions, db
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -16,12 +20,14 @@ from collections.abc import Iterator
 import blake3
 
 from vfs.chunks import EMPTY_HASH, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
-from vfs.core import Resolved, _Tx
+from vfs.chunkreader import iter_range, open_chunks
+from vfs.db import Db, Resolved, Tx, stat_of
 from vfs.errors import PreconditionFailed, fs_error
-from vfs.namespace import NamespaceOps
+from vfs.namespace import Namespace
 from vfs.paths import normalize, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE
 from vfs.types import Stat
+from vfs.versions import Versions
 
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
 _ZERO_STEP = 8 << 20  # zero-extension is spliced in 8 MiB steps to bound memory
@@ -31,7 +37,22 @@ def seconds_to_ns(seconds: float | None) -> int | None:
     return None if seconds is None else round(float(seconds) * 1e9)
 
 
-class ContentOps(NamespaceOps):
+def _by_row_id(entries: list[ChunkEntry]) -> list[tuple[int, int]]:
+    """A chunk list as `chunkreader` reads it from this store: (row id, size) pairs."""
+    return [(e.id, e.size) for e in entries]
+
+
+class Content:
+    """File bytes of one store: chunked writes, ranged reads, edits in place, copies."""
+
+    __slots__ = ("_db", "_names", "_versions", "_chunks")
+
+    def __init__(self, db: Db, names: Namespace, versions: Versions):
+        self._db = db
+        self._names = names
+        self._versions = versions
+        self._chunks = db.chunks
+
     # -- whole-file writes -------------------------------------------------------
 
     def write_file(
@@ -55,21 +76,21 @@ class ContentOps(NamespaceOps):
         """
         if mtime_ns is None:
             mtime_ns = seconds_to_ns(mtime)
-        with self._tx() as tx:
-            found = self._writable_target(path, parents)
+        with self._db.tx() as tx:
+            found = self.writable_target(path, parents)
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data)
-            ino = self._set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
-            return self._stat(self._node(ino))
+            ino = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
+            return stat_of(self._db.node(ino))
 
-    def _writable_target(self, path: str, parents: bool) -> Resolved:
+    def writable_target(self, path: str, parents: bool) -> Resolved:
         try:
-            found = self._resolve(path, follow=True)
+            found = self._db.resolve(path, follow=True)
         except FileNotFoundError:
             if not parents:
                 raise
-            self.mkdir(parent_of(normalize(path)), parents=True, exist_ok=True)
-            found = self._resolve(path, follow=True)
+            self._names.mkdir(parent_of(normalize(path)), parents=True, exist_ok=True)
+            found = self._db.resolve(path, follow=True)
         if found.node is not None and found.node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)
         if found.parent_ino is None:
@@ -109,9 +130,9 @@ class ContentOps(NamespaceOps):
                 raise fs_error(errno.EFBIG, None)
         return entries, size, whole.digest()
 
-    def _set_content(
+    def set_content(
         self,
-        tx: _Tx,
+        tx: Tx,
         found: Resolved,
         entries: list[ChunkEntry],
         size: int,
@@ -126,16 +147,17 @@ class ContentOps(NamespaceOps):
         blob = pack(entries)
         if found.node is None:
             new_mode = 0o644 if mode is None else mode & 0o7777
-            ino = self._create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=(size, digest, blob))
+            content = (size, digest, blob)
+            ino = self._names.create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=content)
         else:
             ino = found.node.ino
-            self._conn.execute(
+            self._db.conn.execute(
                 "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
                 "mode = coalesce(?, mode) WHERE ino = ?",
                 (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, ino),
             )
-            self._log_node(tx, ino, found.real, found.node.nlink)
-        self._record_current_version(tx, found.real, ino, prune=found.node is not None)
+            self._db.log_node(tx, ino, found.real, found.node.nlink)
+        self._versions.record_current(tx, found.real, ino, prune=found.node is not None)
         return ino
 
     # -- reads -------------------------------------------------------------------
@@ -153,29 +175,24 @@ class ContentOps(NamespaceOps):
 
     def iter_file(self, path: str, offset: int = 0, size: int | None = None, *, rev: int | None = None) -> Iterator[bytes]:
         """Stream a file's bytes chunk by chunk (a consistent snapshot of its content)."""
-        entries = self._file_chunks(path, rev)
-        return self._iter_chunks(entries, offset, size)
+        entries = self.file_chunks(path, rev)
+        return self.iter_chunks(entries, offset, size)
 
-    def _file_chunks(self, path: str, rev: int | None) -> list[ChunkEntry]:
+    def file_chunks(self, path: str, rev: int | None) -> list[ChunkEntry]:
         if rev is not None:
-            return self._version_chunks(path, rev)
-        node = self._existing(path, follow=True).node
+            return self._versions.chunks(path, rev)
+        node = self._db.existing(path, follow=True).node
         if node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)
         return unpack(node.chunks)
 
-    def _iter_chunks(self, entries: list[ChunkEntry], offset: int = 0, size: int | None = None) -> Iterator[bytes]:
-        starts = offsets(entries)
-        end = starts[-1] if size is None else min(starts[-1], offset + size)
-        index = max(bisect_right(starts, offset) - 1, 0)
-        position = offset
-        while position < end and index < len(entries):
-            data = self._chunks.read(entries[index].id)
-            lo = position - starts[index]
-            hi = min(len(data), end - starts[index])
-            yield data if lo == 0 and hi == len(data) else data[lo:hi]
-            position = starts[index] + hi
-            index += 1
+    def iter_chunks(self, entries: list[ChunkEntry], offset: int = 0, size: int | None = None) -> Iterator[bytes]:
+        """The bytes of a chunk list of this store, from `offset`, at most `size` of them."""
+        return iter_range(_by_row_id(entries), self._chunks.read, offset, size)
+
+    def open_reader(self, path: str) -> io.BufferedReader:
+        """A seekable reader of the file's content as it is now (chunks are immutable)."""
+        return open_chunks(_by_row_id(self.file_chunks(path, None)), self._chunks.read, path)
 
     # -- positional writes ---------------------------------------------------------
 
@@ -186,8 +203,8 @@ class ContentOps(NamespaceOps):
         if offset + len(data) > MAX_FILE_SIZE:
             raise fs_error(errno.EFBIG, path)
         if not data:  # a zero-length pwrite touches nothing, not even mtime
-            return self._stat(self._existing_file(path).node)
-        with self._tx() as tx:
+            return stat_of(self._existing_file(path).node)
+        with self._db.tx() as tx:
             found = self._existing_file(path)
             entries = self._splice(unpack(found.node.chunks), offset, bytes(data))
             return self._commit_edit(tx, found, entries)
@@ -197,7 +214,7 @@ class ContentOps(NamespaceOps):
             raise fs_error(errno.EINVAL, path)
         if size > MAX_FILE_SIZE:
             raise fs_error(errno.EFBIG, path)
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             found = self._existing_file(path)
             entries = unpack(found.node.chunks)
             current = found.node.size
@@ -210,22 +227,22 @@ class ContentOps(NamespaceOps):
             return self._commit_edit(tx, found, entries)
 
     def _existing_file(self, path: str) -> Resolved:
-        found = self._existing(path, follow=True)
+        found = self._db.existing(path, follow=True)
         if found.node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)
         return found
 
-    def _commit_edit(self, tx: _Tx, found: Resolved, entries: list[ChunkEntry]) -> Stat:
+    def _commit_edit(self, tx: Tx, found: Resolved, entries: list[ChunkEntry]) -> Stat:
         size = sum(e.size for e in entries)
         if len(entries) == 1:
             digest = entries[0].hash  # BLAKE3 of a single chunk is the content id
         else:
             hasher = blake3.blake3()
-            for piece in self._iter_chunks(entries):
+            for piece in self.iter_chunks(entries):
                 hasher.update(piece)
             digest = hasher.digest()
-        self._set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
-        return self._stat(self._node(found.node.ino))
+        self.set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
+        return stat_of(self._db.node(found.node.ino))
 
     def _splice(self, entries: list[ChunkEntry], offset: int, data: bytes) -> list[ChunkEntry]:
         """Chunk list after writing `data` at `offset`, re-chunking only near the edit.
@@ -287,12 +304,12 @@ class ContentOps(NamespaceOps):
 
     def copy(self, src: str, dst: str) -> Stat:
         """Copy a file with its mode and mtime; the copy shares every chunk."""
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             source = self._existing_file(src).node
-            target = self._writable_target(dst, parents=False)
+            target = self.writable_target(dst, parents=False)
             if target.node is not None and target.node.ino == source.ino:
                 raise fs_error(errno.EINVAL, dst, "source and destination are the same file")
-            ino = self._set_content(
+            ino = self.set_content(
                 tx,
                 target,
                 unpack(source.chunks),
@@ -301,9 +318,4 @@ class ContentOps(NamespaceOps):
                 mode=source.mode,
                 mtime_ns=source.mtime_ns,
             )
-            return self._stat(self._node(ino))
-
-    # -- hooks the history mixin provides ----------------------------------------
-
-    def _version_chunks(self, path: str, rev: int) -> list[ChunkEntry]:  # pragma: no cover - overridden
-        raise NotImplementedError
+            return stat_of(self._db.node(ino))

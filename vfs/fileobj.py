@@ -5,6 +5,8 @@ so a snapshot of the chunk list is enough). Writers work on a local spool
 (memory, then a temp file past 8 MiB) and commit it as one transaction on
 flush/close: a program writing in small pieces makes one revision, not one
 per write, and other readers never see a half-written file.
+
+    workspace  ->  fileobj  ->  content, namespace
 """
 
 from __future__ import annotations
@@ -12,68 +14,21 @@ from __future__ import annotations
 import errno
 import io
 import tempfile
-from bisect import bisect_right
-from typing import TYPE_CHECKING
 
-from vfs.chunks import ChunkEntry, offsets
+from vfs.content import Content
 from vfs.errors import fs_error
-
-if TYPE_CHECKING:
-    from vfs.store import Workspace
+from vfs.namespace import Namespace
 
 SPOOL_IN_MEMORY = 8 << 20
 _MODES = {"rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b"}
 
 
-class ChunkReader(io.RawIOBase):
-    """Seekable raw reader over a fixed chunk list."""
-
-    def __init__(self, workspace: Workspace, entries: list[ChunkEntry], name: str):
-        self._ws = workspace
-        self._entries = entries
-        self._starts = offsets(entries)
-        self._pos = 0
-        self._cached: tuple[int, bytes] | None = None
-        self.name = name
-
-    def readable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._pos
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._pos, io.SEEK_END: self._starts[-1]}[whence]
-        if base + offset < 0:
-            raise fs_error(errno.EINVAL, self.name)
-        self._pos = base + offset
-        return self._pos
-
-    def readinto(self, buffer) -> int:  # type: ignore[override]
-        if self._pos >= self._starts[-1]:
-            return 0
-        index = bisect_right(self._starts, self._pos) - 1
-        data = self._chunk(index)
-        lo = self._pos - self._starts[index]
-        n = min(len(buffer), len(data) - lo)
-        buffer[:n] = data[lo : lo + n]
-        self._pos += n
-        return n
-
-    def _chunk(self, index: int) -> bytes:
-        if self._cached is None or self._cached[0] != index:
-            self._cached = (index, self._ws._chunks.read(self._entries[index].id))
-        return self._cached[1]
-
-
 class SpooledWriter(io.BufferedIOBase):
     """A read/write file whose content is committed to the store on flush/close."""
 
-    def __init__(self, workspace: Workspace, path: str, mode: str):
-        self._ws = workspace
+    def __init__(self, names: Namespace, content: Content, path: str, mode: str):
+        self._names = names
+        self._content = content
         self.name = path
         self.mode = mode
         self._spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)
@@ -83,24 +38,24 @@ class SpooledWriter(io.BufferedIOBase):
         self._prepare(mode)
 
     def _prepare(self, mode: str) -> None:
-        exists = self._ws.exists(self.name)
+        exists = self._names.exists(self.name)
         if mode.startswith("x") and (exists or self._is_dangling_link()):
             raise fs_error(errno.EEXIST, self.name)
         if mode.startswith("r") and not exists:
-            self._ws.stat(self.name)  # raises the precise error (ENOENT, ENOTDIR, ...)
+            self._names.stat(self.name)  # raises the precise error (ENOENT, ENOTDIR, ...)
         if mode.startswith(("r", "a")) and exists:
-            for piece in self._ws.iter_file(self.name):
+            for piece in self._content.iter_file(self.name):
                 self._spool.write(piece)
             self._spool.seek(0 if mode.startswith("r") else io.SEEK_END, io.SEEK_SET if mode.startswith("r") else 0)
             if mode.startswith("a"):
                 self._spool.seek(0, io.SEEK_END)
         else:
             # Creating or truncating happens at open, as with open(2).
-            self._ws.write_file(self.name, b"")
+            self._content.write_file(self.name, b"")
 
     def _is_dangling_link(self) -> bool:
         try:
-            return self._ws.lstat(self.name).kind == "symlink"
+            return self._names.lstat(self.name).kind == "symlink"
         except OSError:
             return False
 
@@ -156,7 +111,7 @@ class SpooledWriter(io.BufferedIOBase):
             return
         position = self._spool.tell()
         self._spool.seek(0)
-        self._ws.write_file(self.name, _Slice(self._spool))
+        self._content.write_file(self.name, _Slice(self._spool))
         self._spool.seek(position)
         self._dirty = False
 
@@ -180,10 +135,9 @@ class _Slice:
         return self._spool.read(n)
 
 
-def open_file(workspace: Workspace, path: str, mode: str = "rb"):
+def open_file(names: Namespace, content: Content, path: str, mode: str = "rb"):
     if mode not in _MODES:
         raise ValueError(f"invalid mode {mode!r}: expected one of {sorted(_MODES)}")
     if mode == "rb":
-        entries = workspace._file_chunks(path, None)
-        return io.BufferedReader(ChunkReader(workspace, entries, path), buffer_size=256 * 1024)
-    return SpooledWriter(workspace, path, mode)
+        return content.open_reader(path)
+    return SpooledWriter(names, content, path, mode)

@@ -1,30 +1,46 @@
-"""Version history and garbage collection.
+"""Version history as users see it, and garbage collection.
 
-Every content change records the new version of the path (a row pointing
-at its chunk list), so restoring is a pointer move and costs no bytes.
-Versions are kept per path, not per inode: editors that save through a
-temporary file and a rename keep their history.
+`versions` records every content change and deletion as it happens; this
+module lists a path's versions, makes an old one current again (a pointer
+move sharing its chunks: no bytes are copied) and collects what no file
+and no retained version references any more.
+
+    workspace  ->  history  ->  content, versions, changelog, db
 """
 
 from __future__ import annotations
 
-import errno
 import time
 
-from vfs.chunks import ChunkEntry, unpack
-from vfs.content import ContentOps
-from vfs.core import _Tx
-from vfs.errors import fs_error
-from vfs.paths import normalize
-from vfs.schema import KIND_DELETED, KIND_FILE, KIND_NAMES
+from vfs.chunks import unpack
+from vfs.changelog import ChangeLog
+from vfs.content import Content
+from vfs.db import Db, stat_of
+from vfs.schema import KIND_NAMES
 from vfs.types import GcStats, Stat, Version
+from vfs.versions import Versions
 
 
-class HistoryOps(ContentOps):
+class History:
+    """Listing, restore and gc over one store's versions."""
+
+    __slots__ = ("_db", "_content", "_versions", "_changelog", "tombstone_revs")
+
+    def __init__(
+        self, db: Db, content: Content, versions: Versions, changelog: ChangeLog, *, tombstone_revs: int | None = None
+    ):
+        self._db = db
+        self._content = content
+        self._versions = versions
+        self._changelog = changelog
+        # Tombstone retention: gc() forgets deletions older than this many
+        # revisions (None keeps them all); readers further behind get CursorTooOld.
+        self.tombstone_revs = tombstone_revs
+
     def history(self, path: str) -> list[Version]:
         """Retained versions of the file at `path`, newest first (deletions included)."""
-        real = self._history_path(path)
-        rows = self._conn.execute(
+        real = self._versions.history_path(path)
+        rows = self._db.conn.execute(
             "SELECT rev, kind, size, hash, mtime FROM versions WHERE path = ? ORDER BY rev DESC", (real,)
         )
         return [
@@ -34,65 +50,12 @@ class HistoryOps(ContentOps):
 
     def restore(self, path: str, *, rev: int) -> Stat:
         """Make the version of `path` as of revision `rev` current again (a new revision)."""
-        with self._tx() as tx:
-            row = self._version_row(path, rev)
-            found = self._writable_target(path, parents=True)
+        with self._db.tx() as tx:
+            row = self._versions.row(path, rev)
+            found = self._content.writable_target(path, parents=True)
             _, mode, size, digest, chunks = row
-            ino = self._set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
-            return self._stat(self._node(ino))
-
-    def _history_path(self, path: str) -> str:
-        """Versions are keyed by real path: follow symlinks when the path still resolves."""
-        try:
-            return self._resolve(path, follow=True).real
-        except OSError:
-            return normalize(path)
-
-    def _version_row(self, path: str, rev: int) -> tuple:
-        real = self._history_path(path)
-        row = self._conn.execute(
-            "SELECT kind, mode, size, hash, chunks FROM versions WHERE path = ? AND rev <= ? ORDER BY rev DESC LIMIT 1",
-            (real, rev),
-        ).fetchone()
-        if row is None or row[0] == KIND_DELETED:
-            raise fs_error(errno.ENOENT, path, f"no version of {path} at revision {rev}")
-        return row
-
-    def _version_chunks(self, path: str, rev: int) -> list[ChunkEntry]:
-        return unpack(self._version_row(path, rev)[4])
-
-    def _record_current_version(self, tx: _Tx, path: str, ino: int, *, prune: bool = True) -> None:
-        """Keep the node's content as the version of `path` at this revision.
-
-        `prune=False` (a file just created) leaves trimming old versions to
-        the path's next write or `gc()`: a new file rarely has any.
-        """
-        now = time.time()
-        self._conn.execute(
-            "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
-            "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ? FROM nodes WHERE ino = ? AND kind = ?",
-            (path, tx.rev, now, ino, KIND_FILE),
-        )
-        if prune:
-            self._prune(path, now)
-
-    def _record_deletion(self, tx: _Tx, paths: list[str]) -> None:
-        now = time.time()
-        self._conn.executemany(
-            "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
-            "VALUES(?, ?, ?, 0, 0, ?, NULL, NULL, ?)",
-            [(path, tx.rev, KIND_DELETED, now, now) for path in paths],
-        )
-
-    def _prune(self, path: str, now: float) -> int:
-        """Drop versions beyond the newest `history_keep` that are also older than `history_days`."""
-        cutoff = now - self.history_days * 86400
-        cur = self._conn.execute(
-            "DELETE FROM versions WHERE path = ? AND recorded < ? AND rev NOT IN "
-            "(SELECT rev FROM versions WHERE path = ? ORDER BY rev DESC LIMIT ?)",
-            (path, cutoff, path, self.history_keep),
-        )
-        return cur.rowcount
+            ino = self._content.set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
+            return stat_of(self._db.node(ino))
 
     # -- garbage collection ---------------------------------------------------------
 
@@ -104,27 +67,18 @@ class HistoryOps(ContentOps):
         applied yet survive. With `tombstone_revs` set, deletions older than
         that many revisions are compacted too (see `compact_tombstones`).
         """
-        if self.tombstone_revs is not None and self.rev > self.tombstone_revs:
-            self.compact_tombstones(self.rev - self.tombstone_revs)
-        with self._tx():
-            pruned = sum(
-                self._prune(path, time.time())
-                for (path,) in self._conn.execute(
-                    "SELECT path FROM versions GROUP BY path HAVING count(*) > ?", (self.history_keep,)
-                ).fetchall()
-            )
+        if self.tombstone_revs is not None and self._db.rev > self.tombstone_revs:
+            self._changelog.compact_tombstones(self._db.rev - self.tombstone_revs)
+        conn = self._db.conn
+        with self._db.tx():
+            pruned = self._versions.prune_all()
             referenced: set[int] = set()
             for table in ("nodes", "versions"):
-                for (blob,) in self._conn.execute(f"SELECT chunks FROM {table} WHERE chunks IS NOT NULL"):
+                for (blob,) in conn.execute(f"SELECT chunks FROM {table} WHERE chunks IS NOT NULL"):
                     referenced.update(entry.id for entry in unpack(blob))
-            doomed = [
-                (chunk_id, size)
-                for chunk_id, size in self._conn.execute(
-                    "SELECT id, size FROM chunks WHERE created <= ?", (time.time() - grace,)
-                )
-                if chunk_id not in referenced
-            ]
-            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i, _ in doomed])
-            self._conn.executemany("DELETE FROM chunk_data WHERE id = ?", [(i,) for i, _ in doomed])
-            kept = self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            old_enough = conn.execute("SELECT id, size FROM chunks WHERE created <= ?", (time.time() - grace,))
+            doomed = [(chunk_id, size) for chunk_id, size in old_enough if chunk_id not in referenced]
+            conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i, _ in doomed])
+            conn.executemany("DELETE FROM chunk_data WHERE id = ?", [(i,) for i, _ in doomed])
+            kept = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         return GcStats(len(doomed), sum(size for _, size in doomed), kept, pruned)

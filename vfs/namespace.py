@@ -1,7 +1,11 @@
 """Names: mkdir, symlink, link, rename, unlink, rmdir, rm, chmod, utime, stat, readdir.
 
 Each method mirrors the Linux system call it is named after, errno for
-errno; the differential test in tests/ holds it to that.
+errno; the differential test in tests/ holds it to that. Removing or
+replacing a file records its deletion in `versions`; moving one records its
+version at the new path.
+
+    content, sync, search, fileobj  ->  namespace  ->  versions, db
 """
 
 from __future__ import annotations
@@ -9,30 +13,39 @@ from __future__ import annotations
 import errno
 import time
 
-from vfs.core import Core, Node, Resolved, _Tx
+from vfs.db import Db, Node, Resolved, Tx, stat_of
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK
 from vfs.types import DirEntry, Stat
+from vfs.versions import Versions
 
 
-class NamespaceOps(Core):
+class Namespace:
+    """The tree of names of one store: nodes, directory entries, metadata."""
+
+    __slots__ = ("_db", "_versions")
+
+    def __init__(self, db: Db, versions: Versions):
+        self._db = db
+        self._versions = versions
+
     # -- create ----------------------------------------------------------------
 
     def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> None:
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             if parents:
-                self._makedirs(tx, path, mode, exist_ok)
+                self.makedirs(tx, path, mode, exist_ok)
             else:
                 self._mkdir_one(tx, path, mode)
 
-    def _mkdir_one(self, tx: _Tx, path: str, mode: int) -> None:
-        found = self._resolve(path, follow=False)
+    def _mkdir_one(self, tx: Tx, path: str, mode: int) -> None:
+        found = self._db.resolve(path, follow=False)
         if found.node is not None:
             raise fs_error(errno.EEXIST, path)
         self._create_dir(tx, found, mode)
 
-    def _makedirs(self, tx: _Tx, path: str, mode: int, exist_ok: bool) -> None:
+    def makedirs(self, tx: Tx, path: str, mode: int, exist_ok: bool) -> None:
         """os.makedirs, step for step: missing ancestors get the default mode,
         only the leaf gets `mode`, and errors are the ones Python raises."""
         leaf = normalize(path)
@@ -47,27 +60,20 @@ class NamespaceOps(Core):
             except FileExistsError:
                 pass
             except OSError:
-                if not self._is_dir(ancestor):
+                if not self._db.is_dir(ancestor):
                     raise
         try:
             self._mkdir_one(tx, leaf, mode)
         except OSError:
-            if not exist_ok or not self._is_dir(leaf):
+            if not exist_ok or not self._db.is_dir(leaf):
                 raise
 
-    def _is_dir(self, path: str) -> bool:
-        try:
-            found = self._resolve(path, follow=True)
-        except OSError:
-            return False
-        return found.node is not None and found.node.kind == KIND_DIR
+    def _create_dir(self, tx: Tx, found: Resolved, mode: int) -> int:
+        return self.create_node(tx, found, KIND_DIR, mode & 0o7777)
 
-    def _create_dir(self, tx: _Tx, found: Resolved, mode: int) -> int:
-        return self._create_node(tx, found, KIND_DIR, mode & 0o7777)
-
-    def _create_node(
+    def create_node(
         self,
-        tx: _Tx,
+        tx: Tx,
         found: Resolved,
         kind: int,
         mode: int,
@@ -80,19 +86,19 @@ class NamespaceOps(Core):
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
         now = time.time_ns()
-        uid, gid = self.owner
+        uid, gid = self._db.owner
         size, digest, chunks = content if content is not None else (0, None, None)
-        cur = self._conn.execute(
+        cur = self._db.conn.execute(
             "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev) "
             "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
             (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev),
         )
         ino = cur.lastrowid
-        self._conn.execute(
+        self._db.conn.execute(
             "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, ino)
         )
-        self._touch_dir(found.parent_ino)
-        self._log(tx, found.real, ino)
+        self._db.touch_dir(found.parent_ino)
+        self._db.log(tx, found.real, ino)
         return ino
 
     def symlink(self, target: str, path: str) -> None:
@@ -102,36 +108,36 @@ class NamespaceOps(Core):
             raise fs_error(errno.ENOENT, path)
         if len(target.encode("utf-8")) >= 4096:
             raise fs_error(errno.ENAMETOOLONG, path)
-        with self._tx() as tx:
-            found = self._resolve(path, follow=False)
+        with self._db.tx() as tx:
+            found = self._db.resolve(path, follow=False)
             if found.node is not None:
                 raise fs_error(errno.EEXIST, path)
-            self._create_node(tx, found, KIND_SYMLINK, 0o777, target=target)
+            self.create_node(tx, found, KIND_SYMLINK, 0o777, target=target)
 
     def readlink(self, path: str) -> str:
-        node = self._existing(path, follow=False).node
+        node = self._db.existing(path, follow=False).node
         if node.kind != KIND_SYMLINK:
             raise fs_error(errno.EINVAL, path)
         return node.target
 
     def link(self, existing: str, new: str) -> None:
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             # link(2) on Linux does not follow a final symlink: it links the symlink itself.
-            source = self._existing(existing, follow=False).node
-            found = self._resolve(new, follow=False)
+            source = self._db.existing(existing, follow=False).node
+            found = self._db.resolve(new, follow=False)
             if found.node is not None:
                 raise fs_error(errno.EEXIST, new)
             if source.kind == KIND_DIR:
                 raise fs_error(errno.EPERM, existing)
-            self._conn.execute(
+            self._db.conn.execute(
                 "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, source.ino)
             )
-            self._conn.execute(
+            self._db.conn.execute(
                 "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ?",
                 (time.time_ns(), tx.rev, source.ino),
             )
-            self._touch_dir(found.parent_ino)
-            self._log(tx, found.real, source.ino)
+            self._db.touch_dir(found.parent_ino)
+            self._db.log(tx, found.real, source.ino)
 
     # -- metadata ----------------------------------------------------------------
 
@@ -179,19 +185,19 @@ class NamespaceOps(Core):
 
     def _update_node(self, path: str, assignments: str, params: tuple, *, follow: bool) -> None:
         """Change metadata columns of the node at `path`: one revision, ctime moves."""
-        with self._tx() as tx:
-            found = self._existing(path, follow=follow)
-            self._conn.execute(
+        with self._db.tx() as tx:
+            found = self._db.existing(path, follow=follow)
+            self._db.conn.execute(
                 f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ?",
                 (*params, time.time_ns(), tx.rev, found.node.ino),
             )
-            self._log_node(tx, found.node.ino, found.real, found.node.nlink)
+            self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
 
     def stat(self, path: str) -> Stat:
-        return self._stat(self._existing(path, follow=True).node)
+        return stat_of(self._db.existing(path, follow=True).node)
 
     def lstat(self, path: str) -> Stat:
-        return self._stat(self._existing(path, follow=False).node)
+        return stat_of(self._db.existing(path, follow=False).node)
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """`lstat`, but None when the last component does not exist.
@@ -200,22 +206,22 @@ class NamespaceOps(Core):
         through a FUSE mount are misses), where raising costs more than the
         lookup. A missing or non-directory parent still raises.
         """
-        found = self._resolve(path, follow=False)
-        return None if found.node is None else self._stat(found.node)
+        found = self._db.resolve(path, follow=False)
+        return None if found.node is None else stat_of(found.node)
 
     def exists(self, path: str) -> bool:
         try:
-            return self._resolve(path, follow=True).node is not None
+            return self._db.resolve(path, follow=True).node is not None
         except OSError as exc:
             if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
                 return False
             raise
 
     def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
-        node = self._existing(path, follow=True).node
+        node = self._db.existing(path, follow=True).node
         if node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
-        rows = self._conn.execute(
+        rows = self._db.conn.execute(
             "SELECT d.name, n.kind, n.size, n.mtime_ns, n.target, n.ino FROM dirents d JOIN nodes n ON n.ino = d.ino "
             "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
             (node.ino, -1 if limit is None else limit, offset),
@@ -232,30 +238,30 @@ class NamespaceOps(Core):
     # -- remove ------------------------------------------------------------------
 
     def unlink(self, path: str) -> None:
-        with self._tx() as tx:
-            found = self._existing(path, follow=False)
+        with self._db.tx() as tx:
+            found = self._db.existing(path, follow=False)
             if found.node.kind == KIND_DIR:
                 raise fs_error(errno.EISDIR, path)
-            self._remove_name(tx, found)
+            self.remove_name(tx, found)
 
     def rmdir(self, path: str) -> None:
-        with self._tx() as tx:
-            found = self._existing(path, follow=False)
+        with self._db.tx() as tx:
+            found = self._db.existing(path, follow=False)
             if found.node.kind != KIND_DIR:
                 raise fs_error(errno.ENOTDIR, path)
             if found.parent_ino is None:
                 raise fs_error(errno.EBUSY, path)
             if self._has_children(found.node.ino):
                 raise fs_error(errno.ENOTEMPTY, path)
-            self._remove_name(tx, found)
+            self.remove_name(tx, found)
 
     def rm(self, path: str, *, recursive: bool = False, force: bool = False) -> None:
         """Remove a file, symlink or (with `recursive`) a whole tree, like `rm -r[f]`."""
         if normalize(path) == "/":
             raise fs_error(errno.EPERM, path, "refusing to remove /")
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             try:
-                found = self._existing(path, follow=False)
+                found = self._db.existing(path, follow=False)
             except (FileNotFoundError, NotADirectoryError):
                 if force:  # as coreutils rm -f: "nonexistent" covers ENOTDIR too
                     return
@@ -264,53 +270,54 @@ class NamespaceOps(Core):
                 # As the reference (and `rm -d`): an empty directory goes without `recursive`.
                 if not recursive and self._has_children(found.node.ino):
                     raise fs_error(errno.ENOTEMPTY, path)
-                self._remove_tree(tx, found)
+                self.remove_tree(tx, found)
             else:
-                self._remove_name(tx, found)
+                self.remove_name(tx, found)
 
     def _has_children(self, dir_ino: int) -> bool:
-        return self._conn.execute("SELECT 1 FROM dirents WHERE parent = ? LIMIT 1", (dir_ino,)).fetchone() is not None
+        row = self._db.conn.execute("SELECT 1 FROM dirents WHERE parent = ? LIMIT 1", (dir_ino,)).fetchone()
+        return row is not None
 
-    def _remove_name(self, tx: _Tx, found: Resolved) -> None:
+    def remove_name(self, tx: Tx, found: Resolved) -> None:
         """Drop one name; the node goes when its last name does."""
         node = found.node
-        self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
         self._drop_link(tx, node)
-        self._touch_dir(found.parent_ino)
-        self._log(tx, found.real, None)
+        self._db.touch_dir(found.parent_ino)
+        self._db.log(tx, found.real, None)
         if node.kind == KIND_FILE:
-            self._record_deletion(tx, [found.real])
+            self._versions.record_deletion(tx, [found.real])
         else:  # the directory cache holds directories and paths resolved through symlinks, never files
-            self._dircache.clear()
+            self._db.forget_directories()
 
-    def _drop_link(self, tx: _Tx, node: Node) -> None:
+    def _drop_link(self, tx: Tx, node: Node) -> None:
         if node.kind != KIND_DIR and node.nlink > 1:
-            self._conn.execute(
+            self._db.conn.execute(
                 "UPDATE nodes SET nlink = nlink - 1, ctime_ns = ?, rev = ? WHERE ino = ?",
                 (time.time_ns(), tx.rev, node.ino),
             )
         else:
-            self._conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
+            self._db.conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
 
-    def _remove_tree(self, tx: _Tx, found: Resolved) -> None:
+    def remove_tree(self, tx: Tx, found: Resolved) -> None:
         """Remove a directory and everything below it; a tombstone per path."""
-        below = self._subtree(found.node.ino)
+        below = self._db.subtree(found.node.ino)
         tombstones = [(found.real, None)] + [(join(found.real, rel), None) for _, rel, _ in below]
         files = [join(found.real, rel) for _, rel, kind in below if kind == KIND_FILE]
         inos = [found.node.ino] + [ino for ino, _, _ in below]
-        self._conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
-        self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        self._db.conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
+        self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
         # A file hard-linked from outside the tree keeps its other names.
-        self._conn.executemany(
+        self._db.conn.executemany(
             "UPDATE nodes SET nlink = nlink - 1 WHERE ino = ? AND kind != ?", [(ino, KIND_DIR) for ino in inos]
         )
-        self._conn.executemany(
+        self._db.conn.executemany(
             "DELETE FROM nodes WHERE ino = ? AND (kind = ? OR nlink <= 0)", [(ino, KIND_DIR) for ino in inos]
         )
-        self._touch_dir(found.parent_ino)
-        self._log_many(tx, tombstones)
-        self._record_deletion(tx, files)
-        self._dircache.clear()
+        self._db.touch_dir(found.parent_ino)
+        self._db.log_many(tx, tombstones)
+        self._versions.record_deletion(tx, files)
+        self._db.forget_directories()
 
     # -- rename ------------------------------------------------------------------
 
@@ -322,10 +329,10 @@ class NamespaceOps(Core):
         """
         if noreplace and exchange:
             raise fs_error(errno.EINVAL, src, "noreplace and exchange are exclusive")
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             # As rename(2): both parent directories are resolved before the source's name is looked up.
-            source = self._resolve(src, follow=False)
-            target = self._resolve(dst, follow=False)
+            source = self._db.resolve(src, follow=False)
+            target = self._db.resolve(dst, follow=False)
             if source.node is None:
                 raise fs_error(errno.ENOENT, src)
             if source.parent_ino is None or target.parent_ino is None:
@@ -348,7 +355,7 @@ class NamespaceOps(Core):
                 self._check_replace(source.node, target.node, dst)
             self._move(tx, source, target)
 
-    def _exchange(self, tx: _Tx, source: Resolved, target: Resolved, dst: str) -> None:
+    def _exchange(self, tx: Tx, source: Resolved, target: Resolved, dst: str) -> None:
         """Swap two names in one transaction; both subtrees change paths."""
         if target.node is None:
             raise fs_error(errno.ENOENT, dst)
@@ -357,7 +364,7 @@ class NamespaceOps(Core):
         if is_within(target.real, source.real) or is_within(source.real, target.real):
             raise fs_error(errno.EINVAL, dst)
         for found, ino in ((source, target.node.ino), (target, source.node.ino)):
-            self._conn.execute(
+            self._db.conn.execute(
                 "UPDATE dirents SET ino = ? WHERE parent = ? AND name = ?", (ino, found.parent_ino, found.name)
             )
         rows: list[tuple[str, int | None]] = []
@@ -369,13 +376,13 @@ class NamespaceOps(Core):
             rows += [(join(new_root, rel), ino) for ino, rel, _ in self._subtree_of(found.node)]
         now = time.time_ns()
         for found in (source, target):
-            self._conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, found.node.ino))
-            self._touch_dir(found.parent_ino)
-        self._log_many(tx, rows)
-        self._dircache.clear()
+            self._db.conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, found.node.ino))
+            self._db.touch_dir(found.parent_ino)
+        self._db.log_many(tx, rows)
+        self._db.forget_directories()
 
     def _subtree_of(self, node: Node) -> list[tuple[int, str, int]]:
-        return self._subtree(node.ino) if node.kind == KIND_DIR else []
+        return self._db.subtree(node.ino) if node.kind == KIND_DIR else []
 
     def _check_replace(self, moving: Node, replaced: Node, dst: str) -> None:
         if moving.kind == KIND_DIR and replaced.kind != KIND_DIR:
@@ -385,36 +392,30 @@ class NamespaceOps(Core):
         if replaced.kind == KIND_DIR and self._has_children(replaced.ino):
             raise fs_error(errno.ENOTEMPTY, dst)
 
-    def _move(self, tx: _Tx, source: Resolved, target: Resolved) -> None:
+    def _move(self, tx: Tx, source: Resolved, target: Resolved) -> None:
         """Re-point one dirent; log every old path as gone and every new path as live."""
         node = source.node
         if target.node is not None:
-            self._conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
+            self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
             self._drop_link(tx, target.node)
             if target.node.kind == KIND_FILE:
-                self._record_deletion(tx, [target.real])
-        self._conn.execute(
+                self._versions.record_deletion(tx, [target.real])
+        self._db.conn.execute(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
-        self._conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (time.time_ns(), tx.rev, node.ino))
-        self._touch_dir(source.parent_ino)
-        self._touch_dir(target.parent_ino)
+        self._db.conn.execute(
+            "UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (time.time_ns(), tx.rev, node.ino)
+        )
+        self._db.touch_dir(source.parent_ino)
+        self._db.touch_dir(target.parent_ino)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
-            for ino, rel, _ in self._subtree(node.ino):
+            for ino, rel, _ in self._db.subtree(node.ino):
                 rows.append((join(source.real, rel), None))
                 rows.append((join(target.real, rel), ino))
         elif node.kind == KIND_FILE:
-            self._record_current_version(tx, target.real, node.ino)
-        self._log_many(tx, rows)
+            self._versions.record_current(tx, target.real, node.ino)
+        self._db.log_many(tx, rows)
         if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
-            self._dircache.clear()  # it holds directories and symlink resolutions, never files
-
-    # -- hooks the history mixin provides ----------------------------------------
-
-    def _record_deletion(self, tx: _Tx, paths: list[str]) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-    def _record_current_version(self, tx: _Tx, path: str, ino: int, *, prune: bool = True) -> None:  # pragma: no cover
-        raise NotImplementedError
+            self._db.forget_directories()  # it holds directories and symlink resolutions, never files

@@ -2,6 +2,8 @@
 
 Each loads the subtree's names with one recursive query and works in
 memory, instead of one query per directory.
+
+    workspace  ->  search  ->  content, db
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from collections.abc import Iterator
 from functools import lru_cache
 
 from vfs.chunks import unpack
-from vfs.content import ContentOps
+from vfs.content import Content
+from vfs.db import Db
 from vfs.errors import fs_error
 from vfs.paths import join
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
@@ -50,13 +53,21 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
-class SearchOps(ContentOps):
+class Search:
+    """Read-only queries over a whole subtree of one store."""
+
+    __slots__ = ("_db", "_content")
+
+    def __init__(self, db: Db, content: Content):
+        self._db = db
+        self._content = content
+
     def _tree(self, path: str) -> tuple[str, int, dict[int, list[tuple[str, int, int]]]]:
         """(real path, root ino, children by parent ino sorted by name) of a directory."""
-        found = self._existing(path, follow=True)
+        found = self._db.existing(path, follow=True)
         if found.node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
-        rows = self._conn.execute(
+        rows = self._db.conn.execute(
             """
             WITH RECURSIVE sub(parent, name, ino, kind) AS (
                 SELECT d.parent, d.name, d.ino, n.kind FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ?
@@ -124,7 +135,7 @@ class SearchOps(ContentOps):
                 if kind == KIND_DIR:
                     dirnames.append(name)
                     subdirs.append((join(dir_path, name), ino))
-                elif kind == KIND_SYMLINK and self._is_dir(join(dir_path, name)):
+                elif kind == KIND_SYMLINK and self._db.is_dir(join(dir_path, name)):
                     dirnames.append(name)
                 else:
                     filenames.append(name)
@@ -135,7 +146,7 @@ class SearchOps(ContentOps):
     def ls(self, prefix: str = "/") -> list[str]:
         """Every file under `prefix` (or `prefix` itself if it is a file), sorted; [] when missing."""
         try:
-            found = self._existing(prefix, follow=True)
+            found = self._db.existing(prefix, follow=True)
         except (FileNotFoundError, NotADirectoryError):
             return []
         if found.node.kind == KIND_FILE:
@@ -145,7 +156,7 @@ class SearchOps(ContentOps):
 
     def du(self, path: str = "/") -> int:
         """Logical bytes below `path`, each hard-linked file counted once."""
-        found = self._existing(path, follow=True)
+        found = self._db.existing(path, follow=True)
         if found.node.kind != KIND_DIR:
             return found.node.size
         seen: set[int] = set()
@@ -153,7 +164,7 @@ class SearchOps(ContentOps):
         for _, _, ino, kind in self._depth_first(path):
             if kind == KIND_FILE and ino not in seen:
                 seen.add(ino)
-                total += self._node(ino).size
+                total += self._db.node(ino).size
         return total
 
     def grep(
@@ -181,13 +192,13 @@ class SearchOps(ContentOps):
         return matches
 
     def _grep_targets(self, path: str) -> Iterator[tuple[str, object]]:
-        found = self._existing(path, follow=True)
+        found = self._db.existing(path, follow=True)
         if found.node.kind == KIND_FILE:
             yield found.real, found.node
             return
         for absolute, _, ino, kind in self._depth_first(path):
             if kind == KIND_FILE:
-                yield absolute, self._node(ino)
+                yield absolute, self._db.node(ino)
 
     def _grep_file(self, path: str, node, matcher: re.Pattern[str], context: int) -> Iterator[GrepMatch]:
         lines = self._lines(unpack(node.chunks))
@@ -215,7 +226,7 @@ class SearchOps(ContentOps):
         """Decoded lines, streamed chunk by chunk; yields None once if the file looks binary."""
         tail = b""
         first = True
-        for piece in self._iter_chunks(entries):
+        for piece in self._content.iter_chunks(entries):
             if first and b"\x00" in piece[:_BINARY_PROBE]:
                 yield None
                 return

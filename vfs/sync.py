@@ -4,27 +4,27 @@
 the writer had seen of this store), an entry whose path also changed here
 after that base is handed back as a `Conflict` and left unapplied, and a
 directory is never deleted from under changes made here.
+
+    workspace  ->  sync  ->  content, namespace, db
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Iterable, Iterator
-from typing import Union
 
 import blake3
 
-from vfs.changelog import ChangeLogOps
 from vfs.chunks import ChunkEntry, MAX_CHUNK, content_hash
-from vfs.content import seconds_to_ns
-from vfs.core import Node, Resolved, _Tx
+from vfs.content import Content, seconds_to_ns
+from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import BadObject, MissingObjects, fs_error
-from vfs.history import HistoryOps
+from vfs.namespace import Namespace
 from vfs.paths import depth, join, normalize, parent_of, prefix_bounds, split
 from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO
+from vfs.surface import Base
 from vfs.types import ApplyResult, Change, Conflict, Cursor
 
-Base = Union[Cursor, dict[str, int], None]
 MAX_OBJECT = 16 * MAX_CHUNK  # generous: peers may chunk differently, but not unboundedly
 
 _APPLIED, _UNCHANGED = "applied", "unchanged"
@@ -53,7 +53,18 @@ def verify_object(data: bytes, expected: str | None = None) -> bytes:
         raise BadObject(f"object bytes hash to {digest.hex()}, not {expected}")
     return digest
 
-class SyncOps(HistoryOps, ChangeLogOps):
+
+class Sync:
+    """The receiving half of sync for one store: chunk objects in, change entries applied."""
+
+    __slots__ = ("_db", "_names", "_content", "_chunks")
+
+    def __init__(self, db: Db, names: Namespace, content: Content):
+        self._db = db
+        self._names = names
+        self._content = content
+        self._chunks = db.chunks
+
     # -- objects ------------------------------------------------------------------
 
     def has_objects(self, hashes: Iterable[str]) -> set[str]:
@@ -75,7 +86,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
     def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
         """Store many chunks in one transaction (ids verified); returns their hashes."""
         verified = [(verify_object(data, expected), data) for expected, data in items]
-        with self._tx():
+        with self._db.tx():
             for digest, data in verified:
                 self._chunks.put(data, digest)
         return [digest.hex() for digest, _ in verified]
@@ -91,7 +102,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         """
         batch = [self._validated(change) for change in changes]
         result = ApplyResult()
-        with self._tx() as tx:
+        with self._db.tx() as tx:
             chunk_ids = self._require_objects(batch)
             deletes = sorted((c for c in batch if c.kind == "delete"), key=lambda c: (-depth(c.path), c.path))
             lives = sorted((c for c in batch if c.kind != "delete"), key=lambda c: (depth(c.path), c.path))
@@ -103,7 +114,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
                     result.applied.append(change.path)
                 else:
                     result.unchanged.append(change.path)
-            result.rev = tx.rev if tx.wrote else self.rev
+            result.rev = tx.rev if tx.wrote else self._db.rev
         return result
 
     @staticmethod
@@ -125,7 +136,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
             raise MissingObjects(missing)
         return found
 
-    def _apply_one(self, tx: _Tx, change: Change, base: Base, chunk_ids: dict) -> str | Conflict:
+    def _apply_one(self, tx: Tx, change: Change, base: Base, chunk_ids: dict) -> str | Conflict:
         found, blocker = self._resolve_physical(change.path)
         node = found.node if found else None
         if blocker is not None:
@@ -135,7 +146,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
             # parent's entry can come after its child's (a chmod restamps it),
             # so this may simply be the sender's replacement still on its way:
             # if the sender had seen our node, it replaced it; else conflict.
-            in_the_way = self._resolve(blocker, follow=False)
+            in_the_way = self._db.resolve(blocker, follow=False)
             if self._changed_since(blocker, in_the_way.node, base):
                 return self._conflict(change, None, f"{blocker} is not a directory here")
             self._remove(tx, in_the_way)
@@ -147,7 +158,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         if change.kind == "delete":
             return self._apply_delete(tx, change, found, base)
         if found is None:
-            self._makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
+            self._names.makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
             found, _ = self._resolve_physical(change.path)
             node = found.node
         if node is not None and (node.kind != KIND_CODES[change.kind] or node.kind == KIND_SYMLINK):
@@ -168,18 +179,18 @@ class SyncOps(HistoryOps, ChangeLogOps):
         or a symlink.
         """
         if path == "/":
-            return Resolved(None, "", "/", self._node(ROOT_INO)), None
+            return Resolved(None, "", "/", self._db.node(ROOT_INO)), None
         parts = split(path)
         ino, real = ROOT_INO, "/"
         for name in parts[:-1]:
-            node = self._lookup(ino, name)
+            node = self._db.lookup(ino, name)
             real = join(real, name)
             if node is None:
                 return None, None
             if node.kind != KIND_DIR:
                 return None, real
             ino = node.ino
-        return Resolved(ino, parts[-1], path, self._lookup(ino, parts[-1])), None
+        return Resolved(ino, parts[-1], path, self._db.lookup(ino, parts[-1])), None
 
     @staticmethod
     def _same_state(node: Node | None, change: Change) -> bool:
@@ -195,7 +206,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         return same_mode and node.hash is not None and node.hash.hex() == change.hash
 
     def _local_rev(self, path: str) -> int:
-        row = self._conn.execute("SELECT rev FROM pathlog WHERE path = ?", (path,)).fetchone()
+        row = self._db.conn.execute("SELECT rev FROM pathlog WHERE path = ?", (path,)).fetchone()
         return row[0] if row else 0
 
     def _changed_since(self, path: str, node: Node | None, base: Base) -> bool:
@@ -212,7 +223,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         if base is None:
             return False
         low, high = prefix_bounds(path) or ("/", "0")
-        rows = self._conn.execute(
+        rows = self._db.conn.execute(
             "SELECT path, rev FROM pathlog WHERE path >= ? AND path < ? AND ino IS NOT NULL", (low, high)
         )
         if isinstance(base, Cursor):
@@ -231,7 +242,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
             reason=reason,
         )
 
-    def _apply_delete(self, tx: _Tx, change: Change, found: Resolved | None, base: Base) -> str | Conflict:
+    def _apply_delete(self, tx: Tx, change: Change, found: Resolved | None, base: Base) -> str | Conflict:
         if found is None or found.node is None:
             return _UNCHANGED
         if found.node.kind == KIND_DIR and self._subtree_changed(change.path, base):
@@ -239,25 +250,26 @@ class SyncOps(HistoryOps, ChangeLogOps):
         self._remove(tx, found)
         return _APPLIED
 
-    def _remove(self, tx: _Tx, found: Resolved) -> None:
+    def _remove(self, tx: Tx, found: Resolved) -> None:
         if found.node.kind == KIND_DIR:
-            self._remove_tree(tx, found)
+            self._names.remove_tree(tx, found)
         else:
-            self._remove_name(tx, found)
+            self._names.remove_name(tx, found)
 
-    def _apply_live(self, tx: _Tx, change: Change, found: Resolved, chunk_ids: dict) -> None:
+    def _apply_live(self, tx: Tx, change: Change, found: Resolved, chunk_ids: dict) -> None:
         node = found.node
         if change.kind == "dir":
             if node is None:
-                self._create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime_ns=seconds_to_ns(change.mtime or None))
+                mtime_ns = seconds_to_ns(change.mtime or None)
+                self._names.create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime_ns=mtime_ns)
             else:
-                self._conn.execute(
+                self._db.conn.execute(
                     "UPDATE nodes SET mode = ?, rev = ? WHERE ino = ?", (change.mode & 0o7777, tx.rev, node.ino)
                 )
-                self._log(tx, found.real, node.ino)
+                self._db.log(tx, found.real, node.ino)
             return
         if change.kind == "symlink":
-            self._create_node(
+            self._names.create_node(
                 tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime_ns=seconds_to_ns(change.mtime or None)
             )
             return
@@ -269,7 +281,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
             entries.append(ChunkEntry(_raw(hex_hash), size, chunk_id))
         digest = self._verified_digest(change, entries)
         size = sum(e.size for e in entries)
-        self._set_content(
+        self._content.set_content(
             tx, found, entries, size, digest, mode=change.mode, mtime_ns=seconds_to_ns(change.mtime or None)
         )
 
@@ -278,7 +290,7 @@ class SyncOps(HistoryOps, ChangeLogOps):
         if len(entries) == 1:
             digest = entries[0].hash
         else:
-            digest = content_hash(self._iter_chunks(entries)) if entries else content_hash([])
+            digest = content_hash(self._content.iter_chunks(entries)) if entries else content_hash([])
         if change.hash is not None and change.hash != digest.hex():
             raise fs_error(errno.EINVAL, change.path, f"content id {change.hash} does not match its chunks")
         return digest

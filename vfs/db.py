@@ -1,9 +1,20 @@
 """The store's core: connection, transactions, revisions, path resolution.
 
-Every mutating method of `Workspace` runs inside `_tx()`: one SQLite
-transaction that takes the next revision on its first write and commits
-(or rolls back) as a whole. Listeners hear about a revision only after it
-is durable in the WAL.
+Every other store module works through one `Db`; none of them opens a
+transaction, allocates a revision or resolves a path any other way.
+
+Every mutation runs inside `Db.tx()`: one SQLite transaction that takes the
+next revision on its first write and commits (or rolls back) as a whole.
+Listeners hear about a revision only after it is durable in the WAL.
+
+Where it sits (each module calls only the ones below it):
+
+    workspace  (the facade: `vfs.Workspace`)
+    search  sync  history  fileobj
+    content
+    namespace  changelog
+    versions
+    db         <- this module (with schema, storelock, chunks, paths)
 """
 
 from __future__ import annotations
@@ -40,6 +51,11 @@ NODE_COLUMNS = (
     "n.atime_ns, n.uid, n.gid, n.subdirs"
 )
 
+_UPSERT_LOG = (
+    "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
+    "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino"
+)
+
 
 class Node(NamedTuple):
     ino: int
@@ -69,7 +85,7 @@ class Resolved:
     node: Node | None
 
 
-class _Tx:
+class Tx:
     """State of the running write transaction."""
 
     __slots__ = ("_conn", "_rev")
@@ -90,19 +106,53 @@ class _Tx:
         return self._rev != 0
 
 
-class Core:
-    """Connection, transaction and path-resolution machinery shared by all operations."""
+def stat_of(node: Node) -> Stat:
+    """The public `Stat` of a node row."""
+    nlink = node.nlink
+    size = node.size
+    if node.kind == KIND_DIR:
+        nlink = 2 + node.subdirs
+    elif node.kind == KIND_SYMLINK:
+        size = len(node.target.encode("utf-8"))  # type: ignore[union-attr]
+    return Stat(
+        kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
+        mode=_S_IFMT[node.kind] | node.mode,
+        size=size,
+        mtime=node.mtime_ns / 1e9,
+        ctime=node.ctime_ns / 1e9,
+        ino=node.ino,
+        nlink=nlink,
+        rev=node.rev,
+        hash=node.hash.hex() if node.hash is not None else None,
+        target=node.target,
+        atime=node.atime_ns / 1e9,
+        mtime_ns=node.mtime_ns,
+        ctime_ns=node.ctime_ns,
+        atime_ns=node.atime_ns,
+        uid=node.uid,
+        gid=node.gid,
+    )
 
-    def __init__(
-        self,
-        path: str | os.PathLike[str] = ":memory:",
-        *,
-        readonly: bool = False,
-        history_keep: int = 20,
-        history_days: float = 7.0,
-        tombstone_revs: int | None = None,
-        exclusive: bool = False,
-    ):
+
+class Db:
+    """One store file: its connection, the write transaction, revisions and path resolution."""
+
+    __slots__ = (
+        "path",
+        "readonly",
+        "conn",
+        "chunks",
+        "owner",
+        "_lock_fd",
+        "_tx_state",
+        "_savepoints",
+        "_listeners",
+        "_listeners_lock",
+        "_dircache",
+        "_data_version",
+    )
+
+    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, readonly: bool = False, exclusive: bool = False):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
         conflicting open raises `StoreBusy`. Read-only opens never conflict."""
@@ -111,19 +161,14 @@ class Core:
         self._lock_fd: int | None = None
         if not readonly and self.path not in ("", ":memory:") and not self.path.startswith("file:"):
             self._lock_fd = storelock.acquire(self.path, exclusive=exclusive)
-        self.history_keep = history_keep
-        self.history_days = history_days
-        # Tombstone retention: gc() forgets deletions older than this many
-        # revisions (None keeps them all); readers further behind get CursorTooOld.
-        self.tombstone_revs = tombstone_revs
         try:
-            self._conn = self._connect()
+            self.conn = self._connect()
         except BaseException:
             if self._lock_fd is not None:
                 storelock.release(self._lock_fd)
             raise
-        self._chunks = ChunkStore(self._conn)
-        self._tx_state: _Tx | None = None
+        self.chunks = ChunkStore(self.conn)
+        self._tx_state: Tx | None = None
         self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
@@ -132,7 +177,7 @@ class Core:
         # connection commits (PRAGMA data_version moves).
         self._dircache: dict[str, tuple[int, str]] = {}
         self._data_version = -1
-        # Owner of nodes this object creates; a FUSE mount sets it per call
+        # Owner of nodes this store creates; a FUSE mount sets it per call
         # (`as_owner`) to the uid/gid of the calling process.
         self.owner: tuple[int, int] = (os.getuid(), os.getgid())
 
@@ -150,18 +195,12 @@ class Core:
     # -- lifecycle -------------------------------------------------------
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None  # type: ignore[assignment]
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None  # type: ignore[assignment]
         if self._lock_fd is not None:
             storelock.release(self._lock_fd)
             self._lock_fd = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     @contextmanager
     def as_owner(self, uid: int, gid: int) -> Iterator[None]:
@@ -176,18 +215,10 @@ class Core:
 
     @property
     def rev(self) -> int:
-        return int(self._conn.execute(CURRENT_REV_SQL).fetchone()[0])
-
-    def cursor(self) -> Cursor:
-        return Cursor(self.rev, None)
+        return int(self.conn.execute(CURRENT_REV_SQL).fetchone()[0])
 
     def on_commit(self, callback: Callable[[int], None]) -> Callable[[], None]:
-        """Call `callback(rev)` after every commit that advanced the revision.
-
-        It runs in the committing thread, after COMMIT returned, so a
-        listener that reads the store sees the new state. Returns a function
-        that removes the listener.
-        """
+        """Call `callback(rev)` after every commit that advanced the revision; returns the unsubscriber."""
         with self._listeners_lock:
             self._listeners.append(callback)
 
@@ -206,16 +237,12 @@ class Core:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Group several mutations into one transaction and one revision.
-
-        Everything inside commits together or not at all; listeners hear one
-        revision. A FUSE mount uses it to commit bursts of metadata at once.
-        """
-        with self._tx():
+        """`tx()` for callers outside the store: they group mutations, they do not write SQL."""
+        with self.tx():
             yield
 
     @contextmanager
-    def _tx(self) -> Iterator[_Tx]:
+    def tx(self) -> Iterator[Tx]:
         """One write transaction. A nested call runs in a SAVEPOINT of the outer
         one, so a call that fails inside `transaction()` leaves no trace."""
         if self._tx_state is not None:
@@ -223,16 +250,16 @@ class Core:
             return
         if self.readonly:
             raise fs_error(errno.EROFS, self.path, "workspace is read-only")
-        self._conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute("BEGIN IMMEDIATE")
         self._refresh_cache()
-        tx = self._tx_state = _Tx(self._conn)
+        tx = self._tx_state = Tx(self.conn)
         try:
             yield tx
-            self._conn.execute("COMMIT")
+            self.conn.execute("COMMIT")
         except BaseException:
             self._tx_state = None
-            if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
             self._dircache.clear()
             raise
         self._tx_state = None
@@ -241,74 +268,49 @@ class Core:
         if tx.wrote:
             self._notify(tx.rev)
 
-    def _nested(self, tx: _Tx) -> Iterator[_Tx]:
+    def _nested(self, tx: Tx) -> Iterator[Tx]:
         self._savepoints += 1
         name = f"wsfs_sp{self._savepoints}"
         rev_before = tx._rev
-        self._conn.execute(f"SAVEPOINT {name}")
+        self.conn.execute(f"SAVEPOINT {name}")
         try:
             yield tx
         except BaseException:
-            self._conn.execute(f"ROLLBACK TO {name}")
-            self._conn.execute(f"RELEASE {name}")
+            self.conn.execute(f"ROLLBACK TO {name}")
+            self.conn.execute(f"RELEASE {name}")
             tx._rev = rev_before  # a failed call does not consume the revision
             self._dircache.clear()
             raise
         finally:
             self._savepoints -= 1
-        self._conn.execute(f"RELEASE {name}")
-
-    def _current_data_version(self) -> int:
-        return self._conn.execute("PRAGMA data_version").fetchone()[0]
+        self.conn.execute(f"RELEASE {name}")
 
     def _refresh_cache(self) -> None:
-        version = self._current_data_version()
+        version = self.conn.execute("PRAGMA data_version").fetchone()[0]
         if version != self._data_version:
             self._dircache.clear()
             self._data_version = version
 
+    def forget_directories(self) -> None:
+        """Drop cached resolutions: a directory or symlink was removed or replaced."""
+        self._dircache.clear()
+
     # -- nodes -------------------------------------------------------------
 
-    def _node(self, ino: int) -> Node:
-        row = self._conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino = ?", (ino,)).fetchone()
+    def node(self, ino: int) -> Node:
+        row = self.conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino = ?", (ino,)).fetchone()
         return Node(*row)
 
-    def _lookup(self, parent_ino: int, name: str) -> Node | None:
-        row = self._conn.execute(
+    def lookup(self, parent_ino: int, name: str) -> Node | None:
+        row = self.conn.execute(
             f"SELECT {NODE_COLUMNS} FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND d.name = ?",
             (parent_ino, name),
         ).fetchone()
         return Node(*row) if row else None
 
-    def _stat(self, node: Node) -> Stat:
-        nlink = node.nlink
-        size = node.size
-        if node.kind == KIND_DIR:
-            nlink = 2 + node.subdirs
-        elif node.kind == KIND_SYMLINK:
-            size = len(node.target.encode("utf-8"))
-        return Stat(
-            kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
-            mode=_S_IFMT[node.kind] | node.mode,
-            size=size,
-            mtime=node.mtime_ns / 1e9,
-            ctime=node.ctime_ns / 1e9,
-            ino=node.ino,
-            nlink=nlink,
-            rev=node.rev,
-            hash=node.hash.hex() if node.hash is not None else None,
-            target=node.target,
-            atime=node.atime_ns / 1e9,
-            mtime_ns=node.mtime_ns,
-            ctime_ns=node.ctime_ns,
-            atime_ns=node.atime_ns,
-            uid=node.uid,
-            gid=node.gid,
-        )
-
     # -- path resolution ---------------------------------------------------
 
-    def _resolve(self, path: str, *, follow: bool) -> Resolved:
+    def resolve(self, path: str, *, follow: bool) -> Resolved:
         """Find where `path` lands. Intermediate symlinks are always followed;
         the last component only when `follow` is true. A missing last
         component is not an error (node=None); a missing directory is."""
@@ -319,10 +321,10 @@ class Core:
         hops = 0
         while True:
             if path == "/":
-                return Resolved(None, "", "/", self._node(ROOT_INO))
+                return Resolved(None, "", "/", self.node(ROOT_INO))
             parent_path, _, name = path.rpartition("/")
             parent_ino, parent_real = self._resolve_dir(parent_path or "/", original, hops)
-            node = self._lookup(parent_ino, name)
+            node = self.lookup(parent_ino, name)
             if node is None or node.kind != KIND_SYMLINK or not follow:
                 return Resolved(parent_ino, name, join(parent_real, name), node)
             hops += 1
@@ -349,7 +351,7 @@ class Core:
                 break
         while done < len(parts):
             name = parts[done]
-            node = self._lookup(ino, name)
+            node = self.lookup(ino, name)
             if node is None:
                 raise fs_error(errno.ENOENT, original)
             if node.kind == KIND_SYMLINK:
@@ -367,17 +369,25 @@ class Core:
             self._dircache["/" + "/".join(parts[:done])] = (ino, real)
         return ino, real
 
-    def _existing(self, path: str, *, follow: bool) -> Resolved:
-        """Like `_resolve` but the path must exist (ENOENT otherwise)."""
-        found = self._resolve(path, follow=follow)
+    def existing(self, path: str, *, follow: bool) -> Resolved:
+        """Like `resolve` but the path must exist (ENOENT otherwise)."""
+        found = self.resolve(path, follow=follow)
         if found.node is None:
             raise fs_error(errno.ENOENT, path)
         return found
 
-    def _paths_of(self, ino: int) -> list[str]:
+    def is_dir(self, path: str) -> bool:
+        """Does `path` resolve (following symlinks) to a directory? Errors count as no."""
+        try:
+            found = self.resolve(path, follow=True)
+        except OSError:
+            return False
+        return found.node is not None and found.node.kind == KIND_DIR
+
+    def paths_of(self, ino: int) -> list[str]:
         """Every path naming `ino` (one per hard link)."""
         paths = []
-        for parent, name in self._conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchall():
+        for parent, name in self.conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchall():
             paths.append(join(self._dir_path(parent), name))
         return paths
 
@@ -385,45 +395,37 @@ class Core:
         """The path of a directory inode (directories have exactly one name)."""
         names = []
         while ino != ROOT_INO:
-            parent, name = self._conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchone()
+            parent, name = self.conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchone()
             names.append(name)
             ino = parent
         return "/" + "/".join(reversed(names))
 
-    # -- change log ----------------------------------------------------------
+    # -- change log: every mutation stamps the paths it changed -----------------
 
-    def _log(self, tx: _Tx, path: str, ino: int | None) -> None:
+    def log(self, tx: Tx, path: str, ino: int | None) -> None:
         """Record that `path` changed in this revision (ino None: it is gone)."""
-        self._conn.execute(
-            "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
-            "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino",
-            (path, tx.rev, ino),
-        )
+        self.conn.execute(_UPSERT_LOG, (path, tx.rev, ino))
 
-    def _log_many(self, tx: _Tx, rows: list[tuple[str, int | None]]) -> None:
-        self._conn.executemany(
-            "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
-            "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino",
-            [(path, tx.rev, ino) for path, ino in rows],
-        )
+    def log_many(self, tx: Tx, rows: list[tuple[str, int | None]]) -> None:
+        self.conn.executemany(_UPSERT_LOG, [(path, tx.rev, ino) for path, ino in rows])
 
-    def _log_node(self, tx: _Tx, node_ino: int, known_path: str, nlink: int) -> None:
+    def log_node(self, tx: Tx, node_ino: int, known_path: str, nlink: int) -> None:
         """Log a change to a node under every name it has."""
         if nlink <= 1:
-            self._log(tx, known_path, node_ino)
+            self.log(tx, known_path, node_ino)
         else:
-            self._log_many(tx, [(p, node_ino) for p in self._paths_of(node_ino)])
+            self.log_many(tx, [(p, node_ino) for p in self.paths_of(node_ino)])
 
-    def _touch_dir(self, dir_ino: int) -> None:
+    def touch_dir(self, dir_ino: int) -> None:
         """A directory's mtime/ctime move when its entries change (as on Linux)."""
         now = time.time_ns()
-        self._conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
+        self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
 
-    # -- subtree helpers -----------------------------------------------------
+    # -- subtrees --------------------------------------------------------------
 
-    def _subtree(self, dir_ino: int) -> list[tuple[int, str, int]]:
+    def subtree(self, dir_ino: int) -> list[tuple[int, str, int]]:
         """(ino, relative path, kind) of everything below a directory, parents first."""
-        return self._conn.execute(
+        return self.conn.execute(
             """
             WITH RECURSIVE sub(ino, rel, kind) AS (
                 SELECT d.ino, d.name, n.kind FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ?
