@@ -141,7 +141,8 @@ def test_presence_outbox_keeps_the_latest_state_per_peer() -> None:
     assert box.add("join", {"session": "a", "name": "1"})
     assert box.add("update", {"session": "a", "name": "2"})
     assert box.add("update", {"session": "b"})
-    assert [(e.op, e.peer) for e in box.take()] == [("join", {"session": "a", "name": "2"}), ("update", {"session": "b"})]
+    taken = [(e.op, e.peer) for e in box.take()]
+    assert taken == [("join", {"session": "a", "name": "2"}), ("update", {"session": "b"})]
     assert box.take() == [] and len(box) == 0
     assert box.add("join", {"session": "c"})
     assert not box.add("leave", {"session": "c"})  # joined and left unseen
