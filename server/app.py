@@ -18,10 +18,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vfs
-from vfs.protocol import error_body
+from vfs.wire import error_body
+from vfs.wire.routes import WEBSOCKET
 
 from server.auth import ensure_admin, ensure_demo_token
-from server.http_api import json_response, routes
+from server.http_api import routes
+from server.http_base import json_response
 from server.seed import seed
 from server.state import ServerConfig, ServerState, log
 from server.stores import StoreOptions
@@ -148,7 +150,7 @@ def create_app(
                 task.cancel()
             await shutdown(state)
 
-    all_routes: list[Any] = [*routes, WebSocketRoute("/api/workspaces/{ws}/ws", ws_endpoint)]
+    all_routes: list[Any] = [*routes, WebSocketRoute(WEBSOCKET, ws_endpoint)]
     static = _static_dir()
     if static is not None:
         all_routes.append(Mount("/", app=StaticFiles(directory=static, html=True), name="web_demo"))

@@ -4,9 +4,9 @@ Handlers never talk to each other directly: a commit or a presence change is
 published to the `Hub`, which calls back every `Listener` of that workspace.
 `LocalHub` does it in-process. A multi-node deployment implements the same
 `Hub` protocol over a broker (Redis pub/sub, NATS) and calls the same
-listener callbacks on receipt, without touching the handlers: the server
-(`stores.py`, `state.py`, `app.py`, `ws_api.py`, `http_api`) knows only the
-protocol below.
+listener callbacks on receipt, without touching the handlers: the rest of
+the server (stores, state, app, the WebSocket and HTTP handlers) knows only
+the protocol below.
 
 Listener callbacks are synchronous and must not block: they run on the event
 loop and only record state and wake a task. That is what keeps fan-out

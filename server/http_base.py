@@ -1,0 +1,197 @@
+"""What every HTTP handler shares: the `api` wrapper, request reading, JSON replies.
+
+Every endpoint is wrapped by `api(need)`, which authenticates, checks the
+token's reach, and turns any exception into the JSON error of
+docs/protocol.md section 2 (so a vfs `OSError` becomes its errno code and
+status, never a 500 with a traceback). What a request *means* (bodies, query
+values, headers) is parsed by `vfs.wire.http`; this module only reads it off
+the Starlette request.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import tempfile
+from typing import IO, Any, Awaitable, Callable
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+import vfs
+from vfs.wire import EBADMSG, EMSGSIZE, ESHUTDOWN, ProtocolError, error_body, exception_to_error, valid_workspace_name
+from vfs.wire.http import parse_flag, parse_if_match, parse_query_int
+
+from server.auth import Principal, token_from
+from server.state import ServerState, log
+
+SMALL_READ = 1024 * 1024  # files up to this size are read in the same hop as their stat
+STREAM_STEP = 1024 * 1024  # bytes pulled per thread hop while streaming a big file
+
+Handler = Callable[[Request, ServerState, Principal], Awaitable[Response]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+Job = Callable[[vfs.Workspace], Any]  # work for a reader Workspace, run in the reader pool
+
+
+# ---------------------------------------------------------------- replies
+
+
+def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(exc: BaseException) -> Response:
+    err = exception_to_error(exc)
+    if err.code == "EINTERNAL":
+        log.error("internal error", exc_info=exc)
+    headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    return json_response(error_body(err.code, err.message, **err.extra), err.status, headers)
+
+
+# ---------------------------------------------------------------- the endpoint wrapper
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.wsfs
+
+
+def api(need: str | None) -> Callable[[Handler], Endpoint]:
+    """Authenticate, require `need` on the path's workspace, map errors to JSON."""
+
+    def wrap(fn: Handler) -> Endpoint:
+        @functools.wraps(fn)
+        async def endpoint(request: Request) -> Response:
+            try:
+                st = state_of(request)
+                principal = st.tokens.authenticate(token_from(request.headers, request.query_params))
+                ws = request.path_params.get("ws")
+                if ws is not None and not valid_workspace_name(ws):
+                    principal.require(None, "admin")  # a non-admin never learns which names are valid
+                    raise ProtocolError("EINVAL", f"invalid workspace name {ws!r}")
+                if need is not None:
+                    principal.require(ws, need)
+                if st.stopping and request.method not in ("GET", "HEAD"):
+                    raise ProtocolError(ESHUTDOWN, "server is shutting down")
+                return await fn(request, st, principal)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
+                return error_response(exc)
+
+        return endpoint
+
+    return wrap
+
+
+def read_route(fn: Callable[[Request], tuple[str, Job]]) -> Handler:
+    """A read-only route: `fn` parses the request and returns (op name, job for a reader)."""
+
+    async def handler(request: Request, st: ServerState, p: Principal) -> Response:
+        op, job = fn(request)
+        async with st.stores.use(request.path_params["ws"]) as h:
+            return json_response(await h.read(job, op=op))
+
+    handler.__name__ = fn.__name__
+    return handler
+
+
+def author_of(request: Request, st: ServerState, p: Principal) -> str:
+    """The author of an HTTP write: the caller's own WebSocket session's presence name when
+    `X-Wsfs-Session` names a live session of this workspace opened with this same token
+    (a browser writes over HTTP but is known by its session), else the token's name."""
+    session = st.sessions.get(request.headers.get("x-wsfs-session", ""))
+    if session is not None and session.workspace == request.path_params.get("ws") and session.token_id == p.id:
+        return session.author
+    return p.name
+
+
+# ---------------------------------------------------------------- path, query, headers
+
+
+def wpath(request: Request, key: str = "path") -> str:
+    """The workspace path of a `{path:path}` route parameter (normalisation is the store's)."""
+    return "/" + request.path_params.get(key, "")
+
+
+def q_int(request: Request, name: str, default: int | None = None, lo: int = 0, hi: int = 2**63 - 1) -> int | None:
+    return parse_query_int(name, request.query_params.get(name), default, lo, hi)
+
+
+def q_flag(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.query_params.get(name)
+    return default if raw is None else parse_flag(raw)
+
+
+def if_match_of(request: Request) -> str | None:
+    """`If-Match: "<id>"` -> id; `If-None-Match: *` -> "" (vfs: must not exist)."""
+    return parse_if_match(request.headers.get("if-match"), request.headers.get("if-none-match"))
+
+
+def check_if_match(ws: vfs.Workspace, path: str, expected: str | None) -> None:
+    """For ops without a native `if_match`: run inside the writer hop, so nothing can interleave."""
+    if expected is None:
+        return
+    try:
+        current = ws.stat(path).hash
+    except FileNotFoundError:
+        current = None
+    if (current or "") != expected:
+        raise vfs.PreconditionFailed(path, expected, current)
+
+
+# ---------------------------------------------------------------- bodies
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise ProtocolError(EMSGSIZE, f"JSON body larger than {limit} bytes")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ProtocolError(EBADMSG, f"body is not valid JSON: {e}") from None
+
+
+async def read_body(request: Request, limit: int, code: str = "EFBIG") -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError(code, f"body of {declared} bytes is larger than the limit of {limit}")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > limit:
+            raise ProtocolError(code, f"body larger than the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def spool_body(request: Request, st: ServerState) -> IO[bytes]:
+    """Stream the request body into an unnamed temp file (bounded memory, checked size).
+
+    Spooling first means the store's writer thread is busy only for the
+    commit itself, never for the duration of a slow upload.
+    """
+    limit = st.config.max_upload
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than max_upload ({limit})")
+    small = declared is not None and declared.isdigit() and int(declared) <= SMALL_READ
+    spool: IO[bytes] = io.BytesIO() if small else tempfile.TemporaryFile(dir=st.spool_dir)
+    size = 0
+    try:
+        buf = bytearray()
+        async for part in request.stream():
+            size += len(part)
+            if size > limit:
+                raise ProtocolError("EFBIG", f"upload larger than max_upload ({limit} bytes)")
+            buf += part
+            if len(buf) >= STREAM_STEP:
+                spool.write(buf)
+                buf.clear()
+        spool.write(buf)
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+    st.metrics.http_bytes.labels("in").inc(size)
+    return spool

@@ -1,0 +1,194 @@
+"""File content: `GET/HEAD/PUT/PATCH/DELETE .../files/{path}`.
+
+Reads answer `Range` (206/416) and `If-None-Match` (304) and stream big
+files in ~1 MiB hops; writes spool the body first and honour `If-Match` /
+`If-None-Match: *` inside the writer's hop, so nothing can interleave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import mimetypes
+from email.utils import formatdate
+from typing import IO, Any, AsyncIterator
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+import vfs
+from vfs.wire import ProtocolError, direntry_to_wire, stat_to_wire
+from vfs.wire.http import etag_matches, parse_mode, parse_mtime, parse_range
+
+from server.auth import Principal
+from server.http_base import (
+    SMALL_READ,
+    STREAM_STEP,
+    api,
+    author_of,
+    check_if_match,
+    if_match_of,
+    json_response,
+    q_flag,
+    q_int,
+    read_body,
+    spool_body,
+    wpath,
+)
+from server.state import ServerState
+
+# ---------------------------------------------------------------- reading
+
+
+def _probe(ws: vfs.Workspace, path: str, range_header: str | None, limit: int | None, offset: int) -> dict[str, Any]:
+    """Stat, and for small files the bytes, in one hop (so ETag and bytes agree)."""
+    st = ws.stat(path)
+    if st.kind == "dir":
+        return {"stat": st, "entries": ws.readdir(path, limit=limit, offset=offset)}
+    rng = parse_range(range_header, st.size)
+    start, length = rng if rng is not None else (0, st.size)
+    data = ws.read_range(path, start, length) if length <= SMALL_READ else None
+    return {"stat": st, "range": rng, "start": start, "length": length, "data": data}
+
+
+async def _stream(st: ServerState, name: str, path: str, start: int, length: int, rev: int | None) -> AsyncIterator[bytes]:
+    """Stream a file in ~1 MiB thread hops, holding one reader Workspace for the duration."""
+    async with st.stores.use(name) as h:
+        ws = h.checkout()
+        pending: asyncio.Future[bytes] | None = None
+        try:
+            it = ws.iter_file(path, start, length, rev=rev) if rev is not None else ws.iter_file(path, start, length)
+
+            def step() -> bytes:
+                pieces, size = [], 0
+                for piece in it:
+                    pieces.append(piece)
+                    size += len(piece)
+                    if size >= STREAM_STEP:
+                        break
+                return b"".join(pieces)
+
+            # double-buffered: the next block is read in the thread while this one is sent
+            pending = asyncio.ensure_future(h.read_with(ws, step))
+            while True:
+                block = await pending
+                if not block:
+                    break
+                pending = asyncio.ensure_future(h.read_with(ws, step))
+                st.metrics.http_bytes.labels("out").inc(len(block))
+                yield block
+        finally:
+            if pending is not None and not pending.done():
+                # the client went away mid-stream: the thread may still be reading with `ws`
+                pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), h.checkin(ws)))
+            else:
+                h.checkin(ws)
+
+
+def _content_type(path: str) -> str:
+    return mimetypes.guess_type(path)[0] or "application/octet-stream"
+
+
+def _file_headers(stat: vfs.Stat, path: str) -> dict[str, str]:
+    return {
+        "ETag": f'"{stat.hash}"',
+        "Accept-Ranges": "bytes",
+        "Last-Modified": formatdate(stat.mtime, usegmt=True),
+        "X-Wsfs-Rev": str(stat.rev),
+        "X-Wsfs-Mode": str(stat.mode),
+        "Content-Type": _content_type(path),
+    }
+
+
+@api("read")
+async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
+    name, path = request.path_params["ws"], wpath(request)
+    rev = q_int(request, "rev")
+    if rev is not None:
+        async with st.stores.use(name) as h:
+            data = await h.read(lambda ws: ws.read_file(path, rev=rev), op="read_file")
+        return Response(data, headers={"Content-Type": _content_type(path)})
+    async with st.stores.use(name) as h:
+        info = await h.read(_probe, path, request.headers.get("range"), q_int(request, "limit"),
+                            q_int(request, "offset", 0), op="get")
+    stat: vfs.Stat = info["stat"]
+    if stat.kind == "dir":
+        entries = [direntry_to_wire(e) for e in info["entries"]]
+        return json_response({"path": path, "kind": "dir", "entries": entries})
+    headers = _file_headers(stat, path)
+    if etag_matches(request.headers.get("if-none-match"), stat.hash):
+        return Response(status_code=304, headers={"ETag": headers["ETag"]})
+    status = 200
+    if info["range"] is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {info['start']}-{info['start'] + info['length'] - 1}/{stat.size}"
+    headers["Content-Length"] = str(info["length"])
+    if info["data"] is not None:
+        st.metrics.http_bytes.labels("out").inc(len(info["data"]))
+        return Response(info["data"], status_code=status, headers=headers)
+    return StreamingResponse(_stream(st, name, path, info["start"], info["length"], None), status_code=status,
+                             headers=headers)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], mode: int | None, parents: bool,
+         if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
+    try:
+        ws.lstat(path)
+        existed = True
+    except (FileNotFoundError, NotADirectoryError):
+        existed = False
+    stat = ws.write_file(path, spool, mode=mode, parents=parents, if_match=if_match, mtime=mtime)
+    return not existed, stat
+
+
+@api("write")
+async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
+    name, path = request.path_params["ws"], wpath(request)
+    mode = parse_mode(request.query_params.get("mode"))
+    parents = q_flag(request, "parents")
+    mtime = parse_mtime(request.query_params.get("mtime"))
+    if_match = if_match_of(request)
+    if not st.stores.exists(name):
+        raise ProtocolError("ENOENT", f"no workspace named {name!r}")
+    spool = await spool_body(request, st)
+    try:
+        async with st.stores.use(name) as h:
+            created, stat = await h.write(_put, path, spool, mode, parents, if_match, mtime,
+                                          author=author_of(request, st, p), op="put")
+    finally:
+        spool.close()
+    return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
+
+
+@api("write")
+async def patch_file(request: Request, st: ServerState, p: Principal) -> Response:
+    name, path = request.path_params["ws"], wpath(request)
+    offset = q_int(request, "offset")
+    if offset is None:
+        raise ProtocolError("EINVAL", "query offset is required")
+    if_match = if_match_of(request)
+    data = await read_body(request, st.config.max_patch)
+
+    def job(ws: vfs.Workspace) -> vfs.Stat:
+        check_if_match(ws, path, if_match)
+        return ws.write_range(path, offset, data)
+
+    async with st.stores.use(name) as h:
+        stat = await h.write(job, author=author_of(request, st, p), op="write_range")
+    return json_response(stat_to_wire(stat, path), 200, {"ETag": f'"{stat.hash}"'})
+
+
+@api("write")
+async def delete_file(request: Request, st: ServerState, p: Principal) -> Response:
+    name, path = request.path_params["ws"], wpath(request)
+    recursive, force = q_flag(request, "recursive"), q_flag(request, "force")
+
+    def job(ws: vfs.Workspace) -> int:
+        ws.rm(path, recursive=recursive, force=force)
+        return ws.rev
+
+    async with st.stores.use(name) as h:
+        rev = await h.write(job, author=author_of(request, st, p), op="rm")
+    return json_response({"rev": rev})
