@@ -35,7 +35,7 @@ from vfs.chunks import ChunkStore
 from vfs.errors import fs_error
 from vfs.paths import SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, ROOT_INO
-from vfs.types import Cursor, Stat
+from vfs.types import Stat
 
 _S_IFMT = {KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK}
 
