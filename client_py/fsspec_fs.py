@@ -28,11 +28,12 @@ import weakref
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 from fsspec.spec import AbstractBufferedFile, AbstractFileSystem
 from fsspec.utils import isfilelike
+
+from vfs.wire import routes
 
 from client_py.errors import exception_from_error
 
@@ -112,17 +113,21 @@ class WsfsFileSystem(AbstractFileSystem):
             return path[: match.start()], int(match.group(1))
         return path, rev
 
-    def _url(self, route: str, path: str) -> str:
-        """`/api/workspaces/{ws}/{route}/{percent-encoded path}`."""
+    def _url(self, template: str, path: str) -> str:
+        """The URL path of a `{path:path}` route (`vfs.wire.routes`) for `WORKSPACE/inner/path`."""
         workspace, inner = self._split(self._strip_protocol(path))
         if not workspace:
             raise IsADirectoryError(f"{path!r}: the root lists workspaces; it holds no files")
-        encoded = "/".join(quote(part, safe="") for part in inner.strip("/").split("/") if part)
-        return f"/api/workspaces/{quote(workspace, safe='')}/{route}/{encoded}"
+        return routes.build(template, ws=workspace, path=inner)
 
-    def _ops_url(self, path: str) -> tuple[str, str]:
-        workspace, inner = self._split(self._strip_protocol(path))
-        return f"/api/workspaces/{quote(workspace, safe='')}/ops", inner
+    def _ops_url(self, path: str) -> str:
+        """`POST .../ops` of the workspace `path` is in."""
+        workspace, _inner = self._split(self._strip_protocol(path))
+        return routes.build(routes.OPS, ws=workspace)
+
+    @staticmethod
+    def _workspace_url(workspace: str) -> str:
+        return routes.build(routes.WORKSPACE, ws=workspace)
 
     # -- HTTP ------------------------------------------------------------------
 
@@ -133,7 +138,7 @@ class WsfsFileSystem(AbstractFileSystem):
 
     def _op(self, where: str, op: str, **fields: Any) -> dict:
         """POST one metadata op to the workspace of `where` (fields carry workspace paths)."""
-        url, _inner = self._ops_url(where)
+        url = self._ops_url(where)
         return self._request("POST", url, json={"op": op, **fields}).json()
 
     # -- metadata ----------------------------------------------------------------
@@ -141,7 +146,7 @@ class WsfsFileSystem(AbstractFileSystem):
     def ls(self, path: str, detail: bool = True, **kwargs: Any):
         path = self._strip_protocol(path)
         if not path:
-            names = [w["name"] for w in self._request("GET", "/api/workspaces").json()["workspaces"]]
+            names = [w["name"] for w in self._request("GET", routes.WORKSPACES).json()["workspaces"]]
             entries = [{"name": name, "size": 0, "type": "directory"} for name in names]
         else:
             entries = self._list_dir(path)
@@ -153,7 +158,7 @@ class WsfsFileSystem(AbstractFileSystem):
         while True:
             try:
                 page = self._request(
-                    "GET", self._url("readdir", path), params={"limit": _LISTING_PAGE, "offset": offset}
+                    "GET", self._url(routes.READDIR, path), params={"limit": _LISTING_PAGE, "offset": offset}
                 ).json()["entries"]
             except NotADirectoryError:
                 return [self.info(path)]
@@ -180,11 +185,11 @@ class WsfsFileSystem(AbstractFileSystem):
             return {"name": "", "size": 0, "type": "directory"}
         if rev is not None:
             return self._version_info(path, rev)
-        stat = self._request("GET", self._url("stat", path), params={"follow": 1}).json()
+        stat = self._request("GET", self._url(routes.STAT, path), params={"follow": 1}).json()
         return _stat_info(path, stat)
 
     def _version_info(self, path: str, rev: int) -> dict:
-        versions = self._request("GET", self._url("history", path)).json()["versions"]
+        versions = self._request("GET", self._url(routes.HISTORY, path)).json()["versions"]
         for version in versions:
             if version["rev"] == rev and version["kind"] != "delete":
                 return {
@@ -208,7 +213,7 @@ class WsfsFileSystem(AbstractFileSystem):
 
     def history(self, path: str) -> list[dict]:
         """Retained versions of a file, newest first (`rev` opens one)."""
-        return self._request("GET", self._url("history", self._strip_protocol(path))).json()["versions"]
+        return self._request("GET", self._url(routes.HISTORY, self._strip_protocol(path))).json()["versions"]
 
     # -- reading -------------------------------------------------------------------
 
@@ -226,7 +231,7 @@ class WsfsFileSystem(AbstractFileSystem):
                 return b""
             headers["Range"] = f"bytes={start}-" if end is None else f"bytes={start}-{end - 1}"
         params = {"rev": rev} if rev is not None else {}
-        response = self.client.get(self._url("files", path), headers=headers, params=params)
+        response = self.client.get(self._url(routes.FILES, path), headers=headers, params=params)
         if response.status_code == 416:
             return b""
         _raise_for(response)
@@ -250,7 +255,7 @@ class WsfsFileSystem(AbstractFileSystem):
         if outfile is None:
             os.makedirs(os.path.dirname(os.path.abspath(lpath)), exist_ok=True)
         params = {"rev": rev} if rev is not None else {}
-        with self.client.stream("GET", self._url("files", rpath), params=params) as response:
+        with self.client.stream("GET", self._url(routes.FILES, rpath), params=params) as response:
             if response.is_error:
                 response.read()
                 _raise_for(response)
@@ -272,7 +277,7 @@ class WsfsFileSystem(AbstractFileSystem):
     def _put(self, path: str, body: Any, *, create: bool = False) -> None:
         """PUT a whole file (parents created); `create`: fail with FileExistsError if it exists."""
         headers = {"If-None-Match": "*"} if create else {}
-        response = self.client.put(self._url("files", path), content=body, headers=headers, params={"parents": 1})
+        response = self.client.put(self._url(routes.FILES, path), content=body, headers=headers, params={"parents": 1})
         if create and response.status_code == 412:
             raise FileExistsError(errno.EEXIST, "File exists", path)
         _raise_for(response)
@@ -294,24 +299,24 @@ class WsfsFileSystem(AbstractFileSystem):
         path = self._strip_protocol(path)
         workspace, inner = self._split(path)
         if inner == "/":
-            self._request("PUT", f"/api/workspaces/{quote(workspace, safe='')}")
+            self._request("PUT", self._workspace_url(workspace))
             return
         if create_parents and not self._workspace_exists(workspace):
-            self._request("PUT", f"/api/workspaces/{quote(workspace, safe='')}")
+            self._request("PUT", self._workspace_url(workspace))
         self._op(path, "mkdir", path=inner, parents=create_parents, exist_ok=False)
 
     def makedirs(self, path: str, exist_ok: bool = False) -> None:
         path = self._strip_protocol(path)
         workspace, inner = self._split(path)
         if not self._workspace_exists(workspace):
-            self._request("PUT", f"/api/workspaces/{quote(workspace, safe='')}")
+            self._request("PUT", self._workspace_url(workspace))
         elif inner == "/" and not exist_ok:
             raise FileExistsError(17, "File exists", path)
         if inner != "/":
             self._op(path, "mkdir", path=inner, parents=True, exist_ok=exist_ok)
 
     def _workspace_exists(self, workspace: str) -> bool:
-        response = self.client.get(f"/api/workspaces/{quote(workspace, safe='')}")
+        response = self.client.get(self._workspace_url(workspace))
         if response.status_code == 404:
             return False
         _raise_for(response)
@@ -325,10 +330,10 @@ class WsfsFileSystem(AbstractFileSystem):
         path = self._strip_protocol(path)
         if self._split(path)[1] == "/":
             return  # a workspace root is never removed through fsspec
-        self._request("DELETE", self._url("files", path), params={"recursive": 1})
+        self._request("DELETE", self._url(routes.FILES, path), params={"recursive": 1})
 
     def rm_file(self, path: str) -> None:
-        self._request("DELETE", self._url("files", path))
+        self._request("DELETE", self._url(routes.FILES, path))
 
     def rm(self, path, recursive: bool = False, maxdepth: int | None = None) -> None:
         if isinstance(path, str) and recursive and maxdepth is None and not _has_magic(path):

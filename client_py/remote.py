@@ -12,10 +12,10 @@ from __future__ import annotations
 import errno
 import io
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
-from urllib.parse import quote
 
 from vfs.errors import fs_error
 from vfs.paths import normalize
+from vfs.wire import routes
 from vfs.protocol import (
     apply_result_from_wire,
     base_to_wire,
@@ -36,27 +36,28 @@ if TYPE_CHECKING:
 STREAM_PIECE = 1 << 20  # bytes per piece when streaming an upload from a file object
 
 
-def url_path(path: str) -> str:
-    """`/notes/a b.md` -> `notes/a%20b.md` (each segment percent-encoded)."""
-    return "/".join(quote(seg, safe="") for seg in normalize(path).split("/") if seg)
-
-
 class RemoteWorkspace:
     """One workspace on a server. Create it with `Client.workspace(name)`."""
 
     def __init__(self, client: Client, name: str):
         self.client = client
         self.name = name
-        self._base = f"/api/workspaces/{quote(name, safe='')}"
 
     def __repr__(self) -> str:
         return f"<RemoteWorkspace {self.client.url} {self.name!r}>"
 
-    async def _json(self, method: str, route: str, **kw: Any) -> Any:
-        return (await self.client.request(method, self._base + route, **kw)).json()
+    def _url(self, template: str, path: str | None = None, **params: str) -> str:
+        """The URL path of route `template` (`vfs.wire.routes`) in this workspace; `path` is
+        normalised first, as the store does it."""
+        if path is not None:
+            params["path"] = normalize(path)
+        return routes.build(template, ws=self.name, **params)
+
+    async def _json(self, method: str, url: str, **kw: Any) -> Any:
+        return (await self.client.request(method, url, **kw)).json()
 
     async def _op(self, op: str, **fields: Any) -> dict[str, Any]:
-        return await self._json("POST", "/ops", json={"op": op, **{k: v for k, v in fields.items() if v is not None}})
+        return await self._json("POST", self._url(routes.OPS), json={"op": op, **{k: v for k, v in fields.items() if v is not None}})
 
     async def _op_stat(self, op: str, **fields: Any) -> Stat:
         return stat_from_wire((await self._op(op, **fields))["stat"])
@@ -65,7 +66,7 @@ class RemoteWorkspace:
 
     async def info(self) -> dict[str, Any]:
         """`{"name", "rev", "cursor"}`; raises FileNotFoundError if the workspace does not exist."""
-        return await self._json("GET", "")
+        return await self._json("GET", self._url(routes.WORKSPACE))
 
     @property
     async def rev(self) -> int:
@@ -98,7 +99,7 @@ class RemoteWorkspace:
             headers["If-Match"] = f'"{if_match}"'
         params = {"mode": None if mode is None else format(mode & 0o7777, "o"), "parents": parents or None, "mtime": mtime}
         response = await self.client.request(
-            "PUT", f"{self._base}/files/{url_path(path)}", params=params, content=_body(data), headers=headers
+            "PUT", self._url(routes.FILES, path), params=params, content=_body(data), headers=headers
         )
         return stat_from_wire(response.json())
 
@@ -117,7 +118,7 @@ class RemoteWorkspace:
             headers["Range"] = f"bytes={offset}-{end}"
         try:
             response = await self.client.stream(
-                "GET", f"{self._base}/files/{url_path(path)}", params={"rev": rev}, headers=headers
+                "GET", self._url(routes.FILES, path), params={"rev": rev}, headers=headers
             )
         except OSError as e:
             if getattr(e, "errno", None) == errno.ERANGE:
@@ -139,7 +140,7 @@ class RemoteWorkspace:
     async def write_range(self, path: str, offset: int, data: bytes, *, if_match: str | None = None) -> Stat:
         headers = {"If-Match": f'"{if_match}"'} if if_match else {}
         response = await self.client.request(
-            "PATCH", f"{self._base}/files/{url_path(path)}", params={"offset": offset}, content=bytes(data), headers=headers
+            "PATCH", self._url(routes.FILES, path), params={"offset": offset}, content=bytes(data), headers=headers
         )
         return stat_from_wire(response.json())
 
@@ -164,10 +165,10 @@ class RemoteWorkspace:
         return await self._op_stat("mkdir", path=normalize(path), parents=parents, exist_ok=exist_ok, mode=mode & 0o7777)
 
     async def stat(self, path: str) -> Stat:
-        return stat_from_wire(await self._json("GET", f"/stat/{url_path(path)}"))
+        return stat_from_wire(await self._json("GET", self._url(routes.STAT, path)))
 
     async def lstat(self, path: str) -> Stat:
-        return stat_from_wire(await self._json("GET", f"/stat/{url_path(path)}", params={"follow": False}))
+        return stat_from_wire(await self._json("GET", self._url(routes.STAT, path), params={"follow": False}))
 
     async def exists(self, path: str) -> bool:
         try:
@@ -181,7 +182,7 @@ class RemoteWorkspace:
         return True
 
     async def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
-        body = await self._json("GET", f"/readdir/{url_path(path)}", params={"limit": limit, "offset": offset or None})
+        body = await self._json("GET", self._url(routes.READDIR, path), params={"limit": limit, "offset": offset or None})
         return [direntry_from_wire(e) for e in body["entries"]]
 
     async def listdir(self, path: str = "/") -> list[str]:
@@ -231,11 +232,11 @@ class RemoteWorkspace:
             stack.extend((top.rstrip("/") + "/" + d) for d in reversed(dirs))
 
     async def find(self, path: str = "/", pattern: str | None = None, *, kind: str | None = None, limit: int | None = None) -> list[str]:
-        body = await self._json("GET", "/find", params={"path": normalize(path), "pattern": pattern, "kind": kind, "limit": limit})
+        body = await self._json("GET", self._url(routes.FIND), params={"path": normalize(path), "pattern": pattern, "kind": kind, "limit": limit})
         return body["paths"]
 
     async def ls(self, prefix: str = "/") -> list[str]:
-        return (await self._json("GET", "/ls", params={"prefix": normalize(prefix)}))["paths"]
+        return (await self._json("GET", self._url(routes.LS), params={"prefix": normalize(prefix)}))["paths"]
 
     async def grep(
         self,
@@ -250,22 +251,22 @@ class RemoteWorkspace:
     ) -> list[GrepMatch]:
         params = {"pattern": pattern, "path": normalize(path), "regex": regex, "ignore_case": ignore_case,
                   "include": include, "context": context, "limit": limit}
-        return [grepmatch_from_wire(m) for m in (await self._json("GET", "/grep", params=params))["matches"]]
+        return [grepmatch_from_wire(m) for m in (await self._json("GET", self._url(routes.GREP), params=params))["matches"]]
 
     async def du(self, path: str = "/") -> int:
-        return int((await self._json("GET", "/du", params={"path": normalize(path)}))["bytes"])
+        return int((await self._json("GET", self._url(routes.DU), params={"path": normalize(path)}))["bytes"])
 
     # -- history --------------------------------------------------------------------
 
     async def history(self, path: str) -> list[Version]:
-        body = await self._json("GET", f"/history/{url_path(path)}")
+        body = await self._json("GET", self._url(routes.HISTORY, path))
         return [version_from_wire(v) for v in body["versions"]]
 
     async def restore(self, path: str, rev: int) -> Stat:
         return await self._op_stat("restore", path=normalize(path), rev=rev)
 
     async def gc(self) -> GcStats:
-        return gcstats_from_wire(await self._json("POST", "/gc"))
+        return gcstats_from_wire(await self._json("POST", self._url(routes.GC)))
 
     # -- change log and objects -------------------------------------------------------
 
@@ -274,7 +275,7 @@ class RemoteWorkspace:
     ) -> ChangePage:
         params = {"after": None if after is None else str(Cursor.parse(after)), "prefix": normalize(prefix),
                   "ignore": list(ignore), "limit": limit}
-        body = await self._json("GET", "/changes", params=params)
+        body = await self._json("GET", self._url(routes.CHANGES), params=params)
         return ChangePage(
             entries=[change_from_wire(e) for e in body["entries"]], cursor=Cursor.parse(body["cursor"]), more=bool(body["more"])
         )
@@ -296,7 +297,7 @@ class RemoteWorkspace:
     async def entry(self, path: str) -> Change | None:
         """The current state of `path` as a change entry (a tombstone if deleted); None if it never existed."""
         try:
-            return change_from_wire(await self._json("GET", f"/entry/{url_path(path)}"))
+            return change_from_wire(await self._json("GET", self._url(routes.ENTRY, path)))
         except FileNotFoundError:
             return None
 
@@ -305,14 +306,14 @@ class RemoteWorkspace:
         present: set[str] = set()
         for i in range(0, len(wanted), 4096):
             batch = wanted[i : i + 4096]
-            missing = set((await self._json("POST", "/objects/has", json={"hashes": batch}))["missing"])
+            missing = set((await self._json("POST", self._url(routes.OBJECTS_HAS), json={"hashes": batch}))["missing"])
             present |= {h for h in batch if h not in missing}
         return present
 
     async def read_objects(self, hashes: Iterable[str]) -> AsyncIterator[tuple[str, bytes]]:
         for h in hashes:
             try:
-                response = await self.client.request("GET", f"{self._base}/objects/{h}")
+                response = await self.client.request("GET", self._url(routes.OBJECT, hash=h))
             except FileNotFoundError:
                 continue
             yield h, response.content
@@ -325,12 +326,12 @@ class RemoteWorkspace:
             from vfs.errors import BadObject
 
             raise BadObject(f"object bytes hash to {digest}, not {expected_hash}")
-        await self.client.request("PUT", f"{self._base}/objects/{digest}", content=bytes(data))
+        await self.client.request("PUT", self._url(routes.OBJECT, hash=digest), content=bytes(data))
         return digest
 
     async def apply_changes(self, changes: Iterable[Change], *, base: Cursor | Mapping[str, int] | None = None) -> ApplyResult:
         body = {"changes": [change_to_wire(c) for c in changes], "base": base_to_wire(base)}
-        return apply_result_from_wire(await self._json("POST", "/push", json=body))
+        return apply_result_from_wire(await self._json("POST", self._url(routes.PUSH), json=body))
 
     # -- live -----------------------------------------------------------------------
 
