@@ -14,7 +14,7 @@ Where it sits (each module calls only the ones below it):
     content
     namespace  changelog
     versions
-    db         <- this module (with schema, storelock, chunks, paths)
+    db         <- this module (with schema, storelock, chunks, paths; content also reads through chunkreader)
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ errno; the differential test in tests/ holds it to that. Removing or
 replacing a file records its deletion in `versions`; moving one records its
 version at the new path.
 
-    content, sync, search, fileobj  ->  namespace  ->  versions, db
+    content, sync, fileobj  ->  namespace  ->  versions, db
 """
 
 from __future__ import annotations
