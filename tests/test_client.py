@@ -14,7 +14,7 @@ import pytest
 import vfs
 from client_fixtures import free_port
 from client_py import Backoff, Client, ServerUnreachable
-from vfs.protocol import ProtocolError
+from vfs.wire import ProtocolError
 
 
 async def test_files_round_trip(ws):

@@ -295,7 +295,7 @@ async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws,
 
 
 async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(server, ws, tmp_path):
-    from vfs.protocol import ProtocolError
+    from vfs.wire import ProtocolError
 
     async with Client(server.url, token=server.admin) as admin:
         minted = await admin.create_token("demo", "write", name="replica")

@@ -6,7 +6,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from server_fixtures import LiveServer, WsClient
-from vfs.protocol import FRAME_PUT, encode_chunk_frame
+from vfs.wire import FRAME_PUT, encode_chunk_frame
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 
 import vfs
 from server.feed import PageSpec, page_from_deltas, read_delta, read_page
-from vfs.protocol import PathFilter
+from vfs.wire import PathFilter
 
 SPECS = {
     "all": PageSpec("/", None, (), 256, 0),

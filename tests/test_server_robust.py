@@ -12,7 +12,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as sync_connect
 
 from server_fixtures import LiveServer, WsClient
-from vfs.protocol import FRAME_CHUNK, FRAME_PUT, MAX_TEXT_FRAME, encode_chunk_frame
+from vfs.wire import FRAME_CHUNK, FRAME_PUT, MAX_TEXT_FRAME, encode_chunk_frame
 
 
 async def assert_alive(c: WsClient) -> None:

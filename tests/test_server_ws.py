@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed
 
 import vfs
 from server_fixtures import LiveServer, WsClient
-from vfs.protocol import FRAME_CHUNK, FRAME_PUT, decode_chunk_frame, encode_chunk_frame
+from vfs.wire import FRAME_CHUNK, FRAME_PUT, decode_chunk_frame, encode_chunk_frame
 
 
 def h(data: bytes) -> str:

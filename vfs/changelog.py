@@ -14,14 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import pathspec
-
 from vfs.chunks import wire_list
 from vfs.db import Db
 from vfs.errors import CursorTooOld
 from vfs.paths import normalize, prefix_bounds
 from vfs.schema import KIND_NAMES
 from vfs.types import Change, ChangePage, Cursor
+from vfs.wire.globs import IgnoreMatcher
 
 _COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target"
 
@@ -40,23 +39,6 @@ def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, tar
         chunks=wire_list(chunks),
         target=target,
     )
-
-
-def compile_ignore(patterns: Iterable[str]) -> pathspec.PathSpec | None:
-    """gitignore-style patterns (`*.tmp`, `build/`, `!keep.tmp`) or None when empty."""
-    lines = [p for p in patterns if p and p.strip()]
-    return pathspec.GitIgnoreSpec.from_lines(lines) if lines else None
-
-
-def is_ignored(spec: pathspec.PathSpec | None, path: str, kind: str | None = None) -> bool:
-    """Does `spec` exclude `path`? Directory patterns (`build/`) match directories
-    and, since a tombstone no longer knows its kind, deleted paths too."""
-    if spec is None or path == "/":
-        return False
-    relative = path.lstrip("/")
-    if spec.match_file(relative):
-        return True
-    return kind in ("dir", "delete", None) and spec.match_file(relative + "/")
 
 
 class ChangeLog:
@@ -93,7 +75,7 @@ class ChangeLog:
         """
         after = Cursor.parse(after)
         prefix = normalize(prefix)
-        spec = compile_ignore(ignore)
+        ignored = IgnoreMatcher(ignore)
         conn = self._db.conn
         own_snapshot = not conn.in_transaction
         if own_snapshot:
@@ -106,7 +88,7 @@ class ChangeLog:
             if own_snapshot:
                 conn.execute("COMMIT")
         changes = (_to_change(*row) for row in rows)
-        entries = [c for c in changes if not is_ignored(spec, c.path, c.kind)]
+        entries = [c for c in changes if not ignored.ignores(c.path, c.kind)]
         more = limit is not None and len(rows) == limit
         cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
         return ChangePage(entries, cursor, more)

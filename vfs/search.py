@@ -12,7 +12,6 @@ import errno
 import re
 from collections import defaultdict, deque
 from collections.abc import Iterator
-from functools import lru_cache
 
 from vfs.chunks import unpack
 from vfs.content import Content
@@ -21,36 +20,9 @@ from vfs.errors import fs_error
 from vfs.paths import join
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
 from vfs.types import GrepMatch
+from vfs.wire.globs import glob_to_regex
 
 _BINARY_PROBE = 8192
-
-
-@lru_cache(maxsize=256)
-def glob_regex(pattern: str) -> re.Pattern[str]:
-    """`*` and `?` stay inside one name, `**` crosses directories (`**/` may match nothing)."""
-    out, i = [], 0
-    while i < len(pattern):
-        if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif pattern.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif pattern[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif pattern[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 1 :]:
-            end = pattern.index("]", i + 1)
-            body = pattern[i + 1 : end].replace("\\", "\\\\")
-            out.append("[^" + body[1:] + "]" if body.startswith("!") else "[" + body + "]")
-            i = end + 1
-        else:
-            out.append(re.escape(pattern[i]))
-            i += 1
-    return re.compile("".join(out) + r"\Z", re.DOTALL)
 
 
 class Search:
@@ -109,7 +81,7 @@ class Search:
         self, path: str = "/", pattern: str | None = None, *, kind: str | None = None, limit: int | None = None
     ) -> list[str]:
         """Paths below `path`, depth-first in name order; `pattern` globs the relative path."""
-        regex = glob_regex(pattern) if pattern else None
+        regex = glob_to_regex(pattern) if pattern else None
         results: list[str] = []
         for absolute, rel, _, node_kind in self._depth_first(path):
             if kind is not None and KIND_NAMES[node_kind] != kind:
@@ -180,7 +152,7 @@ class Search:
     ) -> list[GrepMatch]:
         """Lines matching `pattern` in text files below `path` (binary files skipped)."""
         matcher = re.compile(pattern if regex else re.escape(pattern), re.IGNORECASE if ignore_case else 0)
-        include_re = glob_regex(include) if include else None
+        include_re = glob_to_regex(include) if include else None
         matches: list[GrepMatch] = []
         for file_path, node in self._grep_targets(path):
             if include_re and not (include_re.match(file_path.rsplit("/", 1)[1]) or include_re.match(file_path[1:])):

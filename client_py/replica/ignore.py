@@ -1,10 +1,10 @@
 """Which paths a replica leaves alone, both ways.
 
-gitignore-style patterns (pathspec's `GitIgnoreSpec`, the same matcher the
-store uses for `changes(ignore=...)`), from the replica's options plus the
-`.wsfsignore` file at the top of the replica. The patterns are also sent to
-the server with `subscribe`, so ignored paths are filtered at the source
-and the cursor still moves past them.
+The rules are the wire's one ignore matcher (`vfs.wire.IgnoreMatcher`, the
+same the store uses for `changes(ignore=...)`) over the replica's options
+plus the `.wsfsignore` file at the top of the replica. The patterns are also
+sent to the server with `subscribe`, so ignored paths are filtered at the
+source and the cursor still moves past them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-import pathspec
+from vfs.wire import MAX_GLOBS, MAX_IGNORE_PATTERN, IgnoreMatcher
 
 IGNORE_FILE = ".wsfsignore"
 ALWAYS = (".wsfs/", ".wsfs-tmp-*", ".wsfs-part-*")  # the replica's own state and in-flight files
@@ -22,14 +22,18 @@ class IgnoreRules:
     def __init__(self, root: str, patterns: Iterable[str] = ()):
         self.root = root
         self.extra = [p for p in patterns if p and p.strip()]
+        self.matcher = IgnoreMatcher()
         self.reload()
+
+    @property
+    def patterns(self) -> list[str]:
+        return list(self.matcher.patterns)
 
     def reload(self) -> bool:
         """Re-read `.wsfsignore`; True when the rules changed."""
-        lines = list(ALWAYS) + self.extra + self._file_lines()
-        changed = getattr(self, "patterns", None) != lines
-        self.patterns = lines
-        self.spec = pathspec.GitIgnoreSpec.from_lines(lines)
+        matcher = IgnoreMatcher(list(ALWAYS) + self.extra + self._file_lines())
+        changed = matcher.patterns != self.matcher.patterns
+        self.matcher = matcher
         return changed
 
     def _file_lines(self) -> list[str]:
@@ -43,20 +47,9 @@ class IgnoreRules:
             return []
 
     def wire_patterns(self) -> list[str]:
-        """The patterns to send with `subscribe` (at most 64, each at most 255 bytes)."""
-        return [p for p in self.patterns if len(p.encode()) <= 255][:64]
+        """The patterns to send with `subscribe` (as many and as long as the wire allows)."""
+        return [p for p in self.matcher.patterns if len(p.encode()) <= MAX_IGNORE_PATTERN][:MAX_GLOBS]
 
-    def ignored(self, path: str, is_dir: bool = False) -> bool:
-        """`path` is a workspace path (`/a/b`)."""
-        if path == "/":
-            return False
-        rel = path[1:] + ("/" if is_dir else "")
-        return self.spec.match_file(rel)
-
-    def ignores_entry(self, path: str, kind: str) -> bool:
-        """Is an incoming change of `kind` at `path` ignored?
-
-        A tombstone does not say what it was, so a deletion is also tried as a
-        directory: `build/` must cover a deleted build directory too.
-        """
-        return self.ignored(path, kind == "dir") or (kind == "delete" and self.ignored(path, True))
+    def ignores(self, path: str, kind: str | None) -> bool:
+        """Is `path` (a workspace path, `/a/b`) of `kind` ("file", "dir", "delete", ...) ignored?"""
+        return self.matcher.ignores(path, kind)

@@ -105,7 +105,7 @@ class Puller:
             path = raw.get("path") if isinstance(raw, dict) else None
             self.workdir.refuse(str(path), getattr(e, "reason", None) or str(e))
             return None
-        if self.workdir.rules.ignores_entry(change.path, change.kind):
+        if self.workdir.rules.ignores(change.path, change.kind):
             return None
         return change
 
@@ -320,7 +320,7 @@ class Puller:
             child = join(path, name)
             if statmod.S_ISDIR(st.st_mode):
                 empty = self._delete_clean_tree(child) and empty
-            elif self.workdir.is_clean(st, self.state.get(child), child) or self.workdir.rules.ignored(child):
+            elif self.workdir.is_clean(st, self.state.get(child), child) or self.workdir.rules.ignores(child, "file"):
                 self.tree.remove(child)
                 self.state.delete(child)
                 self.workdir.summary.deleted_local += 1

@@ -89,7 +89,7 @@ class Pusher:
                 st = local[name]
                 path = join(d, name)
                 kind = kind_of(st)
-                if kind is None or self.rules.ignored(path, kind == "dir"):
+                if kind is None or self.rules.ignores(path, kind):
                     continue
                 if not self.workdir.is_clean(st, known.get(name)):
                     yield path
@@ -119,7 +119,7 @@ class Pusher:
         st = self.tree.lstat(path)
         row = self.state.get(path)
         kind = kind_of(st) if st is not None else None
-        if kind is not None and self.rules.ignored(path, kind == "dir"):
+        if kind is not None and self.rules.ignores(path, kind):
             return []
         if kind is None:
             if row is None:

@@ -15,7 +15,7 @@ re-exported here):
 - `errors`   error codes, `STATUS_BY_CODE`, `ProtocolError`, exception <-> error
 - `fields`   field validation of decoded JSON, request ids, workspace names, `is_hash`
 - `values`   value types (stat, dir entry, version, change, ...) to and from wire dicts
-- `globs`    `glob_to_regex` and the subscription `PathFilter`
+- `globs`    the one glob and ignore matcher: `glob_to_regex`, `IgnoreMatcher`, the subscription `PathFilter`
 - `frames`   binary chunk frames (`FRAME_PUT`, `FRAME_CHUNK`, `encode/decode_chunk_frame`)
 - `messages` the WebSocket message classes (`Hello`, `Subscribe`, ..., `Changes`)
 - `codec`    text frames <-> messages (`decode_client`, `decode_server`, `encode`), `negotiate`
@@ -42,6 +42,7 @@ from vfs.wire.limits import (
     MAX_BATCH,
     MAX_CHUNK_PAYLOAD,
     MAX_GLOBS,
+    MAX_IGNORE_PATTERN,
     MAX_HASHES,
     MAX_ID_LEN,
     MAX_INLINE,
@@ -101,6 +102,7 @@ from vfs.wire.values import (
     version_to_wire,
 )
 from vfs.wire.globs import (
+    IgnoreMatcher,
     PathFilter,
     glob_to_regex,
 )
@@ -181,6 +183,7 @@ __all__ = [
     "MAX_BATCH",
     "MAX_CHUNK_PAYLOAD",
     "MAX_GLOBS",
+    "MAX_IGNORE_PATTERN",
     "MAX_HASHES",
     "MAX_ID_LEN",
     "MAX_INLINE",
@@ -232,6 +235,7 @@ __all__ = [
     "stat_to_wire",
     "version_from_wire",
     "version_to_wire",
+    "IgnoreMatcher",
     "PathFilter",
     "glob_to_regex",
     "FRAME_CHUNK",

@@ -15,6 +15,7 @@ MAX_INLINE = 1024 * 1024  # largest `inline_max` a subscriber may ask for
 DEFAULT_BATCH = 256  # change entries per `changes` message
 MAX_BATCH = 1024
 MAX_GLOBS = 64
+MAX_IGNORE_PATTERN = 255  # bytes of one `ignore` pattern
 MAX_PRESENCE_FIELD = 256  # bytes of name / color; `cursor` encoded at most 1 KiB
 MAX_ID_LEN = 64
 TRANSPORT_MAX_FRAME = 16 * 1024 * 1024  # above this the transport closes with 1009

@@ -19,6 +19,7 @@ from vfs.wire.limits import (
     DEFAULT_BATCH,
     MAX_BATCH,
     MAX_GLOBS,
+    MAX_IGNORE_PATTERN,
     MAX_INLINE,
     MAX_PRESENCE_FIELD,
     MAX_PUSH_ENTRIES,
@@ -114,7 +115,7 @@ class Subscribe:
         rid = _request_id(d)
         f = _Fields(d, rid)
         globs = f.str_list("globs", required=False, max_items=MAX_GLOBS, max_len=1024)
-        ignore = f.str_list("ignore", required=False, max_items=MAX_GLOBS, max_len=255)
+        ignore = f.str_list("ignore", required=False, max_items=MAX_GLOBS, max_len=MAX_IGNORE_PATTERN)
         return cls(
             id=rid,
             prefix=f.path("prefix", required=False, default="/"),
