@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from vfs.protocol import EACCES, EAUTH, ProtocolError
+from vfs.wire import EACCES, EAUTH, ProtocolError
 
 SCOPES = ("read", "write", "admin")
 _RANK = {"read": 0, "write": 1, "admin": 2}

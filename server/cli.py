@@ -108,7 +108,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _workspace_exists(data: Path, name: str) -> bool:
-    from vfs.protocol import valid_workspace_name
+    from vfs.wire import valid_workspace_name
 
     return valid_workspace_name(name) and (data / "workspaces" / f"{name}.db").exists()
 

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 import vfs
-from vfs.protocol import PathFilter, change_to_wire
+from vfs.wire import PathFilter, change_to_wire
 
 INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per page
 SCAN_LIMIT = 16  # store pages scanned per read looking for an entry that passes the globs

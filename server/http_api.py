@@ -14,7 +14,7 @@ from starlette.routing import Route
 from vfs.wire.routes import ROUTES
 
 from server import http_admin, http_files, http_ops, http_queries, http_sync
-from server.http_base import Endpoint, json_response
+from server.http_base import Endpoint
 
 HANDLERS: dict[str, Endpoint] = {
     "healthz": http_admin.healthz,
@@ -59,4 +59,4 @@ def _mount() -> list[Route]:
 
 routes = _mount()
 
-__all__ = ["HANDLERS", "json_response", "routes"]
+__all__ = ["HANDLERS", "routes"]

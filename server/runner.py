@@ -18,7 +18,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from vfs.protocol import TRANSPORT_MAX_FRAME
+from vfs.wire import TRANSPORT_MAX_FRAME
 
 from server.app import begin_shutdown
 

@@ -36,7 +36,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 
 import vfs
 from vfs import storelock
-from vfs.protocol import ProtocolError, valid_workspace_name
+from vfs.wire import ProtocolError, valid_workspace_name
 
 from server.fanout import Fanout
 from server.feed import Delta, Feed, read_delta

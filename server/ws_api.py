@@ -57,7 +57,7 @@ from vfs.wire.session import Close
 from server.auth import Principal, token_from
 from server.fanout import writable_probe
 from server.feed import Page, PageSpec
-from server.http_api import json_response
+from server.http_base import json_response
 from server.state import ServerState, __version__, log
 from server.stores import WorkspaceHandle
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from playwright.async_api import Browser
 
 from server_fixtures import ServerProcess
+from vfs.wire import routes
 from web_fixtures import User, api
 
 SETUP = """async (token) => {
@@ -77,4 +78,23 @@ async def test_wsfs_js_standalone(browser: Browser, demo_server: ServerProcess) 
     await page.evaluate("() => window.b.close()")
     await page.wait_for_function("() => window.log.some(([who, , op]) => who === 'a' && op === 'leave')")
     assert await page.evaluate("() => window.b.state") == "closed"
+    user.assert_clean()
+
+
+async def test_wsfs_js_routes_are_the_wire_table(browser: Browser, demo_server: ServerProcess) -> None:
+    """The browser library spells every path as `vfs/wire/routes.py` does, encoding included."""
+    user = await User.open(browser, f"{demo_server.url}/healthz", "routes", wait_ready=False)
+    params = {"ws": "my ws(1)", "path": "/a b/ü?#/%x/it's!*~"}
+    built = await user.page.evaluate(
+        """async (params) => {
+            const lib = await import("/wsfs.js");
+            return Object.fromEntries(Object.entries(lib.ROUTES).map(([k, t]) => [k, [t, lib.route(t, params)]]));
+        }""",
+        params,
+    )
+    assert set(built) >= {"FILES", "OPS", "STAT", "READDIR", "HISTORY", "CHANGES", "WEBSOCKET", "WORKSPACE"}
+    for name, (template, path) in built.items():
+        assert template == getattr(routes, name), name
+        used = {k: v for k, v in params.items() if "{" + k in template}
+        assert path == routes.build(template, **used), name
     user.assert_clean()

@@ -24,7 +24,39 @@ export class WsfsError extends Error {
 
 /** "/notes/a b.md" -> "notes/a%20b.md": a workspace path as the URL tail of the files routes. */
 export function encodePath(path) {
-  return path.split("/").filter((s) => s !== "").map(encodeURIComponent).join("/");
+  return path.split("/").filter((s) => s !== "").map(encodeSegment).join("/");
+}
+
+/** One path segment percent-encoded whole, exactly as the server's route table does. */
+export function encodeSegment(text) {
+  return encodeURIComponent(text).replace(/[!'()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+/**
+ * The paths of the HTTP API and the WebSocket this library uses, spelled as
+ * in the one route table, `vfs/wire/routes.py` (tests/test_web_demo_wsfs_js.py
+ * checks that they agree). `{ws}` is one percent-encoded segment, `{path:path}`
+ * a workspace path encoded segment by segment (`encodePath`).
+ */
+export const ROUTES = Object.freeze({
+  WHOAMI: "/api/whoami",
+  WORKSPACES: "/api/workspaces",
+  WORKSPACE: "/api/workspaces/{ws}",
+  FILES: "/api/workspaces/{ws}/files/{path:path}",
+  OPS: "/api/workspaces/{ws}/ops",
+  STAT: "/api/workspaces/{ws}/stat/{path:path}",
+  READDIR: "/api/workspaces/{ws}/readdir/{path:path}",
+  HISTORY: "/api/workspaces/{ws}/history/{path:path}",
+  GREP: "/api/workspaces/{ws}/grep",
+  FIND: "/api/workspaces/{ws}/find",
+  CHANGES: "/api/workspaces/{ws}/changes",
+  WEBSOCKET: "/api/workspaces/{ws}/ws",
+});
+
+/** The path of a `ROUTES` template with its parameters filled in. */
+export function route(template, params = {}) {
+  return template.replace(/\{(\w+)(:path)?\}/g, (_, name, isPath) =>
+    isPath ? encodePath(params[name]) : encodeSegment(params[name]));
 }
 
 /** Decode a change entry's base64 `data` to bytes. */
@@ -110,7 +142,12 @@ export class Wsfs extends EventTarget {
 
   /** Base URL of this workspace's API. */
   get apiBase() {
-    return `${this.baseUrl}/api/workspaces/${encodeURIComponent(this.workspace)}`;
+    return this._url(ROUTES.WORKSPACE);
+  }
+
+  /** The absolute URL of a `ROUTES` template for this workspace. */
+  _url(template, path) {
+    return this.baseUrl + route(template, { ws: this.workspace, path });
   }
 
   /**
@@ -148,20 +185,20 @@ export class Wsfs extends EventTarget {
   }
 
   /** GET /api/whoami. */
-  whoami() { return this._json("/api/whoami"); }
+  whoami() { return this._json(ROUTES.WHOAMI); }
 
   /** The workspaces this token can see: [{name}, ...]. */
-  async workspaces() { return (await this._json("/api/workspaces")).workspaces; }
+  async workspaces() { return (await this._json(ROUTES.WORKSPACES)).workspaces; }
 
   /** Create a workspace (admin token). */
   createWorkspace(name) {
-    return this._json(`/api/workspaces/${encodeURIComponent(name)}`, { method: "PUT" });
+    return this._json(route(ROUTES.WORKSPACE, { ws: name }), { method: "PUT" });
   }
 
   /** {name, rev, cursor} of this workspace. */
   info() { return this._json(this.apiBase); }
 
-  _files(path) { return `${this.apiBase}/files/${encodePath(path)}`; }
+  _files(path) { return this._url(ROUTES.FILES, path); }
 
   /**
    * Read a file. Resolves to {status, bytes, hash, type, size, rev, mode};
@@ -213,7 +250,7 @@ export class Wsfs extends EventTarget {
   }
 
   /** One metadata operation (docs/protocol.md 4.4): resolves to {rev, stat}. */
-  op(op, fields) { return this._postJson(`${this.apiBase}/ops`, { op, ...fields }); }
+  op(op, fields) { return this._postJson(this._url(ROUTES.OPS), { op, ...fields }); }
 
   mkdir(path, { parents = false, existOk = false } = {}) {
     return this.op("mkdir", { path, parents, exist_ok: existOk });
@@ -223,27 +260,27 @@ export class Wsfs extends EventTarget {
   restore(path, rev) { return this.op("restore", { path, rev }); }
 
   stat(path, { follow = true } = {}) {
-    return this._json(`${this.apiBase}/stat/${encodePath(path)}`, { query: { follow: follow ? 1 : 0 } });
+    return this._json(this._url(ROUTES.STAT, path), { query: { follow: follow ? 1 : 0 } });
   }
   async readdir(path) {
-    return (await this._json(`${this.apiBase}/readdir/${encodePath(path)}`)).entries;
+    return (await this._json(this._url(ROUTES.READDIR, path))).entries;
   }
   /** Retained versions of a path, newest first: [{path, rev, kind, size, hash, mtime}]. */
   async history(path) {
-    return (await this._json(`${this.apiBase}/history/${encodePath(path)}`)).versions;
+    return (await this._json(this._url(ROUTES.HISTORY, path))).versions;
   }
   /** Lines containing `pattern` in text files: [{path, line_number, line, context}]. */
   async grep(pattern, { path, regex = false, ignoreCase = false, include, context, limit } = {}) {
     const query = { pattern, path, regex, ignore_case: ignoreCase, include, context, limit };
-    return (await this._json(`${this.apiBase}/grep`, { query })).matches;
+    return (await this._json(this._url(ROUTES.GREP), { query })).matches;
   }
   /** Paths below `path` whose relative path matches the glob `pattern`. */
   async find({ path, pattern, kind, limit } = {}) {
-    return (await this._json(`${this.apiBase}/find`, { query: { path, pattern, kind, limit } })).paths;
+    return (await this._json(this._url(ROUTES.FIND), { query: { path, pattern, kind, limit } })).paths;
   }
   /** One page of the change log over HTTP: {entries, cursor, more}. */
   changes({ after, prefix, limit } = {}) {
-    return this._json(`${this.apiBase}/changes`, { query: { after, prefix, limit } });
+    return this._json(this._url(ROUTES.CHANGES), { query: { after, prefix, limit } });
   }
 
   // ----------------------------------------------------------- WebSocket
@@ -268,7 +305,7 @@ export class Wsfs extends EventTarget {
   }
 
   _wsUrl() {
-    const u = new URL(`${this.apiBase}/ws`);
+    const u = new URL(this._url(ROUTES.WEBSOCKET));
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     u.searchParams.set("token", this.token); // browsers cannot set headers on a WebSocket
     return u.toString();

@@ -19,7 +19,11 @@ re-exported here):
 - `frames`   binary chunk frames (`FRAME_PUT`, `FRAME_CHUNK`, `encode/decode_chunk_frame`)
 - `messages` the WebSocket message classes (`Hello`, `Subscribe`, ..., `Changes`)
 - `codec`    text frames <-> messages (`decode_client`, `decode_server`, `encode`), `negotiate`
-- `http`     HTTP bodies and query values (`parse_op`, `parse_mode`, `parse_flag`)
+- `http`     the HTTP op table (`OPS`: op name -> its fields) and every HTTP body,
+             query value and header the API parses (`parse_op`, `parse_push`,
+             `parse_range`, `parse_if_match`, ...)
+- `routes`   every HTTP route and the WebSocket path, once (`ROUTES`, `build`);
+             the server mounts from it, the clients build URLs from it
 - `session`, `server_session`, `client_session`
              the WebSocket session as sans-I/O state machines (`ServerSession`,
              `ClientSession`): which frame is legal when, request and subscription
