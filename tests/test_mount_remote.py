@@ -179,7 +179,7 @@ def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_ser
     """A mutation's own answer names its revision; the mount waits for the change stream to bring
     that revision instead of asking for the changes itself (one round trip per write, not two).
     Mutations that touch several paths (rename, unlink) still ask."""
-    from client_py.mount.remote import RemoteBackend
+    from client_py.mount.remote_backend import RemoteBackend
 
     backend = RemoteBackend(live_server.url, "demo", token=live_server.admin, cache_dir=str(tmp_path / "cache")).start()
     backend.stream_wait = WAIT_SECONDS  # the mechanism, not the machine's speed, is under test

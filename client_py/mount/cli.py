@@ -61,11 +61,11 @@ def run_mount(args: argparse.Namespace) -> int:
         except vfs.StoreBusy as exc:
             return _busy(exc)
         return 0
-    from client_py.mount import remote
-    from vfs.protocol import ProtocolError
+    from client_py.mount import remote_backend
+    from vfs.wire import ProtocolError
 
     try:
-        remote.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
+        remote_backend.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
     except (ConnectionError, OSError, ProtocolError) as exc:
         print(f"wsfs mount: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,7 @@
 """Remote mode: `wsfs mount URL WORKSPACE MOUNTPOINT [--cache DIR]`.
 
-`RemoteBackend` gives the FUSE operations (`ops.py`) the same synchronous
-surface as a `vfs.Workspace`, over a server:
+`RemoteBackend` serves a remote workspace to the FUSE operations (`ops.py`):
+it follows `vfs.surface.MountBackend`, as a local store does, over a server:
 
 - Metadata: an in-memory index of every path, built from one `changes`
   snapshot and kept live by the change stream (`watch`), so a change made
@@ -21,8 +21,9 @@ surface as a `vfs.Workspace`, over a server:
   index and the cache hold, read-only (EROFS on writes, EIO on content never
   fetched), logs it, and catches up when the server is back.
 
-The async client runs on an event loop in a helper thread; FUSE threads
-call into it with `run()`.
+The async client runs on an event loop in a helper thread (`loop_thread.py`);
+FUSE threads call into it with `run()`. The index itself is `index.py`; file
+content is read through `vfs.chunkreader`, with `chunk()` as its fetch.
 """
 
 from __future__ import annotations
@@ -30,100 +31,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import io
 import logging
 import os
 import stat as stat_mod
 import threading
 import time
-from bisect import bisect_right
 from collections.abc import Iterator
-from itertools import accumulate, count
 from typing import Any
 
 import vfs
 from client_py.backoff import Backoff
-from client_py.mount.attrs import AttrOverlay
 from client_py.client import Client
 from client_py.conflicts import conflict_name, host_label
 from client_py.errors import ServerUnreachable
+from client_py.mount.attrs import AttrOverlay
+from client_py.mount.index import Index
+from client_py.mount.loop_thread import LoopThread
+from vfs.chunkreader import iter_range, open_chunks
 from vfs.errors import fs_error
 from vfs.paths import normalize
 from vfs.types import Change, ChangePage, Cursor, DirEntry, Stat
 
 log = logging.getLogger("wsfs.mount")
 
-REQUEST_TIMEOUT = 60.0
 STREAM_WAIT_SECONDS = 0.25  # how long a mutation waits for the change stream before asking itself
 RETRY_OFFLINE_SECONDS = 1.0
 SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
 _IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
 
 
-class _Loop:
-    """An asyncio loop in a daemon thread; `run(coro)` from any other thread."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="wsfs-remote", daemon=True)
-        self.thread.start()
-
-    def run(self, coro, timeout: float = REQUEST_TIMEOUT):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(10)
-        if not self.thread.is_alive():
-            self.loop.close()  # its self-pipe sockets too
-
-
-class Index:
-    """Path -> current state (a `Change`), children per directory, local inode numbers."""
-
-    def __init__(self) -> None:
-        self.entries: dict[str, Change] = {"/": Change(path="/", kind="dir", rev=0, mode=stat_mod.S_IFDIR | 0o755, mtime=time.time())}
-        self.children: dict[str, set[str]] = {"/": set()}
-        self.inos: dict[str, int] = {"/": 1}
-        self._next_ino = count(2)
-        self.cursor = Cursor(0, None)
-
-    def apply(self, change: Change) -> None:
-        path = change.path
-        if path == "/":
-            if change.kind == "dir":
-                self.entries["/"] = change
-            return
-        parent, _, name = path.rpartition("/")
-        parent = parent or "/"
-        if change.kind == "delete":
-            self._remove(path)
-            return
-        if parent not in self.entries:  # out-of-order safety: a placeholder parent
-            self.apply(Change(path=parent, kind="dir", rev=change.rev, mode=stat_mod.S_IFDIR | 0o755))
-        old = self.entries.get(path)
-        if old is not None and old.kind == "dir" and change.kind != "dir":
-            self._remove(path)
-        self.entries[path] = change
-        self.children[parent].add(name)
-        if change.kind == "dir":
-            self.children.setdefault(path, set())
-        if path not in self.inos:
-            self.inos[path] = next(self._next_ino)
-
-    def _remove(self, path: str) -> None:
-        if path not in self.entries:
-            return
-        for name in list(self.children.get(path, ())):
-            self._remove(f"{path.rstrip('/')}/{name}")
-        self.children.pop(path, None)
-        del self.entries[path]
-        self.inos.pop(path, None)
-        parent, _, name = path.rpartition("/")
-        self.children.get(parent or "/", set()).discard(name)
-
-
 class RemoteBackend:
-    """The `vfs.Workspace` surface the FUSE operations use, over a wsfs server."""
+    """The surface the FUSE operations use (`vfs.surface.MountBackend`), over a wsfs server.
+
+    Beyond the protocol it offers `commit_file()`, a push against a base
+    that keeps both versions on a conflict; `ops.py` uses it when present.
+    """
 
     def __init__(self, url: str, workspace: str, *, token: str | None, cache_dir: str):
         self.url = url
@@ -136,7 +79,7 @@ class RemoteBackend:
         self.stream_wait = STREAM_WAIT_SECONDS
         self.index = Index()
         self.online = True
-        self._loop: _Loop | None = None
+        self._loop: LoopThread | None = None
         self._client: Client | None = None
         self._remote = None
         self.cache: vfs.Workspace | None = None
@@ -149,7 +92,7 @@ class RemoteBackend:
     def start(self) -> RemoteBackend:
         os.makedirs(self._cache_dir, exist_ok=True)
         self.cache = vfs.Workspace(os.path.join(self._cache_dir, f"{self.workspace}.cache.db"))
-        self._loop = _Loop()
+        self._loop = LoopThread()
         self._client = Client(self.url, token=self._token, backoff=Backoff(base=0.1, cap=0.5, retries=2))
         self._remote = self._client.workspace(self.workspace)
         try:
@@ -410,21 +353,14 @@ class RemoteBackend:
         return data
 
     def iter_file(self, path: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
-        reader = ChunkFile(self, self._file(path).chunks)
-        reader.seek(offset)
-        remaining = None if size is None else size
-        while remaining is None or remaining > 0:
-            piece = reader.read(1 << 20 if remaining is None else min(remaining, 1 << 20))
-            if not piece:
-                return
-            if remaining is not None:
-                remaining -= len(piece)
-            yield piece
+        """The file's bytes from `offset` (at most `size`), chunks fetched as they are reached."""
+        yield from iter_range(self._file(path).chunks, self.chunk, offset, size)
 
-    def open(self, path: str, mode: str = "rb") -> ChunkFile:
+    def open(self, path: str, mode: str = "rb") -> io.BufferedReader:
+        """A seekable reader over the file's chunks as they are now, each fetched on first read."""
         if mode != "rb":
             raise ValueError("remote mode opens files read-only; writes go through the mount's buffers")
-        return ChunkFile(self, self._file(path).chunks)
+        return open_chunks(self._file(path).chunks, self.chunk, normalize(path))
 
     # -- writes ----------------------------------------------------------------------
 
@@ -527,41 +463,6 @@ class RemoteBackend:
 
     def truncate(self, path: str, size: int) -> None:
         self._mutate(self._remote.truncate(path, size), changes=self._real(path))
-
-
-class ChunkFile:
-    """A seekable reader over a file's chunk list, chunks fetched on demand."""
-
-    def __init__(self, backend: RemoteBackend, chunks: tuple[tuple[str, int], ...]):
-        self._backend = backend
-        self._chunks = chunks
-        self._starts = [0, *accumulate(size for _, size in chunks)]
-        self._pos = 0
-        self._cached: tuple[int, bytes] | None = None
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        self._pos = offset if whence == 0 else (self._pos + offset if whence == 1 else self._starts[-1] + offset)
-        return self._pos
-
-    def read(self, size: int = -1) -> bytes:
-        end = self._starts[-1] if size is None or size < 0 else min(self._starts[-1], self._pos + size)
-        out = bytearray()
-        while self._pos < end:
-            index = bisect_right(self._starts, self._pos) - 1
-            data = self._chunk(index)
-            lo = self._pos - self._starts[index]
-            piece = data[lo : lo + (end - self._pos)]
-            out += piece
-            self._pos += len(piece)
-        return bytes(out)
-
-    def _chunk(self, index: int) -> bytes:
-        if self._cached is None or self._cached[0] != index:
-            self._cached = (index, self._backend.chunk(self._chunks[index][0]))
-        return self._cached[1]
-
-    def close(self) -> None:
-        self._cached = None
 
 
 def _replayable(data: Any):
