@@ -10,12 +10,12 @@ once instead of once per FUSE read).
 
 from __future__ import annotations
 
-import io
 import itertools
 import time
 from dataclasses import dataclass, field
 
 from client_py.mount.spool import Spool
+from vfs.surface import ReadableFile
 
 
 @dataclass(eq=False)
@@ -45,7 +45,7 @@ class Handle:
     fh: int
     node: OpenNode
     flags: int
-    reader: io.BufferedReader | None = None
+    reader: ReadableFile | None = None
     reader_version: int = -1
     extra: dict = field(default_factory=dict)
 

@@ -1,4 +1,4 @@
-"""FUSE operations over a `vfs.Workspace` (or the remote backend, same surface).
+"""FUSE operations over a `vfs.surface.MountBackend`: a local store or the remote backend.
 
 Every operation runs under one lock: a Workspace is not thread-safe, and
 helper threads (group commit, remote change stream) touch it too. Store
@@ -30,6 +30,7 @@ from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.notify import LinkNames, current_fuse
 from client_py.mount.spool import Spool
+from vfs.surface import MountBackend, ReadableFile
 
 log = logging.getLogger("wsfs.mount")
 
@@ -83,10 +84,14 @@ class WsfsOperations(mfusepy.Operations):
 
     use_ns = True
 
-    def __init__(self, open_workspace: Callable[[], vfs.Workspace], *, statfs_dir: str = "/"):
+    def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
         self._open_workspace = open_workspace
         self._statfs_dir = statfs_dir
-        self.ws: vfs.Workspace | None = None
+        # The backend is typed by its protocol. Two optional members stay duck-typed,
+        # looked up with hasattr/getattr, because a protocol cannot say "may be absent":
+        # `transaction()` (a local store only: group commit, see group.py) and
+        # `commit_file()` (the remote backend only: a push against a base, see _commit).
+        self.ws: MountBackend | None = None
         self._lock = threading.RLock()
         self.table = OpenTable()
         self.links = LinkNames()
@@ -346,7 +351,7 @@ class WsfsOperations(mfusepy.Operations):
             self._reader(handle, path)
         return handle.fh
 
-    def _reader(self, handle, path: str | None):
+    def _reader(self, handle, path: str | None) -> ReadableFile:
         """The handle's store reader, reopened if this mount committed newer content."""
         node = handle.node
         if handle.reader is None or (handle.reader_version != node.version and path is not None):
@@ -438,7 +443,7 @@ class WsfsOperations(mfusepy.Operations):
         if path is None:
             node.dirty = False  # the file has no name left (unlinked while open): as on disk, its bytes go
             return
-        commit_file = getattr(self.ws, "commit_file", None)
+        commit_file = getattr(self.ws, "commit_file", None)  # duck-typed: only the remote backend has it
         if commit_file is not None:
             # A remote backend pushes against the content this buffer started from.
             st = commit_file(path, node.spool.reader(), base=node.base)
