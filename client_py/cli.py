@@ -346,7 +346,7 @@ async def cmd_mkdir(args: argparse.Namespace) -> int:
 
 
 async def cmd_stat(args: argparse.Namespace) -> int:
-    from vfs.protocol import stat_to_wire
+    from vfs.wire import stat_to_wire
 
     async with _client(args) as c:
         ws = c.workspace(args.workspace)

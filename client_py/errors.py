@@ -2,7 +2,7 @@
 
 A remote workspace must feel like a local `vfs.Workspace`: a missing file
 raises `FileNotFoundError` with `errno.ENOENT`, whether the store is in this
-process or behind a server. The mapping itself lives in `vfs.protocol`
+process or behind a server. The mapping itself lives in `vfs.wire`
 (`error_to_exception`), shared with the server, so both sides agree.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from vfs.protocol import ProtocolError, error_to_exception
+from vfs.wire import ProtocolError, error_to_exception
 
 __all__ = ["ServerUnreachable", "ConnectionLost", "ProtocolError", "exception_from_error"]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 
 from client_py.errors import ConnectionLost, ServerUnreachable
-from vfs.protocol import CaughtUp, Changes, change_from_wire, entry_data
+from vfs.wire import CaughtUp, Changes, change_from_wire, entry_data
 from vfs.types import Change, Cursor
 
 if TYPE_CHECKING:
