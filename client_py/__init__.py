@@ -9,7 +9,7 @@
 from client_py.backoff import Backoff
 from client_py.client import Client
 from client_py.errors import ConnectionLost, ServerUnreachable
-from client_py.remote import RemoteWorkspace
+from client_py.workspace import RemoteWorkspace
 from client_py.replica import Replica, SyncSummary
 from client_py.watch import WatchEvent
 

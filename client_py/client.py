@@ -62,7 +62,7 @@ class Client:
 
     def workspace(self, name: str):
         """An async mirror of `vfs.Workspace` for the workspace `name` (nothing is sent yet)."""
-        from client_py.remote import RemoteWorkspace
+        from client_py.workspace import RemoteWorkspace
 
         return RemoteWorkspace(self, name)
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import vfs
 from client_py.mount.ops import WsfsOperations
 from client_py.mount.remote_backend import RemoteBackend
-from client_py.remote import RemoteFile, RemoteWorkspace
+from client_py.workspace import RemoteFile, RemoteWorkspace
 from vfs.surface import AsyncBinaryFile, AsyncWorkspaceSurface, MountBackend, ReadableFile, WorkspaceSurface
 
 # -- the store ----------------------------------------------------------------

@@ -38,7 +38,7 @@ from vfs.errors import MissingObjects
 from vfs.types import ApplyResult, Change, Conflict
 
 if TYPE_CHECKING:
-    from client_py.remote import RemoteWorkspace
+    from client_py.workspace import RemoteWorkspace
 
 log = logging.getLogger("client_py.replica")
 

@@ -1,4 +1,6 @@
-"""`RemoteWorkspace`: the `vfs.Workspace` API, async, over HTTP.
+"""`RemoteWorkspace`: the `vfs.Workspace` API, async, over HTTP (`vfs.surface.AsyncWorkspaceSurface`).
+
+`RemoteFile` is what its `open()` gives (`vfs.surface.AsyncBinaryFile`).
 
 Same method names, same arguments, same return types, same exceptions with
 the same errno, so code moves between a local store and a server by adding
@@ -15,8 +17,8 @@ from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 
 from vfs.errors import fs_error
 from vfs.paths import normalize
-from vfs.wire import routes
-from vfs.protocol import (
+from vfs.types import ApplyResult, Change, ChangePage, Cursor, DirEntry, GcStats, GrepMatch, Stat, Version
+from vfs.wire import (
     apply_result_from_wire,
     base_to_wire,
     change_from_wire,
@@ -24,10 +26,10 @@ from vfs.protocol import (
     direntry_from_wire,
     gcstats_from_wire,
     grepmatch_from_wire,
+    routes,
     stat_from_wire,
     version_from_wire,
 )
-from vfs.types import ApplyResult, Change, ChangePage, Cursor, DirEntry, GcStats, GrepMatch, Stat, Version
 
 if TYPE_CHECKING:
     from client_py.client import Client
