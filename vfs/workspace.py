@@ -1,7 +1,8 @@
 """`Workspace`: the store's public face, one method per operation.
 
-Each method hands the call to the concern that owns it; none holds logic of
-its own. The concerns are plain objects over one `Db`, composed here, each
+Each operation is the method of the concern that owns it, reached through
+`forward` (the signature and docstring are the concern's, written once);
+the facade holds no logic of its own. The concerns are plain objects over one `Db`, composed here, each
 calling only the ones below it:
 
     workspace   this facade (and `open()` through `vfs.fileobj`)
@@ -20,8 +21,10 @@ calling only the ones below it:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
+from operator import attrgetter
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from vfs.changelog import ChangeLog
 from vfs.content import Content
@@ -30,10 +33,39 @@ from vfs.fileobj import open_file
 from vfs.history import History
 from vfs.namespace import Namespace
 from vfs.search import Search
-from vfs.surface import Base
 from vfs.sync import Sync
-from vfs.types import ApplyResult, Change, ChangePage, Cursor, DirEntry, GcStats, GrepMatch, Stat, Version
+from vfs.types import Cursor
 from vfs.versions import Versions
+
+P = ParamSpec("P")
+R = TypeVar("R", covariant=True)
+
+
+class forward(Generic[P, R]):  # noqa: N801 - used like a decorator, named like one
+    """A facade method that *is* a concern's method.
+
+    `Workspace().stat` is the bound `Namespace.stat` of that workspace's
+    namespace object, found by one C-level attribute lookup: no wrapper
+    call, and the signature and docstring users see (`help`, IDEs, type
+    checkers) are the concern's own, so they are written once.
+    """
+
+    def __init__(self, concern: str, function: Callable[Concatenate[Any, P], R]) -> None:
+        self.function = function
+        self.__doc__ = function.__doc__
+        self.__wrapped__ = function
+        self._bound = attrgetter(f"{concern}.{function.__name__}")
+
+    @overload
+    def __get__(self, workspace: None, owner: type | None = None) -> Callable[Concatenate[Any, P], R]: ...
+
+    @overload
+    def __get__(self, workspace: object, owner: type | None = None) -> Callable[P, R]: ...
+
+    def __get__(self, workspace: object | None, owner: type | None = None) -> Callable[..., R]:
+        if workspace is None:
+            return self.function  # on the class: the function itself, for help() and inspect
+        return self._bound(workspace)
 
 
 class Workspace:
@@ -156,135 +188,35 @@ class Workspace:
 
     # -- names -------------------------------------------------------------------------
 
-    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> None:
-        self._names.mkdir(path, parents=parents, exist_ok=exist_ok, mode=mode)
-
-    def symlink(self, target: str, path: str) -> None:
-        self._names.symlink(target, path)
-
-    def readlink(self, path: str) -> str:
-        return self._names.readlink(path)
-
-    def link(self, existing: str, new: str) -> None:
-        self._names.link(existing, new)
-
-    def chmod(self, path: str, mode: int) -> None:
-        self._names.chmod(path, mode)
-
-    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
-        """Change owner and group; -1 leaves either unchanged (as os.chown)."""
-        self._names.chown(path, uid, gid, follow_symlinks=follow_symlinks)
-
-    def utime(
-        self,
-        path: str,
-        mtime: float | None = None,
-        *,
-        atime: float | None = None,
-        ns: tuple[int, int] | None = None,
-        follow_symlinks: bool = True,
-    ) -> None:
-        """Set modification (and access) times; no times at all means now, as os.utime."""
-        self._names.utime(path, mtime, atime=atime, ns=ns, follow_symlinks=follow_symlinks)
-
-    def set_times(
-        self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
-    ) -> None:
-        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT)."""
-        self._names.set_times(path, atime_ns=atime_ns, mtime_ns=mtime_ns, follow_symlinks=follow_symlinks)
-
-    def stat(self, path: str) -> Stat:
-        return self._names.stat(path)
-
-    def lstat(self, path: str) -> Stat:
-        return self._names.lstat(path)
-
-    def lstat_if_exists(self, path: str) -> Stat | None:
-        """`lstat`, but None when the last component does not exist.
-
-        For hot lookups that often miss (a third of the stat calls git makes
-        through a FUSE mount are misses), where raising costs more than the
-        lookup. A missing or non-directory parent still raises.
-        """
-        return self._names.lstat_if_exists(path)
-
-    def exists(self, path: str) -> bool:
-        return self._names.exists(path)
-
-    def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
-        return self._names.readdir(path, limit=limit, offset=offset)
-
-    def listdir(self, path: str = "/") -> list[str]:
-        return self._names.listdir(path)
-
-    def unlink(self, path: str) -> None:
-        self._names.unlink(path)
-
-    def rmdir(self, path: str) -> None:
-        self._names.rmdir(path)
-
-    def rm(self, path: str, *, recursive: bool = False, force: bool = False) -> None:
-        """Remove a file, symlink or (with `recursive`) a whole tree, like `rm -r[f]`."""
-        self._names.rm(path, recursive=recursive, force=force)
-
-    def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
-        """POSIX rename(2): atomic, replaces a file or an empty directory.
-
-        `noreplace` and `exchange` are renameat2's RENAME_NOREPLACE (EEXIST
-        if `dst` exists) and RENAME_EXCHANGE (swap two existing names).
-        """
-        self._names.rename(src, dst, noreplace=noreplace, exchange=exchange)
+    mkdir = forward("_names", Namespace.mkdir)
+    symlink = forward("_names", Namespace.symlink)
+    readlink = forward("_names", Namespace.readlink)
+    link = forward("_names", Namespace.link)
+    chmod = forward("_names", Namespace.chmod)
+    chown = forward("_names", Namespace.chown)
+    utime = forward("_names", Namespace.utime)
+    set_times = forward("_names", Namespace.set_times)
+    stat = forward("_names", Namespace.stat)
+    lstat = forward("_names", Namespace.lstat)
+    lstat_if_exists = forward("_names", Namespace.lstat_if_exists)
+    exists = forward("_names", Namespace.exists)
+    readdir = forward("_names", Namespace.readdir)
+    listdir = forward("_names", Namespace.listdir)
+    unlink = forward("_names", Namespace.unlink)
+    rmdir = forward("_names", Namespace.rmdir)
+    rm = forward("_names", Namespace.rm)
+    rename = forward("_names", Namespace.rename)
 
     # -- content -----------------------------------------------------------------------
 
-    def write_file(
-        self,
-        path: str,
-        data: object,
-        *,
-        mode: int | None = None,
-        parents: bool = False,
-        if_match: str | None = None,
-        mtime: float | None = None,
-        mtime_ns: int | None = None,
-    ) -> Stat:
-        """Create or replace a file. `data`: bytes, str, iterable of bytes or a file object.
-
-        `if_match` makes the write conditional on the current content id
-        (`""`: the file must not exist); the check and the write are one
-        transaction, so two writers with the same `if_match` cannot both win.
-        `mtime` (seconds) or `mtime_ns` (exact, as a FUSE mount keeps it)
-        sets the modification time; the default is now.
-        """
-        return self._content.write_file(
-            path, data, mode=mode, parents=parents, if_match=if_match, mtime=mtime, mtime_ns=mtime_ns
-        )
-
-    def read_file(self, path: str, *, rev: int | None = None) -> bytes:
-        return self._content.read_file(path, rev=rev)
-
-    def read_text(self, path: str, encoding: str = "utf-8") -> str:
-        return self._content.read_text(path, encoding)
-
-    def read_range(self, path: str, offset: int, size: int) -> bytes:
-        return self._content.read_range(path, offset, size)
-
-    def iter_file(
-        self, path: str, offset: int = 0, size: int | None = None, *, rev: int | None = None
-    ) -> Iterator[bytes]:
-        """Stream a file's bytes chunk by chunk (a consistent snapshot of its content)."""
-        return self._content.iter_file(path, offset, size, rev=rev)
-
-    def write_range(self, path: str, offset: int, data: bytes) -> Stat:
-        """pwrite(2): overwrite bytes at `offset`; writing past EOF zero-fills the gap."""
-        return self._content.write_range(path, offset, data)
-
-    def truncate(self, path: str, size: int) -> Stat:
-        return self._content.truncate(path, size)
-
-    def copy(self, src: str, dst: str) -> Stat:
-        """Copy a file with its mode and mtime; the copy shares every chunk."""
-        return self._content.copy(src, dst)
+    write_file = forward("_content", Content.write_file)
+    read_file = forward("_content", Content.read_file)
+    read_text = forward("_content", Content.read_text)
+    read_range = forward("_content", Content.read_range)
+    iter_file = forward("_content", Content.iter_file)
+    write_range = forward("_content", Content.write_range)
+    truncate = forward("_content", Content.truncate)
+    copy = forward("_content", Content.copy)
 
     def open(self, path: str, mode: str = "rb"):
         """A binary file object (`rb`, `wb`, `ab`, `xb`, `r+b` and `+` variants)."""
@@ -292,122 +224,29 @@ class Workspace:
 
     # -- history -----------------------------------------------------------------------
 
-    def history(self, path: str) -> list[Version]:
-        """Retained versions of the file at `path`, newest first (deletions included)."""
-        return self._history.history(path)
-
-    def restore(self, path: str, *, rev: int) -> Stat:
-        """Make the version of `path` as of revision `rev` current again (a new revision)."""
-        return self._history.restore(path, rev=rev)
-
-    def gc(self, *, grace: float = 0.0) -> GcStats:
-        """Prune old versions, then delete chunks nothing references.
-
-        `grace` spares chunks stored in the last `grace` seconds: a server
-        passes a few minutes so chunks uploaded for a push that has not been
-        applied yet survive. With `tombstone_revs` set, deletions older than
-        that many revisions are compacted too (see `compact_tombstones`).
-        """
-        return self._history.gc(grace=grace)
+    history = forward("_history", History.history)
+    restore = forward("_history", History.restore)
+    gc = forward("_history", History.gc)
 
     # -- the change log ------------------------------------------------------------------
 
-    def changes(
-        self,
-        after: Cursor | str | int | None = None,
-        *,
-        prefix: str = "/",
-        ignore: Iterable[str] = (),
-        limit: int | None = None,
-    ) -> list[Change]:
-        return self._changelog.changes(after, prefix=prefix, ignore=ignore, limit=limit)
-
-    def changes_page(
-        self,
-        after: Cursor | str | int | None = None,
-        *,
-        prefix: str = "/",
-        ignore: Iterable[str] = (),
-        limit: int | None = None,
-    ) -> ChangePage:
-        """One page of changes after `after`, ordered by (rev, path).
-
-        The page's `cursor` is where to resume; when the page is the last
-        one it is `(current rev, None)`, so a reader that was filtered out
-        of everything still moves forward.
-        """
-        return self._changelog.changes_page(after, prefix=prefix, ignore=ignore, limit=limit)
-
-    def entry(self, path: str) -> Change | None:
-        """The current state of one path as a change entry (None if never seen)."""
-        return self._changelog.entry(path)
-
-    def compact_tombstones(self, through_rev: int) -> int:
-        """Forget deletions at or before `through_rev`; older cursors get CursorTooOld.
-
-        Returns how many tombstones were removed.
-        """
-        return self._changelog.compact_tombstones(through_rev)
+    changes = forward("_changelog", ChangeLog.changes)
+    changes_page = forward("_changelog", ChangeLog.changes_page)
+    entry = forward("_changelog", ChangeLog.entry)
+    compact_tombstones = forward("_changelog", ChangeLog.compact_tombstones)
 
     # -- sync: objects and apply -----------------------------------------------------------
 
-    def has_objects(self, hashes: Iterable[str]) -> set[str]:
-        """The subset of `hashes` this store holds."""
-        return self._sync.has_objects(hashes)
-
-    def read_objects(self, hashes: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        """(hash, bytes) for each requested chunk this store holds, in request order."""
-        return self._sync.read_objects(hashes)
-
-    def put_object(self, data: bytes, expected_hash: str | None = None) -> str:
-        """Store one chunk; with `expected_hash`, refuse bytes that hash to anything else."""
-        return self._sync.put_object(data, expected_hash)
-
-    def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
-        """Store many chunks in one transaction (ids verified); returns their hashes."""
-        return self._sync.put_objects(items)
-
-    def apply_changes(self, changes: Iterable[Change], *, base: Base = None) -> ApplyResult:
-        """Apply another store's change entries as one transaction (one revision).
-
-        Idempotent: entries equal to the local state are `unchanged` and an
-        all-unchanged batch does not advance the revision. Raises
-        MissingObjects (applying nothing) when a file's chunks are absent.
-        """
-        return self._sync.apply_changes(changes, base=base)
+    has_objects = forward("_sync", Sync.has_objects)
+    read_objects = forward("_sync", Sync.read_objects)
+    put_object = forward("_sync", Sync.put_object)
+    put_objects = forward("_sync", Sync.put_objects)
+    apply_changes = forward("_sync", Sync.apply_changes)
 
     # -- search ------------------------------------------------------------------------
 
-    def find(
-        self, path: str = "/", pattern: str | None = None, *, kind: str | None = None, limit: int | None = None
-    ) -> list[str]:
-        """Paths below `path`, depth-first in name order; `pattern` globs the relative path."""
-        return self._search.find(path, pattern, kind=kind, limit=limit)
-
-    def walk(self, path: str = "/") -> Iterator[tuple[str, list[str], list[str]]]:
-        """Like os.walk (top-down, no following of symlinked directories)."""
-        return self._search.walk(path)
-
-    def ls(self, prefix: str = "/") -> list[str]:
-        """Every file under `prefix` (or `prefix` itself if it is a file), sorted; [] when missing."""
-        return self._search.ls(prefix)
-
-    def du(self, path: str = "/") -> int:
-        """Logical bytes below `path`, each hard-linked file counted once."""
-        return self._search.du(path)
-
-    def grep(
-        self,
-        pattern: str,
-        path: str = "/",
-        *,
-        regex: bool = False,
-        ignore_case: bool = False,
-        include: str | None = None,
-        context: int = 0,
-        limit: int | None = None,
-    ) -> list[GrepMatch]:
-        """Lines matching `pattern` in text files below `path` (binary files skipped)."""
-        return self._search.grep(
-            pattern, path, regex=regex, ignore_case=ignore_case, include=include, context=context, limit=limit
-        )
+    find = forward("_search", Search.find)
+    walk = forward("_search", Search.walk)
+    ls = forward("_search", Search.ls)
+    du = forward("_search", Search.du)
+    grep = forward("_search", Search.grep)
