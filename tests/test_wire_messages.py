@@ -128,9 +128,3 @@ def test_negotiate() -> None:
 def test_is_hash() -> None:
     assert p.is_hash(HASH) and p.HASH_RE.match(HASH)
     assert not p.is_hash(HASH.upper()) and not p.is_hash(HASH[:-1]) and not p.is_hash(HASH + "0")
-
-
-def test_old_module_name_still_exports_everything() -> None:
-    from vfs import protocol
-
-    assert all(getattr(protocol, name) is getattr(p, name) for name in p.__all__)

@@ -1,7 +1,7 @@
 """Public value types of the store.
 
 They are plain frozen dataclasses so that every layer (the store, the wire
-codec in `vfs.protocol`, the server, the client) can pass them around and
+codec in `vfs.wire`, the server, the client) can pass them around and
 compare them without knowing where they came from.
 """
 
