@@ -1,9 +1,9 @@
 """The workspace surface, declared once as protocols.
 
 Several things look like a workspace: the store (`vfs.Workspace`), the
-async client (`client_py.remote.RemoteWorkspace`, which mirrors the store
+async client (`client_py.workspace.RemoteWorkspace`, which mirrors the store
 method for method with `await`), and the backends of the FUSE mount (a
-local store, or `client_py.mount.remote.RemoteBackend` over a server).
+local store, or `client_py.mount.remote_backend.RemoteBackend` over a server).
 These protocols say what each of them promises, so each can be type-checked
 against one declaration instead of against the others:
 
@@ -253,7 +253,7 @@ class AsyncBinaryFile(Protocol):
 
 
 class AsyncWorkspaceSurface(Protocol):
-    """The store's operations, awaited (`client_py.remote.RemoteWorkspace`).
+    """The store's operations, awaited (`client_py.workspace.RemoteWorkspace`).
 
     Streams (`iter_file`, `walk`, `read_objects`) are async iterators, used
     with `async for` without awaiting the call itself.
