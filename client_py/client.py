@@ -19,6 +19,7 @@ import orjson
 from client_py.backoff import Backoff
 from client_py.errors import ServerUnreachable, exception_from_error
 from client_py.session import Session
+from vfs.wire import routes
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -144,25 +145,25 @@ class Client:
     # -- server and admin -------------------------------------------------------------
 
     async def healthz(self) -> dict[str, Any]:
-        return (await self.request("GET", "/healthz")).json()
+        return (await self.request("GET", routes.HEALTHZ)).json()
 
     async def whoami(self) -> dict[str, Any]:
-        return (await self.request("GET", "/api/whoami")).json()
+        return (await self.request("GET", routes.WHOAMI)).json()
 
     async def workspaces(self) -> list[str]:
         """Names of the workspaces this token can see."""
-        body = (await self.request("GET", "/api/workspaces")).json()
+        body = (await self.request("GET", routes.WORKSPACES)).json()
         return [w["name"] for w in body["workspaces"]]
 
     async def create_workspace(self, name: str) -> dict[str, Any]:
         """Create `name` (admin); returns `{"name", "rev", "cursor", "created"}` (created=False if it existed)."""
-        return (await self.request("PUT", f"/api/workspaces/{name}")).json()
+        return (await self.request("PUT", routes.build(routes.WORKSPACE, ws=name))).json()
 
     async def delete_workspace(self, name: str) -> None:
-        await self.request("DELETE", f"/api/workspaces/{name}")
+        await self.request("DELETE", routes.build(routes.WORKSPACE, ws=name))
 
     async def tokens(self) -> list[dict[str, Any]]:
-        return (await self.request("GET", "/api/tokens")).json()["tokens"]
+        return (await self.request("GET", routes.TOKENS)).json()["tokens"]
 
     async def create_token(self, workspace: str, scope: str = "read", name: str | None = None) -> dict[str, Any]:
         """A token scoped to one workspace; the returned `token` secret is shown only this once."""
@@ -171,10 +172,10 @@ class Client:
         body: dict[str, Any] = {"workspace": workspace, "scope": scope}
         if name:
             body["name"] = name
-        return (await self.request("POST", "/api/tokens", json=body)).json()
+        return (await self.request("POST", routes.TOKENS, json=body)).json()
 
     async def revoke_token(self, token_id: str) -> None:
-        await self.request("DELETE", f"/api/tokens/{token_id}")
+        await self.request("DELETE", routes.build(routes.TOKEN, id=token_id))
 
 
 def _params(params: Mapping[str, Any] | None) -> list[tuple[str, str]] | None:

@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from client_py.errors import ConnectionLost, ServerUnreachable, exception_from_error
 from vfs import wire as P
+from vfs.wire import routes
 from vfs.types import ApplyResult, Change, Cursor
 from vfs.wire.client_session import (
     BadFrame,
@@ -51,7 +52,7 @@ def ws_url(base_url: str, workspace: str) -> str:
         base = "wss://" + base[len("https://") :]
     elif base.startswith("http://"):
         base = "ws://" + base[len("http://") :]
-    return f"{base}/api/workspaces/{workspace}/ws"
+    return base + routes.build(routes.WEBSOCKET, ws=workspace)
 
 
 def _close_exception(code: int | None, reason: str, url: str) -> Exception:
