@@ -84,17 +84,25 @@ def grepmatch_from_wire(d: Mapping[str, Any]) -> GrepMatch:
     return GrepMatch(path=d["path"], line_number=int(d["line_number"]), line=d["line"], context=tuple(d.get("context", ())))
 
 
+def _pick(value: object, names: tuple[str, ...]) -> dict[str, Any]:
+    """The wire dict of a flat value: each named field under its own name, in that order."""
+    return {name: getattr(value, name) for name in names}
+
+
+# wire fields named as the value type names them; listed here, not read off the
+# type, so a field added to the type does not silently join the protocol
+_GCSTATS_FIELDS = ("chunks_removed", "bytes_removed", "chunks_kept", "versions_pruned")
+_CONFLICT_FIELDS = (
+    "path", "local_kind", "local_rev", "local_hash", "remote_kind", "remote_rev", "remote_hash", "reason",
+)
+
+
 def gcstats_to_wire(g: GcStats) -> dict[str, Any]:
-    return {
-        "chunks_removed": g.chunks_removed,
-        "bytes_removed": g.bytes_removed,
-        "chunks_kept": g.chunks_kept,
-        "versions_pruned": g.versions_pruned,
-    }
+    return _pick(g, _GCSTATS_FIELDS)
 
 
 def gcstats_from_wire(d: Mapping[str, Any]) -> GcStats:
-    return GcStats(**{k: int(d[k]) for k in ("chunks_removed", "bytes_removed", "chunks_kept", "versions_pruned")})
+    return GcStats(**{k: int(d[k]) for k in _GCSTATS_FIELDS})
 
 
 _KINDS = ("file", "dir", "symlink", "delete")
@@ -168,16 +176,7 @@ def entry_data(d: Mapping[str, Any]) -> bytes | None:
 
 
 def conflict_to_wire(c: Conflict) -> dict[str, Any]:
-    return {
-        "path": c.path,
-        "local_kind": c.local_kind,
-        "local_rev": c.local_rev,
-        "local_hash": c.local_hash,
-        "remote_kind": c.remote_kind,
-        "remote_rev": c.remote_rev,
-        "remote_hash": c.remote_hash,
-        "reason": c.reason,
-    }
+    return _pick(c, _CONFLICT_FIELDS)
 
 
 def conflict_from_wire(d: Mapping[str, Any]) -> Conflict:
