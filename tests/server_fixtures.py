@@ -30,6 +30,7 @@ import httpx
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
 
 from server import create_app
 from server.runner import WsfsServer, bind, make_config
@@ -264,6 +265,14 @@ class WsClient:
                 return entries
             if count is not None and len(entries) >= count:
                 return entries
+
+    async def close_code(self, timeout: float = 10) -> int:
+        """Read on until the server closes the socket (each frame within `timeout`); the code it closed with."""
+        with pytest.raises(ConnectionClosed) as info:
+            while True:
+                await self.recv(timeout)
+        assert info.value.rcvd is not None, "closed without a close frame"
+        return info.value.rcvd.code
 
     async def close(self) -> None:
         await self.conn.close()
