@@ -21,7 +21,7 @@ import httpx
 import pytest
 
 from client_py import Client
-from server_fixtures import LiveServer
+from server_fixtures import LiveServer, serving
 
 
 def free_port() -> int:
@@ -152,11 +152,7 @@ async def remote_tree(ws: Any) -> dict[str, Any]:
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[RestartableServer]:
     """A real server on a loopback port that keeps its port across restarts."""
-    srv = RestartableServer(tmp_path / "data")
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from serving(RestartableServer(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
 import orjson
@@ -37,6 +37,21 @@ from server.runner import WsfsServer, bind, make_config
 
 ROOT = Path(__file__).resolve().parent.parent
 START_TIMEOUT = 20.0
+
+
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+S = TypeVar("S", bound=_Stoppable)
+
+
+def serving(server: S) -> Iterator[S]:
+    """A server fixture's body (`yield from serving(...)`): the test gets `server`, stopped whatever the test did."""
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 class LiveServer:
@@ -85,11 +100,7 @@ class LiveServer:
 
 @pytest.fixture
 def live_server(tmp_path: Path) -> Iterator[LiveServer]:
-    server = LiveServer(tmp_path / "data").start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(LiveServer(tmp_path / "data").start())
 
 
 class ServerProcess:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from client_fixtures import RestartableServer, free_port
+from server_fixtures import serving
 from wsfs.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,10 +25,7 @@ def server(tmp_path, monkeypatch):
     monkeypatch.setenv("WSFS_URL", srv.url)
     monkeypatch.setenv("WSFS_TOKEN", srv.admin)
     monkeypatch.delenv("WSFS_WORKSPACE", raising=False)
-    try:
-        yield srv
-    finally:
-        srv.stop()
+    yield from serving(srv)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -12,7 +12,7 @@ from fsspec.tests.abstract.get import AbstractGetTests
 from fsspec.tests.abstract.open import AbstractOpenTests
 from fsspec.tests.abstract.pipe import AbstractPipeTests
 from fsspec.tests.abstract.put import AbstractPutTests
-from server_fixtures import LiveServer
+from server_fixtures import LiveServer, serving
 
 from client_py.fsspec_fs import WsfsFileSystem
 
@@ -21,11 +21,7 @@ _counter = itertools.count()
 
 @pytest.fixture(scope="module")
 def suite_server(tmp_path_factory):
-    server = LiveServer(tmp_path_factory.mktemp("fsspec-suite")).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(LiveServer(tmp_path_factory.mktemp("fsspec-suite")).start())
 
 
 class WsfsFixtures(AbstractFixtures):

@@ -23,7 +23,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, async_playwright, expect
 
-from server_fixtures import ServerProcess
+from server_fixtures import ServerProcess, serving
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "web_demo"
@@ -157,11 +157,7 @@ async def browser() -> AsyncIterator[Browser]:
 @pytest.fixture
 def demo_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """`wsfs serve` on a free loopback port; `.demo_url` is the URL it printed."""
-    server = ServerProcess(tmp_path / "data")
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(ServerProcess(tmp_path / "data"))
 
 
 # ---------------------------------------------------------------- test data
