@@ -16,7 +16,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import ROOT, TODO, User, api, seed, two_users
+from web_fixtures import ROOT, TODO, User, api, assert_all_clean, seed, two_users
 
 async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
@@ -45,8 +45,7 @@ async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_
     await expect(alice.page.locator('#people .person[data-name="Bob"]')).to_have_count(0)
     await alice.shot("01-presence-alice")
     await bob.shot("01-presence-bob")
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_saved_edit_reaches_the_other_open_view(browser: Browser, demo_server: ServerProcess) -> None:
@@ -54,9 +53,7 @@ async def test_saved_edit_reaches_the_other_open_view(browser: Browser, demo_ser
     long_text = "".join(f"line {i}\n" for i in range(200))
     with api(demo_server) as c:
         c.put("/files/long.txt", content=long_text).raise_for_status()
-    alice, bob = await two_users(browser, demo_server)
-    await alice.open_file("/long.txt")
-    await bob.open_file("/long.txt")
+    alice, bob = await two_users(browser, demo_server, opening="/long.txt")
     # Bob scrolls to the middle and puts his cursor on line 100
     await bob.page.evaluate("""() => {
         const v = window.wsfsDemo.fileView.view;
@@ -88,11 +85,10 @@ async def test_saved_edit_reaches_the_other_open_view(browser: Browser, demo_ser
     with api(demo_server) as c:
         assert c.get("/files/long.txt").text == long_text + "added by alice\n"
     # the feed of both says what happened to which file
-    await expect(bob.page.locator("#feed .feed-item").first).to_contain_text("edited /long.txt")
-    await expect(alice.page.locator("#feed .feed-item").first).to_contain_text("You edited /long.txt")
+    await expect(bob.newest_feed_item()).to_contain_text("edited /long.txt")
+    await expect(alice.newest_feed_item()).to_contain_text("You edited /long.txt")
     await bob.shot("02-live-update-bob")
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_python_client_write_appears_in_both_trees(browser: Browser, demo_server: ServerProcess) -> None:
@@ -118,8 +114,7 @@ async def test_python_client_write_appears_in_both_trees(browser: Browser, demo_
         await expect(user.row("/from-python.txt")).to_have_count(0)
         await expect(user.row("/deep")).to_have_count(0)
         await expect(user.page.locator("#feed")).to_contain_text("renamed /from-python.txt → /renamed.txt")
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_conflicting_saves_banner_overwrite_reload_nothing_lost(browser: Browser, demo_server: ServerProcess) -> None:
@@ -174,17 +169,14 @@ async def test_conflicting_saves_banner_overwrite_reload_nothing_lost(browser: B
         versions = c.get("/history/notes/todo.md").json()["versions"]
         texts = {c.get("/files/notes/todo.md", params={"rev": v["rev"]}).text for v in versions if v["kind"] == "file"}
     assert {TODO, TODO + "alice was here\n", bob_text, bob_text + "bob again\n"} <= texts
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_server_restart_both_pages_reconnect_and_keep_working(browser: Browser, tmp_path: Any) -> None:
     server = ServerProcess(tmp_path / "data")
     try:
         seed(server)
-        alice, bob = await two_users(browser, server)
-        await alice.open_file("/notes/todo.md")
-        await bob.open_file("/notes/todo.md")
+        alice, bob = await two_users(browser, server, opening="/notes/todo.md")
         for u in (alice, bob):
             await expect(u.page.locator("#conn")).to_have_attribute("data-state", "open")
             # while the server is down the browser reports the refused connection attempts
@@ -211,8 +203,7 @@ async def test_server_restart_both_pages_reconnect_and_keep_working(browser: Bro
         await expect(alice.page.locator("#file-status")).to_have_text("Saved")
         await bob.wait_editor_text(TODO + "after the restart\n")
         await bob.shot("07-reconnected-bob")
-        alice.assert_clean()
-        bob.assert_clean()
+        assert_all_clean(alice, bob)
     finally:
         server.stop()
 
@@ -271,19 +262,16 @@ async def test_personal_tokens_name_the_author_in_banner_and_feed(browser: Brows
     await carol.type_in_editor("carol saved\n")
     await carol.save()
     await expect(dave.page.locator("#banner .banner-text")).to_have_text("Carol changed todo.md while you were editing.")
-    await expect(dave.page.locator("#feed .feed-item").first).to_contain_text("Carol edited /notes/todo.md")
-    await expect(carol.page.locator("#feed .feed-item").first).to_contain_text("You edited /notes/todo.md")
+    await expect(dave.newest_feed_item()).to_contain_text("Carol edited /notes/todo.md")
+    await expect(carol.newest_feed_item()).to_contain_text("You edited /notes/todo.md")
     await dave.shot("09-author-banner-dave")
-    carol.assert_clean()
-    dave.assert_clean()
+    assert_all_clean(carol, dave)
 
 
 async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Browser, demo_server: ServerProcess) -> None:
     """Updates that arrive while the previous one is still being fetched are not lost or reordered."""
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server)
-    await alice.open_file("/notes/todo.md")
-    await bob.open_file("/notes/todo.md")
+    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md")
     text = TODO
     for i in range(8):
         await alice.type_in_editor(f"save {i}\n")
@@ -299,8 +287,7 @@ async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Bro
     await expect(bob.page.locator("#file-status")).to_have_text("Saved")
     with api(demo_server) as c:
         assert c.get("/files/notes/todo.md").text == text
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_shared_demo_link_still_names_who_saved(browser: Browser, demo_server: ServerProcess) -> None:
@@ -314,5 +301,4 @@ async def test_shared_demo_link_still_names_who_saved(browser: Browser, demo_ser
     await erin.type_in_editor("erin saved\n")
     await erin.save()
     await expect(finn.page.locator("#banner .banner-text")).to_have_text("Erin changed todo.md while you were editing.")
-    erin.assert_clean()
-    finn.assert_clean()
+    assert_all_clean(erin, finn)

@@ -12,7 +12,7 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from server_fixtures import ServerProcess
-from web_fixtures import TODO, User, api, seed, tiny_png, two_users
+from web_fixtures import TODO, User, api, assert_all_clean, seed, tiny_png, two_users
 
 
 async def dialog_answer(user: User, text: str | None) -> None:
@@ -53,7 +53,7 @@ async def test_create_rename_delete_through_the_ui(browser: Browser, demo_server
     await expect(bob.page.locator("#file-path")).to_have_text("/drafts/roadmap.md")
     assert await bob.editor_text() == "step one\n"
     await expect(bob.page.locator("#feed")).to_contain_text("renamed /drafts/plan.md → /drafts/roadmap.md")
-    await expect(alice.page.locator("#feed .feed-item").first).to_contain_text("You renamed")
+    await expect(alice.newest_feed_item()).to_contain_text("You renamed")
     # delete with the Delete key and the confirm dialog
     await alice.row("/README.md").click()
     await alice.page.locator("#file-path").wait_for()
@@ -64,8 +64,7 @@ async def test_create_rename_delete_through_the_ui(browser: Browser, demo_server
     with api(demo_server) as c:
         assert c.get("/files/README.md").status_code == 404
     await alice.shot("10-file-ops-alice")
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_upload_by_drag_and_drop_and_download(browser: Browser, demo_server: ServerProcess, tmp_path: Path) -> None:
@@ -98,8 +97,7 @@ async def test_upload_by_drag_and_drop_and_download(browser: Browser, demo_serve
     saved = tmp_path / "todo.md"
     await download.save_as(saved)
     assert saved.read_text() == TODO
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_image_binary_and_large_files_are_not_edited_as_text(browser: Browser, demo_server: ServerProcess) -> None:
@@ -131,9 +129,7 @@ async def test_image_binary_and_large_files_are_not_edited_as_text(browser: Brow
 
 async def test_history_view_and_restore(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server)
-    await alice.open_file("/notes/todo.md")
-    await bob.open_file("/notes/todo.md")
+    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md")
     await alice.type_in_editor("second version\n")
     await alice.save()
     await expect(alice.page.locator("#file-status")).to_have_text("Saved")
@@ -159,8 +155,7 @@ async def test_history_view_and_restore(browser: Browser, demo_server: ServerPro
     with api(demo_server) as c:
         assert c.get("/files/notes/todo.md").text == TODO
     await alice.shot("15-history-restored")
-    alice.assert_clean()
-    bob.assert_clean()
+    assert_all_clean(alice, bob)
 
 
 async def test_token_is_kept_out_of_the_address_bar(browser: Browser, demo_server: ServerProcess) -> None:
@@ -187,8 +182,7 @@ async def test_token_is_kept_out_of_the_address_bar(browser: Browser, demo_serve
     await eve.page.keyboard.press("Enter")
     await eve.wait_ready()
     await expect(eve.page.locator("#conn")).to_have_attribute("data-state", "open")
-    alice.assert_clean()
-    eve.assert_clean()
+    assert_all_clean(alice, eve)
 
 
 async def test_workspace_picker_admin_creates_and_read_token_cannot_write(browser: Browser, demo_server: ServerProcess) -> None:
@@ -221,8 +215,7 @@ async def test_workspace_picker_admin_creates_and_read_token_cannot_write(browse
     with api(demo_server) as c:
         c.put("/files/notes/todo.md", content=TODO + "more\n").raise_for_status()
     await viewer.wait_editor_text(TODO + "more\n")
-    admin.assert_clean()
-    viewer.assert_clean()
+    assert_all_clean(admin, viewer)
 
 
 async def test_narrow_window_and_keyboard_only(browser: Browser, demo_server: ServerProcess) -> None:

@@ -93,6 +93,9 @@ class User:
     async def flashed(self) -> set[str]:
         return set(await self.page.evaluate("() => [...window.__flashed]"))
 
+    def newest_feed_item(self) -> Any:
+        return self.page.locator("#feed .feed-item").first
+
     def row(self, path: str) -> Any:
         return self.page.locator(f'[role="treeitem"][data-path="{path}"]')
 
@@ -187,7 +190,18 @@ def seed(server: ServerProcess) -> None:
             c.put(f"/files/{path}", content=body, params={"parents": 1}).raise_for_status()
 
 
-async def two_users(browser: Browser, server: ServerProcess, **kw: Any) -> tuple[User, User]:
+async def two_users(browser: Browser, server: ServerProcess, *, opening: str | None = None,
+                    **kw: Any) -> tuple[User, User]:
+    """Alice and Bob on the demo; each then opens `opening` when one is given."""
     alice = await User.open(browser, server.demo_url, "Alice", **kw)
     bob = await User.open(browser, server.demo_url, "Bob", **kw)
+    if opening is not None:
+        for user in (alice, bob):
+            await user.open_file(opening)
     return alice, bob
+
+
+def assert_all_clean(*users: User) -> None:
+    """No page logged a console error the test did not allow (the end of every test)."""
+    for user in users:
+        user.assert_clean()
