@@ -63,7 +63,7 @@ export class FileView {
     this.el.save.addEventListener("click", guard("Save failed", () => this.save()));
     this.el.download.addEventListener("click", guard("Download failed", () => this.download()));
     this.el.close.addEventListener("click", guard("Close failed", () => this.close()));
-    this._renderEmpty();
+    this.el.body.replaceChildren(emptyPlaceholder());
     this.updateHeader();
   }
 
@@ -84,21 +84,9 @@ export class FileView {
   /** Open `path` (asks first when there are unsaved edits). Resolves to false if the user declined. */
   async open(path, { force = false } = {}) {
     if (path === this.path && !force) return true;
-    if (this.isDirty() && path !== this.path) {
-      const ok = await confirmDialog("Discard unsaved changes?",
-        `${this.path} has unsaved changes. Open ${path} anyway and lose them?`, { okLabel: "Discard", danger: true });
-      if (!ok) return false;
-    }
-    const seq = ++this._seq;
-    this._teardown();
-    this.path = path;
-    this.mode = "loading";
-    this.deleted = false;
-    this.remote = null;
-    this._hideBanner();
-    this.el.body.replaceChildren(el("div", { class: "placeholder" }, "Loading…"));
-    this.updateHeader();
-    this.hooks.opened(path);
+    const question = `${this.path} has unsaved changes. Open ${path} anyway and lose them?`;
+    if (path !== this.path && !await this._mayDiscard(question)) return false;
+    const seq = this._show(path, "loading", el("div", { class: "placeholder" }, "Loading…"));
     try {
       await this._load(path, seq);
     } catch (err) {
@@ -140,28 +128,30 @@ export class FileView {
 
   /** Close the open file (asks first when there are unsaved edits, unless `ask` is false). */
   async close({ ask = true } = {}) {
-    if (ask && this.isDirty()) {
-      const ok = await confirmDialog("Discard unsaved changes?", `Close ${this.path} and lose your changes?`,
-        { okLabel: "Discard", danger: true });
-      if (!ok) return;
-    }
-    this._seq++;
-    this._teardown();
-    this.path = null;
-    this.mode = "none";
-    this.remote = null;
-    this.deleted = false;
-    this._hideBanner();
-    this._renderEmpty();
-    this.updateHeader();
-    this.hooks.opened(null);
+    if (ask && !await this._mayDiscard(`Close ${this.path} and lose your changes?`)) return;
+    this._show(null, "none", emptyPlaceholder());
   }
 
-  _renderEmpty() {
-    this.el.body.replaceChildren(el("div", { class: "placeholder" },
-      el("p", { class: "big" }, "Open a file from the tree."),
-      el("p", {}, "Everyone here sees changes live. Save with Ctrl+S (⌘S); if someone saved first, you choose what wins."),
-      el("p", { class: "muted" }, "Try it: open this page in a second window (Invite gives the link) and edit the same file.")));
+  /** True when nothing unsaved would be lost, or the user agreed to lose it (`question` says what is at stake). */
+  async _mayDiscard(question) {
+    if (!this.isDirty()) return true;
+    return confirmDialog("Discard unsaved changes?", question, { okLabel: "Discard", danger: true });
+  }
+
+  /** Drop the shown file and show `path` (null: none) in `mode` with `body`; returns the new load sequence
+   *  number (a load started for an earlier one finds it stale and stops). */
+  _show(path, mode, body) {
+    const seq = ++this._seq;
+    this._teardown();
+    this.path = path;
+    this.mode = mode;
+    this.deleted = false;
+    this.remote = null;
+    this._hideBanner();
+    this.el.body.replaceChildren(body);
+    this.updateHeader();
+    this.hooks.opened(path);
+    return seq;
   }
 
   _extensions(path, { readOnly = false } = {}) {
@@ -330,17 +320,29 @@ export class FileView {
 
   /** Throw away local edits and load the server's version. */
   async reload() {
-    const path = this.path;
+    const server = await this._serverText(this.path);
+    if (!server) return;
+    this._exitCompare(false);
+    this._adopt(server, { history: true });
+  }
+
+  /** The server's current text of the open `path` as {text, hash}, or null: when another file was opened
+   *  meanwhile, or when the content is no longer text (then it is opened anew, as whatever it now is). */
+  async _serverText(path) {
     const file = await this.client.readFile(path);
-    if (path !== this.path) return;
+    if (path !== this.path) return null;
     const text = decodeText(file.bytes);
     if (text === null || isImage(file.type)) {
       await this.open(path, { force: true });
-      return;
+      return null;
     }
-    this._exitCompare(false);
-    this._setText(this.view, text, { history: true });
-    this.baseHash = file.hash;
+    return { text, hash: file.hash };
+  }
+
+  /** Put the server's text in the editor as its new base: afterwards nothing is unsaved and no banner is up. */
+  _adopt({ text, hash }, setOptions = {}) {
+    this._setText(this.view, text, setOptions);
+    this.baseHash = hash;
     this.baseDoc = this.view.state.doc;
     this.remote = null;
     this.deleted = false;
@@ -397,24 +399,13 @@ export class FileView {
       if (this.remote?.hash !== entry.hash) this._conflict({ hash: entry.hash, author, refused: false });
       return;
     }
-    const file = await this.client.readFile(path);
-    if (path !== this.path) return;
-    const text = decodeText(file.bytes);
-    if (text === null || isImage(file.type)) {
-      await this.open(path, { force: true });
-      return;
-    }
+    const server = await this._serverText(path);
+    if (!server) return;
     if (this.isDirty()) { // typed while we fetched
-      this._conflict({ hash: file.hash, author, refused: false });
+      this._conflict({ hash: server.hash, author, refused: false });
       return;
     }
-    this._setText(this.view, text);
-    this.baseHash = file.hash;
-    this.baseDoc = this.view.state.doc;
-    this.deleted = false;
-    this.remote = null;
-    this._hideBanner();
-    this.updateHeader();
+    this._adopt(server);
     this._notice(author === "Someone" ? "Updated just now" : `Updated by ${author}`);
   }
 
@@ -603,6 +594,14 @@ export class FileView {
     this.el.banner.hidden = true;
     this.el.banner.replaceChildren();
   }
+}
+
+/** What the file pane shows when no file is open. */
+function emptyPlaceholder() {
+  return el("div", { class: "placeholder" },
+    el("p", { class: "big" }, "Open a file from the tree."),
+    el("p", {}, "Everyone here sees changes live. Save with Ctrl+S (⌘S); if someone saved first, you choose what wins."),
+    el("p", { class: "muted" }, "Try it: open this page in a second window (Invite gives the link) and edit the same file."));
 }
 
 /** Classic 16-bytes-per-line hex dump. */
