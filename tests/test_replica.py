@@ -19,6 +19,20 @@ def make_replica(server, path, **kw) -> Replica:
     return Replica(server.url, "demo", path, token=server.admin, **kw)
 
 
+@pytest.fixture
+def local(tmp_path):
+    """The replica's directory."""
+    return tmp_path / "rep"
+
+
+@contextlib.asynccontextmanager
+async def synced(server, path, **kw):
+    """A replica of `path` that has made its first sync: the test goes on with what the next one does."""
+    async with make_replica(server, path, **kw) as r:
+        await r.sync_once()
+        yield r
+
+
 @contextlib.asynccontextmanager
 async def running(replica: Replica):
     """`replica.run()` in the background, ready (first catch-up and rescan done) on entry."""
@@ -44,12 +58,11 @@ def write(path, data: bytes | str) -> None:
         f.write(data.encode() if isinstance(data, str) else data)
 
 
-async def test_sync_once_both_ways(server, ws, tmp_path):
+async def test_sync_once_both_ways(server, ws, local):
     await ws.write_file("/docs/readme.md", b"# hi\n", parents=True, mode=0o640, mtime=1_700_000_000.25)
     await ws.write_file("/big.bin", os.urandom(1_500_000))
     await ws.symlink("docs/readme.md", "/link")
     await ws.mkdir("/empty")
-    local = tmp_path / "rep"
     write(local / "mine.txt", "local file")
     async with make_replica(server, local) as r:
         summary = await r.sync_once()
@@ -65,9 +78,8 @@ async def test_sync_once_both_ways(server, ws, tmp_path):
     assert not await ws.exists("/.wsfs")
 
 
-async def test_second_sync_transfers_nothing_and_resumes_from_watermark(server, ws, tmp_path):
+async def test_second_sync_transfers_nothing_and_resumes_from_watermark(server, ws, local):
     await ws.write_file("/a.bin", os.urandom(400_000))
-    local = tmp_path / "rep"
     async with make_replica(server, local) as r:
         first = await r.sync_once()
     assert first.bytes_received >= 400_000
@@ -80,12 +92,10 @@ async def test_second_sync_transfers_nothing_and_resumes_from_watermark(server, 
     assert (third.downloaded, third.uploaded, third.bytes_received, third.bytes_sent) == (0, 0, 0, 0)
 
 
-async def test_small_edit_of_a_big_file_moves_few_chunks(server, ws, tmp_path):
+async def test_small_edit_of_a_big_file_moves_few_chunks(server, ws, local):
     data = bytearray(os.urandom(4 * 1024 * 1024))
     await ws.write_file("/big", bytes(data))
-    local = tmp_path / "rep"
-    async with make_replica(server, local) as r:
-        await r.sync_once()
+    async with synced(server, local) as r:
         data[100:100] = b"inserted near the start"
         await ws.write_file("/big", bytes(data))
         summary = await r.sync_once()
@@ -93,11 +103,9 @@ async def test_small_edit_of_a_big_file_moves_few_chunks(server, ws, tmp_path):
     assert summary.bytes_received < 3 * 256 * 1024  # a few chunks, not 4 MiB
 
 
-async def test_conflict_keeps_both_versions(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_conflict_keeps_both_versions(server, ws, local):
     await ws.write_file("/notes.md", b"base\n")
-    async with make_replica(server, local, host="laptop") as r:
-        await r.sync_once()
+    async with synced(server, local, host="laptop") as r:
         write(local / "notes.md", "local edit\n")
         await ws.write_file("/notes.md", b"server edit\n")
         summary = await r.sync_once()
@@ -110,12 +118,10 @@ async def test_conflict_keeps_both_versions(server, ws, tmp_path):
     assert await ws.read_file("/notes.md") == b"server edit\n"
 
 
-async def test_delete_against_edit_the_edit_wins(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_delete_against_edit_the_edit_wins(server, ws, local):
     await ws.write_file("/x.txt", b"x0")
     await ws.write_file("/y.txt", b"y0")
-    async with make_replica(server, local) as r:
-        await r.sync_once()
+    async with synced(server, local) as r:
         os.unlink(local / "x.txt")  # deleted here ...
         await ws.write_file("/x.txt", b"x1")  # ... edited there
         write(local / "y.txt", "y1")  # edited here ...
@@ -126,11 +132,9 @@ async def test_delete_against_edit_the_edit_wins(server, ws, tmp_path):
     assert not summary.conflicts
 
 
-async def test_remote_directory_delete_keeps_unsynced_local_files(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_remote_directory_delete_keeps_unsynced_local_files(server, ws, local):
     await ws.write_file("/d/old.txt", b"old", parents=True)
-    async with make_replica(server, local) as r:
-        await r.sync_once()
+    async with synced(server, local) as r:
         write(local / "d" / "fresh.txt", "made here")
         await ws.rm("/d", recursive=True)
         await r.sync_once()
@@ -139,8 +143,7 @@ async def test_remote_directory_delete_keeps_unsynced_local_files(server, ws, tm
     assert await ws.read_file("/d/fresh.txt") == b"made here"
 
 
-async def test_ignore_patterns_both_ways(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_ignore_patterns_both_ways(server, ws, local):
     write(local / ".wsfsignore", "*.tmp\nbuild/\n")
     write(local / "keep.txt", "k")
     write(local / "scratch.tmp", "t")
@@ -158,8 +161,7 @@ async def test_ignore_patterns_both_ways(server, ws, tmp_path):
     assert not (local / "remote.tmp").exists()
 
 
-async def test_live_remote_changes_land_and_local_edits_go_up(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_live_remote_changes_land_and_local_edits_go_up(server, ws, local):
     async with running(make_replica(server, local)):
         await ws.write_file("/live.txt", b"from the server")
         await eventually(lambda: (local / "live.txt").exists() and read(local / "live.txt") == b"from the server")
@@ -188,8 +190,7 @@ async def test_live_remote_changes_land_and_local_edits_go_up(server, ws, tmp_pa
     assert tree_of(local) == await remote_tree(ws)
 
 
-async def test_offline_edits_are_pushed_when_the_server_returns(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_offline_edits_are_pushed_when_the_server_returns(server, ws, local):
     await ws.write_file("/shared.txt", b"v1")
     async with running(make_replica(server, local)) as r:
         await eventually(lambda: (local / "shared.txt").exists())
@@ -210,14 +211,12 @@ async def test_offline_edits_are_pushed_when_the_server_returns(server, ws, tmp_
         assert r.connected.is_set()
 
 
-async def test_symlinks_are_created_as_symlinks_and_never_followed(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_symlinks_are_created_as_symlinks_and_never_followed(server, ws, local, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
     await ws.mkdir("/real")
     await ws.symlink("real", "/alias")
-    async with make_replica(server, local) as r:
-        await r.sync_once()
+    async with synced(server, local) as r:
         assert os.path.islink(local / "alias") and os.readlink(local / "alias") == "real"
         # a local symlink to a directory outside the replica is pushed as a link, not followed
         os.symlink(str(outside), local / "escape")
@@ -240,9 +239,8 @@ async def eventually_async(predicate, timeout: float = 20.0, interval: float = 0
         await asyncio.sleep(interval)
 
 
-async def test_live_start_with_a_big_local_tree(server, ws, tmp_path):
+async def test_live_start_with_a_big_local_tree(server, ws, local):
     """Going live after pushing many files (many echo batches queued) must not stall."""
-    local = tmp_path / "rep"
     for i in range(1500):
         write(local / f"d{i % 7}" / f"f{i}.txt", f"file {i}")
     async with running(make_replica(server, local, batch_max=64)):
@@ -251,11 +249,9 @@ async def test_live_start_with_a_big_local_tree(server, ws, tmp_path):
         await eventually(lambda: (local / "late.txt").exists())
 
 
-async def test_remote_dir_replaced_by_file_keeps_local_unsynced_files(server, ws, tmp_path):
-    local = tmp_path / "rep"
+async def test_remote_dir_replaced_by_file_keeps_local_unsynced_files(server, ws, local):
     await ws.write_file("/d/synced.txt", b"s", parents=True)
-    async with make_replica(server, local, host="h") as r:
-        await r.sync_once()
+    async with synced(server, local, host="h") as r:
         write(local / "d" / "mine.txt", "only here")
         await ws.rm("/d", recursive=True)
         await ws.write_file("/d", b"now a file")
@@ -268,11 +264,10 @@ async def test_remote_dir_replaced_by_file_keeps_local_unsynced_files(server, ws
     assert await ws.read_file(kept[0] + "/mine.txt") == b"only here"
 
 
-async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws, tmp_path):
+async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws, local):
     """Tombstones compacted past the watermark: the replica resyncs and still applies the deletion."""
     import vfs
 
-    local = tmp_path / "rep"
     await ws.write_file("/keep.txt", b"k")
     await ws.write_file("/gone.txt", b"g")
     async with make_replica(server, local) as r:
@@ -294,12 +289,12 @@ async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws,
     assert summary.deleted_local == 1
 
 
-async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(server, ws, tmp_path):
+async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(server, ws, local):
     from vfs.wire import ProtocolError
 
     async with Client(server.url, token=server.admin) as admin:
         minted = await admin.create_token("demo", "write", name="replica")
-        replica = Replica(server.url, "demo", tmp_path / "rep", token=minted["token"],
+        replica = Replica(server.url, "demo", local, token=minted["token"],
                           backoff=Backoff(base=0.05, cap=0.2, retries=None))
         task = asyncio.ensure_future(replica.run())
         try:
@@ -314,10 +309,9 @@ async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(s
             await replica.close()
 
 
-async def test_sync_once_waits_for_a_restarting_server(server, ws, tmp_path):
+async def test_sync_once_waits_for_a_restarting_server(server, ws, local):
     await ws.write_file("/f.bin", os.urandom(2_000_000))
     await server.astop()
-    local = tmp_path / "rep"
     async with make_replica(server, local) as r:
         task = asyncio.ensure_future(r.sync_once())
         await asyncio.sleep(0.5)
