@@ -395,33 +395,43 @@ async def cmd_restore(args: argparse.Namespace) -> int:
 
 async def cmd_workspaces(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        if args.action == "list":
-            for name in await c.workspaces():
-                print(name)
-            return 0
-        if not args.name:
-            raise _UsageError(f"workspaces {args.action} needs a NAME")
-        if args.action == "create":
-            info = await c.create_workspace(args.name)
-            print(f"{args.name} {'created' if info.get('created') else 'already exists'}")
-        else:
-            await c.delete_workspace(args.name)
-            print(f"{args.name} deleted")
-    return 0
+        async def create(name: str) -> str:
+            created = (await c.create_workspace(name)).get("created")
+            return f"{name} {'created' if created else 'already exists'}"
+
+        async def delete(name: str) -> str:
+            await c.delete_workspace(name)
+            return f"{name} deleted"
+
+        return await _admin(args.action, args.name, f"workspaces {args.action} needs a NAME", c.workspaces,
+                            {"create": create, "delete": delete})
 
 
 async def cmd_tokens(args: argparse.Namespace) -> int:
     async with _client(args) as c:
-        if args.action == "list":
-            for t in await c.tokens():
-                print(f"{t['id']}\t{t.get('workspace') or '*'}\t{t['scope']}\t{t.get('name') or ''}")
-            return 0
-        if not args.target:
-            raise _UsageError("tokens create needs a WORKSPACE" if args.action == "create" else "tokens revoke needs a token id")
-        if args.action == "create":
-            t = await c.create_token(args.target, args.scope or "read", args.name)
-            print(t["token"])
-        else:
-            await c.revoke_token(args.target)
-            print(f"revoked {args.target}")
+        async def listing() -> list[str]:
+            return [f"{t['id']}\t{t.get('workspace') or '*'}\t{t['scope']}\t{t.get('name') or ''}" for t in await c.tokens()]
+
+        async def create(workspace: str) -> str:
+            return (await c.create_token(workspace, args.scope or "read", args.name))["token"]
+
+        async def revoke(token_id: str) -> str:
+            await c.revoke_token(token_id)
+            return f"revoked {token_id}"
+
+        missing = "tokens create needs a WORKSPACE" if args.action == "create" else "tokens revoke needs a token id"
+        return await _admin(args.action, args.target, missing, listing, {"create": create, "revoke": revoke})
+
+
+async def _admin(action: str, target: str | None, missing: str, listing: Callable[[], Awaitable[list[str]]],
+                 actions: dict[str, Callable[[str], Awaitable[str]]]) -> int:
+    """What the admin nouns share: `list` prints a line per item; any other action needs a target (else the
+    usage error `missing`), runs on it and prints the one line it returns."""
+    if action == "list":
+        for line in await listing():
+            print(line)
+        return 0
+    if not target:
+        raise _UsageError(missing)
+    print(await actions[action](target))
     return 0
