@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
 
 from client_py.errors import ConnectionLost, ServerUnreachable
 from vfs.wire import CaughtUp, Changes, change_from_wire, entry_data
@@ -61,19 +61,13 @@ class WatchEvent:
 RETRYABLE = (ConnectionLost, ServerUnreachable)
 
 
-async def watch(
-    client: Client,
-    workspace: str,
-    *,
-    prefix: str = "/",
-    after: Cursor | str | None = "now",
-    globs: Iterable[str] | None = None,
-    ignore: Iterable[str] = (),
-    inline_max: int = 0,
-) -> AsyncIterator[WatchEvent]:
+async def watch(client: Client, workspace: str, after: Cursor | str | None, **filters: Any) -> AsyncIterator[WatchEvent]:
+    """The loop behind `RemoteWorkspace.watch`, which documents its arguments.
+
+    `filters` (prefix, globs, ignore, inline_max) go unchanged to every subscription, the first and each one
+    after a reconnect: iterables among them must be lists, which can be read more than once.
+    """
     position: str | None = None if after is None else str(after)
-    globs = list(globs) if globs is not None else None
-    ignore = list(ignore)
     delays = client.backoff.delays()
     while True:
         try:
@@ -85,7 +79,7 @@ async def watch(
             await asyncio.sleep(delay)
             continue
         try:
-            sub = await session.subscribe(prefix=prefix, after=position, globs=globs, ignore=ignore, inline_max=inline_max)
+            sub = await session.subscribe(after=position, **filters)
             position = sub.start or position  # "now" becomes a real cursor: a reconnect must not skip
             delays = client.backoff.delays()  # connected: the retry budget starts afresh
             async for msg in sub:

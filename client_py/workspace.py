@@ -352,8 +352,8 @@ class RemoteWorkspace:
         """
         from client_py.watch import watch
 
-        return watch(self.client, self.name, prefix=normalize(prefix), after=after, globs=globs, ignore=ignore,
-                     inline_max=inline_max)
+        return watch(self.client, self.name, after, prefix=normalize(prefix), inline_max=inline_max,
+                     globs=None if globs is None else list(globs), ignore=list(ignore))
 
 
 def _body(data: Any) -> Any:
