@@ -15,6 +15,8 @@ Tables:
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
 - `versions`: retained past file versions (history, restore).
+- `coedit_docs`, `coedit_log`: co-edited documents' compacted state and
+  the updates stored since (v3, `vfs/coedit_log.py`).
 - `meta`: schema version, revision floor (the revision is the newest stamp
   in `pathlog`; the floor keeps it when tombstones are compacted), tombstone
   horizon.
@@ -27,7 +29,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -126,8 +128,27 @@ UPDATE nodes SET subdirs = (
 ) WHERE kind = {KIND_DIR};
 """
 
+# Co-editing (`vfs/coedit_log.py`): a file open as a shared document is its
+# compacted Yjs state (`coedit_docs`, one row per path ever co-edited, so an
+# editor reconnecting with old history merges instead of duplicating) plus the
+# updates acknowledged since (`coedit_log`), which a crash must not lose.
+_V3 = """
+CREATE TABLE coedit_docs (
+    path      TEXT PRIMARY KEY,
+    snapshot  BLOB NOT NULL,
+    base      BLOB,
+    file_hash BLOB
+) WITHOUT ROWID;
+CREATE TABLE coedit_log (
+    seq  INTEGER PRIMARY KEY AUTOINCREMENT,
+    path TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE INDEX coedit_log_by_path ON coedit_log (path, seq);
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
 
 
 def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
