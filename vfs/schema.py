@@ -132,19 +132,20 @@ UPDATE nodes SET subdirs = (
 # compacted Yjs state (`coedit_docs`, one row per path ever co-edited, so an
 # editor reconnecting with old history merges instead of duplicating) plus the
 # updates acknowledged since (`coedit_log`), which a crash must not lose.
+# IF NOT EXISTS: a store taken back to an older version by hand keeps them.
 _V3 = """
-CREATE TABLE coedit_docs (
+CREATE TABLE IF NOT EXISTS coedit_docs (
     path      TEXT PRIMARY KEY,
     snapshot  BLOB NOT NULL,
     base      BLOB,
     file_hash BLOB
 ) WITHOUT ROWID;
-CREATE TABLE coedit_log (
+CREATE TABLE IF NOT EXISTS coedit_log (
     seq  INTEGER PRIMARY KEY AUTOINCREMENT,
     path TEXT NOT NULL,
     data BLOB NOT NULL
 );
-CREATE INDEX coedit_log_by_path ON coedit_log (path, seq);
+CREATE INDEX IF NOT EXISTS coedit_log_by_path ON coedit_log (path, seq);
 """
 
 # Each migration takes the schema from version N-1 to N. Append, never edit.
