@@ -18,14 +18,14 @@ from vfs.chunks import wire_list
 from vfs.db import Db
 from vfs.errors import CursorTooOld
 from vfs.paths import normalize, prefix_bounds
-from vfs.schema import KIND_NAMES
+from vfs.schema import KIND_FILE, KIND_NAMES
 from vfs.types import Change, ChangePage, Cursor
 from vfs.wire.globs import IgnoreMatcher
 
-_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target"
+_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target, n.ino"
 
 
-def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target) -> Change:
+def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target, ino=None) -> Change:
     if kind is None:
         return Change(path=path, kind="delete", rev=rev)
     return Change(
@@ -84,14 +84,37 @@ class ChangeLog:
             self._check_horizon(after)
             rows = conn.execute(*self._changes_query(after, prefix, limit)).fetchall()
             now = self._db.rev
+            rows, derived = self._derive_ids(rows)
         finally:
             if own_snapshot:
                 conn.execute("COMMIT")
+        for row in derived:  # out of the read snapshot: now they can be kept
+            self._keep(row)
         changes = (_to_change(*row) for row in rows)
         entries = [c for c in changes if not ignored.ignores(c.path, c.kind)]
         more = limit is not None and len(rows) == limit
         cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
         return ChangePage(entries, cursor, more)
+
+    def _derive_ids(self, rows: list) -> tuple[list, list]:
+        """Rows with the content id a positional write left to derive filled in
+        (from the row's own chunk list, so the entry and its id always agree),
+        and the rows that needed it."""
+        if all(row[6] is not None or row[2] != KIND_FILE for row in rows):
+            return rows, []
+        derived = [self._derived(row) for row in rows if row[6] is None and row[2] == KIND_FILE]
+        by_path = {row[0]: row for row in derived}
+        return [by_path.get(row[0], row) for row in rows], derived
+
+    def _derived(self, row: tuple) -> tuple:
+        if row[6] is not None or row[2] != KIND_FILE:
+            return row
+        return (*row[:6], self._db.derive_hash(row[7]), *row[7:])
+
+    def _keep(self, row: tuple) -> None:
+        self._db.keep_derived(
+            "UPDATE nodes SET hash = ? WHERE ino = ? AND hash IS NULL AND chunks IS ?", (row[6], row[9], row[7])
+        )
 
     def _check_horizon(self, after: Cursor) -> None:
         horizon = int(self._db.conn.execute("SELECT value FROM meta WHERE key='tombstone_horizon'").fetchone()[0])
@@ -125,6 +148,9 @@ class ChangeLog:
             f"SELECT {_COLUMNS} FROM pathlog p LEFT JOIN nodes n ON n.ino = p.ino WHERE p.path = ?", (path,)
         ).fetchone()
         if row is not None:
+            if row[6] is None and row[2] == KIND_FILE:
+                row = self._derived(row)
+                self._keep(row)
             return _to_change(*row)
         if path == "/":
             root = self._db.node(1)

@@ -21,7 +21,7 @@ import blake3
 
 from vfs.chunks import EMPTY_HASH, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
 from vfs.chunkreader import iter_range, open_chunks
-from vfs.db import Db, Resolved, Tx, stat_of
+from vfs.db import Db, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import normalize, parent_of
@@ -81,7 +81,7 @@ class Content:
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data)
             ino = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
-            return stat_of(self._db.node(ino))
+            return self._db.stat(self._db.node(ino))
 
     def writable_target(self, path: str, parents: bool) -> Resolved:
         try:
@@ -97,11 +97,11 @@ class Content:
             raise fs_error(errno.EISDIR, path)
         return found
 
-    @staticmethod
-    def _check_precondition(path: str, found: Resolved, if_match: str | None) -> None:
+    def _check_precondition(self, path: str, found: Resolved, if_match: str | None) -> None:
         if if_match is None:
             return
-        current = found.node.hash.hex() if found.node is not None and found.node.hash is not None else None
+        digest = self._db.node_hash(found.node) if found.node is not None else None
+        current = digest.hex() if digest is not None else None
         if (if_match == "" and current is not None) or (if_match != "" and if_match != current):
             raise PreconditionFailed(path, if_match, current)
 
@@ -136,12 +136,14 @@ class Content:
         found: Resolved,
         entries: list[ChunkEntry],
         size: int,
-        digest: bytes,
+        digest: bytes | None,
         *,
         mode: int | None,
         mtime_ns: int | None,
     ) -> int:
-        """Point a path at new content (creating the file if needed); log it and keep a version."""
+        """Point a path at new content (creating the file if needed); log it and keep a version.
+
+        `digest` None: the content id is left to derive from `entries` on first read."""
         now = time.time_ns()
         mtime_ns = now if mtime_ns is None else mtime_ns
         blob = pack(entries)
@@ -203,7 +205,7 @@ class Content:
         if offset + len(data) > MAX_FILE_SIZE:
             raise fs_error(errno.EFBIG, path)
         if not data:  # a zero-length pwrite touches nothing, not even mtime
-            return stat_of(self._existing_file(path).node)
+            return self._db.stat(self._existing_file(path).node)
         with self._db.tx() as tx:
             found = self._existing_file(path)
             entries = self._splice(unpack(found.node.chunks), offset, bytes(data))
@@ -233,16 +235,16 @@ class Content:
         return found
 
     def _commit_edit(self, tx: Tx, found: Resolved, entries: list[ChunkEntry]) -> Stat:
+        """Commit an edited chunk list. The content id is left to derive (NULL):
+        re-hashing the whole file here would make a 1-byte pwrite cost the
+        file's size; `Db.stat`, `Db.node_hash` and the change log derive the
+        exact id from the chunk list when someone reads it."""
         size = sum(e.size for e in entries)
-        if len(entries) == 1:
-            digest = entries[0].hash  # BLAKE3 of a single chunk is the content id
-        else:
-            hasher = blake3.blake3()
-            for piece in self.iter_chunks(entries):
-                hasher.update(piece)
-            digest = hasher.digest()
+        digest: bytes | None = None
+        if len(entries) <= 1:  # nothing to re-read: the one chunk's hash is the content id
+            digest = entries[0].hash if entries else EMPTY_HASH
         self.set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
-        return stat_of(self._db.node(found.node.ino))
+        return self._db.stat(self._db.node(found.node.ino))
 
     def _splice(self, entries: list[ChunkEntry], offset: int, data: bytes) -> list[ChunkEntry]:
         """Chunk list after writing `data` at `offset`, re-chunking only near the edit.
@@ -318,4 +320,4 @@ class Content:
                 mode=source.mode,
                 mtime_ns=source.mtime_ns,
             )
-            return stat_of(self._db.node(ino))
+            return self._db.stat(self._db.node(ino))

@@ -30,8 +30,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import NamedTuple
 
+import blake3
+
 from vfs import schema, storelock
-from vfs.chunks import ChunkStore
+from vfs.chunks import EMPTY_HASH, ChunkStore, unpack
 from vfs.errors import fs_error
 from vfs.paths import SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, ROOT_INO
@@ -107,14 +109,20 @@ class Tx:
 
 
 def stat_of(node: Node) -> Stat:
-    """The public `Stat` of a node row."""
+    """The public `Stat` of a node row whose content id is known (see `Db.stat` for any node)."""
+    if node.hash is None and node.kind == KIND_FILE:
+        raise RuntimeError(f"inode {node.ino}: content id not derived yet; use Db.stat")
+    return _make_stat(Stat, node, node.hash.hex() if node.hash is not None else None)
+
+
+def _make_stat(cls: type[Stat], node: Node, hash_hex: str | None, **extra) -> Stat:
     nlink = node.nlink
     size = node.size
     if node.kind == KIND_DIR:
         nlink = 2 + node.subdirs
     elif node.kind == KIND_SYMLINK:
         size = len(node.target.encode("utf-8"))  # type: ignore[union-attr]
-    return Stat(
+    return cls(
         kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
         mode=_S_IFMT[node.kind] | node.mode,
         size=size,
@@ -123,7 +131,7 @@ def stat_of(node: Node) -> Stat:
         ino=node.ino,
         nlink=nlink,
         rev=node.rev,
-        hash=node.hash.hex() if node.hash is not None else None,
+        hash=hash_hex,
         target=node.target,
         atime=node.atime_ns / 1e9,
         mtime_ns=node.mtime_ns,
@@ -131,7 +139,52 @@ def stat_of(node: Node) -> Stat:
         atime_ns=node.atime_ns,
         uid=node.uid,
         gid=node.gid,
+        **extra,
     )
+
+
+_HASH_SLOT = Stat.__dict__["hash"]  # the slot under Stat.hash, for the subclass below
+
+
+class DerivedHashStat(Stat):
+    """A `Stat` of a file whose content id a positional write left to derive.
+
+    `write_range` keeps per-chunk hashes but does not re-read the whole file
+    to hash it; the exact BLAKE3 of the content is derived from the chunk
+    list the first time anyone reads `hash` (then kept, in the node row too).
+    Equal to a plain `Stat` with the same fields.
+    """
+
+    __slots__ = ("_derive",)
+
+    def __init__(self, *args, derive: Callable[[], bytes] | None = None, **fields) -> None:
+        self._derive = derive
+        super().__init__(*args, **fields)
+
+    @property  # type: ignore[override]
+    def hash(self) -> str | None:
+        value = _HASH_SLOT.__get__(self)
+        derive = getattr(self, "_derive", None)
+        if value is None and derive is not None:
+            value = derive().hex()
+            _HASH_SLOT.__set__(self, value)
+            self._derive = None
+        return value
+
+    @hash.setter
+    def hash(self, value: str | None) -> None:
+        _HASH_SLOT.__set__(self, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stat):
+            return NotImplemented
+        return _fields_of(self) == _fields_of(other)
+
+    __hash__ = Stat.__hash__
+
+
+def _fields_of(st: Stat) -> tuple:
+    return tuple(getattr(st, name) for name in Stat.__dataclass_fields__)
 
 
 class Db:
@@ -296,6 +349,67 @@ class Db:
         self._dircache.clear()
 
     # -- nodes -------------------------------------------------------------
+
+    def stat(self, node: Node) -> Stat:
+        """The public `Stat` of a node; a content id left to derive is derived when read."""
+        if node.hash is None and node.kind == KIND_FILE:
+            ino, chunks = node.ino, node.chunks
+            return _make_stat(DerivedHashStat, node, None, derive=lambda: self.content_id(ino, chunks))
+        return stat_of(node)
+
+    def node_hash(self, node: Node) -> bytes | None:
+        """A node's content id (None for dirs and symlinks), derived now if a positional write left it."""
+        if node.hash is None and node.kind == KIND_FILE:
+            return self.content_id(node.ino, node.chunks)
+        return node.hash
+
+    def content_id(self, ino: int, chunks: bytes | None) -> bytes:
+        """The exact BLAKE3 of the content `chunks` lists, kept in the node row if it still lists them."""
+        digest = self.derive_hash(chunks)
+        self.keep_derived("UPDATE nodes SET hash = ? WHERE ino = ? AND hash IS NULL AND chunks IS ?", (digest, ino, chunks))
+        return digest
+
+    def derive_hash(self, chunks: bytes | None) -> bytes:
+        """BLAKE3 of the content of a packed chunk list, read chunk by chunk (bounded memory)."""
+        entries = unpack(chunks)
+        if not entries:
+            return EMPTY_HASH
+        if len(entries) == 1:
+            return entries[0].hash  # BLAKE3 of a single chunk is the content id
+        hasher = blake3.blake3()
+        for entry in entries:
+            hasher.update(self.chunks.read(entry.id))
+        return hasher.digest()
+
+    def keep_derived(self, sql: str, params: tuple) -> None:
+        """Write a derived content id back, when that costs no waiting.
+
+        The value is a pure function of the row's chunk list (the UPDATE
+        checks the list is unchanged), so it moves no revision and logs
+        nothing. Inside our write transaction it joins it; inside someone's
+        read snapshot, on a read-only store or while another connection
+        holds the write lock it is skipped (the next reader derives again).
+        """
+        if self.readonly or self.conn is None:
+            return
+        if self._tx_state is not None:
+            self.conn.execute(sql, params)
+            return
+        if self.conn.in_transaction:
+            return
+        self.conn.execute("PRAGMA busy_timeout=0")
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            return  # busy: another writer
+        finally:
+            self.conn.execute(f"PRAGMA busy_timeout={schema.BUSY_TIMEOUT_MS}")
+        try:
+            self.conn.execute(sql, params)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
 
     def node(self, ino: int) -> Node:
         row = self.conn.execute(f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino = ?", (ino,)).fetchone()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import errno
 import time
 
-from vfs.db import Db, Node, Resolved, Tx, stat_of
+from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK
@@ -194,10 +194,10 @@ class Namespace:
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
 
     def stat(self, path: str) -> Stat:
-        return stat_of(self._db.existing(path, follow=True).node)
+        return self._db.stat(self._db.existing(path, follow=True).node)
 
     def lstat(self, path: str) -> Stat:
-        return stat_of(self._db.existing(path, follow=False).node)
+        return self._db.stat(self._db.existing(path, follow=False).node)
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """`lstat`, but None when the last component does not exist.
@@ -207,7 +207,7 @@ class Namespace:
         lookup. A missing or non-directory parent still raises.
         """
         found = self._db.resolve(path, follow=False)
-        return None if found.node is None else stat_of(found.node)
+        return None if found.node is None else self._db.stat(found.node)
 
     def exists(self, path: str) -> bool:
         try:

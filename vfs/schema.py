@@ -45,6 +45,7 @@ KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 # about twice as slow, because each commit writes every touched page to the
 # WAL. Workspaces are mostly small files, so small pages win.
 PAGE_SIZE = 4096
+BUSY_TIMEOUT_MS = 30000  # how long a writer waits for another connection's write lock
 
 _V1 = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID;
@@ -159,7 +160,7 @@ def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA cache_size=-32000")
-    conn.execute("PRAGMA busy_timeout=30000")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA temp_store=MEMORY")
     conn.execute("PRAGMA mmap_size=268435456")  # reads of chunk bytes skip a copy
 

@@ -30,6 +30,10 @@ MAX_OBJECT = 16 * MAX_CHUNK  # generous: peers may chunk differently, but not un
 _APPLIED, _UNCHANGED = "applied", "unchanged"
 
 
+def _hex(digest: bytes | None) -> str | None:
+    return digest.hex() if digest is not None else None
+
+
 def _raw(hex_hash: str) -> bytes:
     try:
         raw = bytes.fromhex(hex_hash)
@@ -192,8 +196,7 @@ class Sync:
             ino = node.ino
         return Resolved(ino, parts[-1], path, self._db.lookup(ino, parts[-1])), None
 
-    @staticmethod
-    def _same_state(node: Node | None, change: Change) -> bool:
+    def _same_state(self, node: Node | None, change: Change) -> bool:
         if change.kind == "delete":
             return node is None
         if node is None or KIND_NAMES[node.kind] != change.kind:
@@ -203,7 +206,8 @@ class Sync:
         same_mode = node.mode == (change.mode & 0o7777)
         if change.kind == "dir":
             return same_mode
-        return same_mode and node.hash is not None and node.hash.hex() == change.hash
+        digest = self._db.node_hash(node)
+        return same_mode and digest is not None and digest.hex() == change.hash
 
     def _local_rev(self, path: str) -> int:
         row = self._db.conn.execute("SELECT rev FROM pathlog WHERE path = ?", (path,)).fetchone()
@@ -235,7 +239,7 @@ class Sync:
             path=change.path,
             local_kind=KIND_NAMES[node.kind] if node else None,
             local_rev=self._local_rev(change.path),
-            local_hash=node.hash.hex() if node is not None and node.hash is not None else None,
+            local_hash=_hex(self._db.node_hash(node)) if node is not None else None,
             remote_kind=change.kind,
             remote_rev=change.rev,
             remote_hash=change.hash,

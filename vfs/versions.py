@@ -77,11 +77,32 @@ class Versions:
         )
 
     def history_path(self, path: str) -> str:
-        """Versions are keyed by real path: follow symlinks when the path still resolves."""
+        """Versions are keyed by real path: follow symlinks when the path still resolves.
+
+        Callers read the path's versions next, so content ids that positional
+        writes left to derive are derived here first (see `derive_ids`)."""
         try:
-            return self._db.resolve(path, follow=True).real
+            real = self._db.resolve(path, follow=True).real
         except OSError:
-            return normalize(path)
+            real = normalize(path)
+        self.derive_ids(real)
+        return real
+
+    def derive_ids(self, real: str) -> None:
+        """Fill in the content id of every version of `real` recorded by a positional write.
+
+        `record_current` copies the node's content id, which a positional
+        write leaves NULL (see `Content._commit_edit`); the id is the exact
+        BLAKE3 of the version's own chunk list, kept when the store can write.
+        """
+        stale = self._db.conn.execute(
+            "SELECT rev, chunks FROM versions WHERE path = ? AND kind = ? AND hash IS NULL", (real, KIND_FILE)
+        ).fetchall()
+        for rev, chunks in stale:
+            self._db.keep_derived(
+                "UPDATE versions SET hash = ? WHERE path = ? AND rev = ? AND hash IS NULL",
+                (self._db.derive_hash(chunks), real, rev),
+            )
 
     def row(self, path: str, rev: int) -> tuple:
         """(kind, mode, size, hash, chunks) of the version of `path` current at `rev`; ENOENT if none."""
@@ -92,7 +113,10 @@ class Versions:
         ).fetchone()
         if row is None or row[0] == KIND_DELETED:
             raise fs_error(errno.ENOENT, path, f"no version of {path} at revision {rev}")
-        return row
+        kind, mode, size, digest, chunks = row
+        if digest is None:  # not kept (a read-only store): derive it for this caller
+            digest = self._db.derive_hash(chunks)
+        return kind, mode, size, digest, chunks
 
     def chunks(self, path: str, rev: int) -> list[ChunkEntry]:
         """The chunk list of `path` as of revision `rev`."""
