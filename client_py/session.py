@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any, AsyncIterator, Callable, Iterable, Mapping
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -32,6 +32,7 @@ from vfs.types import ApplyResult, Change, Cursor
 from vfs.wire.client_session import (
     BadFrame,
     ClientSession,
+    CoeditEvent,
     GetDone,
     Replied,
     ServerError,
@@ -143,6 +144,8 @@ class Session:
         self.hello = proto.hello
         self.url = url
         self._closed: BaseException | None = None
+        # co-edited documents on this connection: path -> what to call with its coedit messages
+        self.coedit_handlers: dict[str, Callable[[P.Coedit | P.CoeditClosed], None]] = {}
         self._reader = asyncio.get_running_loop().create_task(self._read_loop(), name=f"wsfs-reader {url}")
 
     @property
@@ -221,6 +224,11 @@ class Session:
         except (asyncio.CancelledError, Exception):
             pass
 
+    async def wait_closed(self) -> BaseException | None:
+        """Wait until the connection ends; what ended it."""
+        await asyncio.wait([self._reader])
+        return self._closed
+
     async def __aenter__(self) -> Session:
         return self
 
@@ -277,6 +285,10 @@ class Session:
         elif isinstance(event, GetDone):
             event.get.missing = event.missing
             event.get.queue.put_nowait(event.error)  # None: the end
+        elif isinstance(event, CoeditEvent):
+            handler = self.coedit_handlers.get(event.message.path)
+            if handler is not None:
+                handler(event.message)
         elif isinstance(event, ServerError):
             log.warning("server error on %s: %s %s", self.url, event.error.code, event.error.message)
         elif isinstance(event, BadFrame):

@@ -33,6 +33,7 @@ from vfs.wire import (
 
 if TYPE_CHECKING:
     from client_py.client import Client
+    from client_py.coedit import CoeditDoc
     from client_py.watch import WatchEvent
 
 STREAM_PIECE = 1 << 20  # bytes per piece when streaming an upload from a file object
@@ -354,6 +355,18 @@ class RemoteWorkspace:
 
         return watch(self.client, self.name, after, prefix=normalize(prefix), inline_max=inline_max,
                      globs=None if globs is None else list(globs), ignore=list(ignore))
+
+
+    async def coedit(self, path: str, *, name: str | None = None, color: str | None = None) -> CoeditDoc:
+        """Join the shared document of text file `path` (docs/client.md, "Co-editing").
+
+        `doc.text` is a `pycrdt.Text` bound to the shared one; `await doc.synced()` waits until
+        local edits are stored; `await doc.close()`, or use it as an async context manager.
+        A binary file or one over the size limit raises (EINVAL, EFBIG): save it with `if_match`.
+        """
+        from client_py.coedit import CoeditDoc
+
+        return await CoeditDoc(self, path, name=name, color=color)._start()
 
 
 def _body(data: Any) -> Any:

@@ -54,6 +54,7 @@ from vfs.wire import (
 from vfs.wire.server_session import HelloRefused, ServerSession
 from vfs.wire.session import Close
 
+from server import coedit
 from server.auth import Principal, token_from
 from server.fanout import writable_probe
 from server.feed import Page, PageSpec
@@ -207,6 +208,7 @@ class Session:
                 self.st.metrics.ws_connections.dec()
                 self.st.sessions.pop(self.session, None)
                 self.st.hub.unlisten(self.workspace, self)
+                coedit.leave_all(self)
                 self._publish_presence(self.proto.leave())
         except _Closed:
             pass
@@ -297,6 +299,8 @@ class Session:
         elif isinstance(msg, Ping):
             await self._drain_writes()
             await self.send_json(encode(Ok(id=msg.id)))
+        elif isinstance(msg, coedit.COEDIT_MESSAGES):
+            await coedit.dispatch(self, msg)
 
     # -- requests --------------------------------------------------------
 

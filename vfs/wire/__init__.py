@@ -18,6 +18,8 @@ re-exported here):
 - `globs`    the one glob and ignore matcher: `glob_to_regex`, `IgnoreMatcher`, the subscription `PathFilter`
 - `frames`   binary chunk frames (`FRAME_PUT`, `FRAME_CHUNK`, `encode/decode_chunk_frame`)
 - `messages` the WebSocket message classes (`Hello`, `Subscribe`, ..., `Changes`)
+- `coedit`   co-editing: the `coedit*` messages and the y-protocols (Yjs sync and
+             awareness) payloads they carry, `OpenDocuments`
 - `codec`    text frames <-> messages (`decode_client`, `decode_server`, `encode`), `negotiate`
 - `http`     the HTTP op table (`OPS`: op name -> its fields) and every HTTP body,
              query value and header the API parses (`parse_op`, `parse_push`,
@@ -137,6 +139,26 @@ from vfs.wire.messages import (
     Subscribe,
     Unsubscribe,
 )
+from vfs.wire.coedit import (
+    COEDIT_MAX_BYTES,
+    COEDIT_TEXT,
+    AwarenessEntry,
+    Coedit,
+    CoeditClose,
+    CoeditClosed,
+    CoeditOpen,
+    OpenDocuments,
+    YAwareness,
+    YSync,
+    awareness_message,
+    decode_awareness,
+    encode_awareness,
+    peer_from_awareness,
+    read_y_message,
+    sync_step1,
+    sync_step2,
+    sync_update,
+)
 from vfs.wire.codec import (
     decode_client,
     decode_server,
@@ -166,6 +188,7 @@ from vfs.wire.client_session import (
     BadFrame,
     ChunkReceived,
     ClientSession,
+    CoeditEvent,
     GetDone,
     Outstanding,
     Replied,
@@ -175,6 +198,25 @@ from vfs.wire.client_session import (
 )
 
 __all__ = [
+    "COEDIT_MAX_BYTES",
+    "COEDIT_TEXT",
+    "AwarenessEntry",
+    "Coedit",
+    "CoeditClose",
+    "CoeditClosed",
+    "CoeditOpen",
+    "CoeditEvent",
+    "OpenDocuments",
+    "YAwareness",
+    "YSync",
+    "awareness_message",
+    "decode_awareness",
+    "encode_awareness",
+    "peer_from_awareness",
+    "read_y_message",
+    "sync_step1",
+    "sync_step2",
+    "sync_update",
     "CLOSE_BAD_HELLO",
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",

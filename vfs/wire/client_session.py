@@ -24,6 +24,7 @@ import blake3
 import orjson
 
 from vfs.wire.codec import decode_server
+from vfs.wire.coedit import Coedit, CoeditClosed
 from vfs.wire.errors import EBADMSG, EBADOBJECT, EPROTO, ProtocolError
 from vfs.wire.fields import RequestId
 from vfs.wire.frames import FRAME_CHUNK, decode_chunk_frame
@@ -78,6 +79,13 @@ class SubscriptionMessage(Generic[Sub]):
 
     sub: Sub
     message: Changes | CaughtUp
+
+
+@dataclass(frozen=True, slots=True)
+class CoeditEvent:
+    """A `coedit` or `coedit_closed` for the document of `message.path` (the adapter routes it)."""
+
+    message: Coedit | CoeditClosed
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +220,7 @@ class ClientSession(Generic[R, G, Sub]):
 
     def receive_text(
         self, frame: str | bytes
-    ) -> Replied[R] | GetDone[G] | SubscriptionMessage[Sub] | ServerError | BadFrame | None:
+    ) -> Replied[R] | GetDone[G] | SubscriptionMessage[Sub] | CoeditEvent | ServerError | BadFrame | None:
         """What a text frame means; None when nobody needs to hear of it."""
         if self.state is not SessionState.OPEN:
             return None
@@ -227,6 +235,8 @@ class ClientSession(Generic[R, G, Sub]):
         if isinstance(msg, (Changes, CaughtUp)):
             sub = self._subs.get(str(msg.sub))
             return None if sub is None else SubscriptionMessage(sub, msg)
+        if isinstance(msg, (Coedit, CoeditClosed)):
+            return CoeditEvent(msg)
         if isinstance(msg, PresenceEvent):
             self._on_presence(msg)
         elif isinstance(msg, Error):

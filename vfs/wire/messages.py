@@ -13,6 +13,14 @@ from typing import Any, ClassVar, Mapping
 import orjson
 
 from vfs.types import Change, Cursor
+from vfs.wire.coedit import (
+    COEDIT_CLIENT_MESSAGES,
+    COEDIT_SERVER_MESSAGES,
+    Coedit,
+    CoeditClose,
+    CoeditClosed,
+    CoeditOpen,
+)
 from vfs.wire.errors import error_to_exception
 from vfs.wire.fields import RequestId, _fail, _Fields, _request_id
 from vfs.wire.limits import (
@@ -415,12 +423,12 @@ class PresenceEvent:
         return d
 
 
-ClientMessage = Hello | Subscribe | Unsubscribe | Has | Get | Push | Presence | Ping
-ServerMessage = ServerHello | Ok | Error | Changes | CaughtUp | PresenceEvent
+ClientMessage = Hello | Subscribe | Unsubscribe | Has | Get | Push | Presence | Ping | CoeditOpen | Coedit | CoeditClose
+ServerMessage = ServerHello | Ok | Error | Changes | CaughtUp | PresenceEvent | Coedit | CoeditClosed
 
 _CLIENT_TYPES: dict[str, Any] = {
-    m.TYPE: m for m in (Hello, Subscribe, Unsubscribe, Has, Get, Push, Presence, Ping)
+    m.TYPE: m for m in (Hello, Subscribe, Unsubscribe, Has, Get, Push, Presence, Ping, *COEDIT_CLIENT_MESSAGES)
 }
 _SERVER_TYPES: dict[str, Any] = {
-    m.TYPE: m for m in (ServerHello, Ok, Error, Changes, CaughtUp, PresenceEvent)
+    m.TYPE: m for m in (ServerHello, Ok, Error, Changes, CaughtUp, PresenceEvent, *COEDIT_SERVER_MESSAGES)
 }

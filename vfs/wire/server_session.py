@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Generic, TypeVar
 
 from vfs.wire.codec import decode_client, negotiate
+from vfs.wire.coedit import OpenDocuments
 from vfs.wire.errors import EBADMSG, EPROTO, ProtocolError, exception_to_error
 from vfs.wire.fields import RequestId
 from vfs.wire.frames import FRAME_PUT, ChunkFrame, decode_chunk_frame
@@ -72,6 +73,7 @@ class ServerSession(Generic[S]):
         self.subscriptions: dict[RequestId, S] = {}
         self.presence: dict[str, Any] | None = None  # this connection's own peer state, once it joined
         self.outbox = PresenceOutbox()
+        self.coedit = OpenDocuments()  # the documents this connection co-edits (vfs.wire.coedit)
 
     # -- the hello ----------------------------------------------------------------
 

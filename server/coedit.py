@@ -1,0 +1,173 @@
+"""Co-editing on the workspace WebSocket: which documents are open, and who edits them.
+
+`server/ws_api.py` hands every `coedit_open`, `coedit` and `coedit_close`
+to `dispatch`, and calls `leave_all` when a connection ends. Each
+workspace's open documents live in one `Documents` registry, which also
+listens to the workspace's commits (as a hub listener, like a WebSocket
+session) so a write from outside (HTTP PUT, a replica's push, the mount, a
+restore) is merged into the open document it touches. A document closes
+once its last editor left and its text is written (`SharedDocument`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any
+
+from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, encode
+
+from server.coedit_doc import SharedDocument
+
+if TYPE_CHECKING:
+    from server.stores import WorkspaceHandle
+    from server.ws_api import Session
+
+COEDIT_MESSAGES = (CoeditOpen, Coedit, CoeditClose)
+
+
+class Documents:
+    """The open documents of one workspace; a hub listener for its commits."""
+
+    def __init__(self, session_host: Session):
+        self.handle: WorkspaceHandle = session_host.handle
+        self.hub = session_host.st.hub
+        self.session = f"coedit:{self.handle.name}"  # the hub's listener key; never a client's session id
+        self.token_id = ""  # no token: revoking one never closes the registry
+        self.docs: dict[str, SharedDocument] = {}
+        self._loading: dict[str, asyncio.Future[SharedDocument]] = {}
+        self._checking: asyncio.Task[Any] | None = None
+        self._again = False
+
+    async def join(self, session: Session, path: str, step1: bytes | None) -> Any:
+        doc = await self._open(path)
+        return doc, doc.join(session, step1)
+
+    async def _open(self, path: str) -> SharedDocument:
+        doc = self.docs.get(path)
+        if doc is not None and not doc.ended:
+            return doc
+        pending = self._loading.get(path)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[SharedDocument] = asyncio.get_running_loop().create_future()
+        self._loading[path] = fut
+        try:
+            doc = SharedDocument(self.handle, path, self._closed)
+            await doc.load()
+            if not self.docs:
+                self.hub.listen(self.handle.name, self)
+            self.docs[path] = doc
+            fut.set_result(doc)
+            return doc
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: joiners waiting on it re-raise it
+            raise
+        finally:
+            del self._loading[path]
+
+    def _closed(self, doc: SharedDocument) -> None:
+        if self.docs.get(doc.path) is doc:
+            del self.docs[doc.path]
+        if not self.docs:
+            self.hub.unlisten(self.handle.name, self)
+
+    def get(self, path: str) -> SharedDocument | None:
+        return self.docs.get(path)
+
+    # -- the hub's listener interface ---------------------------------------------------
+
+    def on_commit(self, rev: int) -> None:
+        """Something committed: check the open documents' files (one check at a time, coalesced)."""
+        if self._checking is not None and not self._checking.done():
+            self._again = True
+            return
+        self._checking = asyncio.ensure_future(self._check_all())
+
+    async def _check_all(self) -> None:
+        while True:
+            self._again = False
+            for doc in list(self.docs.values()):
+                await doc.check_outside()
+            if not self._again:
+                return
+
+    def on_presence(self, op: str, peer: dict[str, Any]) -> None:
+        pass  # presence reaches editors through their own sessions
+
+    def on_close(self, code: int, reason: str) -> None:
+        pass  # each editor's session is closed too, and leaves its documents
+
+
+_REGISTRIES: weakref.WeakKeyDictionary[Any, Documents] = weakref.WeakKeyDictionary()
+
+
+def documents(session: Session) -> Documents:
+    """The registry of `session`'s workspace (made on first use)."""
+    registry = _REGISTRIES.get(session.handle)
+    if registry is None:
+        registry = _REGISTRIES[session.handle] = Documents(session)
+    return registry
+
+
+async def dispatch(session: Session, msg: CoeditOpen | Coedit | CoeditClose) -> None:
+    """Serve one co-editing message of `session` (frames are handled in order)."""
+    registry = documents(session)
+    if isinstance(msg, CoeditOpen):
+        session.proto.coedit.open(msg.path, msg.id)
+        try:
+            doc, editor = await registry.join(session, msg.path, msg.y)
+        except BaseException:
+            session.proto.coedit.close(msg.path)
+            raise
+        await session.send_json(encode(Ok(id=msg.id, result={"path": msg.path, "file_hash": doc.file_hash})))
+        editor.start()
+    elif isinstance(msg, Coedit):
+        session.proto.coedit.require(msg.path, msg.id)
+        doc = registry.get(msg.path)
+        assert doc is not None  # an open path always has its document (an ended one was closed for it)
+        stored = doc.receive(session, msg.message())
+        if msg.id is not None:
+            await session._queue_write(_ack_when_stored(session, stored, msg.id), 256)
+    else:
+        if session.proto.coedit.close(msg.path):
+            doc = registry.get(msg.path)
+            if doc is not None:
+                doc.leave(session)
+        await session.send_json(encode(Ok(id=msg.id)))
+
+
+async def _ack_when_stored(session: Session, stored: asyncio.Future[Any] | None, request_id: Any) -> None:
+    from server.ws_api import _Closed
+
+    try:
+        if stored is not None:
+            await stored
+        await session.send_json(encode(Ok(id=request_id)))
+    except _Closed:
+        pass
+    except Exception as e:  # noqa: BLE001 - not stored: the editor hears it and must resend
+        try:
+            await session.send_error(e, request_id)
+        except _Closed:
+            pass
+
+
+def leave_all(session: Session) -> None:
+    """The connection ended: it leaves every document it had open."""
+    registry = _REGISTRIES.get(session.handle)
+    for path in list(session.proto.coedit.paths):
+        session.proto.coedit.close(path)
+        doc = registry.get(path) if registry is not None else None
+        if doc is not None:
+            doc.leave(session)
+
+
+def feed_presence(session: Session, path: str, state: dict[str, Any]) -> None:
+    """An editor's awareness becomes its connection's presence (file = the document)."""
+    from vfs.wire import peer_from_awareness
+
+    fields = peer_from_awareness(state)
+    event = session.proto.update_presence(Presence(op="update", file=path, **fields))
+    session._publish_presence(event)

@@ -1,0 +1,437 @@
+"""One shared document: a co-edited text file while at least one editor has it open.
+
+The document is a `pycrdt.Doc` whose `Y.Text` is the file's text. Editors'
+Yjs messages are applied here and relayed to the other editors at once;
+each update is also appended to the store's update log (`vfs.coedit_log`),
+and the editor's `ok` waits for that append, so what is acknowledged
+survives a crash. The text is written to the file as an ordinary revision
+(authored by whoever edited since the last write) `FLUSH_DELAY` after an
+edit, and when the last editor leaves; that write compacts the log into a
+snapshot in the same transaction. The write is conditional on the content
+the document last saw in the file: if the file changed from outside in
+between, the outside text is merged in first (`server.coedit_merge`) and
+the write retried, so no write is ever overwritten unseen.
+
+Memory per document: the Yjs state (about the text's size plus edit
+metadata), one base state, the latest awareness state per editor client,
+and per editor an outbox that is merged into one update when it grows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any, Callable
+
+import blake3
+from pycrdt import Doc, Text, merge_updates
+
+from vfs.coedit_log import CoeditLog, SavedDocument
+from vfs.errors import PreconditionFailed
+from vfs.wire import (
+    COEDIT_MAX_BYTES,
+    COEDIT_TEXT,
+    AwarenessEntry,
+    Coedit,
+    CoeditClosed,
+    ProtocolError,
+    YAwareness,
+    YSync,
+    awareness_message,
+    decode_awareness,
+    encode,
+    encode_awareness,
+    sync_step1,
+    sync_step2,
+    sync_update,
+)
+from vfs.wire.coedit import SYNC_STEP1
+
+from server.coedit_merge import new_document, outside_edit, text_of
+
+if TYPE_CHECKING:
+    from server.stores import WorkspaceHandle
+    from server.ws_api import Session
+
+log = logging.getLogger("wsfs.server.coedit")
+
+FLUSH_DELAY = 0.25  # seconds from an edit to the write of the file (the contract: at most 1 s)
+OUTBOX_MERGE = 64  # queued messages per editor above which its pending updates are merged into one
+WRITE_RETRIES = 8  # conditional writes retried after merging a racing outside write
+
+
+class DocumentEnded(Exception):
+    """The document cannot go on (file deleted, now binary or too large): `code`, `message`."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def decode_text(data: bytes, path: str) -> str:
+    """The file's text, or the error that keeps it out of co-editing."""
+    if len(data) > COEDIT_MAX_BYTES:
+        raise DocumentEnded("EFBIG", f"{path} is {len(data)} bytes; co-editing takes files up to "
+                                     f"{COEDIT_MAX_BYTES} bytes (save it with If-Match instead)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise DocumentEnded("EINVAL", f"{path} is not UTF-8 text; binary files are saved with If-Match, "
+                                      "not co-edited")
+    return text
+
+
+def content_id(data: bytes) -> str:
+    return blake3.blake3(data).hexdigest()
+
+
+class Editor:
+    """One connection editing one document: its outbox, its awareness clients, its name."""
+
+    def __init__(self, session: Session, path: str):
+        self.session = session
+        self.path = path
+        self.clients: set[int] = set()
+        self._items: list[tuple[bool, bytes]] = []  # (is_update, payload): update bytes or a y message
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[Any] | None = None
+
+    def start(self) -> None:
+        """Begin sending (after the `ok` of its `coedit_open` went out)."""
+        self._task = self.session._spawn(self._run())
+        if self._items:
+            self._wake.set()
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    def send_update(self, update: bytes) -> None:
+        self._put(True, update)
+
+    def send(self, y: bytes) -> None:
+        self._put(False, y)
+
+    def _put(self, is_update: bool, payload: bytes) -> None:
+        self._items.append((is_update, payload))
+        if len(self._items) > OUTBOX_MERGE:  # a slow reader: one merged update, not a backlog
+            updates = [p for u, p in self._items if u]
+            others = [(u, p) for u, p in self._items if not u][-OUTBOX_MERGE // 2:]
+            self._items = others + ([(True, merge_updates(*updates))] if updates else [])
+        self._wake.set()
+
+    async def _run(self) -> None:
+        from server.ws_api import _Closed
+
+        try:
+            while not self.session.closed:
+                await self._wake.wait()
+                self._wake.clear()
+                items, self._items = self._items, []
+                for is_update, payload in items:
+                    y = sync_update(payload) if is_update else payload
+                    await self.session.send_json(encode(Coedit(path=self.path, y=y)))
+        except _Closed:
+            pass
+
+
+class SharedDocument:
+    """The live document of one path in one workspace."""
+
+    def __init__(self, handle: WorkspaceHandle, path: str, on_empty: Callable[[SharedDocument], None]):
+        self.handle = handle
+        self.path = path
+        self.doc = Doc()
+        self.text = self.doc.get(COEDIT_TEXT, type=Text)
+        self.base = b""  # the state whose text the file held at `file_hash`
+        self.file_hash: str | None = None
+        self.editors: dict[Session, Editor] = {}
+        self.awareness: dict[int, AwarenessEntry] = {}
+        self.authors: set[str] = set()
+        self.dirty = False
+        self.ended = False
+        self.lock = asyncio.Lock()  # one write or merge at a time
+        self._on_empty = on_empty
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._flushing: asyncio.Task[Any] | None = None
+
+    # -- loading --------------------------------------------------------------------
+
+    async def load(self) -> None:
+        """Build the document from the store: its saved state and log, merged with the file as it is now."""
+        path = self.path
+
+        def read(ws: Any) -> tuple[str | None, bytes | None, SavedDocument | None]:
+            try:
+                st = ws.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and st.kind != "file":
+                raise IsADirectoryError(21, "only regular files can be co-edited", path)
+            if st is not None and st.size > COEDIT_MAX_BYTES:
+                raise ProtocolError("EFBIG", f"{path} is {st.size} bytes; co-editing takes files up to "
+                                              f"{COEDIT_MAX_BYTES} bytes (save it with If-Match instead)",
+                                    path=path, limit=COEDIT_MAX_BYTES)
+            data = ws.read_file(path) if st is not None else None
+            return (st.hash if st else None), data, CoeditLog.of(ws).load(path)
+
+        file_hash, data, saved = await self.handle.write(read, op="coedit_load")
+        try:
+            text = decode_text(data, path) if data is not None else ""
+        except DocumentEnded as e:
+            raise ProtocolError(e.code, e.message, path=path) from None
+        if saved is not None and (data is not None or saved.file_hash is None):
+            for update in [saved.snapshot, *saved.updates] if saved.snapshot else saved.updates:
+                self.doc.apply_update(update)
+            self.base, self.file_hash = saved.base, saved.file_hash
+            if file_hash != saved.file_hash:
+                await self._merge_locked(file_hash, text)
+            self.dirty = bool(saved.updates) or text_of(self.doc) != text
+        else:
+            fresh = new_document(text)
+            self.doc.apply_update(fresh.get_update())
+            self.base, self.file_hash = fresh.get_update(), file_hash
+        await self._compact(self.file_hash, self.base if self.dirty else None)
+        if self.dirty:
+            self.schedule_flush()
+
+    async def _compact(self, file_hash: str | None, base: bytes | None = None) -> None:
+        snapshot = self.doc.get_update()
+        await self.handle.write(lambda ws: CoeditLog.of(ws).compact(self.path, snapshot, base, file_hash),
+                                op="coedit_compact")
+
+    # -- editors --------------------------------------------------------------------
+
+    def join(self, session: Session, step1: bytes | None) -> Editor:
+        """Add an editor; queue what it needs to catch up (sent once `Editor.start` runs)."""
+        editor = Editor(session, self.path)
+        self.editors[session] = editor
+        if step1 is not None:
+            editor.send(sync_step2(self.doc.get_update(self._state_vector(step1))))
+        editor.send(sync_step1(self.doc.get_state()))
+        if self.awareness:
+            editor.send(awareness_message(encode_awareness(list(self.awareness.values()))))
+        return editor
+
+    @staticmethod
+    def _state_vector(step1: bytes) -> bytes | None:
+        from vfs.wire import read_y_message
+
+        msg = read_y_message(step1)
+        if not isinstance(msg, YSync) or msg.step != SYNC_STEP1:
+            raise ProtocolError("EPROTO", "coedit_open: y must be a sync step 1", field="y")
+        return msg.data or None
+
+    def leave(self, session: Session) -> None:
+        editor = self.editors.pop(session, None)
+        if editor is None:
+            return
+        editor.stop()
+        gone = [AwarenessEntry(c, self.awareness[c].clock + 1, None) for c in editor.clients if c in self.awareness]
+        for entry in gone:
+            del self.awareness[entry.client]
+        if gone:
+            self._broadcast_raw(awareness_message(encode_awareness(gone)), None)
+        if not self.editors:
+            self._spawn(self._close_when_empty())
+
+    async def _close_when_empty(self) -> None:
+        await self.flush()
+        if not self.editors and not self.ended:
+            self.ended = True
+            self._on_empty(self)
+
+    # -- messages from editors ---------------------------------------------------------
+
+    def receive(self, session: Session, msg: YSync | YAwareness) -> asyncio.Future[Any] | None:
+        """Apply one editor's message; the store write an `ok` must wait for, if any."""
+        editor = self.editors[session]
+        if isinstance(msg, YAwareness):
+            self._awareness(editor, msg.data)
+            return None
+        if msg.step == SYNC_STEP1:
+            editor.send(sync_step2(self.doc.get_update(msg.data or None)))
+            return None
+        if not msg.carries_update:
+            return None
+        session.principal.require(session.workspace, "write")
+        try:
+            self.doc.apply_update(msg.data)
+        except ValueError as e:
+            raise ProtocolError("EBADMSG", f"y update does not decode: {e}", field="y") from None
+        for other, peer in self.editors.items():
+            if other is not session:
+                peer.send_update(msg.data)
+        self.authors.add(session.author)
+        self.dirty = True
+        self.schedule_flush()
+        data, path = msg.data, self.path
+        return self.handle.submit_write(lambda ws: CoeditLog.of(ws).append(path, data))
+
+    def _awareness(self, editor: Editor, data: bytes) -> None:
+        entries = decode_awareness(data)
+        for entry in entries:
+            known = self.awareness.get(entry.client)
+            if known is not None and known.clock > entry.clock:
+                continue
+            editor.clients.add(entry.client)
+            if entry.state is None:
+                self.awareness.pop(entry.client, None)
+            else:
+                self.awareness[entry.client] = entry
+        self._broadcast_raw(awareness_message(data), editor.session)
+        states = [e.state for e in entries if e.state is not None and e.client in editor.clients]
+        if states:
+            from server.coedit import feed_presence
+
+            feed_presence(editor.session, self.path, states[-1])
+
+    def _broadcast_raw(self, y: bytes, sender: Session | None) -> None:
+        for other, peer in self.editors.items():
+            if other is not sender:
+                peer.send(y)
+
+    # -- the file --------------------------------------------------------------------------
+
+    def schedule_flush(self) -> None:
+        if self._flush_timer is None and not self.ended:
+            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_due)
+
+    def _flush_due(self) -> None:
+        self._flush_timer = None
+        self._spawn(self.flush())
+
+    async def flush(self) -> None:
+        """Write the text to the file if it changed (merging a racing outside write first)."""
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
+        async with self.lock:
+            for _ in range(WRITE_RETRIES):
+                if not self.dirty or self.ended:
+                    return
+                try:
+                    await self._write_locked()
+                    return
+                except PreconditionFailed:
+                    await self.check_outside_locked()
+            log.warning("co-edited %s: gave up writing after %d racing outside writes", self.path, WRITE_RETRIES)
+            self.schedule_flush()
+
+    async def _write_locked(self) -> None:
+        text = text_of(self.doc)
+        data = text.encode("utf-8")
+        state = self.doc.get_update()
+        expected, path = self.file_hash, self.path
+        authors = ", ".join(sorted(self.authors)) or None
+        self.dirty, self.authors = False, set()
+        new_hash = content_id(data)
+
+        def write(ws: Any) -> str:
+            with ws.transaction():
+                if new_hash != expected:
+                    if expected is None:
+                        if ws.exists(path):
+                            raise PreconditionFailed(path, "", ws.stat(path).hash)
+                        ws.write_file(path, data)
+                    else:
+                        ws.write_file(path, data, if_match=expected)
+                CoeditLog.of(ws).compact(path, state, None, new_hash)
+            return new_hash
+
+        try:
+            self.file_hash = await self.handle.write(write, author=authors, op="coedit_write")
+        except BaseException:
+            self.dirty = True
+            self.authors |= set((authors or "").split(", ")) - {""}
+            raise
+        self.base = state
+
+    # -- writes from outside ------------------------------------------------------------------
+
+    async def check_outside(self) -> None:
+        async with self.lock:
+            await self.check_outside_locked()
+
+    async def check_outside_locked(self) -> None:
+        """Merge the file into the document if it changed since the document last saw it."""
+        if self.ended:
+            return
+        known, path = self.file_hash, self.path
+
+        def read(ws: Any) -> tuple[str | None, bytes | None]:
+            try:
+                st = ws.stat(path)
+            except FileNotFoundError:
+                return None, None
+            if st.kind != "file" or st.hash == known:
+                return st.hash if st.kind == "file" else "", None
+            if st.size > COEDIT_MAX_BYTES:
+                return st.hash, b"\0" * (COEDIT_MAX_BYTES + 1)
+            return st.hash, ws.read_file(path)
+
+        file_hash, data = await self.handle.read(read, op="coedit_check")
+        if file_hash == known:
+            return
+        try:
+            if file_hash is None:
+                raise DocumentEnded("ENOENT", f"{path} was deleted while co-edited")
+            if data is None:
+                raise DocumentEnded("EISDIR", f"{path} is no longer a regular file")
+            text = decode_text(data, path)
+        except DocumentEnded as e:
+            await self.end(e.code, e.message)
+            return
+        await self._merge_locked(file_hash, text)
+        await self._compact(file_hash, self.base)
+
+    async def _merge_locked(self, file_hash: str | None, text: str) -> None:
+        update, new_base = outside_edit(self.base, text)
+        self.doc.apply_update(update)
+        self.base, self.file_hash = new_base, file_hash
+        for peer in self.editors.values():
+            peer.send_update(update)
+        if text_of(self.doc) != text:
+            self.dirty = True
+            self.schedule_flush()
+
+    async def end(self, code: str, message: str) -> None:
+        """The document stops: every editor hears why; what was typed stays in the store's log."""
+        if self.ended:
+            return
+        self.ended = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+        closed = encode(CoeditClosed(path=self.path, code=code, message=message))
+        for session, editor in list(self.editors.items()):
+            editor.stop()
+            session.proto.coedit.close(self.path)
+            self._spawn(_send_quietly(session, closed))
+        self.editors.clear()
+        self._on_empty(self)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    _tasks: set[asyncio.Task[Any]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        SharedDocument._tasks.add(task)
+        task.add_done_callback(_finished)
+
+
+def _finished(task: asyncio.Task[Any]) -> None:
+    SharedDocument._tasks.discard(task)
+    if not task.cancelled() and task.exception() is not None:
+        log.error("co-editing task failed", exc_info=task.exception())
+
+
+async def _send_quietly(session: Session, payload: bytes) -> None:
+    try:
+        await session.send_json(payload)
+    except Exception:  # noqa: BLE001 - the editor is gone: nothing to tell
+        pass
+
