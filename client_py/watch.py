@@ -69,19 +69,24 @@ async def watch(client: Client, workspace: str, after: Cursor | str | None, **fi
     """
     position: str | None = None if after is None else str(after)
     delays = client.backoff.delays()
+    outage = False  # said "lost" once; say "back" once
     while True:
         try:
             session = await client.connect(workspace)
-        except ServerUnreachable:
+        except ServerUnreachable as e:
             delay = next(delays, None)
             if delay is None:
                 raise
+            outage = outage or _lost(client, workspace, e, position)
             await asyncio.sleep(delay)
             continue
         try:
             sub = await session.subscribe(after=position, **filters)
             position = sub.start or position  # "now" becomes a real cursor: a reconnect must not skip
             delays = client.backoff.delays()  # connected: the retry budget starts afresh
+            if outage:
+                log.warning("reconnected to %s; resuming %s after %s", client.url, workspace, position)
+                outage = False
             async for msg in sub:
                 if isinstance(msg, Changes):
                     for entry in msg.entries:
@@ -92,13 +97,21 @@ async def watch(client: Client, workspace: str, after: Cursor | str | None, **fi
                 elif isinstance(msg, CaughtUp):
                     position = msg.cursor if _later(msg.cursor, position) else position
         except RETRYABLE as e:
-            log.info("watch on %s lost its connection (%s); resuming after %s", workspace, e, position)
             delay = next(delays, None)
             if delay is None:
                 raise ServerUnreachable(client.url, e) from None
+            outage = outage or _lost(client, workspace, e, position)
             await asyncio.sleep(delay)
         finally:
             await session.close()
+
+
+def _lost(client: Client, workspace: str, reason: object, position: str | None) -> bool:
+    """Say once per outage that the stream is waiting (a warning: a person watching needs to know)."""
+    retrying = "until it is back" if client.backoff.retries is None else f"up to {client.backoff.retries} times"
+    log.warning("lost the connection to %s (%s); retrying %s, then resuming %s after %s",
+                client.url, reason, retrying, workspace, position or "the start")
+    return True
 
 
 def _later(a: str, b: str | None) -> bool:

@@ -1,17 +1,23 @@
-"""`wsfs serve` and `wsfs token create|list|revoke`.
+"""`wsfs serve`, and the tokens of a data dir.
 
-`register(subparsers)` adds the commands to the `wsfs` argparse tree; each
-sets `func`, which `wsfs.cli` calls with the parsed arguments and whose
-return value is the exit status. Token commands work directly on the data
-dir (`DATA/server.db`), so they need no running server and no admin token.
+`register_serve(subparsers)` adds `serve` to the `wsfs` argparse tree; its
+`func` returns the exit status. `token_list`, `token_create` and
+`token_revoke` work directly on a data dir (`DATA/server.db`), so they need
+no running server and no admin token: `wsfs token ... --data DIR` uses them
+(the `token` family is assembled in `wsfs/tokens.py`, which also knows the
+remote half). `register(subparsers)` is the tree of `python -m server`:
+`serve` and the local `token create|list|revoke`.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import ipaddress
+import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_DATA = "./wsfs-data"
 
@@ -25,38 +31,48 @@ def _size(text: str) -> int:
     return int(t)
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
-    serve = subparsers.add_parser("serve", help="run the workspace server")
+def register_serve(subparsers: argparse._SubParsersAction) -> None:
+    serve = subparsers.add_parser("serve", help="run the workspace server",
+                                  description="Serve the workspaces of a data directory over HTTP and WebSocket, "
+                                              "with the browser demo at /. Prints a demo URL with a working token.")
     serve.add_argument("--data", default=DEFAULT_DATA, help=f"data directory (default {DEFAULT_DATA})")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port")
+    serve.add_argument("--host", default="127.0.0.1",
+                       help="address to listen on (default: %(default)s, this machine only; 0.0.0.0 for every "
+                            "interface, then put a TLS proxy in front)")
+    serve.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--max-upload", type=_size, default=None, help="largest PUT body, e.g. 4G")
-    serve.add_argument("--log-level", default="warning")
+    serve.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace"),
+                       help="uvicorn's log level (default: %(default)s; info logs every request)")
     serve.add_argument("--ws-ping-interval", type=float, default=20.0,
                        help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
-    serve.add_argument("--ws-ping-timeout", type=float, default=20.0)
+    serve.add_argument("--ws-ping-timeout", type=float, default=20.0,
+                       help="seconds to wait for a ping's answer (default: %(default)s)")
     serve.add_argument("--no-seed", dest="seed", action="store_false",
                        help="leave a new demo workspace empty (default: a few example files)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """`python -m server`: serve, and tokens on a data dir."""
+    register_serve(subparsers)
     token = subparsers.add_parser("token", help="create, list or revoke access tokens")
     tsub = token.add_subparsers(dest="token_command", required=True)
     create = tsub.add_parser("create", help="mint a token (printed once)")
     create.add_argument("workspace", nargs="?", help="the workspace the token is scoped to")
     scope = create.add_mutually_exclusive_group(required=True)
-    scope.add_argument("--read", dest="scope", action="store_const", const="read")
-    scope.add_argument("--write", dest="scope", action="store_const", const="write")
+    scope.add_argument("--read", dest="scope", action="store_const", const="read", help="may read the workspace")
+    scope.add_argument("--write", dest="scope", action="store_const", const="write", help="may read and write it")
     scope.add_argument("--admin", dest="scope", action="store_const", const="admin", help="an admin token (no workspace)")
     create.add_argument("--name", default="", help="a label shown in `token list` and as change author")
-    create.add_argument("--data", default=DEFAULT_DATA)
+    create.add_argument("--data", default=DEFAULT_DATA, help=f"data directory (default {DEFAULT_DATA})")
     create.set_defaults(func=cmd_token_create)
     lst = tsub.add_parser("list", help="list tokens (never their secrets)")
-    lst.add_argument("--data", default=DEFAULT_DATA)
+    lst.add_argument("--data", default=DEFAULT_DATA, help=f"data directory (default {DEFAULT_DATA})")
     lst.set_defaults(func=cmd_token_list)
     revoke = tsub.add_parser("revoke", help="revoke a token by id")
-    revoke.add_argument("id")
-    revoke.add_argument("--data", default=DEFAULT_DATA)
+    revoke.add_argument("id", help="the token's id (from token list)")
+    revoke.add_argument("--data", default=DEFAULT_DATA, help=f"data directory (default {DEFAULT_DATA})")
     revoke.set_defaults(func=cmd_token_revoke)
 
 
@@ -77,6 +93,40 @@ def _url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+def reachable_hosts(host: str) -> list[str]:
+    """The addresses other machines can use when listening on every interface (as Jupyter prints them).
+
+    This machine's names resolve to some; the source address of a route to a
+    public address (a UDP "connect" sends no packet) finds the main interface.
+    """
+    if host not in ("0.0.0.0", "", "::"):
+        return [_url_host(host)]
+    found: list[str] = []
+    try:
+        found += [info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)]
+    except OSError:
+        pass
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere, nothing is sent
+            found.append(probe.getsockname()[0])
+        except OSError:
+            pass
+    return ["127.0.0.1"] + [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
+
+
+def _port_in_use(args: argparse.Namespace, data: Path) -> str:
+    """What to say when the port is taken: most often README's first command, run a second time."""
+    try:
+        demo = (data / "demo-token").read_text().strip()
+    except OSError:
+        demo = ""
+    already = (f" If it is a wsfs serve already running on {data.resolve()}, its demo is at "
+               f"http://{_url_host(args.host)}:{args.port}/?token={demo} ." if demo else "")
+    return (f"wsfs serve: port {args.port} on {args.host} is already in use.{already} "
+            f"Stop the other server, or pick another port: --port {args.port + 1} (or --port 0 for any free one).")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.auth import TokenStore, ensure_admin, ensure_demo_token
@@ -85,22 +135,31 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     data = Path(args.data)
+    try:
+        sock = bind(args.host, args.port)
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            print(_port_in_use(args, data), file=sys.stderr)
+        else:
+            print(f"wsfs serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     data.mkdir(parents=True, exist_ok=True)
     tokens = TokenStore(data)
     admin = ensure_admin(tokens)
     demo = ensure_demo_token(tokens, data)
     tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed)
-    sock = bind(args.host, args.port)
     port = sock.getsockname()[1]
-    base = f"http://{_url_host(args.host)}:{port}"
+    bases = [f"http://{h}:{port}" for h in reachable_hosts(args.host)]
     if admin is not None:
         print(f"wsfs: created the admin token (shown only now; keep it safe): {admin}", flush=True)
     if not _is_loopback(args.host):
         print(f"wsfs: WARNING: listening on {args.host} without TLS: tokens and data travel in clear text; "
               "put a TLS proxy in front", file=sys.stderr, flush=True)
-    print(f"wsfs: serving {data.resolve()} on {base}", flush=True)
-    print(f"wsfs: open the demo: {base}/?token={demo}", flush=True)
+    print(f"wsfs: serving {data.resolve()} on {bases[0]}", flush=True)
+    print(f"wsfs: open the demo: {bases[0]}/?token={demo}", flush=True)
+    for other in bases[1:]:
+        print(f"wsfs:            or: {other}/?token={demo}", flush=True)
     server = WsfsServer(make_config(app, log_level=args.log_level, ws_ping_interval=args.ws_ping_interval,
                                     ws_ping_timeout=args.ws_ping_timeout))
     server.run(sockets=[sock])
@@ -113,54 +172,75 @@ def _workspace_exists(data: Path, name: str) -> bool:
     return valid_workspace_name(name) and (data / "workspaces" / f"{name}.db").exists()
 
 
-def cmd_token_create(args: argparse.Namespace) -> int:
+# ---------------------------------------------------------------- tokens of a data dir
+
+
+def token_list(data: Path) -> list[dict[str, Any]]:
+    """Every token of the data dir (id, name, workspace, scope, created), never a secret."""
     from server.auth import TokenStore
 
-    data = Path(args.data)
-    if args.scope == "admin":
-        workspace = None
-    else:
-        if not args.workspace:
-            print("wsfs token create: a workspace is required with --read/--write", file=sys.stderr)
-            return 2
-        if not _workspace_exists(data, args.workspace):
-            print(f"wsfs token create: no workspace {args.workspace!r} in {data}", file=sys.stderr)
-            return 1
-        workspace = args.workspace
     tokens = TokenStore(data)
     try:
-        principal, secret = tokens.create(workspace, args.scope, args.name)
+        return tokens.list()
     finally:
         tokens.close()
+
+
+def token_create(data: Path, workspace: str | None, scope: str, name: str) -> tuple[dict[str, Any], str]:
+    """(the new token's listing row, its secret); FileNotFoundError when the workspace does not exist."""
+    from server.auth import TokenStore
+
+    if scope == "admin":
+        workspace = None
+    elif not workspace or not _workspace_exists(data, workspace):
+        raise FileNotFoundError(errno.ENOENT, f"no workspace {workspace!r} in {data}", workspace)
+    tokens = TokenStore(data)
+    try:
+        principal, secret = tokens.create(workspace, scope, name)
+        row = next(t for t in tokens.list() if t["id"] == principal.id)
+    finally:
+        tokens.close()
+    return row, secret
+
+
+def token_revoke(data: Path, token_id: str) -> None:
+    """FileNotFoundError when there is no such token."""
+    from server.auth import TokenStore
+
+    tokens = TokenStore(data)
+    try:
+        if not tokens.revoke(token_id):
+            raise FileNotFoundError(errno.ENOENT, f"no token {token_id!r}", token_id)
+    finally:
+        tokens.close()
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    if args.scope != "admin" and not args.workspace:
+        print("wsfs token create: a workspace is required with --read/--write", file=sys.stderr)
+        return 2
+    try:
+        row, secret = token_create(Path(args.data), args.workspace, args.scope, args.name)
+    except FileNotFoundError as e:
+        print(f"wsfs token create: {e.strerror}", file=sys.stderr)
+        return 1
     print(secret)
-    print(f"id {principal.id}, scope {principal.scope}, workspace {principal.workspace or '*'}", file=sys.stderr)
+    print(f"id {row['id']}, scope {row['scope']}, workspace {row['workspace'] or '*'}", file=sys.stderr)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    from server.auth import TokenStore
-
-    tokens = TokenStore(Path(args.data))
-    try:
-        rows = tokens.list()
-    finally:
-        tokens.close()
     print(f"{'ID':<14}{'SCOPE':<7}{'WORKSPACE':<20}NAME")
-    for r in rows:
+    for r in token_list(Path(args.data)):
         print(f"{r['id']:<14}{r['scope']:<7}{(r['workspace'] or '*'):<20}{r['name']}")
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    from server.auth import TokenStore
-
-    tokens = TokenStore(Path(args.data))
     try:
-        ok = tokens.revoke(args.id)
-    finally:
-        tokens.close()
-    if not ok:
-        print(f"wsfs token revoke: no token {args.id!r}", file=sys.stderr)
+        token_revoke(Path(args.data), args.id)
+    except FileNotFoundError as e:
+        print(f"wsfs token revoke: {e.strerror}", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,4 @@
-"""The client's `wsfs` subcommands: exit codes (0 ok, 1 error + one line, 2 usage), --help, round trips."""
+"""The client's `wsfs` subcommands: exit codes (by kind of failure, one line on stderr), --help, round trips."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from wsfs.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["sync", "ls", "cat", "put", "get", "rm", "mv", "mkdir", "stat", "watch", "history", "restore",
-            "workspaces", "tokens"]
+            "workspaces", "token", "cp", "chmod", "ln", "find", "grep", "du", "tree", "conflicts", "serve"]
 
 
 @pytest.fixture
@@ -44,10 +44,19 @@ def test_help_for_every_command(capsys, command):
 
 
 @pytest.mark.parametrize("argv", [["cat"], ["put"], ["mv", "/a"], ["sync", "http://x"], ["restore", "/a", "notanumber"],
-                                  ["ls", "--no-such-flag"], ["tokens", "explode"]])
+                                  ["ls", "--no-such-flag"], ["token", "explode"]])
 def test_usage_errors_exit_2(capsys, argv):
     code, _, err = run(capsys, *argv)
     assert code == 2 and "usage:" in err
+
+
+@pytest.mark.parametrize("argv, named", [(["chmod", "u+q", "/a"], "'u+q'"),
+                                         (["conflicts", "resolve", "--keep", "mine"], "COPY"),
+                                         (["put", "-", "-q"], "destination"),
+                                         (["token", "create", "--read", "--data", "/nonexistent"], "workspace")])
+def test_bad_combinations_exit_2_naming_the_problem(capsys, argv, named):
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and err.count("\n") == 1 and named in err
 
 
 def test_round_trip(server, capsys, tmp_path):
@@ -81,20 +90,25 @@ def test_round_trip(server, capsys, tmp_path):
     assert run(capsys, "rm", "-f", "/x")[0] == 0
 
 
-def test_errors_exit_1_with_one_line(server, capsys):
+def test_errors_exit_by_kind_with_one_line(server, capsys):
     code, out, err = run(capsys, "cat", "/missing.txt")
-    assert code == 1 and out == ""
+    assert code == 3 and out == ""  # not found
     assert err.count("\n") == 1 and "No such file or directory" in err and "/missing.txt" in err
     code, _, err = run(capsys, "rm", "/")
-    assert code == 1 and err.count("\n") == 1
+    assert code == 4 and err.count("\n") == 1  # EPERM: permission
     code, _, err = run(capsys, "ls", "--token", "wsfs_bad", "/")
-    assert code == 1 and err.count("\n") == 1
+    assert code == 4 and err.count("\n") == 1 and "token" in err
+    assert run(capsys, "mkdir", "/d")[0] == 0
+    code, _, err = run(capsys, "mkdir", "/d")
+    assert code == 5 and "File exists" in err  # conflict
+    code, _, err = run(capsys, "ls", "-w", "bad name!", "/")
+    assert code == 2 and "'bad name!'" in err and "admin" not in err
 
 
-def test_unreachable_server_exit_1_naming_the_url(capsys):
+def test_unreachable_server_exit_6_naming_the_url(capsys):
     url = f"http://127.0.0.1:{free_port()}"
     code, _, err = run(capsys, "ls", "--url", url, "--token", "t", "/")
-    assert code == 1 and url in err and err.count("\n") == 1
+    assert code == 6 and url in err and err.count("\n") == 1
 
 
 def test_put_from_stdin_and_get_to_stdout(server, tmp_path):
@@ -132,13 +146,14 @@ def test_admin_helpers(server, capsys):
     assert run(capsys, "workspaces", "create", "proj")[0] == 0
     code, out, _ = run(capsys, "workspaces")
     assert code == 0 and "proj" in out.split()
-    code, out, _ = run(capsys, "tokens", "create", "proj", "--write", "--name", "ci")
+    code, out, _ = run(capsys, "token", "create", "proj", "--write", "--name", "ci")
     secret = out.strip()
     assert code == 0 and secret.startswith("wsfs_")
     assert run(capsys, "ls", "-w", "proj", "--token", secret, "/")[0] == 0
-    code, out, _ = run(capsys, "tokens", "list")
-    token_id = next(line.split("\t")[0] for line in out.splitlines() if line.endswith("\tci"))
-    assert run(capsys, "tokens", "revoke", token_id)[0] == 0
-    assert run(capsys, "ls", "-w", "proj", "--token", secret, "/")[0] == 1
+    code, out, _ = run(capsys, "token", "list", "--json")
+    token_id = next(t["id"] for t in map(json.loads, out.splitlines()) if t["name"] == "ci")
+    assert run(capsys, "token", "revoke", token_id)[0] == 0
+    assert run(capsys, "ls", "-w", "proj", "--token", secret, "/")[0] == 4
+    assert run(capsys, "token", "revoke", token_id)[0] == 3
     assert run(capsys, "workspaces", "delete", "proj")[0] == 0
     assert run(capsys, "workspaces", "create")[0] == 2

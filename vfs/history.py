@@ -10,13 +10,15 @@ and no retained version references any more.
 
 from __future__ import annotations
 
+import errno
 import time
 
 from vfs.chunks import unpack
 from vfs.changelog import ChangeLog
 from vfs.content import Content
 from vfs.db import Db, stat_of
-from vfs.schema import KIND_NAMES
+from vfs.errors import fs_error
+from vfs.schema import KIND_DELETED, KIND_NAMES
 from vfs.types import GcStats, Stat, Version
 from vfs.versions import Versions
 
@@ -49,11 +51,26 @@ class History:
         ]
 
     def restore(self, path: str, *, rev: int) -> Stat:
-        """Make the version of `path` as of revision `rev` current again (a new revision)."""
+        """Make the version of `path` recorded at revision `rev` current again (a new revision).
+
+        `rev` must be one `history(path)` lists as a file version: any other
+        revision (one that changed other paths, a future one, a deletion) is
+        refused with ENOENT rather than guessed at. The content and the mode
+        come back as they were recorded at `rev`; a chmod made since is undone
+        with the content it belonged to.
+        """
         with self._db.tx() as tx:
-            row = self._versions.row(path, rev)
+            real = self._versions.history_path(path)
+            recorded = self._db.conn.execute(
+                "SELECT kind FROM versions WHERE path = ? AND rev = ?", (real, rev)
+            ).fetchone()
+            if recorded is None:
+                raise fs_error(errno.ENOENT, path, f"no version of {path} was recorded at revision {rev} "
+                                                   "(history lists the revisions to restore)")
+            if recorded[0] == KIND_DELETED:
+                raise fs_error(errno.ENOENT, path, f"{path} was deleted at revision {rev}: nothing to restore")
+            _, mode, size, digest, chunks = self._versions.row(path, rev)
             found = self._content.writable_target(path, parents=True)
-            _, mode, size, digest, chunks = row
             ino = self._content.set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
             return stat_of(self._db.node(ino))
 

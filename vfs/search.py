@@ -80,13 +80,20 @@ class Search:
     def find(
         self, path: str = "/", pattern: str | None = None, *, kind: str | None = None, limit: int | None = None
     ) -> list[str]:
-        """Paths below `path`, depth-first in name order; `pattern` globs the relative path."""
+        """Paths below `path`, depth-first in name order, that match `pattern` and `kind`.
+
+        The glob rule (docs/protocol.md, the same over HTTP and in the CLI): a
+        pattern without `/` matches the name at any depth, as `find -name`
+        does (`*.md` finds `a.md` and `x/y/b.md`); a pattern with `/` matches
+        the path relative to `path` (`docs/*.md`; `**` crosses directories).
+        """
         regex = glob_to_regex(pattern) if pattern else None
+        by_name = pattern is not None and "/" not in pattern
         results: list[str] = []
         for absolute, rel, _, node_kind in self._depth_first(path):
             if kind is not None and KIND_NAMES[node_kind] != kind:
                 continue
-            if regex is not None and not regex.match(rel):
+            if regex is not None and not regex.match(rel.rsplit("/", 1)[-1] if by_name else rel):
                 continue
             results.append(absolute)
             if limit is not None and len(results) >= limit:

@@ -1,9 +1,11 @@
 """The `wsfs` command.
 
 Only a dispatcher: each package registers its own subcommands, so the
-server and the client never import each other. `serve` and `token` come
-from `server.cli`; `sync`, `ls`, `cat`, `put`, ... from `client_py.cli`;
-`mount` and `umount` from `client_py.mount.cli`.
+server and the client never import each other. `serve` comes from
+`server.cli`; `sync`, `ls`, `cat`, `put`, ... from `client_py.cli`;
+`mount` and `umount` from `client_py.mount.cli`; the `token` family, which
+works on a data dir (server side) or over a server (client side), from
+`wsfs.tokens`.
 """
 
 from __future__ import annotations
@@ -12,18 +14,21 @@ import argparse
 import importlib
 import sys
 
-# Modules that contribute subcommands, each exposing `register(subparsers)`.
-COMMAND_MODULES = ("server.cli", "client_py.cli", "client_py.mount.cli")
+# Modules that contribute subcommands, with the function that registers them.
+COMMAND_MODULES = (("server.cli", "register_serve"), ("wsfs.tokens", "register"), ("client_py.cli", "register"),
+                   ("client_py.mount.cli", "register"))
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wsfs",
         description="wsfs: a live workspace filesystem (SQLite stores, WebSocket change streams, live replicas).",
+        epilog="Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 4 permission, 5 conflict, 6 server unreachable "
+               "(docs/client.md). `wsfs COMMAND --help` describes each command.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for module_name, function in COMMAND_MODULES:
+        getattr(importlib.import_module(module_name), function)(subparsers)
     return parser
 
 
