@@ -478,8 +478,13 @@ async def test_one_fanout_task_serves_caught_up_subscribers_a_stalled_one_waits_
         got = await c.collect_changes("s", info["cursor"], timeout=60)
         assert_cursor_order(got)
         assert {e["path"]: e["hash"] for e in got} == truth
+        # A reader that fell behind (a loaded machine) gets pages read back from the store, whose
+        # inline budget (4 MiB of content per message, docs/protocol.md) leaves later entries without
+        # `data`; whatever is inlined must be the right content, and live pages do inline.
+        inlined = [e for e in got if e["kind"] == "file" and "data" in e]
+        assert inlined
         assert all(base64.b64decode(e["data"])[-4:] == int(e["path"].rsplit("/", 1)[1]).to_bytes(4, "big")
-                   for e in got if e["kind"] == "file")
+                   for e in inlined)
     assert handle.fanout.sent - sent0 >= len(readers)  # the fan-out task delivered live pages itself
     behind = live_server.state.sessions[stalled.hello["session"]].subs["s"]
     assert behind.cursor.rev < info["rev"] and behind not in handle.fanout.parked  # waiting alone, not queued
