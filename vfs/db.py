@@ -53,10 +53,19 @@ NODE_COLUMNS = (
     "n.atime_ns, n.uid, n.gid, n.subdirs"
 )
 
+_CHECKED_LOOKUP = (
+    f"SELECT {NODE_COLUMNS}, (SELECT data_version FROM pragma_data_version) "
+    "FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND d.name = ?"
+)
+
 _UPSERT_LOG = (
     "INSERT INTO pathlog(path, rev, ino) VALUES(?, ?, ?) "
     "ON CONFLICT(path) DO UPDATE SET rev = excluded.rev, ino = excluded.ino"
 )
+
+
+class _CacheMoved(Exception):
+    """Another connection committed: the directory cache was dropped, resolve again."""
 
 
 class Node(NamedTuple):
@@ -338,11 +347,14 @@ class Db:
             self._savepoints -= 1
         self.conn.execute(f"RELEASE {name}")
 
-    def _refresh_cache(self) -> None:
+    def _refresh_cache(self) -> bool:
+        """Drop the directory cache if another connection committed; True if it did."""
         version = self.conn.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:
-            self._dircache.clear()
-            self._data_version = version
+        if version == self._data_version:
+            return False
+        self._dircache.clear()
+        self._data_version = version
+        return True
 
     def forget_directories(self) -> None:
         """Drop cached resolutions: a directory or symlink was removed or replaced."""
@@ -428,23 +440,51 @@ class Db:
         """Find where `path` lands. Intermediate symlinks are always followed;
         the last component only when `follow` is true. A missing last
         component is not an error (node=None); a missing directory is."""
+        if self._tx_state:  # BEGIN refreshed the cache; our own writes keep it right
+            return self._resolve(path, follow, checked=False)
+        # Outside a transaction the directory cache is validated by the
+        # data_version the final lookup returns with its row (one statement,
+        # one snapshot): when another connection committed since the cache
+        # was last validated, forget it and resolve again.
+        for _ in range(3):
+            try:
+                return self._resolve(path, follow, checked=True)
+            except _CacheMoved:
+                continue
+            except OSError:
+                # A missing or non-directory component may come from a stale
+                # cached directory: the error stands only if nothing moved.
+                if not self._refresh_cache():
+                    raise
+        self._refresh_cache()
+        return self._resolve(path, follow, checked=False)
+
+    def _resolve(self, path: str, follow: bool, checked: bool) -> Resolved:
         original = path
         path = normalize(path)
-        if not self._tx_state:
-            self._refresh_cache()
         hops = 0
         while True:
             if path == "/":
                 return Resolved(None, "", "/", self.node(ROOT_INO))
             parent_path, _, name = path.rpartition("/")
             parent_ino, parent_real = self._resolve_dir(parent_path or "/", original, hops)
-            node = self.lookup(parent_ino, name)
+            node = self._checked_lookup(parent_ino, name) if checked else self.lookup(parent_ino, name)
             if node is None or node.kind != KIND_SYMLINK or not follow:
                 return Resolved(parent_ino, name, join(parent_real, name), node)
             hops += 1
             if hops > SYMLINK_MAX_HOPS:
                 raise fs_error(errno.ELOOP, original)
             path = self._symlink_destination(node.target, parent_real, original)
+
+    def _checked_lookup(self, parent_ino: int, name: str) -> Node | None:
+        """`lookup`, raising `_CacheMoved` (cache cleared) if another connection committed since the last check."""
+        row = self.conn.execute(_CHECKED_LOOKUP, (parent_ino, name)).fetchone()
+        version = row[-1] if row else self.conn.execute("PRAGMA data_version").fetchone()[0]
+        if version != self._data_version:
+            self._dircache.clear()
+            self._data_version = version
+            raise _CacheMoved
+        return Node(*row[:-1]) if row else None
 
     def _symlink_destination(self, target: str | None, base_dir: str, original: str) -> str:
         if not target:
