@@ -317,6 +317,8 @@ class Session:
             await self._send({**payload, "id": rid})
         except BaseException:
             self.proto.forget(rid)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # failed with the connection: the raise below reports it
             raise
         return await fut
 
