@@ -105,9 +105,10 @@ def test_errors_exit_by_kind_with_one_line(server, capsys):
     assert code == 2 and "'bad name!'" in err and "admin" not in err
 
 
-def test_unreachable_server_exit_6_naming_the_url(capsys):
+@pytest.mark.parametrize("command", ["ls", "watch"])  # watch waits out a restart, not a server that never was
+def test_unreachable_server_exit_6_naming_the_url(capsys, command):
     url = f"http://127.0.0.1:{free_port()}"
-    code, _, err = run(capsys, "ls", "--url", url, "--token", "t", "/")
+    code, _, err = run(capsys, command, "--url", url, "--token", "t", "/")
     assert code == 6 and url in err and err.count("\n") == 1
 
 

@@ -109,6 +109,8 @@ async def cmd_watch(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="wsfs watch: %(message)s")
     after = None if args.after == "" else args.after
     seen = 0
+    async with client(args) as c:  # first, fail fast (exit 3, 4, 6) if there is nothing to watch yet
+        current = await c.workspace(args.workspace).cursor()
     async with client(args, long_running=True) as c:
         ws = c.workspace(args.workspace)
         if after not in (None, "now"):
@@ -116,7 +118,6 @@ async def cmd_watch(args: argparse.Namespace) -> int:
                 wanted = Cursor.parse(after)
             except ValueError as e:
                 raise UsageError(str(e)) from None
-            current = await ws.cursor()
             if current < wanted:
                 raise UsageError(f"cursor {after} is ahead of workspace {args.workspace!r} (now at {current}): "
                                  "it was not given by this server; use --after now, or '' for everything")

@@ -80,10 +80,11 @@ class SyncDisplay:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         if self.tty:
             from rich.console import Console
-            from rich.progress import DownloadColumn, Progress, SpinnerColumn, TextColumn, TransferSpeedColumn
+            from rich.progress import (DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn,
+                                       TransferSpeedColumn)
 
             self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                     DownloadColumn(binary_units=True), TransferSpeedColumn(),
+                                     DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn(),
                                      console=Console(stderr=True), transient=True)
             self.task = self.progress.add_task("syncing", total=None)
             self.progress.start()
@@ -115,7 +116,9 @@ class SyncDisplay:
     def update(self, summary: Any) -> None:
         counts = f"{summary.downloaded} in, {summary.uploaded} out"
         if self.progress is not None:
-            self.progress.update(self.task, completed=summary.bytes_received + summary.bytes_sent,
+            # a summary that knows what the run will move (bytes_expected) gives the bar its total and an ETA
+            expected = getattr(summary, "bytes_expected", None) or None
+            self.progress.update(self.task, completed=summary.bytes_received + summary.bytes_sent, total=expected,
                                  description=("up to date · " if self.ready else "") + counts)
         elif self.enabled and time.monotonic() - self._last_plain >= _PLAIN_EVERY:
             self._last_plain = time.monotonic()
