@@ -108,6 +108,11 @@ class CoeditDoc:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    @property
+    def error(self) -> BaseException | None:
+        """Why the document ended for us (file deleted, grew past the limit, access lost); None while live."""
+        return self._error
+
     async def synced(self) -> None:
         """Wait until every local edit made so far is stored on the server."""
         target = self._local

@@ -268,6 +268,8 @@ class SharedDocument:
         self.authors.add(session.author)
         self.dirty = True
         self.schedule_flush()
+        if len(self.text) > COEDIT_MAX_BYTES:  # pycrdt's length is in UTF-8 bytes, as the limit is
+            self._spawn(self._outgrown())
         data, path = msg.data, self.path
         return self.handle.submit_write(lambda ws: CoeditLog.of(ws).append(path, data))
 
@@ -397,6 +399,12 @@ class SharedDocument:
         if text_of(self.doc) != text:
             self.dirty = True
             self.schedule_flush()
+
+    async def _outgrown(self) -> None:
+        """The text grew past the limit: write it, then end (the file keeps the If-Match flow)."""
+        await self.flush()
+        await self.end("EFBIG", f"{self.path} grew past {COEDIT_MAX_BYTES} bytes, the co-editing limit; "
+                                "it is saved, edit it with If-Match from here")
 
     async def end(self, code: str, message: str) -> None:
         """The document stops: every editor hears why; what was typed stays in the store's log."""

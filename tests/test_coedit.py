@@ -114,3 +114,17 @@ async def test_binary_and_oversized_files_are_refused_with_a_clear_error(clients
     await wa.mkdir("/dir")
     with pytest.raises(IsADirectoryError):
         await wa.coedit("/dir")
+
+
+async def test_a_document_outgrowing_the_limit_is_saved_then_ended_with_efbig(clients):
+    wa, _ = clients
+    await wa.write_file("/grow.txt", b"small\n")
+    doc = await wa.coedit("/grow.txt")
+    try:
+        doc.text.insert(len(doc.text), "y" * COEDIT_MAX_BYTES)
+        await until(lambda: doc.error is not None, timeout=20)
+        assert isinstance(doc.error, OSError) and doc.error.errno == 27  # EFBIG
+        assert "If-Match" in str(doc.error)
+        assert await wa.read_file("/grow.txt") == b"small\n" + b"y" * COEDIT_MAX_BYTES  # saved first
+    finally:
+        await doc.close()

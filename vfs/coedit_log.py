@@ -71,7 +71,3 @@ class CoeditLog:
                 (path, snapshot, base, bytes.fromhex(file_hash) if file_hash else None),
             )
             self._db.conn.execute("DELETE FROM coedit_log WHERE path = ?", (path,))
-
-    def logged(self) -> list[str]:
-        """Paths with updates not yet folded into their file (after a crash)."""
-        return [r[0] for r in self._db.conn.execute("SELECT DISTINCT path FROM coedit_log ORDER BY path")]
