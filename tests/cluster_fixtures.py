@@ -1,0 +1,213 @@
+"""The cluster's engines as test fixtures: Redis, SeaweedFS (S3) and Litestream, real, on loopback.
+
+Each engine runs as a child in its own process group on 127.0.0.1, is
+waited for with a bounded readiness check, and is SIGKILLed as a group on
+every path (the fixture's `finally`, whatever the test did). Nothing runs
+as a service and nothing is left behind.
+
+- `redis_server` (per test; about 10 ms to start): Debian `redis-server`
+  with no persistence (`--save '' --appendonly no`); `.url`, `.client()`.
+- `seaweed` (per session; about 3 s to start): `weed server ... -s3` with
+  telemetry off (`-master.telemetry=false`: it phones home otherwise) and
+  one S3 identity; SeaweedFS ignores SIGTERM, so it only ever gets SIGKILL.
+- `s3_location` (per test): a fresh bucket on `seaweed`, as `S3Location`.
+- `litestream` (per test): the node's supervised daemon
+  (`server.cluster.replication.Litestream`) pointed at `s3_location`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.replication import Litestream
+
+READY_TIMEOUT = 30.0
+S3_ACCESS_KEY = "wsfs-test"
+S3_SECRET_KEY = "wsfs-test-secret"
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports (held open together so none repeats)."""
+    socks = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_until(ready: Callable[[], bool], what: str, proc: subprocess.Popen[bytes], log: Path,
+               timeout: float = READY_TIMEOUT) -> None:
+    """Poll `ready` until it holds; fail (with the engine's log) if it dies or `timeout` passes."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} not ready after {timeout:.0f} s:\n{log.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.05)
+
+
+class Engine:
+    """A child process in its own process group, its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None):
+        self.name = name
+        self.workdir = workdir
+        self.log = workdir / f"{name}.log"
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+    @property
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send `sig` to the engine's whole process group (SIGSTOP/SIGCONT to pause it)."""
+        if self.alive:
+            os.killpg(self.proc.pid, sig)
+
+    def kill(self) -> None:
+        """SIGKILL the process group and reap it (safe to call twice)."""
+        if self.alive:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+class RedisServer(Engine):
+    """`redis-server` on a free loopback port, no persistence (the cluster never relies on Redis keeping keys)."""
+
+    def __init__(self, workdir: Path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
+        (self.port,) = free_ports(1)
+        super().__init__("redis", [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(workdir), "--protected-mode", "yes",
+        ], workdir)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        wait_until(self._pong, "redis-server", self.proc, self.log)
+
+    def _pong(self) -> bool:
+        if not port_open(self.port):
+            return False
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+
+    def client(self) -> Redis:
+        return Redis.from_url(self.url)
+
+
+class SeaweedS3(Engine):
+    """`weed server -s3` on loopback ports, telemetry off, one S3 identity."""
+
+    def __init__(self, workdir: Path):
+        (workdir / "data").mkdir(parents=True, exist_ok=True)
+        identities = workdir / "s3.json"
+        identities.write_text(
+            '{"identities": [{"name": "wsfs", "credentials": [{"accessKey": "%s", "secretKey": "%s"}],'
+            ' "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (S3_ACCESS_KEY, S3_SECRET_KEY))
+        master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
+        self.endpoint = f"http://127.0.0.1:{s3}"
+        super().__init__("seaweedfs", [
+            str(VENV_BIN / "weed"), "server", "-dir", str(workdir / "data"),
+            "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-master.telemetry=false",
+            "-master.port", str(master), "-master.port.grpc", str(master_grpc),
+            "-master.volumeSizeLimitMB", "64", "-volume.max", "0",
+            "-volume.port", str(volume), "-volume.port.grpc", str(volume_grpc), "-volume.preStopSeconds", "0",
+            "-filer", "-filer.port", str(filer), "-filer.port.grpc", str(filer_grpc),
+            "-filer.localSocket", str(workdir / "filer.sock"),
+            "-s3", "-s3.port", str(s3), "-s3.port.grpc", str(s3_grpc), "-s3.config", str(identities),
+            "-s3.port.iceberg", "0", "-s3.port.lance", "0",
+        ], workdir)
+        wait_until(lambda: self._s3_answers(s3), "SeaweedFS S3", self.proc, self.log)
+
+    @staticmethod
+    def _s3_answers(port: int) -> bool:
+        """Any HTTP status from the S3 port (403 to an anonymous request) means the gateway is up."""
+        if not port_open(port):
+            return False
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return s.recv(12).startswith(b"HTTP/1.1")
+
+    def location(self, bucket: str, prefix: str = "cluster") -> S3Location:
+        return S3Location(bucket=bucket, prefix=prefix, endpoint=self.endpoint,
+                          access_key=S3_ACCESS_KEY, secret_key=S3_SECRET_KEY)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    workdir = tmp_path / "redis"
+    workdir.mkdir()
+    server = RedisServer(workdir)
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedS3]:
+    server = SeaweedS3(tmp_path_factory.mktemp("seaweedfs"))
+    try:
+        yield server
+    finally:
+        server.kill()  # SIGKILL: SeaweedFS ignores SIGTERM
+
+
+_buckets = itertools.count(1)
+
+
+@pytest.fixture
+async def s3_location(seaweed: SeaweedS3) -> S3Location:
+    """A new, empty bucket for this test (created through the S3 API, retried while the filer settles)."""
+    location = seaweed.location(f"wsfs-test-{os.getpid()}-{next(_buckets)}")
+    deadline = time.monotonic() + READY_TIMEOUT
+    async with ObjectStore(location) as store:
+        while True:
+            try:
+                await store.create_bucket()
+                return location
+            except Exception:
+                if time.monotonic() > deadline or not seaweed.alive:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def litestream(s3_location: S3Location, tmp_path: Path) -> AsyncIterator[Litestream]:
+    daemon = Litestream(s3_location, log_path=tmp_path / "litestream.log")
+    await daemon.start()
+    try:
+        yield daemon
+    finally:
+        await daemon.stop()
