@@ -1,12 +1,15 @@
 // fileview.js — the open file: a CodeMirror editor (or an image / file info
-// card), conditional saves with If-Match, live updates that keep the cursor,
-// the conflict banner (reload / overwrite / compare side by side) and the
-// other people's cursors.
+// card). A text file up to COEDIT_MAX_BYTES is co-edited live (coedit.js:
+// everyone's typing merges, the server saves it). Larger text files keep
+// conditional saves with If-Match, live updates that keep the cursor, the
+// conflict banner (reload / overwrite / compare side by side) and the other
+// people's cursors.
 
 import {
   EditorView, EditorState, basicSetup, keymap, languageFor, MergeView, Transaction, oneDark,
 } from "./vendor/codemirror.js";
 import { peerCursorField, peerCursorsEffect } from "./cursors.js";
+import { COEDIT_MAX_BYTES, SharedText } from "./coedit.js";
 import { basename } from "./wsfs.js";
 import { $, el, formatSize, formatAgo, formatTime, toast, reportError, guard, saveBlob, confirmDialog } from "./ui.js";
 
@@ -47,6 +50,9 @@ export class FileView {
     this.baseHash = null; // content id the editor text is based on
     this.baseDoc = null; // that text, as a CodeMirror Text
     this.remote = null; // {hash, author, refused} when the server copy moved away from base
+    this.shared = null; // the SharedText when the open file is co-edited live
+    // `?coedit=off` keeps every text file on If-Match saves (to try or test that flow)
+    this.live = new URLSearchParams(globalThis.location?.search || "").get("coedit") !== "off";
     this.deleted = false;
     this.saving = false;
     this._reconciling = false;
@@ -70,6 +76,7 @@ export class FileView {
   // ------------------------------------------------------------ state
 
   isDirty() {
+    if (this.shared && !this.shared.closedError) return false; // the server saves it
     return this.mode === "text" && !!this.view && (this.deleted || !this.view.state.doc.eq(this.baseDoc));
   }
 
@@ -114,11 +121,44 @@ export class FileView {
     }
     const text = decodeText(file.bytes);
     if (text === null) this._showInfo(path, file, file.bytes, "Binary file: not shown as text.");
-    else this._showText(path, text, file.hash);
+    else if (this.live && file.bytes.length <= COEDIT_MAX_BYTES) await this._showShared(path, text, file.hash, seq);
+    else this._showText(path, text, file.hash, "Too large to edit together live: save with Ctrl+S (⌘S).");
+  }
+
+  /** Join the file's shared document and edit it live; falls back to If-Match saves if the server refuses. */
+  async _showShared(path, text, hash, seq) {
+    const shared = new SharedText(this.client, path, {
+      user: this.client.presence || {},
+      onStatus: () => { if (this.shared === shared) this.updateHeader(); },
+      onClosed: (err) => { if (this.shared === shared) this._sharedEnded(err); },
+    });
+    this.shared = shared;
+    try {
+      await shared.ready;
+    } catch (err) {
+      if (seq !== this._seq) return;
+      this.shared = null;
+      shared.close();
+      this._showText(path, text, hash, `Not edited live: ${err.message}`);
+      return;
+    }
+    if (seq !== this._seq || this.shared !== shared) return;
+    this._showText(path, shared.ytext.toString(), hash);
+  }
+
+  /** The live document ended (deleted, renamed, grown too large, now binary): show what the file is now. */
+  _sharedEnded(err) {
+    if (err.code === "ENOENT" && this.model.get(this.path) === undefined) {
+      this.reconcile(); // deleted: the usual banner offers to save this copy or restore
+      return;
+    }
+    this.open(this.path, { force: true }).catch((e) => reportError(`Could not reopen ${this.path}`, e));
   }
 
   _teardown() {
     clearTimeout(this._cursorTimer);
+    this.shared?.close();
+    this.shared = null;
     this._exitCompare(false);
     this.view?.destroy();
     this.view = null;
@@ -165,7 +205,7 @@ export class FileView {
     ];
   }
 
-  _showText(path, text, hash) {
+  _showText(path, text, hash, note = null) {
     this.mode = "text";
     this.baseHash = hash;
     const readOnly = !this.hooks.canWrite();
@@ -174,7 +214,7 @@ export class FileView {
       extensions: [
         keymap.of([{ key: "Mod-s", preventDefault: true, run: () => { this.save().catch((e) => reportError("Save failed", e)); return true; } }]),
         this._extensions(path, { readOnly }),
-        peerCursorField,
+        this.shared ? this.shared.extension() : peerCursorField,
         EditorView.updateListener.of((u) => this._onUpdate(u)),
       ],
     });
@@ -184,6 +224,7 @@ export class FileView {
     this.view = new EditorView({ state, parent: host });
     this._applyPeerCursors();
     this.updateHeader();
+    if (note) this._notice(note);
   }
 
   _showImage(path, file) {
@@ -234,7 +275,7 @@ export class FileView {
       // by taking the new version now.
       if (this.remote && !this.isDirty()) this.reconcile();
     }
-    if (u.selectionSet && u.view.hasFocus) this._scheduleCursor();
+    if (u.selectionSet && u.view.hasFocus && !this.shared) this._scheduleCursor(); // shared: awareness carries it
   }
 
   _scheduleCursor() {
@@ -263,7 +304,7 @@ export class FileView {
 
   /** Save with If-Match (the content id this text is based on). */
   async save() {
-    if (this.mode !== "text" || !this.hooks.canWrite()) return;
+    if (this.mode !== "text" || !this.hooks.canWrite() || !this.isDirty() && this.shared) return; // live: saved by the server
     if (this.saving) { this._saveAgain = true; return; } // once this one is done
     if (this._comparing === "conflict") return this.overwrite(); // "Save my version"
     if (this._comparing === "history") { // a preview of an old version: save the editor's text
@@ -379,6 +420,10 @@ export class FileView {
       return;
     }
     if (entry.kind !== "file") return;
+    if (this.shared && !this.shared.closedError) { // the live document merges every write itself
+      this.baseHash = entry.hash;
+      return;
+    }
     if (this.deleted) { // it is back (restored or recreated): compare with what we have
       this.deleted = false;
       this.remote = null;
@@ -542,7 +587,7 @@ export class FileView {
   }
 
   _applyPeerCursors() {
-    if (!this.view) return;
+    if (!this.view || this.shared) return; // shared: yCollab draws the carets from awareness
     this.view.dispatch({ effects: peerCursorsEffect(this._peers, this.view.state.doc.length) });
   }
 
@@ -572,11 +617,17 @@ export class FileView {
     else if (this.deleted) { status = "Deleted on the server"; state = "conflict"; }
     else if (this.remote) { status = "Conflict"; state = "conflict"; }
     else if (text && !write) { status = "Read only"; state = "readonly"; }
+    else if (text && this.shared && !this.shared.closedError) {
+      [status, state] = {
+        saving: ["Live · saving…", "saving"], offline: ["Offline · your edits merge on reconnect", "dirty"],
+        saved: ["Live · saved", "saved"],
+      }[this.shared.status];
+    }
     else if (this.isDirty()) { status = "Unsaved changes"; state = "dirty"; }
     else if (text) { status = "Saved"; state = "saved"; }
     this.el.status.textContent = status;
     this.el.status.dataset.state = state;
-    this.el.save.hidden = !(text && write);
+    this.el.save.hidden = !(text && write) || !!(this.shared && !this.shared.closedError);
     this.el.save.disabled = this.saving || !(this.isDirty() || this.remote);
     this.el.history.disabled = !open;
   }
@@ -600,7 +651,7 @@ export class FileView {
 function emptyPlaceholder() {
   return el("div", { class: "placeholder" },
     el("p", { class: "big" }, "Open a file from the tree."),
-    el("p", {}, "Everyone here sees changes live. Save with Ctrl+S (⌘S); if someone saved first, you choose what wins."),
+    el("p", {}, "Everyone here edits text files together, live: typing merges and the server saves it. Files over 4 MiB are saved with Ctrl+S (⌘S); if someone saved first, you choose what wins."),
     el("p", { class: "muted" }, "Try it: open this page in a second window (Invite gives the link) and edit the same file."));
 }
 

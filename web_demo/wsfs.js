@@ -67,6 +67,13 @@ export function decodeBase64(data) {
   return out;
 }
 
+/** Bytes to base64 (the `y` field of co-editing frames). */
+export function encodeBase64(bytes) {
+  let bin = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) bin += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(bin);
+}
+
 /** The parent directory of a path ("/a/b" -> "/a", "/a" -> "/"). */
 export function dirname(path) {
   const i = path.lastIndexOf("/");
@@ -129,6 +136,7 @@ export class Wsfs extends EventTarget {
     this._nextId = 1;
     this._pending = new Map(); // request id -> {resolve, reject, timer}
     this._subs = new Map(); // sub id -> Subscription
+    this._docs = new Map(); // path -> SharedDocument (co-editing, protocol 5.11)
     this._onOnline = () => this._reconnectNow();
     // The browser knows the network is gone long before a ping times out.
     this._onOffline = () => {
@@ -357,6 +365,7 @@ export class Wsfs extends EventTarget {
     for (const [, p] of this._pending) { clearTimeout(p.timer); p.reject(err); }
     this._pending.clear();
     for (const sub of this._subs.values()) sub._active = false;
+    for (const doc of this._docs.values()) doc.joined = false;
     if (this.peers.size) {
       this.peers.clear();
       this._emit("presence", { op: "sync", peers: this.peers });
@@ -444,6 +453,7 @@ export class Wsfs extends EventTarget {
         this._emit("hello", msg);
         this._startPinger();
         for (const sub of this._subs.values()) sub._start();
+        for (const doc of this._docs.values()) doc._join();
         return;
       case "ok":
       case "error": {
@@ -466,6 +476,10 @@ export class Wsfs extends EventTarget {
         return;
       case "presence":
         this._onPresence(msg);
+        return;
+      case "coedit":
+      case "coedit_closed":
+        this._docs.get(msg.path)?._receive(msg);
         return;
       default:
         return; // unknown events are ignored (protocol section 8)
@@ -529,6 +543,88 @@ export class Wsfs extends EventTarget {
     this._subs.set(sub.id, sub);
     if (this.hello) sub._start();
     return sub;
+  }
+
+  // ----------------------------------------------------------- co-editing
+
+  /**
+   * Join the shared document of text file `path` (protocol 5.11): the transport only,
+   * for a Yjs binding (the demo's is coedit.js). Rejoined after every reconnect.
+   * Handlers:
+   * - step1(): bytes of a y-protocols sync step 1 to join with (called at every join)
+   * - onJoined(): the server accepted the join (its sync messages follow)
+   * - onMessage(bytes): a y-protocols message from the server
+   * - onClosed(err): the document ended for good (WsfsError: ENOENT, EFBIG, EINVAL ...)
+   * Returns a SharedDocument ({send(bytes, {ack}), close()}).
+   */
+  openDocument(path, handlers) {
+    const doc = new SharedDocument(this, path, handlers);
+    this._docs.get(path)?.close();
+    this._docs.set(path, doc);
+    if (this.hello) doc._join();
+    return doc;
+  }
+}
+
+/** One co-edited document's traffic on the workspace socket. */
+export class SharedDocument {
+  constructor(client, path, { step1, onJoined = () => {}, onMessage = () => {}, onClosed = () => {} }) {
+    this.client = client;
+    this.path = path;
+    this.handlers = { step1, onJoined, onMessage, onClosed };
+    this.joined = false;
+    this._closed = false;
+  }
+
+  async _join() {
+    if (this._closed) return;
+    this.joined = false;
+    try {
+      await this.client.request({ type: "coedit_open", path: this.path, y: encodeBase64(this.handlers.step1()) });
+      if (this._closed) return;
+      this.joined = true;
+      this.handlers.onJoined();
+    } catch (e) {
+      if (!["ECONNRESET", "ENOTCONN", "ECLOSED", "ETIMEDOUT"].includes(e.code)) this._end(e);
+    }
+  }
+
+  _receive(msg) {
+    if (this._closed) return;
+    if (msg.type === "coedit_closed") this._end(new WsfsError(msg.code, msg.message, { path: msg.path }));
+    else if (this.joined) this.handlers.onMessage(decodeBase64(msg.y));
+  }
+
+  _end(err) {
+    this.joined = false;
+    this._closed = true;
+    if (this.client._docs.get(this.path) === this) this.client._docs.delete(this.path);
+    this.handlers.onClosed(err);
+  }
+
+  /**
+   * Send one y-protocols message. With `ack`, resolves once the server stored it
+   * (rejects if the connection dropped first: the next join's sync carries it again).
+   * Without, returns whether it was sent.
+   */
+  send(bytes, { ack = false } = {}) {
+    const msg = { type: "coedit", path: this.path, y: encodeBase64(bytes) };
+    if (ack) {
+      if (!this.joined) return Promise.reject(new WsfsError("ENOTCONN", "not joined"));
+      return this.client.request(msg);
+    }
+    return this.joined && this.client._send(msg);
+  }
+
+  /** Leave the document. */
+  async close() {
+    if (this._closed) return;
+    this._closed = true;
+    if (this.client._docs.get(this.path) === this) this.client._docs.delete(this.path);
+    if (this.joined) {
+      this.joined = false;
+      try { await this.client.request({ type: "coedit_close", path: this.path }); } catch { /* gone */ }
+    }
   }
 }
 

@@ -1,7 +1,7 @@
 // The one entry point of web_demo/vendor/codemirror.js: everything the demo
 // imports from CodeMirror 6, bundled once with esbuild (see package.json).
 export { basicSetup } from "codemirror";
-export { EditorState, EditorSelection, Compartment, StateEffect, StateField, RangeSetBuilder, Transaction, Text } from "@codemirror/state";
+export { EditorState, EditorSelection, Compartment, StateEffect, StateField, RangeSetBuilder, Transaction, Text, Prec } from "@codemirror/state";
 export { EditorView, keymap, Decoration, WidgetType, ViewPlugin } from "@codemirror/view";
 export { indentWithTab } from "@codemirror/commands";
 export { MergeView } from "@codemirror/merge";
@@ -45,3 +45,13 @@ export function languageFor(name) {
   const make = dot >= 0 ? BY_EXTENSION[name.slice(dot + 1).toLowerCase()] : undefined;
   return make ? make() : [];
 }
+
+// Co-editing (docs/web_demo.md, protocol §5.11): Yjs, its CodeMirror binding, and the
+// y-protocols encoders the browser speaks inside `coedit` frames. In this one bundle so
+// the binding and the editor share one copy of @codemirror/state and of yjs.
+export * as Y from "yjs";
+export { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+export * as ySync from "y-protocols/sync";
+export * as yAwareness from "y-protocols/awareness";
+export * as lib0Encoding from "lib0/encoding";
+export * as lib0Decoding from "lib0/decoding";
