@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import blake3
 
-from vfs.chunks import EMPTY_HASH, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
+from vfs.chunks import EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
 from vfs.chunkreader import iter_range, open_chunks
 from vfs.db import Db, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
@@ -30,7 +30,11 @@ from vfs.types import Stat
 from vfs.versions import Versions
 
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
-_ZERO_STEP = 8 << 20  # zero-extension is spliced in 8 MiB steps to bound memory
+# Zero-extension re-cuts the old tail with this many zeros (so the cuts
+# there stay content-defined), then appends the one shared all-zero chunk
+# of MAX_CHUNK bytes (what FastCDC cuts zeros into) as often as needed:
+# extending by a GiB stores no new bytes and hashes at most 1 MiB.
+_ZERO_HEAD = 1 << 20
 
 
 def seconds_to_ns(seconds: float | None) -> int | None:
@@ -208,7 +212,10 @@ class Content:
             return self._db.stat(self._existing_file(path).node)
         with self._db.tx() as tx:
             found = self._existing_file(path)
-            entries = self._splice(unpack(found.node.chunks), offset, bytes(data))
+            entries = unpack(found.node.chunks)
+            if offset > found.node.size:  # the gap reads as zeros: extend first, in bounded memory
+                entries = self._zero_extend(entries, found.node.size, offset)
+            entries = self._splice(entries, offset, bytes(data))
             return self._commit_edit(tx, found, entries)
 
     def truncate(self, path: str, size: int) -> Stat:
@@ -222,10 +229,8 @@ class Content:
             current = found.node.size
             if size < current:
                 entries = self._cut_at(entries, size)
-            while current < size:
-                step = min(_ZERO_STEP, size - current)
-                entries = self._splice(entries, current, bytes(step))
-                current += step
+            elif size > current:
+                entries = self._zero_extend(entries, current, size)
             return self._commit_edit(tx, found, entries)
 
     def _existing_file(self, path: str) -> Resolved:
@@ -246,13 +251,30 @@ class Content:
         self.set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
         return self._db.stat(self._db.node(found.node.ino))
 
+    def _zero_extend(self, entries: list[ChunkEntry], current: int, size: int) -> list[ChunkEntry]:
+        """Chunk list of the content followed by zeros up to `size`, writing no run of zeros.
+
+        The first `_ZERO_HEAD` zeros are spliced as data, then every further
+        MAX_CHUNK zeros are one more entry of the same stored chunk.
+        """
+        head = min(size - current, _ZERO_HEAD)
+        entries = self._splice(entries, current, bytes(head))
+        full, tail = divmod(size - current - head, MAX_CHUNK)
+        if full:
+            zero = self._chunks.put(bytes(MAX_CHUNK))
+            entries.extend([zero] * full)
+        if tail:
+            entries.append(self._chunks.put(bytes(tail)))
+        return entries
+
     def _splice(self, entries: list[ChunkEntry], offset: int, data: bytes) -> list[ChunkEntry]:
         """Chunk list after writing `data` at `offset`, re-chunking only near the edit.
 
         Re-chunking starts at the boundary of the chunk holding `offset` and
         stops at the first new cut that lands on an old boundary past the
         edit: from there on content-defined cuts are the same as before, so
-        every later chunk is reused as is.
+        every later chunk is reused as is. If none has come two chunks past
+        the edit, the stretch ends at the next old boundary anyway.
         """
         starts = offsets(entries)
         old_size = starts[-1]
@@ -283,7 +305,14 @@ class Content:
             if at_eof:
                 return result
             base += consumed
-            buffer = bytearray(buffer[consumed:]) + self._chunks.read(entries[following].id)
+            buffer = bytearray(buffer[consumed:])
+            if base > end + 2 * MAX_CHUNK:
+                # Well past the edit and still no shared cut (a run of zeros
+                # never has one): end the re-chunked stretch on the old
+                # boundary the buffer reaches, so an edit costs O(its size).
+                result.extend(self._chunks.put(piece) for piece in cut(buffer))
+                return result + entries[following:]
+            buffer += self._chunks.read(entries[following].id)
             following += 1
 
     @staticmethod

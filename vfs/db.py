@@ -389,8 +389,11 @@ class Db:
         if len(entries) == 1:
             return entries[0].hash  # BLAKE3 of a single chunk is the content id
         hasher = blake3.blake3()
+        last_id, data = -1, b""
         for entry in entries:
-            hasher.update(self.chunks.read(entry.id))
+            if entry.id != last_id:  # runs of one chunk (zero-extension) are read once
+                last_id, data = entry.id, self.chunks.read(entry.id)
+            hasher.update(data)
         return hasher.digest()
 
     def keep_derived(self, sql: str, params: tuple) -> None:
