@@ -1,5 +1,6 @@
 // history.js — the open file's retained versions (newest first), each with
-// "View" (side by side with the current text) and "Restore".
+// its author when the server keeps one, "View" (side by side with the
+// current text) and "Restore".
 
 import { el, formatAgo, formatSize, formatTime, guard, toast } from "./ui.js";
 
@@ -70,10 +71,15 @@ export class HistoryPanel {
       toast(`Restored ${path} to revision ${v.rev}`, "ok", 2500);
     };
     const label = v.kind === "delete" ? "deleted" : `${formatSize(v.size)}`;
+    // One line per version, cut with an ellipsis rather than wrapped; the whole text is in the tooltip.
+    const author = v.author ? ` · ${v.author}` : "";
+    const summary = `rev ${v.rev}${isCurrent ? " (current)" : ""} · ${label}${author} · ${formatTime(v.mtime)}`;
     return el("li", { class: "version", "data-rev": v.rev },
-      el("span", { class: "version-text" },
+      el("span", { class: "version-text", title: summary,
+        style: { flex: "1 1 0", whiteSpace: "nowrap", overflow: "hidden", textOverflow: "ellipsis", minWidth: "0" } },
         el("strong", {}, `rev ${v.rev}`), isCurrent ? el("span", { class: "badge" }, "current") : null,
         el("span", { class: "muted" }, ` · ${label} · `),
+        v.author ? el("span", { class: "version-author" }, `${v.author} · `) : null,
         el("time", { title: formatTime(v.mtime), datetime: new Date(v.mtime * 1000).toISOString() }, formatAgo(v.mtime))),
       el("span", { class: "version-buttons" },
         v.kind === "file" && !isCurrent

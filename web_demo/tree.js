@@ -90,6 +90,19 @@ const SVG = {
   symlink: '<path d="M3.5 1.5h6l3 3v10h-9z" fill="#fff" stroke="#8c959f"/><path d="M5.5 10.5l4-4m-3 0h3v3" fill="none" stroke="#0969da" stroke-width="1.3"/>',
 };
 
+// A conflict copy, as client_py/conflicts.py names it: NAME.conflict-HOST-YYYYmmdd-HHMMSS.EXT
+const CONFLICT_COPY = /^(.+?)\.conflict-(.+)-(\d{8})-(\d{6})(\.[^.]*)?$/s;
+
+/** {original, host, when} of a conflict copy's name, or null for any other name. */
+export function parseConflictName(path) {
+  const m = CONFLICT_COPY.exec(basename(path));
+  if (!m) return null;
+  const [, stem, host, day, time, ext = ""] = m;
+  const dir = dirname(path);
+  const when = `${day.slice(0, 4)}-${day.slice(4, 6)}-${day.slice(6)} ${time.slice(0, 2)}:${time.slice(2, 4)}`;
+  return { original: `${dir === "/" ? "" : dir}/${stem}${ext}`, host, when };
+}
+
 function icon(kind) {
   const span = el("span", { class: "icon", "aria-hidden": "true" });
   span.innerHTML = `<svg viewBox="0 0 16 16" width="16" height="16">${SVG[kind]}</svg>`;
@@ -199,12 +212,28 @@ export class TreeView {
     },
     el("span", { class: "twisty", "aria-hidden": "true" }, isDir ? (open ? "▾" : "▸") : ""),
     icon(isDir ? (open ? "open" : "dir") : kind),
-    el("span", { class: "name" }, basename(path)),
+    ...this._nameOf(path, kind),
     peers.length ? el("span", { class: "peer-dots", "aria-label": `open by ${peers.map((p) => p.name).join(", ")}` },
       peers.map((p) => el("span", { class: "peer-dot", style: { background: p.color || "#888" }, title: `${p.name} has this open` }))) : null,
     kind === "file" ? el("span", { class: "size" }, formatSize(entry?.size ?? 0)) : null,
     );
     return row;
+  }
+
+  /**
+   * The name, or for a conflict copy the name it is a copy of and a marker
+   * (the long `.conflict-HOST-STAMP` suffix would be cut off in a narrow tree).
+   */
+  _nameOf(path, kind) {
+    const copy = kind === "file" ? parseConflictName(path) : null;
+    if (!copy) return [el("span", { class: "name" }, basename(path))];
+    const explain = `Conflict copy of ${copy.original}: the edit made on ${copy.host} at ${copy.when} that lost ` +
+      `the race. Open both to compare; keep one with: wsfs conflicts resolve ${path} --keep mine|theirs|both`;
+    return [
+      el("span", { class: "name", title: explain }, basename(copy.original)),
+      el("span", { class: "badge conflict-badge", "data-conflict-of": copy.original, title: explain,
+        style: { flex: "none", background: "var(--conflict-bg)", color: "var(--warn)" } }, `conflict · ${copy.host}`),
+    ];
   }
 
   _rows() { return [...this.root.querySelectorAll('[role="treeitem"]')]; }
