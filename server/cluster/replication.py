@@ -152,6 +152,8 @@ class Litestream:
 
     async def _request(self, method: str, route: str, body: dict[str, object] | None = None,
                        timeout: float | None = None) -> dict[str, object]:
+        if self._stopping:
+            raise ReplicationError(f"litestream {route}: litestream was stopped")
         try:
             reply = await self._client.request(method, route, json=body, timeout=timeout)
         except httpx.HTTPError as exc:
@@ -221,7 +223,10 @@ class Litestream:
         return True
 
     async def stop(self) -> None:
-        """Stop supervising and end the daemon: SIGTERM (its last sync), SIGKILL after STOP_TIMEOUT."""
+        """Stop supervising and end the daemon: SIGTERM (its last sync), SIGKILL after STOP_TIMEOUT.
+
+        Final: a stopped Litestream refuses every request (make a new one to start again).
+        """
         self._stopping = True
         proc = self._proc
         if proc is not None and proc.returncode is None:

@@ -1,0 +1,183 @@
+"""The node's supervised Litestream (`server.cluster.replication`) with real workspace stores and real S3.
+
+Writes go through `vfs.Workspace` (the store the server keeps), Litestream
+replicates the file to SeaweedFS, and a restore into a new path must hold
+every write that was synced, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from cluster_fixtures import RedisServer, litestream, redis_server, s3_location, seaweed  # noqa: F401
+from server.cluster.lease import Leases
+from server.cluster.manifest import Manifests
+from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.ownership import Ownership
+from server.cluster.replication import Litestream, ReplicationError
+from vfs import Workspace
+
+
+def write_files(store: Path, start: int, count: int) -> dict[str, bytes]:
+    """Write `count` files through the store's public API; return what was written."""
+    written = {}
+    with Workspace(store) as ws:
+        ws.mkdir("/docs", parents=True, exist_ok=True)
+        for i in range(start, start + count):
+            data = (f"file {i}\n" * (1 + i % 50)).encode() + os.urandom(i % 300)
+            ws.write_file(f"/docs/f{i:04d}.txt", data)
+            written[f"/docs/f{i:04d}.txt"] = data
+    return written
+
+
+def read_all(store: Path) -> dict[str, bytes]:
+    with Workspace(store, readonly=True) as ws:
+        return {path: ws.read_file(path) for path in ws.find("/docs", kind="file")}
+
+
+async def test_a_restore_holds_every_synced_write(litestream: Litestream, tmp_path: Path) -> None:
+    store = tmp_path / "node-a" / "ws1.db"
+    store.parent.mkdir()
+    written = write_files(store, 0, 20)
+    await litestream.register(store, "ws/ws1/e1")
+    await litestream.sync(store)
+    for batch in range(1, 4):  # more writes after registration, one sync per batch
+        written |= write_files(store, batch * 100, 15)
+        await litestream.sync(store)
+
+    restored = tmp_path / "node-b" / "ws1.db"
+    restored.parent.mkdir()
+    assert await litestream.restore("ws/ws1/e1", restored) is True
+    assert read_all(restored) == written
+    assert len(written) == 65
+
+
+async def test_a_takeover_chain_keeps_every_epoch_s_writes(litestream: Litestream, tmp_path: Path) -> None:
+    """Epoch 1 on node A; node B restores it, replicates epoch 2 to a new prefix and writes more;
+    a third restore from epoch 2 alone holds both epochs' writes."""
+    a_store = tmp_path / "a.db"
+    written = write_files(a_store, 0, 10)
+    await litestream.register(a_store, "ws/ws1/e1")
+    await litestream.sync(a_store)
+    await litestream.unregister(a_store)
+
+    b_store = tmp_path / "b.db"
+    assert await litestream.restore("ws/ws1/e1", b_store) is True
+    await litestream.register(b_store, "ws/ws1/e2")
+    written |= write_files(b_store, 500, 10)
+    await litestream.sync(b_store)
+
+    c_store = tmp_path / "c.db"
+    assert await litestream.restore("ws/ws1/e2", c_store) is True
+    assert read_all(c_store) == written
+
+
+async def test_restore_replaces_a_stale_local_store(litestream: Litestream, tmp_path: Path) -> None:
+    """A node taking a workspace back holds an old copy of its store (and Litestream's state for it):
+    the restore replaces all of it."""
+    current = tmp_path / "current.db"
+    written = write_files(current, 0, 8)
+    await litestream.register(current, "ws/ws1/e3")
+    await litestream.sync(current)
+
+    stale = tmp_path / "stale.db"
+    write_files(stale, 900, 3)
+    (tmp_path / ".stale.db-litestream").mkdir()
+    assert await litestream.restore("ws/ws1/e3", stale) is True
+    assert read_all(stale) == written
+    assert not (tmp_path / ".stale.db-litestream").exists()
+
+
+async def test_litestream_is_restarted_when_it_dies_and_keeps_replicating(litestream: Litestream,
+                                                                         tmp_path: Path) -> None:
+    store = tmp_path / "ws1.db"
+    written = write_files(store, 0, 5)
+    await litestream.register(store, "ws/ws1/e1")
+    await litestream.sync(store)
+
+    first_pid = litestream.pid
+    assert first_pid is not None
+    os.killpg(first_pid, signal.SIGKILL)  # the daemon this test's fixture started
+    deadline = time.monotonic() + 20
+    while litestream.restarts < 1 or litestream.pid in (None, first_pid):
+        assert time.monotonic() < deadline, "litestream was not restarted"
+        await asyncio.sleep(0.05)
+
+    written |= write_files(store, 100, 5)
+    await litestream.sync(store)  # the store was registered again after the restart
+    restored = tmp_path / "restored.db"
+    assert await litestream.restore("ws/ws1/e1", restored) is True
+    assert read_all(restored) == written
+
+
+async def test_sync_of_an_unregistered_store_is_an_error(litestream: Litestream, tmp_path: Path) -> None:
+    store = tmp_path / "never.db"
+    write_files(store, 0, 1)
+    with pytest.raises(ReplicationError, match="not found"):
+        await litestream.sync(store)
+
+
+async def test_sync_fails_while_litestream_is_down(litestream: Litestream, tmp_path: Path) -> None:
+    store = tmp_path / "ws1.db"
+    write_files(store, 0, 1)
+    await litestream.register(store, "ws/ws1/e1")
+    await litestream.stop()
+    with pytest.raises(ReplicationError):
+        await litestream.sync(store)
+
+
+async def test_ownership_and_replication_together_take_over_a_workspace(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    """The takeover order end to end: lease, manifest bump, restore from the previous epoch,
+    register the new one; the old owner's later sync lands in its own epoch and is refused."""
+    async with ObjectStore(s3_location) as store_a, ObjectStore(s3_location) as store_b:
+        redis_a, redis_b = redis_server.client(), redis_server.client()
+        a = Ownership(Leases(redis_a, "node-a", ttl_ms=600), Manifests(store_a), renew_every=0.15)
+        b = Ownership(Leases(redis_b, "node-b", ttl_ms=600), Manifests(store_b), renew_every=0.15)
+        try:
+            held_a = await a.acquire("ws1")
+            a_store = tmp_path / "a" / "ws1.db"
+            a_store.parent.mkdir()
+            written = write_files(a_store, 0, 10)
+            await litestream.register(a_store, held_a.prefix)
+            await litestream.sync(a_store)
+            assert await a.still_owner("ws1") is True  # these 10 writes may be acknowledged
+
+            a.stop_renewal()  # node-a pauses
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    held_b = await b.acquire("ws1")
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.05)
+            assert held_b.restore_from == held_a.prefix
+            b_store = tmp_path / "b" / "ws1.db"
+            b_store.parent.mkdir()
+            assert await litestream.restore(held_b.restore_from, b_store) is True
+            await litestream.register(b_store, held_b.prefix)
+            assert read_all(b_store) == written
+
+            # node-a wakes up and commits: its replica takes the write, its acknowledgement does not
+            write_files(a_store, 700, 1)
+            await litestream.sync(a_store)
+            assert await a.still_owner("ws1") is False
+            written |= write_files(b_store, 800, 3)
+            await litestream.sync(b_store)
+            assert await b.still_owner("ws1") is True
+            check = tmp_path / "check.db"
+            assert await litestream.restore(held_b.prefix, check) is True
+            assert read_all(check) == written  # epoch 2 holds epoch 1's acknowledged writes and its own
+        finally:
+            await a.close()
+            await b.close()
+            await redis_a.aclose()
+            await redis_b.aclose()
