@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.resources
+import logging
 import os
 from pathlib import Path
 from typing import Any, AsyncIterator
@@ -18,7 +19,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vfs
-from vfs.wire import error_body
+from vfs.wire import CLOSE_POLICY, error_body
 from vfs.wire.routes import WEBSOCKET
 
 from server.auth import ensure_admin, ensure_demo_token
@@ -31,6 +32,7 @@ from server.ws_api import going_away, ws_endpoint
 
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
 EXTERNAL_POLL = 0.25  # seconds between checks for commits made by other processes
+REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
 
 
 class HttpMetrics:
@@ -75,6 +77,26 @@ class RawSend:
         await self.app(scope, receive, send)
 
 
+class QuietBadUtf8(logging.Filter):
+    """uvicorn answers a text frame that is not UTF-8 correctly (close 1007) but logs it as an ERROR with a
+    traceback: a client's mistake, not the server's. This filter (on `uvicorn.error`) makes it one line."""
+
+    MESSAGE = "Invalid UTF-8 sequence received from client."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == self.MESSAGE:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.msg = "closed a WebSocket with 1007: a text frame was not valid UTF-8"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _install_log_filters() -> None:
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, QuietBadUtf8) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(QuietBadUtf8())
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "ENOENT", 405: "EINVAL"}.get(exc.status_code, "EINVAL")
@@ -108,13 +130,17 @@ def create_app(
     history_keep: int = 20,
     history_days: float = 7.0,
     seed_demo: bool = True,
+    max_file_size: int | None = None,
+    quota: int | None = None,
     config: ServerConfig | None = None,
 ) -> Starlette:
     """The wsfs Starlette app serving every workspace under `data_dir`.
 
     It creates the data dir, the `demo` workspace and the demo token on
     startup, and seeds a never-written `demo` with a few example files
-    (`server/seed.py`; `seed_demo=False` leaves it empty). Run it with
+    (`server/seed.py`; `seed_demo=False` leaves it empty). `max_file_size`
+    (bytes, 413 EFBIG past it) and `quota` (bytes per workspace, 507 EDQUOT)
+    are checked before any work. Run it with
     uvicorn (`ws="websockets-sansio"`, `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
     the graceful 1001 shutdown. `app.state.wsfs` is the `ServerState`.
     """
@@ -122,15 +148,18 @@ def create_app(
         config = ServerConfig(
             data_dir=Path(data_dir),
             store=StoreOptions(readers=readers, idle_close=idle_close,
-                               history_keep=history_keep, history_days=history_days),
+                               history_keep=history_keep, history_days=history_days, quota=quota),
             seed_demo=seed_demo,
         )
         if max_upload is not None:
             config.max_upload = max_upload
         if max_json is not None:
             config.max_json = max_json
+        if max_file_size is not None:
+            config.store.max_file_size = max_file_size
     state = ServerState(config)
     init_data_dir(state)
+    _install_log_filters()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
@@ -142,7 +171,8 @@ def create_app(
             except vfs.StoreBusy as exc:  # a local `wsfs mount` holds it: serve it read-only meanwhile
                 log.warning("not seeding %s: %s (writes to it get 409 EBUSY until it is unmounted)",
                             config.demo_workspace, exc.strerror)
-        background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state))]
+        background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state)),
+                      asyncio.ensure_future(_watch_revocations(state))]
         try:
             yield {}
         finally:
@@ -178,6 +208,27 @@ async def _watch_external(state: ServerState) -> None:
                 continue
             if rev > state.hub.head(handle.name):
                 state.hub.publish_commit(handle.name, rev)
+
+
+async def _watch_revocations(state: ServerState) -> None:
+    """Close the sockets of tokens revoked by another process (`wsfs token revoke`, another node).
+
+    One timer for the whole server: each round is one `PRAGMA data_version`
+    (a few microseconds); only after another connection committed to the
+    token store are the live ids read and compared with the open sessions.
+    Revocations through this server's own route close at once, not here.
+    """
+    state.tokens.changed()  # the baseline: what exists now is what the sessions were opened with
+    while True:
+        await asyncio.sleep(REVOCATION_POLL)
+        try:
+            if not state.tokens.changed() or not state.sessions:
+                continue
+            live = state.tokens.ids()
+            for token_id in {s.token_id for s in state.sessions.values()} - live:
+                state.hub.close_sessions(None, CLOSE_POLICY, "token revoked", token_id=token_id)
+        except Exception:  # noqa: BLE001 - a failed round must not end the watch
+            log.exception("revocation watch failed")
 
 
 async def _sweep(state: ServerState) -> None:

@@ -5,7 +5,10 @@ database does not leak usable tokens). Lookups are one indexed SQLite read
 (a few microseconds), done on the event loop on purpose: a thread hop would
 cost ten times more. Every lookup reads the database, so a token revoked by
 `wsfs token revoke` in another process stops working at once for new
-requests and connections.
+requests and connections. Open WebSockets are cut by the server's
+revocation watch (`server/app.py`), which asks `changed()` (SQLite's
+`data_version`: one pragma, no table read) twice a second and, only when
+another connection committed, reads `ids()` to find the tokens gone.
 """
 
 from __future__ import annotations
@@ -85,6 +88,7 @@ class TokenStore:
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
+        self._data_version: int | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -136,6 +140,18 @@ class TokenStore:
         with self._lock:
             rows = self._conn.execute("DELETE FROM tokens WHERE workspace = ? RETURNING id", (workspace,)).fetchall()
         return [r[0] for r in rows]
+
+    def changed(self) -> bool:
+        """Has another connection (another process) committed to the token table since the last call?"""
+        with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        changed, self._data_version = version != self._data_version, version
+        return changed
+
+    def ids(self) -> set[str]:
+        """The ids of every token that exists now."""
+        with self._lock:
+            return {r[0] for r in self._conn.execute("SELECT id FROM tokens")}
 
     def has_admin(self) -> bool:
         with self._lock:

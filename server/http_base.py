@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 import vfs
 from vfs.wire import EBADMSG, EMSGSIZE, ESHUTDOWN, ProtocolError, error_body, exception_to_error, valid_workspace_name
-from vfs.wire.http import parse_flag, parse_if_match, parse_query_int
+from vfs.wire.http import IF_MATCH_ANY, parse_flag, parse_if_match, parse_query_int
 
 from server.auth import Principal, token_from
 from server.state import ServerState, log
@@ -46,6 +46,8 @@ def error_response(exc: BaseException) -> Response:
     if err.code == "EINTERNAL":
         log.error("internal error", exc_info=exc)
     headers = {"WWW-Authenticate": "Bearer"} if err.status == 401 else None
+    if err.status == 416 and isinstance(err.extra.get("size"), int):
+        headers = {"Content-Range": f"bytes */{err.extra['size']}"}  # RFC 9110 15.5.17: the current length
     return json_response(error_body(err.code, err.message, **err.extra), err.status, headers)
 
 
@@ -122,7 +124,7 @@ def q_flag(request: Request, name: str, default: bool = False) -> bool:
 
 
 def if_match_of(request: Request) -> str | None:
-    """`If-Match: "<id>"` -> id; `If-None-Match: *` -> "" (vfs: must not exist)."""
+    """`If-Match: "<id>"` -> id; `If-Match: *` -> `IF_MATCH_ANY`; `If-None-Match: *` -> "" (vfs: must not exist)."""
     return parse_if_match(request.headers.get("if-match"), request.headers.get("if-none-match"))
 
 
@@ -132,8 +134,12 @@ def check_if_match(ws: vfs.Workspace, path: str, expected: str | None) -> None:
         return
     try:
         current = ws.stat(path).hash
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         current = None
+    if expected == IF_MATCH_ANY:
+        if current is None:
+            raise vfs.PreconditionFailed(path, expected, current)
+        return
     if (current or "") != expected:
         raise vfs.PreconditionFailed(path, expected, current)
 
@@ -165,16 +171,16 @@ async def read_body(request: Request, limit: int, code: str = "EFBIG") -> bytes:
     return bytes(body)
 
 
-async def spool_body(request: Request, st: ServerState) -> IO[bytes]:
+async def spool_body(request: Request, st: ServerState, limit: int | None = None) -> IO[bytes]:
     """Stream the request body into an unnamed temp file (bounded memory, checked size).
 
     Spooling first means the store's writer thread is busy only for the
     commit itself, never for the duration of a slow upload.
     """
-    limit = st.config.max_upload
+    limit = st.config.max_upload if limit is None else limit
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than max_upload ({limit})")
+        raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
     small = declared is not None and declared.isdigit() and int(declared) <= SMALL_READ
     spool: IO[bytes] = io.BytesIO() if small else tempfile.TemporaryFile(dir=st.spool_dir)
     size = 0
@@ -183,7 +189,7 @@ async def spool_body(request: Request, st: ServerState) -> IO[bytes]:
         async for part in request.stream():
             size += len(part)
             if size > limit:
-                raise ProtocolError("EFBIG", f"upload larger than max_upload ({limit} bytes)")
+                raise ProtocolError("EFBIG", f"upload larger than the limit of {limit} bytes")
             buf += part
             if len(buf) >= STREAM_STEP:
                 spool.write(buf)

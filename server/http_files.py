@@ -17,7 +17,7 @@ from starlette.responses import Response, StreamingResponse
 
 import vfs
 from vfs.wire import ProtocolError, direntry_to_wire, stat_to_wire
-from vfs.wire.http import etag_matches, parse_mode, parse_mtime, parse_range
+from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_mode, parse_mtime, parse_range
 
 from server.auth import Principal
 from server.http_base import (
@@ -35,6 +35,7 @@ from server.http_base import (
     wpath,
 )
 from server.state import ServerState
+from server.stores import file_size_at
 
 # ---------------------------------------------------------------- reading
 
@@ -132,15 +133,26 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
 # ---------------------------------------------------------------- writing
 
 
-def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], mode: int | None, parents: bool,
+def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
          if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
     try:
         ws.lstat(path)
         existed = True
     except (FileNotFoundError, NotADirectoryError):
         existed = False
+    if if_match == IF_MATCH_ANY:  # `If-Match: *`: it must exist; checked in this hop, so nothing interleaves
+        check_if_match(ws, path, if_match)
+        if_match = None
+    options.check_growth(ws, lambda ws: size - file_size_at(ws, path))
     stat = ws.write_file(path, spool, mode=mode, parents=parents, if_match=if_match, mtime=mtime)
     return not existed, stat
+
+
+def _spooled_size(spool: IO[bytes]) -> int:
+    spool.seek(0, 2)
+    size = spool.tell()
+    spool.seek(0)
+    return size
 
 
 @api("write")
@@ -152,10 +164,16 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
     if_match = if_match_of(request)
     if not st.stores.exists(name):
         raise ProtocolError("ENOENT", f"no workspace named {name!r}")
-    spool = await spool_body(request, st)
+    options = st.stores.options
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit():
+        options.check_file_size(int(declared))  # before reading a byte of the body
+    spool = await spool_body(request, st, limit=min(st.config.max_upload, options.max_file_size + 1))
     try:
+        size = _spooled_size(spool)
+        options.check_file_size(size)
         async with st.stores.use(name) as h:
-            created, stat = await h.write(_put, path, spool, mode, parents, if_match, mtime,
+            created, stat = await h.write(_put, path, spool, size, options, mode, parents, if_match, mtime,
                                           author=author_of(request, st, p), op="put")
     finally:
         spool.close()
@@ -167,12 +185,18 @@ async def patch_file(request: Request, st: ServerState, p: Principal) -> Respons
     name, path = request.path_params["ws"], wpath(request)
     offset = q_int(request, "offset")
     if offset is None:
-        raise ProtocolError("EINVAL", "query offset is required")
+        raise ProtocolError("EINVAL", "query offset is required", field="offset")
     if_match = if_match_of(request)
+    options = st.stores.options
+    declared = request.headers.get("content-length")
+    options.check_file_size(offset + (int(declared) if declared is not None and declared.isdigit() else 0),
+                            "offset")  # before reading the body: a write at 2^40 costs nothing
     data = await read_body(request, st.config.max_patch)
+    options.check_file_size(offset + len(data), "offset")
 
     def job(ws: vfs.Workspace) -> vfs.Stat:
         check_if_match(ws, path, if_match)
+        options.check_growth(ws, lambda ws: offset + len(data) - file_size_at(ws, path))
         return ws.write_range(path, offset, data)
 
     async with st.stores.use(name) as h:

@@ -20,6 +20,7 @@ from vfs.wire.http import OPS, Op, parse_op
 from server.auth import Principal
 from server.http_base import api, author_of, check_if_match, json_response, read_json
 from server.state import ServerState
+from server.stores import StoreOptions, file_size_at
 
 OpHandler = Callable[[vfs.Workspace, dict[str, Any]], object]
 
@@ -49,9 +50,40 @@ def _check_tables() -> None:
 _check_tables()
 
 
-def _run_op(ws: vfs.Workspace, op: Op) -> tuple[int, vfs.Stat | None]:
-    """One op in the writer's hop: its precondition, the call, then the stat of what it left."""
+OP_GROWTH: dict[str, Callable[[vfs.Workspace, dict[str, Any]], int]] = {
+    # op -> how many bytes it adds to the workspace (`du /`); the others add none worth counting
+    "truncate": lambda ws, a: a["size"] - file_size_at(ws, a["path"]),
+    "copy": lambda ws, a: _tree_size(ws, a["src"]) - file_size_at(ws, a["dst"]),
+    "restore": lambda ws, a: _version_size(ws, a["path"], a["rev"]) - file_size_at(ws, a["path"]),
+}
+
+
+def _tree_size(ws: vfs.Workspace, path: str) -> int:
+    try:
+        return ws.du(path)
+    except (OSError, ValueError):
+        return 0  # the op itself reports the bad path
+
+
+def _version_size(ws: vfs.Workspace, path: str, rev: int) -> int:
+    try:
+        return next((v.size for v in ws.history(path) if v.rev == rev), 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def check_limits(options: StoreOptions, op: Op) -> None:
+    """What can be refused before any work: a truncate past the maximum file size."""
+    if op.op == "truncate":
+        options.check_file_size(op.args["size"], "size")
+
+
+def _run_op(ws: vfs.Workspace, op: Op, options: StoreOptions) -> tuple[int, vfs.Stat | None]:
+    """One op in the writer's hop: its precondition, the quota, the call, then the stat of what it left."""
     check_if_match(ws, op.subject, op.if_match)
+    growth = OP_GROWTH.get(op.op)
+    if growth is not None:
+        options.check_growth(ws, lambda ws: growth(ws, op.args))
     OP_HANDLERS[op.op](ws, op.args)
     try:
         stat = ws.lstat(op.result_path)
@@ -64,6 +96,7 @@ def _run_op(ws: vfs.Workspace, op: Op) -> tuple[int, vfs.Stat | None]:
 async def post_op(request: Request, st: ServerState, p: Principal) -> Response:
     name = request.path_params["ws"]
     op = parse_op(await read_json(request, st.config.max_json))
+    check_limits(st.stores.options, op)
     async with st.stores.use(name) as h:
-        rev, stat = await h.write(_run_op, op, author=author_of(request, st, p), op=op.op)
+        rev, stat = await h.write(_run_op, op, st.stores.options, author=author_of(request, st, p), op=op.op)
     return json_response({"rev": rev, "stat": stat_to_wire(stat, op.result_path) if stat else None})

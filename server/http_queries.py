@@ -9,6 +9,7 @@ from __future__ import annotations
 from starlette.requests import Request
 
 from vfs.wire import ProtocolError, direntry_to_wire, grepmatch_to_wire, stat_to_wire, version_to_wire
+from vfs.wire.http import parse_glob_query, parse_grep_query
 
 from server.http_base import Job, api, q_flag, q_int, read_route, wpath
 
@@ -34,7 +35,8 @@ def readdir_route(request: Request) -> tuple[str, Job]:
 @read_route
 def find_route(request: Request) -> tuple[str, Job]:
     qp = request.query_params
-    path, pattern, kind, limit = qp.get("path", "/"), qp.get("pattern") or None, qp.get("kind") or None, q_int(request, "limit")
+    path, kind, limit = qp.get("path", "/"), qp.get("kind") or None, q_int(request, "limit")
+    pattern = parse_glob_query("pattern", qp.get("pattern"))
     if kind not in (None, "file", "dir", "symlink"):
         raise ProtocolError("EINVAL", f"kind={kind!r}: expected file, dir or symlink")
     return "find", lambda ws: {"paths": ws.find(path, pattern, kind=kind, limit=limit)}
@@ -50,19 +52,8 @@ def ls_route(request: Request) -> tuple[str, Job]:
 @api("read")
 @read_route
 def grep_route(request: Request) -> tuple[str, Job]:
-    qp = request.query_params
-    pattern = qp.get("pattern")
-    if not pattern:
-        raise ProtocolError("EINVAL", "query pattern is required")
-    kwargs = {
-        "regex": q_flag(request, "regex"),
-        "ignore_case": q_flag(request, "ignore_case"),
-        "include": qp.get("include") or None,
-        "context": q_int(request, "context", 0, hi=100),
-        "limit": q_int(request, "limit"),
-    }
-    path = qp.get("path", "/")
-    return "grep", lambda ws: {"matches": [grepmatch_to_wire(m) for m in ws.grep(pattern, path, **kwargs)]}
+    q = parse_grep_query(request.query_params)
+    return "grep", lambda ws: {"matches": [grepmatch_to_wire(m) for m in ws.grep(q.pattern, q.path, **q.kwargs)]}
 
 
 @api("read")

@@ -21,11 +21,12 @@ from vfs.wire import (
     change_to_wire,
     gcstats_to_wire,
 )
-from vfs.wire.http import check_object_hash, parse_hashes, parse_push
+from vfs.wire.http import check_object_hash, parse_changes_query, parse_hashes, parse_push
 
 from server.auth import Principal
 from server.http_base import Job, api, author_of, json_response, q_int, read_body, read_json, read_route, wpath
 from server.state import ServerState
+from server.stores import check_push
 
 CHANGES_LIMIT, CHANGES_MAX = 1000, 10000
 
@@ -46,11 +47,8 @@ async def entry_route(request: Request, st: ServerState, p: Principal) -> Respon
 @read_route
 def changes_route(request: Request) -> tuple[str, Job]:
     qp = request.query_params
-    try:
-        after = vfs.Cursor.parse(qp.get("after") or None)
-    except ValueError as e:
-        raise ProtocolError("EINVAL", str(e)) from None
-    prefix, ignore = qp.get("prefix", "/"), qp.getlist("ignore")
+    after, ignore = parse_changes_query(qp.get("after"), qp.getlist("ignore"))
+    prefix = qp.get("prefix", "/")
     limit = q_int(request, "limit", CHANGES_LIMIT, lo=1, hi=CHANGES_MAX)
 
     def job(ws: vfs.Workspace) -> dict[str, Any]:
@@ -96,9 +94,14 @@ async def objects_get(request: Request, st: ServerState, p: Principal) -> Respon
 @api("write")
 async def push_route(request: Request, st: ServerState, p: Principal) -> Response:
     changes, base = parse_push(await read_json(request, st.config.max_json))
+    check_quota = check_push(st.stores.options, changes)
+
+    def job(ws: vfs.Workspace) -> vfs.ApplyResult:
+        check_quota(ws)
+        return ws.apply_changes(changes, base=base)
+
     async with st.stores.use(request.path_params["ws"]) as h:
-        result = await h.write(lambda ws: ws.apply_changes(changes, base=base),
-                               author=author_of(request, st, p), op="push")
+        result = await h.write(job, author=author_of(request, st, p), op="push")
     return json_response(apply_result_to_wire(result))
 
 

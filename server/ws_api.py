@@ -60,7 +60,7 @@ from server.fanout import writable_probe
 from server.feed import Page, PageSpec
 from server.http_base import json_response
 from server.state import ServerState, __version__, log
-from server.stores import WorkspaceHandle
+from server.stores import WorkspaceHandle, check_push
 
 GET_BATCH = 16  # chunks read per thread hop when answering `get`
 WRITE_WINDOW = 64  # chunk uploads and pushes queued to the writer before the receive loop waits
@@ -213,13 +213,17 @@ class Session:
         except _Closed:
             pass
         finally:
-            self.closed = True
-            subs = self.proto.close()
-            for sub in subs:
-                sub.task.cancel()
-            self.st.metrics.subscriptions.dec(len(subs))
-            for task in list(self._tasks):
-                task.cancel()
+            self._release()
+
+    def _release(self) -> None:
+        """Let go of everything the session holds, whatever state it ended in (total: nothing here raises)."""
+        self.closed = True
+        subs = self.proto.close()
+        self.st.metrics.subscriptions.dec(len(subs))
+        for sub in subs:
+            sub.stop()  # a subscription whose `ok` could not be sent has no task yet
+        for task in list(self._tasks):
+            task.cancel()
 
     async def _receive(self) -> dict[str, Any] | None:
         try:
@@ -264,7 +268,10 @@ class Session:
         while not self.closed:
             message = await self._receive()
             if message is None:
-                await self._flush_uploads()  # the client left: what it uploaded is still kept
+                try:
+                    await self._flush_uploads()  # the client left: what it uploaded is still kept
+                except Exception:  # noqa: BLE001 - the store closed meanwhile: nobody is left to tell
+                    log.warning("uploads of %s not stored: the workspace closed", self.session)
                 return
             request_id = None
             try:
@@ -321,8 +328,7 @@ class Session:
 
     async def _unsubscribe(self, msg: Unsubscribe) -> None:
         sub = self.proto.unsubscribe(msg)
-        sub.task.cancel()
-        self.handle.fanout.unpark(sub)  # now, not when the task sees its cancellation: nothing after the ok
+        sub.stop()  # now, not when the task sees its cancellation: nothing after the ok
         self.st.metrics.subscriptions.dec()
         await self.send_json(encode(Ok(id=msg.id)))
 
@@ -377,7 +383,13 @@ class Session:
         """Queue the batch to the writer and go on reading: pipelined pushes commit back to back."""
         self.principal.require(self.workspace, "write")
         changes, base = list(msg.changes), msg.base
-        fut = self.handle.submit_write(lambda ws: ws.apply_changes(changes, base=base), author=self.author)
+        check_quota = check_push(self.st.stores.options, changes)  # EFBIG now, EDQUOT in the writer's hop
+
+        def job(ws: vfs.Workspace) -> vfs.ApplyResult:
+            check_quota(ws)
+            return ws.apply_changes(changes, base=base)
+
+        fut = self.handle.submit_write(job, author=self.author)
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
         await self._queue_write(self._finish_push(fut, msg.id), held)
 
@@ -451,7 +463,14 @@ class Subscription:
         self.filt = filt
         self.cursor = start
         self.wake = asyncio.Event()
-        self.task: asyncio.Task[Any] = None  # type: ignore[assignment]
+        self.task: asyncio.Task[Any] | None = None  # set once its `ok` went out
+
+    def stop(self) -> None:
+        """End this subscription now: its task, its place in the fan-out and among live readers."""
+        if self.task is not None:
+            self.task.cancel()
+        self.session.handle.fanout.unpark(self)
+        self.session.handle.drop_live(self)
 
     async def fetch(self, after: vfs.Cursor) -> Page:
         return await self.session.handle.feed.page(self.spec, self.filt, after)

@@ -58,4 +58,4 @@ def test_every_documented_code_has_a_status() -> None:
     text = (__import__("pathlib").Path(__file__).parent.parent / "docs" / "protocol.md").read_text()
     for code, status in p.STATUS_BY_CODE.items():
         assert f"`{code}`" in text, code
-        assert status in (400, 401, 403, 404, 409, 410, 412, 413, 416, 422, 500, 503)
+        assert status in (400, 401, 403, 404, 409, 410, 412, 413, 416, 422, 500, 503, 507)

@@ -9,9 +9,9 @@ memory, instead of one query per directory.
 from __future__ import annotations
 
 import errno
-import re
 from collections import defaultdict, deque
 from collections.abc import Iterator
+from typing import Any
 
 from vfs.chunks import unpack
 from vfs.content import Content
@@ -20,7 +20,7 @@ from vfs.errors import fs_error
 from vfs.paths import join
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
 from vfs.types import GrepMatch
-from vfs.wire.globs import glob_to_regex
+from vfs.wire.globs import glob_to_regex, user_regex
 
 _BINARY_PROBE = 8192
 
@@ -157,8 +157,12 @@ class Search:
         context: int = 0,
         limit: int | None = None,
     ) -> list[GrepMatch]:
-        """Lines matching `pattern` in text files below `path` (binary files skipped)."""
-        matcher = re.compile(pattern if regex else re.escape(pattern), re.IGNORECASE if ignore_case else 0)
+        """Lines matching `pattern` in text files below `path` (binary files skipped).
+
+        A `regex` is RE2 syntax, matched in time linear in each line (no
+        lookaround, no backreferences: ValueError names what RE2 refuses).
+        """
+        matcher = user_regex(pattern, regex=regex, ignore_case=ignore_case)
         include_re = glob_to_regex(include) if include else None
         matches: list[GrepMatch] = []
         for file_path, node in self._grep_targets(path):
@@ -179,7 +183,7 @@ class Search:
             if kind == KIND_FILE:
                 yield absolute, self._db.node(ino)
 
-    def _grep_file(self, path: str, node, matcher: re.Pattern[str], context: int) -> Iterator[GrepMatch]:
+    def _grep_file(self, path: str, node, matcher: Any, context: int) -> Iterator[GrepMatch]:
         lines = self._lines(unpack(node.chunks))
         before: deque[str] = deque(maxlen=context)
         waiting: list[tuple[int, str, list[str], list[str]]] = []  # matches collecting trailing context

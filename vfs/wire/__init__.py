@@ -15,7 +15,8 @@ re-exported here):
 - `errors`   error codes, `STATUS_BY_CODE`, `ProtocolError`, exception <-> error
 - `fields`   field validation of decoded JSON, request ids, workspace names, `is_hash`
 - `values`   value types (stat, dir entry, version, change, ...) to and from wire dicts
-- `globs`    the one glob and ignore matcher: `glob_to_regex`, `IgnoreMatcher`, the subscription `PathFilter`
+- `globs`    the one glob and ignore matcher (RE2: linear time): `glob_to_regex`, `IgnoreMatcher`, the
+             subscription `PathFilter`, `check_glob` / `check_ignore`, and `user_regex` (grep's matcher)
 - `frames`   binary chunk frames (`FRAME_PUT`, `FRAME_CHUNK`, `encode/decode_chunk_frame`)
 - `messages` the WebSocket message classes (`Hello`, `Subscribe`, ..., `Changes`)
 - `coedit`   co-editing: the `coedit*` messages and the y-protocols (Yjs sync and
@@ -36,6 +37,7 @@ re-exported here):
 from __future__ import annotations
 
 from vfs.wire.limits import (
+    CLOSE_BAD_DATA,
     CLOSE_BAD_HELLO,
     CLOSE_GOING_AWAY,
     CLOSE_INTERNAL,
@@ -50,8 +52,12 @@ from vfs.wire.limits import (
     MAX_GLOBS,
     MAX_IGNORE_PATTERN,
     MAX_HASHES,
+    INT64_MAX,
+    MAX_GREP_CONTEXT,
     MAX_ID_LEN,
     MAX_INLINE,
+    MAX_PATTERN,
+    MTIME_MAX,
     MAX_PRESENCE_FIELD,
     MAX_PUSH_ENTRIES,
     MAX_TEXT_FRAME,
@@ -110,7 +116,10 @@ from vfs.wire.values import (
 from vfs.wire.globs import (
     IgnoreMatcher,
     PathFilter,
+    check_glob,
+    check_ignore,
     glob_to_regex,
+    user_regex,
 )
 from vfs.wire.frames import (
     FRAME_CHUNK,
@@ -217,6 +226,7 @@ __all__ = [
     "sync_step1",
     "sync_step2",
     "sync_update",
+    "CLOSE_BAD_DATA",
     "CLOSE_BAD_HELLO",
     "CLOSE_GOING_AWAY",
     "CLOSE_INTERNAL",
@@ -231,7 +241,11 @@ __all__ = [
     "MAX_GLOBS",
     "MAX_IGNORE_PATTERN",
     "MAX_HASHES",
+    "INT64_MAX",
+    "MAX_GREP_CONTEXT",
     "MAX_ID_LEN",
+    "MAX_PATTERN",
+    "MTIME_MAX",
     "MAX_INLINE",
     "MAX_PRESENCE_FIELD",
     "MAX_PUSH_ENTRIES",
@@ -283,7 +297,10 @@ __all__ = [
     "version_to_wire",
     "IgnoreMatcher",
     "PathFilter",
+    "check_glob",
+    "check_ignore",
     "glob_to_regex",
+    "user_regex",
     "FRAME_CHUNK",
     "FRAME_HEADER",
     "FRAME_PUT",

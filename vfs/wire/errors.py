@@ -61,12 +61,13 @@ STATUS_BY_CODE: dict[str, int] = {
     EAUTH: 401,
     ECURSORTOOOLD: 410,
     EPRECONDITION: 412,
-    "EFBIG": 413,
+    "EFBIG": 413,  # a file would exceed the server's maximum file size
     EMSGSIZE: 413,
     ERANGE: 416,
     EPROTO: 422,
     EBADOBJECT: 422,
     EMISSINGOBJECTS: 422,
+    "EDQUOT": 507,  # the workspace would exceed its quota
     EINTERNAL: 500,
     ESHUTDOWN: 503,
 }
@@ -115,7 +116,7 @@ def exception_to_error(exc: BaseException) -> ProtocolError:
         return exc
     if isinstance(exc, PreconditionFailed):
         return ProtocolError(
-            EPRECONDITION, str(exc), path=exc.path, expected=exc.expected, current=exc.current
+            EPRECONDITION, _precondition_message(exc), path=exc.path, expected=exc.expected, current=exc.current
         )
     if isinstance(exc, CursorTooOld):
         return ProtocolError(ECURSORTOOOLD, str(exc), cursor=str(exc.cursor), horizon=exc.horizon)
@@ -131,6 +132,15 @@ def exception_to_error(exc: BaseException) -> ProtocolError:
             return ProtocolError(errno_name(exc.errno), message, path=str(exc.filename))
         return ProtocolError(errno_name(exc.errno), message)
     return ProtocolError(EINTERNAL, "internal server error")
+
+
+def _precondition_message(exc: PreconditionFailed) -> str:
+    """Say what the condition was and what was found, in words (an empty `expected` is 'must not exist')."""
+    if exc.expected == "":
+        return f"{exc.path}: already exists (content {exc.current}), and the write required that it did not"
+    if exc.current is None:
+        return f"{exc.path}: does not exist, and the write required content {exc.expected}"
+    return f"{exc.path}: content is {exc.current}, not {exc.expected}"
 
 
 def error_to_exception(code: str, message: str, extra: Mapping[str, Any] | None = None) -> Exception:

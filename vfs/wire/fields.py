@@ -6,12 +6,14 @@ entry point rejects the same things with the same words.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Mapping
 
 from vfs.types import Cursor
 from vfs.wire.errors import EPROTO, ProtocolError
-from vfs.wire.limits import MAX_HASHES, MAX_ID_LEN
+from vfs.wire.globs import check_glob, check_ignore
+from vfs.wire.limits import INT64_MAX, MAX_HASHES, MAX_ID_LEN, MTIME_MAX
 
 # ---------------------------------------------------------------- field validation
 
@@ -64,7 +66,7 @@ class _Fields:
             raise _fail(name, f"longer than {max_len} bytes", self.id)
         return v
 
-    def int(self, name: str, *, required: bool = True, default: int | None = None, lo: int = 0, hi: int = 2**63 - 1) -> Any:
+    def int(self, name: str, *, required: bool = True, default: int | None = None, lo: int = 0, hi: int = INT64_MAX) -> Any:
         v = self._get(name, required)
         if v is None:
             return default
@@ -74,13 +76,14 @@ class _Fields:
             raise _fail(name, f"out of range [{lo}, {hi}]", self.id)
         return v
 
-    def float(self, name: str, *, required: bool = True, default: float | None = None) -> Any:
+    def mtime(self, name: str, *, required: bool = True, default: float | None = None) -> Any:
+        """Seconds since the epoch: a finite number within [-MTIME_MAX, MTIME_MAX]."""
         v = self._get(name, required)
         if v is None:
             return default
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _fail(name, "expected a number", self.id)
-        return float(v)
+            raise _fail(name, "expected a number of seconds", self.id)
+        return check_mtime(name, v, self.id)
 
     def bool(self, name: str, *, default: bool = False) -> bool:
         v = self._get(name, False)
@@ -126,10 +129,19 @@ class _Fields:
             return "now"
         if isinstance(v, bool) or not isinstance(v, (str, int)):
             raise _fail(name, "expected a cursor string" + (' or "now"' if allow_now else ""), self.id)
-        try:
-            return Cursor.parse(v)
-        except ValueError as e:
-            raise _fail(name, str(e), self.id) from None
+        return check_cursor(name, v, self.id)
+
+    def patterns(self, name: str, *, max_items: int, max_len: int, kind: str) -> Any:
+        """A list of globs (`kind="glob"`) or gitignore lines (`kind="ignore"`), each one the matcher takes."""
+        v = self.str_list(name, required=False, max_items=max_items, max_len=max_len)
+        if v is not None:
+            check = check_glob if kind == "glob" else check_ignore
+            for pattern in v:
+                try:
+                    check(pattern)
+                except ValueError as e:
+                    raise _fail(name, str(e), self.id) from None
+        return v
 
     def obj(self, name: str, *, required: bool = True) -> Any:
         v = self._get(name, required)
@@ -138,6 +150,30 @@ class _Fields:
         if not isinstance(v, dict):
             raise _fail(name, "expected an object", self.id)
         return v
+
+
+def check_mtime(name: str, value: int | float, id: RequestId | None = None) -> float:
+    """The one rule for times: finite seconds within [-MTIME_MAX, MTIME_MAX] (int64 nanoseconds, os.utime)."""
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or not -MTIME_MAX <= seconds <= MTIME_MAX:
+        raise _fail(name, f"expected finite seconds within [-{MTIME_MAX}, {MTIME_MAX}]", id)
+    return seconds
+
+
+def check_cursor(name: str, value: str | int, id: RequestId | None = None) -> Cursor:
+    """The one rule for cursors: `REV` or `REV:/PATH` with 0 <= REV <= INT64_MAX."""
+    if isinstance(value, str) and len(value) > 8192 + 32:
+        raise _fail(name, "cursor longer than a revision and a path", id)
+    try:
+        cursor = Cursor.parse(value)
+    except ValueError as e:
+        raise _fail(name, str(e), id) from None
+    if not 0 <= cursor.rev <= INT64_MAX:
+        raise _fail(name, f"cursor revision out of range [0, {INT64_MAX}]", id)
+    return cursor
 
 
 def _request_id(d: Mapping[str, Any], *, required: bool = True) -> RequestId | None:

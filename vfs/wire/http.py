@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
 from vfs.types import Change, Cursor
 from vfs.wire.errors import EBADMSG, EPROTO, ERANGE, ProtocolError
-from vfs.wire.fields import _Fields, is_hash
-from vfs.wire.limits import MAX_PUSH_ENTRIES
+from vfs.wire.fields import _Fields, check_cursor, check_mtime, is_hash
+from vfs.wire.globs import check_glob, check_ignore, user_regex
+from vfs.wire.limits import INT64_MAX, MAX_GLOBS, MAX_GREP_CONTEXT, MAX_IGNORE_PATTERN, MAX_PUSH_ENTRIES
 from vfs.wire.values import change_from_wire, parse_base
 
 # ---------------------------------------------------------------- POST .../ops
@@ -29,15 +30,15 @@ class OpField:
     """One field of an op body and how it is checked.
 
     `kind` is the JSON type: `path` (an absolute path string), `str`, `int`
-    (0..`hi`), `float` (any number) or `bool` (absent means false). A field
+    (0..`hi`), `mtime` (finite seconds within +-MTIME_MAX) or `bool` (absent means false). A field
     that is not `required` takes `default` when absent or null.
     """
 
     name: str
-    kind: Literal["path", "str", "int", "float", "bool"]
+    kind: Literal["path", "str", "int", "mtime", "bool"]
     required: bool = True
     default: Any = None
-    hi: int = 2**63 - 1
+    hi: int = INT64_MAX
     max_len: int = 4096
 
     def read(self, fields: _Fields) -> Any:
@@ -48,8 +49,8 @@ class OpField:
             return fields.str(self.name, max_len=self.max_len)
         if self.kind == "int":
             return fields.int(self.name, required=self.required, default=self.default, hi=self.hi)
-        if self.kind == "float":
-            return fields.float(self.name)
+        if self.kind == "mtime":
+            return fields.mtime(self.name)
         return fields.bool(self.name)
 
 
@@ -65,7 +66,7 @@ OPS: dict[str, tuple[OpField, ...]] = {
     "symlink": (OpField("target", "str", max_len=4096), _PATH),
     "link": _SRC_DST,
     "chmod": (_PATH, OpField("mode", "int", hi=0o7777)),
-    "utime": (_PATH, OpField("mtime", "float")),
+    "utime": (_PATH, OpField("mtime", "mtime")),
     "truncate": (_PATH, OpField("size", "int")),
     "restore": (_PATH, OpField("rev", "int")),
     "rm": (_PATH, OpField("recursive", "bool"), OpField("force", "bool")),
@@ -181,25 +182,95 @@ def parse_flag(text: str | None) -> bool:
 
 
 def parse_query_int(name: str, raw: str | None, default: int | None = None,
-                    lo: int = 0, hi: int = 2**63 - 1) -> int | None:
+                    lo: int = 0, hi: int = INT64_MAX) -> int | None:
     """`?name=raw` as an integer in [lo, hi]; `default` when absent or empty."""
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ProtocolError("EINVAL", f"query {name}={raw!r}: expected an integer") from None
+    if len(raw) > 32 or not re.fullmatch(r"[+-]?[0-9]+", raw.strip()):
+        raise ProtocolError("EINVAL", f"query {name}={raw[:40]!r}: expected an integer in [{lo}, {hi}]", field=name)
+    value = int(raw)
     if not lo <= value <= hi:
-        raise ProtocolError("EINVAL", f"query {name}={raw!r}: out of range [{lo}, {hi}]")
+        raise ProtocolError("EINVAL", f"query {name}={raw!r}: out of range [{lo}, {hi}]", field=name)
     return value
 
 
 def parse_mtime(raw: str | None) -> float | None:
     """`?mtime=` of a PUT: seconds since the epoch, None when absent or empty."""
+    if not raw:
+        return None
     try:
-        return float(raw) if raw else None
+        seconds = float(raw) if len(raw) <= 64 else float("nan")
     except ValueError:
-        raise ProtocolError("EINVAL", f"query mtime={raw!r}: expected seconds") from None
+        seconds = float("nan")
+    try:
+        return check_mtime("mtime", seconds)
+    except ProtocolError as e:
+        raise ProtocolError("EINVAL", f"query mtime={raw[:40]!r}: {e.message.split(': ', 1)[1]}", field="mtime") from None
+
+
+def _query_error(name: str, message: str) -> ProtocolError:
+    return ProtocolError(EPROTO, f"query {name}: {message}", field=name)
+
+
+def parse_changes_query(after: str | None, ignore: list[str]) -> tuple[Cursor, list[str]]:
+    """`GET .../changes?after=&ignore=...`: the cursor (int64 revision) and gitignore lines pathspec takes."""
+    try:
+        cursor = check_cursor("after", after) if after else Cursor(0)
+    except ProtocolError as e:  # a bad query value is EINVAL, as for every other query value
+        raise ProtocolError("EINVAL", f"query after: {e.message.split(': ', 1)[1]}", field="after") from None
+    if len(ignore) > MAX_GLOBS:
+        raise _query_error("ignore", f"more than {MAX_GLOBS} patterns")
+    for pattern in ignore:
+        if len(pattern) > MAX_IGNORE_PATTERN:
+            raise _query_error("ignore", f"pattern longer than {MAX_IGNORE_PATTERN} characters")
+        try:
+            check_ignore(pattern)
+        except ValueError as e:
+            raise _query_error("ignore", str(e)) from None
+    return cursor, list(ignore)
+
+
+def parse_glob_query(name: str, raw: str | None) -> str | None:
+    """A glob in a query (`find?pattern=`, `grep?include=`): None when absent or empty."""
+    if not raw:
+        return None
+    try:
+        return check_glob(raw)
+    except ValueError as e:
+        raise _query_error(name, str(e)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class GrepQuery:
+    """A validated `GET .../grep`: the pattern, where, and the store's keyword arguments."""
+
+    pattern: str
+    path: str
+    kwargs: dict[str, Any]
+
+
+def parse_grep_query(query: Mapping[str, str]) -> GrepQuery:
+    """`GET .../grep?pattern=&regex=&ignore_case=&include=&context=&limit=&path=`.
+
+    The pattern must compile with RE2 (linear-time matching: no lookaround,
+    no backreferences), so a search can never stall a reader thread.
+    """
+    pattern = query.get("pattern") or ""
+    regex, ignore_case = parse_flag(query.get("regex")), parse_flag(query.get("ignore_case"))
+    if not pattern:
+        raise ProtocolError("EINVAL", "query pattern is required", field="pattern")
+    try:
+        user_regex(pattern, regex=regex, ignore_case=ignore_case)
+    except ValueError as e:
+        raise _query_error("pattern", str(e)) from None
+    kwargs = {
+        "regex": regex,
+        "ignore_case": ignore_case,
+        "include": parse_glob_query("include", query.get("include")),
+        "context": parse_query_int("context", query.get("context"), 0, hi=MAX_GREP_CONTEXT),
+        "limit": parse_query_int("limit", query.get("limit")),
+    }
+    return GrepQuery(pattern=pattern, path=query.get("path", "/"), kwargs=kwargs)
 
 
 # ---------------------------------------------------------------- headers
@@ -230,11 +301,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     return start, end - start + 1
 
 
+IF_MATCH_ANY = "*"
+"""`parse_if_match` for `If-Match: *`: the path must exist, whatever its content."""
+
+
 def parse_if_match(if_match: str | None, if_none_match: str | None) -> str | None:
-    """The precondition of a write: `If-Match: "<id>"` -> id; `If-None-Match: *` -> ""
-    (the path must not exist); neither -> None."""
+    """The precondition of a write: `If-Match: "<id>"` -> id; `If-Match: *` -> `IF_MATCH_ANY`;
+    `If-None-Match: *` -> "" (the path must not exist); neither -> None.
+
+    `If-Match: ""` names an entity tag no content has: it is returned as `'""'`,
+    so the write fails with 412 whether or not the path exists (never a create).
+    """
     if if_match is not None:
-        return if_match.strip().removeprefix("W/").strip('"')
+        tag = if_match.strip()
+        if tag == "*":
+            return IF_MATCH_ANY
+        tag = tag.removeprefix("W/").strip('"')
+        return tag or '""'
     if (if_none_match or "").strip() == "*":
         return ""
     return None

@@ -18,6 +18,10 @@ MAX_GLOBS = 64
 MAX_IGNORE_PATTERN = 255  # bytes of one `ignore` pattern
 MAX_PRESENCE_FIELD = 256  # bytes of name / color; `cursor` encoded at most 1 KiB
 MAX_ID_LEN = 64
+MAX_PATTERN = 4096  # bytes of a `grep` pattern, a glob or an `include`
+MAX_GREP_CONTEXT = 100  # lines of context around a `grep` match
+INT64_MAX = 2**63 - 1  # every integer that reaches SQLite (sizes, offsets, revisions, cursors)
+MTIME_MAX = 2**33  # |mtime| in seconds (years 1697-2242): stored as int64 nanoseconds, fits os.utime
 TRANSPORT_MAX_FRAME = 16 * 1024 * 1024  # above this the transport closes with 1009
 
 LIMITS: dict[str, int] = {
@@ -34,6 +38,7 @@ LIMITS: dict[str, int] = {
 
 CLOSE_NORMAL = 1000
 CLOSE_GOING_AWAY = 1001  # server shutting down
+CLOSE_BAD_DATA = 1007  # a text frame that is not valid UTF-8
 CLOSE_POLICY = 1008  # flood, too many errors, token revoked
 CLOSE_TOO_BIG = 1009  # frame above the transport limit
 CLOSE_INTERNAL = 1011

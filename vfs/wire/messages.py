@@ -122,8 +122,8 @@ class Subscribe:
     def from_wire(cls, d: Mapping[str, Any]) -> Subscribe:
         rid = _request_id(d)
         f = _Fields(d, rid)
-        globs = f.str_list("globs", required=False, max_items=MAX_GLOBS, max_len=1024)
-        ignore = f.str_list("ignore", required=False, max_items=MAX_GLOBS, max_len=MAX_IGNORE_PATTERN)
+        globs = f.patterns("globs", max_items=MAX_GLOBS, max_len=1024, kind="glob")
+        ignore = f.patterns("ignore", max_items=MAX_GLOBS, max_len=MAX_IGNORE_PATTERN, kind="ignore")
         return cls(
             id=rid,
             prefix=f.path("prefix", required=False, default="/"),

@@ -21,7 +21,8 @@ from vfs.types import (
     Stat,
     Version,
 )
-from vfs.wire.fields import HASH_RE, RequestId, _fail, _Fields
+from vfs.wire.fields import HASH_RE, RequestId, _fail, _Fields, check_cursor
+from vfs.wire.limits import INT64_MAX
 
 
 
@@ -149,9 +150,9 @@ def change_from_wire(d: Any, *, id: RequestId | None = None, where: str = "chang
             or not HASH_RE.match(item[0])
             or isinstance(item[1], bool)
             or not isinstance(item[1], int)
-            or item[1] < 0
+            or not 0 <= item[1] <= INT64_MAX
         ):
-            raise _fail("chunks", "expected a list of [hash, size] pairs", id)
+            raise _fail("chunks", f"expected a list of [hash, size] pairs, each size in [0, {INT64_MAX}]", id)
         chunks.append((item[0], item[1]))
     h = f.str("hash", required=False, max_len=64)
     if h is not None and not HASH_RE.match(h):
@@ -161,7 +162,7 @@ def change_from_wire(d: Any, *, id: RequestId | None = None, where: str = "chang
         kind=kind,
         rev=f.int("rev", required=False, default=0),
         mode=f.int("mode", required=False, default=0, hi=0o177777),
-        mtime=f.float("mtime", required=False, default=0.0),
+        mtime=f.mtime("mtime", required=False, default=0.0),
         size=f.int("size", required=False, default=0),
         hash=h,
         chunks=tuple(chunks),
@@ -217,11 +218,13 @@ def parse_base(v: Any, *, id: RequestId | None = None) -> Cursor | dict[str, int
     if isinstance(v, dict):
         out: dict[str, int] = {}
         for k, rev in v.items():
-            if not k.startswith("/") or isinstance(rev, bool) or not isinstance(rev, int) or rev < 0:
-                raise _fail("base", "expected {absolute path: revision} pairs", id)
+            if not k.startswith("/") or isinstance(rev, bool) or not isinstance(rev, int) or not 0 <= rev <= INT64_MAX:
+                raise _fail("base", f"expected {{absolute path: revision in [0, {INT64_MAX}]}} pairs", id)
             out[k] = rev
         return out
-    return _Fields({"base": v}, id).cursor("base")
+    if isinstance(v, bool) or not isinstance(v, (str, int)):
+        raise _fail("base", "expected null, a cursor or {absolute path: revision}", id)
+    return check_cursor("base", v, id)
 
 
 def base_to_wire(base: Cursor | Mapping[str, int] | None) -> Any:
