@@ -16,7 +16,10 @@ async def cmd_workspaces(args: argparse.Namespace) -> int:
     async with client(args) as c:
         if args.action == "list":
             for name in await c.workspaces():
-                print_json({"name": name}) if args.json else print(name)
+                if args.json:
+                    print_json({"name": name})
+                else:
+                    print(name)
             return 0
         if not args.name:
             raise UsageError(f"workspaces {args.action} needs a NAME")

@@ -13,7 +13,7 @@ import os
 import stat as statmod
 import sys
 import time
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 import orjson
 
@@ -37,7 +37,7 @@ class UsageError(Exception):
     """Arguments that cannot work together: exit 2 with the message."""
 
 
-def run(func: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace) -> int:
+def run(func: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: argparse.Namespace) -> int:
     """Run a command; a failure becomes one line on stderr and the exit code of its kind."""
     try:
         return asyncio.run(func(args))

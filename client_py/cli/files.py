@@ -26,7 +26,7 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         ws = c.workspace(args.workspace)
         if args.recursive:
             for path in await ws.find(args.path):
-                print_json({"path": path}) if args.json else print(path)
+                _print_path(args, path)
             return 0
         st = await ws.lstat(args.path)
         if st.kind == "symlink" and not args.long:
@@ -51,6 +51,13 @@ async def _lstats(ws: Any, paths: list[str]) -> list[Any]:
             return await ws.lstat(path)
 
     return await asyncio.gather(*(one(p) for p in paths))
+
+
+def _print_path(args: argparse.Namespace, path: str) -> None:
+    if args.json:
+        print_json({"path": path})
+    else:
+        print(path)
 
 
 def _print_entry(args: argparse.Namespace, name: str, path: str, st: Any, *, kind: str | None = None) -> None:

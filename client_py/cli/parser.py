@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Awaitable, Callable
+from typing import Any, Callable, Coroutine
 
 from client_py.cli import admin, conflicts, files, queries, sync, transfer
 from client_py.cli.common import DEFAULT_URL, run
 
-Command = Callable[[argparse.Namespace], Awaitable[int]]
+Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def connection_options() -> argparse.ArgumentParser:

@@ -23,7 +23,10 @@ async def cmd_find(args: argparse.Namespace) -> int:
         paths = await c.workspace(args.workspace).find(args.path, args.name, kind=_KINDS.get(args.type or ""),
                                                        limit=args.limit)
     for path in paths:
-        print_json({"path": path}) if args.json else print(path)
+        if args.json:
+            print_json({"path": path})
+        else:
+            print(path)
     return 0
 
 
@@ -42,7 +45,10 @@ async def cmd_grep(args: argparse.Namespace) -> int:
 def _print_matches(args: argparse.Namespace, matches: list[Any]) -> None:
     if args.files_with_matches:
         for path in dict.fromkeys(m.path for m in matches):
-            print_json({"path": path}) if args.json else print(path)
+            if args.json:
+                print_json({"path": path})
+            else:
+                print(path)
         return
     for i, m in enumerate(matches):
         if args.json:
