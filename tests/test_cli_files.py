@@ -266,3 +266,19 @@ def test_listing_commands_speak_json(server, capsys):
     assert any(t["name"] == "test-admin" for t in lines(ok(capsys, "token", "list", "--json")))
     assert [v["kind"] for v in lines(ok(capsys, "history", "--json", "/j/f.txt"))] == ["file"]
     assert lines(ok(capsys, "du", "--json", "/j")) == [{"path": "/j", "bytes": 1}]
+
+
+def test_a_replica_conflict_found_listed_and_resolved_from_the_cli(server, capsys, tmp_path):
+    put_text(server, "/doc.md", b"base\n")
+    local = tmp_path / "rep"
+    ok(capsys, "sync", server.url, "demo", str(local), "--once", "-q")
+    (local / "doc.md").write_bytes(b"mine\n")
+    put_text(server, "/doc.md", b"theirs\n")
+    code, out, err = run(capsys, "sync", server.url, "demo", str(local), "--once", "-q", "--host", "laptop")
+    assert code == 0 and "1 conflict(s)" in out and "wsfs conflicts resolve" in err
+    [copy] = lines(ok(capsys, "conflicts", "--json"))
+    assert copy["original"] == "/doc.md" and copy["host"] == "laptop"
+    ok(capsys, "conflicts", "resolve", "--all", "--keep", "mine")
+    ok(capsys, "sync", server.url, "demo", str(local), "--once", "-q")
+    assert sorted(p.name for p in local.iterdir() if p.name != ".wsfs") == ["doc.md"]
+    assert (local / "doc.md").read_bytes() == b"mine\n"

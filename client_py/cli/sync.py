@@ -40,6 +40,10 @@ async def cmd_sync(args: argparse.Namespace) -> int:
     print(f"synced {args.workspace} -> {args.dir}: {summary}")
     for path, reason in summary.refused:
         print(f"refused {path}: {reason}", file=sys.stderr)
+    if summary.conflicts:
+        print(f"{len(summary.conflicts)} conflict cop{'y' if len(summary.conflicts) == 1 else 'ies'} kept beside the "
+              "server's version: see `wsfs conflicts`, then `wsfs conflicts resolve COPY --keep mine|theirs|both`",
+              file=sys.stderr)
     return 0
 
 
