@@ -158,3 +158,20 @@ def test_admin_helpers(server, capsys):
     assert run(capsys, "token", "revoke", token_id)[0] == 3
     assert run(capsys, "workspaces", "delete", "proj")[0] == 0
     assert run(capsys, "workspaces", "create")[0] == 2
+
+
+def test_token_family_picks_the_data_dir_here_unless_a_server_is_named(capsys, tmp_path, monkeypatch):
+    from server.auth import TokenStore
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WSFS_URL", raising=False)
+    (tmp_path / "wsfs-data").mkdir()
+    store = TokenStore(tmp_path / "wsfs-data")
+    store.create(None, "admin", "made-here")
+    store.close()
+    code, out, _ = run(capsys, "token", "list")  # ./wsfs-data exists and no server is named: the data dir
+    assert code == 0 and out.splitlines()[1].endswith("made-here")
+    code, _, err = run(capsys, "token", "list", "--url", f"http://127.0.0.1:{free_port()}", "--token", "t")
+    assert code == 6 and "cannot reach" in err  # a named server is asked, even with ./wsfs-data here
+    code, _, err = run(capsys, "token", "list", "--data", "wsfs-data", "--url", "http://127.0.0.1:1")
+    assert code == 2 and "not both" in err
