@@ -32,6 +32,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from server.cluster.children import die_with_parent, kill_group
 from server.cluster.objectstore import ObjectStore, S3Location
 from server.cluster.replication import Litestream
 
@@ -76,7 +77,8 @@ class Engine:
         self.log = workdir / f"{name}.log"
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
-                                         stderr=subprocess.STDOUT, env=env, start_new_session=True)
+                                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                         preexec_fn=die_with_parent)
 
     @property
     def alive(self) -> bool:
@@ -90,7 +92,7 @@ class Engine:
     def kill(self) -> None:
         """SIGKILL the process group and reap it (safe to call twice)."""
         if self.alive:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            kill_group(self.proc.pid)
         self.proc.wait(timeout=10)
 
 

@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from cluster_fixtures import RedisServer, litestream, redis_server, s3_location, seaweed  # noqa: F401
+from server.cluster.children import kill_group
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
@@ -181,3 +183,52 @@ async def test_ownership_and_replication_together_take_over_a_workspace(
             await b.close()
             await redis_a.aclose()
             await redis_b.aclose()
+
+
+NODE_SCRIPT = """
+import asyncio, sys
+from server.cluster.objectstore import S3Location
+from server.cluster.replication import Litestream
+
+async def main():
+    location = S3Location(bucket=sys.argv[1], prefix="p", endpoint=sys.argv[2],
+                          access_key=sys.argv[3], secret_key=sys.argv[4])
+    daemon = await Litestream(location).start()
+    print(daemon.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.split()[1:2] == ["Z"] for line in status if line.startswith("State:"))
+    except FileNotFoundError:
+        return True
+
+
+async def test_a_node_killed_with_sigkill_takes_its_litestream_with_it(s3_location: S3Location) -> None:
+    """Litestream runs in its own process group (the node stops it in order), yet a node killed
+    with SIGKILL must not leave it replicating: the kernel kills it with its parent."""
+    node = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", NODE_SCRIPT, s3_location.bucket, str(s3_location.endpoint),
+        str(s3_location.access_key), str(s3_location.secret_key),
+        stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
+    try:
+        line = await asyncio.wait_for(node.stdout.readline(), 30)
+        child = int(line)
+        assert not _gone(child)
+        assert os.getpgid(child) == child  # its own group: a Ctrl-C to the node's group does not reach it
+    finally:
+        os.killpg(node.pid, signal.SIGKILL)  # the node (the process this test started) dies at once
+        await node.wait()
+    deadline = time.monotonic() + 10
+    try:
+        while not _gone(child):
+            assert time.monotonic() < deadline, "litestream outlived its node"
+            await asyncio.sleep(0.05)
+    finally:
+        if not _gone(child):
+            kill_group(child)  # the test's own grandchild: never leave it behind

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import httpx
 
+from server.cluster.children import die_with_parent, kill_group
 from server.cluster.objectstore import S3Location
 
 log = logging.getLogger("wsfs.server.cluster")
@@ -110,7 +111,7 @@ class Litestream:
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary, "replicate", "-config", str(config), "-no-expand-env",
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                env=self.location.child_env(), start_new_session=True,
+                env=self.location.child_env(), start_new_session=True, preexec_fn=die_with_parent,
             )
         await self._wait_ready()
 
@@ -206,12 +207,12 @@ class Litestream:
         proc = await asyncio.create_subprocess_exec(
             self.binary, "restore", "-if-replica-exists", "-o", str(staging), self.location.url(prefix),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            env=self.location.child_env(), start_new_session=True,
+            env=self.location.child_env(), start_new_session=True, preexec_fn=die_with_parent,
         )
         try:
             output, _ = await asyncio.wait_for(proc.communicate(), RESTORE_TIMEOUT)
         except TimeoutError:
-            _kill_group(proc.pid)
+            kill_group(proc.pid)
             await proc.wait()
             raise ReplicationError(f"litestream restore from {prefix} took over {RESTORE_TIMEOUT:.0f} s") from None
         if proc.returncode != 0:
@@ -251,15 +252,8 @@ class Litestream:
         proc = self._proc
         if proc is None or proc.returncode is not None:
             return  # reaped already: its pid may belong to someone else by now
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _remove_store(path: Path) -> None:
