@@ -1,0 +1,118 @@
+"""Node rows and the `Stat` users see of them.
+
+A node row becomes a `Stat` here. A file whose content id a positional
+write left to derive (NULL `hash`, see `Content._commit_edit`) becomes a
+`DerivedHashStat`, whose `hash` is computed on first access by a callable
+the store passes in (`Db.stat`), so a caller that never reads the id never
+pays for hashing the file.
+
+    db  ->  nodes
+"""
+
+from __future__ import annotations
+
+import stat as stat_mod
+from collections.abc import Callable
+from typing import NamedTuple
+
+from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
+from vfs.types import Stat
+
+_S_IFMT = {KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK}
+
+
+class Node(NamedTuple):
+    ino: int
+    kind: int
+    mode: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    nlink: int
+    hash: bytes | None
+    chunks: bytes | None
+    target: str | None
+    rev: int
+    atime_ns: int
+    uid: int
+    gid: int
+    subdirs: int
+
+
+def stat_of(node: Node) -> Stat:
+    """The public `Stat` of a node row whose content id is known (see `Db.stat` for any node)."""
+    if node.hash is None and node.kind == KIND_FILE:
+        raise RuntimeError(f"inode {node.ino}: content id not derived yet; use Db.stat")
+    return make_stat(Stat, node, node.hash.hex() if node.hash is not None else None)
+
+
+def make_stat(cls: type[Stat], node: Node, hash_hex: str | None, **extra) -> Stat:
+    nlink = node.nlink
+    size = node.size
+    if node.kind == KIND_DIR:
+        nlink = 2 + node.subdirs
+    elif node.kind == KIND_SYMLINK:
+        size = len(node.target.encode("utf-8"))  # type: ignore[union-attr]
+    return cls(
+        kind=KIND_NAMES[node.kind],  # type: ignore[arg-type]
+        mode=_S_IFMT[node.kind] | node.mode,
+        size=size,
+        mtime=node.mtime_ns / 1e9,
+        ctime=node.ctime_ns / 1e9,
+        ino=node.ino,
+        nlink=nlink,
+        rev=node.rev,
+        hash=hash_hex,
+        target=node.target,
+        atime=node.atime_ns / 1e9,
+        mtime_ns=node.mtime_ns,
+        ctime_ns=node.ctime_ns,
+        atime_ns=node.atime_ns,
+        uid=node.uid,
+        gid=node.gid,
+        **extra,
+    )
+
+
+_HASH_SLOT = Stat.__dict__["hash"]  # the slot under Stat.hash, for the subclass below
+
+
+class DerivedHashStat(Stat):
+    """A `Stat` of a file whose content id a positional write left to derive.
+
+    `write_range` keeps per-chunk hashes but does not re-read the whole file
+    to hash it; the exact BLAKE3 of the content is derived from the chunk
+    list the first time anyone reads `hash` (then kept, in the node row too).
+    Equal to a plain `Stat` with the same fields.
+    """
+
+    __slots__ = ("_derive",)
+
+    def __init__(self, *args, derive: Callable[[], bytes] | None = None, **fields) -> None:
+        self._derive = derive
+        super().__init__(*args, **fields)
+
+    @property  # type: ignore[override]
+    def hash(self) -> str | None:
+        value = _HASH_SLOT.__get__(self)
+        derive = getattr(self, "_derive", None)
+        if value is None and derive is not None:
+            value = derive().hex()
+            _HASH_SLOT.__set__(self, value)
+            self._derive = None
+        return value
+
+    @hash.setter
+    def hash(self, value: str | None) -> None:
+        _HASH_SLOT.__set__(self, value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Stat):
+            return NotImplemented
+        return _fields_of(self) == _fields_of(other)
+
+    __hash__ = Stat.__hash__
+
+
+def _fields_of(st: Stat) -> tuple:
+    return tuple(getattr(st, name) for name in Stat.__dataclass_fields__)
