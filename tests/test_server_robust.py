@@ -48,6 +48,25 @@ BAD_TEXT = [
     ('{"type": "ping", "id": true}', "EPROTO", "id"),
     ('{"type": "subscribe", "id": 1, "inline_max": 123456789012345678901234567890}', None, None),
     ('{"type": "subscribe", "id": 1, "batch_max": 1e400}', None, None),
+    # numbers at and past every limit (issue 17): int64 for what reaches SQLite, +-2^33 s for mtimes
+    ('{"type": "subscribe", "id": 1, "after": "9223372036854775808"}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "after": 18446744073709551615}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "after": "99999999999999999999999:/a"}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "after": 99999999999999999999999}', "EPROTO", "after"),
+    ('{"type": "subscribe", "id": 1, "ignore": ["\\\\"]}', "EPROTO", "ignore"),
+    ('{"type": "subscribe", "id": 1, "ignore": ["!"]}', "EPROTO", "ignore"),
+    ('{"type": "subscribe", "id": 1, "globs": ["%s"]}' % ("x" * 1025), "EPROTO", "globs"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "mtime": 1e308}]}', "EPROTO", "mtime"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "mtime": -1e308}]}', "EPROTO", "mtime"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "mtime": 8589934593}]}', "EPROTO", "mtime"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "size": 9223372036854775808}]}',
+     "EPROTO", "size"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "rev": 18446744073709551615}]}',
+     "EPROTO", "rev"),
+    ('{"type": "push", "id": 4, "changes": [{"path": "/a", "kind": "file", "chunks": [["%s", 9223372036854775808]]}]}'
+     % ("ab" * 32), "EPROTO", "chunks"),
+    ('{"type": "push", "id": 4, "changes": [], "base": {"/a": 9223372036854775808}}', "EPROTO", "base"),
+    ('{"type": "push", "id": 4, "changes": [], "base": "9223372036854775808"}', "EPROTO", "base"),
 ]
 
 
@@ -111,8 +130,13 @@ async def test_error_flood_is_closed_with_1008_others_unaffected(live_server: Li
 
 # ---------------------------------------------------------------- fuzz
 
+# numbers at and past every limit: int64 (SQLite), u64 (the largest int a JSON parser keeps), the mtime range
+_edges = st.sampled_from([0, -1, 2**31, 2**33, 2**33 + 1, 2**53, 2**63 - 1, 2**63, 2**64 - 1, -(2**63), 1e308,
+                          -1e308, 1e300, 8589934592.5, 0.5])
+_patterns = st.text(max_size=12) | st.sampled_from(["\\", "!", "[z-a]", "**/", "*a*a*a*a*a*a*b", "(a+)+$", "[", ""])
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=20),
+    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | _edges | st.floats(allow_nan=False)
+    | st.text(max_size=20),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
@@ -122,12 +146,13 @@ _message = st.fixed_dictionaries(
     {"type": _types},
     optional={
         "id": st.integers(-5, 5) | st.text(max_size=5) | _json,
-        "after": st.sampled_from(["now", "0", "1:/a", "-1", "9999999"]) | _json,
+        "after": st.sampled_from(["now", "0", "1:/a", "-1", "9999999", "9223372036854775807",
+                                  "9223372036854775808", "99999999999999999999999"]) | _edges | _json,
         "prefix": st.sampled_from(["/", "/fuzz", "/../..", "//a/./b"]) | _json,
-        "globs": st.lists(st.sampled_from(["*", "**/*.md", "[", "a?b"]), max_size=3) | _json,
-        "ignore": st.lists(st.sampled_from(["*.tmp", "!x", "a/"]), max_size=3),
-        "inline_max": st.integers(-1, 2**21),
-        "batch_max": st.integers(-1, 2000),
+        "globs": st.lists(st.sampled_from(["*", "**/*.md", "[", "a?b"]) | _patterns, max_size=3) | _json,
+        "ignore": st.lists(st.sampled_from(["*.tmp", "!x", "a/"]) | _patterns, max_size=3),
+        "inline_max": st.integers(-1, 2**21) | _edges,
+        "batch_max": st.integers(-1, 2000) | _edges,
         "hashes": st.lists(_hash, max_size=3) | _json,
         "sub": st.integers(-2, 2) | _json,
         "op": st.sampled_from(["join", "update", "leave", "x"]),
@@ -135,13 +160,14 @@ _message = st.fixed_dictionaries(
         "file": st.sampled_from(["/a", "b", None]),
         "cursor": _json,
         "protocol": st.integers(0, 3),
-        "base": st.sampled_from([None, "0", {"/fuzz/a": 0}]) | _json,
+        "base": st.sampled_from([None, "0", {"/fuzz/a": 0}, {"/fuzz/a": 2**63}, str(2**63)]) | _json,
         "changes": st.lists(
             st.fixed_dictionaries(
                 {"path": st.sampled_from(["/fuzz/a", "/fuzz/d/b", "/../x", "rel", "/fuzz/\u00e9"]),
                  "kind": st.sampled_from(["file", "dir", "symlink", "delete", "nope"])},
-                optional={"size": st.integers(-1, 10), "target": st.text(max_size=5), "mode": st.integers(-1, 0o177777),
-                          "hash": _hash, "chunks": st.lists(st.tuples(_hash, st.integers(0, 5)).map(list), max_size=2)},
+                optional={"size": st.integers(-1, 10) | _edges, "target": st.text(max_size=5),
+                          "mode": st.integers(-1, 0o177777) | _edges, "mtime": _edges, "rev": _edges,
+                          "hash": _hash, "chunks": st.lists(st.tuples(_hash, st.integers(0, 5) | _edges).map(list), max_size=2)},
             ),
             max_size=3,
         ) | _json,
