@@ -187,3 +187,24 @@ async def test_hostile_chunk_bytes_are_rejected(tmp_path):
             else:
                 raise AssertionError("a corrupt chunk was accepted")
     assert not (local / "big").exists()
+
+
+async def test_hostile_modes_lose_setuid_setgid_and_sticky(tmp_path):
+    """A server-sent mode of 0o104777 must not plant a setuid file: only permission bits apply."""
+    data = b"#!/bin/sh\necho pwned\n"
+    suid = {**_file("/suid.sh", data, 1), "mode": 0o104777}
+    sgid = {**_file("/sgid.sh", data, 2), "mode": 0o102755}
+    sticky_dir = {**_dir("/shared", 3), "mode": 0o41777}
+    sgid_dir = {**_dir("/group", 4), "mode": 0o42775}
+    plain = {**_file("/plain.txt", b"x", 5), "mode": 0o100640}
+    fake = FakeServer([suid, sgid, sticky_dir, sgid_dir, plain])
+    local = tmp_path / "rep"
+    async with serve(fake.handler, "127.0.0.1", 0, compression=None) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with Replica(f"http://127.0.0.1:{port}", "demo", local, token="t", inline_max=1024) as replica:
+            await replica.sync_once()
+    modes = {name: os.lstat(local / name).st_mode & 0o7777 for name in ("suid.sh", "sgid.sh", "shared", "group",
+                                                                       "plain.txt")}
+    assert (local / "suid.sh").read_bytes() == data
+    assert modes == {"suid.sh": 0o777, "sgid.sh": 0o755, "shared": 0o777, "group": 0o775, "plain.txt": 0o640}
+    assert fake.pushed == []  # dropping the bits is not a local edit to push back

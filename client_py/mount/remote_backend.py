@@ -274,8 +274,9 @@ class RemoteBackend:
         ino = self.index.inos[path]
         uid, gid = self.attrs.owners(ino)
         atime_ns, mtime_ns = self.attrs.times(ino, change.mtime)
+        # permission bits only (0o777): a server never gets a setuid, setgid or sticky file onto this machine
         return Stat(
-            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o7777), size=size, mtime=change.mtime,
+            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o777), size=size, mtime=change.mtime,
             ctime=change.mtime, ino=ino, nlink=nlink, rev=change.rev, hash=change.hash, target=change.target,
             atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=round(change.mtime * 1e9), atime_ns=atime_ns,
             uid=uid, gid=gid,

@@ -13,7 +13,10 @@ Whatever the server sends, nothing is written outside `root`:
   spread like the tree itself, ~1.5x faster than one shared temp directory);
   nothing is ever opened for writing through a symlink;
 - symlinks are created as symlinks, and only when their target stays
-  inside the tree lexically (no absolute target, no `..` climbing out).
+  inside the tree lexically (no absolute target, no `..` climbing out);
+- modes keep only the permission bits (`rwx` for user, group, other): a
+  server can never make the replica plant a setuid, setgid or sticky file
+  (`local_mode`).
 """
 
 from __future__ import annotations
@@ -72,6 +75,16 @@ def split_path(path: str) -> tuple[str, ...]:
     if names[0] == STATE_DIR:
         raise UnsafePath(path, f"{STATE_DIR} is reserved for the replica's own state")
     return names
+
+
+SPECIAL_BITS = statmod.S_ISUID | statmod.S_ISGID | statmod.S_ISVTX
+
+
+def local_mode(mode: int) -> int:
+    """A mode from the server as the replica applies it: the file type and the 0o777 permission bits,
+    which any user may set on their own files; never setuid, setgid or sticky (run as root, a
+    server-sent 0o4777 would otherwise plant a setuid-root file)."""
+    return mode & ~SPECIAL_BITS
 
 
 def symlink_stays_inside(path: str, target: str) -> bool:

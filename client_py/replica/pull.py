@@ -3,8 +3,9 @@
 One incoming entry takes one path through this module:
 
 1. `accept` — the wire entry is validated (a path that could escape the
-   directory or a symlink pointing out of it is refused and reported) and
-   dropped if the ignore rules cover it;
+   directory or a symlink pointing out of it is refused and reported; its
+   mode loses setuid, setgid and sticky) and dropped if the ignore rules
+   cover it;
 2. `IncomingBatch` — the state rows of every path of the batch are read in
    one go; an entry at or below the revision already held is stale;
 3. `_gather` — the content of every file: already at its path ("adopted"),
@@ -32,7 +33,7 @@ from typing import Any
 import blake3
 
 from client_py.replica.download import Content, Downloader, write_inline
-from client_py.replica.localfs import TempFile, UnsafePath, split_path, symlink_stays_inside
+from client_py.replica.localfs import TempFile, UnsafePath, local_mode, split_path, symlink_stays_inside
 from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of
 from client_py.session import Session
@@ -101,6 +102,7 @@ class Puller:
                 return None
             if change.kind == "symlink" and not symlink_stays_inside(change.path, change.target or ""):
                 raise UnsafePath(change.path, f"symlink target {change.target!r} points outside the replica")
+            change.mode = local_mode(change.mode)  # permission bits only: no setuid/setgid/sticky from a server
         except (ProtocolError, UnsafePath, KeyError, TypeError, ValueError) as e:
             path = raw.get("path") if isinstance(raw, dict) else None
             self.workdir.refuse(str(path), getattr(e, "reason", None) or str(e))
