@@ -149,3 +149,11 @@ def test_a_peer_applies_changes_of_a_positionally_written_file(ws, tmp_path):
             peer.put_object(data, expected_hash=digest)
         peer.apply_changes(changes)
         assert peer.stat("/f").hash == exact(ws.read_file("/f")) == ws.stat("/f").hash
+
+
+def test_a_returned_stat_keeps_its_exact_id_after_the_store_closes(store_path):
+    with vfs.Workspace(store_path) as ws:
+        ws.write_file("/f", random.Random(8).randbytes(2 * MiB))
+        returned = ws.write_range("/f", 3, b"late")
+        truth = exact(ws.read_file("/f"))
+    assert returned.hash == truth

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,6 +113,7 @@ class Db:
         "_savepoints",
         "_listeners",
         "_listeners_lock",
+        "_undetermined",
         "_dircache",
         "_data_version",
     )
@@ -136,6 +138,9 @@ class Db:
         self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
+        # Stats handed out with a content id still to derive (see `stat`).
+        # Keyed by id(): hashing a Stat would read (and so derive) its `hash`.
+        self._undetermined: weakref.WeakValueDictionary[int, DerivedHashStat] = weakref.WeakValueDictionary()
         # Directory-resolution cache: lexical dir path -> (ino, real path).
         # Cleared whenever a name is removed or replaced, and when another
         # connection commits (PRAGMA data_version moves).
@@ -160,6 +165,8 @@ class Db:
 
     def close(self) -> None:
         if self.conn is not None:
+            for pending in list(self._undetermined.values()):
+                pending.hash  # derive while the chunks can still be read  # noqa: B018
             self.conn.close()
             self.conn = None  # type: ignore[assignment]
         if self._lock_fd is not None:
@@ -268,7 +275,9 @@ class Db:
         """The public `Stat` of a node; a content id left to derive is derived when read."""
         if node.hash is None and node.kind == KIND_FILE:
             ino, chunks = node.ino, node.chunks
-            return make_stat(DerivedHashStat, node, None, derive=lambda: self.content_id(ino, chunks))
+            st = make_stat(DerivedHashStat, node, None, derive=lambda: self.content_id(ino, chunks))
+            self._undetermined[id(st)] = st  # type: ignore[assignment]
+            return st
         return stat_of(node)
 
     def node_hash(self, node: Node) -> bytes | None:

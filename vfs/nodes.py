@@ -83,10 +83,11 @@ class DerivedHashStat(Stat):
     `write_range` keeps per-chunk hashes but does not re-read the whole file
     to hash it; the exact BLAKE3 of the content is derived from the chunk
     list the first time anyone reads `hash` (then kept, in the node row too).
-    Equal to a plain `Stat` with the same fields.
+    Equal to a plain `Stat` with the same fields. The store derives every
+    one still alive when it closes, so `hash` stays readable afterwards.
     """
 
-    __slots__ = ("_derive",)
+    __slots__ = ("_derive", "__weakref__")
 
     def __init__(self, *args, derive: Callable[[], bytes] | None = None, **fields) -> None:
         self._derive = derive
