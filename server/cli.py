@@ -41,6 +41,10 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                             "interface, then put a TLS proxy in front)")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--max-upload", type=_size, default=None, help="largest PUT body, e.g. 4G")
+    serve.add_argument("--max-file-size", type=_size, default=None,
+                       help="largest file a write may make (413 EFBIG past it; default 16G), e.g. 64G")
+    serve.add_argument("--quota", type=_size, default=None,
+                       help="logical bytes per workspace, as `du /` counts them (507 EDQUOT past it; default none)")
     serve.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace"),
                        help="uvicorn's log level (default: %(default)s; info logs every request)")
     serve.add_argument("--ws-ping-interval", type=float, default=20.0,
@@ -148,7 +152,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     admin = ensure_admin(tokens)
     demo = ensure_demo_token(tokens, data)
     tokens.close()
-    app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed)
+    app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
+                     quota=args.quota)
     port = sock.getsockname()[1]
     bases = [f"http://{h}:{port}" for h in reachable_hosts(args.host)]
     if admin is not None:

@@ -25,7 +25,7 @@ import orjson
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from server_fixtures import ROOT, LiveServer, WsClient, serving, wait_for
+from server_fixtures import ROOT, LiveServer, ServerProcess, WsClient, serving, wait_for
 from vfs.wire import FRAME_PUT, encode_chunk_frame
 
 W = "/api/workspaces/demo"
@@ -297,6 +297,20 @@ def test_default_file_size_limit_refuses_a_tebibyte(live_server: LiveServer) -> 
         r = c.request("PATCH", f"{W}/files/t.txt?offset=1099511627760", content=b"x" * 16)
         assert r.status_code == 413
         assert c.get(f"{W}/files/t.txt").content == b"t"
+
+
+def test_serve_takes_the_limits_as_options(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "data", "--max-file-size", "1k", "--quota", "1536")
+    try:
+        headers = {"Authorization": f"Bearer {server.admin}"}
+        with httpx.Client(base_url=server.url, headers=headers, timeout=30) as c:
+            assert c.put(f"{W}/files/a.bin", content=b"a" * 1024).status_code == 201
+            r = c.put(f"{W}/files/b.bin", content=b"b" * 1025)
+            assert r.status_code == 413 and r.json()["error"]["max_file_size"] == 1024
+            r = c.put(f"{W}/files/b.bin", content=b"b" * 1000)
+            assert r.status_code == 507 and r.json()["error"]["quota"] == 1536
+    finally:
+        server.stop()
 
 
 # ---------------------------------------------------------------- revocation from another process
