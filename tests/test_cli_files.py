@@ -167,9 +167,11 @@ def test_du_and_tree(server, capsys):
     rows = lines(ok(capsys, "du", "-d1", "--json", "/d"))
     assert rows == [{"path": "/d/a", "bytes": 1000}, {"path": "/d/e", "bytes": 1024}, {"path": "/d", "bytes": 1024}]
     assert ok(capsys, "du", "-H", "/d") == "1.0 KiB\t/d\n"
-    assert ok(capsys, "tree", "/d").splitlines() == ["/d", "├── a", "└── e/", "    ├── b", "    └── same", "",
-                                                     "1 directory, 3 files"]
-    assert [e["kind"] for e in lines(ok(capsys, "tree", "--json", "/d"))] == ["file", "dir", "file", "file"]
+    remote(server, lambda ws: ws.symlink("../a", "/d/e/to-a"))
+    assert ok(capsys, "tree", "/d").splitlines() == ["/d", "├── a", "└── e/", "    ├── b", "    ├── same",
+                                                     "    └── to-a -> ../a", "", "1 directory, 4 files"]
+    assert [e["kind"] for e in lines(ok(capsys, "tree", "--json", "/d"))] == ["file", "dir", "file", "file", "symlink"]
+    assert ok(capsys, "tree", "-L", "1", "/d").splitlines()[:3] == ["/d", "├── a", "└── e/"]
 
 
 def test_recursive_put_and_get_round_trip(server, capsys, tmp_path):

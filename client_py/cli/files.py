@@ -76,7 +76,8 @@ async def cmd_tree(args: argparse.Namespace) -> int:
         ws = c.workspace(args.workspace)
         paths = await ws.find(args.path)
         dirs = set(await ws.find(args.path, kind="dir"))
-        links = set(await ws.find(args.path, kind="symlink"))
+        links = await ws.find(args.path, kind="symlink")
+        targets = dict(zip(links, [st.target for st in await _lstats(ws, links)]))  # drawn `name -> target`
     root = args.path.rstrip("/") or "/"
     prefix_len = len(root.rstrip("/")) + 1
     rels = [p[prefix_len:] for p in paths]
@@ -86,17 +87,18 @@ async def cmd_tree(args: argparse.Namespace) -> int:
         rels = [r for r, k in zip(rels, keep) if k]
     if args.json:
         for path in paths:
-            print_json({"path": path, "kind": "dir" if path in dirs else "symlink" if path in links else "file"})
+            kind = "dir" if path in dirs else "symlink" if path in targets else "file"
+            print_json({"path": path, "kind": kind, **({"target": targets[path]} if path in targets else {})})
         return 0
     print(root)
-    for line in _tree_lines(rels, {p[prefix_len:] for p in dirs}):
+    for line in _tree_lines(rels, {p[prefix_len:] for p in dirs}, {p[prefix_len:]: t for p, t in targets.items()}):
         print(line)
     n_dirs = sum(1 for p in paths if p in dirs)
     print(f"\n{n_dirs} director{'y' if n_dirs == 1 else 'ies'}, {len(paths) - n_dirs} file{'' if len(paths) - n_dirs == 1 else 's'}")
     return 0
 
 
-def _tree_lines(rels: list[str], dirs: set[str]) -> list[str]:
+def _tree_lines(rels: list[str], dirs: set[str], targets: dict[str, str | None]) -> list[str]:
     """Depth-first relative paths (as `find` returns them) drawn with box characters, like tree(1)."""
     children: dict[str, list[str]] = {}
     for rel in rels:
@@ -108,7 +110,7 @@ def _tree_lines(rels: list[str], dirs: set[str]) -> list[str]:
         kids = children.get(parent, [])
         for i, rel in enumerate(kids):
             last = i == len(kids) - 1
-            name = rel.rsplit("/", 1)[-1] + ("/" if rel in dirs else "")
+            name = rel.rsplit("/", 1)[-1] + ("/" if rel in dirs else f" -> {targets[rel]}" if rel in targets else "")
             lines.append(f"{indent}{'└── ' if last else '├── '}{name}")
             draw(rel, indent + ("    " if last else "│   "))
 
