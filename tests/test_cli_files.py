@@ -284,3 +284,27 @@ def test_a_replica_conflict_found_listed_and_resolved_from_the_cli(server, capsy
     ok(capsys, "sync", server.url, "demo", str(local), "--once", "-q")
     assert sorted(p.name for p in local.iterdir() if p.name != ".wsfs") == ["doc.md"]
     assert (local / "doc.md").read_bytes() == b"mine\n"
+
+
+def test_ls_long_of_a_big_flat_directory_matches_each_entrys_lstat(server, capsys):
+    async def make(ws):
+        for i in range(40):
+            await ws.write_file(f"/flat/f{i:02}", b"x" * i, parents=True)
+            if i % 3 == 0:
+                await ws.chmod(f"/flat/f{i:02}", 0o700 + i % 8)
+        await ws.symlink("f01", "/flat/link")
+    remote(server, make)
+    gets = server.metric("wsfs_http_requests_total", method="GET", status="200")
+    listed = lines(ok(capsys, "ls", "--json", "/flat"))
+    assert len(listed) == 41
+    # lstat, readdir, one snapshot, and the first /metrics scrape itself: not one stat per entry
+    assert server.metric("wsfs_http_requests_total", method="GET", status="200") - gets <= 4
+
+    async def truth(ws):
+        return [await ws.lstat(e["path"]) for e in listed]
+    for entry, st in zip(listed, remote(server, truth)):
+        assert (entry["kind"], entry["size"], entry["mode"], entry["hash"], entry["target"]) == \
+            (st.kind, st.size, st.mode & 0o7777, st.hash, st.target), entry["path"]
+    long = ok(capsys, "ls", "-l", "/flat").splitlines()
+    assert long[3].startswith("-rwx----wx") and long[3].endswith(" f03")
+    assert long[-1].startswith("lrwxrwxrwx") and long[-1].endswith("link -> f01")

@@ -37,10 +37,25 @@ async def cmd_ls(args: argparse.Namespace) -> int:
         entries = await ws.readdir(args.path)
         base = args.path.rstrip("/")
         paths = [f"{base}/{e.name}" for e in entries]
-        stats = await _lstats(ws, paths) if (args.long or args.json) else [None] * len(paths)
+        stats = await _entry_stats(ws, args.path, entries, paths) if (args.long or args.json) else [None] * len(paths)
         for e, path, est in zip(entries, paths, stats):
             _print_entry(args, e.name, path, est, kind=e.kind)
     return 0
+
+
+async def _entry_stats(ws: Any, directory: str, entries: list[Any], paths: list[str]) -> list[Any]:
+    """What `ls -l` shows of each entry (kind, size, mtime, mode, hash, target).
+
+    readdir carries no mode or symlink target. A directory without
+    subdirectories is read in one request, the change log's snapshot of it
+    (1,000 entries: 0.7 s instead of 5 s for one lstat each); otherwise the
+    snapshot could be the size of a whole subtree, so each entry is stat'ed.
+    """
+    if len(entries) > _CONCURRENT_STATS and not any(e.kind == "dir" for e in entries):
+        snapshot = {c.path: c for c in await ws.changes(prefix=directory) if c.kind != "delete"}
+        if all(p in snapshot for p in paths):  # else it changed meanwhile: ask each
+            return [snapshot[p] for p in paths]
+    return await _lstats(ws, paths)
 
 
 async def _lstats(ws: Any, paths: list[str]) -> list[Any]:
@@ -63,8 +78,8 @@ def _print_path(args: argparse.Namespace, path: str) -> None:
 def _print_entry(args: argparse.Namespace, name: str, path: str, st: Any, *, kind: str | None = None) -> None:
     if args.json:
         print_json({"name": name, "path": path, "kind": st.kind, "size": st.size, "mtime": st.mtime,
-                    "mode": st.mode & 0o7777, "mode_string": mode_string(st.kind, st.mode), "nlink": st.nlink,
-                    "hash": st.hash, "target": st.target})
+                    "mode": st.mode & 0o7777, "mode_string": mode_string(st.kind, st.mode), "hash": st.hash,
+                    "target": st.target})
     elif args.long:
         print(long_line(name + ("/" if st.kind == "dir" else ""), st.kind, st.size, st.mtime, st.mode, st.target))
     else:
