@@ -39,7 +39,7 @@ async def test_typing_appears_in_the_other_window_live_with_named_carets(browser
     # nothing to save: the server writes the file, and the page says so
     for u in (alice, bob):
         await expect(u.page.locator("#save-btn")).to_be_hidden()
-        await expect(u.page.locator("#file-status")).to_have_text("Live · saved")
+        await expect(u.page.locator("#file-status")).to_have_text("Saved")
     wait_file(demo_server, "/notes/todo.md", TODO + "alice types live\nbob too\n")
     # each sees the other's caret, with their name
     await expect(bob.page.locator(".cm-ySelectionInfo", has_text="Alice")).to_be_attached()
@@ -73,7 +73,7 @@ async def test_offline_typing_merges_on_reconnect_and_undo_is_per_person(browser
     await alice.page.wait_for_function("() => window.wsfsDemo.fileView.text().includes('offline bob')", timeout=10_000)
     a, b = await alice.editor_text(), await bob.editor_text()
     assert a == b and "online alice\n" in a and "offline bob\n" in a and a.startswith(TODO)
-    await expect(bob.page.locator("#file-status")).to_have_text("Live · saved")
+    await expect(bob.page.locator("#file-status")).to_have_text("Saved")
     wait_file(demo_server, "/notes/todo.md", a)
     # undo is per person: Alice's undo takes back her line only
     await alice.page.locator(".cm-content").first.click()

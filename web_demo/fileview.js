@@ -619,8 +619,8 @@ export class FileView {
     else if (text && !write) { status = "Read only"; state = "readonly"; }
     else if (text && this.shared && !this.shared.closedError) {
       [status, state] = {
-        saving: ["Live · saving…", "saving"], offline: ["Offline · your edits merge on reconnect", "dirty"],
-        saved: ["Live · saved", "saved"],
+        saving: ["Saving…", "saving"], offline: ["Offline · your edits merge on reconnect", "dirty"],
+        saved: ["Saved", "saved"],
       }[this.shared.status];
     }
     else if (this.isDirty()) { status = "Unsaved changes"; state = "dirty"; }
