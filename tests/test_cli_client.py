@@ -97,12 +97,18 @@ def test_errors_exit_by_kind_with_one_line(server, capsys):
     code, _, err = run(capsys, "rm", "/")
     assert code == 4 and err.count("\n") == 1  # EPERM: permission
     code, _, err = run(capsys, "ls", "--token", "wsfs_bad", "/")
-    assert code == 4 and err.count("\n") == 1 and "token" in err
+    assert code == 4 and err.count("\n") == 1 and "token" in err and "demo-token" not in err
     assert run(capsys, "mkdir", "/d")[0] == 0
     code, _, err = run(capsys, "mkdir", "/d")
     assert code == 5 and "File exists" in err  # conflict
     code, _, err = run(capsys, "ls", "-w", "bad name!", "/")
     assert code == 2 and "'bad name!'" in err and "admin" not in err
+
+
+def test_no_token_says_where_one_is(server, capsys, monkeypatch):
+    monkeypatch.delenv("WSFS_TOKEN")
+    code, _, err = run(capsys, "ls", "/")
+    assert code == 4 and err.count("\n") == 1 and "$WSFS_TOKEN" in err and "wsfs-data/demo-token" in err
 
 
 @pytest.mark.parametrize("command", ["ls", "watch"])  # watch waits out a restart, not a server that never was

@@ -50,8 +50,17 @@ def run(func: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: ar
         print(f"wsfs {args.command}: {e}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as e:  # noqa: BLE001 - the CLI's contract is a one-line message, not a traceback
-        print(f"wsfs {args.command}: error: {message(e)}", file=sys.stderr)
+        print(f"wsfs {args.command}: error: {message(e)}{_token_hint(e, args)}", file=sys.stderr)
         return exit_code(e)
+
+
+def _token_hint(e: BaseException, args: argparse.Namespace) -> str:
+    """A newcomer's first command has no token: say where one is."""
+    from vfs.wire import EAUTH
+
+    if getattr(e, "code", None) != EAUTH or getattr(args, "token", None) or os.environ.get("WSFS_TOKEN"):
+        return ""
+    return " (give one with --token or $WSFS_TOKEN; the demo's is in wsfs-data/demo-token)"
 
 
 def _silence_stdout() -> None:
