@@ -164,8 +164,9 @@ def test_du_and_tree(server, capsys):
     put_text(server, "/d/a", b"x" * 1000)
     put_text(server, "/d/e/b", b"y" * 24)
     remote(server, lambda ws: ws.link("/d/a", "/d/e/same"))  # a hard link counts once
-    rows = lines(ok(capsys, "du", "-d1", "--json", "/d"))
+    rows = lines(ok(capsys, "du", "-d", "1", "-a", "--json", "/d"))
     assert rows == [{"path": "/d/a", "bytes": 1000}, {"path": "/d/e", "bytes": 1024}, {"path": "/d", "bytes": 1024}]
+    assert ok(capsys, "du", "-d", "1", "/d") == "1024\t/d/e\n1024\t/d\n"  # directories only, as du(1)
     assert ok(capsys, "du", "-H", "/d") == "1.0 KiB\t/d\n"
     remote(server, lambda ws: ws.symlink("../a", "/d/e/to-a"))
     assert ok(capsys, "tree", "/d").splitlines() == ["/d", "├── a", "└── e/", "    ├── b", "    ├── same",

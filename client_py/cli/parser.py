@@ -166,7 +166,9 @@ def _queries(add: Callable[..., argparse.ArgumentParser]) -> None:
 
     p = add("du", "bytes used below paths (hard links counted once)", queries.cmd_du, listing=True)
     p.add_argument("paths", nargs="*", metavar="PATH", help="files or directories (default: /)")
-    p.add_argument("-d1", "--children", action="store_true", help="also each entry of a directory")
+    p.add_argument("-d", "--max-depth", type=int, default=0, metavar="N",
+                   help="also each directory down to N levels below PATH (as du -d)")
+    p.add_argument("-a", "--all", action="store_true", help="with -d, files too, not only directories")
     p.add_argument("-H", "--human", action="store_true", help="sizes in KiB, MiB, GiB")
 
     p = add("history", "list the retained versions of a file", queries.cmd_history, listing=True)

@@ -68,14 +68,13 @@ def _print_matches(args: argparse.Namespace, matches: list[Any]) -> None:
 
 
 async def cmd_du(args: argparse.Namespace) -> int:
+    """As du(1): the total of each PATH, after the directories below it down to `-d N` (`-a`: files too)."""
     async with client(args) as c:
         ws = c.workspace(args.workspace)
         for top in args.paths or ["/"]:
             rows: list[tuple[str, int]] = []
-            if args.children and (await ws.stat(top)).kind == "dir":
-                for e in await ws.readdir(top):
-                    path = f"{top.rstrip('/')}/{e.name}"
-                    rows.append((path, await ws.du(path) if e.kind == "dir" else e.size))
+            if args.max_depth and (await ws.stat(top)).kind == "dir":
+                rows = await _du_below(ws, top, args.max_depth, args.all)
             rows.append((top, await ws.du(top)))
             for path, size in rows:
                 if args.json:
@@ -83,6 +82,20 @@ async def cmd_du(args: argparse.Namespace) -> int:
                 else:
                     print(f"{human(size) if args.human else size}\t{path}")
     return 0
+
+
+async def _du_below(ws: Any, top: str, depth: int, files_too: bool) -> list[tuple[str, int]]:
+    """(path, bytes) of what lies below `top` down to `depth` levels, children before their parent (du's order)."""
+    rows: list[tuple[str, int]] = []
+    for e in await ws.readdir(top):
+        path = f"{top.rstrip('/')}/{e.name}"
+        if e.kind == "dir":
+            if depth > 1:
+                rows += await _du_below(ws, path, depth - 1, files_too)
+            rows.append((path, await ws.du(path)))
+        elif files_too:
+            rows.append((path, e.size))
+    return rows
 
 
 async def cmd_history(args: argparse.Namespace) -> int:
