@@ -157,3 +157,20 @@ def test_a_returned_stat_keeps_its_exact_id_after_the_store_closes(store_path):
         returned = ws.write_range("/f", 3, b"late")
         truth = exact(ws.read_file("/f"))
     assert returned.hash == truth
+
+
+def test_ids_derived_by_a_read_only_reader_follow_every_new_write(store_path):
+    """A read-only connection remembers derived ids by chunk list: never a stale one."""
+    rng = random.Random(9)
+    model = bytearray(rng.randbytes(2 * MiB))
+    with vfs.Workspace(store_path) as ws, vfs.Workspace(store_path, readonly=True) as ro:
+        ws.write_file("/f", bytes(model))
+        for step in range(6):
+            offset = rng.randrange(0, len(model) - 10)
+            data = rng.randbytes(10) if step != 3 else bytes(model[offset : offset + 10])  # step 3 rewrites the same bytes
+            ws.write_range("/f", offset, data)
+            model[offset : offset + 10] = data
+            assert ro.stat("/f").hash == exact(model) == ro.entry("/f").hash
+            assert ro.stat("/f").hash == exact(model)  # asked again: remembered, still exact
+        ws.truncate("/f", 1000)
+        assert ro.stat("/f").hash == exact(model[:1000])

@@ -53,6 +53,8 @@ NODE_COLUMNS = (
     "n.atime_ns, n.uid, n.gid, n.subdirs"
 )
 
+_DERIVED_KEPT = 64  # content ids remembered per connection, by chunk list
+
 _CHECKED_LOOKUP = (
     f"SELECT {NODE_COLUMNS}, (SELECT data_version FROM pragma_data_version) "
     "FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ? AND d.name = ?"
@@ -114,6 +116,7 @@ class Db:
         "_listeners",
         "_listeners_lock",
         "_undetermined",
+        "_derived",
         "_dircache",
         "_data_version",
     )
@@ -139,6 +142,7 @@ class Db:
         self._listeners: list[Callable[[int], None]] = []
         self._listeners_lock = threading.Lock()
         # Stats handed out with a content id still to derive (see `stat`).
+        self._derived: dict[bytes, bytes] = {}  # BLAKE3 of a packed chunk list -> content id (see derive_hash)
         # Keyed by id(): hashing a Stat would read (and so derive) its `hash`.
         self._undetermined: weakref.WeakValueDictionary[int, DerivedHashStat] = weakref.WeakValueDictionary()
         # Directory-resolution cache: lexical dir path -> (ino, real path).
@@ -293,12 +297,26 @@ class Db:
         return digest
 
     def derive_hash(self, chunks: bytes | None) -> bytes:
-        """BLAKE3 of the content of a packed chunk list, read chunk by chunk (bounded memory)."""
+        """BLAKE3 of the content of a packed chunk list, read chunk by chunk (bounded memory).
+
+        Remembered per packed list: the list holds every chunk's hash, so
+        equal lists are equal content, and a read-only connection (which
+        cannot keep the id in the row) derives each file once, not per read.
+        """
         entries = unpack(chunks)
         if not entries:
             return EMPTY_HASH
         if len(entries) == 1:
             return entries[0].hash  # BLAKE3 of a single chunk is the content id
+        key = blake3.blake3(chunks).digest()  # type: ignore[arg-type]  # 32 bytes however long the list
+        known = self._derived.get(key)
+        if known is None:
+            known = self._derived[key] = self._hash_entries(entries)
+            while len(self._derived) > _DERIVED_KEPT:
+                del self._derived[next(iter(self._derived))]
+        return known
+
+    def _hash_entries(self, entries: list) -> bytes:
         hasher = blake3.blake3()
         last_id, data = -1, b""
         for entry in entries:
