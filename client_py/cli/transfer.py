@@ -82,8 +82,12 @@ async def cmd_put(args: argparse.Namespace) -> int:
                     await _replace_symlink(ws, os.readlink(local), target)
                 else:
                     await _upload(ws, local, target, bar)
-    print(f"{dst}: {bar.files} files, {human(bar.bytes)}")
+    print(f"{dst}: {_count(bar.files)}, {human(bar.bytes)}")
     return 0
+
+
+def _count(files: int) -> str:
+    return f"{files} file{'' if files == 1 else 's'}"
 
 
 def _local_tree(top: str) -> list[tuple[str, str, int]]:
@@ -173,7 +177,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
                     os.symlink(await ws.readlink(remote), local)
                 else:
                     await _download(ws, remote, local, bar)
-    print(f"{dst}: {bar.files} files, {human(bar.bytes)}")
+    print(f"{dst}: {_count(bar.files)}, {human(bar.bytes)}")
     return 0
 
 
