@@ -309,3 +309,16 @@ def test_ls_long_of_a_big_flat_directory_matches_each_entrys_lstat(server, capsy
     long = ok(capsys, "ls", "-l", "/flat").splitlines()
     assert long[3].startswith("-rwx----wx") and long[3].endswith(" f03")
     assert long[-1].startswith("lrwxrwxrwx") and long[-1].endswith("link -> f01")
+
+
+def test_the_sync_bar_shows_binary_units_and_no_unknown_total():
+    from rich.progress import Progress
+
+    from client_py.cli.sync import _bytes_column
+
+    column = _bytes_column()
+    with Progress(column, disable=True) as progress:
+        task = progress.tasks[progress.add_task("sync", total=None, completed=3 << 20)]
+        assert str(column.render(task)) == "3.0 MiB"  # the old bar said "3.1/? MB"
+        progress.update(task.id, total=10 << 20)
+        assert str(column.render(task)) == "3.0 MiB / 10.0 MiB"

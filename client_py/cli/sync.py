@@ -84,12 +84,11 @@ class SyncDisplay:
             logging.getLogger(noisy).setLevel(logging.WARNING)
         if self.tty:
             from rich.console import Console
-            from rich.progress import (DownloadColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
-                                     DownloadColumn(binary_units=True), TransferSpeedColumn(), TimeRemainingColumn(),
-                                     console=Console(stderr=True), transient=True)
+            self.progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), _bytes_column(),
+                                     TransferSpeedColumn(), TimeRemainingColumn(), console=Console(stderr=True),
+                                     transient=True)
             self.task = self.progress.add_task("syncing", total=None)
             self.progress.start()
         return self
@@ -127,6 +126,19 @@ class SyncDisplay:
         elif self.enabled and time.monotonic() - self._last_plain >= _PLAIN_EVERY:
             self._last_plain = time.monotonic()
             self.say(f"sync: {counts}, {human(summary.bytes_received)} received, {human(summary.bytes_sent)} sent")
+
+
+def _bytes_column() -> Any:
+    """`12.5 MiB` moved so far, or `12.5 MiB / 40.0 MiB` once the total is known (never `0/? bytes`)."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class BytesColumn(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            done = human(task.completed)
+            return Text(f"{done} / {human(task.total)}" if task.total else done, style="progress.download")
+
+    return BytesColumn()
 
 
 class _DisplayHandler(logging.Handler):
