@@ -317,8 +317,9 @@ def test_the_sync_bar_shows_binary_units_and_no_unknown_total():
     from client_py.cli.sync import _bytes_column
 
     column = _bytes_column()
-    with Progress(column, disable=True) as progress:
-        task = progress.tasks[progress.add_task("sync", total=None, completed=3 << 20)]
-        assert str(column.render(task)) == "3.0 MiB"  # the old bar said "3.1/? MB"
-        progress.update(task.id, total=10 << 20)
-        assert str(column.render(task)) == "3.0 MiB / 10.0 MiB"
+    progress = Progress(column, disable=True)
+    task_id = progress.add_task("sync", total=None, completed=3 << 20)
+    [task] = progress.tasks
+    assert str(column.render(task)) == "3.0 MiB"  # the old bar said "3.1/? MB"
+    progress.update(task_id, total=10 << 20)
+    assert str(column.render(task)) == "3.0 MiB / 10.0 MiB"
