@@ -1,7 +1,9 @@
 """Crash safety: SIGKILL a writer at random moments, reopen, check nothing is torn.
 
 A writer process (this module run as a script) loops over large writes of
-several MiB (in memory and streamed), renames of a 50-file directory,
+several MiB (in memory and streamed), positional rewrites of a 3 MiB file
+(a truncate and three `write_range` calls, the first past EOF, in one
+transaction: content ids left to derive), renames of a 50-file directory,
 `apply_changes` batches of 200 files (as a sync peer would send them) and
 `gc()` passes, appending to a side file what it committed after each commit. The test
 kills it with SIGKILL at random moments, several rounds on the same store,
@@ -30,6 +32,7 @@ from pathlib import Path
 
 MiB = 1024 * 1024
 BIG = ("/big/f0", "/big/f1", "/big/f2")
+POSITIONAL = "/big/positional"
 DIR_NAMES = ("/d/x", "/d/y")
 DIR_FILES = 50
 BATCH_FILES = 200
@@ -40,6 +43,19 @@ REPO = Path(__file__).resolve().parent.parent
 def version_content(n: int) -> bytes:
     size = (1 + n % 5) * MiB + n % 1000
     return b"version %010d\n" % n + random.Random(n).randbytes(size)
+
+
+def positional_content(n: int) -> bytes:
+    return b"version %010d\n" % n + random.Random(-n).randbytes(3 * MiB - 19)
+
+
+def positional_rewrite(ws, n: int) -> None:
+    """One transaction: shrink to 1000 bytes, write the last MiB past EOF, then the others."""
+    data = positional_content(n)
+    with ws.transaction():
+        ws.truncate(POSITIONAL, 1000)
+        for offset in (2 * MiB, MiB, 0):
+            ws.write_range(POSITIONAL, offset, data[offset : offset + MiB])
 
 
 def version_of(data: bytes) -> int:
@@ -60,6 +76,8 @@ def writer(db: str, side: str, first: int) -> None:
             for i in range(DIR_FILES):
                 ws.write_file(f"{home}/f{i:02d}", b"dir file %d" % i)
             ws.mkdir("/big")
+        if not ws.exists(POSITIONAL):
+            ws.write_file(POSITIONAL, positional_content(0))
         for n in range(first, first + 10_000):
             if n % 10 == 5:
                 ws.gc()
@@ -67,6 +85,9 @@ def writer(db: str, side: str, first: int) -> None:
             elif n % 4 == 2:
                 apply_batch(ws, n)
                 log.write(f"{n} apply /batch{n}\n")
+            elif n % 8 == 4:
+                positional_rewrite(ws, n)
+                log.write(f"{n} write {POSITIONAL}\n")
             elif n % 4 == 3:
                 src = "/d/x" if ws.exists("/d/x") else "/d/y"
                 dst = DIR_NAMES[1 - DIR_NAMES.index(src)]
@@ -146,6 +167,14 @@ def check_store(db: Path, side: Path) -> None:
             assert data == version_content(n), f"{path}: torn content claiming version {n}"
             assert n >= acknowledged.get(path, -1), f"{path}: version {n} older than acknowledged"
             assert ws.stat(path).hash == blake3_hex(data)
+        if ws.exists(POSITIONAL):
+            data = ws.read_file(POSITIONAL)
+            n = version_of(data)
+            assert data == positional_content(n), f"positional rewrite torn, claiming version {n}"
+            assert n >= acknowledged.get(POSITIONAL, -1), f"positional version {n} older than acknowledged"
+            assert ws.stat(POSITIONAL).hash == blake3_hex(data)
+        else:
+            assert POSITIONAL not in acknowledged, "positional file acknowledged but missing"
         present = [d for d in DIR_NAMES if ws.exists(d)]
         if ws.exists("/big"):  # the setup finished: the directory lives under exactly one name
             assert len(present) == 1, present
