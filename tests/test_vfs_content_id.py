@@ -174,3 +174,15 @@ def test_ids_derived_by_a_read_only_reader_follow_every_new_write(store_path):
             assert ro.stat("/f").hash == exact(model)  # asked again: remembered, still exact
         ws.truncate("/f", 1000)
         assert ro.stat("/f").hash == exact(model[:1000])
+
+
+def test_rewriting_identical_bytes_keeps_the_exact_id(ws):
+    data = bytearray(random.Random(10).randbytes(3 * MiB))
+    first = ws.write_file("/f", bytes(data))
+    again = ws.write_file("/f", bytes(data))
+    assert again.hash == first.hash == exact(data) and again.rev > first.rev
+    ws.write_range("/f", 9, b"stale")  # the id is now left to derive ...
+    data[9:14] = b"stale"
+    assert ws.write_file("/f", bytes(data)).hash == exact(data)  # ... and an identical rewrite still gets it right
+    data[-1] ^= 1
+    assert ws.write_file("/f", bytes(data)).hash == exact(data)

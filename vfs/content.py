@@ -21,7 +21,7 @@ import blake3
 
 from vfs.chunks import EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
 from vfs.chunkreader import iter_range, open_chunks
-from vfs.db import Db, Resolved, Tx
+from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import normalize, parent_of
@@ -83,7 +83,7 @@ class Content:
         with self._db.tx() as tx:
             found = self.writable_target(path, parents)
             self._check_precondition(path, found, if_match)
-            entries, size, digest = self._store_stream(data)
+            entries, size, digest = self._store_stream(data, found.node)
             ino = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
             return self._db.stat(self._db.node(ino))
 
@@ -109,8 +109,15 @@ class Content:
         if (if_match == "" and current is not None) or (if_match != "" and if_match != current):
             raise PreconditionFailed(path, if_match, current)
 
-    def _store_stream(self, data: object) -> tuple[list[ChunkEntry], int, bytes]:
-        """Chunk, hash and store `data`; return its chunk list, size and content id."""
+    def _store_stream(self, data: object, previous: Node | None = None) -> tuple[list[ChunkEntry], int, bytes]:
+        """Chunk, hash and store `data`; return its chunk list, size and content id.
+
+        A buffer is hashed whole after chunking, and not at all when its
+        chunk list is the one the file already has (rewriting identical
+        bytes, as editors do on save: the packed list holds every chunk's
+        hash, so equal lists are equal content). A stream is hashed in the
+        same pass, since its bytes are gone once chunked.
+        """
         if isinstance(data, str):
             data = data.encode("utf-8")
         reader = as_reader(data)
@@ -122,11 +129,18 @@ class Content:
                 return [], 0, EMPTY_HASH
             digest = blake3.blake3(small).digest()
             return [self._chunks.put(small, digest)], len(small), digest
-        pieces = cut(data) if reader is None else cut_stream(reader)  # type: ignore[arg-type]
+        if reader is None:
+            entries = [self._chunks.put(piece) for piece in cut(data)]  # type: ignore[arg-type]
+            size = sum(e.size for e in entries)
+            if size > MAX_FILE_SIZE:
+                raise fs_error(errno.EFBIG, None)
+            if previous is not None and previous.hash is not None and previous.chunks == pack(entries):
+                return entries, size, previous.hash
+            return entries, size, blake3.blake3(data).digest()  # type: ignore[arg-type]
         whole = blake3.blake3()
-        entries: list[ChunkEntry] = []
+        entries = []
         size = 0
-        for piece in pieces:
+        for piece in cut_stream(reader):
             whole.update(piece)
             entries.append(self._chunks.put(piece))
             size += len(piece)
