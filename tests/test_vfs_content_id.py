@@ -186,3 +186,18 @@ def test_rewriting_identical_bytes_keeps_the_exact_id(ws):
     assert ws.write_file("/f", bytes(data)).hash == exact(data)  # ... and an identical rewrite still gets it right
     data[-1] ^= 1
     assert ws.write_file("/f", bytes(data)).hash == exact(data)
+
+
+def test_version_listing_gives_exact_ids_on_a_read_only_store(store_path):
+    with vfs.Workspace(store_path) as ws:
+        ws.write_file("/f", random.Random(11).randbytes(2 * MiB))
+        ws.write_range("/f", 0, b"1")
+        one = ws.read_file("/f")
+        ws.write_range("/f", 0, b"2")
+        two = ws.read_file("/f")
+        ws.unlink("/f")
+    with vfs.Workspace(store_path, readonly=True) as ro:
+        rows = ro._versions.listing("/f")  # what History.history lists
+    kinds_and_ids = [(kind, digest.hex() if digest else None) for _, kind, _, digest, _ in rows]
+    assert kinds_and_ids[0] == (0, None)  # the deletion
+    assert kinds_and_ids[1:3] == [(1, exact(two)), (1, exact(one))]

@@ -104,6 +104,20 @@ class Versions:
                 (self._db.derive_hash(chunks), real, rev),
             )
 
+    def listing(self, real: str) -> list[tuple[int, int, int, bytes | None, float]]:
+        """(rev, kind, size, content id, mtime) of every version of `real`, newest first.
+
+        Content ids are exact even where `derive_ids` could not keep them
+        (a read-only store): a NULL id of a file version is derived here.
+        """
+        rows = self._db.conn.execute(
+            "SELECT rev, kind, size, hash, mtime, chunks FROM versions WHERE path = ? ORDER BY rev DESC", (real,)
+        ).fetchall()
+        return [
+            (rev, kind, size, self._db.derive_hash(chunks) if digest is None and kind == KIND_FILE else digest, mtime)
+            for rev, kind, size, digest, mtime, chunks in rows
+        ]
+
     def row(self, path: str, rev: int) -> tuple:
         """(kind, mode, size, hash, chunks) of the version of `path` current at `rev`; ENOENT if none."""
         real = self.history_path(path)
