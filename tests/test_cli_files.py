@@ -323,3 +323,21 @@ def test_the_sync_bar_shows_binary_units_and_no_unknown_total():
     assert str(column.render(task)) == "3.0 MiB"  # the old bar said "3.1/? MB"
     progress.update(task_id, total=10 << 20)
     assert str(column.render(task)) == "3.0 MiB / 10.0 MiB"
+
+
+def test_options_before_a_conflicts_action_still_count(server, capsys):
+    ok(capsys, "workspaces", "create", "proj")
+    copy = conflict_name("/x.txt", "pc", 1_790_000_000.0)
+
+    async def make(c):
+        ws = c.workspace("proj")
+        await ws.write_file("/x.txt", b"theirs")
+        await ws.write_file(copy, b"mine")
+
+    async def go():
+        async with Client(server.url, token=server.admin) as c:
+            await make(c)
+    asyncio.run(go())
+    ok(capsys, "conflicts", "-w", "proj", "resolve", "--all", "--keep", "theirs")  # -w before the action
+    assert [c["path"] for c in lines(ok(capsys, "conflicts", "list", "-w", "proj", "--json"))] == []
+    assert ok(capsys, "cat", "-w", "proj", "/x.txt") == "theirs"

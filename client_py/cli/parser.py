@@ -18,21 +18,40 @@ from client_py.cli.common import DEFAULT_URL, run
 Command = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def connection_options() -> argparse.ArgumentParser:
-    """`--url` and `--token`, shared with the `token` family."""
+def connection_options(*, inherited: bool = False) -> argparse.ArgumentParser:
+    """`--url` and `--token`, shared with the `token` family.
+
+    `inherited=True` is for a sub-action's copy of options its command also
+    takes (`wsfs conflicts -w proj resolve ...`): no defaults of its own, so
+    a value given before the action is not reset by the action's default.
+    """
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--url", default=os.environ.get("WSFS_URL", DEFAULT_URL),
-                   help="server URL (default: $WSFS_URL or %(default)s)")
-    p.add_argument("--token", default=None, help="access token (default: $WSFS_TOKEN)")
+    p.add_argument("--url", default=argparse.SUPPRESS if inherited else os.environ.get("WSFS_URL", DEFAULT_URL),
+                   help=f"server URL (default: $WSFS_URL or {DEFAULT_URL})")
+    p.add_argument("--token", default=argparse.SUPPRESS if inherited else None,
+                   help="access token (default: $WSFS_TOKEN)")
+    return p
+
+
+def common_options(*, inherited: bool = False) -> argparse.ArgumentParser:
+    """The connection and `-w/--workspace`."""
+    p = argparse.ArgumentParser(add_help=False, parents=[connection_options(inherited=inherited)])
+    p.add_argument("-w", "--workspace",
+                   default=argparse.SUPPRESS if inherited else os.environ.get("WSFS_WORKSPACE", "demo"),
+                   help="workspace name (default: $WSFS_WORKSPACE or demo)")
+    return p
+
+
+def json_options(*, inherited: bool = False) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS if inherited else False,
+                   help="one JSON object per line")
     return p
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    common = argparse.ArgumentParser(add_help=False, parents=[connection_options()])
-    common.add_argument("-w", "--workspace", default=os.environ.get("WSFS_WORKSPACE", "demo"),
-                        help="workspace name (default: $WSFS_WORKSPACE or %(default)s)")
-    json_option = argparse.ArgumentParser(add_help=False)
-    json_option.add_argument("--json", action="store_true", help="one JSON object per line")
+    common = common_options()
+    json_option = json_options()
 
     def add(name: str, help: str, func: Command, *, listing: bool = False, into=subparsers):
         parents = [common, json_option] if listing else [common]
@@ -48,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("action", nargs="?", choices=("list", "create", "delete"), default="list",
                    help="what to do (default: list)")
     p.add_argument("name", nargs="?", default=None, help="the workspace to create or delete")
-    _conflicts(subparsers, common, json_option)
+    _conflicts(subparsers)
 
 
 def _sync(subparsers: argparse._SubParsersAction) -> None:
@@ -189,15 +208,16 @@ def _queries(add: Callable[..., argparse.ArgumentParser]) -> None:
                    help="gitignore-style pattern of paths to leave out (repeatable)")
 
 
-def _conflicts(subparsers: argparse._SubParsersAction, common: argparse.ArgumentParser,
-               json_option: argparse.ArgumentParser) -> None:
-    top = subparsers.add_parser("conflicts", parents=[common, json_option],
+def _conflicts(subparsers: argparse._SubParsersAction) -> None:
+    top = subparsers.add_parser("conflicts", parents=[common_options(), json_options()],
                                 help="list, compare and resolve conflict copies (NAME.conflict-HOST-STAMP.EXT)",
                                 description="Conflict copies hold 'mine' (the edit that lost); the file beside "
                                             "them holds 'theirs'. Without an action: list every copy.")
     top.set_defaults(func=lambda args: run(conflicts.cmd_conflicts_list, args), path="/")
     actions = top.add_subparsers(dest="conflicts_action", metavar="ACTION")
-    p = actions.add_parser("list", parents=[common, json_option], help="list the conflict copies below PATH")
+    common = common_options(inherited=True)
+    p = actions.add_parser("list", parents=[common, json_options(inherited=True)],
+                           help="list the conflict copies below PATH")
     p.add_argument("path", nargs="?", default="/", help="where to look (default: /)")
     p.set_defaults(func=lambda args: run(conflicts.cmd_conflicts_list, args))
     p = actions.add_parser("diff", parents=[common], help="show how mine (the copy) differs from theirs (the file)")
