@@ -67,9 +67,10 @@ def test_find_is_depth_first_in_name_order_and_does_not_enter_symlinks(tree):
 @pytest.mark.parametrize(
     "pattern, expected",
     [
-        ("*.py", []),  # `*` stays inside one name: nothing at the top level
+        ("*.py", ["/src/main.py", "/src/util/helpers.py"]),  # no `/`: the name, at any depth (find -name)
+        ("main.*", ["/src/main.py"]),
+        ("src/*.py", ["/src/main.py"]),  # with `/`: the relative path, `*` inside one name
         ("**/*.py", ["/src/main.py", "/src/util/helpers.py"]),
-        ("src/*.py", ["/src/main.py"]),
         ("src/**", None),  # everything under src
         ("docs/?????????", ["/docs/readme.md"]),
         ("docs/a b/*", ["/docs/a b/notes.txt"]),
