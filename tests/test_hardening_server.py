@@ -23,6 +23,8 @@ import blake3
 import httpx
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
 
 from server_fixtures import ROOT, LiveServer, ServerProcess, WsClient, serving, wait_for
@@ -103,6 +105,40 @@ def test_bad_http_values_get_a_4xx_naming_the_field(live_server: LiveServer, ser
             assert error.get("field") == field, error
         got = c.get(f"{W}/files/q.txt")
         assert got.content == b"keep" and c.get(f"{W}/stat/q.txt").json()["mtime"] == 1000  # nothing lost
+    assert described(server_errors) == []
+
+
+_EDGE_TEXT = st.sampled_from([
+    "0", "-1", "1.5", "nan", "inf", "-inf", "1e400", "1e300", "-1e300", str(INT64_MAX), str(INT64_MAX + 1),
+    str(2**64), "9" * 30, "1" * 5000, "8589934592", "8589934593", " 7 ", "0x10", "1_000", "", "(", "(a+)+$",
+    "\\", "!", "[z-a]", "**/", "*a*a*a*a*a*a*b", "(?=x)", "a{99999}", "\ud800", "x" * 5000, "/", "1:/a", "1:rel",
+]) | st.text(max_size=12)
+_QUERY_ROUTES = [
+    ("GET", f"{W}/files/q.txt", ("offset", "limit", "rev")),
+    ("GET", f"{W}/files/", ("offset", "limit")),
+    ("PUT", f"{W}/files/q.txt", ("mtime", "mode", "parents")),
+    ("PATCH", f"{W}/files/q.txt", ("offset",)),
+    ("GET", f"{W}/changes", ("after", "limit", "ignore", "prefix")),
+    ("GET", f"{W}/grep", ("pattern", "regex", "ignore_case", "include", "context", "limit", "path")),
+    ("GET", f"{W}/find", ("pattern", "kind", "limit", "path")),
+]
+
+
+@settings(max_examples=40, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+@given(route=st.sampled_from(_QUERY_ROUTES), data=st.data())
+def test_fuzz_query_values_never_make_a_500(live_server: LiveServer, server_errors, route, data) -> None:
+    """Every query value of every route, at and past its limits and as user patterns: a 2xx or a named 4xx."""
+    method, url, names = route
+    params = {name: data.draw(_EDGE_TEXT, label=name) for name in data.draw(st.sets(st.sampled_from(names),
+                                                                                     min_size=1))}
+    if url.endswith("/grep"):
+        params.setdefault("pattern", "x")  # the one required value: its absence is tested elsewhere
+    with live_server.http() as c:
+        c.put(f"{W}/files/q.txt", content=b"keep\n")
+        r = c.request(method, url, params=params, content=b"x" if method in ("PUT", "PATCH") else None)
+        assert r.status_code < 500, (method, url, params, r.text)
+        if r.status_code >= 400:
+            assert r.json()["error"]["message"], r.text
     assert described(server_errors) == []
 
 
@@ -286,6 +322,10 @@ async def test_quota_answers_507_and_loses_nothing(limited_server: LiveServer, s
     await ws.close()
     with limited_server.http() as c:
         assert c.get(f"{W}/stat/f.txt").status_code == 404
+    big = await WsClient.open(limited_server.ws_url(token=limited_server.admin))
+    reply = await big.request({"type": "push", "changes": [{"path": "/huge.bin", "kind": "file", "size": 2**40}]})
+    assert reply["type"] == "error" and reply["code"] == "EFBIG" and reply["field"] == "size", reply
+    await big.close()
     assert described(server_errors) == []
 
 
