@@ -83,7 +83,10 @@ def glob_to_regex(pattern: str) -> Any:
         else:
             out.append(_literal(pattern[i]))
             i += 1
-    return re2.compile("(?:" + "".join(out) + ")\\z", _options())
+    try:
+        return re2.compile("(?:" + "".join(out) + ")\\z", _options())
+    except re2.error as e:  # e.g. past RE2's program size: the glob is refused, never a 500
+        raise ValueError(f"glob {pattern[:80]!r} is too complex: {_reason(e)}") from None
 
 
 def _character_class(pattern: str, start: int, out: list[str]) -> int:
@@ -149,8 +152,13 @@ def user_regex(pattern: str, *, regex: bool, ignore_case: bool = False) -> Any:
     try:
         return re2.compile(source, _options(ignore_case=ignore_case))
     except re2.error as e:
-        reason = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
-        raise ValueError(f"pattern {pattern!r} is not a regular expression RE2 supports: {reason}") from None
+        raise ValueError(f"pattern {pattern[:200]!r} is not a regular expression RE2 supports: {_reason(e)}") from None
+
+
+def _reason(error: Exception) -> str:
+    """RE2's own words for a compile error (it reports them as bytes)."""
+    arg = error.args[0] if error.args else ""
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(arg)
 
 
 def _gitignore(patterns: Iterable[str]) -> pathspec.GitIgnoreSpec:
