@@ -191,13 +191,17 @@ _buckets = itertools.count(1)
 
 @pytest.fixture
 async def s3_location(seaweed: SeaweedS3) -> S3Location:
-    """A new, empty bucket for this test (created through the S3 API, retried while the filer settles)."""
+    """A new bucket for this test (created through the S3 API, retried while the filer settles),
+    holding only the object `warm-up` outside the location's prefix."""
     location = seaweed.location(f"wsfs-test-{os.getpid()}-{next(_buckets)}")
     deadline = time.monotonic() + READY_TIMEOUT
     async with ObjectStore(location) as store:
         while True:
             try:
                 await store.create_bucket()
+                # SeaweedFS grows a new bucket's volumes on its first stored (non-empty) write,
+                # which takes 0.2-5 s: do it here, not inside the test's first takeover
+                await store.put_new("warm-up", b"grow the volumes now")
                 return location
             except Exception:
                 if time.monotonic() > deadline or not seaweed.alive:

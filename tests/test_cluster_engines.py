@@ -16,11 +16,18 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cluster_fixtures import RedisServer, litestream, redis_server, s3_location, seaweed  # noqa: F401
 from server.cluster.lease import Leases
 from server.cluster.objectstore import ObjectStore, S3Location
 from server.cluster.replication import Litestream
+
+if TYPE_CHECKING:
+    from cluster_fixtures import RedisServer
+
+# the engines (redis_server, seaweed, s3_location, litestream); registering the module once for the
+# whole session keeps one SeaweedFS for every cluster test
+pytest_plugins = ["cluster_fixtures"]
 
 
 async def wait_for(predicate, what: str, timeout: float = 10.0):

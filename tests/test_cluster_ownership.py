@@ -11,9 +11,10 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+from typing import TYPE_CHECKING
+
 import pytest
 
-from cluster_fixtures import RedisServer, redis_server, s3_location, seaweed  # noqa: F401
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifest, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
@@ -21,6 +22,13 @@ from server.cluster.ownership import Held, OwnedElsewhere, Ownership
 
 TTL_MS = 800  # short leases keep the tests quick; the protocol is the same at 3000
 RENEW = 0.2
+
+if TYPE_CHECKING:
+    from cluster_fixtures import RedisServer
+
+# the engines (redis_server, seaweed, s3_location, litestream); registering the module once for the
+# whole session keeps one SeaweedFS for every cluster test
+pytest_plugins = ["cluster_fixtures"]
 
 
 @asynccontextmanager

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from cluster_fixtures import RedisServer, litestream, redis_server, s3_location, seaweed  # noqa: F401
 from server.cluster.children import kill_group
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
@@ -24,6 +26,13 @@ from server.cluster.objectstore import ObjectStore, S3Location
 from server.cluster.ownership import Ownership
 from server.cluster.replication import Litestream, ReplicationError
 from vfs import Workspace
+
+if TYPE_CHECKING:
+    from cluster_fixtures import RedisServer
+
+# the engines (redis_server, seaweed, s3_location, litestream); registering the module once for the
+# whole session keeps one SeaweedFS for every cluster test
+pytest_plugins = ["cluster_fixtures"]
 
 
 def write_files(store: Path, start: int, count: int) -> dict[str, bytes]:
@@ -138,16 +147,18 @@ async def test_ownership_and_replication_together_take_over_a_workspace(
     redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
 ) -> None:
     """The takeover order end to end: lease, manifest bump, restore from the previous epoch,
-    register the new one; the old owner's later sync lands in its own epoch and is refused."""
+    register the new one; the old owner's later sync lands in its own epoch and is refused.
+    Store writes run in a thread, as the server's do: a node whose event loop is blocked past
+    its lease rightly refuses to acknowledge."""
     async with ObjectStore(s3_location) as store_a, ObjectStore(s3_location) as store_b:
         redis_a, redis_b = redis_server.client(), redis_server.client()
-        a = Ownership(Leases(redis_a, "node-a", ttl_ms=600), Manifests(store_a), renew_every=0.15)
-        b = Ownership(Leases(redis_b, "node-b", ttl_ms=600), Manifests(store_b), renew_every=0.15)
+        a = Ownership(Leases(redis_a, "node-a", ttl_ms=2000), Manifests(store_a), renew_every=0.3)
+        b = Ownership(Leases(redis_b, "node-b", ttl_ms=2000), Manifests(store_b), renew_every=0.3)
         try:
             held_a = await a.acquire("ws1")
             a_store = tmp_path / "a" / "ws1.db"
             a_store.parent.mkdir()
-            written = write_files(a_store, 0, 10)
+            written = await asyncio.to_thread(write_files, a_store, 0, 10)
             await litestream.register(a_store, held_a.prefix)
             await litestream.sync(a_store)
             assert await a.still_owner("ws1") is True  # these 10 writes may be acknowledged
@@ -169,10 +180,10 @@ async def test_ownership_and_replication_together_take_over_a_workspace(
             assert read_all(b_store) == written
 
             # node-a wakes up and commits: its replica takes the write, its acknowledgement does not
-            write_files(a_store, 700, 1)
+            await asyncio.to_thread(write_files, a_store, 700, 1)
             await litestream.sync(a_store)
             assert await a.still_owner("ws1") is False
-            written |= write_files(b_store, 800, 3)
+            written |= await asyncio.to_thread(write_files, b_store, 800, 3)
             await litestream.sync(b_store)
             assert await b.still_owner("ws1") is True
             check = tmp_path / "check.db"
@@ -193,7 +204,7 @@ from server.cluster.replication import Litestream
 async def main():
     location = S3Location(bucket=sys.argv[1], prefix="p", endpoint=sys.argv[2],
                           access_key=sys.argv[3], secret_key=sys.argv[4])
-    daemon = await Litestream(location).start()
+    daemon = await Litestream(location, run_dir=sys.argv[5]).start()
     print(daemon.pid, flush=True)
     await asyncio.sleep(600)
 
@@ -212,9 +223,10 @@ def _gone(pid: int) -> bool:
 async def test_a_node_killed_with_sigkill_takes_its_litestream_with_it(s3_location: S3Location) -> None:
     """Litestream runs in its own process group (the node stops it in order), yet a node killed
     with SIGKILL must not leave it replicating: the kernel kills it with its parent."""
+    run_dir = tempfile.mkdtemp(prefix="wsfs-test-ls-")  # the killed node cannot remove it: we do
     node = await asyncio.create_subprocess_exec(
         sys.executable, "-c", NODE_SCRIPT, s3_location.bucket, str(s3_location.endpoint),
-        str(s3_location.access_key), str(s3_location.secret_key),
+        str(s3_location.access_key), str(s3_location.secret_key), run_dir,
         stdout=asyncio.subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent, start_new_session=True)
     try:
         line = await asyncio.wait_for(node.stdout.readline(), 30)
@@ -232,3 +244,4 @@ async def test_a_node_killed_with_sigkill_takes_its_litestream_with_it(s3_locati
     finally:
         if not _gone(child):
             kill_group(child)  # the test's own grandchild: never leave it behind
+        shutil.rmtree(run_dir, ignore_errors=True)

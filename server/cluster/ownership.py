@@ -99,7 +99,6 @@ class Ownership:
             held = self._held.get(workspace)
             if held is not None:
                 return held
-            started = time.monotonic()
             owner = await self.leases.take(workspace)
             if owner is not None:
                 raise OwnedElsewhere(workspace, owner)
@@ -110,10 +109,18 @@ class Ownership:
                     latest = await self.manifests.read(workspace)
                     raise OwnedElsewhere(workspace, latest.manifest.owner if latest else None)
                 restore_from = await self.manifests.restore_source(workspace, epoch.manifest.epoch)
+                # the S3 steps may have outlasted the lease (a store's first write to a new bucket
+                # can take seconds): extend it, and count our time to live from this extension
+                refreshed = time.monotonic()
+                if not await self.leases.extend(workspace):
+                    # it lapsed meanwhile: take it again if it is free and our epoch still stands
+                    owner = await self.leases.take(workspace)
+                    if owner is not None or not await self.manifests.still_current(workspace, epoch):
+                        raise OwnedElsewhere(workspace, owner)
             except BaseException:
                 await self._release_lease(workspace)
                 raise
-            held = Held(workspace, epoch, restore_from, started + self._ttl())
+            held = Held(workspace, epoch, restore_from, refreshed + self._ttl())
             self._held[workspace] = held
             self._ensure_renewer()
             log.info("node %s owns %s at epoch %d", self.node, workspace, epoch.manifest.epoch)

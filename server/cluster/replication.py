@@ -66,11 +66,16 @@ class Litestream:
     """A node's supervised Litestream daemon and the stores registered with it."""
 
     def __init__(self, location: S3Location, *, binary: str | None = None, log_path: str | os.PathLike[str] | None = None,
-                 sync_timeout: float = 10.0):
+                 run_dir: str | os.PathLike[str] | None = None, sync_timeout: float = 10.0):
+        """`run_dir` holds the daemon's configuration and control socket (removed by `stop`); by
+        default a new private directory under the system's temporary directory, because the
+        socket's path must stay under the 108 bytes of `sun_path`."""
         self.location = location
         self.binary = binary or litestream_binary()
-        # the control socket's path must stay under the 108 bytes of sun_path: a short private directory
-        self.run_dir = Path(tempfile.mkdtemp(prefix="wsfs-ls-"))
+        self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="wsfs-ls-"))
+        self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if len(str(self.run_dir / "control.sock").encode()) > 100:
+            raise ValueError(f"run_dir {self.run_dir} is too long for a Unix socket path")
         self.socket_path = self.run_dir / "control.sock"
         self.log_path = Path(log_path) if log_path else self.run_dir / "litestream.log"
         self.sync_timeout = sync_timeout
