@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from server.ws_api import Session
 
 COEDIT_MESSAGES = (CoeditOpen, Coedit, CoeditClose)
+CHECK_PAGE = 4096  # change-log entries read per step when looking for writes to open documents
 
 
 class Documents:
@@ -38,6 +39,7 @@ class Documents:
         self._loading: dict[str, asyncio.Future[SharedDocument]] = {}
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
+        self._cursor: Any = None  # where the change log was last read (None while no document is open)
 
     async def join(self, session: Session, path: str, step1: bytes | None) -> Any:
         doc = await self._open(path)
@@ -53,6 +55,8 @@ class Documents:
         fut: asyncio.Future[SharedDocument] = asyncio.get_running_loop().create_future()
         self._loading[path] = fut
         try:
+            if self._cursor is None:  # read before the file is: a write in between is checked, not missed
+                self._cursor = await self.handle.read(lambda ws: ws.cursor(), op="coedit_cursor")
             doc = SharedDocument(self.handle, path, self._closed)
             await doc.load()
             if not self.docs:
@@ -72,6 +76,8 @@ class Documents:
             del self.docs[doc.path]
         if not self.docs:
             self.hub.unlisten(self.handle.name, self)
+            if not self._loading:
+                self._cursor = None
 
     def get(self, path: str) -> SharedDocument | None:
         return self.docs.get(path)
@@ -79,18 +85,24 @@ class Documents:
     # -- the hub's listener interface ---------------------------------------------------
 
     def on_commit(self, rev: int) -> None:
-        """Something committed: check the open documents' files (one check at a time, coalesced)."""
+        """Something committed: check the open documents whose files it touched (one pass at a time)."""
         if self._checking is not None and not self._checking.done():
             self._again = True
             return
         self._checking = asyncio.ensure_future(self._check_all())
 
     async def _check_all(self) -> None:
-        while True:
+        """Read the change log from our cursor; check each open document whose path it names."""
+        while self.docs and self._cursor is not None:
             self._again = False
-            for doc in list(self.docs.values()):
-                await doc.check_outside()
-            if not self._again:
+            cursor = self._cursor
+            page = await self.handle.read(lambda ws: ws.changes_page(cursor, limit=CHECK_PAGE), op="coedit_changes")
+            self._cursor = page.cursor
+            for path in sorted({c.path for c in page.entries} & self.docs.keys()):
+                doc = self.docs.get(path)
+                if doc is not None:
+                    await doc.check_outside()
+            if not page.more and not self._again:
                 return
 
     def on_presence(self, op: str, peer: dict[str, Any]) -> None:

@@ -84,6 +84,11 @@ def decode_text(data: bytes, path: str) -> str:
     return text
 
 
+def update_frame(path: str, update: bytes) -> bytes:
+    """The `coedit` frame carrying `update` to an editor."""
+    return encode(Coedit(path=path, y=sync_update(update)))
+
+
 def content_id(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
 
@@ -95,7 +100,7 @@ class Editor:
         self.session = session
         self.path = path
         self.clients: set[int] = set()
-        self._items: list[tuple[bool, bytes]] = []  # (is_update, payload): update bytes or a y message
+        self._items: list[tuple[bytes | None, bytes]] = []  # (the update it carries or None, the encoded frame)
         self._wake = asyncio.Event()
         self._task: asyncio.Task[Any] | None = None
 
@@ -109,18 +114,20 @@ class Editor:
         if self._task is not None:
             self._task.cancel()
 
-    def send_update(self, update: bytes) -> None:
-        self._put(True, update)
+    def send_update(self, update: bytes, frame: bytes | None = None) -> None:
+        """Send an update; `frame` is its encoded `coedit` frame when the caller made it for every editor."""
+        self._put(update, frame or update_frame(self.path, update))
 
     def send(self, y: bytes) -> None:
-        self._put(False, y)
+        self._put(None, encode(Coedit(path=self.path, y=y)))
 
-    def _put(self, is_update: bool, payload: bytes) -> None:
-        self._items.append((is_update, payload))
+    def _put(self, update: bytes | None, frame: bytes) -> None:
+        self._items.append((update, frame))
         if len(self._items) > OUTBOX_MERGE:  # a slow reader: one merged update, not a backlog
-            updates = [p for u, p in self._items if u]
-            others = [(u, p) for u, p in self._items if not u][-OUTBOX_MERGE // 2:]
-            self._items = others + ([(True, merge_updates(*updates))] if updates else [])
+            updates = [u for u, _ in self._items if u is not None]
+            others = [(u, f) for u, f in self._items if u is None][-OUTBOX_MERGE // 2:]
+            merged = merge_updates(*updates) if updates else None
+            self._items = others + ([(merged, update_frame(self.path, merged))] if merged else [])
         self._wake.set()
 
     async def _run(self) -> None:
@@ -131,9 +138,8 @@ class Editor:
                 await self._wake.wait()
                 self._wake.clear()
                 items, self._items = self._items, []
-                for is_update, payload in items:
-                    y = sync_update(payload) if is_update else payload
-                    await self.session.send_json(encode(Coedit(path=self.path, y=y)))
+                for _update, frame in items:
+                    await self.session.send_json(frame)
         except _Closed:
             pass
 
@@ -262,9 +268,10 @@ class SharedDocument:
             self.doc.apply_update(msg.data)
         except ValueError as e:
             raise ProtocolError("EBADMSG", f"y update does not decode: {e}", field="y") from None
+        frame = update_frame(self.path, msg.data)  # encoded once for every editor
         for other, peer in self.editors.items():
             if other is not session:
-                peer.send_update(msg.data)
+                peer.send_update(msg.data, frame)
         self.authors.add(session.author)
         self.dirty = True
         self.schedule_flush()
@@ -292,9 +299,10 @@ class SharedDocument:
             feed_presence(editor.session, self.path, states[-1])
 
     def _broadcast_raw(self, y: bytes, sender: Session | None) -> None:
+        frame = encode(Coedit(path=self.path, y=y))
         for other, peer in self.editors.items():
             if other is not sender:
-                peer.send(y)
+                peer._put(None, frame)
 
     # -- the file --------------------------------------------------------------------------
 
