@@ -92,6 +92,19 @@ async def test_second_sync_transfers_nothing_and_resumes_from_watermark(server, 
     assert (third.downloaded, third.uploaded, third.bytes_received, third.bytes_sent) == (0, 0, 0, 0)
 
 
+async def test_a_local_file_dated_past_the_wire_limit_is_pushed_with_the_nearest_time(server, ws, local):
+    """The wire refuses mtimes past MTIME_MAX (year 2242); a replica clamps rather than failing forever."""
+    from vfs.wire import MTIME_MAX
+
+    write(local / "future.txt", "from the future")
+    os.utime(local / "future.txt", (MTIME_MAX + 1e8, MTIME_MAX + 1e8))
+    async with make_replica(server, local) as r:
+        summary = await r.sync_once()
+    assert summary.uploaded == 1 and not summary.refused
+    assert await ws.read_file("/future.txt") == b"from the future"
+    assert (await ws.stat("/future.txt")).mtime == pytest.approx(MTIME_MAX)
+
+
 async def test_small_edit_of_a_big_file_moves_few_chunks(server, ws, local):
     data = bytearray(os.urandom(4 * 1024 * 1024))
     await ws.write_file("/big", bytes(data))

@@ -36,6 +36,7 @@ from client_py.session import Session
 from vfs.chunks import cut_stream
 from vfs.errors import MissingObjects
 from vfs.types import ApplyResult, Change, Conflict
+from vfs.wire import MTIME_MAX
 
 if TYPE_CHECKING:
     from client_py.workspace import RemoteWorkspace
@@ -44,6 +45,15 @@ log = logging.getLogger("client_py.replica")
 
 PUSH_ENTRIES = 512  # entries per push
 PUSH_BYTES = 64 << 20  # file bytes hashed per push batch
+
+
+def wire_mtime(mtime: float) -> float:
+    """A local mtime as the wire takes it: clamped into [-MTIME_MAX, MTIME_MAX].
+
+    A file dated past what the wire accepts (year 2242) is still pushed, with
+    the nearest time the server keeps, rather than refused forever.
+    """
+    return min(max(mtime, -MTIME_MAX), MTIME_MAX)
 
 
 @dataclass
@@ -134,7 +144,7 @@ class Pusher:
         if kind == "dir":
             if row is not None and row.kind == "dir":
                 return []  # directory mode changes are not synced (we keep them writable)
-            return [LocalChange(Change(path, "dir", base or 0, mode=st.st_mode, mtime=st.st_mtime), base, st)]
+            return [LocalChange(Change(path, "dir", base or 0, mode=st.st_mode, mtime=wire_mtime(st.st_mtime)), base, st)]
         if kind == "symlink":
             try:
                 target = self.tree.readlink(path)
@@ -143,7 +153,7 @@ class Pusher:
             if row is not None and row.kind == "symlink" and row.target == target:
                 self._remember_stat(row, st)
                 return []
-            return [LocalChange(Change(path, "symlink", base or 0, mode=st.st_mode, mtime=st.st_mtime, target=target,
+            return [LocalChange(Change(path, "symlink", base or 0, mode=st.st_mode, mtime=wire_mtime(st.st_mtime), target=target,
                                        size=len(target.encode())), base, st)]
         hashed = self._hash_file(path, base or 0)
         if hashed is None:
@@ -178,7 +188,7 @@ class Pusher:
         if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or sum(s for _, s in chunks) != after.st_size:
             return None
         digest = chunks[0][0] if len(chunks) == 1 else whole.hexdigest()
-        return after, Change(path, "file", rev, mode=after.st_mode, mtime=after.st_mtime, size=after.st_size,
+        return after, Change(path, "file", rev, mode=after.st_mode, mtime=wire_mtime(after.st_mtime), size=after.st_size,
                              hash=digest, chunks=tuple(chunks))
 
     # -- pushing ----------------------------------------------------------------------
