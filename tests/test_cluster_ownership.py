@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from server.cluster.lease import Leases
-from server.cluster.manifest import Manifest, Manifests
+from server.cluster.manifest import Manifest, ManifestError, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
 from server.cluster.ownership import Held, OwnedElsewhere, Ownership
 
@@ -205,3 +205,23 @@ async def _wait_until(check, what: str, timeout: float = 10.0) -> None:
     while not check():
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
         await asyncio.sleep(0.05)
+
+
+async def test_one_node_acquiring_twice_at_once_takes_one_epoch(redis_server: RedisServer,
+                                                                s3_location: S3Location) -> None:
+    async with nodes(redis_server, s3_location, "node-a") as ((a,), _):
+        first, second = await asyncio.gather(a.acquire("ws1"), a.acquire("ws1"))
+        assert first is second and first.number == 1
+        current = await a.manifests.read("ws1")
+        assert current is not None and current.manifest.epoch == 1
+
+
+async def test_a_damaged_manifest_refuses_the_takeover_and_frees_the_lease(redis_server: RedisServer,
+                                                                          s3_location: S3Location) -> None:
+    async with nodes(redis_server, s3_location, "node-a", "node-b") as ((a, b), _):
+        async with ObjectStore(s3_location) as store:
+            assert await store.put_new(a.manifests.key("ws1"), b"{not a manifest")
+        with pytest.raises(ManifestError, match="not JSON"):
+            await a.acquire("ws1")
+        assert "ws1" not in a.held
+        assert await b.leases.owner("ws1") is None  # nobody is left holding a lease it cannot use

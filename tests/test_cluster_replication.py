@@ -14,6 +14,7 @@ import signal
 import sys
 import tempfile
 import time
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from server.cluster.children import kill_group
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
-from server.cluster.ownership import Ownership
+from server.cluster.ownership import OwnedElsewhere, Ownership
 from server.cluster.replication import Litestream, ReplicationError
 from vfs import Workspace
 
@@ -164,14 +165,7 @@ async def test_ownership_and_replication_together_take_over_a_workspace(
             assert await a.still_owner("ws1") is True  # these 10 writes may be acknowledged
 
             a.stop_renewal()  # node-a pauses
-            deadline = time.monotonic() + 15
-            while True:
-                try:
-                    held_b = await b.acquire("ws1")
-                    break
-                except Exception:
-                    assert time.monotonic() < deadline
-                    await asyncio.sleep(0.05)
+            held_b = await _acquire_eventually(b, "ws1")
             assert held_b.restore_from == held_a.prefix
             b_store = tmp_path / "b" / "ws1.db"
             b_store.parent.mkdir()
@@ -245,3 +239,63 @@ async def test_a_node_killed_with_sigkill_takes_its_litestream_with_it(s3_locati
         if not _gone(child):
             kill_group(child)  # the test's own grandchild: never leave it behind
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+async def test_sync_fails_within_its_timeout_when_s3_is_unreachable(tmp_path: Path) -> None:
+    """S3 gone: the wait for the replica ends in an error, so the write is refused, not acknowledged."""
+    gone = S3Location(bucket="nowhere", prefix="p", endpoint="http://127.0.0.1:9", access_key="k", secret_key="s")
+    daemon = await Litestream(gone, log_path=tmp_path / "litestream.log").start()
+    try:
+        store = tmp_path / "ws1.db"
+        write_files(store, 0, 2)
+        await daemon.register(store, "ws/ws1/e1")
+        with pytest.raises(ReplicationError):
+            await asyncio.wait_for(daemon.sync(store, timeout=2), 30)
+    finally:
+        await daemon.stop()
+
+
+async def test_an_epoch_that_died_before_its_first_sync_is_skipped_by_the_next_restore(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    """e1 replicated and acknowledged writes; e2's owner died before replicating anything (and so
+    acknowledged nothing); e3 must restore from e1, not from e2's empty prefix."""
+    async with AsyncExitStack() as stack:
+        owners = []
+        for name in ("node-a", "node-b", "node-c"):
+            redis = redis_server.client()
+            stack.push_async_callback(redis.aclose)
+            store = await stack.enter_async_context(ObjectStore(s3_location))
+            owner = Ownership(Leases(redis, name, ttl_ms=500), Manifests(store), renew_every=0.1)
+            stack.push_async_callback(owner.close)
+            owners.append(owner)
+        a, b, c = owners
+
+        e1 = await a.acquire("ws1")
+        a_store = tmp_path / "a.db"
+        written = await asyncio.to_thread(write_files, a_store, 0, 12)
+        await litestream.register(a_store, e1.prefix)
+        await litestream.sync(a_store)
+        await litestream.unregister(a_store)
+        a.stop_renewal()  # node-a dies
+
+        e2 = await _acquire_eventually(b, "ws1")
+        assert e2.restore_from == e1.prefix
+        b.stop_renewal()  # node-b dies before restoring or registering anything
+
+        e3 = await _acquire_eventually(c, "ws1")
+        assert e3.number == 3
+        assert e3.restore_from == e1.prefix
+        c_store = tmp_path / "c.db"
+        assert await litestream.restore(e3.restore_from, c_store) is True
+        assert read_all(c_store) == written
+
+
+async def _acquire_eventually(node: Ownership, workspace: str, timeout: float = 15.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await node.acquire(workspace)
+        except OwnedElsewhere:
+            assert time.monotonic() < deadline, f"{node.node} never got {workspace}"
+            await asyncio.sleep(0.05)

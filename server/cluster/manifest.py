@@ -46,7 +46,7 @@ class Manifest:
             doc = orjson.loads(data)
         except orjson.JSONDecodeError as exc:
             raise ManifestError(f"manifest is not JSON: {exc}") from None
-        if not (isinstance(doc, dict) and isinstance(doc.get("epoch"), int) and doc["epoch"] >= 1
+        if not (isinstance(doc, dict) and type(doc.get("epoch")) is int and doc["epoch"] >= 1
                 and isinstance(doc.get("owner"), str) and isinstance(doc.get("prefix"), str)):
             raise ManifestError(f"manifest must be {{epoch >= 1, owner, prefix}}, got {doc!r}")
         return cls(doc["epoch"], doc["owner"], doc["prefix"])

@@ -1,0 +1,68 @@
+"""Cluster settings and the manifest format: bad input gets a clear error, good input round-trips."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from server.cluster.manifest import Manifest, ManifestError
+from server.cluster.objectstore import S3Location
+
+
+def test_s3_location_parses_bucket_and_prefix() -> None:
+    loc = S3Location.parse("s3://my-bucket/some/root/", endpoint="http://127.0.0.1:8333",
+                           access_key="k", secret_key="s", region="eu-west-1")
+    assert (loc.bucket, loc.prefix, loc.endpoint, loc.region) == ("my-bucket", "some/root", "http://127.0.0.1:8333",
+                                                                  "eu-west-1")
+    assert loc.key("ws", "a", "manifest.json") == "some/root/ws/a/manifest.json"
+    assert S3Location.parse("s3://b", access_key="k", secret_key="s").key("ws", "x") == "ws/x"
+
+
+@pytest.mark.parametrize("url", ["http://bucket/p", "s3:///p", "bucket/p", "s3://b/p?x=1", "s3://b/p#f", ""])
+def test_s3_location_refuses_what_is_not_s3_bucket_prefix(url: str) -> None:
+    with pytest.raises(ValueError, match="s3://BUCKET/PREFIX"):
+        S3Location.parse(url)
+
+
+def test_s3_location_refuses_an_endpoint_that_is_not_http() -> None:
+    with pytest.raises(ValueError, match="http:// or https://"):
+        S3Location.parse("s3://b/p", endpoint="127.0.0.1:8333")
+
+
+def test_credentials_default_to_the_aws_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "from-env")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret-from-env")
+    loc = S3Location.parse("s3://b/p")
+    assert (loc.access_key, loc.secret_key) == ("from-env", "secret-from-env")
+
+
+def test_replica_url_carries_the_endpoint_for_litestream() -> None:
+    loc = S3Location("b", "root", endpoint="http://127.0.0.1:8333/", region="us-east-1")
+    url = urlsplit(loc.url("root/ws/a/e3"))
+    assert (url.scheme, url.netloc, url.path) == ("s3", "b", "/root/ws/a/e3")
+    query = parse_qs(url.query)
+    assert query == {"endpoint": ["http://127.0.0.1:8333/"], "region": ["us-east-1"], "force-path-style": ["true"]}
+    assert "endpoint" not in S3Location("b").url("k")  # real AWS: no endpoint, virtual-host style
+
+
+def test_litestream_environment_drops_aws_ca_bundle_and_carries_credentials() -> None:
+    loc = S3Location("b", endpoint="http://127.0.0.1:1", access_key="ak", secret_key="sk", region="r1")
+    env = loc.child_env({"AWS_CA_BUNDLE": "/etc/ssl/x.pem", "PATH": "/bin", "AWS_ACCESS_KEY_ID": "other"})
+    assert "AWS_CA_BUNDLE" not in env
+    assert env["PATH"] == "/bin"
+    assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"], env["AWS_REGION"]) == ("ak", "sk", "r1")
+
+
+def test_manifest_round_trips() -> None:
+    manifest = Manifest(7, "node-a", "root/ws/a/e7")
+    assert Manifest.from_bytes(manifest.to_bytes()) == manifest
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"not json", b"[]", b'{"epoch": 0, "owner": "a", "prefix": "p"}', b'{"epoch": "1", "owner": "a", "prefix": "p"}',
+    b'{"epoch": 1, "prefix": "p"}', b'{"epoch": 1, "owner": "a", "prefix": 5}', b'{"epoch": true, "owner": "a", "prefix": "p"}',
+])
+def test_a_damaged_manifest_is_a_clear_error(body: bytes) -> None:
+    with pytest.raises(ManifestError, match="manifest"):
+        Manifest.from_bytes(body)
