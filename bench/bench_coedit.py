@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from pycrdt import Doc, Text
 from websockets.asyncio.client import connect
@@ -78,6 +79,7 @@ class WsfsServer:
                 self.url = line.split("open the demo:", 1)[1].strip().split("/?token=")[0]
                 break
         self.ws_url = self.url.replace("http://", "ws://") + "/api/workspaces/demo/ws"
+        wait_healthy(self.url)
 
     async def editor(self, doc_name: str) -> Editor:
         ws = await connect(self.ws_url, additional_headers={"Authorization": f"Bearer {self.admin}"},
@@ -116,6 +118,19 @@ class HocuspocusServer:
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(20)
+
+
+def wait_healthy(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{url} never became healthy")
+        time.sleep(0.05)
 
 
 def _varstring(text: str) -> bytes:

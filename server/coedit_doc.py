@@ -55,7 +55,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wsfs.server.coedit")
 
-FLUSH_DELAY = 0.25  # seconds from an edit to the write of the file (the contract: at most 1 s)
+FLUSH_DELAY = 0.25  # seconds from an edit to the write of a small file (the contract: at most 1 s)
+FLUSH_DELAY_MAX = 0.8  # ... of a file at the size limit: each write costs the whole text and state
 OUTBOX_MERGE = 64  # queued messages per editor above which its pending updates are merged into one
 WRITE_RETRIES = 8  # conditional writes retried after merging a racing outside write
 
@@ -308,7 +309,8 @@ class SharedDocument:
 
     def schedule_flush(self) -> None:
         if self._flush_timer is None and not self.ended:
-            self._flush_timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._flush_due)
+            delay = FLUSH_DELAY + (FLUSH_DELAY_MAX - FLUSH_DELAY) * min(1.0, len(self.text) / COEDIT_MAX_BYTES)
+            self._flush_timer = asyncio.get_running_loop().call_later(delay, self._flush_due)
 
     def _flush_due(self) -> None:
         self._flush_timer = None

@@ -128,3 +128,28 @@ async def test_a_document_outgrowing_the_limit_is_saved_then_ended_with_efbig(cl
         assert await wa.read_file("/grow.txt") == b"small\n" + b"y" * COEDIT_MAX_BYTES  # saved first
     finally:
         await doc.close()
+
+
+async def test_a_replica_push_to_an_open_file_merges_into_the_document(clients, server, tmp_path):
+    from client_py import Backoff, Replica
+
+    wa, _ = clients
+    await wa.write_file("/synced.md", b"first\n")
+    async with await wa.coedit("/synced.md") as doc:
+        doc.text.insert(len(doc.text), "typed in the document\n")
+        await doc.synced()
+        await until(lambda: _equals(file_text(wa, "/synced.md"), "first\ntyped in the document\n"), timeout=5)
+        local = tmp_path / "replica"
+        async with Replica(server.url, "demo", local, token=server.admin,
+                           backoff=Backoff(base=0.05, cap=0.3, retries=None)) as replica:
+            await replica.sync_once()
+            with open(local / "synced.md", "a") as f:
+                f.write("pushed by a replica\n")
+            summary = await replica.sync_once()
+            assert summary.uploaded == 1 and not summary.conflicts
+        await until(lambda: "pushed by a replica" in str(doc.text), timeout=5)
+        doc.text.insert(0, "typed after\n")
+        await doc.synced()
+        expected = "typed after\nfirst\ntyped in the document\npushed by a replica\n"
+        assert str(doc.text) == expected
+        await until(lambda: _equals(file_text(wa, "/synced.md"), expected), timeout=5)
