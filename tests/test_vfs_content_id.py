@@ -201,3 +201,16 @@ def test_version_listing_gives_exact_ids_on_a_read_only_store(store_path):
     kinds_and_ids = [(kind, digest.hex() if digest else None) for _, kind, _, digest, _ in rows]
     assert kinds_and_ids[0] == (0, None)  # the deletion
     assert kinds_and_ids[1:3] == [(1, exact(two)), (1, exact(one))]
+
+
+def test_a_stat_with_a_derived_id_pickles_and_copies_as_a_plain_stat(ws):
+    import copy
+    import dataclasses
+    import pickle
+
+    ws.write_file("/f", random.Random(12).randbytes(2 * MiB))
+    returned = ws.write_range("/f", 1, b"p")
+    truth = exact(ws.read_file("/f"))
+    for twin in (pickle.loads(pickle.dumps(returned)), copy.copy(returned), copy.deepcopy(returned)):
+        assert type(twin) is vfs.Stat and twin == returned and twin.hash == truth
+    assert dataclasses.replace(ws.write_range("/f", 1, b"q"), nlink=0).hash == exact(ws.read_file("/f"))

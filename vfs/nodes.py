@@ -113,6 +113,10 @@ class DerivedHashStat(Stat):
 
     __hash__ = Stat.__hash__
 
+    def __reduce__(self) -> tuple:
+        """Pickled and copied as the plain `Stat` it equals (its id derived first)."""
+        return (Stat, _fields_of(self))
+
 
 def _fields_of(st: Stat) -> tuple:
     return tuple(getattr(st, name) for name in Stat.__dataclass_fields__)
