@@ -147,14 +147,24 @@ class Litestream:
             await self._kill()  # whatever it left in its process group
             try:
                 await self._spawn()
-                for path, prefix in list(self._registered.items()):
-                    await self._register(path, prefix)
-                self.restarts += 1
-                backoff = 0.1
             except (ReplicationError, OSError) as exc:
                 log.error("could not restart litestream: %s", exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.1
+            await self._register_again()
+            self.restarts += 1  # counted once the stores are registered again
+
+    async def _register_again(self) -> None:
+        """After a restart: register every store again. One that cannot be (its file is gone) is
+        dropped and logged; its syncs then fail, so nothing is acknowledged for it."""
+        for path, prefix in list(self._registered.items()):
+            try:
+                await self._register(path, prefix)
+            except ReplicationError as exc:
+                log.error("could not register %s again after a restart: %s", path, exc)
+                self._registered.pop(path, None)
 
     async def _request(self, method: str, route: str, body: dict[str, object] | None = None,
                        timeout: float | None = None) -> dict[str, object]:
