@@ -7,6 +7,7 @@ process, sharing one Redis and one bucket, as two servers would.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from server.cluster.lease import Leases
+from server.cluster.lease import Leases, LeaseUnavailable
 from server.cluster.manifest import Manifest, ManifestError, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
 from server.cluster.ownership import Held, OwnedElsewhere, Ownership
@@ -225,3 +226,32 @@ async def test_a_damaged_manifest_refuses_the_takeover_and_frees_the_lease(redis
             await a.acquire("ws1")
         assert "ws1" not in a.held
         assert await b.leases.owner("ws1") is None  # nobody is left holding a lease it cannot use
+
+
+async def test_a_paused_redis_stops_acknowledgements_and_nothing_hangs(redis_server: RedisServer,
+                                                                       s3_location: S3Location) -> None:
+    """A paused (or cut-off) Redis does not refuse connections, it never answers: every lease call is
+    bounded, the owner stops acknowledging within one lease, and all recovers when Redis returns."""
+    async with nodes(redis_server, s3_location, "node-a", "node-b") as ((a, b), (lost_a, _)):
+        await a.acquire("ws1")
+        redis_server.signal(signal.SIGSTOP)
+        try:
+            await _wait_until_async(lambda: _not(a.still_owner("ws1")), "acks to stop")
+            await _wait_until(lambda: lost_a == ["ws1"], "on_lost when renewals time out")
+            with pytest.raises(LeaseUnavailable):
+                await asyncio.wait_for(b.acquire("ws2"), 30)  # bounded by the lease timeout, not 30 s
+        finally:
+            redis_server.signal(signal.SIGCONT)
+        held = await acquire_eventually(b, "ws1")  # Redis is back: the lapsed lease goes to node-b
+        assert held.number == 2 and await b.still_owner("ws1") is True
+
+
+async def _not(check) -> bool:
+    return not await check
+
+
+async def _wait_until_async(make_check, what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await make_check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        await asyncio.sleep(0.05)

@@ -14,7 +14,9 @@ it all the time.
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -36,6 +38,9 @@ return 0
 """
 
 
+T = TypeVar("T")
+
+
 class LeaseUnavailable(Exception):
     """Redis did not answer: nobody can tell who owns what until it does."""
 
@@ -47,51 +52,55 @@ def lease_key(workspace: str) -> str:
 class Leases:
     """One node's view of the leases: take, extend, release, and look up owners."""
 
-    def __init__(self, redis: Redis, node: str, *, ttl_ms: int = 3000):
+    def __init__(self, redis: Redis, node: str, *, ttl_ms: int = 3000, timeout: float | None = None):
+        """`timeout` bounds every Redis call (default: one time to live): a Redis that is paused or
+        cut off does not refuse connections, it just never answers."""
         if not node:
             raise ValueError("a node needs a non-empty id")
         self.redis = redis
         self.node = node
         self.ttl_ms = ttl_ms
+        self.timeout = timeout if timeout is not None else max(ttl_ms / 1000, 0.5)
         self._extend: Any = redis.register_script(_EXTEND)
         self._release: Any = redis.register_script(_RELEASE)
 
+    async def _bounded(self, call: Awaitable[T]) -> T:
+        """One Redis round trip (or a few), bounded by `timeout`; failures become LeaseUnavailable."""
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await call
+        except (RedisError, TimeoutError) as exc:
+            raise LeaseUnavailable(f"redis did not answer: {exc!r}") from exc
+
     async def take(self, workspace: str) -> str | None:
         """Take the lease if it is free (or already ours): None on success, else the owner's node id."""
+        return await self._bounded(self._take(workspace))
+
+    async def _take(self, workspace: str) -> str | None:
         key = lease_key(workspace)
-        try:
-            for _attempt in range(3):  # the owner's lease may expire between our calls: look again
-                if await self.redis.set(key, self.node, nx=True, px=self.ttl_ms):
-                    return None
-                if await self.extend(workspace):
-                    return None  # it was ours already: taking it again renews it
-                owner = await self.redis.get(key)
-                if owner is not None:
-                    return owner.decode() if isinstance(owner, bytes) else str(owner)
-        except RedisError as exc:
-            raise LeaseUnavailable(f"redis: {exc}") from exc
+        for _attempt in range(3):  # the owner's lease may expire between our calls: look again
+            if await self.redis.set(key, self.node, nx=True, px=self.ttl_ms):
+                return None
+            if await self._extend(keys=[key], args=[self.node, self.ttl_ms]):
+                return None  # it was ours already: taking it again renews it
+            owner = await self.redis.get(key)
+            if owner is not None:
+                return _text(owner)
         raise LeaseUnavailable(f"the lease on {workspace!r} kept changing hands; try again")
 
     async def extend(self, workspace: str) -> bool:
         """Extend our lease by a full time to live; False when it is no longer ours."""
-        try:
-            return bool(await self._extend(keys=[lease_key(workspace)], args=[self.node, self.ttl_ms]))
-        except RedisError as exc:
-            raise LeaseUnavailable(f"redis: {exc}") from exc
+        return bool(await self._bounded(self._extend(keys=[lease_key(workspace)], args=[self.node, self.ttl_ms])))
 
     async def release(self, workspace: str) -> bool:
         """Delete our lease so another node can take over at once; False when it was not ours."""
-        try:
-            return bool(await self._release(keys=[lease_key(workspace)], args=[self.node]))
-        except RedisError as exc:
-            raise LeaseUnavailable(f"redis: {exc}") from exc
+        return bool(await self._bounded(self._release(keys=[lease_key(workspace)], args=[self.node])))
 
     async def owner(self, workspace: str) -> str | None:
         """The node holding the lease, or None."""
-        try:
-            value = await self.redis.get(lease_key(workspace))
-        except RedisError as exc:
-            raise LeaseUnavailable(f"redis: {exc}") from exc
-        if value is None:
-            return None
-        return value.decode() if isinstance(value, bytes) else str(value)
+        value = await self._bounded(self.redis.get(lease_key(workspace)))
+        return None if value is None else _text(value)
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
