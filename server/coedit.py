@@ -15,7 +15,7 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, encode
+from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, ProtocolError, encode
 
 from server.coedit_doc import SharedDocument
 
@@ -31,15 +31,24 @@ class Documents:
     """The open documents of one workspace; a hub listener for its commits."""
 
     def __init__(self, session_host: Session):
-        self.handle: WorkspaceHandle = session_host.handle
+        # weakly: the registry lives as long as its handle (the key of _REGISTRIES), not longer
+        self._handle = weakref.ref(session_host.handle)
+        self.name = session_host.handle.name
         self.hub = session_host.st.hub
-        self.session = f"coedit:{self.handle.name}"  # the hub's listener key; never a client's session id
+        self.session = f"coedit:{self.name}"  # the hub's listener key; never a client's session id
         self.token_id = ""  # no token: revoking one never closes the registry
         self.docs: dict[str, SharedDocument] = {}
         self._loading: dict[str, asyncio.Future[SharedDocument]] = {}
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
         self._cursor: Any = None  # where the change log was last read (None while no document is open)
+
+    @property
+    def handle(self) -> WorkspaceHandle:
+        handle = self._handle()
+        if handle is None:
+            raise ProtocolError("ENOENT", "the workspace is closed")
+        return handle
 
     async def join(self, session: Session, path: str, step1: bytes | None) -> Any:
         doc = await self._open(path)
@@ -60,7 +69,7 @@ class Documents:
             doc = SharedDocument(self.handle, path, self._closed)
             await doc.load()
             if not self.docs:
-                self.hub.listen(self.handle.name, self)
+                self.hub.listen(self.name, self)
             self.docs[path] = doc
             fut.set_result(doc)
             return doc
@@ -75,7 +84,7 @@ class Documents:
         if self.docs.get(doc.path) is doc:
             del self.docs[doc.path]
         if not self.docs:
-            self.hub.unlisten(self.handle.name, self)
+            self.hub.unlisten(self.name, self)
             if not self._loading:
                 self._cursor = None
 

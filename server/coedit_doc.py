@@ -247,7 +247,10 @@ class SharedDocument:
             self._spawn(self._close_when_empty())
 
     async def _close_when_empty(self) -> None:
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as e:  # noqa: BLE001 - the workspace closed under us: the log keeps the text
+            log.warning("co-edited %s: not written on close (%s); kept in the update log", self.path, e)
         if not self.editors and not self.ended:
             self.ended = True
             self._on_empty(self)
