@@ -52,6 +52,23 @@ _AUTHORS_KEPT = 4096
 DEFAULT_MAX_FILE_SIZE = 16 * 1024**3
 
 
+def with_content_ids(result: T) -> T:
+    """`result`, with any content id a positional write left to derive derived now.
+
+    A `Stat` from the store may derive its `hash` on first read (vfs.nodes); that
+    read must happen here, in the thread that owns the store's connection, and
+    not later on the event loop, which must neither hash a file nor use another
+    thread's connection.
+    """
+    if isinstance(result, vfs.Stat):
+        result.hash  # noqa: B018 - read for its side effect
+    elif isinstance(result, (list, tuple)):
+        for item in result:
+            if isinstance(item, vfs.Stat):
+                item.hash  # noqa: B018
+    return result
+
+
 @dataclass
 class StoreOptions:
     readers: int = 2
@@ -157,7 +174,7 @@ class WorkspaceHandle:
             self._writer_ws.on_commit(self._committed)
         self._author = author
         try:
-            return fn(self._writer_ws, *args)
+            return with_content_ids(fn(self._writer_ws, *args))
         finally:
             self._author = None
 
@@ -225,7 +242,7 @@ class WorkspaceHandle:
     def _read_job(self, fn: Callable[..., T], args: tuple) -> T:
         ws = self.checkout()
         try:
-            return fn(ws, *args)
+            return with_content_ids(fn(ws, *args))
         finally:
             self.checkin(ws)
 
