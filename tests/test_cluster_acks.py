@@ -1,0 +1,128 @@
+"""Group-commit acknowledgements (`server.cluster.acks`) on real Redis, SeaweedFS and Litestream.
+
+Every acknowledged write must be in the replica (checked by restoring it),
+one round must serve many writers, and a node that lost the workspace, or
+whose replication fails, must acknowledge nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from server.cluster.acks import DurableAcks, NotAcknowledged
+from server.cluster.lease import Leases
+from server.cluster.manifest import Manifests
+from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.ownership import Held, Ownership
+from server.cluster.replication import Litestream
+from vfs import Workspace
+
+if TYPE_CHECKING:
+    from cluster_fixtures import RedisServer
+
+pytest_plugins = ["cluster_fixtures"]
+
+
+@asynccontextmanager
+async def owned_store(redis_server: RedisServer, location: S3Location, litestream: Litestream, db: Path,
+                      node: str = "node-a") -> AsyncIterator[tuple[Ownership, Held, DurableAcks]]:
+    """A node that owns ws1, with its store registered under the epoch's prefix."""
+    async with AsyncExitStack() as stack:
+        redis = redis_server.client()
+        stack.push_async_callback(redis.aclose)
+        store = await stack.enter_async_context(ObjectStore(location))
+        ownership = Ownership(Leases(redis, node, ttl_ms=3000), Manifests(store))
+        stack.push_async_callback(ownership.close)
+        held = await ownership.acquire("ws1")
+        with Workspace(db) as ws:
+            ws.mkdir("/w", parents=True, exist_ok=True)
+        await litestream.register(db, held.prefix)
+        yield ownership, held, DurableAcks(litestream, ownership)
+
+
+def write_one(db: Path, name: str, data: bytes) -> None:
+    with Workspace(db) as ws:
+        ws.write_file(f"/w/{name}", data)
+
+
+def read_all(db: Path) -> dict[str, bytes]:
+    with Workspace(db, readonly=True) as ws:
+        return {path: ws.read_file(path) for path in ws.find("/w", kind="file")}
+
+
+async def test_one_round_acknowledges_every_write_committed_before_it(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (_, held, acks):
+        written = {f"/w/f{i}": os.urandom(100 + i) for i in range(30)}
+        for path, data in written.items():
+            write_one(db, path.rsplit("/", 1)[1], data)
+        await asyncio.gather(*(acks.wait_durable("ws1", db) for _ in written))
+        assert acks.rounds == 1  # thirty writers, one sync, one fence check
+        restored = tmp_path / "restored.db"
+        assert await litestream.restore(held.prefix, restored) is True
+        assert read_all(restored) == written
+
+
+async def test_concurrent_writers_share_rounds_and_every_acknowledged_write_is_replicated(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (_, held, acks):
+        acknowledged: dict[str, bytes] = {}
+
+        async def writer(n: int) -> None:
+            for i in range(5):
+                name, data = f"w{n}-{i}", os.urandom(64)
+                await asyncio.to_thread(write_one, db, name, data)
+                await acks.wait_durable("ws1", db)
+                acknowledged[f"/w/{name}"] = data  # only now may the client hear "done"
+
+        await asyncio.gather(*(writer(n) for n in range(12)))
+        assert len(acknowledged) == 60
+        restored = tmp_path / "restored.db"
+        assert await litestream.restore(held.prefix, restored) is True
+        assert read_all(restored) == acknowledged
+
+
+async def test_a_fenced_node_acknowledges_nothing(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (ownership, held, acks):
+        write_one(db, "before", b"acknowledged")
+        await acks.wait_durable("ws1", db)
+        ownership.stop_renewal()
+        redis = redis_server.client()
+        try:
+            await redis.flushall()  # Redis forgets the lease; another node takes the workspace
+            async with ObjectStore(s3_location) as store:
+                other = Ownership(Leases(redis, "node-b"), Manifests(store))
+                try:
+                    assert (await other.acquire("ws1")).number == held.number + 1
+                    write_one(db, "after", b"must not be acknowledged")
+                    with pytest.raises(NotAcknowledged, match="no longer owned"):
+                        await acks.wait_durable("ws1", db)
+                finally:
+                    await other.close()
+        finally:
+            await redis.aclose()
+
+
+async def test_a_replication_failure_acknowledges_nothing(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (_, _held, acks):
+        await litestream.unregister(db)  # its syncs now fail, as when Litestream lost the store
+        write_one(db, "x", b"committed locally only")
+        results = await asyncio.gather(*(acks.wait_durable("ws1", db) for _ in range(5)), return_exceptions=True)
+        assert all(isinstance(r, NotAcknowledged) and "not replicated" in str(r) for r in results), results
