@@ -15,11 +15,13 @@ import asyncio
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from vfs.coedit_log import CoeditLog
 from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, ProtocolError, encode
 
-from server.coedit_doc import SharedDocument
+from server.coedit_doc import SharedDocument, log
 
 if TYPE_CHECKING:
+    from server.hub import Hub
     from server.stores import WorkspaceHandle
     from server.ws_api import Session
 
@@ -30,11 +32,11 @@ CHECK_PAGE = 4096  # change-log entries read per step when looking for writes to
 class Documents:
     """The open documents of one workspace; a hub listener for its commits."""
 
-    def __init__(self, session_host: Session):
+    def __init__(self, handle: WorkspaceHandle, hub: Hub):
         # weakly: the registry lives as long as its handle (the key of _REGISTRIES), not longer
-        self._handle = weakref.ref(session_host.handle)
-        self.name = session_host.handle.name
-        self.hub = session_host.st.hub
+        self._handle = weakref.ref(handle)
+        self.name = handle.name
+        self.hub = hub
         self.session = f"coedit:{self.name}"  # the hub's listener key; never a client's session id
         self.token_id = ""  # no token: revoking one never closes the registry
         self.docs: dict[str, SharedDocument] = {}
@@ -42,6 +44,7 @@ class Documents:
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
         self._cursor: Any = None  # where the change log was last read (None while no document is open)
+        self.recovery_started = False
 
     @property
     def handle(self) -> WorkspaceHandle:
@@ -126,10 +129,46 @@ _REGISTRIES: weakref.WeakKeyDictionary[Any, Documents] = weakref.WeakKeyDictiona
 
 def documents(session: Session) -> Documents:
     """The registry of `session`'s workspace (made on first use)."""
-    registry = _REGISTRIES.get(session.handle)
+    return registry_of(session.handle, session.st.hub)
+
+
+def registry_of(handle: WorkspaceHandle, hub: Hub) -> Documents:
+    registry = _REGISTRIES.get(handle)
     if registry is None:
-        registry = _REGISTRIES[session.handle] = Documents(session)
+        registry = _REGISTRIES[handle] = Documents(handle, hub)
     return registry
+
+
+def recover_soon(session: Session) -> None:
+    """Once per open workspace, when its first WebSocket session starts: `recover` in the background."""
+    registry = registry_of(session.handle, session.st.hub)
+    if not registry.recovery_started:
+        registry.recovery_started = True
+        task = asyncio.ensure_future(recover(session.handle, session.st.hub))
+        SharedDocument._tasks.add(task)
+        task.add_done_callback(SharedDocument._tasks.discard)
+
+
+async def recover(handle: WorkspaceHandle, hub: Hub) -> list[str]:
+    """Write into their files the documents whose acknowledged updates are only in the log
+    (the server stopped before writing them, e.g. kill -9); the paths written.
+
+    A document that is open is left to its editors. Meant for when a store opens."""
+    paths = await handle.read(lambda ws: CoeditLog.of(ws).logged(), op="coedit_recover")
+    registry = registry_of(handle, hub)
+    written = []
+    for path in paths:
+        if path in registry.docs:
+            continue
+        try:
+            doc = await registry._open(path)
+        except Exception as e:  # noqa: BLE001 - e.g. the file became binary: its log waits for an editor
+            log.warning("co-edited %s: not recovered (%s)", path, e)
+            continue
+        if not doc.editors:
+            await doc._close_when_empty()
+        written.append(path)
+    return written
 
 
 async def dispatch(session: Session, msg: CoeditOpen | Coedit | CoeditClose) -> None:

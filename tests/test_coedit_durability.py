@@ -54,11 +54,19 @@ async def test_kill_9_after_synced_loses_nothing_acknowledged(tmp_path):
     try:
         async with Client(second.url, token=admin) as c:
             ws = c.workspace("demo")
-            async with await ws.coedit(PATH) as doc:
-                assert str(doc.text) == expected
+            # no editor needed: the first session on the workspace writes what only the log held
+            async with await c.connect("demo"):
                 deadline = time.monotonic() + 10
                 while (await ws.read_file(PATH)).decode() != expected:
                     assert time.monotonic() < deadline, "the file never got the recovered text"
                     await asyncio.sleep(0.05)
+            async with await ws.coedit(PATH) as doc:
+                assert str(doc.text) == expected
+                doc.text.insert(0, "after the restart\n")  # the same document goes on
+                await doc.synced()
+            deadline = time.monotonic() + 10
+            while (await ws.read_file(PATH)).decode() != "after the restart\n" + expected:
+                assert time.monotonic() < deadline, "the file never got the edit made after the restart"
+                await asyncio.sleep(0.05)
     finally:
         second.stop()

@@ -74,3 +74,7 @@ class CoeditLog:
                 (path, snapshot, base, bytes.fromhex(file_hash) if file_hash else None),
             )
             self._db.conn.execute("DELETE FROM coedit_log WHERE path = ?", (path,))
+
+    def logged(self) -> list[str]:
+        """Paths whose updates are not yet folded into their file (the server stopped first)."""
+        return [r[0] for r in self._db.conn.execute("SELECT DISTINCT path FROM coedit_log ORDER BY path")]
