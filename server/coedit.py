@@ -225,9 +225,15 @@ def leave_all(session: Session) -> None:
 
 
 def feed_presence(session: Session, path: str, state: dict[str, Any]) -> None:
-    """An editor's awareness becomes its connection's presence (file = the document)."""
+    """An editor's awareness becomes its connection's presence (file = the document, its cursor;
+    its name and colour where the connection gave none: a renamed browser tab's presence is newer
+    than the name its awareness state still carries)."""
     from vfs.wire import peer_from_awareness
 
     fields = peer_from_awareness(state)
+    own = session.proto.presence or {}
+    for key in ("name", "color"):  # the connection's own presence wins: awareness only fills gaps
+        if own.get(key):
+            fields.pop(key, None)
     event = session.proto.update_presence(Presence(op="update", file=path, **fields))
     session._publish_presence(event)

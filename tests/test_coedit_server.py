@@ -39,8 +39,9 @@ class YClient:
         self.awareness: dict[int, dict | None] = {}
 
     @classmethod
-    async def join(cls, server: LiveServer, path: str, *, token: str | None = None, name: str = "zoe"):
-        ws = await WsClient.open(server.ws_url(token=token or server.admin), hello={"presence": {"name": name}})
+    async def join(cls, server: LiveServer, path: str, *, token: str | None = None, name: str | None = "zoe"):
+        hello = {"presence": {"name": name}} if name else {}
+        ws = await WsClient.open(server.ws_url(token=token or server.admin), hello=hello)
         client = cls(ws, path)
         reply = await ws.request({"type": "coedit_open", "path": path, "y": b64(sync_step1(client.doc.get_state()))})
         assert reply["type"] == "ok", reply
@@ -137,7 +138,7 @@ async def test_bad_coedit_frames_get_errors_and_the_connection_stays(live_server
 
 async def test_awareness_is_relayed_feeds_presence_and_is_removed_when_the_editor_leaves(live_server):
     await put(live_server, "/d.md", b"text")
-    ann = await YClient.join(live_server, "/d.md", name="ann")
+    ann = await YClient.join(live_server, "/d.md", name=None)  # a bare Yjs binding: awareness names it
     bob = await YClient.join(live_server, "/d.md", name="bob")
     onlooker = await WsClient.open(live_server.ws_url(token=live_server.admin))
     state = {"user": {"name": "Ann", "color": "#e91e63"}, "cursor": {"anchor": 1, "head": 3}}
@@ -145,8 +146,16 @@ async def test_awareness_is_relayed_feeds_presence_and_is_removed_when_the_edito
     await ann.ws.send({"type": "coedit", "path": "/d.md", "y": b64(aw)})
     await bob.pump()  # the awareness message
     assert bob.awareness[ann.doc.client_id] == state
-    ev = await onlooker.next_event("presence", op="update")
+    ev = await onlooker.next_event("presence", op="join")  # its first presence: from awareness
     assert ev["peer"]["name"] == "Ann" and ev["peer"]["file"] == "/d.md" and ev["peer"]["cursor"] == state["cursor"]
+    # a connection that named itself keeps its name: awareness gives only the cursor and the file
+    bob_state = {"user": {"name": "stale name"}, "cursor": {"anchor": 0, "head": 0}}
+    aw = awareness_message(encode_awareness([AwarenessEntry(bob.doc.client_id, 1, bob_state)]))
+    await bob.ws.send({"type": "coedit", "path": "/d.md", "y": b64(aw)})
+    ev = await onlooker.next_event("presence", op="update")
+    while ev["peer"].get("cursor") != bob_state["cursor"]:
+        ev = await onlooker.next_event("presence", op="update")
+    assert ev["peer"]["name"] == "bob" and ev["peer"]["file"] == "/d.md"
     await ann.ws.close()
     await bob.pump()
     assert bob.awareness[ann.doc.client_id] is None  # gone with its connection

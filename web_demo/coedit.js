@@ -32,9 +32,7 @@ export class SharedText {
     this.ytext = this.ydoc.getText("text");
     this.undoManager = new Y.UndoManager(this.ytext);
     this.awareness = new yAwareness.Awareness(this.ydoc);
-    this.awareness.setLocalStateField("user", {
-      name: user.name || "someone", color: user.color || "#888", colorLight: withAlpha(user.color || "#888", 0.25),
-    });
+    this.setUser(user);
     this.unacked = 0; // local updates sent and not yet stored
     this.offline = false; // edits were made that only the next join's sync can deliver
     this.closedError = null;
@@ -42,8 +40,10 @@ export class SharedText {
     this._onClosed = onClosed;
     this.ready = new Promise((resolve, reject) => { this._ready = resolve; this._notReady = reject; });
     this._onUpdate = (update, origin) => { if (origin !== REMOTE) this._sendUpdate(update); };
+    this._client = client;
     this._onAwareness = ({ added, updated, removed }, origin) => {
       if (origin !== "local") return;
+      this.setUser(client.presence || {}); // a rename since: the caret label follows (sends once more)
       const mine = [...added, ...updated, ...removed].filter((c) => c === this.ydoc.clientID);
       if (mine.length) this._sendAwareness(mine);
     };
@@ -55,6 +55,13 @@ export class SharedText {
       onMessage: (bytes) => this._receive(bytes),
       onClosed: (err) => this._closed(err),
     });
+  }
+
+  /** The name and colour on this editor's caret for the others (sent only when they change). */
+  setUser({ name, color }) {
+    const now = this.awareness.getLocalState()?.user;
+    const user = { name: name || "someone", color: color || "#888", colorLight: withAlpha(color || "#888", 0.25) };
+    if (now?.name !== user.name || now?.color !== user.color) this.awareness.setLocalStateField("user", user);
   }
 
   /** The editor extensions: the binding, the others' carets and names, per-person undo. */

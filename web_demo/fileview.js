@@ -579,6 +579,7 @@ export class FileView {
   /** Peers that have this file open: chips in the header, carets in the editor. */
   setPeers(peers) {
     this._peers = peers;
+    this.shared?.setUser(this.client.presence || {}); // presence changes include our own rename
     this.el.viewers.replaceChildren(...peers.map((p) =>
       el("span", { class: "chip", style: { "--peer": p.color || "#888" }, title: `${p.name} has this file open` },
         el("span", { class: "dot", "aria-hidden": "true" }), p.name || "?")));
