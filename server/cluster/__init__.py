@@ -9,6 +9,9 @@
   (`Ownership`).
 - `replication`: the node's supervised Litestream daemon (`Litestream`):
   register, sync-and-wait, restore.
+- `acks`: group-commit acknowledgements (`DurableAcks`): one sync and one
+  fence check per round of writers.
+- `children`: child processes that never outlive the node.
 
 docs/cluster.md explains the protocol and why it fences. Nothing here is
 wired into `wsfs serve` yet.
