@@ -174,7 +174,8 @@ class WorkspaceHandle:
             self._writer_ws.on_commit(self._committed)
         self._author = author
         try:
-            return with_content_ids(fn(self._writer_ws, *args))
+            with self._writer_ws.as_author(author):  # stored with each version this write records
+                return with_content_ids(fn(self._writer_ws, *args))
         finally:
             self._author = None
 

@@ -18,9 +18,13 @@ from vfs.changelog import ChangeLog
 from vfs.content import Content
 from vfs.db import Db, stat_of
 from vfs.errors import fs_error
-from vfs.schema import KIND_DELETED, KIND_NAMES
+from vfs.schema import KIND_DELETED, KIND_MOVED, KIND_NAMES
 from vfs.types import GcStats, Stat, Version
 from vfs.versions import Versions
+
+
+# `versions` kinds as `Version.kind` names them: the node kinds plus "move".
+_KIND_NAMES = {**KIND_NAMES, KIND_MOVED: "move"}
 
 
 class History:
@@ -40,36 +44,42 @@ class History:
         self.tombstone_revs = tombstone_revs
 
     def history(self, path: str) -> list[Version]:
-        """Retained versions of the file at `path`, newest first (deletions included)."""
+        """Retained versions of the file at `path`, newest first (deletions and moves included).
+
+        The file is followed back across renames and hard links: each
+        version names the path the file had then, and who wrote it.
+        """
         real = self._versions.history_path(path)
-        rows = self._db.conn.execute(
-            "SELECT rev, kind, size, hash, mtime FROM versions WHERE path = ? ORDER BY rev DESC", (real,)
-        )
         return [
-            Version(real, rev, KIND_NAMES[kind], size, digest.hex() if digest else None, mtime)  # type: ignore[arg-type]
-            for rev, kind, size, digest, mtime in rows
+            Version(
+                row.path, row.rev, _KIND_NAMES[row.kind], row.size,  # type: ignore[arg-type]
+                row.digest.hex() if row.digest else None, row.mtime, row.author, row.origin,
+            )
+            for row in self._versions.lineage(real)
         ]
 
     def restore(self, path: str, *, rev: int) -> Stat:
         """Make the version of `path` recorded at revision `rev` current again (a new revision).
 
-        `rev` must be one `history(path)` lists as a file version: any other
-        revision (one that changed other paths, a future one, a deletion) is
-        refused with ENOENT rather than guessed at. The content and the mode
-        come back as they were recorded at `rev`; a chmod made since is undone
-        with the content it belonged to.
+        `rev` must be one `history(path)` lists as a file version (one the
+        file had under an earlier name too: it comes back at `path`): any
+        other revision (one that changed other paths, a future one, a
+        deletion or a move) is refused with ENOENT rather than guessed at.
+        The content and the mode come back as they were recorded at `rev`;
+        a chmod made since is undone with the content it belonged to.
         """
         with self._db.tx() as tx:
             real = self._versions.history_path(path)
-            recorded = self._db.conn.execute(
-                "SELECT kind FROM versions WHERE path = ? AND rev = ?", (real, rev)
-            ).fetchone()
+            recorded = next((row for row in self._versions.lineage(real) if row.rev == rev), None)
             if recorded is None:
                 raise fs_error(errno.ENOENT, path, f"no version of {path} was recorded at revision {rev} "
                                                    "(history lists the revisions to restore)")
-            if recorded[0] == KIND_DELETED:
+            if recorded.kind == KIND_DELETED:
                 raise fs_error(errno.ENOENT, path, f"{path} was deleted at revision {rev}: nothing to restore")
-            _, mode, size, digest, chunks = self._versions.row(path, rev)
+            if recorded.kind == KIND_MOVED:
+                raise fs_error(errno.ENOENT, path, f"{recorded.path} was renamed to {recorded.origin} at revision "
+                                                   f"{rev}: nothing to restore there")
+            _, mode, size, digest, chunks = self._versions.row(path, rev, exact=True)
             found = self._content.writable_target(path, parents=True)
             ino = self._content.set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
             return stat_of(self._db.node(ino))

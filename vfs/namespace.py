@@ -123,8 +123,8 @@ class Namespace:
     def link(self, existing: str, new: str) -> None:
         with self._db.tx() as tx:
             # link(2) on Linux does not follow a final symlink: it links the symlink itself.
-            source = self._db.existing(existing, follow=False).node
-            found = self._db.resolve(new, follow=False)
+            named = self._db.existing(existing, follow=False)
+            source, found = named.node, self._db.resolve(new, follow=False)
             if found.node is not None:
                 raise fs_error(errno.EEXIST, new)
             if source.kind == KIND_DIR:
@@ -138,6 +138,8 @@ class Namespace:
             )
             self._db.touch_dir(found.parent_ino)
             self._db.log(tx, found.real, source.ino)
+            if source.kind == KIND_FILE:
+                self._versions.record_link(tx, named.real, found.real, source.ino)
 
     # -- metadata ----------------------------------------------------------------
 
@@ -374,6 +376,7 @@ class Namespace:
         for found, new_root in moves:  # ... unless the other side brings a node there
             rows.append((new_root, found.node.ino))
             rows += [(join(new_root, rel), ino) for ino, rel, _ in self._subtree_of(found.node)]
+        self._versions.record_moves(tx, [move for found, new_root in moves for move in self._file_moves(found, new_root)])
         now = time.time_ns()
         for found in (source, target):
             self._db.conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, found.node.ino))
@@ -383,6 +386,15 @@ class Namespace:
 
     def _subtree_of(self, node: Node) -> list[tuple[int, str, int]]:
         return self._db.subtree(node.ino) if node.kind == KIND_DIR else []
+
+    def _file_moves(self, found: Resolved, new_root: str) -> list[tuple[str, str, int]]:
+        """(old path, new path, ino) of every file that moving `found` to `new_root` renames (history follows them)."""
+        if found.node.kind == KIND_FILE:
+            return [(found.real, new_root, found.node.ino)]
+        return [
+            (join(found.real, rel), join(new_root, rel), ino)
+            for ino, rel, kind in self._subtree_of(found.node) if kind == KIND_FILE
+        ]
 
     def _check_replace(self, moving: Node, replaced: Node, dst: str) -> None:
         if moving.kind == KIND_DIR and replaced.kind != KIND_DIR:
@@ -414,8 +426,7 @@ class Namespace:
             for ino, rel, _ in self._db.subtree(node.ino):
                 rows.append((join(source.real, rel), None))
                 rows.append((join(target.real, rel), ino))
-        elif node.kind == KIND_FILE:
-            self._versions.record_current(tx, target.real, node.ino)
+        self._versions.record_moves(tx, self._file_moves(source, target.real))
         self._db.log_many(tx, rows)
         if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
             self._db.forget_directories()  # it holds directories and symlink resolutions, never files

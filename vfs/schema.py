@@ -14,7 +14,9 @@ Tables:
 - `pathlog`: the change log, one row per path ever touched, holding the
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
-- `versions`: retained past file versions (history, restore).
+- `versions`: retained past file versions (history, restore), each with
+  the author the server named for its write and, for a rename or a hard
+  link, the path it came from or went to (`origin`, v4).
 - `coedit_docs`, `coedit_log`: co-edited documents' compacted state and
   the updates stored since (v3, `vfs/coedit_log.py`).
 - `meta`: schema version, revision floor (the revision is the newest stamp
@@ -29,13 +31,14 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 ROOT_INO = 1
 
 KIND_FILE = 1
 KIND_DIR = 2
 KIND_SYMLINK = 3
 KIND_DELETED = 0  # only in `versions`: the path was deleted at that revision
+KIND_MOVED = 4  # only in `versions`: the file left the path at that revision (renamed to `origin`)
 
 KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink", KIND_DELETED: "delete"}
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
@@ -149,8 +152,24 @@ CREATE TABLE IF NOT EXISTS coedit_log (
 CREATE INDEX IF NOT EXISTS coedit_log_by_path ON coedit_log (path, seq);
 """
 
+# History follows a file across renames and hard links, and names who wrote
+# each version (`vfs/versions.py`): `author` is whoever the server said made
+# the write (NULL for a local write); `origin` is, on a file version recorded
+# by a rename or a link, the path the file had before, and on a KIND_MOVED
+# row, the path it went to. Older rows keep NULL in both. The columns are in
+# ADDED_COLUMNS, added only where missing (SQLite has no ADD COLUMN IF NOT
+# EXISTS): a store taken back to an older version by hand keeps them. The
+# index finds what left a path at a revision (an exchange, `Versions._left`).
+_V4 = """
+CREATE INDEX IF NOT EXISTS versions_by_origin ON versions (origin, rev) WHERE origin IS NOT NULL;
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+# Columns migration N adds: (table, column, type).
+ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
+    4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
+}
 
 
 def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
@@ -175,6 +194,9 @@ def migrate(conn: sqlite3.Connection) -> None:
                 f"store schema version {current} is newer than this wsfs ({SCHEMA_VERSION}); upgrade wsfs"
             )
         for version in range(current + 1, SCHEMA_VERSION + 1):
+            for table, column, sql_type in ADDED_COLUMNS.get(version, ()):  # before the scripts that use them
+                if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+                    conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {sql_type}")
             for statement in _statements(MIGRATIONS[version]):
                 conn.execute(statement)
             if version == 1:

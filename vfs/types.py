@@ -158,12 +158,23 @@ class ApplyResult:
 
 @dataclass(frozen=True, slots=True)
 class Version:
+    """One recorded version of a file, as `history` lists it.
+
+    `path` is the path the file had at that version (history follows a file
+    across renames and hard links). `kind` "move" marks the file leaving
+    `path` for `origin`; a file version recorded by a rename or a link names
+    in `origin` the path the file came from. `author` is who the server said
+    made the write (None for a local write or a store older than schema v4).
+    """
+
     path: str
     rev: int
-    kind: Kind | Literal["delete"]
+    kind: Kind | Literal["delete", "move"]
     size: int
     hash: str | None
     mtime: float
+    author: str | None = None
+    origin: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

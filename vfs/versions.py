@@ -3,7 +3,13 @@
 Every content change records the new version of the path (a row pointing
 at its chunk list), so restoring is a pointer move and costs no bytes.
 Versions are kept per path, not per inode: editors that save through a
-temporary file and a rename keep their history.
+temporary file and a rename keep their history. A rename records, at the
+old path, that the file moved (KIND_MOVED, `origin` = where it went) and,
+at the new path, a version whose `origin` is where it came from; a hard
+link records the same at its new name, and a write to a multiply-linked
+file is recorded under every name. `lineage` walks these back, so a file's
+history follows it. Each row keeps the author the server set for the write
+(`author`, see `Workspace.as_author`).
 
 This is the lower half of history: `namespace` and `content` call it from
 inside their transactions; `history` (listing, restore, gc) sits above.
@@ -15,47 +21,94 @@ from __future__ import annotations
 
 import errno
 import time
+from typing import NamedTuple
 
 from vfs.chunks import ChunkEntry, unpack
 from vfs.db import Db, Tx
 from vfs.errors import fs_error
 from vfs.paths import normalize
-from vfs.schema import KIND_DELETED, KIND_FILE
+from vfs.schema import KIND_DELETED, KIND_FILE, KIND_MOVED
+
+
+_COLUMNS = "path, rev, kind, mode, size, mtime, hash, chunks, recorded, author, origin"
+_INSERT_CURRENT = (
+    f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
+    "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ?, ?, ? FROM nodes WHERE ino = ? AND kind = ?"
+)
+_INSERT_MARK = f"INSERT OR REPLACE INTO versions({_COLUMNS}) VALUES(?, ?, ?, 0, 0, ?, NULL, NULL, ?, ?, ?)"
+# A lineage visits at most this many (path, before-revision) stretches: a file
+# renamed back and forth forever still lists in bounded time.
+_MAX_STRETCHES = 1000
+
+
+class VersionRow(NamedTuple):
+    """One row of `versions`, its content id exact (derived when not kept)."""
+
+    path: str
+    rev: int
+    kind: int
+    size: int
+    digest: bytes | None
+    mtime: float
+    author: str | None
+    origin: str | None
 
 
 class Versions:
     """The `versions` table of one store and its retention policy."""
 
-    __slots__ = ("_db", "keep", "days")
+    __slots__ = ("_db", "keep", "days", "author")
 
     def __init__(self, db: Db, *, keep: int = 20, days: float = 7.0):
         self._db = db
         self.keep = keep  # at least this many versions per path survive pruning ...
         self.days = days  # ... and every version younger than this
+        self.author: str | None = None  # who makes the writes now (set per write by a server)
 
     def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True) -> None:
         """Keep the node's content as the version of `path` at this revision.
 
+        A file with several names (hard links) gets the version under each
+        of them: the history of every name shows every write.
         `prune=False` (a file just created) leaves trimming old versions to
         the path's next write or `gc()`: a new file rarely has any.
         """
         now = time.time()
-        self._db.conn.execute(
-            "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
-            "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ? FROM nodes WHERE ino = ? AND kind = ?",
-            (path, tx.rev, now, ino, KIND_FILE),
+        linked = self._db.conn.execute("SELECT nlink FROM nodes WHERE ino = ?", (ino,)).fetchone()
+        paths = self._db.paths_of(ino) if linked is not None and linked[0] > 1 else [path]
+        self._db.conn.executemany(
+            _INSERT_CURRENT, [(p, tx.rev, now, self.author, None, ino, KIND_FILE) for p in paths]
         )
         if prune:
-            self.prune(path, now)
+            for p in paths:
+                self.prune(p, now)
 
     def record_deletion(self, tx: Tx, paths: list[str]) -> None:
         """Mark each file path as deleted at this revision."""
         now = time.time()
         self._db.conn.executemany(
-            "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded) "
-            "VALUES(?, ?, ?, 0, 0, ?, NULL, NULL, ?)",
-            [(path, tx.rev, KIND_DELETED, now, now) for path in paths],
+            _INSERT_MARK, [(path, tx.rev, KIND_DELETED, now, now, self.author, None) for path in paths]
         )
+
+    def record_moves(self, tx: Tx, moves: list[tuple[str, str, int]]) -> None:
+        """Each file (old path, new path, ino) left its old path for its new one in this revision.
+
+        All departures are written before all arrivals, so when two names are
+        exchanged each path ends up holding the file that arrived there.
+        """
+        now = time.time()
+        self._db.conn.executemany(
+            _INSERT_MARK, [(old, tx.rev, KIND_MOVED, now, now, self.author, new) for old, new, _ in moves]
+        )
+        self._db.conn.executemany(
+            _INSERT_CURRENT, [(new, tx.rev, now, self.author, old, ino, KIND_FILE) for old, new, ino in moves]
+        )
+        for _, new, _ in moves:
+            self.prune(new, now)
+
+    def record_link(self, tx: Tx, existing: str, new: str, ino: int) -> None:
+        """`new` became another name of the file at `existing`: its history starts there."""
+        self._db.conn.execute(_INSERT_CURRENT, (new, tx.rev, time.time(), self.author, existing, ino, KIND_FILE))
 
     def prune(self, path: str, now: float) -> int:
         """Drop versions beyond the newest `keep` that are also older than `days`."""
@@ -104,30 +157,97 @@ class Versions:
                 (self._db.derive_hash(chunks), real, rev),
             )
 
-    def listing(self, real: str) -> list[tuple[int, int, int, bytes | None, float]]:
-        """(rev, kind, size, content id, mtime) of every version of `real`, newest first.
+    def entries(self, real: str) -> list[VersionRow]:
+        """Every version recorded at `real` (this path only), newest first.
 
         Content ids are exact even where `derive_ids` could not keep them
         (a read-only store): a NULL id of a file version is derived here.
         """
         rows = self._db.conn.execute(
-            "SELECT rev, kind, size, hash, mtime, chunks FROM versions WHERE path = ? ORDER BY rev DESC", (real,)
+            "SELECT rev, kind, size, hash, mtime, chunks, author, origin FROM versions WHERE path = ? "
+            "ORDER BY rev DESC",
+            (real,),
         ).fetchall()
         return [
-            (rev, kind, size, self._db.derive_hash(chunks) if digest is None and kind == KIND_FILE else digest, mtime)
-            for rev, kind, size, digest, mtime, chunks in rows
+            VersionRow(
+                real, rev, kind, size,
+                self._db.derive_hash(chunks) if digest is None and kind == KIND_FILE else digest,
+                mtime, author, origin,
+            )
+            for rev, kind, size, digest, mtime, chunks, author, origin in rows
         ]
 
-    def row(self, path: str, rev: int) -> tuple:
-        """(kind, mode, size, hash, chunks) of the version of `path` current at `rev`; ENOENT if none."""
+    def listing(self, real: str) -> list[tuple[int, int, int, bytes | None, float]]:
+        """(rev, kind, size, content id, mtime) of every version recorded at `real`, newest first (see `entries`)."""
+        return [(e.rev, e.kind, e.size, e.digest, e.mtime) for e in self.entries(real)]
+
+    def lineage(self, real: str) -> list[VersionRow]:
+        """Every version of the file now named `real`, newest first, followed back across renames and links.
+
+        Walking `real`'s rows from the newest, a version that arrived from
+        another path (`origin`) continues the walk at that path, below that
+        revision. The walk goes on down a path only while a file was there:
+        past an arrival only if a file was there just before it (a save
+        through a temporary file and a rename replaces the file it keeps the
+        history of), and on a path it came to from elsewhere, only down to
+        that path's last deletion or move (before that, it held some other
+        file). `real` itself lists its older deletions and earlier files, as
+        a path's history always did.
+        """
+        found: dict[tuple[str, int], VersionRow] = {}
+        todo: list[tuple[str, int | None]] = [(real, None)]
+        seen: set[tuple[str, int | None]] = set()
+        while todo and len(seen) < _MAX_STRETCHES:
+            stretch = todo.pop()
+            if stretch in seen:
+                continue
+            seen.add(stretch)
+            path, before = stretch
+            rows = [r for r in self.entries(path) if before is None or r.rev < before]
+            for i, row in enumerate(rows):
+                if before is not None and row.kind != KIND_FILE:
+                    break
+                found.setdefault((row.path, row.rev), row)
+                if row.kind == KIND_FILE and row.origin is not None:
+                    todo.append((row.origin, row.rev))
+                    if i + 1 == len(rows) or rows[i + 1].kind != KIND_FILE or self._left(path, row.rev):
+                        break
+        return sorted(found.values(), key=lambda r: (r.rev, r.kind == KIND_FILE, r.path == real), reverse=True)
+
+    def _left(self, path: str, rev: int) -> bool:
+        """Whether the file at `path` went elsewhere at `rev` (an exchange: another file arrived as it left)."""
+        return self._db.conn.execute(
+            "SELECT 1 FROM versions WHERE origin = ? AND rev = ? AND kind = ? AND path != ? LIMIT 1",
+            (path, rev, KIND_FILE, path),
+        ).fetchone() is not None
+
+    def version_at(self, path: str, rev: int) -> VersionRow | None:
+        """The version of `path` as of revision `rev`, if any.
+
+        A file version `history(path)` lists at `rev` exactly (under any
+        earlier name) comes first; else the newest recorded at `path` itself
+        by then; else, if the path was not used yet, the newest its file had
+        under an earlier name.
+        """
         real = self.history_path(path)
-        row = self._db.conn.execute(
-            "SELECT kind, mode, size, hash, chunks FROM versions WHERE path = ? AND rev <= ? ORDER BY rev DESC LIMIT 1",
-            (real, rev),
-        ).fetchone()
-        if row is None or row[0] == KIND_DELETED:
+        rows = self.lineage(real)
+        listed = next((r for r in rows if r.rev == rev and r.kind == KIND_FILE), None)
+        own = next((r for r in self.entries(real) if r.rev <= rev), None)
+        return listed or own or next((r for r in rows if r.rev <= rev), None)
+
+    def row(self, path: str, rev: int, *, exact: bool = False) -> tuple:
+        """(kind, mode, size, hash, chunks) of the file at `path` as of `rev`; ENOENT if none.
+
+        The file's history is followed across renames, so a version it had
+        under an earlier name is found at its current one. `exact` asks for
+        the version recorded at `rev` itself.
+        """
+        found = self.version_at(path, rev)
+        if found is None or (exact and found.rev != rev) or found.kind != KIND_FILE:
             raise fs_error(errno.ENOENT, path, f"no version of {path} at revision {rev}")
-        kind, mode, size, digest, chunks = row
+        kind, mode, size, digest, chunks = self._db.conn.execute(
+            "SELECT kind, mode, size, hash, chunks FROM versions WHERE path = ? AND rev = ?", (found.path, found.rev)
+        ).fetchone()
         if digest is None:  # not kept (a read-only store): derive it for this caller
             digest = self._db.derive_hash(chunks)
         return kind, mode, size, digest, chunks

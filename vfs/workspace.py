@@ -21,8 +21,8 @@ calling only the ones below it:
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from operator import attrgetter
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
@@ -159,6 +159,18 @@ class Workspace:
     def as_owner(self, uid: int, gid: int) -> AbstractContextManager[None]:
         """Nodes created inside the block belong to uid:gid."""
         return self._db.as_owner(uid, gid)
+
+    @contextmanager
+    def as_author(self, author: str | None) -> Iterator[None]:
+        """Versions recorded inside the block name `author` as their writer (history shows it).
+
+        A server sets it per write to whoever it authenticated; a local write names nobody.
+        """
+        previous, self._versions.author = self._versions.author, author
+        try:
+            yield
+        finally:
+            self._versions.author = previous
 
     # -- revisions, commits, transactions ----------------------------------------------
 

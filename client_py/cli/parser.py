@@ -190,7 +190,8 @@ def _queries(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("-a", "--all", action="store_true", help="with -d, files too, not only directories")
     p.add_argument("-H", "--human", action="store_true", help="sizes in KiB, MiB, GiB")
 
-    p = add("history", "list the retained versions of a file", queries.cmd_history, listing=True)
+    p = add("history", "list the retained versions of a file (followed across renames and links), with authors",
+            queries.cmd_history, listing=True)
     p.add_argument("path", metavar="PATH", help="a file (its versions are kept after it is deleted)")
 
     p = add("restore", "bring back the content and mode a file had at REV (a REV listed by history)",

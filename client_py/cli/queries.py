@@ -108,11 +108,23 @@ async def cmd_history(args: argparse.Namespace) -> int:
                 raise fs_error(errno.EISDIR, args.path, f"{args.path} is a directory: history lists the versions of a file")
     for v in versions:
         if args.json:
-            print_json({"path": v.path, "rev": v.rev, "kind": v.kind, "size": v.size, "hash": v.hash, "mtime": v.mtime})
+            print_json({"path": v.path, "rev": v.rev, "kind": v.kind, "size": v.size, "hash": v.hash,
+                        "mtime": v.mtime, "author": v.author, "origin": v.origin})
         else:
-            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.mtime))
-            print(f"{v.rev:>8}  {v.kind:<7} {v.size:>12}  {when}  {v.hash or ''}")
+            print(_history_line(v))
     return 0
+
+
+def _history_line(v: Any) -> str:
+    """One version: rev, kind, size, time, author, content id, and the path it had or went to when that differs."""
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(v.mtime))
+    where = f"  {v.path}"
+    if v.kind == "move":
+        where = f"  {v.path} -> {v.origin}"
+    elif v.origin:
+        where = f"  {v.path} (from {v.origin})"
+    digest = (v.hash or "")[:16]
+    return f"{v.rev:>8}  {v.kind:<7} {v.size:>12}  {when}  {(v.author or '-'):<12} {digest:<16}{where}".rstrip()
 
 
 async def cmd_restore(args: argparse.Namespace) -> int:

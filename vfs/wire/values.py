@@ -68,12 +68,17 @@ def direntry_from_wire(d: Mapping[str, Any]) -> DirEntry:
 
 
 def version_to_wire(v: Version) -> dict[str, Any]:
-    return {"path": v.path, "rev": v.rev, "kind": v.kind, "size": v.size, "hash": v.hash, "mtime": v.mtime}
+    return {
+        "path": v.path, "rev": v.rev, "kind": v.kind, "size": v.size, "hash": v.hash, "mtime": v.mtime,
+        "author": v.author, "origin": v.origin,
+    }
 
 
 def version_from_wire(d: Mapping[str, Any]) -> Version:
+    """A Version; `author` and `origin` may be absent (a server older than history across renames)."""
     return Version(
-        path=d["path"], rev=int(d["rev"]), kind=d["kind"], size=int(d["size"]), hash=d.get("hash"), mtime=float(d["mtime"])
+        path=d["path"], rev=int(d["rev"]), kind=d["kind"], size=int(d["size"]), hash=d.get("hash"),
+        mtime=float(d["mtime"]), author=d.get("author"), origin=d.get("origin"),
     )
 
 

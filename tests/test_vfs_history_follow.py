@@ -1,0 +1,150 @@
+"""History follows a file across renames (of it or of a directory above it) and hard links, with authors.
+
+Ground truth is the store itself: every listed version reads back (by its revision, at the file's current
+path) as the bytes written then, and restore brings it back at the current path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import vfs
+from vfs import schema
+
+
+@pytest.fixture
+def ws(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db")) as w:
+        yield w
+
+
+def revs_and_paths(ws: vfs.Workspace, path: str) -> list[tuple[str, str]]:
+    return [(v.kind, v.path) for v in ws.history(path)]
+
+
+def test_directory_rename_keeps_the_history_under_the_new_path_and_marks_the_move_at_the_old(ws):
+    ws.mkdir("/h")
+    ws.write_file("/h/f.txt", b"one")
+    one = ws.stat("/h/f.txt").rev
+    ws.write_file("/h/f.txt", b"two")
+    ws.rename("/h", "/h2")
+    moved = ws.rev
+    ws.write_file("/h2/f.txt", b"three")
+    assert revs_and_paths(ws, "/h2/f.txt") == [
+        ("file", "/h2/f.txt"), ("file", "/h2/f.txt"), ("file", "/h/f.txt"), ("file", "/h/f.txt"),
+    ]
+    arrival = ws.history("/h2/f.txt")[1]
+    assert (arrival.rev, arrival.origin) == (moved, "/h/f.txt")
+    old = ws.history("/h/f.txt")
+    assert (old[0].kind, old[0].rev, old[0].origin) == ("move", moved, "/h2/f.txt")
+    assert [v.kind for v in old[1:]] == ["file", "file"]
+    # every listed version reads back at the current path, and restores there
+    for v in ws.history("/h2/f.txt"):
+        assert vfs_hash(ws.read_file("/h2/f.txt", rev=v.rev)) == v.hash
+    ws.restore("/h2/f.txt", rev=one)
+    assert ws.read_file("/h2/f.txt") == b"one"
+    assert not ws.exists("/h/f.txt")
+    with pytest.raises(FileNotFoundError, match="renamed"):
+        ws.restore("/h/f.txt", rev=moved)  # the move itself holds no content
+
+
+def test_chained_renames_and_a_rename_back(ws):
+    ws.write_file("/a", b"a1")
+    ws.rename("/a", "/b")
+    ws.write_file("/b", b"b1")
+    ws.rename("/b", "/c")
+    ws.rename("/c", "/a")  # back where it started: the path's older life is this file's too
+    contents = [ws.read_file("/a", rev=v.rev) for v in ws.history("/a") if v.kind == "file"]
+    assert contents == [b"b1", b"b1", b"b1", b"a1", b"a1"]
+    assert [v.path for v in ws.history("/a")] == ["/a", "/c", "/b", "/b", "/a"]
+
+
+def test_a_new_file_at_a_renamed_directorys_path_does_not_inherit_an_unrelated_history(ws):
+    ws.write_file("/d/x", b"old x", parents=True)
+    ws.unlink("/d/x")  # deleted before the rename: not the file that will live at /e/x
+    ws.write_file("/d/y", b"y")
+    ws.rename("/d", "/e")
+    ws.write_file("/e/x", b"new x")
+    assert revs_and_paths(ws, "/e/x") == [("file", "/e/x")]
+    assert [v.path for v in ws.history("/e/y")] == ["/e/y", "/d/y"]
+
+
+def test_hard_links_share_history_both_ways(ws):
+    ws.write_file("/a", b"v1")
+    ws.link("/a", "/b")
+    ws.write_file("/a", b"v2")  # written through one name ...
+    ws.write_file("/b", b"v3")  # ... and the other
+    for name in ("/a", "/b"):
+        contents = [ws.read_file(name, rev=v.rev) for v in ws.history(name) if v.kind == "file"]
+        assert contents[:2] == [b"v3", b"v2"] and contents[-1] == b"v1", name
+    assert ws.history("/b")[-1].path == "/a"  # before the link, the file was only /a
+
+
+def test_save_through_a_temporary_file_keeps_both_histories(ws):
+    ws.write_file("/doc", b"first")
+    ws.write_file("/doc.tmp", b"second")
+    ws.rename("/doc.tmp", "/doc")
+    contents = [ws.read_file("/doc", rev=v.rev) for v in ws.history("/doc") if v.kind == "file"]
+    assert contents == [b"second", b"second", b"first"]
+
+
+def test_exchange_swaps_histories(ws):
+    ws.write_file("/x", b"x")
+    ws.write_file("/y", b"y")
+    ws.rename("/x", "/y", exchange=True)
+    assert ws.read_file("/y") == b"x"
+    assert [v.path for v in ws.history("/y")][:2] == ["/y", "/x"]
+    assert ws.history("/y")[0].origin == "/x" and ws.history("/x")[0].origin == "/y"
+
+
+def test_authors_are_stored_with_each_version(tmp_path):
+    path = str(tmp_path / "s.db")
+    with vfs.Workspace(path) as ws:
+        with ws.as_author("ann"):
+            ws.write_file("/f", b"by ann")
+        with ws.as_author("bob"):
+            ws.rename("/f", "/g")
+            ws.write_file("/g", b"by bob")
+        ws.write_file("/g", b"local")
+    with vfs.Workspace(path, readonly=True) as ro:  # stored, not remembered
+        assert [(v.path, v.author) for v in ro.history("/g")] == [
+            ("/g", None), ("/g", "bob"), ("/g", "bob"), ("/f", "ann"),
+        ]
+
+
+def test_a_v3_store_keeps_its_history_and_gains_authors(tmp_path):
+    path = str(tmp_path / "old.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/f", b"old")
+    conn = sqlite3.connect(path)  # what a wsfs of schema v3 left on disk
+    conn.execute("DROP INDEX versions_by_origin")
+    conn.execute("ALTER TABLE versions DROP COLUMN author")
+    conn.execute("ALTER TABLE versions DROP COLUMN origin")
+    conn.execute("UPDATE meta SET value = 3 WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with vfs.Workspace(path) as ws:
+        with ws.as_author("ann"):
+            ws.rename("/f", "/g")
+        assert [(v.path, v.author) for v in ws.history("/g")] == [("/g", "ann"), ("/f", None)]
+        assert ws.read_file("/g", rev=ws.history("/g")[1].rev) == b"old"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()
+
+
+def test_renames_back_and_forth_list_in_bounded_time(ws):
+    ws.write_file("/p", b"0")
+    for i in range(60):
+        ws.rename("/p" if i % 2 == 0 else "/q", "/q" if i % 2 == 0 else "/p")
+    listed = ws.history("/p")
+    assert listed[-1].path == "/p" and ws.read_file("/p", rev=listed[-1].rev) == b"0"
+    assert len(listed) == 61  # 60 arrivals and the first write, no duplicates
+
+
+def vfs_hash(data: bytes) -> str:
+    import blake3
+
+    return blake3.blake3(data).hexdigest()
