@@ -20,7 +20,7 @@ from web_fixtures import ROOT, TODO, User, api, assert_all_clean, seed, two_user
 
 async def test_presence_both_ways_and_open_file_is_shown(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server)
+    alice, bob = await two_users(browser, demo_server, coedit=False)
     # each sees the other in the people list
     await expect(alice.page.locator('#people .person[data-name="Bob"]')).to_be_visible()
     await expect(bob.page.locator('#people .person[data-name="Alice"]')).to_be_visible()
@@ -53,7 +53,7 @@ async def test_saved_edit_reaches_the_other_open_view(browser: Browser, demo_ser
     long_text = "".join(f"line {i}\n" for i in range(200))
     with api(demo_server) as c:
         c.put("/files/long.txt", content=long_text).raise_for_status()
-    alice, bob = await two_users(browser, demo_server, opening="/long.txt")
+    alice, bob = await two_users(browser, demo_server, opening="/long.txt", coedit=False)
     # Bob scrolls to the middle and puts his cursor on line 100
     await bob.page.evaluate("""() => {
         const v = window.wsfsDemo.fileView.view;
@@ -119,7 +119,7 @@ async def test_python_client_write_appears_in_both_trees(browser: Browser, demo_
 
 async def test_conflicting_saves_banner_overwrite_reload_nothing_lost(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server)
+    alice, bob = await two_users(browser, demo_server, coedit=False)
     for u in (alice, bob):
         # the refused save is a 412 response, which Chromium notes on the console
         u.allow_console(r"Failed to load resource: the server responded with a status of 412")
@@ -176,7 +176,7 @@ async def test_server_restart_both_pages_reconnect_and_keep_working(browser: Bro
     server = ServerProcess(tmp_path / "data")
     try:
         seed(server)
-        alice, bob = await two_users(browser, server, opening="/notes/todo.md")
+        alice, bob = await two_users(browser, server, opening="/notes/todo.md", coedit=False)
         for u in (alice, bob):
             await expect(u.page.locator("#conn")).to_have_attribute("data-state", "open")
             # while the server is down the browser reports the refused connection attempts
@@ -254,8 +254,8 @@ async def test_personal_tokens_name_the_author_in_banner_and_feed(browser: Brows
     with httpx.Client(base_url=demo_server.url, headers={"Authorization": f"Bearer {demo_server.admin}"}) as c:
         tokens = {name: c.post("/api/tokens", json={"workspace": "demo", "scope": "write", "name": name}).json()["token"]
                   for name in ("carol", "dave")}
-    carol = await User.open(browser, f"{demo_server.url}/?token={tokens['carol']}", "Carol")
-    dave = await User.open(browser, f"{demo_server.url}/?token={tokens['dave']}", "Dave")
+    carol = await User.open(browser, f"{demo_server.url}/?token={tokens['carol']}", "Carol", coedit=False)
+    dave = await User.open(browser, f"{demo_server.url}/?token={tokens['dave']}", "Dave", coedit=False)
     for u in (carol, dave):
         await u.open_file("/notes/todo.md")
     await dave.type_in_editor("dave typing\n")
@@ -271,7 +271,7 @@ async def test_personal_tokens_name_the_author_in_banner_and_feed(browser: Brows
 async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Browser, demo_server: ServerProcess) -> None:
     """Updates that arrive while the previous one is still being fetched are not lost or reordered."""
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md")
+    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md", coedit=False)
     text = TODO
     for i in range(8):
         await alice.type_in_editor(f"save {i}\n")
@@ -293,8 +293,8 @@ async def test_burst_of_saves_leaves_the_other_view_on_the_last_one(browser: Bro
 async def test_shared_demo_link_still_names_who_saved(browser: Browser, demo_server: ServerProcess) -> None:
     """Two people on the one link `wsfs serve` prints: the banner names the other by their presence name."""
     seed(demo_server)
-    erin = await User.open(browser, demo_server.demo_url, "Erin")
-    finn = await User.open(browser, demo_server.demo_url, "Finn")
+    erin = await User.open(browser, demo_server.demo_url, "Erin", coedit=False)
+    finn = await User.open(browser, demo_server.demo_url, "Finn", coedit=False)
     for u in (erin, finn):
         await u.open_file("/notes/todo.md")
     await finn.type_in_editor("finn typing\n")

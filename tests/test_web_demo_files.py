@@ -27,7 +27,7 @@ async def dialog_answer(user: User, text: str | None) -> None:
 
 async def test_create_rename_delete_through_the_ui(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server)
+    alice, bob = await two_users(browser, demo_server, coedit=False)
     # a folder, then a file in it (new things go into the selected folder)
     await alice.page.locator("#new-folder-btn").click()
     await dialog_answer(alice, "drafts")
@@ -129,7 +129,7 @@ async def test_image_binary_and_large_files_are_not_edited_as_text(browser: Brow
 
 async def test_history_view_and_restore(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md")
+    alice, bob = await two_users(browser, demo_server, opening="/notes/todo.md", coedit=False)
     await alice.type_in_editor("second version\n")
     await alice.save()
     await expect(alice.page.locator("#file-status")).to_have_text("Saved")
@@ -220,7 +220,7 @@ async def test_workspace_picker_admin_creates_and_read_token_cannot_write(browse
 
 async def test_narrow_window_and_keyboard_only(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    phone = await User.open(browser, demo_server.demo_url, "Phone", width=390, height=800)
+    phone = await User.open(browser, demo_server.demo_url, "Phone", width=390, height=800, coedit=False)
     sidebar = phone.page.locator("#sidebar")
     await expect(sidebar).to_be_hidden()
     await phone.page.locator("#toggle-sidebar").click()
@@ -324,7 +324,7 @@ async def test_search_names_and_text(browser: Browser, demo_server: ServerProces
 
 async def test_dark_colour_scheme(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
-    night = await User.open(browser, demo_server.demo_url, "Night", color_scheme="dark")
+    night = await User.open(browser, demo_server.demo_url, "Night", color_scheme="dark", coedit=False)
     await night.open_file("/notes/todo.md")
     await night.type_in_editor("unsaved\n")
     with api(demo_server) as c:

@@ -51,13 +51,18 @@ class User:
 
     @classmethod
     async def open(cls, browser: Browser, url: str, name: str, *, width: int = 1280, height: int = 800,
-                   wait_ready: bool = True, color_scheme: str = "light") -> User:
+                   wait_ready: bool = True, color_scheme: str = "light", coedit: bool = True) -> User:
+        """A new browser context on `url` as `name`.
+
+        `coedit=False` opens the demo with `&coedit=off`: text files keep the
+        Save / If-Match / conflict-banner flow that binary and large files
+        always use, which the tests of that flow need."""
         context = await browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True,
                                             color_scheme=color_scheme)  # type: ignore[arg-type]
         page = await context.new_page()
         user = cls(name, context, page)
         sep = "&" if "?" in url else "?"
-        await page.goto(f"{url}{sep}name={name}")
+        await page.goto(f"{url}{sep}name={name}" + ("" if coedit else "&coedit=off"))
         if wait_ready:
             await user.wait_ready()
         return user
