@@ -120,12 +120,13 @@ class SyncDisplay:
         counts = f"{summary.downloaded} in, {summary.uploaded} out"
         if self.progress is not None:
             # a summary that knows what the run will move (bytes_expected) gives the bar its total and an ETA
-            expected = getattr(summary, "bytes_expected", None) or None
+            expected = summary.bytes_expected or None
             self.progress.update(self.task, completed=summary.bytes_received + summary.bytes_sent, total=expected,
                                  description=("up to date · " if self.ready else "") + counts)
         elif self.enabled and time.monotonic() - self._last_plain >= _PLAIN_EVERY:
             self._last_plain = time.monotonic()
-            self.say(f"sync: {counts}, {human(summary.bytes_received)} received, {human(summary.bytes_sent)} sent")
+            of = f" of {human(summary.bytes_expected)} expected" if summary.bytes_expected else ""
+            self.say(f"sync: {counts}, {human(summary.bytes_received)} received, {human(summary.bytes_sent)} sent{of}")
 
 
 def _bytes_column() -> Any:

@@ -186,12 +186,16 @@ class Puller:
                 continue
             if data is not None and len(data) == change.size and blake3.blake3(data).hexdigest() == change.hash:
                 batch.inline[change.hash] = data
+                self.workdir.summary.bytes_expected += len(data)
                 self.workdir.summary.bytes_received += len(data)
                 continue
             content = self.downloader.prepare(change)
             batch.downloads[change.hash] = content
             if content.missing:
                 to_fetch.append(content)
+        # each distinct missing chunk is fetched once (`Downloader.fetch`): that is what this batch will receive
+        fetched = {h: size for content in to_fetch for h, size in content.chunks if h in content.missing}
+        self.workdir.summary.bytes_expected += sum(fetched.values())
         if to_fetch:
             await self.downloader.fetch(session, to_fetch)
         batch.count_users()

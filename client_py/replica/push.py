@@ -242,6 +242,7 @@ class Pusher:
         missing = set(await session.has(list(sizes)))
         if not missing:
             return batch
+        self.workdir.summary.bytes_expected += sum(sizes[h] for h in missing)  # what this batch will send
         kept = []
         for item in batch:
             if item.change.kind != "file" or not any(h in missing for h, _ in item.change.chunks):

@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class SyncSummary:
-    """What a sync did. `conflicts` are the conflict copies made (workspace paths)."""
+    """What a sync did. `conflicts` are the conflict copies made (workspace paths).
+
+    `bytes_expected` is what the run has set out to move so far (received
+    plus sent): each batch adds the bytes it will download (inline data and
+    the distinct chunks no local copy has) or upload (the chunks the server
+    lacks) before moving them, so a progress bar has a total and an ETA that
+    grows as the change list is read.
+    """
 
     downloaded: int = 0
     uploaded: int = 0
@@ -15,6 +22,7 @@ class SyncSummary:
     deleted_remote: int = 0
     bytes_received: int = 0
     bytes_sent: int = 0
+    bytes_expected: int = 0
     conflicts: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     cursor: str | None = None
