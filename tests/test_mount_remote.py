@@ -201,3 +201,38 @@ def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_ser
     finally:
         backend.catch_up = original
         backend.close()
+
+
+def test_the_mount_rides_out_a_server_restart(tmp_path: Path):
+    """Down: read-only from the cache (EROFS on writes). Back on the same port: writes work again and changes
+    made on the server after the restart show in the mount, with no remount."""
+    from client_fixtures import RestartableServer
+
+    server = RestartableServer(tmp_path / "data")
+    mnt, cache = tmp_path / "mnt", tmp_path / "cache"
+    mnt.mkdir()
+    try:
+        with server.live.http() as http:
+            http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# hello\n", params={"parents": 1})
+        extra = ["--token", server.admin, "--cache", str(cache)]
+        with MountProcess([server.url, "demo"], str(mnt), log_file=str(tmp_path / "mount.log"), extra=extra) as mount:
+            assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"  # now cached
+            server.stop()
+            with pytest.raises(OSError) as info:
+                (mnt / "docs" / "offline.txt").write_bytes(b"x")
+            assert info.value.errno in (errno.EROFS, errno.EIO)
+            wait_for(lambda: "unreachable" in Path(mount.log_file).read_text(), "the offline notice in the log")
+            time.sleep(6)  # several reconnect rounds: the mount must not have given up, nor filled its log
+            assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
+            down_log = Path(mount.log_file).read_text()
+            assert down_log.count("unreachable (") == 1 and down_log.count("lost the connection") <= 1, down_log
+            server.start()
+            with server.live.http() as http:
+                http.put("/api/workspaces/demo/files/docs/after.txt", content=b"made after the restart")
+                wait_for(lambda: "reachable again" in Path(mount.log_file).read_text(), "the back-online notice")
+                wait_for(lambda: (mnt / "docs" / "after.txt").exists(), "a change made after the restart")
+                assert (mnt / "docs" / "after.txt").read_bytes() == b"made after the restart"
+                (mnt / "docs" / "back.txt").write_bytes(b"written after the restart")
+                assert server_bytes(http, "docs/back.txt") == b"written after the restart"
+    finally:
+        server.stop()

@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     add_mount_arguments(mount)
     mount.set_defaults(func=run_mount)
     umount = subparsers.add_parser("umount", help="unmount a wsfs mount, flushing everything")
-    umount.add_argument("mountpoint")
+    umount.add_argument("mountpoint", metavar="MOUNTPOINT",
+                        help="the directory a `wsfs mount` is mounted on")
     umount.add_argument("--lazy", action="store_true", help="detach now even if busy (fusermount3 -z)")
     umount.set_defaults(func=run_umount)
 

@@ -19,7 +19,11 @@ it follows `vfs.surface.MountBackend`, as a local store does, over a server:
   Other mutations (mkdir, rename, ...) are one HTTP call each.
 - Offline: when the server is unreachable the mount keeps serving what the
   index and the cache hold, read-only (EROFS on writes, EIO on content never
-  fetched), logs it, and catches up when the server is back.
+  fetched), logs it once, keeps trying to reconnect for as long as it is
+  mounted (`OFFLINE_BACKOFF`: every few seconds at most), and catches up
+  (and logs it) when the server is back: a server restart needs no remount.
+  A call made while still online rides out a short blip (`CALL_BACKOFF`,
+  about 2 s) before the mount goes read-only.
 
 The async client runs on an event loop in a helper thread (`loop_thread.py`);
 FUSE threads call into it with `run()`. The index itself is `index.py`; file
@@ -56,7 +60,13 @@ from vfs.types import Change, ChangePage, Cursor, DirEntry, Stat
 log = logging.getLogger("wsfs.mount")
 
 STREAM_WAIT_SECONDS = 0.25  # how long a mutation waits for the change stream before asking itself
-RETRY_OFFLINE_SECONDS = 1.0
+# One call (a read of an uncached chunk, a write) retries this long before the
+# mount goes offline: about 2 s, a quick server restart, without hanging the
+# caller for long.
+CALL_BACKOFF = Backoff(base=0.1, cap=1.0, retries=4)
+# Offline, the watcher tries to reconnect forever, backing off to one attempt
+# every `cap` seconds: a server down for hours costs a request now and then.
+OFFLINE_BACKOFF = Backoff(base=0.5, cap=3.0, retries=None)
 SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
 _IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
 
@@ -93,7 +103,7 @@ class RemoteBackend:
         os.makedirs(self._cache_dir, exist_ok=True)
         self.cache = vfs.Workspace(os.path.join(self._cache_dir, f"{self.workspace}.cache.db"))
         self._loop = LoopThread()
-        self._client = Client(self.url, token=self._token, backoff=Backoff(base=0.1, cap=0.5, retries=2))
+        self._client = Client(self.url, token=self._token, backoff=CALL_BACKOFF)
         self._remote = self._client.workspace(self.workspace)
         try:
             self.catch_up()
@@ -101,7 +111,12 @@ class RemoteBackend:
             raise (exc.__cause__ if isinstance(exc.__cause__, ServerUnreachable) else exc) from None
         log.info("remote %s: %d paths at %s", self.path, len(self.index.entries), self.index.cursor)
         self._loop.run(self._start_watching())
+        logging.getLogger("client_py.watch").addFilter(self._quiet_while_offline)
         return self
+
+    def _quiet_while_offline(self, record: logging.LogRecord) -> bool:
+        """The change stream's own reconnect notices, dropped while offline: the mount said it once already."""
+        return self.online
 
     async def _start_watching(self) -> None:
         self._watcher = asyncio.create_task(self._watch())
@@ -115,6 +130,7 @@ class RemoteBackend:
         await self._client.aclose()
 
     def close(self) -> None:
+        logging.getLogger("client_py.watch").removeFilter(self._quiet_while_offline)
         if self._loop is not None:
             try:
                 self._loop.run(self._shutdown(), 10)
@@ -145,7 +161,13 @@ class RemoteBackend:
         self.index.apply(change)
 
     async def _watch(self) -> None:
-        """Follow the change stream forever; go offline (and say so) while the server is away."""
+        """Follow the change stream for as long as the mount lives; offline (said once) while the server is away.
+
+        Every failure, however long the server stays away, leads to another
+        attempt after an `OFFLINE_BACKOFF` delay; the first catch-up that
+        succeeds brings the mount back online and the delays start over.
+        """
+        delays = OFFLINE_BACKOFF.delays()
         while True:
             try:
                 async for event in self._remote.watch("/", after=str(self.index.cursor)):
@@ -160,12 +182,16 @@ class RemoteBackend:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: offline, retry
                 self._set_online(False, exc)
-                await asyncio.sleep(RETRY_OFFLINE_SECONDS)
-                try:
-                    await self._catch_up_async()
-                    self._set_online(True)
-                except Exception:  # noqa: BLE001
-                    continue
+            await asyncio.sleep(next(delays))
+            try:
+                await self._catch_up_async()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - still away: the next round tries again
+                log.debug("server %s still unreachable", self.url, exc_info=True)
+                continue
+            self._set_online(True)
+            delays = OFFLINE_BACKOFF.delays()
 
     async def _catch_up_async(self) -> None:
         while True:
