@@ -12,11 +12,9 @@ once its last editor left and its text is written (`SharedDocument`).
 from __future__ import annotations
 
 import asyncio
-import weakref
 from typing import TYPE_CHECKING, Any
 
-from vfs.coedit_log import CoeditLog
-from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, ProtocolError, encode
+from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, encode
 
 from server.coedit_doc import SharedDocument, log
 
@@ -33,8 +31,7 @@ class Documents:
     """The open documents of one workspace; a hub listener for its commits."""
 
     def __init__(self, handle: WorkspaceHandle, hub: Hub):
-        # weakly: the registry lives as long as its handle (the key of _REGISTRIES), not longer
-        self._handle = weakref.ref(handle)
+        self.handle = handle  # the registry is the handle's `coedit` attribute: it lives as long
         self.name = handle.name
         self.hub = hub
         self.session = f"coedit:{self.name}"  # the hub's listener key; never a client's session id
@@ -44,14 +41,6 @@ class Documents:
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
         self._cursor: Any = None  # where the change log was last read (None while no document is open)
-        self.recovery_started = False
-
-    @property
-    def handle(self) -> WorkspaceHandle:
-        handle = self._handle()
-        if handle is None:
-            raise ProtocolError("ENOENT", "the workspace is closed")
-        return handle
 
     async def join(self, session: Session, path: str, step1: bytes | None) -> Any:
         doc = await self._open(path)
@@ -124,38 +113,20 @@ class Documents:
         pass  # each editor's session is closed too, and leaves its documents
 
 
-_REGISTRIES: weakref.WeakKeyDictionary[Any, Documents] = weakref.WeakKeyDictionary()
-
-
 def documents(session: Session) -> Documents:
-    """The registry of `session`'s workspace (made on first use)."""
-    return registry_of(session.handle, session.st.hub)
+    """The registry of `session`'s workspace."""
+    return session.handle.coedit
 
 
-def registry_of(handle: WorkspaceHandle, hub: Hub) -> Documents:
-    registry = _REGISTRIES.get(handle)
-    if registry is None:
-        registry = _REGISTRIES[handle] = Documents(handle, hub)
-    return registry
-
-
-def recover_soon(session: Session) -> None:
-    """Once per open workspace, when its first WebSocket session starts: `recover` in the background."""
-    registry = registry_of(session.handle, session.st.hub)
-    if not registry.recovery_started:
-        registry.recovery_started = True
-        task = asyncio.ensure_future(recover(session.handle, session.st.hub))
-        SharedDocument._tasks.add(task)
-        task.add_done_callback(SharedDocument._tasks.discard)
-
-
-async def recover(handle: WorkspaceHandle, hub: Hub) -> list[str]:
+async def recover(handle: WorkspaceHandle) -> list[str]:
     """Write into their files the documents whose acknowledged updates are only in the log
     (the server stopped before writing them, e.g. kill -9); the paths written.
 
-    A document that is open is left to its editors. Meant for when a store opens."""
-    paths = await handle.read(lambda ws: CoeditLog.of(ws).logged(), op="coedit_recover")
-    registry = registry_of(handle, hub)
+    `server.stores.Stores.get` runs it when it opens a store, before anyone else can use it,
+    so the files are whole whether or not an editor ever comes back. A document that cannot
+    be written (the path is now a directory, a binary file...) keeps its log for an editor."""
+    registry = handle.coedit
+    paths = await handle.read(lambda ws: ws.coedit_log.logged(), op="coedit_recover")
     written = []
     for path in paths:
         if path in registry.docs:
@@ -188,8 +159,10 @@ async def dispatch(session: Session, msg: CoeditOpen | Coedit | CoeditClose) -> 
         doc = registry.get(msg.path)
         assert doc is not None  # an open path always has its document (an ended one was closed for it)
         stored = doc.receive(session, msg.message())
-        if msg.id is not None:
-            await session._queue_write(_ack_when_stored(session, stored, msg.id), 256)
+        editor = doc.editors.get(session)
+        if msg.id is not None and editor is not None:
+            editor.ack_when_stored(stored, msg.id)  # the `ok` goes out through its outbox, in order
+            await editor.wait_acks()
     else:
         if session.proto.coedit.close(msg.path):
             doc = registry.get(msg.path)
@@ -198,28 +171,12 @@ async def dispatch(session: Session, msg: CoeditOpen | Coedit | CoeditClose) -> 
         await session.send_json(encode(Ok(id=msg.id)))
 
 
-async def _ack_when_stored(session: Session, stored: asyncio.Future[Any] | None, request_id: Any) -> None:
-    from server.ws_api import _Closed
-
-    try:
-        if stored is not None:
-            await stored
-        await session.send_json(encode(Ok(id=request_id)))
-    except _Closed:
-        pass
-    except Exception as e:  # noqa: BLE001 - not stored: the editor hears it and must resend
-        try:
-            await session.send_error(e, request_id)
-        except _Closed:
-            pass
-
-
 def leave_all(session: Session) -> None:
     """The connection ended: it leaves every document it had open."""
-    registry = _REGISTRIES.get(session.handle)
+    registry = session.handle.coedit
     for path in list(session.proto.coedit.paths):
         session.proto.coedit.close(path)
-        doc = registry.get(path) if registry is not None else None
+        doc = registry.get(path)
         if doc is not None:
             doc.leave(session)
 

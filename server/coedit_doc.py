@@ -24,9 +24,9 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 import blake3
-from pycrdt import Doc, Text, merge_updates
+from pycrdt import Doc, Text
 
-from vfs.coedit_log import CoeditLog, SavedDocument
+from vfs.coedit_log import SavedDocument
 from vfs.errors import PreconditionFailed
 from vfs.wire import (
     COEDIT_MAX_BYTES,
@@ -47,6 +47,7 @@ from vfs.wire import (
 )
 from vfs.wire.coedit import SYNC_STEP1
 
+from server.coedit_editor import Editor, Relay, update_frame, y_frame
 from server.coedit_merge import new_document, outside_edit, text_of
 
 if TYPE_CHECKING:
@@ -57,7 +58,6 @@ log = logging.getLogger("wsfs.server.coedit")
 
 FLUSH_DELAY = 0.25  # seconds from an edit to the write of a small file (the contract: at most 1 s)
 FLUSH_DELAY_MAX = 0.8  # ... of a file at the size limit: each write costs the whole text and state
-OUTBOX_MERGE = 64  # queued messages per editor above which its pending updates are merged into one
 WRITE_RETRIES = 8  # conditional writes retried after merging a racing outside write
 
 
@@ -85,64 +85,8 @@ def decode_text(data: bytes, path: str) -> str:
     return text
 
 
-def update_frame(path: str, update: bytes) -> bytes:
-    """The `coedit` frame carrying `update` to an editor."""
-    return encode(Coedit(path=path, y=sync_update(update)))
-
-
 def content_id(data: bytes) -> str:
     return blake3.blake3(data).hexdigest()
-
-
-class Editor:
-    """One connection editing one document: its outbox, its awareness clients, its name."""
-
-    def __init__(self, session: Session, path: str):
-        self.session = session
-        self.path = path
-        self.clients: set[int] = set()
-        self._items: list[tuple[bytes | None, bytes]] = []  # (the update it carries or None, the encoded frame)
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[Any] | None = None
-
-    def start(self) -> None:
-        """Begin sending (after the `ok` of its `coedit_open` went out)."""
-        self._task = self.session._spawn(self._run())
-        if self._items:
-            self._wake.set()
-
-    def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-
-    def send_update(self, update: bytes, frame: bytes | None = None) -> None:
-        """Send an update; `frame` is its encoded `coedit` frame when the caller made it for every editor."""
-        self._put(update, frame or update_frame(self.path, update))
-
-    def send(self, y: bytes) -> None:
-        self._put(None, encode(Coedit(path=self.path, y=y)))
-
-    def _put(self, update: bytes | None, frame: bytes) -> None:
-        self._items.append((update, frame))
-        if len(self._items) > OUTBOX_MERGE:  # a slow reader: one merged update, not a backlog
-            updates = [u for u, _ in self._items if u is not None]
-            others = [(u, f) for u, f in self._items if u is None][-OUTBOX_MERGE // 2:]
-            merged = merge_updates(*updates) if updates else None
-            self._items = others + ([(merged, update_frame(self.path, merged))] if merged else [])
-        self._wake.set()
-
-    async def _run(self) -> None:
-        from server.ws_api import _Closed
-
-        try:
-            while not self.session.closed:
-                await self._wake.wait()
-                self._wake.clear()
-                items, self._items = self._items, []
-                for _update, frame in items:
-                    await self.session.send_json(frame)
-        except _Closed:
-            pass
 
 
 class SharedDocument:
@@ -165,6 +109,7 @@ class SharedDocument:
         self._flush_timer: asyncio.TimerHandle | None = None
         self._unlogged: list[tuple[bytes, asyncio.Future[None]]] = []  # updates waiting for the next log write
         self._logging = False  # a log write is in the writer's queue
+        self.relay = Relay()  # sends to the editors
 
     # -- loading --------------------------------------------------------------------
 
@@ -184,7 +129,7 @@ class SharedDocument:
                                               f"{COEDIT_MAX_BYTES} bytes (save it with If-Match instead)",
                                     path=path, limit=COEDIT_MAX_BYTES)
             data = ws.read_file(path) if st is not None else None
-            return (st.hash if st else None), data, CoeditLog.of(ws).load(path)
+            return (st.hash if st else None), data, ws.coedit_log.load(path)
 
         file_hash, data, saved = await self.handle.write(read, op="coedit_load")
         try:
@@ -208,14 +153,14 @@ class SharedDocument:
 
     async def _compact(self, file_hash: str | None, base: bytes | None = None) -> None:
         snapshot = self.doc.get_update()
-        await self.handle.write(lambda ws: CoeditLog.of(ws).compact(self.path, snapshot, base, file_hash),
+        await self.handle.write(lambda ws: ws.coedit_log.compact(self.path, snapshot, base, file_hash),
                                 op="coedit_compact")
 
     # -- editors --------------------------------------------------------------------
 
     def join(self, session: Session, step1: bytes | None) -> Editor:
         """Add an editor; queue what it needs to catch up (sent once `Editor.start` runs)."""
-        editor = Editor(session, self.path)
+        editor = Editor(session, self.path, self.relay)
         self.editors[session] = editor
         if step1 is not None:
             editor.send(sync_step2(self.doc.get_update(self._state_vector(step1))))
@@ -253,6 +198,7 @@ class SharedDocument:
             log.warning("co-edited %s: not written on close (%s); kept in the update log", self.path, e)
         if not self.editors and not self.ended:
             self.ended = True
+            self.relay.stop()
             self._on_empty(self)
 
     # -- messages from editors ---------------------------------------------------------
@@ -299,7 +245,7 @@ class SharedDocument:
         self._logging = True
         updates, path = [u for u, _ in batch], self.path
         try:
-            stored = self.handle.submit_write(lambda ws: CoeditLog.of(ws).append(path, updates))
+            stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(path, updates))
         except Exception as e:  # noqa: BLE001 - the workspace is closing: nobody is acknowledged
             self._logging = False
             for _, done in batch:
@@ -337,10 +283,10 @@ class SharedDocument:
             feed_presence(editor.session, self.path, states[-1])
 
     def _broadcast_raw(self, y: bytes, sender: Session | None) -> None:
-        frame = encode(Coedit(path=self.path, y=y))
+        frame = y_frame(self.path, y)  # built once for every editor
         for other, peer in self.editors.items():
             if other is not sender:
-                peer._put(None, frame)
+                peer.put(frame)
 
     # -- the file --------------------------------------------------------------------------
 
@@ -388,7 +334,7 @@ class SharedDocument:
                         ws.write_file(path, data)
                     else:
                         ws.write_file(path, data, if_match=expected)
-                CoeditLog.of(ws).compact(path, state, None, new_hash)
+                ws.coedit_log.compact(path, state, None, new_hash)
             return new_hash
 
         try:
@@ -466,6 +412,7 @@ class SharedDocument:
             session.proto.coedit.close(self.path)
             self._spawn(_send_quietly(session, closed))
         self.editors.clear()
+        self.relay.stop()
         self._on_empty(self)
 
     # -- helpers -----------------------------------------------------------------------------

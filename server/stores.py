@@ -39,6 +39,8 @@ import vfs
 from vfs import storelock
 from vfs.wire import ProtocolError, valid_workspace_name
 
+from server.coedit import Documents
+from server.coedit import recover as recover_coedit
 from server.fanout import Fanout
 from server.feed import Delta, Feed, read_delta
 from server.hub import Hub
@@ -150,6 +152,7 @@ class WorkspaceHandle:
         self.authors: OrderedDict[int, str] = OrderedDict()
         self.feed = Feed(self)
         self.fanout = Fanout(self)
+        self.coedit = Documents(self, hub)  # its open co-edited documents (server/coedit.py)
         # inline_max of every live subscription; read by the writer thread to decide
         # whether (and how much content) to hand over with each commit
         self._live: dict[Any, int] = {}
@@ -346,9 +349,19 @@ class Stores:
                 log.warning("workspace %s is mounted locally: read-only until it is unmounted", name)
                 rev = await handle.read(lambda ws: ws.rev, op="open")
             self._hub.set_head(name, rev)
+            await self._recover_coedit(handle)
             self._handles[name] = handle
             self._metrics.open_workspaces.set(len(self._handles))
             return handle
+
+    @staticmethod
+    async def _recover_coedit(handle: WorkspaceHandle) -> None:
+        """Before anyone uses the store: co-edited text a crash left only in its update log
+        reaches its files (whether or not an editor ever comes back)."""
+        try:
+            await recover_coedit(handle)
+        except Exception as e:  # noqa: BLE001 - e.g. mounted locally (read-only): the log waits
+            log.warning("workspace %s: co-edited documents not recovered (%s)", handle.name, e)
 
     @asynccontextmanager
     async def use(self, name: str) -> AsyncIterator[WorkspaceHandle]:

@@ -194,7 +194,6 @@ class Session:
             if not await self._handshake():
                 return
             self.st.hub.listen(self.workspace, self)
-            coedit.recover_soon(self)  # documents a crash left only in the update log reach their files
             self.st.sessions[self.session] = self
             self.st.metrics.ws_connections.inc()
             try:

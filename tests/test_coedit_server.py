@@ -9,7 +9,6 @@ import time
 
 from pycrdt import Doc, Text
 
-from server import coedit as server_coedit
 from server_fixtures import LiveServer, WsClient
 from vfs.wire import (
     COEDIT_TEXT,
@@ -175,7 +174,7 @@ async def test_a_deleted_file_ends_the_document_and_the_last_editor_leaving_clos
     await put(live_server, "/f.md", b"f")
     f = await YClient.join(live_server, "/f.md")
     [handle] = [h for h in live_server.state.stores.open_handles() if h.name == "demo"]  # the server's thread owns it
-    registry = server_coedit._REGISTRIES[handle]
+    registry = handle.coedit
     assert "/f.md" in registry.docs
     assert (await f.ws.request({"type": "coedit_close", "path": "/f.md"}))["type"] == "ok"
     deadline = time.monotonic() + 5

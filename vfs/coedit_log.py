@@ -32,15 +32,11 @@ class SavedDocument:
 
 
 class CoeditLog:
-    """Documents and update logs in one workspace store, through its `Db`."""
+    """Documents and update logs in one workspace store, through its `Db`
+    (a `vfs.Workspace` gives its own as `Workspace.coedit_log`)."""
 
     def __init__(self, db: Db):
         self._db = db
-
-    @classmethod
-    def of(cls, workspace: object) -> CoeditLog:
-        """The log of a `vfs.Workspace` (its database core)."""
-        return cls(workspace._db)  # type: ignore[attr-defined]
 
     def load(self, path: str) -> SavedDocument | None:
         conn = self._db.conn

@@ -27,6 +27,7 @@ from operator import attrgetter
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from vfs.changelog import ChangeLog
+from vfs.coedit_log import CoeditLog
 from vfs.content import Content
 from vfs.db import Db
 from vfs.fileobj import open_file
@@ -143,6 +144,11 @@ class Workspace:
     @tombstone_revs.setter
     def tombstone_revs(self, value: int | None) -> None:
         self._history.tombstone_revs = value
+
+    @property
+    def coedit_log(self) -> CoeditLog:
+        """The co-edited documents and their update logs in this store (`vfs.coedit_log`)."""
+        return CoeditLog(self._db)
 
     def close(self) -> None:
         self._db.close()
