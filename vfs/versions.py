@@ -95,6 +95,8 @@ class Versions:
 
         All departures are written before all arrivals, so when two names are
         exchanged each path ends up holding the file that arrived there.
+        Pruning is left to each path's next write or `gc()`, as for a new
+        file: renaming a large directory then costs two row writes per file.
         """
         now = time.time()
         self._db.conn.executemany(
@@ -103,8 +105,6 @@ class Versions:
         self._db.conn.executemany(
             _INSERT_CURRENT, [(new, tx.rev, now, self.author, old, ino, KIND_FILE) for old, new, ino in moves]
         )
-        for _, new, _ in moves:
-            self.prune(new, now)
 
     def record_link(self, tx: Tx, existing: str, new: str, ino: int) -> None:
         """`new` became another name of the file at `existing`: its history starts there."""
@@ -195,6 +195,7 @@ class Versions:
         a path's history always did.
         """
         found: dict[tuple[str, int], VersionRow] = {}
+        read: dict[str, list[VersionRow]] = {}  # each path's rows, read once however often the file came back
         todo: list[tuple[str, int | None]] = [(real, None)]
         seen: set[tuple[str, int | None]] = set()
         while todo and len(seen) < _MAX_STRETCHES:
@@ -203,7 +204,9 @@ class Versions:
                 continue
             seen.add(stretch)
             path, before = stretch
-            rows = [r for r in self.entries(path) if before is None or r.rev < before]
+            if path not in read:
+                read[path] = self.entries(path)
+            rows = [r for r in read[path] if before is None or r.rev < before]
             for i, row in enumerate(rows):
                 if before is not None and row.kind != KIND_FILE:
                     break
