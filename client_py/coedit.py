@@ -50,18 +50,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("client_py.coedit")
 
+AWARENESS_RENEW = 15.0  # seconds between renewals of our awareness state (y-protocols' value)
+AWARENESS_TIMEOUT = 30.0  # a peer's state not renewed for this long is dropped (y-protocols' value)
 _RETRYABLE = (ConnectionLost, ServerUnreachable, ConnectionError, asyncio.TimeoutError)
 
 
 class CoeditDoc:
     """One co-edited file. Make it with `await RemoteWorkspace.coedit(path)`."""
 
-    def __init__(self, ws: RemoteWorkspace, path: str, *, name: str | None = None, color: str | None = None):
+    def __init__(self, ws: RemoteWorkspace, path: str, *, name: str | None = None, color: str | None = None,
+                 awareness_renew: float = AWARENESS_RENEW, awareness_timeout: float = AWARENESS_TIMEOUT):
         self.workspace = ws
         self.path = normalize(path)
         self.doc = Doc()
         self.text: Text = self.doc.get(COEDIT_TEXT, type=Text)
         self.peers: dict[int, dict[str, Any]] = {}  # other editors' awareness states by Yjs client id
+        self._peer_seen: dict[int, float] = {}  # when each peer's state last arrived (monotonic)
+        self._awareness_state: dict[str, Any] | None = None  # ours, as last published
+        self._awareness_clock = 0
+        self._renew, self._timeout = awareness_renew, awareness_timeout
+        self._presence_task: asyncio.Task[Any] | None = None
         self._user = {k: v for k, v in (("name", name or ws.client.name), ("color", color)) if v}
         self._session: Session | None = None
         self._applying = False  # remote updates being applied: not ours to send
@@ -81,6 +89,8 @@ class CoeditDoc:
     async def _start(self) -> CoeditDoc:
         await self._join()  # errors of the first join (EFBIG, EINVAL, EACCES ...) reach the caller
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"wsfs-coedit {self.path}")
+        self._presence_task = asyncio.get_running_loop().create_task(self._keep_presence(),
+                                                                     name=f"wsfs-coedit-presence {self.path}")
         await self._wait(self._loaded)
         return self
 
@@ -96,8 +106,9 @@ class CoeditDoc:
             pass
         finally:
             self._closing = True
-            if self._task is not None:
-                self._task.cancel()
+            for task in (self._task, self._presence_task):
+                if task is not None:
+                    task.cancel()
             if self._session is not None:
                 await self._session.close()
             self.doc.unobserve(self._sub)
@@ -125,11 +136,38 @@ class CoeditDoc:
             await self._session.ws.close()
 
     async def set_awareness(self, state: dict[str, Any]) -> None:
-        """Publish this editor's awareness state (`user`, `cursor`, ...) to the other editors."""
-        self._awareness_clock = getattr(self, "_awareness_clock", 0) + 1
-        entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, {"user": self._user, **state})
-        if self._session is not None:
-            await self._session._send(Coedit(path=self.path, y=awareness_message(encode_awareness([entry]))).to_wire())
+        """Publish this editor's awareness state (`user`, `cursor`, ...) to the other editors.
+
+        It is sent again every `awareness_renew` seconds while the document is open (as
+        y-protocols does): editors drop a state not renewed within 30 s."""
+        self._awareness_state = {"user": self._user, **state}
+        await self._publish_awareness()
+
+    async def _publish_awareness(self) -> None:
+        if self._awareness_state is None or self._session is None or self._session.closed:
+            return
+        self._awareness_clock += 1
+        entry = AwarenessEntry(self.doc.client_id, self._awareness_clock, self._awareness_state)
+        await self._session._send(Coedit(path=self.path, y=awareness_message(encode_awareness([entry]))).to_wire())
+
+    async def _keep_presence(self) -> None:
+        """Renew our awareness state; forget peers whose state was not renewed in time."""
+        loop = asyncio.get_running_loop()
+        step = min(self._renew, self._timeout / 10)
+        last_sent = loop.time()
+        while not self._closing:
+            await asyncio.sleep(step)
+            now = loop.time()
+            for client, seen in list(self._peer_seen.items()):
+                if now - seen > self._timeout:  # that editor vanished without a goodbye
+                    self._peer_seen.pop(client, None)
+                    self.peers.pop(client, None)
+            if now - last_sent >= self._renew:
+                last_sent = now
+                try:
+                    await self._publish_awareness()
+                except _RETRYABLE:
+                    pass  # the rejoin publishes it again
 
     async def _wait(self, event: asyncio.Event) -> None:
         if self._error is not None:
@@ -151,7 +189,9 @@ class CoeditDoc:
         except BaseException:
             await session.close()
             raise
-        if self._user:
+        if self._awareness_state is not None:
+            await self._publish_awareness()  # what we last published, again on the new connection
+        elif self._user:
             await self.set_awareness({})
 
     async def _run(self) -> None:
@@ -227,8 +267,10 @@ class CoeditDoc:
                     continue
                 if entry.state is None:
                     self.peers.pop(entry.client, None)
+                    self._peer_seen.pop(entry.client, None)
                 else:
                     self.peers[entry.client] = entry.state
+                    self._peer_seen[entry.client] = asyncio.get_running_loop().time()
         elif y.step == SYNC_STEP1:
             self._server_sv = y.data
             self._changed.set()

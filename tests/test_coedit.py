@@ -153,3 +153,29 @@ async def test_a_replica_push_to_an_open_file_merges_into_the_document(clients, 
         expected = "typed after\nfirst\ntyped in the document\npushed by a replica\n"
         assert str(doc.text) == expected
         await until(lambda: _equals(file_text(wa, "/synced.md"), expected), timeout=5)
+
+
+async def test_a_python_editors_presence_is_renewed_so_others_keep_it_past_their_timeout(clients):
+    """y-protocols editors drop a state not renewed within 30 s; ours renews it (here every 0.2 s,
+    against a watcher that drops after 1 s). An editor that does not renew is the control: the
+    watcher drops it, which shows the timeout really ran while the renewing one stayed."""
+    from client_py.coedit import CoeditDoc
+
+    wa, wb = clients
+    await wa.write_file("/presence.md", b"here\n")
+    renewing = await CoeditDoc(wa, "/presence.md", awareness_renew=0.2)._start()
+    silent = await CoeditDoc(wb, "/presence.md", awareness_renew=3600)._start()
+    watcher = await CoeditDoc(wb, "/presence.md", name="watcher", awareness_timeout=1.0)._start()
+    try:
+        await renewing.set_awareness({"cursor": {"anchor": 0, "head": 0}})
+        me, quiet = renewing.doc.client_id, silent.doc.client_id
+        await until(lambda: me in watcher.peers and quiet in watcher.peers, timeout=5)
+        await until(lambda: quiet not in watcher.peers, timeout=10)  # > 1 s without a renewal: dropped
+        assert me in watcher.peers
+        assert watcher.peers[me]["user"]["name"] == "alice"
+        assert watcher.peers[me]["cursor"] == {"anchor": 0, "head": 0}  # the renewal keeps the whole state
+        await asyncio.sleep(1.5)  # another whole timeout: still there
+        assert me in watcher.peers
+    finally:
+        for doc in (renewing, silent, watcher):
+            await doc.close()
