@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from vfs.wire import Coedit, CoeditClose, CoeditOpen, Ok, Presence, encode
 
 from server.coedit_doc import SharedDocument, log
+from server.coedit_logger import UpdateLogWriter
 
 if TYPE_CHECKING:
     from server.hub import Hub
@@ -37,6 +38,7 @@ class Documents:
         self.session = f"coedit:{self.name}"  # the hub's listener key; never a client's session id
         self.token_id = ""  # no token: revoking one never closes the registry
         self.docs: dict[str, SharedDocument] = {}
+        self.log_writer = UpdateLogWriter(handle)  # one group commit for all its documents
         self._loading: dict[str, asyncio.Future[SharedDocument]] = {}
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
@@ -58,7 +60,7 @@ class Documents:
         try:
             if self._cursor is None:  # read before the file is: a write in between is checked, not missed
                 self._cursor = await self.handle.read(lambda ws: ws.cursor(), op="coedit_cursor")
-            doc = SharedDocument(self.handle, path, self._closed)
+            doc = SharedDocument(self.handle, path, self._closed, self.log_writer.store)
             await doc.load()
             if not self.docs:
                 self.hub.listen(self.name, self)

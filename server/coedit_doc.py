@@ -92,7 +92,8 @@ def content_id(data: bytes) -> str:
 class SharedDocument:
     """The live document of one path in one workspace."""
 
-    def __init__(self, handle: WorkspaceHandle, path: str, on_empty: Callable[[SharedDocument], None]):
+    def __init__(self, handle: WorkspaceHandle, path: str, on_empty: Callable[[SharedDocument], None],
+                 store: Callable[[str, bytes], asyncio.Future[None]]):
         self.handle = handle
         self.path = path
         self.doc = Doc()
@@ -107,8 +108,7 @@ class SharedDocument:
         self.lock = asyncio.Lock()  # one write or merge at a time
         self._on_empty = on_empty
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._unlogged: list[tuple[bytes, asyncio.Future[None]]] = []  # updates waiting for the next log write
-        self._logging = False  # a log write is in the writer's queue
+        self._store = store  # the workspace's update-log writer (server/coedit_logger.py)
         self.relay = Relay()  # sends to the editors
 
     # -- loading --------------------------------------------------------------------
@@ -228,41 +228,7 @@ class SharedDocument:
         self.schedule_flush()
         if len(self.text) > COEDIT_MAX_BYTES:  # pycrdt's length is in UTF-8 bytes, as the limit is
             self._spawn(self._outgrown())
-        return self._log(msg.data)
-
-    def _log(self, update: bytes) -> asyncio.Future[None]:
-        """Store `update` in the log; the future is done once it is durable (group commit: the
-        updates that arrive while one log write runs go together in the next one)."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.add_done_callback(lambda f: f.cancelled() or f.exception())  # an update sent without `id`: unawaited
-        self._unlogged.append((update, done))
-        if not self._logging:
-            self._write_log()
-        return done
-
-    def _write_log(self) -> None:
-        batch, self._unlogged = self._unlogged, []
-        self._logging = True
-        updates, path = [u for u, _ in batch], self.path
-        try:
-            stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(path, updates))
-        except Exception as e:  # noqa: BLE001 - the workspace is closing: nobody is acknowledged
-            self._logging = False
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(e)
-            return
-
-        def finished(fut: asyncio.Future[Any]) -> None:
-            self._logging = False
-            error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(error) if error is not None else done.set_result(None)
-            if self._unlogged:
-                self._write_log()
-
-        stored.add_done_callback(finished)
+        return self._store(self.path, msg.data)  # group-committed with the workspace's other updates
 
     def _awareness(self, editor: Editor, data: bytes) -> None:
         entries = decode_awareness(data)

@@ -50,14 +50,12 @@ class CoeditLog:
         file_hash = bytes(row[2]).hex() if row and row[2] is not None else None
         return SavedDocument(snapshot, base, file_hash, updates)
 
-    def append(self, path: str, updates: list[bytes]) -> None:
-        """Store updates, oldest first, in one transaction (durable once this returns).
-
-        One commit for every update that arrived while the previous one was
-        being written: a document's editors typing at once share commits."""
+    def append(self, entries: list[tuple[str, bytes]]) -> None:
+        """Store `(path, update)` entries, each path's oldest first, in one transaction (durable
+        once this returns). One commit for every update that arrived while the previous one
+        was being written: editors typing at once, in any documents, share commits."""
         with self._db.tx():
-            self._db.conn.executemany("INSERT INTO coedit_log(path, data) VALUES(?, ?)",
-                                      [(path, update) for update in updates])
+            self._db.conn.executemany("INSERT INTO coedit_log(path, data) VALUES(?, ?)", entries)
 
     def compact(self, path: str, snapshot: bytes, base: bytes | None, file_hash: str | None) -> None:
         """Replace the document's snapshot and drop its log (call inside the transaction that
