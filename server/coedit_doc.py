@@ -339,7 +339,8 @@ class SharedDocument:
             return
         try:
             if file_hash is None:
-                raise DocumentEnded("ENOENT", f"{path} was deleted while co-edited")
+                raise DocumentEnded("ENOENT", f"{path} was deleted while co-edited; the deletion stands "
+                                               "(each editor still holds the text: write it to keep it)")
             if data is None:
                 raise DocumentEnded("EISDIR", f"{path} is no longer a regular file")
             text = decode_text(data, path)

@@ -179,3 +179,25 @@ async def test_a_python_editors_presence_is_renewed_so_others_keep_it_past_their
     finally:
         for doc in (renewing, silent, watcher):
             await doc.close()
+
+
+async def test_a_file_deleted_while_open_stays_deleted_and_the_editor_keeps_its_unsaved_text(clients):
+    """Deletion wins (no editor silently brings the file back), and nothing typed is lost: the
+    document ends with ENOENT and `doc.text` still holds everything, the last keystroke included."""
+    wa, wb = clients
+    await wa.write_file("/gone.md", b"start\n")
+    doc = await wa.coedit("/gone.md")
+    try:
+        doc.text.insert(len(doc.text), "typed just before\n")
+        await doc.synced()  # stored in the log; the 0.25 s write of the file has most likely not run
+        await wb.unlink("/gone.md")
+        await until(lambda: doc.error is not None, timeout=10)
+        assert isinstance(doc.error, FileNotFoundError)
+        assert "deletion stands" in str(doc.error)
+        assert str(doc.text) == "start\ntyped just before\n"
+        await asyncio.sleep(1.0)  # past the longest write delay: the ended document wrote nothing
+        assert not await wa.exists("/gone.md")
+        await wa.write_file("/gone.md", str(doc.text).encode())  # keeping it is one ordinary write
+        assert await file_text(wa, "/gone.md") == "start\ntyped just before\n"
+    finally:
+        await doc.close()
