@@ -58,6 +58,7 @@ log = logging.getLogger("wsfs.server.coedit")
 
 FLUSH_DELAY = 0.25  # seconds from an edit to the write of a small file (the contract: at most 1 s)
 FLUSH_DELAY_MAX = 0.8  # ... of a file at the size limit: each write costs the whole text and state
+AWARENESS_BATCH = 0.05  # seconds awareness changes are gathered before one relay (a cursor moves per keystroke)
 WRITE_RETRIES = 8  # conditional writes retried after merging a racing outside write
 
 
@@ -109,6 +110,8 @@ class SharedDocument:
         self._on_empty = on_empty
         self._flush_timer: asyncio.TimerHandle | None = None
         self._store = store  # the workspace's update-log writer (server/coedit_logger.py)
+        self._aware_pending: dict[int, tuple[AwarenessEntry, Editor]] = {}  # awareness not yet relayed
+        self._aware_timer: asyncio.TimerHandle | None = None
         self.relay = Relay()  # sends to the editors
 
     # -- loading --------------------------------------------------------------------
@@ -183,6 +186,8 @@ class SharedDocument:
         if editor is None:
             return
         editor.stop()
+        for client in editor.clients:  # its goodbye below is the last word on its clients
+            self._aware_pending.pop(client, None)
         gone = [AwarenessEntry(c, self.awareness[c].clock + 1, None) for c in editor.clients if c in self.awareness]
         for entry in gone:
             del self.awareness[entry.client]
@@ -231,8 +236,9 @@ class SharedDocument:
         return self._store(self.path, msg.data)  # group-committed with the workspace's other updates
 
     def _awareness(self, editor: Editor, data: bytes) -> None:
-        entries = decode_awareness(data)
-        for entry in entries:
+        """Take an editor's awareness entries; they are relayed `AWARENESS_BATCH` later, together
+        with every other awareness change meanwhile (a browser sends one per cursor move)."""
+        for entry in decode_awareness(data):
             known = self.awareness.get(entry.client)
             if known is not None and known.clock > entry.clock:
                 continue
@@ -241,12 +247,33 @@ class SharedDocument:
                 self.awareness.pop(entry.client, None)
             else:
                 self.awareness[entry.client] = entry
-        self._broadcast_raw(awareness_message(data), editor.session)
-        states = [e.state for e in entries if e.state is not None and e.client in editor.clients]
-        if states:
-            from server.coedit import feed_presence
+            self._aware_pending[entry.client] = (entry, editor)
+        if self._aware_pending and self._aware_timer is None and not self.ended:
+            self._aware_timer = asyncio.get_running_loop().call_later(AWARENESS_BATCH, self._relay_awareness)
 
-            feed_presence(editor.session, self.path, states[-1])
+    def _relay_awareness(self) -> None:
+        """One awareness message with the newest entry of each changed client, to every editor
+        (an editor's own entries are left out of its copy); each sender's newest state
+        becomes its connection's presence."""
+        self._aware_timer = None
+        pending, self._aware_pending = self._aware_pending, {}
+        if self.ended or not pending:
+            return
+        senders = {editor for _, editor in pending.values()}
+        everyone = y_frame(self.path, awareness_message(encode_awareness([e for e, _ in pending.values()])))
+        for peer in self.editors.values():
+            if peer not in senders:
+                peer.put(everyone)  # the same frame for all of them
+                continue
+            others = [e for e, editor in pending.values() if editor is not peer]
+            if others:
+                peer.send(awareness_message(encode_awareness(others)))
+        from server.coedit import feed_presence
+
+        for sender in senders:
+            states = [e.state for e, editor in pending.values() if editor is sender and e.state is not None]
+            if states and self.editors.get(sender.session) is sender:
+                feed_presence(sender.session, self.path, states[-1])
 
     def _broadcast_raw(self, y: bytes, sender: Session | None) -> None:
         frame = y_frame(self.path, y)  # built once for every editor

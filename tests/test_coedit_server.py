@@ -182,3 +182,24 @@ async def test_a_deleted_file_ends_the_document_and_the_last_editor_leaving_clos
         assert time.monotonic() < deadline, "the document stayed open without editors"
         await asyncio.sleep(0.02)
     await f.ws.close()
+
+
+async def test_a_burst_of_awareness_changes_is_relayed_merged_ending_with_the_newest_state(live_server):
+    """A browser sends an awareness update per cursor move; the server gathers them briefly and
+    relays the newest state per client, so a burst costs the others a few messages, not one each."""
+    await put(live_server, "/burst.md", b"text")
+    ann = await YClient.join(live_server, "/burst.md", name="ann")
+    bob = await YClient.join(live_server, "/burst.md", name="bob")
+    states = [{"user": {"name": "ann"}, "cursor": {"anchor": i, "head": i}} for i in range(30)]
+    for clock, state in enumerate(states, 1):
+        aw = awareness_message(encode_awareness([AwarenessEntry(ann.doc.client_id, clock, state)]))
+        await ann.ws.send({"type": "coedit", "path": "/burst.md", "y": b64(aw)})
+    received = 0
+    while bob.awareness.get(ann.doc.client_id) != states[-1]:
+        assert received < len(states), "the newest state never arrived"
+        await bob.pump()
+        received += 1
+    assert received < len(states)  # merged: fewer messages than changes
+    assert bob.awareness[ann.doc.client_id] == states[-1]
+    await ann.ws.close()
+    await bob.ws.close()
