@@ -1,6 +1,6 @@
 """Co-editing: keystroke -> other editor latency and server CPU per keystroke, wsfs vs Hocuspocus.
 
-    .venv/bin/python bench/bench_coedit.py [--keystrokes 300] [--only 2,10,50,100x2]
+    .venv/bin/python bench/bench_coedit.py [--keystrokes 300] [--only 2,10,50,100x2] [--cursors]
 
 The same workload runs against `wsfs serve` (co-editing over the workspace
 WebSocket, protocol §5.11, every update stored in the update log before it
@@ -14,7 +14,9 @@ extensions, documents in memory, nothing stored), in the same run:
   turns), sent as a Yjs update; its latency is the time until each other
   editor of that document has received it (so a 50-editor keystroke gives
   49 samples). One keystroke per document is in flight at a time, with a
-  short pause between keystrokes (typing, not a flood);
+  short pause between keystrokes (typing, not a flood); with `--cursors`
+  each keystroke is followed by an awareness update (the caret moved), as
+  a browser's editor sends;
 - server CPU is the server process's user+system time over the keystroke
   phase (from /proc), divided by the keystrokes.
 
@@ -48,7 +50,16 @@ from websockets.asyncio.client import connect
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from vfs.wire import COEDIT_TEXT, read_y_message, sync_step1, sync_step2, sync_update  # noqa: E402
+from vfs.wire import (  # noqa: E402
+    COEDIT_TEXT,
+    AwarenessEntry,
+    awareness_message,
+    encode_awareness,
+    read_y_message,
+    sync_step1,
+    sync_step2,
+    sync_update,
+)
 from vfs.wire.coedit import SYNC_STEP1, YSync, read_bytes, read_varuint, write_varuint  # noqa: E402
 
 HOCUSPOCUS_DIR = ROOT / "bench" / "hocuspocus"
@@ -155,6 +166,7 @@ class Editor:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     stamps: list[float] = field(default_factory=list)
+    clock: int = 0  # of this editor's awareness state
 
     def __post_init__(self) -> None:
         self.text = self.doc.get(COEDIT_TEXT, type=Text)
@@ -162,7 +174,7 @@ class Editor:
     def hp_frame(self, kind: int, body: bytes) -> bytes:
         return _varstring(self.path) + bytes([kind]) + body
 
-    async def type_one(self, char: str) -> None:
+    async def type_one(self, char: str, cursor: bool = False) -> None:
         before = self.doc.get_state()
         self.text.insert(len(self.text), char)
         update = self.doc.get_update(before)
@@ -171,6 +183,15 @@ class Editor:
             await self.ws.send(orjson.dumps({"type": "coedit", "id": 1, "path": self.path, "y": b64}).decode())
         else:
             await self.ws.send(self.hp_frame(0, sync_update(update)[1:]))
+        if cursor:  # what a browser sends with each keystroke: its caret moved
+            self.clock += 1
+            state = {"user": {"name": f"e{self.doc.client_id % 1000}"}, "cursor": {"anchor": len(self.text)}}
+            y = awareness_message(encode_awareness([AwarenessEntry(self.doc.client_id, self.clock, state)]))
+            if self.wsfs:
+                await self.ws.send(orjson.dumps({"type": "coedit", "path": self.path,
+                                                 "y": base64.b64encode(y).decode()}).decode())
+            else:
+                await self.ws.send(self.hp_frame(1, y[1:]))
 
     async def reader(self) -> None:
         async for frame in self.ws:
@@ -208,7 +229,8 @@ class Editor:
 # ---------------------------------------------------------------------- the run
 
 
-async def run_scenario(server: Any, docs: int, editors: int, keystrokes: int) -> tuple[list[float], float]:
+async def run_scenario(server: Any, docs: int, editors: int, keystrokes: int,
+                       cursors: bool = False) -> tuple[list[float], float]:
     groups = []
     for d in range(docs):
         groups.append([await server.editor(f"doc{d}-{editors}") for _ in range(editors)])
@@ -224,7 +246,7 @@ async def run_scenario(server: Any, docs: int, editors: int, keystrokes: int) ->
             others = [e for e in group if e is not author]
             counts = [e.received for e in others]
             t0 = time.perf_counter()
-            await author.type_one("abcdefghijklmnopqrstuvwxyz"[k % 26])
+            await author.type_one("abcdefghijklmnopqrstuvwxyz"[k % 26], cursors)
             for e, c in zip(others, counts):
                 while e.received <= c:
                     e.arrived.clear()
@@ -253,13 +275,15 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--keystrokes", type=int, default=300)
     parser.add_argument("--only", default="2,10,50,100x2")
+    parser.add_argument("--cursors", action="store_true",
+                        help="each keystroke also sends an awareness update (the caret moved), as a browser does")
     args = parser.parse_args()
     scenarios = []
     for item in args.only.split(","):
         docs, _, editors = item.partition("x")
         scenarios.append((int(docs), int(editors)) if editors else (1, int(docs)))
     print(f"co-editing bench: {args.keystrokes} keystrokes per scenario, {os.cpu_count()} cores; "
-          "latency = keystroke -> each other editor")
+          "latency = keystroke -> each other editor" + ("; an awareness update with each keystroke" if args.cursors else ""))
     print(f"{'scenario':<16}{'server':<12}{'p50 ms':>8}{'p99 ms':>8}{'CPU µs/key':>12}")
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-coedit-") as tmp:
         servers = [WsfsServer(Path(tmp) / "data"), HocuspocusServer()]
@@ -268,7 +292,7 @@ async def main() -> None:
                 label = f"{editors} editors" if docs == 1 else f"{docs} docs x {editors}"
                 rows = {}
                 for server in servers:
-                    lat, cpu = await run_scenario(server, docs, editors, args.keystrokes)
+                    lat, cpu = await run_scenario(server, docs, editors, args.keystrokes, args.cursors)
                     rows[server.name] = (pct(lat, 0.5) * 1e3, pct(lat, 0.99) * 1e3, cpu * 1e6)
                     print(f"{label:<16}{server.name:<12}{rows[server.name][0]:>8.1f}{rows[server.name][1]:>8.1f}"
                           f"{rows[server.name][2]:>12.0f}")
