@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 
 from server.cluster.children import die_with_parent, kill_group
 from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.ownership import Held, OwnedElsewhere, Ownership
 from server.cluster.replication import Litestream
 
 READY_TIMEOUT = 30.0
@@ -217,3 +218,14 @@ async def litestream(s3_location: S3Location, tmp_path: Path) -> AsyncIterator[L
         yield daemon
     finally:
         await daemon.stop()
+
+
+async def acquire_eventually(node: Ownership, workspace: str, timeout: float = 15.0) -> Held:
+    """Retry acquire (as a request arriving again would) until the workspace is free; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await node.acquire(workspace)
+        except OwnedElsewhere:
+            assert time.monotonic() < deadline, f"{node.node} never got {workspace}"
+            await asyncio.sleep(0.05)

@@ -10,4 +10,4 @@ import hypothesis_profiles  # noqa: F401  (registers and loads the hypothesis pr
 # `server`/`ws` (a restartable server process and a WS client on it),
 # `browser`/`demo_server` (chromium and `wsfs serve` for the demo), and the cluster's
 # engines (`redis_server`, `seaweed`, `s3_location`, `litestream`: real, on loopback).
-pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures", "cluster_fixtures"]
+pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures", "cluster_fixtures", "cli_fixtures"]

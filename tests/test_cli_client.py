@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from client_fixtures import RestartableServer, free_port
-from server_fixtures import serving
-from wsfs.cli import main
+from cli_fixtures import run
+from client_fixtures import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["sync", "ls", "cat", "put", "get", "rm", "mv", "mkdir", "stat", "watch", "history", "restore",
@@ -20,21 +19,9 @@ COMMANDS = ["sync", "ls", "cat", "put", "get", "rm", "mv", "mkdir", "stat", "wat
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    srv = RestartableServer(tmp_path / "data")
-    monkeypatch.setenv("WSFS_URL", srv.url)
-    monkeypatch.setenv("WSFS_TOKEN", srv.admin)
-    monkeypatch.delenv("WSFS_WORKSPACE", raising=False)
-    yield from serving(srv)
+def server(cli_server):
+    return cli_server
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse: --help (0) and usage errors (2)
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("command", COMMANDS)

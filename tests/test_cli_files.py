@@ -11,39 +11,21 @@ import argparse
 import asyncio
 import json
 import os
-from pathlib import Path
 
 import pytest
 
-from client_fixtures import RestartableServer, tree_of
+from cli_fixtures import ok, run
+from client_fixtures import tree_of
 from client_py import Client
 from client_py.conflicts import conflict_name
-from server_fixtures import serving
-from wsfs.cli import build_parser, main
+from wsfs.cli import build_parser
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    srv = RestartableServer(tmp_path / "data")
-    monkeypatch.setenv("WSFS_URL", srv.url)
-    monkeypatch.setenv("WSFS_TOKEN", srv.admin)
-    monkeypatch.delenv("WSFS_WORKSPACE", raising=False)
-    yield from serving(srv)
+def server(cli_server):
+    return cli_server
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def ok(capsys, *argv: str) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 0, f"wsfs {' '.join(argv)} -> {code}: {err}"
-    return out
 
 
 def lines(out: str) -> list[dict]:

@@ -13,34 +13,15 @@ import json
 import httpx
 import pytest
 
-from client_fixtures import RestartableServer
+from cli_fixtures import ok, run
 from client_py import Client
-from server_fixtures import serving
-from wsfs.cli import main
 
 
 @pytest.fixture
-def server(tmp_path, monkeypatch):
-    srv = RestartableServer(tmp_path / "data")
-    monkeypatch.setenv("WSFS_URL", srv.url)
-    monkeypatch.setenv("WSFS_TOKEN", srv.admin)
-    monkeypatch.delenv("WSFS_WORKSPACE", raising=False)
-    yield from serving(srv)
+def server(cli_server):
+    return cli_server
 
 
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def ok(capsys, *argv: str) -> str:
-    code, out, err = run(capsys, *argv)
-    assert code == 0, f"wsfs {' '.join(argv)} -> {code}: {err}"
-    return out
 
 
 def as_token(server, token: str, call):

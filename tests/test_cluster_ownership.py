@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from cluster_fixtures import acquire_eventually
 from server.cluster.lease import Leases, LeaseUnavailable
 from server.cluster.manifest import Manifest, ManifestError, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
@@ -50,16 +51,6 @@ async def nodes(redis_server: RedisServer, location: S3Location, *names: str,
             lost.append(lost_here)
         yield result, lost
 
-
-async def acquire_eventually(node: Ownership, workspace: str, timeout: float = 15.0) -> Held:
-    """Retry acquire (as a request arriving again would) until the workspace is free; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await node.acquire(workspace)
-        except OwnedElsewhere:
-            assert time.monotonic() < deadline, f"{node.node} never got {workspace}"
-            await asyncio.sleep(0.05)
 
 
 async def test_two_nodes_racing_for_a_workspace_exactly_one_wins(redis_server: RedisServer,

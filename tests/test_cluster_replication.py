@@ -20,11 +20,12 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from cluster_fixtures import acquire_eventually
 from server.cluster.children import kill_group
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
-from server.cluster.ownership import OwnedElsewhere, Ownership
+from server.cluster.ownership import Ownership
 from server.cluster.replication import Litestream, ReplicationError
 from vfs import Workspace
 
@@ -165,7 +166,7 @@ async def test_ownership_and_replication_together_take_over_a_workspace(
             assert await a.still_owner("ws1") is True  # these 10 writes may be acknowledged
 
             a.stop_renewal()  # node-a pauses
-            held_b = await _acquire_eventually(b, "ws1")
+            held_b = await acquire_eventually(b, "ws1")
             assert held_b.restore_from == held_a.prefix
             b_store = tmp_path / "b" / "ws1.db"
             b_store.parent.mkdir()
@@ -279,23 +280,13 @@ async def test_an_epoch_that_died_before_its_first_sync_is_skipped_by_the_next_r
         await litestream.unregister(a_store)
         a.stop_renewal()  # node-a dies
 
-        e2 = await _acquire_eventually(b, "ws1")
+        e2 = await acquire_eventually(b, "ws1")
         assert e2.restore_from == e1.prefix
         b.stop_renewal()  # node-b dies before restoring or registering anything
 
-        e3 = await _acquire_eventually(c, "ws1")
+        e3 = await acquire_eventually(c, "ws1")
         assert e3.number == 3
         assert e3.restore_from == e1.prefix
         c_store = tmp_path / "c.db"
         assert await litestream.restore(e3.restore_from, c_store) is True
         assert read_all(c_store) == written
-
-
-async def _acquire_eventually(node: Ownership, workspace: str, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await node.acquire(workspace)
-        except OwnedElsewhere:
-            assert time.monotonic() < deadline, f"{node.node} never got {workspace}"
-            await asyncio.sleep(0.05)
