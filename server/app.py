@@ -19,10 +19,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import vfs
-from vfs.wire import CLOSE_POLICY, error_body
+from vfs.wire import error_body
 from vfs.wire.routes import WEBSOCKET
 
 from server.auth import ensure_admin, ensure_demo_token
+from server.background import start_background
 from server.http_api import routes
 from server.http_base import json_response
 from server.seed import seed
@@ -30,9 +31,6 @@ from server.state import ServerConfig, ServerState, log
 from server.stores import StoreOptions
 from server.ws_api import going_away, ws_endpoint
 
-SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
-EXTERNAL_POLL = 0.25  # seconds between checks for commits made by other processes
-REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
 
 
 class HttpMetrics:
@@ -171,8 +169,7 @@ def create_app(
             except vfs.StoreBusy as exc:  # a local `wsfs mount` holds it: serve it read-only meanwhile
                 log.warning("not seeding %s: %s (writes to it get 409 EBUSY until it is unmounted)",
                             config.demo_workspace, exc.strerror)
-        background = [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state)),
-                      asyncio.ensure_future(_watch_revocations(state))]
+        background = start_background(state)
         try:
             yield {}
         finally:
@@ -189,55 +186,6 @@ def create_app(
     app.add_middleware(HttpMetrics, state=state)
     app.add_middleware(RawSend)
     return app
-
-
-async def _watch_external(state: ServerState) -> None:
-    """Notice commits made by other processes (an admin tool, another server on the same files).
-
-    Commits through this server are published as they happen; this poll only
-    covers writers that bypass it, for workspaces someone is subscribed to.
-    """
-    while True:
-        await asyncio.sleep(EXTERNAL_POLL)
-        for handle in state.stores.open_handles():
-            if handle.closed or handle.live_inline is None:
-                continue
-            try:
-                rev = await handle.read(lambda ws: ws.rev, op="poll")
-            except Exception:  # noqa: BLE001 - closed meanwhile; next round
-                continue
-            if rev > state.hub.head(handle.name):
-                state.hub.publish_commit(handle.name, rev)
-
-
-async def _watch_revocations(state: ServerState) -> None:
-    """Close the sockets of tokens revoked by another process (`wsfs token revoke`, another node).
-
-    One timer for the whole server: each round is one `PRAGMA data_version`
-    (a few microseconds); only after another connection committed to the
-    token store are the live ids read and compared with the open sessions.
-    Revocations through this server's own route close at once, not here.
-    """
-    state.tokens.changed()  # the baseline: what exists now is what the sessions were opened with
-    while True:
-        await asyncio.sleep(REVOCATION_POLL)
-        try:
-            if not state.tokens.changed() or not state.sessions:
-                continue
-            live = state.tokens.ids()
-            for token_id in {s.token_id for s in state.sessions.values()} - live:
-                state.hub.close_sessions(None, CLOSE_POLICY, "token revoked", token_id=token_id)
-        except Exception:  # noqa: BLE001 - a failed round must not end the watch
-            log.exception("revocation watch failed")
-
-
-async def _sweep(state: ServerState) -> None:
-    while True:
-        await asyncio.sleep(SWEEP_EVERY)
-        try:
-            await state.stores.sweep()
-        except Exception:  # noqa: BLE001 - a failed sweep must not end the server
-            log.exception("idle sweep failed")
 
 
 async def begin_shutdown(state: ServerState) -> None:

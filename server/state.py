@@ -10,6 +10,7 @@ from typing import Any
 from server.auth import TokenStore
 from server.hub import Hub, LocalHub
 from server.metrics import Metrics
+from server.placement import Placement
 from server.stores import StoreOptions, Stores
 
 log = logging.getLogger("wsfs.server")
@@ -33,7 +34,7 @@ class ServerConfig:
 class ServerState:
     """Everything a handler needs, reached as `request.app.state.wsfs`."""
 
-    def __init__(self, config: ServerConfig, hub: Hub | None = None):
+    def __init__(self, config: ServerConfig, hub: Hub | None = None, placement: Placement | None = None):
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,8 @@ class ServerState:
         self.metrics = Metrics()
         self.hub: Hub = hub if hub is not None else LocalHub()  # a cluster passes its broker-backed hub
         self.tokens = TokenStore(self.data_dir)
-        self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store)
+        # a cluster node passes its placement (ownership, restore, durable acks); None: this disk only
+        self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store, placement)
         self.stopping = False
         self.sessions: dict[str, Any] = {}  # open WebSocket sessions by session id
         self.session_counter = 0

@@ -45,6 +45,7 @@ from server.fanout import Fanout
 from server.feed import Delta, Feed, read_delta
 from server.hub import Hub
 from server.metrics import Metrics
+from server.placement import LocalPlacement, Placement
 
 T = TypeVar("T")
 log = logging.getLogger("wsfs.server")
@@ -136,8 +137,10 @@ class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
     def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: Hub,
-                 metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop):
+                 metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop,
+                 placement: Placement | None = None):
         self.name = name
+        self._placement: Placement = placement if placement is not None else LocalPlacement()
         self.path = path
         self._hub = hub
         self._metrics = metrics
@@ -147,6 +150,7 @@ class WorkspaceHandle:
         self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
         self._writer_ws: vfs.Workspace | None = None
         self._author: str | None = None  # touched only in the writer thread
+        self._job_rev: int | None = None  # the newest revision the running write job committed
         self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
         self._all_readers: list[vfs.Workspace] = []
         self.authors: OrderedDict[int, str] = OrderedDict()
@@ -171,14 +175,16 @@ class WorkspaceHandle:
 
     # -- writer --------------------------------------------------------
 
-    def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> T:
+    def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> tuple[T, int | None]:
+        """Run one write; returns its result and the newest revision it committed (None: nothing)."""
         if self._writer_ws is None:
             self._writer_ws = vfs.Workspace(self.path, **self._open_kwargs())
             self._writer_ws.on_commit(self._committed)
         self._author = author
+        self._job_rev = None
         try:
             with self._writer_ws.as_author(author):  # stored with each version this write records
-                return with_content_ids(fn(self._writer_ws, *args))
+                return with_content_ids(fn(self._writer_ws, *args)), self._job_rev
         finally:
             self._author = None
 
@@ -191,6 +197,7 @@ class WorkspaceHandle:
         self.live_inline = max(self._live.values()) if self._live else None
 
     def _committed(self, rev: int) -> None:  # writer thread, right after COMMIT
+        self._job_rev = rev
         # While someone subscribes, read what this commit changed now, in this thread:
         # live subscribers then get their page without another thread hop.
         delta = None
@@ -216,15 +223,28 @@ class WorkspaceHandle:
         self._hub.publish_commit(self.name, rev)
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write") -> T:
-        """Run `fn(workspace, *args)` in the writer thread, as one operation."""
-        return await self._run(self._writer, self._write_job, (fn, args, author), op)
+        """Run `fn(workspace, *args)` in the writer thread, as one operation.
+
+        Returns once what it committed may be acknowledged (`Placement.durable`).
+        """
+        result, rev = await self._run(self._writer, self._write_job, (fn, args, author), op)
+        if rev is not None:
+            await self._placement.durable(self.name, rev)
+        return result
 
     def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None) -> asyncio.Future[T]:
-        """Queue a write without waiting for it (its order among writes is kept)."""
+        """Queue a write without waiting for it (its order among writes is kept); the future
+        resolves once what it committed may be acknowledged."""
         self._enter()
-        fut = asyncio.wrap_future(self._writer.submit(self._write_job, fn, args, author), loop=self._loop)
-        fut.add_done_callback(lambda _f: self._leave())
-        return fut
+        queued = asyncio.wrap_future(self._writer.submit(self._write_job, fn, args, author), loop=self._loop)
+        queued.add_done_callback(lambda _f: self._leave())
+        return asyncio.ensure_future(self._acknowledged(queued))
+
+    async def _acknowledged(self, queued: asyncio.Future[tuple[T, int | None]]) -> T:
+        result, rev = await queued
+        if rev is not None:
+            await self._placement.durable(self.name, rev)
+        return result
 
     # -- readers -------------------------------------------------------
 
@@ -299,7 +319,9 @@ class WorkspaceHandle:
 class Stores:
     """Every workspace of a data dir: `DATA/workspaces/NAME.db`."""
 
-    def __init__(self, data_dir: Path, hub: Hub, metrics: Metrics, options: StoreOptions):
+    def __init__(self, data_dir: Path, hub: Hub, metrics: Metrics, options: StoreOptions,
+                 placement: Placement | None = None):
+        self.placement: Placement = placement if placement is not None else LocalPlacement()
         self.dir = Path(data_dir) / "workspaces"
         self.dir.mkdir(parents=True, exist_ok=True)
         self._hub = hub
@@ -337,10 +359,12 @@ class Stores:
             handle = self._handles.get(name)
             if handle is not None and not handle.closed:
                 return handle
+            await self.placement.opening(name, path)
             if not create and not path.exists():
                 raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
             handle = WorkspaceHandle(name, path, readers=self._readers, hub=self._hub, metrics=self._metrics,
-                                     options=self.options, loop=asyncio.get_running_loop())
+                                     options=self.options, loop=asyncio.get_running_loop(),
+                                     placement=self.placement)
             try:
                 rev = await handle.write(lambda ws: ws.rev, op="open")
             except vfs.StoreBusy:
@@ -384,6 +408,7 @@ class Stores:
         handle = self._handles.pop(name, None)
         if handle is not None:
             await handle.close()
+            await self.placement.closed(name, handle.path)
         self._metrics.open_workspaces.set(len(self._handles))
 
     async def delete(self, name: str, *, on_delete: Callable[[], None] | None = None) -> None:

@@ -1,0 +1,47 @@
+"""Where a workspace's store lives and when a write may be acknowledged (`Placement`).
+
+A single `wsfs serve` keeps every store on its own disk and acknowledges a
+write once SQLite committed it: `LocalPlacement`, which does nothing. A
+cluster node (`server/cluster/`) plugs in a placement that acquires
+ownership and restores the store before it is opened, holds each
+acknowledgement until the commit is replicated and the node is still the
+owner, and hands ownership back when the store closes. `server/stores.py`
+calls these three hooks and knows nothing else of the cluster.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+
+class Placement(Protocol):
+    async def opening(self, name: str, path: Path) -> None:
+        """Before the store at `path` is opened (under the workspace's open lock).
+
+        May bring the file into place (restore it) or raise a ProtocolError
+        (the workspace is served elsewhere, or cannot be served now).
+        """
+
+    async def durable(self, name: str, rev: int) -> None:
+        """After a write committed revision `rev`, before it is acknowledged.
+
+        Returns once the commit may be acknowledged; raises a ProtocolError
+        (answered as such, never a silent acknowledgement) when it may not.
+        """
+
+    async def closed(self, name: str, path: Path) -> None:
+        """After the store closed (idle, deleted or shutdown): nothing of it is open any more."""
+
+
+class LocalPlacement:
+    """One server, one disk: SQLite's commit is the acknowledgement."""
+
+    async def opening(self, name: str, path: Path) -> None:
+        return None
+
+    async def durable(self, name: str, rev: int) -> None:
+        return None
+
+    async def closed(self, name: str, path: Path) -> None:
+        return None
