@@ -96,3 +96,23 @@ async def test_coedit_off_keeps_the_save_with_if_match_flow(browser: Browser, de
     await expect(alice.page.locator("#file-status")).to_have_text("Saved")
     assert http_text(demo_server, "/notes/todo.md") == TODO + "saved by hand\n"
     assert_all_clean(alice)
+
+
+async def test_text_past_the_coedit_limit_is_saved_with_if_match_and_below_it_is_live(
+        browser: Browser, demo_server: ServerProcess):
+    """Between the co-editing limit (4 MiB) and the browser's view limit (8 MiB) a text file is
+    still edited, with Save; below the limit it is co-edited (no Save button)."""
+    seed(demo_server)
+    line = b"0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ\n"
+    with api(demo_server) as c:
+        c.put("/files/live.txt", content=line * (3 * 1024 * 1024 // len(line))).raise_for_status()
+        c.put("/files/saved.txt", content=line * (5 * 1024 * 1024 // len(line))).raise_for_status()
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    await alice.open_file("/live.txt")
+    await expect(alice.page.locator("#file-status")).to_have_text("Saved")
+    await expect(alice.page.locator("#save-btn")).to_be_hidden()
+    await alice.open_file("/saved.txt")
+    await expect(alice.page.locator("#file-status")).to_contain_text("Too large to edit together live")
+    await expect(alice.page.locator("#save-btn")).to_be_visible()
+    await expect(alice.page.locator(".info-card")).to_have_count(0)
+    assert_all_clean(alice)

@@ -103,7 +103,7 @@ async def test_upload_by_drag_and_drop_and_download(browser: Browser, demo_serve
 async def test_image_binary_and_large_files_are_not_edited_as_text(browser: Browser, demo_server: ServerProcess) -> None:
     seed(demo_server)
     with api(demo_server) as c:
-        c.put("/files/big.log", content=b"x" * (3 * 1024 * 1024)).raise_for_status()
+        c.put("/files/big.log", content=b"x" * (9 * 1024 * 1024)).raise_for_status()
     alice = await User.open(browser, demo_server.demo_url, "Alice")
     await alice.open_file("/img/logo.png")
     image = alice.page.locator("img.preview-image")

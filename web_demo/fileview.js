@@ -13,7 +13,9 @@ import { COEDIT_MAX_BYTES, SharedText } from "./coedit.js";
 import { basename } from "./wsfs.js";
 import { $, el, formatSize, formatAgo, formatTime, toast, reportError, guard, saveBlob, confirmDialog } from "./ui.js";
 
-const LARGE = 2 * 1024 * 1024; // above this a file is shown as an info card, not edited
+// Above this a file is shown as an info card, not edited. It is twice the co-editing limit, so
+// text files between the two are still edited here, saved with If-Match as the help text says.
+const LARGE = 2 * COEDIT_MAX_BYTES;
 
 /** Shown as a picture (SVG is text: it opens in the editor). */
 function isImage(type) {
