@@ -158,6 +158,24 @@ async def test_history_view_and_restore(browser: Browser, demo_server: ServerPro
     assert_all_clean(alice, bob)
 
 
+async def test_history_names_renames_instead_of_showing_empty_versions(browser: Browser,
+                                                                       demo_server: ServerProcess) -> None:
+    seed(demo_server)
+    with api(demo_server) as c:
+        c.post("/ops", json={"op": "rename", "src": "/notes/todo.md", "dst": "/notes/done.md"}).raise_for_status()
+        c.put("/files/notes/todo.md", content=b"a new list\n").raise_for_status()
+    alice = await User.open(browser, demo_server.demo_url, "Alice")
+    await alice.open_file("/notes/done.md")  # the renamed file's history follows it from its old path
+    await alice.page.locator("#history-btn").click()
+    versions = alice.page.locator("#history .version")
+    await expect(versions.first).to_contain_text("renamed from /notes/todo.md")
+    await expect(versions.nth(1)).to_contain_text("as /notes/todo.md")
+    await alice.open_file("/notes/todo.md")  # the old path's history: its old file left for the new path
+    await expect(versions.filter(has_text="moved to /notes/done.md")).to_have_count(1)
+    await expect(versions.filter(has_text="0 B")).to_have_count(0)
+    alice.assert_clean()
+
+
 async def test_token_is_kept_out_of_the_address_bar(browser: Browser, demo_server: ServerProcess) -> None:
     alice = await User.open(browser, demo_server.demo_url, "Alice")
     assert "token=" not in alice.page.url

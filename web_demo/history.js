@@ -70,7 +70,7 @@ export class HistoryPanel {
       await this.client.restore(path, v.rev);
       toast(`Restored ${path} to revision ${v.rev}`, "ok", 2500);
     };
-    const label = v.kind === "delete" ? "deleted" : `${formatSize(v.size)}`;
+    const label = versionLabel(path, v);
     // One line per version, cut with an ellipsis rather than wrapped; the whole text is in the tooltip.
     const author = v.author ? ` · ${v.author}` : "";
     const summary = `rev ${v.rev}${isCurrent ? " (current)" : ""} · ${label}${author} · ${formatTime(v.mtime)}`;
@@ -89,4 +89,14 @@ export class HistoryPanel {
           ? el("button", { type: "button", class: "small", onclick: guard("Restore failed", restore) }, "Restore")
           : null));
   }
+}
+
+/** What a version row says besides its revision: a rename or move names the other path (it holds no content). */
+export function versionLabel(path, v) {
+  if (v.kind === "delete") return "deleted";
+  if (v.kind === "move") return `moved to ${v.origin}`;
+  const size = formatSize(v.size);
+  if (v.origin && v.origin !== v.path) return `${size} · renamed from ${v.origin}`;
+  if (v.path !== path) return `${size} · as ${v.path}`;
+  return size;
 }
