@@ -499,11 +499,16 @@ def _has_magic(path: str) -> bool:
 
 
 def _kind_type(kind: str) -> str:
+    """fsspec's types: a FIFO, socket or device node (made through a mount) is "other",
+    as fsspec's local filesystem shows one; `kind` in the info says which it is."""
     return {"file": "file", "dir": "directory"}.get(kind, "other")
 
 
 def _entry_info(path: str, entry: dict) -> dict:
-    return {"name": path, "size": entry["size"], "type": _kind_type(entry["kind"]), "mtime": entry["mtime"]}
+    return {
+        "name": path, "size": entry["size"], "type": _kind_type(entry["kind"]), "kind": entry["kind"],
+        "mtime": entry["mtime"],
+    }  # fmt: skip
 
 
 def _stat_info(path: str, stat: dict) -> dict:
@@ -511,6 +516,8 @@ def _stat_info(path: str, stat: dict) -> dict:
         "name": path,
         "size": stat["size"] if stat["kind"] == "file" else 0,
         "type": _kind_type(stat["kind"]),
+        "kind": stat["kind"],
+        "rdev": stat.get("rdev", 0),
         "mtime": stat["mtime"],
         "ctime": stat["ctime"],
         "mode": stat["mode"],

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import errno
 import io
+import stat as stat_mod
 from typing import TYPE_CHECKING, Any, AsyncIterator, Iterable, Mapping
 
 from vfs.errors import fs_error
-from vfs.paths import normalize
+from vfs.paths import normalize, parent_of
 from vfs.types import ApplyResult, Change, ChangePage, Cursor, DirEntry, GcStats, GrepMatch, Stat, Version
 from vfs.wire import (
     apply_result_from_wire,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from client_py.watch import WatchEvent
 
 STREAM_PIECE = 1 << 20  # bytes per piece when streaming an upload from a file object
+_SPECIAL_KINDS = {stat_mod.S_IFIFO: "fifo", stat_mod.S_IFSOCK: "socket", stat_mod.S_IFCHR: "char", stat_mod.S_IFBLK: "block"}
 
 
 class RemoteWorkspace:
@@ -199,6 +201,26 @@ class RemoteWorkspace:
 
     async def symlink(self, target: str, path: str) -> Stat:
         return await self._op_stat("symlink", target=target, path=normalize(path))
+
+    async def mknod(self, path: str, mode: int, rdev: int = 0) -> int:
+        """mknod(2): a FIFO, socket or device node (`mode` carries its S_IF* type).
+
+        A special file has no content, so it travels as one change entry
+        pushed with an empty base, as a replica pushes a new path: no op of
+        its own. EEXIST if the path exists; ENOENT/ENOTDIR if its parent is
+        not a directory. Returns the revision that made it.
+        """
+        path = normalize(path)
+        kind = _SPECIAL_KINDS.get(stat_mod.S_IFMT(mode))
+        if kind is None:
+            raise fs_error(errno.EINVAL, path, "mknod makes FIFOs, sockets and device nodes only")
+        if (await self.stat(parent_of(path))).kind != "dir":
+            raise fs_error(errno.ENOTDIR, path)
+        entry = Change(path=path, kind=kind, rev=0, mode=mode & 0o7777, rdev=rdev if kind in ("char", "block") else 0)
+        result = await self.apply_changes([entry], base={})
+        if path not in result.applied:
+            raise fs_error(errno.EEXIST, path)
+        return result.rev
 
     async def readlink(self, path: str) -> str:
         st = await self.lstat(path)

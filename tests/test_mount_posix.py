@@ -2,9 +2,9 @@
 local disk (ext4) and in a wsfs mount, and the outcomes (values, errnos,
 stat fields) must be equal. Permission checks run as `nobody`.
 
-pjdfstest is not packaged for Debian and only PyPI/Debian are reachable, so
-this is our own suite over the same categories (chmod, chown, link, mkdir,
-open, rename, rmdir, symlink, truncate, unlink, utimensat, permissions).
+Our own suite over pjdfstest's categories (chmod, chown, link, mkdir, mkfifo,
+mknod, open, rename, rmdir, symlink, truncate, unlink, utimensat,
+permissions); pjdfstest itself is run by hand (docs/mount.md has its results).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import ctypes
 import errno
 import os
 import shutil
+import socket
 import stat
 import subprocess
 import tempfile
@@ -218,8 +219,61 @@ def scenario_metadata(d: Path) -> list:
     return out
 
 
+def scenario_special_files(d: Path) -> list:
+    """FIFOs, sockets and device nodes: made, stat'ed, listed, linked, renamed, removed."""
+    out = []
+    os.mkfifo(d / "fifo", 0o640)
+    os.mknod(d / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    os.mknod(d / "disk", stat.S_IFBLK | 0o660, os.makedev(8, 17))
+    sock = socket.socket(socket.AF_UNIX)
+    try:
+        out.append(outcome(lambda: sock.bind(str(d / "sock"))))
+    finally:
+        sock.close()
+    for name in ("fifo", "null", "disk", "sock"):
+        out.append(outcome(lambda: (*st(d / name), os.lstat(d / name).st_rdev)))
+    out.append(sorted((e.name, e.is_file(), e.is_dir(), stat.S_IFMT(e.stat(follow_symlinks=False).st_mode))
+                      for e in os.scandir(d)))
+    out.append(outcome(lambda: os.mkfifo(d / "fifo")))
+    out.append(outcome(lambda: os.mknod(d / "nope" / "x", stat.S_IFIFO | 0o644)))
+    out.append(outcome(lambda: os.link(d / "fifo", d / "fifo2")))
+    out.append(outcome(lambda: os.lstat(d / "fifo").st_nlink))
+    out.append(outcome(lambda: os.rename(d / "null", d / "null2")))
+    out.append(outcome(lambda: os.lstat(d / "null2").st_rdev))
+    out.append(outcome(lambda: os.chmod(d / "fifo", 0o600)))
+    out.append(outcome(lambda: st(d / "fifo2")))
+    for name in ("fifo", "fifo2", "null2", "disk", "sock"):
+        out.append(outcome(lambda: os.unlink(d / name)))
+    out.append(sorted(os.listdir(d)))
+    return out
+
+
+def scenario_relative_long_paths(d: Path) -> list:
+    """Paths up to 4095 bytes work relative to the caller's directory, however deep that
+    directory is below the mount's root; 4096 bytes and 256-byte names are ENAMETOOLONG."""
+    out = []
+    name = "n" * 254
+    parts = [name] * 15 + ["m" * (4095 - 15 * 255)]  # exactly 4095 bytes, relative
+    fd = os.open(d, os.O_RDONLY)
+    try:
+        for depth in range(1, 16):
+            out.append(outcome(lambda: os.mkdir("/".join(parts[:depth]), dir_fd=fd)))
+        rel = "/".join(parts)
+        assert len(rel.encode()) == 4095
+        out.append(outcome(lambda: os.close(os.open(rel, os.O_CREAT | os.O_WRONLY, 0o644, dir_fd=fd))))
+        out.append(outcome(lambda: os.stat(rel, dir_fd=fd).st_size))
+        out.append(outcome(lambda: os.rename(rel, rel[:-1] + "x", src_dir_fd=fd, dst_dir_fd=fd)))
+        out.append(outcome(lambda: os.stat(rel + "x", dir_fd=fd)))
+        out.append(outcome(lambda: os.mkdir("z" * 256, dir_fd=fd)))
+        out.append(outcome(lambda: os.unlink(rel[:-1] + "x", dir_fd=fd)))
+    finally:
+        os.close(fd)
+    return out
+
+
 @pytest.mark.parametrize(
-    "scenario", [scenario_names, scenario_rename, scenario_links, scenario_content, scenario_metadata],
+    "scenario", [scenario_names, scenario_rename, scenario_links, scenario_content, scenario_metadata,
+                 scenario_special_files, scenario_relative_long_paths],
     ids=lambda f: f.__name__,
 )
 def test_same_outcomes_as_disk(both, scenario):

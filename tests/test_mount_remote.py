@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -236,3 +237,20 @@ def test_the_mount_rides_out_a_server_restart(tmp_path: Path):
                 assert server_bytes(http, "docs/back.txt") == b"written after the restart"
     finally:
         server.stop()
+
+
+def test_special_files_through_a_remote_mount(remote):
+    """mkfifo / mknod in a remote mount reach the server as nodes with their kind and rdev."""
+    mnt, _cache, http, _mount = remote
+    os.mkfifo(mnt / "docs" / "pipe", 0o640)
+    os.mknod(mnt / "docs" / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    assert stat.S_ISFIFO(os.lstat(mnt / "docs" / "pipe").st_mode)
+    st = os.lstat(mnt / "docs" / "null")
+    assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+    on_server = http.get("/api/workspaces/demo/stat/docs/null", params={"follow": 0}).json()
+    assert (on_server["kind"], on_server["rdev"]) == ("char", os.makedev(1, 3))
+    assert http.get("/api/workspaces/demo/stat/docs/pipe", params={"follow": 0}).json()["kind"] == "fifo"
+    with pytest.raises(FileExistsError):
+        os.mkfifo(mnt / "docs" / "pipe")
+    os.unlink(mnt / "docs" / "pipe")
+    assert sorted(os.listdir(mnt / "docs")) == ["null", "readme.md"]

@@ -22,10 +22,10 @@ from vfs.schema import KIND_FILE, KIND_NAMES
 from vfs.types import Change, ChangePage, Cursor
 from vfs.wire.globs import IgnoreMatcher
 
-_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target, n.ino"
+_COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target, n.ino, n.rdev"
 
 
-def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target, ino=None) -> Change:
+def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target, ino=None, rdev=0) -> Change:
     if kind is None:
         return Change(path=path, kind="delete", rev=rev)
     return Change(
@@ -38,6 +38,7 @@ def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, tar
         hash=digest.hex() if digest is not None else None,
         chunks=wire_list(chunks),
         target=target,
+        rdev=rdev or 0,
     )
 
 

@@ -25,7 +25,7 @@ from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import normalize, parent_of
-from vfs.schema import KIND_DIR, KIND_FILE
+from vfs.schema import KIND_DIR, KIND_FILE, SPECIAL_KINDS
 from vfs.types import Stat
 from vfs.versions import Versions
 
@@ -97,6 +97,8 @@ class Content:
             found = self._db.resolve(path, follow=True)
         if found.node is not None and found.node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)
+        if found.node is not None and found.node.kind in SPECIAL_KINDS:
+            raise fs_error(errno.EINVAL, path, "a FIFO, socket or device node has no content to write")
         if found.parent_ino is None:
             raise fs_error(errno.EISDIR, path)
         return found
@@ -251,6 +253,8 @@ class Content:
         found = self._db.existing(path, follow=True)
         if found.node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)
+        if found.node.kind in SPECIAL_KINDS:
+            raise fs_error(errno.EINVAL, path, "a FIFO, socket or device node has no content to write")
         return found
 
     def _commit_edit(self, tx: Tx, found: Resolved, entries: list[ChunkEntry]) -> Stat:

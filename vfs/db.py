@@ -34,7 +34,7 @@ import blake3
 from vfs import schema, storelock
 from vfs.chunks import EMPTY_HASH, ChunkStore, unpack
 from vfs.errors import fs_error
-from vfs.paths import SYMLINK_MAX_HOPS, join, normalize, split
+from vfs.paths import PATH_MAX, SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.nodes import DerivedHashStat, Node, make_stat, stat_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK, ROOT_INO
 from vfs.types import Stat
@@ -50,7 +50,7 @@ CURRENT_REV_SQL = (
 
 NODE_COLUMNS = (
     "n.ino, n.kind, n.mode, n.size, n.mtime_ns, n.ctime_ns, n.nlink, n.hash, n.chunks, n.target, n.rev, "
-    "n.atime_ns, n.uid, n.gid, n.subdirs"
+    "n.atime_ns, n.uid, n.gid, n.subdirs, n.rdev"
 )
 
 _DERIVED_KEPT = 64  # content ids remembered per connection, by chunk list
@@ -110,6 +110,7 @@ class Db:
         "conn",
         "chunks",
         "owner",
+        "path_max",
         "_lock_fd",
         "_tx_state",
         "_savepoints",
@@ -121,11 +122,20 @@ class Db:
         "_data_version",
     )
 
-    def __init__(self, path: str | os.PathLike[str] = ":memory:", *, readonly: bool = False, exclusive: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = ":memory:",
+        *,
+        readonly: bool = False,
+        exclusive: bool = False,
+        path_max: int | None = PATH_MAX,
+    ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
-        conflicting open raises `StoreBusy`. Read-only opens never conflict."""
+        conflicting open raises `StoreBusy`. Read-only opens never conflict.
+        `path_max`: the limit on a whole path (None: names only; see `paths.normalize`)."""
         self.path = os.fspath(path)
+        self.path_max = path_max
         self.readonly = readonly
         self._lock_fd: int | None = None
         if not readonly and self.path not in ("", ":memory:") and not self.path.startswith("file:"):
@@ -393,7 +403,7 @@ class Db:
 
     def _resolve(self, path: str, follow: bool, checked: bool) -> Resolved:
         original = path
-        path = normalize(path)
+        path = normalize(path, self.path_max)
         hops = 0
         while True:
             if path == "/":
@@ -421,7 +431,7 @@ class Db:
     def _symlink_destination(self, target: str | None, base_dir: str, original: str) -> str:
         if not target:
             raise fs_error(errno.ENOENT, original)
-        return normalize(target if target.startswith("/") else join(base_dir, target))
+        return normalize(target if target.startswith("/") else join(base_dir, target), self.path_max)
 
     def _resolve_dir(self, dir_path: str, original: str, hops: int = 0) -> tuple[int, str]:
         """(ino, real path) of the directory at `dir_path`, following symlinks."""

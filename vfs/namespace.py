@@ -16,7 +16,8 @@ import time
 from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
-from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK
+from vfs.nodes import KIND_OF_IFMT
+from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, SPECIAL_KINDS
 from vfs.types import DirEntry, Stat
 from vfs.versions import Versions
 
@@ -81,6 +82,7 @@ class Namespace:
         target: str | None = None,
         mtime_ns: int | None = None,
         content: tuple[int, bytes, bytes] | None = None,
+        rdev: int = 0,
     ) -> int:
         """Insert a node and its name; log the new path. `content`: a file's (size, hash, chunk list)."""
         if found.parent_ino is None:
@@ -89,10 +91,11 @@ class Namespace:
         uid, gid = self._db.owner
         size, digest, chunks = content if content is not None else (0, None, None)
         cur = self._db.conn.execute(
-            "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
-            (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev),
-        )
+            "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev) "
+            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+            (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev,
+             rdev),
+        )  # fmt: skip
         ino = cur.lastrowid
         self._db.conn.execute(
             "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, ino)
@@ -113,6 +116,24 @@ class Namespace:
             if found.node is not None:
                 raise fs_error(errno.EEXIST, path)
             self.create_node(tx, found, KIND_SYMLINK, 0o777, target=target)
+
+    def mknod(self, path: str, mode: int, rdev: int = 0) -> None:
+        """mknod(2): a FIFO, socket, or char/block device node (`mode` carries its S_IF* type).
+
+        A special file has no content in the store; what it is for (a pipe, a
+        socket, a device) lives in the kernel of whoever opens it through a
+        mount. Regular files and directories have their own calls (EINVAL
+        here, as for an unknown type); `rdev` is kept for device nodes only.
+        """
+        kind = KIND_OF_IFMT.get(mode & 0o170000)
+        if kind not in SPECIAL_KINDS:
+            raise fs_error(errno.EINVAL, path, "mknod makes FIFOs, sockets and device nodes only")
+        with self._db.tx() as tx:
+            found = self._db.resolve(path, follow=False)
+            if found.node is not None:
+                raise fs_error(errno.EEXIST, path)
+            device = rdev if KIND_NAMES[kind] in ("char", "block") else 0
+            self.create_node(tx, found, kind, mode & 0o7777, rdev=device)
 
     def readlink(self, path: str) -> str:
         node = self._db.existing(path, follow=False).node
@@ -228,7 +249,7 @@ class Namespace:
             "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
             (node.ino, -1 if limit is None else limit, offset),
         )
-        kinds = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink"}
+        kinds = KIND_NAMES
         return [
             DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime_ns / 1e9, ino)
             for name, kind, size, mtime_ns, target, ino in rows

@@ -15,10 +15,16 @@ import stat as stat_mod
 from collections.abc import Callable
 from typing import NamedTuple
 
-from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK
+from vfs.schema import (
+    KIND_BLOCK, KIND_CHAR, KIND_DIR, KIND_FIFO, KIND_FILE, KIND_NAMES, KIND_SOCKET, KIND_SYMLINK,
+)  # fmt: skip
 from vfs.types import Stat
 
-_S_IFMT = {KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK}
+S_IFMT = {
+    KIND_FILE: stat_mod.S_IFREG, KIND_DIR: stat_mod.S_IFDIR, KIND_SYMLINK: stat_mod.S_IFLNK,
+    KIND_FIFO: stat_mod.S_IFIFO, KIND_SOCKET: stat_mod.S_IFSOCK, KIND_CHAR: stat_mod.S_IFCHR, KIND_BLOCK: stat_mod.S_IFBLK,
+}  # fmt: skip
+KIND_OF_IFMT = {ifmt: kind for kind, ifmt in S_IFMT.items()}
 
 
 class Node(NamedTuple):
@@ -37,6 +43,7 @@ class Node(NamedTuple):
     uid: int
     gid: int
     subdirs: int
+    rdev: int
 
 
 def stat_of(node: Node) -> Stat:
@@ -62,13 +69,13 @@ def _stat_args(node: Node, hash_hex: str | None) -> tuple:
     elif kind == KIND_SYMLINK:
         size = len(node.target.encode("utf-8"))  # type: ignore[union-attr]
     return (
-        KIND_NAMES[kind], _S_IFMT[kind] | node.mode, size, mtime_ns / 1e9, ctime_ns / 1e9, node.ino, nlink,
-        node.rev, hash_hex, node.target, atime_ns / 1e9, mtime_ns, ctime_ns, atime_ns, node.uid, node.gid,
+        KIND_NAMES[kind], S_IFMT[kind] | node.mode, size, mtime_ns / 1e9, ctime_ns / 1e9, node.ino, nlink,
+        node.rev, hash_hex, node.target, atime_ns / 1e9, mtime_ns, ctime_ns, atime_ns, node.uid, node.gid, node.rdev,
     )  # fmt: skip
 
 
 _STAT_ORDER = ("kind", "mode", "size", "mtime", "ctime", "ino", "nlink", "rev", "hash", "target",
-               "atime", "mtime_ns", "ctime_ns", "atime_ns", "uid", "gid")  # fmt: skip
+               "atime", "mtime_ns", "ctime_ns", "atime_ns", "uid", "gid", "rdev")  # fmt: skip
 if tuple(Stat.__dataclass_fields__) != _STAT_ORDER:
     raise ImportError("vfs.types.Stat's fields changed: update vfs.nodes._stat_args to match")
 

@@ -18,13 +18,17 @@ SYMLINK_MAX_HOPS = 40
 
 
 @lru_cache(maxsize=8192)
-def normalize(path: str) -> str:
+def normalize(path: str, path_max: int | None = PATH_MAX) -> str:
     """Return the canonical form of an absolute POSIX path.
 
     `//`, `.` and trailing slashes vanish; `..` is resolved lexically and
     never climbs above `/`. Relative paths, NUL bytes and invalid UTF-8 are
-    EINVAL; an over-long name or path is ENAMETOOLONG. Cached: hot paths
-    are normalised on every call (errors are not cached, so they re-raise).
+    EINVAL; an over-long name or path is ENAMETOOLONG. `path_max=None`
+    limits names only: a FUSE mount gets absolute paths from libfuse while
+    the kernel already limited what the caller passed (relative to its own
+    directory), so a deep tree may be longer than PATH_MAX from the root.
+    Cached: hot paths are normalised on every call (errors are not cached,
+    so they re-raise).
     """
     if not isinstance(path, str):
         raise TypeError(f"path must be str, not {type(path).__name__}")
@@ -36,7 +40,7 @@ def normalize(path: str) -> str:
         encoded_len = len(path.encode("utf-8"))
     except UnicodeEncodeError:
         raise fs_error(errno.EINVAL, path, "path is not valid UTF-8") from None
-    if encoded_len >= PATH_MAX:
+    if path_max is not None and encoded_len >= path_max:
         raise fs_error(errno.ENAMETOOLONG, path)
     parts: list[str] = []
     for name in path.split("/"):

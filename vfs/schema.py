@@ -1,7 +1,8 @@
 """The SQLite schema and its migrations.
 
 Tables:
-- `nodes`: one row per inode (file, dir, symlink) with owner and nanosecond
+- `nodes`: one row per inode (file, dir, symlink; FIFO, socket, char or
+  block device with its `rdev`, v5) with owner and nanosecond
   times (what a FUSE mount must keep), and for a directory the count of its
   subdirectories (its link count is 2 + that; kept by triggers, schema v2). A file's content is its
   chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
@@ -31,7 +32,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -39,8 +40,18 @@ KIND_DIR = 2
 KIND_SYMLINK = 3
 KIND_DELETED = 0  # only in `versions`: the path was deleted at that revision
 KIND_MOVED = 4  # only in `versions`: the file left the path at that revision (renamed to `origin`)
+# Special files (v5): made by mknod(2) / mkfifo(3) / bind(2) through a mount. They have
+# no content; a device node's device number is the node's `rdev`.
+KIND_FIFO = 5
+KIND_SOCKET = 6
+KIND_CHAR = 7
+KIND_BLOCK = 8
+SPECIAL_KINDS = (KIND_FIFO, KIND_SOCKET, KIND_CHAR, KIND_BLOCK)
 
-KIND_NAMES = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink", KIND_DELETED: "delete"}
+KIND_NAMES = {
+    KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink", KIND_DELETED: "delete",
+    KIND_FIFO: "fifo", KIND_SOCKET: "socket", KIND_CHAR: "char", KIND_BLOCK: "block",
+}  # fmt: skip
 KIND_CODES = {name: code for code, name in KIND_NAMES.items()}
 
 # 4 KiB pages. Measured here (bench/bench_vfs.py): 16 KiB pages write large
@@ -164,11 +175,16 @@ _V4 = """
 CREATE INDEX IF NOT EXISTS versions_by_origin ON versions (origin, rev) WHERE origin IS NOT NULL;
 """
 
+# Special files (FIFOs, sockets, device nodes) are nodes of kinds 5-8 with no
+# content; a device node keeps its device number in `nodes.rdev` (ADDED_COLUMNS).
+_V5 = ""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
+    5: (("nodes", "rdev", "INTEGER NOT NULL DEFAULT 0"),),
 }
 
 

@@ -21,13 +21,15 @@ from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import BadObject, MissingObjects, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import depth, join, normalize, parent_of, prefix_bounds, split
-from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO
+from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO, SPECIAL_KINDS
 from vfs.surface import Base
 from vfs.types import ApplyResult, Change, Conflict, Cursor
 
 MAX_OBJECT = 16 * MAX_CHUNK  # generous: peers may chunk differently, but not unboundedly
 
 _APPLIED, _UNCHANGED = "applied", "unchanged"
+# Kinds whose node is replaced, not updated, when an entry changes them (no content to edit).
+_REPLACED_WHOLE = (KIND_SYMLINK, *SPECIAL_KINDS)
 
 
 def _hex(digest: bytes | None) -> str | None:
@@ -165,7 +167,7 @@ class Sync:
             self._names.makedirs(tx, parent_of(change.path), 0o755, exist_ok=True)
             found, _ = self._resolve_physical(change.path)
             node = found.node
-        if node is not None and (node.kind != KIND_CODES[change.kind] or node.kind == KIND_SYMLINK):
+        if node is not None and (node.kind != KIND_CODES[change.kind] or node.kind in _REPLACED_WHOLE):
             if node.kind == KIND_DIR and self._subtree_changed(change.path, base):
                 return self._conflict(change, node, "directory holds changes made since base")
             self._remove(tx, found)
@@ -206,6 +208,8 @@ class Sync:
         same_mode = node.mode == (change.mode & 0o7777)
         if change.kind == "dir":
             return same_mode
+        if node.kind in SPECIAL_KINDS:
+            return same_mode and node.rdev == change.rdev
         digest = self._db.node_hash(node)
         return same_mode and digest is not None and digest.hex() == change.hash
 
@@ -276,6 +280,11 @@ class Sync:
             self._names.create_node(
                 tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime_ns=seconds_to_ns(change.mtime or None)
             )
+            return
+        kind = KIND_CODES[change.kind]
+        if kind in SPECIAL_KINDS:
+            mtime_ns = seconds_to_ns(change.mtime or None)
+            self._names.create_node(tx, found, kind, change.mode & 0o7777, mtime_ns=mtime_ns, rdev=change.rdev)
             return
         entries = []
         for hex_hash, size in change.chunks:

@@ -11,8 +11,11 @@ from dataclasses import dataclass, field
 from functools import total_ordering
 from typing import Literal
 
-Kind = Literal["file", "dir", "symlink"]
-ChangeKind = Literal["file", "dir", "symlink", "delete"]
+# "fifo", "socket", "char", "block": special files made through a mount (mknod,
+# mkfifo, bind); no content, a device node's device number in `rdev`.
+Kind = Literal["file", "dir", "symlink", "fifo", "socket", "char", "block"]
+ChangeKind = Literal["file", "dir", "symlink", "fifo", "socket", "char", "block", "delete"]
+SPECIAL_KINDS = ("fifo", "socket", "char", "block")
 
 
 @total_ordering
@@ -81,6 +84,7 @@ class Stat:
     atime_ns: int = 0
     uid: int = 0
     gid: int = 0
+    rdev: int = 0  # device number of a char/block device node (os.makedev), else 0
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen: frozen __init__ is 3x slower, and readdir/changes build thousands
@@ -114,6 +118,7 @@ class Change:
     hash: str | None = None
     chunks: tuple[tuple[str, int], ...] = ()
     target: str | None = None
+    rdev: int = 0  # device nodes only
 
     @property
     def cursor(self) -> Cursor:

@@ -33,6 +33,7 @@ from vfs.db import Db
 from vfs.fileobj import open_file
 from vfs.history import History
 from vfs.namespace import Namespace
+from vfs.paths import PATH_MAX
 from vfs.search import Search
 from vfs.sync import Sync
 from vfs.types import Cursor
@@ -85,11 +86,15 @@ class Workspace:
         history_days: float = 7.0,
         tombstone_revs: int | None = None,
         exclusive: bool = False,
+        path_max: int | None = PATH_MAX,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
-        conflicting open raises `StoreBusy`. Read-only opens never conflict."""
-        db = self._db = Db(path, readonly=readonly, exclusive=exclusive)
+        conflicting open raises `StoreBusy`. Read-only opens never conflict.
+        `path_max`: the longest whole path (ENAMETOOLONG); None limits only
+        each name to 255 bytes, for a mount, where the kernel limits what
+        the caller passes relative to its own directory."""
+        db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max)
         versions = self._versions = Versions(db, keep=history_keep, days=history_days)
         names = self._names = Namespace(db, versions)
         content = self._content = Content(db, names, versions)
@@ -208,6 +213,7 @@ class Workspace:
 
     mkdir = forward("_names", Namespace.mkdir)
     symlink = forward("_names", Namespace.symlink)
+    mknod = forward("_names", Namespace.mknod)
     readlink = forward("_names", Namespace.readlink)
     link = forward("_names", Namespace.link)
     chmod = forward("_names", Namespace.chmod)

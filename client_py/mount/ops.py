@@ -42,6 +42,10 @@ BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
 FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # libfuse3 fuse_common.h
 SMALL_WRITE = 1 << 20  # content up to this size is committed from one buffer, not streamed
+_IFMT = {
+    "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
+    "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
+}  # fmt: skip
 
 
 def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callable:
@@ -151,7 +155,7 @@ class WsfsOperations(mfusepy.Operations):
             return -errno.ENOENT
         size, mtime_ns = self._buffered(st)
         out.st_ino, out.st_mode, out.st_nlink = st.ino, st.mode, st.nlink
-        out.st_uid, out.st_gid = st.uid, st.gid
+        out.st_uid, out.st_gid, out.st_rdev = st.uid, st.gid, st.rdev
         out.st_size, out.st_blocks, out.st_blksize = size, (size + 511) // 512, BLKSIZE
         for spec, ns in ((out.st_atimespec, st.atime_ns), (out.st_mtimespec, mtime_ns), (out.st_ctimespec, st.ctime_ns)):
             spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
@@ -227,7 +231,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def readdir(self, path: str, fh: int) -> list:
-        kinds = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
+        kinds = _IFMT
         parent = path.rstrip("/").rpartition("/")[0] or "/"
         entries: list = [
             (".", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._dir_ino(path)}, 0),
@@ -256,6 +260,15 @@ class WsfsOperations(mfusepy.Operations):
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
             self.ws.mkdir(path, mode=mode & 0o7777)
+        return 0
+
+    @fuse_op(mutates=True)
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        """FIFOs, sockets (bind(2) on a Unix socket) and device nodes: kept as nodes
+        with their type and device number. The kernel never sends their I/O here:
+        a FIFO is a pipe in the opener's kernel, and the mount is `nodev`."""
+        with self._as_caller():
+            self.ws.mknod(path, mode, dev)
         return 0
 
     @fuse_op(mutates=True)

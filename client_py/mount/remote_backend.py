@@ -68,7 +68,10 @@ CALL_BACKOFF = Backoff(base=0.1, cap=1.0, retries=4)
 # every `cap` seconds: a server down for hours costs a request now and then.
 OFFLINE_BACKOFF = Backoff(base=0.5, cap=3.0, retries=None)
 SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
-_IFMT = {"file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK}
+_IFMT = {
+    "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
+    "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
+}  # fmt: skip
 
 
 class RemoteBackend:
@@ -171,8 +174,11 @@ class RemoteBackend:
         while True:
             try:
                 async for event in self._remote.watch("/", after=str(self.index.cursor)):
+                    change = event.change
+                    if change.kind in ("char", "block"):
+                        change = await self._device_entry(change)
                     with self._index_moved:
-                        self._apply(event.change)
+                        self._apply(change)
                         cursor = Cursor.parse(event.cursor)
                         if cursor > self.index.cursor:
                             self.index.cursor = cursor
@@ -192,6 +198,12 @@ class RemoteBackend:
                 continue
             self._set_online(True)
             delays = OFFLINE_BACKOFF.delays()
+
+    async def _device_entry(self, change: Change) -> Change:
+        """A device node's entry with its `rdev`, which `WatchEvent` does not carry yet
+        (client_py/watch.py); asked for once per device node the stream brings."""
+        entry = await self._remote.entry(change.path)
+        return entry if entry is not None and entry.rev == change.rev else change
 
     async def _catch_up_async(self) -> None:
         while True:
@@ -305,7 +317,7 @@ class RemoteBackend:
             kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o777), size=size, mtime=change.mtime,
             ctime=change.mtime, ino=ino, nlink=nlink, rev=change.rev, hash=change.hash, target=change.target,
             atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=round(change.mtime * 1e9), atime_ns=atime_ns,
-            uid=uid, gid=gid,
+            uid=uid, gid=gid, rdev=change.rdev,
         )
 
     def lstat(self, path: str) -> Stat:
@@ -459,6 +471,10 @@ class RemoteBackend:
 
     def symlink(self, target: str, path: str) -> None:
         self._mutate(self._remote.symlink(target, path), changes=normalize(path))
+        self._created(path)
+
+    def mknod(self, path: str, mode: int, rdev: int = 0) -> None:
+        self._mutate(self._remote.mknod(path, mode, rdev))
         self._created(path)
 
     def link(self, existing: str, new: str) -> None:

@@ -99,7 +99,9 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
 
     # Opened before mounting, so a bad or busy store fails here, clearly. Exclusive:
     # the kernel caches what it saw, so no other process may write the store meanwhile.
-    workspace = vfs.Workspace(store, exclusive=True)
+    # path_max=None: the kernel limits what each caller passes (relative to its own
+    # directory); from the workspace root, a deep tree may be longer than PATH_MAX.
+    workspace = vfs.Workspace(store, exclusive=True, path_max=None)
     operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
     run_foreground(operations, mountpoint, local=True, debug=debug)
 

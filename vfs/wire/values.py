@@ -39,6 +39,8 @@ def stat_to_wire(st: Stat, path: str | None = None) -> dict[str, Any]:
         "hash": st.hash,
         "target": st.target,
     }
+    if st.rdev:
+        d["rdev"] = st.rdev  # device nodes only: other stats stay as they were
     if path is not None:
         d["path"] = path
     return d
@@ -56,6 +58,7 @@ def stat_from_wire(d: Mapping[str, Any]) -> Stat:
         rev=int(d["rev"]),
         hash=d.get("hash"),
         target=d.get("target"),
+        rdev=int(d.get("rdev") or 0),
     )
 
 
@@ -111,7 +114,7 @@ def gcstats_from_wire(d: Mapping[str, Any]) -> GcStats:
     return GcStats(**{k: int(d[k]) for k in _GCSTATS_FIELDS})
 
 
-_KINDS = ("file", "dir", "symlink", "delete")
+_KINDS = ("file", "dir", "symlink", "fifo", "socket", "char", "block", "delete")
 
 
 def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None = None) -> dict[str, Any]:
@@ -128,6 +131,8 @@ def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None =
         "chunks": [[h, s] for h, s in c.chunks],
         "target": c.target,
     }
+    if c.rdev:
+        d["rdev"] = c.rdev  # device nodes only
     if data is not None:
         d["data"] = base64.b64encode(data).decode("ascii")
     if author is not None:
@@ -172,6 +177,7 @@ def change_from_wire(d: Any, *, id: RequestId | None = None, where: str = "chang
         hash=h,
         chunks=tuple(chunks),
         target=f.str("target", required=False),
+        rdev=f.int("rdev", required=False, default=0),
     )
 
 
