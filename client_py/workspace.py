@@ -379,16 +379,22 @@ class RemoteWorkspace:
                      globs=None if globs is None else list(globs), ignore=list(ignore))
 
 
-    async def coedit(self, path: str, *, name: str | None = None, color: str | None = None) -> CoeditDoc:
+    async def coedit(self, path: str, *, name: str | None = None, color: str | None = None,
+                     awareness_renew: float | None = None, awareness_timeout: float | None = None) -> CoeditDoc:
         """Join the shared document of text file `path` (docs/client.md, "Co-editing").
 
         `doc.text` is a `pycrdt.Text` bound to the shared one; `await doc.synced()` waits until
         local edits are stored; `await doc.close()`, or use it as an async context manager.
         A binary file or one over the size limit raises (EINVAL, EFBIG): save it with `if_match`.
+        `awareness_renew` / `awareness_timeout` (seconds) override how often our presence is
+        renewed and how long a silent peer's is kept (y-protocols' 15 s and 30 s by default).
         """
-        from client_py.coedit import CoeditDoc
+        from client_py.coedit import AWARENESS_RENEW, AWARENESS_TIMEOUT, CoeditDoc
 
-        return await CoeditDoc(self, path, name=name, color=color)._start()
+        doc = CoeditDoc(self, path, name=name, color=color,
+                        awareness_renew=AWARENESS_RENEW if awareness_renew is None else awareness_renew,
+                        awareness_timeout=AWARENESS_TIMEOUT if awareness_timeout is None else awareness_timeout)
+        return await doc._start()
 
 
 def _body(data: Any) -> Any:

@@ -159,13 +159,11 @@ async def test_a_python_editors_presence_is_renewed_so_others_keep_it_past_their
     """y-protocols editors drop a state not renewed within 30 s; ours renews it (here every 0.2 s,
     against a watcher that drops after 1 s). An editor that does not renew is the control: the
     watcher drops it, which shows the timeout really ran while the renewing one stayed."""
-    from client_py.coedit import CoeditDoc
-
     wa, wb = clients
     await wa.write_file("/presence.md", b"here\n")
-    renewing = await CoeditDoc(wa, "/presence.md", awareness_renew=0.2)._start()
-    silent = await CoeditDoc(wb, "/presence.md", awareness_renew=3600)._start()
-    watcher = await CoeditDoc(wb, "/presence.md", name="watcher", awareness_timeout=1.0)._start()
+    renewing = await wa.coedit("/presence.md", awareness_renew=0.2)
+    silent = await wb.coedit("/presence.md", awareness_renew=3600)
+    watcher = await wb.coedit("/presence.md", name="watcher", awareness_timeout=1.0)
     try:
         await renewing.set_awareness({"cursor": {"anchor": 0, "head": 0}})
         me, quiet = renewing.doc.client_id, silent.doc.client_id
