@@ -171,6 +171,38 @@ def test_long_paths(mnt: Path, store: Path):
         assert ws.read_file(path) == b"deep"
 
 
+def test_fifo_and_device_nodes_survive_a_remount(tmp_path: Path, store: Path):
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with MountProcess([str(store)], str(mountpoint)):
+        os.mkfifo(mountpoint / "pipe", 0o600)
+        os.mknod(mountpoint / "tty", stat.S_IFCHR | 0o620, os.makedev(4, 1))
+        # The FIFO is a pipe in this kernel: a writer and a reader meet through it.
+        writer = subprocess.Popen(["sh", "-c", f"echo through > {mountpoint / 'pipe'}"])
+        assert (mountpoint / "pipe").read_text() == "through\n"
+        assert writer.wait(timeout=30) == 0
+    with MountProcess([str(store)], str(mountpoint)):
+        pipe, tty = os.lstat(mountpoint / "pipe"), os.lstat(mountpoint / "tty")
+        assert stat.S_ISFIFO(pipe.st_mode) and stat.S_IMODE(pipe.st_mode) == 0o600
+        assert stat.S_ISCHR(tty.st_mode) and tty.st_rdev == os.makedev(4, 1)
+        assert sorted(os.listdir(mountpoint)) == ["pipe", "tty"]
+
+
+def test_fstat_of_an_open_unlinked_file(mnt: Path):
+    path = mnt / "gone.txt"
+    path.write_bytes(b"Hello, World!")
+    fd = os.open(path, os.O_RDWR)
+    try:
+        os.unlink(path)
+        st = os.fstat(fd)
+        assert (st.st_nlink, st.st_size) == (0, 13)
+        os.ftruncate(fd, 5)
+        assert os.fstat(fd).st_size == 5
+        assert os.pread(fd, 20, 0) == b"Hello"
+    finally:
+        os.close(fd)
+
+
 # -- buffered writes ----------------------------------------------------------------
 
 

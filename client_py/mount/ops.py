@@ -105,6 +105,13 @@ class WsfsOperations(mfusepy.Operations):
         # attributes right after a create, inside the same request; answer
         # from here instead of the store. Any other mutation clears it.
         self.fresh: tuple[str, vfs.Stat] | None = None
+        # Open files whose last name was removed: libfuse's stand-in name -> inode.
+        # libfuse (without hard_remove) renames an open file it is told to unlink,
+        # or to replace, to `.fuse_hiddenXXXX`; the store removes the name right
+        # then (one transaction with the rest of the rename), and the stand-in
+        # lives only here, so fstat on the descriptor keeps working and no
+        # stand-in name ever reaches the store or a replica.
+        self.hidden: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -150,7 +157,7 @@ class WsfsOperations(mfusepy.Operations):
         misses), so this skips the dict, mfusepy's generic copy and the
         exceptions.
         """
-        st = self._lookup_stat(path, fh)
+        st = self._lookup_stat(self._named(path), fh, path)
         if st is None:
             return -errno.ENOENT
         size, mtime_ns = self._buffered(st)
@@ -161,9 +168,14 @@ class WsfsOperations(mfusepy.Operations):
             spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
         return 0
 
-    def _lookup_stat(self, path: str | None, fh: int | None) -> vfs.Stat | None:
-        if path is None:  # an open file whose last name is gone (hard_remove): its last known state
-            return dataclasses.replace(self.table.get(fh).node.stat, nlink=0)
+    def _named(self, path: str | None) -> str | None:
+        """`path`, or None for a stand-in name of an open file with no name left."""
+        return None if path is None or path in self.hidden else path
+
+    def _lookup_stat(self, path: str | None, fh: int | None, given: str | None = None) -> vfs.Stat | None:
+        if path is None:  # an open file whose last name is gone: its last known state
+            node = self.table.get(fh).node if fh is not None else self.table.node(self.hidden.get(given, -1))
+            return None if node is None else node.stat
         fresh, self.fresh = self.fresh, None
         if fresh is not None and fresh[0] == path:
             return fresh[1]
@@ -181,7 +193,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def chmod(self, path: str, mode: int) -> int:
-        if path is None:
+        if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         self.ws.chmod(path, mode & 0o7777)
         self.links.changed(self.ws.stat(path).ino, path)
@@ -189,7 +201,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
-        if path is None:
+        if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         # FUSE hands us the inode itself: never follow a symlink here.
         self.ws.chown(path, uid, gid, follow_symlinks=False)
@@ -198,7 +210,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
-        if path is None:
+        if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
@@ -279,12 +291,26 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def unlink(self, path: str) -> int:
-        st = self.ws.lstat(path) if self.links.tracking() else None
-        self.ws.unlink(path)
-        if st is not None:
-            self.links.forget(st.ino, path)
-            self.links.changed(st.ino, path)  # nlink dropped under the other names
+        if self.hidden.pop(path, None) is not None:
+            return 0  # libfuse removing its stand-in after the last close: never in the store
+        self._unlink(path)
         return 0
+
+    def _unlink(self, path: str) -> vfs.Stat:
+        st = self.ws.lstat(path)
+        self.ws.unlink(path)
+        self.links.forget(st.ino, path)
+        self.links.changed(st.ino, path)  # nlink dropped under the other names
+        return st
+
+    def _hide(self, path: str, stand_in: str) -> None:
+        """libfuse hides an open file it must unlink: remove the name, keep the inode here."""
+        st = self._unlink(path)
+        node = self.table.node(st.ino)
+        if node is not None:
+            base = node.stat if node.stat is not None else st
+            node.stat = dataclasses.replace(base, nlink=max(st.nlink - 1, 0), ctime_ns=time.time_ns())
+        self.hidden[stand_in] = st.ino
 
     @fuse_op(mutates=True)
     def symlink(self, target: str, source: str) -> int:
@@ -311,6 +337,9 @@ class WsfsOperations(mfusepy.Operations):
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
+        if not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden:
+            self._hide(old, new)
+            return 0
         self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=bool(flags & RENAME_EXCHANGE))
         self._forget_dirs()
         return 0
@@ -375,6 +404,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
+        path = self._named(path)
         handle = self.table.get(fh)
         node = handle.node
         if node.spool is not None:
@@ -385,6 +415,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
+        path = self._named(path)
         handle = self.table.get(fh)
         spool = self._spool(handle, path)
         if handle.flags & os.O_APPEND:
@@ -395,6 +426,9 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
+        if fh is None and path in self.hidden:
+            fh = next(h.fh for h in self.table.handles.values() if h.node.ino == self.hidden[path])
+        path = self._named(path)
         handle = self.table.get(fh) if fh is not None else None
         if handle is None:
             st = self.ws.stat(path)
@@ -409,12 +443,12 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True)
     def flush(self, path: str, fh: int) -> int:
-        self._commit(self.table.get(fh).node, path)
+        self._commit(self.table.get(fh).node, self._named(path))
         return 0
 
     @fuse_op(mutates=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
-        self._commit(self.table.get(fh).node, path)
+        self._commit(self.table.get(fh).node, self._named(path))
         self.group.commit()
         return 0
 
@@ -428,7 +462,7 @@ class WsfsOperations(mfusepy.Operations):
         node = self.table.close(fh)
         if node is not None:
             try:
-                self._commit(node, path)
+                self._commit(node, self._named(path))
             finally:
                 node.drop_spool()
         return 0

@@ -56,9 +56,10 @@ def fuse_options(*, local: bool) -> dict:
     """libfuse options. Why each one:
 
     - use_ino: st_ino comes from the store, so hard links share an inode number.
-    - hard_remove: unlinking or renaming over an open file removes the name at
-      once (no `.fuse_hidden*` stand-ins in the store, and rename stays atomic);
-      the open descriptor keeps reading the content it snapshotted at open.
+    - no hard_remove: libfuse keeps an open file that loses its last name under
+      a `.fuse_hidden*` stand-in, which `WsfsOperations` keeps in memory only (the
+      store removes the name at once, so rename stays atomic), so fstat on the
+      descriptor still finds the inode; it keeps reading what it snapshotted at open.
     - default_permissions: the kernel checks mode/uid/gid for non-root callers.
     - allow_other (as root): other users can enter the mount at all.
     - kernel_cache (local store only: the mount is its only writer): the page
@@ -70,7 +71,6 @@ def fuse_options(*, local: bool) -> dict:
     timeout = 5.0 if local else 0.5
     options = {
         "use_ino": True,
-        "hard_remove": True,
         "default_permissions": True,
         "attr_timeout": timeout,
         "entry_timeout": timeout,
