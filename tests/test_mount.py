@@ -203,6 +203,27 @@ def test_fstat_of_an_open_unlinked_file(mnt: Path):
         os.close(fd)
 
 
+def test_attributes_are_fresh_after_ftruncate_and_rename_over_a_linked_target(mnt: Path):
+    """The kernel caches attributes for seconds: what changed must not be served stale."""
+    f = mnt / "f"
+    f.write_bytes(b"x" * 10)
+    before = os.stat(f).st_ctime_ns
+    fd = os.open(f, os.O_RDWR)
+    os.ftruncate(fd, 123)
+    os.close(fd)
+    after = os.stat(f)
+    assert after.st_size == 123 and after.st_ctime_ns > before
+    (mnt / "src").write_bytes(b"new")
+    (mnt / "dst").write_bytes(b"old")
+    os.link(mnt / "dst", mnt / "dstlnk")
+    linked = os.lstat(mnt / "dstlnk")  # now in the kernel's attribute cache
+    assert linked.st_nlink == 2
+    os.rename(mnt / "src", mnt / "dst")
+    left = os.lstat(mnt / "dstlnk")
+    assert left.st_nlink == 1 and left.st_ctime_ns > linked.st_ctime_ns
+    assert (mnt / "dstlnk").read_bytes() == b"old" and (mnt / "dst").read_bytes() == b"new"
+
+
 # -- buffered writes ----------------------------------------------------------------
 
 

@@ -160,11 +160,11 @@ class WsfsOperations(mfusepy.Operations):
         st = self._lookup_stat(self._named(path), fh, path)
         if st is None:
             return -errno.ENOENT
-        size, mtime_ns = self._buffered(st)
+        size, mtime_ns, ctime_ns = self._buffered(st)
         out.st_ino, out.st_mode, out.st_nlink = st.ino, st.mode, st.nlink
         out.st_uid, out.st_gid, out.st_rdev = st.uid, st.gid, st.rdev
         out.st_size, out.st_blocks, out.st_blksize = size, (size + 511) // 512, BLKSIZE
-        for spec, ns in ((out.st_atimespec, st.atime_ns), (out.st_mtimespec, mtime_ns), (out.st_ctimespec, st.ctime_ns)):
+        for spec, ns in ((out.st_atimespec, st.atime_ns), (out.st_mtimespec, mtime_ns), (out.st_ctimespec, ctime_ns)):
             spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
         return 0
 
@@ -184,12 +184,13 @@ class WsfsOperations(mfusepy.Operations):
             self.links.seen(st.ino, st.nlink, path)
         return st
 
-    def _buffered(self, st: vfs.Stat) -> tuple[int, int]:
-        """(size, mtime_ns) as programs must see them: buffered bytes count at once."""
+    def _buffered(self, st: vfs.Stat) -> tuple[int, int, int]:
+        """(size, mtime_ns, ctime_ns) as programs must see them: buffered writes and
+        truncates count at once (a write or ftruncate moves ctime as well as mtime)."""
         node = self.table.node(st.ino)
         if node is not None and node.dirty and node.spool is not None:
-            return node.spool.size, node.mtime_ns
-        return st.size, st.mtime_ns
+            return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
+        return st.size, st.mtime_ns, st.ctime_ns
 
     @fuse_op(mutates=True)
     def chmod(self, path: str, mode: int) -> int:
@@ -340,7 +341,15 @@ class WsfsOperations(mfusepy.Operations):
         if not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden:
             self._hide(old, new)
             return 0
+        tracked = self.links.tracking() and not flags & RENAME_EXCHANGE
+        moving, replaced = (self.ws.lstat(old), self.ws.lstat_if_exists(new)) if tracked else (None, None)
         self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=bool(flags & RENAME_EXCHANGE))
+        if moving is not None:
+            self.links.forget(moving.ino, old)
+            self.links.seen(moving.ino, moving.nlink, new)
+        if replaced is not None:  # its other names lost a link: nlink and ctime moved under them
+            self.links.forget(replaced.ino, new)
+            self.links.changed(replaced.ino, new)
         self._forget_dirs()
         return 0
 
@@ -378,6 +387,9 @@ class WsfsOperations(mfusepy.Operations):
         return self._open(path, flags)
 
     def _open(self, path: str, flags: int) -> int:
+        if path in self.hidden:
+            # Looked up before a rename replaced it: ESTALE makes the kernel look the name up again.
+            raise mfusepy.FuseOSError(errno.ESTALE)
         st = self.ws.stat(path)
         if st.kind == "dir":
             raise mfusepy.FuseOSError(errno.EISDIR)
