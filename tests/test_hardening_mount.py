@@ -9,7 +9,7 @@ from server_fixtures import LiveServer
 W = "/api/workspaces/demo"
 
 
-def test_remote_mount_drops_setuid_setgid_and_sticky(live_server: LiveServer, tmp_path: Path) -> None:
+def test_remote_mount_drops_setuid_and_setgid_keeps_sticky(live_server: LiveServer, tmp_path: Path) -> None:
     from client_py.mount.remote_backend import RemoteBackend
 
     with live_server.http() as c:  # the server stores what a (hostile or careless) writer chose
@@ -20,7 +20,7 @@ def test_remote_mount_drops_setuid_setgid_and_sticky(live_server: LiveServer, tm
     backend = RemoteBackend(live_server.url, "demo", token=live_server.admin, cache_dir=str(tmp_path / "cache")).start()
     try:
         assert backend.lstat("/suid.sh").mode & 0o7777 == 0o777
-        assert backend.stat("/shared").mode & 0o7777 == 0o775
+        assert backend.stat("/shared").mode & 0o7777 == 0o1775  # sticky kept: it only restricts
         assert backend.lstat("/suid.sh").kind == "file" and backend.lstat("/shared").kind == "dir"
     finally:
         backend.close()

@@ -254,3 +254,34 @@ def test_special_files_through_a_remote_mount(remote):
         os.mkfifo(mnt / "docs" / "pipe")
     os.unlink(mnt / "docs" / "pipe")
     assert sorted(os.listdir(mnt / "docs")) == ["null", "readme.md"]
+
+
+def test_remote_attributes_behave_like_a_disk(remote):
+    """Directory times follow entries; chmod/chown move ctime; hard links made here share
+    an inode and count; a rename keeps the inode number and its owners."""
+    mnt, _cache, _http, _mount = remote
+    d = mnt / "attrs"
+    d.mkdir()
+    before = os.stat(d)
+    (d / "f").write_bytes(b"x")
+    added = os.stat(d)
+    assert added.st_mtime_ns > before.st_mtime_ns and added.st_ctime_ns > before.st_ctime_ns
+    os.unlink(d / "f")
+    assert os.stat(d).st_mtime_ns > added.st_mtime_ns
+
+    (d / "g").write_bytes(b"y")
+    ctime = os.stat(d / "g").st_ctime_ns
+    os.chmod(d / "g", 0o600)
+    chmodded = os.stat(d / "g").st_ctime_ns
+    assert chmodded > ctime
+    os.chown(d / "g", 1234, 4321)
+    assert os.stat(d / "g").st_ctime_ns > chmodded
+
+    os.link(d / "g", d / "h")
+    g, h = os.stat(d / "g"), os.stat(d / "h")
+    assert (g.st_nlink, h.st_nlink, g.st_ino) == (2, 2, h.st_ino)
+    os.rename(d / "g", d / "moved")
+    moved = os.stat(d / "moved")
+    assert (moved.st_ino, moved.st_uid, moved.st_gid, moved.st_nlink) == (g.st_ino, 1234, 4321, 2)
+    os.unlink(d / "h")
+    assert os.stat(d / "moved").st_nlink == 1

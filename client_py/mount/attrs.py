@@ -9,6 +9,7 @@ starts from the defaults (owner = the user who mounted; atime = mtime).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 
@@ -19,6 +20,7 @@ class Extra:
     atime_ns: int | None = None
     mtime_ns: int | None = None  # exact value set by utimens ...
     mtime_float: float | None = None  # ... valid while the store still holds this float
+    ctime_ns: int = 0  # last metadata change made here (chmod, chown, link, rename...): the wire has no ctime
 
 
 class AttrOverlay:
@@ -50,6 +52,7 @@ class AttrOverlay:
             extra.uid = uid
         if gid != -1:
             extra.gid = gid
+        extra.ctime_ns = time.time_ns()
 
     def times(self, ino: int, mtime: float) -> tuple[int, int]:
         """(atime_ns, mtime_ns) for an inode whose store mtime is `mtime`."""
@@ -67,6 +70,16 @@ class AttrOverlay:
             extra.atime_ns = atime_ns
         if mtime_ns is not None:
             extra.mtime_ns, extra.mtime_float = mtime_ns, mtime_float
+        extra.ctime_ns = time.time_ns()
+
+    def changed(self, ino: int) -> None:
+        """A metadata change made through this mount: ctime moves to now."""
+        self.ensure(ino).ctime_ns = time.time_ns()
+
+    def ctime_ns(self, ino: int, mtime_ns: int) -> int:
+        """ctime: the store's mtime, or a later metadata change made here."""
+        extra = self._extra.get(ino)
+        return mtime_ns if extra is None else max(mtime_ns, extra.ctime_ns)
 
     def forget(self, ino: int) -> None:
         self._extra.pop(ino, None)

@@ -9,6 +9,7 @@ numbers this mount hands out (the wire carries none).
 
 from __future__ import annotations
 
+import dataclasses
 import stat as stat_mod
 import time
 from itertools import count
@@ -25,6 +26,12 @@ class Index:
         self.inos: dict[str, int] = {"/": 1}
         self._next_ino = count(2)
         self.cursor = Cursor(0, None)
+        # Names of inodes this mount linked (link(2) through it): the wire has no
+        # inode identity, so hard links made elsewhere still show as separate files.
+        self.aliases: dict[int, set[str]] = {}
+        # After the first snapshot: an added or removed name moves its directory's
+        # mtime (the change log records the name, not its parent).
+        self.live = False
 
     def apply(self, change: Change) -> None:
         """Take one change: a new or changed node, or a deletion (with everything under it)."""
@@ -36,7 +43,9 @@ class Index:
         parent, _, name = path.rpartition("/")
         parent = parent or "/"
         if change.kind == "delete":
-            self._remove(path)
+            if path in self.entries:
+                self._remove(path)
+                self._touch(parent)
             return
         if parent not in self.entries:  # out-of-order safety: a placeholder parent
             self.apply(Change(path=parent, kind="dir", rev=change.rev, mode=stat_mod.S_IFDIR | 0o755))
@@ -44,6 +53,8 @@ class Index:
         if old is not None and old.kind == "dir" and change.kind != "dir":
             self._remove(path)
         self.entries[path] = change
+        if old is None:
+            self._touch(parent)
         self.children[parent].add(name)
         if change.kind == "dir":
             self.children.setdefault(path, set())
@@ -57,6 +68,53 @@ class Index:
             self._remove(f"{path.rstrip('/')}/{name}")
         self.children.pop(path, None)
         del self.entries[path]
-        self.inos.pop(path, None)
+        self._unalias(path, self.inos.pop(path, None))
         parent, _, name = path.rpartition("/")
         self.children.get(parent or "/", set()).discard(name)
+
+    def _touch(self, directory: str) -> None:
+        """An entry of `directory` came or went: its mtime (and ctime) is now."""
+        entry = self.entries.get(directory)
+        if self.live and entry is not None:
+            self.entries[directory] = dataclasses.replace(entry, mtime=max(entry.mtime, time.time()))
+
+    def _unalias(self, path: str, ino: int | None) -> None:
+        names = self.aliases.get(ino) if ino is not None else None
+        if names is not None:
+            names.discard(path)
+            if len(names) < 2:
+                del self.aliases[ino]
+
+    def nlink(self, path: str) -> int:
+        """Link count of a non-directory: its names this mount knows share one inode."""
+        return len(self.aliases.get(self.inos[path], ())) or 1
+
+    def link(self, existing: str, new: str) -> None:
+        """`new` is a hard link to `existing` (made through this mount): one inode number."""
+        ino = self.inos.get(existing)
+        if ino is None or new not in self.inos:
+            return
+        self._unalias(new, self.inos[new])
+        self.inos[new] = ino
+        self.aliases.setdefault(ino, {existing}).add(new)
+
+    def inos_below(self, path: str) -> tuple[dict[str, int], dict[int, set[str]]]:
+        """Inode numbers of `path` and everything below it, and the names of those
+        that are linked (taken before a rename moves them)."""
+        prefix = path.rstrip("/") + "/"
+        inos = {p: ino for p, ino in self.inos.items() if p == path or p.startswith(prefix)}
+        return inos, {ino: set(self.aliases[ino]) for ino in inos.values() if ino in self.aliases}
+
+    def moved(self, src: str, dst: str, before: tuple[dict[str, int], dict[int, set[str]]]) -> None:
+        """A rename kept its inodes: the paths now below `dst` get the numbers they had below `src`."""
+        inos, linked = before
+        for old_path, ino in inos.items():
+            new_path = dst + old_path[len(src):]
+            if new_path not in self.inos:
+                continue
+            self._unalias(new_path, self.inos[new_path])
+            self.inos[new_path] = ino
+            if ino in linked:
+                names = {n for n in linked[ino] if n != old_path and self.inos.get(n) == ino} | {new_path}
+                if len(names) > 1:
+                    self.aliases[ino] = names

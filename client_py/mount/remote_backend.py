@@ -112,6 +112,7 @@ class RemoteBackend:
             self.catch_up()
         except OSError as exc:
             raise (exc.__cause__ if isinstance(exc.__cause__, ServerUnreachable) else exc) from None
+        self.index.live = True
         log.info("remote %s: %d paths at %s", self.path, len(self.index.entries), self.index.cursor)
         self._loop.run(self._start_watching())
         logging.getLogger("client_py.watch").addFilter(self._quiet_while_offline)
@@ -300,7 +301,7 @@ class RemoteBackend:
 
     def _stat(self, path: str, change: Change) -> Stat:
         size = change.size
-        nlink = 1
+        nlink = self.index.nlink(path)
         if change.kind == "dir":
             nlink = 2 + sum(
                 1 for name in self.index.children.get(path, ())
@@ -312,11 +313,13 @@ class RemoteBackend:
         ino = self.index.inos[path]
         uid, gid = self.attrs.owners(ino)
         atime_ns, mtime_ns = self.attrs.times(ino, change.mtime)
-        # permission bits only (0o777): a server never gets a setuid, setgid or sticky file onto this machine
+        # No setuid/setgid bit from a server (the mount is nosuid, but `cp -a` out of it as root
+        # would keep one); the sticky bit stays: sticky directories restrict rename and unlink.
         return Stat(
-            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o777), size=size, mtime=change.mtime,
+            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o1777), size=size, mtime=change.mtime,
             ctime=change.mtime, ino=ino, nlink=nlink, rev=change.rev, hash=change.hash, target=change.target,
-            atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=round(change.mtime * 1e9), atime_ns=atime_ns,
+            atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=self.attrs.ctime_ns(ino, round(change.mtime * 1e9)),
+            atime_ns=atime_ns,
             uid=uid, gid=gid, rdev=change.rdev,
         )
 
@@ -467,7 +470,10 @@ class RemoteBackend:
         self._mutate(self._remote.rmdir(path))
 
     def unlink(self, path: str) -> None:
+        st = self.lstat(path)
         self._mutate(self._remote.unlink(path))
+        if st.nlink > 1:
+            self.attrs.changed(st.ino)  # its other names lost a link
 
     def symlink(self, target: str, path: str) -> None:
         self._mutate(self._remote.symlink(target, path), changes=normalize(path))
@@ -479,16 +485,32 @@ class RemoteBackend:
 
     def link(self, existing: str, new: str) -> None:
         self._mutate(self._remote.link(existing, new))
+        with self._lock:
+            self.index.link(self._real(existing), normalize(new))
+            self.attrs.changed(self.index.inos[normalize(new)])
 
     def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
         if exchange:
             raise fs_error(errno.EINVAL, src, "RENAME_EXCHANGE is not in the wire protocol")
         if noreplace and self.exists(dst):
             raise fs_error(errno.EEXIST, dst)
+        src_real, dst_real = normalize(src), normalize(dst)  # FUSE hands real paths
+        with self._lock:
+            before = self.index.inos_below(src_real)
+            replaced = self.index.inos.get(dst_real)
+            replaced_links = self.index.nlink(dst_real) if replaced is not None else 0
         self._mutate(self._remote.rename(src, dst))
+        with self._lock:
+            # A rename keeps the inode: same number, owners and times as before.
+            self.index.moved(src_real, dst_real, before)
+            if src_real in before[0]:
+                self.attrs.changed(before[0][src_real])
+            if replaced_links > 1:
+                self.attrs.changed(replaced)
 
     def chmod(self, path: str, mode: int) -> None:
         self._mutate(self._remote.chmod(path, mode), changes=self._real(path))
+        self.attrs.changed(self.stat(path).ino)
 
     def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
         st = self.stat(path) if follow_symlinks else self.lstat(path)

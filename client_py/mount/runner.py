@@ -75,6 +75,10 @@ def fuse_options(*, local: bool) -> dict:
         "attr_timeout": timeout,
         "entry_timeout": timeout,
         "negative_timeout": 1.0 if local else 0.0,
+        # Explicit, not just libfuse's default: set-id bits stored in a workspace (a remote
+        # one included) never take effect here, and device nodes cannot be opened.
+        "nosuid": True,
+        "nodev": True,
         "fsname": "wsfs",
         "subtype": "wsfs",
     }
