@@ -11,3 +11,4 @@ import hypothesis_profiles  # noqa: F401  (registers and loads the hypothesis pr
 # `browser`/`demo_server` (chromium and `wsfs serve` for the demo), and the cluster's
 # engines (`redis_server`, `seaweed`, `s3_location`, `litestream`: real, on loopback).
 pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures", "cluster_fixtures", "cli_fixtures"]
+pytest_plugins += ["cluster_hub_fixtures"]  # RedisHub and SharedTokens on two nodes (tests/test_cluster_hub.py)
