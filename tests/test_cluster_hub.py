@@ -13,6 +13,7 @@ from typing import Any
 from cluster_hub_fixtures import HubNode, RestartableRedis
 from server_fixtures import WsClient, wait_for
 
+from server.cluster.redis_hub import PRESENCE_TTL_MS
 from vfs.wire import CLOSE_POLICY
 
 
@@ -137,3 +138,34 @@ async def test_redis_restart_local_goes_on_then_cross_node_resumes(
     await wait_for(lambda: rev in rec.commits, timeout=15)
     for c in (alice, sub, bob, carol):
         await c.close()
+
+
+async def test_a_dead_nodes_presence_expires_on_the_others(hub_nodes: tuple[HubNode, HubNode]) -> None:
+    a, b = hub_nodes
+    alice = await WsClient.open(a.ws_url(token=a.admin), hello={"presence": {"name": "alice"}})
+    bob = await WsClient.open(b.ws_url(token=a.admin), hello={"presence": {"name": "bob"}})
+    bob_peer = await peer_named(alice, "bob")
+    # B's hub goes silent without withdrawing anything (as if its process died): no renewals
+    b.on_loop(lambda: [t.cancel() for t in b.hub._tasks])
+    left = await alice.next_event("presence", op="leave", timeout=PRESENCE_TTL_MS / 1000 + 10)
+    assert left["peer"]["session"] == bob_peer["session"]
+    assert not any(p.get("name") == "bob" for p in a.hub.presence("demo"))
+    await alice.close()
+    await bob.close()
+
+
+async def test_deleting_a_workspace_closes_its_sockets_on_every_node(hub_nodes: tuple[HubNode, HubNode]) -> None:
+    a, b = hub_nodes
+    for node in (a, b):  # separate disks here; in a cluster the owner's store is the one
+        with node.http() as admin:
+            assert admin.put("/api/workspaces/w").status_code in (200, 201)
+    with a.http() as admin:
+        tok = admin.post("/api/tokens", json={"workspace": "w", "scope": "read"}).json()
+    c = await WsClient.open(b.ws_url("w", tok["token"]))
+    other = await WsClient.open(b.ws_url("demo", a.admin))
+    with a.http() as admin:
+        assert admin.delete("/api/workspaces/w").status_code == 204
+    assert await c.close_code(timeout=5) == 4404
+    assert (await other.request({"type": "ping"}))["type"] == "ok"  # other workspaces untouched
+    await wait_for(lambda: tok["id"] not in b.tokens.ids())  # its tokens are gone on B too
+    await other.close()

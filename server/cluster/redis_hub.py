@@ -34,6 +34,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +50,7 @@ PRESENCE_TTL_MS = 5000  # a dead node's presence is gone after this
 OP_TIMEOUT = 2.0  # bound on one Redis round trip (a paused Redis never answers)
 MAX_QUEUED = 10_000  # messages kept for Redis while it is away (oldest dropped first)
 MAX_REMOTE_PEERS = 10_000  # peers mirrored per workspace from other nodes
+MAX_AGE = 10.0  # seconds a message may wait for Redis before it is dropped
 RETRY = (0.05, 0.1, 0.2, 0.5, 1.0)  # reconnect back-off, seconds
 
 
@@ -61,7 +63,8 @@ class RedisHub:
         self.url, self.node, self.prefix = url, node, prefix
         self.local = LocalHub()  # this node's listeners, heads and sessions' presence
         self._remote: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}  # ws -> (node, session) -> peer
-        self._outbox: collections.deque[tuple[str, bytes]] = collections.deque(maxlen=MAX_QUEUED)
+        # (queued at, channel, payload); bounded, oldest dropped first
+        self._outbox: collections.deque[tuple[float, str, bytes]] = collections.deque(maxlen=MAX_QUEUED)
         self._dirty: set[str] = set()  # workspaces whose presence hash of ours must be rewritten
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -159,7 +162,7 @@ class RedisHub:
 
     def _send(self, workspace: str | None, body: dict[str, Any]) -> None:
         body["n"] = self.node
-        self._outbox.append((self._channel(workspace), orjson.dumps(body)))
+        self._outbox.append((time.monotonic(), self._channel(workspace), orjson.dumps(body)))
         self._wake.set()
 
     async def _writer(self) -> None:
@@ -182,23 +185,28 @@ class RedisHub:
 
     async def _flush(self) -> None:
         assert self._pub is not None
-        messages = list(self._outbox)
+        # a message older than MAX_AGE is stale news (a close replayed late could hit a newer session):
+        # dropped; presence is rewritten whole and heads only grow, so nothing else depends on it
+        oldest = time.monotonic() - MAX_AGE
+        messages = [m for m in self._outbox if m[0] >= oldest]
         dirty = set(self._dirty)
-        if not messages and not dirty:
-            return
         self._outbox.clear()
         self._dirty.clear()
+        if not messages and not dirty:
+            return
         try:
             pipe = self._pub.pipeline(transaction=False)
             for ws in dirty:
                 self._write_presence(pipe, ws)
-            for channel, payload in messages:
+            for _, channel, payload in messages:
                 pipe.publish(channel, payload)
             await pipe.execute()
             self.sent += len(messages)
         except BaseException:
-            # put back what was not sent (newer messages may have arrived meanwhile: they go after)
-            self._outbox.extendleft(reversed(messages))
+            # put back what was not sent, before what arrived meanwhile; past the bound the oldest go
+            newer = list(self._outbox)
+            self._outbox.clear()
+            self._outbox.extend(messages + newer)
             self._dirty |= dirty
             raise
 
@@ -298,29 +306,33 @@ class RedisHub:
                 log.debug("redis hub: heartbeat failed (%s)", exc)
 
     async def _renew_and_resync(self) -> None:
+        """Two pipelined round trips whatever the number of workspaces: renew ours and list the
+        nodes present in each workspace we know of, then read those nodes' hashes."""
         assert self._pub is not None
+        watched = sorted(set(self._remote) | set(self.local._listeners))
         pipe = self._pub.pipeline(transaction=False)
         for ws in self._own_workspaces():
             pipe.pexpire(self._presence_key(ws, self.node), PRESENCE_TTL_MS)
             pipe.pexpire(self._nodes_key(ws), PRESENCE_TTL_MS)
-        if len(pipe):
-            await pipe.execute()
-        for ws in set(self._remote) | {ws for ws in self.local._listeners}:
-            await self._resync(ws)
+        renewals = len(pipe)
+        for ws in watched:
+            pipe.smembers(self._nodes_key(ws))
+        answers = (await pipe.execute())[renewals:] if len(pipe) else []
+        wanted = [(ws, node) for ws, members in zip(watched, answers) for node in sorted(map(_text, members))
+                  if node != self.node]
+        pipe = self._pub.pipeline(transaction=False)
+        for ws, node in wanted:
+            pipe.hgetall(self._presence_key(ws, node))
+        hashes = await pipe.execute() if wanted else []
+        fresh: dict[str, dict[tuple[str, str], dict[str, Any]]] = {ws: {} for ws in watched}
+        for (ws, node), entries in zip(wanted, hashes):
+            for session, peer in list(entries.items())[:MAX_REMOTE_PEERS]:
+                fresh[ws][(node, _text(session))] = orjson.loads(peer)
+        for ws, table in fresh.items():
+            self._resync(ws, table)
 
-    async def _resync(self, ws: str) -> None:
+    def _resync(self, ws: str, fresh: dict[tuple[str, str], dict[str, Any]]) -> None:
         """Make the mirror of `ws` equal to the other nodes' hashes; tell local listeners what changed."""
-        assert self._pub is not None
-        nodes = [n.decode() if isinstance(n, bytes) else n for n in await self._pub.smembers(self._nodes_key(ws))]
-        fresh: dict[tuple[str, str], dict[str, Any]] = {}
-        others = [n for n in nodes if n != self.node]
-        if others:
-            pipe = self._pub.pipeline(transaction=False)
-            for node in others:
-                pipe.hgetall(self._presence_key(ws, node))
-            for node, entries in zip(others, await pipe.execute()):
-                for session, peer in list(entries.items())[:MAX_REMOTE_PEERS]:
-                    fresh[(node, session.decode())] = orjson.loads(peer)
         old = self._remote.get(ws, {})
         for key, peer in list(old.items()):
             if key not in fresh:
@@ -330,3 +342,7 @@ class RedisHub:
                 self._remote_presence(ws, key[0], key[1], "join" if key not in old else "update", peer)
         if not self._remote.get(ws):
             self._remote.pop(ws, None)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
