@@ -66,6 +66,7 @@ class RedisHub:
         # (queued at, channel, payload); bounded, oldest dropped first
         self._outbox: collections.deque[tuple[float, str, bytes]] = collections.deque(maxlen=MAX_QUEUED)
         self._dirty: set[str] = set()  # workspaces whose presence hash of ours must be rewritten
+        self._commits: dict[str, int] = {}  # doorbells not sent yet: the latest revision per workspace
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._pub: Redis | None = None
@@ -121,6 +122,7 @@ class RedisHub:
     def forget(self, workspace: str) -> None:
         self.local.forget(workspace)
         self._remote.pop(workspace, None)
+        self._commits.pop(workspace, None)  # an older doorbell must not follow the forget
         self._dirty.add(workspace)
         self._send(workspace, {"t": "forget"})
 
@@ -128,7 +130,8 @@ class RedisHub:
         if rev <= self.local.head(workspace):
             return
         self.local.publish_commit(workspace, rev)
-        self._send(workspace, {"t": "commit", "rev": rev})
+        self._commits[workspace] = rev  # coalesced: latest wins, one doorbell per flush
+        self._wake.set()
 
     def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
         if op == "leave" and session not in self.local._presence.get(workspace, {}):
@@ -190,8 +193,13 @@ class RedisHub:
         oldest = time.monotonic() - MAX_AGE
         messages = [m for m in self._outbox if m[0] >= oldest]
         dirty = set(self._dirty)
+        commits = self._commits
         self._outbox.clear()
         self._dirty.clear()
+        self._commits = {}
+        now = time.monotonic()
+        messages += [(now, self._channel(ws), orjson.dumps({"t": "commit", "rev": rev, "n": self.node}))
+                     for ws, rev in commits.items()]
         if not messages and not dirty:
             return
         try:
