@@ -8,9 +8,19 @@
    file has the new content, against `rsync -a` of the whole tree after the
    same change (rsync must scan everything to find it; the change log does not).
 
+3. `--cli`: the side-by-side way (warm cache, reps, first dropped): `wsfs sync
+   --once` run as a user runs it (its own process, start-up included, CPU time
+   of the process from wait4), against `rsync -a` from the daemon followed by
+   `sync` (durable, as wsfs's default) and `rsync -a --fsync`, and both
+   without any flush. The server's CPU time is reported beside the client's.
+4. `--rest`: a live `wsfs sync` process at rest over trees of 1,000 and
+   10,000 files: CPU seconds per minute of the client process.
+
 Prints each figure and the ratios. Usage:
 
     .venv/bin/python bench/bench_replica.py [--files 10000] [--mib 200] [--rounds 10]
+    .venv/bin/python bench/bench_replica.py --cli [--files 10000 --mib 100 --reps 5]
+    .venv/bin/python bench/bench_replica.py --rest [--rest-seconds 60]
 
 Needs `rsync` (apt-get install -y rsync). Everything runs on 127.0.0.1.
 """
@@ -113,14 +123,39 @@ class RsyncDaemon:
                 time.sleep(0.02)
         raise RuntimeError("rsync daemon did not start")
 
-    def pull(self, dest: Path) -> float:
+    def pull(self, dest: Path, *extra: str) -> float:
+        return self.pull_usage(dest, *extra)[0]
+
+    def pull_usage(self, dest: Path, *extra: str, then_sync: bool = False) -> tuple[float, float]:
+        """(seconds, CPU seconds of the rsync client and its receiver); `then_sync`: `sync` after it, timed."""
         t0 = time.perf_counter()
-        subprocess.run(["rsync", "-a", f"rsync://127.0.0.1:{self.port}/tree/", f"{dest}/"], check=True)
-        return time.perf_counter() - t0
+        cpu = run_cpu(["rsync", "-a", *extra, f"rsync://127.0.0.1:{self.port}/tree/", f"{dest}/"])
+        if then_sync:
+            cpu += run_cpu(["sync"])
+        return time.perf_counter() - t0, cpu
 
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
+
+
+def run_cpu(cmd: list[str], **kw: object) -> float:
+    """Run `cmd` to completion; the CPU seconds (user + system) of it and the children it waited for."""
+    proc = subprocess.Popen(cmd, **kw)  # type: ignore[call-overload]
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{cmd[0]} failed: {cmd}")
+    return usage.ru_utime + usage.ru_stime
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a live process has used so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def drop_caches() -> None:
@@ -211,6 +246,85 @@ async def change_latency(server: WsfsServer, dest: Path, rounds: int, rel: str,
     return latencies, after_reply
 
 
+def cli_sync_usage(server: WsfsServer, dest: Path, durability: str = "auto") -> tuple[float, float, float]:
+    """`wsfs sync --once` as its own process: (seconds, its CPU seconds, the server's CPU seconds meanwhile)."""
+    cmd = [sys.executable, "-m", "wsfs", "sync", server.url, "demo", str(dest), "--once", "-q",
+           "--durability", durability]
+    s0 = proc_cpu(server.proc.pid)
+    t0 = time.perf_counter()
+    cpu = run_cpu(cmd, cwd=ROOT, env={**os.environ, "WSFS_TOKEN": server.admin}, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0, cpu, proc_cpu(server.proc.pid) - s0
+
+
+def fresh(path: Path) -> Path:
+    """An empty destination; the removal of the previous one flushed before anything is timed."""
+    shutil.rmtree(path, ignore_errors=True)
+    os.sync()
+    return path
+
+
+def side_by_side(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int) -> None:
+    """Warm cache, interleaved, `reps` runs of each (the first dropped), medians: the independent way."""
+    kinds: dict[str, object] = {
+        "rsync -a (no flush)": lambda d: (*rsyncd.pull_usage(d), 0.0),
+        "rsync -a; sync": lambda d: (*rsyncd.pull_usage(d, then_sync=True), 0.0),
+        "rsync -a --fsync": lambda d: (*rsyncd.pull_usage(d, "--fsync"), 0.0),
+        "wsfs sync --once (auto)": lambda d: cli_sync_usage(server, d, "auto"),
+        "wsfs sync --once (none)": lambda d: cli_sync_usage(server, d, "none"),
+    }
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
+    for rep in range(reps + 1):
+        for name, fn in kinds.items():
+            dest = fresh(work / "sbs-dest")
+            result = fn(dest)  # type: ignore[operator]
+            if rep:
+                runs[name].append(result)
+    shutil.rmtree(work / "sbs-dest", ignore_errors=True)
+    base = statistics.median(t for t, _, _ in runs["rsync -a; sync"])
+    base_cpu = statistics.median(c for _, c, _ in runs["rsync -a; sync"])
+    print(f"side by side, warm cache, {reps} reps after one dropped, medians ({load()}):")
+    for name, rs in runs.items():
+        t = statistics.median(r[0] for r in rs)
+        cpu = statistics.median(r[1] for r in rs)
+        srv = statistics.median(r[2] for r in rs)
+        print(f"  {name:<26} {t:6.2f}s  CPU {cpu:5.2f}s" + (f" (+ server {srv:.2f}s)" if srv else "")
+              + f"  time ratio vs rsync;sync {t / base:4.2f}  CPU ratio {cpu / base_cpu:4.2f}"
+              + "  (runs " + ", ".join(f"{r[0]:.2f}" for r in rs) + ")")
+
+
+def rest_cost(server_url: str, token: str, work: Path, files: int, seconds: float) -> None:
+    """A live `wsfs sync` at rest over `files` files: its CPU seconds per minute once up to date."""
+    dest = fresh(work / f"rest-{files}")
+    tree = work / f"rest-tree-{files}"
+    make_tree(tree, files, files * 1024)
+    shutil.copytree(tree, dest, dirs_exist_ok=True)
+    env = {**os.environ, "WSFS_TOKEN": token}
+    proc = subprocess.Popen([sys.executable, "-m", "wsfs", "sync", server_url, "demo", str(dest)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line or "up to date" in line:
+                break
+        if proc.poll() is not None:
+            raise RuntimeError("wsfs sync exited")
+        time.sleep(2)  # let the echoes of the first push settle
+        c0, t0 = proc_cpu(proc.pid), time.monotonic()
+        time.sleep(seconds)
+        used, elapsed = proc_cpu(proc.pid) - c0, time.monotonic() - t0
+        print(f"  at rest, {files:>6} files in the replica: {used / elapsed * 60:.3f} CPU-s per minute"
+              f" ({used:.2f} s over {elapsed:.0f} s; {load()})")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def rsync_change(rsyncd: RsyncDaemon, tree: Path, dest: Path, rel: str, rounds: int) -> list[float]:
     times = []
     for i in range(rounds):
@@ -226,10 +340,18 @@ async def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--repeat", type=int, default=2, help="initial syncs of each kind (best is reported)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--cli", action="store_true", help="only the side-by-side CLI run (warm cache, medians)")
+    ap.add_argument("--reps", type=int, default=5, help="--cli: runs of each kind after one dropped")
+    ap.add_argument("--rest", action="store_true", help="only the CPU cost of a live replica at rest")
+    ap.add_argument("--rest-seconds", type=float, default=60.0)
+    ap.add_argument("--base", default=None, help="where the work directory goes (e.g. /dev/shm: no disk in the way)")
     args = ap.parse_args()
+    if args.rest:
+        await rest_main(args)
+        return
     if shutil.which("rsync") is None:
         sys.exit("rsync is not installed (apt-get install -y rsync)")
-    work = Path(tempfile.mkdtemp(prefix="wsfs-bench-"))
+    work = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.base))
     print(f"work dir {work}")
     tree = work / "tree"
     total = make_tree(tree, args.files, args.mib * 2**20)
@@ -238,6 +360,9 @@ async def main() -> None:
     rsyncd = RsyncDaemon(tree, work)
     try:
         await upload(server, tree, work)
+        if args.cli:
+            side_by_side(server, rsyncd, work, args.reps)
+            return
         rel = "d05/s0/file00005.dat"
 
         # Interleaved, best of `--repeat`: file creation speed on a shared machine drifts
@@ -275,6 +400,22 @@ async def main() -> None:
     finally:
         server.stop()
         rsyncd.stop()
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+async def rest_main(args: argparse.Namespace) -> None:
+    """Rest cost with 1,000 and 10,000 files, each tree pushed by the live replica itself first."""
+    work = Path(tempfile.mkdtemp(prefix="wsfs-bench-rest-", dir=args.base))
+    print(f"work dir {work}")
+    try:
+        for files in (1000, 10_000):
+            server = WsfsServer(work / f"data-{files}")
+            try:
+                rest_cost(server.url, server.admin, work, files, args.rest_seconds)
+            finally:
+                server.stop()
+    finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
