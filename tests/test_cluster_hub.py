@@ -48,7 +48,7 @@ async def peer_named(client: WsClient, name: str, timeout: float = 10) -> dict[s
             peers = ev.get("peers", []) if ev["op"] == "sync" else [ev["peer"]] if ev["op"] != "leave" else []
             found = [p for p in peers if p.get("name") == name]
             if found:
-                del client.events[: i + 1]
+                del client.events[i]
                 return found[0]
         assert loop.time() < deadline, f"no presence of {name!r}"
         try:
@@ -169,3 +169,19 @@ async def test_deleting_a_workspace_closes_its_sockets_on_every_node(hub_nodes: 
     assert (await other.request({"type": "ping"}))["type"] == "ok"  # other workspaces untouched
     await wait_for(lambda: tok["id"] not in b.tokens.ids())  # its tokens are gone on B too
     await other.close()
+
+
+async def test_tokens_lost_by_redis_fail_closed(hub_nodes: tuple[HubNode, HubNode],
+                                                hub_redis: RestartableRedis) -> None:
+    """Redis is the tokens' only copy: if it loses them, nothing authenticates (never the reverse)."""
+    a, b = hub_nodes
+    c = await WsClient.open(b.ws_url(token=a.admin))
+    client = hub_redis.client()
+    try:
+        await client.flushall()
+    finally:
+        await client.aclose()
+    assert await c.close_code(timeout=5) == CLOSE_POLICY  # B's revocation watch: the token is gone
+    for node in (a, b):
+        with node.http() as admin:
+            assert admin.get("/api/workspaces").status_code == 401

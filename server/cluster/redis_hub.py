@@ -65,6 +65,7 @@ class RedisHub:
         self._remote: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}  # ws -> (node, session) -> peer
         # (queued at, channel, payload); bounded, oldest dropped first
         self._outbox: collections.deque[tuple[float, str, bytes]] = collections.deque(maxlen=MAX_QUEUED)
+        self._mine: dict[str, dict[str, dict[str, Any]]] = {}  # ws -> our sessions' presence (what our hash holds)
         self._dirty: set[str] = set()  # workspaces whose presence hash of ours must be rewritten
         self._commits: dict[str, int] = {}  # doorbells not sent yet: the latest revision per workspace
         self._wake = asyncio.Event()
@@ -88,9 +89,8 @@ class RedisHub:
 
     async def stop(self) -> None:
         """Send what is queued (bounded), withdraw our presence, close the connections."""
-        for ws in self._own_workspaces():
-            self.local._presence.pop(ws, None)
-            self._dirty.add(ws)
+        self._dirty.update(self._own_workspaces())
+        self._mine.clear()
         try:
             await asyncio.wait_for(self._flush(), OP_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - Redis away: our hashes expire by themselves
@@ -122,6 +122,7 @@ class RedisHub:
     def forget(self, workspace: str) -> None:
         self.local.forget(workspace)
         self._remote.pop(workspace, None)
+        self._mine.pop(workspace, None)
         self._commits.pop(workspace, None)  # an older doorbell must not follow the forget
         self._dirty.add(workspace)
         self._send(workspace, {"t": "forget"})
@@ -134,8 +135,14 @@ class RedisHub:
         self._wake.set()
 
     def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
-        if op == "leave" and session not in self.local._presence.get(workspace, {}):
-            return
+        table = self._mine.setdefault(workspace, {})
+        if op == "leave":
+            if table.pop(session, None) is None:
+                return
+            if not table:
+                del self._mine[workspace]
+        else:
+            table[session] = peer
         self.local.publish_presence(workspace, session, op, peer)
         self._dirty.add(workspace)
         self._send(workspace, {"t": "presence", "s": session, "op": op, "peer": peer})
@@ -159,7 +166,7 @@ class RedisHub:
         return f"{self.prefix}:presence-nodes:{workspace}"
 
     def _own_workspaces(self) -> list[str]:
-        return [ws for ws, table in self.local._presence.items() if table]
+        return list(self._mine)
 
     # -- sending ----------------------------------------------------------
 
@@ -221,7 +228,7 @@ class RedisHub:
     def _write_presence(self, pipe: Any, workspace: str) -> None:
         """Replace our presence hash for `workspace` with the local table (whole: simple and self-healing)."""
         key = self._presence_key(workspace, self.node)
-        table = self.local._presence.get(workspace, {})
+        table = self._mine.get(workspace, {})
         pipe.delete(key)
         if table:
             pipe.hset(key, mapping={s: orjson.dumps(p) for s, p in table.items()})
@@ -284,9 +291,12 @@ class RedisHub:
             self.local.publish_commit(ws, int(body["rev"]))
         elif kind == "presence":
             self._remote_presence(ws, body["n"], body["s"], body["op"], body["peer"])
-        elif kind == "forget":
-            self.local._heads.pop(ws, None)
+        elif kind == "forget":  # deleted on its owner: its sessions here are being closed too
+            self.local.forget(ws)
             self._remote.pop(ws, None)
+            if self._mine.pop(ws, None) is not None:
+                self._dirty.add(ws)
+                self._wake.set()
 
     def _remote_presence(self, ws: str, node: str, session: str, op: str, peer: dict[str, Any]) -> None:
         table = self._remote.setdefault(ws, {})
@@ -317,7 +327,7 @@ class RedisHub:
         """Two pipelined round trips whatever the number of workspaces: renew ours and list the
         nodes present in each workspace we know of, then read those nodes' hashes."""
         assert self._pub is not None
-        watched = sorted(set(self._remote) | set(self.local._listeners))
+        watched = sorted(set(self._remote) | set(self.local._listeners))  # LocalHub has no public list of these
         pipe = self._pub.pipeline(transaction=False)
         for ws in self._own_workspaces():
             pipe.pexpire(self._presence_key(ws, self.node), PRESENCE_TTL_MS)

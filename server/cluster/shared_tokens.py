@@ -148,12 +148,12 @@ class SharedTokens:
 
     async def _refresh(self) -> None:
         assert self._async is not None
-        version = cast("bytes | None", await self._async.get(self._keys[2]))
-        if version == self._version and self._version is not None:
+        version = cast("bytes | None", await self._async.get(self._keys[2])) or b"0"  # none: Redis lost them
+        if version == self._version:
             return
         records = await self._async.hgetall(self._keys[0])
         self._by_digest = {r["digest"]: _principal(r) for r in map(orjson.loads, records.values())}
-        self._version = version or b"0"
+        self._version = version
 
     # -- the TokenStore interface ----------------------------------------
 
