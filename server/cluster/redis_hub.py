@@ -89,15 +89,15 @@ class RedisHub:
 
     async def stop(self) -> None:
         """Send what is queued (bounded), withdraw our presence, close the connections."""
+        for task in self._tasks:  # first: a flush cut short puts its messages back for ours
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._dirty.update(self._own_workspaces())
         self._mine.clear()
         try:
             await asyncio.wait_for(self._flush(), OP_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - Redis away: our hashes expire by themselves
             log.info("redis hub: presence not withdrawn at stop (%s)", exc)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         for client in (self._pub, self._sub):
             if client is not None:
                 await client.aclose()

@@ -48,6 +48,7 @@ log = logging.getLogger("wsfs.cluster.tokens")
 
 POLL = 0.2  # seconds between checks of the version counter
 LOOKUP_TIMEOUT = 0.5  # bound on the blocking Redis read after a mirror miss
+DOWN_BACKOFF = 1.0  # after a failed fallback read, misses answer "unknown" at once for this long
 
 # KEYS: tokens hash, digests hash, version; ARGV[1]: token id. Returns 1 if it existed.
 _REVOKE = """
@@ -111,6 +112,7 @@ class SharedTokens:
         self._seen: bytes | None = None  # the mirror version at the last `changed()`
         self._task: asyncio.Task[None] | None = None
         self._async: Redis | None = None
+        self._down_until = 0.0  # no fallback lookups before this (monotonic): Redis just failed
         if isinstance(hub, RedisHub):  # a revocation on another node drops the token here at once
             hub.token_closed.append(self._drop)
 
@@ -185,10 +187,13 @@ class SharedTokens:
         found = self._by_digest.get(digest)
         if found is not None:
             return found
+        if time.monotonic() < self._down_until:
+            return None  # Redis failed a moment ago: no blocking call per bad token meanwhile
         try:  # not mirrored (yet): made on another node a moment ago, or not a token
             tid = self._sync.hget(self._keys[1], digest)
             rec = self._sync.hget(self._keys[0], tid) if tid else None
         except redis.RedisError:
+            self._down_until = time.monotonic() + DOWN_BACKOFF
             return None
         if rec is None:
             return None
