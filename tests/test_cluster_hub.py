@@ -8,6 +8,7 @@ node's clients learn about the other's came through Redis.
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 from cluster_hub_fixtures import HubNode, RestartableRedis
@@ -185,3 +186,29 @@ async def test_tokens_lost_by_redis_fail_closed(hub_nodes: tuple[HubNode, HubNod
     for node in (a, b):
         with node.http() as admin:
             assert admin.get("/api/workspaces").status_code == 401
+
+
+async def test_a_paused_redis_never_stalls_local_delivery(hub_nodes: tuple[HubNode, HubNode],
+                                                          hub_redis: RestartableRedis) -> None:
+    """A paused Redis accepts connections and never answers: nothing local may wait for it."""
+    a, b = hub_nodes
+    rec = Recorder("b-recorder")
+    b.on_loop(b.hub.listen, "demo", rec)
+    sub = await WsClient.open(a.ws_url(token=a.admin))
+    await sub.request({"type": "subscribe", "id": "s", "after": "now"})
+    await sub.next_event("caught_up", sub="s")
+    alice = await WsClient.open(a.ws_url(token=a.admin), hello={"presence": {"name": "alice"}})
+    hub_redis.signal(signal.SIGSTOP)
+    try:
+        for i in range(3):
+            async with a.ahttp() as http:
+                assert (await http.put(f"/api/workspaces/demo/files/p{i}", content=b"x")).status_code in (200, 201)
+            assert (await sub.collect_changes("s", count=1))[0]["path"] == f"/p{i}"
+        carol = await WsClient.open(a.ws_url(token=a.admin), hello={"presence": {"name": "carol"}})
+        await peer_named(alice, "carol")
+    finally:
+        hub_redis.signal(signal.SIGCONT)
+    rev = a.hub.head("demo")
+    await wait_for(lambda: rev in rec.commits, timeout=15)  # the queued doorbell goes out afterwards
+    for c in (sub, alice, carol):
+        await c.close()
