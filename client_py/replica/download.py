@@ -122,17 +122,22 @@ class Downloader:
         for content in contents:
             content.missing.clear()
 
-    def finish(self, content: Content, mode: int, mtime: float, *, fsync: bool = False) -> None:
-        """Set mode and mtime on the finished temp file (before it is renamed into place)."""
-        os.ftruncate(content.fd, content.size)
+    def finish(self, content: Content, mode: int, mtime: float, *, fsync: bool = False) -> os.stat_result:
+        """Set mode and mtime on the finished temp file (before it is renamed into place); its stat."""
         if fsync:
             os.fdatasync(content.fd)
         os.fchmod(content.fd, mode & 0o7777)
         ns = int(mtime * 1e9)
         os.utime(content.fd, ns=(ns, ns))
+        st = os.fstat(content.fd)
+        if st.st_size != content.size:  # `prepare` cut a longer leftover; the chunks fill the rest exactly
+            os.ftruncate(content.fd, content.size)
+            os.utime(content.fd, ns=(ns, ns))
+            st = os.fstat(content.fd)
+        return st
 
-    def copy_for(self, content: Content, path: str, *, fsync: bool = False) -> TempFile:
-        """A second temp file with the same bytes, beside `path` (one content, several paths)."""
+    def copy_for(self, content: Content, path: str, *, fsync: bool = False) -> tuple[TempFile, os.stat_result]:
+        """A second temp file with the same bytes, beside `path` (one content, several paths); its stat."""
         tmp, fd = self.tree.temp_for(path)
         try:
             offset = 0
@@ -146,9 +151,9 @@ class Downloader:
             os.utime(fd, ns=(st.st_atime_ns, st.st_mtime_ns))
             if fsync:
                 os.fdatasync(fd)
+            return tmp, os.fstat(fd)
         finally:
             os.close(fd)
-        return tmp
 
     def close(self, content: Content) -> None:
         if content.fd >= 0:
@@ -156,19 +161,21 @@ class Downloader:
             content.fd = -1
 
 
-def write_inline(tree: LocalTree, data: bytes, path: str, mode: int, mtime: float, *, fsync: bool = False) -> TempFile:
-    """A finished temp file beside `path` holding `data` (small files, inlined or empty)."""
+def write_inline(tree: LocalTree, data: bytes, path: str, mode: int, mtime: float,
+                 *, fsync: bool = False) -> tuple[TempFile, os.stat_result]:
+    """A finished temp file beside `path` holding `data` (small files, inlined or empty); its stat."""
     tmp, fd = tree.temp_for(path)
     try:
-        os.write(fd, data)
+        if data:
+            os.write(fd, data)
         if fsync:
             os.fdatasync(fd)
         os.fchmod(fd, mode & 0o7777)
         ns = int(mtime * 1e9)
         os.utime(fd, ns=(ns, ns))
+        return tmp, os.fstat(fd)
     finally:
         os.close(fd)
-    return tmp
 
 
 def _verify(data: bytes, h: str) -> bool:

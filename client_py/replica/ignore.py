@@ -23,6 +23,7 @@ class IgnoreRules:
         self.root = root
         self.extra = [p for p in patterns if p and p.strip()]
         self.matcher = IgnoreMatcher()
+        self.only_always = False
         self.reload()
 
     @property
@@ -34,6 +35,7 @@ class IgnoreRules:
         matcher = IgnoreMatcher(list(ALWAYS) + self.extra + self._file_lines())
         changed = matcher.patterns != self.matcher.patterns
         self.matcher = matcher
+        self.only_always = list(matcher.patterns) == list(ALWAYS)
         return changed
 
     def _file_lines(self) -> list[str]:
@@ -51,5 +53,12 @@ class IgnoreRules:
         return [p for p in self.matcher.patterns if len(p.encode()) <= MAX_IGNORE_PATTERN][:MAX_GLOBS]
 
     def ignores(self, path: str, kind: str | None) -> bool:
-        """Is `path` (a workspace path, `/a/b`) of `kind` ("file", "dir", "delete", ...) ignored?"""
+        """Is `path` (a workspace path, `/a/b`) of `kind` ("file", "dir", "delete", ...) ignored?
+
+        With only the built-in rules (the common case, asked for every entry of
+        every batch and scan), a path none of whose names starts with `.wsfs`
+        cannot match them: answered without the matcher.
+        """
+        if self.only_always and ".wsfs" not in path:
+            return False
         return self.matcher.ignores(path, kind)

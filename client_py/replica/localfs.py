@@ -211,11 +211,18 @@ class LocalTree:
         """The local object at `path` (not followed), or None (also when a parent is missing or a symlink)."""
         if path == "/":
             return os.stat(self.root_fd)
-        try:
-            with self.parent_dir(path) as (fd, name):
-                return os.stat(name, dir_fd=fd, follow_symlinks=False)
+        try:  # `parent_dir` inlined: this runs for every entry of every batch
+            names = split_path(path)
+            fd, owned = self._dir_fd(names[:-1], path, False, 0o755)
         except (FileNotFoundError, NotADirectoryError, UnsafePath):
             return None
+        try:
+            return os.stat(names[-1], dir_fd=fd, follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        finally:
+            if owned:
+                os.close(fd)
 
     def scandir(self, path: str) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of each entry of a directory; [] if it is not a real directory."""
@@ -241,10 +248,17 @@ class LocalTree:
 
     @contextmanager
     def open_read(self, path: str) -> Iterator[int]:
-        """A read fd on a regular file (never through a symlink)."""
+        """A read fd on a regular file (never through a symlink, never anything else).
+
+        Opened non-blocking, then checked: whatever sits at `path` by now (a FIFO
+        made in the replica, a device) is refused with an OSError instead of being
+        opened for real (opening a FIFO for reading blocks until a writer comes).
+        """
         with self.parent_dir(path) as (pfd, name):
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=pfd)
         try:
+            if not statmod.S_ISREG(os.fstat(fd).st_mode):
+                raise OSError(errno.EINVAL, "not a regular file", path)
             yield fd
         finally:
             os.close(fd)
@@ -294,12 +308,22 @@ class LocalTree:
     def tmp_names(self) -> list[str]:
         return os.listdir(self.tmp_fd)
 
-    def install(self, tmp: TempFile, path: str) -> os.stat_result:
-        """Atomically move a finished temp file to `path` (replacing a file or symlink there)."""
+    def install(self, tmp: TempFile, path: str, st: os.stat_result | None = None) -> os.stat_result:
+        """Atomically move a finished temp file to `path` (replacing a file or symlink there).
+
+        `st`: the temp file's fstat, taken by the writer after its last change
+        (a rename keeps inode, size and mtime), which saves a stat of the result.
+        The rename is tried first: only when a directory is in the way is it cleared.
+        """
         with self._temp_dir(tmp) as sfd, self.parent_dir(path, create=True) as (fd, name):
-            self._clear_for(fd, name, path, keep_files=True)
-            os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
-            return os.stat(name, dir_fd=fd, follow_symlinks=False)
+            try:
+                os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
+            except (IsADirectoryError, OSError) as e:
+                if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                self._clear_for(fd, name, path, keep_files=True)
+                os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
+            return st if st is not None else os.stat(name, dir_fd=fd, follow_symlinks=False)
 
     def unlink_name(self, dir_path: str, name: str) -> None:
         """Remove one entry of a directory (stale temp files found by a scan)."""

@@ -286,20 +286,22 @@ class Puller:
         if path in batch.adopted:
             return self.tree.restamp_file(path, change.mode, change.mtime)
         if change.size == 0 or change.hash is None:
-            tmp = write_inline(self.tree, b"", path, change.mode, change.mtime, fsync=batch.fsync_each)
-            return self.tree.install(tmp, path)
+            tmp, st = write_inline(self.tree, b"", path, change.mode, change.mtime, fsync=batch.fsync_each)
+            return self.tree.install(tmp, path, st)
         if change.hash in batch.inline:
-            tmp = write_inline(self.tree, batch.inline[change.hash], path, change.mode, change.mtime,
-                               fsync=batch.fsync_each)
-            return self.tree.install(tmp, path)
+            tmp, st = write_inline(self.tree, batch.inline[change.hash], path, change.mode, change.mtime,
+                                   fsync=batch.fsync_each)
+            return self.tree.install(tmp, path, st)
         content = batch.downloads[change.hash]
-        self.downloader.finish(content, change.mode, change.mtime, fsync=batch.fsync_each)
+        st = self.downloader.finish(content, change.mode, change.mtime, fsync=batch.fsync_each)
         batch.users[change.hash] -= 1
         if batch.users[change.hash] > 0:  # another path of this batch needs the same bytes
-            copy = self.downloader.copy_for(content, path, fsync=batch.fsync_each)
-            return self.tree.install(copy, path)
+            copy, st = self.downloader.copy_for(content, path, fsync=batch.fsync_each)
+            return self.tree.install(copy, path, st)
         assert content.tmp is not None
-        return self.tree.install(content.tmp, path)
+        st = self.tree.install(content.tmp, path, st)
+        content.tmp = None  # in place: nothing left to clean up
+        return st
 
     # -- deletions ------------------------------------------------------------------
 

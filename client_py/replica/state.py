@@ -79,9 +79,25 @@ class State:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        # Rows written inside a transaction wait here and go in with one executemany
+        # (a batch writes hundreds); every read, delete and the COMMIT flush them first,
+        # so no reader ever sees the table without them.
+        self._puts: list[tuple] = []
+        self._chunk_rows: list[tuple[str, str, int, int]] = []
 
     def close(self) -> None:
         self.conn.close()
+
+    def _flush(self) -> None:
+        if self._puts:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO entries(path, parent, kind, rev, hash, target, mode, size, mtime_ns, ino)"
+                " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", self._puts)
+            self._puts.clear()
+        if self._chunk_rows:
+            self.conn.executemany("INSERT OR IGNORE INTO chunks(hash, path, offset, size) VALUES(?, ?, ?, ?)",
+                                  self._chunk_rows)
+            self._chunk_rows.clear()
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -93,14 +109,18 @@ class State:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._flush()
             self.conn.execute("COMMIT")
         except BaseException:
+            self._puts.clear()
+            self._chunk_rows.clear()
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             raise
 
     def reset(self) -> None:
         """Forget everything (the state was made for another server or workspace)."""
+        self._flush()
         with self.transaction():
             for table in ("entries", "chunks", "meta"):
                 self.conn.execute(f"DELETE FROM {table}")
@@ -119,6 +139,7 @@ class State:
 
     def unseen_paths(self) -> list[str]:
         """Paths held but not listed since `start_seen`, deepest first (children before parents)."""
+        self._flush()
         rows = self.conn.execute("SELECT path FROM entries WHERE path NOT IN (SELECT path FROM seen) ORDER BY path DESC")
         return [path for (path,) in rows]
 
@@ -137,6 +158,7 @@ class State:
     # -- entries --------------------------------------------------------------------
 
     def get(self, path: str) -> Entry | None:
+        self._flush()
         row = self.conn.execute(
             "SELECT path, kind, rev, hash, target, mode, size, mtime_ns, ino FROM entries WHERE path = ?", (path,)
         ).fetchone()
@@ -144,6 +166,7 @@ class State:
 
     def get_many(self, paths: list[str]) -> dict[str, Entry]:
         """Rows of many paths in a few queries (a batch reads them all up front)."""
+        self._flush()
         out: dict[str, Entry] = {}
         for i in range(0, len(paths), 500):
             part = paths[i : i + 500]
@@ -156,17 +179,19 @@ class State:
         return out
 
     def put(self, e: Entry) -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO entries(path, parent, kind, rev, hash, target, mode, size, mtime_ns, ino)"
-            " VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (e.path, parent_of(e.path), e.kind, e.rev, e.hash, e.target, e.mode, e.size, e.mtime_ns, e.ino),
-        )
+        """Write a row (buffered inside a transaction, at once outside one)."""
+        self._puts.append((e.path, parent_of(e.path), e.kind, e.rev, e.hash, e.target, e.mode, e.size,
+                           e.mtime_ns, e.ino))
+        if not self.conn.in_transaction:
+            self._flush()
 
     def delete(self, path: str) -> None:
+        self._flush()
         self.conn.execute("DELETE FROM entries WHERE path = ?", (path,))
         self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
 
     def children(self, parent: str) -> dict[str, Entry]:
+        self._flush()
         rows = self.conn.execute(
             "SELECT path, kind, rev, hash, target, mode, size, mtime_ns, ino FROM entries WHERE parent = ?", (parent,)
         )
@@ -174,10 +199,12 @@ class State:
 
     def subtree(self, path: str) -> list[str]:
         """Paths strictly below `path` ('0' follows '/' in byte order)."""
+        self._flush()
         low, high = (path + "/", path + "0") if path != "/" else ("/", "0")
         return [r[0] for r in self.conn.execute("SELECT path FROM entries WHERE path > ? AND path < ?", (low, high))]
 
     def count(self) -> int:
+        self._flush()
         return self.conn.execute("SELECT count(*) FROM entries").fetchone()[0]
 
     # -- chunk index ----------------------------------------------------------------
@@ -185,15 +212,18 @@ class State:
     def index_chunks(self, path: str, chunks: Iterable[tuple[str, int]], *, fresh: bool = False) -> None:
         """Record where each chunk of `path` lies (`fresh`: the path had no rows, skip the delete)."""
         if not fresh:
+            self._flush()
             self.conn.execute("DELETE FROM chunks WHERE path = ?", (path,))
-        offset, rows = 0, []
+        offset, rows = 0, self._chunk_rows
         for h, size in chunks:
             rows.append((h, path, offset, size))
             offset += size
-        self.conn.executemany("INSERT OR IGNORE INTO chunks(hash, path, offset, size) VALUES(?, ?, ?, ?)", rows)
+        if not self.conn.in_transaction:
+            self._flush()
 
     def chunk_locations_many(self, hashes: list[str]) -> dict[str, list[tuple[str, int, int]]]:
         """Local copies of many chunks in a few queries (a batch looks them all up at once)."""
+        self._flush()
         out: dict[str, list[tuple[str, int, int]]] = {}
         for i in range(0, len(hashes), 500):
             part = hashes[i : i + 500]
@@ -205,7 +235,9 @@ class State:
         return out
 
     def chunk_locations(self, h: str) -> list[tuple[str, int, int]]:
+        self._flush()
         return list(self.conn.execute("SELECT path, offset, size FROM chunks WHERE hash = ? LIMIT 4", (h,)))
 
     def forget_chunk(self, h: str, path: str, offset: int) -> None:
+        self._flush()
         self.conn.execute("DELETE FROM chunks WHERE hash = ? AND path = ? AND offset = ?", (h, path, offset))
