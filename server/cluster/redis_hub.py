@@ -67,6 +67,7 @@ class RedisHub:
         self._outbox: collections.deque[tuple[float, str, bytes]] = collections.deque(maxlen=MAX_QUEUED)
         self._mine: dict[str, dict[str, dict[str, Any]]] = {}  # ws -> our sessions' presence (what our hash holds)
         self._dirty: set[str] = set()  # workspaces whose presence hash of ours must be rewritten
+        self._heard: dict[tuple[str, str, str], float] = {}  # (ws, node, session) -> when a message last said
         self._commits: dict[str, int] = {}  # doorbells not sent yet: the latest revision per workspace
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -290,6 +291,7 @@ class RedisHub:
         elif kind == "commit":
             self.local.publish_commit(ws, int(body["rev"]))
         elif kind == "presence":
+            self._heard[(ws, body["n"], body["s"])] = time.monotonic()
             self._remote_presence(ws, body["n"], body["s"], body["op"], body["peer"])
         elif kind == "forget":  # deleted on its owner: its sessions here are being closed too
             self.local.forget(ws)
@@ -327,6 +329,7 @@ class RedisHub:
         """Two pipelined round trips whatever the number of workspaces: renew ours and list the
         nodes present in each workspace we know of, then read those nodes' hashes."""
         assert self._pub is not None
+        started = time.monotonic()
         watched = sorted(set(self._remote) | set(self.local._listeners))  # LocalHub has no public list of these
         pipe = self._pub.pipeline(transaction=False)
         for ws in self._own_workspaces():
@@ -347,16 +350,19 @@ class RedisHub:
             for session, peer in list(entries.items())[:MAX_REMOTE_PEERS]:
                 fresh[ws][(node, _text(session))] = orjson.loads(peer)
         for ws, table in fresh.items():
-            self._resync(ws, table)
+            self._resync(ws, table, started)
+        self._heard = {k: t for k, t in self._heard.items() if t > started}
 
-    def _resync(self, ws: str, fresh: dict[tuple[str, str], dict[str, Any]]) -> None:
-        """Make the mirror of `ws` equal to the other nodes' hashes; tell local listeners what changed."""
+    def _resync(self, ws: str, fresh: dict[tuple[str, str], dict[str, Any]], started: float) -> None:
+        """Make the mirror of `ws` equal to the other nodes' hashes; tell local listeners what changed.
+
+        A peer a message spoke of after the read began is left alone: the message is newer than the read."""
         old = self._remote.get(ws, {})
         for key, peer in list(old.items()):
-            if key not in fresh:
+            if key not in fresh and self._heard.get((ws, *key), 0.0) <= started:
                 self._remote_presence(ws, key[0], key[1], "leave", peer)
         for key, peer in fresh.items():
-            if old.get(key) != peer:
+            if old.get(key) != peer and self._heard.get((ws, *key), 0.0) <= started:
                 self._remote_presence(ws, key[0], key[1], "join" if key not in old else "update", peer)
         if not self._remote.get(ws):
             self._remote.pop(ws, None)
