@@ -136,14 +136,14 @@ class RedisHub:
         self._wake.set()
 
     def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
-        table = self._mine.setdefault(workspace, {})
         if op == "leave":
+            table = self._mine.get(workspace, {})
             if table.pop(session, None) is None:
-                return
+                return  # never joined: dropped, as LocalHub does
             if not table:
                 del self._mine[workspace]
         else:
-            table[session] = peer
+            self._mine.setdefault(workspace, {})[session] = peer
         self.local.publish_presence(workspace, session, op, peer)
         self._dirty.add(workspace)
         self._send(workspace, {"t": "presence", "s": session, "op": op, "peer": peer})
