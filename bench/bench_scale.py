@@ -1,0 +1,387 @@
+"""Scale benchmark: many open, subscribed workspaces on one `wsfs serve`, and small writes vs a bare endpoint.
+
+    .venv/bin/python bench/bench_scale.py                          # every point (bounded: ~3-6 min)
+    .venv/bin/python bench/bench_scale.py --workspaces 10,100,1000 --rate 1 --small-clients 1,10,50
+    .venv/bin/python bench/bench_scale.py --workspaces 1000 --no-small    # one curve only
+
+The server is a real `python -m server serve` subprocess on 127.0.0.1; this
+process is the client (a separate process). Raw HTTP/1.1 keep-alive requests
+(a few lines of asyncio, cheaper than httpx) keep the client from being the
+bottleneck.
+
+- **workspaces N**: N workspaces created, each opened and subscribed by one
+  WebSocket. Then: RSS, descriptors (/proc/PID/fd), threads, idle CPU over
+  `--idle-window` seconds (from /proc/PID/stat), and a write load of
+  `--rate` writes/s per workspace for `--load-seconds` (HTTP PUT of 100 B,
+  spread evenly): write latency (request -> reply) and delivery latency
+  (request sent -> the subscriber's `changes` frame) percentiles, achieved
+  rate, server CPU during the load.
+- **small writes**: C clients (1/10/50) each PUT 100 B back to back for
+  `--small-seconds`, against 1 and 10 workspaces, and the same against a bare
+  uvicorn endpoint (same server settings, same route shape, reads the body
+  and answers a JSON of the same size) in the same run: writes/s, p50/p99,
+  ratio wsfs / bare.
+- **subscribers S** (`--subs 100,1000,5000`): S subscribers on one
+  workspace, 10 writes/s for `--load-seconds`: delivery p50/p99 and server
+  CPU per delivery.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+from websockets.asyncio.client import connect
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_server import Proc  # noqa: E402 - the same server-subprocess helper
+
+BODY = b"x" * 100
+
+
+# ---------------------------------------------------------------- process figures
+
+
+def proc_figures(pid: int) -> dict[str, float]:
+    """RSS (MiB), threads, open descriptors of a process, from /proc."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"]),
+            "fds": len(os.listdir(f"/proc/{pid}/fd"))}
+
+
+def cpu_seconds(pid: int) -> float:
+    parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def idle_cpu(pid: int, window: float) -> float:
+    """Percent of one core the process used over `window` seconds of nothing to do."""
+    c0, t0 = cpu_seconds(pid), time.monotonic()
+    await asyncio.sleep(window)
+    return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+# ---------------------------------------------------------------- a minimal HTTP/1.1 client
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection; requests one at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> Http:
+        host, port = url.split("://", 1)[1].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def request(self, method: str, path: str, body: bytes, token: str) -> int:
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        headers = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(headers[9:12])
+        length = 0
+        for line in headers.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def bare_app() -> Any:
+    """The bare endpoint: the same route shape as a wsfs PUT, reads the body, answers a same-size JSON."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    reply = orjson.dumps({"path": "/f", "kind": "file", "size": 100, "mtime": 1.0, "mode": 420, "rev": 1,
+                          "hash": "0" * 64})
+
+    async def put(request: Request) -> Response:
+        await request.body()
+        return Response(reply, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    return Starlette(routes=[Route("/healthz", healthz),
+                             Route("/api/workspaces/{ws}", put, methods=["PUT"]),
+                             Route("/api/workspaces/{ws}/files/{path:path}", put, methods=["PUT"])])
+
+
+def run_bare_server() -> None:
+    import uvicorn
+
+    from server.runner import bind, make_config
+
+    sock = bind("127.0.0.1", 0)
+    print(f"URL http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(make_config(bare_app(), lifespan="off")).run(sockets=[sock])
+
+
+# ---------------------------------------------------------------- wsfs clients
+
+
+class Subscribers:
+    """One subscribed WebSocket per (workspace, copy); records the first receipt time of each path."""
+
+    def __init__(self) -> None:
+        self.conns: list[Any] = []
+        self.tasks: list[asyncio.Task[Any]] = []
+        self.seen: dict[str, list[float]] = {}
+        self.deliveries = 0
+
+    async def reader(self, conn: Any, ws: str) -> None:
+        try:
+            async for frame in conn:
+                if isinstance(frame, str) and frame.startswith('{"type":"changes"'):
+                    now = time.perf_counter()
+                    for e in orjson.loads(frame)["entries"]:
+                        self.seen.setdefault(f"{ws}{e['path']}", []).append(now)
+                        self.deliveries += 1
+        except Exception:  # noqa: BLE001 - closed at the end
+            pass
+
+    async def add(self, url: str, token: str, ws: str) -> None:
+        conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/{ws}/ws?token={token}",
+                             compression=None, max_size=2**24, open_timeout=120)
+        await conn.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
+        while orjson.loads(await conn.recv()).get("type") != "hello":
+            pass
+        await conn.send(orjson.dumps({"type": "subscribe", "id": "b", "after": "now"}).decode())
+        while orjson.loads(await conn.recv()).get("type") != "caught_up":
+            pass
+        self.conns.append(conn)
+        self.tasks.append(asyncio.create_task(self.reader(conn, ws)))
+
+    async def close(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        for start in range(0, len(self.conns), 200):
+            await asyncio.gather(*(c.close() for c in self.conns[start:start + 200]), return_exceptions=True)
+
+
+async def bounded_gather(coros: list[Any], width: int = 50) -> None:
+    for start in range(0, len(coros), width):
+        await asyncio.gather(*coros[start:start + width])
+
+
+async def create_workspaces(url: str, admin: str, names: list[str]) -> None:
+    conns = [await Http.open(url) for _ in range(min(10, len(names)))]
+
+    async def worker(k: int) -> None:
+        for name in names[k::len(conns)]:
+            status = await conns[k].request("PUT", f"/api/workspaces/{name}", b"", admin)
+            assert status in (200, 201), status
+
+    await asyncio.gather(*(worker(k) for k in range(len(conns))))
+    for c in conns:
+        c.close()
+
+
+async def write_load(url: str, token: str, names: list[str], rate: float, seconds: float,
+                     subs: Subscribers, tag: str) -> dict[str, float]:
+    """`rate` writes/s per workspace, spread evenly, for `seconds`; open-loop, at most 200 in flight."""
+    total = max(1, int(rate * len(names) * seconds))
+    interval = seconds / total
+    pool: asyncio.Queue[Http] = asyncio.Queue()
+    for _ in range(min(200, total)):
+        pool.put_nowait(await Http.open(url))
+    sent: dict[str, float] = {}
+    write_ms: list[float] = []
+    errors = 0
+
+    async def one(i: int) -> None:
+        nonlocal errors
+        conn = await pool.get()
+        ws = names[i % len(names)]
+        path = f"/{tag}{i}"
+        t0 = time.perf_counter()
+        sent[f"{ws}{path}"] = t0
+        try:
+            status = await conn.request("PUT", f"/api/workspaces/{ws}/files{path}", BODY, token)
+            if status >= 300:
+                errors += 1
+            write_ms.append((time.perf_counter() - t0) * 1000)
+        finally:
+            pool.put_nowait(conn)
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        delay = start + i * interval - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i)))
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 60)
+    elapsed = time.perf_counter() - start
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and sum(1 for k in sent if k in subs.seen) < len(sent):
+        await asyncio.sleep(0.05)
+    delivery = [(min(subs.seen[k]) - t) * 1000 for k, t in sent.items() if k in subs.seen]
+    while not pool.empty():
+        pool.get_nowait().close()
+    return {"writes": total, "achieved_per_s": total / elapsed, "errors": errors,
+            "write_p50": pct(write_ms, 50), "write_p99": pct(write_ms, 99),
+            "deliv_p50": pct(delivery, 50), "deliv_p99": pct(delivery, 99),
+            "delivered": len(delivery)}
+
+
+async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    names = [f"w{n}x{i}" for i in range(n)]
+    t0 = time.monotonic()
+    await create_workspaces(server.url, server.admin, names)
+    subs = Subscribers()
+    await bounded_gather([subs.add(server.url, server.admin, name) for name in names], 100)
+    row: dict[str, Any] = {"workspaces": n, "setup_s": time.monotonic() - t0}
+    await asyncio.sleep(1.0)
+    row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
+    row.update(proc_figures(server.proc.pid))
+    c0 = cpu_seconds(server.proc.pid)
+    row["load"] = await write_load(server.url, server.admin, names, args.rate, args.load_seconds, subs, "a")
+    row["load_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - c0) / args.load_seconds
+    await subs.close()
+    return row
+
+
+async def small_writes(url: str, token: str, names: list[str], clients: int, seconds: float) -> dict[str, float]:
+    conns = [await Http.open(url) for _ in range(clients)]
+    lat: list[float] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(k: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            status = await conns[k].request("PUT", f"/api/workspaces/{names[k % len(names)]}/files/s{k}_{i % 50}",
+                                            BODY, token)
+            assert status < 300, status
+            lat.append((time.perf_counter() - t0) * 1000)
+            i += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop(k) for k in range(clients)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return {"per_s": len(lat) / elapsed, "p50": pct(lat, 50), "p99": pct(lat, 99)}
+
+
+async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> dict[str, Any]:
+    name = f"fan{n}"
+    await create_workspaces(server.url, server.admin, [name])
+    subs = Subscribers()
+    await bounded_gather([subs.add(server.url, server.admin, name) for _ in range(n)], 100)
+    await asyncio.sleep(1.0)
+    row: dict[str, Any] = {"subscribers": n}
+    row.update(proc_figures(server.proc.pid))
+    c0 = cpu_seconds(server.proc.pid)
+    d0 = subs.deliveries
+    row["load"] = await write_load(server.url, server.admin, [name], 10, args.load_seconds, subs, "f")
+    cpu = cpu_seconds(server.proc.pid) - c0
+    row["cpu_us_per_delivery"] = 1e6 * cpu / max(1, subs.deliveries - d0)
+    await subs.close()
+    return row
+
+
+def start_wsfs(data: str, args: argparse.Namespace) -> Proc:
+    cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
+           "--log-level", "warning"]
+    return Proc(cmd)
+
+
+async def run(args: argparse.Namespace) -> None:
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
+        server = start_wsfs(data, args)
+        try:
+            print(f"server pid {server.proc.pid}; at start: {proc_figures(server.proc.pid)}", flush=True)
+            for n in args.workspaces:
+                row = await workspaces_point(server, n, args)
+                ld = row.pop("load")
+                print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
+                      f"fds {row['fds']:>5} | threads {row['threads']:>4} | setup {row['setup_s']:.1f} s", flush=True)
+                print(f"        at {args.rate:g}/s each: {ld['achieved_per_s']:.0f}/s of {args.rate * n:g}, "
+                      f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms, delivery p50 "
+                      f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms, delivered {ld['delivered']}/"
+                      f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} %", flush=True)
+                print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
+            for n in args.subs:
+                row = await subscribers_point(server, n, args)
+                ld = row.pop("load")
+                print(f"  {n:>5} subscribers | RSS {row['rss_mib']:.1f} MiB fds {row['fds']} | delivery p50 "
+                      f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms | write p99 {ld['write_p99']:.1f} ms | "
+                      f"server CPU {row['cpu_us_per_delivery']:.1f} µs/delivery", flush=True)
+            if args.small:
+                names = [f"small{i}" for i in range(10)]
+                await create_workspaces(server.url, server.admin, names)
+                bare = Proc([sys.executable, str(Path(__file__).resolve()), "--bare-server"])
+                try:
+                    for nws in (1, 10):
+                        for c in args.small_clients:
+                            w = await small_writes(server.url, server.admin, names[:nws], c, args.small_seconds)
+                            b = await small_writes(bare.url, "x", names[:nws], c, args.small_seconds)
+                            print(f"  small PUT 100 B, {c:>2} clients, {nws:>2} ws | wsfs {w['per_s']:6.0f}/s "
+                                  f"p50 {w['p50']:5.1f} p99 {w['p99']:5.1f} ms | bare {b['per_s']:6.0f}/s p50 "
+                                  f"{b['p50']:5.1f} p99 {b['p99']:5.1f} ms | ratio {w['per_s'] / b['per_s']:.2f}",
+                                  flush=True)
+                finally:
+                    bare.stop()
+        finally:
+            server.stop()
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+def ints(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--workspaces", type=ints, default=[10, 100, 1000], help="points, e.g. 10,100,1000,10000")
+    parser.add_argument("--rate", type=float, default=1.0, help="writes/s per workspace during the load")
+    parser.add_argument("--load-seconds", type=float, default=5.0)
+    parser.add_argument("--idle-window", type=float, default=5.0)
+    parser.add_argument("--subs", type=ints, default=[], help="subscriber points on one workspace, e.g. 1000,5000")
+    parser.add_argument("--small-clients", type=ints, default=[1, 10, 50])
+    parser.add_argument("--small-seconds", type=float, default=3.0)
+    parser.add_argument("--no-small", dest="small", action="store_false")
+    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.bare_server:
+        run_bare_server()
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client holds one socket per subscriber
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
