@@ -87,6 +87,7 @@ class WsfsOperations(mfusepy.Operations):
     """The FUSE surface of one workspace store."""
 
     use_ns = True
+    cache_dirs = False  # the kernel may cache directory listings (a local store: this mount is its only writer)
 
     def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
         self._open_workspace = open_workspace
@@ -159,7 +160,7 @@ class WsfsOperations(mfusepy.Operations):
         """
         st = self._lookup_stat(self._named(path), fh, path)
         if st is None:
-            return -errno.ENOENT
+            return -errno.ENOENT  # (also for a free stand-in name: libfuse probes for one)
         size, mtime_ns, ctime_ns = self._buffered(st)
         out.st_ino, out.st_mode, out.st_nlink = st.ino, st.mode, st.nlink
         out.st_uid, out.st_gid, out.st_rdev = st.uid, st.gid, st.rdev
@@ -387,9 +388,12 @@ class WsfsOperations(mfusepy.Operations):
         return self._open(path, flags)
 
     def _open(self, path: str, flags: int) -> int:
-        if path in self.hidden:
-            # Looked up before a rename replaced it: ESTALE makes the kernel look the name up again.
-            raise mfusepy.FuseOSError(errno.ESTALE)
+        if path in self.hidden or _stand_in(path):
+            # An inode looked up before a rename replaced (or unlink removed) its name; libfuse
+            # keeps calling it by its stand-in name even after unlinking that. ESTALE makes
+            # the kernel look the name up again.
+            if path in self.hidden or not self.ws.exists(path):
+                raise mfusepy.FuseOSError(errno.ESTALE)
         st = self.ws.stat(path)
         if st.kind == "dir":
             raise mfusepy.FuseOSError(errno.EISDIR)
@@ -524,6 +528,11 @@ class WsfsOperations(mfusepy.Operations):
                 self._commit(node, entry)
                 return
         log.warning("inode %d was removed before its buffered writes were committed", node.ino)
+
+
+def _stand_in(path: str | None) -> bool:
+    """Is `path` one of libfuse's `.fuse_hidden*` names for an open file with no name left?"""
+    return path is not None and path.rpartition("/")[2].startswith(".fuse_hidden")
 
 
 def _utime_value(value: int, now: int) -> int | None:
