@@ -131,6 +131,7 @@ def create_app(
     max_file_size: int | None = None,
     quota: int | None = None,
     config: ServerConfig | None = None,
+    cluster: Any = None,
 ) -> Starlette:
     """The wsfs Starlette app serving every workspace under `data_dir`.
 
@@ -138,7 +139,8 @@ def create_app(
     startup, and seeds a never-written `demo` with a few example files
     (`server/seed.py`; `seed_demo=False` leaves it empty). `max_file_size`
     (bytes, 413 EFBIG past it) and `quota` (bytes per workspace, 507 EDQUOT)
-    are checked before any work. Run it with
+    are checked before any work. `cluster` (a `server.cluster.serve.ClusterSetup`, from
+    `wsfs serve --cluster`) makes it a cluster node: its hub, tokens, placement and proxy. Run it with
     uvicorn (`ws="websockets-sansio"`, `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
     the graceful 1001 shutdown. `app.state.wsfs` is the `ServerState`.
     """
@@ -155,20 +157,25 @@ def create_app(
             config.max_json = max_json
         if max_file_size is not None:
             config.store.max_file_size = max_file_size
-    state = ServerState(config)
+    if cluster is None:
+        state = ServerState(config)
+    else:
+        state = ServerState(config, hub=cluster.hub, placement=cluster.placement, tokens=cluster.tokens,
+                            node=cluster.node.node)
+        state.cluster = cluster
     init_data_dir(state)
     _install_log_filters()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        await state.stores.create(config.demo_workspace)
-        if config.seed_demo:
-            handle = await state.stores.get(config.demo_workspace)
-            try:
-                await handle.write(seed, author="wsfs", op="seed")
-            except vfs.StoreBusy as exc:  # a local `wsfs mount` holds it: serve it read-only meanwhile
-                log.warning("not seeding %s: %s (writes to it get 409 EBUSY until it is unmounted)",
-                            config.demo_workspace, exc.strerror)
+        if cluster is not None:
+            await cluster.start(state)
+        try:
+            await _open_demo(state)
+        except Exception:
+            if cluster is None:
+                raise
+            log.warning("demo workspace not opened here at start (another node owns it?)", exc_info=True)
         background = start_background(state)
         try:
             yield {}
@@ -176,6 +183,8 @@ def create_app(
             for task in background:
                 task.cancel()
             await shutdown(state)
+            if cluster is not None:
+                await cluster.stop()
 
     all_routes: list[Any] = [*routes, WebSocketRoute(WEBSOCKET, ws_endpoint)]
     static = _static_dir()
@@ -185,7 +194,26 @@ def create_app(
     app.state.wsfs = state
     app.add_middleware(HttpMetrics, state=state)
     app.add_middleware(RawSend)
+    if cluster is not None:
+        from server.cluster.proxy import ClusterProxy
+
+        app.add_middleware(ClusterProxy, node=cluster.node, setup=cluster)  # outermost: route first
     return app
+
+
+async def _open_demo(state: ServerState) -> None:
+    """Create the demo workspace, and seed it if it was never written."""
+    config = state.config
+    if state.cluster is not None and await state.cluster.owned_elsewhere(config.demo_workspace):
+        return
+    await state.stores.create(config.demo_workspace)
+    if config.seed_demo:
+        handle = await state.stores.get(config.demo_workspace)
+        try:
+            await handle.write(seed, author="wsfs", op="seed")
+        except vfs.StoreBusy as exc:  # a local `wsfs mount` holds it: serve it read-only meanwhile
+            log.warning("not seeding %s: %s (writes to it get 409 EBUSY until it is unmounted)",
+                        config.demo_workspace, exc.strerror)
 
 
 async def begin_shutdown(state: ServerState) -> None:

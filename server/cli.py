@@ -53,6 +53,16 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                        help="seconds to wait for a ping's answer (default: %(default)s)")
     serve.add_argument("--no-seed", dest="seed", action="store_false",
                        help="leave a new demo workspace empty (default: a few example files)")
+    cluster = serve.add_argument_group("cluster mode (SPEC §6, docs/cluster.md)")
+    cluster.add_argument("--cluster", metavar="REDIS_URL",
+                         help="join a cluster: leases, presence and tokens on this Redis, e.g. redis://127.0.0.1:6379/0")
+    cluster.add_argument("--replicate", metavar="S3_URL",
+                         help="replicate every workspace to s3://BUCKET/PREFIX (credentials from AWS_ACCESS_KEY_ID "
+                              "and AWS_SECRET_ACCESS_KEY)")
+    cluster.add_argument("--s3-endpoint", metavar="URL", help="the S3 endpoint (default: AWS)")
+    cluster.add_argument("--advertise", metavar="URL",
+                         help="this node's URL for the other nodes (default: http://HOST:PORT)")
+    cluster.add_argument("--node-id", help="this node's id (default: from --advertise)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
@@ -148,13 +158,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"wsfs serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
         return 1
     data.mkdir(parents=True, exist_ok=True)
-    tokens = TokenStore(data)
+    port = sock.getsockname()[1]
+    try:
+        cluster = _cluster_setup(args, port)
+    except ValueError as e:
+        print(f"wsfs serve: {e}", file=sys.stderr)
+        return 2
+    tokens = TokenStore(data) if cluster is None else cluster.tokens
     admin = ensure_admin(tokens)
     demo = ensure_demo_token(tokens, data)
-    tokens.close()
+    if cluster is None:
+        tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
-                     quota=args.quota)
-    port = sock.getsockname()[1]
+                     quota=args.quota, cluster=cluster)
     bases = [f"http://{h}:{port}" for h in reachable_hosts(args.host)]
     if admin is not None:
         print(f"wsfs: created the admin token (shown only now; keep it safe): {admin}", flush=True)
@@ -162,6 +178,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wsfs: WARNING: listening on {args.host} without TLS: tokens and data travel in clear text; "
               "put a TLS proxy in front", file=sys.stderr, flush=True)
     print(f"wsfs: serving {data.resolve()} on {bases[0]}", flush=True)
+    if cluster is not None:
+        print(f"wsfs: cluster node {cluster.node.node} (advertised at {cluster.node.advertise}), "
+              f"replicating to {args.replicate}", flush=True)
     print(f"wsfs: open the demo: {bases[0]}/?token={demo}", flush=True)
     for other in bases[1:]:
         print(f"wsfs:            or: {other}/?token={demo}", flush=True)
@@ -169,6 +188,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
                                     ws_ping_timeout=args.ws_ping_timeout))
     server.run(sockets=[sock])
     return 0
+
+
+def _cluster_setup(args: argparse.Namespace, port: int) -> Any:
+    """The cluster half of `wsfs serve --cluster ...` (None without --cluster)."""
+    if not args.cluster and not args.replicate:
+        return None
+    if not (args.cluster and args.replicate):
+        raise ValueError("cluster mode needs both --cluster redis://... and --replicate s3://BUCKET/PREFIX")
+    from server.cluster.node import ClusterConfig
+    from server.cluster.serve import ClusterSetup
+
+    advertise = args.advertise or f"http://{_url_host(args.host)}:{port}"
+    return ClusterSetup(ClusterConfig(redis_url=args.cluster, replicate=args.replicate, advertise=advertise,
+                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id))
 
 
 def _workspace_exists(data: Path, name: str) -> bool:

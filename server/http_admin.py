@@ -20,7 +20,9 @@ from server.state import ServerState, __version__
 
 async def healthz(request: Request) -> Response:
     st = state_of(request)
-    body = {"ok": not st.stopping, "version": __version__, "protocol": list(SUPPORTED_VERSIONS)}
+    body: dict[str, Any] = {"ok": not st.stopping, "version": __version__, "protocol": list(SUPPORTED_VERSIONS)}
+    if st.cluster is not None:  # cluster mode: which node this is and what it owns
+        body |= {"node": st.node, "advertise": st.cluster.node.advertise, "owns": st.cluster.owned()}
     if st.stopping:
         return json_response({**error_body(ESHUTDOWN, "server is shutting down"), **body}, 503)
     return json_response(body)
@@ -29,6 +31,9 @@ async def healthz(request: Request) -> Response:
 @api("admin")
 async def metrics(request: Request, st: ServerState, p: Principal) -> Response:
     st.metrics.subscriptions.set(sum(len(c.subs) for c in st.sessions.values()))
+    if st.cluster is not None:
+        st.metrics.cluster_owned.set(len(st.cluster.owned()))
+        st.metrics.cluster_proxied.set(st.cluster.proxy.proxied if st.cluster.proxy is not None else 0)
     return Response(st.metrics.render(), media_type=st.metrics.content_type)
 
 
@@ -43,6 +48,8 @@ async def whoami(request: Request, st: ServerState, p: Principal) -> Response:
 @api(None)
 async def list_workspaces(request: Request, st: ServerState, p: Principal) -> Response:
     names = st.stores.names()
+    if st.cluster is not None:  # every node's workspaces, not only the stores on this disk
+        names = sorted(set(names) | await st.cluster.workspace_names())
     if not p.is_admin:
         names = [n for n in names if n == p.workspace]
     return json_response({"workspaces": [{"name": n} for n in names]})
@@ -75,6 +82,8 @@ async def delete_workspace(request: Request, st: ServerState, p: Principal) -> R
         raise ProtocolError("ENOENT", f"no workspace named {name!r}")
     await st.stores.delete(name, on_delete=lambda: st.hub.close_sessions(name, CLOSE_WORKSPACE_GONE, "workspace deleted"))
     st.tokens.revoke_workspace(name)
+    if st.cluster is not None:
+        await st.cluster.forget(name)
     return Response(status_code=204)
 
 
@@ -90,7 +99,8 @@ async def list_tokens(request: Request, st: ServerState, p: Principal) -> Respon
 async def create_token(request: Request, st: ServerState, p: Principal) -> Response:
     body = await read_json(request, st.config.max_json)
     workspace, scope = parse_token_grant(body)
-    if not st.stores.exists(workspace):
+    if not st.stores.exists(workspace) and (
+            st.cluster is None or workspace not in await st.cluster.workspace_names()):
         raise ProtocolError("ENOENT", f"no workspace named {workspace!r}")
     principal, secret = st.tokens.create(workspace, scope, parse_token_name(body))
     listed = next(t for t in st.tokens.list() if t["id"] == principal.id)

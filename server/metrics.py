@@ -54,6 +54,15 @@ class Metrics:
             "wsfs_op_seconds", "Store operation latency, queueing included", ["op"], buckets=_OP_BUCKETS, registry=r
         )
 
+        # cluster mode (server/cluster/): ownership and durable acknowledgements
+        self.cluster_owned = Gauge("wsfs_cluster_owned_workspaces", "Workspaces this node owns", registry=r)
+        self.cluster_ack_seconds = Histogram(
+            "wsfs_cluster_ack_seconds", "Commit to durable acknowledgement (replication sync + fence check)",
+            buckets=_OP_BUCKETS, registry=r)
+        self.cluster_ack_failures = Counter("wsfs_cluster_ack_failures", "Writes committed but refused (503 EAGAIN)",
+                                            registry=r)
+        self.cluster_proxied = Gauge("wsfs_cluster_proxied", "Requests and sockets proxied to other nodes", registry=r)
+
     @contextmanager
     def timed(self, op: str) -> Iterator[None]:
         t0 = time.perf_counter()

@@ -34,7 +34,8 @@ class ServerConfig:
 class ServerState:
     """Everything a handler needs, reached as `request.app.state.wsfs`."""
 
-    def __init__(self, config: ServerConfig, hub: Hub | None = None, placement: Placement | None = None):
+    def __init__(self, config: ServerConfig, hub: Hub | None = None, placement: Placement | None = None,
+                 tokens: Any = None, node: str | None = None):
         self.config = config
         self.data_dir = Path(config.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -42,7 +43,10 @@ class ServerState:
         self.spool_dir.mkdir(exist_ok=True)
         self.metrics = Metrics()
         self.hub: Hub = hub if hub is not None else LocalHub()  # a cluster passes its broker-backed hub
-        self.tokens = TokenStore(self.data_dir)
+        # a cluster passes its shared tokens (server/cluster/shared_tokens.py); else this data dir's
+        self.tokens: Any = tokens if tokens is not None else TokenStore(self.data_dir)
+        self.node = node  # the cluster node id (None: a single server)
+        self.cluster: Any = None  # the ClusterNode of a cluster node
         # a cluster node passes its placement (ownership, restore, durable acks); None: this disk only
         self.stores = Stores(self.data_dir, self.hub, self.metrics, config.store, placement)
         self.stopping = False
@@ -51,4 +55,5 @@ class ServerState:
 
     def next_session(self) -> str:
         self.session_counter += 1
-        return f"s{self.session_counter}"
+        # unique across a cluster's nodes: presence and echo suppression key on it
+        return f"{self.node}-s{self.session_counter}" if self.node else f"s{self.session_counter}"

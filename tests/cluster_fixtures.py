@@ -229,3 +229,78 @@ async def acquire_eventually(node: Ownership, workspace: str, timeout: float = 1
         except OwnedElsewhere:
             assert time.monotonic() < deadline, f"{node.node} never got {workspace}"
             await asyncio.sleep(0.05)
+
+
+# ---------------------------------------------------------------- real `wsfs serve --cluster` nodes
+
+
+class ServeNode(Engine):
+    """One `wsfs serve --cluster ...` process (own process group; its Litestream child dies with it)."""
+
+    def __init__(self, name: str, workdir: Path, redis_url: str, location: S3Location, port: int):
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "WSFS_TOKEN")}
+        env |= {"AWS_ACCESS_KEY_ID": location.access_key or "", "AWS_SECRET_ACCESS_KEY": location.secret_key or ""}
+        super().__init__(name, [
+            str(VENV_BIN / "wsfs"), "serve", "--data", str(workdir / "data"), "--port", str(port), "--no-seed",
+            "--log-level", "warning", "--cluster", redis_url, "--node-id", name,
+            "--replicate", f"s3://{location.bucket}/{location.prefix}", "--s3-endpoint", location.endpoint or "",
+            "--advertise", self.url,
+        ], workdir, env=env)
+
+    def healthz(self) -> dict[str, object] | None:
+        import httpx
+
+        try:
+            reply = httpx.get(self.url + "/healthz", timeout=1.0)
+        except httpx.HTTPError:
+            return None
+        return reply.json() if reply.status_code == 200 else None
+
+    def wait_ready(self) -> None:
+        wait_until(lambda: self.healthz() is not None, f"wsfs node {self.name}", self.proc, self.log)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful: last sync, release), SIGKILL after 20 s."""
+        if self.alive:
+            self.signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill()
+
+
+def admin_token(redis_url: str) -> str:
+    """An admin token in the cluster's shared token store (what `wsfs token create --admin` gives one node)."""
+    from server.cluster.shared_tokens import SharedTokens
+
+    tokens = SharedTokens(redis_url)
+    try:
+        return tokens.create(None, "admin", "tests")[1]
+    finally:
+        tokens.close()
+
+
+@pytest.fixture
+def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: Path
+                  ) -> Iterator[Callable[[int], list[ServeNode]]]:
+    """`start(n)`: n real nodes on one Redis and one bucket, all ready; every one killed at the end."""
+    started: list[ServeNode] = []
+
+    def start(count: int) -> list[ServeNode]:
+        ports = free_ports(count)
+        names = [chr(ord("a") + len(started) + i) for i in range(count)]
+        nodes = [ServeNode(n, tmp_path / f"node-{n}", redis_server.url, s3_location, p) for n, p in zip(names, ports)]
+        started.extend(nodes)
+        for node in nodes:
+            node.wait_ready()
+        return nodes
+
+    try:
+        yield start
+    finally:
+        for node in started:
+            node.kill()

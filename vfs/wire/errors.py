@@ -70,6 +70,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "EDQUOT": 507,  # the workspace would exceed its quota
     EINTERNAL: 500,
     ESHUTDOWN: 503,
+    "EAGAIN": 503,  # cluster: committed but not acknowledged (not replicated, or no longer the owner); retry
 }
 
 

@@ -1,0 +1,127 @@
+"""One cluster node: the engines of `wsfs serve --cluster`, built once, started and stopped together.
+
+`ClusterConfig` is what the command line gives (`--cluster`, `--replicate`,
+`--s3-endpoint`, `--advertise`, `--node-id`). `ClusterNode` builds, on the
+serving loop, the Redis client, the `ObjectStore` (once per node: building a
+botocore client blocks the loop for a while), `Leases`, `Manifests`,
+`Ownership`, the supervised `Litestream` child and `DurableAcks`, and keeps
+two small things in Redis that every node reads:
+
+- `<prefix>:nodes` (hash node id -> advertised URL): where to proxy a
+  request for a workspace another node owns (the lease value is the node id);
+- `<prefix>:workspaces` (set): the workspace names of the whole cluster, for
+  `GET /api/workspaces` on any node.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from server.cluster.acks import DurableAcks
+from server.cluster.lease import Leases
+from server.cluster.manifest import Manifests
+from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.ownership import LostCallback, Ownership
+from server.cluster.replication import Litestream
+
+log = logging.getLogger("wsfs.server.cluster")
+
+REDIS_TIMEOUT = 2.0  # seconds: a paused Redis never answers
+
+
+@dataclass
+class ClusterConfig:
+    """`wsfs serve --cluster ...`: where the engines are and how other nodes reach this one."""
+
+    redis_url: str
+    replicate: str  # s3://BUCKET/PREFIX
+    advertise: str  # http://host:port other nodes proxy to
+    s3_endpoint: str | None = None
+    node_id: str | None = None
+    lease_ms: int = 3000
+    ack_timeout: float = 5.0
+    prefix: str = "wsfs"  # Redis key prefix (shared with RedisHub and SharedTokens)
+
+    def __post_init__(self) -> None:
+        if urlsplit(self.advertise).scheme not in ("http", "https"):
+            raise ValueError(f"--advertise must be an http:// or https:// URL, got {self.advertise!r}")
+        if urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError(f"--cluster must be a redis:// URL, got {self.redis_url!r}")
+        S3Location.parse(self.replicate, endpoint=self.s3_endpoint)  # fail at start, not at first write
+        if not self.node_id:
+            self.node_id = re.sub(r"[^A-Za-z0-9._-]", "-", urlsplit(self.advertise).netloc)
+        if ":" in self.node_id:
+            raise ValueError("a node id may not contain ':'")
+
+    @property
+    def node(self) -> str:
+        assert self.node_id
+        return self.node_id
+
+    def location(self) -> S3Location:
+        return S3Location.parse(self.replicate, endpoint=self.s3_endpoint)
+
+
+class ClusterNode:
+    """The engines of one node; `start` on the serving loop, `stop` at the end."""
+
+    def __init__(self, config: ClusterConfig, run_dir: Path):
+        self.config = config
+        self.node = config.node
+        self.advertise = config.advertise.rstrip("/")
+        self.location = config.location()
+        self.run_dir = run_dir
+        self.redis: Redis | None = None
+        self.store: ObjectStore | None = None
+        self.ownership: Ownership | None = None
+        self.litestream: Litestream | None = None
+        self.acks: DurableAcks | None = None
+        self._urls: dict[str, str] = {}  # node id -> advertised URL, cached (a node's URL does not change)
+        self.nodes_key = f"{config.prefix}:nodes"
+        self.workspaces_key = f"{config.prefix}:workspaces"
+
+    async def start(self, on_lost: LostCallback) -> None:
+        self.redis = Redis.from_url(self.config.redis_url, socket_timeout=REDIS_TIMEOUT,
+                                    socket_connect_timeout=REDIS_TIMEOUT)
+        self.store = await ObjectStore(self.location).open()
+        leases = Leases(self.redis, self.node, ttl_ms=self.config.lease_ms)
+        self.ownership = Ownership(leases, Manifests(self.store), on_lost=on_lost)
+        self.litestream = await Litestream(self.location, log_path=self.run_dir / "litestream.log").start()
+        self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
+        try:
+            await self.redis.hset(self.nodes_key, self.node, self.advertise)
+        except RedisError as exc:  # not fatal: other nodes cannot proxy here until it is written
+            log.warning("could not publish this node's URL to Redis: %s", exc)
+        log.info("cluster node %s up, advertised at %s", self.node, self.advertise)
+
+    async def publish_url(self) -> None:
+        """Write this node's URL again (Redis may have come back empty)."""
+        assert self.redis is not None
+        await self.redis.hset(self.nodes_key, self.node, self.advertise)
+
+    async def url_of(self, node: str) -> str | None:
+        """The advertised URL of another node (None: it never said)."""
+        url = self._urls.get(node)
+        if url is None and self.redis is not None:
+            raw = await self.redis.hget(self.nodes_key, node)
+            if raw is not None:
+                url = self._urls[node] = raw.decode() if isinstance(raw, bytes) else str(raw)
+        return url
+
+    async def stop(self) -> None:
+        """Release every workspace still held, stop Litestream, close the clients (each step bounded)."""
+        if self.ownership is not None:
+            await self.ownership.close()
+        if self.litestream is not None:
+            await self.litestream.stop()
+        if self.store is not None:
+            await self.store.close()
+        if self.redis is not None:
+            await self.redis.aclose()

@@ -1,0 +1,196 @@
+"""`ClusterPlacement`: the `server.placement.Placement` of a cluster node.
+
+- `opening` (before a store opens): own the workspace (`Ownership.acquire`:
+  lease, then manifest bump), restore the store from the previous epoch's
+  replica, register it with Litestream under the new epoch's prefix;
+- `durable` (after each commit, before its acknowledgement): one group-commit
+  round of `DurableAcks` (Litestream sync-and-wait, then the fence HEAD);
+  only then is the revision announced to subscribers (`DurableHub`);
+- `closed` (after the store closed): last sync, unregister, release the lease
+  so another node takes over at once.
+
+A workspace lost to another node (`on_lost`: lease taken, manifest moved,
+lease not renewed) gets its sessions closed with 1012 (`CLOSE_MOVED`: "service
+restart", clients reconnect and land on the new owner through any node) and
+its store closed; the fence already refuses every acknowledgement.
+
+Every refusal is `ProtocolError("EAGAIN")`: HTTP 503 with a JSON error, the
+same error in a WebSocket push reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+from vfs.wire import ProtocolError
+
+from server.cluster.acks import NotAcknowledged
+from server.cluster.lease import LeaseUnavailable
+from server.cluster.node import ClusterNode
+from server.cluster.objectstore import ObjectStoreError
+from server.cluster.ownership import OwnedElsewhere
+from server.cluster.replication import ReplicationError, _remove_store
+
+if TYPE_CHECKING:
+    from server.state import ServerState
+
+log = logging.getLogger("wsfs.server.cluster")
+
+CLOSE_MOVED = 1012  # "service restart": the workspace moved to another node; reconnect (through any node)
+EAGAIN = "EAGAIN"  # 503: not acknowledged / not servable now; the JSON message names why
+RELEASE_SWEEP = 2.0  # seconds between sweeps releasing workspaces held without an open store
+
+
+def refusal(message: str, **extra: Any) -> ProtocolError:
+    return ProtocolError(EAGAIN, message, **extra)
+
+
+class ClusterPlacement:
+    """Ownership, restore and durable acknowledgements for the stores of one node."""
+
+    def __init__(self, node: ClusterNode):
+        self.node = node
+        self.state: ServerState | None = None
+        self._registered: dict[str, Path] = {}  # workspace -> store path registered with Litestream
+        self._opening: set[str] = set()
+        self._sweeper: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.durable_head: dict[str, int] = {}
+
+    def attach(self, state: ServerState) -> None:
+        self.state = state
+        self._sweeper = asyncio.ensure_future(self._sweep_forever())
+
+    # -- Placement --------------------------------------------------------
+
+    async def opening(self, name: str, path: Path) -> None:
+        node = self.node
+        assert node.ownership is not None and node.litestream is not None
+        self._opening.add(name)
+        try:
+            if name in self._registered and name in node.ownership.held:
+                return
+            try:
+                held = await node.ownership.acquire(name)
+            except OwnedElsewhere as exc:
+                raise refusal(f"workspace {name!r} is owned by node {exc.owner}; try again", owner=exc.owner) from None
+            except (LeaseUnavailable, ObjectStoreError) as exc:
+                raise refusal(f"cannot take ownership of {name!r} now: {exc}") from None
+            try:
+                if held.restore_from is not None:
+                    await node.litestream.restore(held.restore_from, path)
+                elif held.number > 1:
+                    _remove_store(path)  # earlier epochs replicated nothing, so they acknowledged nothing
+                if path.exists():
+                    await self._register(name, path)
+            except (ReplicationError, OSError) as exc:
+                await node.ownership.release(name)
+                raise refusal(f"cannot restore {name!r}: {exc}") from None
+        finally:
+            self._opening.discard(name)
+
+    async def _register(self, name: str, path: Path) -> None:
+        node = self.node
+        assert node.litestream is not None and node.ownership is not None
+        held = node.ownership.held.get(name)
+        if held is None:
+            raise refusal(f"workspace {name!r} is no longer owned by node {node.node}")
+        await node.litestream.register(path, held.prefix)
+        self._registered[name] = path
+
+    async def durable(self, name: str, rev: int) -> None:
+        node = self.node
+        assert node.acks is not None and self.state is not None
+        path = self.state.stores.path_of(name)
+        t0 = time.perf_counter()
+        try:
+            if name not in self._registered:
+                await self._register(name, path)
+            await node.acks.wait_durable(name, path)
+        except (NotAcknowledged, ReplicationError) as exc:
+            self.state.metrics.cluster_ack_failures.inc()
+            raise refusal(f"write committed to revision {rev} but not acknowledged: {exc}", rev=rev) from None
+        self.state.metrics.cluster_ack_seconds.observe(time.perf_counter() - t0)
+        if rev > self.durable_head.get(name, 0):
+            self.durable_head[name] = rev
+        self.state.hub.publish_durable(name, rev)  # type: ignore[attr-defined]
+
+    async def closed(self, name: str, path: Path) -> None:
+        node = self.node
+        assert node.ownership is not None and node.litestream is not None
+        ours = name in node.ownership.held
+        try:
+            if ours and name not in self._registered and path.exists():
+                await self._register(name, path)  # created but never written: replicate it before letting go
+            if ours and name in self._registered:
+                await node.litestream.sync(path)
+        except (ReplicationError, ProtocolError) as exc:
+            log.warning("last sync of %s failed: %s", name, exc)
+        if self._registered.pop(name, None) is not None:
+            try:
+                await node.litestream.unregister(path)
+            except ReplicationError as exc:
+                log.warning("could not unregister %s: %s", name, exc)
+        self.durable_head.pop(name, None)
+        if ours:
+            await node.ownership.release(name)
+
+    # -- losing and releasing ---------------------------------------------
+
+    def on_lost(self, name: str) -> None:
+        """Another node has the workspace now: close its sessions and its store (in a task of its own:
+        this runs inside a lease renewal or an acknowledgement round)."""
+        task = asyncio.ensure_future(self._drop(name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drop(self, name: str) -> None:
+        state = self.state
+        if state is None:
+            return
+        state.hub.close_sessions(name, CLOSE_MOVED, "workspace moved to another node; reconnect")
+        try:
+            await _close_store(state, name)
+        except Exception:  # noqa: BLE001 - a failed close must not stop the node
+            log.exception("closing lost workspace %s failed", name)
+
+    async def _sweep_forever(self) -> None:
+        """Release workspaces held with no store open (an open that failed, e.g. ENOENT)."""
+        while True:
+            await asyncio.sleep(RELEASE_SWEEP)
+            try:
+                await self.sweep_once()
+            except Exception:  # noqa: BLE001
+                log.exception("release sweep failed")
+
+    async def sweep_once(self) -> None:
+        node, state = self.node, self.state
+        if node.ownership is None or state is None:
+            return
+        open_names = {h.name for h in state.stores.open_handles() if not h.closed}
+        for name in list(node.ownership.held):
+            if name not in open_names and name not in self._opening and name not in self._registered:
+                await node.ownership.release(name)
+        try:
+            await node.publish_url()  # cheap; Redis may have come back empty
+        except RedisError:
+            pass
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
+
+
+async def _close_store(state: ServerState, name: str) -> None:
+    """Close one store through Stores' own close path (under its per-workspace lock)."""
+    stores: Any = state.stores
+    async with stores._lock(name):
+        await stores._close(name)

@@ -1,0 +1,288 @@
+"""Any node, any workspace: requests for a workspace another node owns go to that node.
+
+`ClusterProxy` is the outermost ASGI layer of a cluster node. For a path under
+`/api/workspaces/{ws}` it asks who owns `ws` (this node's own table first,
+then the Redis lease, whose value is the owner's node id, and the node's
+advertised URL from `<prefix>:nodes`):
+
+- this node, or nobody: served here (the store's open acquires ownership);
+- another node: proxied there. HTTP bodies stream both ways (httpx); a
+  WebSocket is bridged frame by frame both ways and keeps the close code
+  and reason (browsers do not follow redirects on an upgrade, so nothing
+  is redirected). A refused upgrade (401, 403, 404...) is relayed as is.
+
+A request already proxied once (`x-wsfs-proxied`) is served where it lands:
+ownership moving mid-flight then gets the store's own 503 (EAGAIN), never a
+loop. While the owner is unreachable (killed, its lease not yet expired) an
+HTTP request that has sent nothing yet retries routing for up to
+`FAILOVER_WAIT` seconds, so it lands on the next owner; a WebSocket bridge
+whose owner vanished is closed with 1012 so the client reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from vfs.wire import error_body
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from server.cluster.lease import LeaseUnavailable
+from server.cluster.node import ClusterNode
+from server.cluster.placement import CLOSE_MOVED, EAGAIN
+
+log = logging.getLogger("wsfs.server.cluster")
+
+_WORKSPACE = re.compile(r"^/api/workspaces/([^/]+)")
+PROXIED = "x-wsfs-proxied"
+FAILOVER_WAIT = 10.0
+_HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer",
+        b"proxy-connection", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
+        b"sec-websocket-protocol", b"sec-websocket-accept"}
+
+
+def workspace_of(path: str) -> str | None:
+    m = _WORKSPACE.match(path)
+    return m.group(1) if m else None
+
+
+class OwnerUnknown(Exception):
+    """Another node owns the workspace but its URL cannot be found now."""
+
+
+class ClusterProxy:
+    def __init__(self, app: ASGIApp, node: ClusterNode, setup: Any = None):
+        self.app = app
+        if setup is not None:
+            setup.proxy = self  # so the node's lifespan can close the client and /metrics can count
+        self.node = node
+        self.proxied = 0  # requests and sockets sent to another node
+        self._client: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(5.0, read=None, write=None, pool=None),
+                                             follow_redirects=False, trust_env=False)
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+
+    async def route(self, workspace: str) -> str | None:
+        """The URL of the node to send `workspace`'s requests to (None: serve here)."""
+        ownership = self.node.ownership
+        if ownership is None or workspace in ownership.held:
+            return None
+        owner = await ownership.leases.owner(workspace)
+        if owner is None or owner == self.node.node:
+            return None
+        url = await self.node.url_of(owner)
+        if url is None:
+            raise OwnerUnknown(f"workspace {workspace!r} is owned by node {owner}, whose URL is unknown")
+        return url
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        workspace = workspace_of(scope["path"])
+        headers = dict(scope.get("headers") or [])
+        if workspace is None or PROXIED.encode() in headers:
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "http":
+            await self._http(workspace, scope, receive, send)
+        else:
+            await self._websocket(workspace, scope, receive, send)
+
+    # -- HTTP ---------------------------------------------------------------
+
+    async def _http(self, workspace: str, scope: Scope, receive: Receive, send: Send) -> None:
+        deadline = time.monotonic() + FAILOVER_WAIT
+        while True:
+            try:
+                target = await self.route(workspace)
+            except (LeaseUnavailable, OwnerUnknown) as exc:
+                await _refuse(send, f"cannot route {workspace!r}: {exc}")
+                return
+            if target is None:
+                await self.app(scope, receive, send)
+                return
+            try:
+                await self._forward(target, scope, receive, send)
+                return
+            except httpx.ConnectError as exc:  # nothing sent yet: the owner is gone; route again
+                if time.monotonic() > deadline:
+                    await _refuse(send, f"the owner of {workspace!r} at {target} is unreachable: {exc}")
+                    return
+                await asyncio.sleep(0.2)
+
+    async def _forward(self, target: str, scope: Scope, receive: Receive, send: Send) -> None:
+        self.proxied += 1
+        url = target + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = _forward_headers(scope, self.node.node)
+        request = self.client().build_request(scope["method"], url, headers=headers, content=_body(receive))
+        response = await self.client().send(request, stream=True)
+        try:
+            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+
+    # -- WebSocket ------------------------------------------------------------
+
+    async def _websocket(self, workspace: str, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            target = await self.route(workspace)
+        except (LeaseUnavailable, OwnerUnknown) as exc:
+            if (await receive())["type"] == "websocket.connect":
+                await _deny(send, f"cannot route {workspace!r}: {exc}")
+            return
+        if target is None:
+            await self.app(scope, receive, send)
+            return
+        if (await receive())["type"] != "websocket.connect":
+            return
+        self.proxied += 1
+        parts = urlsplit(target)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        url = f"{scheme}://{parts.netloc}{scope['path']}"
+        if scope.get("query_string"):
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _forward_headers(scope, self.node.node)]
+        try:
+            upstream = await connect(url, additional_headers=headers, subprotocols=scope.get("subprotocols") or None,
+                                     compression=None, max_size=None, ping_interval=2.0, ping_timeout=4.0,
+                                     open_timeout=5.0, user_agent_header=None)
+        except InvalidStatus as exc:  # the owner refused the upgrade: relay its answer
+            await _relay_denial(send, exc)
+            return
+        except (OSError, WebSocketException, TimeoutError) as exc:
+            await _deny(send, f"the owner of {workspace!r} at {target} is unreachable: {exc}")
+            return
+        async with contextlib.aclosing(_Closer(upstream)):
+            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+            await _bridge(upstream, receive, send)
+
+
+class _Closer:
+    def __init__(self, conn: ClientConnection):
+        self.conn = conn
+
+    async def aclose(self) -> None:
+        await self.conn.close()
+
+
+async def _bridge(upstream: ClientConnection, receive: Receive, send: Send) -> None:
+    """Frames both ways until either side closes; the other side gets the same close code."""
+
+    async def down() -> None:  # owner -> client
+        try:
+            async for frame in upstream:
+                if isinstance(frame, str):
+                    await send({"type": "websocket.send", "text": frame})
+                else:
+                    await send({"type": "websocket.send", "bytes": frame})
+        except ConnectionClosed:
+            pass
+        code, reason = _close_of(upstream)
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def up() -> None:  # client -> owner
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.receive":
+                try:
+                    if message.get("text") is not None:
+                        await upstream.send(message["text"])
+                    else:
+                        await upstream.send(message.get("bytes") or b"")
+                except ConnectionClosed:
+                    return
+            elif message["type"] == "websocket.disconnect":
+                code = message.get("code", 1000)
+                await upstream.close(code if code in range(1000, 5000) and code not in (1005, 1006) else 1000,
+                                     message.get("reason") or "")
+                return
+
+    tasks = [asyncio.ensure_future(down()), asyncio.ensure_future(up())]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _close_of(conn: ClientConnection) -> tuple[int, str]:
+    """The owner's close code and reason; an abnormal end (owner died) becomes 1012: reconnect."""
+    rcvd = conn.close_rcvd
+    if rcvd is None or rcvd.code in (1005, 1006):
+        return CLOSE_MOVED, "the workspace's node went away; reconnect"
+    return rcvd.code, rcvd.reason
+
+
+def _forward_headers(scope: Scope, node: str) -> list[tuple[bytes, bytes]]:
+    headers = [(k, v) for k, v in scope.get("headers") or [] if k.lower() not in _HOP]
+    client = scope.get("client")
+    if client:
+        headers.append((b"x-forwarded-for", str(client[0]).encode()))
+    headers.append((PROXIED.encode(), node.encode()))
+    return headers
+
+
+async def _body(receive: Receive) -> Any:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+def _error(message: str) -> bytes:
+    return orjson.dumps(error_body(EAGAIN, message))
+
+
+async def _refuse(send: Send, message: str) -> None:
+    body = _error(message)
+    await send({"type": "http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _deny(send: Send, message: str) -> None:
+    """Refuse a WebSocket upgrade with a 503 JSON error (the denial-response extension)."""
+    body = _error(message)
+    await send({"type": "websocket.http.response.start", "status": 503,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _relay_denial(send: Send, exc: InvalidStatus) -> None:
+    response = exc.response
+    body = response.body or b""
+    headers = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in response.headers.raw_items()
+               if k.lower().encode("latin-1") not in _HOP and k.lower() != "content-length"]
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "websocket.http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body})

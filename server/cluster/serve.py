@@ -1,0 +1,116 @@
+"""`ClusterSetup`: everything `wsfs serve --cluster` adds to a server, built in one place.
+
+The command line builds it (`server/cli.py`), `create_app` plugs it in:
+the hub (`RedisHub` wrapped in `DurableHub`: subscribers hear only durable
+revisions), the shared tokens (`SharedTokens`), the placement
+(`ClusterPlacement`), and the outermost ASGI layer (`ClusterProxy`). Its
+`start` and `stop` run in the app's lifespan, on the serving loop, around
+the stores: start the engines before any store opens; stop them after every
+store closed (each close synced and released its workspace).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import RedisError
+
+from server.cluster.durable_hub import DurableHub
+from server.cluster.lease import LeaseUnavailable
+from server.cluster.node import ClusterConfig, ClusterNode
+from server.cluster.placement import ClusterPlacement
+from server.cluster.proxy import ClusterProxy
+from server.cluster.redis_hub import RedisHub
+from server.cluster.shared_tokens import SharedTokens
+
+if TYPE_CHECKING:
+    from server.state import ServerState
+
+log = logging.getLogger("wsfs.server.cluster")
+
+
+class ClusterSetup:
+    def __init__(self, config: ClusterConfig):
+        self.config = config
+        # Litestream's control socket path must fit sun_path: a short private directory
+        self.run_dir = Path(tempfile.mkdtemp(prefix="wsfs-node-"))
+        self.node = ClusterNode(config, self.run_dir)
+        self.redis_hub = RedisHub(config.redis_url, config.node, prefix=config.prefix)
+        self.hub = DurableHub(self.redis_hub, on_known=self._known)
+        self.tokens = SharedTokens(config.redis_url, prefix=config.prefix, hub=self.redis_hub)
+        self.placement = ClusterPlacement(self.node)
+        self.proxy: ClusterProxy | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._known_names: set[str] = set()
+
+    async def owned_elsewhere(self, workspace: str) -> bool:
+        """Does another node hold `workspace` now? (True when Redis cannot tell: do not fight for it)"""
+        ownership = self.node.ownership
+        if ownership is None:
+            return True
+        try:
+            owner = await ownership.owner_of(workspace)
+        except LeaseUnavailable:
+            return True
+        return owner is not None and owner != self.node.node
+
+    async def start(self, state: ServerState) -> None:
+        await self.redis_hub.start()
+        await self.tokens.start()
+        await self.node.start(on_lost=self.placement.on_lost)
+        self.placement.attach(state)
+
+    async def stop(self) -> None:
+        await self.placement.stop()
+        for task in list(self._tasks):
+            await asyncio.gather(task, return_exceptions=True)
+        await self.node.stop()
+        await self.tokens.stop()
+        await self.redis_hub.stop()
+        if self.proxy is not None:
+            await self.proxy.aclose()
+
+    def owned(self) -> list[str]:
+        ownership = self.node.ownership
+        return sorted(ownership.held) if ownership is not None else []
+
+    async def workspace_names(self) -> set[str]:
+        """Every workspace of the cluster (the Redis set; empty while Redis is away)."""
+        if self.node.redis is None:
+            return set()
+        try:
+            raw = await self.node.redis.smembers(self.node.workspaces_key)
+        except RedisError as exc:
+            log.warning("cannot list the cluster's workspaces: %s", exc)
+            return set()
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in raw}
+
+    def _known(self, workspace: str) -> None:
+        """A store of `workspace` opened here: add it to the cluster's list (once per name)."""
+        if workspace in self._known_names or self.node.redis is None:
+            return
+        self._known_names.add(workspace)
+        task = asyncio.ensure_future(self._add(workspace))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _add(self, workspace: str) -> None:
+        assert self.node.redis is not None
+        try:
+            await self.node.redis.sadd(self.node.workspaces_key, workspace)
+        except RedisError as exc:
+            self._known_names.discard(workspace)
+            log.warning("could not list %s in the cluster: %s", workspace, exc)
+
+    async def forget(self, workspace: str) -> None:
+        """The workspace was deleted: drop it from the cluster's list."""
+        self._known_names.discard(workspace)
+        if self.node.redis is not None:
+            try:
+                await self.node.redis.srem(self.node.workspaces_key, workspace)
+            except RedisError as exc:
+                log.warning("could not unlist %s: %s", workspace, exc)
