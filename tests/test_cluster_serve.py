@@ -51,3 +51,62 @@ async def test_write_on_a_read_on_b_and_c_subscriber_on_c(cluster_nodes, redis_s
         assert "w1" in {w["name"] for w in listed}
         assert (await http.get(f"{b.url}/healthz")).json()["owns"] == [] or "w1" not in \
             (await http.get(f"{b.url}/healthz")).json()["owns"]
+
+
+async def _write_until_acked(http: httpx.AsyncClient, url: str, path: str, body: bytes, deadline: float) -> float:
+    """PUT until a 2xx (the acknowledgement); returns when it was acknowledged. Bounded by `deadline`."""
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            reply = await http.put(url + path, content=body)
+            if reply.status_code in (200, 201):
+                return time.monotonic()
+            last = f"{reply.status_code} {reply.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{path} never acknowledged: {last}")
+
+
+async def _collect(events, into: list) -> None:
+    async for event in events:
+        into.append(event)
+
+
+async def test_owner_killed_during_acknowledged_writes(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    a, b, c = cluster_nodes(3)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/k")).status_code == 201
+        async with Client(c.url, token=token) as client:
+            seen: list = []
+            watcher = asyncio.ensure_future(_collect(client.workspace("k").watch("/", after="now"), seen))
+            try:
+                acked: dict[str, bytes] = {}
+                base = f"{b.url}/api/workspaces/k/files"
+                killed_at = None
+                first_after_kill = None
+                for i in range(60):
+                    path, body = f"/f{i:03d}.txt", f"write {i} ".encode() * (i + 1)
+                    when = await _write_until_acked(http, base, path, body, time.monotonic() + 20)
+                    acked[path] = body
+                    if killed_at is not None and first_after_kill is None:
+                        first_after_kill = when - killed_at
+                    if i == 20:
+                        a.kill()  # SIGKILL the owner's whole process group mid-stream
+                        killed_at = time.monotonic()
+                assert first_after_kill is not None and first_after_kill < 10.0, first_after_kill
+                owners = [n.healthz() for n in (b, c)]
+                assert any(h and "k" in h["owns"] for h in owners), owners
+                for path, body in acked.items():
+                    got = await http.get(f"{c.url}/api/workspaces/k/files{path}")
+                    assert got.status_code == 200 and got.content == body, (path, got.status_code)
+                deadline = time.monotonic() + 20
+                while {e.path for e in seen} < set(acked) and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
+        assert {e.path for e in seen} >= set(acked), sorted(set(acked) - {e.path for e in seen})
+        revs = [e.rev for e in seen]
+        assert revs == sorted(revs) and len({(e.path, e.rev) for e in seen}) == len(seen), revs

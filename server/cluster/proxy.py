@@ -55,6 +55,10 @@ def workspace_of(path: str) -> str | None:
     return m.group(1) if m else None
 
 
+class _Started(Exception):
+    """The owner went away after its answer began: nothing more can be said to the client."""
+
+
 class OwnerUnknown(Exception):
     """Another node owns the workspace but its URL cannot be found now."""
 
@@ -126,6 +130,12 @@ class ClusterProxy:
                     await _refuse(send, f"the owner of {workspace!r} at {target} is unreachable: {exc}")
                     return
                 await asyncio.sleep(0.2)
+            except _Started:
+                raise
+            except httpx.HTTPError as exc:  # sent, no answer: the outcome is unknown, never an acknowledgement
+                await _refuse(send, f"the owner of {workspace!r} at {target} went away mid-request "
+                                    f"(the write may or may not have happened): {exc!r}")
+                return
 
     async def _forward(self, target: str, scope: Scope, receive: Receive, send: Send) -> None:
         self.proxied += 1
@@ -138,8 +148,11 @@ class ClusterProxy:
         try:
             out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except httpx.HTTPError as exc:  # the owner died mid-body: cut the response short
+                raise _Started(str(exc)) from exc
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             await response.aclose()
@@ -147,37 +160,63 @@ class ClusterProxy:
     # -- WebSocket ------------------------------------------------------------
 
     async def _websocket(self, workspace: str, scope: Scope, receive: Receive, send: Send) -> None:
-        try:
-            target = await self.route(workspace)
-        except (LeaseUnavailable, OwnerUnknown) as exc:
-            if (await receive())["type"] == "websocket.connect":
-                await _deny(send, f"cannot route {workspace!r}: {exc}")
+        deadline = time.monotonic() + FAILOVER_WAIT
+        connected = False
+        while True:
+            try:
+                target = await self.route(workspace)
+            except (LeaseUnavailable, OwnerUnknown) as exc:
+                if connected or (await receive())["type"] == "websocket.connect":
+                    await _deny(send, f"cannot route {workspace!r}: {exc}")
+                return
+            if target is None:
+                if connected:  # the client's connect was consumed here: hand it to the app again
+                    scope, receive = scope, _replay({"type": "websocket.connect"}, receive)
+                await self.app(scope, receive, send)
+                return
+            if not connected:
+                if (await receive())["type"] != "websocket.connect":
+                    return
+                connected = True
+            try:
+                upstream = await self._open(target, scope)
+            except InvalidStatus as exc:  # the owner refused the upgrade: relay its answer
+                await _relay_denial(send, exc)
+                return
+            except (OSError, WebSocketException, TimeoutError) as exc:  # owner gone: route again
+                if time.monotonic() > deadline:
+                    await _deny(send, f"the owner of {workspace!r} at {target} is unreachable: {exc}")
+                    return
+                await asyncio.sleep(0.2)
+                continue
+            self.proxied += 1
+            async with contextlib.aclosing(_Closer(upstream)):
+                await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+                await _bridge(upstream, receive, send)
             return
-        if target is None:
-            await self.app(scope, receive, send)
-            return
-        if (await receive())["type"] != "websocket.connect":
-            return
-        self.proxied += 1
+
+    async def _open(self, target: str, scope: Scope) -> ClientConnection:
         parts = urlsplit(target)
         scheme = "wss" if parts.scheme == "https" else "ws"
         url = f"{scheme}://{parts.netloc}{scope['path']}"
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in _forward_headers(scope, self.node.node)]
-        try:
-            upstream = await connect(url, additional_headers=headers, subprotocols=scope.get("subprotocols") or None,
-                                     compression=None, max_size=None, ping_interval=2.0, ping_timeout=4.0,
-                                     open_timeout=5.0, user_agent_header=None)
-        except InvalidStatus as exc:  # the owner refused the upgrade: relay its answer
-            await _relay_denial(send, exc)
-            return
-        except (OSError, WebSocketException, TimeoutError) as exc:
-            await _deny(send, f"the owner of {workspace!r} at {target} is unreachable: {exc}")
-            return
-        async with contextlib.aclosing(_Closer(upstream)):
-            await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
-            await _bridge(upstream, receive, send)
+        return await connect(url, additional_headers=headers, subprotocols=scope.get("subprotocols") or None,
+                             compression=None, max_size=None, ping_interval=2.0, ping_timeout=4.0,
+                             open_timeout=5.0, user_agent_header=None)
+
+
+def _replay(first: Message, receive: Receive) -> Receive:
+    """`receive`, giving `first` once before the rest (a message this layer already consumed)."""
+    pending = [first]
+
+    async def replayed() -> Message:
+        if pending:
+            return pending.pop()
+        return await receive()
+
+    return replayed
 
 
 class _Closer:
