@@ -264,9 +264,9 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> di
     await asyncio.sleep(1.0)
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
     row.update(proc_figures(server.proc.pid))
-    c0 = cpu_seconds(server.proc.pid)
+    c0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
     row["load"] = await write_load(server.url, server.admin, names, args.rate, args.load_seconds, subs, "a")
-    row["load_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - c0) / args.load_seconds
+    row["load_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - c0) / (time.monotonic() - t0)
     await subs.close()
     return row
 

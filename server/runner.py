@@ -6,24 +6,143 @@
   GB/s to ~40 MB/s and cost fan-out throughput;
 - on SIGTERM/SIGINT, before uvicorn closes connections itself (it would send
   1012), `WsfsServer` closes every WebSocket with 1001 ("going away") and
-  lets queued writes finish.
+  lets queued writes finish;
+- descriptors: the soft `RLIMIT_NOFILE` is raised to the hard limit at start,
+  and near the limit new requests are refused cleanly by `FdGuard` (HTTP 503,
+  WebSocket close 1013), logged once per interval, never per attempt.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import os
+import resource
 import signal
 import socket
+import time
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
-from vfs.wire import TRANSPORT_MAX_FRAME
+from vfs.wire import TRANSPORT_MAX_FRAME, error_body
 
 from server.app import begin_shutdown
 
 
+log = logging.getLogger("wsfs.server")
+LOG_EVERY = 10.0  # seconds between two log lines about descriptor exhaustion
+CLOSE_TRY_AGAIN_LATER = 1013
+
+
+def raise_nofile_limit() -> tuple[int, int]:
+    """Raise the soft open-file limit to the hard one (each subscriber is a socket); returns (soft, hard)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
+
+
+class QuietLog:
+    """Counts events and logs at most one line per `every` seconds (with how many were not logged)."""
+
+    def __init__(self, message: str, every: float = LOG_EVERY):
+        self.message, self.every = message, every
+        self.last = -every
+        self.count = 0
+
+    def event(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= self.every:
+            log.warning("%s (%d times since the last report)", self.message, self.count)
+            self.last, self.count = now, 0
+
+
+def count_fds() -> int:
+    try:
+        return len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return 0
+
+
+class FdGuard:
+    """Pure ASGI middleware: near the open-file limit, new requests get 503 and WebSockets close 1013.
+
+    The count of open descriptors is read from /proc at most every `refresh`
+    seconds and raised by one per request admitted since (a burst is counted),
+    so the check costs nothing per request. Refusing at `limit - reserve` keeps
+    descriptors for the stores and the connections already open: existing
+    clients keep working, and `accept()` never meets EMFILE.
+    """
+
+    def __init__(self, app: Any, limit: int | None = None, reserve: int | None = None, refresh: float = 0.25):
+        self.app = app
+        self.limit = limit if limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        self.reserve = reserve if reserve is not None else max(32, self.limit // 10)
+        self.refresh = refresh
+        self._count = 0
+        self._at = -refresh
+        self.refused = QuietLog(f"near the open-file limit ({self.limit}): refusing new requests "
+                                "(503, WebSocket 1013); raise `ulimit -n` (the hard limit)")
+        self._body = json.dumps(error_body("EAGAIN", "the server is out of descriptors; retry later")).encode()
+
+    def _pressed(self) -> bool:
+        now = time.monotonic()
+        if now - self._at >= self.refresh:
+            self._count, self._at = count_fds(), now
+        else:
+            self._count += 1
+        return self._count >= self.limit - self.reserve
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] not in ("http", "websocket") or not self._pressed():
+            await self.app(scope, receive, send)
+            return
+        self.refused.event()
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 503,
+                        "headers": [(b"content-type", b"application/json"), (b"retry-after", b"1"),
+                                    (b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": self._body})
+        else:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN_LATER, "reason": "out of descriptors"})
+
+
+def quiet_accept_errors(loop: asyncio.AbstractEventLoop) -> None:
+    """asyncio reports every failed `accept()` (EMFILE) through the loop's exception handler: one line
+    per interval instead (the rest counted), other errors as before."""
+    previous = loop.get_exception_handler()
+    quiet = QuietLog("socket.accept() out of system resource (open-file limit reached)")
+
+    def handler(lp: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            quiet.event()
+        elif previous is not None:
+            previous(lp, context)
+        else:
+            lp.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 class WsfsServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config):
+        raise_nofile_limit()
+        super().__init__(config)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        quiet_accept_errors(asyncio.get_running_loop())
+        await super().startup(sockets)
+
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
         if sig == signal.SIGTERM and sig in self._captured_signals:
@@ -60,7 +179,8 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
         "timeout_graceful_shutdown": 30,
     }
     options.update(kwargs)
-    return uvicorn.Config(app, **options)
+    raise_nofile_limit()
+    return uvicorn.Config(FdGuard(app), **options)
 
 
 def bind(host: str, port: int) -> socket.socket:

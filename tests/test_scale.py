@@ -1,0 +1,173 @@
+"""A node that holds many workspaces (issue 18): descriptor limits, writer threads, outside commits.
+
+Real `python -m server serve` processes on 127.0.0.1; no timed asserts
+(timings are in bench/bench_scale.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+import vfs
+from server_fixtures import ROOT, WsClient
+
+START_TIMEOUT = 30.0
+
+
+class LimitedServer:
+    """`python -m server serve` with a chosen hard open-file limit (set in the child before exec)."""
+
+    def __init__(self, data: Path, nofile: int | None = None, *extra: str):
+        def limit() -> None:
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
+        cmd = [sys.executable, "-m", "server", "serve", "--data", str(data), "--port", "0", "--no-seed", *extra]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=limit, start_new_session=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr: list[str] = []
+        self.pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put), daemon=True),
+                      threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append), daemon=True)]
+        for p in self.pumps:
+            p.start()
+        self.admin = ""
+        self.url = ""
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self.url and time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if "admin token" in line:
+                self.admin = line.rsplit(" ", 1)[1].strip()
+            if "open the demo:" in line:
+                self.url = line.split("open the demo:", 1)[1].strip().split("/?token=")[0]
+        if not self.url:
+            self.stop()
+            raise RuntimeError("server did not start: " + "".join(self.stderr))
+        self.port = int(self.url.rsplit(":", 1)[1])
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.url + "/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("server never became healthy")
+
+    @staticmethod
+    def _pump(stream: Any, sink: Any) -> None:
+        for line in stream:
+            sink(line)
+
+    def ws_url(self, workspace: str = "demo") -> str:
+        return f"ws://127.0.0.1:{self.port}/api/workspaces/{workspace}/ws?token={self.admin}"
+
+    def threads(self) -> int:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("Threads:"):
+                return int(line.split()[1])
+        raise RuntimeError("no Threads line")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, 15)
+            try:
+                self.proc.wait(START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, 9)
+                self.proc.wait(START_TIMEOUT)
+        for p in self.pumps:
+            p.join(START_TIMEOUT)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None and not stream.closed:
+                stream.close()
+
+
+@pytest.fixture
+def limited(tmp_path: Path) -> Iterator[LimitedServer]:
+    server = LimitedServer(tmp_path / "data", 160)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _subscribe(client: WsClient, sub: str = "s") -> None:
+    reply = await client.request({"type": "subscribe", "id": sub, "after": "now"})
+    assert reply["type"] == "ok", reply
+    while (await client.recv())["type"] != "caught_up":
+        pass
+
+
+async def _wait_for_path(client: WsClient, path: str, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            msg = await client.recv(timeout=max(0.01, deadline - time.monotonic()))
+        except asyncio.TimeoutError:
+            return False
+        if msg.get("type") == "changes" and any(e["path"] == path for e in msg["entries"]):
+            return True
+    return False
+
+
+async def test_near_the_fd_limit_new_connections_are_refused_cleanly_existing_ones_work(
+        limited: LimitedServer, tmp_path: Path) -> None:
+    witness = await WsClient.open(limited.ws_url())
+    await _subscribe(witness)
+    extra: list[WsClient] = []
+    refused = 0
+    try:
+        for _ in range(400):  # bounded: the limit is 160 descriptors
+            if refused >= 60:
+                break
+            try:
+                extra.append(await WsClient.open(limited.ws_url()))
+            except (ConnectionClosed, AssertionError) as e:
+                code = getattr(getattr(e, "rcvd", None), "code", None)
+                assert code == 1013, repr(e)
+                refused += 1
+        assert refused >= 60, f"never refused after {len(extra)} connections"
+        with httpx.Client(timeout=10) as http:
+            r = http.get(limited.url + "/healthz")
+            assert r.status_code == 503 and r.json()["error"]["code"] == "EAGAIN"
+        # existing clients keep working: a round trip, and a commit by another process reaches the subscriber
+        assert (await witness.request({"type": "ping"}))["type"] == "ok"
+        ws = vfs.Workspace(tmp_path / "data" / "workspaces" / "demo.db")
+        try:
+            ws.write_file("/outside.txt", b"seen")
+        finally:
+            ws.close()
+        assert await _wait_for_path(witness, "/outside.txt")
+    finally:
+        for c in extra:
+            await c.conn.close()
+    # descriptors free again: new connections are served
+    for _ in range(100):
+        with httpx.Client(timeout=10) as http:
+            if http.get(limited.url + "/healthz").status_code == 200:
+                break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("never served again")
+    await witness.conn.close()
+    limited.stop()
+    lines = [ln for ln in limited.stderr if "open-file limit" in ln]
+    assert 1 <= len(lines) <= 5, limited.stderr[-20:]
+    assert sum(len(ln) for ln in limited.stderr) < 20_000, limited.stderr[-20:]
