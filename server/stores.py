@@ -2,12 +2,14 @@
 
 `vfs.Workspace` is synchronous SQLite. Each open workspace gets:
 
-- **one writer thread** (a single-worker executor) owning one read-write
-  `Workspace`. A whole operation (`write_file`, `apply_changes`, a batch of
-  chunk puts) runs as one call in that thread: one thread hop per
-  transaction, never one per statement. Writes to a workspace are therefore
-  serialised in arrival order, which is also what lets a WebSocket upload
-  chunks without waiting and then `push`: the push runs after them.
+- **one write queue** (`server/writers.py`: a FIFO drained one job at a
+  time by the server's bounded writer pool, `StoreOptions.writers` threads
+  for all workspaces) owning one read-write `Workspace`. A whole operation
+  (`write_file`, `apply_changes`, a batch of chunk puts) runs as one call in
+  a pool thread: one thread hop per transaction, never one per statement.
+  Writes to a workspace are therefore serialised in arrival order, which is
+  also what lets a WebSocket upload chunks without waiting and then `push`:
+  the push runs after them.
 - **reader `Workspace` objects** (read-only connections, WAL) in a small
   pool, used from a reader executor shared by all workspaces, so reads run
   concurrently with each other and with the writer.
@@ -46,6 +48,7 @@ from server.feed import Delta, Feed, read_delta
 from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
+from server.writers import SerialQueue
 
 T = TypeVar("T")
 log = logging.getLogger("wsfs.server")
@@ -75,6 +78,7 @@ def with_content_ids(result: T) -> T:
 @dataclass
 class StoreOptions:
     readers: int = 2
+    writers: int = 4  # writer threads shared by every open workspace (each workspace's writes stay in order)
     idle_close: float = 60.0
     history_keep: int = 20
     history_days: float = 7.0
@@ -138,7 +142,7 @@ class WorkspaceHandle:
 
     def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: Hub,
                  metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop,
-                 placement: Placement | None = None):
+                 placement: Placement | None = None, writers: ThreadPoolExecutor | None = None):
         self.name = name
         self._placement: Placement = placement if placement is not None else LocalPlacement()
         self.path = path
@@ -147,7 +151,9 @@ class WorkspaceHandle:
         self._options = options
         self._loop = loop
         self._reader_exec = readers
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
+        if writers is None:  # a handle on its own: a private one-thread pool
+            writers = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
+        self._writer = SerialQueue(writers)
         self._writer_ws: vfs.Workspace | None = None
         self._author: str | None = None  # touched only in the writer thread
         self._job_rev: int | None = None  # the newest revision the running write job committed
@@ -257,6 +263,18 @@ class WorkspaceHandle:
             self._all_readers.append(ws)
             return ws
 
+    def peek_rev(self) -> int | None:
+        """The store's revision, read on the calling thread with an idle reader (one O(1) query, no
+        thread hop); None when no reader is idle (then use `read`)."""
+        try:
+            ws = self._idle_readers.get_nowait()
+        except queue.Empty:
+            return None
+        try:
+            return ws.rev
+        finally:
+            self.checkin(ws)
+
     def checkin(self, ws: vfs.Workspace) -> None:
         if self.closed:
             ws.close()
@@ -278,7 +296,7 @@ class WorkspaceHandle:
         """Run `fn(*args)` in the reader pool with a Workspace already checked out (streams)."""
         return await self._run(self._reader_exec, fn, args, "stream")
 
-    async def _run(self, executor: ThreadPoolExecutor, job: Callable[..., T], args: tuple, op: str) -> T:
+    async def _run(self, executor: ThreadPoolExecutor | SerialQueue, job: Callable[..., T], args: tuple, op: str) -> T:
         self._enter()
         t0 = time.perf_counter()
         try:
@@ -330,6 +348,7 @@ class Stores:
         self._handles: dict[str, WorkspaceHandle] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="wsfs-reader")
+        self._writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="wsfs-writer")
 
     def path_of(self, name: str) -> Path:
         if not valid_workspace_name(name):
@@ -341,6 +360,11 @@ class Stores:
 
     def names(self) -> list[str]:
         return sorted(p.stem for p in self.dir.glob("*.db") if valid_workspace_name(p.stem))
+
+    def open_handle(self, name: str) -> WorkspaceHandle | None:
+        """The workspace's handle if it is open now (never opens it)."""
+        handle = self._handles.get(name)
+        return handle if handle is not None and not handle.closed else None
 
     def open_handles(self) -> list[WorkspaceHandle]:
         """The workspaces open right now (a snapshot: safe to await while walking it)."""
@@ -364,7 +388,7 @@ class Stores:
                 raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
             handle = WorkspaceHandle(name, path, readers=self._readers, hub=self._hub, metrics=self._metrics,
                                      options=self.options, loop=asyncio.get_running_loop(),
-                                     placement=self.placement)
+                                     placement=self.placement, writers=self._writers)
             try:
                 rev = await handle.write(lambda ws: ws.rev, op="open")
             except vfs.StoreBusy:
@@ -450,3 +474,4 @@ class Stores:
         for name in list(self._handles):
             await self._close(name)
         self._readers.shutdown(wait=True)
+        self._writers.shutdown(wait=True)

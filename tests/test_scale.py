@@ -171,3 +171,75 @@ async def test_near_the_fd_limit_new_connections_are_refused_cleanly_existing_on
     lines = [ln for ln in limited.stderr if "open-file limit" in ln]
     assert 1 <= len(lines) <= 5, limited.stderr[-20:]
     assert sum(len(ln) for ln in limited.stderr) < 20_000, limited.stderr[-20:]
+
+
+@pytest.fixture
+def plain(tmp_path: Path) -> Iterator[LimitedServer]:
+    server = LimitedServer(tmp_path / "data", None)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_fifty_open_subscribed_workspaces_use_a_bounded_number_of_threads(plain: LimitedServer) -> None:
+    names = [f"t{i}" for i in range(50)]
+    clients: list[WsClient] = []
+    with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+        for name in names:
+            assert http.put(f"/api/workspaces/{name}").status_code in (200, 201)
+            assert http.put(f"/api/workspaces/{name}/files/a", content=b"x").status_code < 300
+    try:
+        for name in names:
+            client = await WsClient.open(plain.ws_url(name))
+            await _subscribe(client)
+            clients.append(client)
+        with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+            for name in names:  # every workspace's writer ran again
+                assert http.put(f"/api/workspaces/{name}/files/b", content=b"y").status_code < 300
+        for client in clients:
+            assert await _wait_for_path(client, "/b")
+        # 4 writers + 2 readers (the defaults) + the main thread and asyncio's default executor (to_thread)
+        assert plain.threads() < 25, plain.threads()
+    finally:
+        for client in clients:
+            await client.conn.close()
+
+
+async def test_pipelined_pushes_commit_in_order_in_each_workspace_under_concurrency(plain: LimitedServer) -> None:
+    import blake3
+
+    names = [f"o{i}" for i in range(12)]
+    contents = [b"first content", b"second content!"]
+    hashes = [blake3.blake3(c).hexdigest() for c in contents]
+    with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+        for name in names:
+            assert http.put(f"/api/workspaces/{name}").status_code in (200, 201)
+            for k, c in enumerate(contents):  # both contents stored, so a push needs no upload
+                assert http.put(f"/api/workspaces/{name}/files/seed{k}", content=c).status_code < 300
+
+    async def pipeline(name: str) -> list[dict[str, Any]]:
+        client = await WsClient.open(plain.ws_url(name))
+        try:
+            for i in range(40):
+                k = i % 2
+                entry = {"path": "/x", "kind": "file", "mode": 0o100644, "mtime": 1.0 + i, "size": len(contents[k]),
+                         "hash": hashes[k], "chunks": [[hashes[k], len(contents[k])]]}
+                await client.send({"type": "push", "id": i, "base": None, "changes": [entry]})
+            replies = []
+            while len(replies) < 40:
+                msg = await client.recv(timeout=30)
+                if msg.get("type") in ("ok", "error"):
+                    replies.append(msg)
+            return replies
+        finally:
+            await client.conn.close()
+
+    results = await asyncio.gather(*(pipeline(n) for n in names))
+    with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+        for name, replies in zip(names, results):
+            assert [r["id"] for r in replies] == list(range(40))
+            assert all(r["type"] == "ok" for r in replies), replies[:3]
+            revs = [r["rev"] for r in replies]
+            assert revs == sorted(revs) and len(set(revs)) == 40, revs  # one commit each, in push order
+            assert http.get(f"/api/workspaces/{name}/files/x").content == contents[39 % 2]
