@@ -196,8 +196,14 @@ def _cluster_setup(args: argparse.Namespace, port: int) -> Any:
         return None
     if not (args.cluster and args.replicate):
         raise ValueError("cluster mode needs both --cluster redis://... and --replicate s3://BUCKET/PREFIX")
+    import logging
+
     from server.cluster.node import ClusterConfig
     from server.cluster.serve import ClusterSetup
+
+    level = "DEBUG" if args.log_level == "trace" else args.log_level.upper()
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("wsfs").setLevel(level)  # ownership moves are worth a line at info
 
     advertise = args.advertise or f"http://{_url_host(args.host)}:{port}"
     return ClusterSetup(ClusterConfig(redis_url=args.cluster, replicate=args.replicate, advertise=advertise,

@@ -106,11 +106,11 @@ def port_open(port: int) -> bool:
 class RedisServer(Engine):
     """`redis-server` on a free loopback port, no persistence (the cluster never relies on Redis keeping keys)."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, port: int | None = None):
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install -y redis-server)")
-        (self.port,) = free_ports(1)
+        (self.port,) = free_ports(1) if port is None else (port,)
         super().__init__("redis", [
             binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(workdir), "--protected-mode", "yes",
@@ -127,6 +127,12 @@ class RedisServer(Engine):
 
     def client(self) -> Redis:
         return Redis.from_url(self.url)
+
+    def restart(self) -> None:
+        """Kill it and start an empty one on the same port (what a Redis failover without persistence is)."""
+        self.kill()
+        fresh = RedisServer(self.workdir, self.port)
+        self.proc, self.log = fresh.proc, fresh.log
 
 
 class SeaweedS3(Engine):
@@ -245,7 +251,7 @@ class ServeNode(Engine):
         env |= {"AWS_ACCESS_KEY_ID": location.access_key or "", "AWS_SECRET_ACCESS_KEY": location.secret_key or ""}
         super().__init__(name, [
             str(VENV_BIN / "wsfs"), "serve", "--data", str(workdir / "data"), "--port", str(port), "--no-seed",
-            "--log-level", "warning", "--cluster", redis_url, "--node-id", name,
+            "--log-level", "info", "--cluster", redis_url, "--node-id", name,
             "--replicate", f"s3://{location.bucket}/{location.prefix}", "--s3-endpoint", location.endpoint or "",
             "--advertise", self.url,
         ], workdir, env=env)

@@ -8,6 +8,7 @@ acknowledged lost.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import httpx
@@ -110,3 +111,80 @@ async def test_owner_killed_during_acknowledged_writes(cluster_nodes, redis_serv
         assert {e.path for e in seen} >= set(acked), sorted(set(acked) - {e.path for e in seen})
         revs = [e.rev for e in seen]
         assert revs == sorted(revs) and len({(e.path, e.rev) for e in seen}) == len(seen), revs
+
+
+async def _owner(nodes: list[ServeNode], workspace: str) -> ServeNode | None:
+    for node in nodes:
+        health = node.healthz()
+        if health and workspace in health["owns"]:
+            return node
+    return None
+
+
+async def test_paused_owner_is_fenced(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    a, b, c = cluster_nodes(3)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/p")).status_code == 201
+        acked: dict[str, bytes] = {}
+        for i in range(5):
+            path, body = f"/before{i}.txt", f"before {i}".encode()
+            await _write_until_acked(http, f"{b.url}/api/workspaces/p/files", path, body, time.monotonic() + 20)
+            acked[path] = body
+        a.signal(signal.SIGSTOP)  # past its lease: another node takes over
+        try:
+            await _write_until_acked(http, f"{b.url}/api/workspaces/p/files", "/during.txt", b"during",
+                                     time.monotonic() + 20)
+            acked["/during.txt"] = b"during"
+            assert await _owner([b, c], "p") is not None
+        finally:
+            a.signal(signal.SIGCONT)
+        # the resumed ex-owner, asked directly (as if it were still the owner): acknowledges nothing
+        # that the new owner does not have
+        refused = 0
+        for i in range(5):
+            path, body = f"/after{i}.txt", f"after {i}".encode()
+            reply = await http.put(f"{a.url}/api/workspaces/p/files{path}", content=body,
+                                   headers={"x-wsfs-proxied": "test"})
+            if reply.status_code in (200, 201):
+                acked[path] = body
+            else:
+                assert reply.status_code == 503 and reply.json()["error"]["code"] == "EAGAIN", reply.text
+                refused += 1
+        for path, body in acked.items():
+            got = await http.get(f"{c.url}/api/workspaces/p/files{path}")
+            assert got.status_code == 200 and got.content == body, (path, got.status_code, got.text[:200])
+        health = a.healthz()
+        assert health is not None and "p" not in health["owns"]
+
+
+async def test_redis_down_refuses_writes_then_recovers(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    (a,) = cluster_nodes(1)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/r")).status_code == 201
+        base = f"{a.url}/api/workspaces/r/files"
+        acked = {"/one.txt": b"one"}
+        await _write_until_acked(http, base, "/one.txt", b"one", time.monotonic() + 20)
+        redis_server.kill()
+        refusal = None
+        deadline = time.monotonic() + 20
+        i = 0
+        while refusal is None and time.monotonic() < deadline:  # acknowledged until the lease runs out
+            i += 1
+            reply = await http.put(f"{base}/down{i}.txt", content=b"x")
+            if reply.status_code in (200, 201):
+                acked[f"/down{i}.txt"] = b"x"
+            else:
+                refusal = reply
+            await asyncio.sleep(0.1)
+        assert refusal is not None and refusal.status_code == 503, refusal
+        assert refusal.json()["error"]["code"] == "EAGAIN", refusal.text
+        redis_server.restart()  # empty: the tokens are gone too (fail closed); mint one again
+        token = admin_token(redis_server.url)
+        http.headers.update(_auth(token))
+        await _write_until_acked(http, base, "/back.txt", b"back", time.monotonic() + 30)
+        acked["/back.txt"] = b"back"
+        for path, body in acked.items():
+            got = await http.get(f"{base}{path}")
+            assert got.status_code == 200 and got.content == body, (path, got.status_code, got.text[:200])

@@ -83,8 +83,11 @@ class ClusterPlacement:
                 raise refusal(f"cannot take ownership of {name!r} now: {exc}") from None
             try:
                 if held.restore_from is not None:
-                    await node.litestream.restore(held.restore_from, path)
+                    if not await node.litestream.restore(held.restore_from, path):
+                        log.warning("%s: epoch %d found no replica at %s", name, held.number, held.restore_from)
+                    log.info("%s: epoch %d restored from %s", name, held.number, held.restore_from)
                 elif held.number > 1:
+                    log.warning("%s: epoch %d, no earlier replica: starting empty", name, held.number)
                     _remove_store(path)  # earlier epochs replicated nothing, so they acknowledged nothing
                 if path.exists():
                     await self._register(name, path)

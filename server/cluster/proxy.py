@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 import httpx
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-from vfs.wire import error_body
+from vfs.wire import ProtocolError, error_body
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
@@ -45,6 +45,7 @@ log = logging.getLogger("wsfs.server.cluster")
 _WORKSPACE = re.compile(r"^/api/workspaces/([^/]+)")
 PROXIED = "x-wsfs-proxied"
 FAILOVER_WAIT = 10.0
+OWNER_CHECK = 1.0  # seconds between lease checks while waiting for an owner's answer
 _HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"te", b"trailer",
         b"proxy-connection", b"sec-websocket-key", b"sec-websocket-version", b"sec-websocket-extensions",
         b"sec-websocket-protocol", b"sec-websocket-accept"}
@@ -59,6 +60,10 @@ class _Started(Exception):
     """The owner went away after its answer began: nothing more can be said to the client."""
 
 
+class OwnerMoved(Exception):
+    """The node a request was sent to lost the workspace before answering."""
+
+
 class OwnerUnknown(Exception):
     """Another node owns the workspace but its URL cannot be found now."""
 
@@ -66,6 +71,7 @@ class OwnerUnknown(Exception):
 class ClusterProxy:
     def __init__(self, app: ASGIApp, node: ClusterNode, setup: Any = None):
         self.app = app
+        self.setup = setup
         if setup is not None:
             setup.proxy = self  # so the node's lifespan can close the client and /metrics can count
         self.node = node
@@ -84,6 +90,11 @@ class ClusterProxy:
 
     async def route(self, workspace: str) -> str | None:
         """The URL of the node to send `workspace`'s requests to (None: serve here)."""
+        found = await self._owner(workspace)
+        return None if found is None else found[1]
+
+    async def _owner(self, workspace: str) -> tuple[str, str] | None:
+        """(node id, URL) of the node owning `workspace`, None when it is this node or nobody."""
         ownership = self.node.ownership
         if ownership is None or workspace in ownership.held:
             return None
@@ -93,7 +104,43 @@ class ClusterProxy:
         url = await self.node.url_of(owner)
         if url is None:
             raise OwnerUnknown(f"workspace {workspace!r} is owned by node {owner}, whose URL is unknown")
-        return url
+        return owner, url
+
+    async def _open_here(self, workspace: str, send: Send, *, websocket: bool, receive: Receive | None = None) -> bool:
+        """Open the store here (nobody else owns it); False when that was refused (answered already)."""
+        if self.setup is None:
+            return True
+        try:
+            await self.setup.open_here(workspace)
+            return True
+        except ProtocolError as exc:
+            if websocket:
+                assert receive is not None
+                if (await receive())["type"] == "websocket.connect":
+                    await _deny(send, exc.message, exc.code, exc.status)
+            else:
+                await _refuse(send, exc.message, exc.code, exc.status)
+            return False
+
+    async def _answered(self, workspace: str, owner: str, request: httpx.Request) -> httpx.Response:
+        """The owner's response headers; if its lease moves meanwhile (it was paused or died after
+        accepting the connection), give up: `OwnerMoved`."""
+        sending = asyncio.ensure_future(self.client().send(request, stream=True))
+        try:
+            while True:
+                done, _ = await asyncio.wait([sending], timeout=OWNER_CHECK)
+                if done:
+                    return sending.result()
+                try:
+                    now = await self._owner(workspace)
+                except (LeaseUnavailable, OwnerUnknown):
+                    continue
+                if now is None or now[0] != owner:
+                    raise OwnerMoved(f"node {owner} stopped answering and lost {workspace!r}")
+        finally:
+            if not sending.done():
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -115,15 +162,18 @@ class ClusterProxy:
         deadline = time.monotonic() + FAILOVER_WAIT
         while True:
             try:
-                target = await self.route(workspace)
+                found = await self._owner(workspace)
             except (LeaseUnavailable, OwnerUnknown) as exc:
                 await _refuse(send, f"cannot route {workspace!r}: {exc}")
                 return
-            if target is None:
+            if found is None:
+                if not await self._open_here(workspace, send, websocket=False):
+                    return
                 await self.app(scope, receive, send)
                 return
+            owner, target = found
             try:
-                await self._forward(target, scope, receive, send)
+                await self._forward(workspace, owner, target, scope, receive, send)
                 return
             except httpx.ConnectError as exc:  # nothing sent yet: the owner is gone; route again
                 if time.monotonic() > deadline:
@@ -132,19 +182,20 @@ class ClusterProxy:
                 await asyncio.sleep(0.2)
             except _Started:
                 raise
-            except httpx.HTTPError as exc:  # sent, no answer: the outcome is unknown, never an acknowledgement
+            except (httpx.HTTPError, OwnerMoved) as exc:  # sent, no answer: the outcome is unknown, never an acknowledgement
                 await _refuse(send, f"the owner of {workspace!r} at {target} went away mid-request "
                                     f"(the write may or may not have happened): {exc!r}")
                 return
 
-    async def _forward(self, target: str, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _forward(self, workspace: str, owner: str, target: str, scope: Scope, receive: Receive,
+                       send: Send) -> None:
         self.proxied += 1
         url = target + (scope.get("raw_path") or scope["path"].encode()).decode("latin-1")
         if scope.get("query_string"):
             url += "?" + scope["query_string"].decode("latin-1")
         headers = _forward_headers(scope, self.node.node)
         request = self.client().build_request(scope["method"], url, headers=headers, content=_body(receive))
-        response = await self.client().send(request, stream=True)
+        response = await self._answered(workspace, owner, request)
         try:
             out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _HOP]
             await send({"type": "http.response.start", "status": response.status_code, "headers": out})
@@ -170,6 +221,8 @@ class ClusterProxy:
                     await _deny(send, f"cannot route {workspace!r}: {exc}")
                 return
             if target is None:
+                if not connected and not await self._open_here(workspace, send, websocket=True, receive=receive):
+                    return
                 if connected:  # the client's connect was consumed here: hand it to the app again
                     scope, receive = scope, _replay({"type": "websocket.connect"}, receive)
                 await self.app(scope, receive, send)
@@ -298,21 +351,21 @@ async def _body(receive: Receive) -> Any:
             return
 
 
-def _error(message: str) -> bytes:
-    return orjson.dumps(error_body(EAGAIN, message))
+def _error(message: str, code: str = EAGAIN) -> bytes:
+    return orjson.dumps(error_body(code, message))
 
 
-async def _refuse(send: Send, message: str) -> None:
-    body = _error(message)
-    await send({"type": "http.response.start", "status": 503,
+async def _refuse(send: Send, message: str, code: str = EAGAIN, status: int = 503) -> None:
+    body = _error(message, code)
+    await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
-async def _deny(send: Send, message: str) -> None:
-    """Refuse a WebSocket upgrade with a 503 JSON error (the denial-response extension)."""
-    body = _error(message)
-    await send({"type": "websocket.http.response.start", "status": 503,
+async def _deny(send: Send, message: str, code: str = EAGAIN, status: int = 503) -> None:
+    """Refuse a WebSocket upgrade with a JSON error, 503 by default (the denial-response extension)."""
+    body = _error(message, code)
+    await send({"type": "websocket.http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "websocket.http.response.body", "body": body})
 

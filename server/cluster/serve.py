@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
+from vfs.wire import ProtocolError
 
 from server.cluster.durable_hub import DurableHub
 from server.cluster.lease import LeaseUnavailable
@@ -77,6 +78,24 @@ class ClusterSetup:
     def owned(self) -> list[str]:
         ownership = self.node.ownership
         return sorted(ownership.held) if ownership is not None else []
+
+    async def open_here(self, workspace: str) -> None:
+        """Before a request is served here for a workspace this node does not hold: open its store now
+        (acquire, restore), so handlers that look at the local disk first find it. A name the cluster
+        never listed is left to the handler (404, or a create)."""
+        state, ownership, redis = self.placement.state, self.node.ownership, self.node.redis
+        if state is None or ownership is None or redis is None or workspace in ownership.held:
+            return
+        try:
+            known = bool(await redis.sismember(self.node.workspaces_key, workspace))
+        except RedisError:
+            known = False
+        if known or state.stores.exists(workspace):
+            try:
+                await state.stores.get(workspace)
+            except ProtocolError as exc:
+                if exc.code != "ENOENT":
+                    raise
 
     async def workspace_names(self) -> set[str]:
         """Every workspace of the cluster (the Redis set; empty while Redis is away)."""
