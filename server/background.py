@@ -10,10 +10,12 @@ import asyncio
 
 from vfs.wire import CLOSE_POLICY
 
+from server.inotify import DirWatch
 from server.state import ServerState, log
+from server.stores import WorkspaceHandle
 
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
-EXTERNAL_POLL = 0.25  # seconds between checks for commits made by other processes
+EXTERNAL_POLL = 0.25  # without inotify only: seconds between checks for commits made by other processes
 REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
 
 
@@ -24,22 +26,65 @@ def start_background(state: ServerState) -> list[asyncio.Future[None]]:
 
 
 async def _watch_external(state: ServerState) -> None:
-    """Notice commits made by other processes (an admin tool, another server on the same files).
+    """Notice commits made by other processes (the CLI, a script, another server on the same files).
 
-    Commits through this server are published as they happen; this poll only
-    covers writers that bypass it, for workspaces someone is subscribed to.
+    Commits through this server are published as they happen; this covers
+    writers that bypass it, for workspaces someone is subscribed to. One
+    inotify watch on `DATA/workspaces` (`server/inotify.py`) says which stores'
+    files were written; only those are checked (their revision read with an
+    idle reader, no thread hop), so an idle server does nothing at all. Without
+    inotify (not Linux), a poll of every subscribed workspace is the fallback.
     """
+    dirty: set[str] = set()
+    wake = asyncio.Event()
+
+    def on_names(names: set[str]) -> None:
+        for name in names:
+            stem = name[:-7] if name.endswith(".db-wal") else name[:-3] if name.endswith(".db") else None
+            if stem:
+                dirty.add(stem)
+        if dirty:
+            wake.set()
+
+    try:
+        watch = DirWatch(str(state.stores.dir), on_names)
+    except (OSError, AttributeError) as e:
+        log.warning("no inotify (%s): polling subscribed workspaces every %.2f s for outside commits", e,
+                    EXTERNAL_POLL)
+        await _poll_external(state)
+        return
+    try:
+        while True:
+            await wake.wait()
+            wake.clear()
+            names = list(dirty)
+            dirty.clear()
+            for name in names:
+                handle = state.stores.open_handle(name)
+                if handle is not None and handle.live_inline is not None:
+                    await _check_external(state, handle)
+    finally:
+        watch.close()
+
+
+async def _check_external(state: ServerState, handle: WorkspaceHandle) -> None:
+    """Publish the store's revision if it is ahead of what the hub knows (someone else committed)."""
+    try:
+        rev = handle.peek_rev()
+        if rev is None:
+            rev = await handle.read(lambda ws: ws.rev, op="poll")
+    except Exception:  # noqa: BLE001 - closed meanwhile: nobody to tell
+        return
+    if rev > state.hub.head(handle.name):
+        state.hub.publish_commit(handle.name, rev)
+
+
+async def _poll_external(state: ServerState) -> None:
     while True:
         await asyncio.sleep(EXTERNAL_POLL)
         for handle in state.stores.open_handles():
-            if handle.closed or handle.live_inline is None:
-                continue
-            try:
-                rev = await handle.read(lambda ws: ws.rev, op="poll")
-            except Exception:  # noqa: BLE001 - closed meanwhile; next round
-                continue
-            if rev > state.hub.head(handle.name):
-                state.hub.publish_commit(handle.name, rev)
+            if not handle.closed and handle.live_inline is not None:
+                await _check_external(state, handle)
 
 
 async def _watch_revocations(state: ServerState) -> None:

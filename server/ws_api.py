@@ -391,7 +391,8 @@ class Session:
 
         fut = self.handle.submit_write(job, author=self.author)
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
-        await self._queue_write(self._finish_push(fut, msg.id), held)
+        before = self._writes[-1] if self._writes else None
+        await self._queue_write(self._finish_push(fut, msg.id, before), held)
 
     async def _queue_write(self, finisher: Any, size: int) -> None:
         """Track a queued write. Past WRITE_WINDOW writes or WRITE_BYTES bytes in flight the
@@ -416,9 +417,14 @@ class Session:
             except _Closed:
                 pass
 
-    async def _finish_push(self, fut: asyncio.Future[Any], request_id: Any) -> None:
+    async def _finish_push(self, fut: asyncio.Future[Any], request_id: Any,
+                           before: asyncio.Task[Any] | None = None) -> None:
         try:
             result = await fut
+            if before is not None and not before.done():
+                # replies go out in push order: a send waiting for the socket to drain must not be
+                # overtaken by a later reply that finds it writable
+                await asyncio.wait([before])
             await self.send_json(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
         except _Closed:
             pass

@@ -238,8 +238,42 @@ async def test_pipelined_pushes_commit_in_order_in_each_workspace_under_concurre
     results = await asyncio.gather(*(pipeline(n) for n in names))
     with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
         for name, replies in zip(names, results):
-            assert [r["id"] for r in replies] == list(range(40))
+            assert [r["id"] for r in replies] == list(range(40)), [(r["id"], r.get("rev"), r.get("code")) for r in replies][:8]
             assert all(r["type"] == "ok" for r in replies), replies[:3]
             revs = [r["rev"] for r in replies]
             assert revs == sorted(revs) and len(set(revs)) == 40, revs  # one commit each, in push order
             assert http.get(f"/api/workspaces/{name}/files/x").content == contents[39 % 2]
+
+
+def _store_ops(http: httpx.Client) -> float:
+    """Store operations the server ran so far (every thread hop is counted in wsfs_op_seconds)."""
+    text = http.get("/metrics").text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("wsfs_op_seconds_count"))
+
+
+async def test_outside_commits_reach_subscribers_without_a_poll_per_workspace(plain: LimitedServer,
+                                                                              tmp_path: Path) -> None:
+    names = [f"e{i}" for i in range(30)]
+    clients: dict[str, WsClient] = {}
+    with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+        for name in names:
+            assert http.put(f"/api/workspaces/{name}").status_code in (200, 201)
+        try:
+            for name in names:
+                clients[name] = await WsClient.open(plain.ws_url(name))
+                await _subscribe(clients[name])
+            before = _store_ops(http)
+            await asyncio.sleep(1.5)  # idle: an old-style poll would run 30 x 4 x 1.5 = 180 store reads here
+            idle_ops = _store_ops(http) - before
+            assert idle_ops <= 2, idle_ops
+            for k, name in enumerate(names[::10]):  # a script commits to the store files directly
+                ws = vfs.Workspace(tmp_path / "data" / "workspaces" / f"{name}.db")
+                try:
+                    ws.write_file(f"/outside{k}.txt", b"from another process")
+                finally:
+                    ws.close()
+                assert await _wait_for_path(clients[name], f"/outside{k}.txt"), name
+        finally:
+            for client in clients.values():
+                await client.conn.close()
