@@ -188,3 +188,22 @@ async def test_redis_down_refuses_writes_then_recovers(cluster_nodes, redis_serv
         for path, body in acked.items():
             got = await http.get(f"{base}{path}")
             assert got.status_code == 200 and got.content == body, (path, got.status_code, got.text[:200])
+
+
+async def test_clean_shutdown_hands_over_at_once(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    a, b = cluster_nodes(2)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/h")).status_code == 201
+        await _write_until_acked(http, f"{b.url}/api/workspaces/h/files", "/x.txt", b"kept", time.monotonic() + 20)
+        redis = redis_server.client()
+        try:
+            assert await redis.get("owner:h") == b"a"
+            a.stop()  # SIGTERM: last sync, unregister, release the lease
+            assert a.proc.returncode == 0
+            assert await redis.get("owner:h") is None  # released, not left to expire
+        finally:
+            await redis.aclose()
+        got = await http.get(f"{b.url}/api/workspaces/h/files/x.txt")
+        assert got.status_code == 200 and got.content == b"kept"
+        assert "h" in (await http.get(f"{b.url}/healthz")).json()["owns"]
