@@ -28,6 +28,7 @@ import mfusepy
 import vfs
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
+from client_py.mount.metacache import MetaCache
 from client_py.mount.notify import LinkNames, current_fuse
 from client_py.mount.spool import Spool
 from vfs.surface import MountBackend, ReadableFile
@@ -55,6 +56,9 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callabl
     """
     if method is None:
         return functools.partial(fuse_op, mutates=mutates)
+    # Mutations clear the metadata cache; closing or flushing a clean file changes nothing
+    # (`_commit` clears it when it does write).
+    clears = mutates and method.__name__ not in ("flush", "fsync", "release")
 
     @functools.wraps(method)
     def wrapper(self: WsfsOperations, *args, **kwargs):
@@ -64,6 +68,8 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callabl
                     if mutates:
                         self.fresh = None
                         self.group.begin()
+                        if clears:
+                            self.cache.clear()
                     return method(self, *args, **kwargs)
                 except mfusepy.FuseOSError:
                     raise
@@ -102,6 +108,7 @@ class WsfsOperations(mfusepy.Operations):
         self.links = LinkNames()
         self.group = GroupCommit(self._lock)
         self._dir_inos: dict[str, int] | None = None  # see _dir_ino
+        self.cache = MetaCache()  # stats and listings between requests (a local store only)
         # (path, Stat) a mutation just produced: libfuse asks for that path's
         # attributes right after a create, inside the same request; answer
         # from here instead of the store. Any other mutation clears it.
@@ -128,6 +135,7 @@ class WsfsOperations(mfusepy.Operations):
                 self.group.start(self.ws)
                 if hasattr(self.ws, "transaction"):  # a local store: only this mount changes it
                     self._dir_inos = {}
+                    self.cache.enabled = True
                     if conn is not None:
                         # The kernel sees every change as it happens, so it need not drop a
                         # file's page cache whenever its mtime moves (writes move it).
@@ -180,6 +188,9 @@ class WsfsOperations(mfusepy.Operations):
         fresh, self.fresh = self.fresh, None
         if fresh is not None and fresh[0] == path:
             return fresh[1]
+        return self.cache.stat(path, self._load_stat)
+
+    def _load_stat(self, path: str) -> vfs.Stat | None:
         st = self.ws.lstat_if_exists(path)
         if st is not None:
             self.links.seen(st.ino, st.nlink, path)
@@ -245,6 +256,9 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op
     def readdir(self, path: str, fh: int) -> list:
+        return self.cache.listing(path, self._listing)
+
+    def _listing(self, path: str) -> list:
         kinds = _IFMT
         parent = path.rstrip("/").rpartition("/")[0] or "/"
         entries: list = [
@@ -519,6 +533,7 @@ class WsfsOperations(mfusepy.Operations):
         node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1
+        self.cache.clear()
         self.links.changed(node.ino, path)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
