@@ -85,8 +85,8 @@ def _sync(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ignore", action="append", default=[], metavar="PATTERN",
                    help="gitignore-style pattern to leave alone both ways (repeatable; also read from DIR/.wsfsignore)")
     p.add_argument("--host", default=None, help="name used in conflict copies (default: this host's name)")
-    p.add_argument("--reconcile", type=float, default=30.0, metavar="SECONDS",
-                   help="seconds between full rescans while live (default: %(default)s)")
+    p.add_argument("--reconcile", type=float, default=600.0, metavar="SECONDS",
+                   help="seconds between stat-only rescans while live, behind the watcher (default: %(default)s)")
     p.add_argument("--durability", choices=("auto", "file", "batch", "none"), default="auto",
                    help="when written files are flushed to disk (default: %(default)s; 'none' as rsync)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress display")

@@ -10,6 +10,7 @@ source and the cursor still moves past them.
 from __future__ import annotations
 
 import os
+import stat
 from typing import Iterable
 
 from vfs.wire import MAX_GLOBS, MAX_IGNORE_PATTERN, IgnoreMatcher
@@ -40,13 +41,19 @@ class IgnoreRules:
 
     def _file_lines(self) -> list[str]:
         path = os.path.join(self.root, IGNORE_FILE)
+        try:  # a regular file only: never through a symlink, never blocked on a FIFO put there
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return []
         try:
-            if os.path.islink(path):
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
                 return []
-            with open(path, encoding="utf-8", errors="replace") as f:
+            with open(fd, encoding="utf-8", errors="replace", closefd=False) as f:
                 return [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#")]
         except OSError:
             return []
+        finally:
+            os.close(fd)
 
     def wire_patterns(self) -> list[str]:
         """The patterns to send with `subscribe` (as many and as long as the wire allows)."""

@@ -5,7 +5,10 @@ One incoming entry takes one path through this module:
 1. `accept` — the wire entry is validated (a path that could escape the
    directory or a symlink pointing out of it is refused and reported; its
    mode loses setuid, setgid and sticky) and dropped if the ignore rules
-   cover it;
+   cover it; a FIFO, socket or device node (made through a mount) is
+   skipped: a replica holds files, directories and symlinks only (logged
+   once per path, counted in `summary.skipped`; whatever is at the path
+   here stays);
 2. `IncomingBatch` — the state rows of every path of the batch are read in
    one go; an entry at or below the revision already held is stale;
 3. `_gather` — the content of every file: already at its path ("adopted"),
@@ -37,7 +40,7 @@ from client_py.replica.localfs import TempFile, UnsafePath, local_mode, split_pa
 from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of
 from client_py.session import Session
-from vfs.types import Change
+from vfs.types import SPECIAL_KINDS, Change
 from vfs.wire import Changes, ProtocolError, change_from_wire, entry_data
 
 log = logging.getLogger("client_py.replica")
@@ -108,6 +111,9 @@ class Puller:
             self.workdir.refuse(str(path), getattr(e, "reason", None) or str(e))
             return None
         if self.workdir.rules.ignores(change.path, change.kind):
+            return None
+        if change.kind in SPECIAL_KINDS:
+            self.workdir.skip_special(change.path, change.kind)
             return None
         return change
 

@@ -53,8 +53,10 @@ class Replica:
 
     Options: `ignore` (gitignore-style patterns, added to `.wsfsignore`),
     `host` (name used in conflict copies), `inline_max` (small files come
-    inside change messages), `reconcile_interval` (seconds between full
-    rescans in `run`), `durability` (when written files reach the disk before
+    inside change messages), `reconcile_interval` (seconds between the
+    stat-only rescans in `run`, the safety net behind the watcher), `watch`
+    (False: no `watchfiles` watcher, the rescans alone find local edits),
+    `durability` (when written files reach the disk before
     the state records them: "auto" fsyncs each file of a small batch and
     syncfs()s once after a big one, "file" always fsyncs each file, "batch"
     always syncfs()s, "none" leaves it to the kernel, as rsync does; a killed
@@ -73,7 +75,8 @@ class Replica:
         host: str | None = None,
         inline_max: int = 64 * 1024,
         batch_max: int = 256,
-        reconcile_interval: float = 30.0,
+        reconcile_interval: float = 600.0,
+        watch: bool = True,
         durability: str = "auto",
         backoff: Backoff | None = None,
         on_progress: Callable[[SyncSummary], None] | None = None,
@@ -102,6 +105,7 @@ class Replica:
         self.sync_loop = SyncLoop(
             self.client, workspace, self.workdir, self.puller, self.pusher, inline_max=inline_max,
             batch_max=batch_max, reconcile_interval=reconcile_interval, after_batch=self._report_progress,
+            watch=watch,
         )
         self.connected = self.sync_loop.connected
         self.ready = asyncio.Event()  # set once the first catch-up and rescan are done (run)

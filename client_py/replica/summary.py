@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 @dataclass
 class SyncSummary:
-    """What a sync did. `conflicts` are the conflict copies made (workspace paths).
+    """What a sync did. `conflicts` are the conflict copies made (workspace paths);
+    `skipped` counts the FIFOs, sockets and device nodes the server listed, which
+    a replica does not create (nor does it push its own).
 
     `bytes_expected` is what the run has set out to move so far (received
     plus sent): each batch adds the bytes it will download (inline data and
@@ -23,6 +25,7 @@ class SyncSummary:
     bytes_received: int = 0
     bytes_sent: int = 0
     bytes_expected: int = 0
+    skipped: int = 0
     conflicts: list[str] = field(default_factory=list)
     refused: list[tuple[str, str]] = field(default_factory=list)
     cursor: str | None = None
@@ -33,6 +36,8 @@ class SyncSummary:
             f"{self.deleted_remote} deleted there", f"{_human(self.bytes_received)} received",
             f"{_human(self.bytes_sent)} sent",
         ]
+        if self.skipped:
+            parts.append(f"{self.skipped} skipped (FIFOs, sockets, devices)")
         if self.conflicts:
             parts.append(f"{len(self.conflicts)} conflict(s): " + ", ".join(self.conflicts[:5]))
         if self.refused:

@@ -67,6 +67,7 @@ class Workdir:
         # Paths to look at and push: watcher events, conflict copies, local edits that
         # beat a remote delete. Pull adds to it; the loop hands it to push.
         self.pending: set[str] = set()
+        self._skipped_logged: set[str] = set()  # special files from the server already reported
 
     def take_pending(self) -> set[str]:
         """The paths waiting to be pushed; `pending` starts over empty."""
@@ -114,6 +115,13 @@ class Workdir:
         """Report an entry from the server that was not applied because it is unsafe here."""
         log.warning("refused %s from the server: %s", path, reason)
         self.summary.refused.append((path, reason))
+
+    def skip_special(self, path: str, kind: str) -> None:
+        """A FIFO, socket or device node on the server: not made here (counted; logged once per path)."""
+        self.summary.skipped += 1
+        if path not in self._skipped_logged and len(self._skipped_logged) < 100_000:
+            self._skipped_logged.add(path)
+            log.info("skipped %s from the server: a %s, which a replica does not create", path, kind)
 
     def count_received(self, n: int) -> None:
         self.summary.bytes_received += n
