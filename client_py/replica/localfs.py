@@ -287,9 +287,13 @@ class LocalTree:
                 os.close(dfd)
 
     @contextmanager
-    def _temp_dir(self, tmp: TempFile) -> Iterator[int]:
+    def _temp_dir(self, tmp: TempFile, beside: str | None = None, beside_fd: int = -1) -> Iterator[int]:
+        """fd of the directory holding `tmp`; `beside_fd` when that is the parent of `beside` (the usual case)."""
         if tmp.dir is None:
             yield self.tmp_fd
+            return
+        if beside is not None and beside_fd >= 0 and (beside.rsplit("/", 1)[0] or "/") == tmp.dir:
+            yield beside_fd
             return
         fd, owned = self._dir_fd(split_path(tmp.dir), tmp.dir, False, 0o755)
         try:
@@ -315,7 +319,7 @@ class LocalTree:
         (a rename keeps inode, size and mtime), which saves a stat of the result.
         The rename is tried first: only when a directory is in the way is it cleared.
         """
-        with self._temp_dir(tmp) as sfd, self.parent_dir(path, create=True) as (fd, name):
+        with self.parent_dir(path, create=True) as (fd, name), self._temp_dir(tmp, path, fd) as sfd:
             try:
                 os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
             except (IsADirectoryError, OSError) as e:
