@@ -16,6 +16,11 @@ delays the others. Any subscription this task cannot serve at once — socket
 full, page not in memory (a store read is needed), more pages to follow —
 is handed back to its own task, which does exactly what it did before.
 Servers other than uvicorn (no writable flag) simply never park.
+
+The task yields to the loop before it starts and after every `SLICE`
+sends, so the reply to the write that caused the commit is sent before the
+fan-out, not after it (at 5,000 subscribers a fan-out takes tens of ms), and
+other workspaces' work interleaves.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any, Callable
 log = logging.getLogger("wsfs.server")
 
 _MISSING: Any = object()
+SLICE = 128  # sends between two yields to the loop: a writer's reply never waits for a whole fan-out
 
 
 def writable_probe(send: Any) -> Callable[[], bool] | None:
@@ -92,10 +98,19 @@ class Fanout:
                     self._hand_back(sub)
 
     async def _deliver(self) -> None:
+        # let the commit's own reply (woken by the same commit) go out before the fan-out
+        await asyncio.sleep(0)
         head = self.handle.head()
         feed = self.handle.feed
         pages: dict[Any, Any] = {}
+        budget = SLICE
         for sub in list(self.parked):
+            if budget <= 0:
+                await asyncio.sleep(0)  # other work (replies, other workspaces) runs between slices
+                budget = SLICE
+            if sub not in self.parked:
+                continue  # handed back or gone while we yielded: its own task has it
+            budget -= 1
             session = sub.session
             while sub.cursor.rev < head:  # (a subscription parked after this commit has nothing to do)
                 key = (sub.spec, sub.cursor)

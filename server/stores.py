@@ -15,9 +15,10 @@
   concurrently with each other and with the writer.
 
 The writer's `on_commit` callback hops to the loop with
-`call_soon_threadsafe` and publishes the new revision to the hub before the
-writing coroutine resumes, so by the time a client gets its reply every
-subscriber has been woken.
+`call_soon_threadsafe`; the hub hears of the new revision one loop turn
+later, before the writer's reply is sent, and the fan-out to subscribers
+runs after the reply: a write is answered when it is committed, never after
+its fan-out.
 
 Stores open on first use and close after `idle_close` seconds without users.
 """
@@ -157,6 +158,7 @@ class WorkspaceHandle:
         self._writer_ws: vfs.Workspace | None = None
         self._author: str | None = None  # touched only in the writer thread
         self._job_rev: int | None = None  # the newest revision the running write job committed
+        self._pending: list[tuple[int, str | None, Delta | None]] | None = None  # its commits, to publish
         self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
         self._all_readers: list[vfs.Workspace] = []
         self.authors: OrderedDict[int, str] = OrderedDict()
@@ -181,18 +183,38 @@ class WorkspaceHandle:
 
     # -- writer --------------------------------------------------------
 
-    def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> tuple[T, int | None]:
-        """Run one write; returns its result and the newest revision it committed (None: nothing)."""
+    def _write_job(self, fn: Callable[..., T], args: tuple,
+                   author: str | None) -> tuple[T, int | None, list[tuple[int, str | None, Delta | None]]]:
+        """Run one write; returns its result, the newest revision it committed (None: nothing) and
+        its commits for the loop to publish (`_publish_all`) once the caller has its result."""
         if self._writer_ws is None:
             self._writer_ws = vfs.Workspace(self.path, **self._open_kwargs())
             self._writer_ws.on_commit(self._committed)
         self._author = author
         self._job_rev = None
+        pending: list[tuple[int, str | None, Delta | None]] = []
+        self._pending = pending
         try:
             with self._writer_ws.as_author(author):  # stored with each version this write records
-                return with_content_ids(fn(self._writer_ws, *args)), self._job_rev
+                result = with_content_ids(fn(self._writer_ws, *args))
+        except BaseException:
+            if pending:  # committed, then failed: the commits stand and are published all the same
+                self._call_soon(self._publish_all, pending)
+            raise
         finally:
             self._author = None
+            self._pending = None
+        return result, self._job_rev, pending
+
+    def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        try:
+            self._loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:
+            pass  # the loop is gone (process exiting): the commit stands, nobody is left to tell
+
+    def _publish_all(self, pending: list[tuple[int, str | None, Delta | None]]) -> None:  # event loop
+        for rev, author, delta in pending:
+            self._publish(rev, author, delta)
 
     def add_live(self, sub: Any, inline_max: int) -> None:
         self._live[sub] = inline_max
@@ -213,10 +235,10 @@ class WorkspaceHandle:
                 delta = read_delta(self._writer_ws, rev, inline)
             except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
                 delta = None
-        try:
-            self._loop.call_soon_threadsafe(self._publish, rev, self._author, delta)
-        except RuntimeError:
-            pass  # the loop is gone (process exiting): the commit stands, nobody is left to tell
+        if self._pending is not None:
+            self._pending.append((rev, self._author, delta))  # published when the job's caller resumes
+        else:
+            self._call_soon(self._publish, rev, self._author, delta)
 
     def _publish(self, rev: int, author: str | None, delta: Delta | None) -> None:  # event loop
         if author:
@@ -226,14 +248,22 @@ class WorkspaceHandle:
         if delta is not None:
             self.feed.prime(delta)
         self._metrics.commits.inc()
-        self._hub.publish_commit(self.name, rev)
+        # two loop turns later: the writer's reply (an HTTP handler resumes one turn after this, a
+        # pipelined WebSocket push's reply two) is sent before any subscriber is even woken
+        self._loop.call_soon(self._loop.call_soon, self._hub.publish_commit, self.name, rev)
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write") -> T:
         """Run `fn(workspace, *args)` in the writer thread, as one operation.
 
         Returns once what it committed may be acknowledged (`Placement.durable`).
         """
-        result, rev = await self._run(self._writer, self._write_job, (fn, args, author), op)
+        self._enter()
+        t0 = time.perf_counter()
+        try:
+            result, rev = await self._job_future(fn, args, author)
+        finally:
+            self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
+            self._leave()
         if rev is not None:
             await self._placement.durable(self.name, rev)
         return result
@@ -242,9 +272,32 @@ class WorkspaceHandle:
         """Queue a write without waiting for it (its order among writes is kept); the future
         resolves once what it committed may be acknowledged."""
         self._enter()
-        queued = asyncio.wrap_future(self._writer.submit(self._write_job, fn, args, author), loop=self._loop)
+        queued = self._job_future(fn, args, author)
         queued.add_done_callback(lambda _f: self._leave())
         return asyncio.ensure_future(self._acknowledged(queued))
+
+    def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None) -> asyncio.Future[Any]:
+        """Queue a write job: a loop future of (result, rev), resolved right after the job's commits
+        are published. Publication happens on the loop whether or not anyone still awaits the
+        future (a cancelled caller loses its answer, never a notification), and the hub hears of
+        the commit one loop turn after the caller resumes (`_publish`): the reply goes out first."""
+        done_on_loop = self._loop.create_future()
+
+        def finished(job: Any) -> None:  # writer pool thread
+            self._call_soon(self._job_done, job, done_on_loop)
+
+        self._writer.submit(self._write_job, fn, args, author).add_done_callback(finished)
+        return done_on_loop
+
+    def _job_done(self, job: Any, done_on_loop: asyncio.Future[Any]) -> None:  # event loop
+        exc = job.exception()
+        if exc is None:
+            result, rev, pending = job.result()
+            self._publish_all(pending)
+            if not done_on_loop.cancelled():
+                done_on_loop.set_result((result, rev))
+        elif not done_on_loop.cancelled():
+            done_on_loop.set_exception(exc)
 
     async def _acknowledged(self, queued: asyncio.Future[tuple[T, int | None]]) -> T:
         result, rev = await queued

@@ -277,3 +277,34 @@ async def test_outside_commits_reach_subscribers_without_a_poll_per_workspace(pl
         finally:
             for client in clients.values():
                 await client.conn.close()
+
+
+async def test_a_push_is_answered_before_its_fan_out(plain: LimitedServer) -> None:
+    """The pusher's own subscription (parked with the fan-out) gets the commit after the push's `ok`."""
+    import blake3
+
+    data = b"fan-out after the reply"
+    digest = blake3.blake3(data).hexdigest()
+    with httpx.Client(base_url=plain.url, headers={"Authorization": f"Bearer {plain.admin}"}, timeout=30) as http:
+        assert http.put("/api/workspaces/demo/files/seed", content=data).status_code < 300
+    others = [await WsClient.open(plain.ws_url()) for _ in range(20)]
+    client = await WsClient.open(plain.ws_url())
+    try:
+        for other in others:
+            await _subscribe(other)
+        await _subscribe(client)
+        for i in range(10):
+            entry = {"path": f"/p{i}", "kind": "file", "mode": 0o100644, "mtime": 1.0, "size": len(data),
+                     "hash": digest, "chunks": [[digest, len(data)]]}
+            await client.send({"type": "push", "id": i, "base": None, "changes": [entry]})
+            order = []
+            while len(order) < 2:
+                msg = await client.recv(timeout=10)
+                if msg["type"] == "ok":
+                    order.append("ok")
+                elif msg["type"] == "changes" and any(e["path"] == f"/p{i}" for e in msg["entries"]):
+                    order.append("changes")
+            assert order == ["ok", "changes"], (i, order)
+    finally:
+        for c in [*others, client]:
+            await c.conn.close()
