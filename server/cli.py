@@ -207,7 +207,7 @@ def _cluster_setup(args: argparse.Namespace, port: int) -> Any:
 
     advertise = args.advertise or f"http://{_url_host(args.host)}:{port}"
     return ClusterSetup(ClusterConfig(redis_url=args.cluster, replicate=args.replicate, advertise=advertise,
-                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id))
+                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id), Path(args.data))
 
 
 def _workspace_exists(data: Path, name: str) -> bool:

@@ -72,12 +72,12 @@ class ClusterConfig:
 class ClusterNode:
     """The engines of one node; `start` on the serving loop, `stop` at the end."""
 
-    def __init__(self, config: ClusterConfig, run_dir: Path):
+    def __init__(self, config: ClusterConfig, log_dir: Path):
         self.config = config
         self.node = config.node
         self.advertise = config.advertise.rstrip("/")
         self.location = config.location()
-        self.run_dir = run_dir
+        self.log_dir = log_dir
         self.redis: Redis | None = None
         self.store: ObjectStore | None = None
         self.ownership: Ownership | None = None
@@ -93,7 +93,7 @@ class ClusterNode:
         self.store = await ObjectStore(self.location).open()
         leases = Leases(self.redis, self.node, ttl_ms=self.config.lease_ms)
         self.ownership = Ownership(leases, Manifests(self.store), on_lost=on_lost)
-        self.litestream = await Litestream(self.location, log_path=self.run_dir / "litestream.log").start()
+        self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log").start()
         self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
         try:
             await self.redis.hset(self.nodes_key, self.node, self.advertise)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +34,9 @@ log = logging.getLogger("wsfs.server.cluster")
 
 
 class ClusterSetup:
-    def __init__(self, config: ClusterConfig):
+    def __init__(self, config: ClusterConfig, data_dir: Path):
         self.config = config
-        # Litestream's control socket path must fit sun_path: a short private directory
-        self.run_dir = Path(tempfile.mkdtemp(prefix="wsfs-node-"))
-        self.node = ClusterNode(config, self.run_dir)
+        self.node = ClusterNode(config, Path(data_dir))  # Litestream's log goes there
         self.redis_hub = RedisHub(config.redis_url, config.node, prefix=config.prefix)
         self.hub = DurableHub(self.redis_hub, on_known=self._known)
         self.tokens = SharedTokens(config.redis_url, prefix=config.prefix, hub=self.redis_hub)
