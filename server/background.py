@@ -7,6 +7,7 @@ Each is one timer for the whole server, started by the app's lifespan
 from __future__ import annotations
 
 import asyncio
+import gc
 
 from vfs.wire import CLOSE_POLICY
 
@@ -20,7 +21,13 @@ REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other pro
 
 
 def start_background(state: ServerState) -> list[asyncio.Future[None]]:
-    """Start every background task of the server; the caller cancels them at shutdown."""
+    """Start every background task of the server; the caller cancels them at shutdown.
+
+    Also moves everything allocated at startup (modules, the app, the routes) out of the
+    garbage collector's reach (`gc.freeze`): full collections then walk only what the
+    server allocated since, which keeps their pauses short with many open workspaces."""
+    gc.collect()
+    gc.freeze()
     return [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state)),
             asyncio.ensure_future(_watch_revocations(state))]
 
