@@ -243,7 +243,8 @@ async def acquire_eventually(node: Ownership, workspace: str, timeout: float = 1
 class ServeNode(Engine):
     """One `wsfs serve --cluster ...` process (own process group; its Litestream child dies with it)."""
 
-    def __init__(self, name: str, workdir: Path, redis_url: str, location: S3Location, port: int):
+    def __init__(self, name: str, workdir: Path, redis_url: str, location: S3Location, port: int,
+                 log_level: str = "info"):
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
@@ -251,7 +252,7 @@ class ServeNode(Engine):
         env |= {"AWS_ACCESS_KEY_ID": location.access_key or "", "AWS_SECRET_ACCESS_KEY": location.secret_key or ""}
         super().__init__(name, [
             str(VENV_BIN / "wsfs"), "serve", "--data", str(workdir / "data"), "--port", str(port), "--no-seed",
-            "--log-level", "info", "--cluster", redis_url, "--node-id", name,
+            "--log-level", log_level, "--cluster", redis_url, "--node-id", name,
             "--replicate", f"s3://{location.bucket}/{location.prefix}", "--s3-endpoint", location.endpoint or "",
             "--advertise", self.url,
         ], workdir, env=env)

@@ -1,0 +1,200 @@
+"""Cluster mode against one node, same run: ack latency, write throughput, failover time.
+
+    .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100]
+
+Starts its own engines on loopback (`redis-server`, SeaweedFS, and Litestream
+inside each node), all in their own process groups, killed at the end:
+
+- **baseline**: one plain `wsfs serve` (no flags): SQLite's commit is the ack;
+- **cluster**: two `wsfs serve --cluster ... --replicate ...` nodes, A and B.
+
+Prints Markdown tables:
+
+- ack latency p50 / p99 of sequential 200-byte PUTs: baseline, cluster via
+  the owner, cluster via the other node (proxied), and the ratios to baseline;
+- acknowledged writes/s with 1, 10 and 100 concurrent writers (one file
+  each write), baseline vs cluster (group commit shows here);
+- failover: a workspace of N MiB (1 MiB incompressible files) on a fresh
+  owner, `kill -9` of its process group, time until a write through B is
+  acknowledged (lease expiry + manifest bump + Litestream restore).
+
+The machine is shared: the load average is printed with the results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from server.cluster.objectstore import ObjectStore  # noqa: E402
+from tests.cluster_fixtures import (  # noqa: E402
+    VENV_BIN,
+    Engine,
+    RedisServer,
+    SeaweedS3,
+    ServeNode,
+    admin_token,
+    free_ports,
+    wait_until,
+)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _make_bucket(seaweed: SeaweedS3, name: str):
+    location = seaweed.location(name)
+    deadline = time.monotonic() + 30
+    async with ObjectStore(location) as store:
+        while True:
+            try:
+                await store.create_bucket()
+                await store.put_new("warm-up", b"grow the volumes now")
+                return location
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+
+def _plain_node(workdir: Path) -> tuple[Engine, str, str]:
+    (port,) = free_ports(1)
+    workdir.mkdir(parents=True, exist_ok=True)
+    node = Engine("plain", [str(VENV_BIN / "wsfs"), "serve", "--data", str(workdir / "data"), "--port", str(port),
+                            "--no-seed"], workdir)
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return httpx.get(url + "/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(up, "plain wsfs serve", node.proc, node.log)
+    token = next(line.rsplit(" ", 1)[1] for line in node.log.read_text().splitlines() if "admin token" in line)
+    return node, url, token
+
+
+async def _latency(http: httpx.AsyncClient, url: str, ws: str, writes: int) -> list[float]:
+    assert (await http.put(f"{url}/api/workspaces/{ws}")).status_code in (200, 201)
+    times = []
+    for i in range(writes):
+        t0 = time.perf_counter()
+        reply = await http.put(f"{url}/api/workspaces/{ws}/files/l{i}.txt", content=os.urandom(100).hex().encode())
+        times.append(time.perf_counter() - t0)
+        assert reply.status_code in (200, 201), reply.text
+    return times
+
+
+async def _throughput(http: httpx.AsyncClient, url: str, ws: str, writers: int, total: int) -> float:
+    assert (await http.put(f"{url}/api/workspaces/{ws}")).status_code in (200, 201)
+    counter = iter(range(total))
+
+    async def writer() -> None:
+        for i in counter:
+            reply = await http.put(f"{url}/api/workspaces/{ws}/files/t{i}.txt", content=b"x" * 200)
+            assert reply.status_code in (200, 201), reply.text
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    return total / (time.perf_counter() - t0)
+
+
+async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int) -> float:
+    assert (await http.put(f"{owner.url}/api/workspaces/{ws}")).status_code == 201
+    for i in range(mib):
+        reply = await http.put(f"{owner.url}/api/workspaces/{ws}/files/blob{i}.bin", content=os.urandom(1 << 20))
+        assert reply.status_code in (200, 201), reply.text
+    owner.kill()
+    killed = time.monotonic()
+    while time.monotonic() - killed < 120:
+        try:
+            reply = await http.put(f"{other.url}/api/workspaces/{ws}/files/after.txt", content=b"after")
+            if reply.status_code in (200, 201):
+                return time.monotonic() - killed
+        except httpx.HTTPError:
+            pass
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no failover of {ws} within 120 s")
+
+
+async def run(args: argparse.Namespace, work: Path) -> None:
+    redis = RedisServer(_dir(work / "redis"))
+    seaweed = SeaweedS3(_dir(work / "seaweed"))
+    engines: list[Engine] = [redis, seaweed]
+    try:
+        location = await _make_bucket(seaweed, "bench")
+        plain, plain_url, plain_token = _plain_node(work / "plain")
+        engines.append(plain)
+        token = admin_token(redis.url)
+        a, b = (ServeNode(n, work / n, redis.url, location, p, "warning") for n, p in zip("ab", free_ports(2)))
+        engines += [a, b]
+        a.wait_ready()
+        b.wait_ready()
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60,
+                                     limits=limits) as ph, \
+                httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits) as ch:
+            base = await _latency(ph, plain_url, "lat", args.writes)
+            owner = await _latency(ch, a.url, "lat", args.writes)
+            proxied = await _latency(ch, b.url, "lat", args.writes)
+            print(f"\nload average: {os.getloadavg()}\n")
+            print("| ack latency (ms) | p50 | p99 | p50 / baseline | p99 / baseline |")
+            print("| --- | --- | --- | --- | --- |")
+            b50, b99 = _pct(base, 0.5), _pct(base, 0.99)
+            for label, values in (("one node (baseline)", base), ("cluster, via the owner", owner),
+                                  ("cluster, via another node", proxied)):
+                p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
+                print(f"| {label} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / b50:.1f}x | {p99 / b99:.1f}x |")
+            print("\n| concurrent writers | one node writes/s | cluster writes/s | ratio |")
+            print("| --- | --- | --- | --- |")
+            for writers in (1, 10, 100):
+                total = max(args.writes, writers * 3)
+                one = await _throughput(ph, plain_url, f"tp{writers}", writers, total)
+                clu = await _throughput(ch, a.url, f"tp{writers}", writers, total)
+                print(f"| {writers} | {one:.0f} | {clu:.0f} | {clu / one:.2f} |")
+            print(f"\nload average: {os.getloadavg()}\n")
+            print("| workspace size | failover (kill -9 to next acknowledged write) |")
+            print("| --- | --- |")
+            survivor = b
+            for i, mib in enumerate(args.sizes):
+                fresh = ServeNode(f"f{i}", work / f"f{i}", redis.url, location, free_ports(1)[0], "warning")
+                engines.append(fresh)
+                fresh.wait_ready()
+                seconds = await _failover(ch, fresh, survivor, f"fo{i}", mib)
+                print(f"| {mib} MiB | {seconds:.1f} s |")
+            print(f"\nload average: {os.getloadavg()}")
+    finally:
+        for engine in reversed(engines):
+            engine.kill()
+
+
+def _dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--writes", type=int, default=200, help="sequential writes per latency run")
+    parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
+    args = parser.parse_args()
+    args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]
+    with tempfile.TemporaryDirectory(prefix="wsfs-bench-cluster-") as tmp:
+        asyncio.run(run(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    main()
