@@ -1,0 +1,49 @@
+"""A replica's first sync of a tree with shared content, empty files and multi-chunk files:
+byte-exact, modes and mtimes kept, no temp file left behind, and nothing to do the next time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import stat
+
+from client_fixtures import remote_tree, tree_of
+from client_py import Backoff, Replica
+
+
+def make_replica(server, path, **kw) -> Replica:
+    return Replica(server.url, "demo", path, token=server.admin, backoff=Backoff(base=0.05, cap=0.3, retries=None),
+                   **kw)
+
+
+async def test_first_sync_is_byte_exact_and_leaves_nothing_behind(server, ws, tmp_path):
+    rng = random.Random(11)
+    shared = [rng.randbytes(rng.randint(1, 5000)) for _ in range(5)]
+    expected_meta = {}
+    for i in range(300):  # more than one batch (256 entries), with content shared within a batch
+        path = f"/d{i % 30:02d}/f{i:03d}.bin"
+        if i % 7 == 0:
+            data = rng.choice(shared)
+        elif i % 50 == 1:
+            data = rng.randbytes(300_000)  # several chunks
+        elif i % 25 == 2:
+            data = b""
+        else:
+            data = rng.randbytes(rng.randint(1, 3000))
+        mode, mtime = (0o600 if i % 2 else 0o644), 1_600_000_000 + i
+        await ws.write_file(path, data, parents=True, mode=mode, mtime=mtime)
+        expected_meta[path] = (mode, mtime)
+    local = tmp_path / "rep"
+    async with make_replica(server, local) as r:
+        summary = await asyncio.wait_for(r.sync_once(), 120)
+    assert summary.downloaded == 330 and summary.uploaded == 0  # 300 files and 30 directories
+    assert tree_of(local) == await remote_tree(ws)
+    for path, (mode, mtime) in expected_meta.items():
+        st = os.lstat(str(local) + path)
+        assert stat.S_IMODE(st.st_mode) == mode and st.st_mtime == mtime, path
+    leftovers = [name for _top, _dirs, files in os.walk(local) for name in files if name.startswith(".wsfs-")]
+    assert leftovers == []
+    async with make_replica(server, local) as r:
+        again = await asyncio.wait_for(r.sync_once(), 120)
+    assert (again.downloaded, again.uploaded, again.bytes_received) == (0, 0, 0)
