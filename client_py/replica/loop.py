@@ -52,6 +52,7 @@ log = logging.getLogger("client_py.replica")
 SETTLE_TIMEOUT = 30.0  # `once`: how long to wait for the echo of its own pushes
 WATCH_STEP_MS = 200  # how often the watcher looks at its event queue (a local edit waits at most about this)
 WATCH_DEBOUNCE_MS = 400  # the longest a burst of local events is held before it is handed over
+FALLBACK_RECONCILE = 30.0  # seconds between rescans once the watcher has failed (e.g. out of inotify watches)
 RETRYABLE = (ConnectionLost, ServerUnreachable)
 
 
@@ -79,6 +80,7 @@ class SyncLoop:
         self._sub: Subscription | None = None
         self._cursor: str | None = None  # how far the subscription has been applied
         self._wake = asyncio.Event()  # set by the watcher when `pending` has new paths
+        self._watcher: asyncio.Future[Any] | None = None
 
     # -- the two sequences ------------------------------------------------------------
 
@@ -104,6 +106,8 @@ class SyncLoop:
     async def forever(self, backoff: Backoff, ready: asyncio.Event) -> None:
         """Stay live until cancelled; `ready` is set once the first catch-up and rescan are done."""
         watcher = asyncio.ensure_future(self._watch_local() if self.watch else asyncio.Event().wait())
+        watcher.add_done_callback(self._watcher_ended)
+        self._watcher = watcher
         delays = backoff.delays()
         try:
             while True:
@@ -266,6 +270,17 @@ class SyncLoop:
                 self.workdir.pending.add("/" + rel.replace(os.sep, "/") if rel != "." else "/")
             self._wake.set()
 
+    def _watcher_ended(self, watcher: asyncio.Future[Any]) -> None:
+        if not watcher.cancelled() and watcher.exception() is not None:
+            log.warning("the watcher of %s failed (%s); rescanning every %.0f s instead",
+                        self.workdir.tree.root, watcher.exception(), self._interval())
+
+    def _interval(self) -> float:
+        """Seconds between rescans: the configured interval, shorter once a wanted watcher has failed."""
+        if not self.watch or (self._watcher is not None and not self._watcher.done()):
+            return self.reconcile_interval
+        return min(self.reconcile_interval, FALLBACK_RECONCILE)
+
     async def _live(self) -> None:
         """React to the stream and to local events until the connection fails."""
         assert self._sub is not None
@@ -274,13 +289,14 @@ class SyncLoop:
         last_reconcile = time.monotonic()
         try:
             while True:
-                timeout = max(0.0, last_reconcile + self.reconcile_interval - time.monotonic())
+                interval = self._interval()
+                timeout = max(0.0, last_reconcile + interval - time.monotonic())
                 done, _ = await asyncio.wait({next_msg, wake}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 if next_msg in done:
                     await self._apply_message(next_msg.result())
                     next_msg = asyncio.ensure_future(self._sub.next())
                 local = wake in done or bool(self.workdir.pending)
-                reconcile = time.monotonic() - last_reconcile >= self.reconcile_interval
+                reconcile = time.monotonic() - last_reconcile >= interval
                 if not (local or reconcile):
                     continue
                 # Pushing may take long: stop waiting on the subscription (no message is lost:
