@@ -58,6 +58,7 @@ class ClusterPlacement:
         self.state: ServerState | None = None
         self._registered: dict[str, Path] = {}  # workspace -> store path registered with Litestream
         self._opening: set[str] = set()
+        self._orphans: set[str] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.durable_head: dict[str, int] = {}
@@ -176,9 +177,13 @@ class ClusterPlacement:
         if node.ownership is None or state is None:
             return
         open_names = {h.name for h in state.stores.open_handles() if not h.closed}
-        for name in list(node.ownership.held):
-            if name not in open_names and name not in self._opening and name not in self._registered:
-                await node.ownership.release(name)
+        orphans = {name for name in node.ownership.held
+                   if name not in open_names and name not in self._opening and name not in self._registered}
+        # released only when seen orphaned by two sweeps in a row: a store still being created after
+        # `opening` returned is not open yet for a moment, and must not lose its lease meanwhile
+        for name in orphans & self._orphans:
+            await node.ownership.release(name)
+        self._orphans = orphans
         try:
             await node.publish_url()  # cheap; Redis may have come back empty
         except RedisError:
