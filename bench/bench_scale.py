@@ -264,9 +264,10 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> di
     await asyncio.sleep(1.0)
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
     row.update(proc_figures(server.proc.pid))
-    c0, t0 = cpu_seconds(server.proc.pid), time.monotonic()
+    c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
     row["load"] = await write_load(server.url, server.admin, names, args.rate, args.load_seconds, subs, "a")
     row["load_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - c0) / (time.monotonic() - t0)
+    row["client_cpu_pct"] = 100 * (cpu_seconds(os.getpid()) - k0) / (time.monotonic() - t0)
     await subs.close()
     return row
 
@@ -331,8 +332,13 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"        at {args.rate:g}/s each: {ld['achieved_per_s']:.0f}/s of {args.rate * n:g}, "
                       f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms, delivery p50 "
                       f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms, delivered {ld['delivered']}/"
-                      f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} %", flush=True)
+                      f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} % "
+                      f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
                 print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
+                if args.wait_close:
+                    await asyncio.sleep(args.wait_close)
+                    print(f"        {args.wait_close:g} s later (idle close): {proc_figures(server.proc.pid)}",
+                          flush=True)
             for n in args.subs:
                 row = await subscribers_point(server, n, args)
                 ld = row.pop("load")
@@ -369,6 +375,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="writes/s per workspace during the load")
     parser.add_argument("--load-seconds", type=float, default=5.0)
     parser.add_argument("--idle-window", type=float, default=5.0)
+    parser.add_argument("--wait-close", type=float, default=0.0,
+                        help="seconds to wait after each point for the idle close (60 s + a 10 s sweep), e.g. 75")
     parser.add_argument("--subs", type=ints, default=[], help="subscriber points on one workspace, e.g. 1000,5000")
     parser.add_argument("--small-clients", type=ints, default=[1, 10, 50])
     parser.add_argument("--small-seconds", type=float, default=3.0)
