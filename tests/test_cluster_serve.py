@@ -207,3 +207,24 @@ async def test_clean_shutdown_hands_over_at_once(cluster_nodes, redis_server: Re
         got = await http.get(f"{b.url}/api/workspaces/h/files/x.txt")
         assert got.status_code == 200 and got.content == b"kept"
         assert "h" in (await http.get(f"{b.url}/healthz")).json()["owns"]
+
+
+async def test_token_made_on_a_works_on_b_and_revocation_cuts_c(cluster_nodes, redis_server: RedisServer) -> None:
+    admin = admin_token(redis_server.url)
+    a, b, c = cluster_nodes(3)
+    async with httpx.AsyncClient(headers=_auth(admin), timeout=30) as http:
+        assert (await http.put(f"{c.url}/api/workspaces/t")).status_code == 201  # C owns it: sockets live on C
+        made = await http.post(f"{a.url}/api/tokens", json={"workspace": "t", "scope": "write", "name": "w"})
+        assert made.status_code == 201, made.text
+        secret, token_id = made.json()["token"], made.json()["id"]
+        put = await http.put(f"{b.url}/api/workspaces/t/files/by-token.txt", content=b"ok", headers=_auth(secret))
+        assert put.status_code in (200, 201), put.text
+        async with Client(c.url, token=secret) as client:
+            events = client.workspace("t").watch("/", after=None)
+            first = await asyncio.wait_for(anext(events), 20)  # the socket is up and subscribed
+            assert first.path == "/by-token.txt"
+            assert (await http.delete(f"{a.url}/api/tokens/{token_id}")).status_code == 204
+            with pytest.raises(PermissionError):
+                await asyncio.wait_for(anext(events), 10)  # closed with 1008 on C by a revocation on A
+        denied = await http.get(f"{b.url}/api/workspaces/t/files/by-token.txt", headers=_auth(secret))
+        assert denied.status_code == 401
