@@ -50,6 +50,7 @@ class _Fuse(mfusepy.FUSE):
         fip.contents.fh = self.operations.opendir(path.decode(self.encoding, self.errors))
         if self.operations.cache_dirs:
             # The kernel keeps the listing; any change made through the mount resets it.
+            # (libfuse passes these two flags on from 3.16.1; older versions drop them.)
             fip.contents.cache_readdir = 1
             fip.contents.keep_cache = 1
         return 0
