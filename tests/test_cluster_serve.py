@@ -228,3 +228,43 @@ async def test_token_made_on_a_works_on_b_and_revocation_cuts_c(cluster_nodes, r
                 await asyncio.wait_for(anext(events), 10)  # closed with 1008 on C by a revocation on A
         denied = await http.get(f"{b.url}/api/workspaces/t/files/by-token.txt", headers=_auth(secret))
         assert denied.status_code == 401
+
+
+async def _until(check, what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.1)
+
+
+async def test_replica_keeps_working_across_a_failover(cluster_nodes, redis_server: RedisServer, tmp_path) -> None:
+    from client_py.replica import Replica
+
+    token = admin_token(redis_server.url)
+    a, b, c = cluster_nodes(3)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/rep")).status_code == 201
+        await _write_until_acked(http, f"{b.url}/api/workspaces/rep/files", "/one.txt", b"one", time.monotonic() + 20)
+        local = tmp_path / "replica"
+        local.mkdir()
+        async with Replica(c.url, "rep", local, token=token, watch=False, reconcile_interval=0.5) as replica:
+            runner = asyncio.ensure_future(replica.run())
+            try:
+                await _until(lambda: (local / "one.txt").exists(), "the replica never got one.txt")
+                a.kill()
+                await _write_until_acked(http, f"{b.url}/api/workspaces/rep/files", "/two.txt", b"two",
+                                         time.monotonic() + 20)
+                await _until(lambda: (local / "two.txt").exists(), "the replica never got two.txt after failover")
+                assert (local / "two.txt").read_bytes() == b"two"
+                (local / "three.txt").write_bytes(b"three")  # a local edit reaches the new owner
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    got = await http.get(f"{b.url}/api/workspaces/rep/files/three.txt")
+                    if got.status_code == 200:
+                        break
+                    await asyncio.sleep(0.2)
+                assert got.status_code == 200 and got.content == b"three"
+                assert runner.done() is False
+            finally:
+                runner.cancel()
+                await asyncio.gather(runner, return_exceptions=True)
