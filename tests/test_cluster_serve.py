@@ -268,3 +268,34 @@ async def test_replica_keeps_working_across_a_failover(cluster_nodes, redis_serv
             finally:
                 runner.cancel()
                 await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_s3_unreachable_refuses_acks_then_recovers(redis_server: RedisServer, s3_location, tmp_path) -> None:
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from tests.cluster_fixtures import TcpRelay, free_ports
+
+    relay = TcpRelay(urlsplit(s3_location.endpoint).port)
+    location = dataclasses.replace(s3_location, endpoint=f"http://127.0.0.1:{relay.port}")
+    node = ServeNode("a", tmp_path / "node-a", redis_server.url, location, free_ports(1)[0])
+    try:
+        node.wait_ready()
+        token = admin_token(redis_server.url)
+        async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+            assert (await http.put(f"{node.url}/api/workspaces/s")).status_code == 201
+            base = f"{node.url}/api/workspaces/s/files"
+            acked = {"/one.txt": b"one"}
+            await _write_until_acked(http, base, "/one.txt", b"one", time.monotonic() + 20)
+            relay.cut()
+            reply = await http.put(f"{base}/cut.txt", content=b"cut")
+            assert reply.status_code == 503 and reply.json()["error"]["code"] == "EAGAIN", reply.text
+            relay.restore()
+            await _write_until_acked(http, base, "/back.txt", b"back", time.monotonic() + 30)
+            acked["/back.txt"] = b"back"
+            for path, body in acked.items():
+                got = await http.get(f"{base}{path}")
+                assert got.status_code == 200 and got.content == body, (path, got.status_code)
+    finally:
+        node.kill()
+        relay.close()
