@@ -15,6 +15,7 @@ from server.inotify import DirWatch
 from server.state import ServerState, log
 from server.stores import WorkspaceHandle
 
+_frozen = False
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
 EXTERNAL_POLL = 0.25  # without inotify only: seconds between checks for commits made by other processes
 REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
@@ -26,8 +27,11 @@ def start_background(state: ServerState) -> list[asyncio.Future[None]]:
     Also moves everything allocated at startup (modules, the app, the routes) out of the
     garbage collector's reach (`gc.freeze`): full collections then walk only what the
     server allocated since, which keeps their pauses short with many open workspaces."""
-    gc.collect()
-    gc.freeze()
+    global _frozen
+    if not _frozen:  # once per process (tests start many servers in one)
+        _frozen = True
+        gc.collect()
+        gc.freeze()
     return [asyncio.ensure_future(_sweep(state)), asyncio.ensure_future(_watch_external(state)),
             asyncio.ensure_future(_watch_revocations(state))]
 
@@ -116,8 +120,10 @@ async def _watch_revocations(state: ServerState) -> None:
 
 
 async def _sweep(state: ServerState) -> None:
+    options = state.stores.options
+    every = max(0.1, min(SWEEP_EVERY, options.idle_readers / 2, options.idle_close / 2))
     while True:
-        await asyncio.sleep(SWEEP_EVERY)
+        await asyncio.sleep(every)
         try:
             await state.stores.sweep()
         except Exception:  # noqa: BLE001 - a failed sweep must not end the server

@@ -308,3 +308,37 @@ async def test_a_push_is_answered_before_its_fan_out(plain: LimitedServer) -> No
     finally:
         for c in [*others, client]:
             await c.conn.close()
+
+
+async def test_idle_readers_of_a_subscribed_workspace_close_and_outside_commits_still_arrive(tmp_path: Path) -> None:
+    from server.state import ServerConfig
+    from server.stores import StoreOptions
+    from server_fixtures import LiveServer
+
+    config = ServerConfig(data_dir=tmp_path / "data", seed_demo=False, store=StoreOptions(idle_readers=0.4))
+    server = LiveServer(tmp_path / "data", config=config).start()
+    client = None
+    try:
+        with server.http() as http:
+            assert http.put("/api/workspaces/demo/files/a", content=b"x").status_code < 300
+            assert http.get("/api/workspaces/demo/files/a").content == b"x"  # a reader opened
+        client = await WsClient.open(server.ws_url("demo", server.admin))
+        await _subscribe(client)
+        handle = server.state.stores.open_handle("demo")
+        assert handle is not None and not handle._idle_readers.empty()
+        for _ in range(100):  # bounded: the sweep runs every 0.2 s here
+            if handle._idle_readers.empty():
+                break
+            await asyncio.sleep(0.1)
+        assert handle._idle_readers.empty(), "idle readers never closed"
+        assert server.state.stores.open_handle("demo") is handle  # the store itself stays open
+        ws = vfs.Workspace(tmp_path / "data" / "workspaces" / "demo.db")
+        try:
+            ws.write_file("/outside.txt", b"later")
+        finally:
+            ws.close()
+        assert await _wait_for_path(client, "/outside.txt")
+    finally:
+        if client is not None:
+            await client.conn.close()
+        server.stop()
