@@ -299,3 +299,19 @@ async def test_s3_unreachable_refuses_acks_then_recovers(redis_server: RedisServ
     finally:
         node.kill()
         relay.close()
+
+
+async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    a, b = cluster_nodes(2)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/empty")).status_code == 201
+        a.kill()  # before any write: the 201 alone was an acknowledgement
+        deadline = time.monotonic() + 20
+        while True:
+            got = await http.get(f"{b.url}/api/workspaces/empty")
+            if got.status_code == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert got.status_code == 200, got.text
+        assert got.json()["name"] == "empty"

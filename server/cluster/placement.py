@@ -124,6 +124,20 @@ class ClusterPlacement:
             self.durable_head[name] = rev
         self.state.hub.publish_durable(name, rev)  # type: ignore[attr-defined]
 
+    async def created(self, name: str) -> None:
+        """A workspace was just created here (no commit went through `durable`): replicate its
+        empty store before the creation is acknowledged, so it survives this node."""
+        node = self.node
+        assert node.acks is not None and self.state is not None
+        path = self.state.stores.path_of(name)
+        try:
+            if name not in self._registered:
+                await self._register(name, path)
+            await node.acks.wait_durable(name, path)
+        except (NotAcknowledged, ReplicationError) as exc:
+            self.state.metrics.cluster_ack_failures.inc()
+            raise refusal(f"workspace {name!r} created but not acknowledged: {exc}") from None
+
     async def closed(self, name: str, path: Path) -> None:
         node = self.node
         assert node.ownership is not None and node.litestream is not None

@@ -51,6 +51,12 @@ _HOP = {b"host", b"connection", b"keep-alive", b"transfer-encoding", b"upgrade",
         b"sec-websocket-protocol", b"sec-websocket-accept"}
 
 
+def _is_create(scope: Scope) -> bool:
+    """`PUT /api/workspaces/{ws}`: a creation, acknowledged only once its store is replicated."""
+    return scope["type"] == "http" and scope["method"] == "PUT" \
+        and _WORKSPACE.fullmatch(scope["path"].rstrip("/")) is not None
+
+
 def workspace_of(path: str) -> str | None:
     m = _WORKSPACE.match(path)
     return m.group(1) if m else None
@@ -106,6 +112,27 @@ class ClusterProxy:
             raise OwnerUnknown(f"workspace {workspace!r} is owned by node {owner}, whose URL is unknown")
         return owner, url
 
+    def _durable_create(self, workspace: str, send: Send) -> Send:
+        """`send`, holding back a successful `PUT /api/workspaces/{ws}` until the new store is replicated
+        (a creation is an acknowledgement too); a refusal replaces the answer with the 503."""
+        refused = False
+
+        async def held_send(message: Message) -> None:
+            nonlocal refused
+            if refused:
+                return
+            if message["type"] == "http.response.start" and message["status"] in (200, 201) \
+                    and self.setup is not None:
+                try:
+                    await self.setup.placement.created(workspace)
+                except ProtocolError as exc:
+                    refused = True
+                    await _refuse(send, exc.message, exc.code, exc.status)
+                    return
+            await send(message)
+
+        return held_send
+
     async def _open_here(self, workspace: str, send: Send, *, websocket: bool, receive: Receive | None = None) -> bool:
         """Open the store here (nobody else owns it); False when that was refused (answered already)."""
         if self.setup is None:
@@ -149,6 +176,8 @@ class ClusterProxy:
         workspace = workspace_of(scope["path"])
         headers = dict(scope.get("headers") or [])
         if workspace is None or PROXIED.encode() in headers:
+            if workspace is not None and _is_create(scope):
+                send = self._durable_create(workspace, send)
             await self.app(scope, receive, send)
             return
         if scope["type"] == "http":
@@ -169,6 +198,8 @@ class ClusterProxy:
             if found is None:
                 if not await self._open_here(workspace, send, websocket=False):
                     return
+                if _is_create(scope):
+                    send = self._durable_create(workspace, send)
                 await self.app(scope, receive, send)
                 return
             owner, target = found
