@@ -30,7 +30,7 @@ class WatchEvent:
     """One change: the path's state after it (`kind == "delete"`: the path is gone)."""
 
     path: str
-    kind: str  # "file" | "dir" | "symlink" | "delete"
+    kind: str  # "file" | "dir" | "symlink" | "fifo" | "socket" | "char" | "block" | "delete"
     rev: int
     cursor: str
     mode: int = 0
@@ -42,6 +42,7 @@ class WatchEvent:
     author: str | None = None
     coalesced: bool = False  # earlier states of this path may have been skipped
     chunks: tuple[tuple[str, int], ...] = ()
+    rdev: int = 0  # the device number of a "char" or "block" node
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any], coalesced: bool) -> WatchEvent:
@@ -49,13 +50,13 @@ class WatchEvent:
         return cls(
             path=c.path, kind=c.kind, rev=c.rev, cursor=str(d.get("cursor") or c.cursor), mode=c.mode, mtime=c.mtime,
             size=c.size, hash=c.hash, target=c.target, data=entry_data(d), author=d.get("author"),
-            coalesced=coalesced, chunks=c.chunks,
+            coalesced=coalesced, chunks=c.chunks, rdev=c.rdev,
         )
 
     @property
     def change(self) -> Change:
         return Change(path=self.path, kind=self.kind, rev=self.rev, mode=self.mode, mtime=self.mtime,  # type: ignore[arg-type]
-                      size=self.size, hash=self.hash, chunks=self.chunks, target=self.target)
+                      size=self.size, hash=self.hash, chunks=self.chunks, target=self.target, rdev=self.rdev)
 
 
 RETRYABLE = (ConnectionLost, ServerUnreachable)

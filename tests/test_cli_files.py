@@ -322,3 +322,16 @@ def test_options_before_a_conflicts_action_still_count(server, capsys):
     ok(capsys, "conflicts", "-w", "proj", "resolve", "--all", "--keep", "theirs")  # -w before the action
     assert [c["path"] for c in lines(ok(capsys, "conflicts", "list", "-w", "proj", "--json"))] == []
     assert ok(capsys, "cat", "-w", "proj", "/x.txt") == "theirs"
+
+
+def test_ls_long_shows_fifos_sockets_and_devices_with_their_type_letter(server, capsys):
+    """Special files made through a mount show as such (p, s, c, b), never as regular files."""
+    import stat
+
+    remote(server, lambda ws: ws.mkdir("/special", parents=True))
+    for name, mode, rdev in [("pipe", stat.S_IFIFO | 0o644, 0), ("sock", stat.S_IFSOCK | 0o755, 0),
+                             ("tty", stat.S_IFCHR | 0o620, os.makedev(4, 1)),
+                             ("disk", stat.S_IFBLK | 0o660, os.makedev(8, 0))]:
+        remote(server, lambda ws, n=name, m=mode, r=rdev: ws.mknod(f"/special/{n}", m, r))
+    shown = {line.split()[-1]: line.split()[0] for line in ok(capsys, "ls", "-l", "/special").splitlines()}
+    assert shown == {"pipe": "prw-r--r--", "sock": "srwxr-xr-x", "tty": "crw--w----", "disk": "brw-rw----"}

@@ -254,6 +254,19 @@ def test_special_files_through_a_remote_mount(remote):
         os.mkfifo(mnt / "docs" / "pipe")
     os.unlink(mnt / "docs" / "pipe")
     assert sorted(os.listdir(mnt / "docs")) == ["null", "readme.md"]
+    # one made by another client arrives through the change stream with its device number
+    import asyncio
+
+    from client_py import Client
+
+    async def make_elsewhere() -> None:
+        token = http.headers["Authorization"].split()[-1]
+        async with Client(str(http.base_url).split("/api/")[0], token=token) as c:
+            await c.workspace("demo").mknod("/docs/disk", stat.S_IFBLK | 0o660, os.makedev(8, 1))
+    asyncio.run(make_elsewhere())
+    st = wait_for(lambda: os.path.lexists(mnt / "docs" / "disk") and os.lstat(mnt / "docs" / "disk"),
+                  "a block device made elsewhere")
+    assert stat.S_ISBLK(st.st_mode) and st.st_rdev == os.makedev(8, 1)
 
 
 def test_remote_attributes_behave_like_a_disk(remote):

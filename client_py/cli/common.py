@@ -134,7 +134,8 @@ def human(n: float) -> str:
 
 def mode_string(kind: str, mode: int) -> str:
     """`-rw-r--r--`, `drwxr-xr-x`, `lrwxrwxrwx`: the file-type bits come from the kind."""
-    type_bits = {"dir": statmod.S_IFDIR, "symlink": statmod.S_IFLNK}.get(kind, statmod.S_IFREG)
+    type_bits = {"dir": statmod.S_IFDIR, "symlink": statmod.S_IFLNK, "fifo": statmod.S_IFIFO,
+                 "socket": statmod.S_IFSOCK, "char": statmod.S_IFCHR, "block": statmod.S_IFBLK}.get(kind, statmod.S_IFREG)
     return statmod.filemode(type_bits | (mode & 0o7777))
 
 

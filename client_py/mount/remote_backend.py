@@ -176,8 +176,6 @@ class RemoteBackend:
             try:
                 async for event in self._remote.watch("/", after=str(self.index.cursor)):
                     change = event.change
-                    if change.kind in ("char", "block"):
-                        change = await self._device_entry(change)
                     with self._index_moved:
                         self._apply(change)
                         cursor = Cursor.parse(event.cursor)
@@ -199,12 +197,6 @@ class RemoteBackend:
                 continue
             self._set_online(True)
             delays = OFFLINE_BACKOFF.delays()
-
-    async def _device_entry(self, change: Change) -> Change:
-        """A device node's entry with its `rdev`, which `WatchEvent` does not carry yet
-        (client_py/watch.py); asked for once per device node the stream brings."""
-        entry = await self._remote.entry(change.path)
-        return entry if entry is not None and entry.rev == change.rev else change
 
     async def _catch_up_async(self) -> None:
         while True:
