@@ -315,3 +315,18 @@ async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: 
             await asyncio.sleep(0.2)
         assert got.status_code == 200, got.text
         assert got.json()["name"] == "empty"
+
+
+async def test_deleted_workspace_stays_deleted(cluster_nodes, redis_server: RedisServer) -> None:
+    token = admin_token(redis_server.url)
+    a, b, c = cluster_nodes(3)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/gone")).status_code == 201
+        await _write_until_acked(http, f"{a.url}/api/workspaces/gone/files", "/old.txt", b"old", time.monotonic() + 20)
+        assert (await http.delete(f"{b.url}/api/workspaces/gone")).status_code == 204
+        for node in (a, b, c):  # not restored from its replicas by whichever node is asked next
+            assert (await http.get(f"{node.url}/api/workspaces/gone/files/old.txt")).status_code == 404
+            listed = (await http.get(f"{node.url}/api/workspaces")).json()["workspaces"]
+            assert "gone" not in {w["name"] for w in listed}
+        assert (await http.put(f"{c.url}/api/workspaces/gone")).status_code == 201
+        assert (await http.get(f"{a.url}/api/workspaces/gone/files/old.txt")).status_code == 404

@@ -202,6 +202,27 @@ class ObjectStore:
             raise ObjectStoreError(f"S3 LIST {prefix}: {exc}") from exc
         return bool(reply.get("Contents"))
 
+    async def delete_prefix(self, prefix: str, *, limit: int = 100_000) -> int:
+        """Delete every key under `prefix/` (a deleted workspace's replicas and manifest); how many.
+        Bounded by `limit` keys: a prefix bigger than that is left partly for a later call."""
+        deleted = 0
+        while deleted < limit:
+            try:
+                reply = await self._call("list_objects_v2", Prefix=prefix.rstrip("/") + "/", MaxKeys=1000)
+            except ClientError as exc:
+                raise ObjectStoreError(f"S3 LIST {prefix}: {exc}") from exc
+            keys = [item["Key"] for item in reply.get("Contents") or []]
+            if not keys:
+                break
+            for key in keys:
+                try:
+                    await self._call("delete_object", Key=key)
+                except ClientError as exc:
+                    if _status(exc) not in _MISSING:
+                        raise ObjectStoreError(f"S3 DELETE {key}: {exc}") from exc
+            deleted += len(keys)
+        return deleted
+
     async def create_bucket(self) -> None:
         """Create the bucket (tests and first-time set-up); an existing bucket of ours is fine."""
         try:

@@ -21,6 +21,8 @@ from vfs.wire import ProtocolError
 
 from server.cluster.durable_hub import DurableHub
 from server.cluster.lease import LeaseUnavailable
+from server.cluster.objectstore import ObjectStoreError
+from server.cluster.placement import EAGAIN
 from server.cluster.node import ClusterConfig, ClusterNode
 from server.cluster.placement import ClusterPlacement
 from server.cluster.proxy import ClusterProxy
@@ -123,8 +125,15 @@ class ClusterSetup:
             log.warning("could not list %s in the cluster: %s", workspace, exc)
 
     async def forget(self, workspace: str) -> None:
-        """The workspace was deleted: drop it from the cluster's list."""
+        """The workspace was deleted: erase its replicas and manifest (else its next open would
+        restore it) and drop it from the cluster's list."""
         self._known_names.discard(workspace)
+        if self.node.store is not None:
+            try:
+                await self.node.store.delete_prefix(self.node.location.key("ws", workspace))
+            except ObjectStoreError as exc:
+                raise ProtocolError(EAGAIN, f"workspace {workspace!r} deleted here but its replicas "
+                                    f"could not be erased: {exc}; delete it again") from None
         if self.node.redis is not None:
             try:
                 await self.node.redis.srem(self.node.workspaces_key, workspace)
