@@ -50,6 +50,11 @@ async def test_write_on_a_read_on_b_and_c_subscriber_on_c(cluster_nodes, redis_s
         assert (await http.get(f"{a.url}/api/workspaces/w1/files/from-c.txt")).content == b"via c"
         listed = (await http.get(f"{b.url}/api/workspaces")).json()["workspaces"]
         assert "w1" in {w["name"] for w in listed}
+        metrics = (await http.get(f"{a.url}/metrics")).text
+        owned = next(line for line in metrics.splitlines() if line.startswith("wsfs_cluster_owned_workspaces "))
+        assert float(owned.split()[1]) >= 1
+        acks = next(line for line in metrics.splitlines() if line.startswith("wsfs_cluster_ack_seconds_count "))
+        assert float(acks.split()[1]) >= 2
         assert (await http.get(f"{b.url}/healthz")).json()["owns"] == [] or "w1" not in \
             (await http.get(f"{b.url}/healthz")).json()["owns"]
 
