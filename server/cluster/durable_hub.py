@@ -62,5 +62,11 @@ class DurableHub:
     def presence(self, workspace: str) -> list[dict[str, Any]]:
         return self.inner.presence(workspace)
 
+    def close_local(self, workspace: str, code: int, reason: str) -> None:
+        """Close this node's sessions of `workspace` only (it moved away from this node: the new
+        owner's sessions, reached through Redis by `close_sessions`, must stay open)."""
+        for listener in self.inner.listeners(workspace):  # type: ignore[attr-defined]
+            listener.on_close(code, reason)
+
     def close_sessions(self, workspace: str | None, code: int, reason: str, *, token_id: str | None = None) -> None:
         self.inner.close_sessions(workspace, code, reason, token_id=token_id)

@@ -171,7 +171,12 @@ class ClusterPlacement:
         state = self.state
         if state is None:
             return
-        state.hub.close_sessions(name, CLOSE_MOVED, "workspace moved to another node; reconnect")
+        reason = "workspace moved to another node; reconnect"
+        close_local = getattr(state.hub, "close_local", None)  # DurableHub: this node's sessions only
+        if close_local is not None:
+            close_local(name, CLOSE_MOVED, reason)
+        else:
+            state.hub.close_sessions(name, CLOSE_MOVED, reason)
         try:
             await _close_store(state, name)
         except Exception:  # noqa: BLE001 - a failed close must not stop the node
