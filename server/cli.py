@@ -165,8 +165,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wsfs serve: {e}", file=sys.stderr)
         return 2
     tokens = TokenStore(data) if cluster is None else cluster.tokens
-    admin = ensure_admin(tokens)
-    demo = ensure_demo_token(tokens, data)
+    try:
+        admin = ensure_admin(tokens)
+        demo = ensure_demo_token(tokens, data)
+    except Exception as e:  # noqa: BLE001 - in cluster mode: the shared token store (Redis) did not answer
+        if cluster is None:
+            raise
+        print(f"wsfs serve: cannot reach the cluster's Redis at {args.cluster}: {e}", file=sys.stderr)
+        return 1
     if cluster is None:
         tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
