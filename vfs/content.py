@@ -21,7 +21,7 @@ import blake3
 
 from vfs.chunks import EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
 from vfs.chunkreader import iter_range, open_chunks
-from vfs.db import Db, Node, Resolved, Tx
+from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import normalize, parent_of
@@ -35,6 +35,11 @@ MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
 # of MAX_CHUNK bytes (what FastCDC cuts zeros into) as often as needed:
 # extending by a GiB stores no new bytes and hashes at most 1 MiB.
 _ZERO_HEAD = 1 << 20
+
+_UPDATE_CONTENT = (
+    "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
+    f"mode = coalesce(?, mode) WHERE ino = ? RETURNING {NODE_FIELDS}"
+)
 
 
 def seconds_to_ns(seconds: float | None) -> int | None:
@@ -84,8 +89,8 @@ class Content:
             found = self.writable_target(path, parents)
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data, found.node)
-            ino = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
-            return self._db.stat(self._db.node(ino))
+            node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
+            return self._db.stat(node)
 
     def writable_target(self, path: str, parents: bool) -> Resolved:
         try:
@@ -160,27 +165,27 @@ class Content:
         *,
         mode: int | None,
         mtime_ns: int | None,
-    ) -> int:
+    ) -> Node:
         """Point a path at new content (creating the file if needed); log it and keep a version.
 
-        `digest` None: the content id is left to derive from `entries` on first read."""
+        Returns the node row as written. `digest` None: the content id is
+        left to derive from `entries` on first read."""
         now = time.time_ns()
         mtime_ns = now if mtime_ns is None else mtime_ns
         blob = pack(entries)
         if found.node is None:
             new_mode = 0o644 if mode is None else mode & 0o7777
             content = (size, digest, blob)
-            ino = self._names.create_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=content)
-        else:
-            ino = found.node.ino
-            self._db.conn.execute(
-                "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
-                "mode = coalesce(?, mode) WHERE ino = ?",
-                (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, ino),
-            )
-            self._db.log_node(tx, ino, found.real, found.node.nlink)
-        self._versions.record_current(tx, found.real, ino, prune=found.node is not None)
-        return ino
+            node = self._names.insert_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=content)
+            self._versions.record_current(tx, found.real, node.ino, prune=False, nlink=1)
+            return node
+        node = Node(*self._db.conn.execute(
+            _UPDATE_CONTENT,
+            (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, found.node.ino),
+        ).fetchone())  # fmt: skip
+        self._db.log_node(tx, node.ino, found.real, found.node.nlink)
+        self._versions.record_current(tx, found.real, node.ino, prune=True)
+        return node
 
     # -- reads -------------------------------------------------------------------
 
@@ -358,7 +363,7 @@ class Content:
             target = self.writable_target(dst, parents=False)
             if target.node is not None and target.node.ino == source.ino:
                 raise fs_error(errno.EINVAL, dst, "source and destination are the same file")
-            ino = self.set_content(
+            node = self.set_content(
                 tx,
                 target,
                 unpack(source.chunks),
@@ -367,4 +372,4 @@ class Content:
                 mode=source.mode,
                 mtime_ns=source.mtime_ns,
             )
-            return self._db.stat(self._db.node(ino))
+            return self._db.stat(node)

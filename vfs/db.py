@@ -37,6 +37,7 @@ from vfs.errors import fs_error
 from vfs.paths import PATH_MAX, SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.nodes import DerivedHashStat, Node, make_stat, stat_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK, ROOT_INO
+from vfs.statcache import StatCache
 from vfs.types import Stat
 
 __all__ = ["Db", "Node", "Resolved", "Tx", "stat_of"]  # Node and stat_of live in vfs.nodes
@@ -52,6 +53,9 @@ NODE_COLUMNS = (
     "n.ino, n.kind, n.mode, n.size, n.mtime_ns, n.ctime_ns, n.nlink, n.hash, n.chunks, n.target, n.rev, "
     "n.atime_ns, n.uid, n.gid, n.subdirs, n.rdev"
 )
+
+# The same columns unqualified, for `RETURNING` (a write hands back the row it wrote).
+NODE_FIELDS = NODE_COLUMNS.replace("n.", "")
 
 _DERIVED_KEPT = 64  # content ids remembered per connection, by chunk list
 
@@ -83,17 +87,21 @@ class Resolved:
 class Tx:
     """State of the running write transaction."""
 
-    __slots__ = ("_conn", "_rev")
+    __slots__ = ("_conn", "_rev", "_known")
 
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn: sqlite3.Connection, known: int = 0):
         self._conn = conn
         self._rev = 0
+        # The store's current revision when the caller knows it (nobody else
+        # committed since our last commit): saves the query on first write.
+        self._known = known
 
     @property
     def rev(self) -> int:
         """The revision this transaction commits as (allocated on first use)."""
         if not self._rev:
-            self._rev = int(self._conn.execute(CURRENT_REV_SQL).fetchone()[0]) + 1
+            current = self._known or int(self._conn.execute(CURRENT_REV_SQL).fetchone()[0])
+            self._rev = current + 1
         return self._rev
 
     @property
@@ -120,6 +128,8 @@ class Db:
         "_derived",
         "_dircache",
         "_data_version",
+        "_last_rev",
+        "_stats",
     )
 
     def __init__(
@@ -147,6 +157,8 @@ class Db:
                 storelock.release(self._lock_fd)
             raise
         self.chunks = ChunkStore(self.conn)
+        wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        self._stats = StatCache(self.path if wal else "")  # warm stats, see stat_node
         self._tx_state: Tx | None = None
         self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
@@ -160,6 +172,9 @@ class Db:
         # connection commits (PRAGMA data_version moves).
         self._dircache: dict[str, tuple[int, str]] = {}
         self._data_version = -1
+        # The revision our last commit made, valid while data_version has not
+        # moved (no other connection committed since): 0 when unknown.
+        self._last_rev = 0
         # Owner of nodes this store creates; a FUSE mount sets it per call
         # (`as_owner`) to the uid/gid of the calling process.
         self.owner: tuple[int, int] = (os.getuid(), os.getgid())
@@ -183,6 +198,7 @@ class Db:
                 pending.hash  # derive while the chunks can still be read  # noqa: B018
             self.conn.close()
             self.conn = None  # type: ignore[assignment]
+            self._stats.close()
         if self._lock_fd is not None:
             storelock.release(self._lock_fd)
             self._lock_fd = None
@@ -237,7 +253,7 @@ class Db:
             raise fs_error(errno.EROFS, self.path, "workspace is read-only")
         self.conn.execute("BEGIN IMMEDIATE")
         self._refresh_cache()
-        tx = self._tx_state = Tx(self.conn)
+        tx = self._tx_state = Tx(self.conn, self._last_rev)
         try:
             yield tx
             self.conn.execute("COMMIT")
@@ -251,6 +267,7 @@ class Db:
         # Our own commits do not move PRAGMA data_version (only other
         # connections' do), so the directory cache stays valid.
         if tx.wrote:
+            self._last_rev = tx.rev
             self._notify(tx.rev)
 
     def _nested(self, tx: Tx) -> Iterator[Tx]:
@@ -277,6 +294,7 @@ class Db:
             return False
         self._dircache.clear()
         self._data_version = version
+        self._last_rev = 0  # another connection committed: ask the log
         return True
 
     def forget_directories(self) -> None:
@@ -425,6 +443,7 @@ class Db:
         if version != self._data_version:
             self._dircache.clear()
             self._data_version = version
+            self._last_rev = 0
             raise _CacheMoved
         return Node(*row[:-1]) if row else None
 
@@ -464,6 +483,18 @@ class Db:
             ino, real, done = node.ino, join(real, name), done + 1
             self._dircache["/" + "/".join(parts[:done])] = (ino, real)
         return ino, real
+
+    def stat_node(self, path: str, *, follow: bool) -> Node:
+        """`existing(path).node`, from memory when no one committed since it was read (`vfs.statcache`)."""
+        stats = self._stats
+        if self._tx_state is not None or self.conn.in_transaction or not stats.valid():
+            return self.existing(path, follow=follow).node
+        key = (path, follow)
+        node = stats.get(key)
+        if node is None:
+            node = self.existing(path, follow=follow).node
+            stats.put(key, node)
+        return node  # type: ignore[return-value]
 
     def existing(self, path: str, *, follow: bool) -> Resolved:
         """Like `resolve` but the path must exist (ENOENT otherwise)."""

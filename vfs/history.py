@@ -81,8 +81,8 @@ class History:
                                                    f"{rev}: nothing to restore there")
             _, mode, size, digest, chunks = self._versions.row(path, rev, exact=True)
             found = self._content.writable_target(path, parents=True)
-            ino = self._content.set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
-            return stat_of(self._db.node(ino))
+            node = self._content.set_content(tx, found, unpack(chunks), size, digest, mode=mode, mtime_ns=None)
+            return stat_of(node)
 
     # -- garbage collection ---------------------------------------------------------
 

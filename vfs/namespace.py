@@ -13,13 +13,18 @@ from __future__ import annotations
 import errno
 import time
 
-from vfs.db import Db, Node, Resolved, Tx
+from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
 from vfs.nodes import KIND_OF_IFMT
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, SPECIAL_KINDS
 from vfs.types import DirEntry, Stat
 from vfs.versions import Versions
+
+_INSERT_NODE = (
+    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev) "
+    f"VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {NODE_FIELDS}"
+)
 
 
 class Namespace:
@@ -85,24 +90,37 @@ class Namespace:
         rdev: int = 0,
     ) -> int:
         """Insert a node and its name; log the new path. `content`: a file's (size, hash, chunk list)."""
+        return self.insert_node(tx, found, kind, mode, target=target, mtime_ns=mtime_ns, content=content, rdev=rdev).ino
+
+    def insert_node(
+        self,
+        tx: Tx,
+        found: Resolved,
+        kind: int,
+        mode: int,
+        *,
+        target: str | None = None,
+        mtime_ns: int | None = None,
+        content: tuple[int, bytes | None, bytes] | None = None,
+        rdev: int = 0,
+    ) -> Node:
+        """`create_node`, returning the row written (RETURNING: no second read)."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
         now = time.time_ns()
         uid, gid = self._db.owner
         size, digest, chunks = content if content is not None else (0, None, None)
-        cur = self._db.conn.execute(
-            "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev) "
-            "VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?)",
+        node = Node(*self._db.conn.execute(
+            _INSERT_NODE,
             (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev,
              rdev),
-        )  # fmt: skip
-        ino = cur.lastrowid
+        ).fetchone())  # fmt: skip
         self._db.conn.execute(
-            "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, ino)
+            "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, node.ino)
         )
         self._db.touch_dir(found.parent_ino)
-        self._db.log(tx, found.real, ino)
-        return ino
+        self._db.log(tx, found.real, node.ino)
+        return node
 
     def symlink(self, target: str, path: str) -> None:
         if "\x00" in target:
@@ -217,10 +235,10 @@ class Namespace:
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
 
     def stat(self, path: str) -> Stat:
-        return self._db.stat(self._db.existing(path, follow=True).node)
+        return self._db.stat(self._db.stat_node(path, follow=True))
 
     def lstat(self, path: str) -> Stat:
-        return self._db.stat(self._db.existing(path, follow=False).node)
+        return self._db.stat(self._db.stat_node(path, follow=False))
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """`lstat`, but None when the last component does not exist.

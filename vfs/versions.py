@@ -65,17 +65,20 @@ class Versions:
         self.days = days  # ... and every version younger than this
         self.author: str | None = None  # who makes the writes now (set per write by a server)
 
-    def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True) -> None:
+    def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True, nlink: int | None = None) -> None:
         """Keep the node's content as the version of `path` at this revision.
 
         A file with several names (hard links) gets the version under each
         of them: the history of every name shows every write.
+        `nlink`: the node's link count when the caller knows it (saves a read).
         `prune=False` (a file just created) leaves trimming old versions to
         the path's next write or `gc()`: a new file rarely has any.
         """
         now = time.time()
-        linked = self._db.conn.execute("SELECT nlink FROM nodes WHERE ino = ?", (ino,)).fetchone()
-        paths = self._db.paths_of(ino) if linked is not None and linked[0] > 1 else [path]
+        if nlink is None:  # the caller does not know it (a node it just inserted has 1)
+            linked = self._db.conn.execute("SELECT nlink FROM nodes WHERE ino = ?", (ino,)).fetchone()
+            nlink = 0 if linked is None else linked[0]
+        paths = self._db.paths_of(ino) if nlink > 1 else [path]
         self._db.conn.executemany(
             _INSERT_CURRENT, [(p, tx.rev, now, self.author, None, ino, KIND_FILE) for p in paths]
         )
