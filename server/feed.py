@@ -69,6 +69,11 @@ class Page:
                 self.texts[key] = hit
         return hit
 
+    @property
+    def newest(self) -> int:
+        """The newest revision a reader learns of from this page (its entries', or its cursor's)."""
+        return max(self.max_rev, self.cursor.rev)
+
     def _coalesced(self, previous: vfs.Cursor) -> bool:
         return max(self.max_rev, self.cursor.rev) - previous.rev > 1
 
@@ -102,6 +107,8 @@ def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cu
                 data = b"".join(blobs[h] for h, _ in c.chunks)
                 budget -= c.size
         wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
+    if after.rev > ws.rev:  # read after the page: revisions only grow, so `after` was never this store's
+        raise vfs.CursorTooOld(after, 0)
     return Page(len(entries), cursor, more, max((c.rev for c in entries), default=0), orjson.dumps(wire))
 
 
@@ -193,7 +200,14 @@ class Feed:
             self._deltas.popitem(last=False)
 
     def page_nowait(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page | None:
-        """The page after `after` if it is in memory (a fresh cached page or commit deltas), else None."""
+        """The page after `after` if it is in memory (a fresh cached page or commit deltas) and may
+        be shown now (`WorkspaceHandle.until_durable`), else None."""
+        page = self._in_memory(spec, filt, after)
+        if page is not None and self.handle.durable_reads and page.newest > self.handle.head():
+            return None  # not acknowledged yet: the subscription's own task waits for it
+        return page
+
+    def _in_memory(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page | None:
         key = (spec, after)
         fut = self._pages.get(key)
         if fut is not None:
@@ -232,8 +246,16 @@ class Feed:
         return page.step and page.cursor.rev < self.handle.head() and page.cursor in self._deltas
 
     async def page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
-        """The page after `after` for `spec`: shared with every concurrent or recent equal request."""
-        page = self.page_nowait(spec, filt, after)
+        """The page after `after` for `spec`: shared with every concurrent or recent equal request.
+
+        Returned once it may be shown: in a cluster, once every revision it tells of is acknowledged.
+        """
+        page = await self._page(spec, filt, after)
+        await self.handle.until_durable(page.newest)
+        return page
+
+    async def _page(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page:
+        page = self._in_memory(spec, filt, after)
         if page is not None:
             return page
         key = (spec, after)

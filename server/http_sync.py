@@ -24,7 +24,7 @@ from vfs.wire import (
 from vfs.wire.http import check_object_hash, parse_changes_query, parse_hashes, parse_push
 
 from server.auth import Principal
-from server.http_base import Job, api, author_of, json_response, q_int, read_body, read_json, read_route, wpath
+from server.http_base import api, author_of, json_response, q_int, read_body, read_json, wpath
 from server.state import ServerState
 from server.stores import check_push
 
@@ -44,18 +44,26 @@ async def entry_route(request: Request, st: ServerState, p: Principal) -> Respon
 
 
 @api("read")
-@read_route
-def changes_route(request: Request) -> tuple[str, Job]:
+async def changes_route(request: Request, st: ServerState, p: Principal) -> Response:
+    """One page of the change stream; answered once every revision it tells of may be shown
+    (`WorkspaceHandle.until_durable`); 410 for a cursor this store never gave out."""
     qp = request.query_params
     after, ignore = parse_changes_query(qp.get("after"), qp.getlist("ignore"))
     prefix = qp.get("prefix", "/")
     limit = q_int(request, "limit", CHANGES_LIMIT, lo=1, hi=CHANGES_MAX)
 
-    def job(ws: vfs.Workspace) -> dict[str, Any]:
+    def job(ws: vfs.Workspace) -> tuple[dict[str, Any], int]:
         page = ws.changes_page(after, prefix=prefix, ignore=ignore, limit=limit)
-        return {"entries": [change_to_wire(c) for c in page.entries], "cursor": str(page.cursor), "more": page.more}
+        if after.rev > ws.rev:
+            raise vfs.CursorTooOld(after, 0)
+        newest = max([page.cursor.rev, *(c.rev for c in page.entries)])
+        return {"entries": [change_to_wire(c) for c in page.entries], "cursor": str(page.cursor),
+                "more": page.more}, newest
 
-    return "changes", job
+    async with st.stores.use(request.path_params["ws"]) as h:
+        body, newest = await h.read(job, op="changes")
+        await h.until_durable(newest)
+    return json_response(body)
 
 
 # ---------------------------------------------------------------- objects

@@ -16,6 +16,10 @@ from typing import Protocol
 
 
 class Placement(Protocol):
+    # True when subscribers may be told only of acknowledged revisions (`durable` returned for
+    # them): change pages wait until the hub's head, the acknowledged head, covers them.
+    durable_reads: bool
+
     async def opening(self, name: str, path: Path) -> None:
         """Before the store at `path` is opened (under the workspace's open lock).
 
@@ -36,6 +40,8 @@ class Placement(Protocol):
 
 class LocalPlacement:
     """One server, one disk: SQLite's commit is the acknowledgement."""
+
+    durable_reads = False
 
     async def opening(self, name: str, path: Path) -> None:
         return None

@@ -150,6 +150,10 @@ def push_growth(changes: list[vfs.Change]) -> Callable[[vfs.Workspace], int]:
     return growth
 
 
+DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement
+DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
+
+
 class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
@@ -190,8 +194,30 @@ class WorkspaceHandle:
         return {"history_keep": self._options.history_keep, "history_days": self._options.history_days}
 
     def head(self) -> int:
-        """The latest revision this server committed or saw when opening the store."""
+        """The latest revision this server committed or saw when opening the store
+        (in a cluster: the latest acknowledged one, `server/cluster/durable_hub.py`)."""
         return self._hub.head(self.name)
+
+    @property
+    def durable_reads(self) -> bool:
+        """Whether change pages must wait until `head()` covers them (`Placement.durable_reads`)."""
+        return self._placement.durable_reads
+
+    async def until_durable(self, rev: int) -> None:
+        """Return once revision `rev` may be shown to subscribers (at once unless `durable_reads`).
+
+        A subscriber told of a revision its owner then lost would hold a cursor the
+        next owner reuses for other changes; so in a cluster nothing newer than the
+        acknowledged head is shown. EAGAIN if `rev` is not acknowledged in time.
+        """
+        if not self.durable_reads or rev <= self.head():
+            return
+        deadline = self._loop.time() + DURABLE_READ_WAIT
+        while rev > self.head():
+            if self.closed or self._loop.time() > deadline:
+                raise ProtocolError("EAGAIN", f"revision {rev} of {self.name!r} is not acknowledged yet; retry",
+                                    workspace=self.name)
+            await asyncio.sleep(DURABLE_READ_POLL)
 
     # -- writer --------------------------------------------------------
 

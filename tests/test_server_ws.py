@@ -184,6 +184,23 @@ async def test_cursor_too_old_is_an_error_not_a_silent_gap(live_server: LiveServ
     await c.close()
 
 
+async def test_a_cursor_beyond_the_store_is_an_error_not_a_silent_wait(live_server: LiveServer) -> None:
+    """A cursor this store never gave out (it was replaced, or another node's lost revisions) gets the
+    same resync answer: staying at it would skip every change the store makes up to that number."""
+    async with live_server.ahttp() as http:
+        await http.put("/api/workspaces/demo/files/here.txt", content=b"here")
+        head = int((await http.get("/api/workspaces/demo/changes")).json()["cursor"].split(":")[0])
+        beyond = str(head + 1000)
+        r = await http.get("/api/workspaces/demo/changes", params={"after": beyond})
+        assert r.status_code == 410 and r.json()["error"]["code"] == "ECURSORTOOOLD"
+        ok = await http.get("/api/workspaces/demo/changes", params={"after": str(head)})
+        assert ok.status_code == 200
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+    err = await c.request({"type": "subscribe", "id": 1, "after": beyond})
+    assert err["type"] == "error" and err["code"] == "ECURSORTOOOLD"
+    await c.close()
+
+
 async def test_objects_has_put_get_and_verification(live_server: LiveServer) -> None:
     c = await WsClient.open(live_server.ws_url(token=live_server.admin))
     blobs = [bytes([i]) * (1000 + i) for i in range(5)]

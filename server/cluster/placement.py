@@ -53,6 +53,10 @@ def refusal(message: str, **extra: Any) -> ProtocolError:
 class ClusterPlacement:
     """Ownership, restore and durable acknowledgements for the stores of one node."""
 
+    # Subscribers see only acknowledged revisions: a revision shown and then lost with its owner
+    # would let the next owner reuse its number for other changes under a reader's cursor.
+    durable_reads = True
+
     def __init__(self, node: ClusterNode):
         self.node = node
         self.state: ServerState | None = None
