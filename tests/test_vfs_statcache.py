@@ -8,6 +8,7 @@ process, and hold each warm stat to what a fresh connection says.
 
 from __future__ import annotations
 
+import errno
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,12 @@ def test_another_connections_changes_are_seen_by_a_warm_stat(two):
         for name in ("/d/f", "/d/g"):
             for follow in (True, False):
                 assert warm_stat(reader, name, follow=follow) == fresh_stat(path, name, follow=follow), (step, name)
+        for name in ("/d/f", "/d/g"):
+            found = fresh_stat(path, name, follow=False)
+            try:
+                assert reader.lstat_if_exists(name) == (None if found == errno.ENOENT else found), (step, name)
+            except FileNotFoundError:
+                assert found == errno.ENOENT  # the parent went: raises, as before
 
 
 def test_own_changes_are_seen_by_a_warm_stat(tmp_path):

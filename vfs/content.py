@@ -271,8 +271,7 @@ class Content:
         digest: bytes | None = None
         if len(entries) <= 1:  # nothing to re-read: the one chunk's hash is the content id
             digest = entries[0].hash if entries else EMPTY_HASH
-        self.set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None)
-        return self._db.stat(self._db.node(found.node.ino))
+        return self._db.stat(self.set_content(tx, found, entries, size, digest, mode=None, mtime_ns=None))
 
     def _zero_extend(self, entries: list[ChunkEntry], current: int, size: int) -> list[ChunkEntry]:
         """Chunk list of the content followed by zeros up to `size`, writing no run of zeros.

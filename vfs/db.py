@@ -70,6 +70,9 @@ _UPSERT_LOG = (
 )
 
 
+_MISSING = object()  # a cached lookup that found no node
+
+
 class _CacheMoved(Exception):
     """Another connection committed: the directory cache was dropped, resolve again."""
 
@@ -484,16 +487,19 @@ class Db:
             self._dircache["/" + "/".join(parts[:done])] = (ino, real)
         return ino, real
 
-    def stat_node(self, path: str, *, follow: bool) -> Node:
-        """`existing(path).node`, from memory when no one committed since it was read (`vfs.statcache`)."""
+    def stat_node(self, path: str, *, follow: bool) -> Node | None:
+        """`resolve(path).node` (None: no such last component), from memory
+        when no one committed since it was read (`vfs.statcache`)."""
         stats = self._stats
         if self._tx_state is not None or self.conn.in_transaction or not stats.valid():
-            return self.existing(path, follow=follow).node
+            return self.resolve(path, follow=follow).node
         key = (path, follow)
         node = stats.get(key)
         if node is None:
-            node = self.existing(path, follow=follow).node
-            stats.put(key, node)
+            node = self.resolve(path, follow=follow).node
+            stats.put(key, _MISSING if node is None else node)
+        elif node is _MISSING:
+            return None
         return node  # type: ignore[return-value]
 
     def existing(self, path: str, *, follow: bool) -> Resolved:
@@ -543,10 +549,15 @@ class Db:
         else:
             self.log_many(tx, [(p, node_ino) for p in self.paths_of(node_ino)])
 
-    def touch_dir(self, dir_ino: int) -> None:
-        """A directory's mtime/ctime move when its entries change (as on Linux)."""
+    def touch_dir(self, dir_ino: int, other_ino: int | None = None) -> None:
+        """A directory's mtime/ctime move when its entries change (as on Linux); `other_ino`: a second one (rename)."""
         now = time.time_ns()
-        self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
+        if other_ino is None or other_ino == dir_ino:
+            self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
+        else:
+            self.conn.execute(
+                "UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino IN (?, ?)", (now, now, dir_ino, other_ino)
+            )
 
     # -- subtrees --------------------------------------------------------------
 

@@ -235,10 +235,16 @@ class Namespace:
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
 
     def stat(self, path: str) -> Stat:
-        return self._db.stat(self._db.stat_node(path, follow=True))
+        node = self._db.stat_node(path, follow=True)
+        if node is None:
+            raise fs_error(errno.ENOENT, path)
+        return self._db.stat(node)
 
     def lstat(self, path: str) -> Stat:
-        return self._db.stat(self._db.stat_node(path, follow=False))
+        node = self._db.stat_node(path, follow=False)
+        if node is None:
+            raise fs_error(errno.ENOENT, path)
+        return self._db.stat(node)
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """`lstat`, but None when the last component does not exist.
@@ -247,8 +253,8 @@ class Namespace:
         through a FUSE mount are misses), where raising costs more than the
         lookup. A missing or non-directory parent still raises.
         """
-        found = self._db.resolve(path, follow=False)
-        return None if found.node is None else self._db.stat(found.node)
+        node = self._db.stat_node(path, follow=False)
+        return None if node is None else self._db.stat(node)
 
     def exists(self, path: str) -> bool:
         try:
@@ -458,8 +464,7 @@ class Namespace:
         self._db.conn.execute(
             "UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (time.time_ns(), tx.rev, node.ino)
         )
-        self._db.touch_dir(source.parent_ino)
-        self._db.touch_dir(target.parent_ino)
+        self._db.touch_dir(source.parent_ino, target.parent_ino)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
             for ino, rel, _ in self._db.subtree(node.ino):
