@@ -124,6 +124,7 @@ def create_app(
     max_upload: int | None = None,
     max_json: int | None = None,
     readers: int = 2,
+    writers: int = 4,
     idle_close: float = 60.0,
     history_keep: int = 20,
     history_days: float = 7.0,
@@ -147,7 +148,7 @@ def create_app(
     if config is None:
         config = ServerConfig(
             data_dir=Path(data_dir),
-            store=StoreOptions(readers=readers, idle_close=idle_close,
+            store=StoreOptions(readers=readers, writers=writers, idle_close=idle_close,
                                history_keep=history_keep, history_days=history_days, quota=quota),
             seed_demo=seed_demo,
         )

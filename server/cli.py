@@ -45,6 +45,9 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                        help="largest file a write may make (413 EFBIG past it; default 16G), e.g. 64G")
     serve.add_argument("--quota", type=_size, default=None,
                        help="logical bytes per workspace, as `du /` counts them (507 EDQUOT past it; default none)")
+    serve.add_argument("--writers", type=int, default=4,
+                       help="writer threads shared by every workspace (default: %(default)s; one workspace's "
+                            "writes always run in order, one at a time)")
     serve.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace"),
                        help="uvicorn's log level (default: %(default)s; info logs every request)")
     serve.add_argument("--ws-ping-interval", type=float, default=20.0,
@@ -176,7 +179,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cluster is None:
         tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
-                     quota=args.quota, cluster=cluster)
+                     quota=args.quota, writers=max(1, args.writers), cluster=cluster)
     bases = [f"http://{h}:{port}" for h in reachable_hosts(args.host)]
     if admin is not None:
         print(f"wsfs: created the admin token (shown only now; keep it safe): {admin}", flush=True)

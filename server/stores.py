@@ -534,6 +534,11 @@ class Stores:
         await self.get(name, create=True)
         return not existed
 
+    async def close(self, name: str) -> None:
+        """Close one workspace's store now (its sessions are the caller's business), under its open lock."""
+        async with self._lock(name):
+            await self._close(name)
+
     async def _close(self, name: str) -> None:
         handle = self._handles.pop(name, None)
         if handle is not None:

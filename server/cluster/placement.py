@@ -222,6 +222,4 @@ class ClusterPlacement:
 
 async def _close_store(state: ServerState, name: str) -> None:
     """Close one store through Stores' own close path (under its per-workspace lock)."""
-    stores: Any = state.stores
-    async with stores._lock(name):
-        await stores._close(name)
+    await state.stores.close(name)
