@@ -31,14 +31,17 @@ def readdir_route(request: Request) -> tuple[str, Job]:
     }
 
 
+FIND_KINDS = ("file", "dir", "symlink", "fifo", "socket", "char", "block")
+
+
 @api("read")
 @read_route
 def find_route(request: Request) -> tuple[str, Job]:
     qp = request.query_params
     path, kind, limit = qp.get("path", "/"), qp.get("kind") or None, q_int(request, "limit")
     pattern = parse_glob_query("pattern", qp.get("pattern"))
-    if kind not in (None, "file", "dir", "symlink"):
-        raise ProtocolError("EINVAL", f"kind={kind!r}: expected file, dir or symlink")
+    if kind not in (None, *FIND_KINDS):
+        raise ProtocolError("EINVAL", f"kind={kind!r}: expected one of {', '.join(FIND_KINDS)}")
     return "find", lambda ws: {"paths": ws.find(path, pattern, kind=kind, limit=limit)}
 
 

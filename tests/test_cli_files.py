@@ -335,3 +335,15 @@ def test_ls_long_shows_fifos_sockets_and_devices_with_their_type_letter(server, 
         remote(server, lambda ws, n=name, m=mode, r=rdev: ws.mknod(f"/special/{n}", m, r))
     shown = {line.split()[-1]: line.split()[0] for line in ok(capsys, "ls", "-l", "/special").splitlines()}
     assert shown == {"pipe": "prw-r--r--", "sock": "srwxr-xr-x", "tty": "crw--w----", "disk": "brw-rw----"}
+
+
+def test_find_type_selects_special_files_as_find_does(server, capsys):
+    import stat
+
+    remote(server, lambda ws: ws.mkdir("/kinds", parents=True))
+    put_text(server, "/kinds/plain.txt", b"x")
+    remote(server, lambda ws: ws.mknod("/kinds/pipe", stat.S_IFIFO | 0o600))
+    remote(server, lambda ws: ws.mknod("/kinds/tty", stat.S_IFCHR | 0o600, os.makedev(4, 2)))
+    assert ok(capsys, "find", "/kinds", "-type", "p").split() == ["/kinds/pipe"]
+    assert ok(capsys, "find", "/kinds", "--type", "char").split() == ["/kinds/tty"]
+    assert ok(capsys, "find", "/kinds", "-type", "f").split() == ["/kinds/plain.txt"]

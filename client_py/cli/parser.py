@@ -167,8 +167,10 @@ def _queries(add: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--name", "-name", default=None, metavar="GLOB",
                    help="without '/': matches the name at any depth, as find -name ('*.md'); "
                         "with '/': matches the path relative to PATH ('docs/*.md'; '**' crosses directories)")
-    p.add_argument("--type", "-type", "-t", choices=("f", "d", "l", "file", "dir", "symlink"), default=None,
-                   help="only files (f), directories (d) or symlinks (l)")
+    p.add_argument("--type", "-type", "-t", choices=("f", "d", "l", "p", "s", "c", "b", "file", "dir", "symlink",
+                                                    "fifo", "socket", "char", "block"), default=None,
+                   help="only files (f), directories (d), symlinks (l), FIFOs (p), sockets (s), "
+                        "character (c) or block (b) devices, as find(1)'s -type")
     p.add_argument("--limit", type=int, default=None, metavar="N", help="stop after N paths")
 
     p = add("grep", "search text files for a string or regex", queries.cmd_grep, listing=True)

@@ -15,7 +15,8 @@ from vfs.errors import fs_error
 
 EXIT_NO_MATCH = 1  # grep(1)'s convention: ran fine, found nothing
 
-_KINDS = {"f": "file", "d": "dir", "l": "symlink", "file": "file", "dir": "dir", "symlink": "symlink"}
+_KINDS = {"f": "file", "d": "dir", "l": "symlink", "p": "fifo", "s": "socket", "c": "char", "b": "block"}
+_KINDS.update({kind: kind for kind in list(_KINDS.values())})
 
 
 async def cmd_find(args: argparse.Namespace) -> int:
