@@ -184,6 +184,8 @@ class Session:
                 user_agent_header=CLIENT_NAME,
             )
         except InvalidStatus as e:
+            if e.response.status_code in _RETRY_UPGRADE:  # nothing was done: safe to try again
+                raise ServerUnreachable(base_url, _refused(e)) from None
             raise _refused(e) from None
         except InvalidURI as e:
             raise ValueError(f"invalid server URL {base_url!r}: {e}") from None
@@ -427,6 +429,11 @@ class Session:
 def _batches(items: list[str], size: int) -> Iterable[list[str]]:
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+# A refused upgrade with one of these is passing (a node stopping or handing a workspace over, a proxy
+# whose upstream is away, too many open files): the caller's reconnect loop retries it with backoff.
+_RETRY_UPGRADE = (502, 503, 504)
 
 
 def _refused(e: InvalidStatus) -> Exception:

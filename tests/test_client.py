@@ -182,6 +182,43 @@ async def test_unreachable_server_names_the_url():
         assert url in str(info.value)
 
 
+async def test_an_upgrade_refused_with_503_is_retried_and_a_401_is_not():
+    """A node handing a workspace over, or a proxy whose upstream is away, answers the upgrade 503:
+    passing, so `connect` tries again with backoff; an auth refusal is final at once."""
+    attempts: list[bytes] = []
+    answers = {b"/busy": (503, b'{"error":{"code":"EAGAIN","message":"workspace moving"}}'),
+               b"/auth": (401, b'{"error":{"code":"EAUTH","message":"bad token"}}')}
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        attempts.append(head)
+        status, body = next(v for k, v in answers.items() if k in head.split(b"\r\n", 1)[0])
+        writer.write(b"HTTP/1.1 %d X\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (status, len(body), body))
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with Client(f"http://127.0.0.1:{port}/busy", token="x",
+                          backoff=Backoff(base=0.01, cap=0.02, retries=2)) as c:
+            with pytest.raises(ServerUnreachable) as info:
+                await c.connect("demo")
+            assert "workspace moving" in str(info.value)
+        assert len(attempts) == 3  # the first try and two retries
+        attempts.clear()
+        async with Client(f"http://127.0.0.1:{port}/auth", token="x",
+                          backoff=Backoff(base=0.01, cap=0.02, retries=2)) as c:
+            with pytest.raises(ProtocolError) as refused:
+                await c.connect("demo")
+            assert refused.value.code == "EAUTH"
+        assert len(attempts) == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def test_auth_and_scopes(server):
     async with Client(server.url, token="wsfs_wrong") as c:
         with pytest.raises(ProtocolError) as info:
