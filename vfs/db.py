@@ -35,7 +35,7 @@ from vfs import schema, storelock
 from vfs.chunks import EMPTY_HASH, ChunkStore, unpack
 from vfs.errors import fs_error
 from vfs.paths import PATH_MAX, SYMLINK_MAX_HOPS, join, normalize, split
-from vfs.nodes import DerivedHashStat, Node, make_stat, stat_of
+from vfs.nodes import DerivedHashStat, Node, make_stat, stat_fields, stat_of
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_SYMLINK, ROOT_INO
 from vfs.statcache import StatCache
 from vfs.types import Stat
@@ -487,20 +487,25 @@ class Db:
             self._dircache["/" + "/".join(parts[:done])] = (ino, real)
         return ino, real
 
-    def stat_node(self, path: str, *, follow: bool) -> Node | None:
-        """`resolve(path).node` (None: no such last component), from memory
-        when no one committed since it was read (`vfs.statcache`)."""
-        stats = self._stats
-        if self._tx_state is not None or self.conn.in_transaction or not stats.valid():
-            return self.resolve(path, follow=follow).node
-        key = (path, follow)
-        node = stats.get(key)
-        if node is None:
+    def stat_path(self, path: str, *, follow: bool) -> Stat | None:
+        """The `Stat` at `path` (None: no such last component), from memory
+        when no one committed since it was read (`vfs.statcache`).
+
+        Kept per path: the Stat's fields, or the row while its content id
+        is still to derive, or that nothing is there."""
+        token = None if self._tx_state is not None or self.conn.in_transaction else self._stats.begin()
+        if token is None:
             node = self.resolve(path, follow=follow).node
-            stats.put(key, _MISSING if node is None else node)
-        elif node is _MISSING:
-            return None
-        return node  # type: ignore[return-value]
+            return None if node is None else self.stat(node)
+        key = (path, follow)
+        kept = token[1].get(key)
+        if kept is None:
+            node = self.resolve(path, follow=follow).node
+            kept = _MISSING if node is None else stat_fields(node) or node
+            self._stats.put(token, key, kept)
+        if kept.__class__ is tuple:
+            return Stat(*kept)
+        return None if kept is _MISSING else self.stat(kept)  # type: ignore[arg-type]
 
     def existing(self, path: str, *, follow: bool) -> Resolved:
         """Like `resolve` but the path must exist (ENOENT otherwise)."""

@@ -235,16 +235,16 @@ class Namespace:
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
 
     def stat(self, path: str) -> Stat:
-        node = self._db.stat_node(path, follow=True)
-        if node is None:
+        st = self._db.stat_path(path, follow=True)
+        if st is None:
             raise fs_error(errno.ENOENT, path)
-        return self._db.stat(node)
+        return st
 
     def lstat(self, path: str) -> Stat:
-        node = self._db.stat_node(path, follow=False)
-        if node is None:
+        st = self._db.stat_path(path, follow=False)
+        if st is None:
             raise fs_error(errno.ENOENT, path)
-        return self._db.stat(node)
+        return st
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """`lstat`, but None when the last component does not exist.
@@ -253,8 +253,7 @@ class Namespace:
         through a FUSE mount are misses), where raising costs more than the
         lookup. A missing or non-directory parent still raises.
         """
-        node = self._db.stat_node(path, follow=False)
-        return None if node is None else self._db.stat(node)
+        return self._db.stat_path(path, follow=False)
 
     def exists(self, path: str) -> bool:
         try:

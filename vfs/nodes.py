@@ -54,6 +54,14 @@ def stat_of(node: Node) -> Stat:
     return Stat(*_stat_args(node, None if digest is None else digest.hex()))
 
 
+def stat_fields(node: Node) -> tuple | None:
+    """`Stat(*stat_fields(node))` is `stat_of(node)`; None while the node's content id is still to derive."""
+    digest = node.hash
+    if digest is None and node.kind == KIND_FILE:
+        return None
+    return _stat_args(node, None if digest is None else digest.hex())
+
+
 def make_stat(cls: type[Stat], node: Node, hash_hex: str | None, **extra) -> Stat:
     """A `Stat` (or subclass) of a node with the given content id and extra constructor arguments."""
     return cls(*_stat_args(node, hash_hex), **extra)

@@ -8,12 +8,15 @@ any connection to the file (its `iChange` counter, `mxFrame` and salts move;
 https://www.sqlite.org/walformat.html, "the WAL-index header"). Reading 48
 bytes from a shared mapping costs a fraction of a statement.
 
-Why it stays exact: the header is read *before* the rows are looked up, so
-a row cached under a header can only be newer than that header; any commit
-after the read changes the header and empties the cache at the next call.
-The caller bypasses the cache inside a transaction (its own uncommitted
-writes do not touch the header). Stores without a `-shm` file (in memory,
-not in WAL mode) never cache. Entries are bounded (`LIMIT`).
+Why it stays exact: the header is read *before* the rows are looked up,
+and a row is kept only if the header still has not moved after the lookup,
+so every entry was current under the header it is filed under; any later
+commit changes the header and the next call starts a fresh, empty dict.
+Each header gets its own dict, swapped in with one assignment, so a caller
+in another thread cannot file a row read under an old header into the
+dict of a new one. The caller bypasses the cache inside a transaction (its
+own uncommitted writes do not touch the header). Stores without a `-shm`
+file (in memory, not in WAL mode) never cache. Entries are bounded (`LIMIT`).
 
     db  ->  statcache
 """
@@ -25,47 +28,45 @@ import os
 from collections.abc import Hashable
 
 HEADER = 48  # one copy of the WAL-index header (struct WalIndexHdr)
-LIMIT = 4096  # entries kept; the cache empties when full
+LIMIT = 4096  # entries kept per header; the dict empties when full
+
+Token = tuple[bytes, dict]  # (header, the dict valid under it)
 
 
 class StatCache:
-    """Values by key, dropped whenever the store's WAL-index header moves."""
+    """Values by key, each dict valid under one WAL-index header."""
 
-    __slots__ = ("_shm_path", "_map", "_header", "_entries")
+    __slots__ = ("_shm_path", "_map", "_state")
 
     def __init__(self, db_path: str):
         memory = db_path in ("", ":memory:") or db_path.startswith("file:")
         self._shm_path = None if memory else db_path + "-shm"
         self._map: mmap.mmap | None = None
-        self._header = b""
-        self._entries: dict[Hashable, object] = {}
+        self._state: Token = (b"", {})
 
-    def valid(self) -> bool:
-        """Start a lookup: empty the cache if anyone committed since it was filled.
-
-        False when no header can be read (no cache for this store)."""
+    def begin(self) -> Token | None:
+        """Start a lookup: the dict valid under the header as it is now (None: no cache for this store)."""
         shm = self._map if self._map is not None else self._open()
         if shm is None:
-            return False
+            return None
         header = shm[:HEADER]
-        if header != self._header:
-            self._entries.clear()
-            self._header = header
-        return True
+        state = self._state
+        if state[0] != header:
+            state = self._state = (header, {})
+        return state
 
-    def get(self, key: Hashable) -> object | None:
-        return self._entries.get(key)
-
-    def put(self, key: Hashable, value: object) -> None:
-        if len(self._entries) >= LIMIT:
-            self._entries.clear()
-        self._entries[key] = value
-
-    def clear(self) -> None:
-        self._entries.clear()
+    def put(self, token: Token, key: Hashable, value: object) -> None:
+        """Keep `value`, read after `begin` returned `token`, if no commit came since."""
+        header, entries = token
+        shm = self._map
+        if shm is None or shm[:HEADER] != header:
+            return
+        if len(entries) >= LIMIT:
+            entries.clear()
+        entries[key] = value
 
     def close(self) -> None:
-        self._entries.clear()
+        self._state = (b"", {})
         if self._map is not None:
             self._map.close()
             self._map = None
