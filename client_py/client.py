@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import httpx
 import orjson
 
 from client_py.backoff import Backoff
 from client_py.errors import ServerUnreachable, exception_from_error
 from client_py.session import Session
 from vfs.wire import routes
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8765"
 
@@ -50,7 +52,19 @@ class Client:
         headers = {"User-Agent": "client_py/0.1.0"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"
-        self._http = httpx.AsyncClient(base_url=self.url, headers=headers, timeout=httpx.Timeout(timeout, connect=10.0))
+        self._headers, self._timeout = headers, timeout
+        self._http_client: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP pool, made on first use: importing httpx and building its SSL context cost
+        ~0.1 s, which a CLI command or a replica that only streams over WebSocket never needs."""
+        if self._http_client is None:
+            import httpx
+
+            self._http_client = httpx.AsyncClient(base_url=self.url, headers=self._headers,
+                                                  timeout=httpx.Timeout(self._timeout, connect=10.0))
+        return self._http_client
 
     async def __aenter__(self) -> Client:
         return self
@@ -59,7 +73,8 @@ class Client:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        if self._http_client is not None:
+            await self._http_client.aclose()
 
     def workspace(self, name: str):
         """An async mirror of `vfs.Workspace` for the workspace `name` (nothing is sent yet)."""
@@ -106,6 +121,8 @@ class Client:
 
     async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
         """Send, retrying only when the connection could not be opened (nothing was sent)."""
+        import httpx
+
         delays = self.backoff.delays()
         while True:
             try:
