@@ -1,4 +1,4 @@
-"""A warm stat answered from memory is never stale (`vfs/statcache.py`).
+"""A warm stat answered from memory is never stale (`vfs/statcache.py`); a write never reuses a revision.
 
 The cache is validated by the WAL-index header every commit rewrites. These
 tests change a file every way a stat can show (content, mode, times, name,
@@ -119,3 +119,16 @@ def test_a_store_in_memory_stats_without_a_cache():
         assert ws.stat("/f").size == 3
         ws.write_file("/f", b"three")
         assert ws.stat("/f").size == 5
+
+
+def test_two_writers_alternating_never_reuse_a_revision(tmp_path):
+    """A write takes its revision from our last commit only while no other connection committed."""
+    path = str(tmp_path / "store.db")
+    with vfs.Workspace(path) as one, vfs.Workspace(path) as two:
+        revs = []
+        for step in range(20):
+            ws = (one, two)[step % 3 == 0]  # runs of two writes on one side, then one on the other
+            revs.append(ws.write_file(f"/f{step}", b"%d" % step).rev)
+            one.stat(f"/f{step}")  # a read between writes moves no revision
+        assert revs == list(range(revs[0], revs[0] + 20))
+        assert [c.rev for c in sorted(one.changes(), key=lambda c: c.rev) if c.path != "/"] == revs
