@@ -18,6 +18,7 @@ from server.stores import WorkspaceHandle
 _frozen = False
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
 EXTERNAL_POLL = 0.25  # without inotify only: seconds between checks for commits made by other processes
+RECHECK_AFTER = 0.05  # seconds before a store written while our own write ran is looked at again
 REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
 
 
@@ -73,21 +74,32 @@ async def _watch_external(state: ServerState) -> None:
             for name in names:
                 handle = state.stores.open_handle(name)
                 if handle is not None and handle.live_inline is not None:
-                    await _check_external(state, handle)
+                    if not await _check_external(state, handle):  # maybe our own commit: look again soon
+                        asyncio.get_running_loop().call_later(RECHECK_AFTER, on_names, {f"{name}.db"})
     finally:
         watch.close()
 
 
-async def _check_external(state: ServerState, handle: WorkspaceHandle) -> None:
-    """Publish the store's revision if it is ahead of what the hub knows (someone else committed)."""
+async def _check_external(state: ServerState, handle: WorkspaceHandle) -> bool:
+    """Publish the store's revision if someone else committed it; False when undecided.
+
+    Our own commits are published by the store handle once their writer has its
+    answer (with their authors): the watch sees their WAL writes first, so it skips
+    revisions our writer committed, and while a write job runs (its COMMIT may not
+    be counted yet) it answers False for the caller to look again shortly.
+    """
     try:
         rev = handle.peek_rev()
         if rev is None:
             rev = await handle.read(lambda ws: ws.rev, op="poll")
     except Exception:  # noqa: BLE001 - closed meanwhile: nobody to tell
-        return
-    if rev > state.hub.head(handle.name):
-        state.hub.publish_commit(handle.name, rev)
+        return True
+    if rev <= max(state.hub.head(handle.name), handle.own_rev):
+        return True
+    if handle.writing:
+        return False
+    state.hub.publish_commit(handle.name, rev)
+    return True
 
 
 async def _poll_external(state: ServerState) -> None:

@@ -174,6 +174,10 @@ class WorkspaceHandle:
         self._writer_ws: vfs.Workspace | None = None
         self._author: str | None = None  # touched only in the writer thread
         self._job_rev: int | None = None  # the newest revision the running write job committed
+        # the newest revision this server's writer committed, and whether a write job is running:
+        # the outside-commit watch (server/background.py) must not announce our own commits early
+        self.own_rev = 0
+        self.writing = False
         self._pending: list[tuple[int, str | None, Delta | None]] | None = None  # its commits, to publish
         self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
         self._all_readers: list[vfs.Workspace] = []
@@ -232,6 +236,7 @@ class WorkspaceHandle:
         self._job_rev = None
         pending: list[tuple[int, str | None, Delta | None]] = []
         self._pending = pending
+        self.writing = True
         try:
             with self._writer_ws.as_author(author):  # stored with each version this write records
                 result = with_content_ids(fn(self._writer_ws, *args))
@@ -242,6 +247,7 @@ class WorkspaceHandle:
         finally:
             self._author = None
             self._pending = None
+            self.writing = False
         return result, self._job_rev, pending
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
@@ -264,6 +270,7 @@ class WorkspaceHandle:
 
     def _committed(self, rev: int) -> None:  # writer thread, right after COMMIT
         self._job_rev = rev
+        self.own_rev = rev
         # While someone subscribes, read what this commit changed now, in this thread:
         # live subscribers then get their page without another thread hop.
         delta = None
