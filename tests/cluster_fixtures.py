@@ -76,6 +76,7 @@ class Engine:
         self.name = name
         self.workdir = workdir
         self.log = workdir / f"{name}.log"
+        self.killed_by_test = False
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(argv, cwd=workdir, stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT, env=env, start_new_session=True,
@@ -92,6 +93,7 @@ class Engine:
 
     def kill(self) -> None:
         """SIGKILL the process group and reap it (safe to call twice)."""
+        self.killed_by_test = True
         if self.alive:
             kill_group(self.proc.pid)
         self.proc.wait(timeout=10)
@@ -271,6 +273,7 @@ class ServeNode(Engine):
 
     def stop(self) -> None:
         """SIGTERM (graceful: last sync, release), SIGKILL after 20 s."""
+        self.killed_by_test = True
         if self.alive:
             self.signal(signal.SIGTERM)
             try:
@@ -310,6 +313,10 @@ def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: 
         yield start
     finally:
         for node in started:
+            if not node.alive and not node.killed_by_test:
+                # died on its own: its log is the only witness (pytest shows it with a failure)
+                tail = node.log.read_bytes()[-4000:].decode("utf-8", "replace")
+                print(f"--- node {node.name} exited by itself ({node.proc.returncode}); its log ends:\n{tail}")
             node.kill()
 
 
