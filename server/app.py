@@ -28,7 +28,7 @@ from server.http_api import routes
 from server.http_base import json_response
 from server.seed import seed
 from server.state import ServerConfig, ServerState, log
-from server.stores import StoreOptions
+from server.store_options import StoreOptions
 from server.ws_api import going_away, ws_endpoint
 
 

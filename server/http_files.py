@@ -35,7 +35,7 @@ from server.http_base import (
     wpath,
 )
 from server.state import ServerState
-from server.stores import file_size_at
+from server.store_options import file_size_at
 
 # ---------------------------------------------------------------- reading
 

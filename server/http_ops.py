@@ -20,7 +20,7 @@ from vfs.wire.http import OPS, Op, parse_op
 from server.auth import Principal
 from server.http_base import api, author_of, check_if_match, json_response, read_json
 from server.state import ServerState
-from server.stores import StoreOptions, file_size_at
+from server.store_options import StoreOptions, file_size_at
 
 OpHandler = Callable[[vfs.Workspace, dict[str, Any]], object]
 

@@ -26,7 +26,7 @@ from vfs.wire.http import check_object_hash, parse_changes_query, parse_hashes, 
 from server.auth import Principal
 from server.http_base import api, author_of, json_response, q_int, read_body, read_json, wpath
 from server.state import ServerState
-from server.stores import check_push
+from server.store_options import check_push
 
 CHANGES_LIMIT, CHANGES_MAX = 1000, 10000
 

@@ -11,7 +11,8 @@ from server.auth import TokenStore
 from server.hub import Hub, LocalHub
 from server.metrics import Metrics
 from server.placement import Placement
-from server.stores import StoreOptions, Stores
+from server.store_options import StoreOptions
+from server.stores import Stores
 
 log = logging.getLogger("wsfs.server")
 

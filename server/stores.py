@@ -32,11 +32,9 @@ import logging
 import os
 import queue
 import time
-import weakref
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -51,14 +49,12 @@ from server.feed import Delta, Feed, read_delta
 from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
+from server.store_options import StoreOptions
 from server.writers import SerialQueue
 
 T = TypeVar("T")
 log = logging.getLogger("wsfs.server")
 _AUTHORS_KEPT = 4096
-
-
-DEFAULT_MAX_FILE_SIZE = 16 * 1024**3
 
 
 def with_content_ids(result: T) -> T:
@@ -78,45 +74,6 @@ def with_content_ids(result: T) -> T:
     return result
 
 
-@dataclass
-class StoreOptions:
-    readers: int = 2
-    writers: int = 4  # writer threads shared by every open workspace (each workspace's writes stay in order)
-    idle_close: float = 60.0
-    idle_readers: float = 20.0  # an open workspace's idle reader connections close after this many quiet seconds
-    history_keep: int = 20
-    history_days: float = 7.0
-    max_file_size: int = DEFAULT_MAX_FILE_SIZE  # no file may grow past this (413 EFBIG)
-    quota: int | None = None  # logical bytes per workspace, as `du /` counts them (507 EDQUOT); None: no quota
-    _usage: weakref.WeakKeyDictionary[vfs.Workspace, tuple[int, int]] = field(
-        default_factory=weakref.WeakKeyDictionary, repr=False, compare=False)  # writer ws -> (rev, du /)
-
-    def check_file_size(self, size: int, field: str | None = None) -> None:
-        """EFBIG unless a file of `size` bytes is allowed: checked before any work is done."""
-        if size > self.max_file_size:
-            extra = {"field": field} if field else {}
-            raise ProtocolError("EFBIG", f"a file of {size} bytes would exceed the maximum file size "
-                                f"of {self.max_file_size} bytes", max_file_size=self.max_file_size, **extra)
-
-    def check_growth(self, ws: vfs.Workspace, growth: Callable[[vfs.Workspace], int]) -> None:
-        """EDQUOT if the workspace would pass its quota. Run in the writer's hop, before the write:
-        `growth(ws)` is how many bytes the write adds to `du /` (negative when it frees some)."""
-        if self.quota is None:
-            return
-        added = growth(ws)
-        if added <= 0:
-            return
-        rev = ws.rev
-        known = self._usage.get(ws)
-        used = known[1] if known is not None and known[0] == rev else ws.du("/")  # du: ~10 ms per 1,000 files
-        if used + added > self.quota:
-            raise ProtocolError("EDQUOT", f"the workspace uses {used} of its {self.quota} bytes; "
-                                f"this write adds {added}", quota=self.quota, used=used)
-        # what `du /` will say if this write commits its one revision and nothing else commits meanwhile:
-        # a burst of growing writes costs one du, not one each (any other revision makes the next check count)
-        self._usage[ws] = (rev + 1, used + added)
-
-
 def release_memory() -> None:
     """Give freed heap back to the system (glibc keeps it otherwise: RSS stayed at its peak after
     1,000 stores closed). A no-op where there is no `malloc_trim`."""
@@ -124,30 +81,6 @@ def release_memory() -> None:
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
-
-
-def file_size_at(ws: vfs.Workspace, path: str) -> int:
-    """The size of the regular file at `path` (0 if there is none): what writing there replaces."""
-    try:
-        st = ws.lstat(path)
-    except (FileNotFoundError, NotADirectoryError, ValueError, OSError):
-        return 0
-    return st.size if st.kind == "file" else 0
-
-
-def check_push(options: StoreOptions, changes: list[vfs.Change]) -> Callable[[vfs.Workspace], None]:
-    """Refuse a push with a file past the maximum size now; return its quota check for the writer's hop."""
-    for change in changes:
-        if change.kind == "file":
-            options.check_file_size(change.size, "size")
-    return lambda ws: options.check_growth(ws, push_growth(changes))
-
-
-def push_growth(changes: list[vfs.Change]) -> Callable[[vfs.Workspace], int]:
-    """How many bytes a push adds: each file's new size minus what is at its path now."""
-    def growth(ws: vfs.Workspace) -> int:
-        return sum((c.size if c.kind == "file" else 0) - file_size_at(ws, c.path) for c in changes)
-    return growth
 
 
 DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement

@@ -60,7 +60,8 @@ from server.fanout import writable_probe
 from server.feed import Page, PageSpec
 from server.http_base import json_response
 from server.state import ServerState, __version__, log
-from server.stores import WorkspaceHandle, check_push
+from server.store_options import check_push
+from server.stores import WorkspaceHandle
 
 GET_BATCH = 16  # chunks read per thread hop when answering `get`
 WRITE_WINDOW = 64  # chunk uploads and pushes queued to the writer before the receive loop waits

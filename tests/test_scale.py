@@ -312,7 +312,7 @@ async def test_a_push_is_answered_before_its_fan_out(plain: LimitedServer) -> No
 
 async def test_idle_readers_of_a_subscribed_workspace_close_and_outside_commits_still_arrive(tmp_path: Path) -> None:
     from server.state import ServerConfig
-    from server.stores import StoreOptions
+    from server.store_options import StoreOptions
     from server_fixtures import LiveServer
 
     config = ServerConfig(data_dir=tmp_path / "data", seed_demo=False, store=StoreOptions(idle_readers=0.4))

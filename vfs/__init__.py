@@ -2,10 +2,13 @@
 
 `Workspace` is the store; the value types and errors below are what its
 methods take and return. Nothing in this package does network I/O.
+`Workspace` is imported on first use: `vfs.wire`, the value types and the
+errors load without the store and sqlite3 (what clients and the CLI import).
 """
 
+from typing import TYPE_CHECKING, Any
+
 from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFailed, StoreBusy, fs_error
-from vfs.workspace import Workspace
 from vfs.types import (
     ApplyResult,
     Change,
@@ -40,3 +43,14 @@ __all__ = [
     "Workspace",
     "fs_error",
 ]
+
+if TYPE_CHECKING:
+    from vfs.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Workspace":
+        from vfs.workspace import Workspace
+
+        return Workspace
+    raise AttributeError(f"module 'vfs' has no attribute {name!r}")
