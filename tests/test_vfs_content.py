@@ -322,3 +322,19 @@ def test_file_object_truncate_can_extend(ws, tmp_path):
         got = _run_script(f, script)
     assert got == want
     assert ws.read_file("/f") == real.read_bytes() == b"xy" + bytes(69_998)
+
+
+@pytest.mark.parametrize("bad, error", [(1e308, OverflowError), (-1e308, OverflowError), (float("inf"), OverflowError),
+                                        (float("nan"), ValueError), (2.0**40, OverflowError)])
+def test_utime_out_of_range_raises_as_os_utime_does_and_changes_nothing(ws, bad, error):
+    """The store keeps int64 nanoseconds: a time past that is refused with the class os.utime uses for
+    times it cannot keep, with a message saying the range, and the file and the log are untouched."""
+    ws.write_file("/t", b"t")
+    ws.utime("/t", 1_000_000.0)
+    rev = ws.rev
+    with pytest.raises(error) as info:
+        ws.utime("/t", bad)
+    assert error is ValueError or "1678-2262" in str(info.value)
+    with pytest.raises(OverflowError, match="1678-2262"):
+        ws.set_times("/t", mtime_ns=2**63)
+    assert ws.stat("/t").mtime == 1_000_000.0 and ws.rev == rev

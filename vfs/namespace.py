@@ -209,14 +209,22 @@ class Namespace:
         elif mtime is None and atime is None:
             atime_ns = mtime_ns = time.time_ns()
         else:
-            mtime_ns = None if mtime is None else round(mtime * 1e9)
-            atime_ns = None if atime is None else round(atime * 1e9)
+            mtime_ns = None if mtime is None else _seconds_to_ns(mtime)
+            atime_ns = None if atime is None else _seconds_to_ns(atime)
         self.set_times(path, atime_ns=atime_ns, mtime_ns=mtime_ns, follow_symlinks=follow_symlinks)
 
     def set_times(
         self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
     ) -> None:
-        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT)."""
+        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT).
+
+        OverflowError (as os.utime's) for a time the store cannot keep: it keeps int64
+        nanoseconds, years 1678-2262.
+        """
+        for value in (atime_ns, mtime_ns):
+            if value is not None and not -(2**63) <= value < 2**63:
+                raise OverflowError(f"timestamp {value} ns out of range: the store keeps int64 nanoseconds "
+                                    "(years 1678-2262)")
         self._update_node(
             path,
             "atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
@@ -473,3 +481,13 @@ class Namespace:
         self._db.log_many(tx, rows)
         if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
             self._db.forget_directories()  # it holds directories and symlink resolutions, never files
+
+
+def _seconds_to_ns(seconds: float) -> int:
+    """Seconds as nanoseconds; ValueError for NaN and OverflowError past int64, as os.utime raises."""
+    if seconds != seconds:
+        raise ValueError("Invalid value NaN (not a number)")
+    if not -9.2e9 < seconds < 9.2e9:
+        raise OverflowError(f"timestamp {seconds} s out of range: the store keeps int64 nanoseconds "
+                            "(years 1678-2262)")
+    return round(seconds * 1e9)
