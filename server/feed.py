@@ -97,6 +97,15 @@ def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cu
         cursor, more = page.cursor, page.more
         if entries or not more:
             break
+    if after.rev > ws.rev:  # read after the page: revisions only grow, so `after` was never this store's
+        raise vfs.CursorTooOld(after, 0)
+    # A catch-up (not a snapshot): authors this process does not remember (it restarted, or they
+    # are older than its memory) come from the store's versions. `authors` is the loop's live map:
+    # only single lookups here, never a copy or an iteration of it.
+    stored: dict[int, str] = {}
+    if after.rev:
+        found = ws.authors([(c.path, c.rev) for c in entries if authors.get(c.rev) is None])
+        stored = {rev: name for (_path, rev), name in found.items()}
     budget = INLINE_BUDGET
     wire = []
     for c in entries:
@@ -106,9 +115,7 @@ def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cu
             if all(h in blobs for h, _ in c.chunks):
                 data = b"".join(blobs[h] for h, _ in c.chunks)
                 budget -= c.size
-        wire.append(change_to_wire(c, data=data, author=authors.get(c.rev)))
-    if after.rev > ws.rev:  # read after the page: revisions only grow, so `after` was never this store's
-        raise vfs.CursorTooOld(after, 0)
+        wire.append(change_to_wire(c, data=data, author=authors.get(c.rev) or stored.get(c.rev)))
     return Page(len(entries), cursor, more, max((c.rev for c in entries), default=0), orjson.dumps(wire))
 
 

@@ -228,3 +228,29 @@ async def test_slow_subscriber_keeps_server_memory_bounded_then_converges(tmp_pa
         await slow.close()
     finally:
         server.stop()
+
+
+async def test_change_feed_names_authors_after_a_restart(tmp_path) -> None:
+    """Who wrote a change is kept with its version in the store: a subscriber catching up after the
+    server restarted still sees the author (it was null: the feed only had the process's memory)."""
+    first = ServerProcess(tmp_path / "d")
+    try:
+        with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {first.admin}"}) as c:
+            carol = c.post("/api/tokens", json={"workspace": "demo", "scope": "write", "name": "carol"}).json()["token"]
+            c.put("/api/workspaces/demo/files/first.txt", content=b"first")  # a cursor past the start
+            before = c.get("/api/workspaces/demo/changes").json()["cursor"]
+        with httpx.Client(base_url=first.url, headers={"Authorization": f"Bearer {carol}"}) as c:
+            assert c.put("/api/workspaces/demo/files/by-carol.txt", content=b"hello").status_code in (200, 201)
+        first.signal(signal.SIGTERM)
+        assert first.wait(30) == 0
+    finally:
+        first.kill()
+    second = ServerProcess(tmp_path / "d")
+    try:
+        client = await WsClient.open(second.ws_url(token=carol))
+        await client.request({"type": "subscribe", "id": "s", "after": before})
+        event = await client.next_event("changes", sub="s")
+        assert [(e["path"], e.get("author")) for e in event["entries"]] == [("/by-carol.txt", "carol")]
+        await client.close()
+    finally:
+        second.kill()

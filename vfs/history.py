@@ -58,6 +58,20 @@ class History:
             for row in self._versions.lineage(real)
         ]
 
+    def authors(self, versions: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+        """Who wrote each (path, revision) among `versions`, where a kept version says so.
+
+        The change log holds no authors; a server that restarted finds them here
+        (versions pruned, or written without an author, are simply absent).
+        """
+        found: dict[tuple[str, int], str] = {}
+        query = "SELECT author FROM versions WHERE path = ? AND rev = ?"
+        for key in dict.fromkeys(versions):
+            row = self._db.conn.execute(query, key).fetchone()
+            if row is not None and row[0]:
+                found[key] = row[0]
+        return found
+
     def restore(self, path: str, *, rev: int) -> Stat:
         """Make the version of `path` recorded at revision `rev` current again (a new revision).
 

@@ -249,6 +249,7 @@ class Workspace:
     # -- history -----------------------------------------------------------------------
 
     history = forward("_history", History.history)
+    authors = forward("_history", History.authors)
     restore = forward("_history", History.restore)
     gc = forward("_history", History.gc)
 
