@@ -76,14 +76,21 @@ async def test_presence_crosses_nodes(hub_nodes: tuple[HubNode, HubNode]) -> Non
     await alice.close()
 
 
+async def head_after(node: HubNode, before: int) -> int:
+    """The node's head once it passed `before`: the hub hears of a commit just after the
+    writer's reply (server/stores.py), so reading it right after a PUT may be one behind."""
+    await wait_for(lambda: node.hub.head("demo") > before)
+    return node.hub.head("demo")
+
+
 async def test_commit_doorbell_reaches_a_listener_on_the_other_node(hub_nodes: tuple[HubNode, HubNode]) -> None:
     a, b = hub_nodes
     rec = Recorder("b-recorder")
     b.on_loop(b.hub.listen, "demo", rec)
+    before = a.hub.head("demo")
     async with a.ahttp() as http:
         assert (await http.put("/api/workspaces/demo/files/x.txt", content=b"hello")).status_code in (200, 201)
-    rev = a.hub.head("demo")
-    assert rev > 0
+    rev = await head_after(a, before)
     await wait_for(lambda: rev in rec.commits)
     assert b.hub.head("demo") >= rev
     assert rec.commits == sorted(rec.commits)
@@ -133,9 +140,10 @@ async def test_redis_restart_local_goes_on_then_cross_node_resumes(
     # cross-node resumes: what changed meanwhile reaches B (queued message or presence re-read)
     await peer_named(bob, "carol", timeout=15)
     await peer_named(bob, "alice-2", timeout=15)
+    before = a.hub.head("demo")
     async with a.ahttp() as http:
         assert (await http.put("/api/workspaces/demo/files/after.txt", content=b"y")).status_code in (200, 201)
-    rev = a.hub.head("demo")
+    rev = await head_after(a, before)
     await wait_for(lambda: rev in rec.commits, timeout=15)
     for c in (alice, sub, bob, carol):
         await c.close()
