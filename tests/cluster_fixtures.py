@@ -272,12 +272,13 @@ class ServeNode(Engine):
         wait_until(lambda: self.healthz() is not None, f"wsfs node {self.name}", self.proc, self.log)
 
     def stop(self) -> None:
-        """SIGTERM (graceful: last sync, release), SIGKILL after 20 s."""
+        """SIGTERM (graceful: last sync, release), SIGKILL after 45 s (a last sync and unregister may
+        each take up to 15 s when S3 is slow: a loaded full run once took more than 20 s)."""
         self.killed_by_test = True
         if self.alive:
             self.signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=20)
+                self.proc.wait(timeout=45)
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
