@@ -73,6 +73,17 @@ class Principal:
         }
 
 
+def new_token(workspace: str | None, scope: str, name: str = "") -> tuple[Principal, str]:
+    """Check a token request and mint it: its identity and its secret. Every token store
+    (this one, the cluster's `SharedTokens`) keeps only a digest of the secret."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}")
+    if (scope == "admin") != (workspace is None):
+        raise ValueError("admin tokens have no workspace; workspace tokens need one")
+    name = name or (f"{workspace}-{scope}" if workspace else "admin")
+    return Principal(secrets.token_hex(6), name, workspace, scope), "wsfs_" + secrets.token_urlsafe(32)
+
+
 def _digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8")).digest()
 
@@ -96,19 +107,13 @@ class TokenStore:
 
     def create(self, workspace: str | None, scope: str, name: str = "") -> tuple[Principal, str]:
         """Mint a token; returns its identity and the secret (shown once, never stored)."""
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}")
-        if (scope == "admin") != (workspace is None):
-            raise ValueError("admin tokens have no workspace; workspace tokens need one")
-        secret = "wsfs_" + secrets.token_urlsafe(32)
-        tid = secrets.token_hex(6)
-        name = name or (f"{workspace}-{scope}" if workspace else "admin")
+        who, secret = new_token(workspace, scope, name)
         with self._lock:
             self._conn.execute(
                 "INSERT INTO tokens (id, name, workspace, scope, digest, created) VALUES (?, ?, ?, ?, ?, ?)",
-                (tid, name, workspace, scope, _digest(secret), time.time()),
+                (who.id, who.name, workspace, scope, _digest(secret), time.time()),
             )
-        return Principal(tid, name, workspace, scope), secret
+        return who, secret
 
     def lookup(self, secret: str | None) -> Principal | None:
         if not secret:

@@ -112,17 +112,9 @@ class ClusterPlacement:
         self._registered[name] = path
 
     async def durable(self, name: str, rev: int) -> None:
-        node = self.node
-        assert node.acks is not None and self.state is not None
-        path = self.state.stores.path_of(name)
+        assert self.state is not None
         t0 = time.perf_counter()
-        try:
-            if name not in self._registered:
-                await self._register(name, path)
-            await node.acks.wait_durable(name, path)
-        except (NotAcknowledged, ReplicationError) as exc:
-            self.state.metrics.cluster_ack_failures.inc()
-            raise refusal(f"write committed to revision {rev} but not acknowledged: {exc}", rev=rev) from None
+        await self._replicated(name, f"write committed to revision {rev} but not acknowledged", rev=rev)
         self.state.metrics.cluster_ack_seconds.observe(time.perf_counter() - t0)
         if rev > self.durable_head.get(name, 0):
             self.durable_head[name] = rev
@@ -131,6 +123,11 @@ class ClusterPlacement:
     async def created(self, name: str) -> None:
         """A workspace was just created here (no commit went through `durable`): replicate its
         empty store before the creation is acknowledged, so it survives this node."""
+        await self._replicated(name, f"workspace {name!r} created but not acknowledged")
+
+    async def _replicated(self, name: str, failure: str, **extra: Any) -> None:
+        """Return once the store's latest commit is in S3 and the workspace still ours
+        (registering it with Litestream first if needed); else EAGAIN saying `failure` and why."""
         node = self.node
         assert node.acks is not None and self.state is not None
         path = self.state.stores.path_of(name)
@@ -140,7 +137,7 @@ class ClusterPlacement:
             await node.acks.wait_durable(name, path)
         except (NotAcknowledged, ReplicationError) as exc:
             self.state.metrics.cluster_ack_failures.inc()
-            raise refusal(f"workspace {name!r} created but not acknowledged: {exc}") from None
+            raise refusal(f"{failure}: {exc}", **extra) from None
 
     async def closed(self, name: str, path: Path) -> None:
         node = self.node

@@ -31,7 +31,6 @@ import asyncio
 import builtins
 import hashlib
 import logging
-import secrets
 import time
 from typing import Any, Protocol, cast
 
@@ -39,7 +38,7 @@ import orjson
 import redis
 from redis.asyncio import Redis
 
-from server.auth import SCOPES, Principal
+from server.auth import Principal, new_token
 from server.cluster.redis_hub import RedisHub
 from server.hub import Hub
 from vfs.wire import CLOSE_POLICY, EAUTH, ProtocolError
@@ -161,24 +160,17 @@ class SharedTokens:
 
     def create(self, workspace: str | None, scope: str, name: str = "") -> tuple[Principal, str]:
         """Mint a token, stored in Redis before the secret is returned (every node can use it then)."""
-        if scope not in SCOPES:
-            raise ValueError(f"scope must be one of {SCOPES}")
-        if (scope == "admin") != (workspace is None):
-            raise ValueError("admin tokens have no workspace; workspace tokens need one")
-        secret = "wsfs_" + secrets.token_urlsafe(32)
-        tid = secrets.token_hex(6)
-        name = name or (f"{workspace}-{scope}" if workspace else "admin")
+        who, secret = new_token(workspace, scope, name)
         digest = _digest(secret)
-        rec = {"id": tid, "name": name, "workspace": workspace, "scope": scope, "digest": digest,
+        rec = {"id": who.id, "name": who.name, "workspace": workspace, "scope": scope, "digest": digest,
                "created": time.time()}
         pipe = self._sync.pipeline(transaction=True)
-        pipe.hset(self._keys[0], tid, orjson.dumps(rec))
-        pipe.hset(self._keys[1], digest, tid)
+        pipe.hset(self._keys[0], who.id, orjson.dumps(rec))
+        pipe.hset(self._keys[1], digest, who.id)
         pipe.incr(self._keys[2])
         pipe.execute()
-        principal = _principal(rec)
-        self._by_digest[digest] = principal
-        return principal, secret
+        self._by_digest[digest] = who
+        return who, secret
 
     def lookup(self, secret: str | None) -> Principal | None:
         if not secret:
