@@ -126,3 +126,54 @@ async def test_a_replication_failure_acknowledges_nothing(
         write_one(db, "x", b"committed locally only")
         results = await asyncio.gather(*(acks.wait_durable("ws1", db) for _ in range(5)), return_exceptions=True)
         assert all(isinstance(r, NotAcknowledged) and "not replicated" in str(r) for r in results), results
+
+
+async def test_a_takeover_closes_the_old_owners_fence_window(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path
+) -> None:
+    """The rule that makes the fence window safe: a new owner's `acquire` returns (and its restore may
+    read the old epoch) only after every HEAD the old owner sent before the bump is older than the
+    window. So an old owner whose last HEAD was fresh when the bump landed acknowledges nothing
+    after the takeover returned (without the takeover wait it would: its window would still be open,
+    and its sync could land after the new owner's restore)."""
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (ownership, held, acks):
+        assert ownership.fence_window > 0
+        write_one(db, "before", b"acknowledged")
+        await acks.wait_durable("ws1", db)
+        ownership.stop_renewal()
+        redis = redis_server.client()
+        try:
+            await redis.flushall()  # Redis forgets the lease; another node takes the workspace
+            async with ObjectStore(s3_location) as store:
+                other = Ownership(Leases(redis, "node-b"), Manifests(store))
+                try:
+                    assert await ownership.still_owner("ws1")  # a fresh HEAD, just before the bump
+                    taken = await other.acquire("ws1")
+                    assert taken.number == held.number + 1 and taken.restore_from == held.prefix
+                    write_one(db, "after", b"must not be acknowledged")
+                    with pytest.raises(NotAcknowledged, match="no longer owned"):
+                        await acks.wait_durable("ws1", db)
+                finally:
+                    await other.close()
+        finally:
+            await redis.aclose()
+
+
+@pytest.mark.parametrize("window", [0.0, 30.0])
+async def test_the_fence_window_takes_the_head_off_the_acknowledgement(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path, window: float
+) -> None:
+    """Window 0 is the plain rule: one HEAD per round, sent after its sync. A window lets a HEAD cover
+    the rounds after it (here a long one, so that none has to refresh it)."""
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (ownership, held, acks):
+        ownership.fence_window = window
+        for i in range(10):
+            write_one(db, f"f{i}", b"x")
+            await acks.wait_durable("ws1", db)
+        assert acks.rounds == 10
+        assert ownership.fence_checks == (10 if window == 0 else 1)
+        restored = tmp_path / "restored.db"
+        assert await litestream.restore(held.prefix, restored) is True
+        assert len(read_all(restored)) == 10

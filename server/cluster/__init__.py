@@ -11,8 +11,9 @@
   register, sync-and-wait, restore.
 - `acks`: group-commit acknowledgements (`DurableAcks`): one sync and one
   fence check per round of writers.
+- `control`: the HTTP/1.1 client of Litestream's control socket.
 - `children`: child processes that never outlive the node.
 
-docs/cluster.md explains the protocol and why it fences. Nothing here is
-wired into `wsfs serve` yet.
+docs/cluster.md explains the protocol and why it fences; `serve` wires it
+into `wsfs serve --cluster`.
 """

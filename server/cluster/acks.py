@@ -4,9 +4,11 @@ A write to a cluster workspace may be acknowledged only once (1) Litestream
 has its commit in S3 and (2) the manifest still names this node's epoch
 (`docs/cluster.md`). Doing both per write would cap a workspace at one write
 per round trip, so writers share *rounds*: a round is one
-`Litestream.sync` followed by one `Ownership.still_owner`, and it covers
-every commit made before its sync started. A writer calls
-`wait_durable(ws, db)` after its commit:
+`Litestream.sync`, then `Ownership.covers` (the fence: a manifest HEAD sent
+no earlier than the fence window before the sync returned; the round starts
+one beside its sync when the last is getting old, so the HEAD is usually
+off the critical path), and it covers every commit made before its sync
+started. A writer calls `wait_durable(ws, db)` after its commit:
 
 - no round running, or one created but not yet started: it joins that round;
 - a round already syncing (which may have missed its commit): it joins the
@@ -26,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 
 from server.cluster.objectstore import ObjectStoreError
-from server.cluster.ownership import Ownership
+from server.cluster.ownership import Ownership, fence_clock
 from server.cluster.replication import Litestream, ReplicationError
 
 
@@ -80,8 +82,9 @@ class DurableAcks:
         self.rounds += 1
         try:
             async with asyncio.timeout(self.timeout):
+                self.ownership.refresh_fence(workspace)  # a HEAD beside the sync, when the last is aging
                 await self.litestream.sync(db_path, timeout=self.timeout)
-                ours = await self.ownership.still_owner(workspace)
+                ours = await self.ownership.covers(workspace, fence_clock())
             if not ours:
                 raise NotAcknowledged(f"workspace {workspace!r} is no longer owned by node {self.ownership.node}")
         except (ReplicationError, ObjectStoreError) as exc:

@@ -14,6 +14,12 @@ acknowledged before the bump was already in the old epoch's replica, which
 the new owner restores *after* its bump; a write synced after the bump is
 refused by the HEAD, whatever the old owner's clock or lease believes.
 Every epoch's manifest body differs (the epoch is in it), so its ETag does.
+
+Deleting a workspace does not remove its manifest: its owner rewrites it
+(`If-Match`, so only the current owner can) with `deleted: true`. The next
+bump starts a new *life* (`since` = the new epoch): restores never read an
+epoch older than `since`, so no node can bring a deleted workspace back from
+its old replicas, whatever is left of them or whoever asks.
 """
 
 from __future__ import annotations
@@ -36,9 +42,12 @@ class Manifest:
     epoch: int
     owner: str
     prefix: str
+    since: int = 1  # the first epoch of the workspace's current life: restores read no older epoch
+    deleted: bool = False  # the workspace was deleted in this epoch (the marker no restore passes)
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps({"epoch": self.epoch, "owner": self.owner, "prefix": self.prefix})
+        return orjson.dumps({"epoch": self.epoch, "owner": self.owner, "prefix": self.prefix,
+                             "since": self.since, "deleted": self.deleted})
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
@@ -49,7 +58,10 @@ class Manifest:
         if not (isinstance(doc, dict) and type(doc.get("epoch")) is int and doc["epoch"] >= 1
                 and isinstance(doc.get("owner"), str) and isinstance(doc.get("prefix"), str)):
             raise ManifestError(f"manifest must be {{epoch >= 1, owner, prefix}}, got {doc!r}")
-        return cls(doc["epoch"], doc["owner"], doc["prefix"])
+        since, deleted = doc.get("since", 1), doc.get("deleted", False)
+        if type(since) is not int or not 1 <= since <= doc["epoch"] or type(deleted) is not bool:
+            raise ManifestError(f"manifest needs 1 <= since <= epoch and a boolean deleted, got {doc!r}")
+        return cls(doc["epoch"], doc["owner"], doc["prefix"], since, deleted)
 
 
 @dataclass(frozen=True)
@@ -81,9 +93,11 @@ class Manifests:
         return Epoch(Manifest.from_bytes(stored.body), stored.etag)
 
     async def bump(self, workspace: str, node: str, current: Epoch | None) -> Epoch | None:
-        """Start the epoch after `current` owned by `node`; None when someone else changed it first."""
+        """Start the epoch after `current` owned by `node`; None when someone else changed it first.
+        After a deletion marker the new epoch starts a new life (`since` = itself)."""
         epoch = current.manifest.epoch + 1 if current else 1
-        manifest = Manifest(epoch, node, self.replica_prefix(workspace, epoch))
+        since = epoch if current is None or current.manifest.deleted else current.manifest.since
+        manifest = Manifest(epoch, node, self.replica_prefix(workspace, epoch), since)
         key = self.key(workspace)
         if current is None:
             etag = await self.store.put_new(key, manifest.to_bytes())
@@ -91,12 +105,21 @@ class Manifests:
             etag = await self.store.put_replacing(key, manifest.to_bytes(), current.etag)
         return Epoch(manifest, etag) if etag else None
 
+    async def mark_deleted(self, workspace: str, epoch: Epoch) -> Epoch | None:
+        """Write the deletion marker over our own epoch (`If-Match`); None when the manifest moved
+        (another node owns the workspace now: the deletion must be refused and asked there)."""
+        m = epoch.manifest
+        marker = Manifest(m.epoch, m.owner, m.prefix, m.since, deleted=True)
+        etag = await self.store.put_replacing(self.key(workspace), marker.to_bytes(), epoch.etag)
+        return Epoch(marker, etag) if etag else None
+
     async def still_current(self, workspace: str, epoch: Epoch) -> bool:
         """Is `epoch` still the workspace's manifest? The check before every acknowledgement."""
         return await self.store.matches(self.key(workspace), epoch.etag)
 
-    async def restore_source(self, workspace: str, epoch: int) -> str | None:
-        """The replica prefix to restore epoch `epoch` from: the latest earlier epoch that replicated anything.
+    async def restore_source(self, workspace: str, epoch: int, since: int = 1) -> str | None:
+        """The replica prefix to restore epoch `epoch` from: the latest earlier epoch of the same life
+        (no older than `since`) that replicated anything.
 
         An epoch whose owner died before its first sync left no objects; it
         acknowledged nothing either (an acknowledgement waits for a sync), so
@@ -104,7 +127,7 @@ class Manifests:
         prefix is a whole snapshot in one object, so a prefix with objects
         restores completely.
         """
-        for earlier in range(epoch - 1, 0, -1):
+        for earlier in range(epoch - 1, since - 1, -1):
             prefix = self.replica_prefix(workspace, earlier)
             if await self.store.has_objects(prefix):
                 return prefix

@@ -28,7 +28,7 @@ from server.cluster.acks import DurableAcks
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
-from server.cluster.ownership import LostCallback, Ownership
+from server.cluster.ownership import FENCE_WINDOW, LostCallback, Ownership
 from server.cluster.replication import Litestream
 
 log = logging.getLogger("wsfs.server.cluster")
@@ -47,6 +47,7 @@ class ClusterConfig:
     node_id: str | None = None
     lease_ms: int = 3000
     ack_timeout: float = 5.0
+    fence_window: float = FENCE_WINDOW  # D (docs/cluster.md, "Why it fences"); 0: the plain rule
     prefix: str = "wsfs"  # Redis key prefix (shared with RedisHub and SharedTokens)
 
     def __post_init__(self) -> None:
@@ -92,7 +93,8 @@ class ClusterNode:
                                     socket_connect_timeout=REDIS_TIMEOUT)
         self.store = await ObjectStore(self.location).open()
         leases = Leases(self.redis, self.node, ttl_ms=self.config.lease_ms)
-        self.ownership = Ownership(leases, Manifests(self.store), on_lost=on_lost)
+        self.ownership = Ownership(leases, Manifests(self.store), on_lost=on_lost,
+                                   fence_window=self.config.fence_window)
         self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log").start()
         self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
         try:

@@ -18,12 +18,21 @@ with a compare-and-extend script; a lease found taken, or not renewed
 within its time to live (Redis unreachable), is *lost*: the workspace is
 dropped and `on_lost` is called, so the server can close its sessions.
 
-`still_owner(ws)` is what an acknowledgement calls after the replication
-sync: the lease must be locally valid *and* a conditional HEAD of the
-manifest must show our ETag. The HEAD alone makes it safe (a paused node
-that wakes up believing it owns the workspace gets "no"); the local lease
-check makes a node whose Redis vanished stop acknowledging within one time
-to live, as the contract asks.
+`covers(ws, synced_at)` is what an acknowledgement calls once its
+replication sync returned: the lease must be locally valid *and* a
+conditional HEAD of the manifest that showed our ETag must have been
+*issued* no earlier than `fence_window` (D) before the sync's return was
+seen. With D = 0 that HEAD is issued after the sync (the plain rule); with
+D > 0 a HEAD running beside the sync, or one from a recent round, covers it,
+and the HEAD leaves the acknowledgement's critical path. What makes that
+safe is the other half: a node taking over waits `takeover_wait` (G > D,
+with a margin for clock rates) after its bump before it reads the previous
+epochs' replicas, so any sync an old owner could still acknowledge has
+landed before the restore reads it (docs/cluster.md, "Why it fences"). The
+HEAD makes it safe (a paused node that wakes up believing it owns the
+workspace gets "no", or finds its window closed); the local lease check
+makes a node whose Redis vanished stop acknowledging within one time to
+live, as the contract asks.
 """
 
 from __future__ import annotations
@@ -38,6 +47,21 @@ from server.cluster.lease import Leases, LeaseUnavailable
 from server.cluster.manifest import Epoch, Manifests
 
 log = logging.getLogger("wsfs.server.cluster")
+
+FENCE_WINDOW = 0.5  # D, seconds: how long a HEAD that found the manifest ours covers syncs returning after it
+CLOCK_MARGIN = 1.2  # G = D x this: room for the two nodes' clocks to run at rates up to ~9 % apart
+
+
+def fence_clock() -> float:
+    """The old owner's clock for the fence window: CLOCK_BOOTTIME, which keeps counting while the
+    machine is suspended (CLOCK_MONOTONIC does not: a node suspended between its HEAD and its
+    sync's return must find its window closed when it wakes up)."""
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
+
+
+def takeover_wait(fence_window: float) -> float:
+    """G: how long a new owner waits after its bump before it reads the previous epochs' replicas."""
+    return fence_window * CLOCK_MARGIN
 
 LostCallback = Callable[[str], Awaitable[None] | None]
 
@@ -59,6 +83,8 @@ class Held:
     epoch: Epoch
     restore_from: str | None  # the earlier epoch's replica prefix (None: nothing replicated yet)
     valid_until: float  # time.monotonic() before which our lease is certainly still ours
+    fenced_at: float | None = None  # fence_clock() when the latest HEAD that found the manifest ours was sent
+    checking: asyncio.Task[bool] | None = None  # a HEAD in flight (at most one per workspace)
 
     @property
     def prefix(self) -> str:
@@ -74,12 +100,20 @@ class Ownership:
     """One node's ownership of workspaces: acquire, renew, check, release."""
 
     def __init__(self, leases: Leases, manifests: Manifests, *, renew_every: float | None = None,
-                 on_lost: LostCallback | None = None):
+                 on_lost: LostCallback | None = None, fence_window: float = FENCE_WINDOW):
+        """`fence_window` (D, seconds): 0 gives the plain rule (every acknowledgement waits for a HEAD
+        sent after its sync) and no takeover wait; D > 0 takes the HEAD off the acknowledgement's path
+        and makes every takeover wait G = `takeover_wait(D)` before it reads an earlier epoch."""
+        if fence_window < 0:
+            raise ValueError("fence_window must be >= 0")
         self.leases = leases
         self.manifests = manifests
         self.node = leases.node
         self.renew_every = renew_every if renew_every is not None else leases.ttl_ms / 3000
         self.on_lost = on_lost
+        self.fence_window = fence_window
+        self.takeover_wait = takeover_wait(fence_window)
+        self.fence_checks = 0  # manifest HEADs sent (what the window saves shows here)
         self._held: dict[str, Held] = {}
         self._acquiring: dict[str, asyncio.Lock] = {}
         self._renewer: asyncio.Task[None] | None = None
@@ -108,7 +142,12 @@ class Ownership:
                 if epoch is None:  # another node bumped between our read and our write
                     latest = await self.manifests.read(workspace)
                     raise OwnedElsewhere(workspace, latest.manifest.owner if latest else None)
-                restore_from = await self.manifests.restore_source(workspace, epoch.manifest.epoch)
+                if epoch.manifest.since < epoch.manifest.epoch and self.takeover_wait > 0:
+                    # an earlier epoch of this life may still be acknowledging syncs for up to D after
+                    # our bump: read its replicas only once every such sync has landed
+                    await asyncio.sleep(self.takeover_wait)
+                restore_from = await self.manifests.restore_source(workspace, epoch.manifest.epoch,
+                                                                   epoch.manifest.since)
                 # the S3 steps may have outlasted the lease (a store's first write to a new bucket
                 # can take seconds): extend it, and count our time to live from this extension
                 refreshed = time.monotonic()
@@ -133,7 +172,7 @@ class Ownership:
         return await self.leases.owner(workspace)
 
     async def still_owner(self, workspace: str) -> bool:
-        """May this node acknowledge a write to `workspace` now? (call it after the replication sync)
+        """Is `workspace` ours now? The lease by our clock, then a HEAD of the manifest sent now.
 
         Raises ObjectStoreError when S3 does not answer: then nobody can
         know, and the write must be refused, not acknowledged.
@@ -141,7 +180,56 @@ class Ownership:
         held = self._held.get(workspace)
         if held is None or time.monotonic() >= held.valid_until:
             return False
+        return await self._check(workspace, held)
+
+    def refresh_fence(self, workspace: str) -> None:
+        """Send a manifest HEAD in the background unless one is in flight or the latest is younger
+        than half the window (called as a round's sync starts: the next round finds it fresh)."""
+        held = self._held.get(workspace)
+        if held is None or self.fence_window <= 0 or held.checking is not None:
+            return
+        if held.fenced_at is not None and fence_clock() - held.fenced_at < self.fence_window / 2:
+            return
+        task = asyncio.ensure_future(self._check(workspace, held))
+        held.checking = task
+
+        def done(finished: asyncio.Task[bool]) -> None:
+            if held.checking is finished:
+                held.checking = None
+            if not finished.cancelled() and finished.exception() is not None:
+                log.debug("fence check of %s failed: %s", workspace, finished.exception())
+
+        task.add_done_callback(done)
+
+    async def covers(self, workspace: str, synced_at: float) -> bool:
+        """May a sync of `workspace` whose return this node saw at `synced_at` (fence_clock) be
+        acknowledged? Yes if the lease is ours by our clock and a HEAD that found the manifest ours
+        was sent at or after `synced_at - fence_window`: a recent one, the one in flight, or else
+        one sent now. Raises ObjectStoreError when S3 does not answer."""
+        held = self._held.get(workspace)
+        if held is None or time.monotonic() >= held.valid_until:
+            return False
+
+        def fresh() -> bool:
+            return held.fenced_at is not None and held.fenced_at >= synced_at - self.fence_window
+
+        if fresh():
+            return True
+        if held.checking is not None:
+            await asyncio.wait([held.checking])  # its failure, if any, the HEAD below meets again
+            if self._held.get(workspace) is not held:
+                return False
+            if fresh():
+                return True
+        return await self.still_owner(workspace)
+
+    async def _check(self, workspace: str, held: Held) -> bool:
+        """One conditional HEAD of the manifest; on success note when it was *sent*."""
+        sent = fence_clock()  # before the request leaves: the bump that beats it comes after this
+        self.fence_checks += 1
         if await self.manifests.still_current(workspace, held.epoch):
+            if held.fenced_at is None or sent > held.fenced_at:
+                held.fenced_at = sent
             return True
         await self._lose(workspace, "the manifest moved to a newer epoch")
         return False
@@ -153,7 +241,9 @@ class Ownership:
         unregistering it from Litestream: what the next owner restores is
         what the replica holds when the lease goes.
         """
-        if self._held.pop(workspace, None) is not None:
+        held = self._held.pop(workspace, None)
+        if held is not None:
+            _cancel_check(held)
             await self._release_lease(workspace)
 
     async def close(self) -> None:
@@ -199,8 +289,10 @@ class Ownership:
                 log.exception("lease renewal failed")
 
     async def _lose(self, workspace: str, why: str) -> None:
-        if self._held.pop(workspace, None) is None:
+        held = self._held.pop(workspace, None)
+        if held is None:
             return
+        _cancel_check(held)
         log.warning("node %s lost %s: %s", self.node, workspace, why)
         if self.on_lost is not None:
             result = self.on_lost(workspace)
@@ -212,3 +304,10 @@ class Ownership:
             await self.leases.release(workspace)
         except LeaseUnavailable as exc:
             log.warning("could not release the lease on %s: %s", workspace, exc)
+
+
+def _cancel_check(held: Held) -> None:
+    """A workspace let go: its HEAD in flight (if any) no longer matters."""
+    task = held.checking
+    if task is not None and not task.done() and task is not asyncio.current_task():
+        task.cancel()

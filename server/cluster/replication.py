@@ -27,9 +27,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from server.cluster.children import die_with_parent, kill_group
+from server.cluster.control import ControlClient, ControlError
 from server.cluster.objectstore import S3Location
 
 log = logging.getLogger("wsfs.server.cluster")
@@ -85,10 +84,7 @@ class Litestream:
         self._proc: asyncio.subprocess.Process | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._stopping = False
-        self._client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=str(self.socket_path)),
-            base_url="http://litestream", timeout=httpx.Timeout(sync_timeout + 5.0),
-        )
+        self._client = ControlClient(str(self.socket_path))
 
     @property
     def pid(self) -> int | None:
@@ -113,6 +109,7 @@ class Litestream:
         config = self.run_dir / "litestream.yml"
         config.write_text(f"socket:\n  enabled: true\n  path: {self.socket_path}\ndbs: []\n")
         self.socket_path.unlink(missing_ok=True)
+        self._client.reset()  # connections to an earlier daemon are dead
         with open(self.log_path, "ab") as out:
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary, "replicate", "-config", str(config), "-no-expand-env",
@@ -127,13 +124,14 @@ class Litestream:
             if self._proc is None or self._proc.returncode is not None:
                 raise ReplicationError(f"litestream exited at start; see {self.log_path}")
             try:
-                (await self._client.get("/info")).raise_for_status()
-                return
-            except httpx.HTTPError:
-                if asyncio.get_running_loop().time() > deadline:
-                    await self._kill()
-                    raise ReplicationError(f"litestream's control socket did not answer in {START_TIMEOUT:.0f} s") from None
-                await asyncio.sleep(0.02)
+                if (await self._client.request("GET", "/info", None, timeout=1.0)).status == 200:
+                    return
+            except ControlError:
+                pass
+            if asyncio.get_running_loop().time() > deadline:
+                await self._kill()
+                raise ReplicationError(f"litestream's control socket did not answer in {START_TIMEOUT:.0f} s")
+            await asyncio.sleep(0.02)
 
     async def _watch(self) -> None:
         """Restart the daemon whenever it dies unasked, and register every store again."""
@@ -172,15 +170,13 @@ class Litestream:
         if self._stopping:
             raise ReplicationError(f"litestream {route}: litestream was stopped")
         try:
-            reply = await self._client.request(method, route, json=body, timeout=timeout)
-        except httpx.HTTPError as exc:
-            raise ReplicationError(f"litestream {route}: {exc!r}") from exc
-        try:
-            doc = reply.json()
-        except ValueError:
-            doc = {"error": reply.text}
-        if reply.status_code != 200:
-            raise ReplicationError(f"litestream {route}: {reply.status_code} {doc.get('error', doc)}")
+            reply = await self._client.request(method, route, body,
+                                               timeout=self.sync_timeout + 5.0 if timeout is None else timeout)
+        except ControlError as exc:
+            raise ReplicationError(f"litestream {route}: {exc}") from exc
+        doc = reply.json()
+        if reply.status != 200:
+            raise ReplicationError(f"litestream {route}: {reply.status} {doc.get('error', doc)}")
         return doc
 
     async def register(self, db_path: str | os.PathLike[str], prefix: str) -> None:
