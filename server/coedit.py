@@ -60,7 +60,7 @@ class Documents:
         try:
             if self._cursor is None:  # read before the file is: a write in between is checked, not missed
                 self._cursor = await self.handle.read(lambda ws: ws.cursor(), op="coedit_cursor")
-            doc = SharedDocument(self.handle, path, self._closed, self.log_writer.store)
+            doc = SharedDocument(self.handle, path, self._closed, self.log_writer)
             await doc.load()
             if not self.docs:
                 self.hub.listen(self.name, self)
@@ -81,6 +81,7 @@ class Documents:
             self.hub.unlisten(self.name, self)
             if not self._loading:
                 self._cursor = None
+                self.log_writer.close()  # its own connection; reopened by the next append
 
     def get(self, path: str) -> SharedDocument | None:
         return self.docs.get(path)

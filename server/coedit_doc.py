@@ -51,6 +51,7 @@ from server.coedit_editor import Editor, Relay, update_frame, y_frame
 from server.coedit_merge import new_document, outside_edit, text_of
 
 if TYPE_CHECKING:
+    from server.coedit_logger import UpdateLogWriter
     from server.stores import WorkspaceHandle
     from server.ws_api import Session
 
@@ -94,7 +95,7 @@ class SharedDocument:
     """The live document of one path in one workspace."""
 
     def __init__(self, handle: WorkspaceHandle, path: str, on_empty: Callable[[SharedDocument], None],
-                 store: Callable[[str, bytes], asyncio.Future[None]]):
+                 log_writer: UpdateLogWriter):
         self.handle = handle
         self.path = path
         self.doc = Doc()
@@ -109,7 +110,7 @@ class SharedDocument:
         self.lock = asyncio.Lock()  # one write or merge at a time
         self._on_empty = on_empty
         self._flush_timer: asyncio.TimerHandle | None = None
-        self._store = store  # the workspace's update-log writer (server/coedit_logger.py)
+        self._log = log_writer  # the workspace's update-log writer (server/coedit_logger.py)
         self._aware_pending: dict[int, tuple[AwarenessEntry, Editor]] = {}  # awareness not yet relayed
         self._aware_timer: asyncio.TimerHandle | None = None
         self.relay = Relay()  # sends to the editors
@@ -139,6 +140,8 @@ class SharedDocument:
             text = decode_text(data, path) if data is not None else ""
         except DocumentEnded as e:
             raise ProtocolError(e.code, e.message, path=path) from None
+        if saved is not None:
+            self._log.saw(saved.seq)  # its compaction below may drop the rows read here
         if saved is not None and (data is not None or saved.file_hash is None):
             for update in [saved.snapshot, *saved.updates] if saved.snapshot else saved.updates:
                 self.doc.apply_update(update)
@@ -155,8 +158,8 @@ class SharedDocument:
             self.schedule_flush()
 
     async def _compact(self, file_hash: str | None, base: bytes | None = None) -> None:
-        snapshot = self.doc.get_update()
-        await self.handle.write(lambda ws: ws.coedit_log.compact(self.path, snapshot, base, file_hash),
+        snapshot, upto = self.doc.get_update(), self._log.seen  # every row up to `upto` is in it
+        await self.handle.write(lambda ws: ws.coedit_log.compact(self.path, snapshot, base, file_hash, upto),
                                 op="coedit_compact")
 
     # -- editors --------------------------------------------------------------------
@@ -233,7 +236,7 @@ class SharedDocument:
         self.schedule_flush()
         if len(self.text) > COEDIT_MAX_BYTES:  # pycrdt's length is in UTF-8 bytes, as the limit is
             self._spawn(self._outgrown())
-        return self._store(self.path, msg.data)  # group-committed with the workspace's other updates
+        return self._log.store(self.path, msg.data)  # group-committed with the workspace's other updates
 
     def _awareness(self, editor: Editor, data: bytes) -> None:
         """Take an editor's awareness entries; they are relayed `AWARENESS_BATCH` later, together
@@ -310,9 +313,12 @@ class SharedDocument:
             self.schedule_flush()
 
     async def _write_locked(self) -> None:
+        last = self._log.last  # let what was typed so far be logged first: its rows can then be dropped
+        if last is not None and not last.done():
+            await asyncio.wait([last])
         text = text_of(self.doc)
         data = text.encode("utf-8")
-        state = self.doc.get_update()
+        state, upto = self.doc.get_update(), self._log.seen  # every log row up to `upto` is in `state`
         expected, path = self.file_hash, self.path
         authors = ", ".join(sorted(self.authors)) or None
         self.dirty, self.authors = False, set()
@@ -327,7 +333,7 @@ class SharedDocument:
                         ws.write_file(path, data)
                     else:
                         ws.write_file(path, data, if_match=expected)
-                ws.coedit_log.compact(path, state, None, new_hash)
+                ws.coedit_log.compact(path, state, None, new_hash, upto)
             return new_hash
 
         try:

@@ -1,45 +1,107 @@
 """The update log's writer for one workspace: every acknowledged update is stored first.
 
 An editor's `ok` waits until its update is in the store's update log
-(`vfs.coedit_log`), so what was acknowledged survives a crash. One SQLite
-transaction per keystroke would be one writer-thread hand-off and one
-commit each; instead the updates that arrive while a log write runs (from
-any document of the workspace) go together in the next one: a group
-commit. Durability is unchanged — an update's future is done only once the
-transaction holding it committed.
+(`vfs.coedit_log`), so what was acknowledged survives a crash. The updates
+that arrive in one turn of the event loop (from any document of the
+workspace) go together in one transaction: a group commit. That
+transaction runs right on the loop through the log's own connection
+(`vfs.coedit_log.DirectLog`): a short local commit costs less than a hop to
+the writer thread and back, which at one keystroke per commit was most of
+a keystroke's server time. While another write holds the store (a file
+write, a compaction, an HTTP request), the log cannot be appended without
+waiting; then the entries go through the writer thread as any write does,
+and the ones arriving meanwhile wait for that write and share the next
+commit. Durability is unchanged either way: an update's future is done
+only once the transaction holding it committed.
+
+`seen` is the newest log row known committed; a compaction takes it with
+its snapshot (`vfs.coedit_log.CoeditLog.compact` `upto`), so rows appended
+after the snapshot was taken, by either connection, are never dropped.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
+
+from vfs.coedit_log import DirectLog
 
 if TYPE_CHECKING:
     from server.stores import WorkspaceHandle
 
+log = logging.getLogger("wsfs.server.coedit")
+
 
 class UpdateLogWriter:
-    """Batches the workspace's update-log appends: at most one write in the writer's queue."""
+    """Batches the workspace's update-log appends: one commit per loop turn, at most one in the writer's queue."""
 
     def __init__(self, handle: WorkspaceHandle):
         self.handle = handle
+        self.seen = 0  # the newest log row (`seq`) known to be committed
         self._waiting: list[tuple[str, bytes]] = []
         self._futures: list[asyncio.Future[None]] = []
-        self._writing = False
+        self._writing = False  # an append is in the writer thread's queue
+        self._due = False  # a commit is scheduled for the end of this loop turn
+        self._direct: DirectLog | None = None
+        self._direct_failed = False  # the store refused a connection of our own: use the writer
+        self.last: asyncio.Future[None] | None = None  # the newest update's (earlier ones settle first)
 
     def store(self, path: str, update: bytes) -> asyncio.Future[None]:
         """Store `update` of `path`; the future is done once it is durable."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         done.add_done_callback(_retrieve)  # an update sent without `id` is never awaited
         self._waiting.append((path, update))
         self._futures.append(done)
-        if not self._writing:
-            self._write()
+        self.last = done
+        if not self._writing and not self._due:
+            self._due = True
+            loop.call_soon(self._commit)  # after the other messages of this turn: one commit for all
         return done
 
-    def _write(self) -> None:
+    def saw(self, seq: int) -> None:
+        """Log rows up to `seq` are committed (read from the store)."""
+        self.seen = max(self.seen, seq)
+
+    def close(self) -> None:
+        """Let go of the log's own connection (no document is open; the next append reopens it)."""
+        if self._direct is not None:
+            self._direct.close()
+            self._direct = None
+
+    def _commit(self) -> None:
+        self._due = False
+        if self._writing or not self._waiting:
+            return
         entries, futures = self._waiting, self._futures
         self._waiting, self._futures = [], []
+        direct = self._direct_log()
+        if direct is not None:
+            try:
+                seq = direct.try_append(entries)
+            except Exception as e:  # noqa: BLE001 - not stored (disk full, I/O error): nobody is acknowledged
+                _settle(futures, e)
+                return
+            if seq is not None:
+                self.saw(seq)
+                _settle(futures, None)
+                return
+        self._write(entries, futures)  # another write holds the store: queue behind it
+
+    def _direct_log(self) -> DirectLog | None:
+        if self.handle.closed:  # e.g. ownership moved to another node: never store behind its back
+            self.close()
+            return None
+        if self._direct is None and not self._direct_failed:
+            try:
+                self._direct = DirectLog(str(self.handle.path))
+            except Exception as e:  # noqa: BLE001 - e.g. mounted locally: the writer path decides
+                log.warning("workspace %s: update log appended through the writer (%s)", self.handle.name, e)
+                self._direct_failed = True
+        return self._direct
+
+    def _write(self, entries: list[tuple[str, bytes]], futures: list[asyncio.Future[None]]) -> None:
         self._writing = True
         try:
             stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(entries))
@@ -50,9 +112,13 @@ class UpdateLogWriter:
 
         def finished(fut: asyncio.Future[Any]) -> None:
             self._writing = False
-            _settle(futures, fut.exception() if not fut.cancelled() else asyncio.CancelledError())
-            if self._waiting:
-                self._write()
+            error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
+            if error is None:
+                self.saw(fut.result())
+            _settle(futures, error)
+            if self._waiting and not self._due:
+                self._due = True
+                asyncio.get_running_loop().call_soon(self._commit)
 
         stored.add_done_callback(finished)
 
