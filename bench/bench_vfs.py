@@ -46,6 +46,7 @@ import blake3  # noqa: E402
 
 import vfs  # noqa: E402
 from vfs import chunks as vfs_chunks  # noqa: E402
+from vfs import chunkstore  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -158,15 +159,16 @@ def cut_and_hash(data: bytes) -> int:
 class StoreBench:
     name = "store"
 
-    def __init__(self, root: Path, data: Payloads):
+    def __init__(self, root: Path, data: Payloads, backend: str | None = None):
         self.root, self.data = root, data
+        self.backend = backend  # the chunk backend of every store it makes (None: a new store's default)
         self.shared: vfs.Workspace | None = None
         self.extra = 0
         self.notes: dict[str, str] = {}  # scenario id -> remark (the last run's)
 
     def fresh(self) -> vfs.Workspace:
         d = Path(tempfile.mkdtemp(dir=self.root))
-        return vfs.Workspace(str(d / "bench.db"))
+        return vfs.Workspace(str(d / "bench.db"), chunk_backend=self.backend)
 
     def small_files(self) -> Timings:
         t: Timings = {}
@@ -220,7 +222,7 @@ class StoreBench:
     def big_dir(self) -> Timings:
         if self.shared is None:
             self.shared_path = self.root / "shared.db"
-            self.shared = vfs.Workspace(str(self.shared_path))
+            self.shared = vfs.Workspace(str(self.shared_path), chunk_backend=self.backend)
             self.shared.mkdir("/big")
             for i, d in enumerate(self.data.many):
                 self.shared.write_file(f"/big/f{i:05d}", d)
@@ -248,6 +250,16 @@ class StoreBench:
             assert len(empty.readdir("/big")) == len(full) - 1 - sum(e.path == "/" for e in full)
         self.notes["j2"] = f"j2: {len(full):,} entries, j3: {len(hashes):,} chunks (dofs: 10,007 and 10,006)"
         return t
+
+
+class OtherBackend(StoreBench):
+    """The store with another chunk backend, big files only (`--compare`), interleaved with the rest."""
+
+    small_files = tree = insert = big_dir = None  # type: ignore[assignment]
+
+    def __init__(self, root: Path, data: Payloads, backend: str):
+        super().__init__(root, data, backend)
+        self.name = f"store[{backend}]"
 
 
 def tree_dirs(top: str) -> list[str]:
@@ -420,6 +432,23 @@ def print_table(store: dict[str, list[float]], disk: dict[str, list[float]], flo
         print(f"\nfloor (f0): {fmt(base)} ms = {64 * MiB / base / 1e3:,.0f} MB/s; " + ", ".join(ratios))
 
 
+def print_backends(name: str, store: dict[str, list[float]], other_name: str, other: dict[str, list[float]],
+                   disk: dict[str, list[float]], floor: dict[str, list[float]]) -> None:
+    """The big-file rows for both chunk backends, measured in the same runs, as ratios to the floor and the disk."""
+    if not floor.get("f0") or not other:
+        return
+    base = statistics.median(floor["f0"])
+    print(f"\n### big files by chunk backend (same runs; floor f0 = {fmt(base)} ms)\n")
+    print(f"| id | {name} ms | {other_name} ms | {name} ÷ floor | {other_name} ÷ floor | {name} ÷ disk | {other_name} ÷ disk |")
+    print("|---|---|---|---|---|---|---|")
+    for sid in ("f", "g", "h", "h2"):
+        a, b, d = store.get(sid), other.get(sid), disk.get(sid)
+        if not a or not b or not d:
+            continue
+        ma, mb, md = (statistics.median(v) for v in (a, b, d))
+        print(f"| {sid} | {cell(a)} | {cell(b)} | {ma / base:.2f}× | {mb / base:.2f}× | {ma / md:.2f}× | {mb / md:.2f}× |")
+
+
 def changes_cost(root: Path, sizes: list[int], reps: int) -> None:
     """changes(after=cursor) after one write, in trees of growing size (issue 3: < 0.2 ms at any size)."""
     print("\n### changes() after 1 write, by tree size (median of %d; dofs: 0.162 ms at 10k)\n" % reps)
@@ -460,6 +489,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="3 runs, change-cost trees up to 10k nodes")
     parser.add_argument("--dir", default=None, help="where to put the stores and the disk trees")
     parser.add_argument("--only", default="", help=f"comma-separated groups to run ({', '.join(GROUPS)})")
+    parser.add_argument("--backend", default=None, choices=chunkstore.BACKENDS,
+                        help=f"the store's chunk backend (default: a new store's, {chunkstore.DEFAULT_BACKEND})")
+    parser.add_argument("--compare", default=None, choices=chunkstore.BACKENDS,
+                        help="also run the big-file group with this backend, interleaved, and print it beside")
     args = parser.parse_args()
     only = {g for g in args.only.split(",") if g}
     if only - set(GROUPS):
@@ -478,12 +511,19 @@ def main() -> None:
         print(f"{runs} runs per scenario, first dropped; disk, store and floor interleaved run by run, "
               f"os.sync() before each group. Disk: {state}.\n")
         disk = DiskBench(root / "disk", data)
-        store = StoreBench(root / "store", data)
+        store = StoreBench(root / "store", data, args.backend)
         floor = FloorBench(root, data)
-        results = run_interleaved([disk, store, floor], runs, data, only)
+        benches: list = [disk, store, floor]
+        if args.compare:
+            benches.append(OtherBackend(root / "store", data, args.compare))
+        results = run_interleaved(benches, runs, data, only)
         if store.shared:
             store.shared.close()
+        print(f"Store chunk backend: {args.backend or chunkstore.DEFAULT_BACKEND}.\n")
         print_table(results["store"], results["disk"], results["floor"])
+        if args.compare:
+            print_backends(args.backend or chunkstore.DEFAULT_BACKEND, results["store"], args.compare,
+                           results[f"store[{args.compare}]"], results["disk"], results["floor"])
         print()
         for note in store.notes.values():
             print(f"- {note}")

@@ -6,15 +6,14 @@ storage and sync only move what changed. Chunk ids are BLAKE3 hashes.
 
 A file's chunk list is packed into one BLOB of 44-byte records
 (hash 32 B, size u32, local chunk row id u64): one row per file instead of
-one row per chunk, and reads go straight to the bytes by row id.
+one row per chunk, and reads go straight to the bytes by row id. Where
+those bytes live is `vfs.chunkstore`'s business.
 """
 
 from __future__ import annotations
 
 import io
-import sqlite3
 import struct
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate
@@ -111,50 +110,6 @@ def as_reader(data: object) -> BinaryIO | None:
     if isinstance(data, Iterable):
         return io.BufferedReader(IterableReader(data), buffer_size=1 << 20)
     raise TypeError(f"cannot write {type(data).__name__}: expected bytes, str, an iterable of bytes or a file object")
-
-
-class ChunkStore:
-    """Chunk catalogue and bytes of one store, on the store's connection."""
-
-    def __init__(self, conn: sqlite3.Connection):
-        self._conn = conn
-
-    def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
-        """Store one chunk unless already present; must run inside a transaction."""
-        digest = digest or blake3.blake3(data).digest()
-        inserted = self._conn.execute(
-            "INSERT INTO chunks(hash, size, created) VALUES(?, ?, ?) ON CONFLICT(hash) DO NOTHING RETURNING id",
-            (digest, len(data), time.time()),
-        ).fetchone()
-        if inserted is None:  # already stored: deduplicated
-            existing = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
-            return ChunkEntry(digest, len(data), existing[0])
-        self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (inserted[0], data))
-        return ChunkEntry(digest, len(data), inserted[0])
-
-    def read(self, chunk_id: int) -> bytes:
-        # blobopen reads stay at GB/s where SELECT of large BLOBs can fall to
-        # ~1 GB/s with glibc heap churn (reference/limits.md).
-        with self._conn.blobopen("chunk_data", "data", chunk_id, readonly=True) as blob:
-            return blob.read()
-
-    def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
-        """Map each present digest to (row id, size); absent ones are left out."""
-        found: dict[bytes, tuple[int, int]] = {}
-        batch: list[bytes] = []
-        for digest in digests:
-            batch.append(digest)
-            if len(batch) == 500:
-                found.update(self._lookup(batch))
-                batch = []
-        if batch:
-            found.update(self._lookup(batch))
-        return found
-
-    def _lookup(self, batch: list[bytes]) -> dict[bytes, tuple[int, int]]:
-        marks = ",".join("?" * len(batch))
-        rows = self._conn.execute(f"SELECT hash, id, size FROM chunks WHERE hash IN ({marks})", batch)
-        return {h: (i, s) for h, i, s in rows}
 
 
 def content_hash(pieces: Iterable[bytes | memoryview]) -> bytes:

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 import blake3
 
 from vfs.chunks import EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack
-from vfs.chunkreader import iter_range, open_chunks
+from vfs.chunkreader import open_chunks
 from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
@@ -190,7 +190,10 @@ class Content:
     # -- reads -------------------------------------------------------------------
 
     def read_file(self, path: str, *, rev: int | None = None) -> bytes:
-        return b"".join(self.iter_file(path, rev=rev))
+        # One piece per run of chunks stored back to back: a file written in
+        # one go into a pack is one `pread` into the one buffer returned.
+        entries = self.file_chunks(path, rev)
+        return b"".join(self._chunks.read_runs(entries, run_max=1 << 62))
 
     def read_text(self, path: str, encoding: str = "utf-8") -> str:
         return self.read_file(path).decode(encoding)
@@ -214,8 +217,21 @@ class Content:
         return unpack(node.chunks)
 
     def iter_chunks(self, entries: list[ChunkEntry], offset: int = 0, size: int | None = None) -> Iterator[bytes]:
-        """The bytes of a chunk list of this store, from `offset`, at most `size` of them."""
-        return iter_range(_by_row_id(entries), self._chunks.read, offset, size)
+        """The bytes of a chunk list of this store, from `offset`, at most `size` of them.
+
+        Read in runs (`ChunkBackend.read_runs`: chunks stored back to back come
+        in one read of at most a few MiB), so memory stays bounded."""
+        starts = offsets(entries)
+        end = starts[-1] if size is None else min(starts[-1], offset + size)
+        if offset >= end:
+            return
+        first = bisect_right(starts, offset) - 1
+        last = bisect_right(starts, end - 1) - 1
+        position = starts[first]
+        for piece in self._chunks.read_runs(entries[first : last + 1]):
+            lo, hi = max(offset - position, 0), min(len(piece), end - position)
+            yield piece if lo == 0 and hi == len(piece) else piece[lo:hi]
+            position += len(piece)
 
     def open_reader(self, path: str) -> io.BufferedReader:
         """A seekable reader of the file's content as it is now (chunks are immutable)."""

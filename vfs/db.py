@@ -32,7 +32,8 @@ from dataclasses import dataclass
 import blake3
 
 from vfs import schema, storelock
-from vfs.chunks import EMPTY_HASH, ChunkStore, unpack
+from vfs.chunks import EMPTY_HASH, unpack
+from vfs.chunkstore import ChunkBackend, open_backend
 from vfs.errors import fs_error
 from vfs.paths import PATH_MAX, SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.nodes import DerivedHashStat, Node, make_stat, stat_fields, stat_of
@@ -142,11 +143,13 @@ class Db:
         readonly: bool = False,
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
+        chunk_backend: str | None = None,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
         conflicting open raises `StoreBusy`. Read-only opens never conflict.
-        `path_max`: the limit on a whole path (None: names only; see `paths.normalize`)."""
+        `path_max`: the limit on a whole path (None: names only; see `paths.normalize`).
+        `chunk_backend`: where chunk bytes go (`vfs.chunkstore`; None: the store's own choice)."""
         self.path = os.fspath(path)
         self.path_max = path_max
         self.readonly = readonly
@@ -154,12 +157,14 @@ class Db:
         if not readonly and self.path not in ("", ":memory:") and not self.path.startswith("file:"):
             self._lock_fd = storelock.acquire(self.path, exclusive=exclusive)
         try:
-            self.conn = self._connect()
+            self.conn, created = self._connect()
+            self.chunks: ChunkBackend = open_backend(
+                self.conn, self.path, readonly=readonly, created=created, requested=chunk_backend
+            )
         except BaseException:
             if self._lock_fd is not None:
                 storelock.release(self._lock_fd)
             raise
-        self.chunks = ChunkStore(self.conn)
         wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         self._stats = StatCache(self.path if wal else "")  # warm stats, see stat_node
         self._tx_state: Tx | None = None
@@ -182,16 +187,15 @@ class Db:
         # (`as_owner`) to the uid/gid of the calling process.
         self.owner: tuple[int, int] = (os.getuid(), os.getgid())
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> tuple[sqlite3.Connection, bool]:
         if self.readonly and self.path != ":memory:":
             uri = f"file:{self.path}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
         else:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         schema.configure(conn, readonly=self.readonly)
-        if not self.readonly:
-            schema.migrate(conn)
-        return conn
+        created = not self.readonly and schema.migrate(conn) == 0
+        return conn, created
 
     # -- lifecycle -------------------------------------------------------
 
@@ -200,6 +204,7 @@ class Db:
             for pending in list(self._undetermined.values()):
                 pending.hash  # derive while the chunks can still be read  # noqa: B018
             self.conn.close()
+            self.chunks.close()
             self.conn = None  # type: ignore[assignment]
             self._stats.close()
         if self._lock_fd is not None:
@@ -259,14 +264,17 @@ class Db:
         tx = self._tx_state = Tx(self.conn, self._last_rev)
         try:
             yield tx
+            self.chunks.before_commit()  # bytes outside SQLite are durable before a commit names them
             self.conn.execute("COMMIT")
         except BaseException:
             self._tx_state = None
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            self.chunks.after_transaction(committed=False)
             self._dircache.clear()
             raise
         self._tx_state = None
+        self.chunks.after_transaction(committed=True)
         # Our own commits do not move PRAGMA data_version (only other
         # connections' do), so the directory cache stays valid.
         if tx.wrote:

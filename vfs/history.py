@@ -101,7 +101,7 @@ class History:
     # -- garbage collection ---------------------------------------------------------
 
     def gc(self, *, grace: float = 0.0) -> GcStats:
-        """Prune old versions, then delete chunks nothing references.
+        """Prune old versions, delete chunks nothing references, compact pack files.
 
         `grace` spares chunks stored in the last `grace` seconds: a server
         passes a few minutes so chunks uploaded for a push that has not been
@@ -119,7 +119,9 @@ class History:
                     referenced.update(entry.id for entry in unpack(blob))
             old_enough = conn.execute("SELECT id, size FROM chunks WHERE created <= ?", (time.time() - grace,))
             doomed = [(chunk_id, size) for chunk_id, size in old_enough if chunk_id not in referenced]
-            conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i, _ in doomed])
-            conn.executemany("DELETE FROM chunk_data WHERE id = ?", [(i,) for i, _ in doomed])
+            self._db.chunks.delete([i for i, _ in doomed])
             kept = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        # Bytes in pack files outlive their rows until their pack is compacted
+        # (with those a killed writer left behind, which no row ever named).
+        self._db.chunks.compact(self._db.transaction)
         return GcStats(len(doomed), sum(size for _, size in doomed), kept, pruned)

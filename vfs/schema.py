@@ -9,9 +9,11 @@ Tables:
   the whole content (`hash`).
 - `dirents`: names. Separate from nodes so hard links are two dirents on
   one node and renaming a directory moves one row.
-- `chunks` (catalogue: hash, size) and `chunk_data` (bytes, same rowid):
-  content-addressed, each chunk stored once per workspace. The catalogue
-  stays small and hot; the bytes are only touched to read or write content.
+- `chunks` (catalogue: hash, size; since v6 the pack file and position of
+  bytes kept outside the store file, `vfs/chunkstore.py`) and `chunk_data`
+  (inline bytes, same rowid): content-addressed, each chunk stored once per
+  workspace. The catalogue stays small and hot; the bytes are only touched
+  to read or write content.
 - `pathlog`: the change log, one row per path ever touched, holding the
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
@@ -20,7 +22,7 @@ Tables:
   link, the path it came from or went to (`origin`, v4).
 - `coedit_docs`, `coedit_log`: co-edited documents' compacted state and
   the updates stored since (v3, `vfs/coedit_log.py`).
-- `meta`: schema version, revision floor (the revision is the newest stamp
+- `meta`: schema version, chunk backend (v6), revision floor (the revision is the newest stamp
   in `pathlog`; the floor keeps it when tombstones are compacted), tombstone
   horizon.
 """
@@ -32,7 +34,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -179,12 +181,19 @@ CREATE INDEX IF NOT EXISTS versions_by_origin ON versions (origin, rev) WHERE or
 # content; a device node keeps its device number in `nodes.rdev` (ADDED_COLUMNS).
 _V5 = ""
 
+# Chunk bytes outside the store file (`vfs/chunkstore.py`, `vfs/packs.py`): a
+# catalogue row names the pack file and position of its bytes (`pack`, `pos`,
+# ADDED_COLUMNS); NULL keeps them in `chunk_data` as before. Which backend a
+# store writes with is `meta.chunk_backend` (absent: "sqlite").
+_V6 = ""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
     5: (("nodes", "rdev", "INTEGER NOT NULL DEFAULT 0"),),
+    6: (("chunks", "pack", "INTEGER"), ("chunks", "pos", "INTEGER")),
 }
 
 
@@ -200,8 +209,8 @@ def configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     conn.execute("PRAGMA mmap_size=268435456")  # reads of chunk bytes skip a copy
 
 
-def migrate(conn: sqlite3.Connection) -> None:
-    """Create or upgrade the schema to SCHEMA_VERSION, in one transaction."""
+def migrate(conn: sqlite3.Connection) -> int:
+    """Create or upgrade the schema to SCHEMA_VERSION, in one transaction; returns the version found (0: new)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
         current = _schema_version(conn)
@@ -226,6 +235,7 @@ def migrate(conn: sqlite3.Connection) -> None:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    return current
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -87,14 +87,19 @@ class Workspace:
         tombstone_revs: int | None = None,
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
+        chunk_backend: str | None = None,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
         conflicting open raises `StoreBusy`. Read-only opens never conflict.
         `path_max`: the longest whole path (ENAMETOOLONG); None limits only
         each name to 255 bytes, for a mount, where the kernel limits what
-        the caller passes relative to its own directory."""
-        db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max)
+        the caller passes relative to its own directory.
+        `chunk_backend`: where chunk bytes live (`vfs.chunkstore`): "packs"
+        (pack files beside the store: the default for a new store on disk) or
+        "sqlite" (inside the store file, as a cluster's Litestream needs);
+        None keeps the store's own choice."""
+        db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max, chunk_backend=chunk_backend)
         versions = self._versions = Versions(db, keep=history_keep, days=history_days)
         names = self._names = Namespace(db, versions)
         content = self._content = Content(db, names, versions)

@@ -1,0 +1,187 @@
+"""Chunk bytes in pack files (`vfs/chunkstore.py`, `vfs/packs.py`): crash safety, gc, the backend option.
+
+A writer process is killed (SIGKILL) at random moments during big writes,
+again and again on the same store; after each kill the store must open,
+every file must read as one whole version that was written (old or new,
+never a mix), its `Stat.hash` must be the BLAKE3 of what it reads, and every
+catalogue row must name bytes that are there and hash to it (`fsck`). Then
+`gc` must reclaim what the killed writers left in the packs.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import blake3
+import pytest
+
+import vfs
+from vfs import chunkstore
+from vfs.chunks import unpack
+from vfs.packs import pack_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+MiB = 1 << 20
+FILES = 3
+
+# The writer: file k's version i is `content(k, i)`; it rewrites the files in
+# turn, forever, each write one transaction, until killed.
+WRITER = r"""
+import random, sys
+sys.path.insert(0, sys.argv[2])
+import vfs
+
+def content(k, i):
+    rnd = random.Random(k * 100_003 + i)
+    return b"%8d%8d" % (k, i) + rnd.randbytes((1 + (i % 4)) * 1_100_000 + rnd.randrange(70_000))
+
+ws = vfs.Workspace(sys.argv[1])
+i = int(sys.argv[3])
+print("ready", flush=True)
+while True:
+    for k in range(NFILES):
+        ws.write_file(f"/f{k}", content(k, i))
+    i += 1
+""".replace("NFILES", str(FILES))
+
+
+def content(k: int, i: int) -> bytes:
+    """Version i of file k (as the writer makes it): it names itself in its first 16 bytes."""
+    rnd = random.Random(k * 100_003 + i)
+    return b"%8d%8d" % (k, i) + rnd.randbytes((1 + (i % 4)) * 1_100_000 + rnd.randrange(70_000))
+
+
+def fsck(store: Path) -> dict[int, int]:
+    """Every row's bytes present and hashing to its hash; every listed chunk catalogued.
+    Returns the live bytes per pack."""
+    conn = sqlite3.connect(store)
+    try:
+        packs = pack_dir(str(store))
+        live: dict[int, int] = {}
+        for chunk_id, digest, size, number, position in conn.execute("SELECT id, hash, size, pack, pos FROM chunks"):
+            if number is None:
+                (data,) = conn.execute("SELECT data FROM chunk_data WHERE id = ?", (chunk_id,)).fetchone()
+            else:
+                with open(os.path.join(packs, f"{number:08d}.pack"), "rb") as f:
+                    f.seek(position)
+                    data = f.read(size)
+                live[number] = live.get(number, 0) + size
+            assert len(data) == size and blake3.blake3(data).digest() == digest, f"chunk {chunk_id} is damaged"
+        ids = {row[0] for row in conn.execute("SELECT id FROM chunks")}
+        for table in ("nodes", "versions"):
+            for (blob,) in conn.execute(f"SELECT chunks FROM {table} WHERE chunks IS NOT NULL"):
+                assert {e.id for e in unpack(blob)} <= ids, f"{table} lists a chunk the catalogue lost"
+        return live
+    finally:
+        conn.close()
+
+
+def check_files(store: Path) -> None:
+    """Each file is exactly one version the writer wrote, and its content id is its BLAKE3."""
+    with vfs.Workspace(str(store)) as ws:
+        for k in range(FILES):
+            if not ws.exists(f"/f{k}"):
+                continue
+            data = ws.read_file(f"/f{k}")
+            assert ws.stat(f"/f{k}").hash == blake3.blake3(data).hexdigest()
+            named_k, named_i = int(data[:8]), int(data[8:16])
+            assert named_k == k and data == content(k, named_i), f"/f{k} is no version written"
+
+
+def kill_writer_at_random(store: Path, start: int, rnd: random.Random) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(store), str(ROOT), str(start)],
+        stdout=subprocess.PIPE, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        time.sleep(rnd.uniform(0.05, 1.2))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+def test_a_writer_killed_during_big_writes_leaves_whole_versions(tmp_path: Path) -> None:
+    store = tmp_path / "crash.db"
+    vfs.Workspace(str(store)).close()  # a new store: the packs backend by default
+    rnd = random.Random(14)
+    rounds = 8
+    for round_ in range(rounds):
+        kill_writer_at_random(store, round_ * 1000, rnd)
+        fsck(store)
+        check_files(store)
+    packs = pack_dir(str(store))
+    on_disk = sum(os.path.getsize(os.path.join(packs, name)) for name in os.listdir(packs))
+    assert on_disk > sum(fsck(store).values()), "the kills left bytes no row names (else nothing was tested)"
+    with vfs.Workspace(str(store), history_keep=1, history_days=0) as ws:
+        ws.gc()
+    live = fsck(store)
+    check_files(store)
+    for name in os.listdir(packs):
+        number, size = int(name.split(".")[0]), os.path.getsize(os.path.join(packs, name))
+        assert size == 0 or live.get(number, 0) * 2 > size, f"gc left {name} at least half garbage"
+
+
+def test_gc_reclaims_overwritten_and_rolled_back_bytes(tmp_path: Path) -> None:
+    store = tmp_path / "gc.db"
+    packs = pack_dir(str(store))
+    with vfs.Workspace(str(store), history_keep=1, history_days=0) as ws:
+        for i in range(4):
+            ws.write_file("/big", content(0, i))
+        size_before = sum(os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs))
+        with pytest.raises(RuntimeError):
+            with ws.transaction():
+                ws.write_file("/other", content(1, 3))
+                raise RuntimeError("rolled back")
+        assert sum(os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs)) == size_before
+        stats = ws.gc()
+        assert stats.chunks_removed > 0
+        assert ws.read_file("/big") == content(0, 3)
+    live = fsck(store)
+    total = sum(os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs))
+    assert total < size_before
+    assert total <= 2 * sum(live.values())
+
+
+def test_backend_is_a_per_store_choice(tmp_path: Path) -> None:
+    big = content(2, 1)
+    with vfs.Workspace(str(tmp_path / "inline.db"), chunk_backend="sqlite") as ws:
+        ws.write_file("/big", big)
+    assert not os.path.exists(pack_dir(str(tmp_path / "inline.db")))
+    with vfs.Workspace(str(tmp_path / "inline.db")) as ws:  # reopened: keeps its choice
+        ws.write_file("/big2", big[::-1])
+        assert ws.read_file("/big2") == big[::-1]
+    assert not os.path.exists(pack_dir(str(tmp_path / "inline.db")))
+    with vfs.Workspace(str(tmp_path / "inline.db"), chunk_backend="packs") as ws:  # may move on to packs
+        ws.write_file("/big3", big + b"3")
+        assert ws.read_file("/big") == big and ws.read_file("/big3") == big + b"3"
+    assert os.listdir(pack_dir(str(tmp_path / "inline.db")))
+    with pytest.raises(ValueError, match="pack files"):
+        vfs.Workspace(str(tmp_path / "inline.db"), chunk_backend="sqlite")
+    with pytest.raises(ValueError, match="unknown chunk backend"):
+        vfs.Workspace(str(tmp_path / "x.db"), chunk_backend="s3")
+    with vfs.Workspace(str(tmp_path / "inline.db"), readonly=True) as ro:
+        assert ro.read_file("/big3") == big + b"3"
+    with vfs.Workspace() as memory:  # nowhere to put packs
+        memory.write_file("/big", big)
+        assert memory.read_file("/big") == big
+
+
+def test_small_writes_stay_inside_sqlite(tmp_path: Path) -> None:
+    store = tmp_path / "small.db"
+    with vfs.Workspace(str(store)) as ws:
+        for i in range(20):
+            ws.write_file(f"/s{i}", os.urandom(30_000))
+    assert not os.path.exists(pack_dir(str(store))) or not any(
+        os.path.getsize(os.path.join(pack_dir(str(store)), n)) for n in os.listdir(pack_dir(str(store)))
+    )
+    assert chunkstore.SPILL >= 30_000

@@ -1,0 +1,302 @@
+"""The chunk store seam: where a store keeps the bytes of its chunks.
+
+Every store keeps its chunk *catalogue* in SQLite (`chunks`: id, BLAKE3
+hash, size, and since schema v6 the pack and position of bytes kept
+outside): content lists chunks by catalogue id, dedup and gc are SQL. Where
+the *bytes* live is the store's backend, chosen when the store is created
+and kept in `meta.chunk_backend`:
+
+- `"sqlite"`: every chunk's bytes in `chunk_data`, inside the store file.
+  One file holds everything, which is what Litestream replicates in a
+  cluster (`docs/cluster.md`); stores made before v6 are this.
+- `"packs"`: a transaction's first `SPILL` bytes of new chunks still go to
+  `chunk_data` (a small write stays one SQLite commit, with no extra
+  `fdatasync`); the rest are appended to pack files beside the store
+  (`vfs.packs`), made durable before the commit that references them.
+
+Both backends offer the one interface the store uses (`ChunkBackend`):
+put, read (one chunk or a run of them), ids of present hashes, delete, the
+commit hooks, and compaction. An S3 backend would be a third one.
+
+    content, sync, history, db  ->  chunkstore  ->  packs, chunks
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+import blake3
+
+from vfs.chunks import ChunkEntry
+from vfs.packs import Packs, pack_dir, sync_wal
+
+SQLITE, PACKS = "sqlite", "packs"
+BACKENDS = (SQLITE, PACKS)
+DEFAULT_BACKEND = PACKS  # for a new store on disk (measured: docs/architecture.md, issue 14)
+SPILL = 1 << 20  # new chunk bytes a transaction keeps inside SQLite before it appends to a pack
+RUN_MAX = 8 << 20  # bytes one streamed read fetches with one pread at most
+_LOCATE_BATCH = 500
+
+
+class ChunkBackend(Protocol):
+    """What the store needs from wherever chunk bytes live."""
+
+    backend: str
+
+    def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry: ...
+    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]: ...
+    def read(self, chunk_id: int) -> bytes: ...
+    def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]: ...
+    def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]: ...
+    def delete(self, ids: list[int]) -> None: ...
+    def before_commit(self) -> None: ...
+    def after_transaction(self, *, committed: bool) -> None: ...
+    def compact(self, transaction: Callable[[], AbstractContextManager[object]]) -> int: ...
+    def close(self) -> None: ...
+
+
+class SqliteChunks:
+    """Chunk bytes inside the store file (`chunk_data`), catalogue in `chunks`."""
+
+    backend = SQLITE
+
+    def __init__(self, conn: sqlite3.Connection):
+        self._conn = conn
+
+    # -- writing (inside a transaction) -------------------------------------------
+
+    def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
+        """Store one chunk unless already present; must run inside a transaction."""
+        digest = digest or blake3.blake3(data).digest()
+        inserted = self._conn.execute(
+            "INSERT INTO chunks(hash, size, created) VALUES(?, ?, ?) ON CONFLICT(hash) DO NOTHING RETURNING id",
+            (digest, len(data), time.time()),
+        ).fetchone()
+        if inserted is None:  # already stored: deduplicated
+            return self._existing(digest, len(data))
+        self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (inserted[0], data))
+        return ChunkEntry(digest, len(data), inserted[0])
+
+    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
+        """Store (digest, bytes) pairs whose digests the caller verified."""
+        return [self.put(data, digest) for digest, data in items]
+
+    def _existing(self, digest: bytes, size: int) -> ChunkEntry:
+        row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
+        return ChunkEntry(digest, size, row[0])
+
+    def delete(self, ids: list[int]) -> None:
+        """Forget chunks (gc): catalogue rows and inline bytes; pack bytes wait for compaction."""
+        self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+        self._conn.executemany("DELETE FROM chunk_data WHERE id = ?", [(i,) for i in ids])
+
+    def before_commit(self) -> None:
+        """Called just before COMMIT: make bytes kept outside SQLite durable."""
+
+    def after_transaction(self, *, committed: bool) -> None:
+        """Called after COMMIT or ROLLBACK of the outermost transaction."""
+
+    def compact(self, transaction: Callable[[], AbstractContextManager[object]]) -> int:
+        """Reclaim bytes nobody references; returns the bytes freed (none to do here:
+        SQLite reuses the pages of deleted rows)."""
+        return 0
+
+    def close(self) -> None:
+        pass
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(self, chunk_id: int) -> bytes:
+        # blobopen reads stay at GB/s where SELECT of large BLOBs can fall to
+        # ~1 GB/s with glibc heap churn (reference/limits.md).
+        with self._conn.blobopen("chunk_data", "data", chunk_id, readonly=True) as blob:
+            return blob.read()
+
+    def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]:
+        """The bytes of `entries` in order, as pieces that each end on a chunk boundary."""
+        for entry in entries:
+            yield self.read(entry.id)
+
+    def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
+        """Map each present digest to (row id, size); absent ones are left out."""
+        found: dict[bytes, tuple[int, int]] = {}
+        batch: list[bytes] = []
+        for digest in digests:
+            batch.append(digest)
+            if len(batch) == 500:
+                found.update(self._lookup(batch))
+                batch = []
+        if batch:
+            found.update(self._lookup(batch))
+        return found
+
+    def _lookup(self, batch: list[bytes]) -> dict[bytes, tuple[int, int]]:
+        marks = ",".join("?" * len(batch))
+        rows = self._conn.execute(f"SELECT hash, id, size FROM chunks WHERE hash IN ({marks})", batch)
+        return {h: (i, s) for h, i, s in rows}
+
+
+class PackedChunks(SqliteChunks):
+    """Small transactions' chunks inline as before; bulk bytes appended to pack files."""
+
+    backend = PACKS
+
+    def __init__(self, conn: sqlite3.Connection, store_path: str):
+        super().__init__(conn)
+        self._path = store_path
+        self.packs = Packs(pack_dir(store_path))
+        self._inline = 0  # new bytes this transaction kept inline so far
+
+    def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
+        size = len(data)
+        if self._inline + size <= SPILL and not self.packs.appending:
+            entry = super().put(data, digest)
+            self._inline += size
+            return entry
+        digest = digest or blake3.blake3(data).digest()
+        number, position = self.packs.next_position(size)
+        inserted = self._conn.execute(
+            "INSERT INTO chunks(hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?) "
+            "ON CONFLICT(hash) DO NOTHING RETURNING id",
+            (digest, size, time.time(), number, position),
+        ).fetchone()
+        if inserted is None:
+            return self._existing(digest, size)
+        self.packs.append(data)  # the row names these bytes; both stand or fall with the transaction
+        return ChunkEntry(digest, size, inserted[0])
+
+    def before_commit(self) -> None:
+        self.packs.sync()
+
+    def after_transaction(self, *, committed: bool) -> None:
+        self._inline = 0
+        self.packs.finish(committed=committed)
+
+    # -- reading ---------------------------------------------------------------------
+
+    def read(self, chunk_id: int) -> bytes:
+        row = self._conn.execute("SELECT pack, pos, size FROM chunks WHERE id = ?", (chunk_id,)).fetchone()
+        if row is None or row[0] is None:
+            return super().read(chunk_id)
+        return self._read_packed(chunk_id, *row)
+
+    def _read_packed(self, chunk_id: int, number: int, position: int, size: int) -> bytes:
+        try:
+            return self.packs.read(number, position, size)
+        except FileNotFoundError:
+            # Compaction moved the chunk and dropped its pack after we looked it up: look again.
+            self.packs.forget_reader(number)
+            number, position, size = self._conn.execute(
+                "SELECT pack, pos, size FROM chunks WHERE id = ?", (chunk_id,)
+            ).fetchone()
+            return self.packs.read(number, position, size)
+
+    def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]:
+        """Chunks stored back to back in one pack are read with one `pread` per run."""
+        where = self._locate({e.id for e in entries})
+        run: list[int] = []  # [pack, start, end, first chunk id]
+        for entry in entries:
+            number, position = where.get(entry.id, (None, 0))
+            if number is None:
+                if run:
+                    yield self._read_run(run)
+                    run = []
+                yield super().read(entry.id)
+                continue
+            if run and run[0] == number and run[2] == position and run[2] - run[1] + entry.size <= run_max:
+                run[2] += entry.size
+                continue
+            if run:
+                yield self._read_run(run)
+            run = [number, position, position + entry.size, entry.id]
+        if run:
+            yield self._read_run(run)
+
+    def _read_run(self, run: list[int]) -> bytes:
+        number, start, end, _ = run
+        return self.packs.read(number, start, end - start)
+
+    def _locate(self, ids: set[int]) -> dict[int, tuple[int | None, int]]:
+        found: dict[int, tuple[int | None, int]] = {}
+        pending = list(ids)
+        for lo in range(0, len(pending), _LOCATE_BATCH):
+            batch = pending[lo : lo + _LOCATE_BATCH]
+            marks = ",".join("?" * len(batch))
+            for chunk_id, number, position in self._conn.execute(
+                f"SELECT id, pack, pos FROM chunks WHERE id IN ({marks})", batch
+            ):
+                found[chunk_id] = (number, position)
+        return found
+
+    # -- compaction --------------------------------------------------------------------
+
+    def compact(self, transaction: Callable[[], AbstractContextManager[object]]) -> int:
+        """Rewrite packs that are at least half garbage, then drop packs nobody references.
+
+        `transaction()` opens a write transaction of the store (whose commit
+        syncs the pack appended to, `before_commit`). A pack is unlinked only
+        after every commit so far is durable (`sync_wal`), under the write lock.
+        """
+        live = dict(self._conn.execute("SELECT pack, sum(size) FROM chunks WHERE pack IS NOT NULL GROUP BY pack"))
+        numbers = self.packs.numbers()
+        wasteful = [n for n in numbers if live.get(n, 0) * 2 <= self.packs.size_of(n)]
+        if numbers and wasteful and wasteful[-1] == numbers[-1] and self.packs.size_of(numbers[-1]):
+            self.packs.seal()  # the newest pack takes no more appends, so it can be compacted too
+        elif numbers and wasteful and wasteful[-1] == numbers[-1]:
+            wasteful.pop()  # the newest, empty: appends go there
+        freed = 0
+        doomed = []
+        for number in wasteful:
+            size = self.packs.size_of(number)
+            with transaction():
+                self._move_live(number)
+            freed += size - live.get(number, 0)
+            doomed.append(number)
+        if not doomed:
+            return 0
+        sync_wal(self._path)  # the moves and the deletions before them survive a power loss from here on
+        with transaction():  # the write lock: no one appends or adds a row meanwhile
+            for number in doomed:
+                if self._conn.execute("SELECT 1 FROM chunks WHERE pack = ? LIMIT 1", (number,)).fetchone() is None:
+                    self.packs.remove(number)
+        return freed
+
+    def _move_live(self, number: int) -> None:
+        rows = self._conn.execute("SELECT id, pos, size FROM chunks WHERE pack = ? ORDER BY pos", (number,)).fetchall()
+        for chunk_id, position, size in rows:
+            data = self.packs.read(number, position, size)
+            target, at = self.packs.next_position(size)
+            self.packs.append(data)
+            self._conn.execute("UPDATE chunks SET pack = ?, pos = ? WHERE id = ?", (target, at, chunk_id))
+
+    def close(self) -> None:
+        self.packs.close()
+
+
+def open_backend(conn: sqlite3.Connection, path: str, *, readonly: bool, created: bool,
+                 requested: str | None) -> ChunkBackend:
+    """The backend of the store on `conn`: the one it records, else `requested`,
+    else (a store created by this open) `DEFAULT_BACKEND`, else (an older store) sqlite.
+
+    A store in memory or behind a URI has no place for packs: sqlite."""
+    if requested is not None and requested not in BACKENDS:
+        raise ValueError(f"unknown chunk backend {requested!r}: expected one of {', '.join(BACKENDS)}")
+    row = conn.execute("SELECT value FROM meta WHERE key = 'chunk_backend'").fetchone()
+    on_disk = path not in ("", ":memory:") and not path.startswith("file:")
+    chosen = row[0] if row else requested or (DEFAULT_BACKEND if created else SQLITE)
+    if not on_disk:
+        chosen = SQLITE
+    if row is not None and requested is not None and requested != row[0] and on_disk and not readonly:
+        if requested == SQLITE and conn.execute("SELECT 1 FROM chunks WHERE pack IS NOT NULL LIMIT 1").fetchone():
+            raise ValueError(f"{path} keeps chunks in pack files: it cannot become a sqlite-only store")
+        chosen = requested
+    if not readonly and (row is None or row[0] != chosen):
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES('chunk_backend', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (chosen,),
+        )
+    return PackedChunks(conn, path) if chosen == PACKS else SqliteChunks(conn)

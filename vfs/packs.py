@@ -1,0 +1,224 @@
+"""Append-only pack files: chunk bytes beside the store, outside SQLite.
+
+A big write through SQLite pays for its bytes three times: BLOB inserts
+into 4 KiB pages, the WAL write of every page, and the checkpoint that
+copies them into the database file (issue 14: ~300 MB/s). A pack file takes
+them once, at the speed of an append. The catalogue (hash, size, which pack,
+where) stays in the store's `chunks` table, so a chunk is found, shared and
+deleted by SQL as before; this module only appends, syncs, reads and drops
+files, in the directory `STORE.db-packs/` (`00000001.pack`, ...).
+
+Crash safety rests on three rules, kept by `vfs.chunkstore.PackedChunks`:
+
+- Appends happen only inside a write transaction, so SQLite's write lock
+  makes one appender at a time across processes, and an append goes to the
+  pack's end as it is at that moment (`fstat`): bytes a crashed writer left
+  there are skipped, never overwritten while something could reference them.
+- The bytes a transaction appended are made durable (`fdatasync`, and the
+  directory's `fsync` when it created the pack) before its COMMIT. With
+  `synchronous=NORMAL` the WAL is not synced at commit, and the kernel may
+  write it back at any time, so nothing weaker orders the bytes before a
+  commit that could survive a power loss. `sync_file_range` starts the
+  writeback every few MiB while the write goes on, so the final sync waits
+  for the tail only.
+- A pack is unlinked only when no committed row names it and every commit
+  so far is durable (the WAL synced), under the write lock.
+
+Bytes nobody references (a rolled-back or killed transaction, chunks `gc`
+deleted) are reclaimed by compaction (`vfs.chunkstore.PackedChunks.compact`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import re
+
+PACK_LIMIT = 1 << 30  # a pack takes appends until it holds this many bytes
+_WRITEBACK_EVERY = 8 << 20  # start the kernel's writeback of each 8 MiB as it is appended
+_NAME = re.compile(r"^(\d{8})\.pack$")
+
+
+def _load_sync_file_range():  # type: ignore[no-untyped-def]
+    """`sync_file_range(2)` through libc (Python does not expose it); None where absent."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        call = libc.sync_file_range
+    except (OSError, AttributeError):
+        return None
+    call.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    call.restype = ctypes.c_int
+    return call
+
+
+_SYNC_FILE_RANGE = _load_sync_file_range()
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def pack_dir(store_path: str) -> str:
+    return store_path + "-packs"
+
+
+def sync_wal(store_path: str) -> None:
+    """Make every commit of the store so far durable: with `synchronous=NORMAL`
+    SQLite syncs the WAL only before a checkpoint (which syncs what it copies)."""
+    try:
+        fd = os.open(store_path + "-wal", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Packs:
+    """The pack files of one store, as one connection sees and appends to them."""
+
+    def __init__(self, directory: str):
+        self.directory = directory
+        self._readers: dict[int, int] = {}  # pack number -> read-only descriptor
+        # The running append (inside one write transaction), or none.
+        self._fd: int | None = None
+        self._number = 0
+        self._start = 0  # where this transaction's appends began
+        self._end = 0  # where the next append goes
+        self._synced_to = 0  # writeback started up to here
+        self._created = False  # this transaction created the pack (its name must be synced too)
+
+    # -- appending (inside a write transaction) ----------------------------------
+
+    @property
+    def appending(self) -> bool:
+        return self._fd is not None
+
+    def next_position(self, size: int) -> tuple[int, int]:
+        """(pack number, offset) the next append of `size` bytes will land at."""
+        if self._fd is None:
+            self._begin()
+        elif self._end + size > PACK_LIMIT and self._end > self._start:
+            self.sync()
+            self._close_writer()
+            self._begin(new=True)
+        return self._number, self._end
+
+    def append(self, data: bytes | memoryview) -> None:
+        """Write `data` at `next_position()` (called right after it)."""
+        assert self._fd is not None
+        view = memoryview(data)
+        while view:
+            written = os.pwrite(self._fd, view, self._end)
+            view = view[written:]
+            self._end += written
+        if _SYNC_FILE_RANGE is not None and self._end - self._synced_to >= _WRITEBACK_EVERY:
+            _SYNC_FILE_RANGE(self._fd, self._synced_to, self._end - self._synced_to, _SYNC_FILE_RANGE_WRITE)
+            self._synced_to = self._end
+
+    def sync(self) -> None:
+        """Make this transaction's appends durable: before its COMMIT."""
+        if self._fd is None:
+            return
+        if self._end > self._start:
+            os.fdatasync(self._fd)
+        if self._created:
+            self._sync_directory()
+            self._created = False
+        self._start = self._synced_to = self._end
+
+    def finish(self, *, committed: bool) -> None:
+        """End the transaction's append; a rolled-back one takes its bytes back off the tail."""
+        if self._fd is None:
+            return
+        if not committed and self._end > self._start:
+            # Still under the write lock: nobody else appended after our start,
+            # and no committed row points at or past it.
+            os.ftruncate(self._fd, self._start)
+        self._close_writer()
+
+    def _begin(self, new: bool = False) -> None:
+        os.makedirs(self.directory, exist_ok=True)
+        numbers = self.numbers()
+        number = (numbers[-1] if numbers else 0) + (1 if new or not numbers else 0)
+        path = self.path_of(number)
+        self._created = not os.path.exists(path)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        end = os.fstat(fd).st_size
+        if end >= PACK_LIMIT and not new:
+            os.close(fd)
+            self._begin(new=True)
+            return
+        self._fd, self._number = fd, number
+        self._start = self._end = self._synced_to = end
+
+    def _close_writer(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+        self._fd = None
+
+    def _sync_directory(self) -> None:
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    # -- reading -------------------------------------------------------------
+
+    def read(self, number: int, offset: int, size: int) -> bytes:
+        """`size` bytes at `offset` of pack `number` (EIO if the pack is shorter)."""
+        data = os.pread(self._reader(number), size, offset)
+        if len(data) != size:
+            raise OSError(errno.EIO, f"pack {self.path_of(number)} holds {len(data)} of {size} bytes at {offset}")
+        return data
+
+    def _reader(self, number: int) -> int:
+        fd = self._readers.get(number)
+        if fd is None:
+            fd = self._readers[number] = os.open(self.path_of(number), os.O_RDONLY | os.O_CLOEXEC)
+        return fd
+
+    def forget_reader(self, number: int) -> None:
+        fd = self._readers.pop(number, None)
+        if fd is not None:
+            os.close(fd)
+
+    # -- files -----------------------------------------------------------------
+
+    def path_of(self, number: int) -> str:
+        return os.path.join(self.directory, f"{number:08d}.pack")
+
+    def numbers(self) -> list[int]:
+        try:
+            names = os.listdir(self.directory)
+        except FileNotFoundError:
+            return []
+        return sorted(int(m.group(1)) for m in map(_NAME.match, names) if m)
+
+    def size_of(self, number: int) -> int:
+        try:
+            return os.stat(self.path_of(number)).st_size
+        except FileNotFoundError:
+            return 0
+
+    def seal(self) -> None:
+        """Start a new, empty pack, so later appends stop going to the current one (compaction)."""
+        numbers = self.numbers()
+        if not numbers or self.size_of(numbers[-1]) == 0:
+            return
+        os.close(os.open(self.path_of(numbers[-1] + 1), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        self._sync_directory()
+
+    def remove(self, number: int) -> None:
+        self.forget_reader(number)
+        try:
+            os.unlink(self.path_of(number))
+        except FileNotFoundError:
+            pass
+        self._sync_directory()
+
+    def close(self) -> None:
+        self._close_writer()
+        for number in list(self._readers):
+            self.forget_reader(number)
