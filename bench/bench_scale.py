@@ -10,12 +10,15 @@ process is the client (a separate process). Raw HTTP/1.1 keep-alive requests
 bottleneck.
 
 - **workspaces N**: N workspaces created, each opened and subscribed by one
-  WebSocket. Then: RSS, descriptors (/proc/PID/fd), threads, idle CPU over
-  `--idle-window` seconds (from /proc/PID/stat), and a write load of
-  `--rate` writes/s per workspace for `--load-seconds` (HTTP PUT of 100 B,
-  spread evenly): write latency (request -> reply) and delivery latency
-  (request sent -> the subscriber's `changes` frame) percentiles, achieved
-  rate, server CPU during the load.
+  WebSocket; a write load of `--rate` writes/s per workspace for
+  `--load-seconds` (HTTP PUT of 100 B, spread evenly; `--rate 0`: none):
+  write latency (request -> reply) and delivery latency (request sent -> the
+  subscriber's `changes` frame) percentiles, achieved rate, server CPU. Then,
+  `--sleep-wait` quiet seconds later (the workspaces have gone to sleep: no
+  SQLite connection), RSS, descriptors (/proc/PID/fd) and their increase per
+  workspace, threads, idle CPU over `--idle-window` seconds (from
+  /proc/PID/stat); then the same load for `--wake-seconds` on the sleeping
+  workspaces (each first write reopens its store).
 - **small writes**: C clients (1/10/50) each PUT 100 B back to back for
   `--small-seconds`, against 1 and 10 workspaces, and the same against a bare
   uvicorn endpoint (same server settings, same route shape, reads the body
@@ -259,21 +262,37 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
 
 async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> dict[str, Any]:
     names = [f"w{n}x{i}" for i in range(n)]
+    before = proc_figures(server.proc.pid)
     t0 = time.monotonic()
     await create_workspaces(server.url, server.admin, names)
     subs = Subscribers()
     await bounded_gather([subs.add(server.url, server.admin, name) for name in names], 100)
     row: dict[str, Any] = {"workspaces": n, "setup_s": time.monotonic() - t0}
-    await asyncio.sleep(1.0)
+    row["subscribed"] = proc_figures(server.proc.pid)
+    if args.rate > 0:  # every workspace awake (it was just opened): the steady active load
+        row["load"], row["load_cpu_pct"], row["client_cpu_pct"] = await measured_load(
+            server, names, args.rate, args.load_seconds, subs, "a")
+    # quiet workspaces go to sleep (every SQLite connection closed) after the server's idle time
+    await asyncio.sleep(max(1.0, args.sleep_wait))
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
     row.update(proc_figures(server.proc.pid))
-    c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
-    row["load"] = await write_load(server.url, server.admin, names, args.rate, args.load_seconds, subs, "a")
-    row["load"].pop("_sent")
-    row["load_cpu_pct"] = 100 * (cpu_seconds(server.proc.pid) - c0) / (time.monotonic() - t0)
-    row["client_cpu_pct"] = 100 * (cpu_seconds(os.getpid()) - k0) / (time.monotonic() - t0)
+    row["fds_per_ws"] = (row["fds"] - before["fds"] - n) / n  # beyond each subscriber's socket
+    row["kib_per_ws"] = 1024 * (row["rss_mib"] - before["rss_mib"]) / n  # its subscriber included
+    if args.rate > 0 and args.wake_seconds > 0:  # the same load on workspaces that were all asleep
+        row["wake"] = (await measured_load(server, names, args.rate, args.wake_seconds, subs, "z"))[0]
     await subs.close()
     return row
+
+
+async def measured_load(server: Proc, names: list[str], rate: float, seconds: float, subs: Subscribers,
+                        tag: str) -> tuple[dict[str, Any], float, float]:
+    """`write_load`, with the server's and this client's CPU (percent of a core) meanwhile."""
+    c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
+    load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
+    load.pop("_sent")
+    elapsed = time.monotonic() - t0
+    return (load, 100 * (cpu_seconds(server.proc.pid) - c0) / elapsed,
+            100 * (cpu_seconds(os.getpid()) - k0) / elapsed)
 
 
 async def small_writes(url: str, token: str, names: list[str], clients: int, seconds: float) -> dict[str, float]:
@@ -372,14 +391,24 @@ async def run(args: argparse.Namespace) -> None:
             print(f"server pid {server.proc.pid}; at start: {proc_figures(server.proc.pid)}", flush=True)
             for n in args.workspaces:
                 row = await workspaces_point(server, n, args)
-                ld = row.pop("load")
+                print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
                 print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
-                      f"fds {row['fds']:>5} | threads {row['threads']:>4} | setup {row['setup_s']:.1f} s", flush=True)
-                print(f"        at {args.rate:g}/s each: {ld['achieved_per_s']:.0f}/s of {args.rate * n:g}, "
-                      f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms, delivery p50 "
-                      f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms, delivered {ld['delivered']}/"
-                      f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} % "
-                      f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
+                      f"fds {row['fds']:>5} | threads {row['threads']:>4} | setup {row['setup_s']:.1f} s | per "
+                      f"workspace: {row['fds_per_ws']:.2f} fds beyond its socket, {row['kib_per_ws']:.0f} KiB "
+                      f"(subscriber included), {args.sleep_wait:g} s after subscribing", flush=True)
+                ld = row.pop("load", None)
+                if ld is not None:
+                    print(f"        at {args.rate:g}/s each: {ld['achieved_per_s']:.0f}/s of {args.rate * n:g}, "
+                          f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms, delivery p50 "
+                          f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms, delivered {ld['delivered']}/"
+                          f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} % "
+                          f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
+                wk = row.pop("wake", None)
+                if wk is not None:
+                    print(f"        waking them all, {args.rate:g}/s each for {args.wake_seconds:g} s: "
+                          f"{wk['achieved_per_s']:.0f}/s, write p50 {wk['write_p50']:.1f} p99 {wk['write_p99']:.1f} "
+                          f"ms, delivery p50 {wk['deliv_p50']:.1f} p99 {wk['deliv_p99']:.1f} ms, errors "
+                          f"{wk['errors']}", flush=True)
                 print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
                 if args.wait_close:
                     await asyncio.sleep(args.wait_close)
@@ -422,6 +451,12 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="writes/s per workspace during the load")
     parser.add_argument("--load-seconds", type=float, default=5.0)
     parser.add_argument("--idle-window", type=float, default=5.0)
+    parser.add_argument("--sleep-wait", type=float, default=35.0,
+                        help="quiet seconds before the idle figures (the server's idle time is 20 s, its sweep 10 s)")
+    parser.add_argument("--wake-seconds", type=float, default=2.0,
+                        help="seconds of the same write load once every workspace is asleep (0: none)")
+    parser.add_argument("--nofile", type=int, default=0,
+                        help="raise this process's (and so the server's) hard open-file limit to this (needs root)")
     parser.add_argument("--wait-close", type=float, default=0.0,
                         help="seconds to wait after each point for the idle close (60 s + a 10 s sweep), e.g. 75")
     parser.add_argument("--subs", type=ints, default=[], help="subscriber points on one workspace, e.g. 1000,5000")
@@ -442,6 +477,12 @@ def main() -> None:
         asyncio.run(sub_worker(url, token, ws, int(n)))
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if args.nofile > hard:
+        try:  # inherited by the server subprocess: 10,000 workspaces opening at once hold ~8 descriptors each
+            resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
+            hard = args.nofile
+        except (ValueError, OSError) as e:
+            print(f"hard open-file limit stays {hard}: {e}", flush=True)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the client holds one socket per subscriber
     asyncio.run(run(args))
 

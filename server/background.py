@@ -86,8 +86,15 @@ async def _check_external(state: ServerState, handle: WorkspaceHandle) -> bool:
     Our own commits are published by the store handle once their writer has its
     answer (with their authors): the watch sees their WAL writes first, so it skips
     revisions our writer committed, and while a write job runs (its COMMIT may not
-    be counted yet) it answers False for the caller to look again shortly.
+    be counted yet) it answers False for the caller to look again shortly. A store
+    that is asleep (no connection open) is looked at only if its files changed since
+    it closed them, so its own closing checkpoint does not wake it.
     """
+    if handle.falling_asleep:
+        return False  # look again once it closed its files (it publishes what it finds as it closes)
+    stamp = handle.sleep_stamp
+    if stamp is not None and handle.files_stamp() == stamp:
+        return True  # asleep and its files unchanged since it closed them (its own checkpoint): nothing new
     try:
         rev = handle.peek_rev()
         if rev is None:

@@ -206,6 +206,15 @@ class Feed:
         while len(self._deltas) > 8:
             self._deltas.popitem(last=False)
 
+    def forget(self) -> None:
+        """Drop every cached page and delta (the workspace went quiet: its memory goes back; a cache
+        only, so the next reader reads the store). Reads in flight stay for their waiters."""
+        for key, fut in list(self._pages.items()):
+            if fut.done():
+                del self._pages[key]
+        self._bytes = 0
+        self._deltas.clear()
+
     def page_nowait(self, spec: PageSpec, filt: PathFilter, after: vfs.Cursor) -> Page | None:
         """The page after `after` if it is in memory (a fresh cached page or commit deltas) and may
         be shown now (`WorkspaceHandle.until_durable`), else None."""

@@ -26,11 +26,8 @@ Stores open on first use and close after `idle_close` seconds without users.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import logging
 import os
-import queue
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +46,8 @@ from server.feed import Delta, Feed, read_delta
 from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
+from server.readers import ReaderPool
+from server.sleep import files_stamp, release_memory
 from server.store_options import StoreOptions
 from server.writers import SerialQueue
 
@@ -74,15 +73,7 @@ def with_content_ids(result: T) -> T:
     return result
 
 
-def release_memory() -> None:
-    """Give freed heap back to the system (glibc keeps it otherwise: RSS stayed at its peak after
-    1,000 stores closed). A no-op where there is no `malloc_trim`."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
+SLEEPS_AT_ONCE = 2  # stores the sweep puts to sleep concurrently (each a writer hop and a checkpoint)
 DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement
 DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
 
@@ -112,8 +103,13 @@ class WorkspaceHandle:
         self.own_rev = 0
         self.writing = False
         self._pending: list[tuple[int, str | None, Delta | None]] | None = None  # its commits, to publish
-        self._idle_readers: queue.SimpleQueue[vfs.Workspace] = queue.SimpleQueue()
-        self._all_readers: list[vfs.Workspace] = []
+        # asleep (`sleep`): every connection closed, only this shared store lock kept (one
+        # descriptor) so a local mount still cannot take the store; set and cleared in the writer's
+        # hops only. `sleep_stamp` says what the store files looked like once we closed them.
+        self._sleep_lock: int | None = None
+        self.sleep_stamp: tuple[Any, ...] | None = None
+        self.falling_asleep = False
+        self.readers = ReaderPool(path, self._open_kwargs(), self._reader_opened)
         self.authors: OrderedDict[int, str] = OrderedDict()
         self.feed = Feed(self)
         self.fanout = Fanout(self)
@@ -165,6 +161,7 @@ class WorkspaceHandle:
         if self._writer_ws is None:
             self._writer_ws = vfs.Workspace(self.path, **self._open_kwargs())
             self._writer_ws.on_commit(self._committed)
+            self._wake()
         self._author = author
         self._job_rev = None
         pending: list[tuple[int, str | None, Delta | None]] = []
@@ -283,47 +280,85 @@ class WorkspaceHandle:
             await self._placement.durable(self.name, rev)
         return result
 
+    # -- sleep: an idle open workspace holds one descriptor ------------
+
+    @property
+    def asleep(self) -> bool:
+        """Every connection of the store is closed (they reopen on the next operation)."""
+        return self.sleep_stamp is not None and not self.readers.any_open
+
+    async def sleep(self) -> int:
+        """Close every SQLite connection of this store nobody is using; returns how many were closed.
+
+        Its subscriptions, head, authors and feed stay; the next read, write or catch-up reopens
+        what it needs. What stays open is one shared store lock (`vfs.storelock`), so a local
+        mount still cannot take a store this server serves for writing. Call when no operation
+        is in flight (`busy == 0`); a write queued meanwhile runs after this and reopens.
+        """
+        n = self.close_idle_readers()
+        if self.closed or self.readers.any_open:
+            return n  # a reader is checked out (a stream): not idle after all
+        self.feed.forget()
+        self.falling_asleep = True  # the outside-commit watch waits: our closing checkpoint is not news
+        try:
+            closed, rev = await asyncio.wrap_future(self._writer.submit(self._sleep_job), loop=self._loop)
+        except RuntimeError:
+            return n  # closed meanwhile
+        finally:
+            self.falling_asleep = False
+        if rev > self._hub.head(self.name):  # committed by another process just before we closed
+            self._hub.publish_commit(self.name, rev)
+        return n + closed
+
+    def _sleep_job(self) -> tuple[int, int]:  # writer pool thread, in the workspace's write order
+        if self.readers.any_open:
+            return 0, 0  # a reader opened meanwhile: stay awake
+        closed = rev = 0
+        if self._writer_ws is not None:  # (None: asleep already, or mounted elsewhere and read-only)
+            if self._sleep_lock is None:
+                try:  # shares the writer's lock, so never busy; EMFILE and the like: stay awake
+                    self._sleep_lock = storelock.acquire(str(self.path), exclusive=False)
+                except (OSError, vfs.StoreBusy):
+                    return 0, 0
+            rev = self._writer_ws.rev
+            self._writer_ws.close()  # the last connection: SQLite checkpoints and removes -wal and -shm
+            self._writer_ws = None
+            closed = 1
+        stamp = self.files_stamp()
+        if not self.readers.any_open:  # a reader opened meanwhile (it cleared the stamp): it stays awake
+            self.sleep_stamp = stamp
+        return closed, rev
+
+    def files_stamp(self) -> tuple[Any, ...]:
+        """What the store's files look like now: an outside commit changes it (any thread)."""
+        return files_stamp(self.path)
+
+    def _wake(self) -> None:  # writer pool thread, after the writer connection opened again
+        self.sleep_stamp = None
+        if self._sleep_lock is not None:
+            storelock.release(self._sleep_lock)
+            self._sleep_lock = None
+
     # -- readers -------------------------------------------------------
+
+    def _reader_opened(self) -> None:  # any thread
+        self.sleep_stamp = None  # awake (a reader is open); the sleep lock stays until the writer reopens
 
     def checkout(self) -> vfs.Workspace:
         """A reader Workspace for exclusive use (call from any thread); give it back with `checkin`."""
-        try:
-            return self._idle_readers.get_nowait()
-        except queue.Empty:
-            ws = vfs.Workspace(self.path, readonly=True, **self._open_kwargs())
-            self._all_readers.append(ws)
-            return ws
+        return self.readers.checkout()
+
+    def checkin(self, ws: vfs.Workspace) -> None:
+        self.readers.checkin(ws, close=self.closed)
 
     def peek_rev(self) -> int | None:
         """The store's revision, read on the calling thread with an idle reader (one O(1) query, no
         thread hop); None when no reader is idle (then use `read`)."""
-        try:
-            ws = self._idle_readers.get_nowait()
-        except queue.Empty:
-            return None
-        try:
-            return ws.rev
-        finally:
-            self.checkin(ws)
+        return self.readers.peek_rev()
 
     def close_idle_readers(self) -> int:
         """Close the readers nobody has checked out (they reopen on demand); how many were closed."""
-        n = 0
-        while True:
-            try:
-                ws = self._idle_readers.get_nowait()
-            except queue.Empty:
-                return n
-            if ws in self._all_readers:
-                self._all_readers.remove(ws)
-            ws.close()
-            n += 1
-
-    def checkin(self, ws: vfs.Workspace) -> None:
-        if self.closed:
-            ws.close()
-        else:
-            self._idle_readers.put(ws)
+        return self.readers.close_idle()
 
     def _read_job(self, fn: Callable[..., T], args: tuple) -> T:
         ws = self.checkout()
@@ -371,11 +406,10 @@ class WorkspaceHandle:
         if self._writer_ws is not None:
             self._writer_ws.close()
             self._writer_ws = None
-        while True:
-            try:
-                self._idle_readers.get_nowait().close()
-            except queue.Empty:
-                break
+        if self._sleep_lock is not None:
+            storelock.release(self._sleep_lock)
+            self._sleep_lock = None
+        self.readers.close_idle()
 
 
 class Stores:
@@ -513,19 +547,35 @@ class Stores:
             self._hub.forget(name)
 
     async def sweep(self) -> None:
-        """Close stores nobody used for `idle_close` seconds, and the idle readers of stores that are
-        open (subscribed) but saw no operation for `idle_readers` seconds: a quiet subscribed workspace
-        then holds only its writer's descriptors. Memory freed by closing goes back to the system."""
+        """Close stores nobody used for `idle_close` seconds, and put to sleep (`WorkspaceHandle.sleep`)
+        those that stay open (subscribed) but saw no operation for `idle_readers` seconds: a quiet
+        subscribed workspace then holds one descriptor and no SQLite connection. At most
+        `SLEEPS_AT_ONCE` sleeps run at a time, so active workspaces' writes keep pool threads.
+        Memory freed by closing goes back to the system."""
         now = time.monotonic()
         closed = 0
+        gate = asyncio.Semaphore(SLEEPS_AT_ONCE)
+        sleeping: list[asyncio.Task[int]] = []
+
+        async def put_to_sleep(handle: WorkspaceHandle) -> int:
+            async with gate:
+                if handle.busy or handle.closed or time.monotonic() - handle.last_used <= self.options.idle_readers:
+                    return 0
+                return await handle.sleep()
+
         for name, handle in list(self._handles.items()):
             if handle.users == 0 and handle.busy == 0 and now - handle.last_used > self.options.idle_close:
                 async with self._lock(name):
                     if handle.users == 0 and handle.busy == 0 and self._handles.get(name) is handle:
                         await self._close(name)
                         closed += 1
-            elif handle.busy == 0 and now - handle.last_used > self.options.idle_readers:
-                closed += handle.close_idle_readers()
+            elif handle.busy == 0 and not handle.asleep and now - handle.last_used > self.options.idle_readers:
+                sleeping.append(asyncio.ensure_future(put_to_sleep(handle)))
+        for n in await asyncio.gather(*sleeping, return_exceptions=True):
+            if isinstance(n, int):
+                closed += n
+            else:
+                log.warning("a store did not go to sleep: %s", n)
         if closed:
             release_memory()
 

@@ -310,13 +310,39 @@ async def test_a_push_is_answered_before_its_fan_out(plain: LimitedServer) -> No
             await c.conn.close()
 
 
-async def test_idle_readers_of_a_subscribed_workspace_close_and_outside_commits_still_arrive(tmp_path: Path) -> None:
+def _store_fds(store: Path) -> list[str]:
+    """The files of `store` (db, -wal, -shm, -lock) this process holds descriptors on."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith(str(store)):
+            found.append(target[len(str(store)):] or "db")
+    return sorted(found)
+
+
+async def _until_asleep(handle: Any) -> bool:
+    for _ in range(100):  # bounded: the sweep runs every 0.2 s here
+        if handle.asleep:
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_quiet_subscribed_workspace_sleeps_on_one_descriptor_and_wakes_for_every_kind_of_use(
+        tmp_path: Path) -> None:
+    """Asleep: no SQLite connection, only the shared store lock (so a local mount is still refused);
+    the subscription stays, and a write through the server, an outside commit and a read wake it."""
     from server.state import ServerConfig
     from server.store_options import StoreOptions
     from server_fixtures import LiveServer
+    from vfs import storelock
 
     config = ServerConfig(data_dir=tmp_path / "data", seed_demo=False, store=StoreOptions(idle_readers=0.4))
     server = LiveServer(tmp_path / "data", config=config).start()
+    store = tmp_path / "data" / "workspaces" / "demo.db"
     client = None
     try:
         with server.http() as http:
@@ -325,19 +351,30 @@ async def test_idle_readers_of_a_subscribed_workspace_close_and_outside_commits_
         client = await WsClient.open(server.ws_url("demo", server.admin))
         await _subscribe(client)
         handle = server.state.stores.open_handle("demo")
-        assert handle is not None and not handle._idle_readers.empty()
-        for _ in range(100):  # bounded: the sweep runs every 0.2 s here
-            if handle._idle_readers.empty():
-                break
-            await asyncio.sleep(0.1)
-        assert handle._idle_readers.empty(), "idle readers never closed"
+        assert handle is not None and "db" in _store_fds(store)
+        assert await _until_asleep(handle), "never went to sleep"
+        assert _store_fds(store) == ["-lock"]
+        with pytest.raises(vfs.StoreBusy):  # a local mount is refused while the server sleeps on it
+            storelock.release(storelock.acquire(str(store), exclusive=True))
         assert server.state.stores.open_handle("demo") is handle  # the store itself stays open
-        ws = vfs.Workspace(tmp_path / "data" / "workspaces" / "demo.db")
+
+        with server.http() as http:  # a write through the server wakes it and reaches the subscriber
+            assert http.put("/api/workspaces/demo/files/b", content=b"y").status_code < 300
+        assert await _wait_for_path(client, "/b")
+        assert "db" in _store_fds(store)
+
+        assert await _until_asleep(handle), "never went back to sleep"
+        ws = vfs.Workspace(store)  # an outside commit while asleep is still noticed
         try:
             ws.write_file("/outside.txt", b"later")
         finally:
             ws.close()
         assert await _wait_for_path(client, "/outside.txt")
+
+        assert await _until_asleep(handle), "never went back to sleep"
+        with server.http() as http:  # a read reopens a reader
+            assert http.get("/api/workspaces/demo/files/outside.txt").content == b"later"
+            assert http.get("/api/workspaces/demo/files/b").content == b"y"
     finally:
         if client is not None:
             await client.conn.close()
