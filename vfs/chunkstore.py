@@ -169,6 +169,27 @@ class PackedChunks(SqliteChunks):
         self.packs.append(data)  # the row names these bytes; both stand or fall with the transaction
         return ChunkEntry(digest, size, inserted[0])
 
+    def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
+        """A batch of (digest, bytes): one dedup query, one `pwritev`, one `executemany`.
+
+        The batch stays inline while the transaction's new bytes fit in `SPILL`."""
+        batch = list(items)
+        if not self.packs.appending and self._inline + sum(len(d) for _, d in batch) <= SPILL:
+            return super().put_many(batch)
+        known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
+        fresh: dict[bytes, bytes | memoryview] = {}
+        for digest, data in batch:
+            if digest not in known:
+                fresh.setdefault(digest, data)
+        if fresh:
+            number, positions = self.packs.append_many(list(fresh.values()))
+            first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
+            now = time.time()
+            rows = [(first + n, digest, len(data), now, number, positions[n]) for n, (digest, data) in enumerate(fresh.items())]
+            self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
+            known.update((row[1], row[0]) for row in rows)
+        return [ChunkEntry(digest, len(data), known[digest]) for digest, data in batch]
+
     def before_commit(self) -> None:
         self.packs.sync()
 

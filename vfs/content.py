@@ -16,6 +16,7 @@ import io
 import time
 from bisect import bisect_right
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import blake3
 
@@ -35,6 +36,21 @@ MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
 # of MAX_CHUNK bytes (what FastCDC cuts zeros into) as often as needed:
 # extending by a GiB stores no new bytes and hashes at most 1 MiB.
 _ZERO_HEAD = 1 << 20
+
+# Chunks stored per `put_many` call: one dedup query, one write, one insert
+# per batch. A stream's batch holds copies of its chunks (at most 16 x 256 KiB).
+_PUT_BATCH = 128
+_STREAM_BATCH = 16
+
+_HASH_BESIDE = 8 << 20  # buffers at least this big get their content id hashed in a thread
+
+
+def _hash_beside(data: object) -> Future[bytes]:
+    """BLAKE3 of `data`, computed on a helper thread."""
+    return _HASHER.submit(lambda: blake3.blake3(data).digest())  # type: ignore[arg-type]
+
+
+_HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsfs-hash")
 
 _UPDATE_CONTENT = (
     "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
@@ -137,22 +153,35 @@ class Content:
             digest = blake3.blake3(small).digest()
             return [self._chunks.put(small, digest)], len(small), digest
         if reader is None:
-            entries = [self._chunks.put(piece) for piece in cut(data)]  # type: ignore[arg-type]
-            size = sum(e.size for e in entries)
-            if size > MAX_FILE_SIZE:
+            if memoryview(data).nbytes > MAX_FILE_SIZE:  # type: ignore[arg-type]
                 raise fs_error(errno.EFBIG, None)
+            # The content id of a big buffer is hashed on another core meanwhile
+            # (BLAKE3 releases the GIL): the chunking below is the critical path.
+            whole = _hash_beside(data) if memoryview(data).nbytes >= _HASH_BESIDE else None  # type: ignore[arg-type]
+            entries = []
+            batch: list[tuple[bytes, memoryview]] = []
+            for piece in cut(data):  # type: ignore[arg-type]
+                batch.append((blake3.blake3(piece).digest(), piece))
+                if len(batch) == _PUT_BATCH:
+                    entries += self._chunks.put_many(batch)
+                    batch = []
+            entries += self._chunks.put_many(batch)
+            size = sum(e.size for e in entries)
             if previous is not None and previous.hash is not None and previous.chunks == pack(entries):
                 return entries, size, previous.hash
-            return entries, size, blake3.blake3(data).digest()  # type: ignore[arg-type]
+            return entries, size, whole.result() if whole else blake3.blake3(data).digest()  # type: ignore[arg-type]
         whole = blake3.blake3()
-        entries = []
-        size = 0
-        for piece in cut_stream(reader):
+        entries, pending, size = [], [], 0
+        for piece in cut_stream(reader):  # each view is valid until the next: a batch keeps copies
             whole.update(piece)
-            entries.append(self._chunks.put(piece))
+            pending.append((blake3.blake3(piece).digest(), bytes(piece)))
             size += len(piece)
             if size > MAX_FILE_SIZE:
                 raise fs_error(errno.EFBIG, None)
+            if len(pending) == _STREAM_BATCH:
+                entries += self._chunks.put_many(pending)
+                pending = []
+        entries += self._chunks.put_many(pending)
         return entries, size, whole.digest()
 
     def set_content(

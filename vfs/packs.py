@@ -112,6 +112,30 @@ class Packs:
             written = os.pwrite(self._fd, view, self._end)
             view = view[written:]
             self._end += written
+        self._start_writeback()
+
+    def append_many(self, pieces: list[bytes | memoryview]) -> tuple[int, list[int]]:
+        """Append `pieces` back to back in one pack with one `pwritev`; (pack number, offset of each)."""
+        total = sum(len(p) for p in pieces)
+        number, at = self.next_position(total)
+        positions = []
+        for piece in pieces:
+            positions.append(at)
+            at += len(piece)
+        assert self._fd is not None
+        buffers = [memoryview(p) for p in pieces]
+        while buffers:
+            written = os.pwritev(self._fd, buffers[:1024], self._end)  # IOV_MAX
+            self._end += written
+            while buffers and written >= len(buffers[0]):
+                written -= len(buffers[0])
+                buffers.pop(0)
+            if written:
+                buffers[0] = buffers[0][written:]
+        self._start_writeback()
+        return number, positions
+
+    def _start_writeback(self) -> None:
         if _SYNC_FILE_RANGE is not None and self._end - self._synced_to >= _WRITEBACK_EVERY:
             _SYNC_FILE_RANGE(self._fd, self._synced_to, self._end - self._synced_to, _SYNC_FILE_RANGE_WRITE)
             self._synced_to = self._end
