@@ -161,10 +161,8 @@ async def dispatch(session: Session, msg: CoeditOpen | Coedit | CoeditClose) -> 
         session.proto.coedit.require(msg.path, msg.id)
         doc = registry.get(msg.path)
         assert doc is not None  # an open path always has its document (an ended one was closed for it)
-        stored = doc.receive(session, msg.message())
-        editor = doc.editors.get(session)
-        if msg.id is not None and editor is not None:
-            editor.ack_when_stored(stored, msg.id)  # the `ok` goes out through its outbox, in order
+        editor = doc.receive(session, msg.message(), msg.id)  # its `ok` goes out through its outbox, in order
+        if msg.id is not None:
             await editor.wait_acks()
     else:
         if session.proto.coedit.close(msg.path):

@@ -211,32 +211,39 @@ class SharedDocument:
 
     # -- messages from editors ---------------------------------------------------------
 
-    def receive(self, session: Session, msg: YSync | YAwareness) -> asyncio.Future[Any] | None:
-        """Apply one editor's message; the store write an `ok` must wait for, if any."""
+    def receive(self, session: Session, msg: YSync | YAwareness, request_id: Any = None) -> Editor:
+        """Apply one editor's message; its `ok` (for a `request_id`) is queued once what it carries
+        is stored. Returns the editor (its receive loop waits on `Editor.wait_acks`)."""
         editor = self.editors[session]
         if isinstance(msg, YAwareness):
             self._awareness(editor, msg.data)
-            return None
-        if msg.step == SYNC_STEP1:
+        elif msg.step == SYNC_STEP1:
             editor.send(sync_step2(self.doc.get_update(msg.data or None)))
-            return None
-        if not msg.carries_update:
-            return None
+        elif msg.carries_update:
+            self._update(session, editor, msg.data, request_id)
+            return editor
+        if request_id is not None:
+            editor.ack_now(request_id)
+        return editor
+
+    def _update(self, session: Session, editor: Editor, update: bytes, request_id: Any) -> None:
         session.principal.require(session.workspace, "write")
         try:
-            self.doc.apply_update(msg.data)
+            self.doc.apply_update(update)
         except ValueError as e:
             raise ProtocolError("EBADMSG", f"y update does not decode: {e}", field="y") from None
-        frame = update_frame(self.path, msg.data)  # encoded once for every editor
+        # logged first: its commit runs before the relay's pass of this loop turn, so the `ok`
+        # and the relayed update leave together (group-committed with the workspace's other updates)
+        self._log.store(self.path, update, editor.acker(request_id) if request_id is not None else None)
+        frame = update_frame(self.path, update)  # encoded once for every editor
         for other, peer in self.editors.items():
             if other is not session:
-                peer.send_update(msg.data, frame)
+                peer.send_update(update, frame)
         self.authors.add(session.author)
         self.dirty = True
         self.schedule_flush()
         if len(self.text) > COEDIT_MAX_BYTES:  # pycrdt's length is in UTF-8 bytes, as the limit is
             self._spawn(self._outgrown())
-        return self._log.store(self.path, msg.data)  # group-committed with the workspace's other updates
 
     def _awareness(self, editor: Editor, data: bytes) -> None:
         """Take an editor's awareness entries; they are relayed `AWARENESS_BATCH` later, together
@@ -313,9 +320,9 @@ class SharedDocument:
             self.schedule_flush()
 
     async def _write_locked(self) -> None:
-        last = self._log.last  # let what was typed so far be logged first: its rows can then be dropped
-        if last is not None and not last.done():
-            await asyncio.wait([last])
+        logged = self._log.logged()  # what was typed so far is logged first: its rows can then be dropped
+        if logged is not None:
+            await logged
         text = text_of(self.doc)
         data = text.encode("utf-8")
         state, upto = self.doc.get_update(), self._log.seen  # every log row up to `upto` is in `state`

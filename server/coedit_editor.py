@@ -1,50 +1,81 @@
-"""Sending to a document's editors: one outbox per editor, one relay task per document.
+"""Sending to a document's editors: one outbox per editor, one relay pass per loop turn.
 
 A keystroke reaches every other editor of its document. Done naively that
-is, per recipient, an event set, a task wake-up, a frame decode and an
-awaited send; at 50 editors that overhead, not the socket writes, is what
-a keystroke costs. So (like `server/fanout.py` for change pages):
+is, per recipient, an event set, a task wake-up, a frame encode and an
+awaited send through the ASGI stack; at 50 editors that overhead, not the
+socket writes, is what a keystroke costs. So (like `server/fanout.py` for
+change pages):
 
-- a relayed frame is built once, as the ASGI message itself
-  (`Outgoing`), and the same object is handed to every recipient;
-- one `Relay` task per document walks the editors with something queued
-  and writes to each socket that can take it without waiting (uvicorn's
-  writable flag, `Session.writable`), so one wake-up serves them all;
-- an editor whose socket is full (a slow reader) gets its own task for as
-  long as it is behind; the relay skips it meanwhile, so its messages keep
-  their order and the others are not held up. Its queued updates are
-  merged into one when the backlog grows (`OUTBOX_MERGE`), so a slow
-  reader costs bounded memory.
+- a relayed frame is built once (`Outgoing`) and the same object is handed
+  to every recipient; so are its WebSocket frame bytes: a server's frames
+  are unmasked and ours uncompressed (`ws_per_message_deflate=False`), so
+  they are the same bytes on every connection;
+- the `Relay` of a document is one callback per loop turn (no task): it
+  walks the editors with something queued and writes those bytes straight
+  to each socket that can take them without waiting (`RawSocket`: uvicorn's
+  WebSocket protocol, whose own `send` would serialise the frame again);
+- an editor whose socket is full (a slow reader), or a server that gives no
+  raw socket, gets its own task sending through the ASGI `send` for as long
+  as it is behind; the relay skips it meanwhile, so its messages keep their
+  order and the others are not held up. Its queued updates are merged into
+  one when the backlog grows (`OUTBOX_MERGE`), so a slow reader costs
+  bounded memory.
 
 The `ok` that acknowledges a stored update goes through the same outbox
-(`Editor.ack`), so it costs no task of its own either.
+(`Editor.acker`): the update log commits before the relay's pass of the
+same turn (`SharedDocument.receive` queues the log write first), so the
+`ok` and the relayed update usually leave in one pass.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+import logging
+from typing import TYPE_CHECKING, Any, Callable
 
 from pycrdt import merge_updates
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
 
 from vfs.wire import Coedit, Ok, encode, sync_update
 
 if TYPE_CHECKING:
     from server.ws_api import Session
 
+log = logging.getLogger("wsfs.server.coedit")
+
 OUTBOX_MERGE = 64  # queued messages per editor above which its pending updates are merged into one
 ACK_WINDOW = 256  # updates of one editor waiting for their `ok` before its receive loop waits
 
 
 class Outgoing:
-    """One frame as the ASGI message that sends it (shared by every recipient) and its size."""
+    """One text frame, shared by every recipient: its JSON, its WebSocket bytes, its ASGI message."""
 
-    __slots__ = ("message", "size", "update")
+    __slots__ = ("frame", "update", "_wire", "_message")
 
     def __init__(self, frame: bytes, update: bytes | None = None):
-        self.message = {"type": "websocket.send", "text": frame.decode("utf-8")}
-        self.size = len(frame)
+        self.frame = frame
         self.update = update  # the Yjs update it carries, if any (to merge a slow reader's backlog)
+        self._wire: bytes | None = None
+        self._message: dict[str, Any] | None = None
+
+    @property
+    def size(self) -> int:
+        return len(self.frame)
+
+    @property
+    def wire(self) -> bytes:
+        """The frame as a server writes it on the socket (unmasked, no extension), built once."""
+        if self._wire is None:
+            self._wire = Frame(Opcode.TEXT, self.frame).serialize(mask=False)
+        return self._wire
+
+    @property
+    def message(self) -> dict[str, Any]:
+        """The ASGI message sending it (for a socket written through `send`)."""
+        if self._message is None:
+            self._message = {"type": "websocket.send", "text": self.frame.decode("utf-8")}
+        return self._message
 
 
 def update_frame(path: str, update: bytes) -> Outgoing:
@@ -54,6 +85,40 @@ def update_frame(path: str, update: bytes) -> Outgoing:
 
 def y_frame(path: str, y: bytes) -> Outgoing:
     return Outgoing(encode(Coedit(path=path, y=y)))
+
+
+class RawSocket:
+    """The uvicorn WebSocket protocol behind a session's ASGI `send`, for writing built frames.
+
+    Only uvicorn's websockets-sansio protocol is recognised (the server runs it,
+    `server/runner.py`), and only without extensions; anything else gives None
+    and its frames go through `send`. `ready` says what uvicorn's own `send`
+    would check before writing a data frame: open, not closing, not paused.
+    """
+
+    __slots__ = ("protocol", "conn", "transport", "writable")
+
+    def __init__(self, protocol: Any):
+        self.protocol = protocol
+        self.conn = protocol.conn
+        self.transport = protocol.transport
+        self.writable: asyncio.Event = protocol.writable
+
+    @staticmethod
+    def of(send: Any) -> RawSocket | None:
+        protocol = getattr(send, "__self__", None)
+        conn = getattr(protocol, "conn", None)
+        if (conn is None or getattr(conn, "extensions", None) != [] or not hasattr(protocol, "transport")
+                or not isinstance(getattr(protocol, "writable", None), asyncio.Event)
+                or not all(hasattr(protocol, a) for a in ("disconnected", "close_sent", "handshake_complete"))):
+            return None
+        return RawSocket(protocol)
+
+    @property
+    def ready(self) -> bool:
+        p = self.protocol
+        return (self.writable.is_set() and not p.disconnected and not p.close_sent and p.handshake_complete
+                and self.conn.state is State.OPEN)
 
 
 class Editor:
@@ -70,6 +135,8 @@ class Editor:
         self._started = False
         self._stopped = False
         self._own: asyncio.Task[Any] | None = None  # sending on its own while its socket is full
+        self._raw = RawSocket.of(getattr(session, "_asgi_send", None))
+        self._counters = session.st.metrics.ws
 
     def start(self) -> None:
         """Begin sending (after the `ok` of its `coedit_open` went out)."""
@@ -102,24 +169,24 @@ class Editor:
 
     # -- acknowledgements -------------------------------------------------------------
 
-    def ack_when_stored(self, stored: asyncio.Future[Any] | None, request_id: Any) -> None:
-        """Queue the `ok` (or the error) of an update once `stored` is done."""
-        if stored is None:
-            self.put(Outgoing(encode(Ok(id=request_id))))
-            return
+    def acker(self, request_id: Any) -> Callable[[BaseException | None], None]:
+        """The callback the update log calls once an update of this editor is stored (or not):
+        it queues the `ok` (or the error, and the editor must resend)."""
         self.unacked += 1
 
-        def done(fut: asyncio.Future[Any]) -> None:
+        def stored(error: BaseException | None) -> None:
             self.unacked -= 1
             self._acked.set()
-            error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
             if error is None:
                 self.put(Outgoing(encode(Ok(id=request_id))))
-            else:  # not stored: the editor hears it and must resend
-                reply = self.session.proto.error_reply(error, request_id)
-                self.put(Outgoing(encode(reply.message)))
+            else:
+                self.put(Outgoing(encode(self.session.proto.error_reply(error, request_id).message)))
 
-        stored.add_done_callback(done)
+        return stored
+
+    def ack_now(self, request_id: Any) -> None:
+        """`ok` for a message that stored nothing."""
+        self.put(Outgoing(encode(Ok(id=request_id))))
 
     async def wait_acks(self) -> None:
         """Hold the receive loop while too many of this editor's updates wait to be stored."""
@@ -133,22 +200,21 @@ class Editor:
     def ready(self) -> bool:
         return self._started and not self._stopped and bool(self._items) and self._own is None
 
-    async def send_writable(self) -> None:
-        """Send what the socket takes without waiting; hand the rest to the editor's own task."""
-        from server.ws_api import _Closed
-
-        writable = self.session.writable
+    def send_now(self) -> None:
+        """Write what the socket takes without waiting; hand the rest to the editor's own task."""
+        if self.session.closed:
+            self.stop()
+            return
+        raw, counters = self._raw, self._counters
         items, self._items = self._items, []
         for n, item in enumerate(items):
-            if writable is None or not writable():
+            if raw is None or not raw.ready:
                 self._items = items[n:] + self._items
                 self._own = self.session._spawn(self._send_own())
                 return
-            try:
-                await self.session._send(item.message, item.size)
-            except _Closed:
-                self.stop()
-                return
+            raw.transport.write(item.wire)
+            counters.messages_out += 1
+            counters.bytes_out += len(item.frame)
 
     async def _send_own(self) -> None:
         from server.ws_api import _Closed
@@ -157,7 +223,9 @@ class Editor:
             while self._items and not self._stopped:
                 items, self._items = self._items, []
                 for item in items:
-                    await self.session._send(item.message, item.size)
+                    await self.session._send(item.message, item.size)  # waits while the socket is full
+                if self._raw is not None and self._raw.ready:
+                    break  # caught up: the relay writes again
         except _Closed:
             self.stop()
         finally:
@@ -167,29 +235,32 @@ class Editor:
 
 
 class Relay:
-    """The task that sends a document's queued frames to its editors (one wake-up per batch)."""
+    """Sends a document's queued frames to its editors: one pass per loop turn, no task."""
 
     def __init__(self) -> None:
         self._due: dict[Editor, None] = {}  # editors with something to send, in order
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[Any] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._scheduled = False
+        self._stopped = False
 
     def kick(self, editor: Editor) -> None:
         self._due[editor] = None
-        self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.ensure_future(self._run())
+        if not self._scheduled and not self._stopped:
+            self._scheduled = True
+            self._loop.call_soon(self._run)
 
     def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        self._stopped = True
+        self._due = {}
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._due:
-                due, self._due = self._due, {}
-                for editor in due:
-                    if editor.ready:
-                        await editor.send_writable()
+    def _run(self) -> None:
+        self._scheduled = False
+        while self._due and not self._stopped:
+            due, self._due = self._due, {}
+            for editor in due:
+                if editor.ready:
+                    try:
+                        editor.send_now()
+                    except Exception:  # noqa: BLE001 - one broken socket must not stop the others
+                        log.exception("co-editing: sending to %s failed", editor.session.session)
+                        editor.stop()

@@ -11,8 +11,10 @@ a keystroke's server time. While another write holds the store (a file
 write, a compaction, an HTTP request), the log cannot be appended without
 waiting; then the entries go through the writer thread as any write does,
 and the ones arriving meanwhile wait for that write and share the next
-commit. Durability is unchanged either way: an update's future is done
-only once the transaction holding it committed.
+commit. Durability is unchanged either way: an update's callback (which
+queues the editor's `ok`) runs only once the transaction holding it
+committed; it is called right after that commit, not through a future, so
+the `ok` leaves in the same relay pass as the update (`server/coedit_editor.py`).
 
 `seen` is the newest log row known committed; a compaction takes it with
 its snapshot (`vfs.coedit_log.CoeditLog.compact` `upto`), so rows appended
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from vfs.coedit_log import DirectLog
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from server.stores import WorkspaceHandle
 
 log = logging.getLogger("wsfs.server.coedit")
+
+Stored = Callable[[BaseException | None], None]  # told None once its update is durable, else the error
 
 
 class UpdateLogWriter:
@@ -40,24 +44,31 @@ class UpdateLogWriter:
         self.handle = handle
         self.seen = 0  # the newest log row (`seq`) known to be committed
         self._waiting: list[tuple[str, bytes]] = []
-        self._futures: list[asyncio.Future[None]] = []
-        self._writing = False  # an append is in the writer thread's queue
+        self._callbacks: list[Stored] = []  # of the waiting entries
+        self._in_flight: list[Stored] | None = None  # of the entries in the writer thread's queue
         self._due = False  # a commit is scheduled for the end of this loop turn
         self._direct: DirectLog | None = None
         self._direct_failed = False  # the store refused a connection of our own: use the writer
-        self.last: asyncio.Future[None] | None = None  # the newest update's (earlier ones settle first)
 
-    def store(self, path: str, update: bytes) -> asyncio.Future[None]:
-        """Store `update` of `path`; the future is done once it is durable."""
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        done.add_done_callback(_retrieve)  # an update sent without `id` is never awaited
+    def store(self, path: str, update: bytes, then: Stored | None = None) -> None:
+        """Store `update` of `path`; `then(None)` once it is durable, `then(error)` if it is not."""
         self._waiting.append((path, update))
-        self._futures.append(done)
-        self.last = done
-        if not self._writing and not self._due:
+        if then is not None:
+            self._callbacks.append(then)
+        if self._in_flight is None and not self._due:
             self._due = True
-            loop.call_soon(self._commit)  # after the other messages of this turn: one commit for all
+            asyncio.get_running_loop().call_soon(self._commit)  # after the other messages of this turn: one commit for all
+
+    def logged(self) -> asyncio.Future[None] | None:
+        """Done once every update stored so far is committed (or failed); None if they all are."""
+        if self._waiting:
+            callbacks = self._callbacks
+        elif self._in_flight is not None:
+            callbacks = self._in_flight
+        else:
+            return None
+        done = asyncio.get_running_loop().create_future()
+        callbacks.append(lambda _error: done.done() or done.set_result(None))
         return done
 
     def saw(self, seq: int) -> None:
@@ -72,22 +83,22 @@ class UpdateLogWriter:
 
     def _commit(self) -> None:
         self._due = False
-        if self._writing or not self._waiting:
+        if self._in_flight is not None or not self._waiting:
             return
-        entries, futures = self._waiting, self._futures
-        self._waiting, self._futures = [], []
+        entries, callbacks = self._waiting, self._callbacks
+        self._waiting, self._callbacks = [], []
         direct = self._direct_log()
         if direct is not None:
             try:
                 seq = direct.try_append(entries)
             except Exception as e:  # noqa: BLE001 - not stored (disk full, I/O error): nobody is acknowledged
-                _settle(futures, e)
+                _settle(callbacks, e)
                 return
             if seq is not None:
                 self.saw(seq)
-                _settle(futures, None)
+                _settle(callbacks, None)
                 return
-        self._write(entries, futures)  # another write holds the store: queue behind it
+        self._write(entries, callbacks)  # another write holds the store: queue behind it
 
     def _direct_log(self) -> DirectLog | None:
         if self.handle.closed:  # e.g. ownership moved to another node: never store behind its back
@@ -101,21 +112,20 @@ class UpdateLogWriter:
                 self._direct_failed = True
         return self._direct
 
-    def _write(self, entries: list[tuple[str, bytes]], futures: list[asyncio.Future[None]]) -> None:
-        self._writing = True
+    def _write(self, entries: list[tuple[str, bytes]], callbacks: list[Stored]) -> None:
         try:
             stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(entries))
         except Exception as e:  # noqa: BLE001 - the workspace is closing: nobody is acknowledged
-            self._writing = False
-            _settle(futures, e)
+            _settle(callbacks, e)
             return
+        self._in_flight = callbacks
 
         def finished(fut: asyncio.Future[Any]) -> None:
-            self._writing = False
+            self._in_flight = None
             error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
             if error is None:
                 self.saw(fut.result())
-            _settle(futures, error)
+            _settle(callbacks, error)
             if self._waiting and not self._due:
                 self._due = True
                 asyncio.get_running_loop().call_soon(self._commit)
@@ -123,12 +133,9 @@ class UpdateLogWriter:
         stored.add_done_callback(finished)
 
 
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for done in futures:
-        if not done.done():
-            done.set_exception(error) if error is not None else done.set_result(None)
-
-
-def _retrieve(fut: asyncio.Future[None]) -> None:
-    if not fut.cancelled():
-        fut.exception()
+def _settle(callbacks: list[Stored], error: BaseException | None) -> None:
+    for then in callbacks:
+        try:
+            then(error)
+        except Exception:  # noqa: BLE001 - one editor's failure must not keep the others' `ok`
+            log.exception("co-editing: acknowledging a stored update failed")
