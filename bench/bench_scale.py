@@ -45,6 +45,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -162,6 +163,7 @@ class Subscribers:
         self.tasks: list[asyncio.Task[Any]] = []
         self.seen: dict[str, list[float]] = {}
         self.deliveries = 0
+        self.retries = 0  # connections refused with 1013 (the server near its descriptor limit) and retried
 
     async def reader(self, conn: Any, ws: str) -> None:
         try:
@@ -175,16 +177,27 @@ class Subscribers:
             pass
 
     async def add(self, url: str, token: str, ws: str) -> None:
-        conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/{ws}/ws?token={token}",
-                             compression=None, max_size=2**24, open_timeout=120)
+        for attempt in range(100):  # bounded; a server near its descriptor limit answers 1013: try again later
+            try:
+                conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/{ws}/ws?token={token}",
+                                     compression=None, max_size=2**24, open_timeout=120)
+                await self._subscribe(conn)
+                break
+            except ConnectionClosed as e:
+                if e.rcvd is None or e.rcvd.code != 1013 or attempt == 99:
+                    raise
+                self.retries += 1
+                await asyncio.sleep(0.2 + 0.01 * attempt)
+        self.conns.append(conn)
+        self.tasks.append(asyncio.create_task(self.reader(conn, ws)))
+
+    async def _subscribe(self, conn: Any) -> None:
         await conn.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
         while orjson.loads(await conn.recv()).get("type") != "hello":
             pass
         await conn.send(orjson.dumps({"type": "subscribe", "id": "b", "after": "now"}).decode())
         while orjson.loads(await conn.recv()).get("type") != "caught_up":
             pass
-        self.conns.append(conn)
-        self.tasks.append(asyncio.create_task(self.reader(conn, ws)))
 
     async def close(self) -> None:
         for t in self.tasks:
@@ -204,7 +217,13 @@ async def create_workspaces(url: str, admin: str, names: list[str]) -> None:
 
     async def worker(k: int) -> None:
         for name in names[k::len(conns)]:
-            status = await conns[k].request("PUT", f"/api/workspaces/{name}", b"", admin)
+            for attempt in range(100):  # bounded: 503 near the descriptor limit means try again later
+                status = await conns[k].request("PUT", f"/api/workspaces/{name}", b"", admin)
+                if status != 503:
+                    break
+                conns[k].close()  # the server closes a refused connection
+                await asyncio.sleep(0.2 + 0.01 * attempt)
+                conns[k] = await Http.open(url)
             assert status in (200, 201), status
 
     await asyncio.gather(*(worker(k) for k in range(len(conns))))
@@ -269,6 +288,7 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> di
     await bounded_gather([subs.add(server.url, server.admin, name) for name in names], 100)
     row: dict[str, Any] = {"workspaces": n, "setup_s": time.monotonic() - t0}
     row["subscribed"] = proc_figures(server.proc.pid)
+    row["subscribed"]["refused_1013"] = subs.retries
     if args.rate > 0:  # every workspace awake (it was just opened): the steady active load
         row["load"], row["load_cpu_pct"], row["client_cpu_pct"] = await measured_load(
             server, names, args.rate, args.load_seconds, subs, "a")
@@ -380,7 +400,7 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
 def start_wsfs(data: str, args: argparse.Namespace) -> Proc:
     cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
            "--log-level", "warning"]
-    return Proc(cmd)
+    return Proc(cmd, Path(args.root) if args.root else None)
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -453,6 +473,8 @@ def main() -> None:
     parser.add_argument("--idle-window", type=float, default=5.0)
     parser.add_argument("--sleep-wait", type=float, default=35.0,
                         help="quiet seconds before the idle figures (the server's idle time is 20 s, its sweep 10 s)")
+    parser.add_argument("--root", default="",
+                        help="run the wsfs server from this source tree (e.g. `git archive REV` unpacked: A/B runs)")
     parser.add_argument("--wake-seconds", type=float, default=2.0,
                         help="seconds of the same write load once every workspace is asleep (0: none)")
     parser.add_argument("--nofile", type=int, default=0,

@@ -17,6 +17,7 @@ from server.stores import WorkspaceHandle
 
 _frozen = False
 SWEEP_EVERY = 10.0  # seconds between idle-store sweeps
+PRESSURE_CHECK = 1.0  # seconds between looks at how many stores are awake (for the descriptor limit)
 EXTERNAL_POLL = 0.25  # without inotify only: seconds between checks for commits made by other processes
 RECHECK_AFTER = 0.05  # seconds before a store written while our own write ran is looked at again
 REVOCATION_POLL = 0.25  # seconds between checks for tokens revoked by other processes
@@ -139,11 +140,19 @@ async def _watch_revocations(state: ServerState) -> None:
 
 
 async def _sweep(state: ServerState) -> None:
+    """Idle close and sleep every `every` seconds; every second instead while too many stores are
+    awake for the open-file limit (`Stores.pressed`: a count over the open handles, no syscall)."""
     options = state.stores.options
     every = max(0.1, min(SWEEP_EVERY, options.idle_readers / 2, options.idle_close / 2))
+    tick = min(every, PRESSURE_CHECK)
+    since = 0.0
     while True:
-        await asyncio.sleep(every)
+        await asyncio.sleep(tick)
+        since += tick
         try:
-            await state.stores.sweep()
+            pressed = state.stores.pressed()
+            if pressed or since >= every:
+                since = 0.0
+                await state.stores.sweep(pressed)
         except Exception:  # noqa: BLE001 - a failed sweep must not end the server
             log.exception("idle sweep failed")

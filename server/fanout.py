@@ -7,7 +7,9 @@ saturates the loop. Here a subscription that is caught up and waiting
 **parks** itself. A commit then kicks one task, which walks the parked
 subscriptions, takes each group's page once from the feed (the shared cache
 or the commit's delta), and writes the same pre-built message to every
-socket that can take it.
+socket that can take it: the frame's bytes are built once per page and written
+to each transport directly (`frame_writer`), with no per-socket encoding, no
+`await` and no task switch.
 
 Backpressure is unchanged: a parked subscription is served here only if its
 socket is writable (uvicorn's own flow-control flag, the one its `send`
@@ -29,23 +31,34 @@ import asyncio
 import logging
 from typing import Any, Callable
 
+from server.coedit_editor import RawSocket
+
 log = logging.getLogger("wsfs.server")
 
 _MISSING: Any = object()
 SLICE = 128  # sends between two yields to the loop: a writer's reply never waits for a whole fan-out
 
 
-def writable_probe(send: Any) -> Callable[[], bool] | None:
-    """`() -> bool`: may `send` write now without waiting? None if the server does not tell.
+def frame_writer(send: Any) -> Callable[[bytes], bool] | None:
+    """`(frame) -> bool`: write a whole pre-built WebSocket frame to the socket now, if it can take it
+    without waiting (False: it cannot, or the connection is closing). None if the server does not
+    let us (not uvicorn's WebSocket protocol, or an extension such as permessage-deflate is on).
 
-    `send` must be uvicorn's own ASGI send (a bound method of its WebSocket
-    protocol, whose `writable` event its `send` waits on before writing).
+    This is what uvicorn's `send` does for a text message once its checks pass (`writable`, not
+    disconnected, no close sent, the connection open), minus the per-socket re-encoding and
+    framing: the frame of a page is built once and the same bytes go to every transport.
     """
-    protocol = getattr(send, "__self__", None)
-    writable = getattr(protocol, "writable", None)
-    if not isinstance(writable, asyncio.Event) or not hasattr(protocol, "disconnected"):
+    raw = RawSocket.of(send)  # the same checks as co-editing's relay (server/coedit_editor.py)
+    if raw is None:
         return None
-    return lambda: writable.is_set() and not protocol.disconnected
+
+    def write(frame: bytes) -> bool:
+        if not raw.ready:
+            return False
+        raw.transport.write(frame)
+        return True
+
+    return write
 
 
 class Fanout:
@@ -61,7 +74,7 @@ class Fanout:
 
     def park(self, sub: Any) -> bool:
         """Register a caught-up subscription waiting for commits; False if it must wait on its own."""
-        if sub.session.writable is None or self.handle.closed:
+        if sub.session.write_frame is None or self.handle.closed:
             return False
         self.parked[sub] = None
         if self._task is None or self._task.done():
@@ -117,12 +130,10 @@ class Fanout:
                 page = pages.get(key, _MISSING)
                 if page is _MISSING:
                     page = pages[key] = feed.page_nowait(sub.spec, sub.filt, sub.cursor)
-                if page is None or page.cursor.rev <= sub.cursor.rev or session.closed or not session.writable():
+                # the page's frame, written only if the socket takes it now; else (full, closing, gone)
+                # the subscription's own task sends it the ordinary way, or ends itself
+                if page is None or page.cursor.rev <= sub.cursor.rev or not session.push_page(page, sub):
                     self._hand_back(sub)
-                    break
-                # writable: this await completes without suspending, so nothing else runs meanwhile
-                if not await session.send_page(page, sub):
-                    self._hand_back(sub)  # the socket is gone: its task ends itself
                     break
                 self.sent += 1
                 if page.more:

@@ -52,6 +52,7 @@ class Page:
     step: bool = False  # exactly one commit (from its delta): a valid step even once newer commits exist
     # built messages by (sub id type, sub id, coalesced): subscribers mostly share ids ("changes" of one app)
     texts: dict[tuple[type, Any, bool], tuple[str, int]] = field(default_factory=dict, compare=False, repr=False)
+    frames: dict[tuple[type, Any, bool], bytes] = field(default_factory=dict, compare=False, repr=False)
 
     def message(self, sub: Any, previous: vfs.Cursor) -> bytes:
         """This page as a `changes` message for subscription `sub` standing at `previous`."""
@@ -69,6 +70,18 @@ class Page:
                 self.texts[key] = hit
         return hit
 
+    def frame(self, sub: Any, previous: vfs.Cursor) -> bytes:
+        """`message` as one whole WebSocket text frame, as a server sends it (unmasked, so the same
+        bytes for every socket): what the fan-out writes to each transport. Built once per sub id."""
+        coalesced = self._coalesced(previous)
+        key = (type(sub), sub, coalesced)
+        hit = self.frames.get(key)
+        if hit is None:
+            hit = text_frame(self._build(sub, coalesced))
+            if len(self.frames) < TEXTS_KEPT:
+                self.frames[key] = hit
+        return hit
+
     @property
     def newest(self) -> int:
         """The newest revision a reader learns of from this page (its entries', or its cursor's)."""
@@ -84,6 +97,18 @@ class Page:
             b',"coalesced":', b"true" if coalesced else b"false",
             b',"entries":', self.entries_json, b"}",
         ))
+
+
+def text_frame(payload: bytes) -> bytes:
+    """An unfragmented, unmasked, uncompressed WebSocket text frame holding `payload` (RFC 6455 5.2)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x81, n))
+    elif n < 1 << 16:
+        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
+    return head + payload
 
 
 def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cursor,

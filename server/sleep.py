@@ -14,6 +14,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import resource
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -37,3 +39,49 @@ def release_memory() -> None:
         ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass
+
+
+FDS_AWAKE = 8  # descriptors an awake workspace may hold (writer: db, wal, shm, lock; a reader: 3; a socket)
+PRESSURE = 0.4  # share of the open-file limit awake workspaces may hold before idle times shrink
+PRESSED_IDLE = 1.0  # seconds of quiet before a store sleeps (or, unused, closes) under pressure
+LOCK_SHARE = 8  # sleeping stores keep their store lock while they hold at most 1/LOCK_SHARE of the limit
+
+
+def fd_limit() -> int:
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
+
+
+def pressed(awake: int) -> bool:
+    """Would `awake` workspaces hold too large a share of the descriptors? Then quiet ones sleep
+    after `PRESSED_IDLE` seconds, not the configured idle time (10,000 workspaces opened at once
+    would otherwise hold ~70,000 descriptors until their idle time passed)."""
+    return awake * FDS_AWAKE > fd_limit() * PRESSURE
+
+
+class LockBudget:
+    """How many sleeping stores may keep their store lock (one descriptor each).
+
+    Below the budget a sleeping store is still refused to a local mount. Past it (10,000 sleeping
+    stores with a limit of 20,000 would need every descriptor the sockets do not), a store sleeps
+    without its lock: a mount may then take it, and the server serves it read-only until it is
+    unmounted, as when the mount came first (writes: 409 EBUSY).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.held = 0
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.held >= fd_limit() // LOCK_SHARE:
+                return False
+            self.held += 1
+            return True
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.held -= 1
+
+
+SLEEP_LOCKS = LockBudget()

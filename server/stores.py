@@ -47,7 +47,7 @@ from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
 from server.readers import ReaderPool
-from server.sleep import files_stamp, release_memory
+from server.sleep import PRESSED_IDLE, SLEEP_LOCKS, files_stamp, pressed, release_memory
 from server.store_options import StoreOptions
 from server.writers import SerialQueue
 
@@ -315,10 +315,11 @@ class WorkspaceHandle:
             return 0, 0  # a reader opened meanwhile: stay awake
         closed = rev = 0
         if self._writer_ws is not None:  # (None: asleep already, or mounted elsewhere and read-only)
-            if self._sleep_lock is None:
+            if self._sleep_lock is None and SLEEP_LOCKS.take():  # past the budget: sleeps unlocked
                 try:  # shares the writer's lock, so never busy; EMFILE and the like: stay awake
                     self._sleep_lock = storelock.acquire(str(self.path), exclusive=False)
                 except (OSError, vfs.StoreBusy):
+                    SLEEP_LOCKS.give_back()
                     return 0, 0
             rev = self._writer_ws.rev
             self._writer_ws.close()  # the last connection: SQLite checkpoints and removes -wal and -shm
@@ -338,6 +339,7 @@ class WorkspaceHandle:
         if self._sleep_lock is not None:
             storelock.release(self._sleep_lock)
             self._sleep_lock = None
+            SLEEP_LOCKS.give_back()
 
     # -- readers -------------------------------------------------------
 
@@ -409,6 +411,7 @@ class WorkspaceHandle:
         if self._sleep_lock is not None:
             storelock.release(self._sleep_lock)
             self._sleep_lock = None
+            SLEEP_LOCKS.give_back()
         self.readers.close_idle()
 
 
@@ -546,30 +549,36 @@ class Stores:
                 storelock.release(lock)
             self._hub.forget(name)
 
-    async def sweep(self) -> None:
+    def pressed(self) -> bool:
+        """Too many awake stores for the open-file limit (`server/sleep.py`): sweep now, with short idle times."""
+        return pressed(sum(1 for h in self._handles.values() if not h.asleep))
+
+    async def sweep(self, pressed: bool = False) -> None:
         """Close stores nobody used for `idle_close` seconds, and put to sleep (`WorkspaceHandle.sleep`)
         those that stay open (subscribed) but saw no operation for `idle_readers` seconds: a quiet
-        subscribed workspace then holds one descriptor and no SQLite connection. At most
-        `SLEEPS_AT_ONCE` sleeps run at a time, so active workspaces' writes keep pool threads.
-        Memory freed by closing goes back to the system."""
+        subscribed workspace then holds at most one descriptor and no SQLite connection. `pressed`:
+        both after `PRESSED_IDLE` seconds. At most `SLEEPS_AT_ONCE` sleeps run at a time, so active
+        workspaces' writes keep pool threads. Memory freed by closing goes back to the system."""
+        idle_close = PRESSED_IDLE if pressed else self.options.idle_close
+        idle_sleep = PRESSED_IDLE if pressed else self.options.idle_readers
         now = time.monotonic()
         closed = 0
-        gate = asyncio.Semaphore(SLEEPS_AT_ONCE)
+        gate = asyncio.Semaphore(SLEEPS_AT_ONCE * (2 if pressed else 1))
         sleeping: list[asyncio.Task[int]] = []
 
         async def put_to_sleep(handle: WorkspaceHandle) -> int:
             async with gate:
-                if handle.busy or handle.closed or time.monotonic() - handle.last_used <= self.options.idle_readers:
+                if handle.busy or handle.closed or time.monotonic() - handle.last_used <= idle_sleep:
                     return 0
                 return await handle.sleep()
 
         for name, handle in list(self._handles.items()):
-            if handle.users == 0 and handle.busy == 0 and now - handle.last_used > self.options.idle_close:
+            if handle.users == 0 and handle.busy == 0 and now - handle.last_used > idle_close:
                 async with self._lock(name):
                     if handle.users == 0 and handle.busy == 0 and self._handles.get(name) is handle:
                         await self._close(name)
                         closed += 1
-            elif handle.busy == 0 and not handle.asleep and now - handle.last_used > self.options.idle_readers:
+            elif handle.busy == 0 and not handle.asleep and now - handle.last_used > idle_sleep:
                 sleeping.append(asyncio.ensure_future(put_to_sleep(handle)))
         for n in await asyncio.gather(*sleeping, return_exceptions=True):
             if isinstance(n, int):

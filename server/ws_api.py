@@ -56,7 +56,7 @@ from vfs.wire.session import Close
 
 from server import coedit
 from server.auth import Principal, token_from
-from server.fanout import writable_probe
+from server.fanout import frame_writer
 from server.feed import Page, PageSpec
 from server.http_base import json_response
 from server.state import ServerState, __version__, log
@@ -97,7 +97,7 @@ class Session:
         # the server's own ASGI send (kept in the scope by `app.RawSend`): no Starlette wrapper per
         # message, and uvicorn can say whether the socket is writable (see server/fanout.py)
         self._asgi_send = websocket.scope.get("wsfs.send") or websocket._send
-        self.writable = writable_probe(self._asgi_send)
+        self.write_frame = frame_writer(self._asgi_send)  # the fan-out's direct path (server/fanout.py)
 
     @property
     def subs(self) -> dict[Any, Subscription]:
@@ -117,6 +117,21 @@ class Session:
         except _Closed:
             return False
         self.st.metrics.ws.entries += page.count
+        sub.cursor = page.cursor
+        return True
+
+    def push_page(self, page: Page, sub: Subscription) -> bool:
+        """Write `page` to `sub` now as one pre-built frame, if the socket takes it without waiting
+        (the fan-out's path); False if not: the subscription's own task then sends it."""
+        if self.closed or self.write_frame is None:
+            return False
+        frame = page.frame(sub.id, sub.cursor)
+        if not self.write_frame(frame):
+            return False
+        counters = self.st.metrics.ws
+        counters.messages_out += 1
+        counters.bytes_out += len(frame)
+        counters.entries += page.count
         sub.cursor = page.cursor
         return True
 
