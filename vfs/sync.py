@@ -93,8 +93,7 @@ class Sync:
         """Store many chunks in one transaction (ids verified); returns their hashes."""
         verified = [(verify_object(data, expected), data) for expected, data in items]
         with self._db.tx():
-            for digest, data in verified:
-                self._chunks.put(data, digest)
+            self._chunks.put_many(verified)  # one batch: with pack files, one append and one insert
         return [digest.hex() for digest, _ in verified]
 
     # -- apply --------------------------------------------------------------------
