@@ -6,7 +6,9 @@ Starts its own engines on loopback (`redis-server`, SeaweedFS, and Litestream
 inside each node), all in their own process groups, killed at the end:
 
 - **baseline**: one plain `wsfs serve` (no flags): SQLite's commit is the ack;
-- **cluster**: two `wsfs serve --cluster ... --replicate ...` nodes, A and B.
+- **cluster**: two `wsfs serve --cluster ... --replicate ...` nodes, A and B,
+  and a third, P, with the fence window off (`WSFS_CLUSTER_FENCE_WINDOW=0`:
+  the plain rule, a manifest HEAD after every sync), for comparison.
 
 Prints Markdown tables:
 
@@ -14,9 +16,15 @@ Prints Markdown tables:
   the owner, cluster via the other node (proxied), and the ratios to baseline;
 - acknowledged writes/s with 1, 10 and 100 concurrent writers (one file
   each write), baseline vs cluster (group commit shows here);
+- fan-out: a write through the owner A, seen by a subscriber (`watch()`)
+  on A itself and by one on B (whose WebSocket B bridges to A, where the
+  workspace's hub is): p50 / p99 from sending the PUT to the event, and the
+  ratio cross-node / same-node (goal: p99 ≤ 2×); once idle, once with 10
+  writers busy on another workspace of A;
 - failover: a workspace of N MiB (1 MiB incompressible files) on a fresh
   owner, `kill -9` of its process group, time until a write through B is
-  acknowledged (lease expiry + manifest bump + Litestream restore).
+  acknowledged (lease expiry + manifest bump + takeover wait + Litestream
+  restore).
 
 The machine is shared: the load average is printed with the results.
 """
@@ -25,8 +33,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -87,14 +95,18 @@ def _plain_node(workdir: Path) -> tuple[Engine, str, str]:
     return node, url, token
 
 
-async def _latency(http: httpx.AsyncClient, url: str, ws: str, writes: int) -> list[float]:
-    assert (await http.put(f"{url}/api/workspaces/{ws}")).status_code in (200, 201)
-    times = []
+async def _latencies(targets: list[tuple[httpx.AsyncClient, str, str]], writes: int) -> list[list[float]]:
+    """Seconds per sequential 200-byte PUT to each (client, node URL, workspace), interleaved write by
+    write so that every target sees the same load on this shared machine."""
+    for http, url, ws in targets:
+        assert (await http.put(f"{url}/api/workspaces/{ws}")).status_code in (200, 201)
+    times: list[list[float]] = [[] for _ in targets]
     for i in range(writes):
-        t0 = time.perf_counter()
-        reply = await http.put(f"{url}/api/workspaces/{ws}/files/l{i}.txt", content=os.urandom(100).hex().encode())
-        times.append(time.perf_counter() - t0)
-        assert reply.status_code in (200, 201), reply.text
+        for (http, url, ws), out in zip(targets, times):
+            t0 = time.perf_counter()
+            reply = await http.put(f"{url}/api/workspaces/{ws}/files/l{i}.txt", content=os.urandom(100).hex().encode())
+            out.append(time.perf_counter() - t0)
+            assert reply.status_code in (200, 201), reply.text
     return times
 
 
@@ -110,6 +122,60 @@ async def _throughput(http: httpx.AsyncClient, url: str, ws: str, writers: int, 
     t0 = time.perf_counter()
     await asyncio.gather(*(writer() for _ in range(writers)))
     return total / (time.perf_counter() - t0)
+
+
+async def _fanout(http: httpx.AsyncClient, owner: str, watchers: dict[str, str], token: str, ws: str,
+                  writes: int, busy: int) -> dict[str, list[float]]:
+    """Seconds from sending each PUT (through `owner`) to its event at each watcher; `busy` writers
+    keep another workspace of the owner busy meanwhile."""
+    from client_py import Client
+
+    assert (await http.put(f"{owner}/api/workspaces/{ws}")).status_code in (200, 201)
+    seen: dict[str, dict[str, float]] = {label: {} for label in watchers}
+    arrived = asyncio.Event()
+
+    async def watch(label: str, client: Client) -> None:
+        async for event in client.workspace(ws).watch("/", after="now"):
+            seen[label].setdefault(event.path, time.perf_counter())
+            arrived.set()
+
+    stop = asyncio.Event()
+
+    async def background(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            await http.put(f"{owner}/api/workspaces/{ws}-busy/files/b{n}-{i}.txt", content=b"x" * 200)
+            i += 1
+
+    clients = {label: Client(url, token=token) for label, url in watchers.items()}
+    tasks = [asyncio.ensure_future(watch(label, client)) for label, client in clients.items()]
+    busy_tasks: list[asyncio.Task[None]] = []
+    try:
+        await asyncio.sleep(1.0)  # subscriptions up
+        if busy:
+            assert (await http.put(f"{owner}/api/workspaces/{ws}-busy")).status_code in (200, 201)
+            busy_tasks = [asyncio.ensure_future(background(n)) for n in range(busy)]
+            await asyncio.sleep(0.5)
+        sent: dict[str, float] = {}
+        for i in range(writes):
+            path = f"/fan{i}.txt"
+            sent[path] = time.perf_counter()
+            reply = await http.put(f"{owner}/api/workspaces/{ws}/files{path}", content=b"fan-out")
+            assert reply.status_code in (200, 201), reply.text
+            deadline = time.monotonic() + 10
+            while not all(path in got for got in seen.values()):
+                assert time.monotonic() < deadline, f"{path} not seen by every watcher within 10 s"
+                arrived.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(arrived.wait(), 1.0)
+        return {label: [got[p] - t for p, t in sent.items()] for label, got in seen.items()}
+    finally:
+        stop.set()
+        for task in tasks + busy_tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, *busy_tasks, return_exceptions=True)
+        for client in clients.values():
+            await client.aclose()
 
 
 async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int) -> float:
@@ -140,22 +206,26 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         engines.append(plain)
         token = admin_token(redis.url)
         a, b = (ServeNode(n, work / n, redis.url, location, p, "warning") for n, p in zip("ab", free_ports(2)))
-        engines += [a, b]
-        a.wait_ready()
-        b.wait_ready()
+        # the plain rule (fence window 0: a HEAD after every sync, no takeover wait), for comparison
+        plain_rule = ServeNode("p", work / "p", redis.url, location, free_ports(1)[0], "warning",
+                               extra_env={"WSFS_CLUSTER_FENCE_WINDOW": "0"})
+        engines += [a, b, plain_rule]
+        for node in (a, b, plain_rule):
+            node.wait_ready()
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60,
                                      limits=limits) as ph, \
                 httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits) as ch:
-            base = await _latency(ph, plain_url, "lat", args.writes)
-            owner = await _latency(ch, a.url, "lat", args.writes)
-            proxied = await _latency(ch, b.url, "lat", args.writes)
+            base, owner, proxied, serial = await _latencies(
+                [(ph, plain_url, "lat"), (ch, a.url, "lat"), (ch, b.url, "lat"), (ch, plain_rule.url, "lat-plain")],
+                args.writes)
             print(f"\nload average: {os.getloadavg()}\n")
             print("| ack latency (ms) | p50 | p99 | p50 / baseline | p99 / baseline |")
             print("| --- | --- | --- | --- | --- |")
             b50, b99 = _pct(base, 0.5), _pct(base, 0.99)
             for label, values in (("one node (baseline)", base), ("cluster, via the owner", owner),
-                                  ("cluster, via another node", proxied)):
+                                  ("cluster, via another node", proxied),
+                                  ("cluster, via the owner, plain rule (fence window 0)", serial)):
                 p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
                 print(f"| {label} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / b50:.1f}x | {p99 / b99:.1f}x |")
             print("\n| concurrent writers | one node writes/s | cluster writes/s | ratio |")
@@ -165,6 +235,17 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 one = await _throughput(ph, plain_url, f"tp{writers}", writers, total)
                 clu = await _throughput(ch, a.url, f"tp{writers}", writers, total)
                 print(f"| {writers} | {one:.0f} | {clu:.0f} | {clu / one:.2f} |")
+            print(f"\nload average: {os.getloadavg()}\n")
+            print("| fan-out, write via A to event (ms) | p50 | p99 | p50 / same node | p99 / same node |")
+            print("| --- | --- | --- | --- | --- |")
+            for busy in (0, 10):
+                got = await _fanout(ch, a.url, {"same": a.url, "cross": b.url}, token, f"fan{busy}",
+                                    args.fanout, busy)
+                s50, s99 = _pct(got["same"], 0.5), _pct(got["same"], 0.99)
+                load = f", {busy} writers busy on A" if busy else ", idle"
+                for label, side in (("subscriber on A (same node)", "same"), ("subscriber on B (cross-node)", "cross")):
+                    p50, p99 = _pct(got[side], 0.5), _pct(got[side], 0.99)
+                    print(f"| {label}{load} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / s50:.2f}x | {p99 / s99:.2f}x |")
             print(f"\nload average: {os.getloadavg()}\n")
             print("| workspace size | failover (kill -9 to next acknowledged write) |")
             print("| --- | --- |")
@@ -189,6 +270,7 @@ def _dir(path: Path) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--writes", type=int, default=200, help="sequential writes per latency run")
+    parser.add_argument("--fanout", type=int, default=100, help="writes per fan-out run")
     parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]

@@ -246,12 +246,13 @@ class ServeNode(Engine):
     """One `wsfs serve --cluster ...` process (own process group; its Litestream child dies with it)."""
 
     def __init__(self, name: str, workdir: Path, redis_url: str, location: S3Location, port: int,
-                 log_level: str = "info"):
+                 log_level: str = "info", extra_env: dict[str, str] | None = None):
         workdir.mkdir(parents=True, exist_ok=True)
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         env = {k: v for k, v in os.environ.items() if k not in ("AWS_CA_BUNDLE", "WSFS_TOKEN")}
         env |= {"AWS_ACCESS_KEY_ID": location.access_key or "", "AWS_SECRET_ACCESS_KEY": location.secret_key or ""}
+        env |= extra_env or {}
         super().__init__(name, [
             str(VENV_BIN / "wsfs"), "serve", "--data", str(workdir / "data"), "--port", str(port), "--no-seed",
             "--log-level", log_level, "--cluster", redis_url, "--node-id", name,
@@ -272,13 +273,13 @@ class ServeNode(Engine):
         wait_until(lambda: self.healthz() is not None, f"wsfs node {self.name}", self.proc, self.log)
 
     def stop(self) -> None:
-        """SIGTERM (graceful: last sync, release), SIGKILL after 45 s (a last sync and unregister may
-        each take up to 15 s when S3 is slow: a loaded full run once took more than 20 s)."""
+        """SIGTERM (graceful: last sync, release), SIGKILL after 30 s: twice the documented bound on
+        a graceful stop (all last syncs share 10 s, Litestream 2 s; docs/cluster.md)."""
         self.killed_by_test = True
         if self.alive:
             self.signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=45)
+                self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
@@ -336,6 +337,9 @@ class TcpRelay:
         self._lock = threading.Lock()
         self._conns: list[socket.socket] = []
         self._listener: socket.socket | None = None
+        self._closed = False
+        self._flowing = threading.Event()  # cleared: bytes are held, not forwarded (a stalled store)
+        self._flowing.set()
         self.restore()
 
     def restore(self) -> None:
@@ -356,6 +360,9 @@ class TcpRelay:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if listener is not self._listener:  # cut meanwhile: an accept already under way let it in
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target), timeout=5)
             except OSError:
@@ -367,10 +374,12 @@ class TcpRelay:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                while not self._flowing.wait(0.5):  # stalled: hold the bytes (bounded by the relay's close)
+                    if self._closed:
+                        return
                 dst.sendall(data)
         except OSError:
             pass
@@ -382,8 +391,12 @@ class TcpRelay:
 
     def cut(self) -> None:
         if self._listener is not None:
-            self._listener.close()
-            self._listener = None
+            listener, self._listener = self._listener, None
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept (close alone does not)
+            except OSError:
+                pass
+            listener.close()
         with self._lock:
             conns, self._conns = self._conns, []
         for s in conns:
@@ -393,5 +406,14 @@ class TcpRelay:
                 pass
             s.close()
 
+    def stall(self) -> None:
+        """Connections stay open and new ones are accepted, but nothing passes: a store that hangs."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self._closed = True
+        self._flowing.set()
         self.cut()

@@ -20,7 +20,7 @@ from cluster_fixtures import acquire_eventually
 from server.cluster.lease import Leases, LeaseUnavailable
 from server.cluster.manifest import Manifest, ManifestError, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
-from server.cluster.ownership import Held, OwnedElsewhere, Ownership
+from server.cluster.ownership import Deleted, Held, OwnedElsewhere, Ownership
 
 TTL_MS = 800  # short leases keep the tests quick; the protocol is the same at 3000
 RENEW = 0.2
@@ -246,3 +246,44 @@ async def _wait_until_async(make_check, what: str, timeout: float = 10.0) -> Non
     while not await make_check():
         assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
         await asyncio.sleep(0.05)
+
+
+async def test_the_deletion_marker_keeps_every_node_from_restoring_a_deleted_workspace(
+        redis_server: RedisServer, s3_location: S3Location) -> None:
+    """The owner writes the marker over its own epoch; afterwards no node restores the old replicas
+    (still in the bucket here, as in the moment between the marker and their erasure, or after an
+    erasure that failed): an open is refused, a creation starts an empty life."""
+    async with nodes(redis_server, s3_location, "node-a", "node-b") as ((a, b), _):
+        first = await a.acquire("ws1")
+        async with ObjectStore(s3_location) as store:
+            assert await store.put_new(f"{first.prefix}/0000/snapshot.ltx", b"the old life's replica")
+        marked = await a.manifests.mark_deleted("ws1", first.epoch)
+        assert marked is not None and marked.manifest.deleted and marked.manifest.epoch == first.number
+        assert await a.still_owner("ws1") is False  # the marker ends our epoch too: nothing more acknowledged
+        assert await a.leases.release("ws1")
+        with pytest.raises(Deleted):
+            await b.acquire("ws1", revive=False)  # an open (not a creation) of a deleted workspace
+        current = await b.manifests.read("ws1")
+        assert current is not None and current.manifest.deleted  # left as it was
+        assert await b.leases.owner("ws1") is None
+        reborn = await b.acquire("ws1", revive=True)
+        assert reborn.number == first.number + 1 and reborn.epoch.manifest.since == reborn.number
+        assert reborn.restore_from is None  # without the marker: first.prefix, the deleted data
+        assert await b.manifests.erase_before("ws1", first.number) == 1
+        assert await b.manifests.restore_source("ws1", reborn.number + 1, reborn.epoch.manifest.since) is None
+
+
+async def test_only_the_current_owner_can_mark_a_workspace_deleted(redis_server: RedisServer,
+                                                                  s3_location: S3Location) -> None:
+    async with nodes(redis_server, s3_location, "node-a", "node-b") as ((a, b), _):
+        first = await a.acquire("ws1")
+        a.stop_renewal()
+        redis = redis_server.client()
+        try:
+            await redis.flushall()  # Redis forgets the lease: node-b takes the workspace
+        finally:
+            await redis.aclose()
+        second = await b.acquire("ws1")
+        assert await a.manifests.mark_deleted("ws1", first.epoch) is None  # a paused ex-owner's delete
+        current = await b.manifests.read("ws1")
+        assert current is not None and not current.manifest.deleted and current.etag == second.epoch.etag

@@ -331,16 +331,61 @@ async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: 
         assert got.json()["name"] == "empty"
 
 
-async def test_deleted_workspace_stays_deleted(cluster_nodes, redis_server: RedisServer) -> None:
+async def test_deleted_workspace_stays_deleted(cluster_nodes, redis_server: RedisServer, s3_location) -> None:
+    from server.cluster.manifest import Manifests
+    from server.cluster.objectstore import ObjectStore
+
     token = admin_token(redis_server.url)
     a, b, c = cluster_nodes(3)
-    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+    async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http, ObjectStore(s3_location) as s3:
+        manifests = Manifests(s3)
         assert (await http.put(f"{a.url}/api/workspaces/gone")).status_code == 201
         await _write_until_acked(http, f"{a.url}/api/workspaces/gone/files", "/old.txt", b"old", time.monotonic() + 20)
         assert (await http.delete(f"{b.url}/api/workspaces/gone")).status_code == 204
+        marker = await manifests.read("gone")  # the marker, written by the owner before it let go
+        assert marker is not None and marker.manifest.deleted and marker.manifest.owner == "a"
+        assert await s3.keys(s3_location.key("ws", "gone")) == [manifests.key("gone")]  # old replicas erased
         for node in (a, b, c):  # not restored from its replicas by whichever node is asked next
             assert (await http.get(f"{node.url}/api/workspaces/gone/files/old.txt")).status_code == 404
             listed = (await http.get(f"{node.url}/api/workspaces")).json()["workspaces"]
             assert "gone" not in {w["name"] for w in listed}
+        assert (await manifests.read("gone")) == marker  # asking for it changed nothing
         assert (await http.put(f"{c.url}/api/workspaces/gone")).status_code == 201
         assert (await http.get(f"{a.url}/api/workspaces/gone/files/old.txt")).status_code == 404
+        reborn = await manifests.read("gone")
+        assert reborn is not None and not reborn.manifest.deleted
+        assert reborn.manifest.since == reborn.manifest.epoch > marker.manifest.epoch
+
+
+async def test_graceful_stop_is_bounded_when_s3_hangs(redis_server: RedisServer, s3_location, tmp_path) -> None:
+    """SIGTERM while S3 accepts connections but never answers: the node still stops by itself (exit
+    status 0) before `ServeNode.stop` gives up at 30 s, twice the documented bound (the last syncs
+    share 10 s; before the bound each workspace could take 15 s to sync, 15 s to unregister, and
+    Litestream 10 s more), and its lease is released, not left to expire."""
+    import dataclasses
+    from urllib.parse import urlsplit
+
+    from tests.cluster_fixtures import TcpRelay, free_ports
+
+    relay = TcpRelay(urlsplit(s3_location.endpoint).port)
+    location = dataclasses.replace(s3_location, endpoint=f"http://127.0.0.1:{relay.port}")
+    node = ServeNode("a", tmp_path / "node-a", redis_server.url, location, free_ports(1)[0])
+    redis = redis_server.client()
+    try:
+        node.wait_ready()
+        token = admin_token(redis_server.url)
+        async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
+            for name in ("s1", "s2"):
+                assert (await http.put(f"{node.url}/api/workspaces/{name}")).status_code == 201
+                await _write_until_acked(http, f"{node.url}/api/workspaces/{name}/files", "/one.txt", b"one",
+                                         time.monotonic() + 20)
+            relay.stall()
+            reply = await http.put(f"{node.url}/api/workspaces/s1/files/stalled.txt", content=b"x")
+            assert reply.status_code == 503, reply.text  # committed, not acknowledged: its sync hangs
+        node.stop()
+        assert node.proc.returncode == 0, node.log.read_text()[-3000:]
+        assert await redis.get("owner:s1") is None and await redis.get("owner:s2") is None
+    finally:
+        await redis.aclose()
+        node.kill()
+        relay.close()

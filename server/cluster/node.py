@@ -16,8 +16,9 @@ two small things in Redis that every node reads:
 from __future__ import annotations
 
 import logging
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,6 +35,7 @@ from server.cluster.replication import Litestream
 log = logging.getLogger("wsfs.server.cluster")
 
 REDIS_TIMEOUT = 2.0  # seconds: a paused Redis never answers
+LITESTREAM_STOP = 2.0  # seconds for Litestream to exit on SIGTERM (every store is unregistered by then)
 
 
 @dataclass
@@ -47,7 +49,10 @@ class ClusterConfig:
     node_id: str | None = None
     lease_ms: int = 3000
     ack_timeout: float = 5.0
-    fence_window: float = FENCE_WINDOW  # D (docs/cluster.md, "Why it fences"); 0: the plain rule
+    # D (docs/cluster.md, "Why it fences"); 0: the plain rule, for machines whose clock may stop
+    # while the node is frozen (WSFS_CLUSTER_FENCE_WINDOW until `wsfs serve` has a flag for it)
+    fence_window: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_FENCE_WINDOW",
+                                                                              FENCE_WINDOW)))
     prefix: str = "wsfs"  # Redis key prefix (shared with RedisHub and SharedTokens)
 
     def __post_init__(self) -> None:
@@ -60,6 +65,8 @@ class ClusterConfig:
             self.node_id = re.sub(r"[^A-Za-z0-9._-]", "-", urlsplit(self.advertise).netloc)
         if ":" in self.node_id:
             raise ValueError("a node id may not contain ':'")
+        if not 0 <= self.fence_window <= 5:
+            raise ValueError(f"the fence window must be between 0 and 5 s, got {self.fence_window}")
 
     @property
     def node(self) -> str:
@@ -122,7 +129,7 @@ class ClusterNode:
         if self.ownership is not None:
             await self.ownership.close()
         if self.litestream is not None:
-            await self.litestream.stop()
+            await self.litestream.stop(timeout=LITESTREAM_STOP)
         if self.store is not None:
             await self.store.close()
         if self.redis is not None:

@@ -202,26 +202,38 @@ class ObjectStore:
             raise ObjectStoreError(f"S3 LIST {prefix}: {exc}") from exc
         return bool(reply.get("Contents"))
 
-    async def delete_prefix(self, prefix: str, *, limit: int = 100_000) -> int:
-        """Delete every key under `prefix/` (a deleted workspace's replicas and manifest); how many.
-        Bounded by `limit` keys: a prefix bigger than that is left partly for a later call."""
-        deleted = 0
-        while deleted < limit:
+    async def keys(self, prefix: str, *, limit: int = 100_000) -> list[str]:
+        """The keys under `prefix/` (at most `limit`)."""
+        found: list[str] = []
+        token: str | None = None
+        while len(found) < limit:
+            extra = {"ContinuationToken": token} if token else {}
             try:
-                reply = await self._call("list_objects_v2", Prefix=prefix.rstrip("/") + "/", MaxKeys=1000)
+                reply = await self._call("list_objects_v2", Prefix=prefix.rstrip("/") + "/",
+                                         MaxKeys=min(1000, limit - len(found)), **extra)
             except ClientError as exc:
                 raise ObjectStoreError(f"S3 LIST {prefix}: {exc}") from exc
-            keys = [item["Key"] for item in reply.get("Contents") or []]
-            if not keys:
+            found += [item["Key"] for item in reply.get("Contents") or []]
+            token = reply.get("NextContinuationToken")
+            if not reply.get("IsTruncated") or not token:
                 break
-            for key in keys:
-                try:
-                    await self._call("delete_object", Key=key)
-                except ClientError as exc:
-                    if _status(exc) not in _MISSING:
-                        raise ObjectStoreError(f"S3 DELETE {key}: {exc}") from exc
-            deleted += len(keys)
-        return deleted
+        return found
+
+    async def delete(self, key: str) -> None:
+        """Delete one key (a missing key is fine)."""
+        try:
+            await self._call("delete_object", Key=key)
+        except ClientError as exc:
+            if _status(exc) not in _MISSING:
+                raise ObjectStoreError(f"S3 DELETE {key}: {exc}") from exc
+
+    async def delete_prefix(self, prefix: str, *, limit: int = 100_000) -> int:
+        """Delete every key under `prefix/`; how many. Bounded by `limit` keys: a prefix bigger than
+        that is left partly for a later call."""
+        keys = await self.keys(prefix, limit=limit)
+        for key in keys:
+            await self.delete(key)
+        return len(keys)
 
     async def create_bucket(self) -> None:
         """Create the bucket (tests and first-time set-up); an existing bucket of ours is fine."""

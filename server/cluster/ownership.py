@@ -66,6 +66,14 @@ def takeover_wait(fence_window: float) -> float:
 LostCallback = Callable[[str], Awaitable[None] | None]
 
 
+class Deleted(Exception):
+    """The workspace's manifest carries the deletion marker, and the caller did not ask to create it."""
+
+    def __init__(self, workspace: str):
+        super().__init__(f"workspace {workspace!r} was deleted")
+        self.workspace = workspace
+
+
 class OwnedElsewhere(Exception):
     """Another node owns the workspace (its lease, or an epoch it bumped while we tried)."""
 
@@ -126,8 +134,11 @@ class Ownership:
     def _ttl(self) -> float:
         return self.leases.ttl_ms / 1000
 
-    async def acquire(self, workspace: str) -> Held:
-        """Own `workspace` (lease, then manifest bump); raises OwnedElsewhere when another node does."""
+    async def acquire(self, workspace: str, *, revive: bool = True) -> Held:
+        """Own `workspace` (lease, then manifest bump); raises OwnedElsewhere when another node does.
+
+        A workspace whose manifest carries the deletion marker starts a new, empty life only when
+        `revive` (a creation); otherwise `Deleted` is raised and the manifest is left as it is."""
         lock = self._acquiring.setdefault(workspace, asyncio.Lock())
         async with lock:
             held = self._held.get(workspace)
@@ -138,6 +149,8 @@ class Ownership:
                 raise OwnedElsewhere(workspace, owner)
             try:
                 current = await self.manifests.read(workspace)
+                if current is not None and current.manifest.deleted and not revive:
+                    raise Deleted(workspace)
                 epoch = await self.manifests.bump(workspace, self.node, current)
                 if epoch is None:  # another node bumped between our read and our write
                     latest = await self.manifests.read(workspace)

@@ -7,7 +7,12 @@
   round of `DurableAcks` (Litestream sync-and-wait, then the fence HEAD);
   only then is the revision announced to subscribers (`DurableHub`);
 - `closed` (after the store closed): last sync, unregister, release the lease
-  so another node takes over at once.
+  so another node takes over at once;
+- `mark_deleted` (a deletion, after the store and its files are gone): the
+  deletion marker in the manifest, written over our own epoch before the
+  lease is released, so no node restores the workspace afterwards. While a
+  deletion runs (`deleting`, set by the proxy for the request) the store is
+  not reopened here and `closed` keeps the lease.
 
 A workspace lost to another node (`on_lost`: lease taken, manifest moved,
 lease not renewed) gets its sessions closed with 1012 (`CLOSE_MOVED`: "service
@@ -33,7 +38,7 @@ from server.cluster.acks import NotAcknowledged
 from server.cluster.lease import LeaseUnavailable
 from server.cluster.node import ClusterNode
 from server.cluster.objectstore import ObjectStoreError
-from server.cluster.ownership import OwnedElsewhere
+from server.cluster.ownership import Deleted, OwnedElsewhere
 from server.cluster.replication import ReplicationError, _remove_store
 
 if TYPE_CHECKING:
@@ -44,6 +49,8 @@ log = logging.getLogger("wsfs.server.cluster")
 CLOSE_MOVED = 1012  # "service restart": the workspace moved to another node; reconnect (through any node)
 EAGAIN = "EAGAIN"  # 503: not acknowledged / not servable now; the JSON message names why
 RELEASE_SWEEP = 2.0  # seconds between sweeps releasing workspaces held without an open store
+STOP_BUDGET = 10.0  # seconds all last syncs together may take once the node is stopping
+LAST_SYNC = 5.0  # seconds one last sync may take (at an idle close, or within the stop budget)
 
 
 def refusal(message: str, **extra: Any) -> ProtocolError:
@@ -66,6 +73,9 @@ class ClusterPlacement:
         self._sweeper: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self.durable_head: dict[str, int] = {}
+        self.deleting: set[str] = set()  # workspaces whose DELETE is being served here
+        self.creating: set[str] = set()  # workspaces whose creation (PUT) is being served here
+        self._stop_by: float | None = None  # time.monotonic() by which the last syncs must be done
 
     def attach(self, state: ServerState) -> None:
         self.state = state
@@ -76,12 +86,22 @@ class ClusterPlacement:
     async def opening(self, name: str, path: Path) -> None:
         node = self.node
         assert node.ownership is not None and node.litestream is not None
+        if name in self.deleting:
+            raise ProtocolError("ENOENT", f"workspace {name!r} is being deleted", workspace=name)
         self._opening.add(name)
         try:
             if name in self._registered and name in node.ownership.held:
                 return
+            if name in node.ownership.held:
+                # held, but its store was closed without letting go (a deletion that failed half way,
+                # an open that found no file): our epoch's replica is newer than `restore_from`, so
+                # take a new epoch, which restores from ours
+                await node.ownership.release(name)
             try:
-                held = await node.ownership.acquire(name)
+                held = await node.ownership.acquire(name, revive=name in self.creating)
+            except Deleted:
+                _remove_store(path)  # a copy left on this disk from before the deletion is no workspace
+                raise ProtocolError("ENOENT", f"no workspace named {name!r} (deleted)", workspace=name) from None
             except OwnedElsewhere as exc:
                 raise refusal(f"workspace {name!r} is owned by node {exc.owner}; try again", owner=exc.owner) from None
             except (LeaseUnavailable, ObjectStoreError) as exc:
@@ -139,25 +159,74 @@ class ClusterPlacement:
             self.state.metrics.cluster_ack_failures.inc()
             raise refusal(f"{failure}: {exc}", **extra) from None
 
+    def begin_stop(self) -> None:
+        """The node is stopping (the lifespan's shutdown began): from now on every last sync shares
+        one budget of STOP_BUDGET seconds, so a slow or unreachable S3 cannot hold the stop up for
+        a sync timeout per workspace. A last sync skipped or cut short loses nothing acknowledged:
+        every acknowledgement waited for its own sync."""
+        if self._stop_by is None:
+            self._stop_by = time.monotonic() + STOP_BUDGET
+
+    def _sync_time(self) -> float:
+        """How long the next last sync may take (0: skip it, the stop budget is spent)."""
+        if self._stop_by is None:
+            return LAST_SYNC
+        return max(0.0, min(LAST_SYNC, self._stop_by - time.monotonic()))
+
     async def closed(self, name: str, path: Path) -> None:
         node = self.node
         assert node.ownership is not None and node.litestream is not None
         ours = name in node.ownership.held
+        if name in self.deleting:  # keep the lease: `mark_deleted` writes the marker under it
+            await self._unregister(name, path)
+            return
+        allowed = self._sync_time()
         try:
-            if ours and name not in self._registered and path.exists():
+            if ours and name not in self._registered and path.exists() and allowed > 0:
                 await self._register(name, path)  # created but never written: replicate it before letting go
-            if ours and name in self._registered:
-                await node.litestream.sync(path)
+            if ours and name in self._registered and allowed > 0:
+                await node.litestream.sync(path, timeout=allowed)
         except (ReplicationError, ProtocolError) as exc:
             log.warning("last sync of %s failed: %s", name, exc)
-        if self._registered.pop(name, None) is not None:
-            try:
-                await node.litestream.unregister(path)
-            except ReplicationError as exc:
-                log.warning("could not unregister %s: %s", name, exc)
-        self.durable_head.pop(name, None)
+        if self._sync_time() > 0:
+            await self._unregister(name, path)
+        else:  # out of time: Litestream is stopped (and killed if need be) with the node
+            self._registered.pop(name, None)
+            self.durable_head.pop(name, None)
         if ours:
             await node.ownership.release(name)
+
+    async def _unregister(self, name: str, path: Path) -> None:
+        assert self.node.litestream is not None
+        self.durable_head.pop(name, None)
+        if self._registered.pop(name, None) is not None:
+            try:
+                await self.node.litestream.unregister(path)
+            except ReplicationError as exc:
+                log.warning("could not unregister %s: %s", name, exc)
+
+    async def mark_deleted(self, name: str) -> int:
+        """The workspace was deleted here: write the deletion marker over our epoch (taking the
+        workspace first if we do not hold it), then let it go. Returns the marked epoch. Any failure
+        is EAGAIN ("delete again"), and the workspace is let go so the retry starts afresh."""
+        ownership = self.node.ownership
+        assert ownership is not None
+        held = ownership.held.get(name)
+        try:
+            if held is None:
+                held = await ownership.acquire(name)
+            marked = await ownership.manifests.mark_deleted(name, held.epoch)
+        except OwnedElsewhere as exc:
+            raise refusal(f"workspace {name!r} is owned by node {exc.owner}; delete it again") from None
+        except (LeaseUnavailable, ObjectStoreError) as exc:
+            await ownership.release(name)
+            raise refusal(f"workspace {name!r} deleted here but its deletion marker could not be "
+                          f"written: {exc}; delete it again") from None
+        await ownership.release(name)
+        if marked is None:
+            raise refusal(f"workspace {name!r} moved to another node during its deletion; delete it again")
+        log.info("%s deleted at epoch %d", name, marked.manifest.epoch)
+        return marked.manifest.epoch
 
     # -- losing and releasing ---------------------------------------------
 

@@ -57,6 +57,12 @@ def _is_create(scope: Scope) -> bool:
         and _WORKSPACE.fullmatch(scope["path"].rstrip("/")) is not None
 
 
+def _is_delete(scope: Scope) -> bool:
+    """`DELETE /api/workspaces/{ws}`: the placement must keep the lease until the marker is written."""
+    return scope["type"] == "http" and scope["method"] == "DELETE" \
+        and _WORKSPACE.fullmatch(scope["path"].rstrip("/")) is not None
+
+
 def workspace_of(path: str) -> str | None:
     m = _WORKSPACE.match(path)
     return m.group(1) if m else None
@@ -149,6 +155,37 @@ class ClusterProxy:
                 await _refuse(send, exc.message, exc.code, exc.status)
             return False
 
+    def _watch_stop(self, receive: Receive) -> Receive:
+        """`receive` of the lifespan: tells the placement the moment the server starts to stop (before
+        the stores close), so their last syncs share one bounded budget."""
+
+        async def watched() -> Message:
+            message = await receive()
+            if message["type"] == "lifespan.shutdown":
+                self.setup.placement.begin_stop()
+            return message
+
+        return watched
+
+    async def _serve(self, workspace: str, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve an HTTP request here: a creation is held until replicated (and may start a new life
+        after a deletion marker); while a deletion runs, the placement keeps the lease (for the
+        marker) and reopens nothing."""
+        marks: set[str] | None = None
+        if _is_create(scope):
+            send = self._durable_create(workspace, send)
+            marks = self.setup.placement.creating if self.setup is not None else None
+        elif _is_delete(scope):
+            marks = self.setup.placement.deleting if self.setup is not None else None
+        if marks is None:
+            await self.app(scope, receive, send)
+            return
+        marks.add(workspace)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            marks.discard(workspace)
+
     async def _answered(self, workspace: str, owner: str, request: httpx.Request) -> httpx.Response:
         """The owner's response headers; if its lease moves meanwhile (it was paused or died after
         accepting the connection), give up: `OwnerMoved`."""
@@ -170,15 +207,19 @@ class ClusterProxy:
                 await asyncio.gather(sending, return_exceptions=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan" and self.setup is not None:
+            await self.app(scope, self._watch_stop(receive), send)
+            return
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         workspace = workspace_of(scope["path"])
         headers = dict(scope.get("headers") or [])
-        if workspace is None or PROXIED.encode() in headers:
-            if workspace is not None and _is_create(scope):
-                send = self._durable_create(workspace, send)
+        if workspace is None:
             await self.app(scope, receive, send)
+            return
+        if PROXIED.encode() in headers:
+            await self._serve(workspace, scope, receive, send)
             return
         if scope["type"] == "http":
             await self._http(workspace, scope, receive, send)
@@ -198,9 +239,7 @@ class ClusterProxy:
             if found is None:
                 if not await self._open_here(workspace, send, websocket=False):
                     return
-                if _is_create(scope):
-                    send = self._durable_create(workspace, send)
-                await self.app(scope, receive, send)
+                await self._serve(workspace, scope, receive, send)
                 return
             owner, target = found
             try:

@@ -193,7 +193,7 @@ class Litestream:
         wait = self.sync_timeout if timeout is None else timeout
         path = str(Path(db_path).resolve())
         doc = await self._request("POST", "/sync", {"path": path, "wait": True, "timeout": max(1, round(wait))},
-                                  timeout=wait + 5.0)
+                                  timeout=max(1, round(wait)) + 1.0)
         # A 200 from a waited sync means Litestream turned the WAL into LTX files (every commit made
         # before this request), then uploaded every LTX file up to its position at that moment. The
         # `txid` it reports is read afterwards, so under concurrent writes it may already count a
@@ -204,11 +204,14 @@ class Litestream:
             raise ReplicationError(f"litestream sync of {path} did not confirm the replica: {doc}")
         return Synced(txid, replicated)
 
-    async def unregister(self, db_path: str | os.PathLike[str]) -> None:
-        """Stop replicating a store (the node let its workspace go)."""
+    async def unregister(self, db_path: str | os.PathLike[str], timeout: float = 1.0) -> None:
+        """Stop replicating a store (the node let its workspace go). Litestream's own last sync of it
+        is cut short after `timeout` (its default is 30 s against a slow S3): the node's last sync,
+        which decides what was acknowledged, came before."""
         path = str(Path(db_path).resolve())
         self._registered.pop(path, None)
-        await self._request("POST", "/unregister", {"path": path})
+        await self._request("POST", "/unregister", {"path": path, "timeout": max(1, round(timeout))},
+                            timeout=max(1, round(timeout)) + 1.0)
 
     async def restore(self, prefix: str, db_path: str | os.PathLike[str]) -> bool:
         """Replace the store at `db_path` with the replica at `prefix`; False when the prefix holds none.
@@ -240,8 +243,8 @@ class Litestream:
         staging.rename(target)
         return True
 
-    async def stop(self) -> None:
-        """Stop supervising and end the daemon: SIGTERM (its last sync), SIGKILL after STOP_TIMEOUT.
+    async def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop supervising and end the daemon: SIGTERM (its last sync), SIGKILL after `timeout`.
 
         Final: a stopped Litestream refuses every request (make a new one to start again).
         """
@@ -253,9 +256,9 @@ class Litestream:
             except ProcessLookupError:
                 pass
             try:
-                await asyncio.wait_for(proc.wait(), STOP_TIMEOUT)
+                await asyncio.wait_for(proc.wait(), timeout)
             except TimeoutError:
-                log.warning("litestream ignored SIGTERM for %.0f s; killing it", STOP_TIMEOUT)
+                log.warning("litestream still stopping after %.1f s; killing it", timeout)
         await self._kill()
         if self._watcher is not None:
             self._watcher.cancel()

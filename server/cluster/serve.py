@@ -21,8 +21,8 @@ from vfs.wire import ProtocolError
 
 from server.cluster.durable_hub import DurableHub
 from server.cluster.lease import LeaseUnavailable
+from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStoreError
-from server.cluster.placement import EAGAIN
 from server.cluster.node import ClusterConfig, ClusterNode
 from server.cluster.placement import ClusterPlacement
 from server.cluster.proxy import ClusterProxy
@@ -125,15 +125,16 @@ class ClusterSetup:
             log.warning("could not list %s in the cluster: %s", workspace, exc)
 
     async def forget(self, workspace: str) -> None:
-        """The workspace was deleted: erase its replicas and manifest (else its next open would
-        restore it) and drop it from the cluster's list."""
+        """The workspace was deleted here: the deletion marker in its manifest (what keeps every node
+        from restoring it), then its old replicas erased (garbage: a failure only leaves them behind)
+        and its name dropped from the cluster's list."""
         self._known_names.discard(workspace)
+        epoch = await self.placement.mark_deleted(workspace)
         if self.node.store is not None:
             try:
-                await self.node.store.delete_prefix(self.node.location.key("ws", workspace))
+                await Manifests(self.node.store).erase_before(workspace, epoch)
             except ObjectStoreError as exc:
-                raise ProtocolError(EAGAIN, f"workspace {workspace!r} deleted here but its replicas "
-                                    f"could not be erased: {exc}; delete it again") from None
+                log.warning("replicas of deleted %s not erased (unreadable now, left behind): %s", workspace, exc)
         if self.node.redis is not None:
             try:
                 await self.node.redis.srem(self.node.workspaces_key, workspace)
