@@ -302,6 +302,44 @@ async def test_cursor_older_than_the_horizon_resyncs_from_a_snapshot(server, ws,
     assert summary.deleted_local == 1
 
 
+class _CutShort(Exception):
+    """Raised from a progress callback: the sync stops right after a committed batch."""
+
+
+async def test_a_snapshot_resync_cut_short_still_sweeps_when_it_resumes(server, ws, local):
+    """A snapshot listing interrupted after its first batch resumes from its watermark and still
+    removes what the server deleted while the tombstones were out of reach."""
+    import vfs
+
+    await ws.mkdir("/f")
+    for i in range(12):
+        await ws.write_file(f"/f/{i:02}.txt", f"file {i}".encode())
+    await ws.write_file("/gone.txt", b"g")
+    async with make_replica(server, local) as r:
+        await r.sync_once()
+    await ws.unlink("/gone.txt")
+    await server.astop()
+    with vfs.Workspace(str(server.data_dir / "workspaces" / "demo.db")) as store:
+        assert store.compact_tombstones(store.rev) >= 1
+    await asyncio.to_thread(server.start)
+
+    def cut_short(summary) -> None:
+        raise _CutShort
+
+    async with make_replica(server, local, batch_max=2, on_progress=cut_short) as r:
+        with pytest.raises(_CutShort):
+            await r.sync_once()
+    assert (local / "gone.txt").exists()  # the listing had not reached its end
+    async with make_replica(server, local, batch_max=2) as r:
+        summary = await r.sync_once()
+    assert not (local / "gone.txt").exists()
+    assert summary.deleted_local == 1
+    assert sorted(os.listdir(local / "f")) == [f"{i:02}.txt" for i in range(12)]
+    async with make_replica(server, local) as r:  # and a later ordinary catch-up sweeps nothing
+        again = await r.sync_once()
+    assert again.deleted_local == 0 and len(os.listdir(local / "f")) == 12
+
+
 async def test_live_replica_stops_with_a_clear_error_when_its_token_is_revoked(server, ws, local):
     from vfs.wire import ProtocolError
 

@@ -278,6 +278,36 @@ def test_cursor_horizon_boundaries(ws):
         assert info.value.horizon == horizon
 
 
+def test_a_listing_from_the_start_pages_below_the_horizon_until_more_is_compacted(ws):
+    """A snapshot of a compacted log spans many pages: its cursors (`REV~H:/path`) stay usable
+    below the horizon H, and only a later compaction makes them too old."""
+    ws.mkdir("/d")
+    for i in range(9):
+        ws.write_file(f"/d/{i}", b"x")
+    ws.write_file("/gone", b"g")
+    ws.unlink("/gone")
+    ws.compact_tombstones(ws.rev)
+    horizon = ws.rev
+    seen, after = [], None
+    for _ in range(20):
+        page = ws.changes_page(after=after, limit=3)
+        seen += listing(page.entries)
+        after = str(page.cursor)  # through the string form, as a replica persists it
+        if not page.more:
+            break
+    assert seen == [("/d", "dir")] + [(f"/d/{i}", "file") for i in range(9)]
+    first = ws.changes_page(limit=3).cursor
+    assert first.floor == horizon and str(first).startswith(f"{first.rev}~{horizon}:")
+    assert Cursor.parse(str(first)) == first == Cursor(first.rev, first.path)  # floor is not identity
+    ws.write_file("/x", b"1")
+    ws.unlink("/x")
+    ws.compact_tombstones(ws.rev)  # a deletion the listing might have needed is gone now
+    with pytest.raises(vfs.CursorTooOld):
+        ws.changes_page(after=str(first), limit=3)
+    with pytest.raises(vfs.CursorTooOld):  # a floor never lifts a cursor above what it saw
+        ws.changes(after=Cursor(first.rev, first.path, ws.rev - 1))
+
+
 def test_on_commit_is_called_after_each_commit(ws):
     seen: list[int] = []
     unsubscribe = ws.on_commit(seen.append)

@@ -82,7 +82,7 @@ class ChangeLog:
         if own_snapshot:
             conn.execute("BEGIN")  # one snapshot for the rows and the revision
         try:
-            self._check_horizon(after)
+            horizon = self._check_horizon(after)
             rows = conn.execute(*self._changes_query(after, prefix, limit)).fetchall()
             now = self._db.rev
             rows, derived = self._derive_ids(rows)
@@ -95,6 +95,8 @@ class ChangeLog:
         entries = [c for c in changes if not ignored.ignores(c.path, c.kind)]
         more = limit is not None and len(rows) == limit
         cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
+        if cursor < Cursor(horizon, None):  # a listing from the start, still below the horizon
+            cursor = Cursor(cursor.rev, cursor.path, horizon)
         return ChangePage(entries, cursor, more)
 
     def _derive_ids(self, rows: list) -> tuple[list, list]:
@@ -117,10 +119,17 @@ class ChangeLog:
             "UPDATE nodes SET hash = ? WHERE ino = ? AND hash IS NULL AND chunks IS ?", (row[6], row[9], row[7])
         )
 
-    def _check_horizon(self, after: Cursor) -> None:
+    def _check_horizon(self, after: Cursor) -> int:
+        """The tombstone horizon, if `after` may still read from here; else CursorTooOld.
+
+        A cursor below the horizon may have missed deletions that are gone from
+        the log, unless it carries a `floor` (a listing that started at the very
+        beginning) and no deletion was compacted since that floor was read.
+        """
         horizon = int(self._db.conn.execute("SELECT value FROM meta WHERE key='tombstone_horizon'").fetchone()[0])
-        if after.rev > 0 and after < Cursor(horizon, None):
+        if after.rev > 0 and after < Cursor(horizon, None) and (after.floor is None or horizon > after.floor):
             raise CursorTooOld(after, horizon)
+        return horizon
 
     @staticmethod
     def _changes_query(after: Cursor, prefix: str, limit: int | None) -> tuple[str, list]:

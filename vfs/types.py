@@ -26,10 +26,18 @@ class Cursor:
     `path=None` means the whole of `rev` has been seen, so it sorts after every
     path of the same revision. The string form (`"12"` or `"12:/a/b"`) is what
     travels on the wire and what replicas persist as their watermark.
+
+    `floor` is set only on the cursors of a listing that started at the very
+    beginning and is still below the tombstone horizon (a snapshot of a log
+    whose old deletions were compacted): the horizon when that page was read,
+    written `"2~15:/a/b"`. Such a listing may go on below the horizon as long
+    as no deletion was compacted since (`ChangeLog` checks). It takes no part
+    in ordering or equality.
     """
 
     rev: int
     path: str | None = None
+    floor: int | None = field(default=None, compare=False)
 
     def __lt__(self, other: object) -> bool:
         if not isinstance(other, Cursor):
@@ -37,11 +45,12 @@ class Cursor:
         return _path_order_key(self) < _path_order_key(other)
 
     def __str__(self) -> str:
-        return str(self.rev) if self.path is None else f"{self.rev}:{self.path}"
+        rev = str(self.rev) if self.floor is None else f"{self.rev}~{self.floor}"
+        return rev if self.path is None else f"{rev}:{self.path}"
 
     @classmethod
     def parse(cls, text: str | int | Cursor | None) -> Cursor:
-        """Parse `"12"`, `"12:/path"`, an int, or `None` (the very beginning)."""
+        """Parse `"12"`, `"12:/path"`, `"12~15:/path"`, an int, or `None` (the very beginning)."""
         if text is None:
             return cls(0, None)
         if isinstance(text, Cursor):
@@ -49,13 +58,15 @@ class Cursor:
         if isinstance(text, int):
             return cls(text, None)
         rev_text, sep, path = text.partition(":")
+        rev_text, tilde, floor_text = rev_text.partition("~")
         try:
             rev = int(rev_text)
+            floor = int(floor_text) if tilde else None
         except ValueError:
             raise ValueError(f"invalid cursor {text!r}: expected REV or REV:/PATH") from None
-        if rev < 0 or (sep and not path.startswith("/")):
+        if rev < 0 or (floor is not None and floor < 0) or (sep and not path.startswith("/")):
             raise ValueError(f"invalid cursor {text!r}: expected REV or REV:/PATH")
-        return cls(rev, path if sep else None)
+        return cls(rev, path if sep else None, floor)
 
 
 def _path_order_key(cursor: Cursor) -> tuple[int, int, bytes]:

@@ -143,14 +143,16 @@ class SyncLoop:
         after = state.get_meta("watermark")
         if state.get_meta("ignore") != patterns:
             after = None  # different filters: paths hidden before may now be wanted
+        # A snapshot listing cut short goes on from its watermark and still sweeps at the end.
+        resume = after is not None and state.listing_snapshot()
         try:
             self._sub = await self._subscribe(after)
         except CursorTooOld:
             log.warning("watermark %s is older than the server's horizon; resyncing from a snapshot", after)
-            after = None
+            after, resume = None, False
             self._sub = await self._subscribe(None)
         # nothing to sweep in a fresh replica
-        self.puller.begin_subscription(snapshot=after is None and state.count() > 0)
+        self.puller.begin_subscription(snapshot=resume or (after is None and state.count() > 0), resume=resume)
         state.set_meta("ignore", patterns)
         self._cursor = self._sub.start
         self.connected.set()

@@ -137,11 +137,17 @@ class Puller:
             finally:
                 self._close_downloads(batch, unlink=True)
 
-    def begin_subscription(self, *, snapshot: bool) -> None:
-        """A subscription is about to be read; `snapshot`: it starts by listing every live path."""
+    def begin_subscription(self, *, snapshot: bool, resume: bool = False) -> None:
+        """A subscription is about to be read; `snapshot`: it lists every live path once.
+
+        `resume`: it continues a listing cut short, whose listed paths the state kept.
+        """
         self.listing_snapshot = snapshot
-        if snapshot:
+        if snapshot and not resume:
             self.state.start_seen()
+        elif not snapshot and self.state.listing_snapshot():
+            with self.state.transaction():
+                self.state.end_seen()
 
     def sweep_unseen(self) -> None:
         """After a snapshot: paths we hold that the server no longer lists are gone there."""
@@ -151,6 +157,7 @@ class Puller:
         with self.state.transaction():
             for path in paths:
                 self._remote_delete(path, self.tree.lstat(path), self.state.get(path))
+            self.state.end_seen()
         self.listing_snapshot = False
 
     def remove_stale_temp_files(self) -> None:

@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS chunks(
     PRIMARY KEY(hash, path, offset)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS chunks_path ON chunks(path);
+CREATE TABLE IF NOT EXISTS seen(path TEXT PRIMARY KEY) WITHOUT ROWID;  -- listed by the snapshot in progress
 """
 
 
@@ -122,17 +123,33 @@ class State:
         """Forget everything (the state was made for another server or workspace)."""
         self._flush()
         with self.transaction():
-            for table in ("entries", "chunks", "meta"):
+            for table in ("entries", "chunks", "meta", "seen"):
                 self.conn.execute(f"DELETE FROM {table}")
 
     # -- snapshot sweep -------------------------------------------------------------
     # A resync from a snapshot lists every live path once; the paths we hold
     # that it did not list were deleted on the server while we could not see
-    # the tombstones. The listed paths are collected in a temporary table.
+    # the tombstones. The listed paths are kept in `seen`, committed with each
+    # batch and its watermark, and meta "snapshot" says a listing is under way:
+    # a snapshot cut short (kill, disconnect) resumes from its watermark and
+    # still sweeps at the end, instead of resuming as an ordinary catch-up that
+    # would keep the deleted paths forever.
 
     def start_seen(self) -> None:
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS seen(path TEXT PRIMARY KEY)")
+        """A snapshot listing begins: forget any earlier one, and the watermark it replaces."""
+        with self.transaction():
+            self.conn.execute("DELETE FROM seen")
+            self.set_meta("snapshot", "listing")
+            self.set_meta("watermark", None)
+
+    def listing_snapshot(self) -> bool:
+        """Was a snapshot listing under way when this state was last written?"""
+        return self.get_meta("snapshot") == "listing"
+
+    def end_seen(self) -> None:
+        """The listing is over (swept, or not a snapshot after all); inside a transaction."""
         self.conn.execute("DELETE FROM seen")
+        self.set_meta("snapshot", None)
 
     def mark_seen(self, paths: Iterable[str]) -> None:
         self.conn.executemany("INSERT OR IGNORE INTO seen(path) VALUES(?)", ((p,) for p in paths))

@@ -164,14 +164,14 @@ def check_mtime(name: str, value: int | float, id: RequestId | None = None) -> f
 
 
 def check_cursor(name: str, value: str | int, id: RequestId | None = None) -> Cursor:
-    """The one rule for cursors: `REV` or `REV:/PATH` with 0 <= REV <= INT64_MAX."""
+    """The one rule for cursors: `REV`, `REV:/PATH` or `REV~FLOOR:/PATH` with 0 <= REV, FLOOR <= INT64_MAX."""
     if isinstance(value, str) and len(value) > 8192 + 32:
         raise _fail(name, "cursor longer than a revision and a path", id)
     try:
         cursor = Cursor.parse(value)
     except ValueError as e:
         raise _fail(name, str(e), id) from None
-    if not 0 <= cursor.rev <= INT64_MAX:
+    if not 0 <= cursor.rev <= INT64_MAX or not 0 <= (cursor.floor or 0) <= INT64_MAX:
         raise _fail(name, f"cursor revision out of range [0, {INT64_MAX}]", id)
     return cursor
 
