@@ -38,7 +38,7 @@ SQLITE, PACKS = "sqlite", "packs"
 BACKENDS = (SQLITE, PACKS)
 DEFAULT_BACKEND = PACKS  # for a new store on disk (measured: docs/architecture.md, issue 14)
 SPILL = 1 << 20  # new chunk bytes a transaction keeps inside SQLite before it appends to a pack
-RUN_MAX = 8 << 20  # bytes one streamed read fetches with one pread at most
+RUN_MAX = 1 << 20  # bytes one streamed read fetches with one pread at most (a server streams each piece)
 _LOCATE_BATCH = 500
 
 
