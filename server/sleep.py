@@ -41,8 +41,8 @@ def release_memory() -> None:
         pass
 
 
-FDS_AWAKE = 8  # descriptors an awake workspace may hold (writer: db, wal, shm, lock; a reader: 3; a socket)
-PRESSURE = 0.4  # share of the open-file limit awake workspaces may hold before idle times shrink
+FDS_AWAKE = 7  # descriptors an awake workspace may hold (writer: db, wal, shm, lock; a reader: 3)
+PRESSURE = 0.7  # share of the open-file limit past which idle times shrink (`FdGuard` refuses at 0.9)
 PRESSED_IDLE = 1.0  # seconds of quiet before a store sleeps (or, unused, closes) under pressure
 LOCK_SHARE = 8  # sleeping stores keep their store lock while they hold at most 1/LOCK_SHARE of the limit
 
@@ -52,11 +52,13 @@ def fd_limit() -> int:
     return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
 
-def pressed(awake: int) -> bool:
-    """Would `awake` workspaces hold too large a share of the descriptors? Then quiet ones sleep
-    after `PRESSED_IDLE` seconds, not the configured idle time (10,000 workspaces opened at once
-    would otherwise hold ~70,000 descriptors until their idle time passed)."""
-    return awake * FDS_AWAKE > fd_limit() * PRESSURE
+def pressed(awake: int, users: int) -> bool:
+    """Would `awake` workspaces, `users` connections using them and the sleeping stores' locks come
+    near the open-file limit? Then quiet stores sleep (or close) after `PRESSED_IDLE` seconds, not
+    the configured idle times: 10,000 workspaces opened within a minute would otherwise hold ~70,000
+    descriptors until theirs passed. An estimate from counts: listing /proc/self/fd takes ~80 ms
+    at 18,000 descriptors."""
+    return awake * FDS_AWAKE + users + SLEEP_LOCKS.held > fd_limit() * PRESSURE
 
 
 class LockBudget:

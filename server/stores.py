@@ -551,7 +551,8 @@ class Stores:
 
     def pressed(self) -> bool:
         """Too many awake stores for the open-file limit (`server/sleep.py`): sweep now, with short idle times."""
-        return pressed(sum(1 for h in self._handles.values() if not h.asleep))
+        handles = list(self._handles.values())
+        return pressed(sum(1 for h in handles if not h.asleep), sum(h.users for h in handles))
 
     async def sweep(self, pressed: bool = False) -> None:
         """Close stores nobody used for `idle_close` seconds, and put to sleep (`WorkspaceHandle.sleep`)
