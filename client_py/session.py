@@ -36,6 +36,7 @@ from vfs.wire.client_session import (
     GetDone,
     Replied,
     ServerError,
+    SubscriptionEnded,
     SubscriptionMessage,
     close_error,
 )
@@ -278,6 +279,8 @@ class Session:
         event = self.proto.receive_text(frame)
         if isinstance(event, SubscriptionMessage):
             await event.sub._queue.put(event.message)  # blocks when full: TCP backpressure on the server
+        elif isinstance(event, SubscriptionEnded):
+            event.sub._fail(event.error)  # raised by `next` after what was queued before it
         elif isinstance(event, Replied):
             if not event.waiter.done():
                 if event.error is not None:

@@ -45,10 +45,16 @@ class WatchEvent:
     rdev: int = 0  # the device number of a "char" or "block" node
 
     @classmethod
-    def from_wire(cls, d: Mapping[str, Any], coalesced: bool) -> WatchEvent:
+    def from_wire(cls, d: Mapping[str, Any], coalesced: bool, floor: int | None = None) -> WatchEvent:
+        """`floor`: the page's (a listing below the tombstone horizon), so that resuming from this
+        event's cursor goes on with the listing as resuming from the page's cursor would."""
         c = change_from_wire(d)
+        cursor = str(d.get("cursor") or c.cursor)
+        if floor is not None:
+            at = Cursor.parse(cursor)
+            cursor = str(Cursor(at.rev, at.path, floor))
         return cls(
-            path=c.path, kind=c.kind, rev=c.rev, cursor=str(d.get("cursor") or c.cursor), mode=c.mode, mtime=c.mtime,
+            path=c.path, kind=c.kind, rev=c.rev, cursor=cursor, mode=c.mode, mtime=c.mtime,
             size=c.size, hash=c.hash, target=c.target, data=entry_data(d), author=d.get("author"),
             coalesced=coalesced, chunks=c.chunks, rdev=c.rdev,
         )
@@ -90,8 +96,9 @@ async def watch(client: Client, workspace: str, after: Cursor | str | None, **fi
                 outage = False
             async for msg in sub:
                 if isinstance(msg, Changes):
+                    floor = Cursor.parse(msg.cursor).floor  # a listing below the tombstone horizon
                     for entry in msg.entries:
-                        event = WatchEvent.from_wire(entry, msg.coalesced)
+                        event = WatchEvent.from_wire(entry, msg.coalesced, floor)
                         yield event
                         position = event.cursor
                     position = msg.cursor

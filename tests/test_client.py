@@ -12,6 +12,7 @@ import blake3
 import pytest
 
 import vfs
+from vfs import wire as P
 from client_fixtures import free_port
 from client_py import Backoff, Client, ServerUnreachable
 from vfs.wire import ProtocolError
@@ -299,6 +300,37 @@ async def test_watch_resumes_across_server_restart_without_gap_or_duplicate(serv
             await ws.write_file(f"/f{i}", b"y")
         await asyncio.wait_for(task, 30)
         assert seen == [f"/f{i}" for i in range(10)]
+
+
+async def test_watch_from_the_start_of_a_compacted_log_resumes_from_an_event_cursor(server):
+    """A listing below the tombstone horizon spans pages; an event's cursor carries the page's
+    floor, so a watcher that stops mid-listing and resumes from it goes on without a resync."""
+    files = P.DEFAULT_BATCH + 40  # more than one page
+    await server.astop()
+    with vfs.Workspace(str(server.data_dir / "workspaces" / "demo.db")) as store:
+        with store.transaction():
+            store.mkdir("/d")
+            for i in range(files):
+                store.write_file(f"/d/{i:04}", b"x")
+        store.write_file("/gone", b"g")
+        store.unlink("/gone")
+        assert store.compact_tombstones(store.rev) == 1
+    await asyncio.to_thread(server.start)
+    async with Client(server.url, token=server.admin) as c:
+        ws = c.workspace("demo")
+
+        async def take(after, n):
+            got = []
+            async with contextlib.aclosing(ws.watch("/d", after=after)) as stream:
+                async for ev in stream:
+                    got.append(ev)
+                    if len(got) == n:
+                        return got
+
+        first = await asyncio.wait_for(take(None, P.DEFAULT_BATCH + 5), 30)
+        assert "~" in first[-1].cursor
+        rest = await asyncio.wait_for(take(first[-1].cursor, files + 1 - len(first)), 30)
+    assert [e.path for e in first + rest] == ["/d"] + [f"/d/{i:04}" for i in range(files)]
 
 
 async def test_open_file_objects(ws):

@@ -274,6 +274,22 @@ def test_client_subscription_messages() -> None:
     assert c.receive_text(text(p.CaughtUp(sub=sid, cursor="4"))) is None
 
 
+def test_client_subscription_ended_by_an_error() -> None:
+    """An `error` naming a live subscription ends it (the server stops reading for it), carrying
+    the error its consumer raises; later frames for it are nobody's."""
+    c = open_client()
+    sid = c.new_subscription_id()
+    c.start_subscription(sid, "sub", "reply")
+    c.receive_text(text(p.Ok(id=sid, result={"cursor": "0"})))
+    ended = c.receive_text(text(p.Error(code=p.ECURSORTOOOLD, message="old", id=sid,
+                                        extra={"cursor": "2~5:/a", "horizon": 7})))
+    assert isinstance(ended, p.SubscriptionEnded) and ended.sub == "sub"
+    assert isinstance(ended.error, vfs.CursorTooOld) and ended.error.horizon == 7
+    assert c.receive_text(text(p.CaughtUp(sub=sid, cursor="9"))) is None
+    again = c.receive_text(text(p.Error(code=p.ECURSORTOOOLD, message="old", id=sid)))
+    assert isinstance(again, p.ServerError)
+
+
 def test_client_presence_peers() -> None:
     c = open_client()
     c.receive_text(text(p.PresenceEvent(op="sync", peers=[{"session": "a"}, {"nope": 1}])))

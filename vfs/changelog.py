@@ -95,7 +95,9 @@ class ChangeLog:
         entries = [c for c in changes if not ignored.ignores(c.path, c.kind)]
         more = limit is not None and len(rows) == limit
         cursor = Cursor(rows[-1][1], rows[-1][0]) if more else max(after, Cursor(now, None))
-        if cursor < Cursor(horizon, None):  # a listing from the start, still below the horizon
+        if rows and Cursor(rows[0][1], rows[0][0]) < Cursor(horizon, None):
+            # A listing from the start, with entries below the horizon: the page's cursor carries the
+            # horizon as its floor (for its entries' cursors too; ignored once above the horizon).
             cursor = Cursor(cursor.rev, cursor.path, horizon)
         return ChangePage(entries, cursor, more)
 

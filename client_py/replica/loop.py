@@ -53,7 +53,9 @@ SETTLE_TIMEOUT = 30.0  # `once`: how long to wait for the echo of its own pushes
 WATCH_STEP_MS = 200  # how often the watcher looks at its event queue (a local edit waits at most about this)
 WATCH_DEBOUNCE_MS = 400  # the longest a burst of local events is held before it is handed over
 FALLBACK_RECONCILE = 30.0  # seconds between rescans once the watcher has failed (e.g. out of inotify watches)
-RETRYABLE = (ConnectionLost, ServerUnreachable)
+# CursorTooOld from a live subscription: the log was compacted under it; the next connect finds
+# the watermark too old and resyncs from a snapshot.
+RETRYABLE = (ConnectionLost, ServerUnreachable, CursorTooOld)
 
 
 class SyncLoop:

@@ -202,6 +202,7 @@ from vfs.wire.client_session import (
     Outstanding,
     Replied,
     ServerError,
+    SubscriptionEnded,
     SubscriptionMessage,
     close_error,
 )
@@ -347,6 +348,7 @@ __all__ = [
     "Outstanding",
     "Replied",
     "ServerError",
+    "SubscriptionEnded",
     "SubscriptionMessage",
     "close_error",
 ]

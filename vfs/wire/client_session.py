@@ -82,6 +82,15 @@ class SubscriptionMessage(Generic[Sub]):
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionEnded(Generic[Sub]):
+    """An `error` naming a live subscription: the server ended it (e.g. `ECURSORTOOOLD` while
+    paging); `error` is what the consumer of `sub` should raise once it has read what came before."""
+
+    sub: Sub
+    error: BaseException
+
+
+@dataclass(frozen=True, slots=True)
 class CoeditEvent:
     """A `coedit` or `coedit_closed` for the document of `message.path` (the adapter routes it)."""
 
@@ -220,7 +229,8 @@ class ClientSession(Generic[R, G, Sub]):
 
     def receive_text(
         self, frame: str | bytes
-    ) -> Replied[R] | GetDone[G] | SubscriptionMessage[Sub] | CoeditEvent | ServerError | BadFrame | None:
+    ) -> (Replied[R] | GetDone[G] | SubscriptionMessage[Sub] | SubscriptionEnded[Sub] | CoeditEvent | ServerError
+          | BadFrame | None):
         """What a text frame means; None when nobody needs to hear of it."""
         if self.state is not SessionState.OPEN:
             return None
@@ -232,6 +242,8 @@ class ClientSession(Generic[R, G, Sub]):
             done = self._complete(msg)
             if done is not None:
                 return done
+            if isinstance(msg, Error) and (ended := self._subs.pop(str(msg.id), None)) is not None:
+                return SubscriptionEnded(ended, msg.to_exception())
         if isinstance(msg, (Changes, CaughtUp)):
             sub = self._subs.get(str(msg.sub))
             return None if sub is None else SubscriptionMessage(sub, msg)
