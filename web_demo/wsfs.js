@@ -459,7 +459,10 @@ export class Wsfs extends EventTarget {
       case "error": {
         const p = this._pending.get(msg.id);
         if (!p) {
-          if (msg.type === "error") this._emit("error", this._error(msg));
+          // An error naming a live subscription: the server ended it (e.g. a cursor gone too old).
+          const sub = msg.type === "error" ? this._subs.get(msg.id) : undefined;
+          if (sub) sub._ended(this._error(msg));
+          else if (msg.type === "error") this._emit("error", this._error(msg));
           return;
         }
         this._pending.delete(msg.id);
@@ -656,14 +659,21 @@ export class Subscription {
       const ok = await this.client.request(msg);
       if (this.cursor === "now") this.cursor = ok.cursor; // resume from here, not from "now" again
     } catch (e) {
-      if (e.code === "ECURSORTOOOLD") {
-        this.cursor = null;
-        this.caughtUp = false;
-        this.handlers.onReset();
-        this._start();
-      } else if (e.code !== "ECONNRESET" && e.code !== "ENOTCONN" && e.code !== "ECLOSED") {
-        this.client._emit("error", e);
-      }
+      if (e.code !== "ECONNRESET" && e.code !== "ENOTCONN" && e.code !== "ECLOSED") this._ended(e);
+    }
+  }
+
+  /** The server refused or ended this subscription: a too-old cursor starts a fresh snapshot. */
+  _ended(e) {
+    if (this._closed) return;
+    if (e.code === "ECURSORTOOOLD") {
+      this.cursor = null;
+      this.caughtUp = false;
+      this.handlers.onReset();
+      this._start();
+    } else {
+      this._active = false;
+      this.client._emit("error", e);
     }
   }
 
