@@ -12,6 +12,9 @@ inside each node), all in their own process groups, killed at the end:
 
 Prints Markdown tables:
 
+- the acknowledgement's own steps after a commit (no HTTP), before and after
+  in one run: httpx to Litestream's control socket then the fence HEAD (as
+  it was), the plain rule on the new control client, and the fence window;
 - ack latency p50 / p99 of sequential 200-byte PUTs: baseline, cluster via
   the owner, cluster via the other node (proxied), and the ratios to baseline;
 - acknowledged writes/s with 1, 10 and 100 concurrent writers (one file
@@ -178,6 +181,69 @@ async def _fanout(http: httpx.AsyncClient, owner: str, watchers: dict[str, str],
             await client.aclose()
 
 
+async def _ack_steps(location, work: Path, rounds: int) -> tuple[dict[str, list[float]], int]:
+    """The acknowledgement's own steps after a commit, three ways interleaved commit by commit on one
+    store and one Litestream: before (httpx to the control socket, then the fence HEAD), the plain
+    rule on the new control client (sync, then HEAD), and the fence window (sync; a HEAD beside it
+    when the last is older than D/2; waited for only when none sent within D before the sync
+    returned). Returns seconds per variant and the window's HEAD count."""
+    from server.cluster.ownership import FENCE_WINDOW, fence_clock
+    from server.cluster.replication import Litestream
+    from vfs import Workspace
+
+    db = work / "steps.db"
+    with Workspace(db) as ws:
+        ws.mkdir("/w")
+    async with ObjectStore(location) as s3:
+        key = location.key("steps", "manifest.json")
+        etag = await s3.put_new(key, b'{"epoch": 1}')
+        assert etag is not None
+        litestream = await Litestream(location, log_path=work / "steps-litestream.log").start()
+        old = httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(litestream.socket_path)),
+                                base_url="http://litestream")
+        fenced, heads = [0.0], [0]
+
+        async def head() -> None:
+            sent = fence_clock()
+            assert await s3.matches(key, etag)
+            fenced[0], heads[0] = max(fenced[0], sent), heads[0] + 1
+
+        async def before() -> None:
+            reply = await old.post("/sync", json={"path": str(db.resolve()), "wait": True, "timeout": 5})
+            reply.raise_for_status()
+            assert await s3.matches(key, etag)
+
+        async def plain() -> None:
+            await litestream.sync(db)
+            assert await s3.matches(key, etag)
+
+        async def window() -> None:
+            task = asyncio.ensure_future(head()) if fence_clock() - fenced[0] > FENCE_WINDOW / 2 else None
+            await litestream.sync(db)
+            synced = fence_clock()
+            if fenced[0] < synced - FENCE_WINDOW and task is not None:
+                await task
+            if fenced[0] < synced - FENCE_WINDOW:
+                await head()
+
+        variants = {"before: httpx sync, then HEAD": before, "plain rule: sync, then HEAD": plain,
+                    "fence window: sync, HEAD beside it every D/2": window}
+        times: dict[str, list[float]] = {label: [] for label in variants}
+        try:
+            await litestream.register(db, location.key("steps", "e1"))
+            with Workspace(db) as ws:
+                for i in range(rounds):
+                    for n, (label, step) in enumerate(variants.items()):
+                        ws.write_file(f"/w/{i}-{n}", os.urandom(100))
+                        t0 = time.perf_counter()
+                        await step()
+                        times[label].append(time.perf_counter() - t0)
+        finally:
+            await old.aclose()
+            await litestream.stop()
+        return times, heads[0]
+
+
 async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int) -> float:
     assert (await http.put(f"{owner.url}/api/workspaces/{ws}")).status_code == 201
     for i in range(mib):
@@ -212,6 +278,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         engines += [a, b, plain_rule]
         for node in (a, b, plain_rule):
             node.wait_ready()
+        steps, window_heads = await _ack_steps(location, work, args.steps)
+        print(f"\nload average: {os.getloadavg()}\n")
+        print(f"| acknowledgement after the commit, {args.steps} each, interleaved | p50 ms | p99 ms | p50 / before |")
+        print("| --- | --- | --- | --- |")
+        first = _pct(next(iter(steps.values())), 0.5)
+        for label, values in steps.items():
+            print(f"| {label} | {_pct(values, 0.5) * 1e3:.1f} | {_pct(values, 0.99) * 1e3:.1f} "
+                  f"| {_pct(values, 0.5) / first:.2f}x |")
+        print(f"\n(the fence window sent {window_heads} HEADs for {args.steps} acknowledgements)")
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60,
                                      limits=limits) as ph, \
@@ -271,6 +346,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--writes", type=int, default=200, help="sequential writes per latency run")
     parser.add_argument("--fanout", type=int, default=100, help="writes per fan-out run")
+    parser.add_argument("--steps", type=int, default=150, help="acknowledgements per variant in the step comparison")
     parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]
