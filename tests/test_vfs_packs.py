@@ -42,12 +42,15 @@ def content(k, i):
     rnd = random.Random(k * 100_003 + i)
     return b"%8d%8d" % (k, i) + rnd.randbytes((1 + (i % 4)) * 1_100_000 + rnd.randrange(70_000))
 
-ws = vfs.Workspace(sys.argv[1])
+collect = sys.argv[4] == "gc"  # keep one version and compact after every round of writes
+ws = vfs.Workspace(sys.argv[1], history_keep=1 if collect else 20, history_days=0 if collect else 7)
 i = int(sys.argv[3])
 print("ready", flush=True)
 while True:
     for k in range(NFILES):
         ws.write_file(f"/f{k}", content(k, i))
+    if collect:
+        ws.gc()
     i += 1
 """.replace("NFILES", str(FILES))
 
@@ -95,9 +98,9 @@ def check_files(store: Path) -> None:
             assert named_k == k and data == content(k, named_i), f"/f{k} is no version written"
 
 
-def kill_writer_at_random(store: Path, start: int, rnd: random.Random) -> None:
+def kill_writer_at_random(store: Path, start: int, rnd: random.Random, mode: str = "write") -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(store), str(ROOT), str(start)],
+        [sys.executable, "-c", WRITER, str(store), str(ROOT), str(start), mode],
         stdout=subprocess.PIPE, start_new_session=True,
     )
     try:
@@ -129,6 +132,19 @@ def test_a_writer_killed_during_big_writes_leaves_whole_versions(tmp_path: Path)
     for name in os.listdir(packs):
         number, size = int(name.split(".")[0]), os.path.getsize(os.path.join(packs, name))
         assert size == 0 or live.get(number, 0) * 2 > size, f"gc left {name} at least half garbage"
+
+
+def test_a_writer_killed_while_gc_compacts_packs_loses_nothing(tmp_path: Path) -> None:
+    """Kills land in writes, in gc's deletions, in compaction's moves and between a move and the unlink."""
+    store = tmp_path / "compact.db"
+    vfs.Workspace(str(store)).close()
+    rnd = random.Random(41)
+    for round_ in range(8):
+        kill_writer_at_random(store, round_ * 1000, rnd, mode="gc")
+        fsck(store)
+        check_files(store)
+    numbers = sorted(int(name.split(".")[0]) for name in os.listdir(pack_dir(str(store))))
+    assert numbers and numbers[0] > 1, "compaction moved the first pack's chunks on and dropped it"
 
 
 def test_gc_reclaims_overwritten_and_rolled_back_bytes(tmp_path: Path) -> None:

@@ -219,27 +219,33 @@ class PackedChunks(SqliteChunks):
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]:
         """Chunks stored back to back in one pack are read with one `pread` per run."""
         where = self._locate({e.id for e in entries})
-        run: list[int] = []  # [pack, start, end, first chunk id]
+        run: list[ChunkEntry] = []
+        pack, start, end = None, 0, 0
         for entry in entries:
             number, position = where.get(entry.id, (None, 0))
+            if run and (number != pack or position != end or end - start + entry.size > run_max):
+                yield from self._read_run(run, pack, start, end)
+                run = []
             if number is None:
-                if run:
-                    yield self._read_run(run)
-                    run = []
                 yield super().read(entry.id)
                 continue
-            if run and run[0] == number and run[2] == position and run[2] - run[1] + entry.size <= run_max:
-                run[2] += entry.size
-                continue
-            if run:
-                yield self._read_run(run)
-            run = [number, position, position + entry.size, entry.id]
+            if not run:
+                pack, start, end = number, position, position
+            run.append(entry)
+            end += entry.size
         if run:
-            yield self._read_run(run)
+            yield from self._read_run(run, pack, start, end)
 
-    def _read_run(self, run: list[int]) -> bytes:
-        number, start, end, _ = run
-        return self.packs.read(number, start, end - start)
+    def _read_run(self, run: list[ChunkEntry], number: int | None, start: int, end: int) -> Iterator[bytes]:
+        assert number is not None
+        try:
+            data = self.packs.read(number, start, end - start)
+        except FileNotFoundError:  # compaction moved these chunks since we looked: one by one, looked up again
+            self.packs.forget_reader(number)
+            for entry in run:
+                yield self.read(entry.id)
+            return
+        yield data
 
     def _locate(self, ids: set[int]) -> dict[int, tuple[int | None, int]]:
         found: dict[int, tuple[int | None, int]] = {}
