@@ -37,6 +37,8 @@ from server.http_base import (
 from server.state import ServerState
 from server.store_options import file_size_at
 
+SMALL_WRITE = 16 * 1024  # a PUT up to this size runs on the loop when its workspace's writer is free (WorkspaceHandle.write)
+
 # ---------------------------------------------------------------- reading
 
 
@@ -174,7 +176,7 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
         options.check_file_size(size)
         async with st.stores.use(name) as h:
             created, stat = await h.write(_put, path, spool, size, options, mode, parents, if_match, mtime,
-                                          author=author_of(request, st, p), op="put")
+                                          author=author_of(request, st, p), op="put", small=size <= SMALL_WRITE)
     finally:
         spool.close()
     return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})

@@ -46,6 +46,11 @@ class SerialQueue:
         self._pool.submit(self._drain)
         return fut
 
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or running: a job run by the caller itself now keeps the order."""
+        return not self._draining
+
     def _drain(self) -> None:
         for _ in range(BATCH):
             with self._lock:
