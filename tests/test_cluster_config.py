@@ -57,11 +57,30 @@ def test_litestream_environment_drops_aws_ca_bundle_and_carries_credentials() ->
 def test_manifest_round_trips() -> None:
     manifest = Manifest(7, "node-a", "root/ws/a/e7")
     assert Manifest.from_bytes(manifest.to_bytes()) == manifest
+    marker = Manifest(7, "node-a", "root/ws/a/e7", since=5, deleted=True)
+    assert Manifest.from_bytes(marker.to_bytes()) == marker
+
+
+def test_a_first_pass_manifest_reads_as_one_life_not_deleted() -> None:
+    """Manifests written before `since` and `deleted` existed: their whole history is one life."""
+    old = Manifest.from_bytes(b'{"epoch": 3, "owner": "a", "prefix": "p/e3"}')
+    assert (old.since, old.deleted) == (1, False)
+
+
+@pytest.mark.parametrize("window", ["-0.1", "6", "nan"])
+def test_the_fence_window_is_checked_at_start(monkeypatch: pytest.MonkeyPatch, window: str) -> None:
+    from server.cluster.node import ClusterConfig
+
+    monkeypatch.setenv("WSFS_CLUSTER_FENCE_WINDOW", window)
+    with pytest.raises(ValueError, match="fence window"):
+        ClusterConfig("redis://127.0.0.1:1/0", "s3://b/p", "http://127.0.0.1:1")
 
 
 @pytest.mark.parametrize("body", [
     b"", b"not json", b"[]", b'{"epoch": 0, "owner": "a", "prefix": "p"}', b'{"epoch": "1", "owner": "a", "prefix": "p"}',
     b'{"epoch": 1, "prefix": "p"}', b'{"epoch": 1, "owner": "a", "prefix": 5}', b'{"epoch": true, "owner": "a", "prefix": "p"}',
+    b'{"epoch": 2, "owner": "a", "prefix": "p", "since": 3}', b'{"epoch": 2, "owner": "a", "prefix": "p", "since": 0}',
+    b'{"epoch": 2, "owner": "a", "prefix": "p", "deleted": "yes"}',
 ])
 def test_a_damaged_manifest_is_a_clear_error(body: bytes) -> None:
     with pytest.raises(ManifestError, match="manifest"):
