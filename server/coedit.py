@@ -43,6 +43,8 @@ class Documents:
         self._checking: asyncio.Task[Any] | None = None
         self._again = False
         self._cursor: Any = None  # where the change log was last read (None while no document is open)
+        self.own_revs: set[int] = set()  # revisions our documents' writes made, not yet announced
+        self._heard = 0  # the revision of the last commit announced to us
 
     async def join(self, session: Session, path: str, step1: bytes | None) -> Any:
         doc = await self._open(path)
@@ -63,6 +65,7 @@ class Documents:
             doc = SharedDocument(self.handle, path, self._closed, self.log_writer)
             await doc.load()
             if not self.docs:
+                self._heard = self.hub.head(self.name)
                 self.hub.listen(self.name, self)
             self.docs[path] = doc
             fut.set_result(doc)
@@ -83,13 +86,26 @@ class Documents:
                 self._cursor = None
                 self.log_writer.close()  # its own connection; reopened by the next append
 
+    def wrote(self, revs: list[int]) -> None:
+        """A document's write committed `revs` (their announcements follow)."""
+        self.own_revs.update(r for r in revs if r > self._heard)
+
     def get(self, path: str) -> SharedDocument | None:
         return self.docs.get(path)
 
     # -- the hub's listener interface ---------------------------------------------------
 
     def on_commit(self, rev: int) -> None:
-        """Something committed: check the open documents whose files it touched (one pass at a time)."""
+        """Something committed: check the open documents whose files it touched (one pass at a time).
+
+        A document's own write, announced right after the commit before it, touched nothing
+        another writer did: no check (its entries are read with the next one's)."""
+        heard, self._heard = self._heard, rev
+        if self.own_revs:
+            own = rev in self.own_revs
+            self.own_revs = {r for r in self.own_revs if r > rev}
+            if own and heard == rev - 1:
+                return
         if self._checking is not None and not self._checking.done():
             self._again = True
             return

@@ -331,24 +331,30 @@ class SharedDocument:
         self.dirty, self.authors = False, set()
         new_hash = content_id(data)
 
-        def write(ws: Any) -> str:
-            with ws.transaction():
-                if new_hash != expected:
-                    if expected is None:
-                        if ws.exists(path):
-                            raise PreconditionFailed(path, "", ws.stat(path).hash)
-                        ws.write_file(path, data)
-                    else:
-                        ws.write_file(path, data, if_match=expected)
-                ws.coedit_log.compact(path, state, None, new_hash, upto)
-            return new_hash
+        def write(ws: Any) -> tuple[str, list[int]]:
+            made: list[int] = []
+            forget = ws.on_commit(made.append)  # this thread, right after our COMMIT: its exact revision
+            try:
+                with ws.transaction():
+                    if new_hash != expected:
+                        if expected is None:
+                            if ws.exists(path):
+                                raise PreconditionFailed(path, "", ws.stat(path).hash)
+                            ws.write_file(path, data)
+                        else:
+                            ws.write_file(path, data, if_match=expected)
+                    ws.coedit_log.compact(path, state, None, new_hash, upto)
+            finally:
+                forget()
+            return new_hash, made
 
         try:
-            self.file_hash = await self.handle.write(write, author=authors, op="coedit_write")
+            self.file_hash, made = await self.handle.write(write, author=authors, op="coedit_write")
         except BaseException:
             self.dirty = True
             self.authors |= set((authors or "").split(", ")) - {""}
             raise
+        self.handle.coedit.wrote(made)  # announced to the registry after this: no outside check for them
         self.base = state
 
     # -- writes from outside ------------------------------------------------------------------
