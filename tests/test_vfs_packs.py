@@ -178,15 +178,15 @@ def test_backend_is_a_per_store_choice(tmp_path: Path) -> None:
         assert ws.read_file("/big2") == big[::-1]
     assert not os.path.exists(pack_dir(str(tmp_path / "inline.db")))
     with vfs.Workspace(str(tmp_path / "inline.db"), chunk_backend="packs") as ws:  # may move on to packs
-        ws.write_file("/big3", big + b"3")
-        assert ws.read_file("/big") == big and ws.read_file("/big3") == big + b"3"
+        ws.write_file("/big3", content(3, 1))
+        assert ws.read_file("/big") == big and ws.read_file("/big3") == content(3, 1)
     assert os.listdir(pack_dir(str(tmp_path / "inline.db")))
     with pytest.raises(ValueError, match="pack files"):
         vfs.Workspace(str(tmp_path / "inline.db"), chunk_backend="sqlite")
     with pytest.raises(ValueError, match="unknown chunk backend"):
         vfs.Workspace(str(tmp_path / "x.db"), chunk_backend="s3")
     with vfs.Workspace(str(tmp_path / "inline.db"), readonly=True) as ro:
-        assert ro.read_file("/big3") == big + b"3"
+        assert ro.read_file("/big3") == content(3, 1)
     with vfs.Workspace() as memory:  # nowhere to put packs
         memory.write_file("/big", big)
         assert memory.read_file("/big") == big
@@ -201,3 +201,18 @@ def test_small_writes_stay_inside_sqlite(tmp_path: Path) -> None:
         os.path.getsize(os.path.join(pack_dir(str(store)), n)) for n in os.listdir(pack_dir(str(store)))
     )
     assert chunkstore.SPILL >= 30_000
+
+
+def test_a_small_edit_of_a_big_file_appends_nothing_to_the_packs(tmp_path: Path) -> None:
+    """Rewriting a big file with one byte inserted stores 1-3 new chunks: inline, not in a pack."""
+    store = tmp_path / "edit.db"
+    big = content(1, 2)
+    with vfs.Workspace(str(store)) as ws:
+        ws.write_file("/big", big)
+        packs = pack_dir(str(store))
+        before = {n: os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs)}
+        ws.write_file("/big", b"!" + big)
+        ws.write_range("/big", 5, b"??")
+        assert {n: os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs)} == before
+        assert ws.read_file("/big") == b"!" + big[:4] + b"??" + big[6:]
+    fsck(store)

@@ -172,16 +172,19 @@ class PackedChunks(SqliteChunks):
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """A batch of (digest, bytes): one dedup query, one `pwritev`, one `executemany`.
 
-        The batch stays inline while the transaction's new bytes fit in `SPILL`."""
+        New chunks stay inline while the transaction's new bytes fit in `SPILL`."""
         batch = list(items)
-        if not self.packs.appending and self._inline + sum(len(d) for _, d in batch) <= SPILL:
-            return super().put_many(batch)
         known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
         fresh: dict[bytes, bytes | memoryview] = {}
         for digest, data in batch:
             if digest not in known:
                 fresh.setdefault(digest, data)
-        if fresh:
+        fresh_bytes = sum(len(data) for data in fresh.values())
+        if fresh and not self.packs.appending and self._inline + fresh_bytes <= SPILL:
+            for digest, data in fresh.items():  # a small edit of a big file stays one SQLite commit
+                known[digest] = SqliteChunks.put(self, data, digest).id
+            self._inline += fresh_bytes
+        elif fresh:
             number, positions = self.packs.append_many(list(fresh.values()))
             first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
             now = time.time()
