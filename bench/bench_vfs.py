@@ -3,6 +3,7 @@
     python bench/bench_vfs.py            # everything (a few minutes)
     python bench/bench_vfs.py --quick    # 3 runs instead of 6, smaller change-cost trees
     python bench/bench_vfs.py --only big,insert   # some groups only
+    python bench/bench_vfs.py --only big --compare sqlite   # big files with both chunk backends, interleaved
 
 Scenarios a..k2 are those of `dofs-bench` (the reference system measured on
 this kind of machine); each is run 6 times, the first run is dropped as a
@@ -17,6 +18,11 @@ group, so neither side pays for the other's writeback. The floor is the
 work no store can skip: FastCDC-cut and BLAKE3-hash the same 64 MiB in
 memory. Every timed big write carries bytes drawn fresh for that run, so
 no store has seen them (no dedup hit can flatter a write).
+
+Chunk backends (`vfs/chunkstore.py`): the store is made with `--backend`
+(default: what a new store gets, pack files); `--compare OTHER` also runs
+the big-file group on a store with the other backend, interleaved in the
+same runs, and prints f, g, h, h2 of both as ratios to the floor and disk.
 
 Disk baseline: every run uses a fresh directory and nothing is deleted
 until the end, except by the scenarios themselves (c deletes 1000 files):
