@@ -5,8 +5,10 @@ Yjs messages are applied here and relayed to the other editors at once;
 each update is also appended to the store's update log (`vfs.coedit_log`),
 and the editor's `ok` waits for that append, so what is acknowledged
 survives a crash. The text is written to the file as an ordinary revision
-(authored by whoever edited since the last write) `FLUSH_DELAY` after an
-edit, and when the last editor leaves; that write compacts the log into a
+(authored by whoever edited since the last write) once nobody typed for
+`FLUSH_DELAY`, at the latest `FLUSH_DELAY_MAX` after the first edit it
+does not hold yet (typing without a pause writes every 0.8 s, not on each
+pause of a quarter second), and when the last editor leaves; that write compacts the log into a
 snapshot in the same transaction. The write is conditional on the content
 the document last saw in the file: if the file changed from outside in
 between, the outside text is merged in first (`server.coedit_merge`) and
@@ -57,8 +59,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wsfs.server.coedit")
 
-FLUSH_DELAY = 0.25  # seconds from an edit to the write of a small file (the contract: at most 1 s)
-FLUSH_DELAY_MAX = 0.8  # ... of a file at the size limit: each write costs the whole text and state
+FLUSH_DELAY = 0.25  # seconds without an edit before a small file is written (the contract: at most 1 s)
+FLUSH_DELAY_MAX = 0.8  # ... a file at the size limit (each write costs the whole text and state); and the
+# longest any edit waits for its write while typing goes on
 AWARENESS_BATCH = 0.05  # seconds awareness changes are gathered before one relay (a cursor moves per keystroke)
 WRITE_RETRIES = 8  # conditional writes retried after merging a racing outside write
 
@@ -110,6 +113,9 @@ class SharedDocument:
         self.lock = asyncio.Lock()  # one write or merge at a time
         self._on_empty = on_empty
         self._flush_timer: asyncio.TimerHandle | None = None
+        self._edited = 0.0  # loop time of the last edit
+        self._unsaved_since = 0.0  # ... of the first edit the file does not hold yet
+        self._size_bound = 0  # at least the text's size in bytes (an update adds at most its own size)
         self._log = log_writer  # the workspace's update-log writer (server/coedit_logger.py)
         self._aware_pending: dict[int, tuple[AwarenessEntry, Editor]] = {}  # awareness not yet relayed
         self._aware_timer: asyncio.TimerHandle | None = None
@@ -154,6 +160,7 @@ class SharedDocument:
             self.doc.apply_update(fresh.get_update())
             self.base, self.file_hash = fresh.get_update(), file_hash
         await self._compact(self.file_hash, self.base if self.dirty else None)
+        self._size_bound = len(self.text)
         if self.dirty:
             self.schedule_flush()
 
@@ -242,8 +249,11 @@ class SharedDocument:
         self.authors.add(session.author)
         self.dirty = True
         self.schedule_flush()
-        if len(self.text) > COEDIT_MAX_BYTES:  # pycrdt's length is in UTF-8 bytes, as the limit is
-            self._spawn(self._outgrown())
+        self._size_bound += len(update)  # an update inserts at most its own size: no length read per keystroke
+        if self._size_bound > COEDIT_MAX_BYTES:
+            self._size_bound = len(self.text)  # pycrdt's length is in UTF-8 bytes, as the limit is
+            if self._size_bound > COEDIT_MAX_BYTES:
+                self._spawn(self._outgrown())
 
     def _awareness(self, editor: Editor, data: bytes) -> None:
         """Take an editor's awareness entries; they are relayed `AWARENESS_BATCH` later, together
@@ -294,12 +304,26 @@ class SharedDocument:
     # -- the file --------------------------------------------------------------------------
 
     def schedule_flush(self) -> None:
+        """An edit: the file is written once nobody typed for a moment (one timer per write, not per edit)."""
+        loop = asyncio.get_running_loop()
+        self._edited = loop.time()
         if self._flush_timer is None and not self.ended:
-            delay = FLUSH_DELAY + (FLUSH_DELAY_MAX - FLUSH_DELAY) * min(1.0, len(self.text) / COEDIT_MAX_BYTES)
-            self._flush_timer = asyncio.get_running_loop().call_later(delay, self._flush_due)
+            self._unsaved_since = self._edited
+            self._flush_timer = loop.call_later(self._quiet_time(), self._flush_due)
+
+    def _quiet_time(self) -> float:
+        self._size_bound = size = len(self.text)
+        return FLUSH_DELAY + (FLUSH_DELAY_MAX - FLUSH_DELAY) * min(1.0, size / COEDIT_MAX_BYTES)
 
     def _flush_due(self) -> None:
         self._flush_timer = None
+        if self.ended:
+            return
+        loop = asyncio.get_running_loop()
+        wait = min(self._edited + self._quiet_time(), self._unsaved_since + FLUSH_DELAY_MAX) - loop.time()
+        if wait > 0.01:  # still typing: later, but never past FLUSH_DELAY_MAX after the first unsaved edit
+            self._flush_timer = loop.call_later(wait, self._flush_due)
+            return
         self._spawn(self.flush())
 
     async def flush(self) -> None:
@@ -399,6 +423,7 @@ class SharedDocument:
     async def _merge_locked(self, file_hash: str | None, text: str) -> None:
         update, new_base = outside_edit(self.base, text)
         self.doc.apply_update(update)
+        self._size_bound = len(self.text)
         self.base, self.file_hash = new_base, file_hash
         for peer in self.editors.values():
             peer.send_update(update)
