@@ -51,6 +51,7 @@ class ChunkBackend(Protocol):
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]: ...
     def read(self, chunk_id: int) -> bytes: ...
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]: ...
+    def hash_of(self, entries: list[ChunkEntry]) -> bytes: ...
     def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]: ...
     def delete(self, ids: list[int]) -> None: ...
     def before_commit(self) -> None: ...
@@ -120,6 +121,16 @@ class SqliteChunks:
         """The bytes of `entries` in order, as pieces that each end on a chunk boundary."""
         for entry in entries:
             yield self.read(entry.id)
+
+    def hash_of(self, entries: list[ChunkEntry]) -> bytes:
+        """BLAKE3 of the content a chunk list lists, read chunk by chunk (bounded memory)."""
+        hasher = blake3.blake3()
+        last_id, data = -1, b""
+        for entry in entries:
+            if entry.id != last_id:  # runs of one chunk (zero-extension) are read once
+                last_id, data = entry.id, self.read(entry.id)
+            hasher.update(data)
+        return hasher.digest()
 
     def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]:
         """Map each present digest to (row id, size); absent ones are left out."""

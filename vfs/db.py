@@ -350,19 +350,10 @@ class Db:
         key = blake3.blake3(chunks).digest()  # type: ignore[arg-type]  # 32 bytes however long the list
         known = self._derived.get(key)
         if known is None:
-            known = self._derived[key] = self._hash_entries(entries)
+            known = self._derived[key] = self.chunks.hash_of(entries)
             while len(self._derived) > _DERIVED_KEPT:
                 del self._derived[next(iter(self._derived))]
         return known
-
-    def _hash_entries(self, entries: list) -> bytes:
-        hasher = blake3.blake3()
-        last_id, data = -1, b""
-        for entry in entries:
-            if entry.id != last_id:  # runs of one chunk (zero-extension) are read once
-                last_id, data = entry.id, self.chunks.read(entry.id)
-            hasher.update(data)
-        return hasher.digest()
 
     def keep_derived(self, sql: str, params: tuple) -> None:
         """Write a derived content id back, when that costs no waiting.
