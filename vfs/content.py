@@ -157,7 +157,7 @@ class Content:
                 raise fs_error(errno.EFBIG, None)
             # The content id of a big buffer is hashed on another core meanwhile
             # (BLAKE3 releases the GIL): the chunking below is the critical path.
-            whole = _hash_beside(data) if memoryview(data).nbytes >= _HASH_BESIDE else None  # type: ignore[arg-type]
+            beside = _hash_beside(data) if memoryview(data).nbytes >= _HASH_BESIDE else None  # type: ignore[arg-type]
             entries = []
             batch: list[tuple[bytes, memoryview]] = []
             for piece in cut(data):  # type: ignore[arg-type]
@@ -169,7 +169,7 @@ class Content:
             size = sum(e.size for e in entries)
             if previous is not None and previous.hash is not None and previous.chunks == pack(entries):
                 return entries, size, previous.hash
-            return entries, size, whole.result() if whole else blake3.blake3(data).digest()  # type: ignore[arg-type]
+            return entries, size, beside.result() if beside else blake3.blake3(data).digest()  # type: ignore[arg-type]
         whole = blake3.blake3()
         entries, pending, size = [], [], 0
         for piece in cut_stream(reader):  # each view is valid until the next: a batch keeps copies
