@@ -115,7 +115,11 @@ class Packs:
         self._start_writeback()
 
     def append_many(self, pieces: list[bytes | memoryview]) -> tuple[int, list[int]]:
-        """Append `pieces` back to back in one pack with one `pwritev`; (pack number, offset of each)."""
+        """Append `pieces` back to back in one pack; (pack number, offset of each).
+
+        One `pwrite` per piece: measured here, 64 MiB of fresh bytes take
+        ~38 ms as 64 KiB writes, ~160 ms as `pwritev`s of 128 of them and
+        ~220 ms as one write (the kernel copies big writes much slower)."""
         total = sum(len(p) for p in pieces)
         number, at = self.next_position(total)
         positions = []
@@ -123,15 +127,12 @@ class Packs:
             positions.append(at)
             at += len(piece)
         assert self._fd is not None
-        buffers = [memoryview(p) for p in pieces]
-        while buffers:
-            written = os.pwritev(self._fd, buffers[:1024], self._end)  # IOV_MAX
-            self._end += written
-            while buffers and written >= len(buffers[0]):
-                written -= len(buffers[0])
-                buffers.pop(0)
-            if written:
-                buffers[0] = buffers[0][written:]
+        for piece in pieces:
+            view = memoryview(piece)
+            while view:
+                written = os.pwrite(self._fd, view, self._end)
+                view = view[written:]
+                self._end += written
         self._start_writeback()
         return number, positions
 
