@@ -74,3 +74,32 @@ async def test_kill_9_after_synced_loses_nothing_acknowledged(tmp_path):
                 await asyncio.sleep(0.05)
     finally:
         second.stop()
+
+
+async def test_an_update_typed_while_another_writer_holds_the_store_is_acknowledged_once_stored(tmp_path):
+    """The log's own connection never waits for the store's write lock: while someone else holds it,
+    the update goes through the writer thread, and its `ok` still waits until it is stored."""
+    data = tmp_path / "d"
+    db = data / "workspaces" / "demo.db"
+    server = ServerProcess(data)
+    try:
+        async with Client(server.url, token=server.admin, name="dave") as c:
+            ws = c.workspace("demo")
+            await ws.write_file(PATH, b"start\n")
+            async with await ws.coedit(PATH) as doc:
+                doc.text.insert(len(doc.text), "first\n")
+                await doc.synced()
+                holder = sqlite3.connect(db, timeout=30, isolation_level=None)
+                try:
+                    holder.execute("BEGIN IMMEDIATE")  # another process's write in progress
+                    doc.text.insert(len(doc.text), "while held\n")
+                    synced = asyncio.ensure_future(doc.synced())
+                    await asyncio.sleep(0.5)
+                    assert not synced.done(), "acknowledged while the store could not have stored it"
+                    holder.execute("COMMIT")
+                finally:
+                    holder.close()
+                await asyncio.wait_for(synced, 30)
+                assert stored_text(db) == "start\nfirst\nwhile held\n"
+    finally:
+        server.stop()
