@@ -20,7 +20,7 @@ from cluster_fixtures import acquire_eventually
 from server.cluster.lease import Leases, LeaseUnavailable
 from server.cluster.manifest import Manifest, ManifestError, Manifests
 from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
-from server.cluster.ownership import Deleted, Held, OwnedElsewhere, Ownership
+from server.cluster.ownership import Held, NoSuchWorkspace, OwnedElsewhere, Ownership
 
 TTL_MS = 800  # short leases keep the tests quick; the protocol is the same at 3000
 RENEW = 0.2
@@ -261,7 +261,7 @@ async def test_the_deletion_marker_keeps_every_node_from_restoring_a_deleted_wor
         assert marked is not None and marked.manifest.deleted and marked.manifest.epoch == first.number
         assert await a.still_owner("ws1") is False  # the marker ends our epoch too: nothing more acknowledged
         assert await a.leases.release("ws1")
-        with pytest.raises(Deleted):
+        with pytest.raises(NoSuchWorkspace, match="deleted"):
             await b.acquire("ws1", revive=False)  # an open (not a creation) of a deleted workspace
         current = await b.manifests.read("ws1")
         assert current is not None and current.manifest.deleted  # left as it was
@@ -287,3 +287,12 @@ async def test_only_the_current_owner_can_mark_a_workspace_deleted(redis_server:
         assert await a.manifests.mark_deleted("ws1", first.epoch) is None  # a paused ex-owner's delete
         current = await b.manifests.read("ws1")
         assert current is not None and not current.manifest.deleted and current.etag == second.epoch.etag
+
+
+async def test_an_open_of_a_name_never_created_writes_nothing(redis_server: RedisServer,
+                                                             s3_location: S3Location) -> None:
+    async with nodes(redis_server, s3_location, "node-a") as ((a,), _):
+        with pytest.raises(NoSuchWorkspace, match="never created"):
+            await a.acquire("typo", revive=False)
+        assert await a.manifests.read("typo") is None and await a.leases.owner("typo") is None
+        assert (await a.acquire("typo", revive=True)).number == 1  # a creation does write it

@@ -350,6 +350,8 @@ async def test_deleted_workspace_stays_deleted(cluster_nodes, redis_server: Redi
             listed = (await http.get(f"{node.url}/api/workspaces")).json()["workspaces"]
             assert "gone" not in {w["name"] for w in listed}
         assert (await manifests.read("gone")) == marker  # asking for it changed nothing
+        assert (await http.get(f"{b.url}/api/workspaces/never/files/x.txt")).status_code == 404
+        assert await manifests.read("never") is None  # nor does asking for a name never created
         assert (await http.put(f"{c.url}/api/workspaces/gone")).status_code == 201
         assert (await http.get(f"{a.url}/api/workspaces/gone/files/old.txt")).status_code == 404
         reborn = await manifests.read("gone")

@@ -66,12 +66,14 @@ def takeover_wait(fence_window: float) -> float:
 LostCallback = Callable[[str], Awaitable[None] | None]
 
 
-class Deleted(Exception):
-    """The workspace's manifest carries the deletion marker, and the caller did not ask to create it."""
+class NoSuchWorkspace(Exception):
+    """The workspace has no live epoch (never created, or its manifest carries the deletion marker),
+    and the caller did not ask to create it."""
 
-    def __init__(self, workspace: str):
-        super().__init__(f"workspace {workspace!r} was deleted")
+    def __init__(self, workspace: str, deleted: bool):
+        super().__init__(f"workspace {workspace!r} {'was deleted' if deleted else 'was never created'}")
         self.workspace = workspace
+        self.deleted = deleted
 
 
 class OwnedElsewhere(Exception):
@@ -137,8 +139,9 @@ class Ownership:
     async def acquire(self, workspace: str, *, revive: bool = True) -> Held:
         """Own `workspace` (lease, then manifest bump); raises OwnedElsewhere when another node does.
 
-        A workspace whose manifest carries the deletion marker starts a new, empty life only when
-        `revive` (a creation); otherwise `Deleted` is raised and the manifest is left as it is."""
+        A workspace with no manifest, or whose manifest carries the deletion marker, starts a new,
+        empty life only when `revive` (a creation, or a store on this disk from before the cluster);
+        otherwise `NoSuchWorkspace` is raised and nothing is written to S3."""
         lock = self._acquiring.setdefault(workspace, asyncio.Lock())
         async with lock:
             held = self._held.get(workspace)
@@ -149,8 +152,8 @@ class Ownership:
                 raise OwnedElsewhere(workspace, owner)
             try:
                 current = await self.manifests.read(workspace)
-                if current is not None and current.manifest.deleted and not revive:
-                    raise Deleted(workspace)
+                if not revive and (current is None or current.manifest.deleted):
+                    raise NoSuchWorkspace(workspace, deleted=current is not None)
                 epoch = await self.manifests.bump(workspace, self.node, current)
                 if epoch is None:  # another node bumped between our read and our write
                     latest = await self.manifests.read(workspace)

@@ -38,7 +38,7 @@ from server.cluster.acks import NotAcknowledged
 from server.cluster.lease import LeaseUnavailable
 from server.cluster.node import ClusterNode
 from server.cluster.objectstore import ObjectStoreError
-from server.cluster.ownership import Deleted, OwnedElsewhere
+from server.cluster.ownership import NoSuchWorkspace, OwnedElsewhere
 from server.cluster.replication import ReplicationError, _remove_store
 
 if TYPE_CHECKING:
@@ -98,10 +98,11 @@ class ClusterPlacement:
                 # take a new epoch, which restores from ours
                 await node.ownership.release(name)
             try:
-                held = await node.ownership.acquire(name, revive=name in self.creating)
-            except Deleted:
-                _remove_store(path)  # a copy left on this disk from before the deletion is no workspace
-                raise ProtocolError("ENOENT", f"no workspace named {name!r} (deleted)", workspace=name) from None
+                held = await node.ownership.acquire(name, revive=self._may_create(name, path))
+            except NoSuchWorkspace as exc:
+                if exc.deleted:
+                    _remove_store(path)  # a copy left on this disk from before the deletion is no workspace
+                raise ProtocolError("ENOENT", f"no workspace named {name!r} ({exc})", workspace=name) from None
             except OwnedElsewhere as exc:
                 raise refusal(f"workspace {name!r} is owned by node {exc.owner}; try again", owner=exc.owner) from None
             except (LeaseUnavailable, ObjectStoreError) as exc:
@@ -121,6 +122,15 @@ class ClusterPlacement:
                 raise refusal(f"cannot restore {name!r}: {exc}") from None
         finally:
             self._opening.discard(name)
+
+    def _may_create(self, name: str, path: Path) -> bool:
+        """May opening `name` start a new life for it (write a first manifest, or one after a deletion)?
+        Only a creation (`PUT /api/workspaces/{ws}`, marked by the proxy), the demo workspace (created
+        at start, not through the proxy), or a store on this disk that no manifest knows yet (a data
+        directory from before the cluster). A request for any other name writes nothing to S3."""
+        if name in self.creating or (self.state is not None and name == self.state.config.demo_workspace):
+            return True
+        return path.exists()
 
     async def _register(self, name: str, path: Path) -> None:
         node = self.node
