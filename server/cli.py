@@ -66,6 +66,9 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
     cluster.add_argument("--advertise", metavar="URL",
                          help="this node's URL for the other nodes (default: http://HOST:PORT)")
     cluster.add_argument("--node-id", help="this node's id (default: from --advertise)")
+    cluster.add_argument("--fence-window", type=float, default=None, metavar="SECONDS",
+                         help="how long a manifest check covers later syncs (default 0.5; 0: check after every "
+                              "sync, for VMs whose clock may stop while frozen; docs/cluster.md)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
@@ -215,8 +218,9 @@ def _cluster_setup(args: argparse.Namespace, port: int) -> Any:
     logging.getLogger("wsfs").setLevel(level)  # ownership moves are worth a line at info
 
     advertise = args.advertise or f"http://{_url_host(args.host)}:{port}"
+    window = {} if args.fence_window is None else {"fence_window": args.fence_window}
     return ClusterSetup(ClusterConfig(redis_url=args.cluster, replicate=args.replicate, advertise=advertise,
-                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id), Path(args.data))
+                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id, **window), Path(args.data))
 
 
 def _workspace_exists(data: Path, name: str) -> bool:

@@ -76,6 +76,19 @@ def test_the_fence_window_is_checked_at_start(monkeypatch: pytest.MonkeyPatch, w
         ClusterConfig("redis://127.0.0.1:1/0", "s3://b/p", "http://127.0.0.1:1")
 
 
+def test_serve_refuses_a_fence_window_out_of_range(tmp_path) -> None:
+    """`wsfs serve --fence-window` out of range: the command fails at once, naming the setting,
+    before it touches Redis or S3 (both unreachable here)."""
+    import subprocess
+    import sys
+
+    base = [sys.executable, "-m", "wsfs", "serve", "--data", str(tmp_path), "--port", "0",
+            "--cluster", "redis://127.0.0.1:1/0", "--replicate", "s3://b/p", "--s3-endpoint", "http://127.0.0.1:1",
+            "--advertise", "http://127.0.0.1:1"]
+    bad = subprocess.run([*base, "--fence-window", "9"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "fence window must be between 0 and 5 s, got 9.0" in bad.stderr
+
+
 @pytest.mark.parametrize("body", [
     b"", b"not json", b"[]", b'{"epoch": 0, "owner": "a", "prefix": "p"}', b'{"epoch": "1", "owner": "a", "prefix": "p"}',
     b'{"epoch": 1, "prefix": "p"}', b'{"epoch": 1, "owner": "a", "prefix": 5}', b'{"epoch": true, "owner": "a", "prefix": "p"}',
