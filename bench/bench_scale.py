@@ -399,7 +399,7 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
 
 def start_wsfs(data: str, args: argparse.Namespace) -> Proc:
     cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
-           "--log-level", "warning"]
+           "--log-level", "warning", *args.server_arg]
     return Proc(cmd, Path(args.root) if args.root else None)
 
 
@@ -473,6 +473,8 @@ def main() -> None:
     parser.add_argument("--idle-window", type=float, default=5.0)
     parser.add_argument("--sleep-wait", type=float, default=35.0,
                         help="quiet seconds before the idle figures (the server's idle time is 20 s, its sweep 10 s)")
+    parser.add_argument("--server-arg", action="append", default=[],
+                        help="an extra `wsfs serve` argument, e.g. --server-arg=--ws-ping-interval=60")
     parser.add_argument("--root", default="",
                         help="run the wsfs server from this source tree (e.g. `git archive REV` unpacked: A/B runs)")
     parser.add_argument("--wake-seconds", type=float, default=2.0,

@@ -1,26 +1,17 @@
-"""Workspace stores, run off the event loop.
+"""Workspace stores, run off the event loop (docs/server.md, "Running store work off the event loop").
 
-`vfs.Workspace` is synchronous SQLite. Each open workspace gets:
+`vfs.Workspace` is synchronous SQLite. Each open workspace gets **one write
+queue** (`server/writers.py`, drained by the server's bounded writer pool)
+owning one read-write `Workspace`: a whole operation runs as one call in a
+pool thread (small PUTs may run on the loop when the queue is idle), so its
+writes are serialised in arrival order, which lets a WebSocket upload chunks
+without waiting and then `push`. Reads use **reader `Workspace` objects**
+(`server/readers.py`) from a reader executor shared by all workspaces.
 
-- **one write queue** (`server/writers.py`: a FIFO drained one job at a
-  time by the server's bounded writer pool, `StoreOptions.writers` threads
-  for all workspaces) owning one read-write `Workspace`. A whole operation
-  (`write_file`, `apply_changes`, a batch of chunk puts) runs as one call in
-  a pool thread: one thread hop per transaction, never one per statement.
-  Writes to a workspace are therefore serialised in arrival order, which is
-  also what lets a WebSocket upload chunks without waiting and then `push`:
-  the push runs after them.
-- **reader `Workspace` objects** (read-only connections, WAL) in a small
-  pool, used from a reader executor shared by all workspaces, so reads run
-  concurrently with each other and with the writer.
-
-The writer's `on_commit` callback hops to the loop with
-`call_soon_threadsafe`; the hub hears of the new revision one loop turn
-later, before the writer's reply is sent, and the fan-out to subscribers
-runs after the reply: a write is answered when it is committed, never after
-its fan-out.
-
-Stores open on first use and close after `idle_close` seconds without users.
+The hub hears of a commit after the writer's reply is sent: a write is
+answered when it is committed, never after its fan-out. Stores open on first
+use, sleep when quiet (`WorkspaceHandle.sleep`) and close after `idle_close`
+seconds without users.
 """
 
 from __future__ import annotations
