@@ -163,7 +163,9 @@ class Packs:
         self._close_writer()
 
     def _begin(self, new: bool = False) -> None:
-        os.makedirs(self.directory, exist_ok=True)
+        if not os.path.isdir(self.directory):
+            os.makedirs(self.directory, exist_ok=True)
+            self._sync_directory(os.path.dirname(os.path.abspath(self.directory)))  # the new directory's name
         numbers = self.numbers()
         number = (numbers[-1] if numbers else 0) + (1 if new or not numbers else 0)
         path = self.path_of(number)
@@ -182,8 +184,8 @@ class Packs:
             os.close(self._fd)
         self._fd = None
 
-    def _sync_directory(self) -> None:
-        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY)
+    def _sync_directory(self, directory: str | None = None) -> None:
+        fd = os.open(directory or self.directory, os.O_RDONLY | os.O_DIRECTORY)
         try:
             os.fsync(fd)
         finally:
