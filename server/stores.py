@@ -549,6 +549,9 @@ class Stores:
                 storelock.release(lock)
             self._hub.forget(name)
 
+    def open_count(self) -> int:
+        return len(self._handles)
+
     def pressed(self) -> bool:
         """Too many awake stores for the open-file limit (`server/sleep.py`): sweep now, with short idle times."""
         handles = list(self._handles.values())
