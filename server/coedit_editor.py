@@ -205,16 +205,19 @@ class Editor:
         if self.session.closed:
             self.stop()
             return
-        raw, counters = self._raw, self._counters
+        raw = self._raw
+        if raw is None or not raw.ready:
+            self._own = self.session._spawn(self._send_own())
+            return
         items, self._items = self._items, []
-        for n, item in enumerate(items):
-            if raw is None or not raw.ready:
-                self._items = items[n:] + self._items
-                self._own = self.session._spawn(self._send_own())
-                return
-            raw.transport.write(item.wire)
-            counters.messages_out += 1
-            counters.bytes_out += len(item.frame)
+        if len(items) == 1:
+            data, size = items[0].wire, len(items[0].frame)
+        else:  # one write for all of them (the outbox is bounded: OUTBOX_MERGE)
+            data, size = b"".join([i.wire for i in items]), sum(len(i.frame) for i in items)
+        raw.transport.write(data)
+        counters = self._counters
+        counters.messages_out += len(items)
+        counters.bytes_out += size
 
     async def _send_own(self) -> None:
         from server.ws_api import _Closed
