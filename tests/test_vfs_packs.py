@@ -216,3 +216,25 @@ def test_a_small_edit_of_a_big_file_appends_nothing_to_the_packs(tmp_path: Path)
         assert {n: os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs)} == before
         assert ws.read_file("/big") == b"!" + big[:4] + b"??" + big[6:]
     fsck(store)
+
+
+def test_a_reader_whose_pack_compaction_dropped_reads_from_the_new_place(tmp_path: Path) -> None:
+    """A reader located the chunks, then gc moved them and unlinked their pack before it opened it."""
+    store = tmp_path / "race.db"
+    tail = content(6, 1)[: 2 * MiB]
+    with vfs.Workspace(str(store), history_keep=1, history_days=0) as writer:
+        writer.write_file("/junk", content(5, 3))  # ~4.4 MB of pack 1 that will be garbage
+        writer.write_file("/f", b"head")  # inline
+        writer.write_range("/f", 4, tail)  # its first MiB inline, the rest appended to pack 1
+        writer.unlink("/junk")
+        first_pack = os.path.join(pack_dir(str(store)), "00000001.pack")
+        assert os.path.exists(first_pack)
+        with vfs.Workspace(str(store), readonly=True) as reader:
+            entries = reader._content.file_chunks("/f", None)
+            pieces = reader._content.iter_chunks(entries)
+            got = next(pieces)  # located every chunk, read the inline head; pack 1 not opened yet
+            writer.gc()
+            assert not os.path.exists(first_pack), "compaction moved /f's chunks and dropped pack 1"
+            got += b"".join(pieces)
+        assert got == b"head" + tail
+    fsck(store)
