@@ -277,7 +277,9 @@ class Litestream:
 
 
 def _remove_store(path: Path) -> None:
-    """Delete a SQLite store, its WAL and shared memory, and Litestream's local state for it."""
+    """Delete a SQLite store, its WAL and shared memory, any pack files (a store made before the cluster
+    kept chunks inside SQLite), and Litestream's local state for it."""
     for sibling in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
         sibling.unlink(missing_ok=True)
+    shutil.rmtree(path.with_name(path.name + "-packs"), ignore_errors=True)
     shutil.rmtree(path.with_name(f".{path.name}-litestream"), ignore_errors=True)
