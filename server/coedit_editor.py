@@ -3,8 +3,9 @@
 A keystroke reaches every other editor of its document. Done naively that
 is, per recipient, an event set, a task wake-up, a frame encode and an
 awaited send through the ASGI stack; at 50 editors that overhead, not the
-socket writes, is what a keystroke costs. So (like `server/fanout.py` for
-change pages):
+socket writes, was what a keystroke cost. So (like `server/fanout.py` for
+change pages), leaving the socket writes themselves (the kernel's TCP work)
+as most of a 50-editor keystroke's server time (bench/bench_coedit.py):
 
 - a relayed frame is built once (`Outgoing`) and the same object is handed
   to every recipient; so are its WebSocket frame bytes: a server's frames

@@ -38,9 +38,10 @@ class YClient:
         self.awareness: dict[int, dict | None] = {}
 
     @classmethod
-    async def join(cls, server: LiveServer, path: str, *, token: str | None = None, name: str | None = "zoe"):
+    async def join(cls, server: LiveServer, path: str, *, token: str | None = None, name: str | None = "zoe",
+                   **connect):
         hello = {"presence": {"name": name}} if name else {}
-        ws = await WsClient.open(server.ws_url(token=token or server.admin), hello=hello)
+        ws = await WsClient.open(server.ws_url(token=token or server.admin), hello=hello, **connect)
         client = cls(ws, path)
         reply = await ws.request({"type": "coedit_open", "path": path, "y": b64(sync_step1(client.doc.get_state()))})
         assert reply["type"] == "ok", reply
@@ -203,3 +204,34 @@ async def test_a_burst_of_awareness_changes_is_relayed_merged_ending_with_the_ne
     assert bob.awareness[ann.doc.client_id] == states[-1]
     await ann.ws.close()
     await bob.ws.close()
+
+
+async def test_a_reader_that_stops_reading_gets_the_backlog_merged_and_converges(live_server):
+    """An editor whose socket fills up (it stops reading) is sent to by its own task, its queued updates
+    merged into one; the others are served meanwhile, and once it reads again it has every edit."""
+    path = "/slow.md"
+    typist = await YClient.join(live_server, path, name="fast")
+    slow = await YClient.join(live_server, path, name="slow", max_queue=1)  # stops reading when 1 frame waits
+    try:
+        big = "x" * 65536
+        sent = 0
+        for _ in range(150):  # ~19 MB of updates: more than loopback's socket buffers hold
+            assert (await typist.edit(lambda t: t.insert(0, big)))["type"] == "ok"
+            assert (await typist.edit(lambda t: t.__delitem__(slice(0, len(big)))))["type"] == "ok"
+            sent += 2
+        assert (await typist.edit(lambda t: t.insert(0, "the end\n")))["type"] == "ok"
+        sent += 1
+        received = 0
+        deadline = time.monotonic() + 60
+        while str(slow.text) != "the end\n":
+            assert time.monotonic() < deadline, "the slow reader never caught up"
+            ev = await slow.ws.next_event("coedit", max(0.01, deadline - time.monotonic()), path=path)
+            msg = read_y_message(base64.b64decode(ev["y"]))
+            if not isinstance(msg, YAwareness) and msg.step == SYNC_UPDATE:
+                slow.doc.apply_update(msg.data)
+                received += 1
+        assert received < sent, "its backlog was never merged"
+        assert str(typist.text) == "the end\n"
+    finally:
+        await typist.ws.close()
+        await slow.ws.close()
