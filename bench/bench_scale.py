@@ -180,7 +180,8 @@ class Subscribers:
         for attempt in range(100):  # bounded; a server near its descriptor limit answers 1013: try again later
             try:
                 conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/{ws}/ws?token={token}",
-                                     compression=None, max_size=2**24, open_timeout=120)
+                                     compression=None, max_size=2**24, open_timeout=120,
+                                     ping_interval=None)  # as a browser: only the server pings
                 await self._subscribe(conn)
                 break
             except ConnectionClosed as e:
