@@ -48,13 +48,8 @@ _AUTHORS_KEPT = 4096
 
 
 def with_content_ids(result: T) -> T:
-    """`result`, with any content id a positional write left to derive derived now.
-
-    A `Stat` from the store may derive its `hash` on first read (vfs.nodes); that
-    read must happen here, in the thread that owns the store's connection, and
-    not later on the event loop, which must neither hash a file nor use another
-    thread's connection.
-    """
+    """`result`, with any content id a positional write left to derive derived now, in the thread
+    that owns the store's connection (vfs.nodes), never later on the event loop."""
     if isinstance(result, vfs.Stat):
         result.hash  # noqa: B018 - read for its side effect
     elif isinstance(result, (list, tuple)):
@@ -221,21 +216,14 @@ class WorkspaceHandle:
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write",
                     small: bool = False) -> T:
-        """Run `fn(workspace, *args)` in the writer thread, as one operation.
-
-        `small`: the caller knows it is a small write (~0.3 ms in the store); when nothing of this
-        workspace is queued or running and its writer is open, it runs right here on the loop, the
-        same work without the two thread hops and GIL hand-offs around it (`INLINE_WRITES`).
-        Returns once what it committed may be acknowledged (`Placement.durable`).
-        """
+        """Run `fn(workspace, *args)` in the writer thread, as one operation; returns once what it
+        committed may be acknowledged (`Placement.durable`). `small` (~0.3 ms in the store): with
+        nothing of this workspace queued or running and its writer open, it runs right here on the
+        loop, without the thread hops and GIL hand-offs around it (`INLINE_WRITES`)."""
         self._enter()
         t0 = time.perf_counter()
         try:
-            if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
-                result, rev, pending = self._write_job(fn, args, author)
-                self._publish_all(pending)
-            else:
-                result, rev = await self._job_future(fn, args, author)
+            result, rev = await self._job_future(fn, args, author, small)
         finally:
             self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
             self._leave()
@@ -243,19 +231,23 @@ class WorkspaceHandle:
             await self._placement.durable(self.name, rev)
         return result
 
-    def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None) -> asyncio.Future[T]:
+    def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None,
+                     small: bool = False) -> asyncio.Future[T]:
         """Queue a write without waiting for it (its order among writes is kept); the future
-        resolves once what it committed may be acknowledged."""
+        resolves once what it committed may be acknowledged. `small`: as for `write`."""
         self._enter()
-        queued = self._job_future(fn, args, author)
+        queued = self._job_future(fn, args, author, small)
         queued.add_done_callback(lambda _f: self._leave())
         return asyncio.ensure_future(self._acknowledged(queued))
 
-    def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None) -> asyncio.Future[Any]:
+    def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None,
+                    small: bool = False) -> asyncio.Future[Any]:
         """Queue a write job: a loop future of (result, rev), resolved right after the job's commits
         are published. Publication happens on the loop whether or not anyone still awaits the
         future (a cancelled caller loses its answer, never a notification), and the hub hears of
         the commit one loop turn after the caller resumes (`_publish`): the reply goes out first."""
+        if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
+            return self._inline_job(fn, args, author)
         done_on_loop = self._loop.create_future()
 
         def finished(job: Any) -> None:  # writer pool thread
@@ -263,6 +255,18 @@ class WorkspaceHandle:
 
         self._writer.submit(self._write_job, fn, args, author).add_done_callback(finished)
         return done_on_loop
+
+    def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> asyncio.Future[Any]:
+        """The job run right here on the loop (nothing of this workspace queued or running)."""
+        done = self._loop.create_future()
+        try:
+            result, rev, pending = self._write_job(fn, args, author)
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
+            done.set_exception(exc)
+        else:
+            self._publish_all(pending)
+            done.set_result((result, rev))
+        return done
 
     def _job_done(self, job: Any, done_on_loop: asyncio.Future[Any]) -> None:  # event loop
         exc = job.exception()
@@ -288,13 +292,10 @@ class WorkspaceHandle:
         return self.sleep_stamp is not None and not self.readers.any_open
 
     async def sleep(self) -> int:
-        """Close every SQLite connection of this store nobody is using; returns how many were closed.
-
-        Its subscriptions, head, authors and feed stay; the next read, write or catch-up reopens
-        what it needs. What stays open is one shared store lock (`vfs.storelock`), so a local
-        mount still cannot take a store this server serves for writing. Call when no operation
-        is in flight (`busy == 0`); a write queued meanwhile runs after this and reopens.
-        """
+        """Close every SQLite connection of this store (`server/sleep.py`); how many were closed.
+        Subscriptions, head and authors stay; the next operation reopens what it needs. One shared
+        store lock stays (within `SLEEP_LOCKS`): a local mount is still refused. Call when no
+        operation is in flight (`busy == 0`); a write queued meanwhile runs after this and reopens."""
         n = self.close_idle_readers()
         if self.closed or self.readers.any_open:
             return n  # a reader is checked out (a stream): not idle after all

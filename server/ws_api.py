@@ -67,6 +67,7 @@ GET_BATCH = 16  # chunks read per thread hop when answering `get`
 WRITE_WINDOW = 64  # chunk uploads and pushes queued to the writer before the receive loop waits
 WRITE_BYTES = 32 * 1024 * 1024  # ... or this many bytes of them
 UPLOAD_BATCH = 64  # verified chunk uploads stored in one transaction ...
+SMALL_PUSH = 4096  # a push this small (a few entries) runs on the loop when the writer is free
 UPLOAD_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them (one commit per chunk cost ~30 %)
 
 
@@ -405,8 +406,8 @@ class Session:
             check_quota(ws)
             return ws.apply_changes(changes, base=base)
 
-        fut = self.handle.submit_write(job, author=self.author)
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
+        fut = self.handle.submit_write(job, author=self.author, small=held <= SMALL_PUSH)
         before = self._writes[-1] if self._writes else None
         await self._queue_write(self._finish_push(fut, msg.id, before), held)
 
