@@ -5,9 +5,13 @@ directory invalidates its atime) and libfuse's path-based API resolves
 every request's path afresh, so `git status` in a 10k-file tree costs
 thousands of store lookups that all give the same answers. A local store
 has one writer, this mount, so the answers stay right until the mount
-itself changes something: every mutating operation clears the whole cache
-(`ops.fuse_op`), and so does a commit of buffered content. Remote mode
-answers from its in-memory index already and does not use this.
+itself changes something. Each change forgets exactly what it made stale
+(`forget`): the changed path, and for an entry added or removed its
+parent's stat and listing; a change to a node with other names (hard
+links), a rename or an rmdir clears everything (`ops.fuse_op`). What a
+change returns (a create's or a commit's `Stat`) is kept (`put`), so the
+getattr that follows never reaches the store. Remote mode answers from its
+in-memory index already and does not use this.
 """
 
 from __future__ import annotations
@@ -33,6 +37,29 @@ class MetaCache:
         if self.stats or self.listings:
             self.stats.clear()
             self.listings.clear()
+
+    def put(self, path: str, st: vfs.Stat) -> None:
+        """Keep `st`, the store's answer for `path` right after a change (nothing else has one)."""
+        if self.enabled:
+            if st.nlink > 1:
+                self.clear()  # the node's other names changed too (ctime, link count)
+                return
+            if len(self.stats) >= MAX_ENTRIES:
+                self.stats.clear()
+            self.stats[path] = st
+
+    def forget(self, path: str, *, entries: bool = False, nlink: int = 1) -> None:
+        """`path` changed: forget its stat; `entries`: a name was added or removed there,
+        so its parent's times, link count and listing moved too. A node with other
+        names (`nlink` > 1) changed under those as well: forget everything."""
+        if nlink > 1:
+            self.clear()
+            return
+        self.stats.pop(path, None)
+        if entries:
+            parent = path.rpartition("/")[0] or "/"
+            self.stats.pop(parent, None)
+            self.listings.pop(parent, None)
 
     def stat(self, path: str, load: Callable[[str], vfs.Stat | None]) -> vfs.Stat | None:
         if not self.enabled:

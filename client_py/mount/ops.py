@@ -49,16 +49,16 @@ _IFMT = {
 }  # fmt: skip
 
 
-def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callable:
+def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: bool = False) -> Callable:
     """Run under the mount lock; turn store errors into FUSE errnos.
 
     `mutates`: the operation joins the open group transaction (see group.py).
+    `targeted`: it tells the metadata cache itself what it made stale
+    (`MetaCache.forget`/`put`); other mutations clear the whole cache.
     """
     if method is None:
-        return functools.partial(fuse_op, mutates=mutates)
-    # Mutations clear the metadata cache; closing or flushing a clean file changes nothing
-    # (`_commit` clears it when it does write).
-    clears = mutates and method.__name__ not in ("flush", "fsync", "release")
+        return functools.partial(fuse_op, mutates=mutates, targeted=targeted)
+    clears = mutates and not targeted
 
     @functools.wraps(method)
     def wrapper(self: WsfsOperations, *args, **kwargs):
@@ -82,9 +82,9 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False) -> Callabl
                 finally:
                     if mutates:
                         self.group.after_op()
-                    stale = self.links.take_pending()
+                    stale, busy = self.links.take_pending(self.table.node)
         finally:
-            self.links.flush(stale)
+            self.links.flush(stale, busy)
 
     return wrapper
 
@@ -204,37 +204,44 @@ class WsfsOperations(mfusepy.Operations):
             return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
         return st.size, st.mtime_ns, st.ctime_ns
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def chmod(self, path: str, mode: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         self.ws.chmod(path, mode & 0o7777)
-        self.links.changed(self.ws.stat(path).ino, path)
+        self._attributes_changed(path)
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         # FUSE hands us the inode itself: never follow a symlink here.
         self.ws.chown(path, uid, gid, follow_symlinks=False)
-        self.links.changed(self.ws.lstat(path).ino, path)
+        self._attributes_changed(path)
         return 0
 
-    @fuse_op(mutates=True)
+    def _attributes_changed(self, path: str) -> None:
+        """After chmod/chown/utimens: the new attributes are what the next getattr asks for."""
+        st = self.ws.lstat(path)
+        self.cache.forget(path, nlink=st.nlink)
+        self.cache.put(path, st)
+        self.links.changed(st.ino, path)
+
+    @fuse_op(mutates=True, targeted=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
-        st = self.ws.lstat(path)
+        st = self.cache.stat(path, self.ws.lstat)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
             self._commit(node, path)  # the new content must not overwrite the mtime set here
         self.ws.set_times(
             path, atime_ns=_utime_value(atime_ns, now), mtime_ns=_utime_value(mtime_ns, now), follow_symlinks=False
         )
-        self.links.changed(st.ino, path)
+        self._attributes_changed(path)
         return 0
 
     @fuse_op
@@ -284,19 +291,21 @@ class WsfsOperations(mfusepy.Operations):
             ino = self._dir_inos[path] = self.ws.stat(path).ino
         return ino
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
             self.ws.mkdir(path, mode=mode & 0o7777)
+        self.cache.forget(path, entries=True)
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def mknod(self, path: str, mode: int, dev: int) -> int:
         """FIFOs, sockets (bind(2) on a Unix socket) and device nodes: kept as nodes
         with their type and device number. The kernel never sends their I/O here:
         a FIFO is a pipe in the opener's kernel, and the mount is `nodev`."""
         with self._as_caller():
             self.ws.mknod(path, mode, dev)
+        self.cache.forget(path, entries=True)
         return 0
 
     @fuse_op(mutates=True)
@@ -305,7 +314,7 @@ class WsfsOperations(mfusepy.Operations):
         self._forget_dirs()
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def unlink(self, path: str) -> int:
         if self.hidden.pop(path, None) is not None:
             return 0  # libfuse removing its stand-in after the last close: never in the store
@@ -313,8 +322,9 @@ class WsfsOperations(mfusepy.Operations):
         return 0
 
     def _unlink(self, path: str) -> vfs.Stat:
-        st = self.ws.lstat(path)
+        st = self.cache.stat(path, self.ws.lstat)  # (the kernel asked for it just before)
         self.ws.unlink(path)
+        self.cache.forget(path, entries=True, nlink=st.nlink)
         self.links.forget(st.ino, path)
         self.links.changed(st.ino, path)  # nlink dropped under the other names
         return st
@@ -328,11 +338,12 @@ class WsfsOperations(mfusepy.Operations):
             node.stat = dataclasses.replace(base, nlink=max(st.nlink - 1, 0), ctime_ns=time.time_ns())
         self.hidden[stand_in] = st.ino
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def symlink(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new link's path, `source` its content.
         with self._as_caller():
             self.ws.symlink(source, target)
+        self.cache.forget(target, entries=True)
         return 0
 
     @fuse_op
@@ -379,7 +390,7 @@ class WsfsOperations(mfusepy.Operations):
 
     # -- open files ----------------------------------------------------------------
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
         try:
             # The kernel only asks after a negative lookup; if_match="" keeps a
@@ -393,6 +404,8 @@ class WsfsOperations(mfusepy.Operations):
         handle = self.table.open(st.ino, flags)
         handle.node.base, handle.node.stat = st.hash, st
         self.fresh = (path, st)
+        self.cache.forget(path, entries=True)
+        self.cache.put(path, st)
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
         return handle.fh
@@ -454,7 +467,7 @@ class WsfsOperations(mfusepy.Operations):
         handle.node.changed()
         return written
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
         if fh is None and path in self.hidden:
             fh = next(h.fh for h in self.table.handles.values() if h.node.ino == self.hidden[path])
@@ -464,19 +477,26 @@ class WsfsOperations(mfusepy.Operations):
             st = self.ws.stat(path)
             node = self.table.node(st.ino)
             if node is None:
-                self.ws.truncate(path, length)  # nobody has it open: one transaction, no buffer
+                self.cache.put(path, self.ws.truncate(path, length))  # nobody has it open: no buffer
                 self.links.changed(st.ino, path)
                 return 0
             handle = next(h for h in self.table.handles.values() if h.node is node)
         self._set_size(handle.node, path, length, handle)
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def flush(self, path: str, fh: int) -> int:
-        self._commit(self.table.get(fh).node, self._named(path))
+        """close(2). A local store commits at release instead: the kernel sends it right
+        after the last close without making the closer wait (and the requests that
+        follow are served after it), so programs do not wait for their file's
+        chunking. A commit failing there is logged (a disk reports a failed
+        write-back only to fsync). A remote mount pushes here, so the server has
+        the file when close returns."""
+        if not self.group.enabled:
+            self._commit(self.table.get(fh).node, self._named(path))
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, self._named(path))
         self.group.commit()
@@ -487,12 +507,15 @@ class WsfsOperations(mfusepy.Operations):
         self.group.commit()
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def release(self, path: str, fh: int) -> int:
         node = self.table.close(fh)
         if node is not None:
             try:
                 self._commit(node, self._named(path))
+            except OSError as exc:  # nobody waits for a release's answer: say it here
+                log.error("%s: buffered writes lost, commit failed: %s", path, exc)
+                raise
             finally:
                 node.drop_spool()
         return 0
@@ -533,7 +556,7 @@ class WsfsOperations(mfusepy.Operations):
         node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1
-        self.cache.clear()
+        self.cache.put(path, st)  # (a node with other names clears the cache)
         self.links.changed(node.ino, path)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
