@@ -109,9 +109,8 @@ class WsfsOperations(mfusepy.Operations):
         self.group = GroupCommit(self._lock)
         self._dir_inos: dict[str, int] | None = None  # see _dir_ino
         self.cache = MetaCache()  # stats and listings between requests (a local store only)
-        # (path, Stat) a mutation just produced: libfuse asks for that path's
-        # attributes right after a create, inside the same request; answer
-        # from here instead of the store. Any other mutation clears it.
+        # (path, Stat) a create just produced, for the getattr libfuse sends next
+        # (remote mode; a local store keeps it in `cache`). Any mutation clears it.
         self.fresh: tuple[str, vfs.Stat] | None = None
         # Open files whose last name was removed: libfuse's stand-in name -> inode.
         # libfuse (without hard_remove) renames an open file it is told to unlink,
@@ -350,26 +349,32 @@ class WsfsOperations(mfusepy.Operations):
     def readlink(self, path: str) -> str:
         return self.ws.readlink(path)
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
         self.ws.link(source, target)
         st = self.ws.lstat(target)
+        if st.nlink == 2:  # (git: every object) the only other name is `source`
+            self.cache.forget(source)
+            self.cache.forget(target, entries=True)
+        else:
+            self.cache.clear()
         self.links.seen(st.ino, st.nlink, source)
         self.links.seen(st.ino, st.nlink, target)
         self.links.changed(st.ino, target)
         return 0
 
-    @fuse_op(mutates=True)
+    @fuse_op(mutates=True, targeted=True)
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
         if not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden:
             self._hide(old, new)
             return 0
-        tracked = self.links.tracking() and not flags & RENAME_EXCHANGE
-        moving, replaced = (self.ws.lstat(old), self.ws.lstat_if_exists(new)) if tracked else (None, None)
-        self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=bool(flags & RENAME_EXCHANGE))
+        exchange = bool(flags & RENAME_EXCHANGE)
+        moving, replaced = (None, None) if exchange else (self._cached(old), self._cached(new))
+        self.ws.rename(old, new, noreplace=bool(flags & RENAME_NOREPLACE), exchange=exchange)
+        self._renamed(old, new, moving, replaced)
         if moving is not None:
             self.links.forget(moving.ino, old)
             self.links.seen(moving.ino, moving.nlink, new)
@@ -378,6 +383,18 @@ class WsfsOperations(mfusepy.Operations):
             self.links.changed(replaced.ino, new)
         self._forget_dirs()
         return 0
+
+    def _cached(self, path: str) -> vfs.Stat | None:
+        return self.cache.stat(path, self.ws.lstat_if_exists)
+
+    def _renamed(self, old: str, new: str, moving: vfs.Stat | None, replaced: vfs.Stat | None) -> None:
+        """A file renamed (lock files, editors' saves) changes two names and their
+        parents; a directory, an exchange or a node with other names, much more."""
+        if moving is None or moving.kind == "dir" or moving.nlink > 1 or (replaced is not None and replaced.nlink > 1):
+            self.cache.clear()
+        else:
+            self.cache.forget(old, entries=True)
+            self.cache.forget(new, entries=True)
 
     def _forget_dirs(self) -> None:
         if self._dir_inos:
