@@ -19,24 +19,31 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import vfs
+from vfs.paths import NAME_MAX
 
 MAX_ENTRIES = 200_000  # stats kept before starting over (a bound on memory, ~60 MB)
 
 
 class MetaCache:
-    """path -> Stat (positive answers only) and path -> readdir entries."""
+    """path -> Stat (positive answers), path -> readdir entries, and the complete
+    set of names of some directories, which answers lookups of names that do not
+    exist (each new file is looked up before it is created) without the store."""
 
-    __slots__ = ("enabled", "stats", "listings")
+    __slots__ = ("enabled", "listings", "misses", "names", "stats")
 
     def __init__(self) -> None:
         self.enabled = False  # set for a local store once mounted
         self.stats: dict[str, vfs.Stat] = {}
         self.listings: dict[str, list] = {}
+        self.names: dict[str, set[str]] = {}
+        self.misses: dict[str, int] = {}  # directory -> lookups of absent names before `names` has it
 
     def clear(self) -> None:
-        if self.stats or self.listings:
+        if self.stats or self.listings or self.names or self.misses:
             self.stats.clear()
             self.listings.clear()
+            self.names.clear()
+            self.misses.clear()
 
     def put(self, path: str, st: vfs.Stat) -> None:
         """Keep `st`, the store's answer for `path` right after a change (nothing else has one)."""
@@ -48,29 +55,56 @@ class MetaCache:
                 self.stats.clear()
             self.stats[path] = st
 
-    def forget(self, path: str, *, entries: bool = False, nlink: int = 1) -> None:
-        """`path` changed: forget its stat; `entries`: a name was added or removed there,
-        so its parent's times, link count and listing moved too. A node with other
-        names (`nlink` > 1) changed under those as well: forget everything."""
+    def forget(self, path: str, *, added: bool | None = None, nlink: int = 1) -> None:
+        """`path` changed: forget its stat. `added` True/False: the name was created or
+        removed, so its parent's times, link count and listing moved too (and the
+        parent's name set gains or loses it). A node with other names (`nlink` > 1)
+        changed under those as well: forget everything."""
         if nlink > 1:
             self.clear()
             return
         self.stats.pop(path, None)
-        if entries:
-            parent = path.rpartition("/")[0] or "/"
+        if added is not None:
+            parent, _, name = path.rpartition("/")
+            parent = parent or "/"
             self.stats.pop(parent, None)
             self.listings.pop(parent, None)
+            names = self.names.get(parent)
+            if names is not None:
+                if added:
+                    names.add(name)
+                else:
+                    names.discard(name)
 
-    def stat(self, path: str, load: Callable[[str], vfs.Stat | None]) -> vfs.Stat | None:
+    def new_dir(self, path: str) -> None:
+        """`path` is a directory just made: nothing is in it."""
+        if self.enabled and len(self.names) < MAX_ENTRIES // 10:
+            self.names[path] = set()
+
+    def stat(
+        self, path: str, load: Callable[[str], vfs.Stat | None], names: Callable[[str], set[str]] | None = None
+    ) -> vfs.Stat | None:
+        """`path`'s Stat or None, from memory when known. `names(dir)` lists a directory:
+        called at the second lookup of an absent name in it, whose names are then kept."""
         if not self.enabled:
             return load(path)
         st = self.stats.get(path)
-        if st is None:
-            st = load(path)
-            if st is not None:
-                if len(self.stats) >= MAX_ENTRIES:
-                    self.stats.clear()
-                self.stats[path] = st
+        if st is not None:
+            return st
+        parent, _, name = path.rpartition("/")
+        parent = parent or "/"
+        known = self.names.get(parent)
+        if known is not None and name not in known and _valid(name):
+            return None
+        st = load(path)
+        if st is not None:
+            if len(self.stats) >= MAX_ENTRIES:
+                self.stats.clear()
+            self.stats[path] = st
+        elif names is not None and known is None:
+            missed = self.misses[parent] = self.misses.get(parent, 0) + 1
+            if missed >= 2 and len(self.names) < MAX_ENTRIES // 10:
+                self.names[parent] = names(parent)
         return st
 
     def listing(self, path: str, load: Callable[[str], list]) -> list:
@@ -81,4 +115,14 @@ class MetaCache:
             if len(self.listings) >= MAX_ENTRIES // 10:
                 self.listings.clear()
             entries = self.listings[path] = load(path)
+            if len(self.names) < MAX_ENTRIES // 10:
+                self.names[path] = {entry[0] for entry in entries[2:]}  # (after "." and "..")
         return entries
+
+
+def _valid(name: str) -> bool:
+    """Would the store accept `name` (it answers an invalid one with its own errno)?"""
+    try:
+        return 0 < len(name.encode("utf-8")) <= NAME_MAX
+    except UnicodeEncodeError:
+        return False

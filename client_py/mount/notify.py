@@ -66,6 +66,10 @@ class LinkNames:
         if names:
             self._pending.extend((name, ino) for name in names if name != path)
 
+    def others(self, ino: int, path: str) -> set[str]:
+        """The names other than `path` seen for `ino` (all of them only if its link count says so)."""
+        return self._names.get(ino, set()) - {path}
+
     def forget(self, ino: int, path: str) -> None:
         names = self._names.get(ino)
         if names is not None:

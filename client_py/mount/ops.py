@@ -112,12 +112,9 @@ class WsfsOperations(mfusepy.Operations):
         # (path, Stat) a create just produced, for the getattr libfuse sends next
         # (remote mode; a local store keeps it in `cache`). Any mutation clears it.
         self.fresh: tuple[str, vfs.Stat] | None = None
-        # Open files whose last name was removed: libfuse's stand-in name -> inode.
-        # libfuse (without hard_remove) renames an open file it is told to unlink,
-        # or to replace, to `.fuse_hiddenXXXX`; the store removes the name right
-        # then (one transaction with the rest of the rename), and the stand-in
-        # lives only here, so fstat on the descriptor keeps working and no
-        # stand-in name ever reaches the store or a replica.
+        # Open files whose last name was removed: libfuse's `.fuse_hiddenXXXX` stand-in
+        # name -> inode. The store removes the name at once; the stand-in lives only
+        # here, so fstat on the descriptor works and no stand-in reaches the store.
         self.hidden: dict[str, int] = {}
 
     # -- lifecycle -----------------------------------------------------------
@@ -187,7 +184,10 @@ class WsfsOperations(mfusepy.Operations):
         fresh, self.fresh = self.fresh, None
         if fresh is not None and fresh[0] == path:
             return fresh[1]
-        return self.cache.stat(path, self._load_stat)
+        return self.cache.stat(path, self._load_stat, self._names_in)
+
+    def _names_in(self, path: str) -> set[str]:
+        return {entry.name for entry in self.ws.readdir(path)}
 
     def _load_stat(self, path: str) -> vfs.Stat | None:
         st = self.ws.lstat_if_exists(path)
@@ -247,16 +247,9 @@ class WsfsOperations(mfusepy.Operations):
     def statfs(self, path: str) -> dict:
         disk = os.statvfs(self._statfs_dir)
         return {
-            "f_bsize": BLKSIZE,
-            "f_frsize": disk.f_frsize,
-            "f_blocks": disk.f_blocks,
-            "f_bfree": disk.f_bfree,
-            "f_bavail": disk.f_bavail,
-            "f_files": 1 << 32,
-            "f_ffree": 1 << 31,
-            "f_favail": 1 << 31,
-            "f_namemax": 255,
-        }
+            "f_bsize": BLKSIZE, "f_frsize": disk.f_frsize, "f_blocks": disk.f_blocks, "f_bfree": disk.f_bfree,
+            "f_bavail": disk.f_bavail, "f_files": 1 << 32, "f_ffree": 1 << 31, "f_favail": 1 << 31, "f_namemax": 255,
+        }  # fmt: skip
 
     # -- names -------------------------------------------------------------------
 
@@ -294,7 +287,8 @@ class WsfsOperations(mfusepy.Operations):
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
             self.ws.mkdir(path, mode=mode & 0o7777)
-        self.cache.forget(path, entries=True)
+        self.cache.forget(path, added=True)
+        self.cache.new_dir(path)
         return 0
 
     @fuse_op(mutates=True, targeted=True)
@@ -304,7 +298,7 @@ class WsfsOperations(mfusepy.Operations):
         a FIFO is a pipe in the opener's kernel, and the mount is `nodev`."""
         with self._as_caller():
             self.ws.mknod(path, mode, dev)
-        self.cache.forget(path, entries=True)
+        self.cache.forget(path, added=True)
         return 0
 
     @fuse_op(mutates=True)
@@ -323,7 +317,11 @@ class WsfsOperations(mfusepy.Operations):
     def _unlink(self, path: str) -> vfs.Stat:
         st = self.cache.stat(path, self.ws.lstat)  # (the kernel asked for it just before)
         self.ws.unlink(path)
-        self.cache.forget(path, entries=True, nlink=st.nlink)
+        others = self.links.others(st.ino, path)
+        known = st.nlink == 2 and len(others) == 1  # (git: an object's temporary name) one name is left
+        if known:
+            self.cache.forget(others.pop())
+        self.cache.forget(path, added=False, nlink=1 if known else st.nlink)
         self.links.forget(st.ino, path)
         self.links.changed(st.ino, path)  # nlink dropped under the other names
         return st
@@ -342,7 +340,7 @@ class WsfsOperations(mfusepy.Operations):
         # mfusepy's naming: `target` is the new link's path, `source` its content.
         with self._as_caller():
             self.ws.symlink(source, target)
-        self.cache.forget(target, entries=True)
+        self.cache.forget(target, added=True)
         return 0
 
     @fuse_op
@@ -356,7 +354,7 @@ class WsfsOperations(mfusepy.Operations):
         st = self.ws.lstat(target)
         if st.nlink == 2:  # (git: every object) the only other name is `source`
             self.cache.forget(source)
-            self.cache.forget(target, entries=True)
+            self.cache.forget(target, added=True)
         else:
             self.cache.clear()
         self.links.seen(st.ino, st.nlink, source)
@@ -393,8 +391,8 @@ class WsfsOperations(mfusepy.Operations):
         if moving is None or moving.kind == "dir" or moving.nlink > 1 or (replaced is not None and replaced.nlink > 1):
             self.cache.clear()
         else:
-            self.cache.forget(old, entries=True)
-            self.cache.forget(new, entries=True)
+            self.cache.forget(old, added=False)
+            self.cache.forget(new, added=True)
 
     def _forget_dirs(self) -> None:
         if self._dir_inos:
@@ -421,7 +419,7 @@ class WsfsOperations(mfusepy.Operations):
         handle = self.table.open(st.ino, flags)
         handle.node.base, handle.node.stat = st.hash, st
         self.fresh = (path, st)
-        self.cache.forget(path, entries=True)
+        self.cache.forget(path, added=True)
         self.cache.put(path, st)
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
