@@ -188,6 +188,54 @@ def test_fifo_and_device_nodes_survive_a_remount(tmp_path: Path, store: Path):
         assert sorted(os.listdir(mountpoint)) == ["pipe", "tty"]
 
 
+def _attributes(directory: Path) -> dict:
+    """What `ls -la` would show of `directory` and its entries (atime left out)."""
+    names = [".", *sorted(os.listdir(directory))]
+    out = {}
+    for name in names:
+        st = os.lstat(directory / name)
+        out[name] = (st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def test_cached_metadata_is_what_the_store_holds(tmp_path: Path, store: Path):
+    """The mount answers stats, listings and lookups of absent names from memory and
+    forgets only what each change made stale: after creates, renames, links,
+    unlinks, special files and attribute changes in a directory whose names it
+    keeps, it must show exactly what a fresh mount reads from the store."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    d = mountpoint / "d"
+    with MountProcess([str(store)], str(mountpoint)):
+        d.mkdir()
+        assert os.listdir(d) == []
+        for name in ("miss1", "miss2", "miss3"):  # lookups of absent names: the daemon keeps d's names
+            assert not (d / name).exists()
+        (d / "a").write_bytes(b"1")
+        (d / "b").write_bytes(b"22")
+        os.rename(d / "a", d / "c")
+        os.link(d / "c", d / "h")
+        os.unlink(d / "h")  # c is back to one link
+        os.link(d / "b", d / "b2")  # b keeps two
+        os.symlink("c", d / "s")
+        os.mkdir(d / "sub")
+        (d / "sub" / "x").write_bytes(b"x" * 3000)
+        os.mkfifo(d / "f")
+        os.chmod(d / "c", 0o600)
+        os.utime(d / "b", ns=(1_000_000_000, 2_000_000_000))
+        with open(d / "c", "r+b") as f:
+            f.truncate(7)
+        for name in ("a", "h", "miss1", "never"):
+            assert not (d / name).exists()
+        seen = _attributes(d)
+        assert sorted(seen) == [".", "b", "b2", "c", "f", "s", "sub"]
+        assert seen["b"][2] == seen["b2"][2] == 2 and seen["c"][2] == 1 and seen["c"][4] == 7
+        seen_sub = _attributes(d / "sub")
+    with MountProcess([str(store)], str(mountpoint)):
+        assert _attributes(d) == seen
+        assert _attributes(d / "sub") == seen_sub
+
+
 def test_fstat_of_an_open_unlinked_file(mnt: Path):
     path = mnt / "gone.txt"
     path.write_bytes(b"Hello, World!")

@@ -156,12 +156,9 @@ class WsfsOperations(mfusepy.Operations):
     def fill_stat(self, path: str | None, fh: int | None, out) -> int:
         """getattr straight into libfuse's `struct stat`: 0, or -ENOENT without raising.
 
-        `runner._Fuse.getattr_fuse_3` calls it in place of mfusepy's dict-based
-        getattr: the kernel asks for attributes more than for anything else
-        (git through the mount: 1,900 of 3,900 requests, a third of them
-        misses), so this skips the dict, mfusepy's generic copy and the
-        exceptions.
-        """
+        `runner._Fuse.getattr_fuse_3` calls it in place of mfusepy's dict-based getattr:
+        the kernel asks for attributes more than for anything else (git: 1,900 of 3,900
+        requests, a third of them misses), so this skips the dict, copy and exceptions."""
         st = self._lookup_stat(self._named(path), fh, path)
         if st is None:
             return -errno.ENOENT  # (also for a free stand-in name: libfuse probes for one)
@@ -200,6 +197,7 @@ class WsfsOperations(mfusepy.Operations):
         truncates count at once (a write or ftruncate moves ctime as well as mtime)."""
         node = self.table.node(st.ino)
         if node is not None and node.dirty and node.spool is not None:
+            node.shown = True
             return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
         return st.size, st.mtime_ns, st.ctime_ns
 
@@ -501,14 +499,15 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True, targeted=True)
     def flush(self, path: str, fh: int) -> int:
-        """close(2). A local store commits at release instead: the kernel sends it right
-        after the last close without making the closer wait (and the requests that
-        follow are served after it), so programs do not wait for their file's
-        chunking. A commit failing there is logged (a disk reports a failed
-        write-back only to fsync). A remote mount pushes here, so the server has
-        the file when close returns."""
-        if not self.group.enabled:
-            self._commit(self.table.get(fh).node, self._named(path))
+        """close(2). Content past SMALL_WRITE in a local store is committed at release
+        instead: the kernel sends it right after the last close without making the
+        closer wait (and serves the closer's next requests after it), so `dd` or `cp`
+        do not wait for their file's chunking. A commit failing there is logged (a
+        disk reports a failed write-back only to fsync). Small files, and every file
+        of a remote mount, are committed here, before close returns."""
+        node = self.table.get(fh).node
+        if not self.group.enabled or node.spool is None or node.spool.size < SMALL_WRITE:
+            self._commit(node, self._named(path))
         return 0
 
     @fuse_op(mutates=True, targeted=True)
@@ -573,6 +572,9 @@ class WsfsOperations(mfusepy.Operations):
         node.version += 1
         self.cache.put(path, st)  # (a node with other names clears the cache)
         self.links.changed(node.ino, path)
+        if node.shown:  # the kernel keeps the buffered ctime it was given; the commit's is later
+            node.shown = False
+            self.links.refresh(path, node.ino)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
         """At unmount: commit under any name the inode still has."""
