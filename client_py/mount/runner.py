@@ -46,6 +46,13 @@ class _Fuse(mfusepy.FUSE):
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         return self.operations.fill_stat(decoded, fh, buf.contents)
 
+    def write(self, path: bytes | None, buf, size: int, offset: int, fip) -> int:
+        # The kernel's buffer as a view, copied once, into the spool (mfusepy copies
+        # it to a bytes object first: a second copy of every byte written).
+        data = memoryview(ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents).cast("B")
+        decoded = None if path is None else path.decode(self.encoding, self.errors)
+        return self.operations.write(decoded, data, offset, fip.contents.fh)
+
     def opendir(self, path: bytes, fip) -> int:
         fip.contents.fh = self.operations.opendir(path.decode(self.encoding, self.errors))
         if self.operations.cache_dirs:
