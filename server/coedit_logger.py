@@ -13,7 +13,8 @@ waiting; then the entries go through the writer thread as any write does,
 and the ones arriving meanwhile wait for that write and share the next
 commit. Durability is unchanged either way: an update's callback (which
 queues the editor's `ok`) runs only once the transaction holding it
-committed; it is called right after that commit, not through a future, so
+committed (in a cluster: and was replicated, `Placement.stored`, as any
+acknowledged write); it is called right after that commit, not through a future, so
 the `ok` leaves in the same relay pass as the update (`server/coedit_editor.py`).
 
 `seen` is the newest log row known committed; a compaction takes it with
@@ -49,6 +50,7 @@ class UpdateLogWriter:
         self._due = False  # a commit is scheduled for the end of this loop turn
         self._direct: DirectLog | None = None
         self._direct_failed = False  # the store refused a connection of our own: use the writer
+        self._acks: set[asyncio.Future[None]] = set()  # cluster: replication waits under way (kept referenced)
 
     def store(self, path: str, update: bytes, then: Stored | None = None) -> None:
         """Store `update` of `path`; `then(None)` once it is durable, `then(error)` if it is not."""
@@ -96,9 +98,24 @@ class UpdateLogWriter:
                 return
             if seq is not None:
                 self.saw(seq)
-                _settle(callbacks, None)
+                self._acknowledge(callbacks)
                 return
         self._write(entries, callbacks)  # another write holds the store: queue behind it
+
+    def _acknowledge(self, callbacks: list[Stored]) -> None:
+        """The commit holding these updates is done: acknowledge them now on one node; in a cluster
+        once it is replicated and still ours (`Placement.stored`), or fail them if it is not."""
+        if not self.handle.durable_reads:
+            _settle(callbacks, None)
+            return
+        task = asyncio.ensure_future(self.handle.placement.stored(self.handle.name))
+        self._acks.add(task)
+
+        def replicated(done: asyncio.Future[None]) -> None:
+            self._acks.discard(task)
+            _settle(callbacks, done.exception() if not done.cancelled() else asyncio.CancelledError())
+
+        task.add_done_callback(replicated)
 
     def _direct_log(self) -> DirectLog | None:
         if self.handle.closed:  # e.g. ownership moved to another node: never store behind its back
@@ -125,7 +142,9 @@ class UpdateLogWriter:
             error = fut.exception() if not fut.cancelled() else asyncio.CancelledError()
             if error is None:
                 self.saw(fut.result())
-            _settle(callbacks, error)
+                self._acknowledge(callbacks)
+            else:
+                _settle(callbacks, error)
             if self._waiting and not self._due:
                 self._due = True
                 asyncio.get_running_loop().call_soon(self._commit)

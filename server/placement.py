@@ -6,7 +6,8 @@ cluster node (`server/cluster/`) plugs in a placement that acquires
 ownership and restores the store before it is opened, holds each
 acknowledgement until the commit is replicated and the node is still the
 owner, and hands ownership back when the store closes. `server/stores.py`
-calls these three hooks and knows nothing else of the cluster.
+and the co-editing update log call these hooks and know nothing else of the
+cluster.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ class Placement(Protocol):
     # True when subscribers may be told only of acknowledged revisions (`durable` returned for
     # them): change pages wait until the hub's head, the acknowledged head, covers them.
     durable_reads: bool
+    # Where the stores it opens keep chunk bytes (`vfs.chunkstore`); None: the store's own default.
+    # A cluster says "sqlite": Litestream replicates the SQLite file only.
+    chunk_backend: str | None
 
     async def opening(self, name: str, path: Path) -> None:
         """Before the store at `path` is opened (under the workspace's open lock).
@@ -34,6 +38,10 @@ class Placement(Protocol):
         (answered as such, never a silent acknowledgement) when it may not.
         """
 
+    async def stored(self, name: str) -> None:
+        """After a commit that made no revision (the co-editing update log), before the updates in
+        it are acknowledged: returns once they may be (as `durable`), else raises a ProtocolError."""
+
     async def closed(self, name: str, path: Path) -> None:
         """After the store closed (idle, deleted or shutdown): nothing of it is open any more."""
 
@@ -42,11 +50,15 @@ class LocalPlacement:
     """One server, one disk: SQLite's commit is the acknowledgement."""
 
     durable_reads = False
+    chunk_backend = None
 
     async def opening(self, name: str, path: Path) -> None:
         return None
 
     async def durable(self, name: str, rev: int) -> None:
+        return None
+
+    async def stored(self, name: str) -> None:
         return None
 
     async def closed(self, name: str, path: Path) -> None:

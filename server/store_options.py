@@ -23,9 +23,6 @@ class StoreOptions:
     history_days: float = 7.0
     max_file_size: int = DEFAULT_MAX_FILE_SIZE  # no file may grow past this (413 EFBIG)
     quota: int | None = None  # logical bytes per workspace, as `du /` counts them (507 EDQUOT); None: no quota
-    # Where a new store keeps chunk bytes (`vfs.chunkstore`): None = the store's default (pack files).
-    # A cluster needs "sqlite": Litestream replicates the SQLite file only, so every byte must be in it.
-    chunk_backend: str | None = None
     _usage: weakref.WeakKeyDictionary[vfs.Workspace, tuple[int, int]] = field(
         default_factory=weakref.WeakKeyDictionary, repr=False, compare=False)  # writer ws -> (rev, du /)
 

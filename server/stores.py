@@ -28,6 +28,7 @@ from typing import Any, AsyncIterator, Callable, TypeVar
 
 import vfs
 from vfs import storelock
+from vfs.storefiles import remove_store
 from vfs.wire import ProtocolError, valid_workspace_name
 
 from server.coedit import Documents
@@ -72,7 +73,7 @@ class WorkspaceHandle:
                  metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop,
                  placement: Placement | None = None, writers: ThreadPoolExecutor | None = None):
         self.name = name
-        self._placement: Placement = placement if placement is not None else LocalPlacement()
+        self.placement: Placement = placement if placement is not None else LocalPlacement()
         self.path = path
         self._hub = hub
         self._metrics = metrics
@@ -111,7 +112,8 @@ class WorkspaceHandle:
         self.closed = False
 
     def _open_kwargs(self) -> dict[str, Any]:
-        return {"history_keep": self._options.history_keep, "history_days": self._options.history_days}
+        return {"history_keep": self._options.history_keep, "history_days": self._options.history_days,
+                "chunk_backend": self.placement.chunk_backend}
 
     def head(self) -> int:
         """The latest revision this server committed or saw when opening the store
@@ -121,7 +123,7 @@ class WorkspaceHandle:
     @property
     def durable_reads(self) -> bool:
         """Whether change pages must wait until `head()` covers them (`Placement.durable_reads`)."""
-        return self._placement.durable_reads
+        return self.placement.durable_reads
 
     async def until_durable(self, rev: int) -> None:
         """Return once revision `rev` may be shown to subscribers (at once unless `durable_reads`).
@@ -228,7 +230,7 @@ class WorkspaceHandle:
             self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
             self._leave()
         if rev is not None:
-            await self._placement.durable(self.name, rev)
+            await self.placement.durable(self.name, rev)
         return result
 
     def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None,
@@ -281,7 +283,7 @@ class WorkspaceHandle:
     async def _acknowledged(self, queued: asyncio.Future[tuple[T, int | None]]) -> T:
         result, rev = await queued
         if rev is not None:
-            await self._placement.durable(self.name, rev)
+            await self.placement.durable(self.name, rev)
         return result
 
     # -- sleep: an idle open workspace holds one descriptor ------------
@@ -541,11 +543,7 @@ class Stores:
             try:
                 if on_delete is not None:
                     on_delete()
-                for suffix in ("", "-wal", "-shm", "-lock"):
-                    try:
-                        os.unlink(f"{path}{suffix}")
-                    except FileNotFoundError:
-                        pass
+                remove_store(path)  # the file, its WAL, shm, lock and pack files
             finally:
                 storelock.release(lock)
             self._hub.forget(name)

@@ -8,6 +8,7 @@ acknowledged lost.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import time
 
@@ -329,6 +330,26 @@ async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: 
             await asyncio.sleep(0.2)
         assert got.status_code == 200, got.text
         assert got.json()["name"] == "empty"
+
+
+async def test_a_big_file_survives_its_node(cluster_nodes, redis_server: RedisServer) -> None:
+    """A file past the size a local store would put in pack files: a cluster keeps every chunk inside
+    the SQLite file Litestream replicates, so the next owner has all of its bytes."""
+    token = admin_token(redis_server.url)
+    a, b = cluster_nodes(2)
+    body = os.urandom(6 * 1024 * 1024)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=60) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/big")).status_code == 201
+        assert (await http.put(f"{a.url}/api/workspaces/big/files/blob.bin", content=body)).status_code in (200, 201)
+        a.kill()
+        deadline = time.monotonic() + 30
+        while True:
+            got = await http.get(f"{b.url}/api/workspaces/big/files/blob.bin")
+            if got.status_code == 200 or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        assert got.status_code == 200, got.text
+        assert got.content == body
 
 
 async def test_deleted_workspace_stays_deleted(cluster_nodes, redis_server: RedisServer, s3_location) -> None:

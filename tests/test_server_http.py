@@ -261,10 +261,15 @@ def test_workspace_lifecycle(live_server: LiveServer) -> None:
         c.put("/api/workspaces/proj/files/x", content=b"x")
         info = c.get("/api/workspaces/proj").json()
         assert info["name"] == "proj" and info["rev"] == 1 and info["cursor"] == "1"
+        c.put("/api/workspaces/proj/files/big", content=os.urandom(3 << 20))  # past what stays inline: packs
+        store = live_server.data_dir / "workspaces" / "proj.db"
+        assert any(store.with_name("proj.db-packs").iterdir())
         assert c.delete("/api/workspaces/proj").status_code == 204
+        assert not any(store.parent.glob("proj.db*"))  # WAL, shm, lock and pack files went with it
         assert c.get("/api/workspaces/proj").status_code == 404
         assert c.delete("/api/workspaces/proj").status_code == 404
         assert c.put("/api/workspaces/proj").json()["rev"] == 0  # recreated empty
+        assert c.get("/api/workspaces/proj/files/big").status_code == 404
 
 
 def test_healthz_metrics_whoami(live_server: LiveServer) -> None:

@@ -63,6 +63,9 @@ class ClusterPlacement:
     # Subscribers see only acknowledged revisions: a revision shown and then lost with its owner
     # would let the next owner reuse its number for other changes under a reader's cursor.
     durable_reads = True
+    # Every chunk stays inside the SQLite file, the only file Litestream replicates (a store made
+    # with pack files on one node cannot join: it fails to open, naming its packs).
+    chunk_backend = "sqlite"
 
     def __init__(self, node: ClusterNode):
         self.node = node
@@ -149,6 +152,11 @@ class ClusterPlacement:
         if rev > self.durable_head.get(name, 0):
             self.durable_head[name] = rev
         self.state.hub.publish_durable(name, rev)  # type: ignore[attr-defined]
+
+    async def stored(self, name: str) -> None:
+        """The co-editing update log committed (no revision): its updates are acknowledged once
+        the commit is replicated and still ours, like any write."""
+        await self._replicated(name, "co-editing update stored but not acknowledged")
 
     async def created(self, name: str) -> None:
         """A workspace was just created here (no commit went through `durable`): replicate its

@@ -27,6 +27,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from vfs.storefiles import remove_store
+
 from server.cluster.children import die_with_parent, kill_group
 from server.cluster.control import ControlClient, ControlError
 from server.cluster.objectstore import S3Location
@@ -277,9 +279,7 @@ class Litestream:
 
 
 def _remove_store(path: Path) -> None:
-    """Delete a SQLite store, its WAL and shared memory, any pack files (a store made before the cluster
-    kept chunks inside SQLite), and Litestream's local state for it."""
-    for sibling in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        sibling.unlink(missing_ok=True)
-    shutil.rmtree(path.with_name(path.name + "-packs"), ignore_errors=True)
+    """Delete a store (its WAL, shm and any pack files with it; not the lock a server may hold)
+    and Litestream's local state for it."""
+    remove_store(path, lock_file=False)
     shutil.rmtree(path.with_name(f".{path.name}-litestream"), ignore_errors=True)
