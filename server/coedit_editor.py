@@ -35,10 +35,10 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 
 from pycrdt import merge_updates
-from websockets.frames import Frame, Opcode
-from websockets.protocol import State
 
 from vfs.wire import Coedit, Ok, encode, sync_update
+
+from server.rawsocket import RawSocket, text_frame
 
 if TYPE_CHECKING:
     from server.ws_api import Session
@@ -68,7 +68,7 @@ class Outgoing:
     def wire(self) -> bytes:
         """The frame as a server writes it on the socket (unmasked, no extension), built once."""
         if self._wire is None:
-            self._wire = Frame(Opcode.TEXT, self.frame).serialize(mask=False)
+            self._wire = text_frame(self.frame)
         return self._wire
 
     @property
@@ -86,40 +86,6 @@ def update_frame(path: str, update: bytes) -> Outgoing:
 
 def y_frame(path: str, y: bytes) -> Outgoing:
     return Outgoing(encode(Coedit(path=path, y=y)))
-
-
-class RawSocket:
-    """The uvicorn WebSocket protocol behind a session's ASGI `send`, for writing built frames.
-
-    Only uvicorn's websockets-sansio protocol is recognised (the server runs it,
-    `server/runner.py`), and only without extensions; anything else gives None
-    and its frames go through `send`. `ready` says what uvicorn's own `send`
-    would check before writing a data frame: open, not closing, not paused.
-    """
-
-    __slots__ = ("protocol", "conn", "transport", "writable")
-
-    def __init__(self, protocol: Any):
-        self.protocol = protocol
-        self.conn = protocol.conn
-        self.transport = protocol.transport
-        self.writable: asyncio.Event = protocol.writable
-
-    @staticmethod
-    def of(send: Any) -> RawSocket | None:
-        protocol = getattr(send, "__self__", None)
-        conn = getattr(protocol, "conn", None)
-        if (conn is None or getattr(conn, "extensions", None) != [] or not hasattr(protocol, "transport")
-                or not isinstance(getattr(protocol, "writable", None), asyncio.Event)
-                or not all(hasattr(protocol, a) for a in ("disconnected", "close_sent", "handshake_complete"))):
-            return None
-        return RawSocket(protocol)
-
-    @property
-    def ready(self) -> bool:
-        p = self.protocol
-        return (self.writable.is_set() and not p.disconnected and not p.close_sent and p.handshake_complete
-                and self.conn.state is State.OPEN)
 
 
 class Editor:

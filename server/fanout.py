@@ -31,7 +31,7 @@ import asyncio
 import logging
 from typing import Any, Callable
 
-from server.coedit_editor import RawSocket
+from server.rawsocket import RawSocket
 
 log = logging.getLogger("wsfs.server")
 
@@ -48,7 +48,7 @@ def frame_writer(send: Any) -> Callable[[bytes], bool] | None:
     disconnected, no close sent, the connection open), minus the per-socket re-encoding and
     framing: the frame of a page is built once and the same bytes go to every transport.
     """
-    raw = RawSocket.of(send)  # the same checks as co-editing's relay (server/coedit_editor.py)
+    raw = RawSocket.of(send)  # the same checks as co-editing's relay (server/rawsocket.py)
     if raw is None:
         return None
 

@@ -24,6 +24,8 @@ import orjson
 import vfs
 from vfs.wire import PathFilter, change_to_wire
 
+from server.rawsocket import text_frame
+
 INLINE_BUDGET = 4 * 1024 * 1024  # inlined content bytes per page
 SCAN_LIMIT = 16  # store pages scanned per read looking for an entry that passes the globs
 CACHE_ITEMS = 64
@@ -97,18 +99,6 @@ class Page:
             b',"coalesced":', b"true" if coalesced else b"false",
             b',"entries":', self.entries_json, b"}",
         ))
-
-
-def text_frame(payload: bytes) -> bytes:
-    """An unfragmented, unmasked, uncompressed WebSocket text frame holding `payload` (RFC 6455 5.2)."""
-    n = len(payload)
-    if n < 126:
-        head = bytes((0x81, n))
-    elif n < 1 << 16:
-        head = bytes((0x81, 126)) + n.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 127)) + n.to_bytes(8, "big")
-    return head + payload
 
 
 def read_page(ws: vfs.Workspace, spec: PageSpec, filt: PathFilter, after: vfs.Cursor,

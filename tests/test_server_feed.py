@@ -66,3 +66,16 @@ def test_merged_deltas_equal_a_store_read(name: str) -> None:
             assert (page.entries_json, page.cursor, page.count) == (truth.entries_json, truth.cursor, truth.count)
             compared += 1
     assert compared >= (1 if spec.limit < 8 else 3)
+
+
+def test_prebuilt_frames_are_what_websockets_would_send() -> None:
+    """`text_frame` builds the bytes the fan-out and the co-editing relay write to every socket:
+    the same as the websockets library's own serialisation of a server text frame, at every
+    length boundary of the header."""
+    from websockets.frames import Frame, Opcode
+
+    from server.rawsocket import text_frame
+
+    for n in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        payload = bytes(range(256)) * (n // 256) + bytes(n % 256)
+        assert text_frame(payload) == Frame(Opcode.TEXT, payload).serialize(mask=False), n
