@@ -18,7 +18,9 @@ class StoreOptions:
     readers: int = 2
     writers: int = 4  # writer threads shared by every open workspace (each workspace's writes stay in order)
     idle_close: float = 60.0
-    idle_readers: float = 20.0  # an open workspace's idle reader connections close after this many quiet seconds
+    # quiet seconds before an open workspace's readers close and it sleeps (every SQLite connection closed,
+    # one lock kept; subscriptions stay): server/sleep.py
+    idle_readers: float = 20.0
     history_keep: int = 20
     history_days: float = 7.0
     max_file_size: int = DEFAULT_MAX_FILE_SIZE  # no file may grow past this (413 EFBIG)
