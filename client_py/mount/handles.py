@@ -28,7 +28,6 @@ class OpenNode:
     mtime_ns: int = 0  # time of the last buffered change (what getattr reports while dirty)
     base: str | None = None  # content id the buffer started from (remote mode pushes against it)
     stat: object = None  # the last Stat seen (what fstat reports once the file has no name)
-    shown: bool = False  # the kernel was given buffered attributes (its ctime moves at commit)
 
     def changed(self) -> None:
         self.dirty = True

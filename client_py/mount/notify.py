@@ -66,10 +66,6 @@ class LinkNames:
         if names:
             self._pending.extend((name, ino) for name in names if name != path)
 
-    def refresh(self, path: str, ino: int) -> None:
-        """The kernel's attributes for `path` itself are stale: drop them too."""
-        self._pending.append((path, ino))
-
     def others(self, ino: int, path: str) -> set[str]:
         """The names other than `path` seen for `ino` (all of them only if its link count says so)."""
         return self._names.get(ino, set()) - {path}

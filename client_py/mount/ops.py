@@ -197,7 +197,6 @@ class WsfsOperations(mfusepy.Operations):
         truncates count at once (a write or ftruncate moves ctime as well as mtime)."""
         node = self.table.node(st.ino)
         if node is not None and node.dirty and node.spool is not None:
-            node.shown = True
             return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
         return st.size, st.mtime_ns, st.ctime_ns
 
@@ -572,9 +571,6 @@ class WsfsOperations(mfusepy.Operations):
         node.version += 1
         self.cache.put(path, st)  # (a node with other names clears the cache)
         self.links.changed(node.ino, path)
-        if node.shown:  # the kernel keeps the buffered ctime it was given; the commit's is later
-            node.shown = False
-            self.links.refresh(path, node.ino)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
         """At unmount: commit under any name the inode still has."""
