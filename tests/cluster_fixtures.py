@@ -28,6 +28,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -283,6 +284,17 @@ class ServeNode(Engine):
             except subprocess.TimeoutExpired:
                 pass
         self.kill()
+
+
+async def get_until(http: Any, url: str, done: Callable[[Any], bool] | None = None, seconds: float = 30.0) -> Any:
+    """GET `url` until the answer is a 200 that `done` accepts (any 200 without `done`), or `seconds`
+    pass (as a surviving node takes over a dead owner's workspace); the last answer either way."""
+    deadline = time.monotonic() + seconds
+    while True:
+        got = await http.get(url)
+        if (got.status_code == 200 and (done is None or done(got))) or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.1)
 
 
 def admin_token(redis_url: str) -> str:

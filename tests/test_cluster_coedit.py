@@ -9,12 +9,11 @@ replicated (Litestream's sync returned, the manifest still ours), like any write
 from __future__ import annotations
 
 import asyncio
-import time
 
 import httpx
 
 from client_py import Backoff, Client
-from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes  # noqa: F401
+from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes, get_until  # noqa: F401
 from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
 
 PATH = "/notes.md"
@@ -38,10 +37,6 @@ async def test_owner_killed_right_after_synced_loses_no_keystroke(cluster_nodes,
             except Exception:  # noqa: BLE001 - its node is gone; the close may fail
                 pass
         expected = "start\n" + "".join(f"typed {i}\n" for i in range(5))
-        deadline = time.monotonic() + 30
-        while True:  # B takes over: restore, then the log is folded into the file as the store opens
-            got = await http.get(f"{b.url}/api/workspaces/co/files{PATH}")
-            if (got.status_code == 200 and got.text == expected) or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+        # B takes over: restore, then the log is folded into the file as the store opens
+        got = await get_until(http, f"{b.url}/api/workspaces/co/files{PATH}", lambda r: r.text == expected)
         assert got.status_code == 200 and got.text == expected, (got.status_code, got.text)

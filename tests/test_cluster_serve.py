@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from client_py import Client
-from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes  # noqa: F401
+from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes, get_until  # noqa: F401
 from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)
@@ -322,12 +322,7 @@ async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: 
     async with httpx.AsyncClient(headers=_auth(token), timeout=30) as http:
         assert (await http.put(f"{a.url}/api/workspaces/empty")).status_code == 201
         a.kill()  # before any write: the 201 alone was an acknowledgement
-        deadline = time.monotonic() + 20
-        while True:
-            got = await http.get(f"{b.url}/api/workspaces/empty")
-            if got.status_code == 200 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+        got = await get_until(http, f"{b.url}/api/workspaces/empty")
         assert got.status_code == 200, got.text
         assert got.json()["name"] == "empty"
 
@@ -342,12 +337,7 @@ async def test_a_big_file_survives_its_node(cluster_nodes, redis_server: RedisSe
         assert (await http.put(f"{a.url}/api/workspaces/big")).status_code == 201
         assert (await http.put(f"{a.url}/api/workspaces/big/files/blob.bin", content=body)).status_code in (200, 201)
         a.kill()
-        deadline = time.monotonic() + 30
-        while True:
-            got = await http.get(f"{b.url}/api/workspaces/big/files/blob.bin")
-            if got.status_code == 200 or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.2)
+        got = await get_until(http, f"{b.url}/api/workspaces/big/files/blob.bin")
         assert got.status_code == 200, got.text
         assert got.content == body
 

@@ -14,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes, free_ports  # noqa: F401
+from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes, free_ports, get_until  # noqa: F401
 from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -63,10 +63,5 @@ async def test_random_kills_and_pauses_lose_nothing_acknowledged(cluster_nodes, 
                 nodes[index] = fresh
         reader = nodes[0]
         for path, body in acked.items():
-            deadline = time.monotonic() + 30
-            while True:
-                got = await http.get(f"{reader.url}/api/workspaces/soak/files{path}")
-                if got.status_code == 200 or time.monotonic() > deadline:
-                    break
-                await asyncio.sleep(0.1)
+            got = await get_until(http, f"{reader.url}/api/workspaces/soak/files{path}")
             assert got.status_code == 200 and got.content == body, (path, got.status_code)
