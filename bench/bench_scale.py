@@ -419,17 +419,13 @@ async def run(args: argparse.Namespace) -> None:
                       f"(subscriber included), {args.sleep_wait:g} s after subscribing", flush=True)
                 ld = row.pop("load", None)
                 if ld is not None:
-                    print(f"        at {args.rate:g}/s each: {ld['achieved_per_s']:.0f}/s of {args.rate * n:g}, "
-                          f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms, delivery p50 "
-                          f"{ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms, delivered {ld['delivered']}/"
-                          f"{ld['writes']}, errors {ld['errors']}, server CPU {row['load_cpu_pct']:.0f} % "
+                    print(f"        at {args.rate:g}/s each ({args.rate * n:g}/s in all): {load_figures(ld)}, delivered "
+                          f"{ld['delivered']}/{ld['writes']}, server CPU {row['load_cpu_pct']:.0f} % "
                           f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
                 wk = row.pop("wake", None)
                 if wk is not None:
                     print(f"        waking them all, {args.rate:g}/s each for {args.wake_seconds:g} s: "
-                          f"{wk['achieved_per_s']:.0f}/s, write p50 {wk['write_p50']:.1f} p99 {wk['write_p99']:.1f} "
-                          f"ms, delivery p50 {wk['deliv_p50']:.1f} p99 {wk['deliv_p99']:.1f} ms, errors "
-                          f"{wk['errors']}", flush=True)
+                          f"{load_figures(wk)}", flush=True)
                 print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
                 if args.wait_close:
                     await asyncio.sleep(args.wait_close)
@@ -464,6 +460,12 @@ async def run(args: argparse.Namespace) -> None:
 
 def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x]
+
+
+def load_figures(d: dict) -> str:
+    """One write load's figures: achieved rate, write and delivery p50/p99, errors."""
+    return (f"{d['achieved_per_s']:.0f}/s, write p50 {d['write_p50']:.1f} p99 {d['write_p99']:.1f} ms, "
+            f"delivery p50 {d['deliv_p50']:.1f} p99 {d['deliv_p99']:.1f} ms, errors {d['errors']}")
 
 
 def main() -> None:
