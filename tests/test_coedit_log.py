@@ -61,3 +61,22 @@ def test_a_direct_log_is_refused_while_the_store_is_mounted(tmp_path):
     finally:
         mounted.close()
     DirectLog(str(path)).close()  # and taken once the mount is gone
+
+
+def test_direct_appends_never_checkpoint_and_the_writer_still_does(store):
+    """The log's own connection runs on the server's event loop: it must leave checkpoints (copying
+    the WAL into the database) to the store's writer, whose next commit still makes one."""
+    import os
+
+    wal = f"{store.path}-wal"
+    direct = DirectLog(store.path)
+    try:
+        for i in range(300):  # ~1,200 WAL pages of 4 KiB updates: past SQLite's auto-checkpoint (1,000)
+            assert direct.try_append([("/a.md", os.urandom(4000))]) is not None
+        assert store.coedit_log.load("/a.md") is not None
+        db_before = os.path.getsize(store.path)
+        assert os.path.getsize(wal) > 1000 * 4096 and db_before < 300 * 4000  # no append copied anything back
+        store.write_file("/x", b"a writer commit")  # the writer's auto-checkpoint copies the WAL
+        assert os.path.getsize(store.path) > 300 * 4000  # the updates are in the database file now
+    finally:
+        direct.close()

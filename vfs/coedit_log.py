@@ -104,6 +104,10 @@ class DirectLog:
             self._conn = sqlite3.connect(store_path, isolation_level=None, check_same_thread=False)
             self._conn.execute("PRAGMA busy_timeout=0")
             self._conn.execute("PRAGMA synchronous=NORMAL")  # as every connection (vfs.schema.configure)
+            # No checkpoints from here: this connection runs on a server's event loop, where copying
+            # ~1,000 WAL pages would stall every workspace; the store's writer (which writes the
+            # document to its file within a second) checkpoints as usual.
+            self._conn.execute("PRAGMA wal_autocheckpoint=0")
             if self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 raise sqlite3.OperationalError("not a WAL store: appends would block readers")
         except BaseException:
