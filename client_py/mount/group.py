@@ -48,11 +48,6 @@ class GroupCommit:
         self._thread = threading.Thread(target=self._run, name="wsfs-group-commit", daemon=True)
         self._thread.start()
 
-    @property
-    def enabled(self) -> bool:
-        """Does the backend group commits (a local store)?"""
-        return self._ws is not None
-
     def begin(self) -> None:
         """Join the open transaction, or open one."""
         if self._ws is None or self._open is not None:

@@ -498,15 +498,7 @@ class WsfsOperations(mfusepy.Operations):
 
     @fuse_op(mutates=True, targeted=True)
     def flush(self, path: str, fh: int) -> int:
-        """close(2). Content past SMALL_WRITE in a local store is committed at release
-        instead: the kernel sends it right after the last close without making the
-        closer wait (and serves the closer's next requests after it), so `dd` or `cp`
-        do not wait for their file's chunking. A commit failing there is logged (a
-        disk reports a failed write-back only to fsync). Small files, and every file
-        of a remote mount, are committed here, before close returns."""
-        node = self.table.get(fh).node
-        if not self.group.enabled or node.spool is None or node.spool.size < SMALL_WRITE:
-            self._commit(node, self._named(path))
+        self._commit(self.table.get(fh).node, self._named(path))
         return 0
 
     @fuse_op(mutates=True, targeted=True)
@@ -526,9 +518,6 @@ class WsfsOperations(mfusepy.Operations):
         if node is not None:
             try:
                 self._commit(node, self._named(path))
-            except OSError as exc:  # nobody waits for a release's answer: say it here
-                log.error("%s: buffered writes lost, commit failed: %s", path, exc)
-                raise
             finally:
                 node.drop_spool()
         return 0
