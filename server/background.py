@@ -11,6 +11,7 @@ import gc
 
 from vfs.wire import CLOSE_POLICY
 
+from server import gcpolicy
 from server.inotify import DirWatch
 from server.state import ServerState, log
 from server.stores import WorkspaceHandle
@@ -154,6 +155,7 @@ async def _sweep(state: ServerState) -> None:
         await asyncio.sleep(tick)
         since += tick
         since_count += tick
+        gcpolicy.tick()  # a full garbage collection, if one is due (server/gcpolicy.py)
         try:
             count = state.stores.open_count()
             if pressed or count != seen or since_count >= PRESSURE_QUIET:

@@ -148,6 +148,7 @@ def _port_in_use(args: argparse.Namespace, data: Path) -> str:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from server import gcpolicy
     from server.app import create_app
     from server.auth import TokenStore, ensure_admin, ensure_demo_token
     from server.runner import WsfsServer, bind, make_config
@@ -198,6 +199,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"wsfs:            or: {other}/?token={demo}", flush=True)
     server = WsfsServer(make_config(app, log_level=args.log_level, ws_ping_interval=args.ws_ping_interval,
                                     ws_ping_timeout=args.ws_ping_timeout))
+    gcpolicy.install()  # full garbage collections on the sweep's schedule, not mid-request
     server.run(sockets=[sock])
     return 0
 
