@@ -47,6 +47,22 @@ async def owned_store(redis_server: RedisServer, location: S3Location, litestrea
         yield ownership, held, DurableAcks(litestream, ownership)
 
 
+@asynccontextmanager
+async def another_node_after_redis_forgot(redis_server: RedisServer, location: S3Location) -> AsyncIterator[Ownership]:
+    """Node B's ownership, after Redis lost every lease (as on a Redis failover): B may take the workspace."""
+    redis = redis_server.client()
+    try:
+        await redis.flushall()
+        async with ObjectStore(location) as store:
+            other = Ownership(Leases(redis, "node-b"), Manifests(store))
+            try:
+                yield other
+            finally:
+                await other.close()
+    finally:
+        await redis.aclose()
+
+
 def write_one(db: Path, name: str, data: bytes) -> None:
     with Workspace(db) as ws:
         ws.write_file(f"/w/{name}", data)
@@ -101,20 +117,11 @@ async def test_a_fenced_node_acknowledges_nothing(
         write_one(db, "before", b"acknowledged")
         await acks.wait_durable("ws1", db)
         ownership.stop_renewal()
-        redis = redis_server.client()
-        try:
-            await redis.flushall()  # Redis forgets the lease; another node takes the workspace
-            async with ObjectStore(s3_location) as store:
-                other = Ownership(Leases(redis, "node-b"), Manifests(store))
-                try:
-                    assert (await other.acquire("ws1")).number == held.number + 1
-                    write_one(db, "after", b"must not be acknowledged")
-                    with pytest.raises(NotAcknowledged, match="no longer owned"):
-                        await acks.wait_durable("ws1", db)
-                finally:
-                    await other.close()
-        finally:
-            await redis.aclose()
+        async with another_node_after_redis_forgot(redis_server, s3_location) as other:
+            assert (await other.acquire("ws1")).number == held.number + 1
+            write_one(db, "after", b"must not be acknowledged")
+            with pytest.raises(NotAcknowledged, match="no longer owned"):
+                await acks.wait_durable("ws1", db)
 
 
 async def test_a_replication_failure_acknowledges_nothing(
@@ -142,22 +149,13 @@ async def test_a_takeover_closes_the_old_owners_fence_window(
         write_one(db, "before", b"acknowledged")
         await acks.wait_durable("ws1", db)
         ownership.stop_renewal()
-        redis = redis_server.client()
-        try:
-            await redis.flushall()  # Redis forgets the lease; another node takes the workspace
-            async with ObjectStore(s3_location) as store:
-                other = Ownership(Leases(redis, "node-b"), Manifests(store))
-                try:
-                    assert await ownership.still_owner("ws1")  # a fresh HEAD, just before the bump
-                    taken = await other.acquire("ws1")
-                    assert taken.number == held.number + 1 and taken.restore_from == held.prefix
-                    write_one(db, "after", b"must not be acknowledged")
-                    with pytest.raises(NotAcknowledged, match="no longer owned"):
-                        await acks.wait_durable("ws1", db)
-                finally:
-                    await other.close()
-        finally:
-            await redis.aclose()
+        async with another_node_after_redis_forgot(redis_server, s3_location) as other:
+            assert await ownership.still_owner("ws1")  # a fresh HEAD, just before the bump
+            taken = await other.acquire("ws1")
+            assert taken.number == held.number + 1 and taken.restore_from == held.prefix
+            write_one(db, "after", b"must not be acknowledged")
+            with pytest.raises(NotAcknowledged, match="no longer owned"):
+                await acks.wait_durable("ws1", db)
 
 
 @pytest.mark.parametrize("window", [0.0, 30.0])
