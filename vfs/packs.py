@@ -106,13 +106,17 @@ class Packs:
 
     def append(self, data: bytes | memoryview) -> None:
         """Write `data` at `next_position()` (called right after it)."""
+        self._write(data)
+        self._start_writeback()
+
+    def _write(self, data: bytes | memoryview) -> None:
+        """`data` at the pack's end, whole (pwrite may take less than asked)."""
         assert self._fd is not None
         view = memoryview(data)
         while view:
             written = os.pwrite(self._fd, view, self._end)
             view = view[written:]
             self._end += written
-        self._start_writeback()
 
     def append_many(self, pieces: list[bytes | memoryview]) -> tuple[int, list[int]]:
         """Append `pieces` back to back in one pack; (pack number, offset of each).
@@ -126,13 +130,8 @@ class Packs:
         for piece in pieces:
             positions.append(at)
             at += len(piece)
-        assert self._fd is not None
         for piece in pieces:
-            view = memoryview(piece)
-            while view:
-                written = os.pwrite(self._fd, view, self._end)
-                view = view[written:]
-                self._end += written
+            self._write(piece)
         self._start_writeback()
         return number, positions
 
