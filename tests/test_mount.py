@@ -223,11 +223,15 @@ def test_cached_metadata_is_what_the_store_holds(tmp_path: Path, store: Path):
         os.mkfifo(d / "f")
         os.chmod(d / "c", 0o600)
         os.utime(d / "b", ns=(1_000_000_000, 2_000_000_000))
-        os.truncate(d / "c", 7)  # (through a descriptor, the kernel would keep the buffered ctime: docs/mount.md)
+        os.truncate(d / "c", 7)
+        with open(d / "w", "wb", buffering=0) as f:  # through a descriptor: the kernel keeps the ctime reported while buffered
+            f.write(b"abcdef")
+            os.ftruncate(f.fileno(), 4)
+            os.fstat(f.fileno())
         for name in ("a", "h", "miss1", "never"):
             assert not (d / name).exists()
         seen = _attributes(d)
-        assert sorted(seen) == [".", "b", "b2", "c", "f", "s", "sub"]
+        assert sorted(seen) == [".", "b", "b2", "c", "f", "s", "sub", "w"]
         assert seen["b"][2] == seen["b2"][2] == 2 and seen["c"][2] == 1 and seen["c"][4] == 7
         seen_sub = _attributes(d / "sub")
     with MountProcess([str(store)], str(mountpoint)):

@@ -338,3 +338,17 @@ def test_utime_out_of_range_raises_as_os_utime_does_and_changes_nothing(ws, bad,
     with pytest.raises(OverflowError, match="1678-2262"):
         ws.set_times("/t", mtime_ns=2**63)
     assert ws.stat("/t").mtime == 1_000_000.0 and ws.rev == rev
+
+
+def test_write_file_stamps_a_given_change_time_but_never_an_earlier_one(ws):
+    """A mount commits buffered writes after they happened and passes the time of the last write as
+    ctime (what the kernel was told); the store keeps it, unless the file changed later meanwhile."""
+    ws.write_file("/f", b"old")
+    before = ws.stat("/f").ctime_ns
+    written = ws.write_file("/f", b"new", mtime_ns=before + 5, ctime_ns=before + 5)
+    assert written.ctime_ns == ws.stat("/f").ctime_ns == before + 5 and written.mtime_ns == before + 5
+    ws.chmod("/f", 0o600)
+    chmodded = ws.stat("/f").ctime_ns
+    again = ws.write_file("/f", b"newer", ctime_ns=before + 10)  # older than the chmod's: the chmod's stays
+    assert again.ctime_ns == chmodded and ws.read_file("/f") == b"newer"
+    assert ws.write_file("/f", b"now").ctime_ns > chmodded  # without it: the commit's time, as before

@@ -53,7 +53,7 @@ def _hash_beside(data: object) -> Future[bytes]:
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsfs-hash")
 
 _UPDATE_CONTENT = (
-    "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
+    "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = max(?, ctime_ns), rev = ?, "
     f"mode = coalesce(?, mode) WHERE ino = ? RETURNING {NODE_FIELDS}"
 )
 
@@ -90,6 +90,7 @@ class Content:
         if_match: str | None = None,
         mtime: float | None = None,
         mtime_ns: int | None = None,
+        ctime_ns: int | None = None,
     ) -> Stat:
         """Create or replace a file. `data`: bytes, str, iterable of bytes or a file object.
 
@@ -97,7 +98,10 @@ class Content:
         (`""`: the file must not exist); the check and the write are one
         transaction, so two writers with the same `if_match` cannot both win.
         `mtime` (seconds) or `mtime_ns` (exact, as a FUSE mount keeps it)
-        sets the modification time; the default is now.
+        sets the modification time; the default is now. `ctime_ns` stamps
+        the change time of an existing file instead of now (never earlier
+        than its current one): a mount commits buffered writes later than
+        they happened, and the kernel keeps the ctime it was told then.
         """
         if mtime_ns is None:
             mtime_ns = seconds_to_ns(mtime)
@@ -105,7 +109,8 @@ class Content:
             found = self.writable_target(path, parents)
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data, found.node)
-            node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns)
+            node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns,
+                                    ctime_ns=ctime_ns)
             return self._db.stat(node)
 
     def writable_target(self, path: str, parents: bool) -> Resolved:
@@ -194,11 +199,13 @@ class Content:
         *,
         mode: int | None,
         mtime_ns: int | None,
+        ctime_ns: int | None = None,
     ) -> Node:
         """Point a path at new content (creating the file if needed); log it and keep a version.
 
         Returns the node row as written. `digest` None: the content id is
-        left to derive from `entries` on first read."""
+        left to derive from `entries` on first read. `ctime_ns`: the change
+        time of an existing file (default now)."""
         now = time.time_ns()
         mtime_ns = now if mtime_ns is None else mtime_ns
         blob = pack(entries)
@@ -210,7 +217,8 @@ class Content:
             return node
         node = Node(*self._db.conn.execute(
             _UPDATE_CONTENT,
-            (size, digest, blob, mtime_ns, now, tx.rev, None if mode is None else mode & 0o7777, found.node.ino),
+            (size, digest, blob, mtime_ns, now if ctime_ns is None else ctime_ns, tx.rev,
+             None if mode is None else mode & 0o7777, found.node.ino),
         ).fetchone())  # fmt: skip
         self._db.log_node(tx, node.ino, found.real, found.node.nlink)
         self._versions.record_current(tx, found.real, node.ino, prune=True)

@@ -83,7 +83,8 @@ class MountBackend(Protocol):
 
     # -- writes --
     def write_file(
-        self, path: str, data: object, *, mode: int | None = None, if_match: str | None = None, mtime_ns: int | None = None
+        self, path: str, data: object, *, mode: int | None = None, if_match: str | None = None,
+        mtime_ns: int | None = None, ctime_ns: int | None = None,
     ) -> Stat: ...
 
     def truncate(self, path: str, size: int) -> object: ...

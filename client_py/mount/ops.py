@@ -553,8 +553,11 @@ class WsfsOperations(mfusepy.Operations):
             # mtime is the time of the last write(2), as on any filesystem, and what
             # getattr reported while the bytes were buffered: the kernel then sees
             # no change at commit and keeps its page cache (kernel_cache).
+            # ctime likewise: what `_buffered` reported, max(the store's, the last write's), which the
+            # kernel keeps; the store never stamps one older than its own.
             content = node.spool.small_content(SMALL_WRITE)
-            st = self.ws.write_file(path, node.spool.reader() if content is None else content, mtime_ns=node.mtime_ns)
+            st = self.ws.write_file(path, node.spool.reader() if content is None else content, mtime_ns=node.mtime_ns,
+                                    ctime_ns=node.mtime_ns)
         node.base, node.stat = st.hash, st
         node.dirty = False
         node.version += 1
