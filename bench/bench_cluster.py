@@ -56,6 +56,7 @@ from tests.cluster_fixtures import (  # noqa: E402
     ServeNode,
     admin_token,
     free_ports,
+    new_bucket,
     wait_until,
 )
 
@@ -63,21 +64,6 @@ from tests.cluster_fixtures import (  # noqa: E402
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def _make_bucket(seaweed: SeaweedS3, name: str):
-    location = seaweed.location(name)
-    deadline = time.monotonic() + 30
-    async with ObjectStore(location) as store:
-        while True:
-            try:
-                await store.create_bucket()
-                await store.put_new("warm-up", b"grow the volumes now")
-                return location
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.2)
 
 
 def _plain_node(workdir: Path) -> tuple[Engine, str, str]:
@@ -267,7 +253,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     seaweed = SeaweedS3(_dir(work / "seaweed"))
     engines: list[Engine] = [redis, seaweed]
     try:
-        location = await _make_bucket(seaweed, "bench")
+        location = await new_bucket(seaweed, "bench")
         plain, plain_url, plain_token = _plain_node(work / "plain")
         engines.append(plain)
         token = admin_token(redis.url)

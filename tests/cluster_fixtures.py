@@ -201,9 +201,13 @@ _buckets = itertools.count(1)
 
 @pytest.fixture
 async def s3_location(seaweed: SeaweedS3) -> S3Location:
-    """A new bucket for this test (created through the S3 API, retried while the filer settles),
-    holding only the object `warm-up` outside the location's prefix."""
-    location = seaweed.location(f"wsfs-test-{os.getpid()}-{next(_buckets)}")
+    """A new bucket for this test, holding only the object `warm-up` outside the location's prefix."""
+    return await new_bucket(seaweed, f"wsfs-test-{os.getpid()}-{next(_buckets)}")
+
+
+async def new_bucket(seaweed: SeaweedS3, name: str) -> S3Location:
+    """Bucket `name`, created through the S3 API (retried while the filer settles) and warmed up."""
+    location = seaweed.location(name)
     deadline = time.monotonic() + READY_TIMEOUT
     async with ObjectStore(location) as store:
         while True:

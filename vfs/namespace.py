@@ -75,22 +75,7 @@ class Namespace:
                 raise
 
     def _create_dir(self, tx: Tx, found: Resolved, mode: int) -> int:
-        return self.create_node(tx, found, KIND_DIR, mode & 0o7777)
-
-    def create_node(
-        self,
-        tx: Tx,
-        found: Resolved,
-        kind: int,
-        mode: int,
-        *,
-        target: str | None = None,
-        mtime_ns: int | None = None,
-        content: tuple[int, bytes, bytes] | None = None,
-        rdev: int = 0,
-    ) -> int:
-        """Insert a node and its name; log the new path. `content`: a file's (size, hash, chunk list)."""
-        return self.insert_node(tx, found, kind, mode, target=target, mtime_ns=mtime_ns, content=content, rdev=rdev).ino
+        return self.insert_node(tx, found, KIND_DIR, mode & 0o7777).ino
 
     def insert_node(
         self,
@@ -104,7 +89,9 @@ class Namespace:
         content: tuple[int, bytes | None, bytes] | None = None,
         rdev: int = 0,
     ) -> Node:
-        """`create_node`, returning the row written (RETURNING: no second read)."""
+        """Insert a node and its name; log the new path; the row written (RETURNING: no second read).
+
+        `content`: a file's (size, hash or None to derive, chunk list)."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
         now = time.time_ns()
@@ -133,7 +120,7 @@ class Namespace:
             found = self._db.resolve(path, follow=False)
             if found.node is not None:
                 raise fs_error(errno.EEXIST, path)
-            self.create_node(tx, found, KIND_SYMLINK, 0o777, target=target)
+            self.insert_node(tx, found, KIND_SYMLINK, 0o777, target=target)
 
     def mknod(self, path: str, mode: int, rdev: int = 0) -> None:
         """mknod(2): a FIFO, socket, or char/block device node (`mode` carries its S_IF* type).
@@ -151,7 +138,7 @@ class Namespace:
             if found.node is not None:
                 raise fs_error(errno.EEXIST, path)
             device = rdev if KIND_NAMES[kind] in ("char", "block") else 0
-            self.create_node(tx, found, kind, mode & 0o7777, rdev=device)
+            self.insert_node(tx, found, kind, mode & 0o7777, rdev=device)
 
     def readlink(self, path: str) -> str:
         node = self._db.existing(path, follow=False).node

@@ -268,7 +268,7 @@ class Sync:
         if change.kind == "dir":
             if node is None:
                 mtime_ns = seconds_to_ns(change.mtime or None)
-                self._names.create_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime_ns=mtime_ns)
+                self._names.insert_node(tx, found, KIND_DIR, change.mode & 0o7777, mtime_ns=mtime_ns)
             else:
                 self._db.conn.execute(
                     "UPDATE nodes SET mode = ?, rev = ? WHERE ino = ?", (change.mode & 0o7777, tx.rev, node.ino)
@@ -276,14 +276,14 @@ class Sync:
                 self._db.log(tx, found.real, node.ino)
             return
         if change.kind == "symlink":
-            self._names.create_node(
+            self._names.insert_node(
                 tx, found, KIND_SYMLINK, 0o777, target=change.target, mtime_ns=seconds_to_ns(change.mtime or None)
             )
             return
         kind = KIND_CODES[change.kind]
         if kind in SPECIAL_KINDS:
             mtime_ns = seconds_to_ns(change.mtime or None)
-            self._names.create_node(tx, found, kind, change.mode & 0o7777, mtime_ns=mtime_ns, rdev=change.rdev)
+            self._names.insert_node(tx, found, kind, change.mode & 0o7777, mtime_ns=mtime_ns, rdev=change.rdev)
             return
         entries = []
         for hex_hash, size in change.chunks:
