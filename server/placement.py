@@ -15,14 +15,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
+from vfs.chunkstore import BackendFactory
+
 
 class Placement(Protocol):
     # True when subscribers may be told only of acknowledged revisions (`durable` returned for
     # them): change pages wait until the hub's head, the acknowledged head, covers them.
     durable_reads: bool
-    # Where the stores it opens keep chunk bytes (`vfs.chunkstore`); None: the store's own default.
-    # A cluster says "sqlite": Litestream replicates the SQLite file only.
-    chunk_backend: str | None
+
+    def chunk_backend_for(self, name: str) -> str | BackendFactory | None:
+        """Where workspace `name`'s store keeps chunk bytes (`vfs.chunkstore`): a backend's name,
+        a factory of the placement's own backend, or None for the store's own default.
+        A cluster keeps them where a new owner finds them (Litestream replicates the SQLite file)."""
 
     async def opening(self, name: str, path: Path) -> None:
         """Before the store at `path` is opened (under the workspace's open lock).
@@ -50,7 +54,9 @@ class LocalPlacement:
     """One server, one disk: SQLite's commit is the acknowledgement."""
 
     durable_reads = False
-    chunk_backend = None
+
+    def chunk_backend_for(self, name: str) -> str | BackendFactory | None:
+        return None
 
     async def opening(self, name: str, path: Path) -> None:
         return None

@@ -113,7 +113,7 @@ class WorkspaceHandle:
 
     def _open_kwargs(self) -> dict[str, Any]:
         return {"history_keep": self._options.history_keep, "history_days": self._options.history_days,
-                "chunk_backend": self.placement.chunk_backend}
+                "chunk_backend": self.placement.chunk_backend_for(self.name)}
 
     def head(self) -> int:
         """The latest revision this server committed or saw when opening the store

@@ -60,6 +60,12 @@ class ChunkBackend(Protocol):
     def close(self) -> None: ...
 
 
+# A backend made by the opener rather than named (a cluster's object store, `docs/cluster.md`):
+# called with the store's connection and path once the store is open; the store records its
+# `backend` name in `meta.chunk_backend` like any other.
+BackendFactory = Callable[[sqlite3.Connection, str], ChunkBackend]
+
+
 class SqliteChunks:
     """Chunk bytes inside the store file (`chunk_data`), catalogue in `chunks`."""
 
@@ -319,11 +325,17 @@ class PackedChunks(SqliteChunks):
 
 
 def open_backend(conn: sqlite3.Connection, path: str, *, readonly: bool, created: bool,
-                 requested: str | None) -> ChunkBackend:
+                 requested: str | BackendFactory | None) -> ChunkBackend:
     """The backend of the store on `conn`: the one it records, else `requested`,
     else (a store created by this open) `DEFAULT_BACKEND`, else (an older store) sqlite.
 
-    A store in memory or behind a URI has no place for packs: sqlite."""
+    A store in memory or behind a URI has no place for packs: sqlite. A factory
+    (`BackendFactory`) is the opener's own backend and is used as given."""
+    if callable(requested):
+        backend = requested(conn, path)
+        if not readonly:
+            _record(conn, backend.backend)
+        return backend
     if requested is not None and requested not in BACKENDS:
         raise ValueError(f"unknown chunk backend {requested!r}: expected one of {', '.join(BACKENDS)}")
     row = conn.execute("SELECT value FROM meta WHERE key = 'chunk_backend'").fetchone()
@@ -336,8 +348,12 @@ def open_backend(conn: sqlite3.Connection, path: str, *, readonly: bool, created
             raise ValueError(f"{path} keeps chunks in pack files: it cannot become a sqlite-only store")
         chosen = requested
     if not readonly and (row is None or row[0] != chosen):
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES('chunk_backend', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            (chosen,),
-        )
+        _record(conn, chosen)
     return PackedChunks(conn, path) if chosen == PACKS else SqliteChunks(conn)
+
+
+def _record(conn: sqlite3.Connection, backend: str) -> None:
+    conn.execute(
+        "INSERT INTO meta(key, value) VALUES('chunk_backend', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (backend,),
+    )

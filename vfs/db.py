@@ -33,7 +33,7 @@ import blake3
 
 from vfs import schema, storelock
 from vfs.chunks import EMPTY_HASH, unpack
-from vfs.chunkstore import ChunkBackend, open_backend
+from vfs.chunkstore import BackendFactory, ChunkBackend, open_backend
 from vfs.errors import fs_error
 from vfs.paths import PATH_MAX, SYMLINK_MAX_HOPS, join, normalize, split
 from vfs.nodes import DerivedHashStat, Node, make_stat, stat_fields, stat_of
@@ -143,7 +143,7 @@ class Db:
         readonly: bool = False,
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
-        chunk_backend: str | None = None,
+        chunk_backend: str | BackendFactory | None = None,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a

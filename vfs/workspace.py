@@ -28,6 +28,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
 from vfs.changelog import ChangeLog
 from vfs.coedit_log import CoeditLog
+from vfs.chunkstore import BackendFactory
 from vfs.content import Content
 from vfs.db import Db
 from vfs.fileobj import open_file
@@ -87,7 +88,7 @@ class Workspace:
         tombstone_revs: int | None = None,
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
-        chunk_backend: str | None = None,
+        chunk_backend: str | BackendFactory | None = None,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a

@@ -63,9 +63,6 @@ class ClusterPlacement:
     # Subscribers see only acknowledged revisions: a revision shown and then lost with its owner
     # would let the next owner reuse its number for other changes under a reader's cursor.
     durable_reads = True
-    # Every chunk stays inside the SQLite file, the only file Litestream replicates (a store made
-    # with pack files on one node cannot join: it fails to open, naming its packs).
-    chunk_backend = "sqlite"
 
     def __init__(self, node: ClusterNode):
         self.node = node
@@ -79,6 +76,11 @@ class ClusterPlacement:
         self.deleting: set[str] = set()  # workspaces whose DELETE is being served here
         self.creating: set[str] = set()  # workspaces whose creation (PUT) is being served here
         self._stop_by: float | None = None  # time.monotonic() by which the last syncs must be done
+
+    def chunk_backend_for(self, name: str) -> str:
+        """Every chunk stays inside the SQLite file, the only file Litestream replicates (a store
+        made with pack files on one node cannot join: it fails to open, naming its packs)."""
+        return "sqlite"
 
     def attach(self, state: ServerState) -> None:
         self.state = state
