@@ -16,7 +16,10 @@ and kept in `meta.chunk_backend`:
 
 Both backends offer the one interface the store uses (`ChunkBackend`):
 put, read (one chunk or a run of them), ids of present hashes, delete, the
-commit hooks, and compaction. An S3 backend would be a third one.
+commit hooks, and compaction. A cluster's object store is a third one
+(`server/cluster/objectchunks.py`, handed in as a `BackendFactory`: this
+layer imports no S3 or HTTP code); a store recording it opens only through
+such a factory.
 
     content, sync, history, db  ->  chunkstore  ->  packs, chunks
 """
@@ -339,6 +342,10 @@ def open_backend(conn: sqlite3.Connection, path: str, *, readonly: bool, created
     if requested is not None and requested not in BACKENDS:
         raise ValueError(f"unknown chunk backend {requested!r}: expected one of {', '.join(BACKENDS)}")
     row = conn.execute("SELECT value FROM meta WHERE key = 'chunk_backend'").fetchone()
+    if row is not None and row[0] not in BACKENDS:
+        # made by an opener's own backend (a cluster's object store): its chunks are nowhere else
+        raise ValueError(f"{path} keeps chunk bytes in {row[0]!r}, which only its own opener can read "
+                         "(a cluster node, docs/cluster.md)")
     on_disk = path not in ("", ":memory:") and not path.startswith("file:")
     chosen = row[0] if row else requested or (DEFAULT_BACKEND if created else SQLITE)
     if not on_disk:

@@ -134,12 +134,15 @@ class Manifests:
         return None
 
     async def erase_before(self, workspace: str, epoch: int) -> int:
-        """Delete the replicas of every epoch up to `epoch` (a deleted life's, once its marker is
-        written); how many objects. The manifest and any later epoch's replicas are left alone."""
+        """Delete the replicas and chunk objects of every epoch up to `epoch` (a deleted life's, once
+        its marker is written); how many objects. The manifest and any later epoch's replicas are left alone."""
         erased = 0
         root = self.store.location.key("ws", workspace)
         for key in await self.store.keys(root):
-            part = key[len(root) + 1:].split("/", 1)[0]
+            parts = key[len(root) + 1:].split("/")
+            if parts[0] == "chunks" and len(parts) == 3:  # chunks/e<epoch>g<gen>/<hash>: uploaded in that epoch
+                parts = [parts[1].split("g", 1)[0]]
+            part = parts[0]
             if part[:1] == "e" and part[1:].isdigit() and int(part[1:]) <= epoch:
                 await self.store.delete(key)
                 erased += 1

@@ -15,6 +15,7 @@ two small things in Redis that every node reads:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -26,9 +27,11 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from server.cluster.acks import DurableAcks
+from server.cluster.chunkobjects import CACHE_BYTES, ChunkCache, ChunkObjects, ObjectClient
 from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.objectchunks import GRACE
 from server.cluster.ownership import FENCE_WINDOW, LostCallback, Ownership
 from server.cluster.replication import Litestream
 
@@ -54,6 +57,13 @@ class ClusterConfig:
     fence_window: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_FENCE_WINDOW",
                                                                               FENCE_WINDOW)))
     prefix: str = "wsfs"  # Redis key prefix (shared with RedisHub and SharedTokens)
+    # where chunk bytes beyond a transaction's spill go: "objects" (S3, by hash; the default) or
+    # "sqlite" (inside the replicated store file, the first pass); WSFS_CLUSTER_CHUNKS until a flag exists
+    chunks: str = field(default_factory=lambda: os.environ.get("WSFS_CLUSTER_CHUNKS", "objects"))
+    # seconds a chunk collector spares an unnamed object (docs/cluster.md, "Why the chunk collector is safe")
+    chunk_grace: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_CHUNK_GRACE", GRACE)))
+    chunk_cache_bytes: int = field(default_factory=lambda: int(float(os.environ.get(
+        "WSFS_CLUSTER_CHUNK_CACHE_MB", CACHE_BYTES >> 20)) * (1 << 20)))
 
     def __post_init__(self) -> None:
         if urlsplit(self.advertise).scheme not in ("http", "https"):
@@ -67,6 +77,10 @@ class ClusterConfig:
             raise ValueError("a node id may not contain ':'")
         if not 0 <= self.fence_window <= 5:
             raise ValueError(f"the fence window must be between 0 and 5 s, got {self.fence_window}")
+        if self.chunks not in ("objects", "sqlite"):
+            raise ValueError(f"cluster chunks must be 'objects' or 'sqlite', got {self.chunks!r}")
+        if self.chunk_grace < 0 or self.chunk_cache_bytes < 0:
+            raise ValueError("the chunk grace and the chunk cache size must not be negative")
 
     @property
     def node(self) -> str:
@@ -91,6 +105,7 @@ class ClusterNode:
         self.ownership: Ownership | None = None
         self.litestream: Litestream | None = None
         self.acks: DurableAcks | None = None
+        self.chunk_objects: ChunkObjects | None = None  # chunk bytes in S3 (None: inside SQLite)
         self._urls: dict[str, str] = {}  # node id -> advertised URL, cached (a node's URL does not change)
         self.nodes_key = f"{config.prefix}:nodes"
         self.workspaces_key = f"{config.prefix}:workspaces"
@@ -104,11 +119,21 @@ class ClusterNode:
                                    fence_window=self.config.fence_window)
         self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log").start()
         self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
+        if self.config.chunks == "objects":  # building a botocore client blocks: not on the loop
+            self.chunk_objects = await asyncio.to_thread(self._chunk_objects)
         try:
             await self.redis.hset(self.nodes_key, self.node, self.advertise)
         except RedisError as exc:  # not fatal: other nodes cannot proxy here until it is written
             log.warning("could not publish this node's URL to Redis: %s", exc)
         log.info("cluster node %s up, advertised at %s", self.node, self.advertise)
+
+    def _chunk_objects(self) -> ChunkObjects:
+        cache = ChunkCache(self.log_dir / ".chunk-cache", self.config.chunk_cache_bytes)
+        return ChunkObjects(ObjectClient(self.location), cache)
+
+    def chunk_prefix(self, workspace: str) -> str:
+        """Where a workspace's chunk objects live (every epoch's: a new owner finds them by their rows)."""
+        return self.location.key("ws", workspace, "chunks")
 
     async def publish_url(self) -> None:
         """Write this node's URL again (Redis may have come back empty)."""
@@ -132,5 +157,7 @@ class ClusterNode:
             await self.litestream.stop(timeout=LITESTREAM_STOP)
         if self.store is not None:
             await self.store.close()
+        if self.chunk_objects is not None:
+            await asyncio.to_thread(self.chunk_objects.close)
         if self.redis is not None:
             await self.redis.aclose()

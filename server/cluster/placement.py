@@ -37,6 +37,7 @@ from vfs.wire import ProtocolError
 from server.cluster.acks import NotAcknowledged
 from server.cluster.lease import LeaseUnavailable
 from server.cluster.node import ClusterNode
+from server.cluster.objectchunks import ChunkSpace, blocking_durable
 from server.cluster.objectstore import ObjectStoreError
 from server.cluster.ownership import NoSuchWorkspace, OwnedElsewhere
 from server.cluster.replication import ReplicationError, _remove_store
@@ -76,14 +77,33 @@ class ClusterPlacement:
         self.deleting: set[str] = set()  # workspaces whose DELETE is being served here
         self.creating: set[str] = set()  # workspaces whose creation (PUT) is being served here
         self._stop_by: float | None = None  # time.monotonic() by which the last syncs must be done
+        self._spaces: dict[str, ChunkSpace] = {}  # workspace -> its chunk objects (`chunk_backend_for`)
+        self._loop: asyncio.AbstractEventLoop | None = None
 
-    def chunk_backend_for(self, name: str) -> str:
-        """Every chunk stays inside the SQLite file, the only file Litestream replicates (a store
-        made with pack files on one node cannot join: it fails to open, naming its packs)."""
-        return "sqlite"
+    def chunk_backend_for(self, name: str) -> str | ChunkSpace:
+        """Bulk chunk bytes as S3 objects by hash (`objectchunks.py`): Litestream replicates the
+        catalogue only, and a new owner reads chunks lazily. With `chunks = "sqlite"` (the first
+        pass) every chunk stays inside the replicated SQLite file. Either way a store made with pack
+        files on one node cannot join (it fails to open, naming them: `wsfs store convert` first)."""
+        if self.node.chunk_objects is None or self._loop is None:
+            return "sqlite"
+        space = self._spaces.get(name)
+        if space is None:
+            space = self._spaces[name] = ChunkSpace(
+                name, self.node.chunk_prefix(name), self.node.chunk_objects, lambda: self._epoch(name),
+                blocking_durable(self._loop, lambda: self._replicated(name, "chunk collection not fenced"),
+                                 self.node.config.ack_timeout + 5),
+                grace=self.node.config.chunk_grace)
+        return space
+
+    def _epoch(self, name: str) -> int | None:
+        assert self.node.ownership is not None
+        held = self.node.ownership.held.get(name)
+        return None if held is None else held.number
 
     def attach(self, state: ServerState) -> None:
         self.state = state
+        self._loop = asyncio.get_running_loop()
         self._sweeper = asyncio.ensure_future(self._sweep_forever())
 
     # -- Placement --------------------------------------------------------
