@@ -166,23 +166,6 @@ class Downloader:
             content.fd = -1
 
 
-def write_inline(tree: LocalTree, data: bytes, path: str, mode: int, mtime: float,
-                 *, fsync: bool = False) -> tuple[TempFile, os.stat_result]:
-    """A finished temp file beside `path` holding `data` (small files, inlined or empty); its stat."""
-    tmp, fd = tree.temp_for(path)
-    try:
-        if data:
-            os.write(fd, data)
-        if fsync:
-            os.fdatasync(fd)
-        os.fchmod(fd, mode & 0o7777)
-        ns = int(mtime * 1e9)
-        os.utime(fd, ns=(ns, ns))
-        return tmp, os.fstat(fd)
-    finally:
-        os.close(fd)
-
-
 def _verify(data: bytes, h: str) -> bool:
     return bool(data) and blake3.blake3(data).hexdigest() == h
 

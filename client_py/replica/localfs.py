@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import itertools
 import os
 import secrets
 import stat as statmod
@@ -48,6 +49,7 @@ class TempFile:
     dir: str | None
     name: str
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class UnsafePath(ValueError):
@@ -112,6 +114,16 @@ class LocalTree:
         os.makedirs(os.path.join(self.root, STATE_DIR, TMP_DIR), exist_ok=True)
         self.tmp_fd = os.open(os.path.join(self.root, STATE_DIR, TMP_DIR), _DIR_FLAGS)
         self._dir_cache: dict[tuple[str, ...], int] | None = None
+        # Directories found missing during a batch (a fresh replica's files all sit in directories
+        # the batch has yet to make): siblings skip the failing open. Anything that creates clears it.
+        self._absent: set[tuple[str, ...]] = set()
+        # Temp names: one random token per tree and a counter (a token per file cost a getrandom each).
+        self._tmp_token = secrets.token_hex(6)
+        self._tmp_count = itertools.count()
+
+    def temp_name(self) -> str:
+        """A fresh `.wsfs-tmp-*` name (created with O_EXCL: never an existing file)."""
+        return f"{TMP_PREFIX}{self._tmp_token}-{next(self._tmp_count):x}"
 
     def close(self) -> None:
         self._drop_cache()
@@ -135,6 +147,7 @@ class LocalTree:
         finally:
             self._drop_cache()
             self._dir_cache = None
+            self._absent.clear()
 
     def _drop_cache_except(self, keep: int) -> None:
         """Forget cached directories (a subtree is about to go), but keep `keep` open: it is in use."""
@@ -145,6 +158,7 @@ class LocalTree:
                     del self._dir_cache[key]
 
     def _drop_cache(self) -> None:
+        self._absent.clear()
         if self._dir_cache:
             for fd in self._dir_cache.values():
                 os.close(fd)
@@ -165,17 +179,27 @@ class LocalTree:
 
     def _dir_fd(self, names: tuple[str, ...], path: str, create: bool, dir_mode: int) -> tuple[int, bool]:
         """fd of the directory `names` below the root, and whether the caller must close it."""
+        if create and self._absent:
+            self._absent.clear()  # it may make some of them
         cache = self._dir_cache
         start, fd, owned = 0, self.root_fd, False
         if cache:
-            for i in range(len(names), 0, -1):
+            hit = cache.get(names)
+            if hit is not None:
+                return hit, False
+            for i in range(len(names) - 1, 0, -1):
                 hit = cache.get(names[:i])
                 if hit is not None:
                     start, fd = i, hit
                     break
         try:
             for i in range(start, len(names)):
-                nfd = self._open_child_dir(fd, names, i, path, create, dir_mode)
+                try:
+                    nfd = self._open_child_dir(fd, names, i, path, create, dir_mode)
+                except FileNotFoundError:
+                    if cache is not None:
+                        self._absent.update((names[: i + 1], names))
+                    raise
                 if owned:
                     os.close(fd)
                 fd, owned = nfd, True
@@ -213,7 +237,10 @@ class LocalTree:
             return os.stat(self.root_fd)
         try:  # `parent_dir` inlined: this runs for every entry of every batch
             names = split_path(path)
-            fd, owned = self._dir_fd(names[:-1], path, False, 0o755)
+            parent = names[:-1]
+            if parent in self._absent:
+                return None
+            fd, owned = self._dir_fd(parent, path, False, 0o755)
         except (FileNotFoundError, NotADirectoryError, UnsafePath):
             return None
         try:
@@ -272,7 +299,7 @@ class LocalTree:
     def temp_for(self, path: str, name: str | None = None, *, keep: bool = False) -> tuple[TempFile, int]:
         """Create (or with `keep`, reopen) a temp file beside `path`; falls back to `.wsfs/tmp`
         when the destination directory cannot be made (the entry will be refused later)."""
-        name = name or TMP_PREFIX + secrets.token_hex(8)
+        name = name or self.temp_name()
         flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC | (0 if keep else os.O_TRUNC)
         parent = path.rsplit("/", 1)[0] or "/"
         try:
@@ -328,6 +355,54 @@ class LocalTree:
                 self._clear_for(fd, name, path, keep_files=True)
                 os.rename(tmp.name, name, src_dir_fd=sfd, dst_dir_fd=fd)
             return st if st is not None else os.stat(name, dir_fd=fd, follow_symlinks=False)
+
+    def write_file(self, path: str, data: bytes, mode: int, mtime_ns: int, *, fsync: bool = False) -> os.stat_result:
+        """The file at `path` now holds `data` (mode, mtime): a temp file beside it, renamed over it; its stat.
+
+        `install(temp_for(...))` in one step for bytes already in memory (small
+        files, the most common entry of a first sync): one directory lookup, the
+        temp file created with its final mode (a `fchmod` only if the umask
+        narrowed it), the rename tried first.
+        """
+        names = split_path(path)
+        if not names:
+            raise UnsafePath(path, "the root itself")
+        dfd, owned = self._dir_fd(names[:-1], path, True, 0o755)
+        try:
+            tmp, perm = self.temp_name(), mode & 0o7777
+            fd = os.open(tmp, _NEW_FLAGS, perm, dir_fd=dfd)
+            try:
+                view, done = memoryview(data), 0
+                while done < len(data):
+                    done += os.write(fd, view[done:])
+                if fsync:
+                    os.fdatasync(fd)
+                os.utime(fd, ns=(mtime_ns, mtime_ns))
+                st = os.fstat(fd)
+                if st.st_mode & 0o7777 != perm:  # the umask took bits away
+                    os.fchmod(fd, perm)
+                    st = os.fstat(fd)
+            except BaseException:
+                os.close(fd)
+                os.unlink(tmp, dir_fd=dfd)
+                raise
+            os.close(fd)
+            self._rename_over(dfd, tmp, names[-1], path)
+            return st
+        finally:
+            if owned:
+                os.close(dfd)
+
+    def _rename_over(self, dfd: int, tmp: str, name: str, path: str) -> None:
+        """Rename `tmp` over `name` in one directory; a directory in the way is cleared first."""
+        try:
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+        except OSError as e:
+            if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
+                os.unlink(tmp, dir_fd=dfd)
+                raise
+            self._clear_for(dfd, name, path, keep_files=True)
+            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
 
     def unlink_name(self, dir_path: str, name: str) -> None:
         """Remove one entry of a directory (stale temp files found by a scan)."""

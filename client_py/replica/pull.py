@@ -35,7 +35,7 @@ from typing import Any
 
 import blake3
 
-from client_py.replica.download import Content, Downloader, write_inline
+from client_py.replica.download import Content, Downloader
 from client_py.replica.localfs import TempFile, UnsafePath, local_mode, split_path, symlink_stays_inside
 from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of
@@ -61,6 +61,10 @@ class IncomingBatch:
     downloads: dict[str, Content] = field(default_factory=dict)  # content id -> its partial file
     users: dict[str, int] = field(default_factory=dict)  # content id -> paths still to install from its download
     fsync_each: bool = False  # fdatasync each file before its rename (else one syncfs, or none)
+    # Paths found empty while gathering (a first sync: nearly all). Applying the entries before one
+    # can only make something appear at it by a conflict copy (cleared then) or by an entry for the
+    # same path (then the batch keeps none), so `_apply` need not look again.
+    absent: set[str] = field(default_factory=set)
 
     def has_content(self, change: Change) -> bool:
         return change.path in self.adopted or change.hash in self.inline or change.hash in self.downloads
@@ -172,6 +176,8 @@ class Puller:
         found = self.state.get_many(paths)
         batch = IncomingBatch(todo=[], rows={p: found.get(p) for p in paths})
         batch.todo = [(c, d) for c, d in entries if force or not self._stale(batch, c)]
+        if len(batch.rows) != len(paths):  # a path twice: its first entry may make what the second finds
+            batch.absent = _NoPaths()
         return batch
 
     def _row(self, batch: IncomingBatch, path: str) -> Entry | None:
@@ -189,21 +195,27 @@ class Puller:
 
     async def _gather(self, batch: IncomingBatch, session: Session) -> None:
         """Find the content of every file entry; download the chunks no local source has."""
-        to_fetch: list[Content] = []
-        self.downloader.lookup([c for c, _ in batch.todo if c.kind == "file"])
+        rest: list[Change] = []
         for change, data in batch.todo:
             if change.kind != "file" or change.hash is None or batch.has_content(change):
                 continue
             if self._already_here(batch, change):
                 batch.adopted.add(change.path)
-                continue
-            if data is not None and len(data) == change.size and blake3.blake3(data).hexdigest() == change.hash:
+            elif data is not None and len(data) == change.size and blake3.blake3(data).hexdigest() == change.hash:
                 batch.inline[change.hash] = data
                 self.workdir.summary.bytes_expected += len(data)
                 self.workdir.summary.bytes_received += len(data)
+            else:
+                rest.append(change)
+        if not rest:
+            return
+        to_fetch: list[Content] = []
+        self.downloader.lookup(rest)  # local copies of the chunks of what is neither here nor inlined
+        for change in rest:
+            if batch.has_content(change):  # the same content twice in the batch
                 continue
             content = self.downloader.prepare(change)
-            batch.downloads[change.hash] = content
+            batch.downloads[change.hash] = content  # type: ignore[index]
             if content.missing:
                 to_fetch.append(content)
         # each distinct missing chunk is fetched once (`Downloader.fetch`): that is what this batch will receive
@@ -216,7 +228,10 @@ class Puller:
     def _already_here(self, batch: IncomingBatch, change: Change) -> bool:
         """Is `change`'s content already at its path (e.g. written before a kill, or copied in by hand)?"""
         st = self.tree.lstat(change.path)
-        if st is None or not statmod.S_ISREG(st.st_mode) or st.st_size != change.size:
+        if st is None:
+            batch.absent.add(change.path)
+            return False
+        if not statmod.S_ISREG(st.st_mode) or st.st_size != change.size:
             return False
         row = self._row(batch, change.path)
         if row is not None and row.kind == "file" and row.matches(st) and row.hash == change.hash:
@@ -253,7 +268,7 @@ class Puller:
 
     def _apply(self, batch: IncomingBatch, change: Change) -> None:
         path = change.path
-        local = self.tree.lstat(path)
+        local = None if path in batch.absent else self.tree.lstat(path)
         row = self._row(batch, path)
         batch.rows.pop(path, None)  # written below: later reads must see the new row
         if change.kind == "delete":
@@ -268,14 +283,15 @@ class Puller:
         if local is not None and not self.workdir.is_clean(local, row, path):
             if not self._same_as_remote(batch, change, local):
                 self.workdir.conflict_copy(path)
+                batch.absent.clear()  # the copy's new name may be a later entry's path
         if change.kind == "dir":
             st = self.tree.make_dir(path, change.mode)
         elif change.kind == "symlink":
             st = self.tree.make_symlink(path, change.target or "", change.mtime)
         else:
             st = self._install_file(batch, change)
-        self.state.put(Entry(path, change.kind, change.rev, change.hash, change.target,
-                             change.mode & 0o7777, st.st_size, st.st_mtime_ns, st.st_ino))
+        self.state.put_fields(path, change.kind, change.rev, change.hash, change.target, change.mode & 0o7777,
+                              st.st_size, st.st_mtime_ns, st.st_ino)
         if change.kind == "file":
             self.state.index_chunks(path, change.chunks, fresh=row is None)
         self.workdir.summary.downloaded += 1
@@ -298,13 +314,9 @@ class Puller:
         path = change.path
         if path in batch.adopted:
             return self.tree.restamp_file(path, change.mode, change.mtime)
-        if change.size == 0 or change.hash is None:
-            tmp, st = write_inline(self.tree, b"", path, change.mode, change.mtime, fsync=batch.fsync_each)
-            return self.tree.install(tmp, path, st)
-        if change.hash in batch.inline:
-            tmp, st = write_inline(self.tree, batch.inline[change.hash], path, change.mode, change.mtime,
-                                   fsync=batch.fsync_each)
-            return self.tree.install(tmp, path, st)
+        if change.size == 0 or change.hash is None or change.hash in batch.inline:
+            data = batch.inline[change.hash] if change.size and change.hash else b""  # type: ignore[index]
+            return self.tree.write_file(path, data, change.mode, int(change.mtime * 1e9), fsync=batch.fsync_each)
         content = batch.downloads[change.hash]
         st = self.downloader.finish(content, change.mode, change.mtime, fsync=batch.fsync_each)
         batch.users[change.hash] -= 1
@@ -360,3 +372,10 @@ class Puller:
         for p in self.state.subtree(path):
             self.state.delete(p)
         self.state.delete(path)
+
+
+class _NoPaths(set):  # type: ignore[type-arg]
+    """A set that keeps nothing: the batch remembers no path as absent."""
+
+    def add(self, _item: object) -> None:
+        pass

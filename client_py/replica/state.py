@@ -202,6 +202,13 @@ class State:
         if not self.conn.in_transaction:
             self._flush()
 
+    def put_fields(self, path: str, kind: str, rev: int, hash: str | None, target: str | None, mode: int,
+                   size: int, mtime_ns: int, ino: int) -> None:
+        """`put` without building an `Entry` first (the pull writes one row per file it installs)."""
+        self._puts.append((path, parent_of(path), kind, rev, hash, target, mode, size, mtime_ns, ino))
+        if not self.conn.in_transaction:
+            self._flush()
+
     def delete(self, path: str) -> None:
         self._flush()
         self.conn.execute("DELETE FROM entries WHERE path = ?", (path,))
