@@ -24,6 +24,7 @@ from vfs.wire.routes import WEBSOCKET
 
 from server.auth import ensure_admin, ensure_demo_token
 from server.background import start_background
+from server.fastroutes import WsfsApp
 from server.http_api import routes
 from server.http_base import json_response
 from server.seed import seed
@@ -191,8 +192,10 @@ def create_app(
     static = _static_dir()
     if static is not None:
         all_routes.append(Mount("/", app=StaticFiles(directory=static, html=True), name="web_demo"))
-    app = Starlette(routes=all_routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})
+    app = WsfsApp(routes=all_routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})
     app.state.wsfs = state
+    if cluster is None:  # a cluster node's requests go through its proxy, a middleware of the stack
+        app.serve_directly(routes, state.metrics.http_requests)  # server/fastroutes.py
     app.add_middleware(HttpMetrics, state=state)
     app.add_middleware(RawSend)
     if cluster is not None:

@@ -30,6 +30,7 @@ from starlette.applications import Starlette
 from vfs.wire import TRANSPORT_MAX_FRAME, error_body
 
 from server.app import begin_shutdown
+from server.keepalive import Keepalive
 
 
 log = logging.getLogger("wsfs.server")
@@ -66,6 +67,7 @@ class QuietLog:
 
 
 LISTING_SHARE = 20  # FdGuard: seconds between recounts per second a recount took
+PER_REQUEST = 8  # FdGuard: descriptors a request may open, at most (a store opening: ~7), for the headroom
 
 
 def count_fds() -> int:
@@ -79,19 +81,22 @@ class FdGuard:
     """Pure ASGI middleware: near the open-file limit, new requests get 503 and WebSockets close 1013.
 
     The count of open descriptors is read from /proc at most every `refresh`
-    seconds (longer when the listing itself grows costly) and raised by one per
-    request admitted since (a burst is counted), so the check costs nothing per
+    seconds (longer when the listing itself grows costly), and far from the
+    limit only every `max_age` seconds or once the requests admitted since
+    could have used the headroom; between recounts it is raised by one per
+    request admitted (a burst is counted), so the check costs nothing per
     request. Refusing at `limit - reserve` keeps
     descriptors for the stores and the connections already open: existing
     clients keep working, and `accept()` never meets EMFILE.
     """
 
-    def __init__(self, app: Any, limit: int | None = None, reserve: int | None = None, refresh: float = 0.25):
+    def __init__(self, app: Any, limit: int | None = None, reserve: int | None = None, refresh: float = 0.25,
+                 max_age: float = 2.0):
         self.app = app
         self.limit = limit if limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.reserve = reserve if reserve is not None else max(32, self.limit // 10)
-        self.refresh = refresh
-        self._count = 0
+        self.refresh, self.max_age = refresh, max_age
+        self._count = self._admitted = 0
         self._at = -refresh
         self._every = refresh
         self.refused = QuietLog(f"near the open-file limit ({self.limit}): refusing new requests "
@@ -100,14 +105,19 @@ class FdGuard:
 
     def _pressed(self) -> bool:
         now = time.monotonic()
-        if now - self._at >= self._every:
+        self._count += 1
+        self._admitted += 1
+        # Far from the line a recount is rarely needed: one is due once the requests admitted since
+        # could have opened the headroom (each counted as a store opening, `PER_REQUEST`), or
+        # `max_age` passed; near the line, every `refresh` seconds as before.
+        due = self._count + PER_REQUEST * self._admitted >= self.limit - self.reserve or now - self._at >= self.max_age
+        if due and now - self._at >= self._every:
             self._count = count_fds()
+            self._admitted = 0
             self._at = time.monotonic()
             # Listing /proc/self/fd costs ~1 us per descriptor (10 ms at 8,000, 80 ms at 18,000): under a
             # steady stream of requests, recount no more often than keeps that under ~5 % of a core.
             self._every = max(self.refresh, (self._at - now) * LISTING_SHARE)
-        else:
-            self._count += 1
         return self._count >= self.limit - self.reserve
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -188,8 +198,21 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
         "timeout_graceful_shutdown": 30,
     }
     options.update(kwargs)
+    _server_pings(app, options)
     raise_nofile_limit()
     return uvicorn.Config(FdGuard(app), **options)
+
+
+def _server_pings(app: Any, options: dict[str, Any]) -> None:
+    """One timer pings every WebSocket (`server/keepalive.py`) instead of uvicorn's two timers per
+    socket: same interval and timeout. `WSFS_SERVER_PINGS=0` leaves uvicorn's own (A/B runs)."""
+    state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
+    interval = options.get("ws_ping_interval", 20.0)  # uvicorn's defaults
+    if (state is None or options.get("ws") != "websockets-sansio" or not interval
+            or os.environ.get("WSFS_SERVER_PINGS", "1") == "0"):
+        return
+    state.keepalive = Keepalive(interval, options.get("ws_ping_timeout", 20.0))
+    options["ws_ping_interval"] = None
 
 
 def bind(host: str, port: int) -> socket.socket:

@@ -11,13 +11,20 @@ news. Memory freed by closing goes back to the system (`release_memory`).
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
 import resource
+import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
+
+
+log = logging.getLogger("wsfs.server")
+SLEEPS_AT_ONCE = 2  # stores the sweep puts to sleep concurrently (each a writer hop and a checkpoint)
 
 
 def files_stamp(path: Path) -> tuple[Any, ...]:
@@ -87,3 +94,58 @@ class LockBudget:
 
 
 SLEEP_LOCKS = LockBudget()
+
+
+class Activity:
+    """What the sweep looks at, kept as it changes rather than found by a walk over every store.
+
+    `handles`: the open stores that may need the sweep (awake, or with no user left to hold them
+    open); a store joins on any operation, reader opening or change of users, and leaves once it
+    sleeps with subscribers holding it open. `users`: the sum of every store's users. At 10,000
+    sleeping subscribed workspaces the sweep and the pressure count then cost nothing (they walked
+    all 10,000 handles every few seconds)."""
+
+    def __init__(self) -> None:
+        self.handles: set[Any] = set()
+        self.users = 0
+
+
+async def sweep(stores: Any, pressed: bool = False) -> None:
+    """Close `stores` (a `server.stores.Stores`) nobody used for `idle_close` seconds, and put to sleep
+    (`WorkspaceHandle.sleep`) those that stay open (subscribed) but saw no operation for
+    `idle_readers` seconds: a quiet subscribed workspace then holds at most one descriptor and no
+    SQLite connection. `pressed`: both after `PRESSED_IDLE` seconds. At most `SLEEPS_AT_ONCE` sleeps
+    run at a time, so active workspaces' writes keep pool threads. Only the stores in `Activity`
+    are looked at. Memory freed by closing goes back to the system."""
+    activity: Activity = stores.activity
+    idle_close = PRESSED_IDLE if pressed else stores.options.idle_close
+    idle_sleep = PRESSED_IDLE if pressed else stores.options.idle_readers
+    now = time.monotonic()
+    closed = 0
+    gate = asyncio.Semaphore(SLEEPS_AT_ONCE * (2 if pressed else 1))
+    sleeping: list[asyncio.Future[int]] = []
+
+    async def put_to_sleep(handle: Any) -> int:
+        async with gate:
+            if handle.busy or handle.closed or time.monotonic() - handle.last_used <= idle_sleep:
+                return 0
+            return await handle.sleep()
+
+    looked = list(activity.handles)  # a sleeping subscribed store is not among them: O(active)
+    for handle in looked:
+        if stores.open_handle(handle.name) is not handle:
+            activity.handles.discard(handle)
+        elif handle.users == 0 and handle.busy == 0 and now - handle.last_used > idle_close:
+            closed += await stores.close_if_unused(handle)
+        elif handle.busy == 0 and not handle.asleep and now - handle.last_used > idle_sleep:
+            sleeping.append(asyncio.ensure_future(put_to_sleep(handle)))
+    for n in await asyncio.gather(*sleeping, return_exceptions=True):
+        if isinstance(n, int):
+            closed += n
+        else:
+            log.warning("a store did not go to sleep: %s", n)
+    for handle in looked:  # asleep and held open by its subscribers: nothing to do until it is used
+        if handle.asleep and handle.users > 0 and handle.busy == 0:
+            activity.handles.discard(handle)
+    if closed:
+        release_memory()

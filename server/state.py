@@ -53,6 +53,7 @@ class ServerState:
         self.stopping = False
         self.sessions: dict[str, Any] = {}  # open WebSocket sessions by session id
         self.session_counter = 0
+        self.keepalive: Any = None  # a `server.keepalive.Keepalive` when the runner pings (not uvicorn)
 
     def next_session(self) -> str:
         self.session_counter += 1

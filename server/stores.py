@@ -39,7 +39,7 @@ from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
 from server.readers import ReaderPool
-from server.sleep import PRESSED_IDLE, SLEEP_LOCKS, files_stamp, pressed, release_memory
+from server.sleep import SLEEP_LOCKS, Activity, files_stamp, pressed, sweep
 from server.store_options import StoreOptions
 from server.writers import SerialQueue
 
@@ -61,7 +61,6 @@ def with_content_ids(result: T) -> T:
 
 
 INLINE_WRITES = os.environ.get("WSFS_INLINE_WRITES", "1") != "0"  # small writes on the loop (see `write`)
-SLEEPS_AT_ONCE = 2  # stores the sweep puts to sleep concurrently (each a writer hop and a checkpoint)
 DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement
 DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
 
@@ -71,8 +70,10 @@ class WorkspaceHandle:
 
     def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: Hub,
                  metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop,
-                 placement: Placement | None = None, writers: ThreadPoolExecutor | None = None):
+                 placement: Placement | None = None, writers: ThreadPoolExecutor | None = None,
+                 activity: Activity | None = None):
         self.name = name
+        self._activity = activity if activity is not None else Activity()  # what the sweep looks at
         self.placement: Placement = placement if placement is not None else LocalPlacement()
         self.path = path
         self._hub = hub
@@ -96,6 +97,9 @@ class WorkspaceHandle:
         # hops only. `sleep_stamp` says what the store files looked like once we closed them.
         self._sleep_lock: int | None = None
         self.sleep_stamp: tuple[Any, ...] | None = None
+        # the store files as our writer left them after its last commit (while someone subscribes):
+        # the outside-commit watch skips a store whose files still look like that (`files_stamp`)
+        self.own_stamp: tuple[Any, ...] | None = None
         self.falling_asleep = False
         self.readers = ReaderPool(path, self._open_kwargs(), self._reader_opened)
         self.authors: OrderedDict[int, str] = OrderedDict()
@@ -106,7 +110,7 @@ class WorkspaceHandle:
         # whether (and how much content) to hand over with each commit
         self._live: dict[Any, int] = {}
         self.live_inline: int | None = None
-        self.users = 0
+        self._users = 0
         self.busy = 0
         self.last_used = time.monotonic()
         self.closed = False
@@ -114,6 +118,17 @@ class WorkspaceHandle:
     def _open_kwargs(self) -> dict[str, Any]:
         return {"history_keep": self._options.history_keep, "history_days": self._options.history_days,
                 "chunk_backend": self.placement.chunk_backend_for(self.name)}
+
+    @property
+    def users(self) -> int:
+        """Connections and requests holding this store open (no idle close while any)."""
+        return self._users
+
+    @users.setter
+    def users(self, n: int) -> None:
+        self._activity.users += n - self._users
+        self._users = n
+        self._activity.handles.add(self)  # fewer users: the sweep may close it
 
     def head(self) -> int:
         """The latest revision this server committed or saw when opening the store
@@ -195,6 +210,7 @@ class WorkspaceHandle:
         delta = None
         inline = self.live_inline
         if inline is not None and self._writer_ws is not None:
+            self.own_stamp = self.files_stamp()  # two stats (~5 us): spares the watch a revision read
             try:
                 delta = read_delta(self._writer_ws, rev, inline)
             except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
@@ -348,6 +364,7 @@ class WorkspaceHandle:
 
     def _reader_opened(self) -> None:  # any thread
         self.sleep_stamp = None  # awake (a reader is open); the sleep lock stays until the writer reopens
+        self._activity.handles.add(self)
 
     def checkout(self) -> vfs.Workspace:
         """A reader Workspace for exclusive use (call from any thread); give it back with `checkin`."""
@@ -394,6 +411,7 @@ class WorkspaceHandle:
             raise ProtocolError("ENOENT", f"workspace {self.name!r} is closed")
         self.busy += 1
         self.last_used = time.monotonic()
+        self._activity.handles.add(self)
 
     def _leave(self) -> None:
         self.busy -= 1
@@ -430,6 +448,7 @@ class Stores:
         self._metrics = metrics
         self.options = options
         self._handles: dict[str, WorkspaceHandle] = {}
+        self.activity = Activity()  # the handles the sweep must look at; users counted, not walked
         self._locks: dict[str, asyncio.Lock] = {}
         self._readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="wsfs-reader")
         self._writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="wsfs-writer")
@@ -474,7 +493,7 @@ class Stores:
                 raise ProtocolError("ENOENT", f"no workspace named {name!r}", workspace=name)
             handle = WorkspaceHandle(name, path, readers=self._readers, hub=self._hub, metrics=self._metrics,
                                      options=self.options, loop=asyncio.get_running_loop(),
-                                     placement=self.placement, writers=self._writers)
+                                     placement=self.placement, writers=self._writers, activity=self.activity)
             try:
                 rev = await handle.write(lambda ws: ws.rev, op="open")
             except vfs.StoreBusy:
@@ -522,6 +541,7 @@ class Stores:
     async def _close(self, name: str) -> None:
         handle = self._handles.pop(name, None)
         if handle is not None:
+            self.activity.handles.discard(handle)
             await handle.close()
             await self.placement.closed(name, handle.path)
         self._metrics.open_workspaces.set(len(self._handles))
@@ -553,43 +573,19 @@ class Stores:
 
     def pressed(self) -> bool:
         """Too many awake stores for the open-file limit (`server/sleep.py`): sweep now, with short idle times."""
-        handles = list(self._handles.values())
-        return pressed(sum(1 for h in handles if not h.asleep), sum(h.users for h in handles))
+        return pressed(sum(1 for h in list(self.activity.handles) if not h.asleep), self.activity.users)
 
     async def sweep(self, pressed: bool = False) -> None:
-        """Close stores nobody used for `idle_close` seconds, and put to sleep (`WorkspaceHandle.sleep`)
-        those that stay open (subscribed) but saw no operation for `idle_readers` seconds: a quiet
-        subscribed workspace then holds at most one descriptor and no SQLite connection. `pressed`:
-        both after `PRESSED_IDLE` seconds. At most `SLEEPS_AT_ONCE` sleeps run at a time, so active
-        workspaces' writes keep pool threads. Memory freed by closing goes back to the system."""
-        idle_close = PRESSED_IDLE if pressed else self.options.idle_close
-        idle_sleep = PRESSED_IDLE if pressed else self.options.idle_readers
-        now = time.monotonic()
-        closed = 0
-        gate = asyncio.Semaphore(SLEEPS_AT_ONCE * (2 if pressed else 1))
-        sleeping: list[asyncio.Task[int]] = []
+        """Close or put to sleep the stores that were quiet long enough (`server/sleep.py` `sweep`)."""
+        await sweep(self, pressed)
 
-        async def put_to_sleep(handle: WorkspaceHandle) -> int:
-            async with gate:
-                if handle.busy or handle.closed or time.monotonic() - handle.last_used <= idle_sleep:
-                    return 0
-                return await handle.sleep()
-
-        for name, handle in list(self._handles.items()):
-            if handle.users == 0 and handle.busy == 0 and now - handle.last_used > idle_close:
-                async with self._lock(name):
-                    if handle.users == 0 and handle.busy == 0 and self._handles.get(name) is handle:
-                        await self._close(name)
-                        closed += 1
-            elif handle.busy == 0 and not handle.asleep and now - handle.last_used > idle_sleep:
-                sleeping.append(asyncio.ensure_future(put_to_sleep(handle)))
-        for n in await asyncio.gather(*sleeping, return_exceptions=True):
-            if isinstance(n, int):
-                closed += n
-            else:
-                log.warning("a store did not go to sleep: %s", n)
-        if closed:
-            release_memory()
+    async def close_if_unused(self, handle: WorkspaceHandle) -> bool:
+        """Close `handle`'s store if nobody uses it now (under its open lock); whether it was closed."""
+        async with self._lock(handle.name):
+            if handle.users == 0 and handle.busy == 0 and self._handles.get(handle.name) is handle:
+                await self._close(handle.name)
+                return True
+        return False
 
     async def close_all(self) -> None:
         for name in list(self._handles):

@@ -59,6 +59,7 @@ from server.auth import Principal, token_from
 from server.fanout import frame_writer
 from server.feed import Page, PageSpec
 from server.http_base import json_response
+from server.keepalive import keepalive_for
 from server.state import ServerState, __version__, log
 from server.store_options import check_push
 from server.stores import WorkspaceHandle
@@ -559,13 +560,17 @@ async def ws_endpoint(websocket: WebSocket) -> None:
         )
         return
     handle.users += 1
+    pinged = None
     try:
         await websocket.accept()
         session = Session(st, websocket, principal, handle)
+        pinged = keepalive_for(session._asgi_send, st.keepalive)  # server/keepalive.py
         await session.run()
         if not session.closed:
             await session.close(1000)
     finally:
+        if pinged is not None:
+            st.keepalive.discard(pinged)
         handle.users -= 1
         handle.last_used = time.monotonic()
 

@@ -276,6 +276,9 @@ async def test_outside_commits_reach_subscribers_without_a_poll_per_workspace(pl
             idle_ops = _store_ops(http) - before
             assert idle_ops <= 2, idle_ops
             for k, name in enumerate(names[::10]):  # a script commits to the store files directly
+                if k == 0:  # after a commit of the server's own (whose files' stamp the watch then skips)
+                    assert http.put(f"/api/workspaces/{name}/files/own.txt", content=b"ours").status_code < 300
+                    assert await _wait_for_path(clients[name], "/own.txt"), name
                 ws = vfs.Workspace(tmp_path / "data" / "workspaces" / f"{name}.db")
                 try:
                     ws.write_file(f"/outside{k}.txt", b"from another process")
@@ -387,3 +390,82 @@ async def test_a_quiet_subscribed_workspace_sleeps_on_one_descriptor_and_wakes_f
         if client is not None:
             await client.conn.close()
         server.stop()
+
+
+# ---------------------------------------------------------------- server-driven keepalive pings
+
+async def _raw_ws(port: int, path: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand (no library answering pings for us)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return reader, writer
+
+
+async def _frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One server frame (unmasked): (opcode, payload)."""
+    b0, b1 = await reader.readexactly(2)
+    n = b1 & 0x7F
+    if n >= 126:
+        n = int.from_bytes(await reader.readexactly(2 if n == 126 else 8), "big")
+    return b0 & 0x0F, await reader.readexactly(n)
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+@pytest.fixture
+def pinging(tmp_path: Path) -> Iterator[LimitedServer]:
+    server = LimitedServer(tmp_path / "data", None, "--ws-ping-interval", "0.4", "--ws-ping-timeout", "0.4")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def test_one_timer_pings_every_socket_and_drops_one_that_never_answers(pinging: LimitedServer) -> None:
+    """The server's own keepalive (server/keepalive.py): a client answering pings stays; a silent one is
+    closed with 1011, as uvicorn's pings would."""
+    path = f"/api/workspaces/demo/ws?token={pinging.admin}"
+    answering, silent = await _raw_ws(pinging.port, path), await _raw_ws(pinging.port, path)
+    pings = 0
+    silent_close: int | None = None
+    try:
+        async def read_silent() -> None:
+            nonlocal silent_close
+            while True:
+                opcode, payload = await _frame(silent[0])
+                if opcode == 0x8:  # close
+                    silent_close = int.from_bytes(payload[:2], "big")
+                    return
+
+        silent_task = asyncio.ensure_future(read_silent())
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (silent_task.done() and pings >= 3):
+            try:
+                opcode, payload = await asyncio.wait_for(_frame(answering[0]), 1.0)
+            except asyncio.TimeoutError:
+                continue
+            assert opcode == 0x9, (opcode, payload)  # nothing but pings on an idle socket
+            pings += 1
+            answering[1].write(_masked(0xA, payload))
+        assert silent_task.done(), "the silent client was never dropped"
+        silent_task.result()
+        assert silent_close == 1011, silent_close
+        assert pings >= 3, pings
+        answering[1].write(_masked(0x1, b'{"type":"hello","protocol":1}'))  # and it is still served
+        while True:
+            opcode, payload = await asyncio.wait_for(_frame(answering[0]), 10)
+            if opcode == 0x9:
+                answering[1].write(_masked(0xA, payload))
+                continue
+            assert opcode == 0x1 and b'"hello"' in payload, (opcode, payload)
+            break
+    finally:
+        for _, writer in (answering, silent):
+            writer.close()

@@ -1,0 +1,82 @@
+"""The API's HTTP requests without Starlette's middleware stack: `WsfsApp`.
+
+A small write's request used to pass eight ASGI layers before its handler
+(uvicorn's proxy headers, `FdGuard`, Starlette's `ServerErrorMiddleware`,
+`RawSend`, `HttpMetrics` with a `send` wrapper, `ExceptionMiddleware`, the
+router's linear walk over ~35 routes building a child scope for each
+candidate, `request_response` with its exception wrapper) and its reply the
+same layers back: a profile at 1,000 workspaces x 1 write/s put a sixth of
+the server's samples there. Every API handler is wrapped by
+`http_base.api`, which already turns any exception into its JSON error, so
+those layers add nothing to it. `WsfsApp` matches the wire's routes itself
+(by method, in the router's order, with the router's own compiled patterns
+and converters), calls the handler, sends its response and counts it in
+`wsfs_http_requests`. Anything else (the WebSocket, the static demo, a path
+no API route matches: 404/405) goes through the full stack as before, and so
+does every request of a cluster node (its proxy is a middleware of the stack).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from starlette._utils import get_route_path
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+Matcher = tuple[Callable[[str], Any], dict[str, Any], Callable[..., Any]]
+
+
+def route_table(routes: list[Route]) -> dict[str, list[Matcher]]:
+    """method -> [(pattern.match, converters, endpoint)], in the routes' order (the router's first
+    full match is the first of these that matches)."""
+    table: dict[str, list[Matcher]] = {}
+    for route in routes:
+        for method in route.methods or ():
+            table.setdefault(method, []).append((route.path_regex.match, route.param_convertors, route.endpoint))
+    return table
+
+
+class WsfsApp(Starlette):
+    """Starlette, with the API's requests dispatched straight to their handlers (module docstring)."""
+
+    fast: dict[str, list[Matcher]] = {}
+    counted: Any = None  # the `wsfs_http_requests` counter (server/metrics.py)
+
+    def serve_directly(self, routes: list[Route], counted: Any) -> None:
+        """Dispatch `routes` (handlers that answer every error themselves) without the middleware stack."""
+        self.fast = route_table(routes)
+        self.counted = counted
+        self._children: dict[tuple[str, int], Any] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.fast:
+            candidates = self.fast.get(scope["method"])
+            if candidates:
+                path = get_route_path(scope)
+                for match, convertors, endpoint in candidates:
+                    found = match(path)
+                    if found is not None:
+                        params = {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
+                        await self._direct(scope, receive, send, params, endpoint)
+                        return
+        await super().__call__(scope, receive, send)
+
+    async def _direct(self, scope: Scope, receive: Receive, send: Send, params: dict[str, Any],
+                      endpoint: Callable[..., Any]) -> None:
+        scope["app"] = self
+        scope["path_params"] = params
+        scope["endpoint"] = endpoint
+        status = 500
+        try:
+            response = await endpoint(Request(scope, receive, send))
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            key = (scope["method"], status)
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self.counted.labels(scope["method"], str(status))
+            child.inc()

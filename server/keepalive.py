@@ -1,0 +1,111 @@
+"""WebSocket keepalive pings for every socket from one timer: `Keepalive`.
+
+uvicorn pings each WebSocket itself: per socket and per interval, a timer to
+send the ping, a second one for its pong's deadline, a random payload, and
+the frame built through the protocol object. At 10,000 idle subscribers and
+the default 20 s interval that is 500 pings/s, about half of an idle
+server's CPU (docs/server.md, "Many workspaces on one node"). Here `wsfs
+serve` turns uvicorn's pings off (`server/runner.py`) and one timer ticks
+every `interval / SLOTS` seconds (at most every second): each socket sits
+in one slot of a wheel, so a tick visits only the sockets due (those
+registered that long ago, modulo the interval) and writes each the same
+pre-built 6-byte ping frame. No per-socket timer, no per-ping allocation.
+
+The pong is uvicorn's business as before: its `handle_pong` clears the
+protocol's `pending_ping_payload` when the payload matches, which is how a
+visit knows whether the last ping was answered. A socket whose ping is
+still unanswered `timeout` seconds after it went out is failed with uvicorn's
+own `keepalive_timeout` (close 1011, transport closed), as uvicorn would;
+so a silent client is dropped after about `interval + timeout`, as before.
+Only uvicorn's websockets-sansio protocol is recognised (`RawSocket`);
+under another server its own pings stay on and this is never started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from websockets.protocol import State
+
+from server.rawsocket import RawSocket
+
+PAYLOAD = b"wsfs"
+PING = bytes((0x89, len(PAYLOAD))) + PAYLOAD  # FIN + ping, unmasked (a server frame), 4-byte payload
+SLOTS = 20  # wheel slots per interval (a tick each), so each tick visits about a twentieth of the sockets
+MAX_TICK = 1.0  # seconds: a tick at least this often, so a socket's first ping is at most this late
+
+
+class Keepalive:
+    """Pings every registered socket once per `interval`; drops those silent for `timeout` after a ping."""
+
+    def __init__(self, interval: float, timeout: float | None):
+        self.interval = interval
+        self.timeout = timeout
+        self.tick = min(MAX_TICK, interval / SLOTS)
+        self.slots: list[dict[int, RawSocket]] = [{} for _ in range(max(1, round(interval / self.tick)))]
+        self.pos = 0
+        self.pings = 0
+        self._where: dict[int, int] = {}  # id(socket) -> its slot
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def add(self, raw: RawSocket) -> None:
+        """Ping `raw` from one interval from now on (the slot just visited comes round last)."""
+        key = id(raw)
+        slot = self.pos
+        self.slots[slot][key] = raw
+        self._where[key] = slot
+        if self._timer is None:
+            self._loop = asyncio.get_running_loop()
+            self._timer = self._loop.call_later(self.tick, self._tick)
+
+    def discard(self, raw: RawSocket) -> None:
+        slot = self._where.pop(id(raw), None)
+        if slot is not None:
+            self.slots[slot].pop(id(raw), None)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _tick(self) -> None:
+        assert self._loop is not None
+        self.pos = (self.pos + 1) % len(self.slots)
+        now = self._loop.time()
+        for raw in list(self.slots[self.pos].values()):
+            try:
+                self._visit(raw, now)
+            except Exception:  # noqa: BLE001 - a socket gone mid-visit: its session discards it
+                pass
+        self._timer = self._loop.call_later(self.tick, self._tick) if self._where else None
+
+    def _visit(self, raw: RawSocket, now: float) -> None:
+        p = raw.protocol
+        if p.close_sent or raw.transport.is_closing() or raw.conn.state is not State.OPEN:
+            return
+        if p.pending_ping_payload is not None:  # our last ping is unanswered
+            if self.timeout is not None and now - p.ping_sent_at >= self.timeout:
+                p.keepalive_timeout()  # uvicorn's own: close 1011 "keepalive ping timeout", transport closed
+            return
+        p.pending_ping_payload = PAYLOAD  # uvicorn's handle_pong clears it when the pong comes
+        p.ping_sent_at = now
+        raw.transport.write(PING)
+        self.pings += 1
+
+
+def keepalive_for(send: Any, keepalive: Keepalive | None) -> RawSocket | None:
+    """Register the socket behind a session's ASGI `send` with the server's `Keepalive`, if it has
+    one and the socket is uvicorn's websockets-sansio (else uvicorn pings it); the caller discards it."""
+    if keepalive is None:
+        return None
+    raw = RawSocket.of(send)
+    if raw is None or not all(hasattr(raw.protocol, a) for a in ("pending_ping_payload", "ping_sent_at",
+                                                                    "keepalive_timeout")):
+        return None
+    keepalive.add(raw)
+    return raw
