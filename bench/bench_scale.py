@@ -44,8 +44,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import connect
-from websockets.exceptions import ConnectionClosed
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,7 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_server import Proc  # noqa: E402 - the same server-subprocess helper
 
 BODY = b"x" * 100
-_PATH = re.compile(r'"path":"([^"]+)"')
+_PATH = re.compile(rb'"path":"([^"]+)"')
 
 
 # ---------------------------------------------------------------- process figures
@@ -155,57 +153,122 @@ def run_bare_server() -> None:
 # ---------------------------------------------------------------- wsfs clients
 
 
+class Refused(Exception):
+    """The server closed a new WebSocket with 1013 (near its descriptor limit): try again later."""
+
+
+class RawSubscriber(asyncio.Protocol):
+    """One subscribed WebSocket spoken by hand: the handshake, then `hello` and `subscribe` at once,
+    then frames cut from the stream and `changes` frames searched with a regex, pings answered.
+    No library per frame (websockets parsed, unmasked, UTF-8-decoded and queued every frame, so two
+    client processes holding 5,000 subscribers were slower than the server they measured)."""
+
+    HELLO = orjson.dumps({"type": "hello", "protocol": 1})
+    SUBSCRIBE = orjson.dumps({"type": "subscribe", "id": "b", "after": "now"})
+
+    def __init__(self, subs: Subscribers, ws: str, path: str, host: str):
+        self.subs, self.ws, self.path, self.host = subs, ws, path, host
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.buf = bytearray()
+        self.upgraded = False
+        self.transport: asyncio.Transport | None = None
+
+    @staticmethod
+    def masked(opcode: int, payload: bytes) -> bytes:
+        """A client frame (masked with a zero key: the server unmasks it all the same)."""
+        n = len(payload)
+        head = bytes((0x80 | opcode, 0x80 | n)) if n < 126 else bytes((0x80 | opcode, 0x80 | 126)) + n.to_bytes(2, "big")
+        return head + b"\0\0\0\0" + payload
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        transport.write((f"GET {self.path} HTTP/1.1\r\nHost: {self.host}\r\nUpgrade: websocket\r\n"
+                         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                         "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError("closed before caught_up"))
+
+    def data_received(self, data: bytes) -> None:
+        buf = self.buf
+        buf += data
+        if not self.upgraded:
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buf.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(ConnectionError(bytes(buf[:40]).decode("latin-1")))
+                return
+            del buf[:end + 4]
+            self.upgraded = True
+            # after the 101, not with the request: uvicorn (websockets-sansio) leaves frames that came in
+            # the request's own segment unread until more data arrives
+            assert self.transport is not None
+            self.transport.write(self.masked(0x1, self.HELLO) + self.masked(0x1, self.SUBSCRIBE))
+        pos, n = 0, len(buf)
+        while n - pos >= 2:
+            b1 = buf[pos + 1] & 0x7F
+            head = 2 if b1 < 126 else 4 if b1 == 126 else 10
+            if n - pos < head:
+                break
+            size = b1 if b1 < 126 else int.from_bytes(buf[pos + 2:pos + head], "big")
+            if n - pos < head + size:
+                break
+            self.frame(buf[pos] & 0x0F, bytes(buf[pos + head:pos + head + size]))
+            pos += head + size
+        del buf[:pos]
+
+    def frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x1:
+            if payload.startswith(b'{"type":"changes"'):
+                now = time.perf_counter()
+                seen = self.subs.seen
+                for path in _PATH.findall(payload):
+                    seen.setdefault(f"{self.ws}{path.decode()}", []).append(now)
+                    self.subs.deliveries += 1
+            elif not self.ready.done() and payload.startswith(b'{"type":"caught_up"'):
+                self.ready.set_result(None)
+        elif opcode == 0x9 and self.transport is not None:  # ping
+            self.transport.write(self.masked(0xA, payload))
+        elif opcode == 0x8 and not self.ready.done():  # closed before caught_up: 1013 means later
+            code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+            self.ready.set_exception(Refused() if code == 1013 else ConnectionError(f"closed {code}"))
+
+
 class Subscribers:
     """One subscribed WebSocket per (workspace, copy); records the first receipt time of each path."""
 
     def __init__(self) -> None:
-        self.conns: list[Any] = []
-        self.tasks: list[asyncio.Task[Any]] = []
+        self.conns: list[RawSubscriber] = []
         self.seen: dict[str, list[float]] = {}
         self.deliveries = 0
         self.retries = 0  # connections refused with 1013 (the server near its descriptor limit) and retried
 
-    async def reader(self, conn: Any, ws: str) -> None:
-        try:
-            async for frame in conn:
-                if isinstance(frame, str) and frame.startswith('{"type":"changes"'):
-                    now = time.perf_counter()
-                    for path in _PATH.findall(frame):  # a regex, not a JSON parse: the client stays cheap
-                        self.seen.setdefault(f"{ws}{path}", []).append(now)
-                        self.deliveries += 1
-        except Exception:  # noqa: BLE001 - closed at the end
-            pass
-
     async def add(self, url: str, token: str, ws: str) -> None:
+        host, port = url.split("://", 1)[1].split(":")
+        loop = asyncio.get_running_loop()
         for attempt in range(100):  # bounded; a server near its descriptor limit answers 1013: try again later
+            _, sub = await loop.create_connection(
+                lambda: RawSubscriber(self, ws, f"/api/workspaces/{ws}/ws?token={token}", f"{host}:{port}"),
+                host, int(port))
             try:
-                conn = await connect(url.replace("http://", "ws://") + f"/api/workspaces/{ws}/ws?token={token}",
-                                     compression=None, max_size=2**24, open_timeout=120,
-                                     ping_interval=None)  # as a browser: only the server pings
-                await self._subscribe(conn)
+                await asyncio.wait_for(sub.ready, 120)
                 break
-            except ConnectionClosed as e:
-                if e.rcvd is None or e.rcvd.code != 1013 or attempt == 99:
+            except Refused:
+                if attempt == 99:
                     raise
                 self.retries += 1
+                if sub.transport is not None:
+                    sub.transport.close()
                 await asyncio.sleep(0.2 + 0.01 * attempt)
-        self.conns.append(conn)
-        self.tasks.append(asyncio.create_task(self.reader(conn, ws)))
-
-    async def _subscribe(self, conn: Any) -> None:
-        await conn.send(orjson.dumps({"type": "hello", "protocol": 1}).decode())
-        while orjson.loads(await conn.recv()).get("type") != "hello":
-            pass
-        await conn.send(orjson.dumps({"type": "subscribe", "id": "b", "after": "now"}).decode())
-        while orjson.loads(await conn.recv()).get("type") != "caught_up":
-            pass
+        self.conns.append(sub)
 
     async def close(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for start in range(0, len(self.conns), 200):
-            await asyncio.gather(*(c.close() for c in self.conns[start:start + 200]), return_exceptions=True)
+        for sub in self.conns:
+            if sub.transport is not None:
+                sub.transport.close()
+        await asyncio.sleep(0.1)
 
 
 async def bounded_gather(coros: list[Any], width: int = 50) -> None:
@@ -309,11 +372,27 @@ async def measured_load(server: Proc, names: list[str], rate: float, seconds: fl
                         tag: str) -> tuple[dict[str, Any], float, float]:
     """`write_load`, with the server's and this client's CPU (percent of a core) meanwhile."""
     c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
+    spy = py_spy(server.proc.pid, seconds, tag)
     load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
+    if spy is not None:
+        spy.wait()
     load.pop("_sent")
     elapsed = time.monotonic() - t0
     return (load, 100 * (cpu_seconds(server.proc.pid) - c0) / elapsed,
             100 * (cpu_seconds(os.getpid()) - k0) / elapsed)
+
+
+PY_SPY: str = ""  # `--py-spy PREFIX`: profile the server during each measured load (PREFIX-TAG.txt)
+
+
+def py_spy(pid: int, seconds: float, tag: str) -> subprocess.Popen[bytes] | None:
+    """py-spy (from this venv) sampling the server for `seconds`, collapsed stacks to PREFIX-TAG.txt."""
+    if not PY_SPY:
+        return None
+    exe = Path(sys.executable).with_name("py-spy")
+    return subprocess.Popen([str(exe), "record", "--pid", str(pid), "--duration", str(max(1, int(seconds))),
+                             "--rate", "200", "--format", "raw", "--nonblocking", "-o", f"{PY_SPY}-{tag}.txt"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def small_writes(url: str, token: str, names: list[str], clients: int, seconds: float) -> dict[str, float]:
@@ -421,6 +500,7 @@ async def run(args: argparse.Namespace) -> None:
                 if ld is not None:
                     print(f"        at {args.rate:g}/s each ({args.rate * n:g}/s in all): {load_figures(ld)}, delivered "
                           f"{ld['delivered']}/{ld['writes']}, server CPU {row['load_cpu_pct']:.0f} % "
+                          f"({row['load_cpu_pct'] * 1e4 / ld['achieved_per_s']:.0f} µs per write) "
                           f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
                 wk = row.pop("wake", None)
                 if wk is not None:
@@ -491,12 +571,16 @@ def main() -> None:
     parser.add_argument("--small-seconds", type=float, default=3.0)
     parser.add_argument("--no-small", dest="small", action="store_false")
     parser.add_argument("--sub-procs", type=int, default=4, help="client processes holding the --subs subscribers")
+    parser.add_argument("--py-spy", default="", metavar="PREFIX",
+                        help="profile the server with py-spy during each measured load: PREFIX-TAG.txt (collapsed)")
     parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--sub-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
         run_bare_server()
         return
+    global PY_SPY
+    PY_SPY = args.py_spy
     if args.sub_worker:
         url, token, ws, n = args.sub_worker
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
