@@ -1,6 +1,6 @@
 """Cluster mode against one node, same run: ack latency, write throughput, failover time.
 
-    .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100]
+    .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100] [--only failover]
 
 Starts its own engines on loopback (`redis-server`, SeaweedFS, and Litestream
 inside each node), all in their own process groups, killed at the end:
@@ -24,10 +24,14 @@ Prints Markdown tables:
   workspace's hub is): p50 / p99 from sending the PUT to the event, and the
   ratio cross-node / same-node (goal: p99 ≤ 2×); once idle, once with 10
   writers busy on another workspace of A;
-- failover: a workspace of N MiB (1 MiB incompressible files) on a fresh
-  owner, `kill -9` of its process group, time until a write through B is
-  acknowledged (lease expiry + manifest bump + takeover wait + Litestream
-  restore).
+- failover: a workspace of N MiB (1 MiB incompressible files, 8 writers)
+  on a fresh owner, `kill -9` of its process group, time until a write
+  through a surviving node is acknowledged (lease expiry + manifest bump +
+  takeover wait + Litestream restore), the size of the store file restored,
+  and the time to read every file back through the survivor afterwards;
+  for each size with chunks inside the replicated SQLite file (`sqlite`,
+  the first pass) and as S3 objects (`objects`), interleaved
+  (`--chunks`; `--only failover` skips the rest).
 
 The machine is shared: the load average is printed with the results.
 """
@@ -230,22 +234,68 @@ async def _ack_steps(location, work: Path, rounds: int) -> tuple[dict[str, list[
         return times, heads[0]
 
 
-async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int) -> float:
+async def _fill(http: httpx.AsyncClient, url: str, ws: str, mib: int, writers: int = 8) -> None:
+    """`mib` files of 1 MiB of incompressible bytes, `writers` PUTs at a time (each acknowledged)."""
+    todo = iter(range(mib))
+
+    async def writer() -> None:
+        for i in todo:
+            reply = await http.put(f"{url}/api/workspaces/{ws}/files/blob{i}.bin", content=os.urandom(1 << 20))
+            assert reply.status_code in (200, 201), reply.text
+
+    await asyncio.gather(*(writer() for _ in range(writers)))
+
+
+async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int
+                    ) -> tuple[float, int, float]:
+    """kill -9 of the owner of a workspace of `mib` MiB: (seconds to the next write acknowledged through
+    `other`, bytes of the store file `other` restored, seconds to read every file back through `other`)."""
     assert (await http.put(f"{owner.url}/api/workspaces/{ws}")).status_code == 201
-    for i in range(mib):
-        reply = await http.put(f"{owner.url}/api/workspaces/{ws}/files/blob{i}.bin", content=os.urandom(1 << 20))
-        assert reply.status_code in (200, 201), reply.text
+    await _fill(http, owner.url, ws, mib)
     owner.kill()
     killed = time.monotonic()
-    while time.monotonic() - killed < 120:
+    while True:
+        if time.monotonic() - killed > 300:
+            raise RuntimeError(f"no failover of {ws} within 300 s")
         try:
             reply = await http.put(f"{other.url}/api/workspaces/{ws}/files/after.txt", content=b"after")
             if reply.status_code in (200, 201):
-                return time.monotonic() - killed
+                break
         except httpx.HTTPError:
             pass
         await asyncio.sleep(0.05)
-    raise RuntimeError(f"no failover of {ws} within 120 s")
+    failover = time.monotonic() - killed
+    restored = sum(p.stat().st_size for p in other.workdir.rglob(f"{ws}.db*") if p.is_file())
+    t0 = time.monotonic()
+    for i in range(mib):
+        reply = await http.get(f"{other.url}/api/workspaces/{ws}/files/blob{i}.bin")
+        assert reply.status_code == 200 and len(reply.content) == 1 << 20, reply.status_code
+    return failover, restored, time.monotonic() - t0
+
+
+async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: object, work: Path,
+                     engines: list[Engine], sizes: list[int], modes: list[str]) -> None:
+    """Failover per workspace size, chunks inside SQLite (the first pass) and as S3 objects, interleaved."""
+    survivors = {}
+    for mode in modes:
+        node = ServeNode(f"s-{mode}", work / f"s-{mode}", redis.url, location, free_ports(1)[0], "warning",
+                         extra_env={"WSFS_CLUSTER_CHUNKS": mode})
+        engines.append(node)
+        node.wait_ready()
+        survivors[mode] = node
+    print(f"\nload average: {os.getloadavg()}\n")
+    print("| workspace size | chunks | failover (kill -9 to next acknowledged write) | store file restored "
+          "| reading it all back after | load |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for i, mib in enumerate(sizes):
+        for mode in modes:
+            fresh = ServeNode(f"f{i}-{mode}", work / f"f{i}-{mode}", redis.url, location, free_ports(1)[0],
+                              "warning", extra_env={"WSFS_CLUSTER_CHUNKS": mode})
+            engines.append(fresh)
+            fresh.wait_ready()
+            seconds, restored, read = await _failover(http, fresh, survivors[mode], f"fo{i}-{mode}", mib)
+            print(f"| {mib} MiB | {mode} | {seconds:.1f} s | {restored / (1 << 20):.1f} MiB | {read:.1f} s "
+                  f"| {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -257,6 +307,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain, plain_url, plain_token = _plain_node(work / "plain")
         engines.append(plain)
         token = admin_token(redis.url)
+        if args.only == "failover":
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as ch:
+                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
+            return
         a, b = (ServeNode(n, work / n, redis.url, location, p, "warning") for n, p in zip("ab", free_ports(2)))
         # the plain rule (fence window 0: a HEAD after every sync, no takeover wait), for comparison
         plain_rule = ServeNode("p", work / "p", redis.url, location, free_ports(1)[0], "warning",
@@ -307,16 +361,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 for label, side in (("subscriber on A (same node)", "same"), ("subscriber on B (cross-node)", "cross")):
                     p50, p99 = _pct(got[side], 0.5), _pct(got[side], 0.99)
                     print(f"| {label}{load} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / s50:.2f}x | {p99 / s99:.2f}x |")
-            print(f"\nload average: {os.getloadavg()}\n")
-            print("| workspace size | failover (kill -9 to next acknowledged write) |")
-            print("| --- | --- |")
-            survivor = b
-            for i, mib in enumerate(args.sizes):
-                fresh = ServeNode(f"f{i}", work / f"f{i}", redis.url, location, free_ports(1)[0], "warning")
-                engines.append(fresh)
-                fresh.wait_ready()
-                seconds = await _failover(ch, fresh, survivor, f"fo{i}", mib)
-                print(f"| {mib} MiB | {seconds:.1f} s |")
+            await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
             print(f"\nload average: {os.getloadavg()}")
     finally:
         for engine in reversed(engines):
@@ -334,8 +379,12 @@ def main() -> None:
     parser.add_argument("--fanout", type=int, default=100, help="writes per fan-out run")
     parser.add_argument("--steps", type=int, default=150, help="acknowledgements per variant in the step comparison")
     parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
+    parser.add_argument("--chunks", default="sqlite,objects",
+                        help="chunk placements for the failover runs: sqlite (inside the replicated file), objects (S3)")
+    parser.add_argument("--only", choices=("failover",), help="run only this part")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]
+    args.modes = [m for m in args.chunks.split(",") if m]
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-cluster-") as tmp:
         asyncio.run(run(args, Path(tmp)))
 

@@ -97,6 +97,9 @@ async def test_the_collector_deletes_unnamed_objects_and_keeps_named_ones(
         assert after == named  # every unnamed object gone, every named one still there
         got = await http.get(f"{a.url}/api/workspaces/g/files/kept.bin")
         assert got.status_code == 200 and got.content == kept
+        # a deleted workspace's objects go with its replicas
+        assert (await http.delete(f"{a.url}/api/workspaces/g")).status_code == 204
+        assert await _chunk_keys(s3_location, "g") == set()
 
 
 def test_the_collector_judges_only_older_unnamed_objects_past_the_grace() -> None:

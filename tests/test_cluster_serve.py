@@ -328,8 +328,8 @@ async def test_created_workspace_survives_its_node(cluster_nodes, redis_server: 
 
 
 async def test_a_big_file_survives_its_node(cluster_nodes, redis_server: RedisServer) -> None:
-    """A file past the size a local store would put in pack files: a cluster keeps every chunk inside
-    the SQLite file Litestream replicates, so the next owner has all of its bytes."""
+    """A file past the size a local store would put in pack files: a cluster keeps its bulk chunks as
+    S3 objects written before the commit naming them, so the next owner reads all of its bytes."""
     token = admin_token(redis_server.url)
     a, b = cluster_nodes(2)
     body = os.urandom(6 * 1024 * 1024)

@@ -2,9 +2,9 @@
 
 Litestream replicates a store's SQLite file only. With every chunk inside it,
 a new owner restored the whole workspace before serving it (70 s at 1 GiB).
-Here a transaction's first `SPILL` bytes of new chunks still stay inside
-SQLite (a small write stays one commit with no extra round trip, as with
-pack files); beyond that each new chunk is PUT as its own object, and the
+Here a transaction's first `SPILL_OBJECTS` (64 KiB) of new chunk bytes
+still stay inside SQLite (a small write stays one commit with no extra round
+trip, as with pack files, whose spill is 1 MiB); beyond that each new chunk is PUT as its own object, and the
 catalogue row (`chunks`: hash, size, `pack = OBJECT`, `pos = tag`) is what
 the SQLite file, and so Litestream, carries. A new owner restores the
 catalogue only and reads chunks lazily, through the node's bounded cache.
@@ -52,7 +52,7 @@ import blake3
 
 from server.cluster.chunkobjects import ChunkObjects
 from vfs.chunks import ChunkEntry
-from vfs.chunkstore import SPILL, RUN_MAX, SqliteChunks
+from vfs.chunkstore import RUN_MAX, SqliteChunks
 from vfs.errors import fs_error
 
 log = logging.getLogger("wsfs.server.cluster")
@@ -61,6 +61,10 @@ OBJECTS = "objects"  # the backend's name in `meta.chunk_backend`
 OBJECT = -1  # `chunks.pack` of a chunk whose bytes are an object in the object store (`pos` holds its tag)
 PENDING_MAX = 64  # uploads in flight per writer (64 x 256 KiB at most held in memory)
 READ_AHEAD = 16  # chunks fetched ahead of a streamed read
+# New chunk bytes a transaction keeps inside SQLite before it PUTs objects. Smaller than the pack
+# files' SPILL (1 MiB): every inline byte is restored at failover, while a PUT costs only a parallel
+# round trip before the commit; a write of up to 64 KiB (most source files) stays one commit.
+SPILL_OBJECTS = 64 * 1024
 GRACE = 60.0  # seconds: a collector spares objects younger than this (WSFS_CLUSTER_CHUNK_GRACE)
 _KEY = re.compile(r"/chunks/e(\d+)g(\d+)/([0-9a-f]{64})$")
 
@@ -92,6 +96,7 @@ class ChunkSpace:
     epoch: Callable[[], int | None]  # the epoch this node owns the workspace at (None: not owned)
     durable: Callable[[], None]  # blocks until every commit so far is replicated and fenced; raises if not
     grace: float = GRACE
+    spill: int = SPILL_OBJECTS
     _gen: tuple[int, int] = (0, 0)  # (epoch, generation) of uploads now
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,7 +130,7 @@ class ChunkSpace:
 
 
 class ObjectChunks(SqliteChunks):
-    """Small transactions' chunks inline; bulk chunks as S3 objects, PUT before the COMMIT naming them."""
+    """Small transactions' chunks inline (`spill`); bulk chunks as S3 objects, PUT before the COMMIT naming them."""
 
     backend = OBJECTS
 
@@ -141,7 +146,7 @@ class ObjectChunks(SqliteChunks):
 
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
         size = len(data)
-        if self._inline + size <= SPILL:
+        if self._inline + size <= self.space.spill:
             self._inline += size
             return SqliteChunks.put(self, data, digest)
         digest = digest or blake3.blake3(data).digest()
@@ -157,7 +162,7 @@ class ObjectChunks(SqliteChunks):
         return ChunkEntry(digest, size, inserted[0])
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
-        """A batch of (digest, bytes): one dedup query; new chunks inline while they fit in `SPILL`,
+        """A batch of (digest, bytes): one dedup query; new chunks inline while they fit in the spill,
         else one row each (one `executemany`) and one PUT each, in flight while the caller goes on."""
         batch = list(items)
         known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
@@ -166,7 +171,7 @@ class ObjectChunks(SqliteChunks):
             if digest not in known:
                 fresh.setdefault(digest, data)
         fresh_bytes = sum(len(data) for data in fresh.values())
-        if fresh and self._inline + fresh_bytes <= SPILL:
+        if fresh and self._inline + fresh_bytes <= self.space.spill:
             for digest, data in fresh.items():
                 known[digest] = SqliteChunks.put(self, data, digest).id
             self._inline += fresh_bytes
