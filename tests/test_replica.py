@@ -370,3 +370,20 @@ async def test_sync_once_waits_for_a_restarting_server(server, ws, local):
         await asyncio.to_thread(server.start)
         summary = await asyncio.wait_for(task, 60)
     assert summary.downloaded == 1 and (local / "f.bin").stat().st_size == 2_000_000
+
+
+async def test_the_next_batch_is_fetched_ahead_without_the_chunks_already_here(server, ws, local):
+    """Batches of 4: while one is written the next one's chunks are asked for (prefetch), but never
+    those a local file already holds, so a small edit of a big file still moves a few chunks."""
+    data = bytearray(os.urandom(4 * 1024 * 1024))
+    await ws.write_file("/big", bytes(data))
+    async with synced(server, local, batch_max=4) as r:
+        others = {f"/new/f{i}": os.urandom(20_000 + i) for i in range(7)}  # not inlined: fetched
+        for path, content in others.items():
+            await ws.write_file(path, content, parents=True)
+        data[100:100] = b"inserted near the start"
+        await ws.write_file("/big", bytes(data))
+        summary = await r.sync_once()
+    assert read(local / "big") == bytes(data)
+    assert all(read(str(local) + path) == content for path, content in others.items())
+    assert summary.bytes_received < sum(map(len, others.values())) + 3 * 256 * 1024

@@ -19,11 +19,11 @@ from typing import Callable
 import blake3
 
 from client_py.replica.localfs import PART_PREFIX, LocalTree, TempFile, UnsafePath
+from client_py.replica.prefetch import Prefetcher, get_groups
 from client_py.replica.state import State
 from client_py.session import Session
 from vfs.types import Change
 
-GET_BYTES = 1 << 20  # bytes asked for per `get` request
 WINDOW = 2  # `get` requests in flight
 YIELD_BYTES = 1 << 20  # chunks written between two turns of the event loop (one per chunk cost 0.3 s per 10k files)
 
@@ -54,6 +54,7 @@ class Downloader:
         self.state = state
         self.on_bytes = on_bytes
         self._locations: dict[str, list[tuple[str, int, int]]] | None = None
+        self.prefetcher = Prefetcher(state, on_bytes)
 
     def lookup(self, changes: list[Change]) -> None:
         """Find local copies of every chunk of a batch in one go (used by `prepare`)."""
@@ -102,10 +103,15 @@ class Downloader:
                 targets.setdefault(h, []).extend((content, off) for off in offsets)
             for h, size in content.chunks:
                 sizes.setdefault(h, size)
+        for h, data in (await self.prefetcher.take()).items():
+            for content, offset in targets.pop(h, ()):
+                os.pwrite(content.fd, data, offset)
         wanted = list(targets)
         if not wanted:
+            for content in contents:
+                content.missing.clear()
             return
-        requests = _group(wanted, sizes)
+        requests = get_groups(wanted, sizes)
         inflight: list = []
         next_req = 0
         while next_req < len(requests) or inflight:
@@ -168,15 +174,3 @@ class Downloader:
 
 def _verify(data: bytes, h: str) -> bool:
     return bool(data) and blake3.blake3(data).hexdigest() == h
-
-
-def _group(hashes: list[str], sizes: dict[str, int]) -> list[list[str]]:
-    groups: list[list[str]] = [[]]
-    total = 0
-    for h in hashes:
-        if groups[-1] and (total + sizes[h] > GET_BYTES or len(groups[-1]) >= 4096):
-            groups.append([])
-            total = 0
-        groups[-1].append(h)
-        total += sizes[h]
-    return groups

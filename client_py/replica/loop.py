@@ -33,6 +33,7 @@ import asyncio
 import logging
 import os
 import time
+from collections import deque
 from typing import Any, Callable, Iterable
 
 from client_py.backoff import Backoff
@@ -167,7 +168,7 @@ class SyncLoop:
         assert self._stream is not None
         return await self._stream.subscribe(
             after=after, ignore=self.workdir.rules.wire_patterns(), inline_max=self.inline_max if inline else CATCHUP_INLINE_MAX,
-            batch_max=self.batch_max, queue_size=4,
+            batch_max=self.batch_max, queue_size=4 if inline else 2,  # catch-up holds 2 more ahead
         )
 
     async def go_live(self) -> None:
@@ -180,6 +181,7 @@ class SyncLoop:
 
     async def disconnect(self) -> None:
         self.connected.clear()
+        self.puller.downloader.prefetcher.cancel()
         for session in (self._stream, self._requests):
             if session is not None:
                 await session.close()
@@ -195,12 +197,18 @@ class SyncLoop:
     async def catch_up(self) -> None:
         """Apply batches until the server says we are caught up; then sweep after a snapshot."""
         assert self._sub is not None
+        ahead: deque[Changes | CaughtUp] = deque()  # received, not yet applied (at most the queue's size)
         while True:
-            msg = await self._sub.next()
+            msg = ahead.popleft() if ahead else await self._sub.next()
             if isinstance(msg, CaughtUp):
                 self._cursor = msg.cursor
                 break
-            await self._apply_batch(msg)
+            if not ahead:
+                try:
+                    ahead.extend(self._sub.drain_nowait())
+                except Exception:  # noqa: BLE001 - the subscription failed: `next` raises it after this batch
+                    pass
+            await self._apply_batch(msg, ahead=ahead[0] if ahead and isinstance(ahead[0], Changes) else None)
         self.puller.sweep_unseen()
         self.puller.remove_stale_temp_files()
 
@@ -210,8 +218,8 @@ class SyncLoop:
         else:
             self._cursor = msg.cursor
 
-    async def _apply_batch(self, msg: Changes) -> None:
-        await self.puller.apply_message(msg, self._session())
+    async def _apply_batch(self, msg: Changes, *, ahead: Changes | None = None) -> None:
+        await self.puller.apply_message(msg, self._session(), ahead=ahead)
         self._cursor = msg.cursor
         self.after_batch()
 

@@ -88,17 +88,30 @@ class Puller:
         # The subscription lists a snapshot (every live path once): remember what it lists,
         # so that once caught up the paths it did not list can be removed (`sweep_unseen`).
         self.listing_snapshot = False
+        self._accepted: tuple[Changes, list[Incoming]] | None = None  # a message looked at ahead
 
     # -- entry points -----------------------------------------------------------------
 
-    async def apply_message(self, msg: Changes, session: Session) -> None:
-        """Apply a `Changes` message: its acceptable entries, then its cursor as the watermark."""
-        entries: list[Incoming] = []
+    async def apply_message(self, msg: Changes, session: Session, *, ahead: Changes | None = None) -> None:
+        """Apply a `Changes` message: its acceptable entries, then its cursor as the watermark.
+
+        `ahead`: the message that comes next, already received; the chunks it will
+        need are asked for while this one is written (`prefetch`).
+        """
+        await self.apply_entries(self._accept_all(msg), session, cursor=msg.cursor, ahead=ahead)
+
+    def _accept_all(self, msg: Changes) -> list[Incoming]:
+        """The acceptable entries of `msg` (accepted once: a message looked at ahead keeps its list)."""
+        if self._accepted is not None and self._accepted[0] is msg:
+            entries = self._accepted[1]
+            self._accepted = None
+            return entries
+        entries = []
         for raw in msg.entries:
             change = self.accept(raw)
             if change is not None:
                 entries.append((change, entry_data(raw) if isinstance(raw, dict) else None))
-        await self.apply_entries(entries, session, cursor=msg.cursor)
+        return entries
 
     def accept(self, raw: Any) -> Change | None:
         """Validate one incoming entry; refuse (and report) anything unsafe, drop what is ignored."""
@@ -122,12 +135,13 @@ class Puller:
         return change
 
     async def apply_entries(
-        self, entries: list[Incoming], session: Session, *, cursor: str | None, force: bool = False
+        self, entries: list[Incoming], session: Session, *, cursor: str | None, force: bool = False,
+        ahead: Changes | None = None,
     ) -> None:
         """Apply accepted entries as one batch; `cursor` (if any) becomes the watermark in the same commit.
 
         `force` applies entries even at a revision we hold already: a push conflict
-        brings the server's version of a path we had just synced.
+        brings the server's version of a path we had just synced. `ahead`: see `apply_message`.
         """
         with self.tree.batch():
             batch = self._open(entries, force)
@@ -136,10 +150,20 @@ class Puller:
             except BaseException:
                 self._close_downloads(batch, unlink=False)  # partial files stay for the next attempt
                 raise
+            if ahead is not None:
+                await self._prefetch(batch, ahead, session)
             try:
                 self._commit(batch, entries, cursor)
             finally:
                 self._close_downloads(batch, unlink=True)
+
+    async def _prefetch(self, batch: IncomingBatch, ahead: Changes, session: Session) -> None:
+        """Ask for the chunks the next message's files may need, while this batch is written."""
+        entries = self._accept_all(ahead)
+        self._accepted = (ahead, entries)
+        exclude = {h for c, _ in batch.todo if c.kind == "file" for h, _ in c.chunks}
+        files = (c for c, data in entries if c.kind == "file" and c.size and data is None)
+        await self.downloader.prefetcher.start(session, files, exclude)
 
     def begin_subscription(self, *, snapshot: bool, resume: bool = False) -> None:
         """A subscription is about to be read; `snapshot`: it lists every live path once.
