@@ -247,11 +247,14 @@ async def _fill(http: httpx.AsyncClient, url: str, ws: str, mib: int, writers: i
 
 
 async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int
-                    ) -> tuple[float, int, float]:
+                    ) -> tuple[float, int, float, float]:
     """kill -9 of the owner of a workspace of `mib` MiB: (seconds to the next write acknowledged through
-    `other`, bytes of the store file `other` restored, seconds to read every file back through `other`)."""
+    `other`, bytes of the store file `other` restored, seconds to read every file back through `other`,
+    seconds it took to write the workspace through its owner)."""
     assert (await http.put(f"{owner.url}/api/workspaces/{ws}")).status_code == 201
+    t0 = time.monotonic()
     await _fill(http, owner.url, ws, mib)
+    filled = time.monotonic() - t0
     owner.kill()
     killed = time.monotonic()
     while True:
@@ -269,8 +272,8 @@ async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode,
     t0 = time.monotonic()
     for i in range(mib):
         reply = await http.get(f"{other.url}/api/workspaces/{ws}/files/blob{i}.bin")
-        assert reply.status_code == 200 and len(reply.content) == 1 << 20, reply.status_code
-    return failover, restored, time.monotonic() - t0
+        assert reply.status_code == 200 and len(reply.content) == 1 << 20, (reply.status_code, reply.text[:300])
+    return failover, restored, time.monotonic() - t0, filled
 
 
 async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: object, work: Path,
@@ -284,18 +287,18 @@ async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: obje
         node.wait_ready()
         survivors[mode] = node
     print(f"\nload average: {os.getloadavg()}\n")
-    print("| workspace size | chunks | failover (kill -9 to next acknowledged write) | store file restored "
-          "| reading it all back after | load |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| workspace size | chunks | writing it (8 writers) | failover (kill -9 to next acknowledged write) "
+          "| store file restored | reading it all back after | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for i, mib in enumerate(sizes):
         for mode in modes:
             fresh = ServeNode(f"f{i}-{mode}", work / f"f{i}-{mode}", redis.url, location, free_ports(1)[0],
                               "warning", extra_env={"WSFS_CLUSTER_CHUNKS": mode})
             engines.append(fresh)
             fresh.wait_ready()
-            seconds, restored, read = await _failover(http, fresh, survivors[mode], f"fo{i}-{mode}", mib)
-            print(f"| {mib} MiB | {mode} | {seconds:.1f} s | {restored / (1 << 20):.1f} MiB | {read:.1f} s "
-                  f"| {os.getloadavg()[0]:.1f} |", flush=True)
+            seconds, restored, read, filled = await _failover(http, fresh, survivors[mode], f"fo{i}-{mode}", mib)
+            print(f"| {mib} MiB | {mode} | {filled:.1f} s | {seconds:.1f} s | {restored / (1 << 20):.1f} MiB "
+                  f"| {read:.1f} s | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 async def run(args: argparse.Namespace, work: Path) -> None:
@@ -382,9 +385,13 @@ def main() -> None:
     parser.add_argument("--chunks", default="sqlite,objects",
                         help="chunk placements for the failover runs: sqlite (inside the replicated file), objects (S3)")
     parser.add_argument("--only", choices=("failover",), help="run only this part")
+    parser.add_argument("--workdir", help="run in this directory and keep it (the nodes' logs); default: a temporary one")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]
     args.modes = [m for m in args.chunks.split(",") if m]
+    if args.workdir:  # kept afterwards: the nodes' logs
+        asyncio.run(run(args, _dir(Path(args.workdir))))
+        return
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-cluster-") as tmp:
         asyncio.run(run(args, Path(tmp)))
 

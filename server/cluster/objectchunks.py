@@ -98,6 +98,7 @@ class ChunkSpace:
     grace: float = GRACE
     spill: int = SPILL_OBJECTS
     _gen: tuple[int, int] = (0, 0)  # (epoch, generation) of uploads now
+    _checked: bool = False  # the store was found free of pack files
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def tag(self) -> int:
@@ -122,10 +123,13 @@ class ChunkSpace:
 
     def __call__(self, conn: sqlite3.Connection, path: str) -> ObjectChunks:
         """The `vfs.chunkstore.BackendFactory`: this workspace's backend on one connection."""
-        packed = conn.execute("SELECT count(*) FROM chunks WHERE pack >= 0").fetchone()[0]
-        if packed:
-            raise ValueError(f"{path} keeps {packed} chunks in pack files no other node can read: convert it "
-                             "first (`wsfs store convert --chunks sqlite STORE.db`, docs/cluster.md)")
+        if not self._checked:  # once per workspace and node (a scan of the catalogue): no store restored
+            # in a cluster has pack files, only one made by a plain `wsfs serve` on this disk can
+            packed = conn.execute("SELECT count(*) FROM chunks WHERE pack >= 0").fetchone()[0]
+            if packed:
+                raise ValueError(f"{path} keeps {packed} chunks in pack files no other node can read: convert "
+                                 "it first (`wsfs store convert --chunks sqlite STORE.db`, docs/cluster.md)")
+            self._checked = True
         return ObjectChunks(conn, path, self)
 
 
