@@ -56,6 +56,12 @@ def wire_mtime(mtime: float) -> float:
     return min(max(mtime, -MTIME_MAX), MTIME_MAX)
 
 
+def _unchanged_file(st: os.stat_result, row: Entry) -> bool:
+    """A regular file exactly as its row left it (what `Workdir.is_clean` says, for files, without a read)."""
+    return (row.kind == "file" and statmod.S_ISREG(st.st_mode) and st.st_size == row.size
+            and st.st_mtime_ns == row.mtime_ns and st.st_ino == row.ino and (st.st_mode & 0o7777) == (row.mode & 0o7777))
+
+
 @dataclass
 class LocalChange:
     """A local change ready to push."""
@@ -97,11 +103,14 @@ class Pusher:
                     self.tree.unlink_name(d, name)  # left by an interrupted run (scans never overlap a batch)
                     continue
                 st = local[name]
+                row = known.get(name)
+                if row is not None and _unchanged_file(st, row) and not self.rules.ignores(join(d, name), "file"):
+                    continue  # the common case, decided without the general checks below
                 path = join(d, name)
                 kind = kind_of(st)
                 if kind is None or self.rules.ignores(path, kind):
                     continue
-                if not self.workdir.is_clean(st, known.get(name)):
+                if not self.workdir.is_clean(st, row):
                     yield path
                 if kind == "dir":
                     stack.append(path)

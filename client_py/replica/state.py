@@ -20,8 +20,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, NamedTuple
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,8 +49,9 @@ CREATE TABLE IF NOT EXISTS seen(path TEXT PRIMARY KEY) WITHOUT ROWID;  -- listed
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
+    """One synced path (a tuple: a rescan builds one per path it looks at, a frozen dataclass cost 3x)."""
+
     path: str
     kind: str
     rev: int
