@@ -234,16 +234,26 @@ async def _ack_steps(location, work: Path, rounds: int) -> tuple[dict[str, list[
         return times, heads[0]
 
 
-async def _fill(http: httpx.AsyncClient, url: str, ws: str, mib: int, writers: int = 8) -> None:
-    """`mib` files of 1 MiB of incompressible bytes, `writers` PUTs at a time (each acknowledged)."""
+async def _fill(http: httpx.AsyncClient, url: str, ws: str, mib: int, writers: int = 8) -> int:
+    """`mib` files of 1 MiB of incompressible bytes, `writers` PUTs at a time (each acknowledged);
+    how many PUTs were refused (503) and retried."""
     todo = iter(range(mib))
 
+    refused = 0
+
     async def writer() -> None:
+        nonlocal refused
         for i in todo:
-            reply = await http.put(f"{url}/api/workspaces/{ws}/files/blob{i}.bin", content=os.urandom(1 << 20))
+            body = os.urandom(1 << 20)
+            for _ in range(10):  # a 503 (not acknowledged in time) is retried, as a client would
+                reply = await http.put(f"{url}/api/workspaces/{ws}/files/blob{i}.bin", content=body)
+                if reply.status_code != 503:
+                    break
+                refused += 1
             assert reply.status_code in (200, 201), reply.text
 
     await asyncio.gather(*(writer() for _ in range(writers)))
+    return refused
 
 
 async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode, ws: str, mib: int
@@ -253,8 +263,10 @@ async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode,
     seconds it took to write the workspace through its owner)."""
     assert (await http.put(f"{owner.url}/api/workspaces/{ws}")).status_code == 201
     t0 = time.monotonic()
-    await _fill(http, owner.url, ws, mib)
+    refused = await _fill(http, owner.url, ws, mib)
     filled = time.monotonic() - t0
+    if refused:
+        print(f"({ws}: {refused} PUTs refused with 503 while writing it, retried)", flush=True)
     owner.kill()
     killed = time.monotonic()
     while True:

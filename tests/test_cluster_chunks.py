@@ -8,6 +8,7 @@ and never one that is named.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from client_py import Client
 from server.cluster.objectchunks import _doomed, key_suffix, parse_key, tag_of
 from server.cluster.objectstore import ObjectStore, S3Location
 from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes, get_until  # noqa: F401
-from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import litestream, redis_server, s3_location, seaweed  # noqa: F401
 
 pytestmark = pytest.mark.timeout(150)
 MIB = 1 << 20
@@ -124,3 +125,52 @@ def test_the_collector_judges_only_older_unnamed_objects_past_the_grace() -> Non
     doomed = [key for key, _ in _doomed(candidates, named, newest, now - 60)]
     assert doomed == [candidates[1][0], candidates[2][0]]
     assert parse_key(candidates[0][0]) == (tag_of(5, 1), digest)
+
+
+async def test_a_fenced_owners_collector_deletes_nothing(
+        redis_server: RedisServer, s3_location: S3Location, litestream, tmp_path: Path) -> None:
+    """The collector's step 3: an owner that lost the workspace (here: Redis forgot the lease and another
+    node bumped the epoch) finds its catalogue not fenced and deletes nothing, while the same pass by
+    the owner, just before, deleted what a removed file left."""
+    from server.cluster.chunkobjects import ChunkCache, ChunkObjects, ObjectClient
+    from server.cluster.objectchunks import ChunkSpace, blocking_durable
+    from tests.test_cluster_acks import another_node_after_redis_forgot, owned_store
+    from vfs import Workspace
+
+    db = tmp_path / "ws1.db"
+    objects = ChunkObjects(ObjectClient(s3_location), ChunkCache(tmp_path / "cache"))
+    prefix = s3_location.key("ws", "ws1", "chunks")
+    try:
+        async with owned_store(redis_server, s3_location, litestream, db) as (ownership, held, acks):
+            loop = asyncio.get_running_loop()
+            space = ChunkSpace("ws1", prefix, objects, lambda: held.number if "ws1" in ownership.held else None,
+                               blocking_durable(loop, lambda: acks.wait_durable("ws1", db), 30), grace=0)
+
+            def write_remove_collect(name: str) -> int:
+                with Workspace(db, history_keep=0, history_days=0, chunk_backend=space) as ws:
+                    ws.write_file(f"/w/{name}", os.urandom(2 * MIB))
+                    ws.unlink(f"/w/{name}")
+                    return ws.gc().chunks_removed
+
+            async def keys() -> set[str]:
+                return await _chunk_keys(s3_location, "ws1")
+
+            assert await asyncio.to_thread(write_remove_collect, "one") > 0
+            assert await keys() == set()  # the owner collected every object of the removed file
+            with Workspace(db, history_keep=0, history_days=0, chunk_backend=space) as ws:
+                ws.write_file("/w/two", os.urandom(2 * MIB))
+                ws.unlink("/w/two")
+            left = await keys()
+            assert left
+            ownership.stop_renewal()
+            async with another_node_after_redis_forgot(redis_server, s3_location) as other:
+                await other.acquire("ws1")
+
+                def collect() -> None:
+                    with Workspace(db, history_keep=0, history_days=0, chunk_backend=space) as ws:
+                        ws.gc()
+
+                await asyncio.to_thread(collect)
+                assert await keys() == left  # fenced: nothing deleted
+    finally:
+        await asyncio.to_thread(objects.close)

@@ -20,17 +20,18 @@ chunk collector is safe"):
 1. a commit is written only after every object it references is in S3
    (`before_commit` waits for the PUTs): Litestream never carries a row
    whose object is missing;
-2. the collector (`compact`, run after the store's gc on the writer, under
-   the write lock) first bumps the generation, then makes every commit so
-   far durable *and* fenced (a `DurableAcks` round: the same proof that
-   makes an acknowledgement safe makes this catalogue the one every later
-   owner restores or descends from), then deletes only objects of older
-   tags of its own epoch or earlier that this catalogue does not name and
-   that are older than the grace;
-3. no later state of any owner can name such an object: this owner's later
-   rows carry newer tags, a later owner's rows carry its own epoch, and
-   every row restored comes from a catalogue that descends from the
-   collected one.
+2. the collector (`compact`, run after the store's gc on the writer) closes
+   the upload generation and reads the catalogue, both under the write
+   lock, then makes every commit so far durable *and* fenced (a
+   `DurableAcks` round: the same proof that makes an acknowledgement safe
+   makes this catalogue the one every later owner restores or descends
+   from), then deletes only objects of older tags of its own epoch or
+   earlier that this catalogue does not name and that are older than the
+   grace;
+3. no later state of any owner can name such an object: rows added after
+   the generation closed carry newer tags (this owner's) or a later
+   epoch (a later owner's), rows never change their tag, and every row
+   restored comes from a catalogue that descends from the judged one.
 """
 
 from __future__ import annotations
@@ -265,20 +266,20 @@ class ObjectChunks(SqliteChunks):
         except OSError as exc:
             log.warning("chunk collection of %s skipped: %s", space.workspace, exc)
             return 0
-        with transaction():  # the write lock: nothing commits until the judged objects are gone
-            try:
-                newest = space.next_generation()  # nothing older than this tag is uploaded from now on
-                space.durable()  # this catalogue is what every later owner restores or descends from
-            except Exception as exc:  # noqa: BLE001 - not durable or not ours: delete nothing
-                log.warning("chunk collection of %s skipped: %s", space.workspace, exc)
-                return 0
+        with transaction():  # briefly the write lock: no transaction naming an older tag is still open
+            newest = space.next_generation()  # rows added from now on carry this tag or a newer one
             named = set(self._conn.execute("SELECT pos, hash FROM chunks WHERE pack = ?", (OBJECT,)))
-            doomed = _doomed(listed, named, newest, time.time() - space.grace)
-            try:
-                space.objects.client.delete([key for key, _ in doomed])
-            except OSError as exc:
-                log.warning("chunk collection of %s incomplete: %s", space.workspace, exc)
-                return 0
+        try:  # outside the lock: Litestream may need to write the store while it syncs
+            space.durable()  # covers `named`: every later owner restores it or a state descending from it
+        except Exception as exc:  # noqa: BLE001 - not durable or not ours: delete nothing
+            log.warning("chunk collection of %s skipped: %s", space.workspace, exc)
+            return 0
+        doomed = _doomed(listed, named, newest, time.time() - space.grace)
+        try:
+            space.objects.client.delete([key for key, _ in doomed])
+        except OSError as exc:
+            log.warning("chunk collection of %s incomplete: %s", space.workspace, exc)
+            return 0
         if doomed:
             log.info("%s: %d chunk objects collected (%d bytes)", space.workspace, len(doomed),
                      sum(size for _, size in doomed))
