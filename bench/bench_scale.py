@@ -358,7 +358,10 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> di
             server, names, args.rate, args.load_seconds, subs, "a")
     # quiet workspaces go to sleep (every SQLite connection closed) after the server's idle time
     await asyncio.sleep(max(1.0, args.sleep_wait))
+    spy = py_spy(server.proc.pid, args.idle_window, f"idle{n}")
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
+    if spy is not None:
+        spy.wait()
     row.update(proc_figures(server.proc.pid))
     row["fds_per_ws"] = (row["fds"] - before["fds"] - n) / n  # beyond each subscriber's socket
     row["kib_per_ws"] = 1024 * (row["rss_mib"] - before["rss_mib"]) / n  # its subscriber included

@@ -22,9 +22,8 @@ import os
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import vfs
 from vfs import storelock
@@ -41,23 +40,11 @@ from server.placement import LocalPlacement, Placement
 from server.readers import ReaderPool
 from server.sleep import SLEEP_LOCKS, Activity, files_stamp, pressed, sweep
 from server.store_options import StoreOptions
-from server.writers import SerialQueue
+from server.writers import SerialQueue, with_content_ids
 
 T = TypeVar("T")
 log = logging.getLogger("wsfs.server")
 _AUTHORS_KEPT = 4096
-
-
-def with_content_ids(result: T) -> T:
-    """`result`, with any content id a positional write left to derive derived now, in the thread
-    that owns the store's connection (vfs.nodes), never later on the event loop."""
-    if isinstance(result, vfs.Stat):
-        result.hash  # noqa: B018 - read for its side effect
-    elif isinstance(result, (list, tuple)):
-        for item in result:
-            if isinstance(item, vfs.Stat):
-                item.hash  # noqa: B018
-    return result
 
 
 INLINE_WRITES = os.environ.get("WSFS_INLINE_WRITES", "1") != "0"  # small writes on the loop (see `write`)
@@ -436,6 +423,24 @@ class WorkspaceHandle:
         self.readers.close_idle()
 
 
+class InUse:
+    """`Stores.use` (a class: every request enters one; an asynccontextmanager costs a generator)."""
+
+    __slots__ = ("stores", "name", "handle")
+
+    def __init__(self, stores: Stores, name: str):
+        self.stores, self.name = stores, name
+
+    async def __aenter__(self) -> WorkspaceHandle:
+        self.handle = handle = await self.stores.get(self.name)
+        handle.users += 1
+        return handle
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.handle.users -= 1
+        self.handle.last_used = time.monotonic()
+
+
 class Stores:
     """Every workspace of a data dir: `DATA/workspaces/NAME.db`."""
 
@@ -516,16 +521,9 @@ class Stores:
         except Exception as e:  # noqa: BLE001 - e.g. mounted locally (read-only): the log waits
             log.warning("workspace %s: co-edited documents not recovered (%s)", handle.name, e)
 
-    @asynccontextmanager
-    async def use(self, name: str) -> AsyncIterator[WorkspaceHandle]:
-        """A handle that stays open for the whole block (no idle close meanwhile)."""
-        handle = await self.get(name)
-        handle.users += 1
-        try:
-            yield handle
-        finally:
-            handle.users -= 1
-            handle.last_used = time.monotonic()
+    def use(self, name: str) -> InUse:
+        """`async with stores.use(name) as handle`: a handle that stays open for the whole block."""
+        return InUse(self, name)
 
     async def create(self, name: str) -> bool:
         """Create the workspace if missing; True if it was created."""

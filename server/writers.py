@@ -17,6 +17,8 @@ from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
+import vfs
+
 T = TypeVar("T")
 BATCH = 8  # jobs one drain runs before it yields its pool thread to other workspaces
 
@@ -75,3 +77,15 @@ class SerialQueue:
             self._closed = True
         if wait:
             self._idle.wait()
+
+
+def with_content_ids(result: T) -> T:
+    """`result`, with any content id a positional write left to derive derived now, in the thread
+    that owns the store's connection (vfs.nodes), never later on the event loop."""
+    if isinstance(result, vfs.Stat):
+        result.hash  # noqa: B018 - read for its side effect
+    elif isinstance(result, (list, tuple)):
+        for item in result:
+            if isinstance(item, vfs.Stat):
+                item.hash  # noqa: B018
+    return result

@@ -56,3 +56,22 @@ def test_a_busy_process_still_gets_a_full_collection_every_full_every_seconds() 
         g.tick()
         assert policy.count == 1               # but never longer than FULL_EVERY
     """)
+
+
+def test_a_quiet_moment_with_nothing_new_in_the_old_generation_runs_no_full_collection() -> None:
+    run("""
+        import gc
+        from server import gcpolicy as g
+
+        g.install()
+        gc.collect()                           # nothing promoted since
+        policy = g._policy
+        policy.last -= g.QUIET_AFTER + 1
+        g.tick()
+        assert policy.count == 0, "an idle process walked its live objects for nothing"
+        junk = [[i] for i in range(300_000)]   # now the middle generation is collected many times
+        del junk
+        g.tick()                               # (busy: many young collections since the last tick)
+        g.tick()
+        assert policy.count == 1
+    """)
