@@ -542,6 +542,25 @@ def test_retention_policy_is_configurable(tmp_path):
         assert ws.read_file("/v", rev=revs[-3]) == b"7"
 
 
+def test_a_file_recreated_and_written_in_one_transaction_is_pruned_by_the_next_write(tmp_path):
+    """A mount creates a file and writes its content in one group transaction; that
+    write skips pruning (the create skipped it too). The path's next write, in a
+    later transaction, prunes as usual: nothing beyond the policy is kept for good."""
+    with vfs.Workspace(str(tmp_path / "s.db"), history_keep=2, history_days=0) as ws:
+        for i in range(4):
+            ws.write_file("/v", b"old %d" % i)
+        ws.unlink("/v")
+        with ws.transaction():
+            ws.write_file("/v", b"", if_match="")
+            ws.write_file("/v", b"new")
+        assert ws.read_file("/v") == b"new"
+        before = [v.rev for v in ws.history("/v")]
+        last = ws.write_file("/v", b"newer").rev
+        after = [v.rev for v in ws.history("/v")]
+        assert len(after) <= 2 < len(before), (before, after)
+        assert last in after and ws.read_file("/v") == b"newer"
+
+
 def test_concurrent_writers_on_one_file_get_distinct_revisions(tmp_path):
     """One Workspace object per thread on the same file: every commit gets its own revision."""
     import threading

@@ -91,11 +91,14 @@ class Resolved:
 class Tx:
     """State of the running write transaction."""
 
-    __slots__ = ("_conn", "_rev", "_known")
+    __slots__ = ("_conn", "_rev", "_known", "new_files")
 
     def __init__(self, conn: sqlite3.Connection, known: int = 0):
         self._conn = conn
         self._rev = 0
+        # Paths of files created in this transaction (`Versions.record_current`): a
+        # later write of one in the same transaction has no older version to prune.
+        self.new_files: set[str] = set()
         # The store's current revision when the caller knows it (nobody else
         # committed since our last commit): saves the query on first write.
         self._known = known
@@ -553,9 +556,12 @@ class Db:
         else:
             self.log_many(tx, [(p, node_ino) for p in self.paths_of(node_ino)])
 
-    def touch_dir(self, dir_ino: int, other_ino: int | None = None) -> None:
-        """A directory's mtime/ctime move when its entries change (as on Linux); `other_ino`: a second one (rename)."""
-        now = time.time_ns()
+    def touch_dir(self, dir_ino: int, other_ino: int | None = None, *, now: int | None = None) -> None:
+        """A directory's mtime/ctime move when its entries change (as on Linux); `other_ino`: a second one (rename).
+
+        `now`: the time to stamp (a new node's ctime, so a caller holding the
+        parent's old `Stat` knows its new times without reading it again)."""
+        now = time.time_ns() if now is None else now
         if other_ino is None or other_ino == dir_ino:
             self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
         else:

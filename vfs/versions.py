@@ -82,8 +82,13 @@ class Versions:
         self._db.conn.executemany(
             _INSERT_CURRENT, [(p, tx.rev, now, self.author, None, ino, KIND_FILE) for p in paths]
         )
-        if prune:
-            for p in paths:
+        if not prune:
+            tx.new_files.update(paths)
+            return
+        for p in paths:
+            # A file created in this transaction (a mount's create, then its content at
+            # close, in one group commit) leaves pruning to a later one, as its create did.
+            if p not in tx.new_files:
                 self.prune(p, now)
 
     def record_deletion(self, tx: Tx, paths: list[str]) -> None:
