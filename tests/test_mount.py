@@ -20,6 +20,7 @@ import zipfile
 from pathlib import Path
 
 import blake3
+import mfusepy
 import pytest
 
 import vfs
@@ -237,6 +238,42 @@ def test_cached_metadata_is_what_the_store_holds(tmp_path: Path, store: Path):
     with MountProcess([str(store)], str(mountpoint)):
         assert _attributes(d) == seen
         assert _attributes(d / "sub") == seen_sub
+
+
+def test_listings_kept_by_the_kernel_follow_every_change(tmp_path: Path, mnt: Path):
+    """Directory listings are kept by the kernel between reads (`dircache.py`); every
+    change made through the mount must show in the next listing all the same."""
+    d, e = mnt / "d", mnt / "e"
+    d.mkdir()
+    e.mkdir()
+    expected = set()
+
+    def check() -> None:
+        for _ in range(2):  # the second read is served from the kernel's copy
+            assert set(os.listdir(d)) == expected
+
+    check()
+    changes = [
+        (lambda: (d / "a").write_bytes(b"1"), {"a"}, set()),
+        (lambda: os.rename(d / "a", d / "b"), {"b"}, {"a"}),
+        (lambda: os.link(d / "b", d / "c"), {"c"}, set()),
+        (lambda: os.unlink(d / "b"), set(), {"b"}),
+        (lambda: os.symlink("c", d / "s"), {"s"}, set()),
+        (lambda: os.mkdir(d / "sub"), {"sub"}, set()),
+        (lambda: os.rmdir(d / "sub"), set(), {"sub"}),
+        (lambda: os.mkfifo(d / "f"), {"f"}, set()),
+        (lambda: (e / "x").write_bytes(b"x"), set(), set()),
+        (lambda: os.rename(e / "x", d / "x"), {"x"}, set()),
+        (lambda: os.rename(d / "c", e / "c"), set(), {"c"}),
+    ]
+    for change, added, removed in changes:
+        change()
+        expected = (expected | added) - removed
+        check()
+    assert set(os.listdir(e)) == {"c"}
+    log = (tmp_path / "mount.log").read_text()
+    if mfusepy._libfuse.fuse_version() in (314, 315):  # the versions dircache.py knows (others: not kept)
+        assert "directory listings are kept by the kernel" in log
 
 
 def test_fstat_of_an_open_unlinked_file(mnt: Path):

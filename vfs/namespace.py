@@ -91,6 +91,9 @@ class Namespace:
     ) -> Node:
         """Insert a node and its name; log the new path; the row written (RETURNING: no second read).
 
+        The parent directory's mtime and ctime become the new node's ctime (one clock
+        reading): a FUSE mount updates the parent's cached attributes from it.
+
         `content`: a file's (size, hash or None to derive, chunk list)."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
@@ -105,7 +108,7 @@ class Namespace:
         self._db.conn.execute(
             "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, node.ino)
         )
-        self._db.touch_dir(found.parent_ino)
+        self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         self._db.log(tx, found.real, node.ino)
         return node
 

@@ -16,6 +16,7 @@ in-memory index already and does not use this.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import vfs
@@ -55,11 +56,13 @@ class MetaCache:
                 self.stats.clear()
             self.stats[path] = st
 
-    def forget(self, path: str, *, added: bool | None = None, nlink: int = 1) -> None:
+    def forget(self, path: str, *, added: bool | None = None, nlink: int = 1, parent_ns: int | None = None) -> None:
         """`path` changed: forget its stat. `added` True/False: the name was created or
         removed, so its parent's times, link count and listing moved too (and the
         parent's name set gains or loses it). A node with other names (`nlink` > 1)
-        changed under those as well: forget everything."""
+        changed under those as well: forget everything. `parent_ns`: the parent's new
+        mtime and ctime when known (a new file's ctime, see `Namespace.insert_node`),
+        so its stat is kept, updated, for the getattr the kernel sends next."""
         if nlink > 1:
             self.clear()
             return
@@ -67,7 +70,12 @@ class MetaCache:
         if added is not None:
             parent, _, name = path.rpartition("/")
             parent = parent or "/"
-            self.stats.pop(parent, None)
+            before = self.stats.pop(parent, None)
+            if before is not None and parent_ns is not None:
+                seconds = parent_ns / 1e9
+                self.stats[parent] = dataclasses.replace(
+                    before, mtime=seconds, ctime=seconds, mtime_ns=parent_ns, ctime_ns=parent_ns
+                )
             self.listings.pop(parent, None)
             names = self.names.get(parent)
             if names is not None:

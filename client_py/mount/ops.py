@@ -26,6 +26,7 @@ from collections.abc import Callable
 import mfusepy
 
 import vfs
+from client_py.mount import dircache
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.metacache import MetaCache
@@ -94,6 +95,7 @@ class WsfsOperations(mfusepy.Operations):
 
     use_ns = True
     cache_dirs = False  # the kernel may cache directory listings (a local store: this mount is its only writer)
+    mountpoint = ""  # where libfuse mounted us (set by the runner; dircache checks the session against it)
 
     def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
         self._open_workspace = open_workspace
@@ -116,6 +118,7 @@ class WsfsOperations(mfusepy.Operations):
         # name -> inode. The store removes the name at once; the stand-in lives only
         # here, so fstat on the descriptor works and no stand-in reaches the store.
         self.hidden: dict[str, int] = {}
+        self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -125,6 +128,8 @@ class WsfsOperations(mfusepy.Operations):
             conn.max_write = MAX_IO
             conn.max_readahead = MAX_IO
         self.links.fuse = current_fuse()
+        if self.cache_dirs and self._kept_listings is None:
+            self._kept_listings = dircache.keep_listings(self.links.fuse, self.mountpoint)
         with self._lock:
             if self.ws is None:
                 self.ws = self._open_workspace()
@@ -416,7 +421,7 @@ class WsfsOperations(mfusepy.Operations):
         handle = self.table.open(st.ino, flags)
         handle.node.base, handle.node.stat = st.hash, st
         self.fresh = (path, st)
-        self.cache.forget(path, added=True)
+        self.cache.forget(path, added=True, parent_ns=st.ctime_ns)  # (the store stamps the parent with it)
         self.cache.put(path, st)
         if handle.node.spool is None:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write

@@ -53,15 +53,6 @@ class _Fuse(mfusepy.FUSE):
         decoded = None if path is None else path.decode(self.encoding, self.errors)
         return self.operations.write(decoded, data, offset, fip.contents.fh)
 
-    def opendir(self, path: bytes, fip) -> int:
-        fip.contents.fh = self.operations.opendir(path.decode(self.encoding, self.errors))
-        if self.operations.cache_dirs:
-            # The kernel keeps the listing; any change made through the mount resets it.
-            # (libfuse passes these two flags on from 3.16.1; older versions drop them.)
-            fip.contents.cache_readdir = 1
-            fip.contents.keep_cache = 1
-        return 0
-
     def create(self, path: bytes, mode: int, fip) -> int:
         # mfusepy inspects the signature of `create` on every call (~50 us); ours is fixed.
         info = fip.contents
@@ -115,6 +106,7 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
     # anyway, and ctypes callbacks on libfuse's own threads pay for a fresh
     # Python thread state per call (create 1,000 files: 2.4x slower measured).
     single = os.environ.get("WSFS_MOUNT_THREADS", "single") != "multi"
+    operations.mountpoint = mountpoint
     _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single, **fuse_options(local=local))
 
 
