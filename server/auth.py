@@ -25,6 +25,7 @@ from pathlib import Path
 from vfs.wire import EACCES, EAUTH, ProtocolError
 
 SCOPES = ("read", "write", "admin")
+KNOWN_MAX = 4096  # tokens remembered by `TokenStore.lookup` (emptied when full)
 _RANK = {"read": 0, "write": 1, "admin": 2}
 
 _SCHEMA = """
@@ -100,6 +101,9 @@ class TokenStore:
         self._conn.execute("PRAGMA busy_timeout=5000")
         self._conn.executescript(_SCHEMA)
         self._data_version: int | None = None
+        # found tokens by digest, valid while no other connection committed (`lookup`)
+        self._known: dict[bytes, Principal] = {}
+        self._known_version: int | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -116,13 +120,30 @@ class TokenStore:
         return who, secret
 
     def lookup(self, secret: str | None) -> Principal | None:
+        """The token's identity, or None. A token found before is answered from memory while
+        `PRAGMA data_version` says no other connection committed since (half the cost of the indexed
+        read); our own writes (`create`, `revoke`) forget what they change, so a revocation by
+        anyone still holds from the next request on."""
         if not secret:
             return None
+        digest = _digest(secret)
         with self._lock:
+            version = self._conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._known_version:
+                self._known.clear()
+                self._known_version = version
+            found = self._known.get(digest)
+            if found is not None:
+                return found
             row = self._conn.execute(
-                "SELECT id, name, workspace, scope FROM tokens WHERE digest = ?", (_digest(secret),)
+                "SELECT id, name, workspace, scope FROM tokens WHERE digest = ?", (digest,)
             ).fetchone()
-        return Principal(*row) if row else None
+            if row is None:
+                return None
+            if len(self._known) >= KNOWN_MAX:
+                self._known.clear()
+            found = self._known[digest] = Principal(*row)
+            return found
 
     def authenticate(self, secret: str | None) -> Principal:
         principal = self.lookup(secret)
@@ -139,10 +160,12 @@ class TokenStore:
 
     def revoke(self, token_id: str) -> bool:
         with self._lock:
+            self._known.clear()
             return self._conn.execute("DELETE FROM tokens WHERE id = ?", (token_id,)).rowcount > 0
 
     def revoke_workspace(self, workspace: str) -> list[str]:
         with self._lock:
+            self._known.clear()
             rows = self._conn.execute("DELETE FROM tokens WHERE workspace = ? RETURNING id", (workspace,)).fetchall()
         return [r[0] for r in rows]
 

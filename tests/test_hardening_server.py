@@ -364,15 +364,17 @@ async def test_revocation_by_another_process_closes_sockets(live_server: LiveSer
     await victim.request({"type": "subscribe", "id": "v", "after": "now"})
     bystander = await WsClient.open(live_server.ws_url(token=keep))
     await bystander.request({"type": "subscribe", "id": "b", "after": "now"})
+    with live_server.http(token=secret) as c:  # the server now knows this token (TokenStore remembers it)
+        assert c.put(f"{W}/files/rv/early.txt?parents=1", content=b"early").status_code < 300
     done = await asyncio.to_thread(
         subprocess.run, [sys.executable, "-m", "wsfs", "token", "revoke", principal.id, "--data",
                          str(live_server.data_dir)], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+    with live_server.http(token=secret) as c:  # the very next request, before any timer ran
+        assert c.put(f"{W}/files/rv/late.txt?parents=1", content=b"late").status_code == 401
     assert await victim.close_code() == 1008
     with pytest.raises(ConnectionClosed):
         await victim.request({"type": "ping"})
-    with live_server.http(token=secret) as c:
-        assert c.put(f"{W}/files/rv/late.txt?parents=1", content=b"late").status_code == 401
     assert (await bystander.request({"type": "ping"}))["type"] == "ok"  # only that token's sockets
     await bystander.close()
 
