@@ -50,7 +50,7 @@ async def test_first_sync_is_byte_exact_and_leaves_nothing_behind(server, ws, tm
 
 
 async def test_first_sync_under_a_narrow_umask_keeps_the_servers_modes(server, ws, tmp_path):
-    """Files are created with their final mode; where the umask takes bits away they are put back,
+    """Files and directories are made with their final mode; where the umask takes bits away they are put back,
     so the state records what is on disk and the next sync finds nothing to push."""
     for i, mode in enumerate((0o644, 0o755, 0o600, 0o666)):
         await ws.write_file(f"/m/f{i}", b"x" * (i + 1), parents=True, mode=mode)
@@ -63,6 +63,7 @@ async def test_first_sync_under_a_narrow_umask_keeps_the_servers_modes(server, w
         os.umask(old)
     modes = [stat.S_IMODE(os.lstat(local / "m" / f"f{i}").st_mode) for i in range(4)]
     assert modes == [0o644, 0o755, 0o600, 0o666]
+    assert stat.S_IMODE(os.lstat(local / "m").st_mode) == 0o755  # the directory too
     async with make_replica(server, local) as r:
         again = await asyncio.wait_for(r.sync_once(), 60)
     assert (again.downloaded, again.uploaded) == (0, 0)

@@ -421,15 +421,23 @@ class LocalTree:
     def make_dir(self, path: str, mode: int) -> os.stat_result:
         if path == "/":
             return os.stat(self.root_fd)
+        perm = (mode & 0o7777) | 0o700  # stay writable by us, or no child could be synced
         with self.parent_dir(path, create=True) as (fd, name):
+            try:  # the common case, a new directory: made with its mode unless the umask narrows it
+                os.mkdir(name, perm, dir_fd=fd)
+                st = os.stat(name, dir_fd=fd, follow_symlinks=False)
+                if statmod.S_ISDIR(st.st_mode) and st.st_mode & 0o7777 == perm:
+                    return st
+            except FileExistsError:
+                pass
             self._clear_for(fd, name, path, keep_dirs=True)
             try:
-                os.mkdir(name, (mode & 0o7777) | 0o700, dir_fd=fd)
+                os.mkdir(name, perm, dir_fd=fd)
             except FileExistsError:
                 pass
             dfd = os.open(name, _DIR_FLAGS, dir_fd=fd)
             try:
-                os.chmod(dfd, (mode & 0o7777) | 0o700)  # stay writable by us, or no child could be synced
+                os.chmod(dfd, perm)
                 return os.fstat(dfd)
             finally:
                 os.close(dfd)

@@ -303,6 +303,7 @@ class Puller:
             # and keep anything made here beside it (as a conflict copy)
             if not self._delete_clean_tree(path):
                 self.workdir.conflict_copy(path)
+                batch.absent.clear()  # the copy's new name may be a later entry's path
             local, row = None, None
         if local is not None and not self.workdir.is_clean(local, row, path):
             if not self._same_as_remote(batch, change, local):
