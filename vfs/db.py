@@ -91,14 +91,18 @@ class Resolved:
 class Tx:
     """State of the running write transaction."""
 
-    __slots__ = ("_conn", "_rev", "_known", "new_files")
+    __slots__ = ("_conn", "_rev", "_known", "new_files", "linked")
 
     def __init__(self, conn: sqlite3.Connection, known: int = 0):
         self._conn = conn
         self._rev = 0
-        # Paths of files created in this transaction (`Versions.record_current`): a
-        # later write of one in the same transaction has no older version to prune.
-        self.new_files: set[str] = set()
+        # Files created in this transaction, path -> ino (`Versions.record_current`): a
+        # later write of one in the same transaction leaves pruning to a later one, and
+        # its node still has one link unless `link` gave it another (`linked`: inodes
+        # that gained a name in this transaction). A new node starts with one link and
+        # only `link` adds any, so this holds even for entries a rollback left behind.
+        self.new_files: dict[str, int] = {}
+        self.linked: set[int] = set()
         # The store's current revision when the caller knows it (nobody else
         # committed since our last commit): saves the query on first write.
         self._known = known

@@ -165,6 +165,7 @@ class Namespace:
                 "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ?",
                 (time.time_ns(), tx.rev, source.ino),
             )
+            tx.linked.add(source.ino)  # (its link count is no longer known to be 1: `Tx.new_files`)
             self._db.touch_dir(found.parent_ino)
             self._db.log(tx, found.real, source.ino)
             if source.kind == KIND_FILE:

@@ -75,6 +75,8 @@ class Versions:
         the path's next write or `gc()`: a new file rarely has any.
         """
         now = time.time()
+        if nlink is None and tx.new_files.get(path) == ino and ino not in tx.linked:
+            nlink = 1  # created in this transaction and never linked since (see `Tx.new_files`)
         if nlink is None:  # the caller does not know it (a node it just inserted has 1)
             linked = self._db.conn.execute("SELECT nlink FROM nodes WHERE ino = ?", (ino,)).fetchone()
             nlink = 0 if linked is None else linked[0]
@@ -83,7 +85,8 @@ class Versions:
             _INSERT_CURRENT, [(p, tx.rev, now, self.author, None, ino, KIND_FILE) for p in paths]
         )
         if not prune:
-            tx.new_files.update(paths)
+            if nlink == 1:
+                tx.new_files[path] = ino
             return
         for p in paths:
             # A file created in this transaction (a mount's create, then its content at
