@@ -29,6 +29,7 @@ import mfusepy
 log = logging.getLogger("wsfs.mount")
 
 INVALIDATE_WAIT_SECONDS = 0.5
+_NONE: tuple[list[str], bool] = ([], False)  # nothing pending (never mutated: flush only reads it)
 
 _lib = mfusepy._libfuse  # the libfuse mfusepy loaded; there is no public accessor
 _invalidate = getattr(_lib, "fuse_invalidate_path", None)
@@ -79,7 +80,10 @@ class LinkNames:
 
     def take_pending(self, is_open: Callable[[int], object]) -> tuple[list[str], bool]:
         """(names to invalidate, whether one of their inodes is open: see the module docstring)."""
-        pending, self._pending = self._pending, []
+        pending = self._pending
+        if not pending:  # (nearly every operation: called after each one)
+            return _NONE
+        self._pending = []
         return [name for name, _ in pending], any(is_open(ino) for _, ino in pending)
 
     def flush(self, paths: list[str], busy: bool = True) -> None:
