@@ -29,11 +29,14 @@ import asyncio
 from typing import Any
 
 from websockets.protocol import State
+from websockets.streams import StreamReader
 
 from server.rawsocket import RawSocket
 
 PAYLOAD = b"wsfs"
 PING = bytes((0x89, len(PAYLOAD))) + PAYLOAD  # FIN + ping, unmasked (a server frame), 4-byte payload
+_PAYLOAD_INT = int.from_bytes(PAYLOAD, "big")
+_AT_EOF = StreamReader.at_eof.__code__
 SLOTS = 20  # wheel slots per interval (a tick each), so each tick visits about a twentieth of the sockets
 MAX_TICK = 1.0  # seconds: a tick at least this often, so a socket's first ping is at most this late
 
@@ -103,14 +106,12 @@ class Keepalive:
 
 def _at_frame_boundary(conn: Any) -> bool:
     """Is websockets' parser waiting for the first byte of a frame (not inside one)? Its generator
-    chain then ends in `StreamReader.at_eof`, the only place it waits between frames."""
-    gen = conn.parser
-    for _ in range(4):  # ServerProtocol.parse -> Protocol.parse -> StreamReader.at_eof
-        inner = getattr(gen, "gi_yieldfrom", None)
-        if inner is None:
-            return getattr(getattr(gen, "gi_code", None), "co_name", "") == "at_eof"
-        gen = inner
-    return False
+    chain (ServerProtocol.parse -> Protocol.parse -> ...) then ends in `StreamReader.at_eof`, the
+    only place it waits between frames."""
+    inner = conn.parser.gi_yieldfrom
+    if inner is not None:
+        inner = inner.gi_yieldfrom
+    return inner is not None and inner.gi_code is _AT_EOF
 
 
 def take_pongs(protocol: Any) -> None:
@@ -120,12 +121,13 @@ def take_pongs(protocol: Any) -> None:
     each, most of an idle server's remaining CPU). Anything else goes to uvicorn as before."""
     received = protocol.data_received
     conn = protocol.conn
+    if not hasattr(getattr(conn, "parser", None), "gi_yieldfrom"):
+        return  # not the websockets parser this knows
 
     def data_received(data: bytes) -> None:
         if (len(data) == 10 and data[0] == 0x8A and data[1] == 0x84 and protocol.pending_ping_payload == PAYLOAD
-                and not conn.reader.buffer and _at_frame_boundary(conn)
-                and bytes(b ^ data[2 + (i & 3)] for i, b in enumerate(data[6:])) == PAYLOAD):
-            protocol.last_ping_rtt = protocol.loop.time() - protocol.ping_sent_at
+                and int.from_bytes(data[2:6], "big") ^ int.from_bytes(data[6:], "big") == _PAYLOAD_INT
+                and not conn.reader.buffer and _at_frame_boundary(conn)):
             protocol.pending_ping_payload = None
             return
         received(data)
