@@ -16,6 +16,7 @@ this floor's times, with more daemon CPU; see docs/mount.md.)
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import stat
 import sys
@@ -26,6 +27,8 @@ import mfusepy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from client_py.mount.dircache import keep_listings  # noqa: E402
+from client_py.mount.notify import current_fuse  # noqa: E402
 from client_py.mount.runner import fuse_options  # noqa: E402
 
 
@@ -52,10 +55,16 @@ def _fail(code: int):
 class MemFS(mfusepy.Operations):
     use_ns = True
 
-    def __init__(self) -> None:
+    def __init__(self, mountpoint: str) -> None:
         self.root = Node(1, stat.S_IFDIR | 0o755, os.getuid(), os.getgid())
         self.inodes = {1: self.root}
         self.next_ino = 2
+        self.mountpoint = mountpoint
+        self.kept_listings = None
+
+    def init_with_config(self, conn, config) -> None:
+        # Directory listings kept by the kernel, as the wsfs mount keeps them (dircache.py).
+        self.kept_listings = keep_listings(current_fuse(), self.mountpoint)
 
     # -- helpers ------------------------------------------------------------
 
@@ -214,7 +223,8 @@ class MemFS(mfusepy.Operations):
 
 
 def main() -> None:
-    mfusepy.FUSE(MemFS(), sys.argv[1], foreground=True, nothreads=True, **fuse_options(local=True))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    mfusepy.FUSE(MemFS(sys.argv[1]), sys.argv[1], foreground=True, nothreads=True, **fuse_options(local=True))
 
 
 if __name__ == "__main__":
