@@ -42,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sqlite3
 import sys
 import tempfile
 import time
@@ -269,18 +270,28 @@ async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode,
         print(f"({ws}: {refused} PUTs refused with 503 while writing it, retried)", flush=True)
     owner.kill()
     killed = time.monotonic()
+    last = ""
     while True:
         if time.monotonic() - killed > 300:
-            raise RuntimeError(f"no failover of {ws} within 300 s")
+            raise RuntimeError(f"no failover of {ws} within 300 s; last answer: {last}")
         try:
             reply = await http.put(f"{other.url}/api/workspaces/{ws}/files/after.txt", content=b"after")
             if reply.status_code in (200, 201):
                 break
-        except httpx.HTTPError:
-            pass
+            last = f"{reply.status_code} {reply.text[:300]}"
+        except httpx.HTTPError as exc:
+            last = repr(exc)
         await asyncio.sleep(0.05)
     failover = time.monotonic() - killed
     restored = sum(p.stat().st_size for p in other.workdir.rglob(f"{ws}.db*") if p.is_file())
+    (store,) = other.workdir.rglob(f"{ws}.db")
+    conn = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    try:
+        verdict = conn.execute("PRAGMA quick_check(3)").fetchall()
+    finally:
+        conn.close()
+    if verdict != [("ok",)]:
+        print(f"({ws}: the restored store is DAMAGED: {str(verdict)[:300]})", flush=True)
     t0 = time.monotonic()
     for i in range(mib):
         reply = await http.get(f"{other.url}/api/workspaces/{ws}/files/blob{i}.bin")
@@ -293,7 +304,7 @@ async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: obje
     """Failover per workspace size, chunks inside SQLite (the first pass) and as S3 objects, interleaved."""
     survivors = {}
     for mode in modes:
-        node = ServeNode(f"s-{mode}", work / f"s-{mode}", redis.url, location, free_ports(1)[0], "warning",
+        node = ServeNode(f"s-{mode}", work / f"s-{mode}", redis.url, location, free_ports(1)[0], args_log_level(),
                          extra_env={"WSFS_CLUSTER_CHUNKS": mode})
         engines.append(node)
         node.wait_ready()
@@ -305,7 +316,7 @@ async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: obje
     for i, mib in enumerate(sizes):
         for mode in modes:
             fresh = ServeNode(f"f{i}-{mode}", work / f"f{i}-{mode}", redis.url, location, free_ports(1)[0],
-                              "warning", extra_env={"WSFS_CLUSTER_CHUNKS": mode})
+                              args_log_level(), extra_env={"WSFS_CLUSTER_CHUNKS": mode})
             engines.append(fresh)
             fresh.wait_ready()
             seconds, restored, read, filled = await _failover(http, fresh, survivors[mode], f"fo{i}-{mode}", mib)
@@ -381,6 +392,11 @@ async def run(args: argparse.Namespace, work: Path) -> None:
     finally:
         for engine in reversed(engines):
             engine.kill()
+
+
+def args_log_level() -> str:
+    """The failover nodes' log level (`--log-level`; warning by default)."""
+    return os.environ.get("WSFS_BENCH_LOG_LEVEL", "warning")
 
 
 def _dir(path: Path) -> Path:

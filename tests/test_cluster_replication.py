@@ -290,3 +290,27 @@ async def test_an_epoch_that_died_before_its_first_sync_is_skipped_by_the_next_r
         c_store = tmp_path / "c.db"
         assert await litestream.restore(e3.restore_from, c_store) is True
         assert read_all(c_store) == written
+
+
+def test_a_damaged_restore_is_refused_not_served(tmp_path: Path) -> None:
+    """`ClusterPlacement` checks a restored store before opening it (Litestream 0.5.17 once restored a
+    corrupt 256 MiB store here): a damaged file is a ReplicationError (a 503), a sound one passes."""
+    import sqlite3
+
+    from server.cluster.placement import _check_restored
+
+    db = tmp_path / "restored.db"
+    with Workspace(db, chunk_backend="sqlite") as ws:
+        for i in range(40):
+            ws.write_file(f"/f{i}", os.urandom(20_000))
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA journal_mode=DELETE")
+    conn.close()
+    _check_restored(db)
+    with open(db, "r+b") as f:  # scribble over interior pages, as a bad restore leaves them
+        for page in (3, 5, 8):
+            f.seek(page * 4096)
+            f.write(b"\xa5" * 4096)
+    with pytest.raises(ReplicationError, match="damaged"):
+        _check_restored(db)
