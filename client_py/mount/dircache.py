@@ -75,10 +75,12 @@ def keep_listings(fuse: int | None, mountpoint: str) -> _LL_OPENDIR | None:
     original = _LL_OPENDIR(slot.value)
 
     def opendir(req: int, ino: int, info: ctypes._Pointer) -> None:
-        fields = info.contents
-        fields.cache_readdir = 1
-        fields.keep_cache = 1  # (otherwise the kernel drops the kept listing at every open)
-        original(req, ino, info)
+        try:
+            fields = info.contents
+            fields.cache_readdir = 1
+            fields.keep_cache = 1  # (otherwise the kernel drops the kept listing at every open)
+        finally:
+            original(req, ino, info)  # always: libfuse's own opendir is what answers the request
 
     wrapper = _LL_OPENDIR(opendir)
     slot.value = ctypes.cast(wrapper, ctypes.c_void_p).value
