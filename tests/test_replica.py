@@ -378,7 +378,7 @@ async def test_the_next_batch_is_fetched_ahead_without_the_chunks_already_here(s
     data = bytearray(os.urandom(4 * 1024 * 1024))
     await ws.write_file("/big", bytes(data))
     async with synced(server, local, batch_max=4) as r:
-        others = {f"/new/f{i}": os.urandom(20_000 + i) for i in range(7)}  # not inlined: fetched
+        others = {f"/new/f{i}": os.urandom(70_000 + i) for i in range(7)}  # above the catch-up inline size: fetched
         for path, content in others.items():
             await ws.write_file(path, content, parents=True)
         data[100:100] = b"inserted near the start"
