@@ -418,7 +418,7 @@ async def small_writes(url: str, token: str, names: list[str], clients: int, sec
     elapsed = time.perf_counter() - start
     for c in conns:
         c.close()
-    return {"per_s": len(lat) / elapsed, "p50": pct(lat, 50), "p99": pct(lat, 99)}
+    return {"per_s": len(lat) / elapsed, "p50": pct(lat, 50), "p99": pct(lat, 99), "count": len(lat)}
 
 
 async def sub_worker(url: str, token: str, ws: str, n: int) -> None:
@@ -528,12 +528,17 @@ async def run(args: argparse.Namespace) -> None:
                 try:
                     for nws in (1, 10):
                         for c in args.small_clients:
+                            c0 = cpu_seconds(server.proc.pid)
                             w = await small_writes(server.url, server.admin, names[:nws], c, args.small_seconds)
+                            w_us = 1e6 * (cpu_seconds(server.proc.pid) - c0) / max(1, w["count"])
+                            c0 = cpu_seconds(bare.proc.pid)
                             b = await small_writes(bare.url, "x", names[:nws], c, args.small_seconds)
+                            b_us = 1e6 * (cpu_seconds(bare.proc.pid) - c0) / max(1, b["count"])
                             print(f"  small PUT 100 B, {c:>2} clients, {nws:>2} ws | wsfs {w['per_s']:6.0f}/s "
-                                  f"p50 {w['p50']:5.1f} p99 {w['p99']:5.1f} ms | bare {b['per_s']:6.0f}/s p50 "
-                                  f"{b['p50']:5.1f} p99 {b['p99']:5.1f} ms | ratio {w['per_s'] / b['per_s']:.2f}",
-                                  flush=True)
+                                  f"p50 {w['p50']:5.1f} p99 {w['p99']:5.1f} ms {w_us:4.0f} µs CPU | bare "
+                                  f"{b['per_s']:6.0f}/s p50 {b['p50']:5.1f} p99 {b['p99']:5.1f} ms {b_us:4.0f} µs "
+                                  f"CPU | ratio {w['per_s'] / b['per_s']:.2f} (CPU per request: "
+                                  f"{b_us / max(1.0, w_us):.2f})", flush=True)
                 finally:
                     bare.stop()
         finally:
