@@ -91,7 +91,7 @@ class FdGuard:
     """
 
     def __init__(self, app: Any, limit: int | None = None, reserve: int | None = None, refresh: float = 0.25,
-                 max_age: float = 2.0):
+                 max_age: float = 5.0):
         self.app = app
         self.limit = limit if limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self.reserve = reserve if reserve is not None else max(32, self.limit // 10)
