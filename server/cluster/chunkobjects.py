@@ -81,7 +81,7 @@ class ObjectClient:
         self._count("get", 1, len(data), "get_bytes")
         return data
 
-    def list(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+    def listing(self, prefix: str) -> Iterator[tuple[str, int, float]]:
         """(key, size, last modified as a Unix time) of every object under `prefix`."""
         token: str | None = None
         while True:

@@ -78,10 +78,12 @@ def _run(path: str, backend: str | None, step: Any) -> tuple[int, int]:
 
 def _unpack_batch(db: Db) -> tuple[int, int]:
     rows = db.conn.execute("SELECT id, pack, pos, size FROM chunks WHERE pack IS NOT NULL LIMIT ?", (BATCH,)).fetchall()
-    if rows and not isinstance(db.chunks, PackedChunks):
+    packed = db.chunks
+    if rows and not isinstance(packed, PackedChunks):
         raise ValueError(f"{db.path} names packed chunks but does not record pack files")
     for chunk_id, number, position, size in rows:
-        data = db.chunks.packs.read(number, position, size)  # type: ignore[union-attr]
+        assert isinstance(packed, PackedChunks)
+        data = packed.packs.read(number, position, size)
         db.conn.execute("INSERT OR REPLACE INTO chunk_data(id, data) VALUES(?, ?)", (chunk_id, data))
         db.conn.execute("UPDATE chunks SET pack = NULL, pos = NULL WHERE id = ?", (chunk_id,))
     return len(rows), sum(r[3] for r in rows)

@@ -262,7 +262,7 @@ class ObjectChunks(SqliteChunks):
         their rows); returns the bytes freed. Any failure only leaves garbage for the next pass."""
         space = self.space
         try:
-            listed = list(space.objects.client.list(space.prefix + "/"))
+            listed = list(space.objects.client.listing(space.prefix + "/"))
         except OSError as exc:
             log.warning("chunk collection of %s skipped: %s", space.workspace, exc)
             return 0
@@ -307,7 +307,7 @@ def blocking_durable(loop: asyncio.AbstractEventLoop, make: Callable[[], object]
     def durable() -> None:
         if _on_loop(loop):
             raise RuntimeError("chunk collection cannot wait for the event loop from the event loop")
-        future = asyncio.run_coroutine_threadsafe(make(), loop)  # type: ignore[arg-type]
+        future: Future[object] = asyncio.run_coroutine_threadsafe(make(), loop)  # type: ignore[arg-type]
         future.result(timeout)
 
     return durable
