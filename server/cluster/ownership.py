@@ -133,6 +133,12 @@ class Ownership:
         """The workspaces this node owns now (a copy)."""
         return dict(self._held)
 
+    def epoch_of(self, workspace: str) -> int | None:
+        """The epoch this node holds `workspace` at (None: not held). Cheap, and safe to call from a
+        store's thread (one dict lookup), as the chunk backend does for every upload."""
+        held = self._held.get(workspace)
+        return None if held is None else held.number
+
     def _ttl(self) -> float:
         return self.leases.ttl_ms / 1000
 

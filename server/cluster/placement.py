@@ -99,8 +99,7 @@ class ClusterPlacement:
 
     def _epoch(self, name: str) -> int | None:
         assert self.node.ownership is not None
-        held = self.node.ownership.held.get(name)
-        return None if held is None else held.number
+        return self.node.ownership.epoch_of(name)
 
     def attach(self, state: ServerState) -> None:
         self.state = state
