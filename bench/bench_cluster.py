@@ -34,6 +34,8 @@ Prints Markdown tables:
   (`--chunks`; `--only failover` skips the rest).
 
 The machine is shared: the load average is printed with the results.
+`--workdir DIR` keeps the nodes' logs; `WSFS_BENCH_LOG_LEVEL=info` makes the
+failover nodes log their takeovers there.
 """
 
 from __future__ import annotations
