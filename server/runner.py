@@ -205,10 +205,11 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
 
 def _server_pings(app: Any, options: dict[str, Any]) -> None:
     """One timer pings every WebSocket (`server/keepalive.py`) instead of uvicorn's two timers per
-    socket: same interval and timeout. `WSFS_SERVER_PINGS=0` leaves uvicorn's own (A/B runs)."""
+    socket: same interval and timeout. `WSFS_SERVER_PINGS=0` leaves uvicorn's own (A/B runs), and so
+    does a cluster node (the sockets its proxy relays to another node never reach `ws_endpoint`)."""
     state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
     interval = options.get("ws_ping_interval", 20.0)  # uvicorn's defaults
-    if (state is None or options.get("ws") != "websockets-sansio" or not interval
+    if (state is None or state.cluster is not None or options.get("ws") != "websockets-sansio" or not interval
             or os.environ.get("WSFS_SERVER_PINGS", "1") == "0"):
         return
     state.keepalive = Keepalive(interval, options.get("ws_ping_timeout", 20.0))
