@@ -384,7 +384,7 @@ class LocalTree:
                     st = os.fstat(fd)
             except BaseException:
                 os.close(fd)
-                os.unlink(tmp, dir_fd=dfd)
+                _unlink_quietly(tmp, dfd)
                 raise
             os.close(fd)
             self._rename_over(dfd, tmp, names[-1], path)
@@ -399,10 +399,14 @@ class LocalTree:
             os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
         except OSError as e:
             if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST):
-                os.unlink(tmp, dir_fd=dfd)
+                _unlink_quietly(tmp, dfd)
                 raise
-            self._clear_for(dfd, name, path, keep_files=True)
-            os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            try:
+                self._clear_for(dfd, name, path, keep_files=True)
+                os.rename(tmp, name, src_dir_fd=dfd, dst_dir_fd=dfd)
+            except BaseException:
+                _unlink_quietly(tmp, dfd)
+                raise
 
     def unlink_name(self, dir_path: str, name: str) -> None:
         """Remove one entry of a directory (stale temp files found by a scan)."""
@@ -516,6 +520,14 @@ class LocalTree:
             libc.syncfs(self.root_fd)
         except (OSError, AttributeError):
             os.sync()
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    """Remove our own temp file after a failure (the failure is what gets reported)."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass
 
 
 def remove_tree(parent_fd: int, name: str) -> None:

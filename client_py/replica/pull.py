@@ -167,11 +167,11 @@ class Puller:
             batch = self._open(entries, force)
             try:
                 await self._gather(batch, session)
+                if ahead is not None:
+                    await self._prefetch(batch, ahead, session)
             except BaseException:
                 self._close_downloads(batch, unlink=False)  # partial files stay for the next attempt
                 raise
-            if ahead is not None:
-                await self._prefetch(batch, ahead, session)
             try:
                 self._commit(batch, entries, cursor)
             finally:
@@ -183,7 +183,10 @@ class Puller:
         self._accepted = (ahead, entries)
         exclude = {h for c, _ in batch.todo if c.kind == "file" for h, _ in c.chunks}
         files = (c for c, data in entries if c.kind == "file" and c.size and data is None)
-        await self.downloader.prefetcher.start(session, files, exclude)
+        try:
+            await self.downloader.prefetcher.start(session, files, exclude)
+        except Exception as e:  # noqa: BLE001 - only an optimisation: the next batch's own gets report it
+            log.debug("prefetch not started: %s", e)
 
     def begin_subscription(self, *, snapshot: bool, resume: bool = False) -> None:
         """A subscription is about to be read; `snapshot`: it lists every live path once.
