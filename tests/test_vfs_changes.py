@@ -588,3 +588,32 @@ def test_concurrent_writers_on_one_file_get_distinct_revisions(tmp_path):
     with vfs.Workspace(path) as ws:
         assert ws.rev == max(every)
         assert len([e for e in ws.changes() if e.kind == "file"]) == 450
+
+
+def test_dir_times_ns_reports_the_times_a_call_gave_the_directories_it_changed(tmp_path):
+    """A FUSE mount keeps its cached parent stats with `dir_times_ns` instead of reading them
+    again: after each call it must equal the parents' new mtime and ctime, or be 0 if the
+    call changed no directory (a stale value would give the kernel wrong times)."""
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        ws.mkdir("/d")
+        ws.mkdir("/e")
+        steps = [
+            (lambda: ws.write_file("/d/a", b"1", if_match=""), ["/d"]),
+            (lambda: ws.link("/d/a", "/d/b"), ["/d"]),
+            (lambda: ws.unlink("/d/b"), ["/d"]),
+            (lambda: ws.mkdir("/d/sub"), ["/d"]),
+            (lambda: ws.symlink("a", "/d/s"), ["/d"]),
+            (lambda: ws.rename("/d/a", "/e/a"), ["/d", "/e"]),
+            (lambda: ws.rmdir("/d/sub"), ["/d"]),
+        ]
+        for call, parents in steps:
+            call()
+            stamped = ws.dir_times_ns
+            assert stamped > 0
+            for parent in parents:
+                st = ws.lstat(parent)
+                assert st.mtime_ns == st.ctime_ns == stamped, (parent, st, stamped)
+        ws.rename("/e/a", "/e/a")  # changes nothing
+        assert ws.dir_times_ns == 0
+        ws.chmod("/e/a", 0o600)  # changes no directory
+        assert ws.dir_times_ns == 0

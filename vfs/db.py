@@ -141,6 +141,7 @@ class Db:
         "_data_version",
         "_last_rev",
         "_stats",
+        "dir_times_ns",
     )
 
     def __init__(
@@ -190,6 +191,7 @@ class Db:
         # The revision our last commit made, valid while data_version has not
         # moved (no other connection committed since): 0 when unknown.
         self._last_rev = 0
+        self.dir_times_ns = 0  # the mtime/ctime `touch_dir` last stamped (see Workspace.dir_times_ns)
         # Owner of nodes this store creates; a FUSE mount sets it per call
         # (`as_owner`) to the uid/gid of the calling process.
         self.owner: tuple[int, int] = (os.getuid(), os.getgid())
@@ -261,6 +263,7 @@ class Db:
     def tx(self) -> Iterator[Tx]:
         """One write transaction. A nested call runs in a SAVEPOINT of the outer
         one, so a call that fails inside `transaction()` leaves no trace."""
+        self.dir_times_ns = 0  # each call reports only the directory times it stamped itself
         if self._tx_state is not None:
             yield from self._nested(self._tx_state)
             return
@@ -566,6 +569,7 @@ class Db:
         `now`: the time to stamp (a new node's ctime, so a caller holding the
         parent's old `Stat` knows its new times without reading it again)."""
         now = time.time_ns() if now is None else now
+        self.dir_times_ns = now
         if other_ino is None or other_ino == dir_ino:
             self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
         else:

@@ -121,6 +121,14 @@ class Workspace:
         return self._db.readonly
 
     @property
+    def dir_times_ns(self) -> int:
+        """The mtime and ctime (ns) the last write call through this object gave the
+        directories whose entries it changed (0: it changed none). A FUSE mount, this
+        store's only writer, updates its cached parent stats with it instead of reading
+        them again."""
+        return self._db.dir_times_ns
+
+    @property
     def owner(self) -> tuple[int, int]:
         """(uid, gid) of nodes this object creates; see `as_owner`."""
         return self._db.owner

@@ -55,13 +55,16 @@ class MetaCache:
                 self.stats.clear()
             self.stats[path] = st
 
-    def forget(self, path: str, *, added: bool | None = None, nlink: int = 1, parent_ns: int | None = None) -> None:
+    def forget(
+        self, path: str, *, added: bool | None = None, nlink: int = 1, parent_ns: int | None = None, subdirs: int = 0
+    ) -> None:
         """`path` changed: forget its stat. `added` True/False: the name was created or
         removed, so its parent's times, link count and listing moved too (and the
         parent's name set gains or loses it). A node with other names (`nlink` > 1)
         changed under those as well: forget everything. `parent_ns`: the parent's new
         mtime and ctime when known (a new file's ctime, see `Namespace.insert_node`),
-        so its stat is kept, updated, for the getattr the kernel sends next."""
+        so its stat is kept, updated, for the getattr the kernel sends next (`subdirs`:
+        how its link count moved, a directory made or removed in it)."""
         if nlink > 1:
             self.clear()
             return
@@ -76,6 +79,7 @@ class MetaCache:
                 if before is not None:  # a directory's Stat is this cache's own: updated in place
                     before.mtime = before.ctime = parent_ns / 1e9  # (dataclasses.replace: ~15 us)
                     before.mtime_ns = before.ctime_ns = parent_ns
+                    before.nlink += subdirs
             self.listings.pop(parent, None)
             names = self.names.get(parent)
             if names is not None:

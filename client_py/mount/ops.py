@@ -289,7 +289,7 @@ class WsfsOperations(mfusepy.Operations):
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
             self.ws.mkdir(path, mode=mode & 0o7777)
-        self.cache.forget(path, added=True)
+        self.cache.forget(path, added=True, parent_ns=self._dir_times(), subdirs=1)
         self.cache.new_dir(path)
         return 0
 
@@ -300,7 +300,7 @@ class WsfsOperations(mfusepy.Operations):
         a FIFO is a pipe in the opener's kernel, and the mount is `nodev`."""
         with self._as_caller():
             self.ws.mknod(path, mode, dev)
-        self.cache.forget(path, added=True)
+        self.cache.forget(path, added=True, parent_ns=self._dir_times())
         return 0
 
     @fuse_op(mutates=True)
@@ -323,7 +323,7 @@ class WsfsOperations(mfusepy.Operations):
         known = st.nlink == 2 and len(others) == 1  # (git: an object's temporary name) one name is left
         if known:
             self.cache.forget(others.pop())
-        self.cache.forget(path, added=False, nlink=1 if known else st.nlink)
+        self.cache.forget(path, added=False, nlink=1 if known else st.nlink, parent_ns=self._dir_times())
         self.links.forget(st.ino, path)
         self.links.changed(st.ino, path)  # nlink dropped under the other names
         return st
@@ -342,7 +342,7 @@ class WsfsOperations(mfusepy.Operations):
         # mfusepy's naming: `target` is the new link's path, `source` its content.
         with self._as_caller():
             self.ws.symlink(source, target)
-        self.cache.forget(target, added=True)
+        self.cache.forget(target, added=True, parent_ns=self._dir_times())
         return 0
 
     @fuse_op
@@ -353,10 +353,11 @@ class WsfsOperations(mfusepy.Operations):
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
         self.ws.link(source, target)
+        touched = self._dir_times()
         st = self.ws.lstat(target)
         if st.nlink == 2:  # (git: every object) the only other name is `source`
             self.cache.forget(source)
-            self.cache.forget(target, added=True)
+            self.cache.forget(target, added=True, parent_ns=touched)
         else:
             self.cache.clear()
         self.links.seen(st.ino, st.nlink, source)
@@ -393,8 +394,14 @@ class WsfsOperations(mfusepy.Operations):
         if moving is None or moving.kind == "dir" or moving.nlink > 1 or (replaced is not None and replaced.nlink > 1):
             self.cache.clear()
         else:
-            self.cache.forget(old, added=False)
-            self.cache.forget(new, added=True)
+            touched = self._dir_times()  # (both parents: one stamp)
+            self.cache.forget(old, added=False, parent_ns=touched)
+            self.cache.forget(new, added=True, parent_ns=touched)
+
+    def _dir_times(self) -> int | None:
+        """The times the last change of names gave its directories (a local store only:
+        `Workspace.dir_times_ns`; the remote backend has none and keeps no cache)."""
+        return getattr(self.ws, "dir_times_ns", None) or None
 
     def _forget_dirs(self) -> None:
         if self._dir_inos:
