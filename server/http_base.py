@@ -199,5 +199,5 @@ async def spool_body(request: Request, st: ServerState, limit: int | None = None
     except BaseException:
         spool.close()
         raise
-    st.metrics.http_bytes.labels("in").inc(size)
+    st.metrics.http_in.inc(size)
     return spool

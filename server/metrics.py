@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily
@@ -49,11 +49,13 @@ class Metrics:
         self.ws_errors = Counter("wsfs_ws_errors", "Error frames sent", ["code"], registry=r)
         self.http_requests = Counter("wsfs_http_requests", "HTTP requests", ["method", "status"], registry=r)
         self.http_bytes = Counter("wsfs_http_bytes", "HTTP body bytes", ["direction"], registry=r)
+        self.http_in = self.http_bytes.labels("in")  # labelled once (`labels` takes a lock)
         self.commits = Counter("wsfs_commits", "Store commits made by this server", registry=r)
         self.op_seconds = Histogram(
             "wsfs_op_seconds", "Store operation latency, queueing included", ["op"], buckets=_OP_BUCKETS, registry=r
         )
 
+        self._ops: dict[str, Any] = {}
         # cluster mode (server/cluster/): ownership and durable acknowledgements
         self.cluster_owned = Gauge("wsfs_cluster_owned_workspaces", "Workspaces this node owns", registry=r)
         self.cluster_ack_seconds = Histogram(
@@ -62,6 +64,13 @@ class Metrics:
         self.cluster_ack_failures = Counter("wsfs_cluster_ack_failures", "Writes committed but refused (503 EAGAIN)",
                                             registry=r)
         self.cluster_proxied = Gauge("wsfs_cluster_proxied", "Requests and sockets proxied to other nodes", registry=r)
+
+    def op(self, op: str) -> Any:
+        """`op_seconds` for one op (its labelled child, looked up once: `labels` takes a lock)."""
+        child = self._ops.get(op)
+        if child is None:
+            child = self._ops[op] = self.op_seconds.labels(op)
+        return child
 
     @contextmanager
     def timed(self, op: str) -> Iterator[None]:

@@ -230,7 +230,7 @@ class WorkspaceHandle:
         try:
             result, rev = await self._job_future(fn, args, author, small)
         finally:
-            self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
+            self._metrics.op(op).observe(time.perf_counter() - t0)
             self._leave()
         if rev is not None:
             await self.placement.durable(self.name, rev)
@@ -390,7 +390,7 @@ class WorkspaceHandle:
         try:
             return await asyncio.wrap_future(executor.submit(job, *args), loop=self._loop)
         finally:
-            self._metrics.op_seconds.labels(op).observe(time.perf_counter() - t0)
+            self._metrics.op(op).observe(time.perf_counter() - t0)
             self._leave()
 
     def _enter(self) -> None:
