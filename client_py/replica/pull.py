@@ -27,7 +27,6 @@ its hash instead of downloaded again.
 
 from __future__ import annotations
 
-import binascii
 import logging
 import os
 import stat as statmod
@@ -42,7 +41,7 @@ from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of
 from client_py.session import Session
 from vfs.types import SPECIAL_KINDS, Change
-from vfs.wire import Changes, ProtocolError, change_from_wire
+from vfs.wire import Changes, ProtocolError, change_from_wire, entry_data
 
 log = logging.getLogger("client_py.replica")
 
@@ -50,23 +49,12 @@ FSYNC_EACH_MAX = 32  # durability "auto": up to this many files per batch are fs
 
 Incoming = tuple[Change, "bytes | None"]  # an accepted entry and the file bytes inlined with it, if any
 
-try:  # SIMD base64: a first sync decodes ~40 MB of inlined files, ~0.18 s with binascii, ~0.02 s with it
-    from pybase64 import b64decode as _b64decode_fast
-except ImportError:  # pragma: no cover - depends on the environment
-    _b64decode_fast = None
-
-
 def inline_bytes(raw: dict[str, Any]) -> bytes | None:
     """The file bytes inlined in a wire entry (`data`, base64), or None (also when they do not decode:
     the file is then downloaded; whatever decodes is checked against the entry's hash before use)."""
-    text = raw.get("data")
-    if text is None:
-        return None
     try:
-        if _b64decode_fast is not None:
-            return _b64decode_fast(text, validate=True)
-        return binascii.a2b_base64(text)
-    except (ValueError, TypeError):
+        return entry_data(raw)
+    except ValueError:
         return None
 
 

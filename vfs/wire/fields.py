@@ -62,7 +62,7 @@ class _Fields:
             return default
         if not isinstance(v, str):
             raise _fail(name, "expected a string", self.id)
-        if len(v.encode("utf-8", "surrogatepass")) > max_len:
+        if len(v) * 4 > max_len and len(v.encode("utf-8", "surrogatepass")) > max_len:  # 4: UTF-8's widest
             raise _fail(name, f"longer than {max_len} bytes", self.id)
         return v
 
