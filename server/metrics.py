@@ -50,6 +50,7 @@ class Metrics:
         self.http_requests = Counter("wsfs_http_requests", "HTTP requests", ["method", "status"], registry=r)
         self.http_bytes = Counter("wsfs_http_bytes", "HTTP body bytes", ["direction"], registry=r)
         self.http_in = self.http_bytes.labels("in")  # labelled once (`labels` takes a lock)
+        self.http_out = self.http_bytes.labels("out")
         self.commits = Counter("wsfs_commits", "Store commits made by this server", registry=r)
         self.op_seconds = Histogram(
             "wsfs_op_seconds", "Store operation latency, queueing included", ["op"], buckets=_OP_BUCKETS, registry=r
