@@ -81,7 +81,7 @@ async def _stream(st: ServerState, name: str, path: str, start: int, length: int
                 if not block:
                     break
                 pending = asyncio.ensure_future(h.read_with(ws, step))
-                st.metrics.http_bytes.labels("out").inc(len(block))
+                st.metrics.http_out.inc(len(block))
                 yield block
         finally:
             if pending is not None and not pending.done():
@@ -130,7 +130,7 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
         headers["Content-Range"] = f"bytes {info['start']}-{info['start'] + info['length'] - 1}/{stat.size}"
     headers["Content-Length"] = str(info["length"])
     if info["data"] is not None:
-        st.metrics.http_bytes.labels("out").inc(len(info["data"]))
+        st.metrics.http_out.inc(len(info["data"]))
         return Response(info["data"], status_code=status, headers=headers)
     return StreamingResponse(_stream(st, name, path, info["start"], info["length"], None), status_code=status,
                              headers=headers)
