@@ -35,7 +35,8 @@ Prints Markdown tables:
 
 The machine is shared: the load average is printed with the results.
 `--workdir DIR` keeps the nodes' logs; `WSFS_BENCH_LOG_LEVEL=info` makes the
-failover nodes log their takeovers there.
+failover nodes log their takeovers there; `WSFS_BENCH_FILE_KIB` sets the size
+of the files the failover runs write (1024).
 """
 
 from __future__ import annotations
@@ -237,17 +238,20 @@ async def _ack_steps(location, work: Path, rounds: int) -> tuple[dict[str, list[
         return times, heads[0]
 
 
+FILE_KIB = int(os.environ.get("WSFS_BENCH_FILE_KIB", "1024"))  # size of each file the failover runs write
+
+
 async def _fill(http: httpx.AsyncClient, url: str, ws: str, mib: int, writers: int = 8) -> int:
-    """`mib` files of 1 MiB of incompressible bytes, `writers` PUTs at a time (each acknowledged);
-    how many PUTs were refused (503) and retried."""
-    todo = iter(range(mib))
+    """`mib` MiB of incompressible bytes in files of FILE_KIB, `writers` PUTs at a time (each
+    acknowledged); how many PUTs were refused (503) and retried."""
+    todo = iter(range(mib * 1024 // FILE_KIB))
 
     refused = 0
 
     async def writer() -> None:
         nonlocal refused
         for i in todo:
-            body = os.urandom(1 << 20)
+            body = os.urandom(FILE_KIB << 10)
             for _ in range(10):  # a 503 (not acknowledged in time) is retried, as a client would
                 reply = await http.put(f"{url}/api/workspaces/{ws}/files/blob{i}.bin", content=body)
                 if reply.status_code != 503:
@@ -295,9 +299,9 @@ async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode,
     if verdict != [("ok",)]:
         print(f"({ws}: the restored store is DAMAGED: {str(verdict)[:300]})", flush=True)
     t0 = time.monotonic()
-    for i in range(mib):
+    for i in range(mib * 1024 // FILE_KIB):
         reply = await http.get(f"{other.url}/api/workspaces/{ws}/files/blob{i}.bin")
-        assert reply.status_code == 200 and len(reply.content) == 1 << 20, (reply.status_code, reply.text[:300])
+        assert reply.status_code == 200 and len(reply.content) == FILE_KIB << 10, (reply.status_code, reply.text[:300])
     return failover, restored, time.monotonic() - t0, filled
 
 
