@@ -190,6 +190,8 @@ def _unwrap(app: Any) -> Any:
 
 def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
+        "http": "h11",
+        "loop": "asyncio",
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": TRANSPORT_MAX_FRAME,
