@@ -3,7 +3,9 @@
 Only a dispatcher: each package registers its own subcommands, so the
 server and the client never import each other. `serve` comes from
 `server.cli`; `sync`, `ls`, `cat`, `put`, ... from `client_py.cli`;
-`mount` and `umount` from `client_py.mount.cli`; the `token` family, which
+`mount` and `umount` from `client_py.mount.cli`; `store convert` (a
+store's chunk bytes between pack files and SQLite, for joining a cluster)
+from `server.cluster.convert`; the `token` family, which
 works on a data dir (server side) or over a server (client side), from
 `wsfs.tokens`.
 """
@@ -16,7 +18,7 @@ import sys
 
 # Modules that contribute subcommands, with the function that registers them.
 COMMAND_MODULES = (("server.cli", "register_serve"), ("wsfs.tokens", "register"), ("client_py.cli", "register"),
-                   ("client_py.mount.cli", "register"))
+                   ("client_py.mount.cli", "register"), ("server.cluster.convert", "register"))
 
 
 def build_parser() -> argparse.ArgumentParser:
