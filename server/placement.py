@@ -26,7 +26,8 @@ class Placement(Protocol):
     def chunk_backend_for(self, name: str) -> str | BackendFactory | None:
         """Where workspace `name`'s store keeps chunk bytes (`vfs.chunkstore`): a backend's name,
         a factory of the placement's own backend, or None for the store's own default.
-        A cluster keeps them where a new owner finds them (Litestream replicates the SQLite file)."""
+        A cluster keeps them where a new owner finds them: bulk chunks as S3 objects named by the
+        catalogue Litestream replicates (`server/cluster/objectchunks.py`)."""
 
     async def opening(self, name: str, path: Path) -> None:
         """Before the store at `path` is opened (under the workspace's open lock).
