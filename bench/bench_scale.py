@@ -140,14 +140,16 @@ def bare_app() -> Any:
                              Route("/api/workspaces/{ws}/files/{path:path}", put, methods=["PUT"])])
 
 
-def run_bare_server() -> None:
+def run_bare_server(stack: str) -> None:
+    """The bare endpoint on uvicorn with the same settings as `wsfs serve` (`stack`: HTTP:LOOP)."""
     import uvicorn
 
     from server.runner import bind, make_config
 
+    http, loop = stack.split(":")
     sock = bind("127.0.0.1", 0)
     print(f"URL http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(make_config(bare_app(), lifespan="off")).run(sockets=[sock])
+    uvicorn.Server(make_config(bare_app(), lifespan="off", http=http, loop=loop)).run(sockets=[sock])
 
 
 # ---------------------------------------------------------------- wsfs clients
@@ -343,8 +345,8 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
             "delivered": len(delivery)}
 
 
-async def workspaces_point(server: Proc, n: int, args: argparse.Namespace) -> dict[str, Any]:
-    names = [f"w{n}x{i}" for i in range(n)]
+async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: str = "") -> dict[str, Any]:
+    names = [f"w{n}x{tag}{i}" for i in range(n)]
     before = proc_figures(server.proc.pid)
     t0 = time.monotonic()
     await create_workspaces(server.url, server.admin, names)
@@ -480,20 +482,88 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
     return row
 
 
-def start_wsfs(data: str, args: argparse.Namespace) -> Proc:
+def start_wsfs(data: str, args: argparse.Namespace, stack: str) -> Proc:
+    http, loop = stack.split(":")
     cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
-           "--log-level", "warning", *args.server_arg]
+           "--log-level", "warning", "--http", http, "--loop", loop, *args.server_arg]
     return Proc(cmd, Path(args.root) if args.root else None)
+
+
+def start_bare(stack: str) -> Proc:
+    return Proc([sys.executable, str(Path(__file__).resolve()), "--bare-server", stack])
+
+
+async def small_point(server: Proc, bare: Proc, names: list[str], c: int, seconds: float) -> dict[str, float]:
+    """C clients on `names` against wsfs, then the same against the bare endpoint: rates, latencies and
+    server CPU per request of each."""
+    c0 = cpu_seconds(server.proc.pid)
+    w = await small_writes(server.url, server.admin, names, c, seconds)
+    w_us = 1e6 * (cpu_seconds(server.proc.pid) - c0) / max(1, w["count"])
+    c0 = cpu_seconds(bare.proc.pid)
+    b = await small_writes(bare.url, "x", names, c, seconds)
+    b_us = 1e6 * (cpu_seconds(bare.proc.pid) - c0) / max(1, b["count"])
+    return {"w_per_s": w["per_s"], "w_p50": w["p50"], "w_p99": w["p99"], "w_us": w_us,
+            "b_per_s": b["per_s"], "b_p50": b["p50"], "b_p99": b["p99"], "b_us": b_us}
+
+
+def small_line(stack: str, c: int, nws: int, r: dict[str, float]) -> str:
+    return (f"  small PUT 100 B, {c:>2} clients, {nws:>2} ws [{stack}] | wsfs {r['w_per_s']:6.0f}/s "
+            f"p50 {r['w_p50']:5.1f} p99 {r['w_p99']:5.1f} ms {r['w_us']:4.0f} µs CPU | bare "
+            f"{r['b_per_s']:6.0f}/s p50 {r['b_p50']:5.1f} p99 {r['b_p99']:5.1f} ms {r['b_us']:4.0f} µs "
+            f"CPU | ratio {r['w_per_s'] / r['b_per_s']:.2f} (CPU per request: {r['b_us'] / max(1.0, r['w_us']):.2f})")
+
+
+async def small_section(servers: dict[str, Proc], args: argparse.Namespace) -> None:
+    """Small writes for every stack, `--pairs` rounds interleaved point by point (the stacks' order
+    alternating), then each stack's medians and, with two stacks, the second's CPU per request over
+    the first's."""
+    names = [f"small{i}" for i in range(10)]
+    for server in servers.values():
+        await create_workspaces(server.url, server.admin, names)
+    bares = {stack: start_bare(stack) for stack in servers}
+    results: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    try:
+        for nws in (1, 10):
+            for c in args.small_clients:
+                for k in range(args.pairs):
+                    order = list(servers) if k % 2 == 0 else list(reversed(servers))
+                    for stack in order:
+                        r = await small_point(servers[stack], bares[stack], names[:nws], c, args.small_seconds)
+                        results.setdefault((stack, nws, c), []).append(r)
+                        print(small_line(stack, c, nws, r), flush=True)
+    finally:
+        for bare in bares.values():
+            bare.stop()
+    if args.pairs == 1 and len(servers) == 1:
+        return
+    print(f"medians over {args.pairs} rounds (load average now {os.getloadavg()}):", flush=True)
+    first = next(iter(servers))
+    for (stack, nws, c), rows in results.items():
+        med = {key: pct([r[key] for r in rows], 50) for key in rows[0]}
+        line = small_line(stack, c, nws, med)
+        if stack != first:
+            base = results[(first, nws, c)]
+            wins = sum(1 for a, b in zip(base, rows) if b["w_us"] < a["w_us"])
+            line += (f" | vs {first}: wsfs CPU x{med['w_us'] / pct([r['w_us'] for r in base], 50):.2f}, "
+                     f"bare CPU x{med['b_us'] / pct([r['b_us'] for r in base], 50):.2f}, "
+                     f"wsfs CPU lower in {wins}/{len(rows)} pairs")
+        print(line, flush=True)
 
 
 async def run(args: argparse.Namespace) -> None:
     print(f"load average at start: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
-        server = start_wsfs(data, args)
+        servers: dict[str, Proc] = {}
         try:
-            print(f"server pid {server.proc.pid}; at start: {proc_figures(server.proc.pid)}", flush=True)
-            for n in args.workspaces:
-                row = await workspaces_point(server, n, args)
+            for k, stack in enumerate(args.stacks):
+                servers[stack] = start_wsfs(str(Path(data) / f"s{k}"), args, stack)
+                print(f"server [{stack}] pid {servers[stack].proc.pid}; at start: "
+                      f"{proc_figures(servers[stack].proc.pid)}", flush=True)
+            for n, k, stack in [(n, k, stack) for n in args.workspaces for k in range(args.pairs)
+                                for stack in (args.stacks if k % 2 == 0 else args.stacks[::-1])]:
+                server = servers[stack]
+                print(f"  [{stack}] round {k + 1}:", flush=True)
+                row = await workspaces_point(server, n, args, f"r{k}")
                 print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
                 print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
                       f"fds {row['fds']:>5} | threads {row['threads']:>4} | setup {row['setup_s']:.1f} s | per "
@@ -514,6 +584,7 @@ async def run(args: argparse.Namespace) -> None:
                     await asyncio.sleep(args.wait_close)
                     print(f"        {args.wait_close:g} s later (idle close): {proc_figures(server.proc.pid)}",
                           flush=True)
+            server = servers[args.stacks[0]]
             for n in args.subs:
                 row = await subscribers_point(server, n, args)
                 ld = row.pop("load")
@@ -522,27 +593,10 @@ async def run(args: argparse.Namespace) -> None:
                       f"({ld['delivered']}) | write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms | "
                       f"server CPU {row['cpu_us_per_delivery']:.1f} µs/delivery", flush=True)
             if args.small:
-                names = [f"small{i}" for i in range(10)]
-                await create_workspaces(server.url, server.admin, names)
-                bare = Proc([sys.executable, str(Path(__file__).resolve()), "--bare-server"])
-                try:
-                    for nws in (1, 10):
-                        for c in args.small_clients:
-                            c0 = cpu_seconds(server.proc.pid)
-                            w = await small_writes(server.url, server.admin, names[:nws], c, args.small_seconds)
-                            w_us = 1e6 * (cpu_seconds(server.proc.pid) - c0) / max(1, w["count"])
-                            c0 = cpu_seconds(bare.proc.pid)
-                            b = await small_writes(bare.url, "x", names[:nws], c, args.small_seconds)
-                            b_us = 1e6 * (cpu_seconds(bare.proc.pid) - c0) / max(1, b["count"])
-                            print(f"  small PUT 100 B, {c:>2} clients, {nws:>2} ws | wsfs {w['per_s']:6.0f}/s "
-                                  f"p50 {w['p50']:5.1f} p99 {w['p99']:5.1f} ms {w_us:4.0f} µs CPU | bare "
-                                  f"{b['per_s']:6.0f}/s p50 {b['p50']:5.1f} p99 {b['p99']:5.1f} ms {b_us:4.0f} µs "
-                                  f"CPU | ratio {w['per_s'] / b['per_s']:.2f} (CPU per request: "
-                                  f"{b_us / max(1.0, w_us):.2f})", flush=True)
-                finally:
-                    bare.stop()
+                await small_section(servers, args)
         finally:
-            server.stop()
+            for server in servers.values():
+                server.stop()
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
 
@@ -581,12 +635,21 @@ def main() -> None:
     parser.add_argument("--sub-procs", type=int, default=4, help="client processes holding the --subs subscribers")
     parser.add_argument("--py-spy", default="", metavar="PREFIX",
                         help="profile the server with py-spy during each measured load: PREFIX-TAG.txt (collapsed)")
-    parser.add_argument("--bare-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stacks", type=lambda t: [x for x in t.split(",") if x], default=[],
+                        help="uvicorn HTTP:LOOP stacks to compare, one wsfs server and one bare endpoint each, "
+                             "e.g. h11:asyncio,httptools:uvloop (default: wsfs serve's own)")
+    parser.add_argument("--pairs", type=int, default=1,
+                        help="rounds of every point, the stacks interleaved (their order alternating)")
+    parser.add_argument("--bare-server", metavar="HTTP:LOOP", help=argparse.SUPPRESS)
     parser.add_argument("--sub-worker", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_server:
-        run_bare_server()
+        run_bare_server(args.bare_server)
         return
+    if not args.stacks:
+        from server.runner import server_stack
+
+        args.stacks = [":".join(server_stack().values())]
     global PY_SPY
     PY_SPY = args.py_spy
     if args.sub_worker:

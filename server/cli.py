@@ -54,6 +54,11 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                        help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
     serve.add_argument("--ws-ping-timeout", type=float, default=20.0,
                        help="seconds to wait for a ping's answer (default: %(default)s)")
+    serve.add_argument("--http", choices=("h11", "httptools"), default=None,
+                       help="uvicorn's HTTP/1.1 parser (default: $WSFS_HTTP, else the faster one installed; "
+                            "docs/server.md)")
+    serve.add_argument("--loop", choices=("asyncio", "uvloop"), default=None,
+                       help="the event loop (default: $WSFS_LOOP, else the faster one installed; docs/server.md)")
     serve.add_argument("--no-seed", dest="seed", action="store_false",
                        help="leave a new demo workspace empty (default: a few example files)")
     cluster = serve.add_argument_group("cluster mode (SPEC §6, docs/cluster.md)")
@@ -197,8 +202,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     print(f"wsfs: open the demo: {bases[0]}/?token={demo}", flush=True)
     for other in bases[1:]:
         print(f"wsfs:            or: {other}/?token={demo}", flush=True)
+    stack = {k: v for k, v in (("http", args.http), ("loop", args.loop)) if v}
     server = WsfsServer(make_config(app, log_level=args.log_level, ws_ping_interval=args.ws_ping_interval,
-                                    ws_ping_timeout=args.ws_ping_timeout))
+                                    ws_ping_timeout=args.ws_ping_timeout, **stack))
     gcpolicy.install()  # full garbage collections on the sweep's schedule, not mid-request
     server.run(sockets=[sock])
     return 0

@@ -11,8 +11,10 @@ the server's samples there. Every API handler is wrapped by
 those layers add nothing to it. `WsfsApp` matches the wire's routes itself
 (by method, in the router's order, with the router's own compiled patterns
 and converters), calls the handler, sends its response and counts it in
-`wsfs_http_requests`. Under uvicorn's h11 protocol a plain response's
-head and body leave in one write (`Corked`). Anything else (the WebSocket, the static demo, a path
+`wsfs_http_requests`. Under uvicorn's h11 and httptools protocols (both
+write the head, then the body, each with its own `transport.write`, through
+a `RequestResponseCycle` holding `transport`) a plain response's head and
+body leave in one write (`Corked`). Anything else (the WebSocket, the static demo, a path
 no API route matches: 404/405) goes through the full stack as before, and so
 does every request of a cluster node (its proxy is a middleware of the stack).
 """
@@ -74,6 +76,7 @@ class WsfsApp(Starlette):
 
     fast: dict[str, list[Matcher]] = {}
     counted: Any = None  # the `wsfs_http_requests` counter (server/metrics.py)
+    corked = 0  # responses sent head and body in one write (`Corked`)
 
     def serve_directly(self, routes: list[Route], counted: Any) -> None:
         """Dispatch `routes` (handlers that answer every error themselves) without the middleware stack."""
@@ -105,8 +108,9 @@ class WsfsApp(Starlette):
             status = response.status_code
             cycle = getattr(send, "__self__", None)
             if type(response) is Response and type(cycle).__name__ == "RequestResponseCycle":
-                corked = Corked(cycle.transport)  # uvicorn's h11 cycle: headers and body in one write
+                corked = Corked(cycle.transport)  # uvicorn's h11 or httptools cycle: one write
                 cycle.transport = corked
+                self.corked += 1
                 try:
                     await response(scope, receive, send)
                 finally:

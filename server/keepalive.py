@@ -15,7 +15,9 @@ A visit knows whether the last ping was answered from the protocol's
 `pending_ping_payload`, which uvicorn's `handle_pong` clears when the pong
 comes; a pong that arrives alone between frames (the usual case) is taken
 before websockets' parser instead (`take_pongs`), which clears it the same
-way at a fraction of the cost. A socket whose ping is
+way at a fraction of the cost (the replaced `data_received` is handed back to
+the transport with `set_protocol`: uvloop's transports keep the bound method
+they were given, asyncio's look it up per read). A socket whose ping is
 still unanswered `timeout` seconds after it went out is failed with uvicorn's
 own `keepalive_timeout` (close 1011, transport closed), as uvicorn would;
 so a silent client is dropped after about `interval + timeout`, as before.
@@ -51,6 +53,7 @@ class Keepalive:
         self.slots: list[dict[int, RawSocket]] = [{} for _ in range(max(1, round(interval / self.tick)))]
         self.pos = 0
         self.pings = 0
+        self.pongs_taken = 0  # pongs answered by `take_pongs` (before websockets' parser)
         self._where: dict[int, int] = {}  # id(socket) -> its slot
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -60,7 +63,7 @@ class Keepalive:
 
     def add(self, raw: RawSocket) -> None:
         """Ping `raw` from one interval from now on (the slot just visited comes round last)."""
-        take_pongs(raw.protocol)
+        take_pongs(raw.protocol, self)
         key = id(raw)
         slot = self.pos
         self.slots[slot][key] = raw
@@ -114,7 +117,7 @@ def _at_frame_boundary(conn: Any) -> bool:
     return inner is not None and inner.gi_code is _AT_EOF
 
 
-def take_pongs(protocol: Any) -> None:
+def take_pongs(protocol: Any, keepalive: Keepalive) -> None:
     """Answer our pings' pongs before websockets' parser: a segment that is exactly one masked pong
     (10 bytes) carrying our payload, arriving between frames, clears `pending_ping_payload` as
     uvicorn's `handle_pong` would, without the generator-based parse and event round (~70 us
@@ -129,10 +132,16 @@ def take_pongs(protocol: Any) -> None:
                 and int.from_bytes(data[2:6], "big") ^ int.from_bytes(data[6:], "big") == _PAYLOAD_INT
                 and not conn.reader.buffer and _at_frame_boundary(conn)):
             protocol.pending_ping_payload = None
+            keepalive.pongs_taken += 1
             return
         received(data)
 
     protocol.data_received = data_received
+    transport = getattr(protocol, "transport", None)
+    if transport is not None and transport.get_protocol() is protocol:
+        # uvloop's transport keeps the bound `data_received` it saw at `set_protocol` (asyncio's looks
+        # it up per read): hand it the protocol again so it takes this one.
+        transport.set_protocol(protocol)
 
 
 def keepalive_for(send: Any, keepalive: Keepalive | None) -> RawSocket | None:

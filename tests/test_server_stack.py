@@ -1,0 +1,135 @@
+"""uvicorn's HTTP parser and event loop (`server.runner.server_stack`), and the fast paths under each.
+
+The fast paths read uvicorn's internals: `fastroutes` corks a response's head
+and body into one write through the request cycle's `transport`, and
+`keepalive.take_pongs` replaces the WebSocket protocol's `data_received`
+(uvloop's transports keep the bound method they saw at `set_protocol`, so
+the replacement must be handed back to the transport). These tests run a
+real server on each stack and check the path was really taken.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.runner import server_stack
+from tests.server_fixtures import LiveServer
+
+STACKS = [("h11", "asyncio"), ("httptools", "uvloop"), ("httptools", "asyncio"), ("h11", "uvloop")]
+STEPS = 400  # bounded waits: at most STEPS reads of 0.05 s
+
+
+def test_stack_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WSFS_HTTP", raising=False)
+    monkeypatch.delenv("WSFS_LOOP", raising=False)
+    assert server_stack("h11", "asyncio") == {"http": "h11", "loop": "asyncio"}
+    monkeypatch.setenv("WSFS_HTTP", "h11")
+    monkeypatch.setenv("WSFS_LOOP", "asyncio")
+    assert server_stack() == {"http": "h11", "loop": "asyncio"}
+    assert server_stack(loop="uvloop") == {"http": "h11", "loop": "uvloop"}  # asked beats the environment
+    monkeypatch.setenv("WSFS_LOOP", "auto")
+    with pytest.raises(ValueError, match="unknown loop"):
+        server_stack()
+
+
+def _recv_until(sock: socket.socket, marker: bytes, buf: bytearray) -> None:
+    for _ in range(STEPS):
+        if marker in buf:
+            return
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        assert data, f"closed before {marker!r}: {bytes(buf)!r}"
+        buf += data
+    raise AssertionError(f"no {marker!r} in {bytes(buf)!r}")
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client frame masked with a zero key (short payloads only)."""
+    return bytes((0x80 | opcode, 0x80 | len(payload))) + b"\0\0\0\0" + payload
+
+
+def _next_frame(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
+    """One unmasked server frame (payload < 126 bytes, or a 16-bit length) from `buf`/`sock`."""
+    for _ in range(STEPS):
+        short = len(buf) >= 2 and buf[1] & 0x7F
+        if short and short < 127 and len(buf) >= (4 if short == 126 else 2):
+            n, head = (int.from_bytes(buf[2:4], "big"), 4) if short == 126 else (short, 2)
+            if len(buf) >= head + n:
+                frame = (buf[0] & 0x0F, bytes(buf[head:head + n]))
+                del buf[:head + n]
+                return frame
+        try:
+            data = sock.recv(65536)
+        except socket.timeout:
+            continue
+        assert data, "closed"
+        buf += data
+    raise AssertionError("no frame")
+
+
+@pytest.fixture(params=STACKS, ids=[f"{h}-{lp}" for h, lp in STACKS])
+def stack_server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    http, loop = request.param
+    server = LiveServer(tmp_path / "data", config={"http": http, "loop": loop, "ws_ping_interval": 0.4,
+                                                    "ws_ping_timeout": 30.0}).start()
+    try:
+        yield server, http, loop
+    finally:
+        server.stop()
+
+
+def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
+    server, http, loop = stack_server
+    protocol = server.server.config.http_protocol_class
+    assert protocol.__name__ == {"h11": "H11Protocol", "httptools": "HttpToolsProtocol"}[http]
+    server_loop = server.server.servers[0].get_loop()
+    assert type(server_loop).__module__.split(".")[0] == loop
+    app = server.app
+
+    # a small write through fastroutes: head and body corked into one write, the reply intact
+    with server.http() as client:
+        before = app.corked
+        r = client.put("/api/workspaces/demo/files/a.txt", content=b"x" * 100)
+        assert r.status_code in (200, 201), r.text
+        assert r.json()["size"] == 100
+        assert client.get("/api/workspaces/demo/files/a.txt").content == b"x" * 100
+        assert app.corked >= before + 2
+
+    # a WebSocket answering the server's pings: the pongs are taken before websockets' parser
+    keepalive = server.state.keepalive
+    assert keepalive is not None
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.05) as sock:
+        sock.settimeout(0.05)
+        sock.sendall((f"GET /api/workspaces/demo/ws?token={server.admin} HTTP/1.1\r\nHost: x\r\n"
+                      "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        buf = bytearray()
+        _recv_until(sock, b"\r\n\r\n", buf)
+        assert buf.startswith(b"HTTP/1.1 101"), bytes(buf)
+        del buf[:buf.index(b"\r\n\r\n") + 4]
+        taken0, pongs = keepalive.pongs_taken, 0
+        for _ in range(STEPS):
+            opcode, payload = _next_frame(sock, buf)
+            if opcode == 0x9:  # a ping: answer it in a segment of its own
+                sock.sendall(_masked(0xA, payload))
+                pongs += 1
+                if pongs == 3:
+                    break
+        assert pongs == 3
+        # the third pong may still be in flight; the first two were answered before the next ping went out
+        assert keepalive.pongs_taken - taken0 >= 2
+        # and the socket still works as a WebSocket (the shortcut let everything else through)
+        sock.sendall(_masked(0x1, b'{"type":"hello","protocol":1}'))
+        for _ in range(STEPS):
+            opcode, payload = _next_frame(sock, buf)
+            if opcode == 0x1:
+                assert payload.startswith(b'{"type":"hello"'), payload
+                break
+        else:
+            raise AssertionError("no answer to hello")
