@@ -22,6 +22,10 @@ class Placement(Protocol):
     # True when subscribers may be told only of acknowledged revisions (`durable` returned for
     # them): change pages wait until the hub's head, the acknowledged head, covers them.
     durable_reads: bool
+    # Whether the stores it opens checkpoint their own WAL (SQLite's automatic checkpoints). A
+    # cluster says no: Litestream reads the WAL and checkpoints it itself, and our checkpoints racing
+    # its reads damaged the last transaction of a replica (docs/cluster.md).
+    store_checkpoints: bool
 
     def chunk_backend_for(self, name: str) -> str | BackendFactory | None:
         """Where workspace `name`'s store keeps chunk bytes (`vfs.chunkstore`): a backend's name,
@@ -55,6 +59,7 @@ class LocalPlacement:
     """One server, one disk: SQLite's commit is the acknowledgement."""
 
     durable_reads = False
+    store_checkpoints = True
 
     def chunk_backend_for(self, name: str) -> str | BackendFactory | None:
         return None

@@ -104,7 +104,8 @@ class WorkspaceHandle:
 
     def _open_kwargs(self) -> dict[str, Any]:
         return {"history_keep": self._options.history_keep, "history_days": self._options.history_days,
-                "chunk_backend": self.placement.chunk_backend_for(self.name)}
+                "chunk_backend": self.placement.chunk_backend_for(self.name),
+                "checkpoints": self.placement.store_checkpoints}
 
     @property
     def users(self) -> int:

@@ -152,12 +152,14 @@ class Db:
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
         chunk_backend: str | BackendFactory | None = None,
+        checkpoints: bool = True,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
         conflicting open raises `StoreBusy`. Read-only opens never conflict.
         `path_max`: the limit on a whole path (None: names only; see `paths.normalize`).
-        `chunk_backend`: where chunk bytes go (`vfs.chunkstore`; None: the store's own choice)."""
+        `chunk_backend`: where chunk bytes go (`vfs.chunkstore`; None: the store's own choice).
+        `checkpoints`: False leaves WAL checkpoints to another process (a cluster's Litestream)."""
         self.path = os.fspath(path)
         self.path_max = path_max
         self.readonly = readonly
@@ -166,6 +168,8 @@ class Db:
             self._lock_fd = storelock.acquire(self.path, exclusive=exclusive)
         try:
             self.conn, created = self._connect()
+            if not checkpoints:
+                self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self.chunks: ChunkBackend = open_backend(
                 self.conn, self.path, readonly=readonly, created=created, requested=chunk_backend
             )

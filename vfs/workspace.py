@@ -89,6 +89,7 @@ class Workspace:
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
         chunk_backend: str | BackendFactory | None = None,
+        checkpoints: bool = True,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
@@ -99,8 +100,12 @@ class Workspace:
         `chunk_backend`: where chunk bytes live (`vfs.chunkstore`): "packs"
         (pack files beside the store: the default for a new store on disk) or
         "sqlite" (inside the store file, as a cluster's Litestream needs);
-        None keeps the store's own choice."""
-        db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max, chunk_backend=chunk_backend)
+        None keeps the store's own choice.
+        `checkpoints`: False stops this connection's automatic WAL checkpoints,
+        for a store whose WAL another process reads and checkpoints: a cluster
+        node's Litestream (docs/cluster.md, "Checkpoints belong to Litestream")."""
+        db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max, chunk_backend=chunk_backend,
+                            checkpoints=checkpoints)
         versions = self._versions = Versions(db, keep=history_keep, days=history_days)
         names = self._names = Namespace(db, versions)
         content = self._content = Content(db, names, versions)
