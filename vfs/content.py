@@ -221,7 +221,7 @@ class Content:
              None if mode is None else mode & 0o7777, found.node.ino),
         ).fetchone())  # fmt: skip
         self._db.log_node(tx, node.ino, found.real, found.node.nlink)
-        self._versions.record_current(tx, found.real, node.ino, prune=True)
+        self._versions.record_current(tx, found.real, node.ino, prune=True, nlink=found.node.nlink)
         return node
 
     # -- reads -------------------------------------------------------------------

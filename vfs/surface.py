@@ -10,8 +10,10 @@ against one declaration instead of against the others:
 - `ReadableFile`: what `open(path, "rb")` gives a reader.
 - `MountBackend`: the synchronous subset the FUSE operations call; the
   store and `RemoteBackend` follow it. (The operations also look for two
-  optional members, which a protocol cannot express: `transaction()`, only
-  on a local store, and `commit_file()`, only on the remote backend.)
+  optional members, which a protocol cannot express: `transaction()` and
+  `dir_times_ns` (the times the last call stamped on the directories it
+  changed), only on a local store, and `commit_file()`, only on the remote
+  backend; it looks them up with `getattr`.)
 - `WorkspaceSurface`: the whole synchronous store (`vfs.Workspace`).
 - `AsyncWorkspaceSurface`: the same operations, awaited: what
   `RemoteWorkspace` and the store have in common. Where the store returns
