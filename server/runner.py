@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from starlette.applications import Starlette
 from vfs.wire import TRANSPORT_MAX_FRAME, error_body
 
 from server.app import begin_shutdown
+from server.httpstack import http_protocol, server_stack
 from server.keepalive import Keepalive
 
 
@@ -189,29 +189,8 @@ def _unwrap(app: Any) -> Any:
     return app
 
 
-HTTP_PARSERS = {"h11": "h11", "httptools": "httptools"}  # uvicorn's name -> the module it needs
-EVENT_LOOPS = {"asyncio": "asyncio", "uvloop": "uvloop"}
-DEFAULT_STACK = (("http", "h11"), ("loop", "asyncio"))  # the first choice of each; see `server_stack`
-
-
-def server_stack(http: str | None = None, loop: str | None = None) -> dict[str, str]:
-    """uvicorn's `http` and `loop`: those asked for, else $WSFS_HTTP / $WSFS_LOOP, else the defaults
-    (falling back to h11 / asyncio when a default's package is not installed). Never uvicorn's "auto",
-    so installing a package never changes a server that did not ask for it."""
-    chosen: dict[str, str] = {}
-    for (key, default), asked, names in zip(DEFAULT_STACK, (http, loop), (HTTP_PARSERS, EVENT_LOOPS)):
-        value = asked or os.environ.get(f"WSFS_{key.upper()}") or ""
-        if value and value not in names:
-            raise ValueError(f"unknown {key} {value!r} (one of {', '.join(names)})")
-        if not value:
-            value = default if importlib.util.find_spec(names[default]) is not None else next(iter(names))
-        chosen[key] = value
-    return chosen
-
-
 def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
     options: dict[str, Any] = {
-        **server_stack(kwargs.pop("http", None), kwargs.pop("loop", None)),
         "ws": "websockets-sansio",
         "ws_per_message_deflate": False,
         "ws_max_size": TRANSPORT_MAX_FRAME,
@@ -219,7 +198,11 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
     }
+    state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
+    stack = server_stack(kwargs.pop("http", None), kwargs.pop("loop", None),
+                         cluster=getattr(state, "cluster", None) is not None)
     options.update(kwargs)
+    options["http"], options["loop"] = http_protocol(stack["http"]), stack["loop"]
     _server_pings(app, options)
     raise_nofile_limit()
     return uvicorn.Config(FdGuard(app), **options)

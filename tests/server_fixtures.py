@@ -57,8 +57,8 @@ def serving(server: S) -> Iterator[S]:
 class LiveServer:
     """The real app on real uvicorn, in a thread, on 127.0.0.1:<free port>."""
 
-    def __init__(self, data_dir: Path, config: dict[str, Any] | None = None, **app_kwargs: Any):
-        """`config`: uvicorn settings for `make_config` (e.g. `http`, `loop`, `ws_ping_interval`)."""
+    def __init__(self, data_dir: Path, uvicorn_options: dict[str, Any] | None = None, **app_kwargs: Any):
+        """`uvicorn_options`: settings for `make_config` (e.g. `http`, `loop`, `ws_ping_interval`)."""
         self.data_dir = Path(data_dir)
         # an empty demo workspace unless a test asks for the seed: tests count what they wrote
         self.app = create_app(self.data_dir, **{"seed_demo": False, **app_kwargs})
@@ -66,7 +66,7 @@ class LiveServer:
         self._sock = bind("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = WsfsServer(make_config(self.app, **(config or {})))
+        self.server = WsfsServer(make_config(self.app, **(uvicorn_options or {})))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
         self.admin = self.token(None, "admin", "test-admin")
 

@@ -26,6 +26,8 @@ STEPS = 400  # bounded waits: at most STEPS reads of 0.05 s
 def test_stack_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WSFS_HTTP", raising=False)
     monkeypatch.delenv("WSFS_LOOP", raising=False)
+    assert server_stack() == {"http": "httptools", "loop": "uvloop"}  # both are dependencies
+    assert server_stack(cluster=True) == {"http": "h11", "loop": "asyncio"}
     assert server_stack("h11", "asyncio") == {"http": "h11", "loop": "asyncio"}
     monkeypatch.setenv("WSFS_HTTP", "h11")
     monkeypatch.setenv("WSFS_LOOP", "asyncio")
@@ -76,7 +78,7 @@ def _next_frame(sock: socket.socket, buf: bytearray) -> tuple[int, bytes]:
 @pytest.fixture(params=STACKS, ids=[f"{h}-{lp}" for h, lp in STACKS])
 def stack_server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
     http, loop = request.param
-    server = LiveServer(tmp_path / "data", config={"http": http, "loop": loop, "ws_ping_interval": 0.4,
+    server = LiveServer(tmp_path / "data", uvicorn_options={"http": http, "loop": loop, "ws_ping_interval": 0.4,
                                                     "ws_ping_timeout": 30.0}).start()
     try:
         yield server, http, loop
@@ -87,7 +89,7 @@ def stack_server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
     server, http, loop = stack_server
     protocol = server.server.config.http_protocol_class
-    assert protocol.__name__ == {"h11": "H11Protocol", "httptools": "HttpToolsProtocol"}[http]
+    assert protocol.__name__ == {"h11": "H11Protocol", "httptools": "BoundedHttpTools"}[http]
     server_loop = server.server.servers[0].get_loop()
     assert type(server_loop).__module__.split(".")[0] == loop
     app = server.app
@@ -133,3 +135,27 @@ def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
                 break
         else:
             raise AssertionError("no answer to hello")
+
+
+def test_request_head_is_bounded(stack_server: Any) -> None:
+    """A client sending header lines without end gets 400 and is closed, on either parser (httptools
+    alone keeps them all); the server keeps answering others."""
+    server, _, _ = stack_server
+    line = b"X-Filler: " + b"a" * 1000 + b"\r\n"
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        refused = False
+        for _ in range(64 * 1024):  # at most 64 MiB: far past the bound
+            try:
+                sock.sendall(line)
+            except (BrokenPipeError, ConnectionResetError):
+                refused = True
+                break
+        assert refused, "the server read 64 MiB of a request head"
+        try:
+            reply = sock.recv(4096)
+        except ConnectionResetError:
+            reply = b""
+        assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply
+    with server.http() as client:
+        assert client.get("/healthz").status_code == 200

@@ -1,0 +1,89 @@
+"""uvicorn's HTTP parser and event loop for wsfs: `server_stack`, `BoundedHttpTools`.
+
+`wsfs serve` runs on httptools and uvloop when they are installed (they are
+dependencies): a small write costs the server ~15-28 % less CPU than on h11
+and asyncio, lower in 24 of 24 interleaved pairs (docs/server.md, "Fourth
+pass"). `--http h11|httptools`, `--loop asyncio|uvloop`, or `$WSFS_HTTP` /
+`$WSFS_LOOP` choose otherwise. The choice is always explicit, never
+uvicorn's "auto", so a package appearing in the environment never changes
+a server that did not ask for it.
+
+httptools (llhttp) sets no limit on a request's head: a client can send
+megabytes of header lines and the server keeps them all, where uvicorn's
+h11 protocol answers 400 past `h11_max_incomplete_event_size` (16 KiB).
+`BoundedHttpTools` keeps that bound under httptools too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from typing import Any
+
+HTTP_PARSERS = {"h11": "h11", "httptools": "httptools"}  # uvicorn's name -> the module it needs
+EVENT_LOOPS = {"asyncio": "asyncio", "uvloop": "uvloop"}
+DEFAULT_STACK = {"http": "httptools", "loop": "uvloop"}  # the faster pair, when installed
+FALLBACK_STACK = {"http": "h11", "loop": "asyncio"}  # uvicorn's own, always there
+HEAD_LIMIT = 16 * 1024  # bytes of a request's head (request line and headers), as uvicorn's h11 default
+
+
+def server_stack(http: str | None = None, loop: str | None = None, cluster: bool = False) -> dict[str, str]:
+    """uvicorn's `http` and `loop` names: those asked for, else $WSFS_HTTP / $WSFS_LOOP, else
+    `DEFAULT_STACK` where its package is installed, else h11 / asyncio. A cluster node defaults to
+    h11 / asyncio (its proxy and its Litestream children have not been run on the faster pair yet)."""
+    chosen: dict[str, str] = {}
+    for key, asked, names in (("http", http, HTTP_PARSERS), ("loop", loop, EVENT_LOOPS)):
+        value = asked or os.environ.get(f"WSFS_{key.upper()}") or ""
+        if value and value not in names:
+            raise ValueError(f"unknown {key} {value!r} (one of {', '.join(names)})")
+        if not value:
+            value = FALLBACK_STACK[key] if cluster else DEFAULT_STACK[key]
+            if importlib.util.find_spec(names[value]) is None:
+                value = FALLBACK_STACK[key]
+        chosen[key] = value
+    return chosen
+
+
+def http_protocol(name: str) -> Any:
+    """What to give uvicorn's `http`: h11 by name, httptools as `BoundedHttpTools`."""
+    return bounded_httptools() if name == "httptools" else name
+
+
+_BOUNDED: Any = None
+
+
+def bounded_httptools() -> Any:
+    """`BoundedHttpTools`, built on first use (importing httptools only when it is chosen)."""
+    global _BOUNDED
+    if _BOUNDED is None:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        class BoundedHttpTools(HttpToolsProtocol):
+            """uvicorn's httptools protocol with a bound on a request's head: past `HEAD_LIMIT` bytes
+            read inside one head, 400 and the connection closed (as h11 does). Only reads that begin
+            and end inside the same head count (never a body, never a pipelined neighbour's bytes),
+            so a head may overrun the bound by up to two reads before it is refused."""
+
+            head_bytes = -1  # bytes of the current head read so far; -1 outside a head
+            heads = 0  # heads begun on this connection
+
+            def data_received(self, data: bytes) -> None:
+                before, heads = self.head_bytes, self.heads
+                super().data_received(data)
+                if before >= 0 and self.head_bytes >= 0 and self.heads == heads:
+                    self.head_bytes += len(data)
+                    if self.head_bytes > HEAD_LIMIT and not self.transport.is_closing():
+                        self.head_bytes = -1
+                        self.send_400_response("Request head too large.")
+
+            def on_message_begin(self) -> None:
+                super().on_message_begin()
+                self.head_bytes = 0
+                self.heads += 1
+
+            def on_headers_complete(self) -> None:
+                self.head_bytes = -1
+                super().on_headers_complete()
+
+        _BOUNDED = BoundedHttpTools
+    return _BOUNDED
