@@ -23,7 +23,11 @@ bottleneck.
   `--small-seconds`, against 1 and 10 workspaces, and the same against a bare
   uvicorn endpoint (same server settings, same route shape, reads the body
   and answers a JSON of the same size) in the same run: writes/s, p50/p99,
-  ratio wsfs / bare.
+  server CPU per request, ratio wsfs / bare.
+- **stacks** (`--stacks h11:asyncio,httptools:uvloop --pairs 4`): one wsfs
+  server and one bare endpoint per uvicorn HTTP:LOOP pair, every point run
+  `--pairs` times with the stacks interleaved (order alternating), then
+  each stack's medians and its CPU per request against the first stack's.
 - **subscribers S** (`--subs 100,1000,5000`): S subscribers on one
   workspace, 10 writes/s for `--load-seconds`: delivery p50/p99 and server
   CPU per delivery.
@@ -484,8 +488,10 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
 
 def start_wsfs(data: str, args: argparse.Namespace, stack: str) -> Proc:
     http, loop = stack.split(":")
+    # without --stacks, no flags: the server's own default (and a `--root` tree older than the flags)
+    flags = ["--http", http, "--loop", loop] if args.stacks_given else []
     cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
-           "--log-level", "warning", "--http", http, "--loop", loop, *args.server_arg]
+           "--log-level", "warning", *flags, *args.server_arg]
     return Proc(cmd, Path(args.root) if args.root else None)
 
 
@@ -646,8 +652,9 @@ def main() -> None:
     if args.bare_server:
         run_bare_server(args.bare_server)
         return
+    args.stacks_given = bool(args.stacks)
     if not args.stacks:
-        from server.runner import server_stack
+        from server.httpstack import server_stack
 
         args.stacks = [":".join(server_stack().values())]
     global PY_SPY

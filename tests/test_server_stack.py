@@ -11,13 +11,16 @@ real server on each stack and check the path was really taken.
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from server.runner import server_stack
-from tests.server_fixtures import LiveServer
+from server.httpstack import server_stack
+from tests.server_fixtures import ROOT, LiveServer, ServerProcess
 
 STACKS = [("h11", "asyncio"), ("httptools", "uvloop"), ("httptools", "asyncio"), ("h11", "uvloop")]
 STEPS = 400  # bounded waits: at most STEPS reads of 0.05 s
@@ -159,3 +162,17 @@ def test_request_head_is_bounded(stack_server: Any) -> None:
         assert reply == b"" or reply.startswith(b"HTTP/1.1 400"), reply
     with server.http() as client:
         assert client.get("/healthz").status_code == 200
+
+
+def test_serve_flags_choose_the_stack(tmp_path: Path) -> None:
+    """`wsfs serve --http h11 --loop asyncio` serves (the flags reach uvicorn); an unknown name is refused."""
+    server = ServerProcess(tmp_path / "data", "--http", "h11", "--loop", "asyncio")
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"}) as client:
+            assert client.put("/api/workspaces/demo/files/f", content=b"hi").status_code in (200, 201)
+            assert client.get("/api/workspaces/demo/files/f").content == b"hi"
+    finally:
+        server.stop()
+    bad = subprocess.run([sys.executable, "-m", "server", "serve", "--data", str(tmp_path / "d2"), "--port", "0",
+                          "--http", "auto"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--http" in bad.stderr
