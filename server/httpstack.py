@@ -1,7 +1,7 @@
 """uvicorn's HTTP parser and event loop for wsfs: `server_stack`, `BoundedHttpTools`.
 
 `wsfs serve` runs on httptools and uvloop when they are installed (they are
-dependencies): a small write costs the server ~15-28 % less CPU than on h11
+dependencies): a small write costs the server 14-28 % less CPU than on h11
 and asyncio, lower in 24 of 24 interleaved pairs (docs/server.md, "Fourth
 pass"). `--http h11|httptools`, `--loop asyncio|uvloop`, or `$WSFS_HTTP` /
 `$WSFS_LOOP` choose otherwise. The choice is always explicit, never

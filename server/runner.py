@@ -2,6 +2,8 @@
 
 - `ws="websockets-sansio"`: the fastest non-deprecated uvicorn WebSocket
   implementation (the legacy one warns and is ~2x slower);
+- `http` and `loop`: httptools and uvloop unless asked otherwise
+  (`server/httpstack.py`), never uvicorn's "auto";
 - `ws_per_message_deflate=False`: compression would cut chunk transfer from
   GB/s to ~40 MB/s and cost fan-out throughput;
 - on SIGTERM/SIGINT, before uvicorn closes connections itself (it would send
