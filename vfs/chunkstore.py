@@ -99,6 +99,35 @@ class SqliteChunks:
         row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
         return ChunkEntry(digest, size, row[0])
 
+
+    def _insert_outside(self, digest: bytes, size: int, pack: int, pos: int) -> int | None:
+        """A catalogue row for bytes kept outside `chunk_data` (`pack`, `pos`: where the backend keeps
+        them); its id, or None when the hash is already catalogued (the caller then writes nothing)."""
+        inserted = self._conn.execute(
+            "INSERT INTO chunks(hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?) "
+            "ON CONFLICT(hash) DO NOTHING RETURNING id",
+            (digest, size, time.time(), pack, pos),
+        ).fetchone()
+        return None if inserted is None else inserted[0]
+
+    def _split_known(self, batch: list[tuple[bytes, bytes | memoryview]]
+                     ) -> tuple[dict[bytes, int], dict[bytes, bytes | memoryview]]:
+        """A batch's digests already catalogued (digest -> id, one dedup query) and its new chunks."""
+        known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
+        fresh: dict[bytes, bytes | memoryview] = {}
+        for digest, data in batch:
+            if digest not in known:
+                fresh.setdefault(digest, data)
+        return known, fresh
+
+    def _insert_outside_many(self, fresh: dict[bytes, bytes | memoryview], pack: int,
+                             positions: list[int]) -> dict[bytes, int]:
+        """Catalogue rows for new chunks kept outside (one `executemany`); digest -> id."""
+        first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
+        now = time.time()
+        rows = [(first + n, digest, len(data), now, pack, positions[n]) for n, (digest, data) in enumerate(fresh.items())]
+        self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
+        return {row[1]: row[0] for row in rows}
     def delete(self, ids: list[int]) -> None:
         """Forget chunks (gc): catalogue rows and inline bytes; pack bytes wait for compaction."""
         self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
@@ -179,26 +208,18 @@ class PackedChunks(SqliteChunks):
             return entry
         digest = digest or blake3.blake3(data).digest()
         number, position = self.packs.next_position(size)
-        inserted = self._conn.execute(
-            "INSERT INTO chunks(hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?) "
-            "ON CONFLICT(hash) DO NOTHING RETURNING id",
-            (digest, size, time.time(), number, position),
-        ).fetchone()
-        if inserted is None:
+        chunk_id = self._insert_outside(digest, size, number, position)
+        if chunk_id is None:
             return self._existing(digest, size)
         self.packs.append(data)  # the row names these bytes; both stand or fall with the transaction
-        return ChunkEntry(digest, size, inserted[0])
+        return ChunkEntry(digest, size, chunk_id)
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """A batch of (digest, bytes): one dedup query, one `pwritev`, one `executemany`.
 
         New chunks stay inline while the transaction's new bytes fit in `SPILL`."""
         batch = list(items)
-        known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
-        fresh: dict[bytes, bytes | memoryview] = {}
-        for digest, data in batch:
-            if digest not in known:
-                fresh.setdefault(digest, data)
+        known, fresh = self._split_known(batch)
         fresh_bytes = sum(len(data) for data in fresh.values())
         if fresh and not self.packs.appending and self._inline + fresh_bytes <= SPILL:
             for digest, data in fresh.items():  # a small edit of a big file stays one SQLite commit
@@ -206,11 +227,7 @@ class PackedChunks(SqliteChunks):
             self._inline += fresh_bytes
         elif fresh:
             number, positions = self.packs.append_many(list(fresh.values()))
-            first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
-            now = time.time()
-            rows = [(first + n, digest, len(data), now, number, positions[n]) for n, (digest, data) in enumerate(fresh.items())]
-            self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
-            known.update((row[1], row[0]) for row in rows)
+            known.update(self._insert_outside_many(fresh, number, positions))
         return [ChunkEntry(digest, len(data), known[digest]) for digest, data in batch]
 
     def before_commit(self) -> None:

@@ -156,25 +156,17 @@ class ObjectChunks(SqliteChunks):
             return SqliteChunks.put(self, data, digest)
         digest = digest or blake3.blake3(data).digest()
         tag = self.space.tag()
-        inserted = self._conn.execute(
-            "INSERT INTO chunks(hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?) "
-            "ON CONFLICT(hash) DO NOTHING RETURNING id",
-            (digest, size, time.time(), OBJECT, tag),
-        ).fetchone()
-        if inserted is None:
+        chunk_id = self._insert_outside(digest, size, OBJECT, tag)
+        if chunk_id is None:
             return self._existing(digest, size)
         self._upload(tag, digest, data)
-        return ChunkEntry(digest, size, inserted[0])
+        return ChunkEntry(digest, size, chunk_id)
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """A batch of (digest, bytes): one dedup query; new chunks inline while they fit in the spill,
         else one row each (one `executemany`) and one PUT each, in flight while the caller goes on."""
         batch = list(items)
-        known = {digest: chunk_id for digest, (chunk_id, _) in self.ids_for(d for d, _ in batch).items()}
-        fresh: dict[bytes, bytes | memoryview] = {}
-        for digest, data in batch:
-            if digest not in known:
-                fresh.setdefault(digest, data)
+        known, fresh = self._split_known(batch)
         fresh_bytes = sum(len(data) for data in fresh.values())
         if fresh and self._inline + fresh_bytes <= self.space.spill:
             for digest, data in fresh.items():
@@ -182,13 +174,9 @@ class ObjectChunks(SqliteChunks):
             self._inline += fresh_bytes
         elif fresh:
             tag = self.space.tag()
-            first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
-            now = time.time()
-            rows = [(first + n, digest, len(data), now, OBJECT, tag) for n, (digest, data) in enumerate(fresh.items())]
-            self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
+            known.update(self._insert_outside_many(fresh, OBJECT, [tag] * len(fresh)))
             for digest, data in fresh.items():
                 self._upload(tag, digest, data)
-            known.update((row[1], row[0]) for row in rows)
         return [ChunkEntry(digest, len(data), known[digest]) for digest, data in batch]
 
     def _upload(self, tag: int, digest: bytes, data: bytes | memoryview) -> None:
