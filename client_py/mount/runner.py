@@ -19,7 +19,6 @@ from collections.abc import Callable
 import mfusepy
 
 import vfs
-from vfs.checkpoints import Checkpointer
 from client_py.mount.ops import WsfsOperations
 
 log = logging.getLogger("wsfs.mount")
@@ -118,18 +117,10 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
     # the kernel caches what it saw, so no other process may write the store meanwhile.
     # path_max=None: the kernel limits what each caller passes (relative to its own
     # directory); from the workspace root, a deep tree may be longer than PATH_MAX.
-    # Checkpoints on a thread of their own (`vfs.checkpoints`): inside a group commit they
-    # held the mount's lock, stalling every program using it for up to 260 ms at a time.
-    background = os.environ.get("WSFS_MOUNT_CHECKPOINTER", "1") != "0"
-    workspace = vfs.Workspace(store, exclusive=True, path_max=None, checkpoints=not background)
-    checkpointer = Checkpointer(store).start() if background else None
+    workspace = vfs.Workspace(store, exclusive=True, path_max=None)
     operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
     operations.cache_dirs = True  # the only writer: the kernel may keep directory listings
-    try:
-        run_foreground(operations, mountpoint, local=True, debug=debug)
-    finally:
-        if checkpointer is not None:
-            checkpointer.stop()
+    run_foreground(operations, mountpoint, local=True, debug=debug)
 
 
 def start_background(argv: list[str], mountpoint: str, log_file: str | None = None) -> int:
