@@ -110,8 +110,11 @@ def register(subparsers: Any) -> None:
         "convert", help="move a store's chunk bytes between backends (stop the server first)",
         description="Move every chunk of STORE.db into SQLite (`--chunks sqlite`: what a cluster node "
                     "can replicate; removes the pack files) or into pack files (`--chunks packs`).")
-    convert_parser.add_argument("--chunks", required=True, choices=(SQLITE, PACKS))
-    convert_parser.add_argument("store_path", metavar="STORE.db")
+    convert_parser.add_argument("--chunks", required=True, choices=(SQLITE, PACKS),
+                                help="where every chunk's bytes go: sqlite (inside the store file, as a cluster "
+                                     "needs) or packs (pack files beside it, a single node's default)")
+    convert_parser.add_argument("store_path", metavar="STORE.db",
+                                help="the workspace store file (no server or mount may have it open)")
     convert_parser.set_defaults(func=_main)
     store.set_defaults(func=lambda args: store.print_help(sys.stderr) or 2)
 
