@@ -75,6 +75,14 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
     cluster.add_argument("--fence-window", type=float, default=None, metavar="SECONDS",
                          help="how long a manifest check covers later syncs (default 0.5; 0: check after every "
                               "sync, for VMs whose clock may stop while frozen; docs/cluster.md)")
+    cluster.add_argument("--cluster-chunks", choices=("objects", "sqlite"), default=None,
+                         help="where chunk bytes beyond a transaction's first 64 KiB go: objects (S3 objects, so a "
+                              "failover restores only the catalogue; the default) or sqlite (inside the replicated "
+                              "store file)")
+    cluster.add_argument("--chunk-grace", type=float, default=None, metavar="SECONDS",
+                         help="how long the chunk collector spares an unnamed object (default 60)")
+    cluster.add_argument("--chunk-cache-mb", type=float, default=None, metavar="MIB",
+                         help="this node's on-disk cache of S3 chunk objects (default 1024)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
@@ -227,9 +235,11 @@ def _cluster_setup(args: argparse.Namespace, port: int) -> Any:
     logging.getLogger("wsfs").setLevel(level)  # ownership moves are worth a line at info
 
     advertise = args.advertise or f"http://{_url_host(args.host)}:{port}"
-    window = {} if args.fence_window is None else {"fence_window": args.fence_window}
+    chosen = {"fence_window": args.fence_window, "chunks": args.cluster_chunks, "chunk_grace": args.chunk_grace,
+              "chunk_cache_bytes": None if args.chunk_cache_mb is None else int(args.chunk_cache_mb * 1024 * 1024)}
+    given = {name: value for name, value in chosen.items() if value is not None}  # else ClusterConfig's defaults
     return ClusterSetup(ClusterConfig(redis_url=args.cluster, replicate=args.replicate, advertise=advertise,
-                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id, **window), Path(args.data))
+                                      s3_endpoint=args.s3_endpoint, node_id=args.node_id, **given), Path(args.data))
 
 
 def _workspace_exists(data: Path, name: str) -> bool:

@@ -98,3 +98,28 @@ def test_serve_refuses_a_fence_window_out_of_range(tmp_path) -> None:
 def test_a_damaged_manifest_is_a_clear_error(body: bytes) -> None:
     with pytest.raises(ManifestError, match="manifest"):
         Manifest.from_bytes(body)
+
+
+def test_serve_flags_reach_the_cluster_settings(tmp_path) -> None:
+    """`--cluster-chunks`, `--chunk-grace`, `--chunk-cache-mb` become the node's settings; absent, the defaults."""
+    from server.cli import _cluster_setup
+    from wsfs.cli import build_parser
+
+    base = ["serve", "--data", str(tmp_path), "--cluster", "redis://127.0.0.1:1/0", "--replicate", "s3://b/p",
+            "--s3-endpoint", "http://127.0.0.1:1", "--advertise", "http://127.0.0.1:1"]
+    given = _cluster_setup(build_parser().parse_args(
+        [*base, "--cluster-chunks", "sqlite", "--chunk-grace", "5", "--chunk-cache-mb", "2"]), 1).config
+    assert (given.chunks, given.chunk_grace, given.chunk_cache_bytes) == ("sqlite", 5.0, 2 * 1024 * 1024)
+    default = _cluster_setup(build_parser().parse_args(base), 1).config
+    assert default.chunks == "objects" and default.chunk_grace > 5 and default.chunk_cache_bytes > 2 * 1024 * 1024
+
+
+def test_serve_refuses_a_negative_chunk_grace(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    bad = subprocess.run([sys.executable, "-m", "wsfs", "serve", "--data", str(tmp_path), "--port", "0",
+                          "--cluster", "redis://127.0.0.1:1/0", "--replicate", "s3://b/p",
+                          "--s3-endpoint", "http://127.0.0.1:1", "--advertise", "http://127.0.0.1:1",
+                          "--chunk-grace", "-1"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "chunk grace" in bad.stderr
