@@ -34,6 +34,9 @@ async def metrics(request: Request, st: ServerState, p: Principal) -> Response:
     if st.cluster is not None:
         st.metrics.cluster_owned.set(len(st.cluster.owned()))
         st.metrics.cluster_proxied.set(st.cluster.proxy.proxied if st.cluster.proxy is not None else 0)
+        chunks = st.cluster.chunk_stats()
+        if chunks is not None:
+            st.metrics.chunk_objects.counts, st.metrics.chunk_objects.cache_bytes = chunks
     return Response(st.metrics.render(), media_type=st.metrics.content_type)
 
 

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
@@ -32,6 +32,30 @@ class WsCounters(Collector):
         yield msgs
         yield size
         yield CounterMetricFamily("wsfs_change_entries", "Change entries delivered to subscribers", value=self.entries)
+
+
+class ChunkObjectCounters(Collector):
+    """A cluster node's chunk objects in S3 (requests, bytes, its local cache), copied in at each scrape
+    from the node's own counters (`server/cluster/chunkobjects.py`); nothing on a single node."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.cache_bytes = 0
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        if not self.counts:
+            return
+        calls = CounterMetricFamily("wsfs_cluster_chunk_requests", "S3 requests for chunk objects", labels=["op"])
+        for op in ("put", "get", "delete"):
+            calls.add_metric([op], self.counts.get(op, 0))
+        moved = CounterMetricFamily("wsfs_cluster_chunk_bytes", "Chunk bytes sent to (out) and read from (in) S3",
+                                    labels=["direction"])
+        moved.add_metric(["out"], self.counts.get("put_bytes", 0))
+        moved.add_metric(["in"], self.counts.get("get_bytes", 0))
+        yield calls
+        yield moved
+        yield GaugeMetricFamily("wsfs_cluster_chunk_cache_bytes", "Chunk bytes in this node's on-disk cache",
+                                value=self.cache_bytes)
 
 
 class Metrics:
@@ -65,6 +89,8 @@ class Metrics:
         self.cluster_ack_failures = Counter("wsfs_cluster_ack_failures", "Writes committed but refused (503 EAGAIN)",
                                             registry=r)
         self.cluster_proxied = Gauge("wsfs_cluster_proxied", "Requests and sockets proxied to other nodes", registry=r)
+        self.chunk_objects = ChunkObjectCounters()
+        r.register(self.chunk_objects)
 
     def op(self, op: str) -> Any:
         """`op_seconds` for one op (its labelled child, looked up once: `labels` takes a lock)."""

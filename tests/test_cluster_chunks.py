@@ -53,6 +53,9 @@ async def test_a_big_file_is_read_through_another_node_after_its_owner_dies(
         keys = await _chunk_keys(s3_location, "big")
         # beyond the 1 MiB a transaction keeps inside SQLite, every chunk is an object (acknowledged => PUT)
         assert sum(1 for k in keys if parse_key(k)) >= (12 - 2) * MIB // (256 * 1024), len(keys)
+        scrape = (await http.get(f"{a.url}/metrics")).text  # the node counts what it sent
+        puts = next(line for line in scrape.splitlines() if line.startswith('wsfs_cluster_chunk_requests_total{op="put"}'))
+        assert float(puts.split()[-1]) >= len([k for k in keys if parse_key(k)])
         a.kill()  # SIGKILL the owner's process group
         got = await get_until(http, f"{b.url}/api/workspaces/big/files/blob.bin", seconds=60)
         assert got.status_code == 200, got.text

@@ -78,6 +78,14 @@ class ClusterSetup:
         ownership = self.node.ownership
         return sorted(ownership.held) if ownership is not None else []
 
+    def chunk_stats(self) -> tuple[dict[str, int], int] | None:
+        """S3 requests and bytes for chunk objects so far, and the node's chunk cache size (for
+        `/metrics`); None when chunks live inside SQLite (`--cluster-chunks sqlite`)."""
+        objects = self.node.chunk_objects
+        if objects is None:
+            return None
+        return dict(objects.client.counts), objects.cache.total
+
     async def open_here(self, workspace: str) -> None:
         """Before a request is served here for a workspace this node does not hold: open its store now
         (acquire, restore), so handlers that look at the local disk first find it. A name the cluster
