@@ -78,12 +78,23 @@ class Sync:
         return {h.hex() for h in self._chunks.ids_for(_raw(h) for h in hashes)}
 
     def read_objects(self, hashes: Iterable[str]) -> Iterator[tuple[str, bytes]]:
-        """(hash, bytes) for each requested chunk this store holds, in request order."""
+        """(hash, bytes) for each requested chunk this store holds, in request order.
+
+        Small chunks are read ahead in groups with one statement (`read_inline`, at most
+        `READ_AHEAD_BYTES` held at once); the rest one by one."""
         wanted = [_raw(h) for h in hashes]
         found = self._chunks.ids_for(wanted)
-        for raw in wanted:
-            if raw in found:
-                yield raw.hex(), self._chunks.read(found[raw][0])
+        held: dict[int, bytes] = {}
+        tried: set[int] = set()  # ids the current read-ahead asked for (found inline or not)
+        for at, raw in enumerate(wanted):
+            if raw not in found:
+                continue
+            chunk_id, size = found[raw]
+            if size <= READ_AHEAD_CHUNK and chunk_id not in tried:
+                ahead = _small_ahead(wanted, at, found)
+                held, tried = self._chunks.read_inline(ahead), set(ahead)
+            data = held.get(chunk_id)
+            yield raw.hex(), data if data is not None else self._chunks.read(chunk_id)
 
     def put_object(self, data: bytes, expected_hash: str | None = None) -> str:
         """Store one chunk; with `expected_hash`, refuse bytes that hash to anything else."""
@@ -310,3 +321,25 @@ class Sync:
 
 def _fields(change: Change) -> dict:
     return {name: getattr(change, name) for name in change.__dataclass_fields__}
+
+
+READ_AHEAD_CHUNK = 64 * 1024  # chunks this small are read ahead with others (`read_objects`)
+READ_AHEAD_BYTES = 4 * 1024 * 1024  # bytes of small chunks held ahead at most
+_READ_AHEAD_COUNT = 500  # ids in one statement
+
+
+def _small_ahead(wanted: list[bytes], start: int, found: dict[bytes, tuple[int, int]]) -> list[int]:
+    """The ids of the small chunks from `wanted[start]` on, while they fit the read-ahead's bounds."""
+    ids: list[int] = []
+    seen: set[int] = set()
+    total = 0
+    for raw in wanted[start:]:
+        hit = found.get(raw)
+        if hit is None or hit[1] > READ_AHEAD_CHUNK or hit[0] in seen:
+            continue
+        if total + hit[1] > READ_AHEAD_BYTES or len(ids) >= _READ_AHEAD_COUNT:
+            break
+        ids.append(hit[0])
+        seen.add(hit[0])
+        total += hit[1]
+    return ids
