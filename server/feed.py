@@ -142,11 +142,18 @@ def _inline_contents(ws: vfs.Workspace, entries: list[vfs.Change], inline_max: i
         if c.kind == "file" and c.size <= inline_max and c.size <= budget:
             chosen.append(i)
             budget -= c.size
-    if not chosen:
-        return {}
-    blobs = dict(ws.read_objects(list(dict.fromkeys(h for i in chosen for h, _ in entries[i].chunks))))
-    return {i: b"".join(blobs[h] for h, _ in entries[i].chunks) for i in chosen
-            if all(h in blobs for h, _ in entries[i].chunks)}
+    contents = _file_contents(ws, [entries[i] for i in chosen])
+    return {i: data for i, data in zip(chosen, contents) if data is not None}
+
+
+def _file_contents(ws: vfs.Workspace, files: list[vfs.Change]) -> list[bytes | None]:
+    """Each file's bytes (None when the store lacks one of its chunks), all chunks read with one
+    `read_objects` (one catalogue lookup per 500 chunks, small ones read ahead together)."""
+    if not files:
+        return []
+    blobs = dict(ws.read_objects(list(dict.fromkeys(h for c in files for h, _ in c.chunks))))
+    return [b"".join(blobs[h] for h, _ in c.chunks) if all(h in blobs for h, _ in c.chunks) else None
+            for c in files]
 
 
 DELTA_LIMIT = 256  # entries of one commit the writer hands over (bigger commits: read the store)
@@ -177,14 +184,12 @@ def read_delta(ws: vfs.Workspace, rev: int, inline_max: int) -> Delta | None:
         return None  # too big, or another writer committed meanwhile
     upto = min(inline_max, DELTA_INLINE)
     small = [c for c in page.entries if c.kind == "file" and c.size <= upto]
-    data: dict[str, bytes] = {}
     if sum(c.size for c in small) > DELTA_BUDGET:
         upto, small = -1, []
-    for c in small:
-        blobs = dict(ws.read_objects(list(dict.fromkeys(h for h, _ in c.chunks))))
-        if not all(h in blobs for h, _ in c.chunks):
-            return None
-        data[c.path] = b"".join(blobs[h] for h, _ in c.chunks)
+    contents = _file_contents(ws, small)
+    if any(content is None for content in contents):
+        return None
+    data = {c.path: content for c, content in zip(small, contents) if content is not None}
     return Delta(after, page.cursor, page.entries, data, upto)
 
 
