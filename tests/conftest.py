@@ -4,6 +4,12 @@ The suite runs against real components only: SQLite files in tmp_path, a
 real uvicorn server on a loopback port, real WebSocket clients.
 """
 
+import faulthandler
+import sys
+import threading
+
+import pytest
+
 import hypothesis_profiles  # noqa: F401  (registers and loads the hypothesis profile)
 
 # Fixtures shared across modules: `live_server` (in-process server),
@@ -12,3 +18,15 @@ import hypothesis_profiles  # noqa: F401  (registers and loads the hypothesis pr
 # engines (`redis_server`, `seaweed`, `s3_location`, `litestream`: real, on loopback).
 pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures", "cluster_fixtures", "cli_fixtures"]
 pytest_plugins += ["cluster_hub_fixtures"]  # RedisHub and SharedTokens on two nodes (tests/test_cluster_hub.py)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own faulthandler has let go: keep one on until the process ends, and name
+    the threads still alive. A crash while the interpreter shuts down (CI once exited 139 after
+    every test had passed) then prints every thread's stack instead of a bare exit status."""
+    faulthandler.enable(file=sys.__stderr__, all_threads=True)
+    alive = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if alive:
+        names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in alive)
+        print(f"\nthreads alive after the tests: {names}", file=sys.__stderr__)
