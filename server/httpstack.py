@@ -12,12 +12,22 @@ httptools (llhttp) sets no limit on a request's head: a client can send
 megabytes of header lines and the server keeps them all, where uvicorn's
 h11 protocol answers 400 past `h11_max_incomplete_event_size` (16 KiB).
 `BoundedHttpTools` keeps that bound under httptools too.
+
+Both of uvicorn's HTTP protocols hand a WebSocket upgrade to the WebSocket
+protocol as the request head rebuilt from the parsed scope, and drop any
+bytes that came after the head in the same read: a client that sends its
+`hello` frame at once, without waiting for the 101 (legal: RFC 6455 lets a
+client send frames once it sent the handshake; loopback and a fast client
+put both in one segment), lost it and was closed with 4000 "no hello" ten
+seconds later. `forward_upgrade_rest` gives those bytes to the WebSocket
+protocol after the head (`BoundedHttpTools`, `UpgradeH11`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 from typing import Any
 
 HTTP_PARSERS = {"h11": "h11", "httptools": "httptools"}  # uvicorn's name -> the module it needs
@@ -45,17 +55,47 @@ def server_stack(http: str | None = None, loop: str | None = None, cluster: bool
 
 
 def http_protocol(name: str) -> Any:
-    """What to give uvicorn's `http`: h11 by name, httptools as `BoundedHttpTools`."""
-    return bounded_httptools() if name == "httptools" else name
+    """What to give uvicorn's `http`: `BoundedHttpTools` or `UpgradeH11` (uvicorn's own, plus the
+    bytes after an upgrade's head); another name as it is."""
+    if name == "httptools":
+        return bounded_httptools()
+    return upgrade_h11() if name == "h11" else name
+
+
+def forward_upgrade_rest(http: Any, rest: bytes) -> None:
+    """Give `rest` (what followed an upgrade request's head in the same read) to the WebSocket
+    protocol uvicorn has just put on the transport, as if it had been read after the switch."""
+    transport = http.transport
+    ws = transport.get_protocol() if transport is not None else None
+    if rest and ws is not None and ws is not http and not transport.is_closing():
+        ws.data_received(rest)
 
 
 _BOUNDED: Any = None
+_H11: Any = None
+
+
+def upgrade_h11() -> Any:
+    """`UpgradeH11`: uvicorn's h11 protocol that forwards the bytes after an upgrade's head (h11
+    keeps them as the connection's `trailing_data`)."""
+    global _H11
+    if _H11 is None:
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        class UpgradeH11(H11Protocol):
+            def handle_websocket_upgrade(self, event: Any) -> None:
+                super().handle_websocket_upgrade(event)
+                forward_upgrade_rest(self, bytes(self.conn.trailing_data[0]))
+
+        _H11 = UpgradeH11
+    return _H11
 
 
 def bounded_httptools() -> Any:
     """`BoundedHttpTools`, built on first use (importing httptools only when it is chosen)."""
     global _BOUNDED
     if _BOUNDED is None:
+        import httptools
         from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
         class BoundedHttpTools(HttpToolsProtocol):
@@ -66,10 +106,13 @@ def bounded_httptools() -> Any:
 
             head_bytes = -1  # bytes of the current head read so far; -1 outside a head
             heads = 0  # heads begun on this connection
+            read = b""  # the read being parsed (what follows an upgrade's head is in it)
 
             def data_received(self, data: bytes) -> None:
                 before, heads = self.head_bytes, self.heads
+                self.read = data
                 super().data_received(data)
+                self.read = b""
                 if before >= 0 and self.head_bytes >= 0 and self.heads == heads:
                     self.head_bytes += len(data)
                     if self.head_bytes > HEAD_LIMIT and not self.transport.is_closing():
@@ -84,6 +127,15 @@ def bounded_httptools() -> Any:
             def on_headers_complete(self) -> None:
                 self.head_bytes = -1
                 super().on_headers_complete()
+
+            def handle_websocket_upgrade(self) -> None:
+                # called inside uvicorn's `except httptools.HttpParserUpgrade`, whose argument is the
+                # offset in this read where the head ended
+                exc = sys.exc_info()[1]
+                super().handle_websocket_upgrade()
+                offset = exc.args[0] if isinstance(exc, httptools.HttpParserUpgrade) and exc.args else None
+                if isinstance(offset, int):
+                    forward_upgrade_rest(self, self.read[offset:])
 
         _BOUNDED = BoundedHttpTools
     return _BOUNDED

@@ -92,7 +92,7 @@ def stack_server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
 def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
     server, http, loop = stack_server
     protocol = server.server.config.http_protocol_class
-    assert protocol.__name__ == {"h11": "H11Protocol", "httptools": "BoundedHttpTools"}[http]
+    assert protocol.__name__ == {"h11": "UpgradeH11", "httptools": "BoundedHttpTools"}[http]
     server_loop = server.server.servers[0].get_loop()
     assert type(server_loop).__module__.split(".")[0] == loop
     app = server.app
@@ -138,6 +138,33 @@ def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
                 break
         else:
             raise AssertionError("no answer to hello")
+
+
+def test_hello_in_the_upgrade_segment_is_read(stack_server: Any) -> None:
+    """A client that sends its hello frame in the same segment as the upgrade request (without waiting
+    for the 101) gets the server's hello: uvicorn's HTTP protocols passed only the rebuilt head on,
+    and the frame was lost (4000 "no hello" after the hello timeout); a second frame in the same
+    segment is answered too, in order."""
+    server, _, _ = stack_server
+    head = (f"GET /api/workspaces/demo/ws?token={server.admin} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=0.05) as sock:
+        sock.settimeout(0.05)
+        sock.sendall(head + _masked(0x1, b'{"type":"hello","protocol":1}') + _masked(0x1, b'{"type":"ping","id":7}'))
+        buf = bytearray()
+        _recv_until(sock, b"\r\n\r\n", buf)
+        assert buf.startswith(b"HTTP/1.1 101"), bytes(buf)
+        del buf[:buf.index(b"\r\n\r\n") + 4]
+        texts: list[bytes] = []
+        for _ in range(STEPS):
+            opcode, payload = _next_frame(sock, buf)
+            if opcode == 0x1:
+                texts.append(payload)
+                if b'"id":7' in payload:
+                    break
+        assert texts and texts[0].startswith(b'{"type":"hello"'), texts
+        assert texts[-1].startswith(b'{"type":"ok"') and b'"id":7' in texts[-1], texts
 
 
 def test_request_head_is_bounded(stack_server: Any) -> None:
