@@ -6,16 +6,16 @@ errors are `OSError`s with the errno Linux would give; they reach the caller
 as `FuseOSError(errno)`.
 
 Content writes go to the inode's `Spool` (see `handles.py`) and are
-committed with one `write_file` on flush, fsync or release. Mutations join
-the open group transaction (`group.py`), committed when the burst pauses and
-at once on fsync.
+committed with one `write_file` on flush, fsync or release (`files.py`, the
+open-file operations). Mutations join the open group transaction
+(`group.py`), committed when the burst pauses and at once on fsync; the
+wrapper that runs every operation is `fuseop.fuse_op`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
-import functools
 import logging
 import os
 import stat as stat_mod
@@ -27,12 +27,13 @@ import mfusepy
 
 import vfs
 from client_py.mount import dircache
+from client_py.mount.files import OpenFileOps
+from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
-from client_py.mount.handles import OpenNode, OpenTable
+from client_py.mount.handles import OpenTable
 from client_py.mount.metacache import MetaCache
 from client_py.mount.notify import LinkNames, current_fuse
-from client_py.mount.spool import Spool
-from vfs.surface import MountBackend, ReadableFile
+from vfs.surface import MountBackend
 
 log = logging.getLogger("wsfs.mount")
 
@@ -43,54 +44,13 @@ UTIME_OMIT = (1 << 30) - 2
 BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
 FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # libfuse3 fuse_common.h
-SMALL_WRITE = 1 << 20  # content up to this size is committed from one buffer, not streamed
 _IFMT = {
     "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
     "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
 }  # fmt: skip
 
 
-def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: bool = False) -> Callable:
-    """Run under the mount lock; turn store errors into FUSE errnos.
-
-    `mutates`: the operation joins the open group transaction (see group.py).
-    `targeted`: it tells the metadata cache itself what it made stale
-    (`MetaCache.forget`/`put`); other mutations clear the whole cache.
-    """
-    if method is None:
-        return functools.partial(fuse_op, mutates=mutates, targeted=targeted)
-    clears = mutates and not targeted
-
-    @functools.wraps(method)
-    def wrapper(self: WsfsOperations, *args, **kwargs):
-        try:
-            with self._lock:
-                try:
-                    if mutates:
-                        self.fresh = None
-                        self.group.begin()
-                        if clears:
-                            self.cache.clear()
-                    return method(self, *args, **kwargs)
-                except mfusepy.FuseOSError:
-                    raise
-                except vfs.PreconditionFailed as exc:
-                    raise mfusepy.FuseOSError(errno.EEXIST) from exc
-                except OSError as exc:
-                    if isinstance(exc.errno, int) and exc.errno > 0:
-                        raise mfusepy.FuseOSError(exc.errno) from exc
-                    raise
-                finally:
-                    if mutates:
-                        self.group.after_op()
-                    stale, busy = self.links.take_pending(self.table.node)
-        finally:
-            self.links.flush(stale, busy)
-
-    return wrapper
-
-
-class WsfsOperations(mfusepy.Operations):
+class WsfsOperations(OpenFileOps, mfusepy.Operations):
     """The FUSE surface of one workspace store."""
 
     use_ns = True
@@ -411,183 +371,6 @@ class WsfsOperations(mfusepy.Operations):
         """New nodes belong to the calling process's uid/gid (as on any filesystem)."""
         uid, gid, _pid = mfusepy.fuse_get_context()
         return self.ws.as_owner(uid, gid)
-
-    # -- open files ----------------------------------------------------------------
-
-    @fuse_op(mutates=True, targeted=True)
-    def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
-        try:
-            # The kernel only asks after a negative lookup; if_match="" keeps a
-            # racing creator's file intact (we open it instead).
-            with self._as_caller():
-                st = self.ws.write_file(path, b"", mode=mode & 0o7777, if_match="")
-        except vfs.PreconditionFailed:
-            if flags & os.O_EXCL:
-                raise mfusepy.FuseOSError(errno.EEXIST) from None
-            return self._open(path, flags)
-        handle = self.table.open(st.ino, flags)
-        handle.node.base, handle.node.stat = st.hash, st
-        self.fresh = (path, st)
-        self.cache.forget(path, added=True, parent_ns=st.ctime_ns)  # (the store stamps the parent with it)
-        self.cache.put(path, st)
-        if handle.node.spool is None:
-            handle.node.spool = Spool()  # known empty: no need to read it back on first write
-        return handle.fh
-
-    @fuse_op
-    def open(self, path: str, flags: int) -> int:
-        return self._open(path, flags)
-
-    def _open(self, path: str, flags: int) -> int:
-        if path in self.hidden or _stand_in(path):
-            # An inode looked up before a rename replaced (or unlink removed) its name; libfuse
-            # keeps calling it by its stand-in name even after unlinking that. ESTALE makes
-            # the kernel look the name up again.
-            if path in self.hidden or not self.ws.exists(path):
-                raise mfusepy.FuseOSError(errno.ESTALE)
-        st = self.ws.stat(path)
-        if st.kind == "dir":
-            raise mfusepy.FuseOSError(errno.EISDIR)
-        handle = self.table.open(st.ino, flags)
-        node = handle.node
-        if node.refs == 1 and not node.dirty:
-            node.base, node.stat = st.hash, st
-        if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
-            self._set_size(node, path, 0, handle)
-        elif node.spool is None:
-            # Snapshot the content now: if the name is replaced or removed while the
-            # file is open (rename over it, unlink), this descriptor still reads it.
-            self._reader(handle, path)
-        return handle.fh
-
-    def _reader(self, handle, path: str | None) -> ReadableFile:
-        """The handle's store reader, reopened if this mount committed newer content."""
-        node = handle.node
-        if handle.reader is None or (handle.reader_version != node.version and path is not None):
-            handle.close_reader()
-            handle.reader = self.ws.open(path, "rb")
-            handle.reader_version = node.version
-        return handle.reader
-
-    @fuse_op
-    def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
-        path = self._named(path)
-        handle = self.table.get(fh)
-        node = handle.node
-        if node.spool is not None:
-            return node.spool.pread(offset, size)
-        reader = self._reader(handle, path)
-        reader.seek(offset)
-        return reader.read(size)
-
-    @fuse_op
-    def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        path = self._named(path)
-        handle = self.table.get(fh)
-        spool = self._spool(handle, path)
-        if handle.flags & os.O_APPEND:
-            offset = spool.size
-        written = spool.pwrite(offset, data)
-        handle.node.changed()
-        return written
-
-    @fuse_op(mutates=True, targeted=True)
-    def truncate(self, path: str | None, length: int, fh: int | None = None) -> int:
-        if fh is None and path in self.hidden:
-            fh = next(h.fh for h in self.table.handles.values() if h.node.ino == self.hidden[path])
-        path = self._named(path)
-        handle = self.table.get(fh) if fh is not None else None
-        if handle is None:
-            st = self.ws.stat(path)
-            node = self.table.node(st.ino)
-            if node is None:
-                self.cache.put(path, self.ws.truncate(path, length))  # nobody has it open: no buffer
-                self.links.changed(st.ino, path)
-                return 0
-            handle = next(h for h in self.table.handles.values() if h.node is node)
-        self._set_size(handle.node, path, length, handle)
-        return 0
-
-    @fuse_op(mutates=True, targeted=True)
-    def flush(self, path: str, fh: int) -> int:
-        self._commit(self.table.get(fh).node, self._named(path))
-        return 0
-
-    @fuse_op(mutates=True, targeted=True)
-    def fsync(self, path: str, datasync: int, fh: int) -> int:
-        self._commit(self.table.get(fh).node, self._named(path))
-        self.group.commit()
-        return 0
-
-    @fuse_op
-    def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
-        self.group.commit()
-        return 0
-
-    @fuse_op(mutates=True, targeted=True)
-    def release(self, path: str, fh: int) -> int:
-        node = self.table.close(fh)
-        if node is not None:
-            try:
-                self._commit(node, self._named(path))
-            finally:
-                node.drop_spool()
-        return 0
-
-    def _spool(self, handle, path: str | None) -> Spool:
-        """The node's buffer, filled on first use from the content the handle opened."""
-        node = handle.node
-        if node.spool is None:
-            reader = self._reader(handle, path)
-            reader.seek(0)
-            node.spool = Spool.from_pieces(iter(lambda: reader.read(1 << 20), b""))
-        return node.spool
-
-    def _set_size(self, node: OpenNode, path: str | None, length: int, handle=None) -> None:
-        if length == 0 and node.spool is None:
-            node.spool = Spool()  # O_TRUNC: no need to read what is thrown away
-        else:
-            self._spool(handle, path).truncate(length)
-        node.changed()
-
-    def _commit(self, node: OpenNode, path: str | None) -> None:
-        """Write the node's buffer to the store as one transaction."""
-        if not node.dirty or node.spool is None:
-            return
-        if path is None:
-            node.dirty = False  # the file has no name left (unlinked while open): as on disk, its bytes go
-            return
-        commit_file = getattr(self.ws, "commit_file", None)  # duck-typed: only the remote backend has it
-        if commit_file is not None:
-            # A remote backend pushes against the content this buffer started from.
-            st = commit_file(path, node.spool.reader(), base=node.base)
-        else:
-            # mtime is the time of the last write(2), as on any filesystem, and what
-            # getattr reported while the bytes were buffered: the kernel then sees
-            # no change at commit and keeps its page cache (kernel_cache).
-            # ctime likewise: what `_buffered` reported, max(the store's, the last write's), which the
-            # kernel keeps; the store never stamps one older than its own.
-            content = node.spool.small_content(SMALL_WRITE)
-            st = self.ws.write_file(path, node.spool.reader() if content is None else content, mtime_ns=node.mtime_ns,
-                                    ctime_ns=node.mtime_ns)
-        node.base, node.stat = st.hash, st
-        node.dirty = False
-        node.version += 1
-        self.cache.put(path, st)  # (a node with other names clears the cache)
-        self.links.changed(node.ino, path)
-
-    def _commit_by_ino(self, node: OpenNode) -> None:
-        """At unmount: commit under any name the inode still has."""
-        for entry in self.ws.find("/", kind="file"):
-            if self.ws.lstat(entry).ino == node.ino:
-                self._commit(node, entry)
-                return
-        log.warning("inode %d was removed before its buffered writes were committed", node.ino)
-
-
-def _stand_in(path: str | None) -> bool:
-    """Is `path` one of libfuse's `.fuse_hidden*` names for an open file with no name left?"""
-    return path is not None and path.rpartition("/")[2].startswith(".fuse_hidden")
 
 
 def _utime_value(value: int, now: int) -> int | None:

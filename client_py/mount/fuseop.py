@@ -1,0 +1,58 @@
+"""The wrapper every FUSE operation of the mount runs in (`WsfsOperations`).
+
+It takes the mount's lock (a Workspace is not thread-safe, and helper threads
+touch it too), joins the open group transaction for a mutation (group.py),
+turns store errors into the errnos the caller sees, and after the lock is
+released invalidates the kernel's caches for other names of a changed
+hard-linked inode (notify.py).
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+from collections.abc import Callable
+
+import mfusepy
+
+import vfs
+
+
+def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: bool = False) -> Callable:
+    """Run under the mount lock; turn store errors into FUSE errnos.
+
+    `mutates`: the operation joins the open group transaction (see group.py).
+    `targeted`: it tells the metadata cache itself what it made stale
+    (`MetaCache.forget`/`put`); other mutations clear the whole cache.
+    """
+    if method is None:
+        return functools.partial(fuse_op, mutates=mutates, targeted=targeted)
+    clears = mutates and not targeted
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):  # self: a WsfsOperations
+        try:
+            with self._lock:
+                try:
+                    if mutates:
+                        self.fresh = None
+                        self.group.begin()
+                        if clears:
+                            self.cache.clear()
+                    return method(self, *args, **kwargs)
+                except mfusepy.FuseOSError:
+                    raise
+                except vfs.PreconditionFailed as exc:
+                    raise mfusepy.FuseOSError(errno.EEXIST) from exc
+                except OSError as exc:
+                    if isinstance(exc.errno, int) and exc.errno > 0:
+                        raise mfusepy.FuseOSError(exc.errno) from exc
+                    raise
+                finally:
+                    if mutates:
+                        self.group.after_op()
+                    stale, busy = self.links.take_pending(self.table.node)
+        finally:
+            self.links.flush(stale, busy)
+
+    return wrapper
