@@ -238,3 +238,41 @@ def test_a_reader_whose_pack_compaction_dropped_reads_from_the_new_place(tmp_pat
             got += b"".join(pieces)
         assert got == b"head" + tail
     fsck(store)
+
+
+# A write whose pack append fails on the appender thread (the file-size limit, EFBIG): the
+# error must reach the writer inside its transaction, which rolls back and takes the bytes back.
+FAILING_APPEND = r"""
+import errno, os, resource, signal, sys
+sys.path.insert(0, sys.argv[2])
+import vfs
+
+ws = vfs.Workspace(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
+try:
+    ws.write_file("/big", sys.stdin.buffer.read())
+except OSError as error:
+    print("refused", errno.errorcode[error.errno])
+else:
+    print("written")
+"""
+
+
+def test_a_failed_pack_append_rolls_the_write_back(tmp_path: Path) -> None:
+    store = tmp_path / "full.db"
+    first = content(0, 1)  # ~2.2 MB: its tail goes to a pack
+    with vfs.Workspace(str(store)) as ws:
+        ws.write_file("/big", first)
+    packs = pack_dir(str(store))
+    size_before = sum(os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs))
+    limit = size_before + 2 * MiB  # the store file and its WAL stay far below it
+    bigger = content(0, 3)  # ~4.4 MB: more than the limit allows the pack to grow
+    run = subprocess.run([sys.executable, "-c", FAILING_APPEND, str(store), str(ROOT), str(limit)],
+                         input=bigger, capture_output=True, timeout=120)
+    assert run.stdout.decode().split() == ["refused", "EFBIG"], run.stderr.decode()
+    assert sum(os.path.getsize(os.path.join(packs, n)) for n in os.listdir(packs)) == size_before
+    with vfs.Workspace(str(store)) as ws:
+        assert ws.read_file("/big") == first
+        assert ws.stat("/big").hash == blake3.blake3(first).hexdigest()
+    fsck(store)
