@@ -150,14 +150,23 @@ def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any
         check_if_match(ws, path, if_match)
         if_match = None
     options.check_growth(ws, lambda ws: size - file_size_at(ws, path))
-    view = _mapped(spool, size)
-    stat = ws.write_file(path, spool if view is None else view, mode=mode, parents=parents, if_match=if_match,
-                         mtime=mtime)
+    stat = ws.write_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match, mtime=mtime)
     return not existed, stat
 
 
+def _body_of(spool: IO[bytes], size: int) -> object:
+    """What the store is given to write: a body spooled in memory as its bytes, a big spooled file as
+    a mapping of it, else the file itself. Bytes and mappings take the store's buffer path (cut and
+    hashed in one pass); a stream is read and hashed piece by piece, which cost a 100 B PUT ~45 us
+    more of the store's time than the same bytes (5 of 5 alternating rounds, in process)."""
+    if isinstance(spool, io.BytesIO):
+        return spool.getvalue()
+    view = _mapped(spool, size)
+    return spool if view is None else view
+
+
 def _mapped(spool: IO[bytes], size: int) -> memoryview | None:
-    """The spooled body as a read-only view of its file, or None (small bodies live in memory).
+    """The spooled body as a read-only view of its file, or None (small files stay streams).
 
     A buffer takes the store's fast path: chunks are cut and appended straight
     from the page cache, and the content id is hashed on another core
