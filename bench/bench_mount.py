@@ -24,6 +24,11 @@ any Python FUSE daemon can do here, so "mount ÷ floor" is what wsfs itself
 costs and "floor ÷ disk" what no Python daemon can beat (`--no-floor` skips
 it). Needs root (or fuse group), fuse3, git.
 
+Beside the times, each daemon's CPU (user + system, from /proc, read once
+the run has settled: the group commit's idle flush counts) is printed as
+"mount ÷ floor CPU". On this shared machine wall times swing 2x from run to
+run with other jobs' load; a daemon's CPU for the same work moves far less.
+
 `--sdist DIR` adds rows of real programs on a real ~10k-file source tree:
 the Django 5.1.4 sdist, fetched once into DIR with `pip download
 django==5.1.4 --no-deps --no-binary :all: -d DIR` (any sdist there will do):
@@ -132,17 +137,35 @@ def bash(script: str, cwd: Path, *, timeout: float = 600) -> None:
         raise subprocess.CalledProcessError(returncode, script)
 
 
-def run_once(setup: str, timed: str, root: Path, number: int) -> float:
-    """Seconds for one run of `timed` in a fresh directory under `root` (after `setup`, untimed)."""
+SETTLE_SECONDS = 0.03  # > the group commit's idle flush (10 ms): its commit counts in the daemon's CPU
+
+
+def daemon_cpu(pid: int | None) -> float:
+    """CPU seconds (user + system) the process `pid` has used so far (0 without one)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_once(setup: str, timed: str, root: Path, number: int, pid: int | None = None) -> tuple[float, float]:
+    """(seconds, daemon CPU seconds) for one run of `timed` in a fresh directory
+    under `root` (after `setup`, untimed); `pid`: the daemon serving `root`, if any."""
     work = root / f"run{number}"
     work.mkdir()
     if setup:
         bash(setup, work)
+    if pid is not None:
+        time.sleep(SETTLE_SECONDS)  # the setup's last commit is not this run's
+    cpu = daemon_cpu(pid)
     start = time.perf_counter()
     bash(timed, work)
     elapsed = time.perf_counter() - start
+    if pid is not None:
+        time.sleep(SETTLE_SECONDS)
+    cpu = daemon_cpu(pid) - cpu
     shutil.rmtree(work)
-    return elapsed
+    return elapsed, cpu
 
 
 def methods(scenario: Scenario) -> dict[str, tuple[str, str]]:
@@ -153,26 +176,31 @@ def methods(scenario: Scenario) -> dict[str, tuple[str, str]]:
     return out
 
 
-def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int) -> list[dict]:
-    """Targets interleaved rep by rep (rotating which goes first); medians, and the disk's spread."""
+def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int, pids: dict[str, int]) -> list[dict]:
+    """Targets interleaved rep by rep (rotating which goes first); medians, and the disk's spread.
+    `pids`: the daemon behind each FUSE target, whose CPU is counted too."""
     results = []
     counter = 0
     order = list(targets.items())
     for scenario in scenarios:
         times = {(method, target): [] for method in methods(scenario) for target in targets}
+        cpus = {target: [] for target in pids}
         for rep in range(reps + 1):  # the first rep is a warm-up
             shift = rep % len(order)
             for target, root in order[shift:] + order[:shift]:
                 for method, (setup, timed) in methods(scenario).items():
                     counter += 1
-                    elapsed = run_once(setup, timed, root, counter)
+                    elapsed, cpu = run_once(setup, timed, root, counter, pids.get(target))
                     if rep:
                         times[method, target].append(elapsed)
+                        if method == "reference" and target in cpus:
+                            cpus[target].append(cpu)
         row = {"scenario": scenario.name, "reference_ratio": scenario.reference}
         for method in methods(scenario):
             row[method] = {f"{target}_ms": round(statistics.median(times[method, target]) * 1000, 1) for target in targets}
             row[method]["disk_range_ms"] = [round(min(times[method, "disk"]) * 1000, 1),
                                             round(max(times[method, "disk"]) * 1000, 1)]
+        row["cpu_ms"] = {target: round(statistics.median(values) * 1000, 1) for target, values in cpus.items()}
         results.append(row)
         print(_format(row), flush=True)
     return results
@@ -190,6 +218,10 @@ def _format(row: dict) -> str:
         text += f" {main['floor_ms']:.0f} | {main['floor_ms'] / main['disk_ms']:.2f}× | {main['mount_ms'] / main['floor_ms']:.2f}× |"
     alone = row.get("alone")
     text += f" {alone['mount_ms']:.0f} / {alone['disk_ms']:.0f} |" if alone else " (same) |"
+    cpu = row.get("cpu_ms", {})
+    if "floor" in cpu:
+        ratio = f"{cpu['mount'] / cpu['floor']:.2f}×" if cpu["floor"] else "—"
+        text += f" {cpu['mount']:.0f} / {cpu['floor']:.0f} | {ratio} |"
     return text
 
 
@@ -198,19 +230,20 @@ def header(with_floor: bool) -> str:
     columns = (
         f"| scenario (timed as fs-bench.sh) | mount ms | disk ms (range) | mount ÷ disk | reference |{floor}"
         " operation alone, mount / disk ms |"
+        + (" daemon CPU ms, mount / floor | mount ÷ floor CPU |" if with_floor else "")
     )
     return columns + "\n|" + "---|" * (columns.count("|") - 1)
 
 
 @contextmanager
-def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[None]:
+def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[int]:
     """`floor_memfs.py` mounted at `mountpoint` for the duration."""
     script = Path(__file__).with_name("floor_memfs.py")
     with open(log_file, "ab") as log:
         daemon = subprocess.Popen([sys.executable, str(script), str(mountpoint)], stdout=log, stderr=log)
     try:
         wait_mounted(str(mountpoint), daemon.poll)
-        yield
+        yield daemon.pid
     finally:
         if is_mounted(str(mountpoint)):
             unmount(str(mountpoint), lazy=daemon.poll() is not None)
@@ -250,11 +283,14 @@ def main() -> int:
         print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, "
               f"{args.reps} reps + 1 warm-up, medians)")
         with ExitStack() as stack:
-            stack.enter_context(MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log")))
+            mount = stack.enter_context(
+                MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))
+            )
+            pids = {"mount": mount.pid}
             if "floor" in targets:
-                stack.enter_context(floor_mount(targets["floor"], base / "floor.log"))
+                pids["floor"] = stack.enter_context(floor_mount(targets["floor"], base / "floor.log"))
             print(header("floor" in targets), flush=True)
-            results = measure(scenarios, targets, args.reps)
+            results = measure(scenarios, targets, args.reps, pids)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
