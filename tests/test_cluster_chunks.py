@@ -160,9 +160,12 @@ async def test_a_fenced_owners_collector_deletes_nothing(
 
             assert await asyncio.to_thread(write_remove_collect, "one") > 0
             assert await keys() == set()  # the owner collected every object of the removed file
-            with Workspace(db, history_keep=0, history_days=0, chunk_backend=space) as ws:
-                ws.write_file("/w/two", os.urandom(2 * MIB))
-                ws.unlink("/w/two")
+            def write_remove(name: str) -> None:  # on a thread: the loop must keep renewing the lease
+                with Workspace(db, history_keep=0, history_days=0, chunk_backend=space) as ws:
+                    ws.write_file(f"/w/{name}", os.urandom(2 * MIB))
+                    ws.unlink(f"/w/{name}")
+
+            await asyncio.to_thread(write_remove, "two")
             left = await keys()
             assert left
             ownership.stop_renewal()
