@@ -59,7 +59,13 @@ class OpenFileOps:
             # the kernel look the name up again.
             if path in self.hidden or not self.ws.exists(path):
                 raise mfusepy.FuseOSError(errno.ESTALE)
-        st = self.ws.stat(path)
+        # The kernel resolves symlinks itself and asks for attributes just before, so the
+        # metadata cache (a local store) nearly always knows the file already.
+        st = self.cache.stat(path, self._load_stat)
+        if st is None:
+            raise mfusepy.FuseOSError(errno.ENOENT)
+        if st.kind == "symlink":
+            st = self.ws.stat(path)
         if st.kind == "dir":
             raise mfusepy.FuseOSError(errno.EISDIR)
         handle = self.table.open(st.ino, flags)

@@ -55,6 +55,15 @@ class MetaCache:
                 self.stats.clear()
             self.stats[path] = st
 
+    def put_names(self, paths: tuple[str, ...], st: vfs.Stat) -> None:
+        """Keep `st` under `paths`, which are all the names its node has (after
+        link(2) of a file that had one name: git's objects), so nothing is cleared."""
+        if self.enabled:
+            if len(self.stats) + len(paths) > MAX_ENTRIES:
+                self.stats.clear()
+            for path in paths:
+                self.stats[path] = st
+
     def forget(
         self, path: str, *, added: bool | None = None, nlink: int = 1, parent_ns: int | None = None, subdirs: int = 0
     ) -> None:

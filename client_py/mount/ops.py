@@ -318,6 +318,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         if st.nlink == 2:  # (git: every object) the only other name is `source`
             self.cache.forget(source)
             self.cache.forget(target, added=True, parent_ns=touched)
+            # Both names are the one inode just read: the getattr after link(2) and
+            # the unlink of the temporary name that follows need no store lookup.
+            self.cache.put_names((source, target), st)
         else:
             self.cache.clear()
         self.links.seen(st.ino, st.nlink, source)
