@@ -430,6 +430,32 @@ def test_rename_over_an_open_file_is_atomic(mnt: Path, store: Path):
         assert not [c.path for c in ws.changes() if ".fuse_hidden" in c.path]  # never a stand-in name
 
 
+def test_a_descriptor_reads_what_it_opened_when_its_name_goes(tmp_path: Path, store: Path):
+    """A local mount opens its store reader at the first READ, not at open: a file whose
+    name is replaced or removed before that must still read what was opened. The files
+    are written before mounting, so the kernel has none of their pages and every read
+    reaches the daemon."""
+    with vfs.Workspace(str(store)) as ws:
+        for name in ("replaced", "removed", "kept"):
+            ws.write_file(f"/{name}", f"old {name}".encode())
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    with MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log")):
+        readers = {name: open(mountpoint / name, "rb") for name in ("replaced", "removed", "kept")}  # noqa: SIM115
+        try:
+            (mountpoint / "new").write_bytes(b"new content")
+            os.rename(mountpoint / "new", mountpoint / "replaced")
+            os.unlink(mountpoint / "removed")
+            assert readers["replaced"].read() == b"old replaced"
+            assert readers["removed"].read() == b"old removed"
+            assert readers["kept"].read() == b"old kept"
+            assert (mountpoint / "replaced").read_bytes() == b"new content"
+        finally:
+            for reader in readers.values():
+                reader.close()
+        assert sorted(os.listdir(mountpoint)) == ["kept", "replaced"]
+
+
 # -- real programs ----------------------------------------------------------------
 
 

@@ -74,11 +74,24 @@ class OpenFileOps:
             node.base, node.stat = st.hash, st
         if flags & os.O_TRUNC and (flags & os.O_ACCMODE) != os.O_RDONLY:
             self._set_size(node, path, 0, handle)
-        elif node.spool is None:
-            # Snapshot the content now: if the name is replaced or removed while the
-            # file is open (rename over it, unlink), this descriptor still reads it.
+        elif node.spool is None and not self.cache.enabled:
+            # Remote mode: snapshot the content now, so a descriptor keeps reading what it
+            # opened when the file changes elsewhere. A local store is changed only
+            # through this mount: its reader opens at the first READ (most opens never
+            # send one: the kernel serves cached pages), and before libfuse hides an
+            # open file whose name goes (`keep_readers`).
             self._reader(handle, path)
         return handle.fh
+
+    def keep_readers(self, ino: int, path: str) -> None:
+        """Open a store reader for each descriptor of `ino` that has none yet, before its
+        name `path` is removed: those descriptors must still read the content they opened."""
+        node = self.table.node(ino)
+        if node is None or node.spool is not None:
+            return  # (a spool holds the content itself)
+        for handle in list(self.table.handles.values()):
+            if handle.node is node and handle.reader is None:
+                self._reader(handle, path)
 
     def _reader(self, handle, path: str | None) -> ReadableFile:
         """The handle's store reader, reopened if this mount committed newer content."""

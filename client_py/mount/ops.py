@@ -290,6 +290,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     def _hide(self, path: str, stand_in: str) -> None:
         """libfuse hides an open file it must unlink: remove the name, keep the inode here."""
+        st = self.cache.stat(path, self.ws.lstat)
+        self.keep_readers(st.ino, path)
         st = self._unlink(path)
         node = self.table.node(st.ino)
         if node is not None:
