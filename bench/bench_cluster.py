@@ -1,6 +1,7 @@
 """Cluster mode against one node, same run: ack latency, write throughput, failover time.
 
     .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100] [--only failover]
+                                            [--stacks h11,httptools]
 
 Starts its own engines on loopback (`redis-server`, SeaweedFS, and Litestream
 inside each node), all in their own process groups, killed at the end:
@@ -16,7 +17,15 @@ Prints Markdown tables:
   in one run: httpx to Litestream's control socket then the fence HEAD (as
   it was), the plain rule on the new control client, and the fence window;
 - ack latency p50 / p99 of sequential 200-byte PUTs: baseline, cluster via
-  the owner, cluster via the other node (proxied), and the ratios to baseline;
+  the owner, cluster via the other node (proxied), and the ratios to baseline,
+  with the owners' own acknowledgement time (commit to durable, the mean of
+  `wsfs_cluster_ack_seconds` over the run) to split the end-to-end figure;
+- CPU milliseconds per sequential write, per process (the node, its
+  Litestream, SeaweedFS, Redis, the client), one node against a cluster
+  owner: where an acknowledgement's time goes as work;
+  `--stacks h11,httptools` runs an owner and a proxying node per HTTP stack
+  (h11/asyncio, a cluster node's default, against httptools/uvloop, a plain
+  node's), interleaved write by write, and the throughput rows per stack;
 - acknowledged writes/s with 1, 10 and 100 concurrent writers (one file
   each write), baseline vs cluster (group commit shows here);
 - fan-out: a write through the owner A, seen by a subscriber (`watch()`)
@@ -107,18 +116,31 @@ async def _latencies(targets: list[tuple[httpx.AsyncClient, str, str]], writes: 
     return times
 
 
+WRITERS_PER_CLIENT = 1  # httpx's pool with several requests in flight on one client was the bottleneck
+
+
 async def _throughput(http: httpx.AsyncClient, url: str, ws: str, writers: int, total: int) -> float:
+    """Acknowledged writes/s with `writers` concurrent writers, each with its own httpx client: with
+    them all on one client, the client's own connection pool capped both baseline and cluster
+    (against one cluster owner, load 6-11: 10 writers on one client 82 writes/s, on ten 223; 100
+    writers on one client 37, on ten 150, on a hundred 158)."""
     assert (await http.put(f"{url}/api/workspaces/{ws}")).status_code in (200, 201)
     counter = iter(range(total))
+    clients = [httpx.AsyncClient(headers=http.headers, timeout=60)
+               for _ in range(-(-writers // WRITERS_PER_CLIENT))]
 
-    async def writer() -> None:
+    async def writer(client: httpx.AsyncClient) -> None:
         for i in counter:
-            reply = await http.put(f"{url}/api/workspaces/{ws}/files/t{i}.txt", content=b"x" * 200)
+            reply = await client.put(f"{url}/api/workspaces/{ws}/files/t{i}.txt", content=b"x" * 200)
             assert reply.status_code in (200, 201), reply.text
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(writer() for _ in range(writers)))
-    return total / (time.perf_counter() - t0)
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(writer(clients[n // WRITERS_PER_CLIENT]) for n in range(writers)))
+        return total / (time.perf_counter() - t0)
+    finally:
+        for client in clients:
+            await client.aclose()
 
 
 async def _fanout(http: httpx.AsyncClient, owner: str, watchers: dict[str, str], token: str, ws: str,
@@ -330,6 +352,18 @@ async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: obje
                   f"| {read:.1f} s | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
+STACKS = {"h11": {"WSFS_HTTP": "h11", "WSFS_LOOP": "asyncio"},  # a cluster node's default today
+          "httptools": {"WSFS_HTTP": "httptools", "WSFS_LOOP": "uvloop"}}  # a plain node's default
+
+
+def _metric_sums(url: str, token: str, name: str) -> tuple[float, float]:
+    """(sum, count) of one histogram on a node's /metrics."""
+    text = httpx.get(url + "/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=10).text
+    found = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+             if line.startswith((name + "_sum", name + "_count"))}
+    return found.get(name + "_sum", 0.0), found.get(name + "_count", 0.0)
+
+
 async def run(args: argparse.Namespace, work: Path) -> None:
     redis = RedisServer(_dir(work / "redis"))
     seaweed = SeaweedS3(_dir(work / "seaweed"))
@@ -343,12 +377,19 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as ch:
                 await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
             return
-        a, b = (ServeNode(n, work / n, redis.url, location, p, "warning") for n, p in zip("ab", free_ports(2)))
+        # per HTTP stack: an owner A and a node B that proxies to it (the first stack's are "a" and "b")
+        pairs: dict[str, tuple[ServeNode, ServeNode]] = {}
+        for n, stack in enumerate(args.stacks):
+            names = ("a", "b") if n == 0 else (f"a-{stack}", f"b-{stack}")
+            pairs[stack] = tuple(ServeNode(name, work / name, redis.url, location, port, "warning",  # type: ignore[misc]
+                                           extra_env=STACKS[stack]) for name, port in zip(names, free_ports(2)))
+            engines += pairs[stack]
+        a, b = pairs[args.stacks[0]]
         # the plain rule (fence window 0: a HEAD after every sync, no takeover wait), for comparison
         plain_rule = ServeNode("p", work / "p", redis.url, location, free_ports(1)[0], "warning",
-                               extra_env={"WSFS_CLUSTER_FENCE_WINDOW": "0"})
-        engines += [a, b, plain_rule]
-        for node in (a, b, plain_rule):
+                               extra_env={"WSFS_CLUSTER_FENCE_WINDOW": "0", **STACKS[args.stacks[0]]})
+        engines.append(plain_rule)
+        for node in (*(n for pair in pairs.values() for n in pair), plain_rule):
             node.wait_ready()
         steps, window_heads = await _ack_steps(location, work, args.steps)
         print(f"\nload average: {os.getloadavg()}\n")
@@ -363,25 +404,22 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60,
                                      limits=limits) as ph, \
                 httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits) as ch:
-            base, owner, proxied, serial = await _latencies(
-                [(ph, plain_url, "lat"), (ch, a.url, "lat"), (ch, b.url, "lat"), (ch, plain_rule.url, "lat-plain")],
-                args.writes)
-            print(f"\nload average: {os.getloadavg()}\n")
-            print("| ack latency (ms) | p50 | p99 | p50 / baseline | p99 / baseline |")
-            print("| --- | --- | --- | --- | --- |")
-            b50, b99 = _pct(base, 0.5), _pct(base, 0.99)
-            for label, values in (("one node (baseline)", base), ("cluster, via the owner", owner),
-                                  ("cluster, via another node", proxied),
-                                  ("cluster, via the owner, plain rule (fence window 0)", serial)):
-                p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
-                print(f"| {label} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / b50:.1f}x | {p99 / b99:.1f}x |")
-            print("\n| concurrent writers | one node writes/s | cluster writes/s | ratio |")
-            print("| --- | --- | --- | --- |")
+            await _ack_latency(args, ph, plain_url, ch, pairs, plain_rule, token)
+            cluster_procs = {"wsfs serve": a.proc.pid, "SeaweedFS (S3)": seaweed.proc.pid, "Redis": redis.proc.pid}
+            cluster_procs |= {"its Litestream": pid for pid in _children(a.proc.pid)[:1]}
+            await _cpu_per_write({"one node": (ph, plain_url, {"wsfs serve": plain.proc.pid}),
+                                  "cluster owner A": (ch, a.url, cluster_procs)}, args.writes)
+            print("\n| concurrent writers | one node writes/s | " + " | ".join(
+                f"cluster ({s}) writes/s | ratio" for s in args.stacks) + " |")
+            print("| --- | --- |" + " --- | --- |" * len(args.stacks))
             for writers in (1, 10, 100):
                 total = max(args.writes, writers * 3)
                 one = await _throughput(ph, plain_url, f"tp{writers}", writers, total)
-                clu = await _throughput(ch, a.url, f"tp{writers}", writers, total)
-                print(f"| {writers} | {one:.0f} | {clu:.0f} | {clu / one:.2f} |")
+                cells = []
+                for stack, (owner, _) in pairs.items():
+                    clu = await _throughput(ch, owner.url, f"tp{writers}-{stack}", writers, total)
+                    cells.append(f"{clu:.0f} | {clu / one:.2f}")
+                print(f"| {writers} | {one:.0f} | " + " | ".join(cells) + " |")
             print(f"\nload average: {os.getloadavg()}\n")
             print("| fan-out, write via A to event (ms) | p50 | p99 | p50 / same node | p99 / same node |")
             print("| --- | --- | --- | --- | --- |")
@@ -393,11 +431,81 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 for label, side in (("subscriber on A (same node)", "same"), ("subscriber on B (cross-node)", "cross")):
                     p50, p99 = _pct(got[side], 0.5), _pct(got[side], 0.99)
                     print(f"| {label}{load} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / s50:.2f}x | {p99 / s99:.2f}x |")
-            await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
+            if args.sizes:
+                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
             print(f"\nload average: {os.getloadavg()}")
     finally:
         for engine in reversed(engines):
             engine.kill()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    """The direct children of a process (a node's Litestream)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError):
+                if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+async def _cpu_per_write(targets: dict[str, tuple[httpx.AsyncClient, str, dict[str, int]]], writes: int) -> None:
+    """CPU milliseconds each process spends per acknowledged write: sequential 200-byte PUTs to one
+    target at a time (a plain node, a cluster owner), each process's idle rate, measured just before,
+    subtracted. Where the time of an acknowledgement goes, as work rather than waiting."""
+    print("\n| CPU ms per sequential write | " + " | ".join(targets) + " |")
+    print("| --- |" + " --- |" * len(targets))
+    rows: dict[str, dict[str, float]] = {}
+    for label, (http, url, procs) in targets.items():
+        assert (await http.put(f"{url}/api/workspaces/cpu")).status_code in (200, 201)
+        idle0 = {k: _cpu_seconds(p) for k, p in procs.items()}
+        await asyncio.sleep(2.0)
+        idle = {k: (_cpu_seconds(p) - idle0[k]) / 2.0 for k, p in procs.items()}
+        before, mine, t0 = {k: _cpu_seconds(p) for k, p in procs.items()}, time.process_time(), time.perf_counter()
+        for i in range(writes):
+            reply = await http.put(f"{url}/api/workspaces/cpu/files/c{i}.txt", content=b"x" * 200)
+            assert reply.status_code in (200, 201), reply.text
+        elapsed = time.perf_counter() - t0
+        rows[label] = {k: (_cpu_seconds(p) - before[k] - idle[k] * elapsed) / writes * 1e3 for k, p in procs.items()}
+        rows[label]["the benchmark's client"] = (time.process_time() - mine) / writes * 1e3
+    for name in dict.fromkeys(k for row in rows.values() for k in row):
+        print(f"| {name} | " + " | ".join(f"{row[name]:.2f}" if name in row else "" for row in rows.values()) + " |")
+    print(f"\n(load average {os.getloadavg()}; a negative figure is noise in the idle rate)")
+
+
+async def _ack_latency(args: argparse.Namespace, ph: httpx.AsyncClient, plain_url: str, ch: httpx.AsyncClient,
+                       pairs: dict[str, tuple[ServeNode, ServeNode]], plain_rule: ServeNode, token: str) -> None:
+    """Sequential PUTs, interleaved write by write: the baseline, then per stack via the owner and via
+    the other node, then the plain rule; with each owner's own acknowledgement time (commit to durable,
+    `wsfs_cluster_ack_seconds` on its /metrics, a mean over the run) to split the end-to-end time."""
+    targets = [(ph, plain_url, "lat")]
+    labels = ["one node (baseline)"]
+    for stack, (owner, other) in pairs.items():
+        targets += [(ch, owner.url, f"lat-{stack}"), (ch, other.url, f"lat-{stack}")]
+        labels += [f"cluster ({stack}), via the owner", f"cluster ({stack}), via another node"]
+    targets.append((ch, plain_rule.url, "lat-plain"))
+    labels.append("cluster, via the owner, plain rule (fence window 0)")
+    owners = [owner for owner, _ in pairs.values()] + [plain_rule]
+    before = [_metric_sums(node.url, token, "wsfs_cluster_ack_seconds") for node in owners]
+    times = await _latencies(targets, args.writes)
+    after = [_metric_sums(node.url, token, "wsfs_cluster_ack_seconds") for node in owners]
+    acks = {node.name: (a[0] - b[0]) / max(1.0, a[1] - b[1]) for node, a, b in zip(owners, after, before)}
+    print(f"\nload average: {os.getloadavg()}\n")
+    print("| ack latency (ms) | p50 | p99 | p50 / baseline | p99 / baseline |")
+    print("| --- | --- | --- | --- | --- |")
+    b50, b99 = _pct(times[0], 0.5), _pct(times[0], 0.99)
+    for label, values in zip(labels, times):
+        p50, p99 = _pct(values, 0.5), _pct(values, 0.99)
+        print(f"| {label} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / b50:.1f}x | {p99 / b99:.1f}x |")
+    print("\n(the owners' own acknowledgement, commit to durable, mean per write including the proxied ones: "
+          + ", ".join(f"{name} {seconds * 1e3:.1f} ms" for name, seconds in acks.items()) + ")")
 
 
 def args_log_level() -> str:
@@ -419,10 +527,16 @@ def main() -> None:
     parser.add_argument("--chunks", default="sqlite,objects",
                         help="chunk placements for the failover runs: sqlite (inside the replicated file), objects (S3)")
     parser.add_argument("--only", choices=("failover",), help="run only this part")
+    parser.add_argument("--stacks", default="h11",
+                        help="HTTP stacks of the cluster nodes, compared in one run: h11 (h11/asyncio), "
+                             "httptools (httptools/uvloop); e.g. h11,httptools")
     parser.add_argument("--workdir", help="run in this directory and keep it (the nodes' logs); default: a temporary one")
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes_mib.split(",") if s]
     args.modes = [m for m in args.chunks.split(",") if m]
+    args.stacks = [s for s in args.stacks.split(",") if s]
+    if not args.stacks or any(s not in STACKS for s in args.stacks):
+        parser.error(f"--stacks: one or more of {', '.join(STACKS)}")
     if args.workdir:  # kept afterwards: the nodes' logs
         asyncio.run(run(args, _dir(Path(args.workdir))))
         return
