@@ -141,17 +141,24 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
 
 def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
          if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
-    try:
-        ws.lstat(path)
-        existed = True
-    except (FileNotFoundError, NotADirectoryError):
-        existed = False
+    if if_match is None:
+        existed = _exists(ws, path)  # 201 or 200: a lookup of its own (~13 % of an in-process PUT)
+    else:
+        existed = if_match != ""  # a conditional write already says: `If-None-Match: *` creates, `If-Match` replaces
     if if_match == IF_MATCH_ANY:  # `If-Match: *`: it must exist; checked in this hop, so nothing interleaves
         check_if_match(ws, path, if_match)
         if_match = None
     options.check_growth(ws, lambda ws: size - file_size_at(ws, path))
     stat = ws.write_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match, mtime=mtime)
     return not existed, stat
+
+
+def _exists(ws: vfs.Workspace, path: str) -> bool:
+    try:
+        ws.lstat(path)
+        return True
+    except (FileNotFoundError, NotADirectoryError):
+        return False
 
 
 def _body_of(spool: IO[bytes], size: int) -> object:
