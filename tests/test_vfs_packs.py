@@ -240,8 +240,8 @@ def test_a_reader_whose_pack_compaction_dropped_reads_from_the_new_place(tmp_pat
     fsck(store)
 
 
-# A write whose pack append fails on the appender thread (the file-size limit, EFBIG): the
-# error must reach the writer inside its transaction, which rolls back and takes the bytes back.
+# A write whose pack append fails (the file-size limit, EFBIG, part-way through a `pwritev` group):
+# the error must reach the writer inside its transaction, which rolls back and takes the bytes back.
 FAILING_APPEND = r"""
 import errno, os, resource, signal, sys
 sys.path.insert(0, sys.argv[2])

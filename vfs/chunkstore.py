@@ -29,7 +29,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager
 from typing import Protocol
 
 import blake3
@@ -52,7 +52,6 @@ class ChunkBackend(Protocol):
 
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry: ...
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]: ...
-    def deferred(self) -> AbstractContextManager[None]: ...
     def read(self, chunk_id: int) -> bytes: ...
     def read_inline(self, ids: list[int]) -> dict[int, bytes]: ...
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]: ...
@@ -96,13 +95,6 @@ class SqliteChunks:
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """Store (digest, bytes) pairs whose digests the caller verified."""
         return [self.put(data, digest) for digest, data in items]
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Inside this block a backend may store `put_many`'s bytes after the call returns (on
-        another thread, while the caller cuts and hashes more); all are stored when it ends, so
-        the buffers given to `put_many` must stay unchanged until then. Here: stored at once."""
-        yield
 
     def _existing(self, digest: bytes, size: int) -> ChunkEntry:
         row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
@@ -217,7 +209,6 @@ class PackedChunks(SqliteChunks):
         self._path = store_path
         self.packs = Packs(pack_dir(store_path))
         self._inline = 0  # new bytes this transaction kept inline so far
-        self._later = False  # inside `deferred()`: appends run on the appender thread
 
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
         size = len(data)
@@ -245,21 +236,9 @@ class PackedChunks(SqliteChunks):
                 known[digest] = SqliteChunks.put(self, data, digest).id
             self._inline += fresh_bytes
         elif fresh:
-            number, positions = self.packs.append_many(list(fresh.values()), later=self._later)
+            number, positions = self.packs.append_many(list(fresh.values()))
             known.update(self._insert_outside_many(fresh, number, positions))
         return [ChunkEntry(digest, len(data), known[digest]) for digest, data in batch]
-
-    @contextmanager
-    def deferred(self) -> Iterator[None]:
-        """Appends of `put_many` overlap the caller's work; settled when the block ends (an
-        append that failed raises here, inside the transaction, which then rolls back)."""
-        outer, self._later = self._later, True
-        try:
-            yield
-        finally:
-            self._later = outer
-            if not outer:
-                self.packs.settle()
 
     def before_commit(self) -> None:
         self.packs.sync()

@@ -165,13 +165,12 @@ class Content:
             beside = _hash_beside(data) if memoryview(data).nbytes >= _HASH_BESIDE else None  # type: ignore[arg-type]
             entries = []
             batch: list[tuple[bytes, memoryview]] = []
-            with self._chunks.deferred():  # the appends overlap the cutting; views of `data`, done by the end
-                for piece in cut(data):  # type: ignore[arg-type]
-                    batch.append((blake3.blake3(piece).digest(), piece))
-                    if len(batch) == _PUT_BATCH:
-                        entries += self._chunks.put_many(batch)
-                        batch = []
-                entries += self._chunks.put_many(batch)
+            for piece in cut(data):  # type: ignore[arg-type]
+                batch.append((blake3.blake3(piece).digest(), piece))
+                if len(batch) == _PUT_BATCH:
+                    entries += self._chunks.put_many(batch)
+                    batch = []
+            entries += self._chunks.put_many(batch)
             size = sum(e.size for e in entries)
             if previous is not None and previous.hash is not None and previous.chunks == pack(entries):
                 return entries, size, previous.hash

@@ -35,15 +35,10 @@ import ctypes.util
 import errno
 import os
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
 
 PACK_LIMIT = 1 << 30  # a pack takes appends until it holds this many bytes
 _WRITEBACK_EVERY = 8 << 20  # start the kernel's writeback of each 8 MiB as it is appended
 _NAME = re.compile(r"^(\d{8})\.pack$")
-# Deferred appends (`Packs.append_many(..., later=True)`) run here: each batch lands at offsets
-# reserved when it was queued, so batches need no order among themselves, and the caller cuts
-# and hashes the next batch meanwhile (`os.pwrite` releases the GIL). Shared by every store.
-_APPENDER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="wsfs-pack-append")
 
 
 def _load_sync_file_range():  # type: ignore[no-untyped-def]
@@ -92,7 +87,6 @@ class Packs:
         self._end = 0  # where the next append goes
         self._synced_to = 0  # writeback started up to here
         self._created = False  # this transaction created the pack (its name must be synced too)
-        self._pending: list[Future[None]] = []  # deferred appends not yet known to have landed
 
     # -- appending (inside a write transaction) ----------------------------------
 
@@ -124,15 +118,12 @@ class Packs:
             view = view[written:]
             self._end += written
 
-    def append_many(self, pieces: list[bytes | memoryview], *, later: bool = False) -> tuple[int, list[int]]:
+    def append_many(self, pieces: list[bytes | memoryview]) -> tuple[int, list[int]]:
         """Append `pieces` back to back in one pack; (pack number, offset of each).
 
         Measured here, 64 MiB of fresh bytes take ~220 ms as one write (the
-        kernel copies big writes much slower), and less CPU as `pwritev`s of
-        16 chunks than as one `pwrite` per chunk (`_write_at`).
-        `later`: the writes run on the appender thread while the caller goes
-        on; its `pieces` must stay unchanged until `settle()` (which `sync`,
-        `finish` and a new pack call first)."""
+        kernel copies big writes much slower), and less CPU and time as
+        `pwritev`s of 16 chunks than as one `pwrite` per chunk (`_write_at`)."""
         total = sum(len(p) for p in pieces)
         number, at = self.next_position(total)
         positions = []
@@ -140,25 +131,9 @@ class Packs:
             positions.append(at)
             at += len(piece)
         assert self._fd is not None
-        if later:
-            start, self._end = self._end, at
-            self._pending.append(_APPENDER.submit(_append_later, self._fd, pieces, start))
-            return number, positions
         self._end = _write_at(self._fd, pieces, self._end)
         self._start_writeback()
         return number, positions
-
-    def settle(self) -> None:
-        """Wait for every deferred append; the first failure is raised (after all have ended)."""
-        pending, self._pending = self._pending, []
-        failure: BaseException | None = None
-        for job in pending:
-            try:
-                job.result()
-            except BaseException as error:  # noqa: BLE001 - every job must end before the fd is touched
-                failure = failure or error
-        if failure is not None:
-            raise failure
 
     def _start_writeback(self) -> None:
         if _SYNC_FILE_RANGE is not None and self._end - self._synced_to >= _WRITEBACK_EVERY:
@@ -169,7 +144,6 @@ class Packs:
         """Make this transaction's appends durable: before its COMMIT."""
         if self._fd is None:
             return
-        self.settle()
         if self._end > self._start:
             os.fdatasync(self._fd)
         if self._created:
@@ -181,14 +155,10 @@ class Packs:
         """End the transaction's append; a rolled-back one takes its bytes back off the tail."""
         if self._fd is None:
             return
-        try:
-            self.settle()
-        except OSError:
-            if committed:
-                raise
-        if not committed and self._end > self._start:
+        if not committed and os.fstat(self._fd).st_size > self._start:
             # Still under the write lock: nobody else appended after our start,
-            # and no committed row points at or past it.
+            # and no committed row points at or past it. (The file's size, not
+            # `_end`: an append that failed part-way may have written some.)
             os.ftruncate(self._fd, self._start)
         self._close_writer()
 
@@ -210,11 +180,6 @@ class Packs:
         self._start = self._end = self._synced_to = end
 
     def _close_writer(self) -> None:
-        if self._pending:  # never close a descriptor a deferred append still writes through
-            try:
-                self.settle()
-            except OSError:
-                pass
         if self._fd is not None:
             os.close(self._fd)
         self._fd = None
@@ -286,17 +251,19 @@ class Packs:
             self.forget_reader(number)
 
 
-
 _GROUP = 16  # pieces per `pwritev`: ~1 MiB of chunks per call
 
 
 def _write_at(fd: int, pieces: list[bytes | memoryview], at: int) -> int:
     """`pieces` back to back from `at`, whole; returns where they end.
 
-    `pwritev` of 16 chunks (~1 MiB) per call: measured here (64 MiB of fresh
-    bytes, 6 runs, medians), 16 ms of CPU against 28 ms as one `pwrite` per
-    chunk (the syscalls, not the copying, made the difference), same wall time
-    or less."""
+    `pwritev` of 16 chunks (~1 MiB) per call rather than one `pwrite` per
+    chunk: a 64 MiB write of fresh bytes through the store, both ways
+    interleaved in one process (issue 14; 10 and 14 rounds at loads of 7 and
+    13), cost 81 / 91 ms of CPU against 116 / 105 ms, and 196 / 358 ms of
+    wall time against 228 / 562 ms: the syscalls, not the copying, made the
+    difference. (Running the appends on a thread beside the cutting gained
+    nothing measurable at those loads and was taken out again.)"""
     for lo in range(0, len(pieces), _GROUP):
         group = pieces[lo : lo + _GROUP]
         want = sum(len(p) for p in group)
@@ -308,6 +275,7 @@ def _write_at(fd: int, pieces: list[bytes | memoryview], at: int) -> int:
 
 
 def _write_rest(fd: int, group: list[bytes | memoryview], at: int, skip: int) -> None:
+    """After a short `pwritev` that wrote `skip` bytes of `group` from `at`: the rest, in full."""
     for piece in group:
         view = memoryview(piece)
         if skip >= len(view):
@@ -319,11 +287,3 @@ def _write_rest(fd: int, group: list[bytes | memoryview], at: int, skip: int) ->
             written = os.pwrite(fd, view, at)
             view = view[written:]
             at += written
-
-
-def _append_later(fd: int, pieces: list[bytes | memoryview], at: int) -> None:
-    """A deferred append (on the appender thread), then the kernel's writeback of it started,
-    so the `fdatasync` before COMMIT waits for little."""
-    end = _write_at(fd, pieces, at)
-    if _SYNC_FILE_RANGE is not None and end > at:
-        _SYNC_FILE_RANGE(fd, at, end - at, _SYNC_FILE_RANGE_WRITE)
