@@ -17,7 +17,11 @@ interleaved, group by group and run by run, with `os.sync()` before every
 group, so neither side pays for the other's writeback. The floor is the
 work no store can skip: FastCDC-cut and BLAKE3-hash the same 64 MiB in
 memory. Every timed big write carries bytes drawn fresh for that run, so
-no store has seen them (no dedup hit can flatter a write).
+no store has seen them (no dedup hit can flatter a write). f and h are
+also printed against the floor of the same run (paired), in wall time and
+in the process's CPU time (every thread, `getrusage`): on a machine shared
+with other work the wall time of a 64 MiB write swings 2-3x with the load,
+its CPU cost much less.
 
 Chunk backends (`vfs/chunkstore.py`): the store is made with `--backend`
 (default: what a new store gets, pack files); `--compare OTHER` also runs
@@ -36,6 +40,7 @@ import argparse
 import gc
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -102,6 +107,17 @@ def timed(fn: Callable[[], object]) -> float:
     return (time.perf_counter() - start) * 1000
 
 
+def timed_cpu(t: Timings, sid: str, fn: Callable[[], object]) -> None:
+    """`t[sid]` = wall ms and `t[sid + ":cpu"]` = the process's CPU ms (every thread, user + system).
+
+    On a machine shared with other work the wall time of a big write swings 2-3x with the
+    load; the CPU it costs does not, so its ratio to the floor's CPU is the steadier figure."""
+    before = resource.getrusage(resource.RUSAGE_SELF)  # microseconds (os.times() counts 10 ms ticks)
+    t[sid] = timed(fn)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    t[sid + ":cpu"] = (after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1000
+
+
 @dataclass
 class Payloads:
     small: list[bytes] = field(default_factory=lambda: [random.randbytes(100) for _ in range(1000)])
@@ -133,7 +149,8 @@ class FloorBench:
         self.root, self.data = root, data
 
     def big(self) -> Timings:
-        t = {"f0": timed(lambda: cut_and_hash(self.data.big_a))}
+        t: Timings = {}
+        timed_cpu(t, "f0", lambda: cut_and_hash(self.data.big_a))
         os.sync()
         pack = Path(tempfile.mkdtemp(dir=self.root)) / "chunks.pack"
         t["f1"] = timed(lambda: append_durably(pack, self.data.big_a))
@@ -205,10 +222,11 @@ class StoreBench:
     def big(self) -> Timings:
         with self.fresh() as ws:
             out: list[bytes] = []
-            t = {"f": timed(lambda: ws.write_file("/big.bin", self.data.big_a))}
-            t["g"] = timed(lambda: out.append(ws.read_file("/big.bin")))
+            t: Timings = {}
+            timed_cpu(t, "f", lambda: ws.write_file("/big.bin", self.data.big_a))
+            timed_cpu(t, "g", lambda: out.append(ws.read_file("/big.bin")))
             assert out[0] == self.data.big_a
-            t["h"] = timed(lambda: ws.write_file("/big.bin", self.data.big_b))
+            timed_cpu(t, "h", lambda: ws.write_file("/big.bin", self.data.big_b))
             t["h2"] = timed(lambda: ws.write_file("/big.bin", self.data.big_b))
             return t
 
@@ -436,6 +454,25 @@ def print_table(store: dict[str, list[float]], disk: dict[str, list[float]], flo
         base = statistics.median(floor["f0"])
         ratios = [f"{sid} ÷ floor = {statistics.median(store[sid]) / base:.2f}×" for sid in ("f1", "f", "h") if store.get(sid)]
         print(f"\nfloor (f0): {fmt(base)} ms = {64 * MiB / base / 1e3:,.0f} MB/s; " + ", ".join(ratios))
+        print_paired(store)
+
+
+def print_paired(store: dict[str, list[float]]) -> None:
+    """f and h against the floor of the same run (wall and process CPU), run by run: a ratio of
+    two medians mixes runs made under different loads."""
+    parts = []
+    for sid in ("f", "h"):
+        for suffix in ("", ":cpu"):
+            mine, base = store.get(sid + suffix), store.get("f0" + suffix)
+            if mine and base and len(mine) == len(base):
+                ratios = sorted(m / b for m, b in zip(mine, base))
+                parts.append(f"{sid}{suffix or ' wall'} ÷ f0{suffix} = {statistics.median(ratios):.2f}× "
+                             f"({', '.join(f'{r:.2f}' for r in ratios)})")
+    cpu = [f"{sid} {fmt(statistics.median(store[sid + ':cpu']))}" for sid in ("f0", "f", "g", "h") if store.get(sid + ":cpu")]
+    if parts:
+        print("paired by run: " + "; ".join(parts))
+    if cpu:
+        print("process CPU ms (all threads), medians: " + ", ".join(cpu))
 
 
 def print_backends(name: str, store: dict[str, list[float]], other_name: str, other: dict[str, list[float]],
