@@ -87,7 +87,14 @@ class CoeditDoc:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def _start(self) -> CoeditDoc:
-        await self._join()  # errors of the first join (EFBIG, EINVAL, EACCES ...) reach the caller
+        try:
+            await self._join()  # errors of the first join (EFBIG, EINVAL, EACCES ...) reach the caller
+        except BaseException:
+            # the document's observer refers back to us through pycrdt's Rust side, a cycle Python's
+            # collector cannot see: without this a refused document (and its socket) lived on to exit
+            self._closing = True
+            self.doc.unobserve(self._sub)
+            raise
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"wsfs-coedit {self.path}")
         self._presence_task = asyncio.get_running_loop().create_task(self._keep_presence(),
                                                                      name=f"wsfs-coedit-presence {self.path}")

@@ -8,11 +8,13 @@ document; the document is refused for binary and oversized files.
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 
 import pytest
 
 from client_py import Client
+from client_py.coedit import CoeditDoc
 from client_fixtures import RestartableServer
 from vfs.errors import PreconditionFailed
 from vfs.wire import COEDIT_MAX_BYTES
@@ -114,6 +116,24 @@ async def test_binary_and_oversized_files_are_refused_with_a_clear_error(clients
     await wa.mkdir("/dir")
     with pytest.raises(IsADirectoryError):
         await wa.coedit("/dir")
+
+
+async def test_a_refused_document_is_released(clients):
+    """A refused join leaves nothing behind: the document's observer refers back to it through
+    pycrdt's Rust side, which Python's collector cannot see, so a refused document once lived (with
+    its closed connection) until the process ended."""
+    wa, _ = clients
+    await wa.write_file("/refused.bin", b"\x89PNG\x00\x01")
+
+    def live_documents() -> int:
+        gc.collect()
+        return sum(isinstance(o, CoeditDoc) for o in gc.get_objects())
+
+    before = live_documents()
+    for _ in range(3):
+        with pytest.raises(OSError):
+            await wa.coedit("/refused.bin")
+    assert live_documents() == before
 
 
 async def test_a_document_outgrowing_the_limit_is_saved_then_ended_with_efbig(clients):
