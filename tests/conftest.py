@@ -5,6 +5,7 @@ real uvicorn server on a loopback port, real WebSocket clients.
 """
 
 import faulthandler
+import gc
 import sys
 import threading
 
@@ -26,6 +27,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     the threads still alive. A crash while the interpreter shuts down (CI once exited 139 after
     every test had passed) then prints every thread's stack instead of a bare exit status."""
     faulthandler.enable(file=sys.__stderr__, all_threads=True)
+    gc.collect()  # what the tests left in cycles goes now, while every module is still whole
     alive = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if alive:
         names = ", ".join(f"{t.name}{' (daemon)' if t.daemon else ''}" for t in alive)
