@@ -48,7 +48,7 @@ class MetaCache:
     def put(self, path: str, st: vfs.Stat) -> None:
         """Keep `st`, the store's answer for `path` right after a change (nothing else has one)."""
         if self.enabled:
-            if st.nlink > 1:
+            if name_count(st) > 1:
                 self.clear()  # the node's other names changed too (ctime, link count)
                 return
             if len(self.stats) >= MAX_ENTRIES:
@@ -139,6 +139,12 @@ class MetaCache:
             if len(self.names) < MAX_ENTRIES // 10:
                 self.names[path] = {entry[0] for entry in entries[2:]}  # (after "." and "..")
         return entries
+
+
+def name_count(st: vfs.Stat) -> int:
+    """How many names the node has: its link count, but 1 for a directory, whose link
+    count counts its subdirectories (a chmod of a directory must not clear the cache)."""
+    return 1 if st.kind == "dir" else st.nlink
 
 
 def _valid(name: str) -> bool:

@@ -31,7 +31,7 @@ from client_py.mount.files import OpenFileOps
 from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenTable
-from client_py.mount.metacache import MetaCache
+from client_py.mount.metacache import MetaCache, name_count
 from client_py.mount.notify import LinkNames, current_fuse
 from vfs.surface import MountBackend
 
@@ -154,7 +154,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def _load_stat(self, path: str) -> vfs.Stat | None:
         st = self.ws.lstat_if_exists(path)
         if st is not None:
-            self.links.seen(st.ino, st.nlink, path)
+            self.links.seen(st.ino, name_count(st), path)
         return st
 
     def _buffered(self, st: vfs.Stat) -> tuple[int, int, int]:
@@ -185,7 +185,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def _attributes_changed(self, path: str) -> None:
         """After chmod/chown/utimens: the new attributes are what the next getattr asks for."""
         st = self.ws.lstat(path)
-        self.cache.forget(path, nlink=st.nlink)
+        self.cache.forget(path, nlink=name_count(st))
         self.cache.put(path, st)
         self.links.changed(st.ino, path)
 
@@ -343,7 +343,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self._renamed(old, new, moving, replaced)
         if moving is not None:
             self.links.forget(moving.ino, old)
-            self.links.seen(moving.ino, moving.nlink, new)
+            self.links.seen(moving.ino, name_count(moving), new)
         if replaced is not None:  # its other names lost a link: nlink and ctime moved under them
             self.links.forget(replaced.ino, new)
             self.links.changed(replaced.ino, new)
