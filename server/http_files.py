@@ -141,16 +141,26 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
 
 def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
          if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
+    if if_match is None and size > SMALL_WRITE:
+        existed = _exists(ws, path)
+        return not existed, _write(ws, path, spool, size, options, mode, parents, None, mtime)
     if if_match is None:
-        existed = _exists(ws, path)  # 201 or 200: a lookup of its own (~13 % of an in-process PUT)
-    else:
-        existed = if_match != ""  # a conditional write already says: `If-None-Match: *` creates, `If-Match` replaces
+        # 201 or 200 needs a lookup of its own: inside the small write's transaction it is a plain indexed
+        # read (outside, with a read snapshot of its own, it cost ~17 us more: 11 of 16 alternating rounds)
+        with ws.transaction():
+            existed = _exists(ws, path)
+            return not existed, _write(ws, path, spool, size, options, mode, parents, None, mtime)
+    # a conditional write already says: `If-None-Match: *` creates, `If-Match` replaces
+    return if_match == "", _write(ws, path, spool, size, options, mode, parents, if_match, mtime)
+
+
+def _write(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None,
+           parents: bool, if_match: str | None, mtime: float | None) -> vfs.Stat:
     if if_match == IF_MATCH_ANY:  # `If-Match: *`: it must exist; checked in this hop, so nothing interleaves
         check_if_match(ws, path, if_match)
         if_match = None
     options.check_growth(ws, lambda ws: size - file_size_at(ws, path))
-    stat = ws.write_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match, mtime=mtime)
-    return not existed, stat
+    return ws.write_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match, mtime=mtime)
 
 
 def _exists(ws: vfs.Workspace, path: str) -> bool:
