@@ -17,6 +17,8 @@ import mfusepy
 
 import vfs
 
+_NONE: tuple[list[str], bool] = ([], False)
+
 
 def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: bool = False) -> Callable:
     """Run under the mount lock; turn store errors into FUSE errnos.
@@ -51,8 +53,10 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: 
                 finally:
                     if mutates:
                         self.group.after_op()
-                    stale, busy = self.links.take_pending(self.table.node)
+                    # (nearly every operation has nothing pending: no calls then)
+                    stale, busy = self.links.take_pending(self.table.node) if self.links.pending() else _NONE
         finally:
-            self.links.flush(stale, busy)
+            if stale:
+                self.links.flush(stale, busy)
 
     return wrapper
