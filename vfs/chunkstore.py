@@ -225,7 +225,7 @@ class PackedChunks(SqliteChunks):
         return ChunkEntry(digest, size, chunk_id)
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
-        """A batch of (digest, bytes): one dedup query, one `pwritev`, one `executemany`.
+        """A batch of (digest, bytes): one dedup query, a `pwritev` per 16 chunks, one `executemany`.
 
         New chunks stay inline while the transaction's new bytes fit in `SPILL`."""
         batch = list(items)
