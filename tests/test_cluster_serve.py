@@ -60,6 +60,30 @@ async def test_write_on_a_read_on_b_and_c_subscriber_on_c(cluster_nodes, redis_s
             (await http.get(f"{b.url}/healthz")).json()["owns"]
 
 
+async def test_concurrent_proxied_requests_each_get_their_own_answer(cluster_nodes, redis_server: RedisServer
+                                                                    ) -> None:
+    """Forty writes, then forty reads, all in flight at once through B, which does not own the workspace
+    (each request on an httpx client B lends it alone, `ClusterProxy._lend`): every write is
+    acknowledged and stored on the owner with its own bytes, every read answered with its own file's
+    bytes (bodies of up to ~120 KB, streamed both ways), and B counted every request it proxied."""
+    token = admin_token(redis_server.url)
+    a, b = cluster_nodes(2)
+    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    async with httpx.AsyncClient(headers=_auth(token), timeout=60, limits=limits) as http:
+        assert (await http.put(f"{a.url}/api/workspaces/wp")).status_code == 201
+        bodies = [os.urandom(1000 + i * 3000) for i in range(40)]
+        puts = await asyncio.gather(*(http.put(f"{b.url}/api/workspaces/wp/files/f{i}.bin", content=body)
+                                      for i, body in enumerate(bodies)))
+        assert [r.status_code for r in puts if r.status_code not in (200, 201)] == [], puts[0].text
+        gets = await asyncio.gather(*(http.get(f"{b.url}/api/workspaces/wp/files/f{i}.bin") for i in range(40)))
+        assert [g.content for g in gets] == bodies
+        for i in (0, 17, 39):  # stored on the owner itself, not only answered by B
+            assert (await http.get(f"{a.url}/api/workspaces/wp/files/f{i}.bin")).content == bodies[i]
+        metrics = (await http.get(f"{b.url}/metrics")).text
+        proxied = next(line for line in metrics.splitlines() if line.startswith("wsfs_cluster_proxied "))
+        assert float(proxied.split()[1]) >= 80
+
+
 async def _write_until_acked(http: httpx.AsyncClient, url: str, path: str, body: bytes, deadline: float) -> float:
     """PUT until a 2xx (the acknowledgement); returns when it was acknowledged. Bounded by `deadline`."""
     last = ""
