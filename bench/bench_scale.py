@@ -569,6 +569,7 @@ async def run(args: argparse.Namespace) -> None:
                                 for stack in (args.stacks if k % 2 == 0 else args.stacks[::-1])]:
                 server = servers[stack]
                 print(f"  [{stack}] round {k + 1}:", flush=True)
+                rss_before = proc_figures(server.proc.pid)["rss_mib"]
                 row = await workspaces_point(server, n, args, f"r{k}")
                 print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
                 print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
@@ -588,8 +589,10 @@ async def run(args: argparse.Namespace) -> None:
                 print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
                 if args.wait_close:
                     await asyncio.sleep(args.wait_close)
-                    print(f"        {args.wait_close:g} s later (idle close): {proc_figures(server.proc.pid)}",
-                          flush=True)
+                    closed = proc_figures(server.proc.pid)
+                    back = 100 * (closed["rss_mib"] - rss_before) / rss_before
+                    print(f"        {args.wait_close:g} s later (idle close): {closed}; RSS {back:+.0f} % against "
+                          f"{rss_before:.1f} MiB before the point (goal: within 20 %)", flush=True)
             server = servers[args.stacks[0]]
             for n in args.subs:
                 row = await subscribers_point(server, n, args)
