@@ -27,7 +27,8 @@ Prints Markdown tables:
   (h11/asyncio, a cluster node's default, against httptools/uvloop, a plain
   node's), interleaved write by write, and the throughput rows per stack;
 - acknowledged writes/s with 1, 10 and 100 concurrent writers (one file
-  each write), baseline vs cluster (group commit shows here);
+  each write, each writer its own client), baseline vs cluster via the
+  owner and via another node (group commit shows here);
 - fan-out: a write through the owner A, seen by a subscriber (`watch()`)
   on A itself and by one on B (whose WebSocket B bridges to A, where the
   workspace's hub is): p50 / p99 from sending the PUT to the event, and the
@@ -410,8 +411,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await _cpu_per_write({"one node": (ph, plain_url, {"wsfs serve": plain.proc.pid}),
                                   "cluster owner A": (ch, a.url, cluster_procs)}, args.writes)
             print("\n| concurrent writers | one node writes/s | " + " | ".join(
-                f"cluster ({s}) writes/s | ratio" for s in args.stacks) + " |")
-            print("| --- | --- |" + " --- | --- |" * len(args.stacks))
+                f"cluster ({s}) writes/s | ratio" for s in args.stacks)
+                + f" | cluster ({args.stacks[0]}) via another node | ratio |")
+            print("| --- | --- |" + " --- | --- |" * (len(args.stacks) + 1))
             for writers in (1, 10, 100):
                 total = max(args.writes, writers * 3)
                 one = await _throughput(ph, plain_url, f"tp{writers}", writers, total)
@@ -419,6 +421,10 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 for stack, (owner, _) in pairs.items():
                     clu = await _throughput(ch, owner.url, f"tp{writers}-{stack}", writers, total)
                     cells.append(f"{clu:.0f} | {clu / one:.2f}")
+                # the same writers through B, which proxies every request to A (`ClusterProxy`)
+                await _throughput(ch, a.url, f"tpb{writers}", 1, 1)  # created (owned) by A first
+                via = await _throughput(ch, b.url, f"tpb{writers}", writers, total)
+                cells.append(f"{via:.0f} | {via / one:.2f}")
                 print(f"| {writers} | {one:.0f} | " + " | ".join(cells) + " |")
             print(f"\nload average: {os.getloadavg()}\n")
             print("| fan-out, write via A to event (ms) | p50 | p99 | p50 / same node | p99 / same node |")
