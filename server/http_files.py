@@ -141,34 +141,15 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
 
 def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
          if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
-    if if_match is None and size > SMALL_WRITE:
-        existed = _exists(ws, path)
-        return not existed, _write(ws, path, spool, size, options, mode, parents, None, mtime)
-    if if_match is None:
-        # 201 or 200 needs a lookup of its own: inside the small write's transaction it is a plain indexed
-        # read (outside, with a read snapshot of its own, it cost ~17 us more: 11 of 16 alternating rounds)
-        with ws.transaction():
-            existed = _exists(ws, path)
-            return not existed, _write(ws, path, spool, size, options, mode, parents, None, mtime)
-    # a conditional write already says: `If-None-Match: *` creates, `If-Match` replaces
-    return if_match == "", _write(ws, path, spool, size, options, mode, parents, if_match, mtime)
-
-
-def _write(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None,
-           parents: bool, if_match: str | None, mtime: float | None) -> vfs.Stat:
+    """Write the body; (created, stat). The store says whether it created the file (201) or replaced
+    one (200) from the same lookup its write makes: no lookup of our own before it."""
     if if_match == IF_MATCH_ANY:  # `If-Match: *`: it must exist; checked in this hop, so nothing interleaves
         check_if_match(ws, path, if_match)
         if_match = None
     options.check_growth(ws, lambda ws: size - file_size_at(ws, path))
-    return ws.write_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match, mtime=mtime)
-
-
-def _exists(ws: vfs.Workspace, path: str) -> bool:
-    try:
-        ws.lstat(path)
-        return True
-    except (FileNotFoundError, NotADirectoryError):
-        return False
+    stat, created = ws.put_file(path, _body_of(spool, size), mode=mode, parents=parents, if_match=if_match,
+                                mtime=mtime)
+    return created, stat
 
 
 def _body_of(spool: IO[bytes], size: int) -> object:

@@ -352,3 +352,21 @@ def test_write_file_stamps_a_given_change_time_but_never_an_earlier_one(ws):
     again = ws.write_file("/f", b"newer", ctime_ns=before + 10)  # older than the chmod's: the chmod's stays
     assert again.ctime_ns == chmodded and ws.read_file("/f") == b"newer"
     assert ws.write_file("/f", b"now").ctime_ns > chmodded  # without it: the commit's time, as before
+
+
+def test_put_file_says_whether_it_created_the_file(ws):
+    """`put_file` is `write_file` plus created-or-replaced, from the write's own lookup (the server's
+    201/200): a new name, an existing file, a dangling symlink's target, a failed precondition."""
+    stat, created = ws.put_file("/a.txt", b"one")
+    assert created and stat.size == 3
+    stat, created = ws.put_file("/a.txt", b"two!")
+    assert not created and stat.size == 4 and ws.read_file("/a.txt") == b"two!"
+    ws.symlink("/target.txt", "/link")
+    _, created = ws.put_file("/link", b"through")  # the link stays; its target is made
+    assert created and ws.read_file("/target.txt") == b"through"
+    _, created = ws.put_file("/link", b"again")
+    assert not created
+    rev = ws.rev
+    with pytest.raises(vfs.PreconditionFailed):
+        ws.put_file("/a.txt", b"x", if_match="")
+    assert ws.rev == rev and ws.read_file("/a.txt") == b"two!"

@@ -103,6 +103,23 @@ class Content:
         than its current one): a mount commits buffered writes later than
         they happened, and the kernel keeps the ctime it was told then.
         """
+        return self.put_file(path, data, mode=mode, parents=parents, if_match=if_match, mtime=mtime,
+                             mtime_ns=mtime_ns, ctime_ns=ctime_ns)[0]
+
+    def put_file(
+        self,
+        path: str,
+        data: object,
+        *,
+        mode: int | None = None,
+        parents: bool = False,
+        if_match: str | None = None,
+        mtime: float | None = None,
+        mtime_ns: int | None = None,
+        ctime_ns: int | None = None,
+    ) -> tuple[Stat, bool]:
+        """`write_file`, also saying whether the file was created (True) or replaced: an HTTP PUT
+        answers 201 or 200 from it without a lookup of its own before the write."""
         if mtime_ns is None:
             mtime_ns = seconds_to_ns(mtime)
         with self._db.tx() as tx:
@@ -111,7 +128,7 @@ class Content:
             entries, size, digest = self._store_stream(data, found.node)
             node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns,
                                     ctime_ns=ctime_ns)
-            return self._db.stat(node)
+            return self._db.stat(node), found.node is None
 
     def writable_target(self, path: str, parents: bool) -> Resolved:
         try:

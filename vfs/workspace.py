@@ -253,6 +253,7 @@ class Workspace:
     # -- content -----------------------------------------------------------------------
 
     write_file = forward("_content", Content.write_file)
+    put_file = forward("_content", Content.put_file)
     read_file = forward("_content", Content.read_file)
     read_text = forward("_content", Content.read_text)
     read_range = forward("_content", Content.read_range)
