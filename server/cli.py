@@ -55,11 +55,11 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ws-ping-timeout", type=float, default=20.0,
                        help="seconds to wait for a ping's answer (default: %(default)s)")
     serve.add_argument("--http", choices=("h11", "httptools"), default=None,
-                       help="uvicorn's HTTP/1.1 parser (default: $WSFS_HTTP, else httptools if installed; h11 "
-                            "on a cluster node; docs/server.md)")
+                       help="uvicorn's HTTP/1.1 parser (default: $WSFS_HTTP, else httptools if installed; "
+                            "docs/server.md)")
     serve.add_argument("--loop", choices=("asyncio", "uvloop"), default=None,
-                       help="the event loop (default: $WSFS_LOOP, else uvloop if installed; asyncio on a cluster "
-                            "node; docs/server.md)")
+                       help="the event loop (default: $WSFS_LOOP, else uvloop if installed; "
+                            "docs/server.md)")
     serve.add_argument("--no-seed", dest="seed", action="store_false",
                        help="leave a new demo workspace empty (default: a few example files)")
     cluster = serve.add_argument_group("cluster mode (SPEC §6, docs/cluster.md)")

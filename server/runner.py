@@ -200,9 +200,7 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
     }
-    state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
-    stack = server_stack(kwargs.pop("http", None), kwargs.pop("loop", None),
-                         cluster=getattr(state, "cluster", None) is not None)
+    stack = server_stack(kwargs.pop("http", None), kwargs.pop("loop", None))
     options.update(kwargs)
     options["http"], options["loop"] = http_protocol(stack["http"]), stack["loop"]
     _server_pings(app, options)

@@ -30,7 +30,6 @@ def test_stack_choice(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WSFS_HTTP", raising=False)
     monkeypatch.delenv("WSFS_LOOP", raising=False)
     assert server_stack() == {"http": "httptools", "loop": "uvloop"}  # both are dependencies
-    assert server_stack(cluster=True) == {"http": "h11", "loop": "asyncio"}
     assert server_stack("h11", "asyncio") == {"http": "h11", "loop": "asyncio"}
     monkeypatch.setenv("WSFS_HTTP", "h11")
     monkeypatch.setenv("WSFS_LOOP", "asyncio")
