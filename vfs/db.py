@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from vfs import schema, storelock
+from vfs import locking, schema, storelock
 from vfs.chunks import EMPTY_HASH, unpack
 from vfs.chunkstore import BackendFactory, ChunkBackend, open_backend
 from vfs.errors import fs_error
@@ -273,13 +273,13 @@ class Db:
             return
         if self.readonly:
             raise fs_error(errno.EROFS, self.path, "workspace is read-only")
-        self.conn.execute("BEGIN IMMEDIATE")
+        locking.execute_retrying(self.conn, "BEGIN IMMEDIATE")
         self._refresh_cache()
         tx = self._tx_state = Tx(self.conn, self._last_rev)
         try:
             yield tx
             self.chunks.before_commit()  # bytes outside SQLite are durable before a commit names them
-            self.conn.execute("COMMIT")
+            locking.execute_retrying(self.conn, "COMMIT", in_transaction=True)
         except BaseException:
             self._tx_state = None
             if self.conn.in_transaction:

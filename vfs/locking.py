@@ -1,0 +1,47 @@
+"""SQLite's transient "locking protocol" failure (SQLITE_PROTOCOL), retried: `execute_retrying`.
+
+In WAL mode SQLite answers SQLITE_PROTOCOL when it could not read a stable
+wal-index header after its own retries, because another process kept
+changing it: Litestream does exactly that on a cluster node while it takes
+up a freshly restored store (its checkpoints restart the WAL). The
+statement did nothing and may simply be run again; busy_timeout does not
+cover this code. Seen as a 500 on the first write after a failover
+(`tests/test_cluster_chunks.py`, about one run in four in its module).
+A transaction SQLite already rolled back cannot be committed again: that,
+or a failure that outlasts the retries, is EAGAIN (503 on the wire), a
+refusal that loses nothing acknowledged.
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import time
+from typing import Any
+
+SQLITE_PROTOCOL = 15
+RETRY_DELAYS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64)  # ~1.3 s in all, then give up
+
+
+def is_locking_protocol(exc: BaseException) -> bool:
+    """True for SQLite's SQLITE_PROTOCOL (its code where Python gives it, else its message)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == SQLITE_PROTOCOL if code is not None else "locking protocol" in str(exc)
+
+
+def execute_retrying(conn: Any, sql: str, *, in_transaction: bool = False) -> None:
+    """`conn.execute(sql)` (BEGIN IMMEDIATE or COMMIT), run again while it fails with
+    SQLITE_PROTOCOL. `in_transaction`: the statement ends an open transaction (COMMIT), so a
+    retry is possible only while SQLite still holds that transaction open."""
+    for delay in (*RETRY_DELAYS, None):
+        try:
+            conn.execute(sql)
+            return
+        except sqlite3.OperationalError as e:
+            if not is_locking_protocol(e):
+                raise
+            if delay is None or (in_transaction and not conn.in_transaction):
+                raise OSError(errno.EAGAIN, f"the store is busy (SQLite: {e}); try again") from e
+            time.sleep(delay)
