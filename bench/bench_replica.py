@@ -15,12 +15,17 @@
    without any flush. The server's CPU time is reported beside the client's.
 4. `--rest`: a live `wsfs sync` process at rest over trees of 1,000 and
    10,000 files: CPU seconds per minute of the client process.
+5. `--phases`: where the client's CPU goes in a first sync (the library in
+   this process, no profiler: process CPU time summed around the parts of the
+   pull and the rescan), interleaved with `rsync -a` so the two can be read
+   side by side. Use it with `--base /dev/shm` to leave the disk out.
 
 Prints each figure and the ratios. Usage:
 
     .venv/bin/python bench/bench_replica.py [--files 10000] [--mib 200] [--rounds 10]
     .venv/bin/python bench/bench_replica.py --cli [--files 10000 --mib 100 --reps 5]
     .venv/bin/python bench/bench_replica.py --rest [--rest-seconds 60]
+    .venv/bin/python bench/bench_replica.py --phases --files 10000 --mib 100 --reps 3 --base /dev/shm
 
 Needs `rsync` (apt-get install -y rsync). Everything runs on 127.0.0.1.
 """
@@ -347,6 +352,81 @@ async def rescan_cpu(url: str, token: str, dest: Path) -> float:
     return used
 
 
+# The parts of a first sync timed by `--phases`: (module, class, method, label). Nested parts are indented;
+# an async part counts the CPU of everything the event loop ran while it waited (e.g. chunk frames received).
+PHASES = (
+    ("client_py.replica.pull", "Puller", "_accept_all", "accept: decode and validate entries"),
+    ("client_py.replica.pull", "Puller", "_open", "state rows of the batch"),
+    ("client_py.replica.pull", "Puller", "_gather", "gather (async: waits for gets)"),
+    ("client_py.replica.pull", "Puller", "_already_here", "  already here? (lstat)"),
+    ("client_py.replica.download", "Downloader", "fetch", "  fetch chunks (async)"),
+    ("client_py.replica.pull", "Puller", "_commit", "commit: install, rows, COMMIT"),
+    ("client_py.replica.localfs", "LocalTree", "write_file", "  small files written and renamed"),
+    ("client_py.replica.localfs", "LocalTree", "make_dir", "  directories"),
+    ("client_py.replica.state", "State", "_flush", "  state rows inserted"),
+    ("client_py.session", "Session", "_on_text", "text frames decoded (changes messages)"),
+    ("client_py.session", "Session", "_on_chunk", "chunk frames received and verified"),
+    ("client_py.replica.push", "Pusher", "push", "rescan for local changes, push"),
+)
+
+
+def _timed(fn: object, label: str, acc: dict[str, float]) -> object:
+    """`fn` wrapped so that the process CPU time spent inside it is added to `acc[label]`."""
+    import functools
+    import inspect
+
+    if inspect.iscoroutinefunction(fn):
+        @functools.wraps(fn)  # type: ignore[arg-type]
+        async def timed_async(*a: object, **k: object) -> object:
+            t = time.process_time()
+            try:
+                return await fn(*a, **k)  # type: ignore[operator]
+            finally:
+                acc[label] = acc.get(label, 0.0) + time.process_time() - t
+        return timed_async
+
+    @functools.wraps(fn)  # type: ignore[arg-type]
+    def timed(*a: object, **k: object) -> object:
+        t = time.process_time()
+        try:
+            return fn(*a, **k)  # type: ignore[operator]
+        finally:
+            acc[label] = acc.get(label, 0.0) + time.process_time() - t
+    return timed
+
+
+async def phases(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int, files: int) -> None:
+    """A first sync's client CPU by part, `reps` runs interleaved with `rsync -a; sync` (medians)."""
+    import importlib
+
+    originals = []
+    acc: dict[str, float] = {}
+    for module, cls_name, method, label in PHASES:
+        cls = getattr(importlib.import_module(module), cls_name)
+        originals.append((cls, method, getattr(cls, method)))
+        setattr(cls, method, _timed(getattr(cls, method), label, acc))
+    runs: list[dict[str, float]] = []
+    rsync_cpu: list[float] = []
+    try:
+        for _ in range(reps):
+            rsync_cpu.append(rsyncd.pull_usage(fresh(work / "phases-rsync"), then_sync=True)[1])
+            dest = fresh(work / "phases-wsfs")
+            acc.clear()
+            t0 = time.process_time()
+            await initial_sync(server, dest)
+            runs.append({"total": time.process_time() - t0, **acc})
+    finally:
+        for cls, method, fn in originals:
+            setattr(cls, method, fn)
+    print(f"first sync, client CPU by part, library in this process, median of {reps} ({load()}):")
+    print(f"  {'rsync -a; sync (its client, CPU)':<44} {statistics.median(rsync_cpu):6.3f}s")
+    for label in ["total", *(p[3] for p in PHASES)]:
+        values = [r.get(label, 0.0) for r in runs]
+        med = statistics.median(values)
+        print(f"  {('wsfs sync_once, whole' if label == 'total' else label):<44} {med:6.3f}s  "
+              f"{med / files * 1e6:6.1f} us per file")
+
+
 def rsync_change(rsyncd: RsyncDaemon, tree: Path, dest: Path, rel: str, rounds: int) -> list[float]:
     times = []
     for i in range(rounds):
@@ -366,6 +446,7 @@ async def main() -> None:
     ap.add_argument("--reps", type=int, default=5, help="--cli: runs of each kind after one dropped")
     ap.add_argument("--rest", action="store_true", help="only the CPU cost of a live replica at rest")
     ap.add_argument("--rest-seconds", type=float, default=60.0)
+    ap.add_argument("--phases", action="store_true", help="only a first sync's client CPU by part (with --reps)")
     ap.add_argument("--base", default=None, help="where the work directory goes (e.g. /dev/shm: no disk in the way)")
     args = ap.parse_args()
     if args.rest:
@@ -384,6 +465,9 @@ async def main() -> None:
         await upload(server, tree, work)
         if args.cli:
             side_by_side(server, rsyncd, work, args.reps)
+            return
+        if args.phases:
+            await phases(server, rsyncd, work, args.reps, args.files)
             return
         rel = "d05/s0/file00005.dat"
 
