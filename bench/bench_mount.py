@@ -9,6 +9,7 @@ write 64 MiB 16.9x, read 64 MiB 39.7x, git init+commit 0.72x.
 
     .venv/bin/python bench/bench_mount.py [--reps 3] [--json out.json] [--only create,stat]
     .venv/bin/python bench/bench_mount.py --sdist DIR --only real   # real programs on a real source tree
+    .venv/bin/python bench/bench_mount.py --only create --ab WSFS_MOUNT_RESERVE=0   # A/B: a second mount, env set
 
 Each scenario is timed the way the reference's `script/fs-bench.sh` times it:
 one `bash -c` of the whole snippet in a fresh directory, output discarded,
@@ -222,15 +223,20 @@ def _format(row: dict) -> str:
     if "floor" in cpu:
         ratio = f"{cpu['mount'] / cpu['floor']:.2f}×" if cpu["floor"] else "—"
         text += f" {cpu['mount']:.0f} / {cpu['floor']:.0f} | {ratio} |"
+    if "mount_b_ms" in main:
+        text += (f" {main['mount_b_ms']:.0f} / {cpu.get('mount_b', 0):.0f} | "
+                 f"{main['mount_b_ms'] / main['mount_ms']:.2f}× / "
+                 f"{cpu.get('mount_b', 0) / cpu['mount'] if cpu.get('mount') else 0:.2f}× |")
     return text
 
 
-def header(with_floor: bool) -> str:
+def header(with_floor: bool, ab: str | None = None) -> str:
     floor = " floor ms | floor ÷ disk | mount ÷ floor |" if with_floor else ""
     columns = (
         f"| scenario (timed as fs-bench.sh) | mount ms | disk ms (range) | mount ÷ disk | reference |{floor}"
         " operation alone, mount / disk ms |"
         + (" daemon CPU ms, mount / floor | mount ÷ floor CPU |" if with_floor else "")
+        + (f" mount with {ab}: ms / CPU ms | ÷ mount, wall / CPU |" if ab else "")
     )
     return columns + "\n|" + "---|" * (columns.count("|") - 1)
 
@@ -261,6 +267,8 @@ def main() -> int:
     parser.add_argument("--dir", help="where to put the store and the disk directory (default: a temp dir)")
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing Python filesystem (floor_memfs.py)")
     parser.add_argument("--sdist", metavar="DIR", help="add the real-program rows, on the first *.tar.gz in DIR")
+    parser.add_argument("--ab", metavar="VAR=VALUE", help="A/B: a second mount (mount_b, its own store) whose daemon "
+                        "runs with this environment variable set, interleaved with the others")
     args = parser.parse_args()
     scenarios = SCENARIOS
     if args.sdist:
@@ -275,6 +283,8 @@ def main() -> int:
     base = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.dir))
     try:
         targets = {"mount": base / "mnt", "disk": base / "disk"}
+        if args.ab:
+            targets["mount_b"] = base / "mnt_b"
         if not args.no_floor:
             targets["floor"] = base / "floor"
         for directory in targets.values():
@@ -287,9 +297,23 @@ def main() -> int:
                 MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))
             )
             pids = {"mount": mount.pid}
+            if args.ab:
+                var, _, value = args.ab.partition("=")
+                saved = os.environ.get(var)
+                os.environ[var] = value  # (the daemon inherits it)
+                try:
+                    pids["mount_b"] = stack.enter_context(
+                        MountProcess([str(base / "store_b.db")], str(targets["mount_b"]),
+                                     log_file=str(base / "mount_b.log"))
+                    ).pid
+                finally:
+                    if saved is None:
+                        del os.environ[var]
+                    else:
+                        os.environ[var] = saved
             if "floor" in targets:
                 pids["floor"] = stack.enter_context(floor_mount(targets["floor"], base / "floor.log"))
-            print(header("floor" in targets), flush=True)
+            print(header("floor" in targets, args.ab), flush=True)
             results = measure(scenarios, targets, args.reps, pids)
     finally:
         shutil.rmtree(base, ignore_errors=True)

@@ -25,16 +25,36 @@ _INSERT_NODE = (
     "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev) "
     f"VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {NODE_FIELDS}"
 )
+_INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.reserve_ino`)
+    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev, "
+    f"ino) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
+)
 
 
 class Namespace:
     """The tree of names of one store: nodes, directory entries, metadata."""
 
-    __slots__ = ("_db", "_versions")
+    __slots__ = ("_db", "_versions", "_last_ino")
 
     def __init__(self, db: Db, versions: Versions):
         self._db = db
         self._versions = versions
+        # The highest inode number handed out, once `reserve_ino` has been called
+        # (None before): from then on every new node takes its number from here.
+        self._last_ino: int | None = None
+
+    def reserve_ino(self) -> int:
+        """An inode number no node has or will get, for a node created later (`insert_node(ino=)`).
+
+        Only for the store's exclusive writer (a local FUSE mount, `Workspace.reserve_ino`
+        checks): the counter lives in this object, seeded from the highest number in
+        the store, so a second writer could take the same number. Once reservations
+        start, every insert takes its number from the counter: SQLite's own choice
+        (the highest + 1) could be a number reserved but not inserted yet."""
+        if self._last_ino is None:
+            self._last_ino = self._db.conn.execute("SELECT coalesce(max(ino), 0) FROM nodes").fetchone()[0]
+        self._last_ino += 1
+        return self._last_ino
 
     # -- create ----------------------------------------------------------------
 
@@ -88,27 +108,44 @@ class Namespace:
         mtime_ns: int | None = None,
         content: tuple[int, bytes | None, bytes] | None = None,
         rdev: int = 0,
+        ino: int | None = None,
+        created_ns: int | None = None,
+        ctime_ns: int | None = None,
     ) -> Node:
         """Insert a node and its name; log the new path; the row written (RETURNING: no second read).
 
         The parent directory's mtime and ctime become the new node's ctime (one clock
         reading): a FUSE mount updates the parent's cached attributes from it.
 
-        `content`: a file's (size, hash or None to derive, chunk list)."""
+        `content`: a file's (size, hash or None to derive, chunk list).
+        `ino`: a number from `reserve_ino`. `created_ns`: when the node was made,
+        for one committed later than that (a mount's file created at open, stored
+        at close): its atime, default ctime, and its parent's times, which never
+        move back (another entry may have changed the parent since)."""
         if found.parent_ino is None:
             raise fs_error(errno.EEXIST, "/")
-        now = time.time_ns()
+        now = time.time_ns() if created_ns is None else created_ns
         uid, gid = self._db.owner
         size, digest, chunks = content if content is not None else (0, None, None)
-        node = Node(*self._db.conn.execute(
-            _INSERT_NODE,
-            (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns, now, now, uid, gid, target, tx.rev,
-             rdev),
-        ).fetchone())  # fmt: skip
+        if ino is None and self._last_ino is not None:
+            ino = self.reserve_ino()
+        values = (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns,
+                  now if ctime_ns is None else ctime_ns, now, uid, gid, target, tx.rev, rdev)  # fmt: skip
+        if ino is None:
+            node = Node(*self._db.conn.execute(_INSERT_NODE, values).fetchone())
+        else:
+            node = Node(*self._db.conn.execute(_INSERT_NODE_INO, (*values, ino)).fetchone())
         self._db.conn.execute(
             "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, node.ino)
         )
-        self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
+        if created_ns is None:
+            self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
+        else:
+            self._db.conn.execute(
+                "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?",
+                (now, now, found.parent_ino),
+            )
+            self._db.dir_times_ns = 0  # (not known without reading it back)
         self._db.log(tx, found.real, node.ino)
         return node
 

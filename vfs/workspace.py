@@ -113,6 +113,8 @@ class Workspace:
         self._history = History(db, content, versions, changelog, tombstone_revs=tombstone_revs)
         self._sync = Sync(db, names, content)
         self._search = Search(db, content)
+        # The only writer of this store: a flock held exclusively, or a private in-memory store.
+        self._sole_writer = not readonly and (exclusive or db.path in ("", ":memory:"))
 
     # -- lifecycle and settings ------------------------------------------------------
 
@@ -124,6 +126,18 @@ class Workspace:
     @property
     def readonly(self) -> bool:
         return self._db.readonly
+
+    def reserve_ino(self) -> int:
+        """An inode number for a file created later by `write_file(..., ino=)`.
+
+        A FUSE mount shows a created file at once and stores it with its content
+        at close, one store call instead of two. Only the store's exclusive writer
+        may reserve (`exclusive=True`, enforced by `vfs.storelock`; or `:memory:`):
+        the counter lives in this object, so another writer could hand out the
+        same number. ValueError otherwise."""
+        if not self._sole_writer:
+            raise ValueError("reserve_ino needs the store's exclusive writer (Workspace(..., exclusive=True))")
+        return self._names.reserve_ino()
 
     @property
     def dir_times_ns(self) -> int:

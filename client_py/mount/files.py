@@ -11,7 +11,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import stat as stat_mod
+import time
 
+import blake3
 import mfusepy
 
 import vfs
@@ -19,6 +22,8 @@ from client_py.mount.fuseop import fuse_op
 from client_py.mount.handles import OpenNode
 from client_py.mount.spool import Spool
 from vfs.surface import ReadableFile
+
+EMPTY_ID = blake3.blake3(b"").hexdigest()  # the content id of an empty file
 
 log = logging.getLogger("wsfs.mount")
 
@@ -28,8 +33,10 @@ SMALL_WRITE = 1 << 20  # content up to this size is committed from one buffer, n
 class OpenFileOps:
     """create/open/read/write/truncate/flush/fsync/release over the mount's state (see ops.py)."""
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+        if self.reserves:
+            return self._create_pending(path, mode, flags)
         try:
             # The kernel only asks after a negative lookup; if_match="" keeps a
             # racing creator's file intact (we open it instead).
@@ -48,7 +55,42 @@ class OpenFileOps:
             handle.node.spool = Spool()  # known empty: no need to read it back on first write
         return handle.fh
 
-    @fuse_op
+    def _create_pending(self, path: str, mode: int, flags: int) -> int:
+        """A local store's create: the file exists in this mount at once (a reserved inode
+        number, its stat in the metadata cache) and reaches the store with its content at
+        the first flush, fsync or release (`_commit`): one store call, not two.
+
+        Until then only requests that know about it (getattr, open, read, write, flush,
+        fsync, release, another create) run; any other request stores every pending
+        file first (`fuse_op`). A crash before the close loses the file, as it would
+        lose the bytes a disk had only in its page cache."""
+        known = path in self.pending or self.cache.stat(path, self._load_stat) is not None  # (from memory)
+        if known:
+            if flags & os.O_EXCL:
+                raise mfusepy.FuseOSError(errno.EEXIST)
+            return self._open(path, flags)
+        uid, gid, _pid = mfusepy.fuse_get_context()
+        now = time.time_ns()
+        st = vfs.Stat(
+            kind="file", mode=stat_mod.S_IFREG | (mode & 0o7777), size=0, mtime=now / 1e9, ctime=now / 1e9,
+            ino=self.ws.reserve_ino(), nlink=1, rev=0, hash=EMPTY_ID, atime=now / 1e9, mtime_ns=now, ctime_ns=now,
+            atime_ns=now, uid=uid, gid=gid,
+        )  # fmt: skip
+        handle = self.table.open(st.ino, flags)
+        node = handle.node
+        node.base, node.stat, node.spool = st.hash, st, Spool()
+        self.pending[path] = node
+        self.cache.forget(path, added=True, parent_ns=now)  # (the store stamps the parent with it: `created_ns`)
+        self.cache.put(path, st)
+        return handle.fh
+
+    def store_pending(self) -> None:
+        """Store every file created here and not yet committed (before a request that
+        does not know about them: a readdir, rename, unlink, chmod, ...)."""
+        for path, node in list(self.pending.items()):
+            self._commit(node, path)
+
+    @fuse_op(keeps_pending=True)
     def open(self, path: str, flags: int) -> int:
         return self._open(path, flags)
 
@@ -61,7 +103,8 @@ class OpenFileOps:
                 raise mfusepy.FuseOSError(errno.ESTALE)
         # The kernel resolves symlinks itself and asks for attributes just before, so the
         # metadata cache (a local store) nearly always knows the file already.
-        st = self.cache.stat(path, self._load_stat)
+        pending = self.pending.get(path) if self.pending else None
+        st = pending.stat if pending is not None else self.cache.stat(path, self._load_stat)
         if st is None:
             raise mfusepy.FuseOSError(errno.ENOENT)
         if st.kind == "symlink":
@@ -102,7 +145,7 @@ class OpenFileOps:
             handle.reader_version = node.version
         return handle.reader
 
-    @fuse_op
+    @fuse_op(keeps_pending=True)
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         path = self._named(path)
         handle = self.table.get(fh)
@@ -113,7 +156,7 @@ class OpenFileOps:
         reader.seek(offset)
         return reader.read(size)
 
-    @fuse_op
+    @fuse_op(keeps_pending=True)
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         path = self._named(path)
         handle = self.table.get(fh)
@@ -141,12 +184,16 @@ class OpenFileOps:
         self._set_size(handle.node, path, length, handle)
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def flush(self, path: str, fh: int) -> int:
-        self._commit(self.table.get(fh).node, self._named(path))
+        node = self.table.get(fh).node
+        if node.dirty or not self.pending or self.pending.get(path) is not node:
+            # (a created file with nothing written yet waits for its release: `echo > f`
+            # closes one descriptor of it, dup2'd, before writing through the other)
+            self._commit(node, self._named(path))
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, self._named(path))
         self.group.commit()
@@ -157,7 +204,7 @@ class OpenFileOps:
         self.group.commit()
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def release(self, path: str, fh: int) -> int:
         node = self.table.close(fh)
         if node is not None:
@@ -184,7 +231,10 @@ class OpenFileOps:
         node.changed()
 
     def _commit(self, node: OpenNode, path: str | None) -> None:
-        """Write the node's buffer to the store as one transaction."""
+        """Write the node's buffer to the store as one transaction (creating a pending file)."""
+        if self.pending and path is not None and self.pending.get(path) is node:
+            self._store_created(node, path)
+            return
         if not node.dirty or node.spool is None:
             return
         if path is None:
@@ -208,6 +258,24 @@ class OpenFileOps:
         node.version += 1
         self.cache.put(path, st)  # (a node with other names clears the cache)
         self.links.changed(node.ino, path)
+
+    def _store_created(self, node: OpenNode, path: str) -> None:
+        """A pending file (`_create_pending`) and its content into the store: one `write_file`."""
+        del self.pending[path]
+        made = node.stat
+        mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+        content = node.spool.small_content(SMALL_WRITE) if node.spool is not None else b""
+        data = (node.spool.reader() if node.spool is not None else b"") if content is None else content
+        with self.ws.as_owner(made.uid, made.gid):
+            st = self.ws.write_file(
+                path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=made.ctime_ns,
+                mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
+            )
+        node.base, node.stat = st.hash, st
+        if node.dirty:
+            node.dirty = False
+            node.version += 1
+        self.cache.put(path, st)
 
     def _commit_by_ino(self, node: OpenNode) -> None:
         """At unmount: commit under any name the inode still has."""

@@ -20,15 +20,19 @@ import vfs
 _NONE: tuple[list[str], bool] = ([], False)
 
 
-def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: bool = False) -> Callable:
+def fuse_op(
+    method: Callable | None = None, *, mutates: bool = False, targeted: bool = False, keeps_pending: bool = False
+) -> Callable:
     """Run under the mount lock; turn store errors into FUSE errnos.
 
     `mutates`: the operation joins the open group transaction (see group.py).
     `targeted`: it tells the metadata cache itself what it made stale
     (`MetaCache.forget`/`put`); other mutations clear the whole cache.
+    `keeps_pending`: it knows about files created here and not stored yet
+    (`OpenFileOps._create_pending`); before any other operation they are stored.
     """
     if method is None:
-        return functools.partial(fuse_op, mutates=mutates, targeted=targeted)
+        return functools.partial(fuse_op, mutates=mutates, targeted=targeted, keeps_pending=keeps_pending)
     clears = mutates and not targeted
 
     @functools.wraps(method)
@@ -36,6 +40,8 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: 
         try:
             with self._lock:
                 try:
+                    if self.pending and not keeps_pending:
+                        _store_pending(self)
                     if mutates:
                         self.fresh = None
                         self.group.begin()
@@ -60,3 +66,12 @@ def fuse_op(method: Callable | None = None, *, mutates: bool = False, targeted: 
                 self.links.flush(stale, busy)
 
     return wrapper
+
+
+def _store_pending(self) -> None:  # self: a WsfsOperations, holding its lock
+    """Store the files created and not yet committed, in the open group transaction."""
+    self.group.begin()
+    try:
+        self.store_pending()
+    finally:
+        self.group.after_op()

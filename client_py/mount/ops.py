@@ -30,7 +30,7 @@ from client_py.mount import dircache
 from client_py.mount.files import OpenFileOps
 from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
-from client_py.mount.handles import OpenTable
+from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.metacache import MetaCache, name_count
 from client_py.mount.notify import LinkNames, current_fuse
 from vfs.surface import MountBackend
@@ -78,6 +78,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         # name -> inode. The store removes the name at once; the stand-in lives only
         # here, so fstat on the descriptor works and no stand-in reaches the store.
         self.hidden: dict[str, int] = {}
+        # Files created here and not in the store yet (a local store: `_create_pending`): path -> node.
+        self.pending: dict[str, OpenNode] = {}
+        self.reserves = False  # create with a reserved inode number (a local store: `Workspace.reserve_ino`)
         self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
 
     # -- lifecycle -----------------------------------------------------------
@@ -97,6 +100,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
                 if hasattr(self.ws, "transaction"):  # a local store: only this mount changes it
                     self._dir_inos = {}
                     self.cache.enabled = True
+                    self.reserves = hasattr(self.ws, "reserve_ino") and os.environ.get("WSFS_MOUNT_RESERVE", "1") != "0"
                     if conn is not None:
                         # The kernel sees every change as it happens, so it need not drop a
                         # file's page cache whenever its mtime moves (writes move it).
@@ -108,6 +112,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         with self._lock:
             if self.ws is None:
                 return
+            self.group.begin()
+            self.store_pending()
             for node in self.table.dirty_nodes():
                 self._commit_by_ino(node)
             self.group.commit()
@@ -117,7 +123,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     # -- attributes ------------------------------------------------------------
 
-    @fuse_op
+    @fuse_op(keeps_pending=True)
     def fill_stat(self, path: str | None, fh: int | None, out) -> int:
         """getattr straight into libfuse's `struct stat`: 0, or -ENOENT without raising.
 
@@ -146,6 +152,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         fresh, self.fresh = self.fresh, None
         if fresh is not None and fresh[0] == path:
             return fresh[1]
+        if self.pending and path in self.pending:
+            return self.pending[path].stat
         return self.cache.stat(path, self._load_stat, self._names_in)
 
     def _names_in(self, path: str) -> set[str]:

@@ -1,0 +1,101 @@
+"""A created file in a local mount: shown at once with a reserved inode number, stored
+with its content at close in one store call (`OpenFileOps._create_pending`)."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import pytest
+
+import vfs
+from client_py.mount.runner import MountProcess
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+def _mount(tmp_path: Path, store: Path) -> MountProcess:
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir(exist_ok=True)
+    return MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"))
+
+
+def _fields(st: os.stat_result) -> tuple:
+    return (st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def test_open_created_file_is_seen_everywhere_and_stored_with_its_number(tmp_path: Path, store: Path):
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        (root / "d").mkdir()
+        fd = os.open(root / "d/new", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
+        try:
+            os.write(fd, b"hello")
+            before = os.stat(root / "d/new")
+            assert before.st_size == 5 and before.st_mode & 0o777 == 0o640
+            assert os.fstat(fd).st_ino == before.st_ino
+            with pytest.raises(FileExistsError):
+                os.open(root / "d/new", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o600)
+            assert os.listdir(root / "d") == ["new"]  # (a listing stores it first)
+            os.write(fd, b" world")
+        finally:
+            os.close(fd)
+        open(root / "d/empty", "w").close()  # created and closed with nothing written
+        seen = {name: _fields(os.stat(root / "d" / name)) for name in ("new", "empty")}
+        parent = _fields(os.stat(root / "d"))
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/d/new") == b"hello world" and ws.read_file("/d/empty") == b""
+        assert ws.lstat("/d/new").ino == before.st_ino
+    with _mount(tmp_path, store) as m:  # what the kernel was told is what the store kept
+        root = Path(m.mountpoint)
+        assert {name: _fields(os.stat(root / "d" / name)) for name in ("new", "empty")} == seen
+        assert _fields(os.stat(root / "d")) == parent
+
+
+def test_files_closed_out_of_order_keep_their_numbers_and_the_parent_its_times(tmp_path: Path, store: Path):
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        fds = [os.open(root / f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644) for i in range(3)]
+        for i, fd in enumerate(fds):
+            os.write(fd, b"x" * (i + 1))
+        inos = [os.fstat(fd).st_ino for fd in fds]
+        assert len(set(inos)) == 3
+        parent = _fields(os.stat(root))
+        for fd in reversed(fds):
+            os.close(fd)
+        assert _fields(os.stat(root)) == parent
+        seen = {f"f{i}": _fields(os.stat(root / f"f{i}")) for i in range(3)}
+        os.mkdir(root / "after")  # a node made after the reservations takes a fresh number
+        assert os.stat(root / "after").st_ino not in inos
+        parent = _fields(os.stat(root))
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        assert {f"f{i}": _fields(os.stat(root / f"f{i}")) for i in range(3)} == seen
+        assert _fields(os.stat(root)) == parent
+        assert [os.stat(root / f"f{i}").st_ino for i in range(3)] == inos
+
+
+def test_renamed_or_unlinked_before_close(tmp_path: Path, store: Path):
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        fd = os.open(root / "tmp", os.O_CREAT | os.O_WRONLY, 0o644)
+        os.write(fd, b"a")
+        os.rename(root / "tmp", root / "final")
+        os.write(fd, b"b")
+        os.close(fd)
+        assert (root / "final").read_bytes() == b"ab" and not (root / "tmp").exists()
+        fd = os.open(root / "gone", os.O_CREAT | os.O_RDWR, 0o644)
+        os.write(fd, b"zz")
+        os.unlink(root / "gone")
+        assert os.fstat(fd).st_nlink == 0
+        os.close(fd)
+        assert sorted(os.listdir(root)) == ["final"]
+        with pytest.raises(OSError) as caught:
+            os.stat(root / "gone")
+        assert caught.value.errno == errno.ENOENT
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.listdir("/") == ["final"] and ws.read_file("/final") == b"ab"

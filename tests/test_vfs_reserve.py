@@ -1,0 +1,60 @@
+"""Reserved inode numbers (`Workspace.reserve_ino`): a FUSE mount shows a created
+file at once and stores it with its content at close, in one store call."""
+
+from __future__ import annotations
+
+import pytest
+
+import vfs
+
+
+def test_reserved_number_is_the_new_files_and_never_given_to_another_node(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db"), exclusive=True) as ws:
+        ws.mkdir("/d")
+        first, second = ws.reserve_ino(), ws.reserve_ino()
+        assert second == first + 1 and first > ws.lstat("/d").ino
+        ws.mkdir("/e")  # created while `first` and `second` are reserved and not yet stored
+        ws.symlink("/d", "/l")
+        taken = {ws.lstat("/e").ino, ws.lstat("/l").ino}
+        assert not taken & {first, second}
+        st = ws.write_file("/d/late", b"two", if_match="", ino=second)
+        assert st.ino == second and ws.lstat("/d/late").ino == second and ws.read_file("/d/late") == b"two"
+        st = ws.write_file("/d/early", b"one", if_match="", ino=first)
+        assert st.ino == first
+    with vfs.Workspace(str(tmp_path / "s.db"), exclusive=True) as ws:  # reopened: seeded from the highest number
+        assert ws.reserve_ino() > max(first, second, *taken)
+
+
+def test_only_the_exclusive_writer_may_reserve(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        with pytest.raises(ValueError):
+            ws.reserve_ino()
+    with vfs.Workspace() as ws:  # a private in-memory store has no other writer
+        assert ws.reserve_ino() >= 1
+
+
+def test_created_time_stamps_atime_ctime_and_never_moves_the_parent_back():
+    with vfs.Workspace() as ws:
+        ws.mkdir("/d")
+        ino = ws.reserve_ino()
+        created = ws.lstat("/d").mtime_ns + 1000
+        ws.write_file("/d/other", b"")  # the parent changes after `created`
+        later = ws.lstat("/d")
+        assert later.mtime_ns > created
+        st = ws.write_file("/d/f", b"x", if_match="", ino=ino, created_ns=created, mtime_ns=created + 5,
+                           ctime_ns=created + 5)
+        assert (st.atime_ns, st.mtime_ns, st.ctime_ns) == (created, created + 5, created + 5)
+        parent = ws.lstat("/d")
+        assert (parent.mtime_ns, parent.ctime_ns) == (later.mtime_ns, later.ctime_ns)  # never back
+        ino2 = ws.reserve_ino()
+        after = parent.mtime_ns + 10
+        ws.write_file("/d/g", b"", if_match="", ino=ino2, created_ns=after)
+        assert ws.lstat("/d").mtime_ns == after == ws.lstat("/d").ctime_ns == ws.lstat("/d/g").ctime_ns
+
+
+def test_a_taken_name_refuses_the_reserved_create():
+    with vfs.Workspace() as ws:
+        ws.write_file("/f", b"old")
+        with pytest.raises(vfs.PreconditionFailed):
+            ws.write_file("/f", b"new", if_match="", ino=ws.reserve_ino())
+        assert ws.read_file("/f") == b"old"
