@@ -67,3 +67,27 @@ async def test_first_sync_under_a_narrow_umask_keeps_the_servers_modes(server, w
     async with make_replica(server, local) as r:
         again = await asyncio.wait_for(r.sync_once(), 60)
     assert (again.downloaded, again.uploaded) == (0, 0)
+
+
+async def test_rescan_after_a_pull_skips_only_files_still_at_the_inode_it_installed(server, ws, tmp_path):
+    """`sync_once` ends with a rescan that takes the files its own pull installed (same inode, row naming
+    that inode) as installed; anything else is looked at: a file replaced by a new inode, a file the pull did
+    not install, a new file. An in-place edit of a skipped file goes up with the next sync."""
+    for name in ("a", "b", "c"):
+        await ws.write_file(f"/d/{name}.txt", name.encode(), parents=True)
+    local = tmp_path / "rep"
+    async with make_replica(server, local) as r:
+        await asyncio.wait_for(r.sync_once(), 60)
+        installed = {f"/d/{n}.txt": os.lstat(f"{local}/d/{n}.txt").st_ino for n in ("a", "b")}
+        (local / "d" / "a.txt").write_bytes(b"edited in place")  # same inode: taken as installed
+        os.rename(local / "d" / "b.txt", local / "d" / "b.old")
+        (local / "d" / "b.txt").write_bytes(b"a new inode")  # replaced: looked at
+        (local / "d" / "c.txt").write_bytes(b"not installed by this run")  # looked at
+        (local / "d" / "new.txt").write_bytes(b"new")
+        found = set(r.pusher.scan("/", installed))
+        assert found == {"/d/b.txt", "/d/b.old", "/d/c.txt", "/d/new.txt"}
+        assert set(r.pusher.scan("/")) == found | {"/d/a.txt"}  # without `installed`, every file is looked at
+    async with make_replica(server, local) as r:
+        await asyncio.wait_for(r.sync_once(), 60)  # a new run installed nothing: the in-place edit goes up
+    assert await ws.read_file("/d/a.txt") == b"edited in place"
+    assert await ws.read_file("/d/b.txt") == b"a new inode"

@@ -29,7 +29,7 @@ import secrets
 import stat as statmod
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Mapping
 
 STATE_DIR = ".wsfs"
 TMP_DIR = "tmp"
@@ -253,6 +253,12 @@ class LocalTree:
 
     def scandir(self, path: str) -> list[tuple[str, os.stat_result]]:
         """(name, lstat) of each entry of a directory; [] if it is not a real directory."""
+        return self.scandir_known(path, None)  # type: ignore[return-value]  # no `inodes`: every entry has its lstat
+
+    def scandir_known(self, path: str, inodes: Mapping[str, int] | None) -> list[tuple[str, os.stat_result | None]]:
+        """`scandir`, except that a regular file named in `inodes` (name -> inode) that is still that
+        inode comes with None instead of its lstat: the directory entry itself gives type and inode,
+        so no `lstat` is made for it (a rescan right after a pull skips the files the pull made)."""
         try:
             if path == "/":
                 fd = os.dup(self.root_fd)
@@ -266,6 +272,9 @@ class LocalTree:
             with os.scandir(fd) as it:
                 for entry in it:
                     try:
+                        if inodes and inodes.get(entry.name) == entry.inode() and entry.is_file(follow_symlinks=False):
+                            out.append((entry.name, None))
+                            continue
                         out.append((entry.name, entry.stat(follow_symlinks=False)))
                     except FileNotFoundError:
                         continue

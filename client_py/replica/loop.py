@@ -91,21 +91,25 @@ class SyncLoop:
     async def once(self) -> None:
         """Pull everything after the watermark, push local changes, settle, disconnect (retrying)."""
         delays = Backoff(base=0.2, cap=2.0, retries=8).delays()
-        while True:
-            try:
-                await self.connect()
-                await self.catch_up()
-                await self.push(self.pusher.scan("/"))
-                await self.settle()
-                return
-            except RETRYABLE as e:
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                log.warning("sync of %s: %s; resuming in %.1fs", self.workdir.tree.root, e, delay)
-                await asyncio.sleep(delay)
-            finally:
-                await self.disconnect()
+        self.puller.installed = {}  # what this run installs: the rescan below need not lstat it again
+        try:
+            while True:
+                try:
+                    await self.connect()
+                    await self.catch_up()
+                    await self.push(self.pusher.scan("/", self.puller.installed))
+                    await self.settle()
+                    return
+                except RETRYABLE as e:
+                    delay = next(delays, None)
+                    if delay is None:
+                        raise
+                    log.warning("sync of %s: %s; resuming in %.1fs", self.workdir.tree.root, e, delay)
+                    await asyncio.sleep(delay)
+                finally:
+                    await self.disconnect()
+        finally:
+            self.puller.installed = None
 
     async def forever(self, backoff: Backoff, ready: asyncio.Event) -> None:
         """Stay live until cancelled; `ready` is set once the first catch-up and rescan are done."""

@@ -46,6 +46,7 @@ from vfs.wire import Changes, ProtocolError, change_from_wire, entry_data
 log = logging.getLogger("client_py.replica")
 
 FSYNC_EACH_MAX = 32  # durability "auto": up to this many files per batch are fsynced one by one
+INSTALLED_MAX = 50_000  # files a `sync_once` remembers installing (path -> inode; a few MiB at most)
 
 Incoming = tuple[Change, "bytes | None"]  # an accepted entry and the file bytes inlined with it, if any
 
@@ -97,6 +98,9 @@ class Puller:
         # so that once caught up the paths it did not list can be removed (`sweep_unseen`).
         self.listing_snapshot = False
         self._accepted: tuple[Changes, list[Incoming]] | None = None  # a message looked at ahead
+        # Set by `SyncLoop.once`: path -> inode of each file installed during the run (up to
+        # INSTALLED_MAX), so the rescan that ends the run need not lstat them (`Pusher.scan`).
+        self.installed: dict[str, int] | None = None
 
     # -- entry points -----------------------------------------------------------------
 
@@ -330,6 +334,8 @@ class Puller:
                               st.st_size, st.st_mtime_ns, st.st_ino)
         if change.kind == "file":
             self.state.index_chunks(path, change.chunks, fresh=row is None)
+            if self.installed is not None and len(self.installed) < INSTALLED_MAX:
+                self.installed[path] = st.st_ino
         self.workdir.summary.downloaded += 1
 
     def _same_as_remote(self, batch: IncomingBatch, change: Change, local: os.stat_result) -> bool:

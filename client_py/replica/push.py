@@ -24,7 +24,7 @@ import logging
 import os
 import stat as statmod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Awaitable, Callable, Iterable, Iterator, Mapping
 
 import blake3
 
@@ -85,17 +85,27 @@ class Pusher:
 
     # -- finding local changes ----------------------------------------------------------
 
-    def scan(self, top: str) -> Iterator[str]:
+    def scan(self, top: str, installed: Mapping[str, int] | None = None) -> Iterator[str]:
         """Paths under `top` whose local state differs from the recorded one (parents first).
 
         One directory at a time, against the state rows of that directory
         only, so memory stays bounded by the largest directory.
+
+        `installed`: files the pull of this same run put in place (path -> inode,
+        `Puller.installed`). One still at that inode, with its row naming that
+        inode, is taken as it was installed without an `lstat`: an edit made to it
+        in place since (a few moments ago) goes up with the next scan, as would
+        one made just after this scan.
         """
         stack = [top]
         while stack:
             d = stack.pop()
-            local = dict(self.tree.scandir(d))
             known = self.state.children(d)
+            inodes = None
+            if installed:
+                inodes = {name: row.ino for name, row in known.items()
+                          if row.kind == "file" and installed.get(join(d, name)) == row.ino}
+            local = dict(self.tree.scandir_known(d, inodes))
             for name in sorted(local):
                 if d == "/" and name == STATE_DIR:
                     continue
@@ -103,6 +113,8 @@ class Pusher:
                     self.tree.unlink_name(d, name)  # left by an interrupted run (scans never overlap a batch)
                     continue
                 st = local[name]
+                if st is None:
+                    continue  # as this run's pull installed it (see above)
                 row = known.get(name)
                 if row is not None and _unchanged_file(st, row) and not self.rules.ignores(join(d, name), "file"):
                     continue  # the common case, decided without the general checks below
