@@ -313,7 +313,7 @@ def admin_token(redis_url: str) -> str:
 
 
 @pytest.fixture
-def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: Path
+def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: Path, request: pytest.FixtureRequest
                   ) -> Iterator[Callable[[int], list[ServeNode]]]:
     """`start(n)`: n real nodes on one Redis and one bucket, all ready; every one killed at the end."""
     started: list[ServeNode] = []
@@ -323,6 +323,8 @@ def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: 
         names = [chr(ord("a") + len(started) + i) for i in range(count)]
         nodes = [ServeNode(n, tmp_path / f"node-{n}", redis_server.url, s3_location, p) for n, p in zip(names, ports)]
         started.extend(nodes)
+        witnesses = request.node.__dict__.setdefault("wsfs_witnesses", [])
+        witnesses.extend((f"node {n.name}: its log from the first error", lambda n=n: _errors_of(n)) for n in nodes)
         for node in nodes:
             node.wait_ready()
         return nodes
@@ -336,6 +338,13 @@ def cluster_nodes(redis_server: RedisServer, s3_location: S3Location, tmp_path: 
                 tail = node.log.read_bytes()[-4000:].decode("utf-8", "replace")
                 print(f"--- node {node.name} exited by itself ({node.proc.returncode}); its log ends:\n{tail}")
             node.kill()
+
+
+def _errors_of(node: ServeNode, limit: int = 6000) -> str:
+    """A node's log from its first ERROR line on (at most `limit` characters); "" without one."""
+    text = node.log.read_bytes().decode("utf-8", "replace") if node.log.exists() else ""
+    start = text.find(" ERROR ")
+    return text[text.rfind("\n", 0, start) + 1:][:limit] if start >= 0 else ""
 
 
 class TcpRelay:

@@ -21,6 +21,19 @@ pytest_plugins = ["server_fixtures", "client_fixtures", "web_fixtures", "cluster
 pytest_plugins += ["cluster_hub_fixtures"]  # RedisHub and SharedTokens on two nodes (tests/test_cluster_hub.py)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """A failed test's report shows its witnesses: fixtures append `(title, read)` pairs to
+    `item.wsfs_witnesses` (a cluster node's log, read only when the body failed)."""
+    report = yield
+    if report.when == "call" and report.failed:
+        for title, read in getattr(item, "wsfs_witnesses", []):
+            text = read()
+            if text:
+                report.sections.append((title, text))
+    return report
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """After pytest's own faulthandler has let go: keep one on until the process ends, and name
