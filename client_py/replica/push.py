@@ -33,7 +33,6 @@ from client_py.replica.pull import Puller
 from client_py.replica.state import Entry
 from client_py.replica.workdir import Workdir, join, kind_of, trusted_mtime
 from client_py.session import Session
-from vfs.chunks import cut_stream
 from vfs.errors import MissingObjects
 from vfs.types import ApplyResult, Change, Conflict
 from vfs.wire import MTIME_MAX
@@ -192,6 +191,8 @@ class Pusher:
 
     def _hash_file(self, path: str, rev: int) -> tuple[os.stat_result, Change] | None:
         """Chunk and hash a local file exactly as the store does (same CDC, same ids)."""
+        from vfs.chunks import cut_stream  # imported on first use: pyfastcdc costs ~10 ms of every start-up
+
         try:
             with self.tree.open_read(path) as fd:
                 before = os.fstat(fd)
