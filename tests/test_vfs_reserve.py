@@ -58,3 +58,20 @@ def test_a_taken_name_refuses_the_reserved_create():
         with pytest.raises(vfs.PreconditionFailed):
             ws.write_file("/f", b"new", if_match="", ino=ws.reserve_ino())
         assert ws.read_file("/f") == b"old"
+
+
+def test_metadata_changes_and_mkdir_return_the_new_stat():
+    """chmod, chown, set_times/utime and mkdir answer with what `lstat` gives right after."""
+    with vfs.Workspace() as ws:
+        ws.write_file("/f", b"abc")
+        ws.symlink("/f", "/l")
+        assert ws.chmod("/f", 0o600) == ws.lstat("/f")
+        assert ws.chown("/f", 1234, -1) == ws.lstat("/f") and ws.lstat("/f").uid == 1234
+        assert ws.chown("/l", 7, 8, follow_symlinks=False) == ws.lstat("/l")
+        assert ws.chmod("/l", 0o640) == ws.lstat("/f")  # (chmod follows a symlink: the target's stat)
+        assert ws.set_times("/f", atime_ns=5, mtime_ns=None) == ws.lstat("/f")
+        assert ws.utime("/f", ns=(7, 9)) == ws.lstat("/f") and ws.lstat("/f").mtime_ns == 9
+        made = ws.mkdir("/d", mode=0o700)
+        assert made == ws.lstat("/d") and made.kind == "dir" and made.mode & 0o7777 == 0o700
+        assert ws.mkdir("/a/b/c", parents=True) == ws.lstat("/a/b/c")
+        assert ws.mkdir("/a/b/c", parents=True, exist_ok=True) is None

@@ -58,22 +58,24 @@ class Namespace:
 
     # -- create ----------------------------------------------------------------
 
-    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> None:
+    def mkdir(self, path: str, *, parents: bool = False, exist_ok: bool = False, mode: int = 0o755) -> Stat | None:
+        """mkdir(2) (`parents`: os.makedirs). The new directory's `Stat` (a FUSE mount
+        answers the getattr that follows from it); None when it existed already."""
         with self._db.tx() as tx:
             if parents:
-                self.makedirs(tx, path, mode, exist_ok)
-            else:
-                self._mkdir_one(tx, path, mode)
+                return self.makedirs(tx, path, mode, exist_ok)
+            return self._mkdir_one(tx, path, mode)
 
-    def _mkdir_one(self, tx: Tx, path: str, mode: int) -> None:
+    def _mkdir_one(self, tx: Tx, path: str, mode: int) -> Stat:
         found = self._db.resolve(path, follow=False)
         if found.node is not None:
             raise fs_error(errno.EEXIST, path)
-        self._create_dir(tx, found, mode)
+        return self._db.stat(self.insert_node(tx, found, KIND_DIR, mode & 0o7777))
 
-    def makedirs(self, tx: Tx, path: str, mode: int, exist_ok: bool) -> None:
+    def makedirs(self, tx: Tx, path: str, mode: int, exist_ok: bool) -> Stat | None:
         """os.makedirs, step for step: missing ancestors get the default mode,
-        only the leaf gets `mode`, and errors are the ones Python raises."""
+        only the leaf gets `mode`, and errors are the ones Python raises.
+        The leaf's new `Stat`, None if it existed."""
         leaf = normalize(path)
         missing: list[str] = []
         probe = leaf
@@ -89,13 +91,11 @@ class Namespace:
                 if not self._db.is_dir(ancestor):
                     raise
         try:
-            self._mkdir_one(tx, leaf, mode)
+            return self._mkdir_one(tx, leaf, mode)
         except OSError:
             if not exist_ok or not self._db.is_dir(leaf):
                 raise
-
-    def _create_dir(self, tx: Tx, found: Resolved, mode: int) -> int:
-        return self.insert_node(tx, found, KIND_DIR, mode & 0o7777).ino
+        return None
 
     def insert_node(
         self,
@@ -210,12 +210,13 @@ class Namespace:
 
     # -- metadata ----------------------------------------------------------------
 
-    def chmod(self, path: str, mode: int) -> None:
-        self._update_node(path, "mode = ?", (mode & 0o7777,), follow=True)
+    def chmod(self, path: str, mode: int) -> Stat:
+        """chmod(2); the node's new `Stat` (what a caller would `stat` next)."""
+        return self._update_node(path, "mode = ?", (mode & 0o7777,), follow=True)
 
-    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
-        """Change owner and group; -1 leaves either unchanged (as os.chown)."""
-        self._update_node(
+    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> Stat:
+        """Change owner and group; -1 leaves either unchanged (as os.chown). The node's new `Stat`."""
+        return self._update_node(
             path,
             "uid = CASE WHEN ? < 0 THEN uid ELSE ? END, gid = CASE WHEN ? < 0 THEN gid ELSE ? END",
             (uid, uid, gid, gid),
@@ -230,8 +231,8 @@ class Namespace:
         atime: float | None = None,
         ns: tuple[int, int] | None = None,
         follow_symlinks: bool = True,
-    ) -> None:
-        """Set modification (and access) times; no times at all means now, as os.utime."""
+    ) -> Stat:
+        """Set modification (and access) times; no times at all means now, as os.utime. The new `Stat`."""
         if ns is not None:
             atime_ns, mtime_ns = ns
         elif mtime is None and atime is None:
@@ -239,12 +240,12 @@ class Namespace:
         else:
             mtime_ns = None if mtime is None else _seconds_to_ns(mtime)
             atime_ns = None if atime is None else _seconds_to_ns(atime)
-        self.set_times(path, atime_ns=atime_ns, mtime_ns=mtime_ns, follow_symlinks=follow_symlinks)
+        return self.set_times(path, atime_ns=atime_ns, mtime_ns=mtime_ns, follow_symlinks=follow_symlinks)
 
     def set_times(
         self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
-    ) -> None:
-        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT).
+    ) -> Stat:
+        """utimensat(2): nanosecond times; None leaves that time as it is (UTIME_OMIT). The new `Stat`.
 
         OverflowError (as os.utime's) for a time the store cannot keep: it keeps int64
         nanoseconds, years 1678-2262.
@@ -253,22 +254,26 @@ class Namespace:
             if value is not None and not -(2**63) <= value < 2**63:
                 raise OverflowError(f"timestamp {value} ns out of range: the store keeps int64 nanoseconds "
                                     "(years 1678-2262)")
-        self._update_node(
+        return self._update_node(
             path,
             "atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
             (atime_ns, mtime_ns),
             follow=follow_symlinks,
         )
 
-    def _update_node(self, path: str, assignments: str, params: tuple, *, follow: bool) -> None:
-        """Change metadata columns of the node at `path`: one revision, ctime moves."""
+    def _update_node(self, path: str, assignments: str, params: tuple, *, follow: bool) -> Stat:
+        """Change metadata columns of the node at `path`: one revision, ctime moves.
+
+        Returns the row as written (RETURNING: no second read), as a `Stat`: a FUSE
+        mount answers the getattr that follows every chmod/chown/utimens from it."""
         with self._db.tx() as tx:
             found = self._db.existing(path, follow=follow)
-            self._db.conn.execute(
-                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ?",
+            node = Node(*self._db.conn.execute(
+                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ? RETURNING {NODE_FIELDS}",
                 (*params, time.time_ns(), tx.rev, found.node.ino),
-            )
+            ).fetchone())  # fmt: skip
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
+            return self._db.stat(node)
 
     def stat(self, path: str) -> Stat:
         st = self._db.stat_path(path, follow=True)

@@ -177,8 +177,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def chmod(self, path: str, mode: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
-        self.ws.chmod(path, mode & 0o7777)
-        self._attributes_changed(path)
+        self._attributes_changed(path, self.ws.chmod(path, mode & 0o7777))
         return 0
 
     @fuse_op(mutates=True, targeted=True)
@@ -186,13 +185,13 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         # FUSE hands us the inode itself: never follow a symlink here.
-        self.ws.chown(path, uid, gid, follow_symlinks=False)
-        self._attributes_changed(path)
+        self._attributes_changed(path, self.ws.chown(path, uid, gid, follow_symlinks=False))
         return 0
 
-    def _attributes_changed(self, path: str) -> None:
-        """After chmod/chown/utimens: the new attributes are what the next getattr asks for."""
-        st = self.ws.lstat(path)
+    def _attributes_changed(self, path: str, st: vfs.Stat) -> None:
+        """After chmod/chown/utimens: the new attributes (the store's answer to the change)
+        are what the next getattr asks for. (The kernel never chmods a symlink, so a
+        chmod that follows one is not seen here: its answer is the path's own node.)"""
         self.cache.forget(path, nlink=name_count(st))
         self.cache.put(path, st)
         self.links.changed(st.ino, path)
@@ -207,10 +206,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
             self._commit(node, path)  # the new content must not overwrite the mtime set here
-        self.ws.set_times(
+        self._attributes_changed(path, self.ws.set_times(
             path, atime_ns=_utime_value(atime_ns, now), mtime_ns=_utime_value(mtime_ns, now), follow_symlinks=False
-        )
-        self._attributes_changed(path)
+        ))  # fmt: skip
         return 0
 
     @fuse_op
@@ -256,9 +254,11 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     @fuse_op(mutates=True, targeted=True)
     def mkdir(self, path: str, mode: int) -> int:
         with self._as_caller():
-            self.ws.mkdir(path, mode=mode & 0o7777)
+            st = self.ws.mkdir(path, mode=mode & 0o7777)
         self.cache.forget(path, added=True, parent_ns=self._dir_times(), subdirs=1)
         self.cache.new_dir(path)
+        if st is not None:  # (a local store's answer: the getattr that follows needs no lookup)
+            self.cache.put(path, st)
         return 0
 
     @fuse_op(mutates=True, targeted=True)

@@ -500,23 +500,27 @@ class RemoteBackend:
             if replaced_links > 1:
                 self.attrs.changed(replaced)
 
-    def chmod(self, path: str, mode: int) -> None:
+    def chmod(self, path: str, mode: int) -> Stat:
         self._mutate(self._remote.chmod(path, mode), changes=self._real(path))
         self.attrs.changed(self.stat(path).ino)
+        return self.stat(path)  # (the index, in memory: as `vfs.Workspace`, the new attributes)
 
-    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> None:
-        st = self.stat(path) if follow_symlinks else self.lstat(path)
-        self.attrs.chown(st.ino, uid, gid)
+    def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> Stat:
+        look = self.stat if follow_symlinks else self.lstat
+        self.attrs.chown(look(path).ino, uid, gid)
+        return look(path)
 
     def set_times(
         self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
-    ) -> None:
-        st = self.stat(path) if follow_symlinks else self.lstat(path)
+    ) -> Stat:
+        look = self.stat if follow_symlinks else self.lstat
+        st = look(path)
         mtime_float = st.mtime
         if mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
             self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=self._real(path))
             mtime_float = self.lstat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
+        return look(path)
 
     def truncate(self, path: str, size: int) -> None:
         self._mutate(self._remote.truncate(path, size), changes=self._real(path))
