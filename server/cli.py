@@ -84,6 +84,9 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
     cluster.add_argument("--chunk-cache-mb", type=float, default=None, metavar="MIB",
                          help="this node's on-disk cache of S3 chunk objects (default 1024)")
     serve.add_argument("--switch-interval", type=float, default=None, help=argparse.SUPPRESS)
+    # seconds of quiet before a store closes / sleeps (60 / 20): shorter in tests and bench/bench_scale.py
+    serve.add_argument("--idle-close", type=float, default=None, help=argparse.SUPPRESS)
+    serve.add_argument("--idle-readers", type=float, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
 
@@ -198,6 +201,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
                      quota=args.quota, writers=max(1, args.writers), cluster=cluster)
+    store = app.state.wsfs.config.store
+    store.idle_close = args.idle_close if args.idle_close is not None else store.idle_close
+    store.idle_readers = args.idle_readers if args.idle_readers is not None else store.idle_readers
     bases = [f"http://{h}:{port}" for h in reachable_hosts(args.host)]
     if admin is not None:
         print(f"wsfs: created the admin token (shown only now; keep it safe): {admin}", flush=True)

@@ -141,7 +141,7 @@ async def recover(handle: WorkspaceHandle) -> list[str]:
     """Write into their files the documents whose acknowledged updates are only in the log
     (the server stopped before writing them, e.g. kill -9); the paths written.
 
-    `server.stores.Stores.get` runs it when it opens a store, before anyone else can use it,
+    `server.store_set.Stores.get` runs it when it opens a store, before anyone else can use it,
     so the files are whole whether or not an editor ever comes back. A document that cannot
     be written (the path is now a directory, a binary file...) keeps its log for an editor."""
     registry = handle.coedit

@@ -6,14 +6,12 @@ descriptors and ~400 KiB of page cache and schema each time) and keeps one
 shared store lock, so a local mount still cannot take it. Its files are
 stamped when it closes them: an outside commit changes the stamp, its own
 closing checkpoint does not, so the outside-commit watch wakes it only for
-news. Memory freed by closing goes back to the system (`release_memory`).
+news. Memory freed by closing goes back to the system (`gcpolicy.reclaim`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import os
 import resource
 import logging
@@ -21,6 +19,8 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from server import gcpolicy
 
 
 log = logging.getLogger("wsfs.server")
@@ -37,15 +37,6 @@ def files_stamp(path: Path) -> tuple[Any, ...]:
         except FileNotFoundError:
             stamp.append(None)
     return tuple(stamp)
-
-
-def release_memory() -> None:
-    """Give freed heap back to the system (glibc keeps it otherwise: RSS stayed at its peak after
-    1,000 stores closed). A no-op where there is no `malloc_trim`."""
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 FDS_AWAKE = 7  # descriptors an awake workspace may hold (writer: db, wal, shm, lock; a reader: 3)
@@ -111,7 +102,7 @@ class Activity:
 
 
 async def sweep(stores: Any, pressed: bool = False) -> None:
-    """Close `stores` (a `server.stores.Stores`) nobody used for `idle_close` seconds, and put to sleep
+    """Close `stores` (a `server.store_set.Stores`) nobody used for `idle_close` seconds, and put to sleep
     (`WorkspaceHandle.sleep`) those that stay open (subscribed) but saw no operation for
     `idle_readers` seconds: a quiet subscribed workspace then holds at most one descriptor and no
     SQLite connection. `pressed`: both after `PRESSED_IDLE` seconds. At most `SLEEPS_AT_ONCE` sleeps
@@ -148,4 +139,4 @@ async def sweep(stores: Any, pressed: bool = False) -> None:
         if handle.asleep and handle.users > 0 and handle.busy == 0:
             activity.handles.discard(handle)
     if closed:
-        release_memory()
+        gcpolicy.reclaim()  # their cycles collected, then the heap trimmed

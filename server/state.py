@@ -12,7 +12,7 @@ from server.hub import Hub, LocalHub
 from server.metrics import Metrics
 from server.placement import Placement
 from server.store_options import StoreOptions
-from server.stores import Stores
+from server.store_set import Stores
 
 log = logging.getLogger("wsfs.server")
 

@@ -75,3 +75,44 @@ def test_a_quiet_moment_with_nothing_new_in_the_old_generation_runs_no_full_coll
         g.tick()
         assert policy.count == 1
     """)
+
+
+def test_closed_stores_get_their_cycles_collected_at_the_next_tick_then_the_heap_trimmed() -> None:
+    """An idle server promotes almost nothing, so its quiet full collection waited up to `FULL_EVERY`:
+    1,000 closed workspaces kept ~26 MB of cycles that long. A close (`reclaim`) asks for one at the
+    next tick, spaced by `RECLAIM_SPACING` times the last pause."""
+    run("""
+        import gc, weakref
+        from server import gcpolicy as g
+
+        trims = []
+        g._malloc_trim.cache_clear()
+        g._malloc_trim = lambda: trims.append  # count the calls (glibc's own is looked up the same way)
+        g.install()
+        policy = g._policy
+
+        class Node:
+            pass
+
+        held = [Node(), Node()]
+        held[0].other, held[1].other = held[1], held[0]  # a cycle: only a collection frees it
+        ref = weakref.ref(held[0])
+        gc.collect(1)  # alive while young: promoted to the oldest generation, as an open store's objects
+        del held       # then the store closes: garbage only a full collection finds
+        gc.collect(1)
+        assert ref() is not None
+        policy.last -= g.RECLAIM_AFTER + 1
+        g.tick()
+        assert ref() is not None and policy.count == 0, "an idle tick with no close collected"
+        g.reclaim()    # the sweep closed stores
+        g.tick()
+        assert ref() is None and policy.count == 1 and not policy.wanted and trims == [0]
+        policy.took = 1.0  # a long pause: the next close's collection waits RECLAIM_SPACING times it
+        policy.last -= g.RECLAIM_AFTER + 1
+        g.reclaim()
+        g.tick()
+        assert policy.count == 1 and policy.wanted
+        policy.last -= g.RECLAIM_SPACING
+        g.tick()
+        assert policy.count == 2 and trims == [0, 0]
+    """)
