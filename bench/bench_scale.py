@@ -31,6 +31,11 @@ bottleneck.
 - **subscribers S** (`--subs 100,1000,5000`): S subscribers on one
   workspace, 10 writes/s for `--load-seconds`: delivery p50/p99 and server
   CPU per delivery.
+- **snapshot N** (`--snapshot-entries 1000000`): a workspace of N empty
+  files (built with `vfs` before the server starts, ~100 s per million on
+  this machine), subscribed once from the beginning (`after: null`): the
+  snapshot's time and entries, and the server's RSS before, right after,
+  and `--wait-close` seconds after the subscriber left (its store closed).
 """
 
 from __future__ import annotations
@@ -427,6 +432,66 @@ async def small_writes(url: str, token: str, names: list[str], clients: int, sec
     return {"per_s": len(lat) / elapsed, "p50": pct(lat, 50), "p99": pct(lat, 99), "count": len(lat)}
 
 
+class SnapshotSubscriber(RawSubscriber):
+    """Subscribes from the beginning and only counts the entries (1M paths kept would weigh on this client)."""
+
+    SUBSCRIBE = orjson.dumps({"type": "subscribe", "id": "s", "after": None})
+
+    def frame(self, opcode: int, payload: bytes) -> None:
+        if opcode == 0x1 and payload.startswith(b'{"type":"changes"'):
+            self.subs.deliveries += payload.count(b'"path":')
+        else:
+            super().frame(opcode, payload)
+
+
+SNAPSHOT_WS = "snap"
+
+
+def build_snapshot_store(data: str, n: int) -> float:
+    """`DATA/workspaces/snap.db` with `n` empty files in 1,000-file directories, before the server starts;
+    the seconds it took."""
+    import dataclasses
+
+    import vfs
+
+    t0 = time.monotonic()
+    (Path(data) / "workspaces").mkdir(parents=True, exist_ok=True)
+    ws = vfs.Workspace(str(Path(data) / "workspaces" / f"{SNAPSHOT_WS}.db"))
+    try:
+        ws.write_file("/f", b"")
+        proto = ws.changes(0)[-1]
+        for k in range(0, n - 1, 20_000):
+            ws.apply_changes([dataclasses.replace(proto, path=f"/d{j // 1000}/f{j}")
+                              for j in range(k, min(n - 1, k + 20_000))])
+    finally:
+        ws.close()
+    return time.monotonic() - t0
+
+
+async def snapshot_point(server: Proc, n: int, args: argparse.Namespace) -> None:
+    """One subscriber reads the whole n-entry workspace from the beginning; RSS around it."""
+    pid = server.proc.pid
+    before = proc_figures(pid)["rss_mib"]
+    host, port = server.url.split("://", 1)[1].split(":")
+    subs = Subscribers()
+    t0 = time.monotonic()
+    _, sub = await asyncio.get_running_loop().create_connection(
+        lambda: SnapshotSubscriber(subs, SNAPSHOT_WS, f"/api/workspaces/{SNAPSHOT_WS}/ws?token={server.admin}",
+                                   f"{host}:{port}"), host, int(port))
+    subs.conns.append(sub)
+    await asyncio.wait_for(sub.ready, 600)
+    took = time.monotonic() - t0
+    after = proc_figures(pid)["rss_mib"]
+    await subs.close()
+    print(f"  snapshot of {n} entries: {subs.deliveries} received in {took:.1f} s | RSS {before:.1f} MiB before, "
+          f"{after:.1f} right after ({100 * (after - before) / before:+.0f} %)", flush=True)
+    if args.wait_close:
+        await asyncio.sleep(args.wait_close)
+        closed = proc_figures(pid)
+        print(f"        {args.wait_close:g} s later (idle close): {closed}; RSS "
+              f"{100 * (closed['rss_mib'] - before) / before:+.0f} % against before (goal: within 20 %)", flush=True)
+
+
 async def sub_worker(url: str, token: str, ws: str, n: int) -> None:
     """A client process holding `n` subscribers: READY once subscribed, then on a stdin line its receipts."""
     subs = Subscribers()
@@ -562,6 +627,9 @@ async def run(args: argparse.Namespace) -> None:
         servers: dict[str, Proc] = {}
         try:
             for k, stack in enumerate(args.stacks):
+                if args.snapshot_entries:
+                    took = build_snapshot_store(str(Path(data) / f"s{k}"), args.snapshot_entries)
+                    print(f"built a store of {args.snapshot_entries} files in {took:.0f} s", flush=True)
                 servers[stack] = start_wsfs(str(Path(data) / f"s{k}"), args, stack)
                 print(f"server [{stack}] pid {servers[stack].proc.pid}; at start: "
                       f"{proc_figures(servers[stack].proc.pid)}", flush=True)
@@ -594,6 +662,8 @@ async def run(args: argparse.Namespace) -> None:
                     print(f"        {args.wait_close:g} s later (idle close): {closed}; RSS {back:+.0f} % against "
                           f"{rss_before:.1f} MiB before the point (goal: within 20 %)", flush=True)
             server = servers[args.stacks[0]]
+            if args.snapshot_entries:
+                await snapshot_point(server, args.snapshot_entries, args)
             for n in args.subs:
                 row = await subscribers_point(server, n, args)
                 ld = row.pop("load")
@@ -637,6 +707,8 @@ def main() -> None:
                         help="raise this process's (and so the server's) hard open-file limit to this (needs root)")
     parser.add_argument("--wait-close", type=float, default=0.0,
                         help="seconds to wait after each point for the idle close (60 s + a 10 s sweep), e.g. 75")
+    parser.add_argument("--snapshot-entries", type=int, default=0,
+                        help="a workspace of this many files read once from the beginning, e.g. 1000000 (0: none)")
     parser.add_argument("--subs", type=ints, default=[], help="subscriber points on one workspace, e.g. 1000,5000")
     parser.add_argument("--small-clients", type=ints, default=[1, 10, 50])
     parser.add_argument("--small-seconds", type=float, default=3.0)
