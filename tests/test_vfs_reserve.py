@@ -75,3 +75,22 @@ def test_metadata_changes_and_mkdir_return_the_new_stat():
         assert made == ws.lstat("/d") and made.kind == "dir" and made.mode & 0o7777 == 0o700
         assert ws.mkdir("/a/b/c", parents=True) == ws.lstat("/a/b/c")
         assert ws.mkdir("/a/b/c", parents=True, exist_ok=True) is None
+
+
+def test_link_and_unlink_stamp_the_inode_with_the_parents_times():
+    """One clock reading for the inode's ctime and the directory's times: a mount updates
+    the other name's cached stat from `dir_times_ns` without a lookup."""
+    with vfs.Workspace() as ws:
+        ws.mkdir("/d")
+        ws.write_file("/d/a", b"x")
+        st = ws.link("/d/a", "/e")
+        assert st == ws.lstat("/e") == ws.lstat("/d/a") and st.nlink == 2
+        assert st.ctime_ns == ws.dir_times_ns == ws.lstat("/").mtime_ns == ws.lstat("/").ctime_ns
+        ws.unlink("/e")
+        left = ws.lstat("/d/a")
+        assert left.nlink == 1 and left.ctime_ns == ws.dir_times_ns == ws.lstat("/").ctime_ns
+        ws.link("/d/a", "/d/b")
+        ws.write_file("/d/c", b"y")
+        ws.rename("/d/c", "/d/b")  # replaces one name of a two-name file
+        assert ws.lstat("/d/a").nlink == 1 and ws.lstat("/d/a").ctime_ns == ws.dir_times_ns == ws.lstat("/d").mtime_ns
+        assert ws.lstat("/d/b").ctime_ns == ws.dir_times_ns

@@ -186,7 +186,10 @@ class Namespace:
             raise fs_error(errno.EINVAL, path)
         return node.target
 
-    def link(self, existing: str, new: str) -> None:
+    def link(self, existing: str, new: str) -> Stat:
+        """link(2); the file's new `Stat` (its link count and ctime moved). Its ctime is
+        the clock reading the new name's directory gets as mtime and ctime
+        (`Workspace.dir_times_ns`)."""
         with self._db.tx() as tx:
             # link(2) on Linux does not follow a final symlink: it links the symlink itself.
             named = self._db.existing(existing, follow=False)
@@ -198,15 +201,17 @@ class Namespace:
             self._db.conn.execute(
                 "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, source.ino)
             )
-            self._db.conn.execute(
-                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ?",
-                (time.time_ns(), tx.rev, source.ino),
-            )
+            now = time.time_ns()
+            node = Node(*self._db.conn.execute(
+                f"UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ? RETURNING {NODE_FIELDS}",
+                (now, tx.rev, source.ino),
+            ).fetchone())  # fmt: skip
             tx.linked.add(source.ino)  # (its link count is no longer known to be 1: `Tx.new_files`)
-            self._db.touch_dir(found.parent_ino)
+            self._db.touch_dir(found.parent_ino, now=now)
             self._db.log(tx, found.real, source.ino)
             if source.kind == KIND_FILE:
                 self._versions.record_link(tx, named.real, found.real, source.ino)
+            return self._db.stat(node)
 
     # -- metadata ----------------------------------------------------------------
 
@@ -366,22 +371,24 @@ class Namespace:
         return row is not None
 
     def remove_name(self, tx: Tx, found: Resolved) -> None:
-        """Drop one name; the node goes when its last name does."""
+        """Drop one name; the node goes when its last name does. A node that keeps other
+        names gets the parent's new times as its ctime (one clock reading: a FUSE mount
+        updates the other names' cached stats from `Workspace.dir_times_ns`)."""
         node = found.node
+        now = time.time_ns()
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
-        self._drop_link(tx, node)
-        self._db.touch_dir(found.parent_ino)
+        self._drop_link(tx, node, now)
+        self._db.touch_dir(found.parent_ino, now=now)
         self._db.log(tx, found.real, None)
         if node.kind == KIND_FILE:
             self._versions.record_deletion(tx, [found.real])
         else:  # the directory cache holds directories and paths resolved through symlinks, never files
             self._db.forget_directories()
 
-    def _drop_link(self, tx: Tx, node: Node) -> None:
+    def _drop_link(self, tx: Tx, node: Node, now: int) -> None:
         if node.kind != KIND_DIR and node.nlink > 1:
             self._db.conn.execute(
-                "UPDATE nodes SET nlink = nlink - 1, ctime_ns = ?, rev = ? WHERE ino = ?",
-                (time.time_ns(), tx.rev, node.ino),
+                "UPDATE nodes SET nlink = nlink - 1, ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, node.ino)
             )
         else:
             self._db.conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
@@ -492,19 +499,18 @@ class Namespace:
     def _move(self, tx: Tx, source: Resolved, target: Resolved) -> None:
         """Re-point one dirent; log every old path as gone and every new path as live."""
         node = source.node
+        now = time.time_ns()  # (one reading: the moved node's ctime, a replaced node's, both directories')
         if target.node is not None:
             self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
-            self._drop_link(tx, target.node)
+            self._drop_link(tx, target.node, now)
             if target.node.kind == KIND_FILE:
                 self._versions.record_deletion(tx, [target.real])
         self._db.conn.execute(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
-        self._db.conn.execute(
-            "UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (time.time_ns(), tx.rev, node.ino)
-        )
-        self._db.touch_dir(source.parent_ino, target.parent_ino)
+        self._db.conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, node.ino))
+        self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
             for ino, rel, _ in self._db.subtree(node.ino):

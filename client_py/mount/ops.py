@@ -289,9 +289,16 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.ws.unlink(path)
         others = self.links.others(st.ino, path)
         known = st.nlink == 2 and len(others) == 1  # (git: an object's temporary name) one name is left
+        touched = self._dir_times()
         if known:
-            self.cache.forget(others.pop())
-        self.cache.forget(path, added=False, nlink=1 if known else st.nlink, parent_ns=self._dir_times())
+            other = others.pop()
+            self.cache.forget(other)
+            if touched and st.kind == "file":
+                # A local store stamps the inode's ctime with the parent's new times (one clock
+                # reading), so the name left needs no lookup: git's object after its temporary
+                # name goes.
+                self.cache.put(other, dataclasses.replace(st, nlink=1, ctime_ns=touched, ctime=touched / 1e9))
+        self.cache.forget(path, added=False, nlink=1 if known else st.nlink, parent_ns=touched)
         self.links.forget(st.ino, path)
         self.links.changed(st.ino, path)  # nlink dropped under the other names
         return st
@@ -322,9 +329,10 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     @fuse_op(mutates=True, targeted=True)
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
-        self.ws.link(source, target)
+        st = self.ws.link(source, target)  # (a local store answers with the new Stat)
         touched = self._dir_times()
-        st = self.ws.lstat(target)
+        if st is None:
+            st = self.ws.lstat(target)
         if st.nlink == 2:  # (git: every object) the only other name is `source`
             self.cache.forget(source)
             self.cache.forget(target, added=True, parent_ns=touched)
