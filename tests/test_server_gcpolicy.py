@@ -104,15 +104,21 @@ def test_closed_stores_get_their_cycles_collected_at_the_next_tick_then_the_heap
         policy.last -= g.RECLAIM_AFTER + 1
         g.tick()
         assert ref() is not None and policy.count == 0, "an idle tick with no close collected"
-        g.reclaim()    # the sweep closed stores
-        g.tick()
-        assert ref() is None and policy.count == 1 and not policy.wanted and trims == [0]
-        policy.took = 1.0  # a long pause: the next close's collection waits RECLAIM_SPACING times it
+        g.reclaim()    # the sweep closed stores: the heap trimmed at once
+        assert trims == [0] and ref() is not None
+        g.tick()       # and their cycles collected at the next tick, then trimmed again
+        assert ref() is None and policy.count == 1 and not policy.wanted and trims == [0, 0]
+        policy.took = 0.1  # a long pause: the next close's collection waits RECLAIM_SPACING times it
         policy.last -= g.RECLAIM_AFTER + 1
         g.reclaim()
         g.tick()
         assert policy.count == 1 and policy.wanted
-        policy.last -= g.RECLAIM_SPACING
+        policy.last -= g.RECLAIM_SPACING * 0.1
         g.tick()
-        assert policy.count == 2 and trims == [0, 0]
+        assert policy.count == 2 and trims == [0, 0, 0, 0]
+        policy.took = 10.0  # never longer than QUIET_AFTER
+        g.reclaim()
+        policy.last -= g.QUIET_AFTER + 1
+        g.tick()
+        assert policy.count == 3
     """)
