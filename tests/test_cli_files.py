@@ -60,6 +60,22 @@ def test_every_option_has_help_text():
     assert missing == []
 
 
+def test_a_client_command_builds_only_the_clients_parser() -> None:
+    """`wsfs sync ...` and friends import neither the server, the mount nor the cluster (start-up time);
+    every other command, and `wsfs` alone, still gets the whole parser."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from wsfs.cli import build_parser; p = build_parser({arg}); "
+             "print(sorted(m for m in ('server.cli', 'client_py.mount.cli', 'server.cluster.convert') if m in sys.modules), "
+             "'serve' in p._subparsers._group_actions[0].choices, 'sync' in p._subparsers._group_actions[0].choices)")
+    for arg, expect in (("'sync'", "[] False True"), ("'ls'", "[] False True"),
+                        ("'serve'", "['client_py.mount.cli', 'server.cli', 'server.cluster.convert'] True True"),
+                        ("None", "['client_py.mount.cli', 'server.cli', 'server.cluster.convert'] True True")):
+        done = subprocess.run([sys.executable, "-c", probe.format(arg=arg)], capture_output=True, text=True, timeout=60)
+        assert done.stdout.strip() == expect, (arg, done.stdout, done.stderr)
+
+
 def test_ls_long_shows_mode_bits_and_symlink_targets(server, capsys):
     put_text(server, "/d/run.sh", b"#!/bin/sh\n")
     ok(capsys, "chmod", "755", "/d/run.sh")
