@@ -99,3 +99,27 @@ def test_renamed_or_unlinked_before_close(tmp_path: Path, store: Path):
         assert caught.value.errno == errno.ENOENT
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.listdir("/") == ["final"] and ws.read_file("/final") == b"ab"
+
+
+def test_touch_keeps_its_times_through_the_close(tmp_path: Path, store: Path):
+    """`touch` creates, sets times on the open file, and closes: the times it set are
+    the ones stored (they stay with the pending file until its close)."""
+    import subprocess
+
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        subprocess.run(["touch", str(root / "now")], check=True)
+        subprocess.run(["touch", "-d", "2001-02-03 04:05:06.7", str(root / "dated")], check=True)
+        subprocess.run(["touch", "-m", "-d", "1999-01-01", str(root / "mtime_only")], check=True)
+        fd = os.open(root / "futimens", os.O_CREAT | os.O_WRONLY, 0o600)
+        os.utime(fd, ns=(111_000_000_123, 222_000_000_456))
+        os.close(fd)
+        names = ["now", "dated", "mtime_only", "futimens"]
+        seen = {name: (_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names}
+        assert seen["futimens"][0][5] == 222_000_000_456 and seen["futimens"][1] == 111_000_000_123
+        assert seen["dated"][0][5] == seen["dated"][1]
+        parent = _fields(os.stat(root))
+    with _mount(tmp_path, store) as m:
+        root = Path(m.mountpoint)
+        assert {name: (_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names} == seen
+        assert _fields(os.stat(root)) == parent

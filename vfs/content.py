@@ -93,6 +93,7 @@ class Content:
         ctime_ns: int | None = None,
         ino: int | None = None,
         created_ns: int | None = None,
+        atime_ns: int | None = None,
     ) -> Stat:
         """Create or replace a file. `data`: bytes, str, iterable of bytes or a file object.
 
@@ -106,12 +107,13 @@ class Content:
         they happened, and the kernel keeps the ctime it was told then.
         `ino` (from `Workspace.reserve_ino`) and `created_ns` apply when the
         write creates the file: its inode number, and when it was created
-        (its atime and default ctime; its parent's times, never moved back). A
+        (its atime unless `atime_ns`, and default ctime; its parent's times, never moved back). A
         mount shows a created file at once and stores it with its content at
         close, one call (pass `if_match=""`: the name must still be free).
         """
         return self.put_file(path, data, mode=mode, parents=parents, if_match=if_match, mtime=mtime,
-                             mtime_ns=mtime_ns, ctime_ns=ctime_ns, ino=ino, created_ns=created_ns)[0]
+                             mtime_ns=mtime_ns, ctime_ns=ctime_ns, ino=ino, created_ns=created_ns,
+                             atime_ns=atime_ns)[0]
 
     def put_file(
         self,
@@ -126,6 +128,7 @@ class Content:
         ctime_ns: int | None = None,
         ino: int | None = None,
         created_ns: int | None = None,
+        atime_ns: int | None = None,
     ) -> tuple[Stat, bool]:
         """`write_file`, also saying whether the file was created (True) or replaced: an HTTP PUT
         answers 201 or 200 from it without a lookup of its own before the write."""
@@ -136,7 +139,7 @@ class Content:
             self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data, found.node)
             node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns,
-                                    ctime_ns=ctime_ns, ino=ino, created_ns=created_ns)
+                                    ctime_ns=ctime_ns, ino=ino, created_ns=created_ns, atime_ns=atime_ns)
             return self._db.stat(node), found.node is None
 
     def writable_target(self, path: str, parents: bool) -> Resolved:
@@ -228,6 +231,7 @@ class Content:
         ctime_ns: int | None = None,
         ino: int | None = None,
         created_ns: int | None = None,
+        atime_ns: int | None = None,
     ) -> Node:
         """Point a path at new content (creating the file if needed); log it and keep a version.
 
@@ -242,7 +246,8 @@ class Content:
             content = (size, digest, blob)
             # (`ctime_ns` is the new file's only with `created_ns`: a plain create keeps one clock reading)
             node = self._names.insert_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=content, ino=ino,
-                                           created_ns=created_ns, ctime_ns=ctime_ns if created_ns is not None else None)
+                                           created_ns=created_ns, ctime_ns=ctime_ns if created_ns is not None else None,
+                                           atime_ns=atime_ns if created_ns is not None else None)
             self._versions.record_current(tx, found.real, node.ino, prune=False, nlink=1)
             return node
         node = Node(*self._db.conn.execute(

@@ -111,6 +111,7 @@ class Namespace:
         ino: int | None = None,
         created_ns: int | None = None,
         ctime_ns: int | None = None,
+        atime_ns: int | None = None,
     ) -> Node:
         """Insert a node and its name; log the new path; the row written (RETURNING: no second read).
 
@@ -130,7 +131,8 @@ class Namespace:
         if ino is None and self._last_ino is not None:
             ino = self.reserve_ino()
         values = (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns,
-                  now if ctime_ns is None else ctime_ns, now, uid, gid, target, tx.rev, rdev)  # fmt: skip
+                  now if ctime_ns is None else ctime_ns, now if atime_ns is None else atime_ns, uid, gid, target, tx.rev,
+                  rdev)  # fmt: skip
         if ino is None:
             node = Node(*self._db.conn.execute(_INSERT_NODE, values).fetchone())
         else:

@@ -8,6 +8,7 @@ shares that class's state (the store, the open-file table, the caches).
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import os
@@ -78,11 +79,27 @@ class OpenFileOps:
         )  # fmt: skip
         handle = self.table.open(st.ino, flags)
         node = handle.node
-        node.base, node.stat, node.spool = st.hash, st, Spool()
+        node.base, node.stat, node.spool, node.created_ns = st.hash, st, Spool(), now
         self.pending[path] = node
         self.cache.forget(path, added=True, parent_ns=now)  # (the store stamps the parent with it: `created_ns`)
         self.cache.put(path, st)
         return handle.fh
+
+    def touch_pending(self, path: str, atime_ns: int | None, mtime_ns: int | None, now: int) -> bool:
+        """utimens on a pending file with nothing written (`touch`: create, futimens, close):
+        the new times go into its pending stat, stored with it at close. False: not one."""
+        node = self.pending.get(path) if self.pending else None
+        if node is None or node.dirty:
+            return False
+        made = node.stat
+        atime_ns = made.atime_ns if atime_ns is None else atime_ns
+        mtime_ns = made.mtime_ns if mtime_ns is None else mtime_ns
+        node.stat = dataclasses.replace(
+            made, atime_ns=atime_ns, atime=atime_ns / 1e9, mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=now,
+            ctime=now / 1e9,
+        )  # fmt: skip
+        self.cache.put(path, node.stat)
+        return True
 
     def store_pending(self) -> None:
         """Store every file created here and not yet committed (before a request that
@@ -268,8 +285,8 @@ class OpenFileOps:
         data = (node.spool.reader() if node.spool is not None else b"") if content is None else content
         with self.ws.as_owner(made.uid, made.gid):
             st = self.ws.write_file(
-                path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=made.ctime_ns,
-                mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
+                path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=node.created_ns,
+                atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
             )
         node.base, node.stat = st.hash, st
         if node.dirty:

@@ -28,6 +28,7 @@ class OpenNode:
     mtime_ns: int = 0  # time of the last buffered change (what getattr reports while dirty)
     base: str | None = None  # content id the buffer started from (remote mode pushes against it)
     stat: object = None  # the last Stat seen (what fstat reports once the file has no name)
+    created_ns: int = 0  # when a pending create (files.py) made it: its parent's times in the store
 
     def changed(self) -> None:
         self.dirty = True

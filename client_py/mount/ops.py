@@ -196,12 +196,16 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.cache.put(path, st)
         self.links.changed(st.ino, path)
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
+        if self.pending:
+            if self.touch_pending(path, _utime_value(atime_ns, now), _utime_value(mtime_ns, now), now):
+                return 0
+            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
         st = self.cache.stat(path, self.ws.lstat)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
