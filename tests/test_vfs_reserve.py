@@ -26,9 +26,8 @@ def test_reserved_number_is_the_new_files_and_never_given_to_another_node(tmp_pa
 
 
 def test_only_the_exclusive_writer_may_reserve(tmp_path):
-    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
-        with pytest.raises(ValueError):
-            ws.reserve_ino()
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws, pytest.raises(ValueError):
+        ws.reserve_ino()
     with vfs.Workspace() as ws:  # a private in-memory store has no other writer
         assert ws.reserve_ino() >= 1
 

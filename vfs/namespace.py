@@ -34,7 +34,7 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 class Namespace:
     """The tree of names of one store: nodes, directory entries, metadata."""
 
-    __slots__ = ("_db", "_versions", "_last_ino")
+    __slots__ = ("_db", "_last_ino", "_versions")
 
     def __init__(self, db: Db, versions: Versions):
         self._db = db
