@@ -8,6 +8,7 @@ acknowledged lost.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import time
@@ -104,6 +105,20 @@ async def _collect(events, into: list) -> None:
         into.append(event)
 
 
+async def _until_watching(http: httpx.AsyncClient, url: str, seen: list, seconds: float = 20.0) -> None:
+    """Write `url` until the watcher (subscribed `after="now"`, asynchronously) reports it: from then
+    on every write is after its "now". Without this, a loaded machine let the first acknowledged
+    write land before the subscription and the test counted it as missed."""
+    deadline = time.monotonic() + seconds
+    for attempt in itertools.count():
+        assert time.monotonic() < deadline, "the watcher never reported a write"
+        assert (await http.put(url, content=f"ready {attempt}".encode())).status_code in (200, 201)
+        for _ in range(10):
+            if any(e.path == "/ready.txt" for e in seen):
+                return
+            await asyncio.sleep(0.05)
+
+
 async def test_owner_killed_during_acknowledged_writes(cluster_nodes, redis_server: RedisServer) -> None:
     token = admin_token(redis_server.url)
     a, b, c = cluster_nodes(3)
@@ -113,6 +128,7 @@ async def test_owner_killed_during_acknowledged_writes(cluster_nodes, redis_serv
             seen: list = []
             watcher = asyncio.ensure_future(_collect(client.workspace("k").watch("/", after="now"), seen))
             try:
+                await _until_watching(http, f"{a.url}/api/workspaces/k/files/ready.txt", seen)
                 acked: dict[str, bytes] = {}
                 base = f"{b.url}/api/workspaces/k/files"
                 killed_at = None
