@@ -37,10 +37,14 @@ async def test_write_on_a_read_on_b_and_c_subscriber_on_c(cluster_nodes, redis_s
         async with Client(c.url, token=token) as client:
             events = client.workspace("w1").watch("/", after="now")
             first = asyncio.ensure_future(anext(events))
-            await asyncio.sleep(0.5)  # the subscription is up (bounded wait below either way)
-            put = await http.put(f"{a.url}/api/workspaces/w1/files/hello.txt", content=b"hello from a")
-            assert put.status_code in (200, 201), put.text
-            event = await asyncio.wait_for(first, 20)
+            # written again until the subscription (asynchronous, `after="now"`) reports it: bounded
+            for _ in range(20):
+                put = await http.put(f"{a.url}/api/workspaces/w1/files/hello.txt", content=b"hello from a")
+                assert put.status_code in (200, 201), put.text
+                done, _ = await asyncio.wait([first], timeout=1.0)
+                if done:
+                    break
+            event = await asyncio.wait_for(first, 1)
             assert event.path == "/hello.txt" and event.kind == "file"
             await events.aclose()
         for node in (b, c):
