@@ -283,11 +283,15 @@ class OpenFileOps:
         mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
         content = node.spool.small_content(SMALL_WRITE) if node.spool is not None else b""
         data = (node.spool.reader() if node.spool is not None else b"") if content is None else content
-        with self.ws.as_owner(made.uid, made.gid):
-            st = self.ws.write_file(
-                path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=node.created_ns,
-                atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
-            )
+        try:
+            with self.ws.as_owner(made.uid, made.gid):
+                st = self.ws.write_file(
+                    path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=node.created_ns,
+                    atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
+                )
+        except BaseException:
+            self.cache.forget(path, added=False)  # (the store refused it: the name is not there)
+            raise
         node.base, node.stat = st.hash, st
         if node.dirty:
             node.dirty = False
