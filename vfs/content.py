@@ -17,6 +17,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import blake3
 
@@ -80,21 +81,7 @@ class Content:
 
     # -- whole-file writes -------------------------------------------------------
 
-    def write_file(
-        self,
-        path: str,
-        data: object,
-        *,
-        mode: int | None = None,
-        parents: bool = False,
-        if_match: str | None = None,
-        mtime: float | None = None,
-        mtime_ns: int | None = None,
-        ctime_ns: int | None = None,
-        ino: int | None = None,
-        created_ns: int | None = None,
-        atime_ns: int | None = None,
-    ) -> Stat:
+    def write_file(self, path: str, data: object, **options: Any) -> Stat:
         """Create or replace a file. `data`: bytes, str, iterable of bytes or a file object.
 
         `if_match` makes the write conditional on the current content id
@@ -110,10 +97,10 @@ class Content:
         (its atime unless `atime_ns`, and default ctime; its parent's times, never moved back). A
         mount shows a created file at once and stores it with its content at
         close, one call (pass `if_match=""`: the name must still be free).
+        The options are `put_file`'s keywords (`mode`, `parents`, `if_match`, `mtime`, `mtime_ns`,
+        `ctime_ns`, `ino`, `created_ns`, `atime_ns`).
         """
-        return self.put_file(path, data, mode=mode, parents=parents, if_match=if_match, mtime=mtime,
-                             mtime_ns=mtime_ns, ctime_ns=ctime_ns, ino=ino, created_ns=created_ns,
-                             atime_ns=atime_ns)[0]
+        return self.put_file(path, data, **options)[0]
 
     def put_file(
         self,
