@@ -100,7 +100,6 @@ class SqliteChunks:
         row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
         return ChunkEntry(digest, size, row[0])
 
-
     def _insert_outside(self, digest: bytes, size: int, pack: int, pos: int) -> int | None:
         """A catalogue row for bytes kept outside `chunk_data` (`pack`, `pos`: where the backend keeps
         them); its id, or None when the hash is already catalogued (the caller then writes nothing)."""
@@ -129,6 +128,7 @@ class SqliteChunks:
         rows = [(first + n, digest, len(data), now, pack, positions[n]) for n, (digest, data) in enumerate(fresh.items())]
         self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
         return {row[1]: row[0] for row in rows}
+
     def delete(self, ids: list[int]) -> None:
         """Forget chunks (gc): catalogue rows and inline bytes; pack bytes wait for compaction."""
         self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])

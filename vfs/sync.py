@@ -11,6 +11,7 @@ directory is never deleted from under changes made here.
 from __future__ import annotations
 
 import errno
+import itertools
 from collections.abc import Iterable, Iterator
 
 import blake3
@@ -333,7 +334,7 @@ def _small_ahead(wanted: list[bytes], start: int, found: dict[bytes, tuple[int, 
     ids: list[int] = []
     seen: set[int] = set()
     total = 0
-    for raw in wanted[start:]:
+    for raw in itertools.islice(wanted, start, None):  # (no copy of the rest per read-ahead)
         hit = found.get(raw)
         if hit is None or hit[1] > READ_AHEAD_CHUNK or hit[0] in seen:
             continue

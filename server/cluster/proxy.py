@@ -97,8 +97,7 @@ class ClusterProxy:
     def _lend(self) -> httpx.AsyncClient:
         """A client for one request in flight, given back once its response is closed. One shared
         client had all the node's proxied connections in one httpx pool, which examines every
-        connection it holds for each request (and asks which async library runs, a failed import
-        of `sniffio` each time, ~35 us): with 100 writers proxied through one node that capped it at
+        connection it holds for each request: with 100 writers proxied through one node that capped it at
         37-85 writes/s against 177-345 sent straight to the owner. Lent one per request, a client
         holds about one connection, so each request's pool work is constant."""
         if self._idle:
