@@ -12,6 +12,7 @@ import pytest
 
 import vfs
 from vfs import schema
+from vfs_old_stores import downgrade_to_v6
 
 
 @pytest.fixture
@@ -119,6 +120,7 @@ def test_a_v3_store_keeps_its_history_and_gains_authors(tmp_path):
     with vfs.Workspace(path) as ws:
         ws.write_file("/f", b"old")
     conn = sqlite3.connect(path)  # what a wsfs of schema v3 left on disk
+    downgrade_to_v6(conn)
     conn.execute("DROP INDEX versions_by_origin")
     conn.execute("ALTER TABLE versions DROP COLUMN author")
     conn.execute("ALTER TABLE versions DROP COLUMN origin")
@@ -148,3 +150,29 @@ def vfs_hash(data: bytes) -> str:
     import blake3
 
     return blake3.blake3(data).hexdigest()
+
+
+def test_a_current_version_kept_in_its_node_lists_and_restores_as_recorded(tmp_path):
+    """A file's current content is recorded only when superseded (schema v7): until then
+    history, authors, read_file(rev=) and restore find it in the node; once superseded
+    (a chmod, a write, a rename, a directory removed) it is recorded as it was written."""
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        with ws.as_author("ann"):
+            first = ws.write_file("/f", b"one", mode=0o640).rev
+        assert [(v.rev, v.author) for v in ws.history("/f")] == [(first, "ann")]
+        assert ws.authors([("/f", first)]) == {("/f", first): "ann"}
+        assert ws.read_file("/f", rev=first) == b"one"
+        ws.chmod("/f", 0o600)  # the version at `first` keeps the mode it was written with
+        with ws.as_author("bob"):
+            second = ws.write_file("/f", b"two").rev
+        ws.restore("/f", rev=first)
+        assert (ws.read_file("/f"), ws.stat("/f").mode & 0o777) == (b"one", 0o640)
+        assert ws.authors([("/f", first), ("/f", second)]) == {("/f", first): "ann", ("/f", second): "bob"}
+        ws.mkdir("/d")
+        third = ws.write_file("/d/g", b"three").rev
+        ws.rename("/d", "/e")
+        ws.rm("/e", recursive=True)
+        assert [(v.path, v.kind) for v in ws.history("/e/g")] == [("/e/g", "delete"), ("/e/g", "file"), ("/d/g", "file")]
+        assert ws.read_file("/d/g", rev=third) == b"three"
+    with vfs.Workspace(str(tmp_path / "s.db"), readonly=True) as ro:
+        assert [v.rev for v in ro.history("/d/g") if v.kind == "file"] == [third]

@@ -12,6 +12,7 @@ import pytest
 
 import vfs
 from vfs import schema
+from vfs_old_stores import downgrade_to_v6
 
 
 def _downgrade_to_v1(path: str) -> None:
@@ -70,3 +71,38 @@ def test_directory_link_count_follows_moves_and_swaps(tmp_path):
         assert (ws.lstat("/p").nlink, ws.lstat("/q").nlink) == (2, 3)
         ws.rm("/q", recursive=True)
         assert ws.lstat("/").nlink == 3
+
+
+def test_a_v6_store_keeps_its_names_and_history(tmp_path):
+    """v7 indexes by inode only the names found that way and keeps a current version in its
+    node: a v6 store (every name indexed, every version in `versions`) gains the flags."""
+    path = str(tmp_path / "old.db")
+    with vfs.Workspace(path) as ws:
+        ws.mkdir("/d/e", parents=True)
+        ws.write_file("/d/e/f", b"one")
+        ws.write_file("/d/e/f", b"two")
+        ws.link("/d/e/f", "/d/g")
+        ws.write_file("/plain", b"p")
+    conn = sqlite3.connect(path)
+    downgrade_to_v6(conn)
+    conn.commit()
+    conn.close()
+    with vfs.Workspace(path) as ws:
+        ws.rename("/d/e", "/d/e2")  # a directory's name, found by inode below
+        ws.write_file("/d/g", b"three")  # a hard-linked file: the version goes under both names
+        assert [v.path for v in ws.history("/d/e2/f") if v.kind == "file"][:1] == ["/d/e2/f"]
+        assert ws.read_file("/d/e2/f") == b"three"
+        assert [ws.read_file("/d/g", rev=v.rev) for v in ws.history("/d/g") if v.kind == "file"][0] == b"three"
+        assert ws.history("/d/g")[0].rev == ws.history("/d/e2/f")[0].rev
+        assert b"one" in {ws.read_file("/d/e2/f", rev=v.rev) for v in ws.history("/d/e2/f") if v.kind == "file"}
+        assert [v.kind for v in ws.history("/plain")] == ["file"]
+        ws.write_file("/new", b"n")
+        assert [v.kind for v in ws.history("/new")] == ["file"]
+    conn = sqlite3.connect(path)
+    indexes = {row[1] for row in conn.execute("PRAGMA index_list(dirents)")}
+    assert "dirents_linked" in indexes and "dirents_by_ino" not in indexes
+    assert conn.execute("SELECT count(*) FROM versions WHERE path = '/new'").fetchone()[0] == 0  # pending in its node
+    linked = {name for (name,) in conn.execute("SELECT name FROM dirents WHERE linked")}
+    assert linked == {"d", "e2", "f", "g"}, linked
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()

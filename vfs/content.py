@@ -55,7 +55,7 @@ _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsfs-hash")
 
 _UPDATE_CONTENT = (
     "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = max(?, ctime_ns), rev = ?, "
-    f"mode = coalesce(?, mode) WHERE ino = ? RETURNING {NODE_FIELDS}"
+    f"mode = coalesce(?, mode), vrev = ?, vauthor = ? WHERE ino = ? RETURNING {NODE_FIELDS}"
 )
 
 
@@ -234,16 +234,26 @@ class Content:
             # (`ctime_ns` is the new file's only with `created_ns`: a plain create keeps one clock reading)
             node = self._names.insert_node(tx, found, KIND_FILE, new_mode, mtime_ns=mtime_ns, content=content, ino=ino,
                                            created_ns=created_ns, ctime_ns=ctime_ns if created_ns is not None else None,
-                                           atime_ns=atime_ns if created_ns is not None else None)
-            self._versions.record_current(tx, found.real, node.ino, prune=False, nlink=1)
+                                           atime_ns=atime_ns if created_ns is not None else None,
+                                           pending=self._versions.pending(tx))
+            tx.new_files[found.real] = node.ino  # (its pruning waits for a later transaction: `record_current`)
             return node
+        # One name: the old content is recorded now, the new stays pending in the node
+        # (`Versions.supersede`); several names: the new version under each, at once.
+        single = found.node.nlink <= 1
+        if single:
+            self._versions.supersede(tx, [(found.real, found.node.ino)], rewriting=True)
+        vrev, vauthor = self._versions.pending(tx) if single else (None, None)
         node = Node(*self._db.conn.execute(
             _UPDATE_CONTENT,
             (size, digest, blob, mtime_ns, now if ctime_ns is None else ctime_ns, tx.rev,
-             None if mode is None else mode & 0o7777, found.node.ino),
+             None if mode is None else mode & 0o7777, vrev, vauthor, found.node.ino),
         ).fetchone())  # fmt: skip
         self._db.log_node(tx, node.ino, found.real, found.node.nlink)
-        self._versions.record_current(tx, found.real, node.ino, prune=True, nlink=found.node.nlink)
+        if not single:
+            self._versions.record_current(tx, found.real, node.ino, prune=True, nlink=found.node.nlink)
+        elif found.real not in tx.new_files:
+            self._versions.prune(found.real, time.time(), pending=True)
         return node
 
     # -- reads -------------------------------------------------------------------

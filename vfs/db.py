@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import blake3
 
-from vfs import locking, schema, storelock
+from vfs import locking, schema, storelock, tree
 from vfs.chunks import EMPTY_HASH, unpack
 from vfs.chunkstore import BackendFactory, ChunkBackend, open_backend
 from vfs.errors import fs_error
@@ -536,20 +536,8 @@ class Db:
         return found.node is not None and found.node.kind == KIND_DIR
 
     def paths_of(self, ino: int) -> list[str]:
-        """Every path naming `ino` (one per hard link)."""
-        paths = []
-        for parent, name in self.conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchall():
-            paths.append(join(self._dir_path(parent), name))
-        return paths
-
-    def _dir_path(self, ino: int) -> str:
-        """The path of a directory inode (directories have exactly one name)."""
-        names = []
-        while ino != ROOT_INO:
-            parent, name = self.conn.execute("SELECT parent, name FROM dirents WHERE ino = ?", (ino,)).fetchone()
-            names.append(name)
-            ino = parent
-        return "/" + "/".join(reversed(names))
+        """Every path naming `ino` (a directory, or a file with a second name: `vfs.tree`)."""
+        return tree.paths_of(self.conn, ino)
 
     # -- change log: every mutation stamps the paths it changed -----------------
 
@@ -585,16 +573,4 @@ class Db:
 
     def subtree(self, dir_ino: int) -> list[tuple[int, str, int]]:
         """(ino, relative path, kind) of everything below a directory, parents first."""
-        return self.conn.execute(
-            """
-            WITH RECURSIVE sub(ino, rel, kind) AS (
-                SELECT d.ino, d.name, n.kind FROM dirents d JOIN nodes n ON n.ino = d.ino WHERE d.parent = ?
-                UNION ALL
-                SELECT d.ino, sub.rel || '/' || d.name, n.kind
-                FROM sub JOIN dirents d ON d.parent = sub.ino JOIN nodes n ON n.ino = d.ino
-                WHERE sub.kind = ?
-            )
-            SELECT ino, rel, kind FROM sub
-            """,
-            (dir_ino, KIND_DIR),
-        ).fetchall()
+        return tree.subtree(self.conn, dir_ino)

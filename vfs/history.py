@@ -65,11 +65,10 @@ class History:
         (versions pruned, or written without an author, are simply absent).
         """
         found: dict[tuple[str, int], str] = {}
-        query = "SELECT author FROM versions WHERE path = ? AND rev = ?"
         for key in dict.fromkeys(versions):
-            row = self._db.conn.execute(query, key).fetchone()
-            if row is not None and row[0]:
-                found[key] = row[0]
+            row = self._versions.stored(*key)  # (a current version may still be pending in its node)
+            if row is not None and row[5]:
+                found[key] = row[5]
         return found
 
     def restore(self, path: str, *, rev: int) -> Stat:

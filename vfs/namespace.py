@@ -22,13 +22,15 @@ from vfs.types import DirEntry, Stat
 from vfs.versions import Versions
 
 _INSERT_NODE = (
-    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev) "
-    f"VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) RETURNING {NODE_FIELDS}"
+    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev, "
+    f"vrev, vauthor) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
 )
 _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.reserve_ino`)
     "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev, "
-    f"ino) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
+    f"vrev, vauthor, ino) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
 )
+# `linked`: a name found by inode (a directory's; schema v7, `vfs.tree`)
+_INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
 
 
 class Namespace:
@@ -112,13 +114,15 @@ class Namespace:
         created_ns: int | None = None,
         ctime_ns: int | None = None,
         atime_ns: int | None = None,
+        pending: tuple[int, str | None] = (None, None),  # type: ignore[assignment]
     ) -> Node:
         """Insert a node and its name; log the new path; the row written (RETURNING: no second read).
 
         The parent directory's mtime and ctime become the new node's ctime (one clock
         reading): a FUSE mount updates the parent's cached attributes from it.
 
-        `content`: a file's (size, hash or None to derive, chunk list).
+        `content`: a file's (size, hash or None to derive, chunk list); `pending`: its
+        version's (revision, author), kept in the node until superseded (`Versions.supersede`).
         `ino`: a number from `reserve_ino`. `created_ns`: when the node was made,
         for one committed later than that (a mount's file created at open, stored
         at close): its atime, default ctime, and its parent's times, which never
@@ -132,14 +136,12 @@ class Namespace:
             ino = self.reserve_ino()
         values = (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns,
                   now if ctime_ns is None else ctime_ns, now if atime_ns is None else atime_ns, uid, gid, target, tx.rev,
-                  rdev)  # fmt: skip
+                  rdev, *pending)  # fmt: skip
         if ino is None:
             node = Node(*self._db.conn.execute(_INSERT_NODE, values).fetchone())
         else:
             node = Node(*self._db.conn.execute(_INSERT_NODE_INO, (*values, ino)).fetchone())
-        self._db.conn.execute(
-            "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, node.ino)
-        )
+        self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, node.ino, kind == KIND_DIR))
         if created_ns is None:
             self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         else:
@@ -200,8 +202,10 @@ class Namespace:
                 raise fs_error(errno.EEXIST, new)
             if source.kind == KIND_DIR:
                 raise fs_error(errno.EPERM, existing)
+            # Both names are found by inode from now on (`vfs.tree.paths_of`).
+            self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, source.ino, True))
             self._db.conn.execute(
-                "INSERT INTO dirents(parent, name, ino) VALUES(?, ?, ?)", (found.parent_ino, found.name, source.ino)
+                "UPDATE dirents SET linked = 1 WHERE parent = ? AND name = ?", (named.parent_ino, named.name)
             )
             now = time.time_ns()
             node = Node(*self._db.conn.execute(
@@ -275,6 +279,8 @@ class Namespace:
         mount answers the getattr that follows every chmod/chown/utimens from it."""
         with self._db.tx() as tx:
             found = self._db.existing(path, follow=follow)
+            if found.node.kind == KIND_FILE:  # its pending version keeps the mode and times it was written with
+                self._versions.supersede(tx, [(found.real, found.node.ino)])
             node = Node(*self._db.conn.execute(
                 f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ? RETURNING {NODE_FIELDS}",
                 (*params, time.time_ns(), tx.rev, found.node.ino),
@@ -379,6 +385,8 @@ class Namespace:
         node = found.node
         now = time.time_ns()
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        if node.kind == KIND_FILE:  # (while the node is there to read)
+            self._versions.supersede(tx, [(found.real, node.ino)])
         self._drop_link(tx, node, now)
         self._db.touch_dir(found.parent_ino, now=now)
         self._db.log(tx, found.real, None)
@@ -399,7 +407,8 @@ class Namespace:
         """Remove a directory and everything below it; a tombstone per path."""
         below = self._db.subtree(found.node.ino)
         tombstones = [(found.real, None)] + [(join(found.real, rel), None) for _, rel, _ in below]
-        files = [join(found.real, rel) for _, rel, kind in below if kind == KIND_FILE]
+        files = [(join(found.real, rel), ino) for ino, rel, kind in below if kind == KIND_FILE]
+        self._versions.supersede(tx, files)  # (before their nodes go)
         inos = [found.node.ino] + [ino for ino, _, _ in below]
         self._db.conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
@@ -412,7 +421,7 @@ class Namespace:
         )
         self._db.touch_dir(found.parent_ino)
         self._db.log_many(tx, tombstones)
-        self._versions.record_deletion(tx, files)
+        self._versions.record_deletion(tx, [path for path, _ in files])
         self._db.forget_directories()
 
     # -- rename ------------------------------------------------------------------
@@ -459,9 +468,11 @@ class Namespace:
             return
         if is_within(target.real, source.real) or is_within(source.real, target.real):
             raise fs_error(errno.EINVAL, dst)
-        for found, ino in ((source, target.node.ino), (target, source.node.ino)):
+        for found, other in ((source, target.node), (target, source.node)):
+            linked = other.kind == KIND_DIR or other.nlink > 1  # (the flag goes with the inode: `vfs.tree`)
             self._db.conn.execute(
-                "UPDATE dirents SET ino = ? WHERE parent = ? AND name = ?", (ino, found.parent_ino, found.name)
+                "UPDATE dirents SET ino = ?, linked = ? WHERE parent = ? AND name = ?",
+                (other.ino, linked, found.parent_ino, found.name),
             )
         rows: list[tuple[str, int | None]] = []
         moves = ((source, target.real), (target, source.real))
@@ -504,9 +515,10 @@ class Namespace:
         now = time.time_ns()  # (one reading: the moved node's ctime, a replaced node's, both directories')
         if target.node is not None:
             self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
-            self._drop_link(tx, target.node, now)
             if target.node.kind == KIND_FILE:
+                self._versions.supersede(tx, [(target.real, target.node.ino)])
                 self._versions.record_deletion(tx, [target.real])
+            self._drop_link(tx, target.node, now)
         self._db.conn.execute(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),

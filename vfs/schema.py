@@ -8,7 +8,9 @@ Tables:
   chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
   the whole content (`hash`).
 - `dirents`: names. Separate from nodes so hard links are two dirents on
-  one node and renaming a directory moves one row.
+  one node and renaming a directory moves one row. Only names that must be
+  found by inode (a directory's, and every name of a hard-linked file) are
+  flagged `linked` and indexed by inode (v7).
 - `chunks` (catalogue: hash, size; since v6 the pack file and position of
   bytes kept outside the store file, `vfs/chunkstore.py`) and `chunk_data`
   (inline bytes, same rowid): content-addressed, each chunk stored once per
@@ -19,7 +21,9 @@ Tables:
   tombstone). Coalescing is the primary key: five rewrites are one row.
 - `versions`: retained past file versions (history, restore), each with
   the author the server named for its write and, for a rename or a hard
-  link, the path it came from or went to (`origin`, v4).
+  link, the path it came from or went to (`origin`, v4). A file's current
+  content is recorded only when superseded (v7): until then its node's
+  `vrev`/`vauthor` say when and by whom it was written.
 - `coedit_docs`, `coedit_log`: co-edited documents' compacted state and
   the updates stored since (v3, `vfs/coedit_log.py`).
 - `meta`: schema version, chunk backend (v6), revision floor (the revision is the newest stamp
@@ -34,7 +38,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -187,13 +191,31 @@ _V5 = ""
 # store writes with is `meta.chunk_backend` (absent: "sqlite").
 _V6 = ""
 
+# Fewer pages per small commit (issue 14; every page a commit touches is a WAL
+# frame, two pwrites). `dirents_by_ino` put an index entry in every create,
+# unlink, rename and mkdir, for the few callers that find names by inode: the
+# names of a hard-linked file and a directory's own name. Those rows are now
+# flagged (`dirents.linked`, ADDED_COLUMNS) and only they are indexed. A file's
+# current version lives in its node until something supersedes it (`nodes.vrev`,
+# `vauthor`: the revision and author of content not yet in `versions`,
+# `vfs/versions.py`), so a create writes no versions row. The origin index
+# keeps only arrivals (the rows `Versions._left` looks for), not departures.
+_V7 = f"""
+UPDATE dirents SET linked = 1 WHERE ino IN (SELECT ino FROM nodes WHERE kind = {KIND_DIR} OR nlink > 1);
+DROP INDEX IF EXISTS dirents_by_ino;
+CREATE INDEX IF NOT EXISTS dirents_linked ON dirents (ino) WHERE linked;
+DROP INDEX IF EXISTS versions_by_origin;
+CREATE INDEX IF NOT EXISTS versions_arrivals ON versions (origin, rev) WHERE origin IS NOT NULL AND kind = {KIND_FILE};
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
     5: (("nodes", "rdev", "INTEGER NOT NULL DEFAULT 0"),),
     6: (("chunks", "pack", "INTEGER"), ("chunks", "pos", "INTEGER")),
+    7: (("dirents", "linked", "INTEGER NOT NULL DEFAULT 0"), ("nodes", "vrev", "INTEGER"), ("nodes", "vauthor", "TEXT")),
 }
 
 

@@ -11,6 +11,16 @@ file is recorded under every name. `lineage` walks these back, so a file's
 history follows it. Each row keeps the author the server set for the write
 (`author`, see `Workspace.as_author`).
 
+A file's current content is recorded only once something supersedes it
+(schema v7): until then its node says when and by whom it was written
+(`nodes.vrev`, `vauthor`), and `supersede` copies it into `versions` at
+that revision just before an overwrite, a deletion, a rename, a link or a
+metadata change (the rows of one path are adjacent in the table's key, so
+this usually dirties the page the write dirties anyway). A create then
+writes no versions row at all: one page less per create. Readers see the
+pending version as a row (`entries`, `stored`). Files with several names
+and renames' arrivals are recorded at once, as before.
+
 This is the lower half of history: `namespace` and `content` call it from
 inside their transactions; `history` (listing, restore, gc) sits above.
 
@@ -36,6 +46,21 @@ _INSERT_CURRENT = (
     "SELECT ?, ?, kind, mode, size, mtime_ns / 1e9, hash, chunks, ?, ?, ? FROM nodes WHERE ino = ? AND kind = ?"
 )
 _INSERT_MARK = f"INSERT OR REPLACE INTO versions({_COLUMNS}) VALUES(?, ?, ?, 0, 0, ?, NULL, NULL, ?, ?, ?)"
+# The content a node still holds unrecorded, recorded at its own revision (`supersede`): with
+# the mode and mtime it had then, since every change of those supersedes it first. Skipped when
+# the pending revision is `?` (rewritten in the same transaction: the new content takes its place).
+_SUPERSEDE = (
+    f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
+    "SELECT ?, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, NULL FROM nodes "
+    "WHERE ino = ? AND vrev IS NOT NULL AND vrev != ?"
+)
+_CLEAR_PENDING = "UPDATE nodes SET vrev = NULL WHERE ino = ? AND vrev IS NOT NULL"
+# The pending version at a path: the node the change log says is there now (a node with a
+# pending version has one name, see `supersede`).
+_PENDING = (
+    "SELECT n.vrev, n.kind, n.size, n.hash, n.mtime_ns / 1e9, n.chunks, n.vauthor, n.mode "
+    "FROM pathlog p JOIN nodes n ON n.ino = p.ino WHERE p.path = ? AND n.vrev IS NOT NULL"
+)
 # A lineage visits at most this many (path, before-revision) stretches: a file
 # renamed back and forth forever still lists in bounded time.
 _MAX_STRETCHES = 1000
@@ -65,37 +90,47 @@ class Versions:
         self.days = days  # ... and every version younger than this
         self.author: str | None = None  # who makes the writes now (set per write by a server)
 
-    def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True, nlink: int | None = None) -> None:
-        """Keep the node's content as the version of `path` at this revision.
+    def pending(self, tx: Tx) -> tuple[int, str | None]:
+        """(vrev, vauthor) for a file whose new content stays unrecorded in its node (see `supersede`)."""
+        return tx.rev, self.author
 
-        A file with several names (hard links) gets the version under each
-        of them: the history of every name shows every write.
+    def supersede(self, tx: Tx, rows: list[tuple[str, int]], *, rewriting: bool = False) -> None:
+        """Record the pending version of each (path, ino) at its own revision, before it changes.
+
+        `rewriting`: the caller writes new content and a new pending revision; a version
+        pending from this very transaction is then dropped, as a row recorded at the same
+        revision was replaced before. Otherwise the pending mark is cleared."""
+        skip = tx.rev if rewriting else -1
+        self._db.conn.executemany(_SUPERSEDE, [(path, ino, skip) for path, ino in rows])
+        if not rewriting:
+            self._db.conn.executemany(_CLEAR_PENDING, [(ino,) for _, ino in rows])
+
+    def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True, nlink: int | None = None) -> None:
+        """Keep the node's content as the version of `path` at this revision, now.
+
+        For a file with several names (hard links): the version goes under
+        each of them, so the history of every name shows every write. A
+        file with one name keeps its new content pending in its node instead
+        (`Content.set_content`, `supersede`).
         `nlink`: the node's link count when the caller knows it (saves a read).
-        `prune=False` (a file just created) leaves trimming old versions to
-        the path's next write or `gc()`: a new file rarely has any.
         """
         now = time.time()
-        if nlink is None and tx.new_files.get(path) == ino and ino not in tx.linked:
-            nlink = 1  # created in this transaction and never linked since (see `Tx.new_files`)
-        if nlink is None:  # the caller does not know it (a node it just inserted has 1)
+        if nlink is None:
             linked = self._db.conn.execute("SELECT nlink FROM nodes WHERE ino = ?", (ino,)).fetchone()
             nlink = 0 if linked is None else linked[0]
         paths = self._db.paths_of(ino) if nlink > 1 else [path]
         self._db.conn.executemany(
             _INSERT_CURRENT, [(p, tx.rev, now, self.author, None, ino, KIND_FILE) for p in paths]
         )
-        if not prune:
-            if nlink == 1:
-                tx.new_files[path] = ino
-            return
-        for p in paths:
-            # A file created in this transaction (a mount's create, then its content at
-            # close, in one group commit) leaves pruning to a later one, as its create did.
-            if p not in tx.new_files:
-                self.prune(p, now)
+        if prune:
+            for p in paths:
+                # A file created in this transaction (a mount's create, then its content at
+                # close, in one group commit) leaves pruning to a later one, as its create did.
+                if p not in tx.new_files:
+                    self.prune(p, now)
 
     def record_deletion(self, tx: Tx, paths: list[str]) -> None:
-        """Mark each file path as deleted at this revision."""
+        """Mark each file path as deleted at this revision (`supersede` its pending version first)."""
         now = time.time()
         self._db.conn.executemany(
             _INSERT_MARK, [(path, tx.rev, KIND_DELETED, now, now, self.author, None) for path in paths]
@@ -104,12 +139,15 @@ class Versions:
     def record_moves(self, tx: Tx, moves: list[tuple[str, str, int]]) -> None:
         """Each file (old path, new path, ino) left its old path for its new one in this revision.
 
-        All departures are written before all arrivals, so when two names are
-        exchanged each path ends up holding the file that arrived there.
-        Pruning is left to each path's next write or `gc()`, as for a new
-        file: renaming a large directory then costs two row writes per file.
+        Pending versions are recorded at the old paths first. All departures
+        are written before all arrivals, so when two names are exchanged each
+        path ends up holding the file that arrived there. Arrivals are recorded
+        at once (`lineage` follows their `origin`). Pruning is left to each
+        path's next write or `gc()`, as for a new file: renaming a large
+        directory then costs two row writes per file.
         """
         now = time.time()
+        self.supersede(tx, [(old, ino) for old, _, ino in moves])
         self._db.conn.executemany(
             _INSERT_MARK, [(old, tx.rev, KIND_MOVED, now, now, self.author, new) for old, new, _ in moves]
         )
@@ -119,15 +157,21 @@ class Versions:
 
     def record_link(self, tx: Tx, existing: str, new: str, ino: int) -> None:
         """`new` became another name of the file at `existing`: its history starts there."""
+        self.supersede(tx, [(existing, ino)])
         self._db.conn.execute(_INSERT_CURRENT, (new, tx.rev, time.time(), self.author, existing, ino, KIND_FILE))
 
-    def prune(self, path: str, now: float) -> int:
-        """Drop versions beyond the newest `keep` that are also older than `days`."""
+    def prune(self, path: str, now: float, *, pending: bool | None = None) -> int:
+        """Drop versions beyond the newest `keep` that are also older than `days`.
+
+        The current content counts among the `keep` when it is pending in its
+        node (`pending` None: look it up)."""
+        if pending is None:
+            pending = self._db.conn.execute(_PENDING, (path,)).fetchone() is not None
         cutoff = now - self.days * 86400
         cur = self._db.conn.execute(
             "DELETE FROM versions WHERE path = ? AND recorded < ? AND rev NOT IN "
             "(SELECT rev FROM versions WHERE path = ? ORDER BY rev DESC LIMIT ?)",
-            (path, cutoff, path, self.keep),
+            (path, cutoff, path, max(0, self.keep - pending)),
         )
         return cur.rowcount
 
@@ -136,7 +180,7 @@ class Versions:
         return sum(
             self.prune(path, time.time())
             for (path,) in self._db.conn.execute(
-                "SELECT path FROM versions GROUP BY path HAVING count(*) > ?", (self.keep,)
+                "SELECT path FROM versions GROUP BY path HAVING count(*) >= ?", (max(self.keep, 1),)
             ).fetchall()
         )
 
@@ -179,6 +223,9 @@ class Versions:
             "ORDER BY rev DESC",
             (real,),
         ).fetchall()
+        pending = self._db.conn.execute(_PENDING, (real,)).fetchone()
+        if pending is not None:  # the newest: whatever came to the path since superseded it
+            rows.insert(0, (*pending[:7], None))
         return [
             VersionRow(
                 real, rev, kind, size,
@@ -231,8 +278,9 @@ class Versions:
     def _left(self, path: str, rev: int) -> bool:
         """Whether the file at `path` went elsewhere at `rev` (an exchange: another file arrived as it left)."""
         return self._db.conn.execute(
-            "SELECT 1 FROM versions WHERE origin = ? AND rev = ? AND kind = ? AND path != ? LIMIT 1",
-            (path, rev, KIND_FILE, path),
+            # (`kind` literal: the arrivals index, schema v7, holds file rows only)
+            f"SELECT 1 FROM versions WHERE origin = ? AND rev = ? AND kind = {KIND_FILE} AND path != ? LIMIT 1",
+            (path, rev, path),
         ).fetchone() is not None
 
     def version_at(self, path: str, rev: int) -> VersionRow | None:
@@ -259,12 +307,23 @@ class Versions:
         found = self.version_at(path, rev)
         if found is None or (exact and found.rev != rev) or found.kind != KIND_FILE:
             raise fs_error(errno.ENOENT, path, f"no version of {path} at revision {rev}")
-        kind, mode, size, digest, chunks = self._db.conn.execute(
-            "SELECT kind, mode, size, hash, chunks FROM versions WHERE path = ? AND rev = ?", (found.path, found.rev)
-        ).fetchone()
+        kind, mode, size, digest, chunks, _ = self.stored(found.path, found.rev)
         if digest is None:  # not kept (a read-only store): derive it for this caller
             digest = self._db.derive_hash(chunks)
         return kind, mode, size, digest, chunks
+
+    def stored(self, path: str, rev: int) -> tuple | None:
+        """(kind, mode, size, hash, chunks, author) of the version of `path` recorded at `rev`,
+        or pending in the node now there (`supersede`); None if neither."""
+        row = self._db.conn.execute(
+            "SELECT kind, mode, size, hash, chunks, author FROM versions WHERE path = ? AND rev = ?", (path, rev)
+        ).fetchone()
+        if row is None:
+            pending = self._db.conn.execute(_PENDING, (path,)).fetchone()
+            if pending is not None and pending[0] == rev:
+                _, kind, size, digest, _, chunks, author, mode = pending
+                row = (kind, mode, size, digest, chunks, author)
+        return row
 
     def chunks(self, path: str, rev: int) -> list[ChunkEntry]:
         """The chunk list of `path` as of revision `rev`."""

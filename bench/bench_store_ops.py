@@ -1,0 +1,259 @@
+"""The store's small operations, before and after a change, interleaved in one run (issue 14).
+
+    python bench/bench_store_ops.py                  # this checkout's store, 5 runs
+    python bench/bench_store_ops.py --ab REV         # REV's vfs/ against this checkout's, alternating
+    python bench/bench_store_ops.py --ab REV --pairs 6
+
+The rows are bench_vfs.py's small ones (a create 1000 x 100 B, b/b2 stat them
+cold/warm, c unlink them, l rename 1000 into a sibling dir, d mkdir a 10x10x10
+tree, i3 warm stats of 1000 in a 10k dir), each timed as wall and process CPU
+(user + system: the WAL's pwrites are system time). Beside them, counted once
+per side: WAL frames (pages written) and SQL statements (SQLite's trace, trigger
+bodies included) per operation, on a store whose WAL is not checkpointed.
+
+`--ab REV` extracts REV's `vfs/` (`git archive`, the checkout is not touched)
+and runs each side in a child process of its own, A then B then A ..., so both
+see the same load; it prints each side's medians and the per-pair ratios of
+after ÷ before, with the load average next to them. The machine is shared:
+trust ratios of pairs, and say how many pairs were lower.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REFERENCE = {"a": 123, "b": 158, "b2": 5.00, "c": 90.3, "l": 96.9, "d": 55.5, "i3": 4.88}  # dofs, ms (bench_vfs.py)
+ROWS = ("a", "b", "b2", "c", "l", "d", "i3")
+WAL_FRAME = 4096 + 24  # a 4 KiB page and its frame header
+
+
+def _tree_dirs(top: str) -> list[str]:
+    out = []
+    for x in range(10):
+        out.append(f"{top}/d{x}")
+        for y in range(10):
+            out.append(f"{top}/d{x}/d{y}")
+            out.extend(f"{top}/d{x}/d{y}/d{z}" for z in range(10))
+    return sorted(out, key=lambda p: (p.count("/"), p))
+
+
+class _Clock:
+    """Wall and process CPU milliseconds of one call."""
+
+    def __init__(self, out: dict[str, float], sid: str):
+        self.out, self.sid = out, sid
+
+    def __enter__(self) -> None:
+        import gc
+
+        gc.collect()
+        self.cpu = resource.getrusage(resource.RUSAGE_SELF)
+        self.wall = time.perf_counter()
+
+    def __exit__(self, *_: object) -> None:
+        wall = (time.perf_counter() - self.wall) * 1000
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (after.ru_utime + after.ru_stime - self.cpu.ru_utime - self.cpu.ru_stime) * 1000
+        self.out[self.sid], self.out[self.sid + ":cpu"] = wall, cpu
+
+
+def _timings(root: Path, vfs: object) -> dict[str, float]:
+    """One run of every row, fresh stores under `root`."""
+    small = [random.randbytes(100) for _ in range(1000)]
+    t: dict[str, float] = {}
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+        ws.mkdir("/a")
+        paths = [f"/a/f{i:04d}" for i in range(1000)]
+        with _Clock(t, "a"):
+            for p, d in zip(paths, small):
+                ws.write_file(p, d)
+        with _Clock(t, "b"):
+            for p in paths:
+                ws.stat(p)
+        with _Clock(t, "b2"):
+            for p in paths:
+                ws.stat(p)
+        with _Clock(t, "c"):
+            for p in paths:
+                ws.unlink(p)
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+        ws.mkdir("/r")
+        ws.mkdir("/r2")
+        for i, d in enumerate(small):
+            ws.write_file(f"/r/f{i:04d}", d)
+        with _Clock(t, "l"):
+            for i in range(1000):
+                ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}")
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+        ws.mkdir("/t")
+        dirs = _tree_dirs("/t")
+        with _Clock(t, "d"):
+            for p in dirs:
+                ws.mkdir(p)
+    return t
+
+
+def _big_dir(root: Path, vfs: object) -> Path:
+    path = Path(tempfile.mkdtemp(dir=root)) / "big.db"
+    with vfs.Workspace(str(path)) as ws:  # type: ignore[attr-defined]
+        ws.mkdir("/big")
+        with ws.transaction():
+            for i in range(10_000):
+                ws.write_file(f"/big/f{i:05d}", b"%d" % i)
+    return path
+
+
+def _warm_stats(path: Path, vfs: object, t: dict[str, float]) -> None:
+    sample = [f"/big/f{i:05d}" for i in range(0, 10_000, 10)]
+    with vfs.Workspace(str(path)) as ws:  # type: ignore[attr-defined]
+        for p in sample:
+            ws.stat(p)
+        with _Clock(t, "i3"):
+            for p in sample:
+                ws.stat(p)
+
+
+def _counts(root: Path, vfs: object, n: int = 200) -> dict[str, float]:
+    """WAL frames and statements per operation (create, unlink, rename, mkdir), n of each."""
+    out: dict[str, float] = {}
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "c.db"), checkpoints=False) as ws:  # type: ignore[attr-defined]
+        for d in ("/a", "/r2", "/t"):
+            ws.mkdir(d)
+        for i in range(n):  # a populated store: the rows of earlier files sit in the pages touched
+            ws.write_file(f"/a/old{i:04d}", random.randbytes(100))
+        conn = ws._db.conn
+        wal = Path(ws._db.path + "-wal")
+        statements = [0]
+        conn.set_trace_callback(lambda _sql: statements.__setitem__(0, statements[0] + 1))
+        steps = {
+            "a": lambda i: ws.write_file(f"/a/f{i:04d}", random.randbytes(100)),
+            "l": lambda i: ws.rename(f"/a/f{i:04d}", f"/r2/f{i:04d}"),
+            "c": lambda i: ws.unlink(f"/r2/f{i:04d}"),
+            "d": lambda i: ws.mkdir(f"/t/d{i:04d}"),
+        }
+        for sid, step in steps.items():
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            statements[0] = 0
+            for i in range(n):
+                step(i)
+            size = wal.stat().st_size if wal.exists() else 0
+            out[sid + ":frames"] = max(0, size - 32) / WAL_FRAME / n
+            out[sid + ":sql"] = statements[0] / n
+        conn.set_trace_callback(None)
+    return out
+
+
+def child(runs: int) -> dict[str, list[float]]:
+    import vfs
+
+    random.seed(1)
+    root = Path(tempfile.mkdtemp(prefix="bench-ops-"))
+    try:
+        results: dict[str, list[float]] = {}
+        big = _big_dir(root, vfs)
+        for run in range(runs + 1):
+            t = _timings(root, vfs)
+            _warm_stats(big, vfs, t)
+            if run:  # the first run warms up
+                for key, value in t.items():
+                    results.setdefault(key, []).append(value)
+        for key, value in _counts(root, vfs).items():
+            results[key] = [value]
+        return results
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def run_side(code: Path, runs: int) -> dict[str, list[float]]:
+    env = {**os.environ, "PYTHONPATH": str(code)}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", "--runs", str(runs)], env=env, cwd=code, capture_output=True, text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
+
+def _fmt(ms: float) -> str:
+    return f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def single(runs: int) -> None:
+    r = run_side(ROOT, runs)
+    print(f"load {_load()}; medians of {runs} runs, ms (wall / CPU), dofs beside\n")
+    print("| row | wall | CPU | dofs | wall ÷ dofs | WAL frames/op | SQL/op |")
+    print("|---|---|---|---|---|---|---|")
+    for sid in ROWS:
+        wall, cpu = statistics.median(r[sid]), statistics.median(r[sid + ":cpu"])
+        frames = r.get(sid + ":frames", ["—"])[0]
+        sql = r.get(sid + ":sql", ["—"])[0]
+        print(f"| {sid} | {_fmt(wall)} | {_fmt(cpu)} | {REFERENCE[sid]} | {wall / REFERENCE[sid]:.2f} | "
+              f"{frames if isinstance(frames, str) else f'{frames:.2f}'} | {sql if isinstance(sql, str) else f'{sql:.1f}'} |")
+
+
+def ab(rev: str, pairs: int, runs: int) -> None:
+    before = Path(tempfile.mkdtemp(prefix="bench-ops-before-"))
+    try:
+        archive = subprocess.run(["git", "archive", rev, "vfs"], cwd=ROOT, capture_output=True, check=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        sides: dict[str, list[dict[str, list[float]]]] = {"before": [], "after": []}
+        loads = [_load()]
+        for _ in range(pairs):
+            sides["before"].append(run_side(before, runs))
+            sides["after"].append(run_side(ROOT, runs))
+            loads.append(_load())
+        print(f"before = {rev}, after = this checkout; {pairs} pairs (before, after alternating), "
+              f"each side a child process, medians of {runs} runs; load average at each pair's end: {' | '.join(loads)}\n")
+        print("| row | dofs | before wall | after wall | before CPU | after CPU | after ÷ before, wall, per pair | "
+              "CPU, per pair | pairs lower (CPU) | frames/op | SQL/op |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
+        for sid in ROWS:
+            med = {k: [statistics.median(s[sid]) for s in v] for k, v in sides.items()}
+            cpu = {k: [statistics.median(s[sid + ":cpu"]) for s in v] for k, v in sides.items()}
+            wall_r = [a / b for a, b in zip(med["after"], med["before"])]
+            cpu_r = [a / b for a, b in zip(cpu["after"], cpu["before"])]
+            fr = {k: v[0].get(sid + ":frames", [None])[0] for k, v in sides.items()}
+            sq = {k: v[0].get(sid + ":sql", [None])[0] for k, v in sides.items()}
+            counts = (f"{fr['before']:.2f} → {fr['after']:.2f}", f"{sq['before']:.1f} → {sq['after']:.1f}") \
+                if fr["before"] is not None else ("—", "—")
+            print(f"| {sid} | {REFERENCE[sid]} | {' / '.join(_fmt(x) for x in med['before'])} | "
+                  f"{' / '.join(_fmt(x) for x in med['after'])} | {' / '.join(_fmt(x) for x in cpu['before'])} | "
+                  f"{' / '.join(_fmt(x) for x in cpu['after'])} | {' '.join(f'{x:.2f}' for x in wall_r)} | "
+                  f"{' '.join(f'{x:.2f}' for x in cpu_r)} | {sum(x < 1 for x in cpu_r)} of {pairs} | "
+                  f"{counts[0]} | {counts[1]} |")
+    finally:
+        shutil.rmtree(before, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ab", metavar="REV", help="compare REV's vfs/ (before) with this checkout's (after)")
+    parser.add_argument("--pairs", type=int, default=4, help="A/B pairs with --ab")
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per side (one more warms up)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        json.dump(child(args.runs), sys.stdout)
+    elif args.ab:
+        ab(args.ab, args.pairs, args.runs)
+    else:
+        single(args.runs)
+
+
+if __name__ == "__main__":
+    main()

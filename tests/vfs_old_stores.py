@@ -1,0 +1,22 @@
+"""Stores as an older wsfs left them on disk, made from a current one by hand (migration tests)."""
+
+from __future__ import annotations
+
+import sqlite3
+
+
+def downgrade_to_v6(conn: sqlite3.Connection) -> None:
+    """Take a v7 store back to v6: current versions recorded in `versions`, every name indexed by inode."""
+    conn.execute(
+        "INSERT OR REPLACE INTO versions(path, rev, kind, mode, size, mtime, hash, chunks, recorded, author, origin) "
+        "SELECT p.path, n.vrev, n.kind, n.mode, n.size, n.mtime_ns / 1e9, n.hash, n.chunks, n.ctime_ns / 1e9, "
+        "n.vauthor, NULL FROM pathlog p JOIN nodes n ON n.ino = p.ino WHERE n.vrev IS NOT NULL"
+    )
+    conn.execute("DROP INDEX dirents_linked")
+    conn.execute("DROP INDEX versions_arrivals")
+    conn.execute("ALTER TABLE dirents DROP COLUMN linked")
+    conn.execute("ALTER TABLE nodes DROP COLUMN vrev")
+    conn.execute("ALTER TABLE nodes DROP COLUMN vauthor")
+    conn.execute("CREATE INDEX dirents_by_ino ON dirents (ino)")
+    conn.execute("CREATE INDEX versions_by_origin ON versions (origin, rev) WHERE origin IS NOT NULL")
+    conn.execute("UPDATE meta SET value = 6 WHERE key = 'schema_version'")
