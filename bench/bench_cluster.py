@@ -390,7 +390,13 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         plain_rule = ServeNode("p", work / "p", redis.url, location, free_ports(1)[0], "warning",
                                extra_env={"WSFS_CLUSTER_FENCE_WINDOW": "0", **STACKS[args.stacks[0]]})
         engines.append(plain_rule)
-        for node in (*(n for pair in pairs.values() for n in pair), plain_rule):
+        compared = None
+        if args.compare_l1 is not None:  # the same owner, another Litestream compaction
+            compared = ServeNode("l1", work / "l1", redis.url, location, free_ports(1)[0], "warning",
+                                 extra_env={"WSFS_CLUSTER_L1_INTERVAL": f"{args.compare_l1:g}",
+                                            **STACKS[args.stacks[0]]})
+            engines.append(compared)
+        for node in (*(n for pair in pairs.values() for n in pair), plain_rule, *([compared] if compared else [])):
             node.wait_ready()
         steps, window_heads = await _ack_steps(location, work, args.steps)
         print(f"\nload average: {os.getloadavg()}\n")
@@ -405,7 +411,9 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60,
                                      limits=limits) as ph, \
                 httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60, limits=limits) as ch:
-            await _ack_latency(args, ph, plain_url, ch, pairs, plain_rule, token)
+            await _ack_latency(args, ph, plain_url, ch, pairs, plain_rule, token, compared)
+            if args.only == "ack":
+                return
             cluster_procs = {"wsfs serve": a.proc.pid, "SeaweedFS (S3)": seaweed.proc.pid, "Redis": redis.proc.pid}
             cluster_procs |= {"its Litestream": pid for pid in _children(a.proc.pid)[:1]}
             await _cpu_per_write({"one node": (ph, plain_url, {"wsfs serve": plain.proc.pid}),
@@ -487,7 +495,8 @@ async def _cpu_per_write(targets: dict[str, tuple[httpx.AsyncClient, str, dict[s
 
 
 async def _ack_latency(args: argparse.Namespace, ph: httpx.AsyncClient, plain_url: str, ch: httpx.AsyncClient,
-                       pairs: dict[str, tuple[ServeNode, ServeNode]], plain_rule: ServeNode, token: str) -> None:
+                       pairs: dict[str, tuple[ServeNode, ServeNode]], plain_rule: ServeNode, token: str,
+                       compared: ServeNode | None = None) -> None:
     """Sequential PUTs, interleaved write by write: the baseline, then per stack via the owner and via
     the other node, then the plain rule; with each owner's own acknowledgement time (commit to durable,
     `wsfs_cluster_ack_seconds` on its /metrics, a mean over the run) to split the end-to-end time."""
@@ -499,6 +508,12 @@ async def _ack_latency(args: argparse.Namespace, ph: httpx.AsyncClient, plain_ur
     targets.append((ch, plain_rule.url, "lat-plain"))
     labels.append("cluster, via the owner, plain rule (fence window 0)")
     owners = [owner for owner, _ in pairs.values()] + [plain_rule]
+    if compared is not None:
+        targets.append((ch, compared.url, "lat-l1"))
+        l1 = args.compare_l1
+        labels.append(f"cluster ({args.stacks[0]}), via the owner, L1 every {l1:g} s"
+                      if l1 else f"cluster ({args.stacks[0]}), via the owner, Litestream's compaction defaults")
+        owners.append(compared)
     before = [_metric_sums(node.url, token, "wsfs_cluster_ack_seconds") for node in owners]
     times = await _latencies(targets, args.writes)
     after = [_metric_sums(node.url, token, "wsfs_cluster_ack_seconds") for node in owners]
@@ -532,7 +547,11 @@ def main() -> None:
     parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
     parser.add_argument("--chunks", default="sqlite,objects",
                         help="chunk placements for the failover runs: sqlite (inside the replicated file), objects (S3)")
-    parser.add_argument("--only", choices=("failover",), help="run only this part")
+    parser.add_argument("--only", choices=("failover", "ack"),
+                        help="run only this part (ack: the acknowledgement steps and the ack latency table)")
+    parser.add_argument("--compare-l1", type=float, default=None, metavar="SECONDS",
+                        help="add an owner whose Litestream compacts to L1 every SECONDS (0: Litestream's "
+                             "defaults) to the ack latency table, beside the default (WSFS_CLUSTER_L1_INTERVAL)")
     parser.add_argument("--stacks", default="h11",
                         help="HTTP stacks of the cluster nodes, compared in one run: h11 (h11/asyncio), "
                              "httptools (httptools/uvloop); e.g. h11,httptools")

@@ -141,7 +141,8 @@ class RedisServer(Engine):
 class SeaweedS3(Engine):
     """`weed server -s3` on loopback ports, telemetry off, one S3 identity."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, extra: tuple[str, ...] = ()):
+        """`extra`: more `weed server` flags (the benchmarks compare SeaweedFS settings)."""
         (workdir / "data").mkdir(parents=True, exist_ok=True)
         identities = workdir / "s3.json"
         identities.write_text(
@@ -158,7 +159,7 @@ class SeaweedS3(Engine):
             "-filer", "-filer.port", str(filer), "-filer.port.grpc", str(filer_grpc),
             "-filer.localSocket", str(workdir / "filer.sock"),
             "-s3", "-s3.port", str(s3), "-s3.port.grpc", str(s3_grpc), "-s3.config", str(identities),
-            "-s3.port.iceberg", "0", "-s3.port.lance", "0",
+            "-s3.port.iceberg", "0", "-s3.port.lance", "0", *extra,
         ], workdir)
         wait_until(lambda: self._s3_answers(s3), "SeaweedFS S3", self.proc, self.log)
 

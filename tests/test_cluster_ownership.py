@@ -252,8 +252,10 @@ async def test_the_deletion_marker_keeps_every_node_from_restoring_a_deleted_wor
         redis_server: RedisServer, s3_location: S3Location) -> None:
     """The owner writes the marker over its own epoch; afterwards no node restores the old replicas
     (still in the bucket here, as in the moment between the marker and their erasure, or after an
-    erasure that failed): an open is refused, a creation starts an empty life."""
-    async with nodes(redis_server, s3_location, "node-a", "node-b") as ((a, b), _):
+    erasure that failed): an open is refused, a creation starts an empty life. Nothing here waits
+    for a lease to expire, so the leases are the production length: at 0.8 s one lapsed once while
+    the test process was starved (load 11) and node-a's release found nothing to release."""
+    async with nodes(redis_server, s3_location, "node-a", "node-b", ttl_ms=3000) as ((a, b), _):
         first = await a.acquire("ws1")
         async with ObjectStore(s3_location) as store:
             assert await store.put_new(f"{first.prefix}/0000/snapshot.ltx", b"the old life's replica")

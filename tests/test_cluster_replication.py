@@ -26,7 +26,7 @@ from server.cluster.lease import Leases
 from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
 from server.cluster.ownership import Ownership
-from server.cluster.replication import Litestream, ReplicationError
+from server.cluster.replication import Litestream, ReplicationError, compaction_settings
 from vfs import Workspace
 
 if TYPE_CHECKING:
@@ -69,6 +69,35 @@ async def test_a_restore_holds_every_synced_write(litestream: Litestream, tmp_pa
     assert await litestream.restore("ws/ws1/e1", restored) is True
     assert read_all(restored) == written
     assert len(written) == 65
+
+
+async def test_short_compaction_drops_l0_files_and_a_restore_still_holds_every_write(
+        s3_location: S3Location, tmp_path: Path) -> None:
+    """With the node's compaction settings (here L1 every second), Litestream's local L0 files (one
+    per sync, listed by every waited sync) go once L1 holds them, instead of piling up for 5
+    minutes; a restore (L1 files plus the L0 files after them) still holds every synced write."""
+    daemon = await Litestream(s3_location, log_path=tmp_path / "litestream.log",
+                              settings=compaction_settings(1.0)).start()
+    try:
+        store = tmp_path / "ws1.db"
+        written = write_files(store, 0, 1)
+        await daemon.register(store, "ws/ws1/e1")
+        for i in range(1, 31):
+            written |= write_files(store, i, 1)
+            await daemon.sync(store)
+        level0 = tmp_path / ".ws1.db-litestream" / "ltx" / "0"
+        assert len(list(level0.iterdir())) >= 30  # one L0 file per sync
+        deadline = time.monotonic() + 30
+        while len(list(level0.iterdir())) > 3:  # bounded: the checks run every 0.5 s
+            assert time.monotonic() < deadline, f"L0 files still there: {sorted(p.name for p in level0.iterdir())}"
+            await asyncio.sleep(0.2)
+        written |= write_files(store, 100, 3)  # after the compaction: L0 files again, on top of L1
+        await daemon.sync(store)
+        restored = tmp_path / "restored.db"
+        assert await daemon.restore("ws/ws1/e1", restored) is True
+        assert read_all(restored) == written
+    finally:
+        await daemon.stop()
 
 
 async def test_a_takeover_chain_keeps_every_epoch_s_writes(litestream: Litestream, tmp_path: Path) -> None:

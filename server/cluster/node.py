@@ -33,7 +33,7 @@ from server.cluster.manifest import Manifests
 from server.cluster.objectstore import ObjectStore, S3Location
 from server.cluster.objectchunks import GRACE
 from server.cluster.ownership import FENCE_WINDOW, LostCallback, Ownership
-from server.cluster.replication import Litestream
+from server.cluster.replication import L1_INTERVAL, Litestream, compaction_settings
 
 log = logging.getLogger("wsfs.server.cluster")
 
@@ -64,6 +64,11 @@ class ClusterConfig:
     chunk_grace: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_CHUNK_GRACE", GRACE)))
     chunk_cache_bytes: int = field(default_factory=lambda: int(float(os.environ.get(
         "WSFS_CLUSTER_CHUNK_CACHE_MB", CACHE_BYTES >> 20)) * (1 << 20)))
+    # seconds between Litestream's L1 compactions; its L0 files go at half that (docs/cluster.md,
+    # "Litestream's compaction"): shorter keeps each sync cheap, longer lists S3 less often; 0 leaves
+    # Litestream's own defaults (L1 every 30 s, L0 files kept 5 minutes)
+    l1_interval: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_L1_INTERVAL",
+                                                                            L1_INTERVAL)))
 
     def __post_init__(self) -> None:
         if urlsplit(self.advertise).scheme not in ("http", "https"):
@@ -79,6 +84,8 @@ class ClusterConfig:
             raise ValueError(f"the fence window must be between 0 and 5 s, got {self.fence_window}")
         if self.chunks not in ("objects", "sqlite"):
             raise ValueError(f"cluster chunks must be 'objects' or 'sqlite', got {self.chunks!r}")
+        if self.l1_interval != 0 and not 1 <= self.l1_interval <= 3600:
+            raise ValueError(f"the L1 interval must be 0 or between 1 and 3600 s, got {self.l1_interval}")
         if self.chunk_grace < 0 or self.chunk_cache_bytes < 0:
             raise ValueError("the chunk grace and the chunk cache size must not be negative")
 
@@ -117,7 +124,9 @@ class ClusterNode:
         leases = Leases(self.redis, self.node, ttl_ms=self.config.lease_ms)
         self.ownership = Ownership(leases, Manifests(self.store), on_lost=on_lost,
                                    fence_window=self.config.fence_window)
-        self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log").start()
+        self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log",
+                                           settings=compaction_settings(self.config.l1_interval)
+                                           if self.config.l1_interval else "").start()
         self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
         if self.config.chunks == "objects":  # building a botocore client blocks: not on the loop
             self.chunk_objects = await asyncio.to_thread(self._chunk_objects)

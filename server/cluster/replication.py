@@ -26,6 +26,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 from vfs.storefiles import remove_store
 
@@ -38,6 +39,19 @@ log = logging.getLogger("wsfs.server.cluster")
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 RESTORE_TIMEOUT = 120.0
+# Seconds between Litestream's L1 compactions; its L0 files go (retention and check) at half that.
+# Litestream keeps one local L0 file per sync until L1 holds it and `l0-retention` has passed (5 min
+# by default), and every waited sync lists that directory twice: under steady writes its CPU per
+# sync grew from 3.4 to 8.3 ms (docs/cluster.md, "Fourth pass"). Each check lists L0 and L1 in S3.
+L1_INTERVAL = 4.0
+
+
+def compaction_settings(l1_interval: float) -> str:
+    """Litestream's top-level YAML for an L1 compaction every `l1_interval` seconds and L0 files
+    removed (locally and in S3) `l1_interval / 2` after L1 holds them; L2 and L3 keep their defaults."""
+    half = f"{max(l1_interval / 2, 0.5):g}s"
+    return (f"l0-retention: {half}\nl0-retention-check-interval: {half}\n"
+            f"levels:\n  - interval: {l1_interval:g}s\n  - interval: 5m\n  - interval: 1h\n")
 
 
 class ReplicationError(Exception):
@@ -68,11 +82,16 @@ class Litestream:
     """A node's supervised Litestream daemon and the stores registered with it."""
 
     def __init__(self, location: S3Location, *, binary: str | None = None, log_path: str | os.PathLike[str] | None = None,
-                 run_dir: str | os.PathLike[str] | None = None, sync_timeout: float = 10.0):
+                 run_dir: str | os.PathLike[str] | None = None, sync_timeout: float = 10.0,
+                 settings: str | None = None, replica_options: dict[str, str] | None = None):
         """`run_dir` holds the daemon's configuration and control socket (removed by `stop`); by
         default a new private directory under the system's temporary directory, because the
-        socket's path must stay under the 108 bytes of `sun_path`."""
+        socket's path must stay under the 108 bytes of `sun_path`. `settings`: more top-level YAML
+        for its configuration (default: `compaction_settings(L1_INTERVAL)`); `replica_options`:
+        more query options on every replica URL (for the benchmarks that compare settings)."""
         self.location = location
+        self.settings = compaction_settings(L1_INTERVAL) if settings is None else settings
+        self.replica_options = dict(replica_options or {})
         self.binary = binary or litestream_binary()
         self.run_dir = Path(run_dir) if run_dir else Path(tempfile.mkdtemp(prefix="wsfs-ls-"))
         self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -109,7 +128,7 @@ class Litestream:
 
     async def _spawn(self) -> None:
         config = self.run_dir / "litestream.yml"
-        config.write_text(f"socket:\n  enabled: true\n  path: {self.socket_path}\ndbs: []\n")
+        config.write_text(f"socket:\n  enabled: true\n  path: {self.socket_path}\ndbs: []\n{self.settings}")
         self.socket_path.unlink(missing_ok=True)
         self._client.reset()  # connections to an earlier daemon are dead
         with open(self.log_path, "ab") as out:
@@ -188,7 +207,10 @@ class Litestream:
         self._registered[path] = prefix
 
     async def _register(self, path: str, prefix: str) -> None:
-        await self._request("POST", "/register", {"path": path, "replica_url": self.location.url(prefix)})
+        url = self.location.url(prefix)
+        if self.replica_options:
+            url += "&" + urlencode(self.replica_options)
+        await self._request("POST", "/register", {"path": path, "replica_url": url})
 
     async def sync(self, db_path: str | os.PathLike[str], timeout: float | None = None) -> Synced:
         """Push the store's last commit to S3 and wait for it: after this returns, that commit survives us."""
