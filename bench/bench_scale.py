@@ -87,6 +87,42 @@ async def idle_cpu(pid: int, window: float) -> float:
     return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
+_GC_LINE = re.compile(r'^wsfs_gc_(?:pause_seconds_(bucket|sum|count)|(cpu)_seconds_total)\{generation="(\d)"'
+                      r'(?:,le="([^"]+)")?\} (\S+)$')
+
+
+def gc_pauses(server: Proc) -> dict[tuple[str, int, str], float]:
+    """The server's garbage-collection pause histogram (`/metrics`, `wsfs_gc_pause_seconds`): {} from a
+    server that does not export it (a `--root` tree before it)."""
+    import httpx
+
+    text = httpx.get(server.url + "/metrics", headers={"Authorization": f"Bearer {server.admin}"}, timeout=30).text
+    found: dict[tuple[str, int, str], float] = {}
+    for line in text.splitlines():
+        m = _GC_LINE.match(line)
+        if m:
+            found[(m[1] or m[2], int(m[3]), m[4] or "")] = float(m[5])
+    return found
+
+
+def gc_summary(before: dict[tuple[str, int, str], float], after: dict[tuple[str, int, str], float]) -> str:
+    """Collections per generation between two `gc_pauses` readings: count, total and the longest bucket."""
+    if not after:
+        return "GC pauses not exported"
+    parts = []
+    for gen in range(3):
+        n = after[("count", gen, "")] - before.get(("count", gen, ""), 0)
+        total = 1000 * (after[("sum", gen, "")] - before.get(("sum", gen, ""), 0))
+        cpu = 1000 * (after.get(("cpu", gen, ""), 0) - before.get(("cpu", gen, ""), 0))
+        bounds = [(float(le), after[k] - before.get(k, 0)) for k in after if k[0] == "bucket" and k[1] == gen
+                  for le in [k[2]]]
+        below = min((b for b, c in bounds if c >= n), default=float("inf"))
+        over25 = n - sum(c for b, c in bounds if b == 0.025)
+        parts.append(f"gen{gen} {n:.0f} ({total:.0f} ms, CPU {cpu:.0f} ms, longest <= {1000 * below:g} ms, "
+                     f"{over25:.0f} > 25 ms)")
+    return "GC: " + ", ".join(parts)
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -317,6 +353,7 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
     sent: dict[str, float] = {}
     write_ms: list[float] = []
     errors = 0
+    statuses: dict[int, int] = {}  # the errors' HTTP statuses
 
     async def one(i: int) -> None:
         nonlocal errors
@@ -329,6 +366,7 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
             status = await conn.request("PUT", f"/api/workspaces/{ws}/files{path}", BODY, token)
             if status >= 300:
                 errors += 1
+                statuses[status] = statuses.get(status, 0) + 1
             write_ms.append((time.perf_counter() - t0) * 1000)
         finally:
             pool.put_nowait(conn)
@@ -349,7 +387,7 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
     while not pool.empty():
         pool.get_nowait().close()
     return {"_sent": sent, "writes": total, "achieved_per_s": total / elapsed, "errors": errors,
-            "write_p50": pct(write_ms, 50), "write_p99": pct(write_ms, 99),
+            "statuses": statuses, "write_p50": pct(write_ms, 50), "write_p99": pct(write_ms, 99),
             "deliv_p50": pct(delivery, 50), "deliv_p99": pct(delivery, 99),
             "delivered": len(delivery)}
 
@@ -373,6 +411,8 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: 
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
     if spy is not None:
         spy.wait()
+    if args.strace:  # after the CPU window (strace slows every syscall it sees): what wakes the idle server
+        row["strace"] = strace_counts(server.proc.pid, args.idle_window)
     row.update(proc_figures(server.proc.pid))
     row["fds_per_ws"] = (row["fds"] - before["fds"] - n) / n  # beyond each subscriber's socket
     row["kib_per_ws"] = 1024 * (row["rss_mib"] - before["rss_mib"]) / n  # its subscriber included
@@ -385,15 +425,30 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: 
 async def measured_load(server: Proc, names: list[str], rate: float, seconds: float, subs: Subscribers,
                         tag: str) -> tuple[dict[str, Any], float, float]:
     """`write_load`, with the server's and this client's CPU (percent of a core) meanwhile."""
+    gc0 = gc_pauses(server)
     c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
     spy = py_spy(server.proc.pid, seconds, tag)
     load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
     if spy is not None:
         spy.wait()
     load.pop("_sent")
+    load["gc"] = gc_summary(gc0, gc_pauses(server))
     elapsed = time.monotonic() - t0
     return (load, 100 * (cpu_seconds(server.proc.pid) - c0) / elapsed,
             100 * (cpu_seconds(os.getpid()) - k0) / elapsed)
+
+
+def strace_counts(pid: int, seconds: float) -> str:
+    """The server's syscalls over `seconds` (`strace -c -f`, every thread): the busiest lines, per second."""
+    done = subprocess.run(["timeout", "-s", "INT", str(seconds), "strace", "-c", "-f", "-p", str(pid)],
+                          capture_output=True, text=True)
+    lines = []
+    for line in done.stderr.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+            lines.append((int(parts[3]), parts[-1]))
+    lines.sort(reverse=True)
+    return ", ".join(f"{name} {calls / seconds:.0f}/s" for calls, name in lines[:8]) or done.stderr[-300:]
 
 
 PY_SPY: str = ""  # `--py-spy PREFIX`: profile the server during each measured load (PREFIX-TAG.txt)
@@ -557,7 +612,9 @@ def start_wsfs(data: str, args: argparse.Namespace, stack: str) -> Proc:
     flags = ["--http", http, "--loop", loop] if args.stacks_given else []
     cmd = [sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
            "--log-level", "warning", *flags, *args.server_arg]
-    return Proc(cmd, Path(args.root) if args.root else None)
+    log = Path(data).with_suffix(".log")  # beside the data directory (the server creates that)
+    args.server_logs.append(log)
+    return Proc(cmd, Path(args.root) if args.root else None, stderr=log.open("w"))
 
 
 def start_bare(stack: str) -> Proc:
@@ -640,6 +697,8 @@ async def run(args: argparse.Namespace) -> None:
                 rss_before = proc_figures(server.proc.pid)["rss_mib"]
                 row = await workspaces_point(server, n, args, f"r{k}")
                 print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
+                if "strace" in row:
+                    print(f"        idle syscalls: {row.pop('strace')}", flush=True)
                 print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
                       f"fds {row['fds']:>5} | threads {row['threads']:>4} | setup {row['setup_s']:.1f} s | per "
                       f"workspace: {row['fds_per_ws']:.2f} fds beyond its socket, {row['kib_per_ws']:.0f} KiB "
@@ -676,6 +735,10 @@ async def run(args: argparse.Namespace) -> None:
         finally:
             for server in servers.values():
                 server.stop()
+            for log in args.server_logs:  # what the server said, if anything (warnings and errors)
+                said = log.read_text(errors="replace").splitlines() if log.exists() else []
+                if said:
+                    print(f"server log ({len(said)} lines), its last 20:", *said[-20:], sep="\n  ", flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
 
@@ -686,7 +749,9 @@ def ints(text: str) -> list[int]:
 def load_figures(d: dict) -> str:
     """One write load's figures: achieved rate, write and delivery p50/p99, errors."""
     return (f"{d['achieved_per_s']:.0f}/s, write p50 {d['write_p50']:.1f} p99 {d['write_p99']:.1f} ms, "
-            f"delivery p50 {d['deliv_p50']:.1f} p99 {d['deliv_p99']:.1f} ms, errors {d['errors']}")
+            f"delivery p50 {d['deliv_p50']:.1f} p99 {d['deliv_p99']:.1f} ms, errors {d['errors']}"
+            + (f" {d['statuses']}" if d.get("statuses") else "")
+            + (f"; {d['gc']}" if "gc" in d else ""))
 
 
 def main() -> None:
@@ -716,6 +781,8 @@ def main() -> None:
     parser.add_argument("--sub-procs", type=int, default=4, help="client processes holding the --subs subscribers")
     parser.add_argument("--py-spy", default="", metavar="PREFIX",
                         help="profile the server with py-spy during each measured load: PREFIX-TAG.txt (collapsed)")
+    parser.add_argument("--strace", action="store_true",
+                        help="count the idle server's syscalls (strace -c) for another --idle-window seconds")
     parser.add_argument("--stacks", type=lambda t: [x for x in t.split(",") if x], default=[],
                         help="uvicorn HTTP:LOOP stacks to compare, one wsfs server and one bare endpoint each, "
                              "e.g. h11:asyncio,httptools:uvloop (default: wsfs serve's own)")
@@ -728,6 +795,7 @@ def main() -> None:
         run_bare_server(args.bare_server)
         return
     args.stacks_given = bool(args.stacks)
+    args.server_logs = []
     if not args.stacks:
         from server.httpstack import server_stack
 

@@ -48,10 +48,10 @@ sys.path.insert(0, str(ROOT))
 class Proc:
     """A server subprocess that prints `URL <url>` (baseline) or the wsfs demo line."""
 
-    def __init__(self, cmd: list[str], cwd: Path | None = None):
-        """`cwd`: the source tree the server runs from (default this one; another for A/B runs)."""
-        self.proc = subprocess.Popen(cmd, cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                     text=True)
+    def __init__(self, cmd: list[str], cwd: Path | None = None, stderr: Any = subprocess.DEVNULL):
+        """`cwd`: the source tree the server runs from (default this one; another for A/B runs);
+        `stderr`: where its log goes (default nowhere)."""
+        self.proc = subprocess.Popen(cmd, cwd=cwd or ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
         self.admin = ""
         self.url = ""
         deadline = time.monotonic() + 30

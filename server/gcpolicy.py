@@ -22,15 +22,21 @@ Closing stores (`reclaim`, from the idle sweep) asks for one sooner: a closed
 workspace leaves ~140 objects in cycles (its handle, session and feed objects
 refer to each other), 1,000 of them ~26 MB that an idle server, which promotes
 almost nothing, kept for up to `FULL_EVERY` seconds. The collection then runs
-at the first tick after the last one by `RECLAIM_SPACING` times its pause (at
-most ~1 % of the time: ~20 ms on a small server, a second later; ~300 ms at
-10,000 sessions, 30 s later), never more than `QUIET_AFTER`, and is followed
-by `release_memory` (glibc's `malloc_trim`), so the freed heap goes back too.
+at the first quiet tick after the last one by `RECLAIM_SPACING` times its
+pause (at most ~1 % of the time: ~20 ms on a small server, a second later;
+~300 ms at 10,000 sessions, 30 s later; never more than `QUIET_AFTER`), and
+is followed by `release_memory` (glibc's `malloc_trim`), so the freed heap
+goes back too. Quiet, because on a busy node some workspace goes to sleep in
+nearly every sweep: the pause then landed among the other workspaces' writes
+every 30 s; under a load that never stops, `FULL_EVERY` collects them.
 The heap is also trimmed at once when stores close: what their SQLite
 connections held (most of a busy workspace's memory) needs no collection.
 
 Only the server process installs this (`server/cli.py`): a program embedding
-the app, or the test run, keeps CPython's own schedule.
+the app, or the test run, keeps CPython's own schedule. Installing it also
+times every collection (`Pauses`, from `gc.callbacks`), exported by
+`/metrics` as `wsfs_gc_pause_seconds` per generation: a pause stops the
+event loop, so it is the first suspect of a slow write.
 """
 
 from __future__ import annotations
@@ -53,7 +59,39 @@ QUIET_PROMOTED = 10  # middle-generation collections since the last full one bef
 RECLAIM_SPACING = 100.0  # after closes: the time since the last full collection, in multiples of its pause
 RECLAIM_AFTER = 1.0  # ... and at least this many seconds
 
+PAUSE_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)  # seconds, upper bounds
+
 _policy: FullCollections | None = None
+pauses: Pauses | None = None  # set by `install`
+
+
+class Pauses:
+    """How long each collection stopped the process, per generation: a `gc.callbacks` entry (a few
+    microseconds per collection; young collections run a few hundred times a second under load)."""
+
+    def __init__(self) -> None:
+        self.count = [0, 0, 0]
+        self.total = [0.0, 0.0, 0.0]
+        self.longest = [0.0, 0.0, 0.0]
+        self.buckets = [[0] * len(PAUSE_BUCKETS) for _ in range(3)]  # per bound, not cumulative
+        self.cpu = [0.0, 0.0, 0.0]  # the collecting thread's CPU time: the pause without preemption
+        self._t0 = self._c0 = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._t0, self._c0 = time.perf_counter(), time.thread_time()
+            return
+        took = time.perf_counter() - self._t0
+        gen = info["generation"]
+        self.cpu[gen] += time.thread_time() - self._c0
+        self.count[gen] += 1
+        self.total[gen] += took
+        if took > self.longest[gen]:
+            self.longest[gen] = took
+        for k, bound in enumerate(PAUSE_BUCKETS):
+            if took <= bound:
+                self.buckets[gen][k] += 1
+                break
 
 
 def _young_collections() -> int:
@@ -80,7 +118,9 @@ class FullCollections:
         # a quiet moment runs one only if enough went through the middle generation since the last:
         # an idle node with 10,000 sessions paused ~300 ms every 30 s walking the same live objects
         promoted = gc.get_count()[2] >= QUIET_PROMOTED
-        reclaim = self.wanted and since >= max(RECLAIM_AFTER, min(QUIET_AFTER, RECLAIM_SPACING * self.took))
+        # after closes, only while quiet: at 1,000 busy workspaces, others going to sleep asked for a full
+        # collection every 30 s, a 200-660 ms pause in the middle of writes (docs/server.md, seventh pass)
+        reclaim = quiet and self.wanted and since >= max(RECLAIM_AFTER, min(QUIET_AFTER, RECLAIM_SPACING * self.took))
         if since < FULL_EVERY and not reclaim and not (quiet and promoted and since >= QUIET_AFTER):
             return
         t0 = time.perf_counter()
@@ -115,7 +155,10 @@ def release_memory() -> None:
 
 def install() -> None:
     """Stop CPython's own full collections in this process; `tick` runs them instead."""
-    global _policy
+    global _policy, pauses
+    if pauses is None:
+        pauses = Pauses()
+        gc.callbacks.append(pauses)
     if _policy is None:
         young, middle, _ = gc.get_threshold()
         gc.set_threshold(young, middle, NEVER)

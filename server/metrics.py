@@ -7,9 +7,11 @@ from contextlib import contextmanager
 from typing import Any, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
+
+from server import gcpolicy
 
 disable_created_metrics()  # the *_created series only add noise to every scrape
 
@@ -32,6 +34,29 @@ class WsCounters(Collector):
         yield msgs
         yield size
         yield CounterMetricFamily("wsfs_change_entries", "Change entries delivered to subscribers", value=self.entries)
+
+
+class GcPauses(Collector):
+    """`wsfs_gc_pause_seconds`: the garbage collector's pauses per generation, where `wsfs serve`
+    times them (`gcpolicy.install`); nothing in a process that does not."""
+
+    def collect(self) -> Iterator[HistogramMetricFamily | CounterMetricFamily]:
+        p = gcpolicy.pauses
+        if p is None:
+            return
+        cpu = CounterMetricFamily("wsfs_gc_cpu_seconds", "CPU time of garbage collections (the pause when the "
+                                  "process is not preempted)", labels=["generation"])
+        fam = HistogramMetricFamily("wsfs_gc_pause_seconds", "Garbage collector pauses", labels=["generation"])
+        for gen in range(3):
+            cumulative, buckets = 0, []
+            for bound, n in zip(gcpolicy.PAUSE_BUCKETS, p.buckets[gen]):
+                cumulative += n
+                buckets.append((repr(bound), cumulative))
+            buckets.append(("+Inf", p.count[gen]))
+            fam.add_metric([str(gen)], buckets, p.total[gen])
+            cpu.add_metric([str(gen)], p.cpu[gen])
+        yield fam
+        yield cpu
 
 
 class ChunkObjectCounters(Collector):
@@ -89,6 +114,7 @@ class Metrics:
         self.cluster_ack_failures = Counter("wsfs_cluster_ack_failures", "Writes committed but refused (503 EAGAIN)",
                                             registry=r)
         self.cluster_proxied = Gauge("wsfs_cluster_proxied", "Requests and sockets proxied to other nodes", registry=r)
+        r.register(GcPauses())
         self.chunk_objects = ChunkObjectCounters()
         r.register(self.chunk_objects)
 
