@@ -23,8 +23,7 @@ from vfs.types import (
     Version,
 )
 from vfs.wire.fields import HASH_RE, RequestId, _fail, _Fields, check_cursor
-from vfs.wire.limits import INT64_MAX
-
+from vfs.wire.limits import INT64_MAX, MTIME_MAX
 
 
 def stat_to_wire(st: Stat, path: str | None = None) -> dict[str, Any]:
@@ -141,8 +140,66 @@ def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None =
     return d
 
 
+_KIND_SET = frozenset(_KINDS)
+_NOT_HEX = str.maketrans("", "", "0123456789abcdef")  # what is left of a hash once its hex digits are deleted
+
+
 def change_from_wire(d: Any, *, id: RequestId | None = None, where: str = "changes") -> Change:
-    """Validate and build a `Change` (fields `cursor`, `data`, `author` are ignored here)."""
+    """Validate and build a `Change` (fields `cursor`, `data`, `author` are ignored here).
+
+    An entry of the usual shape (each field of its JSON type, in range, short
+    enough to need no byte count) is read in one pass (`_common_change`: a first
+    sync reads one per file, ~1.5 us instead of ~7); anything else, valid or
+    not, goes to `change_from_wire_checked`, which accepts or refuses it with
+    its own words. The one pass accepts only what that reading accepts and
+    builds the same `Change` (`tests/test_wire_fastpath.py` compares both).
+    """
+    if type(d) is dict:
+        change = _common_change(d)
+        if change is not None:
+            return change
+    return change_from_wire_checked(d, id=id, where=where)
+
+
+def _common_change(d: dict[str, Any]) -> Change | None:
+    """The `Change` of an entry of the usual shape, or None for `change_from_wire_checked` to decide."""
+    get = d.get
+    kind, path = get("kind"), get("path")
+    if type(kind) is not str or kind not in _KIND_SET or type(path) is not str or len(path) > 2048 or path[:1] != "/":
+        return None  # 2048 characters are at most 8192 bytes: the checked reading's limit needs no count
+    rev, mode, size, rdev, mtime = get("rev", 0), get("mode", 0), get("size", 0), get("rdev", 0), get("mtime", 0.0)
+    if not (type(rev) is int and type(mode) is int and type(size) is int and type(rdev) is int
+            and 0 <= rev <= INT64_MAX and 0 <= mode <= 0o177777 and 0 <= size <= INT64_MAX and 0 <= rdev <= INT64_MAX):
+        return None
+    if type(mtime) is int and -MTIME_MAX <= mtime <= MTIME_MAX:
+        mtime = float(mtime)  # exact: MTIME_MAX is far below 2**53
+    elif type(mtime) is not float or not -MTIME_MAX <= mtime <= MTIME_MAX:  # NaN fails the comparison too
+        return None
+    h, target, raw = get("hash"), get("target"), get("chunks")
+    if h is not None and (type(h) is not str or len(h) != 64 or h.translate(_NOT_HEX)):
+        return None  # 64 characters, none left once the hex digits are deleted: exactly HASH_RE
+    if target is not None and (type(target) is not str or len(target) > 1024):
+        return None
+    if raw is None:
+        chunks: tuple[tuple[str, int], ...] = ()
+    elif type(raw) is list:
+        for item in raw:
+            if type(item) is not list or len(item) != 2:
+                return None
+            ch, n = item
+            if type(n) is not int or not 0 <= n <= INT64_MAX or type(ch) is not str:
+                return None
+            if ch != h and (len(ch) != 64 or ch.translate(_NOT_HEX)):  # a one-chunk file's chunk is its hash
+                return None
+        chunks = tuple([(ch, n) for ch, n in raw])
+    else:
+        return None
+    return Change(path, kind, rev, mode, mtime, size, h, chunks, target, rdev)
+
+
+def change_from_wire_checked(d: Any, *, id: RequestId | None = None, where: str = "changes") -> Change:
+    """Validate and build a `Change` field by field (fields `cursor`, `data`, `author` are ignored here):
+    the reference reading, and the one that words every refusal."""
     if not isinstance(d, dict):
         raise _fail(where, "each entry must be an object", id)
     f = _Fields(d, id)
