@@ -10,6 +10,7 @@ write 64 MiB 16.9x, read 64 MiB 39.7x, git init+commit 0.72x.
     .venv/bin/python bench/bench_mount.py [--reps 3] [--json out.json] [--only create,stat]
     .venv/bin/python bench/bench_mount.py --sdist DIR --only real   # real programs on a real source tree
     .venv/bin/python bench/bench_mount.py --only create --ab WSFS_MOUNT_RESERVE=0   # A/B: a second mount, env set
+    .venv/bin/python bench/bench_mount.py --sdist DIR --only real --remote   # and a remote mount of a local server
 
 Each scenario is timed the way the reference's `script/fs-bench.sh` times it:
 one `bash -c` of the whole snippet in a fresh directory, output discarded,
@@ -33,9 +34,15 @@ run with other jobs' load; a daemon's CPU for the same work moves far less.
 `--sdist DIR` adds rows of real programs on a real ~10k-file source tree:
 the Django 5.1.4 sdist, fetched once into DIR with `pip download
 django==5.1.4 --no-deps --no-binary :all: -d DIR` (any sdist there will do):
-`tar -xzf`, `python -m compileall`, `git init + add -A + commit`, and `git
-status` the first time after the commit and once more (the second shows
-what the kernel's caches keep). Their setup stays outside the timer.
+`tar -xzf`, `git init + add -A + commit`, `git status` the first time
+after the commit and once more (the second shows what the kernel's caches
+keep), and `python -m compileall` of the tree, run as one chain per target
+and rep in one directory (one untar per chain, not one per row), each step
+timed alone, `--reps` chains per target, interleaved, no warm-up.
+
+`--remote` adds a fourth target: a remote mount (`wsfs mount URL demo`) of a
+`wsfs serve` started for the run on loopback, interleaved with the others;
+its CPU column counts the mount daemon and the server together.
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import shutil
 import statistics
 import subprocess
@@ -103,14 +111,15 @@ SCENARIOS = [
     Scenario("git init + commit 100 files", GIT_COMMIT, GIT_SETUP, 0.72),
 ]
 
-# Real programs on a real source tree (`--sdist`; selected with `--only real`).
+# Real programs on a real source tree (`--sdist`; selected with `--only real`): one chain per
+# target and rep, each step timed in the tree the steps before it left (one untar per chain).
 REAL = [
-    Scenario("real: tar -xzf sdist", UNTAR, staged=True),
-    # (the sdist holds a few deliberately broken test files: compileall exits 1 for them)
-    Scenario("real: python -m compileall", f"{sys.executable} -m compileall -q . > /dev/null; true", UNTAR, staged=True),
-    Scenario("real: git init + add -A + commit", f"git init -q && {GIT_COMMIT}", UNTAR, staged=True),
-    Scenario("real: git status (1st)", STATUS, GIT_TREE, staged=True),
-    Scenario("real: git status (2nd)", STATUS, f"{GIT_TREE} && {STATUS}", staged=True),
+    Scenario("real: tar -xzf sdist", UNTAR),
+    Scenario("real: git init + add -A + commit", f"git init -q && {GIT_COMMIT}"),
+    Scenario("real: git status (1st)", STATUS),
+    Scenario("real: git status (2nd)", STATUS),
+    # `*` leaves out .git; the sdist holds a few deliberately broken test files (compileall exits 1)
+    Scenario("real: python -m compileall", f"{sys.executable} -m compileall -q * > /dev/null; true"),
 ]
 
 
@@ -141,19 +150,23 @@ def bash(script: str, cwd: Path, *, timeout: float = 600) -> None:
 SETTLE_SECONDS = 0.03  # > the group commit's idle flush (10 ms): its commit counts in the daemon's CPU
 
 
-def daemon_cpu(pid: int | None) -> float:
-    """CPU seconds (user + system) the process `pid` has used so far (0 without one)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def daemon_cpu(pids: tuple[int, ...] | None) -> float:
+    """CPU seconds (user + system) the processes `pids` have used so far (0 without any)."""
+    total = 0.0
+    for pid in pids or ():
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
-def run_once(setup: str, timed: str, root: Path, number: int, pid: int | None = None) -> tuple[float, float]:
+def run_once(setup: str, timed: str, root: Path, number: int,
+             pid: tuple[int, ...] | None = None, *, fresh: bool = True) -> tuple[float, float]:
     """(seconds, daemon CPU seconds) for one run of `timed` in a fresh directory
-    under `root` (after `setup`, untimed); `pid`: the daemon serving `root`, if any."""
-    work = root / f"run{number}"
-    work.mkdir()
+    under `root` (after `setup`, untimed); `pid`: the daemons serving `root`, if any.
+    `fresh=False`: run in `root` itself, and leave what the run made there."""
+    work = root / f"run{number}" if fresh else root
+    if fresh:
+        work.mkdir()
     if setup:
         bash(setup, work)
     if pid is not None:
@@ -165,7 +178,8 @@ def run_once(setup: str, timed: str, root: Path, number: int, pid: int | None = 
     if pid is not None:
         time.sleep(SETTLE_SECONDS)
     cpu = daemon_cpu(pid) - cpu
-    shutil.rmtree(work)
+    if fresh:
+        shutil.rmtree(work)
     return elapsed, cpu
 
 
@@ -177,7 +191,8 @@ def methods(scenario: Scenario) -> dict[str, tuple[str, str]]:
     return out
 
 
-def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int, pids: dict[str, int]) -> list[dict]:
+def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int,
+            pids: dict[str, tuple[int, ...]]) -> list[dict]:
     """Targets interleaved rep by rep (rotating which goes first); medians, and the disk's spread.
     `pids`: the daemon behind each FUSE target, whose CPU is counted too."""
     results = []
@@ -207,6 +222,38 @@ def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int, pids
     return results
 
 
+def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
+                  pids: dict[str, tuple[int, ...]]) -> list[dict]:
+    """`steps` run one after another in one fresh directory per target and rep (targets
+    interleaved, rotating which goes first; no warm-up: each chain starts with the same
+    untar), each timed alone, with its daemons' CPU; rows as `measure` makes them."""
+    times = {(step.name, target): [] for step in steps for target in targets}
+    cpus = {(step.name, target): [] for step in steps for target in pids}
+    order = list(targets.items())
+    for rep in range(reps):
+        shift = rep % len(order)
+        for target, root in order[shift:] + order[:shift]:
+            work = root / f"chain{rep}"
+            work.mkdir()
+            for step in steps:
+                elapsed, cpu = run_once("", step.operation, work, 0, pids.get(target), fresh=False)
+                times[step.name, target].append(elapsed)
+                if target in pids:
+                    cpus[step.name, target].append(cpu)
+            shutil.rmtree(work)
+    results = []
+    for step in steps:
+        spread = times[step.name, "disk"]
+        row = {"scenario": step.name, "reference_ratio": None,
+               "reference": {**{f"{t}_ms": round(statistics.median(times[step.name, t]) * 1000, 1) for t in targets},
+                             "disk_range_ms": [round(min(spread) * 1000, 1), round(max(spread) * 1000, 1)],
+                             "all_ms": {t: [round(x * 1000) for x in times[step.name, t]] for t in targets}},
+               "cpu_ms": {t: round(statistics.median(cpus[step.name, t]) * 1000, 1) for t in pids}}
+        results.append(row)
+        print(_format(row), flush=True)
+    return results
+
+
 def _format(row: dict) -> str:
     main, ref = row["reference"], row["reference_ratio"]
     ratio = main["mount_ms"] / main["disk_ms"]
@@ -223,6 +270,9 @@ def _format(row: dict) -> str:
     if "floor" in cpu:
         ratio = f"{cpu['mount'] / cpu['floor']:.2f}×" if cpu["floor"] else "—"
         text += f" {cpu['mount']:.0f} / {cpu['floor']:.0f} | {ratio} |"
+    if "remote_ms" in main:
+        text += (f" {main['remote_ms']:.0f} | **{main['remote_ms'] / main['disk_ms']:.2f}×** |"
+                 f" {cpu.get('remote', 0):.0f} |")
     if "mount_b_ms" in main:
         text += (f" {main['mount_b_ms']:.0f} / {cpu.get('mount_b', 0):.0f} | "
                  f"{main['mount_b_ms'] / main['mount_ms']:.2f}× / "
@@ -230,15 +280,48 @@ def _format(row: dict) -> str:
     return text
 
 
-def header(with_floor: bool, ab: str | None = None) -> str:
+def header(with_floor: bool, ab: str | None = None, remote: bool = False) -> str:
     floor = " floor ms | floor ÷ disk | mount ÷ floor |" if with_floor else ""
     columns = (
         f"| scenario (timed as fs-bench.sh) | mount ms | disk ms (range) | mount ÷ disk | reference |{floor}"
         " operation alone, mount / disk ms |"
         + (" daemon CPU ms, mount / floor | mount ÷ floor CPU |" if with_floor else "")
+        + (" remote ms | remote ÷ disk | remote CPU ms (mount + server) |" if remote else "")
         + (f" mount with {ab}: ms / CPU ms | ÷ mount, wall / CPU |" if ab else "")
     )
     return columns + "\n|" + "---|" * (columns.count("|") - 1)
+
+
+@contextmanager
+def remote_mount(data: Path, mountpoint: Path, cache: Path, log_file: Path) -> Iterator[tuple[int, int]]:
+    """A `wsfs serve` on loopback (data in `data`) and a remote mount of its workspace
+    `demo` at `mountpoint` for the duration: yields (mount daemon pid, server pid)."""
+    root = Path(__file__).resolve().parent.parent
+    with open(log_file, "ab") as log:
+        server = subprocess.Popen([sys.executable, "-m", "wsfs", "serve", "--data", str(data), "--port", "0",
+                                   "--no-seed"], cwd=root, stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        url = token = ""
+        deadline = time.monotonic() + 30
+        while not url and time.monotonic() < deadline:
+            line = server.stdout.readline()
+            if not line:
+                raise RuntimeError(f"the server exited: see {log_file}")
+            if "admin token" in line:
+                token = line.rsplit(" ", 1)[1].strip()
+            if "open the demo:" in line:
+                url = line.split("open the demo:", 1)[1].strip().split("/?token=")[0]
+        threading.Thread(target=server.stdout.read, daemon=True).start()  # (never blocks the server)
+        extra = ["--token", token, "--cache", str(cache)]
+        with MountProcess([url, "demo"], str(mountpoint), log_file=str(log_file), extra=extra) as mount:
+            yield mount.pid, server.pid
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 @contextmanager
@@ -267,24 +350,28 @@ def main() -> int:
     parser.add_argument("--dir", help="where to put the store and the disk directory (default: a temp dir)")
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing Python filesystem (floor_memfs.py)")
     parser.add_argument("--sdist", metavar="DIR", help="add the real-program rows, on the first *.tar.gz in DIR")
+    parser.add_argument("--remote", action="store_true", help="add a remote mount of a `wsfs serve` on loopback")
     parser.add_argument("--ab", metavar="VAR=VALUE", help="A/B: a second mount (mount_b, its own store) whose daemon "
                         "runs with this environment variable set, interleaved with the others")
     args = parser.parse_args()
-    scenarios = SCENARIOS
+    scenarios, chain = SCENARIOS, []
     if args.sdist:
         tarballs = sorted(Path(args.sdist).glob("*.tar.gz"))
         if not tarballs:
             parser.error(f"no *.tar.gz in {args.sdist}: pip download django==5.1.4 --no-deps --no-binary :all: -d DIR")
         ENV["SDIST"] = str(tarballs[0].resolve())
-        scenarios = SCENARIOS + REAL
+        chain = REAL
     if args.only:
         prefixes = [p.strip() for p in args.only.split(",")]
         scenarios = [s for s in scenarios if any(s.name.startswith(p) for p in prefixes)]
+        chain = chain if any("real".startswith(p) for p in prefixes) else []
     base = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.dir))
     try:
         targets = {"mount": base / "mnt", "disk": base / "disk"}
         if args.ab:
             targets["mount_b"] = base / "mnt_b"
+        if args.remote:
+            targets["remote"] = base / "rmnt"
         if not args.no_floor:
             targets["floor"] = base / "floor"
         for directory in targets.values():
@@ -296,25 +383,29 @@ def main() -> int:
             mount = stack.enter_context(
                 MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))
             )
-            pids = {"mount": mount.pid}
+            pids = {"mount": (mount.pid,)}
             if args.ab:
                 var, _, value = args.ab.partition("=")
                 saved = os.environ.get(var)
                 os.environ[var] = value  # (the daemon inherits it)
                 try:
-                    pids["mount_b"] = stack.enter_context(
+                    pids["mount_b"] = (stack.enter_context(
                         MountProcess([str(base / "store_b.db")], str(targets["mount_b"]),
                                      log_file=str(base / "mount_b.log"))
-                    ).pid
+                    ).pid,)
                 finally:
                     if saved is None:
                         del os.environ[var]
                     else:
                         os.environ[var] = saved
             if "floor" in targets:
-                pids["floor"] = stack.enter_context(floor_mount(targets["floor"], base / "floor.log"))
-            print(header("floor" in targets, args.ab), flush=True)
-            results = measure(scenarios, targets, args.reps, pids)
+                pids["floor"] = (stack.enter_context(floor_mount(targets["floor"], base / "floor.log")),)
+            if args.remote:
+                pids["remote"] = stack.enter_context(
+                    remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
+            print(header("floor" in targets, args.ab, args.remote), flush=True)
+            results = measure(scenarios, targets, args.reps, pids) if scenarios else []
+            results += measure_chain(chain, targets, args.reps, pids) if chain else []
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
