@@ -229,11 +229,22 @@ def test_cached_metadata_is_what_the_store_holds(tmp_path: Path, store: Path):
             f.write(b"abcdef")
             os.ftruncate(f.fileno(), 4)
             os.fstat(f.fileno())
+        with open(d / "t", "wb", buffering=0) as f:  # as `tar -x` as root: attributes set on the descriptor
+            f.write(b"tar")
+            os.utime(f.fileno(), ns=(3_000_000_000, 4_000_000_000))
+            os.fchown(f.fileno(), 1234, 4321)
+            os.fchmod(f.fileno(), 0o640)
+            os.fstat(f.fileno())
+        with open(d / "u", "wb", buffering=0) as f:  # a write after futimens moves mtime again
+            os.utime(f.fileno(), ns=(3_000_000_000, 4_000_000_000))
+            f.write(b"later")
         for name in ("a", "h", "miss1", "never"):
             assert not (d / name).exists()
         seen = _attributes(d)
-        assert sorted(seen) == [".", "b", "b2", "c", "f", "s", "sub", "w"]
+        assert sorted(seen) == [".", "b", "b2", "c", "f", "s", "sub", "t", "u", "w"]
         assert seen["b"][2] == seen["b2"][2] == 2 and seen["c"][2] == 1 and seen["c"][4] == 7
+        assert seen["t"][1] == stat.S_IFREG | 0o640 and seen["t"][3:6] == (1234, 3, 4_000_000_000)
+        assert seen["t"][6] > 4_000_000_000 and seen["u"][4] == 5 and seen["u"][5] > 4_000_000_000
         seen_sub = _attributes(d / "sub")
     with MountProcess([str(store)], str(mountpoint)):
         assert _attributes(d) == seen

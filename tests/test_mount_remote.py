@@ -79,8 +79,18 @@ def test_changes_made_elsewhere_show_up_live(remote):
     assert (mnt / "live" / "a.txt").read_bytes() == b"v1"
     http.put("/api/workspaces/demo/files/live/a.txt", content=b"version two")
     wait_for(lambda: (mnt / "live" / "a.txt").read_bytes() == b"version two", "a rewrite")
+    # The kernel keeps names and attributes for 60 s: the change stream drops what changed.
+    http.put("/api/workspaces/demo/files/live/sub/deep.txt", content=b"d", params={"parents": 1})
+    wait_for(lambda: (mnt / "live" / "sub" / "deep.txt").exists(), "a new file in a new directory")
+    assert os.stat(mnt / "live" / "a.txt").st_mode & 0o777 != 0o600 and os.listdir(mnt / "live") == ["a.txt", "sub"]
+    http.post("/api/workspaces/demo/ops", json={"op": "chmod", "path": "/live/a.txt", "mode": 0o600})
+    wait_for(lambda: os.stat(mnt / "live" / "a.txt").st_mode & 0o777 == 0o600, "a chmod")
+    http.delete("/api/workspaces/demo/files/live/sub", params={"recursive": 1})
+    wait_for(lambda: os.listdir(mnt / "live") == ["a.txt"], "a listing the kernel kept")
+    assert not (mnt / "live" / "sub" / "deep.txt").exists()
     http.delete("/api/workspaces/demo/files/live", params={"recursive": 1})
     wait_for(lambda: not (mnt / "live").exists(), "a deleted directory")
+    assert not (mnt / "live" / "a.txt").exists()
 
 
 def test_content_is_fetched_on_first_read_and_cached(remote):
@@ -192,9 +202,12 @@ def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_ser
         assert st.size == 3 and b"".join(backend.iter_file("/a.txt")) == b"one"
         backend.commit_file("/a.txt", b"two!", base=st.hash)
         assert backend.lstat("/a.txt").size == 4 and b"".join(backend.iter_file("/a.txt")) == b"two!"
-        backend.mkdir("/d")
+        made = backend.mkdir("/d")  # (answered with the new Stat, as a local store answers)
+        assert made.kind == "dir" and made.ino == backend.lstat("/d").ino
         backend.chmod("/a.txt", 0o600)
         assert backend.lstat("/a.txt").mode & 0o777 == 0o600 and backend.lstat("/d").kind == "dir"
+        linked = backend.link("/a.txt", "/a2.txt")
+        assert (linked.nlink, linked.ino, linked.size) == (2, backend.lstat("/a.txt").ino, 4)
         assert asked == []  # every one of them was confirmed by the stream
         backend.rename("/a.txt", "/d/b.txt")
         assert backend.exists("/d/b.txt") and not backend.exists("/a.txt")
@@ -298,3 +311,29 @@ def test_remote_attributes_behave_like_a_disk(remote):
     assert (moved.st_ino, moved.st_uid, moved.st_gid, moved.st_nlink) == (g.st_ino, 1234, 4321, 2)
     os.unlink(d / "h")
     assert os.stat(d / "moved").st_nlink == 1
+
+
+def test_a_created_file_is_pushed_once_with_its_attributes(remote):
+    """`tar -x` as root creates, writes, then sets times, owner and mode on the descriptor
+    before closing: the file reaches the server at close in one push (one version), with its
+    mode and mtime; owner and exact times stay in the mount's session."""
+    mnt, _cache, http, _mount = remote
+    target = mnt / "docs" / "t.txt"
+    with open(target, "wb", buffering=0) as f:
+        f.write(b"tar")
+        os.utime(f.fileno(), ns=(3_000_000_001, 4_000_000_001))
+        os.fchown(f.fileno(), 1234, 4321)
+        os.fchmod(f.fileno(), 0o640)
+        during = os.fstat(f.fileno())
+        assert server_bytes(http, "docs/t.txt") is None  # (not pushed yet)
+    assert (during.st_mode & 0o7777, during.st_uid, during.st_mtime_ns) == (0o640, 1234, 4_000_000_001)
+    after = os.stat(target)
+    assert (after.st_ino, after.st_mode, after.st_uid, after.st_gid, after.st_mtime_ns, after.st_size) == (
+        during.st_ino, stat.S_IFREG | 0o640, 1234, 4321, 4_000_000_001, 3)
+    assert server_bytes(http, "docs/t.txt") == b"tar"
+    served = http.get("/api/workspaces/demo/stat/docs/t.txt").json()
+    assert served["mode"] & 0o777 == 0o640 and abs(served["mtime"] - 4.000000001) < 1e-3
+    assert len(http.get("/api/workspaces/demo/history/docs/t.txt").json()["versions"]) == 1
+    with open(mnt / "docs" / "u.txt", "x") as f:  # O_EXCL on a name the server lacks: created
+        f.write("u")
+    assert server_bytes(http, "docs/u.txt") == b"u"

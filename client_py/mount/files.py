@@ -86,20 +86,40 @@ class OpenFileOps:
         return handle.fh
 
     def touch_pending(self, path: str, atime_ns: int | None, mtime_ns: int | None, now: int) -> bool:
-        """utimens on a pending file with nothing written (`touch`: create, futimens, close):
-        the new times go into its pending stat, stored with it at close. False: not one."""
+        """utimens on a pending file (`touch`: create, futimens, close; `tar -x`: create,
+        write, futimens, fchown, fchmod, close): the new times go into its pending stat,
+        stored with it at close. A write after it moves mtime again, as on a disk.
+        False: not a pending file."""
         node = self.pending.get(path) if self.pending else None
-        if node is None or node.dirty:
+        if node is None:
             return False
         made = node.stat
         atime_ns = made.atime_ns if atime_ns is None else atime_ns
-        mtime_ns = made.mtime_ns if mtime_ns is None else mtime_ns
-        node.stat = dataclasses.replace(
-            made, atime_ns=atime_ns, atime=atime_ns / 1e9, mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=now,
-            ctime=now / 1e9,
-        )  # fmt: skip
-        self.cache.put(path, node.stat)
+        if mtime_ns is None:
+            mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+        elif node.dirty:
+            node.mtime_ns = mtime_ns  # (what `_buffered` reports and `_store_created` stores)
+        self._pending_changed(path, node, now, atime_ns=atime_ns, atime=atime_ns / 1e9, mtime_ns=mtime_ns,
+                              mtime=mtime_ns / 1e9)
         return True
+
+    def chattr_pending(self, path: str, *, mode: int | None = None, uid: int = -1, gid: int = -1) -> bool:
+        """chmod/chown (fchmod/fchown: `tar -x` as root) of a pending file: into its pending
+        stat, stored with it at close (one store call for the whole file). False: not one."""
+        node = self.pending.get(path) if self.pending else None
+        if node is None:
+            return False
+        made = node.stat
+        self._pending_changed(
+            path, node, time.time_ns(), mode=made.mode if mode is None else stat_mod.S_IFREG | (mode & 0o7777),
+            uid=made.uid if uid < 0 else uid, gid=made.gid if gid < 0 else gid,
+        )  # fmt: skip
+        return True
+
+    def _pending_changed(self, path: str, node: OpenNode, now: int, **changes) -> None:
+        """A pending file's attributes changed (ctime moves to `now`): kept in its stat and the cache."""
+        node.stat = dataclasses.replace(node.stat, ctime_ns=now, ctime=now / 1e9, **changes)
+        self.cache.put(path, node.stat)
 
     def store_pending(self) -> None:
         """Store every file created here and not yet committed (before a request that

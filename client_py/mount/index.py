@@ -32,6 +32,13 @@ class Index:
         # After the first snapshot: an added or removed name moves its directory's
         # mtime (the change log records the name, not its parent).
         self.live = False
+        # Paths about to be created by this mount with an inode number handed out
+        # before the server had them (`reserve_ino`: a file created here is pushed at close).
+        self.reserved: dict[str, int] = {}
+
+    def reserve_ino(self) -> int:
+        """An inode number no path has, for a file this mount creates (`reserved`)."""
+        return next(self._next_ino)
 
     def apply(self, change: Change) -> None:
         """Take one change: a new or changed node, or a deletion (with everything under it)."""
@@ -59,7 +66,18 @@ class Index:
         if change.kind == "dir":
             self.children.setdefault(path, set())
         if path not in self.inos:
-            self.inos[path] = next(self._next_ino)
+            reserved = self.reserved.pop(path, None) if self.reserved else None
+            self.inos[path] = next(self._next_ino) if reserved is None else reserved
+
+    def subtree(self, path: str) -> list[str]:
+        """`path` and every path below it the index holds (walked through `children`)."""
+        out, stack = [], [path]
+        while stack:
+            top = stack.pop()
+            out.append(top)
+            base = top.rstrip("/")
+            stack.extend(f"{base}/{name}" for name in self.children.get(top, ()))
+        return out
 
     def _remove(self, path: str) -> None:
         if path not in self.entries:

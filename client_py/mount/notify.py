@@ -114,3 +114,34 @@ class LinkNames:
     def _invalidate_all(self, paths) -> None:
         for path in paths:
             _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))  # -ENOENT if not cached: fine
+
+
+class StreamInvalidator:
+    """Remote mode: drop the kernel's caches of paths the change stream reports changed.
+
+    The kernel then keeps names, attributes and listings for the long timeouts a local
+    store gets (a repeated `git status` never reaches the daemon), and a change made
+    elsewhere still shows at once. The watcher queues paths; a helper thread of its own
+    invalidates them, so neither the watcher nor a FUSE request ever waits for the kernel
+    (which may first need a page lock held by a request the FUSE thread is serving).
+    A path the kernel does not hold costs a lookup in libfuse's table (-ENOENT: fine).
+    """
+
+    def __init__(self, fuse: int | None) -> None:
+        self.fuse = fuse
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._worker = threading.Thread(target=self._run, name="wsfs-stream-invalidate", daemon=True)
+        self._worker.start()
+
+    def __call__(self, paths: list[str]) -> None:
+        """Queue `paths` (from the watcher, holding nothing the FUSE thread needs)."""
+        if paths and self.fuse is not None and _invalidate is not None:
+            self._jobs.put(paths)
+
+    def _run(self) -> None:
+        while True:
+            paths = self._jobs.get()
+            while not self._jobs.empty():  # a burst (an untar elsewhere): each path once
+                paths = paths + self._jobs.get()
+            for path in dict.fromkeys(paths):
+                _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))

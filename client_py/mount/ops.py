@@ -32,7 +32,7 @@ from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.metacache import MetaCache, name_count
-from client_py.mount.notify import LinkNames, current_fuse
+from client_py.mount.notify import LinkNames, StreamInvalidator, current_fuse
 from vfs.surface import MountBackend
 
 log = logging.getLogger("wsfs.mount")
@@ -55,6 +55,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     use_ns = True
     cache_dirs = False  # the kernel may cache directory listings (a local store: this mount is its only writer)
+    follows_stream = False  # remote mode: the kernel's caches are dropped as the change stream reports changes
     mountpoint = ""  # where libfuse mounted us (set by the runner; dircache checks the session against it)
 
     def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
@@ -100,11 +101,14 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
                 if hasattr(self.ws, "transaction"):  # a local store: only this mount changes it
                     self._dir_inos = {}
                     self.cache.enabled = True
-                    self.reserves = hasattr(self.ws, "reserve_ino") and os.environ.get("WSFS_MOUNT_RESERVE", "1") != "0"
                     if conn is not None:
                         # The kernel sees every change as it happens, so it need not drop a
                         # file's page cache whenever its mtime moves (writes move it).
                         conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
+                if self.follows_stream and hasattr(self.ws, "on_change"):
+                    self.ws.on_change = StreamInvalidator(self.links.fuse)
+                # A create makes no store call: the file is stored with its content at close.
+                self.reserves = hasattr(self.ws, "reserve_ino") and os.environ.get("WSFS_MOUNT_RESERVE", "1") != "0"
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
@@ -173,17 +177,25 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
         return st.size, st.mtime_ns, st.ctime_ns
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def chmod(self, path: str, mode: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
+        if self.pending:
+            if self.chattr_pending(path, mode=mode):
+                return 0
+            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
         self._attributes_changed(path, self.ws.chmod(path, mode & 0o7777))
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
+        if self.pending:
+            if self.chattr_pending(path, uid=uid, gid=gid):
+                return 0
+            self.store_pending()
         # FUSE hands us the inode itself: never follow a symlink here.
         self._attributes_changed(path, self.ws.chown(path, uid, gid, follow_symlinks=False))
         return 0

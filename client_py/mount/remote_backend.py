@@ -20,14 +20,15 @@ it follows `vfs.surface.MountBackend`, as a local store does, over a server:
 - Offline: when the server is unreachable the mount keeps serving what the
   index and the cache hold, read-only (EROFS on writes, EIO on content never
   fetched), logs it once, keeps trying to reconnect for as long as it is
-  mounted (`OFFLINE_BACKOFF`: every few seconds at most), and catches up
+  mounted (`remote_stream.OFFLINE_BACKOFF`: every few seconds at most), and catches up
   (and logs it) when the server is back: a server restart needs no remount.
   A call made while still online rides out a short blip (`CALL_BACKOFF`,
   about 2 s) before the mount goes read-only.
 
 The async client runs on an event loop in a helper thread (`loop_thread.py`);
-FUSE threads call into it with `run()`. The index itself is `index.py`; file
-content is read through `vfs.chunkreader`, with `chunk()` as its fetch.
+FUSE threads call into it with `run()`. The index itself is `index.py`; following
+the change stream is `remote_stream.py`; file content is read through
+`vfs.chunkreader`, with `chunk()` as its fetch.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ import os
 import stat as stat_mod
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import vfs
@@ -52,10 +53,11 @@ from client_py.errors import ServerUnreachable
 from client_py.mount.attrs import AttrOverlay
 from client_py.mount.index import Index
 from client_py.mount.loop_thread import LoopThread
+from client_py.mount.remote_stream import StreamFollower
 from vfs.chunkreader import iter_range, open_chunks
 from vfs.errors import fs_error
 from vfs.paths import normalize
-from vfs.types import Change, ChangePage, Cursor, DirEntry, Stat
+from vfs.types import Change, DirEntry, Stat
 
 log = logging.getLogger("wsfs.mount")
 
@@ -64,17 +66,13 @@ STREAM_WAIT_SECONDS = 0.25  # how long a mutation waits for the change stream be
 # mount goes offline: about 2 s, a quick server restart, without hanging the
 # caller for long.
 CALL_BACKOFF = Backoff(base=0.1, cap=1.0, retries=4)
-# Offline, the watcher tries to reconnect forever, backing off to one attempt
-# every `cap` seconds: a server down for hours costs a request now and then.
-OFFLINE_BACKOFF = Backoff(base=0.5, cap=3.0, retries=None)
-SNAPSHOT_PAGE = 10000  # the server's largest `changes` page: a big tree loads in few requests
 _IFMT = {
     "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
     "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
 }  # fmt: skip
 
 
-class RemoteBackend:
+class RemoteBackend(StreamFollower):
     """The surface the FUSE operations use (`vfs.surface.MountBackend`), over a wsfs server.
 
     Beyond the protocol it offers `commit_file()`, a push against a base
@@ -99,6 +97,9 @@ class RemoteBackend:
         self._watcher: asyncio.Task | None = None
         self.attrs = AttrOverlay(os.getuid(), os.getgid())
         self._owner = (self.attrs.default_uid, self.attrs.default_gid)
+        # Called (from the watcher) with the paths each streamed change made stale in the
+        # kernel's caches: the path, its parent, and what a deletion removed below it.
+        self.on_change: Callable[[list[str]], None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -117,10 +118,6 @@ class RemoteBackend:
         self._loop.run(self._start_watching())
         logging.getLogger("client_py.watch").addFilter(self._quiet_while_offline)
         return self
-
-    def _quiet_while_offline(self, record: logging.LogRecord) -> bool:
-        """The change stream's own reconnect notices, dropped while offline: the mount said it once already."""
-        return self.online
 
     async def _start_watching(self) -> None:
         self._watcher = asyncio.create_task(self._watch())
@@ -147,81 +144,6 @@ class RemoteBackend:
     @property
     def rev(self) -> int:
         return self.index.cursor.rev
-
-    # -- live metadata -----------------------------------------------------------
-
-    def catch_up(self) -> None:
-        """Pull every change after the index's cursor (a snapshot the first time)."""
-        while True:
-            after = None if self.index.cursor.rev == 0 else self.index.cursor
-            page = self._call(self._remote.changes_page(after, limit=SNAPSHOT_PAGE))
-            self._absorb(page)
-            if not page.more:
-                return
-
-    def _apply(self, change: Change) -> None:
-        if self.index.cursor.rev and change.cursor <= self.index.cursor:
-            return  # already seen (the stream and catch_up overlap)
-        self.index.apply(change)
-
-    async def _watch(self) -> None:
-        """Follow the change stream for as long as the mount lives; offline (said once) while the server is away.
-
-        Every failure, however long the server stays away, leads to another
-        attempt after an `OFFLINE_BACKOFF` delay; the first catch-up that
-        succeeds brings the mount back online and the delays start over.
-        """
-        delays = OFFLINE_BACKOFF.delays()
-        while True:
-            try:
-                async for event in self._remote.watch("/", after=str(self.index.cursor)):
-                    change = event.change
-                    with self._index_moved:
-                        self._apply(change)
-                        cursor = Cursor.parse(event.cursor)
-                        if cursor > self.index.cursor:
-                            self.index.cursor = cursor
-                        self._index_moved.notify_all()
-                    self._set_online(True)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - any failure: offline, retry
-                self._set_online(False, exc)
-            await asyncio.sleep(next(delays))
-            try:
-                await self._catch_up_async()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - still away: the next round tries again
-                log.debug("server %s still unreachable", self.url, exc_info=True)
-                continue
-            self._set_online(True)
-            delays = OFFLINE_BACKOFF.delays()
-
-    async def _catch_up_async(self) -> None:
-        while True:
-            page = await self._remote.changes_page(self.index.cursor, limit=SNAPSHOT_PAGE)
-            self._absorb(page)
-            if not page.more:
-                return
-
-    def _absorb(self, page: ChangePage) -> None:
-        """Apply one page of the change stream to the index and move its cursor."""
-        with self._index_moved:
-            for change in page.entries:
-                self._apply(change)
-            if page.cursor > self.index.cursor:
-                self.index.cursor = page.cursor
-            self._index_moved.notify_all()
-
-    def _set_online(self, online: bool, reason: object = None) -> None:
-        if online == self.online:
-            return
-        self.online = online
-        if online:
-            log.warning("server %s reachable again: writes enabled, caught up to %s", self.url, self.index.cursor)
-        else:
-            log.warning("server %s unreachable (%s): serving read-only from the cache", self.url, reason)
 
     def _call(self, coro):
         """Run a client call; an unreachable server turns the mount offline."""
@@ -398,12 +320,39 @@ class RemoteBackend:
 
     # -- writes ----------------------------------------------------------------------
 
-    def write_file(self, path: str, data: Any, *, mode: int | None = None, if_match: str | None = None, **_: Any) -> Stat:
-        """PUT a whole file; `if_match` as in `vfs.Workspace.write_file` (PreconditionFailed on mismatch)."""
+    def write_file(
+        self, path: str, data: Any, *, mode: int | None = None, if_match: str | None = None, ino: int | None = None,
+        atime_ns: int | None = None, mtime_ns: int | None = None, **_: Any,
+    ) -> Stat:
+        """PUT a whole file; `if_match` as in `vfs.Workspace.write_file` (PreconditionFailed on mismatch).
+
+        `ino`: a file the mount created with a number from `reserve_ino` and kept
+        until its close (`files.py`), pushed now with its content, mode and times:
+        one request for the whole file. If the server has the path by now (made
+        elsewhere meanwhile), ours is written beside it as a conflict copy."""
+        if ino is None:
+            return self._put(path, data, mode=mode, if_match=if_match)
+        path = normalize(path)
+        with self._lock:
+            self.index.reserved[path] = ino
+        try:
+            st = self._put(path, data, mode=mode, if_match=if_match, mtime=None if mtime_ns is None else mtime_ns / 1e9)
+        except vfs.PreconditionFailed:
+            st = self.lstat(self._write_conflict_copy(path, _replayable(data)))
+        finally:
+            with self._lock:
+                self.index.reserved.pop(path, None)
+        if atime_ns is not None or mtime_ns is not None:
+            self.attrs.set_times(st.ino, atime_ns, mtime_ns, st.mtime)  # (exact ns: the wire carries floats)
+            st = self.lstat(path)
+        return st
+
+    def _put(self, path: str, data: Any, *, mode: int | None, if_match: str | None, mtime: float | None = None) -> Stat:
         path = normalize(path)
         body = _replayable(data)
         try:
-            self._mutate(self._remote.write_file(path, body(), mode=mode, if_match=if_match), changes=self._real(path))
+            self._mutate(self._remote.write_file(path, body(), mode=mode, if_match=if_match, mtime=mtime),
+                         changes=self._real(path))
         except vfs.PreconditionFailed:
             self.catch_up()
             raise
@@ -411,6 +360,11 @@ class RemoteBackend:
             self._created(path)
         self._cache_content(body)
         return self.lstat(path)
+
+    def reserve_ino(self) -> int:
+        """An inode number for a file created here and pushed at its close (`write_file(ino=)`)."""
+        with self._lock:
+            return self.index.reserve_ino()
 
     def commit_file(self, path: str, data: Any, *, base: str | None) -> Stat:
         """Push a file's new content against `base` (the content id it was edited from).
@@ -454,9 +408,12 @@ class RemoteBackend:
         if ino is not None:
             self.attrs.created(ino, *self._owner)
 
-    def mkdir(self, path: str, *, mode: int = 0o755, **_: Any) -> None:
+    def mkdir(self, path: str, *, mode: int = 0o755, **_: Any) -> Stat:
+        """The new directory's `Stat`, from the index (the server's answer names its
+        revision; the index's adds this mount's inode number and owner)."""
         self._mutate(self._remote.mkdir(path, mode=mode), changes=normalize(path))
         self._created(path)
+        return self.lstat(path)
 
     def rmdir(self, path: str) -> None:
         self._mutate(self._remote.rmdir(path))
@@ -475,11 +432,16 @@ class RemoteBackend:
         self._mutate(self._remote.mknod(path, mode, rdev))
         self._created(path)
 
-    def link(self, existing: str, new: str) -> None:
-        self._mutate(self._remote.link(existing, new))
+    def link(self, existing: str, new: str) -> Stat:
+        """The file's `Stat` after the link, from the index: one inode number for both
+        names, link count 2 or more. The server's answer names the revision that made
+        `new`, which the change stream brings (no second request)."""
+        new = normalize(new)
+        self._mutate(self._remote.link(existing, new), changes=new)
         with self._lock:
-            self.index.link(self._real(existing), normalize(new))
-            self.attrs.changed(self.index.inos[normalize(new)])
+            self.index.link(self._real(existing), new)
+            self.attrs.changed(self.index.inos[new])
+            return self.lstat(new)
 
     def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
         if exchange:
@@ -546,4 +508,8 @@ def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None
     # wrong token fails `wsfs mount` with a clear message instead of a dead mount.
     backend = RemoteBackend(url, workspace, token=token, cache_dir=cache_dir).start()
     operations = WsfsOperations(lambda: backend, statfs_dir=cache_dir)
-    run_foreground(operations, mountpoint, local=False, debug=debug)
+    # The kernel keeps names, attributes and listings, dropped as the change stream
+    # reports changes (`WSFS_MOUNT_REMOTE_CACHE=0`: 0.5 s timeouts, no kept listings).
+    follows = os.environ.get("WSFS_MOUNT_REMOTE_CACHE", "1") != "0"
+    operations.cache_dirs = operations.follows_stream = follows
+    run_foreground(operations, mountpoint, local=False, debug=debug, follows_stream=follows)

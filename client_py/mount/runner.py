@@ -60,7 +60,7 @@ class _Fuse(mfusepy.FUSE):
         return 0
 
 
-def fuse_options(*, local: bool) -> dict:
+def fuse_options(*, local: bool, follows_stream: bool = False) -> dict:
     """libfuse options. Why each one:
 
     - use_ino: st_ino comes from the store, so hard links share an inode number.
@@ -78,8 +78,11 @@ def fuse_options(*, local: bool) -> dict:
       file are invalidated explicitly; 0.5 s in remote mode so changes made
       elsewhere show within a second). `git status` in a 10k-file tree
       stats every file: served from these caches it never reaches Python.
+      `follows_stream` (remote mode): the mount drops what the change stream
+      reports changed (`notify.StreamInvalidator`), so names and attributes get
+      the local store's 60 s too; absent names are still asked for every time.
     """
-    timeout = LOCAL_CACHE_SECONDS if local else 0.5
+    timeout = LOCAL_CACHE_SECONDS if local or follows_stream else 0.5
     options = {
         "use_ino": True,
         "default_permissions": True,
@@ -100,14 +103,16 @@ def fuse_options(*, local: bool) -> dict:
     return options
 
 
-def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False) -> None:
+def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False,
+                   follows_stream: bool = False) -> None:
     """Serve the mount until it is unmounted (or SIGINT/SIGTERM)."""
     # One libfuse thread by default: every operation takes the mount's lock
     # anyway, and ctypes callbacks on libfuse's own threads pay for a fresh
     # Python thread state per call (create 1,000 files: 2.4x slower measured).
     single = os.environ.get("WSFS_MOUNT_THREADS", "single") != "multi"
     operations.mountpoint = mountpoint
-    _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single, **fuse_options(local=local))
+    _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single,
+          **fuse_options(local=local, follows_stream=follows_stream))
 
 
 def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
