@@ -242,7 +242,7 @@ class Content:
         # (`Versions.supersede`); several names: the new version under each, at once.
         single = found.node.nlink <= 1
         if single:
-            self._versions.supersede(tx, [(found.real, found.node.ino)], rewriting=True)
+            self._versions.supersede(tx, found.real, found.node, rewriting=True)
         vrev, vauthor = self._versions.pending(tx) if single else (None, None)
         node = Node(*self._db.conn.execute(
             _UPDATE_CONTENT,

@@ -52,7 +52,7 @@ CURRENT_REV_SQL = (
 
 NODE_COLUMNS = (
     "n.ino, n.kind, n.mode, n.size, n.mtime_ns, n.ctime_ns, n.nlink, n.hash, n.chunks, n.target, n.rev, "
-    "n.atime_ns, n.uid, n.gid, n.subdirs, n.rdev"
+    "n.atime_ns, n.uid, n.gid, n.subdirs, n.rdev, n.vrev"
 )
 
 # The same columns unqualified, for `RETURNING` (a write hands back the row it wrote).

@@ -208,8 +208,10 @@ class Namespace:
                 "UPDATE dirents SET linked = 1 WHERE parent = ? AND name = ?", (named.parent_ino, named.name)
             )
             now = time.time_ns()
+            self._versions.supersede(tx, named.real, source)  # (a file with two names is recorded at once)
             node = Node(*self._db.conn.execute(
-                f"UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ? WHERE ino = ? RETURNING {NODE_FIELDS}",
+                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ? "
+                f"RETURNING {NODE_FIELDS}",
                 (now, tx.rev, source.ino),
             ).fetchone())  # fmt: skip
             tx.linked.add(source.ino)  # (its link count is no longer known to be 1: `Tx.new_files`)
@@ -279,10 +281,10 @@ class Namespace:
         mount answers the getattr that follows every chmod/chown/utimens from it."""
         with self._db.tx() as tx:
             found = self._db.existing(path, follow=follow)
-            if found.node.kind == KIND_FILE:  # its pending version keeps the mode and times it was written with
-                self._versions.supersede(tx, [(found.real, found.node.ino)])
+            # A pending version keeps the mode and times it was written with.
+            self._versions.supersede(tx, found.real, found.node)
             node = Node(*self._db.conn.execute(
-                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ? WHERE ino = ? RETURNING {NODE_FIELDS}",
+                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ? RETURNING {NODE_FIELDS}",
                 (*params, time.time_ns(), tx.rev, found.node.ino),
             ).fetchone())  # fmt: skip
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
@@ -385,8 +387,7 @@ class Namespace:
         node = found.node
         now = time.time_ns()
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
-        if node.kind == KIND_FILE:  # (while the node is there to read)
-            self._versions.supersede(tx, [(found.real, node.ino)])
+        self._versions.supersede(tx, found.real, node)  # (while the node is there to read)
         self._drop_link(tx, node, now)
         self._db.touch_dir(found.parent_ino, now=now)
         self._db.log(tx, found.real, None)
@@ -408,7 +409,7 @@ class Namespace:
         below = self._db.subtree(found.node.ino)
         tombstones = [(found.real, None)] + [(join(found.real, rel), None) for _, rel, _ in below]
         files = [(join(found.real, rel), ino) for ino, rel, kind in below if kind == KIND_FILE]
-        self._versions.supersede(tx, files)  # (before their nodes go)
+        self._versions.supersede_many(files, clear=False)  # (before their nodes go)
         inos = [found.node.ino] + [ino for ino, _, _ in below]
         self._db.conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
@@ -516,21 +517,24 @@ class Namespace:
         if target.node is not None:
             self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
             if target.node.kind == KIND_FILE:
-                self._versions.supersede(tx, [(target.real, target.node.ino)])
+                self._versions.supersede(tx, target.real, target.node)
                 self._versions.record_deletion(tx, [target.real])
             self._drop_link(tx, target.node, now)
         self._db.conn.execute(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
-        self._db.conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, node.ino))
+        self._versions.supersede(tx, source.real, node)  # (a directory has none; its files: `record_moves`)
+        self._db.conn.execute(
+            "UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?", (now, tx.rev, node.ino)
+        )
         self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
             for ino, rel, _ in self._db.subtree(node.ino):
                 rows.append((join(source.real, rel), None))
                 rows.append((join(target.real, rel), ino))
-        self._versions.record_moves(tx, self._file_moves(source, target.real))
+        self._versions.record_moves(tx, self._file_moves(source, target.real), superseded=node.kind == KIND_FILE)
         self._db.log_many(tx, rows)
         if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
             self._db.forget_directories()  # it holds directories and symlink resolutions, never files

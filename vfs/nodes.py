@@ -44,6 +44,7 @@ class Node(NamedTuple):
     gid: int
     subdirs: int
     rdev: int
+    vrev: int | None = None  # the revision of content not yet recorded in `versions` (`Versions.supersede`)
 
 
 def stat_of(node: Node) -> Stat:

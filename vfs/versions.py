@@ -34,7 +34,7 @@ import time
 from typing import NamedTuple
 
 from vfs.chunks import ChunkEntry, unpack
-from vfs.db import Db, Tx
+from vfs.db import Db, Node, Tx
 from vfs.errors import fs_error
 from vfs.paths import normalize
 from vfs.schema import KIND_DELETED, KIND_FILE, KIND_MOVED
@@ -47,12 +47,11 @@ _INSERT_CURRENT = (
 )
 _INSERT_MARK = f"INSERT OR REPLACE INTO versions({_COLUMNS}) VALUES(?, ?, ?, 0, 0, ?, NULL, NULL, ?, ?, ?)"
 # The content a node still holds unrecorded, recorded at its own revision (`supersede`): with
-# the mode and mtime it had then, since every change of those supersedes it first. Skipped when
-# the pending revision is `?` (rewritten in the same transaction: the new content takes its place).
+# the mode and mtime it had then, since every change of those supersedes it first.
 _SUPERSEDE = (
     f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
     "SELECT ?, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, NULL FROM nodes "
-    "WHERE ino = ? AND vrev IS NOT NULL AND vrev != ?"
+    "WHERE ino = ? AND vrev IS NOT NULL"
 )
 _CLEAR_PENDING = "UPDATE nodes SET vrev = NULL WHERE ino = ? AND vrev IS NOT NULL"
 # The pending version at a path: the node the change log says is there now (a node with a
@@ -94,15 +93,21 @@ class Versions:
         """(vrev, vauthor) for a file whose new content stays unrecorded in its node (see `supersede`)."""
         return tx.rev, self.author
 
-    def supersede(self, tx: Tx, rows: list[tuple[str, int]], *, rewriting: bool = False) -> None:
-        """Record the pending version of each (path, ino) at its own revision, before it changes.
+    def supersede(self, tx: Tx, path: str, node: Node, *, rewriting: bool = False) -> None:
+        """Record the pending version of the file `node` at `path` at its own revision, before it changes.
 
-        `rewriting`: the caller writes new content and a new pending revision; a version
-        pending from this very transaction is then dropped, as a row recorded at the same
-        revision was replaced before. Otherwise the pending mark is cleared."""
-        skip = tx.rev if rewriting else -1
-        self._db.conn.executemany(_SUPERSEDE, [(path, ino, skip) for path, ino in rows])
-        if not rewriting:
+        The caller clears `nodes.vrev` in the write it makes next (or drops the node).
+        `rewriting`: it writes new content and a new pending revision; a version pending
+        from this very transaction is then dropped, as a row recorded at the same revision
+        was replaced before."""
+        if node.vrev is not None and not (rewriting and node.vrev == tx.rev):
+            self._db.conn.execute(_SUPERSEDE, (path, node.ino))
+
+    def supersede_many(self, rows: list[tuple[str, int]], *, clear: bool = True) -> None:
+        """`supersede` each (path, ino) of a subtree (their rows unread: SQL skips those with
+        nothing pending); `clear`: also clear their pending marks (the nodes stay)."""
+        self._db.conn.executemany(_SUPERSEDE, rows)
+        if clear:
             self._db.conn.executemany(_CLEAR_PENDING, [(ino,) for _, ino in rows])
 
     def record_current(self, tx: Tx, path: str, ino: int, *, prune: bool = True, nlink: int | None = None) -> None:
@@ -136,10 +141,11 @@ class Versions:
             _INSERT_MARK, [(path, tx.rev, KIND_DELETED, now, now, self.author, None) for path in paths]
         )
 
-    def record_moves(self, tx: Tx, moves: list[tuple[str, str, int]]) -> None:
+    def record_moves(self, tx: Tx, moves: list[tuple[str, str, int]], *, superseded: bool = False) -> None:
         """Each file (old path, new path, ino) left its old path for its new one in this revision.
 
-        Pending versions are recorded at the old paths first. All departures
+        Pending versions are recorded at the old paths first (unless the caller
+        did, `superseded`, clearing the mark in its own write). All departures
         are written before all arrivals, so when two names are exchanged each
         path ends up holding the file that arrived there. Arrivals are recorded
         at once (`lineage` follows their `origin`). Pruning is left to each
@@ -147,7 +153,8 @@ class Versions:
         directory then costs two row writes per file.
         """
         now = time.time()
-        self.supersede(tx, [(old, ino) for old, _, ino in moves])
+        if not superseded:
+            self.supersede_many([(old, ino) for old, _, ino in moves])
         self._db.conn.executemany(
             _INSERT_MARK, [(old, tx.rev, KIND_MOVED, now, now, self.author, new) for old, new, _ in moves]
         )
@@ -156,8 +163,8 @@ class Versions:
         )
 
     def record_link(self, tx: Tx, existing: str, new: str, ino: int) -> None:
-        """`new` became another name of the file at `existing`: its history starts there."""
-        self.supersede(tx, [(existing, ino)])
+        """`new` became another name of the file at `existing`: its history starts there
+        (the caller `supersede`d what was pending at `existing`)."""
         self._db.conn.execute(_INSERT_CURRENT, (new, tx.rev, time.time(), self.author, existing, ino, KIND_FILE))
 
     def prune(self, path: str, now: float, *, pending: bool | None = None) -> int:
