@@ -78,13 +78,21 @@ def check_limits(options: StoreOptions, op: Op) -> None:
         options.check_file_size(op.args["size"], "size")
 
 
+# ops whose store call returns the `Stat` an lstat of `result_path` would read next: neither follows a
+# final symlink (chmod, utime, truncate and copy do: their Stat is the target's, not the link's)
+STAT_RETURNED = frozenset({"mkdir", "link"})
+
+
 def _run_op(ws: vfs.Workspace, op: Op, options: StoreOptions) -> tuple[int, vfs.Stat | None]:
-    """One op in the writer's hop: its precondition, the quota, the call, then the stat of what it left."""
+    """One op in the writer's hop: its precondition, the quota, the call, then the stat of what it left
+    (the call's own where it is that: one lookup less)."""
     check_if_match(ws, op.subject, op.if_match)
     growth = OP_GROWTH.get(op.op)
     if growth is not None:
         options.check_growth(ws, lambda ws: growth(ws, op.args))
-    OP_HANDLERS[op.op](ws, op.args)
+    result = OP_HANDLERS[op.op](ws, op.args)
+    if op.op in STAT_RETURNED and isinstance(result, vfs.Stat):
+        return ws.rev, result
     try:
         stat = ws.lstat(op.result_path)
     except (FileNotFoundError, NotADirectoryError):

@@ -107,6 +107,27 @@ def test_patch_is_pwrite(live_server: LiveServer) -> None:
         assert r.status_code == 412
 
 
+def test_mkdir_and_link_reply_with_the_stat_a_lookup_reads_next(live_server: LiveServer) -> None:
+    """mkdir and link answer with the Stat their store call returned (no lookup after the op): it must be
+    the one an lstat of the result path reads, symlinks included (link does not follow its source)."""
+    with live_server.http() as c:
+        def op(**body):
+            r = c.post(f"{W}/ops", json=body)
+            assert r.status_code == 200, r.text
+            return r.json()["stat"]
+
+        made = op(op="mkdir", path="/sd/a/b", parents=True, mode=0o700)
+        assert made["kind"] == "dir" and made["mode"] & 0o777 == 0o700
+        assert made == c.get(f"{W}/stat/sd/a/b?follow=0").json()
+        assert op(op="mkdir", path="/sd/a", parents=True, exist_ok=True) == c.get(f"{W}/stat/sd/a?follow=0").json()
+        c.put(f"{W}/files/sd/f", content=b"abc")
+        linked = op(op="link", src="/sd/f", dst="/sd/g")
+        assert linked["nlink"] == 2 and linked == c.get(f"{W}/stat/sd/g?follow=0").json()
+        op(op="symlink", target="f", path="/sd/s")
+        linked = op(op="link", src="/sd/s", dst="/sd/t")
+        assert linked["kind"] == "symlink" and linked == c.get(f"{W}/stat/sd/t?follow=0").json()
+
+
 def test_ops_and_metadata_routes(live_server: LiveServer) -> None:
     with live_server.http() as c:
         def op(**body):
