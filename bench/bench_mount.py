@@ -241,6 +241,8 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
                 if target in pids:
                     cpus[step.name, target].append(cpu)
             shutil.rmtree(work)
+            done = ", ".join(f"{times[step.name, target][-1] * 1000:.0f}" for step in steps)
+            print(f"  (rep {rep + 1}, {target}: {done} ms; load {os.getloadavg()[0]:.1f})", flush=True)
     results = []
     for step in steps:
         spread = times[step.name, "disk"]
@@ -250,7 +252,7 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
                              "all_ms": {t: [round(x * 1000) for x in times[step.name, t]] for t in targets}},
                "cpu_ms": {t: round(statistics.median(cpus[step.name, t]) * 1000, 1) for t in pids}}
         results.append(row)
-        print(_format(row), flush=True)
+        print(_format_chain(row), flush=True)
     return results
 
 
@@ -342,6 +344,62 @@ def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[int]:
             daemon.kill()
 
 
+@contextmanager
+def _environment(variables: dict[str, str]) -> Iterator[None]:
+    """`variables` set in os.environ for the duration (what a daemon started meanwhile inherits)."""
+    saved = {var: os.environ.get(var) for var in variables}
+    os.environ.update(variables)
+    try:
+        yield
+    finally:
+        for var, value in saved.items():
+            if value is None:
+                del os.environ[var]
+            else:
+                os.environ[var] = value
+
+
+def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: dict[str, str]) -> dict:
+    """Mount every FUSE target in `targets` (closed by `stack`); their daemons' pids."""
+    pids = {}
+    if "mount" in targets:
+        pids["mount"] = (stack.enter_context(
+            MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))).pid,)
+    if "mount_b" in targets:
+        with _environment(ab):
+            pids["mount_b"] = (stack.enter_context(
+                MountProcess([str(base / "store_b.db")], str(targets["mount_b"]),
+                             log_file=str(base / "mount_b.log"))).pid,)
+    if "floor" in targets:
+        pids["floor"] = (stack.enter_context(floor_mount(targets["floor"], base / "floor.log")),)
+    if "remote" in targets:
+        pids["remote"] = stack.enter_context(
+            remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
+    if "remote_b" in targets:
+        with _environment(ab):
+            pids["remote_b"] = stack.enter_context(
+                remote_mount(base / "server_b", targets["remote_b"], base / "cache_b", base / "remote_b.log"))
+    return pids
+
+
+def chain_header(targets: dict[str, Path]) -> str:
+    others = [t for t in targets if t != "disk"]
+    columns = "| real program (one chain per rep) | disk ms (range) |" + "".join(
+        f" {t} ms | {t} ÷ disk | {t} daemon CPU ms |" for t in others)
+    return columns + "\n|" + "---|" * (columns.count("|") - 1)
+
+
+def _format_chain(row: dict) -> str:
+    main, cpu = row["reference"], row["cpu_ms"]
+    low, high = main["disk_range_ms"]
+    text = f"| {row['scenario']} | {main['disk_ms']:.0f} ({low:.0f}–{high:.0f}) |"
+    for target in main["all_ms"]:
+        if target != "disk":
+            ratio = main[f"{target}_ms"] / main["disk_ms"] if main["disk_ms"] else 0.0
+            text += f" {main[f'{target}_ms']:.0f} | **{ratio:.2f}×** | {cpu.get(target, 0):.0f} |"
+    return text + f" all ms: {main['all_ms']} |"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=3)
@@ -351,8 +409,11 @@ def main() -> int:
     parser.add_argument("--no-floor", action="store_true", help="skip the do-nothing Python filesystem (floor_memfs.py)")
     parser.add_argument("--sdist", metavar="DIR", help="add the real-program rows, on the first *.tar.gz in DIR")
     parser.add_argument("--remote", action="store_true", help="add a remote mount of a `wsfs serve` on loopback")
-    parser.add_argument("--ab", metavar="VAR=VALUE", help="A/B: a second mount (mount_b, its own store) whose daemon "
-                        "runs with this environment variable set, interleaved with the others")
+    parser.add_argument("--no-local", action="store_true", help="no local mount (with --remote: the remote one alone)")
+    parser.add_argument("--ab", metavar="VAR=VALUE[,...]", help="A/B: a second mount (mount_b, its own store; and "
+                        "remote_b, its own server, with --remote) whose daemons run with these environment "
+                        "variables set (PYTHONPATH=an older tree's copy of client_py/, run from outside the "
+                        "checkout, compares code), interleaved with the others")
     args = parser.parse_args()
     scenarios, chain = SCENARIOS, []
     if args.sdist:
@@ -366,12 +427,16 @@ def main() -> int:
         scenarios = [s for s in scenarios if any(s.name.startswith(p) for p in prefixes)]
         chain = chain if any("real".startswith(p) for p in prefixes) else []
     base = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.dir))
+    ab = dict(pair.partition("=")[::2] for pair in args.ab.split(",")) if args.ab else {}
     try:
-        targets = {"mount": base / "mnt", "disk": base / "disk"}
-        if args.ab:
+        targets = {} if args.no_local else {"mount": base / "mnt"}
+        targets["disk"] = base / "disk"
+        if ab and not args.no_local:
             targets["mount_b"] = base / "mnt_b"
         if args.remote:
             targets["remote"] = base / "rmnt"
+        if ab and args.remote:
+            targets["remote_b"] = base / "rmnt_b"
         if not args.no_floor:
             targets["floor"] = base / "floor"
         for directory in targets.values():
@@ -380,32 +445,14 @@ def main() -> int:
         print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, "
               f"{args.reps} reps + 1 warm-up, medians)")
         with ExitStack() as stack:
-            mount = stack.enter_context(
-                MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))
-            )
-            pids = {"mount": (mount.pid,)}
-            if args.ab:
-                var, _, value = args.ab.partition("=")
-                saved = os.environ.get(var)
-                os.environ[var] = value  # (the daemon inherits it)
-                try:
-                    pids["mount_b"] = (stack.enter_context(
-                        MountProcess([str(base / "store_b.db")], str(targets["mount_b"]),
-                                     log_file=str(base / "mount_b.log"))
-                    ).pid,)
-                finally:
-                    if saved is None:
-                        del os.environ[var]
-                    else:
-                        os.environ[var] = saved
-            if "floor" in targets:
-                pids["floor"] = (stack.enter_context(floor_mount(targets["floor"], base / "floor.log")),)
-            if args.remote:
-                pids["remote"] = stack.enter_context(
-                    remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
-            print(header("floor" in targets, args.ab, args.remote), flush=True)
+            pids = _start_targets(stack, targets, base, ab)
+            if scenarios:
+                print(header("floor" in targets, args.ab, args.remote), flush=True)
             results = measure(scenarios, targets, args.reps, pids) if scenarios else []
+            if chain:
+                print(chain_header(targets), flush=True)
             results += measure_chain(chain, targets, args.reps, pids) if chain else []
+        print(f"(load at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     if args.json:
