@@ -12,7 +12,7 @@ import pytest
 
 import vfs
 from vfs import schema
-from vfs_old_stores import downgrade_to_v6
+from vfs_old_stores import downgrade_to_v6, downgrade_to_v7
 
 
 def _downgrade_to_v1(path: str) -> None:
@@ -103,6 +103,35 @@ def test_a_v6_store_keeps_its_names_and_history(tmp_path):
     assert "dirents_linked" in indexes and "dirents_by_ino" not in indexes
     assert conn.execute("SELECT count(*) FROM versions WHERE path = '/new'").fetchone()[0] == 0  # pending in its node
     linked = {name for (name,) in conn.execute("SELECT name FROM dirents WHERE linked")}
-    assert linked == {"d", "e2", "f", "g"}, linked
+    assert linked == {"f", "g"}, linked  # a directory's name is in its node (v8)
     assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == schema.SCHEMA_VERSION
+    conn.close()
+
+
+def test_a_v7_store_moves_directory_names_into_their_nodes(tmp_path):
+    """v8 keeps a directory's own name in its node: a hard-linked file below a directory
+    renamed after the upgrade still lists every name, and no directory's name stays indexed."""
+    path = str(tmp_path / "old.db")
+    with vfs.Workspace(path) as ws:
+        ws.mkdir("/p/q/r", parents=True)
+        ws.write_file("/p/q/r/f", b"one")
+        ws.link("/p/q/r/f", "/p/g")
+    conn = sqlite3.connect(path)
+    downgrade_to_v7(conn)
+    conn.commit()
+    conn.close()
+    with vfs.Workspace(path) as ws:
+        ws.rename("/p/q", "/p/q2")
+        ws.rename("/p/q2/r", "/s")
+        ws.write_file("/p/g", b"two")  # recorded under both names: their paths come from the nodes
+        assert ws.history("/s/f")[0].path == "/s/f" and ws.history("/s/f")[0].rev == ws.history("/p/g")[0].rev
+        ws.rename("/p", "/s", exchange=True)  # two directories trade names
+        three = ws.write_file("/s/g", b"three").rev
+        assert [(v.path, v.rev) for v in ws.history("/p/f")][0] == ("/p/f", three)
+        assert ws.read_file("/p/f", rev=three) == b"three"
+    conn = sqlite3.connect(path)
+    assert {name for (name,) in conn.execute("SELECT name FROM dirents WHERE linked")} == {"f", "g"}
+    inos = dict(conn.execute("SELECT dname, ino FROM nodes WHERE kind = 2 AND ino != 1"))
+    parents = dict(conn.execute("SELECT dname, dparent FROM nodes WHERE kind = 2 AND ino != 1"))
+    assert set(inos) == {"p", "q2", "s"} and parents == {"p": 1, "s": 1, "q2": inos["s"]}, parents
     conn.close()

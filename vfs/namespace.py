@@ -21,16 +21,23 @@ from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, SPECIAL_KI
 from vfs.types import DirEntry, Stat
 from vfs.versions import Versions
 
+# `dparent`, `dname`: a directory's own name, kept in its node too (schema v8, `vfs.tree`).
 _INSERT_NODE = (
     "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev, "
-    f"vrev, vauthor) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
+    f"vrev, vauthor, dparent, dname) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
 )
 _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.reserve_ino`)
     "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, target, rev, rdev, "
-    f"vrev, vauthor, ino) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?) RETURNING {NODE_FIELDS}"
+    f"vrev, vauthor, dparent, dname, ino) VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"RETURNING {NODE_FIELDS}"
 )
-# `linked`: a name found by inode (a directory's; schema v7, `vfs.tree`)
+# `linked`: a name found by inode (a hard-linked file's; schema v7, `vfs.tree`)
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
+# A node took a new name: a directory keeps it in its row too.
+_RENAMED = (
+    f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = NULL, dparent = CASE WHEN kind = {KIND_DIR} THEN ? END, "
+    f"dname = CASE WHEN kind = {KIND_DIR} THEN ? END WHERE ino = ?"
+)
 
 
 class Namespace:
@@ -136,12 +143,12 @@ class Namespace:
             ino = self.reserve_ino()
         values = (kind, mode, size, digest, chunks, now if mtime_ns is None else mtime_ns,
                   now if ctime_ns is None else ctime_ns, now if atime_ns is None else atime_ns, uid, gid, target, tx.rev,
-                  rdev, *pending)  # fmt: skip
+                  rdev, *pending, *((found.parent_ino, found.name) if kind == KIND_DIR else (None, None)))  # fmt: skip
         if ino is None:
             node = Node(*self._db.conn.execute(_INSERT_NODE, values).fetchone())
         else:
             node = Node(*self._db.conn.execute(_INSERT_NODE_INO, (*values, ino)).fetchone())
-        self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, node.ino, kind == KIND_DIR))
+        self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, node.ino, False))
         if created_ns is None:
             self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         else:
@@ -470,7 +477,7 @@ class Namespace:
         if is_within(target.real, source.real) or is_within(source.real, target.real):
             raise fs_error(errno.EINVAL, dst)
         for found, other in ((source, target.node), (target, source.node)):
-            linked = other.kind == KIND_DIR or other.nlink > 1  # (the flag goes with the inode: `vfs.tree`)
+            linked = other.kind != KIND_DIR and other.nlink > 1  # (the flag goes with the inode: `vfs.tree`)
             self._db.conn.execute(
                 "UPDATE dirents SET ino = ?, linked = ? WHERE parent = ? AND name = ?",
                 (other.ino, linked, found.parent_ino, found.name),
@@ -484,8 +491,8 @@ class Namespace:
             rows += [(join(new_root, rel), ino) for ino, rel, _ in self._subtree_of(found.node)]
         self._versions.record_moves(tx, [move for found, new_root in moves for move in self._file_moves(found, new_root)])
         now = time.time_ns()
-        for found in (source, target):
-            self._db.conn.execute("UPDATE nodes SET ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, found.node.ino))
+        for found, other in ((source, target), (target, source)):
+            self._db.conn.execute(_RENAMED, (now, tx.rev, other.parent_ino, other.name, found.node.ino))
             self._db.touch_dir(found.parent_ino)
         self._db.log_many(tx, rows)
         self._db.forget_directories()
@@ -525,9 +532,7 @@ class Namespace:
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
         self._versions.supersede(tx, source.real, node)  # (a directory has none; its files: `record_moves`)
-        self._db.conn.execute(
-            "UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?", (now, tx.rev, node.ino)
-        )
+        self._db.conn.execute(_RENAMED, (now, tx.rev, target.parent_ino, target.name, node.ino))
         self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:

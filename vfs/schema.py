@@ -8,9 +8,9 @@ Tables:
   chunk list (`chunks`, packed, see `vfs.chunks.pack`) plus the BLAKE3 of
   the whole content (`hash`).
 - `dirents`: names. Separate from nodes so hard links are two dirents on
-  one node and renaming a directory moves one row. Only names that must be
-  found by inode (a directory's, and every name of a hard-linked file) are
-  flagged `linked` and indexed by inode (v7).
+  one node and renaming a directory moves one row. Only the names of a
+  hard-linked file are flagged `linked` and indexed by inode (v7); a
+  directory's one name is also kept in its node (`dparent`, `dname`, v8).
 - `chunks` (catalogue: hash, size; since v6 the pack file and position of
   bytes kept outside the store file, `vfs/chunkstore.py`) and `chunk_data`
   (inline bytes, same rowid): content-addressed, each chunk stored once per
@@ -38,7 +38,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -208,14 +208,25 @@ DROP INDEX IF EXISTS versions_by_origin;
 CREATE INDEX IF NOT EXISTS versions_arrivals ON versions (origin, rev) WHERE origin IS NOT NULL AND kind = {KIND_FILE};
 """
 
+# A directory's own name moves into its node (`nodes.dparent`, `dname`, ADDED_COLUMNS): a mkdir
+# then writes no `dirents_linked` entry (one page less); the index keeps hard-linked files' names.
+_V8 = f"""
+UPDATE nodes SET
+    dparent = (SELECT d.parent FROM dirents d WHERE d.ino = nodes.ino AND d.linked),
+    dname = (SELECT d.name FROM dirents d WHERE d.ino = nodes.ino AND d.linked)
+WHERE kind = {KIND_DIR} AND ino != {ROOT_INO};
+UPDATE dirents SET linked = 0 WHERE linked AND ino IN (SELECT ino FROM nodes WHERE kind = {KIND_DIR});
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
     5: (("nodes", "rdev", "INTEGER NOT NULL DEFAULT 0"),),
     6: (("chunks", "pack", "INTEGER"), ("chunks", "pos", "INTEGER")),
     7: (("dirents", "linked", "INTEGER NOT NULL DEFAULT 0"), ("nodes", "vrev", "INTEGER"), ("nodes", "vauthor", "TEXT")),
+    8: (("nodes", "dparent", "INTEGER"), ("nodes", "dname", "TEXT")),
 }
 
 

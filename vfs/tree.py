@@ -1,10 +1,10 @@
 """Queries over the tree of names that start from an inode: its names, a subtree.
 
 Path resolution walks names downward (`vfs.db`); these go the other way or
-wide. Only the names a caller must find by inode are indexed by it (schema
-v7: a directory's name and every name of a hard-linked file, flagged
-`linked`), so an ordinary create, unlink or rename writes no index entry
-for them.
+wide. Only the names of a hard-linked file are indexed by inode (schema v7,
+flagged `linked`), and a directory's one name is kept in its node as well
+(`dparent`, `dname`, v8), so an ordinary create, unlink, rename or mkdir
+writes no index entry for them.
 
     db  ->  tree
 """
@@ -17,6 +17,7 @@ from vfs.paths import join
 from vfs.schema import KIND_DIR, ROOT_INO
 
 _NAMES_OF = "SELECT parent, name FROM dirents WHERE ino = ? AND linked"
+_DIR_NAME = "SELECT dparent, dname FROM nodes WHERE ino = ?"
 
 _SUBTREE = """
 WITH RECURSIVE sub(ino, rel, kind) AS (
@@ -31,7 +32,7 @@ SELECT ino, rel, kind FROM sub
 
 
 def paths_of(conn: sqlite3.Connection, ino: int) -> list[str]:
-    """Every path naming `ino`: a directory's one, or each of a hard-linked file's.
+    """Every path naming the file `ino`, one per hard link.
 
     A file that never had a second name is not indexed: its caller knows its path."""
     return [join(dir_path(conn, parent), name) for parent, name in conn.execute(_NAMES_OF, (ino,)).fetchall()]
@@ -41,7 +42,7 @@ def dir_path(conn: sqlite3.Connection, ino: int) -> str:
     """The path of a directory inode (directories have exactly one name)."""
     names = []
     while ino != ROOT_INO:
-        parent, name = conn.execute(_NAMES_OF, (ino,)).fetchone()
+        parent, name = conn.execute(_DIR_NAME, (ino,)).fetchone()
         names.append(name)
         ino = parent
     return "/" + "/".join(reversed(names))
