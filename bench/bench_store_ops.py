@@ -3,6 +3,7 @@
     python bench/bench_store_ops.py                  # this checkout's store, 5 runs
     python bench/bench_store_ops.py --ab REV         # REV's vfs/ against this checkout's, alternating
     python bench/bench_store_ops.py --ab REV --pairs 6
+    python bench/bench_store_ops.py --ab REV --after REV2   # two revisions (the checkout may change meanwhile)
 
 The rows are bench_vfs.py's small ones (a create 1000 x 100 B, b/b2 stat them
 cold/warm, c unlink them, l rename 1000 into a sibling dir, d mkdir a 10x10x10
@@ -206,18 +207,25 @@ def single(runs: int) -> None:
               f"{frames if isinstance(frames, str) else f'{frames:.2f}'} | {sql if isinstance(sql, str) else f'{sql:.1f}'} |")
 
 
-def ab(rev: str, pairs: int, runs: int) -> None:
-    before = Path(tempfile.mkdtemp(prefix="bench-ops-before-"))
+def _extract(rev: str) -> Path:
+    """REV's `vfs/` in a temporary directory (`git archive`: the checkout is not touched)."""
+    into = Path(tempfile.mkdtemp(prefix="bench-ops-code-"))
+    archive = subprocess.run(["git", "archive", rev, "vfs"], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def ab(rev: str, pairs: int, runs: int, after_rev: str | None = None) -> None:
+    before = _extract(rev)
+    after = _extract(after_rev) if after_rev else ROOT
     try:
-        archive = subprocess.run(["git", "archive", rev, "vfs"], cwd=ROOT, capture_output=True, check=True).stdout
-        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
         sides: dict[str, list[dict[str, list[float]]]] = {"before": [], "after": []}
         loads = [_load()]
         for _ in range(pairs):
             sides["before"].append(run_side(before, runs))
-            sides["after"].append(run_side(ROOT, runs))
+            sides["after"].append(run_side(after, runs))
             loads.append(_load())
-        print(f"before = {rev}, after = this checkout; {pairs} pairs (before, after alternating), "
+        print(f"before = {rev}, after = {after_rev or 'this checkout'}; {pairs} pairs (before, after alternating), "
               f"each side a child process, medians of {runs} runs; load average at each pair's end: {' | '.join(loads)}\n")
         print("| row | dofs | before wall | after wall | before CPU | after CPU | after ÷ before, wall, per pair | "
               "CPU, per pair | pairs lower (CPU) | frames/op | SQL/op |")
@@ -238,11 +246,14 @@ def ab(rev: str, pairs: int, runs: int) -> None:
                   f"{counts[0]} | {counts[1]} |")
     finally:
         shutil.rmtree(before, ignore_errors=True)
+        if after_rev:
+            shutil.rmtree(after, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ab", metavar="REV", help="compare REV's vfs/ (before) with this checkout's (after)")
+    parser.add_argument("--after", metavar="REV2", help="with --ab: REV2's vfs/ as the after side")
     parser.add_argument("--pairs", type=int, default=4, help="A/B pairs with --ab")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per side (one more warms up)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -250,7 +261,7 @@ def main() -> None:
     if args.child:
         json.dump(child(args.runs), sys.stdout)
     elif args.ab:
-        ab(args.ab, args.pairs, args.runs)
+        ab(args.ab, args.pairs, args.runs, args.after)
     else:
         single(args.runs)
 
