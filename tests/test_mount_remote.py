@@ -189,7 +189,8 @@ def test_git_works_in_a_remote_mount(remote):
 def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_server, tmp_path: Path):
     """A mutation's own answer names its revision; the mount waits for the change stream to bring
     that revision instead of asking for the changes itself (one round trip per write, not two).
-    Mutations that touch several paths (rename, unlink) still ask."""
+    An unlink or a file's rename waits for the stream to take the old name away; a directory's
+    rename (a subtree) still asks."""
     from client_py.mount.remote_backend import RemoteBackend
 
     backend = RemoteBackend(live_server.url, "demo", token=live_server.admin, cache_dir=str(tmp_path / "cache")).start()
@@ -211,6 +212,12 @@ def test_writes_are_confirmed_by_the_change_stream_not_a_second_request(live_ser
         assert asked == []  # every one of them was confirmed by the stream
         backend.rename("/a.txt", "/d/b.txt")
         assert backend.exists("/d/b.txt") and not backend.exists("/a.txt")
+        assert backend.lstat("/d/b.txt").ino == linked.ino and backend.lstat("/a2.txt").nlink == 2
+        backend.unlink("/a2.txt")
+        assert not backend.exists("/a2.txt") and backend.lstat("/d/b.txt").nlink == 1
+        assert asked == []
+        backend.rename("/d", "/e")
+        assert backend.exists("/e/b.txt") and not backend.exists("/d")
         assert asked == [1]
     finally:
         backend.catch_up = original

@@ -153,14 +153,16 @@ class RemoteBackend(StreamFollower):
             self._set_online(False, exc)
             raise fs_error(errno.EIO, None, "server unreachable") from exc
 
-    def _mutate(self, coro, *, changes: str | None = None):
+    def _mutate(self, coro, *, changes: str | None = None, gone: str | None = None):
         """A mutation: refused (EROFS) while offline; the index catches up right after.
 
-        `changes`: the one real path the mutation changes. The server answers
-        with the new Stat, whose revision the change stream delivers to this
-        mount about when the answer arrives; waiting for it there saves the
-        second round trip of asking for the changes. Anything else (a stream
-        that lags, several paths, no Stat) falls back to asking.
+        `changes`: the one real path the mutation makes or changes. The server
+        answers with the new Stat, whose revision the change stream delivers to
+        this mount about when the answer arrives; waiting for it there saves the
+        second round trip of asking for the changes. `gone`: the one path it
+        removes (an unlink, or a file renamed away), confirmed when the stream
+        has taken it out of the index. Anything else (a stream that lags, a
+        directory's subtree, no Stat) falls back to asking.
         """
         if not self.online:
             coro.close()
@@ -171,17 +173,22 @@ class RemoteBackend(StreamFollower):
             if exc.errno == errno.EIO:
                 raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only") from exc
             raise
-        if changes is None or not isinstance(result, Stat) or not self._streamed(changes, result.rev):
+        if changes is None:
+            confirmed = gone is not None
+        else:
+            confirmed = isinstance(result, Stat) and self._streamed(changes, result.rev)
+        if not (confirmed and (gone is None or self._streamed(gone, None))):
             self.catch_up()
         return result
 
-    def _streamed(self, path: str, rev: int) -> bool:
-        """Wait (briefly) until the change stream has brought `path` to revision `rev`."""
+    def _streamed(self, path: str, rev: int | None) -> bool:
+        """Wait (briefly) until the change stream has brought `path` to revision `rev`
+        (None: has taken `path` out of the index)."""
         deadline = time.monotonic() + self.stream_wait
         with self._index_moved:
             while True:
                 entry = self.index.entries.get(path)
-                if entry is not None and entry.rev >= rev:
+                if (entry is None) if rev is None else (entry is not None and entry.rev >= rev):
                     return True
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._watcher is None:
@@ -420,7 +427,7 @@ class RemoteBackend(StreamFollower):
 
     def unlink(self, path: str) -> None:
         st = self.lstat(path)
-        self._mutate(self._remote.unlink(path))
+        self._mutate(self._remote.unlink(path), gone=normalize(path))
         if st.nlink > 1:
             self.attrs.changed(st.ino)  # its other names lost a link
 
@@ -453,7 +460,12 @@ class RemoteBackend(StreamFollower):
             before = self.index.inos_below(src_real)
             replaced = self.index.inos.get(dst_real)
             replaced_links = self.index.nlink(dst_real) if replaced is not None else 0
-        self._mutate(self._remote.rename(src, dst))
+            moving = self.index.entries.get(src_real)
+        if moving is not None and moving.kind != "dir" and src_real != dst_real:
+            # (git: every lock file renamed into place) one name goes, one comes: the stream confirms both
+            self._mutate(self._remote.rename(src, dst), changes=dst_real, gone=src_real)
+        else:
+            self._mutate(self._remote.rename(src, dst))
         with self._lock:
             # A rename keeps the inode: same number, owners and times as before.
             self.index.moved(src_real, dst_real, before)
