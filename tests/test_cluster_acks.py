@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -107,6 +108,37 @@ async def test_concurrent_writers_share_rounds_and_every_acknowledged_write_is_r
         restored = tmp_path / "restored.db"
         assert await litestream.restore(held.prefix, restored) is True
         assert read_all(restored) == acknowledged
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+async def test_a_commit_during_a_round_s_sync_gets_a_round_of_its_own(
+    redis_server: RedisServer, s3_location: S3Location, litestream: Litestream, tmp_path: Path, in_flight: int
+) -> None:
+    """A commit made while a round's sync is running may have missed it, so it waits for a later
+    round: with one round in flight that round starts when the first ends, with two (`in_flight`)
+    at once. Litestream is paused (SIGSTOP) so that the first sync is surely still waiting."""
+    db = tmp_path / "ws1.db"
+    async with owned_store(redis_server, s3_location, litestream, db) as (_, held, acks):
+        acks.in_flight = in_flight
+        assert litestream.pid is not None
+        os.killpg(litestream.pid, signal.SIGSTOP)  # the syncs' requests wait in the socket unanswered
+        try:
+            write_one(db, "first", b"1")
+            first = asyncio.ensure_future(acks.wait_durable("ws1", db))
+            await asyncio.sleep(0.05)  # its round has begun: its sync request is sent
+            assert acks.rounds == 1
+            write_one(db, "second", b"2")
+            second = asyncio.ensure_future(acks.wait_durable("ws1", db))
+            await asyncio.sleep(0.2)
+            assert not first.done() and not second.done()
+            assert acks.rounds == in_flight  # the second round started beside the first, or waits
+        finally:
+            os.killpg(litestream.pid, signal.SIGCONT)
+        await asyncio.gather(first, second)
+        assert acks.rounds == 2
+        restored = tmp_path / "restored.db"
+        assert await litestream.restore(held.prefix, restored) is True
+        assert read_all(restored) == {"/w/first": b"1", "/w/second": b"2"}
 
 
 async def test_a_fenced_node_acknowledges_nothing(

@@ -10,12 +10,19 @@ one beside its sync when the last is getting old, so the HEAD is usually
 off the critical path), and it covers every commit made before its sync
 started. A writer calls `wait_durable(ws, db)` after its commit:
 
-- no round running, or one created but not yet started: it joins that round;
-- a round already syncing (which may have missed its commit): it joins the
-  next round, which starts as soon as the current one ends.
+- a round launched but whose sync has not begun: it joins that round;
+- otherwise (no round, or rounds already syncing, which may have missed its
+  commit): it joins the next round, started at once if fewer than
+  `in_flight` rounds are syncing, else as soon as one ends.
 
-So at most two rounds are ever in play per workspace, and under load one
-round serves every writer that arrived during the previous one. A round
+With `in_flight` = 1 (the default) at most two rounds are in play per
+workspace (one syncing, one gathering writers) and under load one round
+serves every writer that arrived during the previous one; so a writer
+arriving just after a sync began waits for the rest of it and a whole next
+round. `in_flight` = 2 overlaps the next round's WAL-to-LTX conversion with
+the previous upload (Litestream serialises each of the two, not both
+together), for more syncs: measured without a clear win (docs/cluster.md,
+"Fourth pass"). A round
 that fails (sync error or timeout, S3 unreachable, manifest moved) fails
 every writer in it with `NotAcknowledged`, which the server answers with a
 503: never a silent acknowledgement.
@@ -38,9 +45,9 @@ class NotAcknowledged(Exception):
 
 @dataclass
 class _Rounds:
-    current: asyncio.Future[None] | None = None
-    started: bool = False  # has the current round's sync begun (so later commits may be missed)?
-    next: asyncio.Future[None] | None = None
+    running: int = 0  # rounds launched and not finished
+    next: asyncio.Future[None] | None = None  # the round new writers join: its sync has not begun
+    launched: bool = False  # is `next` launched already (its task about to begin its sync)?
 
 
 @dataclass
@@ -50,6 +57,9 @@ class DurableAcks:
     litestream: Litestream
     ownership: Ownership
     timeout: float = 5.0
+    # rounds whose syncs may run at once per workspace (module docstring): 1 waits for a round to
+    # end before the next starts; 2 starts the next at once
+    in_flight: int = 1
     rounds: int = 0  # rounds run so far (what a batch saves shows here)
     _state: dict[str, _Rounds] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)  # the loop keeps only weak references
@@ -63,22 +73,23 @@ class DurableAcks:
     async def wait_durable(self, workspace: str, db_path: str | os.PathLike[str]) -> None:
         """Return once every commit made to `db_path` before this call is in S3 and still ours."""
         state = self._state.setdefault(workspace, _Rounds())
-        loop = asyncio.get_running_loop()
-        if state.current is None:
-            state.current, state.started = loop.create_future(), False
-            self._start(workspace, db_path, state, state.current)
-            waiter = state.current
-        elif not state.started:
-            waiter = state.current
-        else:
-            if state.next is None:
-                state.next = loop.create_future()
-            waiter = state.next
+        if state.next is None:
+            state.next, state.launched = asyncio.get_running_loop().create_future(), False
+        waiter = state.next
+        if not state.launched and state.running < self.in_flight:
+            self._launch(workspace, db_path, state)
         await asyncio.shield(waiter)
+
+    def _launch(self, workspace: str, db_path: str | os.PathLike[str], state: _Rounds) -> None:
+        """Start the round writers are joining; they may still join until its sync begins."""
+        assert state.next is not None
+        state.running, state.launched = state.running + 1, True
+        self._start(workspace, db_path, state, state.next)
 
     async def _run(self, workspace: str, db_path: str | os.PathLike[str], state: _Rounds,
                    done: asyncio.Future[None]) -> None:
-        state.started = True  # from here on a new commit may miss this round's sync
+        if state.next is done:  # from here on a new commit may miss this round's sync: it joins a later one
+            state.next, state.launched = None, False
         self.rounds += 1
         try:
             async with asyncio.timeout(self.timeout):
@@ -99,12 +110,11 @@ class DurableAcks:
         else:
             _settle(done, None)
         finally:
-            following, state.next = state.next, None
-            if following is None:
-                state.current = None
-            else:
-                state.current, state.started = following, False
-                self._start(workspace, db_path, state, following)
+            state.running -= 1
+            if state.next is not None and not state.launched and state.running < self.in_flight:
+                self._launch(workspace, db_path, state)
+            elif state.running == 0 and state.next is None:
+                self._state.pop(workspace, None)
 
 
 def _settle(future: asyncio.Future[None], error: BaseException | None) -> None:
