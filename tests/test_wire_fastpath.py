@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from hypothesis_profiles import scaled
 
 import vfs
-from vfs.wire import ProtocolError, change_from_wire, change_to_wire
+from vfs.wire import ProtocolError, change_from_wire, change_to_wire, entry_data
 from vfs.wire.limits import INT64_MAX, MTIME_MAX
 from vfs.wire.values import _common_change, change_from_wire_checked
 
@@ -161,3 +161,13 @@ def test_what_a_server_writes_takes_the_one_pass() -> None:
         entry = orjson.loads(orjson.dumps(change_to_wire(c, data=b"abc" if c.kind == "file" else None, author="x")))
         assert _common_change(entry) == c
         assert change_from_wire(entry) == change_from_wire_checked(entry) == c
+
+
+@given(st.text(max_size=10).map(lambda t: "/" + t), st.integers(0, INT64_MAX), st.none() | st.binary(max_size=40))
+def test_written_entry_names_the_cursor_of_its_change(path: str, rev: int, data: bytes | None) -> None:
+    """change_to_wire spells the cursor itself (no Cursor built per entry): exactly `str(change.cursor)`."""
+    c = vfs.Change(path, "file", rev, 0o100644, 1.0, len(data or b""), HASH, ((HASH, 1),))
+    wire = orjson.loads(orjson.dumps(change_to_wire(c, data=data)))
+    assert wire["cursor"] == str(c.cursor)
+    assert vfs.Cursor.parse(wire["cursor"]) == c.cursor
+    assert entry_data(wire) == data
