@@ -12,7 +12,7 @@ import pytest
 
 import vfs
 from vfs import schema
-from vfs_old_stores import downgrade_to_v6
+from vfs_old_stores import downgrade_to_v6, downgrade_to_v8
 
 
 @pytest.fixture
@@ -176,3 +176,34 @@ def test_a_current_version_kept_in_its_node_lists_and_restores_as_recorded(tmp_p
         assert ws.read_file("/d/g", rev=third) == b"three"
     with vfs.Workspace(str(tmp_path / "s.db"), readonly=True) as ro:
         assert [v.rev for v in ro.history("/d/g") if v.kind == "file"] == [third]
+
+
+def test_a_renamed_files_arrival_pending_in_its_node_lists_as_recorded(tmp_path):
+    """A rename writes only the departure (schema v9): the arrival stays pending in the node
+    with the path it came from. History lists the same before and after it is recorded, a
+    save through a backup name and a temporary file in one transaction still ends the
+    history where the old file left, and a v8 store's recorded arrivals read the same."""
+    path = str(tmp_path / "s.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/f", b"1")
+        ws.write_file("/f", b"2")
+        ws.write_file("/t", b"new")
+        with ws.transaction():  # an editor's save: keep a backup, put the new file in place
+            ws.rename("/f", "/f~")
+            ws.rename("/t", "/f")
+        saved = [(v.path, v.kind, v.origin) for v in ws.history("/f")]
+        assert saved == [("/f", "file", "/t"), ("/t", "file", None)]
+        backup = [(v.path, v.kind) for v in ws.history("/f~")]
+        assert backup == [("/f~", "file"), ("/f", "file"), ("/f", "file")]
+        ws.rename("/f~", "/g")
+        before = [(v.path, v.rev, v.kind, v.origin) for v in ws.history("/g")]
+        ws.chmod("/g", 0o600)  # records the pending arrival
+        assert [(v.path, v.rev, v.kind, v.origin) for v in ws.history("/g")] == before
+        ws.rename("/g", "/h")
+    conn = sqlite3.connect(path)
+    downgrade_to_v8(conn)
+    conn.commit()
+    conn.close()
+    with vfs.Workspace(path) as ws:
+        assert [(v.path, v.kind, v.origin) for v in ws.history("/h")][:2] == [("/h", "file", "/g"), ("/g", "file", "/f~")]
+        assert [(v.path, v.kind, v.origin) for v in ws.history("/f")] == saved

@@ -55,7 +55,7 @@ _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsfs-hash")
 
 _UPDATE_CONTENT = (
     "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = max(?, ctime_ns), rev = ?, "
-    f"mode = coalesce(?, mode), vrev = ?, vauthor = ? WHERE ino = ? RETURNING {NODE_FIELDS}"
+    f"mode = coalesce(?, mode), vrev = ?, vauthor = ?, vorigin = NULL WHERE ino = ? RETURNING {NODE_FIELDS}"
 )
 
 

@@ -35,8 +35,8 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
 # A node took a new name: a directory keeps it in its row too.
 _RENAMED = (
-    f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = NULL, dparent = CASE WHEN kind = {KIND_DIR} THEN ? END, "
-    f"dname = CASE WHEN kind = {KIND_DIR} THEN ? END WHERE ino = ?"
+    f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = ?, vauthor = ?, vorigin = ?, "
+    f"dparent = CASE WHEN kind = {KIND_DIR} THEN ? END, dname = CASE WHEN kind = {KIND_DIR} THEN ? END WHERE ino = ?"
 )
 
 
@@ -492,7 +492,9 @@ class Namespace:
         self._versions.record_moves(tx, [move for found, new_root in moves for move in self._file_moves(found, new_root)])
         now = time.time_ns()
         for found, other in ((source, target), (target, source)):
-            self._db.conn.execute(_RENAMED, (now, tx.rev, other.parent_ino, other.name, found.node.ino))
+            self._db.conn.execute(
+                _RENAMED, (now, tx.rev, None, None, None, other.parent_ino, other.name, found.node.ino)
+            )
             self._db.touch_dir(found.parent_ino)
         self._db.log_many(tx, rows)
         self._db.forget_directories()
@@ -532,14 +534,18 @@ class Namespace:
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
         self._versions.supersede(tx, source.real, node)  # (a directory has none; its files: `record_moves`)
-        self._db.conn.execute(_RENAMED, (now, tx.rev, target.parent_ino, target.name, node.ino))
+        # A file with one name: its arrival stays pending in its node, as a new file's content does.
+        single = node.kind == KIND_FILE and node.nlink == 1
+        pending = self._versions.record_move_pending(tx, source.real, target.real) if single else (None, None, None)
+        self._db.conn.execute(_RENAMED, (now, tx.rev, *pending, target.parent_ino, target.name, node.ino))
         self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
             for ino, rel, _ in self._db.subtree(node.ino):
                 rows.append((join(source.real, rel), None))
                 rows.append((join(target.real, rel), ino))
-        self._versions.record_moves(tx, self._file_moves(source, target.real), superseded=node.kind == KIND_FILE)
+        if not single:
+            self._versions.record_moves(tx, self._file_moves(source, target.real), superseded=node.kind == KIND_FILE)
         self._db.log_many(tx, rows)
         if node.kind != KIND_FILE or (target.node is not None and target.node.kind != KIND_FILE):
             self._db.forget_directories()  # it holds directories and symlink resolutions, never files

@@ -38,7 +38,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -218,8 +218,12 @@ WHERE kind = {KIND_DIR} AND ino != {ROOT_INO};
 UPDATE dirents SET linked = 0 WHERE linked AND ino IN (SELECT ino FROM nodes WHERE kind = {KIND_DIR});
 """
 
+# A renamed file's arrival stays pending in its node like any current version, with the path it
+# came from (`nodes.vorigin`, ADDED_COLUMNS): a rename writes the departure marker only.
+_V9 = ""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
@@ -227,6 +231,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     6: (("chunks", "pack", "INTEGER"), ("chunks", "pos", "INTEGER")),
     7: (("dirents", "linked", "INTEGER NOT NULL DEFAULT 0"), ("nodes", "vrev", "INTEGER"), ("nodes", "vauthor", "TEXT")),
     8: (("nodes", "dparent", "INTEGER"), ("nodes", "dname", "TEXT")),
+    9: (("nodes", "vorigin", "TEXT"),),
 }
 
 

@@ -17,9 +17,12 @@ A file's current content is recorded only once something supersedes it
 that revision just before an overwrite, a deletion, a rename, a link or a
 metadata change (the rows of one path are adjacent in the table's key, so
 this usually dirties the page the write dirties anyway). A create then
-writes no versions row at all: one page less per create. Readers see the
-pending version as a row (`entries`, `stored`). Files with several names
-and renames' arrivals are recorded at once, as before.
+writes no versions row at all: one page less per create. A rename of a
+file with one name writes only the departure marker; the arrival stays
+pending in the node with the path it came from (`vorigin`, v9). Readers
+see the pending version as a row (`entries`, `stored`, `_left`). Files
+with several names, and the files below a renamed directory or an
+exchange, are recorded at once.
 
 This is the lower half of history: `namespace` and `content` call it from
 inside their transactions; `history` (listing, restore, gc) sits above.
@@ -50,15 +53,22 @@ _INSERT_MARK = f"INSERT OR REPLACE INTO versions({_COLUMNS}) VALUES(?, ?, ?, 0, 
 # the mode and mtime it had then, since every change of those supersedes it first.
 _SUPERSEDE = (
     f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
-    "SELECT ?, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, NULL FROM nodes "
+    "SELECT ?, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, vorigin FROM nodes "
     "WHERE ino = ? AND vrev IS NOT NULL"
 )
 _CLEAR_PENDING = "UPDATE nodes SET vrev = NULL WHERE ino = ? AND vrev IS NOT NULL"
 # The pending version at a path: the node the change log says is there now (a node with a
 # pending version has one name, see `supersede`).
 _PENDING = (
-    "SELECT n.vrev, n.kind, n.size, n.hash, n.mtime_ns / 1e9, n.chunks, n.vauthor, n.mode "
+    "SELECT n.vrev, n.kind, n.size, n.hash, n.mtime_ns / 1e9, n.chunks, n.vauthor, n.vorigin, n.mode "
     "FROM pathlog p JOIN nodes n ON n.ino = p.ino WHERE p.path = ? AND n.vrev IS NOT NULL"
+)
+# A pending arrival at revision `?` from path `?`, elsewhere than `?` (`Versions._left`): the
+# paths that revision changed (a node whose pending version is that revision's was logged at it:
+# anything logging its path again supersedes the version first).
+_PENDING_ARRIVAL = (
+    "SELECT 1 FROM pathlog p JOIN nodes n ON n.ino = p.ino "
+    "WHERE p.rev = ? AND n.vrev = p.rev AND n.vorigin = ? AND p.path != ? LIMIT 1"
 )
 # A lineage visits at most this many (path, before-revision) stretches: a file
 # renamed back and forth forever still lists in bounded time.
@@ -92,6 +102,13 @@ class Versions:
     def pending(self, tx: Tx) -> tuple[int, str | None]:
         """(vrev, vauthor) for a file whose new content stays unrecorded in its node (see `supersede`)."""
         return tx.rev, self.author
+
+    def record_move_pending(self, tx: Tx, old: str, new: str) -> tuple[int, str | None, str]:
+        """A file with one name left `old` for `new`: the departure is recorded now, the arrival
+        stays pending in the node; (vrev, vauthor, vorigin) for the node's row."""
+        now = time.time()
+        self._db.conn.execute(_INSERT_MARK, (old, tx.rev, KIND_MOVED, now, now, self.author, new))
+        return tx.rev, self.author, old
 
     def supersede(self, tx: Tx, path: str, node: Node, *, rewriting: bool = False) -> None:
         """Record the pending version of the file `node` at `path` at its own revision, before it changes.
@@ -232,7 +249,9 @@ class Versions:
         ).fetchall()
         pending = self._db.conn.execute(_PENDING, (real,)).fetchone()
         if pending is not None:  # the newest: whatever came to the path since superseded it
-            rows.insert(0, (*pending[:7], None))
+            # (a row of the same revision, a name deleted and taken again in one transaction,
+            # is what the pending version replaces when recorded)
+            rows = [(*pending[:8],)] + [row for row in rows if row[0] != pending[0]]
         return [
             VersionRow(
                 real, rev, kind, size,
@@ -283,12 +302,14 @@ class Versions:
         return sorted(found.values(), key=lambda r: (r.rev, r.kind == KIND_FILE, r.path == real), reverse=True)
 
     def _left(self, path: str, rev: int) -> bool:
-        """Whether the file at `path` went elsewhere at `rev` (an exchange: another file arrived as it left)."""
-        return self._db.conn.execute(
+        """Whether the file at `path` went elsewhere at `rev` (an exchange: another file arrived as it left),
+        its arrival recorded or still pending in its node (`record_move_pending`)."""
+        conn = self._db.conn
+        return conn.execute(
             # (`kind` literal: the arrivals index, schema v7, holds file rows only)
             f"SELECT 1 FROM versions WHERE origin = ? AND rev = ? AND kind = {KIND_FILE} AND path != ? LIMIT 1",
             (path, rev, path),
-        ).fetchone() is not None
+        ).fetchone() is not None or conn.execute(_PENDING_ARRIVAL, (rev, path, path)).fetchone() is not None
 
     def version_at(self, path: str, rev: int) -> VersionRow | None:
         """The version of `path` as of revision `rev`, if any.
@@ -322,15 +343,13 @@ class Versions:
     def stored(self, path: str, rev: int) -> tuple | None:
         """(kind, mode, size, hash, chunks, author) of the version of `path` recorded at `rev`,
         or pending in the node now there (`supersede`); None if neither."""
-        row = self._db.conn.execute(
+        pending = self._db.conn.execute(_PENDING, (path,)).fetchone()
+        if pending is not None and pending[0] == rev:  # (it replaces a row of its revision: `entries`)
+            _, kind, size, digest, _, chunks, author, _, mode = pending
+            return kind, mode, size, digest, chunks, author
+        return self._db.conn.execute(
             "SELECT kind, mode, size, hash, chunks, author FROM versions WHERE path = ? AND rev = ?", (path, rev)
         ).fetchone()
-        if row is None:
-            pending = self._db.conn.execute(_PENDING, (path,)).fetchone()
-            if pending is not None and pending[0] == rev:
-                _, kind, size, digest, _, chunks, author, mode = pending
-                row = (kind, mode, size, digest, chunks, author)
-        return row
 
     def chunks(self, path: str, rev: int) -> list[ChunkEntry]:
         """The chunk list of `path` as of revision `rev`."""
