@@ -226,7 +226,8 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
                   pids: dict[str, tuple[int, ...]]) -> list[dict]:
     """`steps` run one after another in one fresh directory per target and rep (targets
     interleaved, rotating which goes first; no warm-up: each chain starts with the same
-    untar), each timed alone, with its daemons' CPU; rows as `measure` makes them."""
+    untar), each timed alone, with its daemons' CPU; rows as `measure` makes them.
+    The trees stay (every target keeps its earlier chains' files) until the run ends."""
     times = {(step.name, target): [] for step in steps for target in targets}
     cpus = {(step.name, target): [] for step in steps for target in pids}
     order = list(targets.items())
@@ -240,7 +241,8 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
                 times[step.name, target].append(elapsed)
                 if target in pids:
                     cpus[step.name, target].append(cpu)
-            shutil.rmtree(work)
+            # (the chain's tree stays until the run ends: removing 13,000 files through a
+            # remote mount takes minutes; each later chain gets a directory of its own)
             done = ", ".join(f"{times[step.name, target][-1] * 1000:.0f}" for step in steps)
             print(f"  (rep {rep + 1}, {target}: {done} ms; load {os.getloadavg()[0]:.1f})", flush=True)
     results = []
