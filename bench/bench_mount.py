@@ -444,8 +444,8 @@ def main() -> int:
         for directory in targets.values():
             directory.mkdir()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-        print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, "
-              f"{args.reps} reps + 1 warm-up, medians)")
+        reps = f"{args.reps} reps + 1 warm-up" if scenarios else f"{args.reps} chains per target, no warm-up"
+        print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, {reps}, medians)")
         with ExitStack() as stack:
             pids = _start_targets(stack, targets, base, ab)
             if scenarios:
