@@ -236,7 +236,7 @@ class Content:
                                            created_ns=created_ns, ctime_ns=ctime_ns if created_ns is not None else None,
                                            atime_ns=atime_ns if created_ns is not None else None,
                                            pending=self._versions.pending(tx))
-            tx.new_files[found.real] = node.ino  # (its pruning waits for a later transaction: `record_current`)
+            tx.new_files[found.real] = node.ino  # (its path's pruning waits for a later transaction)
             return node
         # One name: the old content is recorded now, the new stays pending in the node
         # (`Versions.supersede`); several names: the new version under each, at once.

@@ -91,18 +91,14 @@ class Resolved:
 class Tx:
     """State of the running write transaction."""
 
-    __slots__ = ("_conn", "_rev", "_known", "new_files", "linked")
+    __slots__ = ("_conn", "_rev", "_known", "new_files")
 
     def __init__(self, conn: sqlite3.Connection, known: int = 0):
         self._conn = conn
         self._rev = 0
-        # Files created in this transaction, path -> ino (`Versions.record_current`): a
-        # later write of one in the same transaction leaves pruning to a later one, and
-        # its node still has one link unless `link` gave it another (`linked`: inodes
-        # that gained a name in this transaction). A new node starts with one link and
-        # only `link` adds any, so this holds even for entries a rollback left behind.
+        # Files created in this transaction, path -> ino (`Content.set_content`): a later
+        # write of one in the same transaction leaves pruning its path to a later one.
         self.new_files: dict[str, int] = {}
-        self.linked: set[int] = set()
         # The store's current revision when the caller knows it (nobody else
         # committed since our last commit): saves the query on first write.
         self._known = known

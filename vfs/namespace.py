@@ -221,7 +221,6 @@ class Namespace:
                 f"RETURNING {NODE_FIELDS}",
                 (now, tx.rev, source.ino),
             ).fetchone())  # fmt: skip
-            tx.linked.add(source.ino)  # (its link count is no longer known to be 1: `Tx.new_files`)
             self._db.touch_dir(found.parent_ino, now=now)
             self._db.log(tx, found.real, source.ino)
             if source.kind == KIND_FILE:
