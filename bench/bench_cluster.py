@@ -1,7 +1,7 @@
 """Cluster mode against one node, same run: ack latency, write throughput, failover time.
 
-    .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100] [--only failover]
-                                            [--stacks h11,httptools]
+    .venv/bin/python bench/bench_cluster.py [--writes 200] [--sizes-mib 1,100] [--only failover|ack]
+                                            [--stacks h11,httptools] [--compare-l1 SECONDS]
 
 Starts its own engines on loopback (`redis-server`, SeaweedFS, and Litestream
 inside each node), all in their own process groups, killed at the end:
@@ -42,6 +42,11 @@ Prints Markdown tables:
   for each size with chunks inside the replicated SQLite file (`sqlite`,
   the first pass) and as S3 objects (`objects`), interleaved
   (`--chunks`; `--only failover` skips the rest).
+
+`--only ack` stops after the ack latency table. `--compare-l1 SECONDS` adds
+an owner whose Litestream compacts to L1 every SECONDS (0: Litestream's own
+defaults, `WSFS_CLUSTER_L1_INTERVAL`) to that table, and the same to the
+failover runs, against a node's default (docs/cluster.md, "Fourth pass").
 
 The machine is shared: the load average is printed with the results.
 `--workdir DIR` keeps the nodes' logs; `WSFS_BENCH_LOG_LEVEL=info` makes the
@@ -329,27 +334,36 @@ async def _failover(http: httpx.AsyncClient, owner: ServeNode, other: ServeNode,
 
 
 async def _failovers(http: httpx.AsyncClient, redis: RedisServer, location: object, work: Path,
-                     engines: list[Engine], sizes: list[int], modes: list[str]) -> None:
-    """Failover per workspace size, chunks inside SQLite (the first pass) and as S3 objects, interleaved."""
+                     engines: list[Engine], sizes: list[int], modes: list[str], compare_l1: float | None = None) -> None:
+    """Failover per workspace size, chunks inside SQLite (the first pass) and as S3 objects, interleaved;
+    with `compare_l1`, each mode also with Litestream compacting to L1 every `compare_l1` s (0: its defaults)."""
+    kinds = [(mode, None) for mode in modes] + ([(mode, compare_l1) for mode in modes] if compare_l1 is not None else [])
+
+    def env(mode: str, l1: float | None) -> dict[str, str]:
+        return {"WSFS_CLUSTER_CHUNKS": mode} | ({} if l1 is None else {"WSFS_CLUSTER_L1_INTERVAL": f"{l1:g}"})
+
+    def label(mode: str, l1: float | None) -> str:
+        return mode if l1 is None else f"{mode}, L1 {l1:g} s" if l1 else f"{mode}, Litestream's compaction"
+
     survivors = {}
-    for mode in modes:
-        node = ServeNode(f"s-{mode}", work / f"s-{mode}", redis.url, location, free_ports(1)[0], args_log_level(),
-                         extra_env={"WSFS_CLUSTER_CHUNKS": mode})
+    for n, (mode, l1) in enumerate(kinds):
+        node = ServeNode(f"s{n}-{mode}", work / f"s{n}-{mode}", redis.url, location, free_ports(1)[0],
+                         args_log_level(), extra_env=env(mode, l1))
         engines.append(node)
         node.wait_ready()
-        survivors[mode] = node
+        survivors[mode, l1] = node
     print(f"\nload average: {os.getloadavg()}\n")
     print("| workspace size | chunks | writing it (8 writers) | failover (kill -9 to next acknowledged write) "
           "| store file restored | reading it all back after | load |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for i, mib in enumerate(sizes):
-        for mode in modes:
-            fresh = ServeNode(f"f{i}-{mode}", work / f"f{i}-{mode}", redis.url, location, free_ports(1)[0],
-                              args_log_level(), extra_env={"WSFS_CLUSTER_CHUNKS": mode})
+        for n, (mode, l1) in enumerate(kinds):
+            fresh = ServeNode(f"f{i}-{n}-{mode}", work / f"f{i}-{n}-{mode}", redis.url, location, free_ports(1)[0],
+                              args_log_level(), extra_env=env(mode, l1))
             engines.append(fresh)
             fresh.wait_ready()
-            seconds, restored, read, filled = await _failover(http, fresh, survivors[mode], f"fo{i}-{mode}", mib)
-            print(f"| {mib} MiB | {mode} | {filled:.1f} s | {seconds:.1f} s | {restored / (1 << 20):.1f} MiB "
+            seconds, restored, read, filled = await _failover(http, fresh, survivors[mode, l1], f"fo{i}-{n}-{mode}", mib)
+            print(f"| {mib} MiB | {label(mode, l1)} | {filled:.1f} s | {seconds:.1f} s | {restored / (1 << 20):.1f} MiB "
                   f"| {read:.1f} s | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
@@ -376,7 +390,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
         token = admin_token(redis.url)
         if args.only == "failover":
             async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as ch:
-                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
+                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes, args.compare_l1)
             return
         # per HTTP stack: an owner A and a node B that proxies to it (the first stack's are "a" and "b")
         pairs: dict[str, tuple[ServeNode, ServeNode]] = {}
@@ -446,7 +460,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                     p50, p99 = _pct(got[side], 0.5), _pct(got[side], 0.99)
                     print(f"| {label}{load} | {p50 * 1e3:.1f} | {p99 * 1e3:.1f} | {p50 / s50:.2f}x | {p99 / s99:.2f}x |")
             if args.sizes:
-                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes)
+                await _failovers(ch, redis, location, work, engines, args.sizes, args.modes, args.compare_l1)
             print(f"\nload average: {os.getloadavg()}")
     finally:
         for engine in reversed(engines):
@@ -550,7 +564,7 @@ def main() -> None:
     parser.add_argument("--only", choices=("failover", "ack"),
                         help="run only this part (ack: the acknowledgement steps and the ack latency table)")
     parser.add_argument("--compare-l1", type=float, default=None, metavar="SECONDS",
-                        help="add an owner whose Litestream compacts to L1 every SECONDS (0: Litestream's "
+                        help="add an owner (and failover nodes) whose Litestream compacts to L1 every SECONDS (0: Litestream's "
                              "defaults) to the ack latency table, beside the default (WSFS_CLUSTER_L1_INTERVAL)")
     parser.add_argument("--stacks", default="h11",
                         help="HTTP stacks of the cluster nodes, compared in one run: h11 (h11/asyncio), "
