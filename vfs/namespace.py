@@ -393,13 +393,12 @@ class Namespace:
         node = found.node
         now = time.time_ns()
         self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
-        self._versions.supersede(tx, found.real, node)  # (while the node is there to read)
+        if node.kind == KIND_FILE:
+            self._versions.record_removal(tx, found.real, node)  # (while the node is there to read)
         self._drop_link(tx, node, now)
         self._db.touch_dir(found.parent_ino, now=now)
         self._db.log(tx, found.real, None)
-        if node.kind == KIND_FILE:
-            self._versions.record_deletion(tx, [found.real])
-        else:  # the directory cache holds directories and paths resolved through symlinks, never files
+        if node.kind != KIND_FILE:  # the directory cache holds directories and paths resolved through symlinks, never files
             self._db.forget_directories()
 
     def _drop_link(self, tx: Tx, node: Node, now: int) -> None:
@@ -525,8 +524,7 @@ class Namespace:
         if target.node is not None:
             self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
             if target.node.kind == KIND_FILE:
-                self._versions.supersede(tx, target.real, target.node)
-                self._versions.record_deletion(tx, [target.real])
+                self._versions.record_removal(tx, target.real, target.node)
             self._drop_link(tx, target.node, now)
         self._db.conn.execute(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",

@@ -56,6 +56,14 @@ _SUPERSEDE = (
     "SELECT ?, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, vorigin FROM nodes "
     "WHERE ino = ? AND vrev IS NOT NULL"
 )
+# `_SUPERSEDE` and the deletion marker in one statement (an unlink: one statement less). A
+# version pending from the same revision is left out: the marker takes its place.
+_SUPERSEDE_AND_DELETE = (
+    f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
+    "SELECT ?2, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, vorigin FROM nodes "
+    "WHERE ino = ?3 AND vrev IS NOT NULL AND vrev != ?1 "
+    f"UNION ALL SELECT ?2, ?1, {KIND_DELETED}, 0, 0, ?4, NULL, NULL, ?4, ?5, NULL"
+)
 _CLEAR_PENDING = "UPDATE nodes SET vrev = NULL WHERE ino = ? AND vrev IS NOT NULL"
 # The pending version at a path: the node the change log says is there now (a node with a
 # pending version has one name, see `supersede`).
@@ -150,6 +158,14 @@ class Versions:
                 # close, in one group commit) leaves pruning to a later one, as its create did.
                 if p not in tx.new_files:
                     self.prune(p, now)
+
+    def record_removal(self, tx: Tx, path: str, node: Node) -> None:
+        """The file `node` left `path` for good at this revision: `supersede` and `record_deletion`
+        in one statement (before the node goes)."""
+        if node.vrev is None:
+            self.record_deletion(tx, [path])
+            return
+        self._db.conn.execute(_SUPERSEDE_AND_DELETE, (tx.rev, path, node.ino, time.time(), self.author))
 
     def record_deletion(self, tx: Tx, paths: list[str]) -> None:
         """Mark each file path as deleted at this revision (`supersede` its pending version first)."""
