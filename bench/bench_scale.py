@@ -408,7 +408,9 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: 
     # quiet workspaces go to sleep (every SQLite connection closed) after the server's idle time
     await asyncio.sleep(max(1.0, args.sleep_wait))
     spy = py_spy(server.proc.pid, args.idle_window, f"idle{n}")
+    gc0 = gc_pauses(server)
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
+    row["idle_gc"] = gc_summary(gc0, gc_pauses(server))  # a quiet full collection may land in the window
     if spy is not None:
         spy.wait()
     if args.strace:  # after the CPU window (strace slows every syscall it sees): what wakes the idle server
@@ -697,6 +699,7 @@ async def run(args: argparse.Namespace) -> None:
                 rss_before = proc_figures(server.proc.pid)["rss_mib"]
                 row = await workspaces_point(server, n, args, f"r{k}")
                 print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
+                print(f"        idle window {args.idle_window:g} s: {row.pop('idle_gc')}", flush=True)
                 if "strace" in row:
                     print(f"        idle syscalls: {row.pop('strace')}", flush=True)
                 print(f"  {n:>5} workspaces | idle CPU {row['idle_cpu_pct']:5.1f} % | RSS {row['rss_mib']:6.1f} MiB | "
