@@ -76,6 +76,29 @@ def test_the_fence_window_is_checked_at_start(monkeypatch: pytest.MonkeyPatch, w
         ClusterConfig("redis://127.0.0.1:1/0", "s3://b/p", "http://127.0.0.1:1")
 
 
+@pytest.mark.parametrize(("variable", "value", "named"), [
+    ("WSFS_CLUSTER_L1_INTERVAL", "0.5", "L1 interval"), ("WSFS_CLUSTER_L1_INTERVAL", "-1", "L1 interval"),
+    ("WSFS_CLUSTER_ROUNDS_IN_FLIGHT", "3", "rounds in flight"), ("WSFS_CLUSTER_ROUNDS_IN_FLIGHT", "0", "rounds in flight")])
+def test_litestream_and_round_settings_are_checked_at_start(monkeypatch: pytest.MonkeyPatch, variable: str,
+                                                            value: str, named: str) -> None:
+    from server.cluster.node import ClusterConfig
+
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ValueError, match=named):
+        ClusterConfig("redis://127.0.0.1:1/0", "s3://b/p", "http://127.0.0.1:1")
+
+
+def test_litestream_compaction_follows_the_l1_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.cluster.node import ClusterConfig
+    from server.cluster.replication import compaction_settings
+
+    monkeypatch.setenv("WSFS_CLUSTER_L1_INTERVAL", "30")
+    config = ClusterConfig("redis://127.0.0.1:1/0", "s3://b/p", "http://127.0.0.1:1")
+    assert config.l1_interval == 30 and config.rounds_in_flight == 1
+    settings = compaction_settings(config.l1_interval)
+    assert "l0-retention: 15s" in settings and "- interval: 30s" in settings
+
+
 def test_serve_refuses_a_fence_window_out_of_range(tmp_path) -> None:
     """`wsfs serve --fence-window` out of range: the command fails at once, naming the setting,
     before it touches Redis or S3 (both unreachable here)."""

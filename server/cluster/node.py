@@ -64,6 +64,9 @@ class ClusterConfig:
     chunk_grace: float = field(default_factory=lambda: float(os.environ.get("WSFS_CLUSTER_CHUNK_GRACE", GRACE)))
     chunk_cache_bytes: int = field(default_factory=lambda: int(float(os.environ.get(
         "WSFS_CLUSTER_CHUNK_CACHE_MB", CACHE_BYTES >> 20)) * (1 << 20)))
+    # group-commit rounds syncing at once per workspace (`DurableAcks.in_flight`; docs/cluster.md,
+    # "Fourth pass"); WSFS_CLUSTER_ROUNDS_IN_FLIGHT until a flag exists
+    rounds_in_flight: int = field(default_factory=lambda: int(os.environ.get("WSFS_CLUSTER_ROUNDS_IN_FLIGHT", 1)))
     # seconds between Litestream's L1 compactions; its L0 files go at half that (docs/cluster.md,
     # "Litestream's compaction"): shorter keeps each sync cheap, longer lists S3 less often; 0 leaves
     # Litestream's own defaults (L1 every 30 s, L0 files kept 5 minutes)
@@ -86,6 +89,8 @@ class ClusterConfig:
             raise ValueError(f"cluster chunks must be 'objects' or 'sqlite', got {self.chunks!r}")
         if self.l1_interval != 0 and not 1 <= self.l1_interval <= 3600:
             raise ValueError(f"the L1 interval must be 0 or between 1 and 3600 s, got {self.l1_interval}")
+        if self.rounds_in_flight not in (1, 2):
+            raise ValueError(f"rounds in flight must be 1 or 2, got {self.rounds_in_flight}")
         if self.chunk_grace < 0 or self.chunk_cache_bytes < 0:
             raise ValueError("the chunk grace and the chunk cache size must not be negative")
 
@@ -127,7 +132,8 @@ class ClusterNode:
         self.litestream = await Litestream(self.location, log_path=self.log_dir / "litestream.log",
                                            settings=compaction_settings(self.config.l1_interval)
                                            if self.config.l1_interval else "").start()
-        self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout)
+        self.acks = DurableAcks(self.litestream, self.ownership, timeout=self.config.ack_timeout,
+                                in_flight=self.config.rounds_in_flight)
         if self.config.chunks == "objects":  # building a botocore client blocks: not on the loop
             self.chunk_objects = await asyncio.to_thread(self._chunk_objects)
         try:
