@@ -13,6 +13,8 @@
    of the process from wait4), against `rsync -a` from the daemon followed by
    `sync` (durable, as wsfs's default) and `rsync -a --fsync`, and both
    without any flush. The server's CPU time is reported beside the client's.
+   `--against DIR`: another checkout's server and `wsfs sync` too (its own
+   data, seeded the same way), in turn with this one's: before/after pairs.
 4. `--rest`: a live `wsfs sync` process at rest over trees of 1,000 and
    10,000 files: CPU seconds per minute of the client process.
 5. `--phases`: where the client's CPU goes in a first sync (the library in
@@ -23,7 +25,7 @@
 Prints each figure and the ratios. Usage:
 
     .venv/bin/python bench/bench_replica.py [--files 10000] [--mib 200] [--rounds 10]
-    .venv/bin/python bench/bench_replica.py --cli [--files 10000 --mib 100 --reps 5]
+    .venv/bin/python bench/bench_replica.py --cli [--files 10000 --mib 100 --reps 5] [--against DIR]
     .venv/bin/python bench/bench_replica.py --rest [--rest-seconds 60]
     .venv/bin/python bench/bench_replica.py --phases --files 10000 --mib 100 --reps 3 --base /dev/shm
 
@@ -83,12 +85,13 @@ def make_tree(root: Path, files: int, total: int, seed: int = 7) -> int:
 
 
 class WsfsServer:
-    def __init__(self, data: Path):
+    def __init__(self, data: Path, root: Path = ROOT):
+        """`wsfs serve` of the checkout at `root` (`--against`: another version, same Python)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "wsfs", "serve", "--data", str(data), "--port", str(self.port)],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         )
         self.admin = ""
         deadline = time.monotonic() + 30
@@ -174,7 +177,7 @@ def drop_caches() -> None:
 
 async def upload(server: WsfsServer, tree: Path, work: Path) -> float:
     """Seed the workspace from the tree through a replica (also a figure: initial upload)."""
-    seed = work / "seed"
+    seed = work / f"seed-{server.port}"
     shutil.copytree(tree, seed)
     t0 = time.perf_counter()
     async with Replica(server.url, "demo", seed, token=server.admin) as r:
@@ -259,13 +262,17 @@ def cli_env(token: str) -> dict[str, str]:
     return {**env, "WSFS_TOKEN": token, "PYTHONPYCACHEPREFIX": str(Path(tempfile.gettempdir()) / "wsfs-bench-pycache")}
 
 
-def cli_sync_usage(server: WsfsServer, dest: Path, durability: str = "auto") -> tuple[float, float, float]:
+def cli_sync_usage(server: WsfsServer, dest: Path, durability: str = "auto",
+                   root: Path = ROOT) -> tuple[float, float, float]:
     """`wsfs sync --once` as its own process: (seconds, its CPU seconds, the server's CPU seconds meanwhile)."""
     cmd = [sys.executable, "-m", "wsfs", "sync", server.url, "demo", str(dest), "--once", "-q",
            "--durability", durability]
+    env = cli_env(server.admin)
+    if root != ROOT:  # its own bytecode cache: the two versions' modules must not share one
+        env["PYTHONPYCACHEPREFIX"] += "-" + root.name
     s0 = proc_cpu(server.proc.pid)
     t0 = time.perf_counter()
-    cpu = run_cpu(cmd, cwd=ROOT, env=cli_env(server.admin), stdout=subprocess.DEVNULL)
+    cpu = run_cpu(cmd, cwd=root, env=env, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0, cpu, proc_cpu(server.proc.pid) - s0
 
 
@@ -276,8 +283,12 @@ def fresh(path: Path) -> Path:
     return path
 
 
-def side_by_side(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int) -> None:
-    """Warm cache, interleaved, `reps` runs of each (the first dropped), medians: the independent way."""
+def side_by_side(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int,
+                 against: WsfsServer | None = None, against_root: Path | None = None) -> None:
+    """Warm cache, interleaved, `reps` runs of each (the first dropped), medians: the independent way.
+
+    `against`: the server of another checkout (`against_root`), whose own `wsfs sync --once`
+    runs in turn with this one's: before/after in one run."""
     kinds: dict[str, object] = {
         "rsync -a (no flush)": lambda d: (*rsyncd.pull_usage(d), 0.0),
         "rsync -a; sync": lambda d: (*rsyncd.pull_usage(d, then_sync=True), 0.0),
@@ -285,6 +296,8 @@ def side_by_side(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int)
         "wsfs sync --once (auto)": lambda d: cli_sync_usage(server, d, "auto"),
         "wsfs sync --once (none)": lambda d: cli_sync_usage(server, d, "none"),
     }
+    if against is not None and against_root is not None:
+        kinds["--against (auto)"] = lambda d: cli_sync_usage(against, d, "auto", against_root)
     runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in kinds}
     for rep in range(reps + 1):
         for name, fn in kinds.items():
@@ -303,6 +316,10 @@ def side_by_side(server: WsfsServer, rsyncd: RsyncDaemon, work: Path, reps: int)
         print(f"  {name:<26} {t:6.2f}s  CPU {cpu:5.2f}s" + (f" (+ server {srv:.2f}s)" if srv else "")
               + f"  time ratio vs rsync;sync {t / base:4.2f}  CPU ratio {cpu / base_cpu:4.2f}"
               + "  (runs " + ", ".join(f"{r[0]:.2f}" for r in rs) + ")")
+    if "--against (auto)" in runs:
+        pairs = list(zip(runs["wsfs sync --once (auto)"], runs["--against (auto)"]))
+        print(f"  this checkout below --against in {sum(a[1] < b[1] for a, b in pairs)} of {len(pairs)} pairs by client"
+              f" CPU, {sum(a[0] < b[0] for a, b in pairs)} by wall")
 
 
 def rest_cost(server_url: str, token: str, work: Path, files: int, seconds: float) -> None:
@@ -444,6 +461,9 @@ async def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--cli", action="store_true", help="only the side-by-side CLI run (warm cache, medians)")
     ap.add_argument("--reps", type=int, default=5, help="--cli: runs of each kind after one dropped")
+    ap.add_argument("--against", type=Path, default=None, metavar="DIR",
+                    help="--cli: also run another checkout's server and client in turn (e.g. `git archive` of the "
+                         "commit before a change, unpacked in DIR), each on its own data")
     ap.add_argument("--rest", action="store_true", help="only the CPU cost of a live replica at rest")
     ap.add_argument("--rest-seconds", type=float, default=60.0)
     ap.add_argument("--phases", action="store_true", help="only a first sync's client CPU by part (with --reps)")
@@ -464,7 +484,14 @@ async def main() -> None:
     try:
         await upload(server, tree, work)
         if args.cli:
-            side_by_side(server, rsyncd, work, args.reps)
+            against = WsfsServer(work / "data-against", args.against.resolve()) if args.against else None
+            try:
+                if against is not None:
+                    await upload(against, tree, work)
+                side_by_side(server, rsyncd, work, args.reps, against, args.against.resolve() if args.against else None)
+            finally:
+                if against is not None:
+                    against.stop()
             return
         if args.phases:
             await phases(server, rsyncd, work, args.reps, args.files)
