@@ -268,7 +268,7 @@ class LocalTree:
         except (OSError, UnsafePath):
             return []
         try:
-            out = []
+            out: list[tuple[str, os.stat_result | None]] = []
             with os.scandir(fd) as it:
                 for entry in it:
                     try:

@@ -194,7 +194,7 @@ def _common_change(d: dict[str, Any]) -> Change | None:
         chunks = tuple([(ch, n) for ch, n in raw])
     else:
         return None
-    return Change(path, kind, rev, mode, mtime, size, h, chunks, target, rdev)
+    return Change(path, kind, rev, mode, mtime, size, h, chunks, target, rdev)  # type: ignore[arg-type]  # kind: one of _KIND_SET
 
 
 def change_from_wire_checked(d: Any, *, id: RequestId | None = None, where: str = "changes") -> Change:
