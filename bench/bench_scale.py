@@ -785,7 +785,8 @@ def main() -> None:
     parser.add_argument("--py-spy", default="", metavar="PREFIX",
                         help="profile the server with py-spy during each measured load: PREFIX-TAG.txt (collapsed)")
     parser.add_argument("--strace", action="store_true",
-                        help="count the idle server's syscalls (strace -c) for another --idle-window seconds")
+                        help="count the idle server's syscalls (strace -c) for another --idle-window seconds "
+                             "(it undercounts the loop's socket writes: docs/server.md, seventh pass)")
     parser.add_argument("--stacks", type=lambda t: [x for x in t.split(",") if x], default=[],
                         help="uvicorn HTTP:LOOP stacks to compare, one wsfs server and one bare endpoint each, "
                              "e.g. h11:asyncio,httptools:uvloop (default: wsfs serve's own)")
