@@ -218,7 +218,7 @@ def measure(scenarios: list[Scenario], targets: dict[str, Path], reps: int,
                                             round(max(times[method, "disk"]) * 1000, 1)]
         row["cpu_ms"] = {target: round(statistics.median(values) * 1000, 1) for target, values in cpus.items()}
         results.append(row)
-        print(_format(row), flush=True)
+        print(_format(row) if "mount_ms" in row["reference"] else _format_targets(row), flush=True)
     return results
 
 
@@ -400,6 +400,17 @@ def _format_chain(row: dict) -> str:
             ratio = main[f"{target}_ms"] / main["disk_ms"] if main["disk_ms"] else 0.0
             text += f" {main[f'{target}_ms']:.0f} | **{ratio:.2f}×** | {cpu.get(target, 0):.0f} |"
     return text + f" all ms: {main['all_ms']} |"
+
+
+def _format_targets(row: dict) -> str:
+    """A row without the local mount (`--no-local`): each target's time, ratio to disk and CPU."""
+    main, cpu = row["reference"], row.get("cpu_ms", {})
+    text = f"| {row['scenario']} | disk {main['disk_ms']:.0f} |"
+    for key, value in main.items():
+        target = key.removesuffix("_ms")
+        if key.endswith("_ms") and target != "disk" and isinstance(value, float):
+            text += f" {target} {value:.0f} ({value / main['disk_ms']:.2f}×, CPU {cpu.get(target, 0):.0f}) |"
+    return text
 
 
 def main() -> int:
