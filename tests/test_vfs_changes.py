@@ -617,3 +617,13 @@ def test_dir_times_ns_reports_the_times_a_call_gave_the_directories_it_changed(t
         assert ws.dir_times_ns == 0
         ws.chmod("/e/a", 0o600)  # changes no directory
         assert ws.dir_times_ns == 0
+
+
+def test_a_chmod_of_the_root_is_a_change(tmp_path):
+    """The root has no name row and a link count of 2: its metadata changes are logged at `/` all the same."""
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        cursor = ws.cursor()
+        ws.chmod("/", 0o700)
+        changed = list(ws.changes(after=cursor))
+        assert [(c.path, c.kind, c.mode & 0o777) for c in changed] == [("/", "dir", 0o700)]
+        assert ws.rev == changed[0].rev

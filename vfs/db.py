@@ -545,8 +545,8 @@ class Db:
         self.conn.executemany(_UPSERT_LOG, [(path, tx.rev, ino) for path, ino in rows])
 
     def log_node(self, tx: Tx, node_ino: int, known_path: str, nlink: int) -> None:
-        """Log a change to a node under every name it has."""
-        if nlink <= 1:
+        """Log a change to a node under every name it has (the root has no name row: its link count is 2)."""
+        if nlink <= 1 or node_ino == ROOT_INO:
             self.log(tx, known_path, node_ino)
         else:
             self.log_many(tx, [(p, node_ino) for p in self.paths_of(node_ino)])
