@@ -80,6 +80,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's main thread (the event loop) has spent runnable but waiting for a CPU
+    (`/proc/PID/schedstat`, second field): on a shared machine, what a write waits that no server
+    change removes."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 async def idle_cpu(pid: int, window: float) -> float:
     """Percent of one core the process used over `window` seconds of nothing to do."""
     c0, t0 = cpu_seconds(pid), time.monotonic()
@@ -428,14 +435,17 @@ async def measured_load(server: Proc, names: list[str], rate: float, seconds: fl
                         tag: str) -> tuple[dict[str, Any], float, float]:
     """`write_load`, with the server's and this client's CPU (percent of a core) meanwhile."""
     gc0 = gc_pauses(server)
+    w0 = runqueue_wait(server.proc.pid)
     c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
     spy = py_spy(server.proc.pid, seconds, tag)
     load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
     if spy is not None:
         spy.wait()
     load.pop("_sent")
-    load["gc"] = gc_summary(gc0, gc_pauses(server))
     elapsed = time.monotonic() - t0
+    load["gc"] = gc_summary(gc0, gc_pauses(server))
+    load["gc"] += (f"; the loop waited for a CPU {100 * (runqueue_wait(server.proc.pid) - w0) / elapsed:.0f} % "
+                   "of the time")
     return (load, 100 * (cpu_seconds(server.proc.pid) - c0) / elapsed,
             100 * (cpu_seconds(os.getpid()) - k0) / elapsed)
 
