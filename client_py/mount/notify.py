@@ -129,6 +129,7 @@ class StreamInvalidator:
 
     def __init__(self, fuse: int | None) -> None:
         self.fuse = fuse
+        self._lock = threading.Lock()  # `stop` waits for a call in progress: libfuse frees `fuse` after
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._run, name="wsfs-stream-invalidate", daemon=True)
         self._worker.start()
@@ -144,4 +145,12 @@ class StreamInvalidator:
             while not self._jobs.empty():  # a burst (an untar elsewhere): each path once
                 paths = paths + self._jobs.get()
             for path in dict.fromkeys(paths):
-                _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))
+                with self._lock:
+                    if self.fuse is None:
+                        return
+                    _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))
+
+    def stop(self) -> None:
+        """At unmount, before libfuse frees its `struct fuse`: no call after this returns."""
+        with self._lock:
+            self.fuse = None

@@ -116,6 +116,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         with self._lock:
             if self.ws is None:
                 return
+            if isinstance(getattr(self.ws, "on_change", None), StreamInvalidator):
+                self.ws.on_change.stop()  # (remote mode: the change stream stops calling libfuse)
             self.group.begin()
             self.store_pending()
             for node in self.table.dirty_nodes():
