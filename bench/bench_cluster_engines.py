@@ -42,6 +42,7 @@ class Variant:
     seaweed: tuple[str, ...] = ()  # more `weed server` flags
     litestream: str = ""  # more top-level YAML in Litestream's configuration (none: Litestream's defaults)
     replica: dict[str, str] = field(default_factory=dict)  # more options on the replica URL
+    env: dict[str, str] = field(default_factory=dict)  # more environment for Litestream (e.g. GOGC)
 
 
 QUIET = "logging:\n  level: warn\n"
@@ -51,7 +52,7 @@ L0_SHORT = ("l0-retention: 10s\nl0-retention-check-interval: 2s\n"
             "levels:\n  - interval: 10s\n  - interval: 5m\n  - interval: 1h\n")
 VARIANTS = {
     "default": Variant(),  # Litestream's own defaults (L1 every 30 s, L0 files kept 5 min)
-    "node": Variant(litestream=NODE),  # a cluster node's (L1_INTERVAL)
+    "node": Variant(litestream=NODE),  # a cluster node's (L1_INTERVAL, GOGC=400)
     # Litestream logs two lines per sync at info ("replica sync", "ltx file uploaded")
     "quiet": Variant(litestream=NODE + QUIET),
     # no SHA-256 of the body in the signature, no Content-MD5
@@ -61,6 +62,8 @@ VARIANTS = {
     "l0-short": Variant(litestream=L0_SHORT),
     "l0-tiny": Variant(litestream="l0-retention: 1s\nl0-retention-check-interval: 1s\n"
                                   "levels:\n  - interval: 2s\n  - interval: 5m\n  - interval: 1h\n"),
+    # Go's collector at its default (GOGC=100); a node's Litestream runs at 400 (LITESTREAM_GOGC)
+    "gogc100": Variant(litestream=NODE, env={"GOGC": "100"}),
     # small objects kept in SeaweedFS's filer store, not on a volume server
     "filer-small": Variant(seaweed=("-filer.saveToFilerLimit=65536",), litestream=NODE),
 }
@@ -74,6 +77,13 @@ def _pct(values: list[float], q: float) -> float:
 def _cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 @dataclass
@@ -105,7 +115,17 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             location = await new_bucket(seaweed, f"b-{name}")
             litestream = Litestream(location, log_path=work / f"litestream-{name}.log",
                                     settings=variant.litestream, replica_options=variant.replica)
-            lanes.append(Lane(name, variant, seaweed, location, await litestream.start(), work / f"{name}.db"))
+            saved = {k: os.environ.get(k) for k in variant.env}
+            os.environ.update(variant.env)  # the child's environment is this process's, read at start
+            try:
+                await litestream.start()
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
+            lanes.append(Lane(name, variant, seaweed, location, litestream, work / f"{name}.db"))
         for lane in lanes:
             with Workspace(lane.store) as ws:
                 ws.mkdir("/w")
@@ -155,14 +175,15 @@ async def run(args: argparse.Namespace, work: Path) -> None:
                 ws.close()
             for s3 in s3s.values():
                 await s3.close()
+        rss = {lane.name: _rss_mib(lane.litestream.pid or 0) for lane in lanes}
         print(f"\nload average: {os.getloadavg()}\n")
         print("| variant | waited sync p50 / p99 ms | p50 / first | Litestream CPU ms per sync "
-              "| S3 PUT p50 / p99 ms | S3 HEAD p50 ms |")
-        print("| --- | --- | --- | --- | --- | --- |")
+              "| Litestream RSS MiB | S3 PUT p50 / p99 ms | S3 HEAD p50 ms |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
         first = _pct(lanes[0].syncs, 0.5)
         for lane in lanes:
             print(f"| {lane.name} | {_pct(lane.syncs, .5) * 1e3:.1f} / {_pct(lane.syncs, .99) * 1e3:.1f} "
-                  f"| {_pct(lane.syncs, .5) / first:.2f}x | {cpu[lane.name]:.2f} "
+                  f"| {_pct(lane.syncs, .5) / first:.2f}x | {cpu[lane.name]:.2f} | {rss[lane.name]:.0f} "
                   f"| {_pct(lane.puts, .5) * 1e3:.1f} / {_pct(lane.puts, .99) * 1e3:.1f} "
                   f"| {_pct(lane.heads, .5) * 1e3:.1f} |")
         print(f"\n(load average {os.getloadavg()}; {args.rounds} rounds, variants interleaved commit by commit)")

@@ -44,6 +44,10 @@ RESTORE_TIMEOUT = 120.0
 # by default), and every waited sync lists that directory twice: under steady writes its CPU per
 # sync grew from 3.4 to 8.3 ms (docs/cluster.md, "Fourth pass"). Each check lists L0 and L1 in S3.
 L1_INTERVAL = 4.0
+# Go's GOGC for the daemon unless the node's environment sets one: its collector was 8-12 % of its
+# CPU samples; at 400 its CPU per waited sync was 0.75-0.81x (4 of 4 runs) for +14 MiB RSS with one
+# store (docs/cluster.md, "Fourth pass"). Not for `restore`, whose heap grows with the replica.
+LITESTREAM_GOGC = "400"
 
 
 def compaction_settings(l1_interval: float) -> str:
@@ -135,7 +139,8 @@ class Litestream:
             self._proc = await asyncio.create_subprocess_exec(
                 self.binary, "replicate", "-config", str(config), "-no-expand-env",
                 stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out,
-                env=self.location.child_env(), start_new_session=True, preexec_fn=die_with_parent,
+                env=self.location.child_env() | {"GOGC": os.environ.get("GOGC", LITESTREAM_GOGC)},
+                start_new_session=True, preexec_fn=die_with_parent,
             )
         await self._wait_ready()
 
