@@ -50,10 +50,11 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                             "writes always run in order, one at a time)")
     serve.add_argument("--log-level", default="warning", choices=("critical", "error", "warning", "info", "debug", "trace"),
                        help="uvicorn's log level (default: %(default)s; info logs every request)")
-    serve.add_argument("--ws-ping-interval", type=float, default=20.0,
-                       help="seconds between WebSocket pings; a client silent for interval+timeout is dropped")
-    serve.add_argument("--ws-ping-timeout", type=float, default=20.0,
-                       help="seconds to wait for a ping's answer (default: %(default)s)")
+    serve.add_argument("--ws-ping-interval", type=float, default=30.0,  # server/keepalive.py INTERVAL
+                       help="seconds between WebSocket pings (default: %(default)s; none to a client heard from "
+                            "within it); a client silent for interval+timeout is dropped")
+    serve.add_argument("--ws-ping-timeout", type=float, default=15.0,  # server/keepalive.py TIMEOUT
+                       help="seconds for a ping's answer, or any other bytes (default: %(default)s)")
     serve.add_argument("--http", choices=("h11", "httptools"), default=None,
                        help="uvicorn's HTTP/1.1 parser (default: $WSFS_HTTP, else httptools if installed; "
                             "docs/server.md)")

@@ -17,10 +17,19 @@ comes; a pong that arrives alone between frames (the usual case) is taken
 before websockets' parser instead (`take_pongs`), which clears it the same
 way at a fraction of the cost (the replaced `data_received` is handed back to
 the transport with `set_protocol`: uvloop's transports keep the bound method
-they were given, asyncio's look it up per read). A socket whose ping is
-still unanswered `timeout` seconds after it went out is failed with uvicorn's
-own `keepalive_timeout` (close 1011, transport closed), as uvicorn would;
-so a silent client is dropped after about `interval + timeout`, as before.
+they were given, asyncio's look it up per read).
+
+Any other bytes from the client also prove it alive: the same wrapper sets
+the socket's `heard` flag (one attribute store per read, no clock), so a pong
+queued behind a big upload on a slow link does not get the client dropped,
+and a socket heard from since its last visit is not pinged at that visit at
+all (a client pinging us, or pushing, keeps itself alive). Each ping's
+deadline sits in a second wheel, `timeout` seconds on: a socket whose ping
+is then still unanswered and which sent nothing since is failed with
+uvicorn's own `keepalive_timeout` (close 1011, transport closed), as
+uvicorn would. So a client that only answers pings and then goes silent is
+dropped at most `interval + timeout` after its last pong (30 + 15 s by
+default); one whose last bytes were data, at most `2 x interval + timeout`.
 Only uvicorn's websockets-sansio protocol is recognised (`RawSocket`);
 under another server its own pings stay on and this is never started.
 """
@@ -28,6 +37,7 @@ under another server its own pings stay on and this is never started.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from websockets.protocol import State
@@ -41,29 +51,50 @@ _PAYLOAD_INT = int.from_bytes(PAYLOAD, "big")
 _AT_EOF = StreamReader.at_eof.__code__
 SLOTS = 20  # wheel slots per interval (a tick each), so each tick visits about a twentieth of the sockets
 MAX_TICK = 1.0  # seconds: a tick at least this often, so a socket's first ping is at most this late
+INTERVAL = 30.0  # `wsfs serve`'s defaults (--ws-ping-interval, --ws-ping-timeout): 333 pings/s at 10,000 sockets
+TIMEOUT = 15.0
+
+
+class Pinged(RawSocket):
+    """A socket the keepalive pings: `heard` is set by every read but our pongs' (`take_pongs`) and
+    cleared by its visit; `due` is the tick of its ping's deadline (0: none pending)."""
+
+    __slots__ = ("due", "heard")
+
+    def __init__(self, protocol: Any):
+        super().__init__(protocol)
+        self.heard = False
+        self.due = 0
 
 
 class Keepalive:
-    """Pings every registered socket once per `interval`; drops those silent for `timeout` after a ping."""
+    """Pings every registered socket once per `interval` unless it was heard from since the last one;
+    drops those that sent nothing in the `timeout` after a ping."""
 
     def __init__(self, interval: float, timeout: float | None):
         self.interval = interval
         self.timeout = timeout
         self.tick = min(MAX_TICK, interval / SLOTS)
-        self.slots: list[dict[int, RawSocket]] = [{} for _ in range(max(1, round(interval / self.tick)))]
+        self.slots: list[dict[int, Pinged]] = [{} for _ in range(max(1, round(interval / self.tick)))]
         self.pos = 0
+        self.ticks = 0  # ticks so far: the deadline wheel's clock
+        self.wait = None if timeout is None else max(1, math.ceil(timeout / self.tick - 1e-9))  # ticks to a deadline
         self.pings = 0
         self.pongs_taken = 0  # pongs answered by `take_pongs` (before websockets' parser)
+        self.skipped = 0  # visits that sent no ping: the socket was heard from within the interval
+        self.heard_late = 0  # pings unanswered at their deadline whose socket sent other bytes: kept
+        self.dropped = 0
         self._where: dict[int, int] = {}  # id(socket) -> its slot
+        self._due: dict[int, list[Pinged]] = {}  # tick -> sockets whose ping's deadline it is
         self._timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __len__(self) -> int:
         return len(self._where)
 
-    def add(self, raw: RawSocket) -> None:
+    def add(self, raw: Pinged) -> None:
         """Ping `raw` from one interval from now on (the slot just visited comes round last)."""
-        take_pongs(raw.protocol, self)
+        take_pongs(raw, self)
         key = id(raw)
         slot = self.pos
         self.slots[slot][key] = raw
@@ -84,6 +115,7 @@ class Keepalive:
 
     def _tick(self) -> None:
         assert self._loop is not None
+        self.ticks += 1
         self.pos = (self.pos + 1) % len(self.slots)
         now = self._loop.time()
         for raw in list(self.slots[self.pos].values()):
@@ -91,20 +123,53 @@ class Keepalive:
                 self._visit(raw, now)
             except Exception:  # noqa: BLE001 - a socket gone mid-visit: its session discards it
                 pass
-        self._timer = self._loop.call_later(self.tick, self._tick) if self._where else None
+        for raw in self._due.pop(self.ticks, ()):
+            try:
+                self._deadline(raw)
+            except Exception:  # noqa: BLE001 - as above
+                pass
+        if self._where:
+            self._timer = self._loop.call_later(self.tick, self._tick)
+        else:
+            self._timer = None
+            self._due.clear()  # their sockets are gone
 
-    def _visit(self, raw: RawSocket, now: float) -> None:
+    @staticmethod
+    def _closed(raw: Pinged) -> bool:
         p = raw.protocol
-        if p.close_sent or raw.transport.is_closing() or raw.conn.state is not State.OPEN:
+        return p.close_sent or raw.transport.is_closing() or raw.conn.state is not State.OPEN
+
+    def _visit(self, raw: Pinged, now: float) -> None:
+        if self._closed(raw):
             return
-        if p.pending_ping_payload is not None:  # our last ping is unanswered
-            if self.timeout is not None and now - p.ping_sent_at >= self.timeout:
-                p.keepalive_timeout()  # uvicorn's own: close 1011 "keepalive ping timeout", transport closed
+        p = raw.protocol
+        if raw.heard:  # bytes came since the last visit, within the interval: alive, no ping needed
+            raw.heard = False
+            p.pending_ping_payload = None
+            raw.due = 0
+            self.skipped += 1
             return
-        p.pending_ping_payload = PAYLOAD  # uvicorn's handle_pong clears it when the pong comes
+        if p.pending_ping_payload is not None:  # unanswered: its deadline (a timeout longer than the
+            return                              # interval) comes round in the deadline wheel
+        p.pending_ping_payload = PAYLOAD  # uvicorn's handle_pong and `take_pongs` clear it when the pong comes
         p.ping_sent_at = now
         raw.transport.write(PING)
         self.pings += 1
+        if self.wait is not None:
+            raw.due = self.ticks + self.wait
+            self._due.setdefault(raw.due, []).append(raw)
+
+    def _deadline(self, raw: Pinged) -> None:
+        """`timeout` after a ping: drop the socket if the pong has not come and nothing else has either."""
+        if raw.due != self.ticks or raw.protocol.pending_ping_payload is None or self._closed(raw):
+            return  # answered, or a later ping's deadline, or closing anyway
+        raw.due = 0
+        if raw.heard:  # other bytes came after the ping (a pong may be queued behind them): alive
+            raw.protocol.pending_ping_payload = None
+            self.heard_late += 1
+            return
+        self.dropped += 1
+        raw.protocol.keepalive_timeout()  # uvicorn's own: close 1011 "keepalive ping timeout", transport closed
 
 
 def _at_frame_boundary(conn: Any) -> bool:
@@ -117,23 +182,25 @@ def _at_frame_boundary(conn: Any) -> bool:
     return inner is not None and inner.gi_code is _AT_EOF
 
 
-def take_pongs(protocol: Any, keepalive: Keepalive) -> None:
-    """Answer our pings' pongs before websockets' parser: a segment that is exactly one masked pong
-    (10 bytes) carrying our payload, arriving between frames, clears `pending_ping_payload` as
-    uvicorn's `handle_pong` would, without the generator-based parse and event round (~70 us
-    each, most of an idle server's remaining CPU). Anything else goes to uvicorn as before."""
+def take_pongs(raw: Pinged, keepalive: Keepalive) -> None:
+    """Wrap the protocol's `data_received`: any read but our pong sets `raw.heard` (one attribute
+    store, the only cost on the push path), and a segment that is exactly one masked pong (10 bytes)
+    carrying our payload, arriving between frames, clears `pending_ping_payload` as uvicorn's
+    `handle_pong` would, without the generator-based parse and event round (~70 us each, most of an
+    idle server's remaining CPU). Everything goes to uvicorn as before but that pong."""
+    protocol = raw.protocol
     received = protocol.data_received
     conn = protocol.conn
-    if not hasattr(getattr(conn, "parser", None), "gi_yieldfrom"):
-        return  # not the websockets parser this knows
+    known = hasattr(getattr(conn, "parser", None), "gi_yieldfrom")  # the websockets parser `take_pongs` reads
 
     def data_received(data: bytes) -> None:
         if (len(data) == 10 and data[0] == 0x8A and data[1] == 0x84 and protocol.pending_ping_payload == PAYLOAD
-                and int.from_bytes(data[2:6], "big") ^ int.from_bytes(data[6:], "big") == _PAYLOAD_INT
+                and known and int.from_bytes(data[2:6], "big") ^ int.from_bytes(data[6:], "big") == _PAYLOAD_INT
                 and not conn.reader.buffer and _at_frame_boundary(conn)):
             protocol.pending_ping_payload = None
             keepalive.pongs_taken += 1
             return
+        raw.heard = True
         received(data)
 
     protocol.data_received = data_received
@@ -149,9 +216,10 @@ def keepalive_for(send: Any, keepalive: Keepalive | None) -> RawSocket | None:
     one and the socket is uvicorn's websockets-sansio (else uvicorn pings it); the caller discards it."""
     if keepalive is None:
         return None
-    raw = RawSocket.of(send)
-    if raw is None or not all(hasattr(raw.protocol, a) for a in ("pending_ping_payload", "ping_sent_at",
-                                                                    "keepalive_timeout")):
+    found = RawSocket.of(send)
+    if found is None or not all(hasattr(found.protocol, a) for a in ("pending_ping_payload", "ping_sent_at",
+                                                                      "keepalive_timeout")):
         return None
+    raw = Pinged(found.protocol)
     keepalive.add(raw)
     return raw

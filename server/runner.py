@@ -33,6 +33,8 @@ from vfs.wire import TRANSPORT_MAX_FRAME, error_body
 
 from server.app import begin_shutdown
 from server.httpstack import http_protocol, server_stack
+from server.keepalive import INTERVAL as PING_INTERVAL
+from server.keepalive import TIMEOUT as PING_TIMEOUT
 from server.keepalive import Keepalive
 
 
@@ -199,6 +201,8 @@ def make_config(app: Starlette, **kwargs: Any) -> uvicorn.Config:
         "lifespan": "on",
         "log_level": "warning",
         "timeout_graceful_shutdown": 30,
+        "ws_ping_interval": PING_INTERVAL,  # 30 + 15 s (server/keepalive.py), not uvicorn's 20 + 20
+        "ws_ping_timeout": PING_TIMEOUT,
     }
     stack = server_stack(kwargs.pop("http", None), kwargs.pop("loop", None))
     options.update(kwargs)
@@ -213,11 +217,11 @@ def _server_pings(app: Any, options: dict[str, Any]) -> None:
     socket: same interval and timeout. `WSFS_SERVER_PINGS=0` leaves uvicorn's own (A/B runs), and so
     does a cluster node (the sockets its proxy relays to another node never reach `ws_endpoint`)."""
     state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
-    interval = options.get("ws_ping_interval", 20.0)  # uvicorn's defaults
+    interval = options.get("ws_ping_interval", PING_INTERVAL)
     if (state is None or state.cluster is not None or options.get("ws") != "websockets-sansio" or not interval
             or os.environ.get("WSFS_SERVER_PINGS", "1") == "0"):
         return
-    state.keepalive = Keepalive(interval, options.get("ws_ping_timeout", 20.0))
+    state.keepalive = Keepalive(interval, options.get("ws_ping_timeout", PING_TIMEOUT))
     options["ws_ping_interval"] = None
 
 
