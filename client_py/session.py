@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterable, Mapping
 
 import orjson
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from client_py.errors import ConnectionLost, ServerUnreachable, exception_from_error
 from vfs import wire as P
@@ -40,6 +38,10 @@ from vfs.wire.client_session import (
     SubscriptionMessage,
     close_error,
 )
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 log = logging.getLogger("client_py.session")
 
@@ -63,6 +65,16 @@ def _close_exception(code: int | None, reason: str, url: str) -> Exception:
     if meaning is not None:
         return meaning
     return ConnectionLost(f"connection to {url} lost (close code {code}{': ' + reason if reason else ''})")
+
+
+def _connection_closed() -> type[Exception]:
+    """websockets' `ConnectionClosed`, for `except` clauses (evaluated only when something was raised).
+
+    websockets is imported on the first connection, not with this module: its ~40 ms of CPU are
+    start-up that the commands speaking only HTTP (`wsfs ls`, `cat`, `put`, ...) never need."""
+    from websockets.exceptions import ConnectionClosed
+
+    return ConnectionClosed
 
 
 def _closed_by(e: ConnectionClosed, url: str) -> Exception:
@@ -173,6 +185,9 @@ class Session:
     ) -> Session:
         url = ws_url(base_url, workspace)
         headers = {"Authorization": f"Bearer {token}"} if token else {}
+        from websockets.asyncio.client import connect  # here, not above: see _connection_closed
+        from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+
         try:
             ws = await connect(
                 url,
@@ -207,7 +222,7 @@ class Session:
         try:
             await ws.send(proto.hello_frame(CLIENT_NAME, presence))
             first = await asyncio.wait_for(ws.recv(), timeout=15)
-        except ConnectionClosed as e:
+        except _connection_closed() as e:
             raise _closed_by(e, url) from None
         return proto.receive_hello(first)
 
@@ -261,7 +276,7 @@ class Session:
                 else:
                     await self._on_text(frame)
             self._fail_all(_close_exception(self.ws.close_code, self.ws.close_reason or "", self.url))
-        except ConnectionClosed as e:
+        except _connection_closed() as e:
             self._fail_all(_closed_by(e, self.url))
         except asyncio.CancelledError:
             self._fail_all(ConnectionLost(f"session to {self.url} closed"))
@@ -309,7 +324,7 @@ class Session:
                 await self.ws.send(payload)
             else:
                 await self.ws.send(orjson.dumps(payload).decode())
-        except ConnectionClosed as e:
+        except _connection_closed() as e:
             exc = _closed_by(e, self.url)
             self._fail_all(exc)
             raise exc from None

@@ -76,6 +76,24 @@ def test_a_client_command_builds_only_the_clients_parser() -> None:
         assert done.stdout.strip() == expect, (arg, done.stdout, done.stderr)
 
 
+def test_a_command_imports_only_the_transport_it_speaks(server, tmp_path):
+    """Start-up time: `ls` (HTTP) loads neither websockets nor httpx's own CLI (click, rich, pygments);
+    `sync --once` (WebSockets) loads no httpx at all. Run as the shell would: a fresh process."""
+    import subprocess
+    import sys
+
+    heavy = ("websockets", "httpx", "click", "pygments", "rich")
+    probe = ("import sys; from wsfs.cli import main; code = main({argv!r}); "
+             f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))")
+    put_text(server, "/a.txt", b"a")
+    for argv, expect in ((["ls", "/"], "0 ['httpx']"),
+                         (["sync", server.url, "demo", str(tmp_path / "replica"), "--once", "-q"], "0 ['websockets']")):
+        done = subprocess.run([sys.executable, "-c", probe.format(argv=argv)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.stdout.strip().splitlines()[-1] == expect, (argv, done.stdout, done.stderr)
+    assert (tmp_path / "replica" / "a.txt").read_bytes() == b"a"
+
+
 def test_ls_long_shows_mode_bits_and_symlink_targets(server, capsys):
     put_text(server, "/d/run.sh", b"#!/bin/sh\n")
     ok(capsys, "chmod", "755", "/d/run.sh")

@@ -113,10 +113,22 @@ def client(args: argparse.Namespace, *, long_running: bool = False):
     from client_py.backoff import Backoff
     from client_py.client import Client
 
+    _skip_httpx_cli()
     if getattr(args, "workspace", None) is not None:
         check_workspace_name(args.workspace)
     backoff = Backoff(base=0.2, cap=5.0, retries=None) if long_running else Backoff(base=0.1, cap=1.0, retries=3)
     return Client(args.url, token=args.token, backoff=backoff)
+
+
+def _skip_httpx_cli() -> None:
+    """Keep httpx from importing its own command line when the client first imports httpx.
+
+    httpx's `__init__` imports `httpx._main` (click, rich, pygments) whenever those are installed, as
+    rich is here: ~70 ms of CPU at every HTTP command's start for a CLI this process never runs. A
+    `None` in `sys.modules` makes that import fail, and httpx falls back to its stub `main`. Only in
+    the `wsfs` process, and only if httpx is not loaded already (then it is too late, and harmless)."""
+    if "httpx" not in sys.modules:
+        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
 
 
 def print_json(value: Any) -> None:
