@@ -70,7 +70,7 @@ def _close_exception(code: int | None, reason: str, url: str) -> Exception:
 def _connection_closed() -> type[Exception]:
     """websockets' `ConnectionClosed`, for `except` clauses (evaluated only when something was raised).
 
-    websockets is imported on the first connection, not with this module: its ~40 ms of CPU are
+    websockets is imported on the first connection, not with this module: its ~25 ms of CPU are
     start-up that the commands speaking only HTTP (`wsfs ls`, `cat`, `put`, ...) never need."""
     from websockets.exceptions import ConnectionClosed
 

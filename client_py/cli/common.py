@@ -124,7 +124,7 @@ def _skip_httpx_cli() -> None:
     """Keep httpx from importing its own command line when the client first imports httpx.
 
     httpx's `__init__` imports `httpx._main` (click, rich, pygments) whenever those are installed, as
-    rich is here: ~70 ms of CPU at every HTTP command's start for a CLI this process never runs. A
+    rich is here: ~40 ms of CPU at every HTTP command's start for a CLI this process never runs. A
     `None` in `sys.modules` makes that import fail, and httpx falls back to its stub `main`. Only in
     the `wsfs` process, and only if httpx is not loaded already (then it is too late, and harmless)."""
     if "httpx" not in sys.modules:
