@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from vfs import shmmap
 from vfs.packs import pack_dir
 
 SIBLING_SUFFIXES = ("-wal", "-shm", "-lock")
@@ -30,3 +31,4 @@ def remove_store(path: str | os.PathLike[str], *, lock_file: bool = True) -> Non
         except FileNotFoundError:
             pass
     shutil.rmtree(pack_dir(path), ignore_errors=True)
+    shmmap.release_unlinked()  # the -shm just unlinked, if this process kept it (vfs/shmmap.py)

@@ -1,0 +1,107 @@
+"""Read-only mappings of a store's `-shm` file that never drop SQLite's locks.
+
+SQLite's locks on the WAL index are POSIX `fcntl` locks on the `-shm` file,
+and POSIX locks belong to the process and the inode: closing ANY descriptor
+of that file in the process drops all of them, whichever descriptor took
+them (fcntl(2), "the lock is released when ... any file descriptor referring
+to the file is closed"). Python's `mmap` also keeps a `dup` of the
+descriptor it maps and closes it with the mapping. So a reader of the
+WAL-index header (`vfs/statcache.py`) that opened, mapped and closed the
+`-shm` file silently dropped the process's DMS lock (byte 128, the "this
+shared memory is in use" mark): the next process to open the store (our
+Litestream daemon) saw no one using it, reset the shared memory as its first
+user (truncating the file to 3 bytes), and both processes then read a WAL
+index torn under them, SQLITE_PROTOCOL ("locking protocol") on both sides.
+
+So each `-shm` inode this process reads gets one descriptor and one mapping,
+opened once and kept for as long as the file has a name: never closed while
+a connection of this process may hold locks on it. Once the file is unlinked
+(the store deleted or replaced, or SQLite removed it with its last
+connection) no process can open it by name again, so none can mistake itself
+for its first user, and the descriptor is closed (`release_unlinked`, also
+run before each new inode is kept).
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import threading
+from dataclasses import dataclass, field
+
+
+@dataclass
+class _Kept:
+    """One `-shm` inode's descriptor, its mapping once the file was long enough, and any duplicate
+    descriptor a race between two threads opened (kept too: closing it would drop the locks)."""
+
+    fd: int
+    map: mmap.mmap | None = None
+    extra: list[int] = field(default_factory=list)
+
+
+_lock = threading.Lock()
+_kept: dict[tuple[int, int], _Kept] = {}  # (st_dev, st_ino) of a -shm file -> what this process keeps of it
+
+
+def header_map(shm_path: str, length: int) -> mmap.mmap | None:
+    """A shared, read-only mapping of the first `length` bytes of `shm_path`; None while the file
+    is missing or shorter. The mapping belongs to this module: never close it."""
+    try:
+        st = os.stat(shm_path)
+    except OSError:
+        return None  # not created yet, or not in WAL mode
+    with _lock:
+        kept = _kept.get((st.st_dev, st.st_ino))
+        if kept is None:
+            kept = _keep(shm_path)
+            if kept is None:
+                return None
+        if kept.map is None:
+            try:
+                if os.fstat(kept.fd).st_size < length:
+                    return None
+                kept.map = mmap.mmap(kept.fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
+            except (OSError, ValueError):
+                return None
+        return kept.map if len(kept.map) >= length else None
+
+
+def _keep(shm_path: str) -> _Kept | None:
+    """Open `shm_path` and keep its descriptor (under `_lock`)."""
+    try:
+        fd = os.open(shm_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    st = os.fstat(fd)
+    key = (st.st_dev, st.st_ino)
+    kept = _kept.get(key)
+    if kept is not None:  # replaced and back between our stat and open: keep this one too
+        kept.extra.append(fd)
+        return kept
+    _release_unlinked()
+    kept = _kept[key] = _Kept(fd)
+    return kept
+
+
+def release_unlinked() -> int:
+    """Close what is kept of `-shm` files that no longer have a name; returns how many."""
+    with _lock:
+        return _release_unlinked()
+
+
+def _release_unlinked() -> int:
+    gone = [key for key, kept in _kept.items() if os.fstat(kept.fd).st_nlink == 0]
+    for key in gone:
+        kept = _kept.pop(key)
+        if kept.map is not None:
+            kept.map.close()
+        for fd in (kept.fd, *kept.extra):
+            os.close(fd)
+    return len(gone)
+
+
+def kept_count() -> int:
+    """How many `-shm` inodes this process keeps open (for tests)."""
+    with _lock:
+        return len(_kept)
