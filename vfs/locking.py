@@ -2,11 +2,13 @@
 
 In WAL mode SQLite answers SQLITE_PROTOCOL when it could not read a stable
 wal-index header after its own retries, because another process kept
-changing it: Litestream does exactly that on a cluster node while it takes
-up a freshly restored store (its checkpoints restart the WAL). The
-statement did nothing and may simply be run again; busy_timeout does not
-cover this code. Seen as a 500 on the first write after a failover
-(`tests/test_cluster_chunks.py`, about one run in four in its module).
+changing it: Litestream's checkpoints restart the WAL. The statement did
+nothing and may simply be run again; busy_timeout does not cover this code.
+A failure that *lasts* (the first write after a failover answering 503 or
+500, `tests/test_cluster_chunks.py`) was no such race: the node's own stat
+cache opened and closed the `-shm` file, which dropped every POSIX lock the
+process held on it, so Litestream reset the shared memory as its "first
+user" under the node's connections (`vfs/shmmap.py` keeps them).
 A transaction SQLite already rolled back cannot be committed again: that,
 or a failure that outlasts the retries, is EAGAIN (503 on the wire), a
 refusal that loses nothing acknowledged.
