@@ -194,8 +194,8 @@ def create_app(
         all_routes.append(Mount("/", app=StaticFiles(directory=static, html=True), name="web_demo"))
     app = WsfsApp(routes=all_routes, lifespan=lifespan, exception_handlers={HTTPException: _not_found})
     app.state.wsfs = state
-    if cluster is None:  # a cluster node's requests go through its proxy, a middleware of the stack
-        app.serve_directly(routes, state.metrics.http_requests)  # server/fastroutes.py
+    app.serve_directly(routes, state.metrics.http_requests)  # server/fastroutes.py
+    app.direct_first = cluster is None  # a cluster node's proxy routes first, then calls `app.dispatch`
     app.add_middleware(HttpMetrics, state=state)
     app.add_middleware(RawSend)
     if cluster is not None:

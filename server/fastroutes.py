@@ -15,8 +15,13 @@ and converters), calls the handler, sends its response and counts it in
 write the head, then the body, each with its own `transport.write`, through
 a `RequestResponseCycle` holding `transport`) a plain response's head and
 body leave in one write (`Corked`). Anything else (the WebSocket, the static demo, a path
-no API route matches: 404/405) goes through the full stack as before, and so
-does every request of a cluster node (its proxy is a middleware of the stack).
+no API route matches: 404/405) goes through the full stack as before. On a
+cluster node (`direct_first = False`) every request enters the stack, whose
+outermost middleware, the proxy, must route by ownership first; the requests
+it then serves here itself (but a workspace's creation or deletion, which
+it wraps) it hands to `dispatch`, skipping the layers below it. Its `send`
+is then Starlette's error layer's wrapper, so `__call__` keeps the server's
+own `send` in the scope (`wsfs.http_send`) for `Corked` to find the cycle.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class WsfsApp(Starlette):
     fast: dict[str, list[Matcher]] = {}
     counted: Any = None  # the `wsfs_http_requests` counter (server/metrics.py)
     corked = 0  # responses sent head and body in one write (`Corked`)
+    direct_first = True  # False on a cluster node: its proxy routes first, then calls `dispatch`
 
     def serve_directly(self, routes: list[Route], counted: Any) -> None:
         """Dispatch `routes` (handlers that answer every error themselves) without the middleware stack."""
@@ -85,6 +91,16 @@ class WsfsApp(Starlette):
         self._children: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.direct_first and await self.dispatch(scope, receive, send):
+            return
+        if scope["type"] == "http":  # the server's own `send`: `dispatch` below the stack corks its cycle
+            scope["wsfs.http_send"] = send
+        await super().__call__(scope, receive, send)
+
+    async def dispatch(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """Serve an HTTP request whose method and path an API route matches, straight to its handler;
+        False (nothing sent, nothing received) when none does. A cluster node's proxy calls this for
+        the requests it serves itself, after routing them (`server/cluster/proxy.py`)."""
         if scope["type"] == "http" and self.fast:
             candidates = self.fast.get(scope["method"])
             if candidates:
@@ -94,8 +110,8 @@ class WsfsApp(Starlette):
                     if found is not None:
                         params = {k: convertors[k].convert(v) for k, v in found.groupdict().items()}
                         await self._direct(scope, receive, send, params, endpoint)
-                        return
-        await super().__call__(scope, receive, send)
+                        return True
+        return False
 
     async def _direct(self, scope: Scope, receive: Receive, send: Send, params: dict[str, Any],
                       endpoint: Callable[..., Any]) -> None:
@@ -106,7 +122,7 @@ class WsfsApp(Starlette):
         try:
             response = await endpoint(Request(scope, receive, send))
             status = response.status_code
-            cycle = getattr(send, "__self__", None)
+            cycle = getattr(scope.get("wsfs.http_send", send), "__self__", None)  # `send` may be a layer's wrapper
             if type(response) is Response and type(cycle).__name__ == "RequestResponseCycle":
                 corked = Corked(cycle.transport)  # uvicorn's h11 or httptools cycle: one write
                 cycle.transport = corked

@@ -201,6 +201,10 @@ class ClusterProxy:
         elif _is_delete(scope):
             marks = self.setup.placement.deleting if self.setup is not None else None
         if marks is None:
+            app = scope.get("app")  # the WsfsApp (server/fastroutes.py): skip the layers below this one
+            dispatch = getattr(app, "dispatch", None)
+            if scope["type"] == "http" and dispatch is not None and await dispatch(scope, receive, send):
+                return
             await self.app(scope, receive, send)
             return
         marks.add(workspace)
