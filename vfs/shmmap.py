@@ -18,8 +18,11 @@ opened once and kept for as long as the file has a name: never closed while
 a connection of this process may hold locks on it. Once the file is unlinked
 (the store deleted or replaced, or SQLite removed it with its last
 connection) no process can open it by name again, so none can mistake itself
-for its first user, and the descriptor is closed (`release_unlinked`, also
-run before each new inode is kept).
+for its first user, and the descriptor is closed: by `release_unlinked`
+(`remove_store`), and, for inodes no stat cache uses any more, whenever a
+cache lets go or a new inode is kept. Only those unused inodes are looked
+at then, so a node with thousands of open stores does not pay for all of
+them on each open and close (issue 18).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import mmap
 import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 
@@ -38,25 +42,30 @@ class _Kept:
     fd: int
     map: mmap.mmap | None = None
     extra: list[int] = field(default_factory=list)
+    users: int = 0  # mappings handed out and not yet given back (`let_go`)
 
 
 _lock = threading.Lock()
 _kept: dict[tuple[int, int], _Kept] = {}  # (st_dev, st_ino) of a -shm file -> what this process keeps of it
+_unused: set[tuple[int, int]] = set()  # keys of `_kept` whose users are 0: the only ones checked for unlinking
 
 
 def header_map(shm_path: str, length: int) -> mmap.mmap | None:
     """A shared, read-only mapping of the first `length` bytes of `shm_path`; None while the file
-    is missing or shorter. The mapping belongs to this module: never close it."""
+    is missing or shorter. The mapping belongs to this module: never close it; hand it back with
+    `let_go` when done (its descriptor may then be closed once the file has no name)."""
     try:
         st = os.stat(shm_path)
     except OSError:
         return None  # not created yet, or not in WAL mode
     with _lock:
-        kept = _kept.get((st.st_dev, st.st_ino))
+        key = (st.st_dev, st.st_ino)
+        kept = _kept.get(key)
         if kept is None:
-            kept = _keep(shm_path)
-            if kept is None:
+            found = _keep(shm_path)
+            if found is None:
                 return None
+            key, kept = found
         if kept.map is None:
             try:
                 if os.fstat(kept.fd).st_size < length:
@@ -64,11 +73,28 @@ def header_map(shm_path: str, length: int) -> mmap.mmap | None:
                 kept.map = mmap.mmap(kept.fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
             except (OSError, ValueError):
                 return None
-        return kept.map if len(kept.map) >= length else None
+        if len(kept.map) < length:
+            return None
+        kept.users += 1
+        _unused.discard(key)
+        return kept.map
 
 
-def _keep(shm_path: str) -> _Kept | None:
-    """Open `shm_path` and keep its descriptor (under `_lock`)."""
+def let_go(mapping: mmap.mmap) -> None:
+    """Hand back a mapping `header_map` returned (the stat cache's store closed)."""
+    with _lock:
+        for key, kept in _kept.items():
+            if kept.map is mapping:
+                kept.users -= 1
+                if kept.users <= 0:
+                    kept.users = 0
+                    _unused.add(key)
+                break
+        _release_unlinked(_unused)
+
+
+def _keep(shm_path: str) -> tuple[tuple[int, int], _Kept] | None:
+    """Open `shm_path` and keep its descriptor (under `_lock`); its key and what is kept."""
     try:
         fd = os.open(shm_path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
@@ -78,22 +104,25 @@ def _keep(shm_path: str) -> _Kept | None:
     kept = _kept.get(key)
     if kept is not None:  # replaced and back between our stat and open: keep this one too
         kept.extra.append(fd)
-        return kept
-    _release_unlinked()
+        return key, kept
+    _release_unlinked(_unused)
     kept = _kept[key] = _Kept(fd)
-    return kept
+    _unused.add(key)
+    return key, kept
 
 
 def release_unlinked() -> int:
     """Close what is kept of `-shm` files that no longer have a name; returns how many."""
     with _lock:
-        return _release_unlinked()
+        return _release_unlinked(list(_kept))
 
 
-def _release_unlinked() -> int:
-    gone = [key for key, kept in _kept.items() if os.fstat(kept.fd).st_nlink == 0]
+def _release_unlinked(keys: Iterable[tuple[int, int]]) -> int:
+    """Close what is kept of those of `keys` whose file has no name any more (under `_lock`)."""
+    gone = [key for key in keys if os.fstat(_kept[key].fd).st_nlink == 0]
     for key in gone:
         kept = _kept.pop(key)
+        _unused.discard(key)
         if kept.map is not None:
             kept.map.close()
         for fd in (kept.fd, *kept.extra):
@@ -101,7 +130,7 @@ def _release_unlinked() -> int:
     return len(gone)
 
 
-def kept_count() -> int:
-    """How many `-shm` inodes this process keeps open (for tests)."""
+def kept_inodes() -> set[tuple[int, int]]:
+    """The (st_dev, st_ino) of every `-shm` file this process keeps open (for tests)."""
     with _lock:
-        return len(_kept)
+        return set(_kept)

@@ -3,7 +3,8 @@
 A warm `stat` was one statement (~10 us here, two B-tree lookups and 16
 columns), against ~5 us for the reference. This cache answers a repeated
 stat from memory and is validated, on every call, by the WAL-index header
-in the store's `-shm` file: SQLite rewrites that header on every commit of
+in the store's `-shm` file (mapped through `vfs/shmmap.py`, which never
+closes a descriptor of it: that would drop the process's SQLite locks): SQLite rewrites that header on every commit of
 any connection to the file (its `iChange` counter, `mxFrame` and salts move;
 https://www.sqlite.org/walformat.html, "the WAL-index header"). Reading 48
 bytes from a shared mapping costs a fraction of a statement.
@@ -24,8 +25,9 @@ file (in memory, not in WAL mode) never cache. Entries are bounded (`LIMIT`).
 from __future__ import annotations
 
 import mmap
-import os
 from collections.abc import Hashable
+
+from vfs import shmmap
 
 HEADER = 48  # one copy of the WAL-index header (struct WalIndexHdr)
 LIMIT = 4096  # entries kept per header; the dict empties when full
@@ -67,24 +69,15 @@ class StatCache:
 
     def close(self) -> None:
         self._state = (b"", {})
-        if self._map is not None:
-            self._map.close()
+        if self._map is not None:  # shared and kept by vfs.shmmap: closing it would drop SQLite's locks on -shm
+            shmmap.let_go(self._map)
             self._map = None
         self._shm_path = None
 
     def _open(self) -> mmap.mmap | None:
         if self._shm_path is None:
-            return None
-        try:
-            fd = os.open(self._shm_path, os.O_RDONLY)
-        except OSError:
-            return None  # not created yet (no query ran) or not in WAL mode: try again later
-        try:
-            if os.fstat(fd).st_size < HEADER:
-                return None
-            self._map = mmap.mmap(fd, HEADER, mmap.MAP_SHARED, mmap.PROT_READ)
-        except (OSError, ValueError):
-            return None
-        finally:
-            os.close(fd)
+            return None  # in memory or not in WAL mode
+        # None until the file exists and is long enough (no query ran yet): tried again next time.
+        # Never opened and closed here: closing a descriptor of -shm drops the process's SQLite locks.
+        self._map = shmmap.header_map(self._shm_path, HEADER)
         return self._map
