@@ -115,3 +115,20 @@ def test_a_closed_store_keeps_no_descriptor_of_its_shared_memory(tmp_path: Path)
         assert (st.st_dev, st.st_ino) in shmmap.kept_inodes()
     assert not Path(f"{path}-shm").exists()  # the last connection took it away
     assert (st.st_dev, st.st_ino) not in shmmap.kept_inodes()
+
+
+def test_the_last_connection_to_close_need_not_be_the_one_that_mapped(tmp_path: Path) -> None:
+    """A server's reader stats (and maps the header), closes first; the writer, which never stat'd,
+    closes last and SQLite removes the -shm then: nothing of it is kept (a sleeping store holds only its
+    lock)."""
+    path = tmp_path / "w.db"
+    writer = vfs.Workspace(str(path))
+    writer.write_file("/f", b"one")
+    reader = vfs.Workspace(str(path), readonly=True)
+    assert reader.stat("/f").size == reader.stat("/f").size == 3
+    st = os.stat(f"{path}-shm")
+    reader.close()
+    assert (st.st_dev, st.st_ino) in shmmap.kept_inodes()  # the writer still uses the shared memory
+    writer.close()
+    assert not Path(f"{path}-shm").exists()
+    assert (st.st_dev, st.st_ino) not in shmmap.kept_inodes()

@@ -90,7 +90,7 @@ def let_go(mapping: mmap.mmap) -> None:
                     kept.users = 0
                     _unused.add(key)
                 break
-        _release_unlinked(_unused)
+        _release_unlinked(list(_unused))
 
 
 def _keep(shm_path: str) -> tuple[tuple[int, int], _Kept] | None:
@@ -105,10 +105,16 @@ def _keep(shm_path: str) -> tuple[tuple[int, int], _Kept] | None:
     if kept is not None:  # replaced and back between our stat and open: keep this one too
         kept.extra.append(fd)
         return key, kept
-    _release_unlinked(_unused)
+    _release_unlinked(list(_unused))
     kept = _kept[key] = _Kept(fd)
     _unused.add(key)
     return key, kept
+
+
+def let_go_unlinked() -> None:
+    """Close what is kept of unused `-shm` files that have no name any more (a store just closed)."""
+    with _lock:
+        _release_unlinked(list(_unused))
 
 
 def release_unlinked() -> int:

@@ -72,6 +72,8 @@ class StatCache:
         if self._map is not None:  # shared and kept by vfs.shmmap: closing it would drop SQLite's locks on -shm
             shmmap.let_go(self._map)
             self._map = None
+        elif self._shm_path is not None:  # the store's last connection may just have removed a -shm
+            shmmap.let_go_unlinked()  # that another cache of it let go of earlier (a reader's)
         self._shm_path = None
 
     def _open(self) -> mmap.mmap | None:
