@@ -41,20 +41,33 @@ from server.store_options import file_size_at
 
 SPOOL_MAP_MIN = 1 << 20  # a spooled PUT body at least this big is written to the store from a mapping of it
 _POPULATE = getattr(mmap, "MAP_POPULATE", 0)  # map the (just written, cached) pages at once, not fault by fault
+PROBE_ATTEMPTS = 5  # reads of a small file rewritten meanwhile, before EAGAIN (see `_probe`)
 SMALL_WRITE = 16 * 1024  # a PUT up to this size runs on the loop when its workspace's writer is free (WorkspaceHandle.write)
 
 # ---------------------------------------------------------------- reading
 
 
 def _probe(ws: vfs.Workspace, path: str, range_header: str | None, limit: int | None, offset: int) -> dict[str, Any]:
-    """Stat, and for small files the bytes, in one hop (so ETag and bytes agree)."""
-    st = ws.stat(path)
-    if st.kind == "dir":
-        return {"stat": st, "entries": ws.readdir(path, limit=limit, offset=offset)}
-    rng = parse_range(range_header, st.size)
-    start, length = rng if rng is not None else (0, st.size)
-    data = ws.read_range(path, start, length) if length <= SMALL_READ else None
-    return {"stat": st, "range": rng, "start": start, "length": length, "data": data}
+    """Stat, and for small files the bytes, in one hop, ETag, length and bytes of one version.
+
+    The stat and the read are two statements of a reader, and a commit may
+    land between them (an editor saving while someone reads: the headers
+    announced 27 bytes and the body had 20). So the file is stat'ed again
+    after the read and the pair is kept only if its revision did not move;
+    a file rewritten under every attempt is refused with EAGAIN (503, retry)
+    rather than served torn."""
+    for _ in range(PROBE_ATTEMPTS):
+        st = ws.stat(path)
+        if st.kind == "dir":
+            return {"stat": st, "entries": ws.readdir(path, limit=limit, offset=offset)}
+        rng = parse_range(range_header, st.size)
+        start, length = rng if rng is not None else (0, st.size)
+        if length > SMALL_READ:
+            return {"stat": st, "range": rng, "start": start, "length": length, "data": None}
+        data = ws.read_range(path, start, length)
+        if ws.stat(path).rev == st.rev and len(data) == length:
+            return {"stat": st, "range": rng, "start": start, "length": length, "data": data}
+    raise ProtocolError("EAGAIN", f"{path} changed while it was read, {PROBE_ATTEMPTS} times; retry")
 
 
 async def _stream(st: ServerState, name: str, path: str, start: int, length: int, rev: int | None) -> AsyncIterator[bytes]:
