@@ -70,13 +70,22 @@ def _probe(ws: vfs.Workspace, path: str, range_header: str | None, limit: int | 
     raise ProtocolError("EAGAIN", f"{path} changed while it was read, {PROBE_ATTEMPTS} times; retry")
 
 
-async def _stream(st: ServerState, name: str, path: str, start: int, length: int, rev: int | None) -> AsyncIterator[bytes]:
-    """Stream a file in ~1 MiB thread hops, holding one reader Workspace for the duration."""
+async def _stream(st: ServerState, name: str, path: str, start: int, length: int, rev: int | None,
+                  announced: int) -> AsyncIterator[bytes]:
+    """Stream a file in ~1 MiB thread hops, holding one reader Workspace for the duration.
+
+    `announced`: the revision of the file whose ETag and length the headers
+    carry. The chunk list is taken when the iterator is made; the file is
+    stat'ed after that, and if it moved since the headers were made the
+    response is cut (the client sees a short body and reads again) rather
+    than another version's bytes sent under the first one's ETag."""
     async with st.stores.use(name) as h:
         ws = h.checkout()
         pending: asyncio.Future[bytes] | None = None
         try:
             it = ws.iter_file(path, start, length, rev=rev) if rev is not None else ws.iter_file(path, start, length)
+            if rev is None and ws.stat(path).rev != announced:
+                raise ProtocolError("EAGAIN", f"{path} changed after its headers were sent; read it again")
 
             def step() -> bytes:
                 pieces, size = [], 0
@@ -145,8 +154,8 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
     if info["data"] is not None:
         st.metrics.http_out.inc(len(info["data"]))
         return Response(info["data"], status_code=status, headers=headers)
-    return StreamingResponse(_stream(st, name, path, info["start"], info["length"], None), status_code=status,
-                             headers=headers)
+    return StreamingResponse(_stream(st, name, path, info["start"], info["length"], None, stat.rev),
+                             status_code=status, headers=headers)
 
 
 # ---------------------------------------------------------------- writing

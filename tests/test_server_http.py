@@ -478,3 +478,45 @@ def test_a_small_file_rewritten_while_it_is_read_is_served_whole_and_matching_it
         finally:
             stop.set()
             writer.join(timeout=30)
+
+
+def test_a_big_file_rewritten_while_it_is_streamed_is_never_sent_under_another_version_s_etag(
+        live_server: LiveServer) -> None:
+    """Big files stream after their headers: a rewrite between the two cuts the response (the client
+    reads again) and never sends another version's bytes under the announced ETag and length."""
+    import threading
+
+    import httpx
+
+    mib = 1024 * 1024
+    contents = [os.urandom(2 * mib), os.urandom(2 * mib), os.urandom(3 * mib)]
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        with live_server.http() as w:
+            for i in range(300):  # bounded; stopped as soon as the reader is done
+                if stop.is_set():
+                    return
+                w.put(f"{W}/files/big.bin", content=contents[i % len(contents)])
+
+    with live_server.http() as c:
+        assert c.put(f"{W}/files/big.bin", content=contents[0]).status_code == 201
+        writer = threading.Thread(target=rewrite)
+        writer.start()
+        try:
+            whole = 0
+            for _ in range(40):
+                try:
+                    r = c.get(f"{W}/files/big.bin")
+                except httpx.TransportError:
+                    continue  # cut: the file moved after the headers went out
+                if r.status_code == 503:
+                    continue
+                assert r.status_code == 200
+                assert r.headers["etag"] == f'"{h(r.content)}"'
+                assert int(r.headers["content-length"]) == len(r.content)
+                whole += 1
+            assert whole > 0
+        finally:
+            stop.set()
+            writer.join(timeout=60)
