@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import blake3
+import httpx
 import pytest
 
 import vfs
@@ -441,29 +445,39 @@ def test_a_locally_mounted_workspace_cannot_be_deleted_from_under_the_mount(live
         mount.close()
 
 
+
+@contextmanager
+def _rewritten(live_server: LiveServer, path: str, contents: list[bytes], rounds: int) -> Iterator[None]:
+    """Another client rewrites `path` with each of `contents` in turn while the block runs (at most
+    `rounds` writes: bounded; stopped as soon as the block ends)."""
+    stop = threading.Event()
+
+    def rewrite() -> None:
+        with live_server.http() as w:
+            for i in range(rounds):
+                if stop.is_set():
+                    return
+                w.put(f"{W}/files{path}", content=contents[i % len(contents)])
+
+    writer = threading.Thread(target=rewrite)
+    writer.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+
+
 def test_a_small_file_rewritten_while_it_is_read_is_served_whole_and_matching_its_etag(
         live_server: LiveServer) -> None:
     """The stat (ETag, Content-Length) and the bytes of a small GET come from one version even while
     another client rewrites the file with contents of other lengths (seen torn once: 27 bytes
     announced, 20 sent, the connection cut)."""
-    import threading
-
     contents = [b"short", b"a somewhat longer content!!", b"x" * 300, b""]
-    stop = threading.Event()
-
-    def rewrite() -> None:
-        with live_server.http() as w:
-            for i in range(2000):  # bounded; stopped as soon as the reader is done
-                if stop.is_set():
-                    return
-                w.put(f"{W}/files/busy.txt", content=contents[i % len(contents)])
-
     with live_server.http() as c:
         assert c.put(f"{W}/files/busy.txt", content=contents[0]).status_code == 201
-        writer = threading.Thread(target=rewrite)
-        writer.start()
-        try:
-            served = 0
+        served = 0
+        with _rewritten(live_server, "/busy.txt", contents, 2000):
             for _ in range(300):
                 r = c.get(f"{W}/files/busy.txt")
                 if r.status_code == 503:
@@ -474,37 +488,19 @@ def test_a_small_file_rewritten_while_it_is_read_is_served_whole_and_matching_it
                 assert int(r.headers["content-length"]) == len(r.content)
                 assert r.headers["etag"] == f'"{h(r.content)}"'
                 served += 1
-            assert served > 0
-        finally:
-            stop.set()
-            writer.join(timeout=30)
+        assert served > 0
 
 
 def test_a_big_file_rewritten_while_it_is_streamed_is_never_sent_under_another_version_s_etag(
         live_server: LiveServer) -> None:
     """Big files stream after their headers: a rewrite between the two cuts the response (the client
     reads again) and never sends another version's bytes under the announced ETag and length."""
-    import threading
-
-    import httpx
-
     mib = 1024 * 1024
     contents = [os.urandom(2 * mib), os.urandom(2 * mib), os.urandom(3 * mib)]
-    stop = threading.Event()
-
-    def rewrite() -> None:
-        with live_server.http() as w:
-            for i in range(300):  # bounded; stopped as soon as the reader is done
-                if stop.is_set():
-                    return
-                w.put(f"{W}/files/big.bin", content=contents[i % len(contents)])
-
     with live_server.http() as c:
         assert c.put(f"{W}/files/big.bin", content=contents[0]).status_code == 201
-        writer = threading.Thread(target=rewrite)
-        writer.start()
-        try:
-            whole = 0
+        whole = 0
+        with _rewritten(live_server, "/big.bin", contents, 300):
             for _ in range(40):
                 try:
                     r = c.get(f"{W}/files/big.bin")
@@ -516,7 +512,4 @@ def test_a_big_file_rewritten_while_it_is_streamed_is_never_sent_under_another_v
                 assert r.headers["etag"] == f'"{h(r.content)}"'
                 assert int(r.headers["content-length"]) == len(r.content)
                 whole += 1
-            assert whole > 0
-        finally:
-            stop.set()
-            writer.join(timeout=60)
+        assert whole > 0
