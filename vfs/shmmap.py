@@ -47,6 +47,7 @@ class _Kept:
 
 _lock = threading.Lock()
 _kept: dict[tuple[int, int], _Kept] = {}  # (st_dev, st_ino) of a -shm file -> what this process keeps of it
+_by_map: dict[int, tuple[int, int]] = {}  # id() of a handed-out mapping -> its key (a close finds it at once)
 _unused: set[tuple[int, int]] = set()  # keys of `_kept` whose users are 0: the only ones checked for unlinking
 
 
@@ -71,6 +72,7 @@ def header_map(shm_path: str, length: int) -> mmap.mmap | None:
                 if os.fstat(kept.fd).st_size < length:
                     return None
                 kept.map = mmap.mmap(kept.fd, length, mmap.MAP_SHARED, mmap.PROT_READ)
+                _by_map[id(kept.map)] = key
             except (OSError, ValueError):
                 return None
         if len(kept.map) < length:
@@ -83,13 +85,12 @@ def header_map(shm_path: str, length: int) -> mmap.mmap | None:
 def let_go(mapping: mmap.mmap) -> None:
     """Hand back a mapping `header_map` returned (the stat cache's store closed)."""
     with _lock:
-        for key, kept in _kept.items():
-            if kept.map is mapping:
-                kept.users -= 1
-                if kept.users <= 0:
-                    kept.users = 0
-                    _unused.add(key)
-                break
+        key = _by_map.get(id(mapping))
+        kept = _kept.get(key) if key is not None else None
+        if kept is not None and kept.map is mapping:
+            kept.users = max(kept.users - 1, 0)
+            if kept.users == 0:
+                _unused.add(key)
         _release_unlinked(list(_unused))
 
 
@@ -130,6 +131,7 @@ def _release_unlinked(keys: Iterable[tuple[int, int]]) -> int:
         kept = _kept.pop(key)
         _unused.discard(key)
         if kept.map is not None:
+            _by_map.pop(id(kept.map), None)
             kept.map.close()
         for fd in (kept.fd, *kept.extra):
             os.close(fd)
