@@ -77,17 +77,17 @@ def test_a_client_command_builds_only_the_clients_parser() -> None:
 
 
 def test_a_command_imports_only_the_transport_it_speaks(server, tmp_path):
-    """Start-up time: `ls` (HTTP) loads neither websockets nor httpx's own CLI (click, rich, pygments);
-    `sync --once` (WebSockets) loads no httpx at all. Run as the shell would: a fresh process."""
+    """Start-up time: `ls` (HTTP) loads neither websockets, the replica nor httpx's own CLI (click, rich,
+    pygments); `sync --once` (WebSockets) loads no httpx at all. Run as the shell would: a fresh process."""
     import subprocess
     import sys
 
-    heavy = ("websockets", "httpx", "click", "pygments", "rich")
+    heavy = ("websockets", "httpx", "click", "pygments", "rich", "client_py.replica")
     probe = ("import sys; from wsfs.cli import main; code = main({argv!r}); "
              f"print(code, sorted(m for m in {heavy!r} if m in sys.modules))")
     put_text(server, "/a.txt", b"a")
     for argv, expect in ((["ls", "/"], "0 ['httpx']"),
-                         (["sync", server.url, "demo", str(tmp_path / "replica"), "--once", "-q"], "0 ['websockets']")):
+                         (["sync", server.url, "demo", str(tmp_path / "replica"), "--once", "-q"], "0 ['client_py.replica', 'websockets']")):
         done = subprocess.run([sys.executable, "-c", probe.format(argv=argv)], capture_output=True, text=True,
                               timeout=60)
         assert done.stdout.strip().splitlines()[-1] == expect, (argv, done.stdout, done.stderr)
