@@ -220,6 +220,48 @@ async def test_an_upgrade_refused_with_503_is_retried_and_a_401_is_not():
         await server.wait_closed()
 
 
+async def test_a_read_whose_bytes_do_not_match_their_etag_fails(server, ws):
+    """A relay in between (a broken proxy or cache) changes one byte of the body: the whole-file read
+    raises EIO naming the path, instead of handing back bytes the server never sent under that ETag."""
+    data = os.urandom(200_000)
+    await ws.write_file("/big.bin", data)
+    upstream_port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, corrupt: bool) -> None:
+        seen = b""
+        flipped = not corrupt
+        with contextlib.suppress(ConnectionError):
+            while piece := await reader.read(65536):
+                if not flipped:
+                    at = (seen + piece).find(b"\r\n\r\n")  # the first response's body starts after it
+                    if at >= 0 and at + 4 - len(seen) < len(piece):
+                        i = at + 4 - len(seen)
+                        piece = piece[:i] + bytes([piece[i] ^ 1]) + piece[i + 1:]
+                        flipped = True
+                    else:
+                        seen = (seen + piece)[-3:]
+                writer.write(piece)
+                await writer.drain()
+        writer.close()
+
+    async def relay(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", upstream_port)
+        await asyncio.gather(pipe(client_r, up_w, False), pipe(up_r, client_w, True))
+
+    relay_server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    port = relay_server.sockets[0].getsockname()[1]
+    try:
+        async with Client(f"http://127.0.0.1:{port}", token=server.admin) as c:
+            with pytest.raises(OSError) as info:
+                await c.workspace("demo").read_file("/big.bin")
+        assert info.value.errno == errno.EIO and "/big.bin" in str(info.value)
+        assert await ws.read_file("/big.bin") == data  # straight from the server: whole and right
+    finally:
+        relay_server.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(relay_server.wait_closed(), 5)
+
+
 async def test_auth_and_scopes(server):
     async with Client(server.url, token="wsfs_wrong") as c:
         with pytest.raises(ProtocolError) as info:
