@@ -12,14 +12,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pytest
+
 from server.cluster.lease import Leases
-from server.cluster.objectstore import ObjectStore, S3Location
+from server.cluster.objectstore import ObjectStore, ObjectStoreError, S3Location
 from server.cluster.replication import Litestream
 
 if TYPE_CHECKING:
@@ -126,6 +129,26 @@ async def test_s3_if_match_refuses_a_stale_etag(s3_location: S3Location) -> None
         assert await store.put_replacing("absent", b"x", two) is None  # If-Match on no object fails
         assert await store.get("absent") is None
         assert await store.matches("absent", two) is False
+
+
+async def test_s3_the_fences_signed_head_answers_as_aiobotocore_does(s3_location: S3Location) -> None:
+    """The fence's HEAD goes out signed by hand over aiohttp (cheaper): same answers as aiobotocore's,
+    for the current ETag, a stale one, a missing key, a key with characters to escape; and refused
+    credentials are an error (a 503 upstream), never a plain "not ours"."""
+    async with ObjectStore(s3_location) as fast, ObjectStore(s3_location, signed_head=False) as slow:
+        assert fast._fence_head is not None and slow._fence_head is None  # each path really taken
+        one = await fast.put_new("fence/ws a+b", b"one")
+        assert one
+        two = await fast.put_replacing("fence/ws a+b", b"two", one)
+        assert two
+        for store in (fast, slow):
+            assert await store.matches("fence/ws a+b", two) is True
+            assert await store.matches("fence/ws a+b", one) is False
+            assert await store.matches("fence/absent", two) is False
+    wrong = dataclasses.replace(s3_location, secret_key="not-the-secret")
+    async with ObjectStore(wrong) as store:
+        with pytest.raises(ObjectStoreError, match="403"):
+            await store.matches("fence/ws a+b", two)
 
 
 async def test_s3_concurrent_conditional_puts_let_exactly_one_through(s3_location: S3Location) -> None:

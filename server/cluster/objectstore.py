@@ -5,7 +5,11 @@ prefix per ownership epoch) and its manifest, the object whose conditional
 updates decide which node may acknowledge writes. This module only knows
 S3: where (`S3Location`, parsed from `s3://BUCKET/PREFIX`) and the few
 conditional operations the fence needs (`ObjectStore`), over aiobotocore so
-that the event loop never blocks on a round trip.
+that the event loop never blocks on a round trip. The one call on every
+acknowledgement's path, the fence's conditional HEAD, goes out as a request
+signed by botocore's own SigV4 signer over a plain aiohttp session
+(`FenceHead`): ~0.4-0.5 ms of CPU instead of ~1.6-1.8 ms through
+aiobotocore's client machinery (measured here against SeaweedFS).
 
 A refused precondition is an answer, not an error: `put_new`,
 `put_replacing` and `matches` return None / False for it. Anything else
@@ -15,15 +19,21 @@ caller turns into a refusal (HTTP 503), never into an acknowledgement.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
+import aiohttp
 from aiobotocore.session import get_session
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 from botocore.exceptions import BotoCoreError, ClientError
+from yarl import URL
 
 # Statuses of a refused condition: 412 Precondition Failed; AWS answers 409
 # ConditionalRequestConflict when two conditional writes race on one key.
@@ -76,6 +86,11 @@ class S3Location:
             query |= {"endpoint": self.endpoint, "force-path-style": "true"}
         return f"s3://{self.bucket}/{key.strip('/')}?{urlencode(query)}"
 
+    def object_url(self, key: str) -> str:
+        """The path-style HTTP(S) address of `key` (the addressing `ObjectStore` uses throughout)."""
+        base = self.endpoint or f"https://s3.{self.region}.amazonaws.com"
+        return f"{base.rstrip('/')}/{quote(self.bucket, safe='')}/{quote(key, safe='/~')}"
+
     def child_env(self, base: dict[str, str] | None = None) -> dict[str, str]:
         """An environment for a child (Litestream) that talks to this store.
 
@@ -100,6 +115,41 @@ class Stored:
     etag: str
 
 
+class FenceHead:
+    """The conditional HEAD of the fence, signed by botocore and sent over one aiohttp session.
+
+    Only for a location with its keys known and no session token (the usual
+    cluster set-up): anything else (instance roles, temporary credentials)
+    keeps to aiobotocore, which knows how to refresh them."""
+
+    def __init__(self, location: S3Location, session: aiohttp.ClientSession):
+        assert location.access_key is not None and location.secret_key is not None
+        self._location = location
+        self._signer = S3SigV4Auth(Credentials(location.access_key, location.secret_key), "s3", location.region)
+        self._session = session
+
+    @staticmethod
+    def usable(location: S3Location) -> bool:
+        return (location.access_key is not None and location.secret_key is not None
+                and not os.environ.get("AWS_SESSION_TOKEN"))
+
+    async def status(self, key: str, etag: str) -> int:
+        """The HTTP status of `HEAD key` with `If-Match: etag` (one retry after a 5xx or a broken connection)."""
+        url = self._location.object_url(key)
+        for attempt in (1, 2):
+            request = AWSRequest(method="HEAD", url=url, headers={"If-Match": etag})
+            self._signer.add_auth(request)
+            try:
+                async with self._session.head(URL(url, encoded=True), headers=dict(request.headers.items()),
+                                              allow_redirects=False) as reply:
+                    if reply.status < 500 or attempt == 2:
+                        return reply.status
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                if attempt == 2:
+                    raise ObjectStoreError(f"S3 HEAD {key} failed: {exc}") from exc
+        raise AssertionError("unreachable")
+
+
 def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
@@ -111,11 +161,14 @@ class ObjectStore:
     `await close()`.
     """
 
-    def __init__(self, location: S3Location, *, timeout: float = 5.0):
+    def __init__(self, location: S3Location, *, timeout: float = 5.0, signed_head: bool = True):
+        """`signed_head=False`: the fence's HEAD through aiobotocore too (to compare the two)."""
         self.location = location
+        self._signed_head = signed_head
         self._timeout = timeout
         self._stack: AsyncExitStack | None = None
         self._client: Any = None
+        self._fence_head: FenceHead | None = None
 
     async def open(self) -> ObjectStore:
         stack = AsyncExitStack()
@@ -130,12 +183,16 @@ class ObjectStore:
             "s3", endpoint_url=loc.endpoint, region_name=loc.region, config=config,
             aws_access_key_id=loc.access_key, aws_secret_access_key=loc.secret_key,
         ))
+        if self._signed_head and FenceHead.usable(loc):
+            timeout = aiohttp.ClientTimeout(total=2 * self._timeout, connect=self._timeout)
+            session = await stack.enter_async_context(aiohttp.ClientSession(timeout=timeout))
+            self._fence_head = FenceHead(loc, session)
         self._stack = stack
         return self
 
     async def close(self) -> None:
         if self._stack is not None:
-            stack, self._stack, self._client = self._stack, None, None
+            stack, self._stack, self._client, self._fence_head = self._stack, None, None, None
             await stack.aclose()
 
     async def __aenter__(self) -> ObjectStore:
@@ -186,6 +243,13 @@ class ObjectStore:
 
     async def matches(self, key: str, etag: str) -> bool:
         """Is `key` still the object `etag` names? (a conditional HEAD: one round trip, no body)"""
+        if self._fence_head is not None:
+            status = await self._fence_head.status(key, etag)
+            if status in _REFUSED | _MISSING:
+                return False
+            if status != 200:
+                raise ObjectStoreError(f"S3 HEAD {key}: HTTP {status}")
+            return True
         try:
             await self._call("head_object", Key=key, IfMatch=etag)
         except ClientError as exc:
