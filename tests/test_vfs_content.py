@@ -370,3 +370,25 @@ def test_put_file_says_whether_it_created_the_file(ws):
     with pytest.raises(vfs.PreconditionFailed):
         ws.put_file("/a.txt", b"x", if_match="")
     assert ws.rev == rev and ws.read_file("/a.txt") == b"two!"
+
+
+def test_identical_rewrite_keeps_the_files_own_chunk_list(ws, ten_mib):
+    """Rewriting a file's exact bytes reuses its chunk list, even one a fresh cut would not make
+    (zero-extension appends the shared zero chunk where FastCDC would cut elsewhere): no chunk is
+    stored, and the rewrite is still a new version with the exact id."""
+    head = ten_mib[: 3 * MiB]
+    ws.write_file("/f", head)
+    ws.truncate("/f", 5 * MiB + 12345)  # zero-extended: a chunk list no fresh cut of these bytes gives
+    content = ws.read_file("/f")
+    listed, kept, before = chunk_hashes(ws, "/f"), distinct_chunks(ws), ws.stat("/f")
+    after = ws.write_file("/f", content)
+    assert chunk_hashes(ws, "/f") == listed and distinct_chunks(ws) == kept
+    assert after.hash == blake3.blake3(content).digest().hex() == before.hash and after.rev > before.rev
+    assert ws.read_file("/f") == content
+    assert len(ws.history("/f")) == 3
+    # Same size and first chunk, other bytes: a new list, the new exact id.
+    changed = bytearray(content)
+    changed[4 * MiB] ^= 1
+    again = ws.write_file("/f", bytes(changed))
+    assert again.hash == blake3.blake3(changed).digest().hex() and ws.read_file("/f") == changed
+    assert chunk_hashes(ws, "/f") != listed
