@@ -449,6 +449,282 @@ def transfers(size: int) -> dict[str, float]:
     return out
 
 
+# ---------------------------------------------------------------- small writes
+
+
+SMALL_BODY = b"x" * 100
+_OK_ID = re.compile(rb'"type":"ok","id":(\d+)')
+
+
+class RawHttp:
+    """One keep-alive HTTP/1.1 connection spoken by hand (cheaper than httpx: the client must cost
+    less than the servers it measures); one request at a time."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
+        self.reader, self.writer, self.host = reader, writer, host
+
+    @classmethod
+    async def open(cls, url: str) -> RawHttp:
+        host, port = url.split("://", 1)[1].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        return cls(reader, writer, f"{host}:{port}")
+
+    async def put(self, path: str, body: bytes, token: str) -> int:
+        head = (f"PUT {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n\r\n")
+        self.writer.write(head.encode() + body)
+        headers = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in headers.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        if length:
+            await self.reader.readexactly(length)
+        return int(headers[9:12])
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+class RawWs:
+    """One WebSocket spoken by hand: the upgrade, masked text frames out, frames cut from the stream
+    in; `request` sends one message and waits for the `ok` (or error) carrying its id."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, url: str, path: str) -> RawWs:
+        host, port = url.split("://", 1)[1].split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 101"):
+            raise ConnectionError(head[:60].decode("latin-1"))
+        return cls(reader, writer)
+
+    def send(self, payload: bytes) -> None:
+        n = len(payload)
+        head = bytes((0x81, 0x80 | n)) if n < 126 else bytes((0x81, 0x80 | 126)) + n.to_bytes(2, "big")
+        self.writer.write(head + b"\0\0\0\0" + payload)  # a zero mask: the server unmasks it all the same
+
+    async def frame(self) -> tuple[int, bytes]:
+        b0, b1 = await self.reader.readexactly(2)
+        size = b1 & 0x7F
+        if size == 126:
+            size = int.from_bytes(await self.reader.readexactly(2), "big")
+        elif size == 127:
+            size = int.from_bytes(await self.reader.readexactly(8), "big")
+        return b0 & 0x0F, await self.reader.readexactly(size)
+
+    async def until(self, prefix: bytes) -> bytes:
+        """Frames until a text frame starting with `prefix` (pings answered, presence and others skipped)."""
+        while True:
+            opcode, payload = await self.frame()
+            if opcode == 0x9:
+                n = len(payload)
+                self.writer.write(bytes((0x8A, 0x80 | n)) + b"\0\0\0\0" + payload)
+            elif opcode == 0x8:
+                raise ConnectionError(f"closed: {payload[:2].hex()} {payload[2:]!r}")
+            elif opcode == 0x1 and payload.startswith(prefix):
+                return payload
+
+    async def close(self) -> None:
+        self.writer.close()
+
+
+def push_message(i: int, path: str, digest: str) -> bytes:
+    """A `push` of one entry: a 100 B file whose content the store already has (so no chunk upload),
+    a new mtime each time (so every push commits)."""
+    return orjson.dumps({"type": "push", "id": i, "changes": [
+        {"path": path, "kind": "file", "mode": 0o100644, "mtime": 1.0 + i, "size": len(SMALL_BODY),
+         "hash": digest, "chunks": [[digest, len(SMALL_BODY)]]}]})
+
+
+async def small_writes(kind: str, url: str, token: str, names: list[str], clients: int,
+                       seconds: float) -> dict[str, float]:
+    """`clients` connections, each writing back to back for `seconds` to `names[k % len(names)]`:
+    HTTP PUT of 100 B (`kind` "put") or a WebSocket push of one entry ("push"). Writes/s, p50/p99 ms."""
+    digest = blake3.blake3(SMALL_BODY).hexdigest()
+    if kind == "put":
+        conns: list[Any] = [await RawHttp.open(url) for _ in range(clients)]
+    else:
+        conns = []
+        for k in range(clients):
+            ws = await RawWs.open(url, f"/api/workspaces/{names[k % len(names)]}/ws?token={token}")
+            ws.send(orjson.dumps({"type": "hello", "protocol": 1}))
+            await ws.until(b'{"type":"hello"')
+            conns.append(ws)
+    lat: list[float] = []
+    failed: list[Any] = []
+    stop = time.perf_counter() + seconds
+
+    async def loop(k: int) -> None:
+        conn, name, i = conns[k], names[k % len(names)], 0
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            if kind == "put":
+                status = await conn.put(f"/api/workspaces/{name}/files/s{k}_{i % 50}", SMALL_BODY, token)
+                if status >= 300:
+                    failed.append(status)
+            else:
+                conn.send(push_message(i, f"/p/{k}_{i % 50}", digest))
+                reply = await conn.until(b'{"type":')
+                while not reply.startswith(b'{"type":"ok"') and not reply.startswith(b'{"type":"error"'):
+                    reply = await conn.until(b'{"type":')
+                if not reply.startswith(b'{"type":"ok"'):
+                    failed.append(reply[:120])
+            lat.append((time.perf_counter() - t0) * 1000)
+            i += 1
+
+    start = time.perf_counter()
+    await asyncio.gather(*(loop(k) for k in range(clients)))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        await c.close()
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(lat)} writes failed, e.g. {failed[0]!r}")
+    lat.sort()
+    return {"per_s": len(lat) / elapsed, "p50": lat[len(lat) // 2], "p99": lat[int(len(lat) * 0.99)],
+            "count": float(len(lat))}
+
+
+def small_bare_app() -> Any:
+    """The bare endpoint for small writes: the same routes as wsfs's PUT and WebSocket, no store.
+    PUT reads the body and answers a JSON of the size of wsfs's (a file's stat, with its ETag); the
+    WebSocket answers `hello`, then each message with an `ok` of the size of a push's, after parsing
+    it (as wsfs parses every frame)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route, WebSocketRoute
+    from starlette.websockets import WebSocket, WebSocketDisconnect
+
+    digest = "0" * 64
+    reply = orjson.dumps({"path": "/s0_0", "kind": "file", "size": 100, "mtime": 1764900000.123456, "mode": 33188,
+                          "rev": 12345, "hash": digest, "nlink": 1})
+    hello = orjson.dumps({"type": "hello", "protocol": 1, "session": "s1", "rev": 1, "server": "bare"}).decode()
+
+    async def put(request: Request) -> Response:
+        await request.body()
+        return Response(reply, media_type="application/json", headers={"ETag": f'"{digest}"'})
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"ok":true}', media_type="application/json")
+
+    async def ws(websocket: WebSocket) -> None:
+        await websocket.accept()
+        try:
+            await websocket.receive_text()
+            await websocket.send_text(hello)
+            while True:
+                msg = orjson.loads(await websocket.receive_text())
+                path = msg["changes"][0]["path"]
+                await websocket.send_text(orjson.dumps({"type": "ok", "id": msg["id"], "applied": [path],
+                                                        "unchanged": [], "conflicts": [], "rev": 12345}).decode())
+        except WebSocketDisconnect:
+            pass
+
+    return Starlette(routes=[Route("/healthz", healthz),
+                             Route("/api/workspaces/{ws}/files/{path:path}", put, methods=["PUT"]),
+                             WebSocketRoute("/api/workspaces/{ws}/ws", ws)])
+
+
+def run_small_bare_server() -> None:
+    """The bare endpoint on uvicorn with `wsfs serve`'s own settings (`server.runner.make_config`:
+    the same HTTP parser, loop, WebSocket implementation and limits)."""
+    import uvicorn
+
+    from server.runner import bind, make_config
+
+    sock = bind("127.0.0.1", 0)
+    print(f"URL http://127.0.0.1:{sock.getsockname()[1]}", flush=True)
+    uvicorn.Server(make_config(small_bare_app(), lifespan="off")).run(sockets=[sock])
+
+
+def start_small_wsfs(data: str, root: Path | None) -> Proc:
+    return Proc([sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
+                 "--log-level", "warning"], cwd=root)
+
+
+async def prepare_small(server: Proc, names: list[str]) -> None:
+    """Create the workspaces and store the pushes' 100 B content in each (so a push needs no upload)."""
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"}) as c:
+        for name in names:
+            r = await c.put(f"/api/workspaces/{name}")
+            if r.status_code >= 300 and r.status_code != 409:
+                raise RuntimeError(f"creating {name}: {r.status_code} {r.text}")
+            (await c.put(f"/api/workspaces/{name}/files/seed", content=SMALL_BODY)).raise_for_status()
+
+
+def cpu_of(proc: Proc) -> float:
+    return proc.cpu_seconds()
+
+
+async def small_section(args: argparse.Namespace) -> None:
+    """Every point (kind x workspaces x clients) `--pairs` times; in each round the servers (wsfs,
+    the `--root` tree's wsfs if given, the bare endpoint) take turns, their order rotating. Prints
+    each run, then medians: writes/s and server CPU per write, wsfs ÷ bare (writes/s) and, with
+    `--root`, this tree's CPU per write against the other's and in how many rounds it was lower."""
+    names = [f"small{i}" for i in range(10)]
+    with tempfile.TemporaryDirectory(prefix="wsfs-bench-small-") as tmp:
+        servers: dict[str, Proc] = {}
+        try:
+            servers["wsfs"] = start_small_wsfs(f"{tmp}/new", None)
+            if args.root:
+                servers["old"] = start_small_wsfs(f"{tmp}/old", Path(args.root))
+            servers["bare"] = Proc([sys.executable, __file__, "--small-bare-server"])
+            for name, server in servers.items():
+                if name != "bare":
+                    await prepare_small(server, names)
+            results: dict[tuple[str, int, int, str], list[dict[str, float]]] = {}
+            order = list(servers)
+            for kind in args.small_kinds:
+                for nws in (1, 10):
+                    for clients in args.small_clients:
+                        for k in range(args.pairs):
+                            turn = order[k % len(order):] + order[:k % len(order)]
+                            for name in turn:
+                                server = servers[name]
+                                await small_writes(kind, server.url, server.admin or "x", names[:nws], clients, 0.3)
+                                c0 = cpu_of(server)
+                                r = await small_writes(kind, server.url, server.admin or "x", names[:nws], clients,
+                                                       args.small_seconds)
+                                r["us"] = 1e6 * (cpu_of(server) - c0) / max(1.0, r["count"])
+                                results.setdefault((kind, nws, clients, name), []).append(r)
+                            print(small_round(kind, nws, clients, {n: results[(kind, nws, clients, n)][-1]
+                                                                   for n in servers}), flush=True)
+                        med = {n: {key: median([r[key] for r in results[(kind, nws, clients, n)]])
+                                   for key in ("per_s", "p50", "p99", "us")} for n in servers}
+                        line = "MEDIAN " + small_round(kind, nws, clients, med)
+                        if args.root:
+                            new, old = results[(kind, nws, clients, "wsfs")], results[(kind, nws, clients, "old")]
+                            wins = sum(1 for a, b in zip(new, old) if a["us"] < b["us"])
+                            line += (f" | new/old CPU x{med['wsfs']['us'] / med['old']['us']:.2f}, lower in "
+                                     f"{wins}/{len(new)}")
+                        print(line + f" | load {os.getloadavg()[0]:.1f}", flush=True)
+        finally:
+            for server in servers.values():
+                server.stop()
+
+
+def median(values: list[float]) -> float:
+    s = sorted(values)
+    return s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
+
+
+def small_round(kind: str, nws: int, clients: int, rows: dict[str, dict[str, float]]) -> str:
+    what = "PUT 100 B" if kind == "put" else "WS push 1"
+    bare = rows["bare"]
+    parts = [f"{what} {clients:>2} cl {nws:>2} ws"]
+    for name, r in rows.items():
+        parts.append(f"{name} {r['per_s']:6.0f}/s p50 {r['p50']:5.1f} p99 {r['p99']:5.1f} ms {r['us']:4.0f} µs CPU")
+    ratios = ", ".join(f"{name} {r['per_s'] / bare['per_s']:.2f}" for name, r in rows.items() if name != "bare")
+    return " | ".join(parts) + f" | ÷ bare writes/s: {ratios}"
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -459,13 +735,30 @@ def main() -> None:
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-transfer", action="store_true")
     parser.add_argument("--subs", type=lambda t: [int(x) for x in t.split(",")], help="e.g. 1,10,100,500")
+    parser.add_argument("--small", action="store_true", help="only the small-writes section")
+    parser.add_argument("--skip-small", action="store_true")
+    parser.add_argument("--small-kinds", type=lambda t: t.split(","), default=["put", "push"], help="put,push")
+    parser.add_argument("--small-clients", type=lambda t: [int(x) for x in t.split(",")], default=[1, 10, 50])
+    parser.add_argument("--small-seconds", type=float, default=2.0)
+    parser.add_argument("--pairs", type=int, default=3, help="rounds of every small-writes point")
+    parser.add_argument("--root", help="another source tree (git archive REV | tar -x -C DIR): its wsfs too, "
+                                       "interleaved with this one's in the small-writes section")
+    parser.add_argument("--small-bare-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:
         run_baseline_server(args.baseline_server)
         return
+    if args.small_bare_server:
+        run_small_bare_server()
+        return
     sizes = args.subs or ([1, 10] if args.quick else [1, 10, 100, 500])
     others = os.popen("ps -eo pcpu= | awk '$1 > 20' | wc -l").read().strip()
     print(f"# bench_server: {os.cpu_count()} cpus; other processes above 20% CPU: {others}")
+    if args.small:
+        args.skip_fanout = args.skip_transfer = True
+    if not args.skip_small:
+        print(f"small writes (load average {os.getloadavg()}):", flush=True)
+        asyncio.run(small_section(args))
     if not args.skip_fanout:
         print("fan-out (latency at 100 commits/s; throughput from a pipelined burst):")
         asyncio.run(fanout(sizes, 50 if args.quick else 200, 5_000 if args.quick else 40_000))
