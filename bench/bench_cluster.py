@@ -43,7 +43,8 @@ Prints Markdown tables:
   the first pass) and as S3 objects (`objects`), interleaved
   (`--chunks`; `--only failover` skips the rest).
 
-`--only ack` stops after the ack latency table. `--compare-l1 SECONDS` adds
+`--only ack` stops after the ack latency table; `--only cpu` prints only
+the CPU per write (one node, the owner, the owner through another node). `--compare-l1 SECONDS` adds
 an owner whose Litestream compacts to L1 every SECONDS (0: Litestream's own
 defaults, `WSFS_CLUSTER_L1_INTERVAL`) to that table, and the same to the
 failover runs, against a node's default (docs/cluster.md, "Fourth pass").
@@ -412,6 +413,11 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             engines.append(compared)
         for node in (*(n for pair in pairs.values() for n in pair), plain_rule, *([compared] if compared else [])):
             node.wait_ready()
+        if args.only == "cpu":
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {plain_token}"}, timeout=60) as ph, \
+                    httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=60) as ch:
+                await _cpu_table(ph, plain_url, plain, ch, a, b, redis, seaweed, args.writes)
+            return
         steps, window_heads = await _ack_steps(location, work, args.steps)
         print(f"\nload average: {os.getloadavg()}\n")
         print(f"| acknowledgement after the commit, {args.steps} each, interleaved | p50 ms | p99 ms | p50 / before |")
@@ -428,10 +434,7 @@ async def run(args: argparse.Namespace, work: Path) -> None:
             await _ack_latency(args, ph, plain_url, ch, pairs, plain_rule, token, compared)
             if args.only == "ack":
                 return
-            cluster_procs = {"wsfs serve": a.proc.pid, "SeaweedFS (S3)": seaweed.proc.pid, "Redis": redis.proc.pid}
-            cluster_procs |= {"its Litestream": pid for pid in _children(a.proc.pid)[:1]}
-            await _cpu_per_write({"one node": (ph, plain_url, {"wsfs serve": plain.proc.pid}),
-                                  "cluster owner A": (ch, a.url, cluster_procs)}, args.writes)
+            await _cpu_table(ph, plain_url, plain, ch, a, b, redis, seaweed, args.writes)
             print("\n| concurrent writers | one node writes/s | " + " | ".join(
                 f"cluster ({s}) writes/s | ratio" for s in args.stacks)
                 + f" | cluster ({args.stacks[0]}) via another node | ratio |")
@@ -484,21 +487,34 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-async def _cpu_per_write(targets: dict[str, tuple[httpx.AsyncClient, str, dict[str, int]]], writes: int) -> None:
+async def _cpu_table(ph: httpx.AsyncClient, plain_url: str, plain: Engine, ch: httpx.AsyncClient, a: ServeNode,
+                     b: ServeNode, redis: Engine, seaweed: Engine, writes: int) -> None:
+    """CPU per sequential write: one node, a cluster's owner A, and the same owner reached through B
+    (B's own column is its proxying: routing, the lease look-up, the forwarded request)."""
+    cluster_procs = {"wsfs serve": a.proc.pid, "SeaweedFS (S3)": seaweed.proc.pid, "Redis": redis.proc.pid}
+    cluster_procs |= {"its Litestream": pid for pid in _children(a.proc.pid)[:1]}
+    assert (await ch.put(f"{a.url}/api/workspaces/cpub")).status_code in (200, 201)  # owned by A
+    await _cpu_per_write({"one node": (ph, plain_url, "cpu", {"wsfs serve": plain.proc.pid}),
+                          "cluster owner A": (ch, a.url, "cpu", cluster_procs),
+                          "owner A via node B": (ch, b.url, "cpub", {**cluster_procs, "proxying node B": b.proc.pid})},
+                         writes)
+
+
+async def _cpu_per_write(targets: dict[str, tuple[httpx.AsyncClient, str, str, dict[str, int]]], writes: int) -> None:
     """CPU milliseconds each process spends per acknowledged write: sequential 200-byte PUTs to one
     target at a time (a plain node, a cluster owner), each process's idle rate, measured just before,
     subtracted. Where the time of an acknowledgement goes, as work rather than waiting."""
     print("\n| CPU ms per sequential write | " + " | ".join(targets) + " |")
     print("| --- |" + " --- |" * len(targets))
     rows: dict[str, dict[str, float]] = {}
-    for label, (http, url, procs) in targets.items():
-        assert (await http.put(f"{url}/api/workspaces/cpu")).status_code in (200, 201)
+    for label, (http, url, workspace, procs) in targets.items():
+        assert (await http.put(f"{url}/api/workspaces/{workspace}")).status_code in (200, 201)
         idle0 = {k: _cpu_seconds(p) for k, p in procs.items()}
         await asyncio.sleep(2.0)
         idle = {k: (_cpu_seconds(p) - idle0[k]) / 2.0 for k, p in procs.items()}
         before, mine, t0 = {k: _cpu_seconds(p) for k, p in procs.items()}, time.process_time(), time.perf_counter()
         for i in range(writes):
-            reply = await http.put(f"{url}/api/workspaces/cpu/files/c{i}.txt", content=b"x" * 200)
+            reply = await http.put(f"{url}/api/workspaces/{workspace}/files/c{i}.txt", content=b"x" * 200)
             assert reply.status_code in (200, 201), reply.text
         elapsed = time.perf_counter() - t0
         rows[label] = {k: (_cpu_seconds(p) - before[k] - idle[k] * elapsed) / writes * 1e3 for k, p in procs.items()}
@@ -561,8 +577,9 @@ def main() -> None:
     parser.add_argument("--sizes-mib", default="1,100", help="workspace sizes for the failover runs (MiB)")
     parser.add_argument("--chunks", default="sqlite,objects",
                         help="chunk placements for the failover runs: sqlite (inside the replicated file), objects (S3)")
-    parser.add_argument("--only", choices=("failover", "ack"),
-                        help="run only this part (ack: the acknowledgement steps and the ack latency table)")
+    parser.add_argument("--only", choices=("failover", "ack", "cpu"),
+                        help="run only this part (ack: the acknowledgement steps and the ack latency table; "
+                             "cpu: CPU per sequential write, one node, the owner, and the owner via another node)")
     parser.add_argument("--compare-l1", type=float, default=None, metavar="SECONDS",
                         help="add an owner (and failover nodes) whose Litestream compacts to L1 every SECONDS (0: Litestream's "
                              "defaults) to the ack latency table, beside the default (WSFS_CLUSTER_L1_INTERVAL)")
