@@ -36,6 +36,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 Matcher = tuple[Callable[[str], Any], dict[str, Any], Callable[..., Any]]
+_PLAIN_SEND = Response.__call__  # a response sent as a head and one body (not a stream or a file)
 
 
 def route_table(routes: list[Route]) -> dict[str, list[Matcher]]:
@@ -123,7 +124,7 @@ class WsfsApp(Starlette):
             response = await endpoint(Request(scope, receive, send))
             status = response.status_code
             cycle = getattr(scope.get("wsfs.http_send", send), "__self__", None)  # `send` may be a layer's wrapper
-            if type(response) is Response and type(cycle).__name__ == "RequestResponseCycle":
+            if type(response).__call__ is _PLAIN_SEND and type(cycle).__name__ == "RequestResponseCycle":
                 corked = Corked(cycle.transport)  # uvicorn's h11 or httptools cycle: one write
                 cycle.transport = corked
                 self.corked += 1

@@ -16,7 +16,7 @@ import tempfile
 from typing import IO, Any, Awaitable, Callable
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 import vfs
@@ -37,8 +37,28 @@ Job = Callable[[vfs.Workspace], Any]  # work for a reader Workspace, run in the 
 # ---------------------------------------------------------------- replies
 
 
+class JsonResponse(Response):
+    """A JSON reply with its header list built directly (Starlette's `init_headers` lower-cases,
+    encodes and searches a header list per response: a few µs of every small write's reply)."""
+
+    media_type = "application/json"
+
+    def __init__(self, content: Any, status: int = 200, headers: dict[str, str] | None = None):
+        self.status_code = status
+        self.background = None
+        self.body = body = orjson.dumps(content)
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()] if headers else []
+        if status >= 200 and status not in (204, 304):
+            raw.append((b"content-length", b"%d" % len(body)))
+        raw.append(_JSON_TYPE)
+        self.raw_headers = raw
+
+
+_JSON_TYPE = (b"content-type", b"application/json")
+
+
 def json_response(content: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(content), status_code=status, media_type="application/json", headers=headers)
+    return JsonResponse(content, status, headers)
 
 
 def error_response(exc: BaseException) -> Response:
@@ -66,7 +86,7 @@ def api(need: str | None) -> Callable[[Handler], Endpoint]:
         async def endpoint(request: Request) -> Response:
             try:
                 st = state_of(request)
-                principal = st.tokens.authenticate(token_from(request.headers, request.query_params))
+                principal = st.tokens.authenticate(token_from(headers_of(request), query_of(request)))
                 ws = request.path_params.get("ws")
                 if ws is not None and not valid_workspace_name(ws):
                     principal.require(None, "admin")  # a non-admin never learns which names are valid
@@ -100,13 +120,33 @@ def author_of(request: Request, st: ServerState, p: Principal) -> str:
     """The author of an HTTP write: the caller's own WebSocket session's presence name when
     `X-Wsfs-Session` names a live session of this workspace opened with this same token
     (a browser writes over HTTP but is known by its session), else the token's name."""
-    session = st.sessions.get(request.headers.get("x-wsfs-session", ""))
+    session = st.sessions.get(headers_of(request).get("x-wsfs-session", ""))
     if session is not None and session.workspace == request.path_params.get("ws") and session.token_id == p.id:
         return session.author
     return p.name
 
 
 # ---------------------------------------------------------------- path, query, headers
+
+_NO_QUERY: dict[str, str] = {}
+
+
+def headers_of(request: Request) -> dict[str, str]:
+    """The request's headers as one dict (lower-case names; the first of repeated ones, as
+    Starlette's `Headers.get`), built once per request and kept in its scope. Starlette's `Headers`
+    walks and decodes the whole list on every lookup, and a missing header (`If-Match` on most
+    writes) costs a raised and caught KeyError: ~7 lookups per small write."""
+    scope = request.scope
+    found = scope.get("wsfs.headers")
+    if found is None:
+        found = scope["wsfs.headers"] = {k.decode("latin-1"): v.decode("latin-1") for k, v in reversed(scope["headers"])}
+    return found
+
+
+def query_of(request: Request) -> Any:
+    """The query parameters, or an empty dict when there is no query string (no parse at all)."""
+    return request.query_params if request.scope.get("query_string") else _NO_QUERY
+
 
 
 def wpath(request: Request, key: str = "path") -> str:
@@ -115,17 +155,18 @@ def wpath(request: Request, key: str = "path") -> str:
 
 
 def q_int(request: Request, name: str, default: int | None = None, lo: int = 0, hi: int = 2**63 - 1) -> int | None:
-    return parse_query_int(name, request.query_params.get(name), default, lo, hi)
+    return parse_query_int(name, query_of(request).get(name), default, lo, hi)
 
 
 def q_flag(request: Request, name: str, default: bool = False) -> bool:
-    raw = request.query_params.get(name)
+    raw = query_of(request).get(name)
     return default if raw is None else parse_flag(raw)
 
 
 def if_match_of(request: Request) -> str | None:
     """`If-Match: "<id>"` -> id; `If-Match: *` -> `IF_MATCH_ANY`; `If-None-Match: *` -> "" (vfs: must not exist)."""
-    return parse_if_match(request.headers.get("if-match"), request.headers.get("if-none-match"))
+    headers = headers_of(request)
+    return parse_if_match(headers.get("if-match"), headers.get("if-none-match"))
 
 
 def check_if_match(ws: vfs.Workspace, path: str, expected: str | None) -> None:
@@ -169,6 +210,27 @@ async def read_body(request: Request, limit: int, code: str = "EFBIG") -> bytes:
         if len(body) > limit:
             raise ProtocolError(code, f"body larger than the limit of {limit} bytes")
     return bytes(body)
+
+
+async def small_body(request: Request, st: ServerState, limit: int) -> bytes:
+    """A body whose declared length is small (at most `SMALL_READ`), taken straight off the ASGI
+    `receive` as bytes: no stream generator, no spool (a 100 B PUT arrives as one message)."""
+    receive = request.receive
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect, as Starlette's `stream` says it
+            raise ClientDisconnect()
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise ProtocolError("EFBIG", f"upload larger than the limit of {limit} bytes")
+        parts.append(part)
+        if not message.get("more_body", False):
+            break
+    st.metrics.http_in.inc(size)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 async def spool_body(request: Request, st: ServerState, limit: int | None = None) -> IO[bytes]:

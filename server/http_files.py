@@ -31,8 +31,11 @@ from server.http_base import (
     if_match_of,
     json_response,
     q_flag,
+    headers_of,
     q_int,
+    query_of,
     read_body,
+    small_body,
     spool_body,
     wpath,
 )
@@ -161,7 +164,7 @@ async def get_file(request: Request, st: ServerState, p: Principal) -> Response:
 # ---------------------------------------------------------------- writing
 
 
-def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
+def _put(ws: vfs.Workspace, path: str, spool: bytes | IO[bytes], size: int, options: Any, mode: int | None, parents: bool,
          if_match: str | None, mtime: float | None) -> tuple[bool, vfs.Stat]:
     """Write the body; (created, stat). The store says whether it created the file (201) or replaced
     one (200) from the same lookup its write makes: no lookup of our own before it."""
@@ -174,11 +177,13 @@ def _put(ws: vfs.Workspace, path: str, spool: IO[bytes], size: int, options: Any
     return created, stat
 
 
-def _body_of(spool: IO[bytes], size: int) -> object:
-    """What the store is given to write: a body spooled in memory as its bytes, a big spooled file as
-    a mapping of it, else the file itself. Bytes and mappings take the store's buffer path (cut and
+def _body_of(spool: bytes | IO[bytes], size: int) -> object:
+    """What the store is given to write: a small body as its bytes (read as such, or spooled in
+    memory), a big spooled file as a mapping of it, else the file itself. Bytes and mappings take the store's buffer path (cut and
     hashed in one pass); a stream is read and hashed piece by piece, which cost a 100 B PUT ~45 us
     more of the store's time than the same bytes (5 of 5 alternating rounds, in process)."""
+    if isinstance(spool, bytes):
+        return spool
     if isinstance(spool, io.BytesIO):
         return spool.getvalue()
     view = _mapped(spool, size)
@@ -213,25 +218,37 @@ def _spooled_size(spool: IO[bytes]) -> int:
 @api("write")
 async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
     name, path = request.path_params["ws"], wpath(request)
-    mode = parse_mode(request.query_params.get("mode"))
+    query = query_of(request)
+    mode = parse_mode(query.get("mode"))
     parents = q_flag(request, "parents")
-    mtime = parse_mtime(request.query_params.get("mtime"))
+    mtime = parse_mtime(query.get("mtime"))
     if_match = if_match_of(request)
     if not st.stores.exists(name):
         raise ProtocolError("ENOENT", f"no workspace named {name!r}")
     options = st.stores.options
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit():
+    limit = min(st.config.max_upload, options.max_file_size + 1)
+    declared = headers_of(request).get("content-length")
+    known = declared is not None and declared.isdigit()
+    if known:
         options.check_file_size(int(declared))  # before reading a byte of the body
-    spool = await spool_body(request, st, limit=min(st.config.max_upload, options.max_file_size + 1))
+        if int(declared) > limit:
+            raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
+    spool: IO[bytes] | None = None
+    if known and int(declared) <= SMALL_READ:
+        body: bytes | IO[bytes] = await small_body(request, st, limit)  # as bytes: no spool
+        size = len(body)
+    else:
+        body = spool = await spool_body(request, st, limit=limit)
     try:
-        size = _spooled_size(spool)
+        if spool is not None:
+            size = _spooled_size(spool)
         options.check_file_size(size)
         async with st.stores.use(name) as h:
-            created, stat = await h.write(_put, path, spool, size, options, mode, parents, if_match, mtime,
+            created, stat = await h.write(_put, path, body, size, options, mode, parents, if_match, mtime,
                                           author=author_of(request, st, p), op="put", small=size <= SMALL_WRITE)
     finally:
-        spool.close()
+        if spool is not None:
+            spool.close()
     return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
 
 

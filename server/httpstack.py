@@ -21,11 +21,18 @@ client send frames once it sent the handshake; loopback and a fast client
 put both in one segment), lost it and was closed with 4000 "no hello" ten
 seconds later. `forward_upgrade_rest` gives those bytes to the WebSocket
 protocol after the head (`BoundedHttpTools`, `UpgradeH11`).
+
+Both also skip the access log's arguments when nothing would be logged
+(`quiet_access_log`): uvicorn logs a request when its access logger has a
+handler, which it always has, and so formats the client's address and the
+path of every request for an `info` call that `wsfs serve`'s `warning`
+level then drops.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 import sys
 from typing import Any
@@ -72,6 +79,12 @@ def forward_upgrade_rest(http: Any, rest: bytes) -> None:
         ws.data_received(rest)
 
 
+def quiet_access_log(http: Any) -> None:
+    """Turn the access log off for this connection when its logger would drop the lines anyway."""
+    if http.access_log and not http.access_logger.isEnabledFor(logging.INFO):
+        http.access_log = False
+
+
 _BOUNDED: Any = None
 _H11: Any = None
 
@@ -84,6 +97,10 @@ def upgrade_h11() -> Any:
         from uvicorn.protocols.http.h11_impl import H11Protocol
 
         class UpgradeH11(H11Protocol):
+            def __init__(self, *args: Any, **kwargs: Any):
+                super().__init__(*args, **kwargs)
+                quiet_access_log(self)
+
             def handle_websocket_upgrade(self, event: Any) -> None:
                 super().handle_websocket_upgrade(event)
                 forward_upgrade_rest(self, bytes(self.conn.trailing_data[0]))
@@ -108,6 +125,10 @@ def bounded_httptools() -> Any:
             head_bytes = -1  # bytes of the current head read so far; -1 outside a head
             heads = 0  # heads begun on this connection
             read = b""  # the read being parsed (what follows an upgrade's head is in it)
+
+            def __init__(self, *args: Any, **kwargs: Any):
+                super().__init__(*args, **kwargs)
+                quiet_access_log(self)
 
             def data_received(self, data: bytes) -> None:
                 before, heads = self.head_bytes, self.heads

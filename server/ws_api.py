@@ -60,6 +60,7 @@ from server.fanout import frame_writer
 from server.feed import Page, PageSpec
 from server.http_base import json_response
 from server.keepalive import keepalive_for
+from server.rawsocket import text_frame
 from server.state import ServerState, __version__, log
 from server.store_options import check_push
 from server.stores import WorkspaceHandle
@@ -110,6 +111,18 @@ class Session:
 
     async def send_json(self, payload: bytes) -> None:
         await self._send({"type": "websocket.send", "text": payload.decode("utf-8")}, len(payload))
+
+    async def send_reply(self, payload: bytes) -> None:
+        """Send a write's reply: written to the socket now as one built frame when it takes it without
+        waiting (what uvicorn's `send` would do, without decoding the JSON to text, handing it to
+        websockets' framing and collecting the frame back: ~1/6 of a small push's loop time), else
+        as any message."""
+        if not self.closed and self.write_frame is not None and self.write_frame(text_frame(payload)):
+            counters = self.st.metrics.ws
+            counters.messages_out += 1
+            counters.bytes_out += len(payload)
+            return
+        await self.send_json(payload)
 
     async def send_page(self, page: Page, sub: Subscription) -> bool:
         """Send a `changes` page to `sub` and move its cursor on; False if the socket is gone."""
@@ -443,7 +456,7 @@ class Session:
                 # replies go out in push order: a send waiting for the socket to drain must not be
                 # overtaken by a later reply that finds it writable
                 await asyncio.wait([before])
-            await self.send_json(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
+            await self.send_reply(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
         except _Closed:
             pass
         except Exception as e:  # noqa: BLE001 - reported to the client, not raised

@@ -10,6 +10,7 @@ real server on each stack and check the path was really taken.
 
 from __future__ import annotations
 
+import logging
 import socket
 import subprocess
 import sys
@@ -104,6 +105,19 @@ def test_stack_runs_and_fast_paths_hold(stack_server: Any) -> None:
         assert r.json()["size"] == 100
         assert client.get("/api/workspaces/demo/files/a.txt").content == b"x" * 100
         assert app.corked >= before + 2
+        # the access log's arguments are not even formatted while its logger would drop them
+        connections = [c for c in server.server.server_state.connections if hasattr(c, "access_log")]
+        assert connections and all(c.access_log is False for c in connections)
+    access = logging.getLogger("uvicorn.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        with server.http() as client:
+            assert client.get("/api/workspaces/demo/files/a.txt").status_code == 200
+            opened = [c for c in server.server.server_state.connections if hasattr(c, "access_log")]
+            assert opened and all(c.access_log is True for c in opened)
+    finally:
+        access.setLevel(level)
 
     # a WebSocket answering the server's pings: the pongs are taken before websockets' parser
     keepalive = server.state.keepalive
