@@ -12,6 +12,7 @@ import itertools
 import os
 import signal
 import time
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -68,9 +69,9 @@ async def test_write_on_a_read_on_b_and_c_subscriber_on_c(cluster_nodes, redis_s
 async def test_concurrent_proxied_requests_each_get_their_own_answer(cluster_nodes, redis_server: RedisServer
                                                                     ) -> None:
     """Forty writes, then forty reads, all in flight at once through B, which does not own the workspace
-    (each request on an httpx client B lends it alone, `ClusterProxy._lend`): every write is
-    acknowledged and stored on the owner with its own bytes, every read answered with its own file's
-    bytes (bodies of up to ~120 KB, streamed both ways), and B counted every request it proxied."""
+    (on B's one aiohttp session): every write is acknowledged and stored on the owner with its own
+    bytes, every read answered with its own file's bytes (bodies of up to ~120 KB, streamed both
+    ways), a chunked upload of unknown length arrives whole, and B counted every request it proxied."""
     token = admin_token(redis_server.url)
     a, b = cluster_nodes(2)
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
@@ -84,6 +85,15 @@ async def test_concurrent_proxied_requests_each_get_their_own_answer(cluster_nod
         assert [g.content for g in gets] == bodies
         for i in (0, 17, 39):  # stored on the owner itself, not only answered by B
             assert (await http.get(f"{a.url}/api/workspaces/wp/files/f{i}.bin")).content == bodies[i]
+        pieces = [os.urandom(256 * 1024) for _ in range(12)]
+
+        async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: Transfer-Encoding chunked
+            for piece in pieces:
+                yield piece
+
+        put = await http.put(f"{b.url}/api/workspaces/wp/files/chunked.bin", content=chunked())
+        assert put.status_code in (200, 201), put.text
+        assert (await http.get(f"{a.url}/api/workspaces/wp/files/chunked.bin")).content == b"".join(pieces)
         metrics = (await http.get(f"{b.url}/metrics")).text
         proxied = next(line for line in metrics.splitlines() if line.startswith("wsfs_cluster_proxied "))
         assert float(proxied.split()[1]) >= 80
