@@ -12,7 +12,7 @@ import pytest
 
 import vfs
 from vfs import schema
-from vfs_old_stores import downgrade_to_v6, downgrade_to_v7
+from vfs_old_stores import downgrade_to_v6, downgrade_to_v7, downgrade_to_v9
 
 
 def _downgrade_to_v1(path: str) -> None:
@@ -134,4 +134,58 @@ def test_a_v7_store_moves_directory_names_into_their_nodes(tmp_path):
     inos = dict(conn.execute("SELECT dname, ino FROM nodes WHERE kind = 2 AND ino != 1"))
     parents = dict(conn.execute("SELECT dname, dparent FROM nodes WHERE kind = 2 AND ino != 1"))
     assert set(inos) == {"p", "q2", "s"} and parents == {"p": 1, "s": 1, "q2": inos["s"]}, parents
+    conn.close()
+
+
+def test_a_v9_store_keeps_tiny_chunks_bytes_where_they_were(tmp_path):
+    """v10 keeps a tiny chunk's bytes in its catalogue row (no `chunk_data` row): a v9 store's
+    tiny chunks stay in `chunk_data` and read as before, beside new ones, by every reader."""
+    path = str(tmp_path / "old.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/old", b"old bytes")
+        ws.write_file("/shared", b"x" * 1024)
+        ws.write_file("/big", bytes(range(256)) * 400)  # 100 KiB: chunk_data, v9 and v10 alike
+    conn = sqlite3.connect(path)
+    downgrade_to_v9(conn)
+    conn.commit()
+    assert conn.execute("SELECT count(*) FROM chunk_data").fetchone()[0] == 3
+    conn.close()
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/new", b"new bytes")
+        ws.write_file("/again", b"x" * 1024)  # deduplicated against the v9 row
+        ws.write_file("/edge", b"y" * 1025)  # one byte over: chunk_data
+        for name, data in (("/old", b"old bytes"), ("/new", b"new bytes"), ("/again", b"x" * 1024),
+                           ("/edge", b"y" * 1025), ("/big", bytes(range(256)) * 400)):
+            assert ws.read_file(name) == data and ws.read_range(name, 1, 3) == data[1:4]
+            assert ws.stat(name).hash == ws.entry(name).hash
+            (digest, _), = ws.entry(name).chunks if len(data) < 16384 else ws.entry(name).chunks[:1]
+            with ws.open(name) as f:
+                assert f.read() == data
+            if len(data) < 16384:
+                assert dict(ws.read_objects([digest])) == {digest: data}
+        ws.write_range("/new", 0, b"N")  # an edit in place re-reads the tiny chunk
+        assert ws.read_file("/new") == b"New bytes"
+        ws.unlink("/old")
+        ws.gc()
+        assert ws.read_file("/again") == b"x" * 1024 and ws.read_file("/new") == b"New bytes"
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == schema.SCHEMA_VERSION
+    inline = dict(conn.execute("SELECT size, data IS NOT NULL FROM chunks"))
+    assert inline[9] == 1 and inline[1025] == 0 and inline[1024] == 0, inline  # new tiny: in the row
+    in_data = {size for (size,) in conn.execute("SELECT c.size FROM chunks c JOIN chunk_data d ON d.id = c.id")}
+    assert 1025 in in_data and 1024 in in_data, in_data
+    conn.close()
+
+
+def test_a_tiny_file_writes_no_chunk_data_row(tmp_path):
+    """A create of a file of at most 1 KiB writes its bytes into the chunk's catalogue row (v10):
+    one page less per commit than a `chunk_data` row."""
+    path = str(tmp_path / "s.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/t", b"tiny")
+        ws.write_file("/k", b"k" * 1024)
+        assert ws.read_file("/t") == b"tiny" and ws.read_file("/k") == b"k" * 1024
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM chunk_data").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM chunks WHERE data IS NOT NULL").fetchone()[0] == 2
     conn.close()

@@ -12,10 +12,11 @@ Tables:
   hard-linked file are flagged `linked` and indexed by inode (v7); a
   directory's one name is also kept in its node (`dparent`, `dname`, v8).
 - `chunks` (catalogue: hash, size; since v6 the pack file and position of
-  bytes kept outside the store file, `vfs/chunkstore.py`) and `chunk_data`
-  (inline bytes, same rowid): content-addressed, each chunk stored once per
-  workspace. The catalogue stays small and hot; the bytes are only touched
-  to read or write content.
+  bytes kept outside the store file, `vfs/chunkstore.py`; since v10 the
+  bytes of a chunk of at most 1 KiB) and `chunk_data` (inline bytes, same
+  rowid): content-addressed, each chunk stored once per workspace. The
+  catalogue stays small and hot; the bytes are only touched to read or
+  write content.
 - `pathlog`: the change log, one row per path ever touched, holding the
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
@@ -38,7 +39,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -222,8 +223,13 @@ UPDATE dirents SET linked = 0 WHERE linked AND ino IN (SELECT ino FROM nodes WHE
 # came from (`nodes.vorigin`, ADDED_COLUMNS): a rename writes the departure marker only.
 _V9 = ""
 
+# A tiny chunk (at most `vfs.chunkstore.TINY_CHUNK` bytes) keeps its bytes in its catalogue row
+# (`chunks.data`, ADDED_COLUMNS) instead of a `chunk_data` row: a tiny file's create writes one
+# page less. Rows written before keep theirs in `chunk_data`; readers look in both.
+_V10 = ""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9}
+MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
@@ -232,6 +238,7 @@ ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     7: (("dirents", "linked", "INTEGER NOT NULL DEFAULT 0"), ("nodes", "vrev", "INTEGER"), ("nodes", "vauthor", "TEXT")),
     8: (("nodes", "dparent", "INTEGER"), ("nodes", "dname", "TEXT")),
     9: (("nodes", "vorigin", "TEXT"),),
+    10: (("chunks", "data", "BLOB"),),
 }
 
 
