@@ -62,7 +62,7 @@ class ChunkBackend(Protocol):
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry: ...
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]: ...
     def read(self, chunk_id: int) -> bytes: ...
-    def read_inline(self, ids: list[int]) -> dict[int, bytes]: ...
+    def small_by_hash(self, digests: list[bytes], small: int) -> dict[bytes, tuple[int, bytes | None]]: ...
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]: ...
     def hash_of(self, entries: list[ChunkEntry]) -> bytes: ...
     def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]: ...
@@ -187,17 +187,19 @@ class SqliteChunks:
                 return row[0]
         return SqliteChunks.read(self, chunk_id)
 
-    def read_inline(self, ids: list[int]) -> dict[int, bytes]:
-        """The bytes of those of `ids` kept inside the store (`chunk_data`, or a tiny chunk's catalogue
-        row), in one statement: for many small chunks (a change page's inlined files), where one `read`
-        each cost a statement each. Chunks kept elsewhere (packs, objects) are simply absent: read them
-        with `read`."""
-        if not ids:
+    def small_by_hash(self, digests: list[bytes], small: int) -> dict[bytes, tuple[int, bytes | None]]:
+        """Each of `digests` present -> (row id, its bytes if at most `small` and kept inside the store,
+        else None), in one statement: a peer fetching many small chunks by hash gets the lookup and the
+        bytes in one pass. Chunks kept elsewhere (packs, objects) or bigger: read them with `read`."""
+        if not digests:
             return {}
-        marks = ",".join("?" * len(ids))
-        return dict(self._conn.execute(
-            f"SELECT id, data FROM chunks WHERE id IN ({marks}) AND data IS NOT NULL "
-            f"UNION ALL SELECT id, data FROM chunk_data WHERE id IN ({marks})", ids + ids))
+        marks = ",".join("?" * len(digests))
+        rows = self._conn.execute(
+            "SELECT c.hash, c.id, CASE WHEN c.size <= ? THEN coalesce(c.data, "
+            f"(SELECT d.data FROM chunk_data d WHERE d.id = c.id)) END FROM chunks c WHERE c.hash IN ({marks})",
+            [small, *digests],
+        )
+        return {digest: (chunk_id, data) for digest, chunk_id, data in rows}
 
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]:
         """The bytes of `entries` in order, as pieces that each end on a chunk boundary."""
