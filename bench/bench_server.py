@@ -545,25 +545,31 @@ def push_message(i: int, path: str, digest: str) -> bytes:
 
 async def small_writes(kind: str, url: str, token: str, names: list[str], clients: int,
                        seconds: float) -> dict[str, float]:
-    """`clients` connections, each writing back to back for `seconds` to `names[k % len(names)]`:
-    HTTP PUT of 100 B (`kind` "put") or a WebSocket push of one entry ("push"). Writes/s, p50/p99 ms."""
+    """`clients` writers, each writing back to back (one write in flight) for `seconds`: HTTP PUT of
+    100 B (`kind` "put") or a WebSocket push of one entry ("push"). Writer k's i-th write goes to
+    workspace `names[(k + i) % len(names)]`, so even one writer spreads over every workspace (a
+    pushing writer holds one socket per workspace it writes to). Writes/s, p50/p99 ms."""
     digest = blake3.blake3(SMALL_BODY).hexdigest()
-    if kind == "put":
-        conns: list[Any] = [await RawHttp.open(url) for _ in range(clients)]
-    else:
-        conns = []
-        for k in range(clients):
-            ws = await RawWs.open(url, f"/api/workspaces/{names[k % len(names)]}/ws?token={token}")
-            ws.send(orjson.dumps({"type": "hello", "protocol": 1}))
-            await ws.until(b'{"type":"hello"')
-            conns.append(ws)
+    spread = len(names) if clients < len(names) else 1  # workspaces each writer writes to
+    conns: list[Any] = []  # writer k's connection to workspace (k + j) % len(names): conns[k * spread + j]
+    for k in range(clients):
+        for j in range(spread):
+            if kind == "put":
+                conns.append(await RawHttp.open(url) if j == 0 else conns[k * spread])
+            else:
+                ws = await RawWs.open(url, f"/api/workspaces/{names[(k + j) % len(names)]}/ws?token={token}")
+                ws.send(orjson.dumps({"type": "hello", "protocol": 1}))
+                await ws.until(b'{"type":"hello"')
+                conns.append(ws)
     lat: list[float] = []
     failed: list[Any] = []
     stop = time.perf_counter() + seconds
 
     async def loop(k: int) -> None:
-        conn, name, i = conns[k], names[k % len(names)], 0
+        i = 0
         while time.perf_counter() < stop:
+            j = i % spread
+            conn, name = conns[k * spread + j], names[(k + j) % len(names)]
             t0 = time.perf_counter()
             if kind == "put":
                 status = await conn.put(f"/api/workspaces/{name}/files/s{k}_{i % 50}", SMALL_BODY, token)
@@ -582,7 +588,7 @@ async def small_writes(kind: str, url: str, token: str, names: list[str], client
     start = time.perf_counter()
     await asyncio.gather(*(loop(k) for k in range(clients)))
     elapsed = time.perf_counter() - start
-    for c in conns:
+    for c in dict.fromkeys(conns):
         await c.close()
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(lat)} writes failed, e.g. {failed[0]!r}")
