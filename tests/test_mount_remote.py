@@ -42,6 +42,16 @@ def remote(live_server, tmp_path: Path):  # noqa: F811
     http.close()
 
 
+def settle(mnt: Path) -> None:
+    """fsync the mount's root directory: returns once every change made through the mount so far
+    is acknowledged by the server (small changes are queued and pushed in batches; close does not wait)."""
+    fd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def server_bytes(http, path: str) -> bytes | None:
     response = http.get(f"/api/workspaces/demo/files/{path}")
     return response.content if response.status_code == 200 else None
@@ -53,15 +63,18 @@ def test_browse_read_write_through_the_server(remote):
     assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
 
     (mnt / "docs" / "new.txt").write_bytes(b"from the mount")
+    settle(mnt)
     assert server_bytes(http, "docs/new.txt") == b"from the mount"
     (mnt / "tree" / "deep").mkdir(parents=True)
     os.rename(mnt / "docs" / "new.txt", mnt / "tree" / "deep" / "moved.txt")
+    settle(mnt)
     assert server_bytes(http, "tree/deep/moved.txt") == b"from the mount"
     assert server_bytes(http, "docs/new.txt") is None
     os.symlink("deep/moved.txt", mnt / "tree" / "link")
     assert (mnt / "tree" / "link").read_bytes() == b"from the mount"
     os.unlink(mnt / "tree" / "link")
     os.chmod(mnt / "tree" / "deep" / "moved.txt", 0o600)
+    settle(mnt)
     assert http.get("/api/workspaces/demo/stat/tree/deep/moved.txt").json()["mode"] & 0o777 == 0o600
     moved = mnt / "tree" / "deep" / "moved.txt"
     os.utime(moved, ns=(1_600_000_000_000_000_001, 1_700_000_000_123_456_789))
@@ -69,6 +82,7 @@ def test_browse_read_write_through_the_server(remote):
     st = os.stat(moved)
     assert (st.st_atime_ns, st.st_mtime_ns, st.st_uid, st.st_gid) == (
         1_600_000_000_000_000_001, 1_700_000_000_123_456_789, 1234, 4321)
+    settle(mnt)
     assert abs(http.get("/api/workspaces/demo/stat/tree/deep/moved.txt").json()["mtime"] - 1_700_000_000.123) < 0.01
 
 
@@ -120,6 +134,7 @@ def test_conflicting_write_keeps_both_versions(remote):
         f.write(b"# mine  \n")
         # Someone else saves the file while we still hold our edit.
         http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# theirs\n")
+    settle(mnt)
     assert server_bytes(http, "docs/readme.md") == b"# theirs\n"
     names = http.get("/api/workspaces/demo/readdir/docs").json()["entries"]
     copies = [e["name"] for e in names if ".conflict-" in e["name"]]
@@ -132,9 +147,14 @@ def test_offline_serves_the_cache_read_only(remote, live_server):  # noqa: F811
     mnt, _cache, _http, mount = remote
     assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"  # now cached
     live_server.stop()
-    with pytest.raises(OSError) as info:
-        (mnt / "docs" / "offline.txt").write_bytes(b"x")
+    with pytest.raises(OSError) as info:  # close queues the file; fsync waits for the server
+        with open(mnt / "docs" / "offline.txt", "wb") as f:
+            f.write(b"x")
+            os.fsync(f.fileno())
     assert info.value.errno in (errno.EROFS, errno.EIO)
+    with pytest.raises(OSError) as info:  # offline now: refused at once
+        (mnt / "docs" / "offline2.txt").write_bytes(b"x")
+    assert info.value.errno == errno.EROFS
     wait_for(lambda: "unreachable" in Path(mount.log_file).read_text(), "the offline notice in the log")
     assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"
     assert os.listdir(mnt / "docs") == ["readme.md"]
@@ -181,6 +201,7 @@ def test_git_works_in_a_remote_mount(remote):
     git("commit", "-q", "-m", "ten files")
     assert git("status", "--porcelain") == ""
     git("fsck", "--strict")
+    settle(mnt)
     assert server_bytes(http, "repo/f7.txt") == b"7\n"
     names = [e["name"] for e in http.get("/api/workspaces/demo/readdir/repo/.git").json()["entries"]]
     assert "HEAD" in names and not [n for n in names if ".conflict-" in n]
@@ -239,8 +260,10 @@ def test_the_mount_rides_out_a_server_restart(tmp_path: Path):
         with MountProcess([server.url, "demo"], str(mnt), log_file=str(tmp_path / "mount.log"), extra=extra) as mount:
             assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"  # now cached
             server.stop()
-            with pytest.raises(OSError) as info:
-                (mnt / "docs" / "offline.txt").write_bytes(b"x")
+            with pytest.raises(OSError) as info:  # close queues the file; fsync waits for the server
+                with open(mnt / "docs" / "offline.txt", "wb") as f:
+                    f.write(b"x")
+                    os.fsync(f.fileno())
             assert info.value.errno in (errno.EROFS, errno.EIO)
             wait_for(lambda: "unreachable" in Path(mount.log_file).read_text(), "the offline notice in the log")
             time.sleep(6)  # several reconnect rounds: the mount must not have given up, nor filled its log
@@ -254,6 +277,7 @@ def test_the_mount_rides_out_a_server_restart(tmp_path: Path):
                 wait_for(lambda: (mnt / "docs" / "after.txt").exists(), "a change made after the restart")
                 assert (mnt / "docs" / "after.txt").read_bytes() == b"made after the restart"
                 (mnt / "docs" / "back.txt").write_bytes(b"written after the restart")
+                settle(mnt)
                 assert server_bytes(http, "docs/back.txt") == b"written after the restart"
     finally:
         server.stop()
@@ -267,6 +291,7 @@ def test_special_files_through_a_remote_mount(remote):
     assert stat.S_ISFIFO(os.lstat(mnt / "docs" / "pipe").st_mode)
     st = os.lstat(mnt / "docs" / "null")
     assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+    settle(mnt)
     on_server = http.get("/api/workspaces/demo/stat/docs/null", params={"follow": 0}).json()
     assert (on_server["kind"], on_server["rdev"]) == ("char", os.makedev(1, 3))
     assert http.get("/api/workspaces/demo/stat/docs/pipe", params={"follow": 0}).json()["kind"] == "fifo"
@@ -337,10 +362,12 @@ def test_a_created_file_is_pushed_once_with_its_attributes(remote):
     after = os.stat(target)
     assert (after.st_ino, after.st_mode, after.st_uid, after.st_gid, after.st_mtime_ns, after.st_size) == (
         during.st_ino, stat.S_IFREG | 0o640, 1234, 4321, 4_000_000_001, 3)
+    settle(mnt)
     assert server_bytes(http, "docs/t.txt") == b"tar"
     served = http.get("/api/workspaces/demo/stat/docs/t.txt").json()
     assert served["mode"] & 0o777 == 0o640 and abs(served["mtime"] - 4.000000001) < 1e-3
     assert len(http.get("/api/workspaces/demo/history/docs/t.txt").json()["versions"]) == 1
     with open(mnt / "docs" / "u.txt", "x") as f:  # O_EXCL on a name the server lacks: created
         f.write("u")
+    settle(mnt)
     assert server_bytes(http, "docs/u.txt") == b"u"

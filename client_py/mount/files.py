@@ -80,6 +80,9 @@ class OpenFileOps:
         handle = self.table.open(st.ino, flags)
         node = handle.node
         node.base, node.stat, node.spool, node.created_ns = st.hash, st, Spool(), now
+        created = getattr(self.ws, "pending_created", None)  # remote: the parent's mtime moves now, as on a disk
+        if created is not None:
+            created(path)
         self.pending[path] = node
         self.cache.forget(path, added=True, parent_ns=now)  # (the store stamps the parent with it: `created_ns`)
         self.cache.put(path, st)
@@ -228,18 +231,29 @@ class OpenFileOps:
             # (a created file with nothing written yet waits for its release: `echo > f`
             # closes one descriptor of it, dup2'd, before writing through the other)
             self._commit(node, self._named(path))
+        check_writes = getattr(self.ws, "check_writes", None)  # remote: a lost queued push fails close(2)
+        if check_writes is not None:
+            check_writes()
         return 0
 
     @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, self._named(path))
-        self.group.commit()
+        self._sync()
         return 0
 
     @fuse_op
     def fsyncdir(self, path: str, datasync: int, fh: int) -> int:
-        self.group.commit()
+        self._sync()
         return 0
+
+    def _sync(self) -> None:
+        """fsync: the group transaction committed (a local store), or every queued change
+        acknowledged by the server (remote: `RemoteBackend.sync`, EIO if one was lost)."""
+        self.group.commit()
+        sync = getattr(self.ws, "sync", None)
+        if sync is not None:
+            sync()
 
     @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def release(self, path: str, fh: int) -> int:
@@ -280,7 +294,8 @@ class OpenFileOps:
         commit_file = getattr(self.ws, "commit_file", None)  # duck-typed: only the remote backend has it
         if commit_file is not None:
             # A remote backend pushes against the content this buffer started from.
-            st = commit_file(path, node.spool.reader(), base=node.base)
+            content = node.spool.small_content(SMALL_WRITE)
+            st = commit_file(path, node.spool.reader() if content is None else content, base=node.base)
         else:
             # mtime is the time of the last write(2), as on any filesystem, and what
             # getattr reported while the bytes were buffered: the kernel then sees

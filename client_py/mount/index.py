@@ -24,6 +24,9 @@ class Index:
         self.entries: dict[str, Change] = {"/": Change(path="/", kind="dir", rev=0, mode=stat_mod.S_IFDIR | 0o755, mtime=time.time())}
         self.children: dict[str, set[str]] = {"/": set()}
         self.inos: dict[str, int] = {"/": 1}
+        # Subdirectories per directory (its link count is 2 + this): counted as entries come
+        # and go, not per getattr (a directory of 10,000 files made every stat of it O(n)).
+        self.subdirs: dict[str, int] = {}
         self._next_ino = count(2)
         self.cursor = Cursor(0, None)
         # Names of inodes this mount linked (link(2) through it): the wire has no
@@ -60,6 +63,8 @@ class Index:
         if old is not None and old.kind == "dir" and change.kind != "dir":
             self._remove(path)
         self.entries[path] = change
+        if change.kind == "dir" and (old is None or old.kind != "dir"):
+            self.subdirs[parent] = self.subdirs.get(parent, 0) + 1
         if old is None:
             self._touch(parent)
         self.children[parent].add(name)
@@ -85,10 +90,17 @@ class Index:
         for name in list(self.children.get(path, ())):
             self._remove(f"{path.rstrip('/')}/{name}")
         self.children.pop(path, None)
-        del self.entries[path]
+        if self.entries.pop(path).kind == "dir":
+            self.subdirs.pop(path, None)
+            parent = path.rpartition("/")[0] or "/"
+            self.subdirs[parent] = self.subdirs.get(parent, 1) - 1
         self._unalias(path, self.inos.pop(path, None))
         parent, _, name = path.rpartition("/")
         self.children.get(parent or "/", set()).discard(name)
+
+    def touch(self, directory: str) -> None:
+        """An entry of `directory` is coming (a file created here, pushed at its close): its mtime is now."""
+        self._touch(directory)
 
     def _touch(self, directory: str) -> None:
         """An entry of `directory` came or went: its mtime (and ctime) is now."""

@@ -45,6 +45,10 @@ class StreamFollower:
     def _apply(self, change: Change) -> None:
         if self.index.cursor.rev and change.cursor <= self.index.cursor:
             return  # already seen (the stream and catch_up overlap)
+        if self.pushq is not None:
+            change = self.pushq.intercept(change)
+            if change is None:
+                return  # our own change to it is queued or on its way: shown until confirmed
         self.index.apply(change)
 
     async def _watch(self) -> None:
