@@ -371,3 +371,53 @@ def test_a_created_file_is_pushed_once_with_its_attributes(remote):
         f.write("u")
     settle(mnt)
     assert server_bytes(http, "docs/u.txt") == b"u"
+
+
+def test_a_burst_of_closes_reaches_the_server_in_few_pushes(live_server, tmp_path: Path, monkeypatch):
+    """Closed files, mkdirs, chmods, renames and unlinks are queued and pushed in batches: 200
+    files cost a few server revisions (one per push), not 200; fsync returns once all of it is
+    on the server, and what the mount showed meanwhile is what the server holds."""
+    monkeypatch.setenv("WSFS_MOUNT_PUSH_GATHER", "1.0")  # (a wide window: the count, not the machine's speed)
+    mnt, http = tmp_path / "mnt", live_server.http()
+    mnt.mkdir()
+    http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# hello\n", params={"parents": 1})
+    extra = ["--token", live_server.admin, "--cache", str(tmp_path / "cache")]
+    with MountProcess([live_server.url, "demo"], str(mnt), log_file=str(tmp_path / "mount.log"), extra=extra):
+        rev = http.get("/api/workspaces/demo").json()["rev"]
+        (mnt / "burst").mkdir()
+        for number in range(200):
+            (mnt / "burst" / f"f{number}.tmp").write_bytes(b"%d\n" % number)
+            os.rename(mnt / "burst" / f"f{number}.tmp", mnt / "burst" / f"f{number}.txt")
+        os.chmod(mnt / "burst" / "f1.txt", 0o600)
+        os.unlink(mnt / "burst" / "f2.txt")
+        assert (mnt / "burst" / "f7.txt").read_bytes() == b"7\n"  # (from the mount, before any push)
+        settle(mnt)
+        pushed = http.get("/api/workspaces/demo").json()["rev"] - rev
+        names = {e["name"] for e in http.get("/api/workspaces/demo/readdir/burst").json()["entries"]}
+        assert names == {f"f{n}.txt" for n in range(200) if n != 2}
+        assert server_bytes(http, "burst/f199.txt") == b"199\n"
+        assert http.get("/api/workspaces/demo/stat/burst/f1.txt").json()["mode"] & 0o777 == 0o600
+        assert 1 <= pushed <= 20, pushed
+        assert sorted(os.listdir(mnt / "burst")) == sorted(names)
+    http.close()
+
+
+def test_a_refused_push_fails_the_next_fsync_and_leaves_the_mount(live_server, tmp_path: Path):
+    """close() returns once a change is queued; if the server then refuses it (here a read-only
+    token), the next fsync fails with EIO (once), and the file leaves the mount again."""
+    mnt, http = tmp_path / "mnt", live_server.http()
+    mnt.mkdir()
+    http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# hello\n", params={"parents": 1})
+    token = http.post("/api/tokens", json={"workspace": "demo", "scope": "read"}).json()["token"]
+    extra = ["--token", token, "--cache", str(tmp_path / "cache")]
+    with MountProcess([live_server.url, "demo"], str(mnt), log_file=str(tmp_path / "mount.log"), extra=extra):
+        (mnt / "docs" / "x.txt").write_bytes(b"x")  # queued: close does not wait for the server
+        with pytest.raises(OSError) as info:
+            settle(mnt)
+        assert info.value.errno == errno.EIO
+        settle(mnt)  # reported once
+        wait_for(lambda: not (mnt / "docs" / "x.txt").exists(), "the refused file leaving the mount")
+        assert server_bytes(http, "docs/x.txt") is None
+        assert os.listdir(mnt / "docs") == ["readme.md"]
+    assert "could not push 1 queued change(s)" in (tmp_path / "mount.log").read_text()
+    http.close()

@@ -43,6 +43,7 @@ import asyncio
 import dataclasses
 import errno
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,7 +103,7 @@ class PushQueue:
         self._idle = True
         self._wake: asyncio.Event | None = None
         self._urgent: asyncio.Event | None = None  # someone waits: stop gathering
-        self.gather = GATHER_SECONDS
+        self.gather = float(os.environ.get("WSFS_MOUNT_PUSH_GATHER", GATHER_SECONDS))
         self._session = None
         self._task: asyncio.Task | None = None
         self.pushes = 0  # batches sent (tests and the log count them)
@@ -336,6 +337,7 @@ class PushQueue:
         log.error("could not push %d queued change(s) (%s): %s%s", len(batch), error,
                   ", ".join(item.change.path for item in batch[:10]), " ..." if len(batch) > 10 else "")
         unknown: list[str] = []
+        reverted = [item.change.path for item in batch]
         with self._lock:
             self.error = self.error or error or fs_error(errno.EIO, None, "push failed")
             for item in batch:
@@ -361,6 +363,9 @@ class PushQueue:
             with self._lock:
                 if not self.outstanding(path):
                     self._backend.index.apply(entry or Change(path=path, kind="delete", rev=0))
+        on_change = self._backend.on_change  # the kernel drops what it was shown of them
+        if on_change is not None:
+            on_change([p for path in reverted for p in (path.rpartition("/")[0] or "/", path)])
 
     async def stop(self) -> None:
         if self._task is not None:
