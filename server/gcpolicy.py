@@ -49,6 +49,8 @@ import logging
 import time
 from collections.abc import Callable
 
+from vfs import paths
+
 log = logging.getLogger("wsfs.server")
 
 NEVER = 1 << 30  # an oldest-generation threshold CPython never reaches
@@ -165,11 +167,21 @@ def install() -> None:
         _policy = FullCollections()
 
 
+def drop_caches() -> None:
+    """Empty the process-wide caches that fill with what the stores were asked (`vfs.paths.normalize`:
+    every path a write named, up to 8,192, ~20,000 small blocks after 5,000 distinct paths). Filled
+    amid a peak, each of their blocks pins a 16 KiB pool, and so a 1 MiB arena, of CPython's
+    allocator once everything around it is freed (docs/server.md, ninth pass). They refill on use."""
+    paths.normalize.cache_clear()
+
+
 def reclaim() -> None:
-    """Stores were closed: give the memory back now, and collect their cycles (at the next allowed
-    tick where the policy is installed, then trim again; otherwise CPython collects on its own
-    schedule). Trimming only after the collection left RSS at its peak (608 of 648 MiB) 80 s after
-    1,000 stores closed: a collection under load may pause 660 ms, which spaces the next 66 s."""
+    """Stores were closed: drop the caches their use filled (`drop_caches`), give the memory back
+    now, and collect their cycles (at the next allowed tick where the policy is installed, then trim
+    again; otherwise CPython collects on its own schedule). Trimming only after the collection left
+    RSS at its peak (608 of 648 MiB) 80 s after 1,000 stores closed: a collection under load may
+    pause 660 ms, which spaces the next 66 s."""
+    drop_caches()
     release_memory()
     if _policy is not None:
         _policy.wanted = True

@@ -39,6 +39,31 @@ def test_closed_workspaces_leave_no_per_name_lock(tmp_path: Path) -> None:
         server.stop()
 
 
+def test_closing_stores_empties_the_path_cache(tmp_path: Path) -> None:
+    """`vfs.paths.normalize` keeps every path a write named (up to 8,192): filled amid a peak, its
+    ~4 small blocks per path each pinned a pool of CPython's allocator after the stores closed. The
+    sweep that closes stores empties it (`gcpolicy.reclaim`); a closed workspace still reads back."""
+    from vfs import paths
+
+    server = LiveServer(tmp_path / "data", idle_close=0.5).start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"},
+                          timeout=30) as http:
+            assert http.put("/api/workspaces/p").status_code in (200, 201)
+            for k in range(50):
+                assert http.put(f"/api/workspaces/p/files/f{k}", content=b"x").status_code < 300
+            assert paths.normalize.cache_info().currsize >= 50  # the writes filled it
+            deadline = time.monotonic() + 30
+            while (server.state.stores.open_count() or paths.normalize.cache_info().currsize) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.state.stores.open_count() == 0, "the idle sweep did not close the workspace"
+            assert paths.normalize.cache_info().currsize == 0, paths.normalize.cache_info()
+            assert http.get("/api/workspaces/p/files/f7").content == b"x"
+    finally:
+        server.stop()
+
+
 def _rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
