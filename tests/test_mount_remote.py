@@ -390,11 +390,19 @@ def test_a_burst_of_closes_reaches_the_server_in_few_pushes(live_server, tmp_pat
             os.rename(mnt / "burst" / f"f{number}.tmp", mnt / "burst" / f"f{number}.txt")
         os.chmod(mnt / "burst" / "f1.txt", 0o600)
         os.unlink(mnt / "burst" / "f2.txt")
+        (mnt / "burst" / "obj.tmp").write_bytes(b"object")  # git: a temporary object, linked to its name
+        os.link(mnt / "burst" / "obj.tmp", mnt / "burst" / "obj")
+        os.unlink(mnt / "burst" / "obj.tmp")
+        (mnt / "burst" / "k1").write_bytes(b"kept")  # a hard link that stays
+        os.link(mnt / "burst" / "k1", mnt / "burst" / "k2")
+        assert os.stat(mnt / "burst" / "k2").st_nlink == 2
         assert (mnt / "burst" / "f7.txt").read_bytes() == b"7\n"  # (from the mount, before any push)
         settle(mnt)
         pushed = http.get("/api/workspaces/demo").json()["rev"] - rev
         names = {e["name"] for e in http.get("/api/workspaces/demo/readdir/burst").json()["entries"]}
-        assert names == {f"f{n}.txt" for n in range(200) if n != 2}
+        assert names == {f"f{n}.txt" for n in range(200) if n != 2} | {"obj", "k1", "k2"}
+        assert server_bytes(http, "burst/obj") == b"object" and server_bytes(http, "burst/k2") == b"kept"
+        assert http.get("/api/workspaces/demo/stat/burst/k2").json()["nlink"] == 2  # (a link on the server too)
         assert server_bytes(http, "burst/f199.txt") == b"199\n"
         assert http.get("/api/workspaces/demo/stat/burst/f1.txt").json()["mode"] & 0o777 == 0o600
         assert 1 <= pushed <= 20, pushed

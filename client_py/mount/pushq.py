@@ -76,6 +76,8 @@ class Item:
     base: int | None  # the server revision of the path we build on; None: the path must not exist
     chunks: list[tuple[str, Any]] = field(default_factory=list)  # (hash, bytes) to upload first
     seq: int = 0  # the first enqueue this entry carries (flush waits by it)
+    link_of: str | None = None  # a hard link made here to this unsent file (see `RemoteBackend.link`)
+    link_now: bool = False  # sent as a wire `link` after the batch's push (its source still has this inode)
 
     @property
     def size(self) -> int:
@@ -139,7 +141,8 @@ class PushQueue:
         entry = self._backend.index.entries.get(path)
         return None if entry is None else entry.rev
 
-    def enqueue(self, change: Change, chunks: list[tuple[str, Any]] = (), *, new: bool = False) -> None:
+    def enqueue(self, change: Change, chunks: list[tuple[str, Any]] = (), *, new: bool = False,
+                link_of: str | None = None) -> None:
         """Queue `change` (lock held): the index shows it at once, the pusher sends it."""
         path = change.path
         index = self._backend.index
@@ -153,10 +156,11 @@ class PushQueue:
                 return
             if not chunks and change.kind == "file" and previous.change.hash == change.hash:
                 chunks = previous.chunks  # (a chmod or utime of a file whose content is still unsent)
-            item = Item(change, previous.base, list(chunks), previous.seq)
+            same = previous.change.kind == change.kind and previous.change.hash == change.hash
+            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None))
         else:
             self._seq += 1
-            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq)
+            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of)
         self.queued[path] = item
         self._queued_bytes += item.size
         index.apply(change)
@@ -254,24 +258,36 @@ class PushQueue:
                 size += item.size
             if not batch:
                 self._idle = True
+            inos = self._backend.index.inos
+            for item in batch:
+                # A link whose source was unlinked before anything was sent (git: write a
+                # temporary object, link it to its name, unlink the temporary) is a plain new
+                # file; one whose source still has its inode is a server-side link after the push.
+                source = item.link_of
+                item.link_now = source is not None and inos.get(source) is not None and inos.get(source) == inos.get(
+                    item.change.path)
             self._moved.notify_all()  # (room in the queue)
             return batch
 
     async def _send(self, batch: list[Item]) -> None:
-        base = {item.change.path: item.base for item in batch if item.base is not None}
-        changes = [item.change for item in batch]
+        pushed = [item for item in batch if not item.link_now]
+        base = {item.change.path: item.base for item in pushed if item.base is not None}
+        changes = [item.change for item in pushed]
         error: OSError | None = None
         unreachable: Exception | None = None
         for attempt in range(2):  # a second try on a new connection (`connect` itself rides out a short outage)
             try:
                 session = await self._connected()
-                for item in batch:
+                for item in pushed:
                     for digest, data in item.chunks:
                         await session.put_chunk(digest, data)
-                result = await session.push(changes, base)
+                result = await session.push(changes, base) if changes else ApplyResult()
                 self.pushes += 1
-                self.entries += len(batch)
-                self._answered(batch, result)
+                self.entries += len(pushed)
+                linked, failed = await self._links([item for item in batch if item.link_now])
+                self._answered(batch, result, linked)
+                if failed:
+                    await self._lost([item for item, _ in failed], failed[0][1])
                 return
             except (ConnectionError, ServerUnreachable) as exc:
                 await self._drop_session()
@@ -287,6 +303,17 @@ class PushQueue:
             self._backend._set_online(False, unreachable)
         await self._lost(batch, error)
 
+    async def _links(self, items: list[Item]) -> tuple[dict[str, int], list[tuple[Item, OSError]]]:
+        """The hard links of a batch, each one wire `link` after its source was pushed."""
+        linked, failed = {}, []
+        for item in items:
+            try:
+                st = await self._backend._remote.link(item.link_of, item.change.path)
+                linked[item.change.path] = st.rev
+            except OSError as exc:
+                failed.append((item, exc))
+        return linked, failed
+
     async def _connected(self):
         if self._session is None or self._session.closed:
             self._session = await self._backend._client.connect(self._backend.workspace)
@@ -300,17 +327,23 @@ class PushQueue:
             except Exception:  # noqa: BLE001 - already broken
                 pass
 
-    def _answered(self, batch: list[Item], result: ApplyResult) -> None:
+    def _answered(self, batch: list[Item], result: ApplyResult, linked: dict[str, int]) -> None:
         conflicts = {c.path for c in result.conflicts}
         applied = set(result.applied)
         copies: list[Item] = []
         with self._lock:
             for item in batch:
                 path = item.change.path
+                if item.link_now and path not in linked:
+                    continue  # (a failed link: `_lost` takes it)
                 del self.inflight[path]
                 following = self.queued.get(path)
                 if following is not None and following.base == INHERIT:
-                    following.base = item.base if path in conflicts else result.rev
+                    following.base = item.base if path in conflicts else linked.get(path, result.rev)
+                if path in linked:
+                    if following is None:
+                        self.held[path] = linked[path]
+                    continue
                 if path in conflicts:
                     if item.change.kind == "file":
                         copies.append(item)

@@ -592,10 +592,16 @@ class RemoteBackend(StreamFollower):
 
     def unlink(self, path: str) -> None:
         st = self.lstat(path)
-        if st.nlink == 1 and st.kind != "dir":
+        real = normalize(path)
+        if st.kind != "dir":
             with self._lock:
-                if self._queueing():
-                    self._enqueue(Change(path=normalize(path), kind="delete", rev=0))
+                # (a file with other names: only while it was never pushed, git's temporary objects)
+                unsent = self.pushq is not None and real not in self.pushq.inflight and getattr(
+                    self.pushq.queued.get(real), "base", 0) is None
+                if (st.nlink == 1 or unsent) and self._queueing():
+                    self._enqueue(Change(path=real, kind="delete", rev=0))
+                    if st.nlink > 1:
+                        self.attrs.changed(st.ino)  # its other names lost a link
                     return
         self._mutate(self._remote.unlink(path), gone=normalize(path))
         if st.nlink > 1:
@@ -621,11 +627,30 @@ class RemoteBackend(StreamFollower):
         names, link count 2 or more. The server's answer names the revision that made
         `new`, which the change stream brings (no second request)."""
         new = normalize(new)
+        if self._queue_link(self._real(existing), new):
+            return self.lstat(new)
         self._mutate(self._remote.link(existing, new), changes=new)
         with self._lock:
             self.index.link(self._real(existing), new)
             self.attrs.changed(self.index.inos[new])
             return self.lstat(new)
+
+    def _queue_link(self, src: str, new: str) -> bool:
+        """A hard link to a file created here and not pushed yet, queued (git writes every
+        object to a temporary name, links it to its real one and unlinks the temporary: then
+        only the real name is pushed, as a new file). If the source still has the inode when
+        the batch goes, the pusher makes it a wire `link` after the push. False: not queued."""
+        with self._lock:
+            item = self.pushq.queued.get(src) if self.pushq is not None else None
+            parent = self.index.entries.get(new.rpartition("/")[0] or "/")
+            if (item is None or item.base is not None or item.change.kind != "file" or src in self.pushq.inflight
+                    or new in self.index.entries or parent is None or parent.kind != "dir" or not self._queueing()):
+                return False
+            self.pushq.enqueue(dataclasses.replace(item.change, path=new), item.chunks, new=True, link_of=src)
+            self.pushq.wait_room()
+            self.index.link(src, new)
+            self.attrs.changed(self.index.inos[new])
+        return True
 
     def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
         if exchange:
