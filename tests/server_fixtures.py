@@ -85,6 +85,9 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(START_TIMEOUT)
+        if self.thread.is_alive():  # said, not failed: under heavy load a stop may just be slow
+            print(f"\nLiveServer at {self.data_dir} still running {START_TIMEOUT:g} s after its stop "
+                  f"(connections left open?)", file=sys.__stderr__)
 
     def ws_url(self, workspace: str = "demo", token: str | None = None) -> str:
         url = f"ws://127.0.0.1:{self.port}/api/workspaces/{workspace}/ws"
