@@ -131,8 +131,10 @@ class Index:
     def inos_below(self, path: str) -> tuple[dict[str, int], dict[int, set[str]]]:
         """Inode numbers of `path` and everything below it, and the names of those
         that are linked (taken before a rename moves them)."""
-        prefix = path.rstrip("/") + "/"
-        inos = {p: ino for p, ino in self.inos.items() if p == path or p.startswith(prefix)}
+        if path not in self.children:  # (not a directory: itself alone, no walk over every path)
+            inos = {path: self.inos[path]} if path in self.inos else {}
+        else:
+            inos = {p: self.inos[p] for p in self.subtree(path) if p in self.inos}
         return inos, {ino: set(self.aliases[ino]) for ino in inos.values() if ino in self.aliases}
 
     def moved(self, src: str, dst: str, before: tuple[dict[str, int], dict[int, set[str]]]) -> None:
