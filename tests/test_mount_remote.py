@@ -141,6 +141,7 @@ def test_conflicting_write_keeps_both_versions(remote):
     assert len(copies) == 1 and copies[0].startswith("readme.conflict-") and copies[0].endswith(".md")
     assert server_bytes(http, f"docs/{copies[0]}") == b"# mine  \n"
     wait_for(lambda: (mnt / "docs" / copies[0]).exists(), "the conflict copy in the mount")
+    wait_for(lambda: (mnt / "docs" / "readme.md").read_bytes() == b"# theirs\n", "the server's version at the name")
 
 
 def test_offline_serves_the_cache_read_only(remote, live_server):  # noqa: F811

@@ -100,6 +100,7 @@ class PushQueue:
         self.held: dict[str, int] = {}  # applied, waiting for the stream to bring this revision
         self.shadow: dict[str, Change] = {}  # the stream's latest entry for a path we hold back
         self.error: OSError | None = None  # a lost batch, reported once by the next check()
+        self._restale: list[str] = []  # paths set back to the stream's state: the kernel drops them
         self._seq = 0
         self._queued_bytes = 0
         self._idle = True
@@ -222,6 +223,7 @@ class PushQueue:
         change = self.shadow.pop(path, None)
         if change is not None:
             self._backend.index.apply(change)
+            self._restale.append(path)  # (the kernel may have read ours after the stream dropped it)
 
     # -- the pusher (event loop) ---------------------------------------------------
 
@@ -355,6 +357,7 @@ class PushQueue:
             for item in copies:
                 self._conflict_copy(item)
             self._moved.notify_all()
+        self._tell_kernel([])
 
     def _conflict_copy(self, item: Item) -> None:
         """Ours beside the server's version, under the replica's conflict name (lock held)."""
@@ -396,9 +399,15 @@ class PushQueue:
             with self._lock:
                 if not self.outstanding(path):
                     self._backend.index.apply(entry or Change(path=path, kind="delete", rev=0))
-        on_change = self._backend.on_change  # the kernel drops what it was shown of them
-        if on_change is not None:
-            on_change([p for path in reverted for p in (path.rpartition("/")[0] or "/", path)])
+        self._tell_kernel(reverted)
+
+    def _tell_kernel(self, paths: list[str]) -> None:
+        """The kernel drops what it was shown of `paths` and of those set back to the stream's state."""
+        with self._lock:
+            paths, self._restale = paths + self._restale, []
+        on_change = self._backend.on_change
+        if paths and on_change is not None:
+            on_change([p for path in paths for p in (path.rpartition("/")[0] or "/", path)])
 
     async def stop(self) -> None:
         if self._task is not None:
