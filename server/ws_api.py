@@ -411,11 +411,7 @@ class Session:
         await self._queue_write(self._finish_put(fut, batch[0][0] if len(batch) == 1 else None), size)
 
     async def _push(self, msg: Push) -> None:
-        """Queue the batch to the writer and go on reading: pipelined pushes commit back to back. A
-        small push with nothing in flight (this connection's writes, the workspace's operations) and
-        no acknowledgement to wait for (not a cluster) is written and answered right here instead:
-        it would run on the loop anyway, and two tasks and four loop callbacks per push were a fifth
-        of its loop time."""
+        """Queue the batch to the writer and go on reading: pipelined pushes commit back to back."""
         self.principal.require(self.workspace, "write")
         changes, base = list(msg.changes), msg.base
         check_quota = check_push(self.st.stores.options, changes)  # EFBIG now, EDQUOT in the writer's hop
@@ -425,23 +421,9 @@ class Session:
             return ws.apply_changes(changes, base=base)
 
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
-        if held <= SMALL_PUSH and self._writes_done() and self.handle.busy == 0 and not self.handle.durable_reads:
-            # nothing of this connection or workspace in flight: the write runs on the loop now
-            # (`WorkspaceHandle.write`), so its reply goes out without a task of its own
-            result = await self.handle.write(job, author=self.author, op="push", small=True)
-            await self.send_reply(encode(Ok(id=msg.id, result=apply_result_to_wire(result))))
-            return
         fut = self.handle.submit_write(job, author=self.author, small=held <= SMALL_PUSH)
         before = self._writes[-1] if self._writes else None
         await self._queue_write(self._finish_push(fut, msg.id, before), held)
-
-    def _writes_done(self) -> bool:
-        """Every queued write of this connection is done and its reply sent (the list is emptied)."""
-        for task in self._writes:
-            if not task.done():
-                return False
-        self._writes.clear()
-        return True
 
     async def _queue_write(self, finisher: Any, size: int) -> None:
         """Track a queued write. Past WRITE_WINDOW writes or WRITE_BYTES bytes in flight the
