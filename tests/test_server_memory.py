@@ -78,11 +78,32 @@ def _open_stores(http: httpx.Client) -> float:
     raise RuntimeError("no wsfs_open_workspaces in /api/metrics")
 
 
+def _round(http: httpx.Client, pid: int, prefix: str) -> tuple[float, float]:
+    """150 workspaces created and written to, every store open at once (each its SQLite caches and the
+    requests' session objects), then left to close: RSS at the peak and once they are closed."""
+    names = [f"{prefix}{i}" for i in range(150)]
+    for name in names:
+        assert http.put(f"/api/workspaces/{name}").status_code in (200, 201)
+    body = b"y" * 4096
+    for k in range(8):  # every store open at once: the sweep's idle time is 3 s
+        for name in names:
+            assert http.put(f"/api/workspaces/{name}/files/f{k}", content=body).status_code < 300
+    peak = _rss_mib(pid)
+    deadline = time.monotonic() + 60
+    while _open_stores(http) > 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _open_stores(http) == 0, "the idle sweep did not close the workspaces"
+    time.sleep(2.0)  # the trim follows the sweep's close; the collection the next tick
+    return peak, _rss_mib(pid)
+
+
 def test_memory_comes_back_after_many_workspaces_close(tmp_path: Path) -> None:
-    """A real `wsfs serve`: 150 workspaces written to (each store's SQLite caches and the session
-    objects of the requests), then left to close. Most of what they took must come back: RSS after the
-    close below the start plus half the growth (measured: 47 -> 109 -> 56 MiB, 14 % of the growth
-    stays). Without the trim after closing: 47 -> 125 -> 115 MiB."""
+    """A real `wsfs serve`: 150 workspaces written to, then left to close. Most of what they took must
+    come back: RSS after the close below the start plus half the growth (measured: 47 -> 109 -> 56 MiB,
+    14 % of the growth stays; without the trim after closing: 47 -> 125 -> 115 MiB). What stays is
+    held for reuse, not leaked: 150 other workspaces, the same way, end within 20 % of the RSS before
+    them (issue 18's goal, against a server that has had its first peak; measured +0-6 % at 1,000
+    workspaces, docs/server.md, tenth pass)."""
     # idle times long enough that a round of 150 writes on a loaded machine finds every store still open
     server = ServerProcess(tmp_path / "data", "--idle-close", "3", "--idle-readers", "3")
     try:
@@ -90,21 +111,12 @@ def test_memory_comes_back_after_many_workspaces_close(tmp_path: Path) -> None:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"},
                           timeout=60) as http:
             start = _rss_mib(pid)
-            names = [f"r{i}" for i in range(150)]
-            for name in names:
-                assert http.put(f"/api/workspaces/{name}").status_code in (200, 201)
-            body = b"y" * 4096
-            for k in range(8):  # every store open at once: the sweep's idle time is 3 s
-                for name in names:
-                    assert http.put(f"/api/workspaces/{name}/files/f{k}", content=body).status_code < 300
-            peak = _rss_mib(pid)
-            deadline = time.monotonic() + 60
-            while _open_stores(http) > 0 and time.monotonic() < deadline:
-                time.sleep(0.2)
-            assert _open_stores(http) == 0, "the idle sweep did not close the workspaces"
-            time.sleep(2.0)  # the trim follows the sweep's close; the collection the next tick
-            after = _rss_mib(pid)
+            peak, after = _round(http, pid, "r")
+            peak2, after2 = _round(http, pid, "s")
         assert peak - start > 20, (start, peak)  # the load did take memory (else the check says nothing)
         assert after - start < 0.5 * (peak - start), (start, peak, after)
+        assert peak2 - after > 20, (after, peak2)
+        # (measured 55 -> 56 and 55 -> 61 MiB: 4 MiB of slack for a collection or trim a loaded machine delays)
+        assert after2 <= 1.2 * after + 4, (start, peak, after, peak2, after2)
     finally:
         server.stop()
