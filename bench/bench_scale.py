@@ -68,10 +68,12 @@ _PATH = re.compile(rb'"path":"([^"]+)"')
 
 
 def proc_figures(pid: int) -> dict[str, float]:
-    """RSS (MiB), threads, open descriptors of a process, from /proc."""
+    """RSS (MiB; `anon_mib` of it the process's own heap, the rest mapped files such as a store's
+    mmap'ed pages, which the kernel drops under pressure), threads, open descriptors, from /proc."""
     status = Path(f"/proc/{pid}/status").read_text()
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024, "threads": int(fields["Threads"]),
+    return {"rss_mib": int(fields["VmRSS"].split()[0]) / 1024,
+            "anon_mib": round(int(fields["RssAnon"].split()[0]) / 1024, 1), "threads": int(fields["Threads"]),
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
@@ -548,10 +550,12 @@ async def snapshot_point(server: Proc, n: int, args: argparse.Namespace) -> None
     subs.conns.append(sub)
     await asyncio.wait_for(sub.ready, 600)
     took = time.monotonic() - t0
-    after = proc_figures(pid)["rss_mib"]
+    right_after = proc_figures(pid)
+    after = right_after["rss_mib"]
     await subs.close()
     print(f"  snapshot of {n} entries: {subs.deliveries} received in {took:.1f} s | RSS {before:.1f} MiB before, "
-          f"{after:.1f} right after ({100 * (after - before) / before:+.0f} %)", flush=True)
+          f"{after:.1f} right after ({100 * (after - before) / before:+.0f} %; of it heap "
+          f"{right_after['anon_mib']:.1f}, the rest mapped files: the store's pages, the libraries)", flush=True)
     if args.wait_close:
         await asyncio.sleep(args.wait_close)
         closed = proc_figures(pid)
