@@ -595,10 +595,8 @@ class RemoteBackend(StreamFollower):
         real = normalize(path)
         if st.kind != "dir":
             with self._lock:
-                # (a file with other names: only while it was never pushed, git's temporary objects)
-                unsent = self.pushq is not None and real not in self.pushq.inflight and getattr(
-                    self.pushq.queued.get(real), "base", 0) is None
-                if (st.nlink == 1 or unsent) and self._queueing():
+                # (a pushed delete takes one name: a file's other names stay, on the server too)
+                if self._queueing():
                     self._enqueue(Change(path=real, kind="delete", rev=0))
                     if st.nlink > 1:
                         self.attrs.changed(st.ino)  # its other names lost a link
@@ -641,9 +639,10 @@ class RemoteBackend(StreamFollower):
         only the real name is pushed, as a new file). If the source still has the inode when
         the batch goes, the pusher makes it a wire `link` after the push. False: not queued."""
         with self._lock:
-            item = self.pushq.queued.get(src) if self.pushq is not None else None
+            # (queued, or on its way when the gathering window closed between git's close and link)
+            item = None if self.pushq is None else self.pushq.queued.get(src) or self.pushq.inflight.get(src)
             parent = self.index.entries.get(new.rpartition("/")[0] or "/")
-            if (item is None or item.base is not None or item.change.kind != "file" or src in self.pushq.inflight
+            if (item is None or item.base is not None or item.change.kind != "file" or self.index.nlink(src) > 1
                     or new in self.index.entries or parent is None or parent.kind != "dir" or not self._queueing()):
                 return False
             self.pushq.enqueue(dataclasses.replace(item.change, path=new), item.chunks, new=True, link_of=src)
