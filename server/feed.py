@@ -148,7 +148,7 @@ def _inline_contents(ws: vfs.Workspace, entries: list[vfs.Change], inline_max: i
 
 def _file_contents(ws: vfs.Workspace, files: list[vfs.Change]) -> list[bytes | None]:
     """Each file's bytes (None when the store lacks one of its chunks), all chunks read with one
-    `read_objects` (one catalogue lookup per 500 chunks, small ones read ahead together)."""
+    `read_objects` (one statement per 64 chunks finds them and brings the small ones' bytes)."""
     if not files:
         return []
     blobs = dict(ws.read_objects(list(dict.fromkeys(h for c in files for h, _ in c.chunks))))

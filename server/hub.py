@@ -147,6 +147,8 @@ class LocalHub:
         if op == "leave":
             if table.pop(session, None) is None:
                 return
+            if not table:  # no empty table kept per workspace that ever had someone present
+                del self._presence[workspace]
         else:
             table[session] = peer
         for listener in self.listeners(workspace):

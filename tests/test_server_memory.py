@@ -120,3 +120,17 @@ def test_memory_comes_back_after_many_workspaces_close(tmp_path: Path) -> None:
         assert after2 <= 1.2 * after + 4, (start, peak, after, peak2, after2)
     finally:
         server.stop()
+
+
+def test_a_workspace_everyone_left_keeps_no_presence_table() -> None:
+    """The hub keeps presence per workspace; once its last session leaves, nothing stays for it
+    (a node that saw thousands of workspaces kept an empty table for each)."""
+    from server.hub import LocalHub
+
+    hub = LocalHub()
+    hub.publish_presence("w", "s1", "join", {"session": "s1", "name": "Alice"})
+    hub.publish_presence("w", "s2", "join", {"session": "s2", "name": "Bob"})
+    hub.publish_presence("w", "s1", "leave", {"session": "s1"})
+    assert [p["name"] for p in hub.presence("w")] == ["Bob"]
+    hub.publish_presence("w", "s2", "leave", {"session": "s2"})
+    assert hub.presence("w") == [] and "w" not in hub._presence
