@@ -399,54 +399,90 @@ async def ws_upload(url: str, token: str, payload: bytes) -> float:
     return len(payload) / elapsed / 1e6
 
 
-def transfers(size: int) -> dict[str, float]:
-    out: dict[str, float] = {}
+def _put_body(payload: bytes):
+    view = memoryview(payload)
+    for i in range(0, len(payload), 1 << 20):
+        yield bytes(view[i : i + (1 << 20)])
+
+
+def timed_put(client: httpx.Client, url: str, payload: bytes) -> float:
+    """MB/s of one PUT of `payload`, sent in 1 MiB pieces with its length declared."""
+    t0 = time.perf_counter()
+    r = client.put(url, content=_put_body(payload), headers={"Content-Length": str(len(payload))})
+    r.raise_for_status()
+    return len(payload) / (time.perf_counter() - t0) / 1e6
+
+
+def timed_get(client: httpx.Client, url: str, payload: bytes) -> float:
+    t0 = time.perf_counter()
+    got = 0
+    digest = blake3.blake3()
+    with client.stream("GET", url) as r:
+        r.raise_for_status()
+        for part in r.iter_bytes(1 << 20):
+            got += len(part)
+            digest.update(part)
+    assert got == len(payload)
+    rate = len(payload) / (time.perf_counter() - t0) / 1e6
+    assert digest.hexdigest() == blake3.blake3(payload).hexdigest()
+    return rate
+
+
+def transfers(size: int, pairs: int = 1, root: Path | None = None) -> dict[str, Any]:
+    """PUT rounds (`pairs` of them: every server once per round, the order rotating, fresh random
+    bytes each round so no dedup helps), then one GET and the WebSocket upload. Per PUT: MB/s and
+    the server's CPU seconds; `root`: another tree's `wsfs serve` ("old") in the same rounds."""
+    out: dict[str, Any] = {"rounds": []}
     with tempfile.TemporaryDirectory() as tmp:
         payload = os.urandom(size)  # random content: no dedup helps wsfs
         Path(tmp, "static.bin").write_bytes(payload)
         wsfs = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/data", "--port", "0"])
         base = Proc([sys.executable, __file__, "--baseline-server", tmp])
+        old = Proc([sys.executable, "-m", "server", "serve", "--data", f"{tmp}/old", "--port", "0"],
+                   cwd=root) if root else None
+        servers = {"wsfs": wsfs, "bare": base, **({"old": old} if old else {})}
         try:
-            def body():
-                view = memoryview(payload)
-                for i in range(0, len(payload), 1 << 20):
-                    yield bytes(view[i : i + (1 << 20)])
-
-            def timed_put(client: httpx.Client, url: str) -> float:
-                t0 = time.perf_counter()
-                r = client.put(url, content=body(), headers={"Content-Length": str(size)})
-                r.raise_for_status()
-                return size / (time.perf_counter() - t0) / 1e6
-
-            def timed_get(client: httpx.Client, url: str) -> float:
-                t0 = time.perf_counter()
-                got = 0
-                digest = blake3.blake3()
-                with client.stream("GET", url) as r:
-                    r.raise_for_status()
-                    for part in r.iter_bytes(1 << 20):
-                        got += len(part)
-                        digest.update(part)
-                assert got == size
-                rate = size / (time.perf_counter() - t0) / 1e6
-                assert digest.hexdigest() == blake3.blake3(payload).hexdigest()
-                return rate
-
-            with httpx.Client(base_url=wsfs.url, headers={"Authorization": f"Bearer {wsfs.admin}"}, timeout=600) as c:
-                out["wsfs_upload_MBps"] = timed_put(c, "/api/workspaces/demo/files/big.bin")
-                out["wsfs_download_MBps"] = timed_get(c, "/api/workspaces/demo/files/big.bin")
-            # fresh random bytes: chunks the PUT above stored would be deduplicated for free
+            clients = {k: httpx.Client(base_url=v.url, timeout=600,
+                                       headers={"Authorization": f"Bearer {v.admin}"} if v.admin else {})
+                       for k, v in servers.items()}
+            urls = {"wsfs": "/api/workspaces/demo/files/big.bin", "old": "/api/workspaces/demo/files/big.bin",
+                    "bare": "/upload"}
+            names = list(servers)
+            body = payload
+            for r in range(pairs):
+                body = payload if r == 0 else os.urandom(size)
+                row: dict[str, float] = {"load": os.getloadavg()[0]}
+                for k in names[r % len(names):] + names[: r % len(names)]:
+                    cpu0 = servers[k].cpu_seconds()
+                    row[k] = timed_put(clients[k], urls[k], body)
+                    row[k + ":cpu"] = servers[k].cpu_seconds() - cpu0
+                out["rounds"].append(row)
+            out["wsfs_download_MBps"] = timed_get(clients["wsfs"], urls["wsfs"], body)  # what the last round put
+            out["bare_download_MBps"] = timed_get(clients["bare"], "/static/static.bin", payload)
+            for c in clients.values():
+                c.close()
+            # fresh random bytes: chunks the PUTs above stored would be deduplicated for free
             out["wsfs_ws_upload_MBps"] = asyncio.run(ws_upload(wsfs.url, wsfs.admin, os.urandom(size)))
-            with httpx.Client(base_url=base.url, timeout=600) as c:
-                out["bare_upload_MBps"] = timed_put(c, "/upload")
-                out["bare_download_MBps"] = timed_get(c, "/static/static.bin")
         finally:
-            wsfs.stop()
-            base.stop()
-    out["upload_ratio"] = out["wsfs_upload_MBps"] / out["bare_upload_MBps"]
+            for proc in servers.values():
+                proc.stop()
+    rounds = out["rounds"]
+    out["wsfs_upload_MBps"] = median([r["wsfs"] for r in rounds])
+    out["bare_upload_MBps"] = median([r["bare"] for r in rounds])
+    out["upload_ratio"] = median([r["wsfs"] / r["bare"] for r in rounds])
     out["ws_upload_ratio"] = out["wsfs_ws_upload_MBps"] / out["bare_upload_MBps"]
     out["download_ratio"] = out["wsfs_download_MBps"] / out["bare_download_MBps"]
     return out
+
+
+def print_put_rounds(size: int, t: dict[str, Any]) -> None:
+    """One line per PUT round: MB/s, server CPU s and the ratios to the bare endpoint (and old/new)."""
+    print(f"PUT of {size >> 20} MiB by round (MB/s, server CPU s; ratio = wsfs MB/s ÷ bare MB/s):")
+    for i, r in enumerate(t["rounds"]):
+        parts = [f"{k} {r[k]:.0f} MB/s {r[k + ':cpu']:.2f} s" for k in ("wsfs", "old", "bare") if k in r]
+        extra = f", old ratio {r['old'] / r['bare']:.2f}, new/old CPU {r['wsfs:cpu'] / r['old:cpu']:.2f}" if "old" in r else ""
+        print(f"  round {i + 1} (load {r['load']:.1f}): " + "; ".join(parts) + f"; ratio {r['wsfs'] / r['bare']:.2f}"
+              + f", wsfs CPU ÷ bare CPU {r['wsfs:cpu'] / max(r['bare:cpu'], 0.01):.2f}" + extra)
 
 
 # ---------------------------------------------------------------- small writes
@@ -740,6 +776,8 @@ def main() -> None:
     parser.add_argument("--baseline-server", metavar="DIR", help=argparse.SUPPRESS)
     parser.add_argument("--skip-fanout", action="store_true")
     parser.add_argument("--skip-transfer", action="store_true")
+    parser.add_argument("--transfers", action="store_true", help="only the transfers (PUT rounds, GET, WebSocket upload)")
+    parser.add_argument("--put-pairs", type=int, default=3, help="rounds of the transfers' PUT (every server once each)")
     parser.add_argument("--subs", type=lambda t: [int(x) for x in t.split(",")], help="e.g. 1,10,100,500")
     parser.add_argument("--small", action="store_true", help="only the small-writes section")
     parser.add_argument("--skip-small", action="store_true")
@@ -762,6 +800,8 @@ def main() -> None:
     print(f"# bench_server: {os.cpu_count()} cpus; other processes above 20% CPU: {others}")
     if args.small:
         args.skip_fanout = args.skip_transfer = True
+    if args.transfers:
+        args.skip_small = args.skip_fanout = True
     if not args.skip_small:
         print(f"small writes (load average {os.getloadavg()}):", flush=True)
         asyncio.run(small_section(args))
@@ -770,9 +810,10 @@ def main() -> None:
         asyncio.run(fanout(sizes, 50 if args.quick else 200, 5_000 if args.quick else 40_000))
     if not args.skip_transfer:
         size = (16 if args.quick else 256) << 20
-        t = transfers(size)
+        t = transfers(size, args.put_pairs, Path(args.root) if args.root else None)
+        print_put_rounds(size, t)
         print(f"HTTP transfer of {size >> 20} MiB: upload wsfs {t['wsfs_upload_MBps']:.0f} MB/s vs bare "
-              f"{t['bare_upload_MBps']:.0f} MB/s (ratio {t['upload_ratio']:.2f}); download wsfs "
+              f"{t['bare_upload_MBps']:.0f} MB/s (medians; ratio {t['upload_ratio']:.2f}, median by round); download wsfs "
               f"{t['wsfs_download_MBps']:.0f} MB/s vs static {t['bare_download_MBps']:.0f} MB/s "
               f"(ratio {t['download_ratio']:.2f})")
         print(f"WebSocket chunk upload of {size >> 20} MiB (64 KiB PUT frames): {t['wsfs_ws_upload_MBps']:.0f} MB/s "

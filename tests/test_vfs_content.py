@@ -392,3 +392,28 @@ def test_identical_rewrite_keeps_the_files_own_chunk_list(ws, ten_mib):
     again = ws.write_file("/f", bytes(changed))
     assert again.hash == blake3.blake3(changed).digest().hex() and ws.read_file("/f") == changed
     assert chunk_hashes(ws, "/f") != listed
+
+
+def test_content_stored_beforehand_commits_by_chunk_list_and_a_missing_chunk_commits_nothing(ws):
+    """`StoredChunks` (what a server builds while a big upload arrives): the file gets exactly
+    those chunks and the given content id; one chunk collected meanwhile fails the write with
+    EAGAIN and leaves the file as it was."""
+    from vfs.chunks import cut
+    from vfs.content import StoredChunks
+
+    data = random.Random(7).randbytes(3 * MiB)
+    pieces = [bytes(p) for p in cut(data)]
+    ws.put_objects([(None, p) for p in pieces])
+    content = StoredChunks(tuple((blake3.blake3(p).digest(), len(p)) for p in pieces), blake3.blake3(data).digest())
+    st = ws.write_file("/a.bin", content)
+    assert st.hash == blake3.blake3(data).hexdigest() and st.size == len(data)
+    assert ws.read_file("/a.bin") == data
+    assert [h for h, _ in ws.entry("/a.bin").chunks] == [blake3.blake3(p).hexdigest() for p in pieces]
+    rev = ws.rev
+    lost = random.Random(8).randbytes(MiB)
+    missing = StoredChunks(content.chunks + ((blake3.blake3(lost).digest(), len(lost)),),
+                           blake3.blake3(data + lost).digest())
+    with pytest.raises(OSError) as err:
+        ws.write_file("/a.bin", missing)
+    assert err.value.errno == errno.EAGAIN
+    assert ws.rev == rev and ws.read_file("/a.bin") == data

@@ -17,6 +17,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import blake3
@@ -54,6 +55,28 @@ def _hash_beside(data: object) -> Future[bytes]:
 
 
 _HASHER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wsfs-hash")
+
+
+@dataclass(frozen=True)
+class StoredChunks:
+    """Content whose chunks are already in this store: what `put_file` takes when the
+    caller stored them as they arrived (`put_objects`, in batches) and hashed the whole.
+
+    A server receiving a big upload cuts, hashes and stores it while the rest of
+    the body is still on its way, then commits the file in one short transaction
+    that only points the path at these chunks (`chunks`: (raw hash, size) in file
+    order, cut as `vfs.chunks.cut` cuts the whole; `digest`: BLAKE3 of the whole).
+    The caller vouches for `digest` (it hashed the same bytes), the store for the
+    chunks: a chunk missing by commit time (collected meanwhile) fails the write
+    with EAGAIN and nothing is committed.
+    """
+
+    chunks: tuple[tuple[bytes, int], ...]
+    digest: bytes
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.chunks)
 
 _UPDATE_CONTENT = (
     "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = max(?, ctime_ns), rev = ?, "
@@ -167,6 +190,8 @@ class Content:
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
+        if isinstance(data, StoredChunks):
+            return self._stored(data, previous)
         reader = as_reader(data)
         if reader is None and memoryview(data).nbytes < MIN_CHUNK:  # type: ignore[arg-type]
             # One chunk or none: its hash is the content id (most files, and
@@ -214,6 +239,21 @@ class Content:
                 pending = []
         entries += self._chunks.put_many(pending)
         return entries, size, whole.digest()
+
+    def _stored(self, data: StoredChunks, previous: Node | None) -> tuple[list[ChunkEntry], int, bytes]:
+        """The chunk list of content stored beforehand (`StoredChunks`), looked up by hash."""
+        if data.size > MAX_FILE_SIZE:
+            raise fs_error(errno.EFBIG, None)
+        if previous is not None and previous.hash == data.digest:
+            return unpack(previous.chunks), previous.size, data.digest  # identical bytes: keep its list
+        found = self._chunks.ids_for(digest for digest, _ in data.chunks)
+        entries = []
+        for digest, size in data.chunks:
+            hit = found.get(digest)
+            if hit is None or hit[1] != size:
+                raise fs_error(errno.EAGAIN, None, f"chunk {digest.hex()} of the upload is no longer stored; retry")
+            entries.append(ChunkEntry(digest, size, hit[0]))
+        return entries, data.size, data.digest
 
     @staticmethod
     def _whole_id_if_same_start(data: bytes | bytearray | memoryview, previous: Node | None) -> bytes | None:
