@@ -12,11 +12,14 @@ it follows `vfs.surface.MountBackend`, as a local store does, over a server:
   are fetched once, across mounts. Content written through the mount is
   chunked into the cache too (same FastCDC parameters as the server, hence
   the same chunk ids), so reading back what you wrote costs no download.
-- Writes: a file's buffered content is PUT on close/fsync with its base
-  (`If-Match` = the content id the mount last saw). If someone else changed
-  the file meanwhile, the server's version stays at the path and ours is
-  written beside it as `NAME.conflict-<host>-<time>.EXT`: nothing is lost.
-  Other mutations (mkdir, rename, ...) are one HTTP call each.
+- Writes: small changes (a closed file up to 4 MiB, mkdir, chmod, symlink,
+  mknod, unlink, a file's rename, a link to a file not pushed yet) are
+  queued and pushed in batches against their base (`pushq.py`: close
+  returns once queued, fsync once acknowledged). If someone else changed
+  the path meanwhile, the server's version stays and ours is written beside
+  it as `NAME.conflict-<host>-<time>.EXT`: nothing is lost. Other mutations
+  (rmdir, a directory's rename or utime, big files, ...) are one HTTP call
+  each, made after the queue drained.
 - Offline: when the server is unreachable the mount keeps serving what the
   index and the cache hold, read-only (EROFS on writes, EIO on content never
   fetched), logs it once, keeps trying to reconnect for as long as it is
