@@ -357,7 +357,7 @@ class DiskBench:
         path = str(self.fresh() / "big.bin")
         out: list[bytes] = []
         t = {"f": timed(lambda: write(path, self.data.big_a))}
-        t["g"] = timed(lambda: out.append(Path(path).read_bytes()))
+        timed_cpu(t, "g", lambda: out.append(Path(path).read_bytes()))  # CPU too: g's goal is against it
         t["h"] = timed(lambda: write(path, self.data.big_b))
         t["h2"] = timed(lambda: write(path, self.data.big_b))
         return t
@@ -469,12 +469,13 @@ def print_table(store: dict[str, list[float]], disk: dict[str, list[float]], flo
         base = statistics.median(floor["f0"])
         ratios = [f"{sid} ÷ floor = {statistics.median(store[sid]) / base:.2f}×" for sid in ("f1", "f", "h") if store.get(sid)]
         print(f"\nfloor (f0): {fmt(base)} ms = {64 * MiB / base / 1e3:,.0f} MB/s; " + ", ".join(ratios))
-        print_paired(store)
+        print_paired(store, disk)
 
 
-def print_paired(store: dict[str, list[float]]) -> None:
-    """f and h against the floor of the same run (wall and process CPU), run by run: a ratio of
-    two medians mixes runs made under different loads."""
+def print_paired(store: dict[str, list[float]], disk: dict[str, list[float]] | None = None) -> None:
+    """f and h against the floor of the same run (wall and process CPU), and g against the
+    disk's read of the same run, run by run: a ratio of two medians mixes runs made under
+    different loads."""
     parts = []
     for sid in ("f", "h"):
         for suffix in ("", ":cpu"):
@@ -483,7 +484,15 @@ def print_paired(store: dict[str, list[float]]) -> None:
                 ratios = sorted(m / b for m, b in zip(mine, base))
                 parts.append(f"{sid}{suffix or ' wall'} ÷ f0{suffix} = {statistics.median(ratios):.2f}× "
                              f"({', '.join(f'{r:.2f}' for r in ratios)})")
+    for suffix in ("", ":cpu"):
+        mine, base = store.get("g" + suffix), (disk or {}).get("g" + suffix)
+        if mine and base and len(mine) == len(base):
+            ratios = sorted(m / max(b, 1e-3) for m, b in zip(mine, base))
+            parts.append(f"g{suffix or ' wall'} ÷ disk g{suffix} = {statistics.median(ratios):.2f}× "
+                         f"({', '.join(f'{r:.2f}' for r in ratios)})")
     cpu = [f"{sid} {fmt(statistics.median(store[sid + ':cpu']))}" for sid in ("f0", "f", "g", "h") if store.get(sid + ":cpu")]
+    if disk and disk.get("g:cpu"):
+        cpu.append(f"disk g {fmt(statistics.median(disk['g:cpu']))}")
     if parts:
         print("paired by run: " + "; ".join(parts))
     if cpu:
