@@ -18,9 +18,11 @@ The rule a caller can rely on (docs/mount.md, "Write-behind"):
   previous batch is answered (no timer: an idle server gets each change at
   once; a busy one gets bigger batches).
 - `fsync`, `fsyncdir`, `sync()` of the backend, unmount, and every mutation
-  that is still one HTTP call (rename, rmdir, link, truncate, a directory's
-  utime, big files) wait until everything queued before them is acknowledged
-  by the server, so the server applies changes in the order they were made.
+  that is still one HTTP call (a directory's rename, rmdir, a link to a
+  pushed file, truncate, a directory's utime, big files) wait until what is
+  queued before them is acknowledged by the server, so the server applies
+  changes in the order they were made (a utime, chmod or truncate of one
+  path waits only if that path or a directory above it has a change queued).
 - A path changed on the server meanwhile (the push's per-path base) is a
   conflict: the server's version stays, ours is pushed beside it as a
   conflict copy, as before. A push the server refuses (quota, permissions,
