@@ -30,7 +30,7 @@ it follows `vfs.surface.MountBackend`, as a local store does, over a server:
 
 The async client runs on an event loop in a helper thread (`loop_thread.py`);
 FUSE threads call into it with `run()`. The index itself is `index.py`; following
-the change stream is `remote_stream.py`; file content is read through
+the change stream is `remote_stream.py`; queueing changes is `remote_queued.py`; file content is read through
 `vfs.chunkreader`, with `chunk()` as its fetch.
 """
 
@@ -49,8 +49,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import blake3
-
 import vfs
 from client_py.backoff import Backoff
 from client_py.client import Client
@@ -59,10 +57,10 @@ from client_py.errors import ServerUnreachable
 from client_py.mount.attrs import AttrOverlay
 from client_py.mount.index import Index
 from client_py.mount.loop_thread import LoopThread
-from client_py.mount.pushq import SMALL_FILE, PushQueue
+from client_py.mount.pushq import PushQueue
+from client_py.mount.remote_queued import QueuedChanges
 from client_py.mount.remote_stream import StreamFollower
 from vfs.chunkreader import iter_range, open_chunks
-from vfs.chunks import cut
 from vfs.errors import fs_error
 from vfs.paths import normalize
 from vfs.types import Change, DirEntry, Stat
@@ -80,7 +78,7 @@ _IFMT = {
 }  # fmt: skip
 
 
-class RemoteBackend(StreamFollower):
+class RemoteBackend(QueuedChanges, StreamFollower):
     """The surface the FUSE operations use (`vfs.surface.MountBackend`), over a wsfs server.
 
     Beyond the protocol it offers `commit_file()`, a push against a base
@@ -357,62 +355,6 @@ class RemoteBackend(StreamFollower):
             raise ValueError("remote mode opens files read-only; writes go through the mount's buffers")
         return open_chunks(self._file(path).chunks, self.chunk, normalize(path))
 
-    # -- the write-behind queue (pushq.py) -------------------------------------------
-
-    def sync(self, only: tuple[str, ...] | None = None) -> None:
-        """Wait until every queued change is acknowledged by the server (fsync, unmount,
-        and before any mutation that is one HTTP call); EIO if a queued batch was lost.
-        `only`: unless one of these paths or a directory above one has a queued change."""
-        if self.pushq is not None:
-            with self._lock:
-                if only is None or self.pushq.pending_near(only):
-                    self.pushq.flush()
-                else:
-                    self.pushq.check()
-
-    def check_writes(self) -> None:
-        """EIO, once, if a queued batch was lost since the last report (a FUSE flush: close(2))."""
-        if self.pushq is not None:
-            with self._lock:
-                self.pushq.check()
-
-    def _queueing(self) -> bool:
-        """Queue this mutation (lock held)? EROFS while offline; a lost batch's EIO first."""
-        if self.pushq is None:
-            return False
-        if not self.online:
-            raise fs_error(errno.EROFS, None, "server unreachable: the mount is read-only")
-        self.pushq.check()
-        return True
-
-    def _queue_content(self, data: Any) -> tuple[str, int, list[tuple[str, bytes]]] | None:
-        """(content id, size, chunks) of a small content, its chunks put in the cache first
-        (so reads here never need the server); None: too big to queue (streamed PUT instead)."""
-        if self.pushq is None or not isinstance(data, (bytes, bytearray, memoryview)) or len(data) > SMALL_FILE:
-            return None
-        chunks = [(blake3.blake3(piece).hexdigest(), bytes(piece)) for piece in cut(data)] if len(data) else []
-        digest = chunks[0][0] if len(chunks) == 1 else blake3.blake3(data).hexdigest()
-        for digest_, piece in chunks:
-            if digest_ not in self._uncached:
-                self._uncached[digest_] = piece
-                self._uncached_bytes += len(piece)
-        if len(self._uncached) >= 512 or self._uncached_bytes >= 16 << 20:
-            self._save_uncached()
-        return digest, len(data), chunks
-
-    def _save_uncached(self) -> None:
-        """Chunks written here into the chunk cache, many per transaction (one each cost a
-        SQLite commit per closed file); `chunk()` serves them from memory until then."""
-        if self._uncached:
-            self.cache.put_objects(list(self._uncached.items()))
-            self._uncached.clear()
-            self._uncached_bytes = 0
-
-    def _enqueue(self, change: Change, chunks: list[tuple[str, bytes]] = (), *, new: bool = False) -> None:
-        """Queue `change` (lock held) and wait for room if the queue is full."""
-        self.pushq.enqueue(change, chunks, new=new)
-        self.pushq.wait_room()
-
     # -- writes ----------------------------------------------------------------------
 
     def write_file(
@@ -445,37 +387,6 @@ class RemoteBackend(StreamFollower):
             st = self.lstat(path)
         return st
 
-    def _queue_created(
-        self, path: str, content: tuple[str, int, list], *, mode: int | None, ino: int, atime_ns: int | None,
-        mtime_ns: int | None,
-    ) -> Stat:
-        """A file created here, queued with its content (one entry of a later push)."""
-        digest, size, chunks = content
-        mtime = time.time() if mtime_ns is None else mtime_ns / 1e9
-        with self._lock:
-            self._queueing()
-            target = path
-            if path in self.index.entries and not self.pushq.outstanding(path):
-                target = conflict_name(path, host_label())  # made elsewhere meanwhile: ours goes beside it
-                log.warning("conflict on %s: the server's version stays there, ours is %s", path, target)
-            change = Change(path=target, kind="file", rev=0, mode=stat_mod.S_IFREG | ((0o644 if mode is None else mode) & 0o7777),
-                            mtime=mtime, size=size, hash=digest, chunks=tuple((h, len(b)) for h, b in chunks))
-            self.index.reserved[target] = ino
-            parent = target.rpartition("/")[0] or "/"
-            touched = self.index.entries.get(parent)  # (moved at the create: `pending_created`)
-            try:
-                self._enqueue(change, chunks, new=True)
-            finally:
-                self.index.reserved.pop(target, None)
-            if touched is not None and touched.kind == "dir" and self.index.entries.get(parent) is not None:
-                self.index.entries[parent] = touched
-        self._created(target)
-        st = self.lstat(target)
-        if atime_ns is not None or mtime_ns is not None:
-            self.attrs.set_times(st.ino, atime_ns, mtime_ns, st.mtime)  # (exact ns: the wire carries floats)
-            st = self.lstat(target)
-        return st
-
     def _put(self, path: str, data: Any, *, mode: int | None, if_match: str | None, mtime: float | None = None) -> Stat:
         path = normalize(path)
         body = _replayable(data)
@@ -489,17 +400,6 @@ class RemoteBackend(StreamFollower):
             self._created(path)
         self._cache_content(body)
         return self.lstat(path)
-
-    def pending_created(self, path: str) -> None:
-        """A file was created here and is pushed at its close: its directory's mtime moves
-        now (the kernel asks for the directory's attributes right after the create)."""
-        with self._lock:
-            self.index.touch(normalize(path).rpartition("/")[0] or "/")
-
-    def reserve_ino(self) -> int:
-        """An inode number for a file created here and pushed at its close (`write_file(ino=)`)."""
-        with self._lock:
-            return self.index.reserve_ino()
 
     def commit_file(self, path: str, data: Any, *, base: str | None) -> Stat:
         """Push a file's new content against `base` (the content id it was edited from).
@@ -520,25 +420,6 @@ class RemoteBackend(StreamFollower):
             return self.lstat(copy)
         self._cache_content(body)
         return self.lstat(path)
-
-    def _queue_commit(self, path: str, content: tuple[str, int, list], base: str | None) -> Stat:
-        """New content of a file, queued against the content id it was edited from: if the
-        index already holds another version (changed elsewhere), ours is a conflict copy."""
-        digest, size, chunks = content
-        real = self._real(path)
-        with self._lock:
-            self._queueing()
-            entry = self.index.entries.get(real)
-            target, mode = real, stat_mod.S_IFREG | 0o644
-            if entry is not None and entry.kind == "file" and entry.hash == base:
-                mode = entry.mode
-            elif entry is not None or base:
-                target = conflict_name(real, host_label())
-                log.warning("conflict on %s: the server's version stays there, ours is %s", real, target)
-            change = Change(path=target, kind="file", rev=0 if entry is None else entry.rev, mode=mode,
-                            mtime=time.time(), size=size, hash=digest, chunks=tuple((h, len(b)) for h, b in chunks))
-            self._enqueue(change, chunks, new=target != real or entry is None)
-        return self.lstat(target)
 
     def _write_conflict_copy(self, path: str, body) -> str:
         copy = conflict_name(path, host_label())
@@ -574,21 +455,6 @@ class RemoteBackend(StreamFollower):
         self._mutate(self._remote.mkdir(path, mode=mode), changes=normalize(path))
         self._created(path)
         return self.lstat(path)
-
-    def _queue_new(self, change: Change) -> bool:
-        """Queue a new node (mkdir, symlink, mknod): EEXIST, ENOENT and ENOTDIR from the
-        index, as the server would answer. False: not queueing (one HTTP call instead)."""
-        with self._lock:
-            if not self._queueing():
-                return False
-            if change.path in self.index.entries:
-                raise fs_error(errno.EEXIST, change.path)
-            parent = self.index.entries.get(change.path.rpartition("/")[0] or "/")
-            if parent is None or parent.kind != "dir":
-                raise fs_error(errno.ENOENT if parent is None else errno.ENOTDIR, change.path)
-            self._enqueue(change, new=True)
-        self._created(change.path)
-        return True
 
     def rmdir(self, path: str) -> None:
         self._mutate(self._remote.rmdir(path))
@@ -636,24 +502,6 @@ class RemoteBackend(StreamFollower):
             self.attrs.changed(self.index.inos[new])
             return self.lstat(new)
 
-    def _queue_link(self, src: str, new: str) -> bool:
-        """A hard link to a file created here and not pushed yet, queued (git writes every
-        object to a temporary name, links it to its real one and unlinks the temporary: then
-        only the real name is pushed, as a new file). If the source still has the inode when
-        the batch goes, the pusher makes it a wire `link` after the push. False: not queued."""
-        with self._lock:
-            # (queued, or on its way when the gathering window closed between git's close and link)
-            item = None if self.pushq is None else self.pushq.queued.get(src) or self.pushq.inflight.get(src)
-            parent = self.index.entries.get(new.rpartition("/")[0] or "/")
-            if (item is None or item.base is not None or item.change.kind != "file" or self.index.nlink(src) > 1
-                    or new in self.index.entries or parent is None or parent.kind != "dir" or not self._queueing()):
-                return False
-            self.pushq.enqueue(dataclasses.replace(item.change, path=new), item.chunks, new=True, link_of=src)
-            self.pushq.wait_room()
-            self.index.link(src, new)
-            self.attrs.changed(self.index.inos[new])
-        return True
-
     def rename(self, src: str, dst: str, *, noreplace: bool = False, exchange: bool = False) -> None:
         if exchange:
             raise fs_error(errno.EINVAL, src, "RENAME_EXCHANGE is not in the wire protocol")
@@ -679,28 +527,6 @@ class RemoteBackend(StreamFollower):
                 self.attrs.changed(before[0][src_real])
             if replaced_links > 1:
                 self.attrs.changed(replaced)
-
-    def _queue_rename(self, src: str, dst: str) -> bool:
-        """A file's rename as two queued entries, its old name deleted and its content at the
-        new one (compileall's `.pyc` and git's lock files: written, then renamed into place).
-        The change stream shows a rename so anyway; on the server the file's history starts
-        again at the new name. A file with other names, a directory (a subtree) or a symlink
-        stays one `rename` call. False: not queued."""
-        with self._lock:
-            moving = self.index.entries.get(src)
-            replaced = self.index.entries.get(dst)
-            if (moving is None or moving.kind != "file" or src == dst or (moving.size and not moving.chunks)
-                    or self.index.nlink(src) > 1 or (replaced is not None and (replaced.kind == "dir" or self.index.nlink(dst) > 1))
-                    or not self._queueing()):
-                return False
-            before = self.index.inos_below(src)
-            item = self.pushq.queued.get(src)
-            chunks = item.chunks if item is not None else []  # (else the server has them, or will before this)
-            self._enqueue(Change(path=src, kind="delete", rev=0))
-            self._enqueue(dataclasses.replace(moving, path=dst), chunks, new=replaced is None)
-            self.index.moved(src, dst, before)  # a rename keeps the inode: number, owners, times
-            self.attrs.changed(before[0][src])
-        return True
 
     def chmod(self, path: str, mode: int) -> Stat:
         real = self._real(path)
@@ -736,30 +562,6 @@ class RemoteBackend(StreamFollower):
             mtime_float = self.lstat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
         return look(path)
-
-    def _queue_times(self, real: str, mtime_ns: int) -> bool:
-        """A new mtime folded into the path's queued, unsent entry (a file or directory made
-        or changed here: the push applies its mtime). False: none queued (a wire `utime`)."""
-        with self._lock:
-            item = self.pushq.queued.get(real) if self.pushq is not None else None
-            if item is None or not (item.change.kind == "file" or (item.change.kind == "dir" and item.base is None)):
-                return False  # (a pushed entry of an existing directory changes its mode, never its mtime)
-            if not self.online:
-                return False
-            self._enqueue(dataclasses.replace(item.change, mtime=mtime_ns / 1e9), item.chunks)
-            return True
-
-    def _utime_waits_for(self, real: str) -> tuple[str, ...]:
-        """The paths whose queued changes a wire `utime` of `real` must wait for. None when the
-        only one queued is a mode change of a directory the server already has: a pushed
-        directory entry never moves its mtime, so the two commute (`tar -x` sets mode and
-        times of every directory it made at its end: 3,233 round trips in the Django untar)."""
-        with self._lock:
-            item = self.pushq.queued.get(real) if self.pushq is not None else None
-            if (item is not None and item.change.kind == "dir" and item.base is not None and item.base >= 0
-                    and real not in self.pushq.inflight):
-                return ()
-        return (real,)
 
     def truncate(self, path: str, size: int) -> None:
         real = self._real(path)
