@@ -32,6 +32,16 @@ dropped at most `interval + timeout` after its last pong (30 + 15 s by
 default); one whose last bytes were data, at most `2 x interval + timeout`.
 Only uvicorn's websockets-sansio protocol is recognised (`RawSocket`);
 under another server its own pings stay on and this is never started.
+
+A closing socket whose peer takes no bytes is **aborted** (`linger`): a
+transport closed with unsent data waits for the buffer to drain, which a
+peer that stopped reading (or vanished) never lets happen, so the socket, its
+buffer and (after a keepalive drop, where uvicorn queues no disconnect) the
+whole session stayed until the peer went, and uvicorn's shutdown waited on it
+(or failed on it: `send_close` on a connection the peer is closing). When a
+session ends, or the keepalive drops it, with bytes still queued, the socket
+gets `timeout` seconds per check to take some; one that took none is aborted,
+and a server shutdown aborts them all at once (`abort_lingering`).
 """
 
 from __future__ import annotations
@@ -84,6 +94,8 @@ class Keepalive:
         self.skipped = 0  # visits that sent no ping: the socket was heard from within the interval
         self.heard_late = 0  # pings unanswered at their deadline whose socket sent other bytes: kept
         self.dropped = 0
+        self.aborted = 0  # closing sockets whose peer took nothing for `timeout`: aborted (`linger`)
+        self.lingering: dict[int, RawSocket] = {}  # id -> socket whose session ended with bytes queued
         self._where: dict[int, int] = {}  # id(socket) -> its slot
         self._due: dict[int, list[Pinged]] = {}  # tick -> sockets whose ping's deadline it is
         self._timer: asyncio.TimerHandle | None = None
@@ -107,6 +119,43 @@ class Keepalive:
         slot = self._where.pop(id(raw), None)
         if slot is not None:
             self.slots[slot].pop(id(raw), None)
+
+    def linger(self, raw: RawSocket) -> None:
+        """`raw`'s session is over (or dropped): abort its transport unless it is gone or its peer takes
+        bytes, checked every `timeout` seconds (a buffer that never drains would hold it for ever)."""
+        if raw.protocol.disconnected or not raw.transport.get_write_buffer_size() or id(raw) in self.lingering:
+            return  # nothing queued (uvicorn's close finishes at once), or watched already
+        loop = asyncio.get_running_loop()
+        self.lingering[id(raw)] = raw
+        delay = self.timeout if self.timeout is not None else TIMEOUT
+
+        def check(left: int) -> None:
+            if raw.protocol.disconnected:
+                self.lingering.pop(id(raw), None)
+                return
+            size = raw.transport.get_write_buffer_size()
+            if 0 < size < left:  # the peer took some: it may still be reading the last pages
+                loop.call_later(delay, check, size)
+                return
+            self.lingering.pop(id(raw), None)
+            self.aborted += 1
+            raw.transport.abort()  # connection_lost follows: uvicorn queues the disconnect, forgets it
+
+        loop.call_later(delay, check, raw.transport.get_write_buffer_size())
+
+    async def abort_lingering(self) -> None:
+        """Shutdown: abort every lingering socket now, and let their `connection_lost` run (so uvicorn's
+        shutdown does not meet them half-closed)."""
+        sockets = list(self.lingering.values())
+        self.lingering.clear()
+        for raw in sockets:
+            if not raw.protocol.disconnected:
+                self.aborted += 1
+                raw.transport.abort()
+        for _ in range(10):  # bounded: an abort's connection_lost runs at the loop's next iteration
+            if all(raw.protocol.disconnected for raw in sockets):
+                return
+            await asyncio.sleep(0)
 
     def stop(self) -> None:
         if self._timer is not None:
@@ -170,6 +219,10 @@ class Keepalive:
             return
         self.dropped += 1
         raw.protocol.keepalive_timeout()  # uvicorn's own: close 1011 "keepalive ping timeout", transport closed
+        self.discard(raw)
+        # ... which ends only once its queued bytes are out: a peer that took none of them gets aborted
+        # (uvicorn queues no disconnect here: until connection_lost the session would wait for ever)
+        self.linger(raw)
 
 
 def _at_frame_boundary(conn: Any) -> bool:

@@ -584,15 +584,16 @@ async def ws_endpoint(websocket: WebSocket) -> None:
     finally:
         if pinged is not None:
             st.keepalive.discard(pinged)
+            st.keepalive.linger(pinged)  # bytes queued to a peer that reads no more: abort (keepalive.py)
         handle.users -= 1
         handle.last_used = time.monotonic()
 
 
 async def going_away(st: ServerState, timeout: float = 5.0) -> None:
     """Shutdown step: tell every WebSocket client we are going away (1001)."""
-    sessions = list(st.sessions.values())
-    await asyncio.wait_for(
-        asyncio.gather(*(s.close(CLOSE_GOING_AWAY, "server shutting down") for s in sessions), return_exceptions=True),
-        timeout,
-    )
+    closes = (s.close(CLOSE_GOING_AWAY, "server shutting down") for s in list(st.sessions.values()))
+    try:
+        await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), timeout)
+    finally:  # and sockets whose session ended with bytes queued to a peer that reads no more
+        await (st.keepalive.abort_lingering() if st.keepalive is not None else asyncio.sleep(0))
 

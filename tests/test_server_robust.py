@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 
 import orjson
 import pytest
+from pathlib import Path
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.exceptions import ConnectionClosed
@@ -221,3 +225,67 @@ def test_fuzz_random_frames_then_normal_client_works(live_server: LiveServer, fr
             if msg["type"] == "changes" and any(e["path"] == "/check/alive.txt" for e in msg["entries"]):
                 break
         assert deadline_frames > 0, "bystander never saw the write"
+
+
+async def _stalled_with_bytes_queued(server: LiveServer) -> tuple[WsClient, object]:
+    """A subscriber that stopped reading, with the server holding unsent bytes for it (its transport's
+    buffer non-empty): what a client that hung, or vanished without a FIN, looks like from the server."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small: the server's buffers fill soon
+    sock.connect(("127.0.0.1", server.port))
+    c = await WsClient.open(server.ws_url(token=server.admin), sock=sock, max_queue=1, ping_interval=None)
+    await c.request({"type": "subscribe", "id": "s", "after": "now", "inline_max": 65536})
+    await c.next_event("caught_up", sub="s")
+    protocol = server.state.sessions[c.hello["session"]]._asgi_send.__self__
+    blob = os.urandom(48 * 1024)
+    async with server.ahttp() as http:
+        for i in range(400):  # bounded: ~19 MiB at most; the buffer is non-empty long before
+            r = await http.put(f"/api/workspaces/demo/files/big/{i}?parents=1", content=blob + i.to_bytes(4, "big"))
+            assert r.status_code == 201
+            if protocol.transport.get_write_buffer_size() > 0:
+                break
+    assert protocol.transport.get_write_buffer_size() > 0
+    return c, protocol
+
+
+async def _gone(server: LiveServer, protocol: object, seconds: float = 30.0) -> bool:
+    """Within `seconds` (bounded polling): the connection left uvicorn's table and no session is left."""
+    for _ in range(int(seconds / 0.1)):
+        if (protocol not in server.server.server_state.connections and not server.state.sessions
+                and not server.state.hub.listeners()):
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_a_peer_that_closes_but_reads_nothing_is_let_go(tmp_path: Path) -> None:
+    """Regression: a client that stopped reading and then sent its close frame left its socket (and the
+    unsent bytes) in the server for as long as the client stayed: the reply to its close sat behind
+    data it never read, so uvicorn's transport close never completed, and a server stop waited on it
+    (or failed: `send_close` on a connection the peer is closing). Now it is aborted after the
+    keepalive's timeout without progress."""
+    server = LiveServer(tmp_path / "data", uvicorn_options={"ws_ping_timeout": 1.0}).start()
+    try:
+        c, protocol = await _stalled_with_bytes_queued(server)
+        c.conn.protocol.send_close(1000)  # its close frame, by hand: the library would wait for the reply
+        c.conn.transport.write(b"".join(c.conn.protocol.data_to_send()))
+        assert await _gone(server, protocol)
+        c.conn.transport.abort()
+    finally:
+        server.stop()
+    assert not server.thread.is_alive()
+
+
+async def test_a_keepalive_drop_ends_the_session_even_with_bytes_queued(tmp_path: Path) -> None:
+    """Regression: the keepalive drops a silent client with uvicorn's `keepalive_timeout`, which closes
+    the transport but queues no disconnect; with bytes still queued to a peer that reads nothing the
+    close never completed, so the session (its receive wait, subscription task, hub listener) lived
+    on until the peer went. Now the socket is aborted and the session ends."""
+    server = LiveServer(tmp_path / "data", uvicorn_options={"ws_ping_interval": 1.0, "ws_ping_timeout": 1.0}).start()
+    try:
+        c, protocol = await _stalled_with_bytes_queued(server)
+        assert await _gone(server, protocol)
+        assert server.state.keepalive.dropped >= 1 and server.state.keepalive.aborted >= 1
+        c.conn.transport.abort()
+    finally:
+        server.stop()
