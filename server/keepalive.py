@@ -96,6 +96,7 @@ class Keepalive:
         self.dropped = 0
         self.aborted = 0  # closing sockets whose peer took nothing for `timeout`: aborted (`linger`)
         self.lingering: dict[int, RawSocket] = {}  # id -> socket whose session ended with bytes queued
+        self.stopping = False  # set by `abort_lingering`: a server stop aborts such sockets at once
         self._where: dict[int, int] = {}  # id(socket) -> its slot
         self._due: dict[int, list[Pinged]] = {}  # tick -> sockets whose ping's deadline it is
         self._timer: asyncio.TimerHandle | None = None
@@ -125,6 +126,10 @@ class Keepalive:
         bytes, checked every `timeout` seconds (a buffer that never drains would hold it for ever)."""
         if raw.protocol.disconnected or not raw.transport.get_write_buffer_size() or id(raw) in self.lingering:
             return  # nothing queued (uvicorn's close finishes at once), or watched already
+        if self.stopping:  # the server is stopping: nobody waits for a peer that may never read
+            self.aborted += 1
+            raw.transport.abort()
+            return
         loop = asyncio.get_running_loop()
         self.lingering[id(raw)] = raw
         delay = self.timeout if self.timeout is not None else TIMEOUT
@@ -146,6 +151,7 @@ class Keepalive:
     async def abort_lingering(self) -> None:
         """Shutdown: abort every lingering socket now, and let their `connection_lost` run (so uvicorn's
         shutdown does not meet them half-closed)."""
+        self.stopping = True  # and those whose session ends from now on (uvicorn's shutdown waits for them)
         sockets = list(self.lingering.values())
         self.lingering.clear()
         for raw in sockets:

@@ -289,3 +289,18 @@ async def test_a_keepalive_drop_ends_the_session_even_with_bytes_queued(tmp_path
         c.conn.transport.abort()
     finally:
         server.stop()
+
+
+async def test_a_stop_does_not_wait_for_a_subscriber_that_reads_nothing(tmp_path: Path) -> None:
+    """Regression: at a stop, the 1001 close to a subscriber that reads nothing could not be written,
+    and the close uvicorn then made waited for the queued bytes to drain: the stop hung until uvicorn's
+    30 s graceful timeout (`LiveServer.stop` joins 20 s; two such threads were left at a full test
+    run under load). Now a session ending during a stop with bytes queued is aborted at once."""
+    server = LiveServer(tmp_path / "data").start()  # the default 30 + 15 s keepalive
+    try:
+        c, protocol = await _stalled_with_bytes_queued(server)
+    finally:
+        await asyncio.to_thread(server.stop)
+    assert not server.thread.is_alive(), "the stop waited on a socket whose peer reads nothing"
+    assert protocol not in server.server.server_state.connections
+    c.conn.transport.abort()
