@@ -315,6 +315,23 @@ def test_special_files_through_a_remote_mount(remote):
     assert stat.S_ISBLK(st.st_mode) and st.st_rdev == os.makedev(8, 1)
 
 
+def test_a_chmod_through_one_name_shows_on_every_name(remote):
+    """A FIFO with three names (pjdfstest link/00): chmod through one shows on the others, as on a
+    disk, before and after the server has it. (A queued chmod changed only the one name's entry.)"""
+    mnt, _cache, http, _mount = remote
+    names = [mnt / "docs" / n for n in ("p0", "p1", "p2")]
+    os.mkfifo(names[0], 0o644)
+    os.link(names[0], names[1])
+    os.link(names[1], names[2])
+    os.chmod(names[1], 0o201)
+    assert [stat.S_IMODE(os.lstat(n).st_mode) for n in names] == [0o201] * 3
+    assert {os.lstat(n).st_nlink for n in names} == {3}
+    settle(mnt)
+    for n in ("p0", "p2"):
+        on_server = http.get(f"/api/workspaces/demo/stat/docs/{n}", params={"follow": 0}).json()
+        assert on_server["mode"] & 0o7777 == 0o201, on_server
+
+
 def test_remote_attributes_behave_like_a_disk(remote):
     """Directory times follow entries; chmod/chown move ctime; hard links made here share
     an inode and count; a rename keeps the inode number and its owners."""

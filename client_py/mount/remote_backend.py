@@ -532,8 +532,9 @@ class RemoteBackend(QueuedChanges, StreamFollower):
         real = self._real(path)
         with self._lock:
             entry = self.index.entries.get(real)
+            # (a name of several: one HTTP call, whose answer the index applies to every name of the inode)
             queue = (entry is not None and entry.kind != "symlink" and (entry.kind != "file" or entry.chunks or not entry.size)
-                     and self._queueing())
+                     and self.index.nlink(real) <= 1 and self._queueing())
             if queue and (entry.mode & 0o7777) != (mode & 0o7777):
                 self._enqueue(dataclasses.replace(entry, mode=stat_mod.S_IFMT(entry.mode) | (mode & 0o7777)))
         if queue:
