@@ -59,6 +59,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_server import Proc  # noqa: E402 - the same server-subprocess helper
+from bench_server import RawHttp as Http  # noqa: E402 - the same hand-spoken HTTP/1.1 client
 
 BODY = b"x" * 100
 _PATH = re.compile(rb'"path":"([^"]+)"')
@@ -137,39 +138,6 @@ def pct(values: list[float], p: float) -> float:
         return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, int(p / 100 * len(s)))]
-
-
-# ---------------------------------------------------------------- a minimal HTTP/1.1 client
-
-
-class Http:
-    """One keep-alive HTTP/1.1 connection; requests one at a time."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
-        self.reader, self.writer, self.host = reader, writer, host
-
-    @classmethod
-    async def open(cls, url: str) -> Http:
-        host, port = url.split("://", 1)[1].split(":")
-        reader, writer = await asyncio.open_connection(host, int(port))
-        return cls(reader, writer, f"{host}:{port}")
-
-    async def request(self, method: str, path: str, body: bytes, token: str) -> int:
-        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
-                f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n\r\n")
-        self.writer.write(head.encode() + body)
-        headers = await self.reader.readuntil(b"\r\n\r\n")
-        status = int(headers[9:12])
-        length = 0
-        for line in headers.split(b"\r\n"):
-            if line[:15].lower() == b"content-length:":
-                length = int(line[15:])
-        if length:
-            await self.reader.readexactly(length)
-        return status
-
-    def close(self) -> None:
-        self.writer.close()
 
 
 def bare_app() -> Any:

@@ -494,7 +494,7 @@ _OK_ID = re.compile(rb'"type":"ok","id":(\d+)')
 
 class RawHttp:
     """One keep-alive HTTP/1.1 connection spoken by hand (cheaper than httpx: the client must cost
-    less than the servers it measures); one request at a time."""
+    less than the servers it measures); one request at a time. `bench_scale.py` uses it too."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str):
         self.reader, self.writer, self.host = reader, writer, host
@@ -505,8 +505,9 @@ class RawHttp:
         reader, writer = await asyncio.open_connection(host, int(port))
         return cls(reader, writer, f"{host}:{port}")
 
-    async def put(self, path: str, body: bytes, token: str) -> int:
-        head = (f"PUT {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
+    async def request(self, method: str, path: str, body: bytes, token: str) -> int:
+        """Send one request, read the whole answer; its status."""
+        head = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\nAuthorization: Bearer {token}\r\n"
                 f"Content-Length: {len(body)}\r\nContent-Type: application/octet-stream\r\n\r\n")
         self.writer.write(head.encode() + body)
         headers = await self.reader.readuntil(b"\r\n\r\n")
@@ -518,7 +519,10 @@ class RawHttp:
             await self.reader.readexactly(length)
         return int(headers[9:12])
 
-    async def close(self) -> None:
+    async def put(self, path: str, body: bytes, token: str) -> int:
+        return await self.request("PUT", path, body, token)
+
+    def close(self) -> None:
         self.writer.close()
 
 
@@ -625,7 +629,9 @@ async def small_writes(kind: str, url: str, token: str, names: list[str], client
     await asyncio.gather(*(loop(k) for k in range(clients)))
     elapsed = time.perf_counter() - start
     for c in dict.fromkeys(conns):
-        await c.close()
+        closing = c.close()  # (a RawWs closes with its close frame: awaited; a RawHttp at once)
+        if closing is not None:
+            await closing
     if failed:
         raise RuntimeError(f"{len(failed)} of {len(lat)} writes failed, e.g. {failed[0]!r}")
     lat.sort()
