@@ -11,9 +11,8 @@ the Starlette request.
 from __future__ import annotations
 
 import functools
-import io
 import tempfile
-from typing import IO, Any, Awaitable, Callable
+from typing import IO, Any, AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
@@ -200,21 +199,12 @@ async def read_json(request: Request, limit: int) -> Any:
         raise ProtocolError(EBADMSG, f"body is not valid JSON: {e}") from None
 
 
-async def read_body(request: Request, limit: int, code: str = "EFBIG") -> bytes:
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int, code: str = "EFBIG", *, noun: str = "body") -> bytes:
+    """The whole body as bytes, at most `limit` of them, taken straight off the ASGI `receive`: no
+    stream generator, no spool (a small PUT arrives as one message). `noun` names it in errors."""
+    declared = headers_of(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ProtocolError(code, f"body of {declared} bytes is larger than the limit of {limit}")
-    body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > limit:
-            raise ProtocolError(code, f"body larger than the limit of {limit} bytes")
-    return bytes(body)
-
-
-async def small_body(request: Request, st: ServerState, limit: int) -> bytes:
-    """A body whose declared length is small (at most `SMALL_READ`), taken straight off the ASGI
-    `receive` as bytes: no stream generator, no spool (a 100 B PUT arrives as one message)."""
+        raise ProtocolError(code, f"{noun} of {declared} bytes is larger than the limit of {limit}")
     receive = request.receive
     parts: list[bytes] = []
     size = 0
@@ -225,12 +215,21 @@ async def small_body(request: Request, st: ServerState, limit: int) -> bytes:
         part = message.get("body", b"")
         size += len(part)
         if size > limit:
-            raise ProtocolError("EFBIG", f"upload larger than the limit of {limit} bytes")
+            raise ProtocolError(code, f"{noun} larger than the limit of {limit} bytes")
         parts.append(part)
         if not message.get("more_body", False):
             break
-    st.metrics.http_in.inc(size)
     return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def bounded_parts(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The body's parts as they arrive; EFBIG as soon as more than `limit` bytes came."""
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise ProtocolError("EFBIG", f"upload larger than the limit of {limit} bytes")
+        yield part
 
 
 async def spool_body(request: Request, st: ServerState, limit: int | None = None) -> IO[bytes]:
@@ -240,18 +239,15 @@ async def spool_body(request: Request, st: ServerState, limit: int | None = None
     commit itself, never for the duration of a slow upload.
     """
     limit = st.config.max_upload if limit is None else limit
-    declared = request.headers.get("content-length")
+    declared = headers_of(request).get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
-    small = declared is not None and declared.isdigit() and int(declared) <= SMALL_READ
-    spool: IO[bytes] = io.BytesIO() if small else tempfile.TemporaryFile(dir=st.spool_dir)
+    spool: IO[bytes] = tempfile.TemporaryFile(dir=st.spool_dir)  # (a small body is read as bytes: `read_body`)
     size = 0
     try:
         buf = bytearray()
-        async for part in request.stream():
+        async for part in bounded_parts(request, limit):
             size += len(part)
-            if size > limit:
-                raise ProtocolError("EFBIG", f"upload larger than the limit of {limit} bytes")
             buf += part
             if len(buf) >= STREAM_STEP:
                 spool.write(buf)
