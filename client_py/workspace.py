@@ -295,8 +295,11 @@ class RemoteWorkspace:
     async def restore(self, path: str, rev: int) -> Stat:
         return await self._op_stat("restore", path=normalize(path), rev=rev)
 
-    async def gc(self) -> GcStats:
-        return gcstats_from_wire(await self._json("POST", self._url(routes.GC)))
+    async def gc(self, *, grace: int | None = None) -> GcStats:
+        """Collect unnamed chunks on the server; those stored in the last `grace` seconds
+        stay (the server's default when None: uploads still on their way are spared)."""
+        params = {} if grace is None else {"grace": grace}
+        return gcstats_from_wire(await self._json("POST", self._url(routes.GC), params=params))
 
     # -- change log and objects -------------------------------------------------------
 

@@ -11,6 +11,7 @@ directory is never deleted from under changes made here.
 from __future__ import annotations
 
 import errno
+import time
 from collections.abc import Iterable, Iterator
 
 import blake3
@@ -98,10 +99,19 @@ class Sync:
         return self.put_objects([(expected_hash, data)])[0]
 
     def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
-        """Store many chunks in one transaction (ids verified); returns their hashes."""
+        """Store many chunks in one transaction (ids verified); returns their hashes.
+
+        Chunks already stored count as stored now: an upload is followed by the
+        push or commit that names its chunks, and `gc(grace=)` must spare them in
+        between even when an older, unnamed copy was already here.
+        """
         verified = [(verify_object(data, expected), data) for expected, data in items]
+        now = time.time()
         with self._db.tx():
-            self._chunks.put_many(verified)  # one batch: with pack files, one append and one insert
+            entries = self._chunks.put_many(verified)  # one batch: with pack files, one append and one insert
+            # only rows older than this call are written: the ones just inserted carry `now` or later
+            self._db.conn.executemany("UPDATE chunks SET created = ? WHERE id = ? AND created < ?",
+                                      [(now, entry.id, now) for entry in entries])
         return [digest.hex() for digest, _ in verified]
 
     # -- apply --------------------------------------------------------------------

@@ -64,6 +64,8 @@ from vfs.wire.limits import (
     PROTOCOL_VERSION,
     SUPPORTED_VERSIONS,
     TRANSPORT_MAX_FRAME,
+    GC_GRACE,
+    MAX_GC_GRACE,
 )
 from vfs.wire.errors import (
     EACCES,
@@ -254,6 +256,8 @@ __all__ = [
     "PROTOCOL_VERSION",
     "SUPPORTED_VERSIONS",
     "TRANSPORT_MAX_FRAME",
+    "GC_GRACE",
+    "MAX_GC_GRACE",
     "EACCES",
     "EAUTH",
     "EBADMSG",

@@ -23,6 +23,8 @@ MAX_GREP_CONTEXT = 100  # lines of context around a `grep` match
 INT64_MAX = 2**63 - 1  # every integer that reaches SQLite (sizes, offsets, revisions, cursors)
 MTIME_MAX = 2**33  # |mtime| in seconds (years 1697-2242): stored as int64 nanoseconds, fits os.utime
 TRANSPORT_MAX_FRAME = 16 * 1024 * 1024  # above this the transport closes with 1009
+GC_GRACE = 3600  # seconds `POST .../gc` spares unnamed chunks stored (or uploaded again) for, unless ?grace=
+MAX_GC_GRACE = 10 * 365 * 86400
 
 LIMITS: dict[str, int] = {
     # what the server announces in its hello
