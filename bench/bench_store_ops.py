@@ -4,6 +4,7 @@
     python bench/bench_store_ops.py --ab REV         # REV's vfs/ against this checkout's, alternating
     python bench/bench_store_ops.py --ab REV --pairs 6
     python bench/bench_store_ops.py --ab REV --after REV2   # two revisions (the checkout may change meanwhile)
+    python bench/bench_store_ops.py --checkpoints commit,background   # this checkout, two checkpoint modes A/B
 
 The rows are bench_vfs.py's small ones (a create 1000 x 100 B, b/b2 stat them
 cold/warm, c unlink them, l rename 1000 into a sibling dir, d mkdir a 10x10x10
@@ -70,16 +71,20 @@ class _Clock:
         self.out[self.sid], self.out[self.sid + ":cpu"] = wall, cpu
 
 
-def _timings(root: Path, vfs: object) -> dict[str, float]:
-    """One run of every row, fresh stores under `root`."""
+def _timings(root: Path, vfs: object, opts: dict) -> dict[str, float]:
+    """One run of every row, fresh stores under `root` (opened with `opts`)."""
     small = [random.randbytes(100) for _ in range(1000)]
     t: dict[str, float] = {}
-    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db"), **opts) as ws:  # type: ignore[attr-defined]
         ws.mkdir("/a")
         paths = [f"/a/f{i:04d}" for i in range(1000)]
+        slowest = 0.0
         with _Clock(t, "a"):
             for p, d in zip(paths, small):
+                start = time.perf_counter()
                 ws.write_file(p, d)
+                slowest = max(slowest, time.perf_counter() - start)
+        t["a:slowest"] = slowest * 1000  # one create's worst wall time: an inline checkpoint shows here
         with _Clock(t, "b"):
             for p in paths:
                 ws.stat(p)
@@ -89,7 +94,7 @@ def _timings(root: Path, vfs: object) -> dict[str, float]:
         with _Clock(t, "c"):
             for p in paths:
                 ws.unlink(p)
-    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db"), **opts) as ws:  # type: ignore[attr-defined]
         ws.mkdir("/r")
         ws.mkdir("/r2")
         for i, d in enumerate(small):
@@ -97,7 +102,7 @@ def _timings(root: Path, vfs: object) -> dict[str, float]:
         with _Clock(t, "l"):
             for i in range(1000):
                 ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}")
-    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db")) as ws:  # type: ignore[attr-defined]
+    with vfs.Workspace(str(Path(tempfile.mkdtemp(dir=root)) / "s.db"), **opts) as ws:  # type: ignore[attr-defined]
         ws.mkdir("/t")
         dirs = _tree_dirs("/t")
         with _Clock(t, "d"):
@@ -156,16 +161,17 @@ def _counts(root: Path, vfs: object, n: int = 200) -> dict[str, float]:
     return out
 
 
-def child(runs: int) -> dict[str, list[float]]:
+def child(runs: int, checkpoints: str | None = None) -> dict[str, list[float]]:
     import vfs
 
+    opts = {"checkpoints": checkpoints} if checkpoints else {}
     random.seed(1)
     root = Path(tempfile.mkdtemp(prefix="bench-ops-"))
     try:
         results: dict[str, list[float]] = {}
         big = _big_dir(root, vfs)
         for run in range(runs + 1):
-            t = _timings(root, vfs)
+            t = _timings(root, vfs, opts)
             _warm_stats(big, vfs, t)
             if run:  # the first run warms up
                 for key, value in t.items():
@@ -177,11 +183,12 @@ def child(runs: int) -> dict[str, list[float]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def run_side(code: Path, runs: int) -> dict[str, list[float]]:
+def run_side(code: Path, runs: int, checkpoints: str | None = None) -> dict[str, list[float]]:
     env = {**os.environ, "PYTHONPATH": str(code)}
+    mode = ["--checkpoints", checkpoints] if checkpoints else []
     done = subprocess.run(
-        [sys.executable, __file__, "--child", "--runs", str(runs)], env=env, cwd=code, capture_output=True, text=True,
-        check=True,
+        [sys.executable, __file__, "--child", "--runs", str(runs), *mode], env=env, cwd=code, capture_output=True,
+        text=True, check=True,
     )
     return json.loads(done.stdout)
 
@@ -215,22 +222,31 @@ def _extract(rev: str) -> Path:
     return into
 
 
-def ab(rev: str, pairs: int, runs: int, after_rev: str | None = None) -> None:
-    before = _extract(rev)
-    after = _extract(after_rev) if after_rev else ROOT
+def ab(rev: str | None, pairs: int, runs: int, after_rev: str | None = None,
+       modes: tuple[str | None, str | None] = (None, None)) -> None:
+    """`rev` None: this checkout on both sides, the store opened with `modes` (checkpoints) before and after."""
+    extracted = [_extract(r) for r in (rev, after_rev) if r]  # the only directories removed at the end
+    before = extracted[0] if rev else ROOT
+    after = extracted[-1] if after_rev else ROOT
     try:
         sides: dict[str, list[dict[str, list[float]]]] = {"before": [], "after": []}
         loads = [_load()]
         for _ in range(pairs):
-            sides["before"].append(run_side(before, runs))
-            sides["after"].append(run_side(after, runs))
+            sides["before"].append(run_side(before, runs, modes[0]))
+            sides["after"].append(run_side(after, runs, modes[1]))
             loads.append(_load())
+        if not rev:
+            rev, after_rev = f"checkpoints={modes[0]}", f"checkpoints={modes[1]}"
         print(f"before = {rev}, after = {after_rev or 'this checkout'}; {pairs} pairs (before, after alternating), "
               f"each side a child process, medians of {runs} runs; load average at each pair's end: {' | '.join(loads)}\n")
         print("| row | dofs | before wall | after wall | before CPU | after CPU | after ÷ before, wall, per pair | "
               "CPU, per pair | pairs lower (CPU) | frames/op | SQL/op |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for sid in ROWS:
+            if sid == "a":
+                worst = {k: [max(s["a:slowest"]) for s in v if "a:slowest" in s] for k, v in sides.items()}
+                print(f"| a: slowest create, ms per pair | | {' / '.join(_fmt(x) for x in worst['before'])} | "
+                      f"{' / '.join(_fmt(x) for x in worst['after'])} | | | | | | | |")
             med = {k: [statistics.median(s[sid]) for s in v] for k, v in sides.items()}
             cpu = {k: [statistics.median(s[sid + ":cpu"]) for s in v] for k, v in sides.items()}
             wall_r = [a / b for a, b in zip(med["after"], med["before"])]
@@ -245,9 +261,9 @@ def ab(rev: str, pairs: int, runs: int, after_rev: str | None = None) -> None:
                   f"{' '.join(f'{x:.2f}' for x in cpu_r)} | {sum(x < 1 for x in cpu_r)} of {pairs} | "
                   f"{counts[0]} | {counts[1]} |")
     finally:
-        shutil.rmtree(before, ignore_errors=True)
-        if after_rev:
-            shutil.rmtree(after, ignore_errors=True)
+        for directory in extracted:  # never ROOT: the checkout itself is on one side or both
+            assert directory != ROOT and directory.name.startswith("bench-ops-code-"), directory
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def main() -> None:
@@ -256,10 +272,16 @@ def main() -> None:
     parser.add_argument("--after", metavar="REV2", help="with --ab: REV2's vfs/ as the after side")
     parser.add_argument("--pairs", type=int, default=4, help="A/B pairs with --ab")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per side (one more warms up)")
+    parser.add_argument("--checkpoints", metavar="MODE[,MODE]",
+                        help="open the timed stores with Workspace(checkpoints=MODE); two modes: an A/B of them "
+                             "on this checkout (commit, background)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        json.dump(child(args.runs), sys.stdout)
+        json.dump(child(args.runs, args.checkpoints), sys.stdout)
+    elif args.checkpoints and "," in args.checkpoints:
+        first, second = args.checkpoints.split(",", 1)
+        ab(None, args.pairs, args.runs, modes=(first, second))
     elif args.ab:
         ab(args.ab, args.pairs, args.runs, args.after)
     else:

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import blake3
 
+from vfs import checkpointer as ckpt
 from vfs import locking, schema, storelock, tree
 from vfs.chunks import EMPTY_HASH, unpack
 from vfs.chunkstore import BackendFactory, ChunkBackend, open_backend
@@ -138,6 +139,7 @@ class Db:
         "_last_rev",
         "_stats",
         "dir_times_ns",
+        "checkpointer",
     )
 
     def __init__(
@@ -148,14 +150,18 @@ class Db:
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
         chunk_backend: str | BackendFactory | None = None,
-        checkpoints: bool = True,
+        checkpoints: bool | str = True,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
         conflicting open raises `StoreBusy`. Read-only opens never conflict.
         `path_max`: the limit on a whole path (None: names only; see `paths.normalize`).
         `chunk_backend`: where chunk bytes go (`vfs.chunkstore`; None: the store's own choice).
-        `checkpoints`: False leaves WAL checkpoints to another process (a cluster's Litestream)."""
+        `checkpoints`: True (or "commit"): SQLite's own, inside the COMMIT that fills the WAL;
+        "background": on a thread of their own (`vfs.checkpointer`), so no committing call waits;
+        False (or "none"): left to another process (a cluster's Litestream)."""
+        if checkpoints not in (True, False, "commit", "background", "none"):
+            raise ValueError(f"checkpoints: True, False, 'commit', 'background' or 'none', not {checkpoints!r}")
         self.path = os.fspath(path)
         self.path_max = path_max
         self.readonly = readonly
@@ -164,7 +170,7 @@ class Db:
             self._lock_fd = storelock.acquire(self.path, exclusive=exclusive)
         try:
             self.conn, created = self._connect()
-            if not checkpoints:
+            if checkpoints in (False, "none"):
                 self.conn.execute("PRAGMA wal_autocheckpoint=0")
             self.chunks: ChunkBackend = open_backend(
                 self.conn, self.path, readonly=readonly, created=created, requested=chunk_backend
@@ -175,6 +181,10 @@ class Db:
             raise
         wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         self._stats = StatCache(self.path if wal else "")  # warm stats, see stat_node
+        self.checkpointer: ckpt.Checkpointer | None = None
+        if checkpoints == "background" and wal and not readonly:
+            self.conn.execute(f"PRAGMA wal_autocheckpoint={ckpt.LIMIT}")  # the backstop, see vfs.checkpointer
+            self.checkpointer = ckpt.Checkpointer(self.path, self._stats.header)
         self._tx_state: Tx | None = None
         self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
@@ -212,6 +222,8 @@ class Db:
         if self.conn is not None:
             for pending in list(self._undetermined.values()):
                 pending.hash  # derive while the chunks can still be read  # noqa: B018
+            if self.checkpointer is not None:
+                self.checkpointer.close()  # before ours, so the store's last connection is ours
             self.conn.close()
             self.chunks.close()
             self.conn = None  # type: ignore[assignment]
@@ -285,6 +297,8 @@ class Db:
             raise
         self._tx_state = None
         self.chunks.after_transaction(committed=True)
+        if self.checkpointer is not None:
+            self.checkpointer.committed()
         # Our own commits do not move PRAGMA data_version (only other
         # connections' do), so the directory cache stays valid.
         if tx.wrote:

@@ -57,6 +57,11 @@ class StatCache:
             state = self._state = (header, {})
         return state
 
+    def header(self) -> bytes | None:
+        """The WAL-index header as it is now (None: no `-shm`); `vfs.checkpointer` reads its frame count."""
+        shm = self._map if self._map is not None else self._open()
+        return None if shm is None else shm[:HEADER]
+
     def put(self, token: Token, key: Hashable, value: object) -> None:
         """Keep `value`, read after `begin` returned `token`, if no commit came since."""
         header, entries = token

@@ -89,7 +89,7 @@ class Workspace:
         exclusive: bool = False,
         path_max: int | None = PATH_MAX,
         chunk_backend: str | BackendFactory | None = None,
-        checkpoints: bool = True,
+        checkpoints: bool | str = True,
     ):
         """`exclusive`: be the store's only writer (a local FUSE mount; see
         `vfs.storelock`). Writable opens otherwise share the store; a
@@ -101,8 +101,12 @@ class Workspace:
         (pack files beside the store: the default for a new store on disk) or
         "sqlite" (inside the store file, as a cluster's Litestream needs);
         None keeps the store's own choice.
-        `checkpoints`: False stops this connection's automatic WAL checkpoints,
-        for a store whose WAL another process reads and checkpoints: a cluster
+        `checkpoints`: True (or "commit") is SQLite's automatic checkpoint,
+        inside whichever COMMIT takes the WAL past 1,000 pages; "background"
+        runs them on a thread of this store's own (`vfs.checkpointer`: no
+        committing call waits for one; a long-lived writer such as a mount or
+        a server); False (or "none") stops this connection's checkpoints, for
+        a store whose WAL another process reads and checkpoints: a cluster
         node's Litestream (docs/cluster.md, "Checkpoints belong to Litestream")."""
         db = self._db = Db(path, readonly=readonly, exclusive=exclusive, path_max=path_max, chunk_backend=chunk_backend,
                             checkpoints=checkpoints)

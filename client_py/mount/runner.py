@@ -122,7 +122,8 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
     # the kernel caches what it saw, so no other process may write the store meanwhile.
     # path_max=None: the kernel limits what each caller passes (relative to its own
     # directory); from the workspace root, a deep tree may be longer than PATH_MAX.
-    workspace = vfs.Workspace(store, exclusive=True, path_max=None)
+    # checkpoints="background": no request waits behind a WAL checkpoint's copy and fsyncs.
+    workspace = vfs.Workspace(store, exclusive=True, path_max=None, checkpoints="background")
     operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
     operations.cache_dirs = True  # the only writer: the kernel may keep directory listings
     run_foreground(operations, mountpoint, local=True, debug=debug)

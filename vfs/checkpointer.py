@@ -1,0 +1,143 @@
+"""WAL checkpoints on a thread of their own, so no committing call waits for one.
+
+SQLite's automatic checkpoint runs inside whichever COMMIT takes the WAL
+past `wal_autocheckpoint` pages: that call copies every page into the
+database file and `fsync`s both files. Measured in a local FUSE mount (the
+Django sdist untarred, then `git add -A` + commit), that was ~60 checkpoints
+and ~1.2 s of `fsync` spent in the mount's request thread, up to 160 ms at
+once, while every other request waited for the mount's lock.
+
+With `checkpoints="background"` the store's connection checkpoints only as a
+backstop (`wal_autocheckpoint=LIMIT`, four times the usual size), and a
+`Checkpointer` thread runs `PRAGMA wal_checkpoint(PASSIVE)` on its own
+connection when the frames not yet copied reach `PAGES` (SQLite's default
+threshold), or when no commit came for `QUIET` seconds. A PASSIVE checkpoint
+takes no write lock and waits for no reader: writers keep committing while it
+copies, and `sqlite3` releases the GIL while it runs.
+
+Why the WAL stays bounded: SQLite restarts the WAL at the first write after a
+checkpoint copied everything. A writer that never pauses (a mount's group
+transactions follow each other without a gap during an untar), or a reader
+that pins an old snapshot, leaves the WAL growing until `LIMIT`, where the
+committing connection checkpoints inline as before, but copies only what the
+thread has not. Durability is SQLite's: a checkpoint never loses a committed
+transaction, and with `synchronous=NORMAL` a commit is covered by an `fsync`
+at the next checkpoint, which now comes at most `QUIET` seconds after the
+writes stop (before: whenever 1,000 pages had accumulated, maybe never).
+
+How much is left to copy is read from the WAL-index header in the store's
+`-shm` file (`mxFrame` and the salts, which change when the WAL restarts;
+sqlite.org/walformat.html), through the stat cache's mapping: a commit pays
+a 48-byte read, not a statement.
+
+    db  ->  checkpointer
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+PAGES = 1000  # frames not yet copied that start a checkpoint at once (SQLite's default threshold)
+LIMIT = 4 * PAGES  # the committing connection's own wal_autocheckpoint: the backstop (16 MiB of 4 KiB pages)
+QUIET = 0.25  # seconds without a commit after which whatever is left is copied
+STALLED = 1.0  # seconds between tries while a reader's snapshot keeps frames from being copied
+
+_MX_FRAME = slice(16, 20)  # WalIndexHdr.mxFrame: frames in the WAL (native byte order)
+_SALTS = slice(32, 40)  # WalIndexHdr.aSalt: new values each time the WAL restarts
+
+
+class Checkpointer:
+    """One store's background checkpoints: `committed()` after each commit, `close()` once."""
+
+    def __init__(self, path: str, header: Callable[[], bytes | None], *, pages: int = PAGES, quiet: float = QUIET):
+        """`header`: the store's WAL-index header as it is now (None while there is no `-shm`)."""
+        self._path = path
+        self._header = header
+        self.pages = pages
+        self.quiet = quiet
+        self._wake = threading.Event()
+        self._stopping = False
+        self._parked = True  # nothing left to copy: the thread waits for a commit, no timer
+        self._stalled = False  # the last checkpoint copied nothing: retry every STALLED seconds
+        self._last_commit = 0.0
+        self._done: tuple[bytes, int] = (b"", 0)  # (salts, frames copied) as of our last checkpoint
+        self.runs = 0  # checkpoints run, their time and frames copied: for tests and benches
+        self.seconds = 0.0
+        self.copied = 0  # frames
+        self._thread = threading.Thread(target=self._run, name="wsfs-checkpoint", daemon=True)
+        self._thread.start()
+
+    def backlog(self) -> int:
+        """Frames in the WAL that no checkpoint of ours has copied yet."""
+        header = self._header()
+        if header is None:
+            return 0
+        frames = int.from_bytes(header[_MX_FRAME], sys.byteorder)
+        salts, done = self._done
+        return frames - done if header[_SALTS] == salts else frames
+
+    def committed(self) -> None:
+        """A commit went into the WAL (called in the committing thread: a header read, no SQL)."""
+        self._last_commit = time.monotonic()
+        if self._parked or self.backlog() >= self.pages:
+            self._parked = False
+            self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread (a checkpoint under way finishes first) and close its connection."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait(None if self._parked else STALLED if self._stalled else self.quiet)
+                self._wake.clear()
+                if self._stopping:
+                    return
+                if self._idle():
+                    continue
+                if self.backlog() >= self.pages or time.monotonic() - self._last_commit >= self.quiet:
+                    if conn is None:
+                        conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+                    # No progress: a reader's snapshot holds the frames left; its end wakes no one.
+                    self._stalled = not self._checkpoint(conn)
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def _idle(self) -> bool:
+        """Park if nothing is left to copy; a commit racing with this un-parks (see `committed`)."""
+        if self.backlog() > 0:
+            return False
+        self._parked = True
+        if self.backlog() > 0:  # committed between the two reads, and saw us not parked
+            self._parked = False
+            return False
+        return True
+
+    def _checkpoint(self, conn: sqlite3.Connection) -> bool:
+        """One PASSIVE checkpoint; True if it copied anything."""
+        before = self._header()
+        start = time.perf_counter()
+        try:
+            _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error:
+            return False  # another checkpoint under way, or the store is closing: later
+        self.seconds += time.perf_counter() - start
+        self.runs += 1
+        after = self._header()
+        if before is None or after is None or frames < 0:
+            return False
+        salts, done = self._done
+        newly = copied - done if salts == before[_SALTS] else copied
+        self.copied += max(newly, 0)
+        # Frames are counted from the WAL's start; a restart since (new salts) left nothing copied.
+        self._done = (before[_SALTS], copied) if after[_SALTS] == before[_SALTS] else (after[_SALTS], 0)
+        return newly > 0
