@@ -37,6 +37,13 @@ While a path has a change queued or on its way, the change stream's entries
 for it are held back (`intercept`): the index keeps showing our state, and
 the last streamed one is applied when ours is confirmed (its echo arrived)
 or refused, so the index never goes back to an older state in between.
+An entry the server already held (`unchanged`: a node unlinked and made
+again the same way before its batch went) has no echo: its hold ends when
+the stream has passed the batch's revision (`settled`), and the index keeps
+ours stamped with that revision, the base of the path's next push. (Once it
+ended at the answer, leaving our entry with revision 0: the next change to
+the name conflicted on the server, pjdfstest's `chown/07` and stray
+conflict copies.)
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
+import heapq
 import logging
 import os
 import threading
@@ -53,7 +61,7 @@ from typing import Any
 import vfs
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
-from vfs.types import ApplyResult, Change
+from vfs.types import ApplyResult, Change, Cursor
 
 log = logging.getLogger("wsfs.mount")
 
@@ -101,6 +109,8 @@ class PushQueue:
         self.inflight: dict[str, Item] = {}
         self.held: dict[str, int] = {}  # applied, waiting for the stream to bring this revision
         self.shadow: dict[str, Change] = {}  # the stream's latest entry for a path we hold back
+        self._quiet: list[tuple[int, str]] = []  # (revision, path) held with no echo to come (`settled`)
+        self._pinned: dict[str, int] = {}  # queued paths not to send yet (a wire utime of them on its way)
         self.error: OSError | None = None  # a lost batch, reported once by the next check()
         self._restale: list[str] = []  # paths set back to the stream's state: the kernel drops them
         self._seq = 0
@@ -171,6 +181,26 @@ class PushQueue:
             self._idle = False
             self._backend._loop.loop.call_soon_threadsafe(self._wake.set)
 
+    def pin(self, path: str) -> None:
+        """Keep `path`'s queued entry (and what was queued after it) from being sent until
+        `unpin` (lock held): a wire call that changes the path goes first."""
+        self._pinned[path] = self._pinned.get(path, 0) + 1
+
+    def unpin(self, path: str, st: Any) -> None:
+        """The wire call on `path` was answered with `st` (a Stat; None: it failed) (lock held):
+        the queued entry is pushed against its revision, showing its mtime."""
+        count = self._pinned.pop(path) - 1
+        if count:
+            self._pinned[path] = count
+        item = self.queued.get(path)
+        if st is not None and item is not None and item.base is not None and 0 <= item.base < st.rev:
+            item.base = st.rev
+            item.change = dataclasses.replace(item.change, mtime=st.mtime)
+            self._backend.index.entries[path] = item.change
+        if self.queued:
+            self._idle = False
+            self._backend._loop.loop.call_soon_threadsafe(self._wake.set)
+
     def wait_room(self) -> None:
         """Block while the queue is full (lock held; the pusher empties it)."""
         while len(self.queued) >= MAX_QUEUED or self._queued_bytes >= MAX_QUEUED_BYTES:
@@ -210,14 +240,47 @@ class PushQueue:
         if change.rev < rev:
             self.shadow[path] = change
             return None
-        # Our change (or a later one) arrived: the hold ends. A directory keeps the mtime
-        # its entries moved here meanwhile (the echo carries the mtime pushed with it).
         del self.held[path]
         self.shadow.pop(path, None)
-        shown = self._backend.index.entries.get(path)
+        return self._confirmed(change)
+
+    def _confirmed(self, change: Change) -> Change:
+        """The streamed entry that ends a hold (our change's echo, or a later one): a directory
+        keeps the mtime its entries moved here meanwhile (the echo carries the mtime pushed with it)."""
+        shown = self._backend.index.entries.get(change.path)
         if change.kind == "dir" and shown is not None and shown.kind == "dir" and shown.mtime > change.mtime:
             return dataclasses.replace(change, mtime=shown.mtime)
         return change
+
+    def _hold(self, path: str, rev: int, *, echo: bool) -> None:
+        """The server holds our state of `path` at revision `rev` (lock held): the index keeps
+        ours until the stream gets there. `echo`: the push changed the path at `rev`, so the
+        stream brings it; else (`unchanged`) nothing comes and `settled` ends the hold."""
+        seen = self.shadow.get(path)
+        if seen is not None and seen.rev >= rev:  # (the stream was there before the answer)
+            del self.shadow[path]
+            self.held.pop(path, None)
+            self._backend.index.apply(self._confirmed(seen))
+            self._restale.append(path)
+            return
+        self.held[path] = rev
+        if not echo:
+            heapq.heappush(self._quiet, (rev, path))
+
+    def settled(self, cursor: Cursor) -> None:
+        """The stream reached `cursor` (lock held): the holds of `unchanged` entries it has
+        passed end. Nothing newer came for their paths (that would have ended the hold), so
+        the server still has our state: the index keeps ours, stamped with the revision (the
+        base of the path's next push), and what the stream said before it is dropped."""
+        while self._quiet and not cursor < Cursor(*self._quiet[0]):
+            rev, path = heapq.heappop(self._quiet)
+            if self.held.get(path) != rev or path in self.queued or path in self.inflight:
+                continue  # (ended already, or changed again: that change's answer takes over)
+            del self.held[path]
+            self.shadow.pop(path, None)
+            entry = self._backend.index.entries.get(path)
+            if entry is not None and entry.rev < rev:
+                self._backend.index.entries[path] = dataclasses.replace(entry, rev=rev)
 
     def _release(self, path: str) -> None:
         """Stop holding `path` back: apply what the stream said meanwhile, if anything."""
@@ -253,7 +316,8 @@ class PushQueue:
             batch, size = [], 0
             for path in list(self.queued):
                 item = self.queued[path]
-                if path in self.inflight or len(batch) >= MAX_BATCH or (batch and size + item.size > MAX_BATCH_BYTES):
+                if (path in self.inflight or path in self._pinned or len(batch) >= MAX_BATCH
+                        or (batch and size + item.size > MAX_BATCH_BYTES)):
                     break
                 del self.queued[path]
                 self._queued_bytes -= item.size
@@ -346,18 +410,23 @@ class PushQueue:
                     following.base = item.base if path in conflicts else linked.get(path, result.rev)
                 if path in linked:
                     if following is None:
-                        self.held[path] = linked[path]
+                        self._hold(path, linked[path], echo=True)
                     continue
                 if path in conflicts:
                     if item.change.kind == "file":
                         copies.append(item)
-                elif path in applied and following is None:
-                    self.held[path] = result.rev
+                    else:
+                        log.warning("conflict on %s: the server's version stays, our %s is dropped", path,
+                                    item.change.kind)
+                elif following is None:
+                    # Applied: its echo comes. Unchanged (the server had our state already): none comes.
+                    self._hold(path, result.rev, echo=path in applied)
                     continue
                 if following is None:
                     self._release(path)
             for item in copies:
                 self._conflict_copy(item)
+            self.settled(self._backend.index.cursor)  # (the stream may have passed the batch already)
             self._moved.notify_all()
         self._tell_kernel([])
 

@@ -220,6 +220,9 @@ class RemoteBackend(QueuedChanges, StreamFollower):
                 entry = self.index.entries.get(path)
                 if (entry is None) if rev is None else (entry is not None and entry.rev >= rev):
                     return True
+                held = self.pushq.shadow.get(path) if self.pushq is not None and rev is not None else None
+                if held is not None and held.rev >= rev:
+                    return True  # (brought, and held back behind a queued change of ours: `pushq.intercept`)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._watcher is None:
                     return False
@@ -558,8 +561,7 @@ class RemoteBackend(QueuedChanges, StreamFollower):
         if mtime_ns is not None and st.kind != "symlink" and self._queue_times(self._real(path), mtime_ns):
             mtime_float = self.lstat(path).mtime
         elif mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
-            real = self._real(path)
-            self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=real, only=self._utime_waits_for(real))
+            self._utime(path, self._real(path), mtime_ns / 1e9)
             mtime_float = self.lstat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
         return look(path)

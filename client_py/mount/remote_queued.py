@@ -215,14 +215,26 @@ class QueuedChanges:
             self._enqueue(dataclasses.replace(item.change, mtime=mtime_ns / 1e9), item.chunks)
             return True
 
-    def _utime_waits_for(self, real: str) -> tuple[str, ...]:
-        """The paths whose queued changes a wire `utime` of `real` must wait for. None when the
-        only one queued is a mode change of a directory the server already has: a pushed
-        directory entry never moves its mtime, so the two commute (`tar -x` sets mode and
-        times of every directory it made at its end: 3,233 round trips in the Django untar)."""
+    def _utime(self, path: str, real: str, mtime: float) -> None:
+        """A wire `utime` of `real`. It waits for the queue when `real` or a directory above it
+        has a change queued, except when the only one is a mode change of a directory the
+        server already has: a pushed directory entry never moves its mtime, so the two commute
+        (`tar -x` sets mode and times of every directory it made at its end: 3,233 round trips
+        in the Django untar). That entry is then pinned (not sent) until the utime is answered,
+        and pushed against the utime's revision: pushed against the older one, it was a
+        conflict on the server, which dropped the mode change."""
         with self._lock:
             item = self.pushq.queued.get(real) if self.pushq is not None else None
-            if (item is not None and item.change.kind == "dir" and item.base is not None and item.base >= 0
-                    and real not in self.pushq.inflight):
-                return ()
-        return (real,)
+            commutes = (item is not None and item.change.kind == "dir" and item.base is not None and item.base >= 0
+                        and real not in self.pushq.inflight)
+            if commutes:
+                self.pushq.pin(real)
+        if not commutes:
+            self._mutate(self._remote.utime(path, mtime), changes=real, only=(real,))
+            return
+        st = None
+        try:
+            st = self._mutate(self._remote.utime(path, mtime), changes=real, only=())
+        finally:
+            with self._lock:
+                self.pushq.unpin(real, st)

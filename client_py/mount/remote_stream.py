@@ -69,6 +69,8 @@ class StreamFollower:
                         cursor = Cursor.parse(event.cursor)
                         if cursor > self.index.cursor:
                             self.index.cursor = cursor
+                            if self.pushq is not None:
+                                self.pushq.settled(cursor)
                         self._index_moved.notify_all()
                     if stale:
                         self.on_change(stale)
@@ -105,6 +107,8 @@ class StreamFollower:
                 self._apply(change)
             if page.cursor > self.index.cursor:
                 self.index.cursor = page.cursor
+                if self.pushq is not None:
+                    self.pushq.settled(page.cursor)
             self._index_moved.notify_all()
         if stale:
             self.on_change(stale)

@@ -1,0 +1,131 @@
+"""Remote mode's write-behind (`pushq.py`): what the server holds after a burst of changes to one
+name, against a real server on loopback, through a real mount.
+
+pjdfstest made and removed the same names in quick succession and found, now and then, a
+name the mount had removed still on the server, an `rmdir` failing with ENOTDIR and
+conflict copies with no other writer. The cause: a queued entry equal to what the server
+already held (a node unlinked and made again the same way before the batch went) came back
+`unchanged`, the mount stopped tracking the path, and its index kept our entry with no
+server revision: the next change to that name was pushed against revision 0, a conflict on
+the server (a delete kept the old node; a file's change became a conflict copy).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from client_py.mount.runner import MountProcess
+from tests.test_mount_remote import server_bytes, settle, wait_for
+
+
+@pytest.fixture
+def gathered(live_server, tmp_path: Path, monkeypatch):
+    """(mountpoint, http, log file): a mount whose pusher gathers until someone waits (fsync),
+    so the changes made between two `settle()` calls go in one batch, whatever the machine's speed."""
+    monkeypatch.setenv("WSFS_MOUNT_PUSH_GATHER", "30")
+    mnt, http = tmp_path / "mnt", live_server.http()
+    mnt.mkdir()
+    http.put("/api/workspaces/demo/files/docs/readme.md", content=b"# hello\n", params={"parents": 1})
+    extra = ["--token", live_server.admin, "--cache", str(tmp_path / "cache")]
+    log = tmp_path / "mount.log"
+    with MountProcess([live_server.url, "demo"], str(mnt), log_file=str(log), extra=extra):
+        yield mnt, http, log
+    http.close()
+
+
+def streamed(mnt: Path, http, marker: str) -> None:
+    """Wait until the mount's change stream has caught up with the server: a file written over
+    HTTP shows in the mount (the stream is ordered, so everything before it arrived too)."""
+    http.put(f"/api/workspaces/demo/files/{marker}", content=b"m")
+    wait_for(lambda: (mnt / marker).exists(), f"the marker {marker}")
+
+
+def server_names(http, path: str) -> set[str]:
+    return {e["name"] for e in http.get(f"/api/workspaces/demo/readdir/{path}").json()["entries"]}
+
+
+def test_a_node_made_again_unchanged_then_removed_leaves_the_server(gathered):
+    """unlink + mknod of the same FIFO in one batch is `unchanged` on the server; the unlink
+    after it must still remove it there (old code: pushed against revision 0, a silent
+    conflict: the FIFO stayed on the server, and `rmdir` of its directory failed ENOTEMPTY)."""
+    mnt, http, log = gathered
+    (mnt / "d").mkdir()
+    os.mkfifo(mnt / "d" / "p", 0o644)
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    os.unlink(mnt / "d" / "p")
+    os.mkfifo(mnt / "d" / "p", 0o644)  # (the same node again: the server's state already)
+    settle(mnt)
+    os.unlink(mnt / "d" / "p")
+    settle(mnt)
+    assert server_names(http, "d") == set()
+    os.rmdir(mnt / "d")
+    assert not (mnt / "d").exists()
+    assert http.get("/api/workspaces/demo/stat/d").status_code == 404
+    assert "conflict" not in log.read_text()
+
+
+def test_a_file_written_again_unchanged_then_changed_makes_no_conflict_copy(gathered):
+    """unlink + the same bytes written again in one batch, then a chmod and new bytes: the
+    server gets both, with no conflict copy (old code: `f.conflict-HOST-TIME` beside it)."""
+    mnt, http, log = gathered
+    (mnt / "f").write_bytes(b"same")
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    os.unlink(mnt / "f")
+    (mnt / "f").write_bytes(b"same")
+    settle(mnt)
+    os.chmod(mnt / "f", 0o600)
+    settle(mnt)
+    assert stat.S_IMODE(http.get("/api/workspaces/demo/stat/f").json()["mode"]) == 0o600
+    with open(mnt / "f", "r+b") as f:
+        f.write(b"next")
+    settle(mnt)
+    assert server_bytes(http, "f") == b"next"
+    assert sorted(os.listdir(mnt)) == sorted(server_names(http, "")) == ["docs", "f", "m1"]
+    assert "conflict" not in log.read_text()
+
+
+def test_a_name_reused_as_a_directory_is_one_on_the_server(gathered):
+    """pjdfstest chown/07: a file made twice (unchanged), unlinked, and a directory made at its
+    name: the mount and the server both have the directory, and rmdir removes it (old code:
+    the server kept the file, rmdir failed with ENOTDIR)."""
+    mnt, http, log = gathered
+    (mnt / "n").write_bytes(b"")
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    os.unlink(mnt / "n")
+    (mnt / "n").write_bytes(b"")
+    settle(mnt)
+    os.unlink(mnt / "n")
+    (mnt / "n").mkdir()
+    settle(mnt)
+    assert http.get("/api/workspaces/demo/stat/n").json()["kind"] == "dir"
+    assert (mnt / "n").is_dir()
+    os.rmdir(mnt / "n")
+    assert not (mnt / "n").exists() and http.get("/api/workspaces/demo/stat/n").status_code == 404
+    assert "conflict" not in log.read_text()
+
+
+def test_a_directory_chmod_then_utime_keeps_both_on_the_server(gathered):
+    """`tar -x` sets every directory's mode, then its times: the mode change is queued, the
+    utime is one HTTP call that does not wait for it. Both reach the server (old code: the
+    utime moved the directory's revision past the queued entry's base, the push conflicted and
+    the mode change was dropped, on the server and then in the mount)."""
+    mnt, http, log = gathered
+    (mnt / "d").mkdir()
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    os.chmod(mnt / "d", 0o700)
+    os.utime(mnt / "d", ns=(1_000_000_000_000_000_000, 1_100_000_000_000_000_000))
+    settle(mnt)
+    st = http.get("/api/workspaces/demo/stat/d").json()
+    assert (stat.S_IMODE(st["mode"]), st["mtime"]) == (0o700, 1_100_000_000.0)
+    streamed(mnt, http, "m2")
+    assert stat.S_IMODE(os.stat(mnt / "d").st_mode) == 0o700
+    assert os.stat(mnt / "d").st_mtime_ns == 1_100_000_000_000_000_000
+    assert "conflict" not in log.read_text()
