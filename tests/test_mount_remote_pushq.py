@@ -129,3 +129,25 @@ def test_a_directory_chmod_then_utime_keeps_both_on_the_server(gathered):
     assert stat.S_IMODE(os.stat(mnt / "d").st_mode) == 0o700
     assert os.stat(mnt / "d").st_mtime_ns == 1_100_000_000_000_000_000
     assert "conflict" not in log.read_text()
+
+
+def test_a_directory_made_where_a_file_was_takes_its_utime(gathered):
+    """pjdfstest utimensat/00: a file unlinked and a directory made at its name in one batch,
+    then utimensat of the directory: the server has the directory with those times (old code:
+    the utime went to the server first, on the file still there, and the directory's push
+    then conflicted: the server kept the file)."""
+    mnt, http, log = gathered
+    (mnt / "n").write_bytes(b"x")
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    os.unlink(mnt / "n")
+    (mnt / "n").mkdir()
+    os.utime(mnt / "n", ns=(1_900_000_000_000_000_000, 1_950_000_000_000_000_000))
+    assert os.stat(mnt / "n").st_mtime_ns == 1_950_000_000_000_000_000
+    settle(mnt)
+    st = http.get("/api/workspaces/demo/stat/n").json()
+    assert (st["kind"], st["mtime"]) == ("dir", 1_950_000_000.0)
+    streamed(mnt, http, "m2")
+    assert (mnt / "n").is_dir() and os.stat(mnt / "n").st_mtime_ns == 1_950_000_000_000_000_000
+    os.rmdir(mnt / "n")
+    assert "conflict" not in log.read_text()

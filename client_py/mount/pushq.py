@@ -88,6 +88,7 @@ class Item:
     seq: int = 0  # the first enqueue this entry carries (flush waits by it)
     link_of: str | None = None  # a hard link made here to this unsent file (see `RemoteBackend.link`)
     link_now: bool = False  # sent as a wire `link` after the batch's push (its source still has this inode)
+    server_dir: bool = False  # the server has a directory there (as of `base`): a pushed dir entry keeps its mtime
 
     @property
     def size(self) -> int:
@@ -170,10 +171,13 @@ class PushQueue:
             if not chunks and change.kind == "file" and previous.change.hash == change.hash:
                 chunks = previous.chunks  # (a chmod or utime of a file whose content is still unsent)
             same = previous.change.kind == change.kind and previous.change.hash == change.hash
-            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None))
+            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None),
+                        server_dir=previous.server_dir)
         else:
             self._seq += 1
-            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of)
+            shown = index.entries.get(path)  # (the server's state, or ours it holds: `held`)
+            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of,
+                        server_dir=shown is not None and shown.kind == "dir" and path not in self.inflight)
         self.queued[path] = item
         self._queued_bytes += item.size
         index.apply(change)
@@ -408,6 +412,7 @@ class PushQueue:
                 following = self.queued.get(path)
                 if following is not None and following.base == INHERIT:
                     following.base = item.base if path in conflicts else linked.get(path, result.rev)
+                    following.server_dir = path not in conflicts and item.change.kind == "dir"
                 if path in linked:
                     if following is None:
                         self._hold(path, linked[path], echo=True)

@@ -21,7 +21,7 @@ from typing import Any
 import blake3
 
 from client_py.conflicts import conflict_name, host_label
-from client_py.mount.pushq import SMALL_FILE
+from client_py.mount.pushq import INHERIT, SMALL_FILE
 from vfs.chunks import cut
 from vfs.errors import fs_error
 from vfs.paths import normalize
@@ -208,7 +208,8 @@ class QueuedChanges:
         or changed here: the push applies its mtime). False: none queued (a wire `utime`)."""
         with self._lock:
             item = self.pushq.queued.get(real) if self.pushq is not None else None
-            if item is None or not (item.change.kind == "file" or (item.change.kind == "dir" and item.base is None)):
+            if item is None or not (item.change.kind == "file"
+                                    or (item.change.kind == "dir" and not item.server_dir and item.base != INHERIT)):
                 return False  # (a pushed entry of an existing directory changes its mode, never its mtime)
             if not self.online:
                 return False
@@ -225,7 +226,7 @@ class QueuedChanges:
         conflict on the server, which dropped the mode change."""
         with self._lock:
             item = self.pushq.queued.get(real) if self.pushq is not None else None
-            commutes = (item is not None and item.change.kind == "dir" and item.base is not None and item.base >= 0
+            commutes = (item is not None and item.change.kind == "dir" and item.server_dir
                         and real not in self.pushq.inflight)
             if commutes:
                 self.pushq.pin(real)
