@@ -151,3 +151,32 @@ def test_a_directory_made_where_a_file_was_takes_its_utime(gathered):
     assert (mnt / "n").is_dir() and os.stat(mnt / "n").st_mtime_ns == 1_950_000_000_000_000_000
     os.rmdir(mnt / "n")
     assert "conflict" not in log.read_text()
+
+
+def test_directory_times_are_queued_with_the_push(gathered):
+    """`tar -x` at its end sets each directory's mode and times: queued as entries that set the
+    mtime (`set_mtime`), one push for all of them (old code: one HTTP `utime` per directory, a
+    revision each). A name added after the utime moves the mtime again, on the server too."""
+    mnt, http, log = gathered
+    for i in range(30):
+        (mnt / f"d{i}").mkdir()
+        (mnt / f"d{i}" / "f").write_bytes(b"%d" % i)
+    settle(mnt)
+    streamed(mnt, http, "m1")
+    rev = http.get("/api/workspaces/demo").json()["rev"]
+    for i in range(30):
+        os.chmod(mnt / f"d{i}", 0o750)
+        os.utime(mnt / f"d{i}", ns=(1_000_000_000_000_000_000, (1_200_000_000 + i) * 10**9))
+    settle(mnt)
+    assert http.get("/api/workspaces/demo").json()["rev"] - rev == 1
+    for i in range(30):
+        st = http.get(f"/api/workspaces/demo/stat/d{i}").json()
+        assert (stat.S_IMODE(st["mode"]), st["mtime"]) == (0o750, 1_200_000_000 + i)
+        assert os.stat(mnt / f"d{i}").st_mtime_ns == (1_200_000_000 + i) * 10**9
+    os.utime(mnt / "d0", ns=(1_000_000_000_000_000_000, 1_300_000_000 * 10**9))
+    (mnt / "d0" / "later").write_bytes(b"l")  # (after the utime: on a disk it moves the mtime)
+    shown = os.stat(mnt / "d0").st_mtime
+    assert shown > 1_300_000_000 + 10**8
+    settle(mnt)
+    assert abs(http.get("/api/workspaces/demo/stat/d0").json()["mtime"] - shown) < 0.01
+    assert "conflict" not in log.read_text()

@@ -129,16 +129,37 @@ class Sync:
             chunk_ids = self._require_objects(batch)
             deletes = sorted((c for c in batch if c.kind == "delete"), key=lambda c: (-depth(c.path), c.path))
             lives = sorted((c for c in batch if c.kind != "delete"), key=lambda c: (depth(c.path), c.path))
+            timed: list[Change] = []
             for change in deletes + lives:
                 outcome = self._apply_one(tx, change, base, chunk_ids)
                 if isinstance(outcome, Conflict):
                     result.conflicts.append(outcome)
-                elif outcome == _APPLIED:
+                    continue
+                if getattr(change, "set_mtime", False):
+                    timed.append(change)
+                if outcome == _APPLIED:
                     result.applied.append(change.path)
                 else:
                     result.unchanged.append(change.path)
+            for change in timed:  # after the batch's children: utimensat after their creation wins
+                if self._set_dir_mtime(tx, change) and change.path in result.unchanged:
+                    result.unchanged.remove(change.path)
+                    result.applied.append(change.path)
             result.rev = tx.rev if tx.wrote else self._db.rev
         return result
+
+    def _set_dir_mtime(self, tx: Tx, change: Change) -> bool:
+        """A directory entry's `set_mtime` (`vfs.wire.TimedChange`): the directory's mtime is the
+        entry's, whatever the batch's other entries did to it. False: already so."""
+        found, _ = self._resolve_physical(change.path)
+        node = found.node if found else None
+        mtime_ns = seconds_to_ns(change.mtime)
+        if node is None or node.kind != KIND_DIR or node.mtime_ns == mtime_ns:
+            return False
+        self._db.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = max(ctime_ns, ?), rev = ? WHERE ino = ?",
+                              (mtime_ns, time.time_ns(), tx.rev, node.ino))
+        self._db.log(tx, found.real, node.ino)
+        return True
 
     @staticmethod
     def _validated(change: Change) -> Change:
@@ -149,7 +170,7 @@ class Sync:
             raise fs_error(errno.EINVAL, path, "symlink entry without a target")
         if path == "/" and change.kind != "dir":
             raise fs_error(errno.EPERM, path, "the root can only be a directory")
-        return change if path == change.path else Change(**{**_fields(change), "path": path})
+        return change if path == change.path else type(change)(**{**_fields(change), "path": path})
 
     def _require_objects(self, batch: list[Change]) -> dict[bytes, tuple[int, int]]:
         wanted = {_raw(h) for c in batch if c.kind == "file" for h, _ in c.chunks}
@@ -223,8 +244,8 @@ class Sync:
         if change.kind == "symlink":
             return node.target == change.target
         same_mode = node.mode == (change.mode & 0o7777)
-        if change.kind == "dir":
-            return same_mode
+        if change.kind == "dir":  # (its mtime only when the entry sets it: `_set_dir_mtime`)
+            return same_mode and (not getattr(change, "set_mtime", False) or node.mtime_ns == seconds_to_ns(change.mtime))
         if node.kind in SPECIAL_KINDS:
             return same_mode and node.rdev == change.rdev
         digest = self._db.node_hash(node)

@@ -4,7 +4,7 @@ Measured before this module (1,000 `echo $i > f$i` on loopback, load ~4):
 each closed file cost one HTTP `PUT`, about 2 ms of the mount's CPU (1.4 ms
 of it in the event-loop thread: httpx, h11, anyio) and 0.7 ms of the
 server's, where ext4 spends ~0.1 ms. So the mount queues what a burst of
-closes, mkdirs, chmods, symlinks and unlinks changes, as change entries (the
+closes, mkdirs, chmods, symlinks, unlinks and directory utimes changes, as change entries (the
 state each path should have, `vfs.types.Change`), and one task on the event
 loop pushes them over a WebSocket of its own (`Session.push`: chunks as
 binary frames, then one `push` message applied atomically by the server):
@@ -19,7 +19,7 @@ The rule a caller can rely on (docs/mount.md, "Write-behind"):
   once; a busy one gets bigger batches).
 - `fsync`, `fsyncdir`, `sync()` of the backend, unmount, and every mutation
   that is still one HTTP call (a directory's rename, rmdir, a link to a
-  pushed file, truncate, a directory's utime, big files) wait until what is
+  pushed file, truncate, a utime of a file not queued, big files) wait until what is
   queued before them is acknowledged by the server, so the server applies
   changes in the order they were made (a utime, chmod or truncate of one
   path waits only if that path or a directory above it has a change queued).
@@ -62,6 +62,7 @@ import vfs
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
 from vfs.types import ApplyResult, Change, Cursor
+from vfs.wire import TimedChange
 
 log = logging.getLogger("wsfs.mount")
 
@@ -78,6 +79,13 @@ SMALL_FILE = 4 << 20  # larger contents keep the streamed HTTP PUT (after the qu
 INHERIT = -1  # base: whatever our own change on its way there lands as
 
 
+def timed_dir(entry: Change, mtime: float) -> TimedChange:
+    """`entry` (a directory's) with `mtime`, as an entry that sets it on the server (`set_mtime`)."""
+    if isinstance(entry, TimedChange):
+        return dataclasses.replace(entry, mtime=mtime)
+    return TimedChange(**{**{f.name: getattr(entry, f.name) for f in dataclasses.fields(Change)}, "mtime": mtime})
+
+
 @dataclass(slots=True)
 class Item:
     """One queued path: the state to push, the base to push it against, its chunk bytes."""
@@ -88,7 +96,6 @@ class Item:
     seq: int = 0  # the first enqueue this entry carries (flush waits by it)
     link_of: str | None = None  # a hard link made here to this unsent file (see `RemoteBackend.link`)
     link_now: bool = False  # sent as a wire `link` after the batch's push (its source still has this inode)
-    server_dir: bool = False  # the server has a directory there (as of `base`): a pushed dir entry keeps its mtime
 
     @property
     def size(self) -> int:
@@ -111,7 +118,6 @@ class PushQueue:
         self.held: dict[str, int] = {}  # applied, waiting for the stream to bring this revision
         self.shadow: dict[str, Change] = {}  # the stream's latest entry for a path we hold back
         self._quiet: list[tuple[int, str]] = []  # (revision, path) held with no echo to come (`settled`)
-        self._pinned: dict[str, int] = {}  # queued paths not to send yet (a wire utime of them on its way)
         self.error: OSError | None = None  # a lost batch, reported once by the next check()
         self._restale: list[str] = []  # paths set back to the stream's state: the kernel drops them
         self._seq = 0
@@ -171,39 +177,29 @@ class PushQueue:
             if not chunks and change.kind == "file" and previous.change.hash == change.hash:
                 chunks = previous.chunks  # (a chmod or utime of a file whose content is still unsent)
             same = previous.change.kind == change.kind and previous.change.hash == change.hash
-            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None),
-                        server_dir=previous.server_dir)
+            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None))
         else:
             self._seq += 1
-            shown = index.entries.get(path)  # (the server's state, or ours it holds: `held`)
-            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of,
-                        server_dir=shown is not None and shown.kind == "dir" and path not in self.inflight)
+            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of)
         self.queued[path] = item
         self._queued_bytes += item.size
+        existed = path in index.entries
         index.apply(change)
+        if existed == (change.kind == "delete"):
+            self._parent_moved(path)
         if self._idle:
             self._idle = False
             self._backend._loop.loop.call_soon_threadsafe(self._wake.set)
 
-    def pin(self, path: str) -> None:
-        """Keep `path`'s queued entry (and what was queued after it) from being sent until
-        `unpin` (lock held): a wire call that changes the path goes first."""
-        self._pinned[path] = self._pinned.get(path, 0) + 1
-
-    def unpin(self, path: str, st: Any) -> None:
-        """The wire call on `path` was answered with `st` (a Stat; None: it failed) (lock held):
-        the queued entry is pushed against its revision, showing its mtime."""
-        count = self._pinned.pop(path) - 1
-        if count:
-            self._pinned[path] = count
-        item = self.queued.get(path)
-        if st is not None and item is not None and item.base is not None and 0 <= item.base < st.rev:
-            item.base = st.rev
-            item.change = dataclasses.replace(item.change, mtime=st.mtime)
-            self._backend.index.entries[path] = item.change
-        if self.queued:
-            self._idle = False
-            self._backend._loop.loop.call_soon_threadsafe(self._wake.set)
+    def _parent_moved(self, path: str) -> None:
+        """A name came or went in a directory whose queued entry sets its mtime: on a disk
+        that moves the mtime after a utimensat, so the entry takes the index's (now)."""
+        parent = path.rpartition("/")[0] or "/"
+        item = self.queued.get(parent)
+        if item is not None and isinstance(item.change, TimedChange):
+            shown = self._backend.index.entries.get(parent)
+            if shown is not None and shown.mtime != item.change.mtime:
+                item.change = dataclasses.replace(item.change, mtime=shown.mtime)
 
     def wait_room(self) -> None:
         """Block while the queue is full (lock held; the pusher empties it)."""
@@ -320,8 +316,7 @@ class PushQueue:
             batch, size = [], 0
             for path in list(self.queued):
                 item = self.queued[path]
-                if (path in self.inflight or path in self._pinned or len(batch) >= MAX_BATCH
-                        or (batch and size + item.size > MAX_BATCH_BYTES)):
+                if path in self.inflight or len(batch) >= MAX_BATCH or (batch and size + item.size > MAX_BATCH_BYTES):
                     break
                 del self.queued[path]
                 self._queued_bytes -= item.size
@@ -412,7 +407,6 @@ class PushQueue:
                 following = self.queued.get(path)
                 if following is not None and following.base == INHERIT:
                     following.base = item.base if path in conflicts else linked.get(path, result.rev)
-                    following.server_dir = path not in conflicts and item.change.kind == "dir"
                 if path in linked:
                     if following is None:
                         self._hold(path, linked[path], echo=True)

@@ -561,7 +561,8 @@ class RemoteBackend(QueuedChanges, StreamFollower):
         if mtime_ns is not None and st.kind != "symlink" and self._queue_times(self._real(path), mtime_ns):
             mtime_float = self.lstat(path).mtime
         elif mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
-            self._utime(path, self._real(path), mtime_ns / 1e9)
+            real = self._real(path)
+            self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=real, only=(real,))
             mtime_float = self.lstat(path).mtime
         self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
         return look(path)

@@ -21,7 +21,7 @@ from typing import Any
 import blake3
 
 from client_py.conflicts import conflict_name, host_label
-from client_py.mount.pushq import INHERIT, SMALL_FILE
+from client_py.mount.pushq import SMALL_FILE, timed_dir
 from vfs.chunks import cut
 from vfs.errors import fs_error
 from vfs.paths import normalize
@@ -172,8 +172,11 @@ class QueuedChanges:
             # (queued, or on its way when the gathering window closed between git's close and link)
             item = None if self.pushq is None else self.pushq.queued.get(src) or self.pushq.inflight.get(src)
             parent = self.index.entries.get(new.rpartition("/")[0] or "/")
+            # (`new` with a change of its own queued or on its way, an unlink whose push may not have
+            # gone: the wire `link` would find the old name still there, EEXIST, pjdfstest link/02)
             if (item is None or item.base is not None or item.change.kind != "file" or self.index.nlink(src) > 1
-                    or new in self.index.entries or parent is None or parent.kind != "dir" or not self._queueing()):
+                    or new in self.index.entries or new in self.pushq.queued or new in self.pushq.inflight
+                    or parent is None or parent.kind != "dir" or not self._queueing()):
                 return False
             self.pushq.enqueue(dataclasses.replace(item.change, path=new), item.chunks, new=True, link_of=src)
             self.pushq.wait_room()
@@ -204,38 +207,19 @@ class QueuedChanges:
         return True
 
     def _queue_times(self, real: str, mtime_ns: int) -> bool:
-        """A new mtime folded into the path's queued, unsent entry (a file or directory made
-        or changed here: the push applies its mtime). False: none queued (a wire `utime`)."""
+        """A new mtime, queued: folded into a file's queued, unsent entry (the push applies a
+        file's mtime), or a directory's entry that sets it (`TimedChange`: a pushed entry of a
+        directory the server has changes its mode only; `tar -x` sets the times of every
+        directory it made at its end: 3,233 HTTP `utime` calls in the Django untar before).
+        False: not queued (a wire `utime`)."""
         with self._lock:
-            item = self.pushq.queued.get(real) if self.pushq is not None else None
-            if item is None or not (item.change.kind == "file"
-                                    or (item.change.kind == "dir" and not item.server_dir and item.base != INHERIT)):
-                return False  # (a pushed entry of an existing directory changes its mode, never its mtime)
-            if not self.online:
+            if self.pushq is None or not self.online or real == "/":
                 return False
-            self._enqueue(dataclasses.replace(item.change, mtime=mtime_ns / 1e9), item.chunks)
+            item = self.pushq.queued.get(real)
+            entry = item.change if item is not None else self.index.entries.get(real)
+            if entry is None or not (entry.kind == "dir" or (entry.kind == "file" and item is not None)):
+                return False
+            mtime = mtime_ns / 1e9
+            change = timed_dir(entry, mtime) if entry.kind == "dir" else dataclasses.replace(entry, mtime=mtime)
+            self._enqueue(change, item.chunks if item is not None else [])
             return True
-
-    def _utime(self, path: str, real: str, mtime: float) -> None:
-        """A wire `utime` of `real`. It waits for the queue when `real` or a directory above it
-        has a change queued, except when the only one is a mode change of a directory the
-        server already has: a pushed directory entry never moves its mtime, so the two commute
-        (`tar -x` sets mode and times of every directory it made at its end: 3,233 round trips
-        in the Django untar). That entry is then pinned (not sent) until the utime is answered,
-        and pushed against the utime's revision: pushed against the older one, it was a
-        conflict on the server, which dropped the mode change."""
-        with self._lock:
-            item = self.pushq.queued.get(real) if self.pushq is not None else None
-            commutes = (item is not None and item.change.kind == "dir" and item.server_dir
-                        and real not in self.pushq.inflight)
-            if commutes:
-                self.pushq.pin(real)
-        if not commutes:
-            self._mutate(self._remote.utime(path, mtime), changes=real, only=(real,))
-            return
-        st = None
-        try:
-            st = self._mutate(self._remote.utime(path, mtime), changes=real, only=())
-        finally:
-            with self._lock:
-                self.pushq.unpin(real, st)

@@ -95,6 +95,7 @@ from vfs.wire.fields import (
     valid_workspace_name,
 )
 from vfs.wire.values import (
+    TimedChange,
     apply_result_from_wire,
     apply_result_to_wire,
     base_to_wire,
@@ -281,6 +282,7 @@ __all__ = [
     "RequestId",
     "is_hash",
     "valid_workspace_name",
+    "TimedChange",
     "apply_result_from_wire",
     "apply_result_to_wire",
     "base_to_wire",

@@ -7,6 +7,7 @@ others read what our own server wrote.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import pybase64  # SIMD base64: a first sync decodes tens of MB of inlined files (~10x binascii)
@@ -117,6 +118,21 @@ def gcstats_from_wire(d: Mapping[str, Any]) -> GcStats:
 _KINDS = ("file", "dir", "symlink", "fifo", "socket", "char", "block", "delete")
 
 
+@dataclass(slots=True, unsafe_hash=True)
+class TimedChange(Change):
+    """A pushed directory entry that sets the directory's mtime too (wire field `set_mtime`).
+
+    A pushed entry of a directory the server has changes its mode only, so a
+    replica, whose directories' mtimes move with every file it writes, never
+    moves the server's. A mount asks for it (utimensat of a directory, `tar -x`
+    at its end: one HTTP `utime` per directory before) with `set_mtime: true`;
+    the store (`vfs.sync`) sets the mtime after the batch's other entries, as
+    utimensat after the children's creation on a disk.
+    """
+
+    set_mtime: bool = True
+
+
 def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None = None) -> dict[str, Any]:
     """One change entry. `data` (inlined content) and `author` are optional extras."""
     d: dict[str, Any] = {
@@ -133,6 +149,8 @@ def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None =
     }
     if c.rdev:
         d["rdev"] = c.rdev  # device nodes only
+    if getattr(c, "set_mtime", False):
+        d["set_mtime"] = True  # (a pushed directory entry only: `TimedChange`)
     if data is not None:
         d["data"] = pybase64.b64encode_as_string(data)
     if author is not None:
@@ -165,7 +183,7 @@ def _common_change(d: dict[str, Any]) -> Change | None:
     """The `Change` of an entry of the usual shape, or None for `change_from_wire_checked` to decide."""
     get = d.get
     kind, path = get("kind"), get("path")
-    if type(kind) is not str or kind not in _KIND_SET or type(path) is not str or len(path) > 2048 or path[:1] != "/":
+    if "set_mtime" in d or type(kind) is not str or kind not in _KIND_SET or type(path) is not str or len(path) > 2048 or path[:1] != "/":
         return None  # 2048 characters are at most 8192 bytes: the checked reading's limit needs no count
     rev, mode, size, rdev, mtime = get("rev", 0), get("mode", 0), get("size", 0), get("rdev", 0), get("mtime", 0.0)
     if not (type(rev) is int and type(mode) is int and type(size) is int and type(rdev) is int
@@ -225,7 +243,10 @@ def change_from_wire_checked(d: Any, *, id: RequestId | None = None, where: str 
     h = f.str("hash", required=False, max_len=64)
     if h is not None and not HASH_RE.match(h):
         raise _fail("hash", "expected a 64-char lowercase hex BLAKE3 hash", id)
-    return Change(
+    set_mtime = f.bool("set_mtime")
+    if set_mtime and kind != "dir":
+        raise _fail("set_mtime", "only a directory entry carries it (a pushed file, symlink or node sets its mtime anyway)", id)
+    return (TimedChange if set_mtime else Change)(
         path=f.path("path"),
         kind=kind,
         rev=f.int("rev", required=False, default=0),
