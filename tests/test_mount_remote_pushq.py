@@ -180,3 +180,21 @@ def test_directory_times_are_queued_with_the_push(gathered):
     settle(mnt)
     assert abs(http.get("/api/workspaces/demo/stat/d0").json()["mtime"] - shown) < 0.01
     assert "conflict" not in log.read_text()
+
+
+def test_renaming_a_file_the_server_has_keeps_its_history(gathered):
+    """A file already on the server renamed through the mount keeps its history (a `rename`
+    call; old code: a queued delete and a new entry, so `/b`'s history started at `/b`). One
+    renamed before its first push still goes as the two queued entries."""
+    mnt, http, _log = gathered
+    (mnt / "a").write_bytes(b"v1")
+    settle(mnt)
+    os.rename(mnt / "a", mnt / "b")
+    (mnt / "c.tmp").write_bytes(b"c")
+    os.rename(mnt / "c.tmp", mnt / "c")
+    settle(mnt)
+    versions = http.get("/api/workspaces/demo/history/b").json()["versions"]
+    assert "/a" in {v["path"] for v in versions}
+    assert server_bytes(http, "b") == b"v1" and server_bytes(http, "a") is None
+    assert server_bytes(http, "c") == b"c" and server_bytes(http, "c.tmp") is None
+    assert sorted(os.listdir(mnt)) == sorted(server_names(http, "")) == ["b", "c", "docs"]

@@ -172,6 +172,7 @@ class PushQueue:
             if change.kind == "delete" and previous.base is None and path not in self.inflight:
                 del self.queued[path]  # made and removed before the server heard of it
                 index.apply(change)
+                self._parent_moved(path)
                 self._moved.notify_all()
                 return
             if not chunks and change.kind == "file" and previous.change.hash == change.hash:

@@ -187,13 +187,17 @@ class QueuedChanges:
     def _queue_rename(self, src: str, dst: str) -> bool:
         """A file's rename as two queued entries, its old name deleted and its content at the
         new one (compileall's `.pyc` and git's lock files: written, then renamed into place).
-        The change stream shows a rename so anyway; on the server the file's history starts
-        again at the new name. A file with other names, a directory (a subtree) or a symlink
-        stays one `rename` call. False: not queued."""
+        Only for a file the server has not had yet (queued or on its way as new): the change
+        stream shows a rename as those two entries anyway, but the server's history of a file
+        it has would start again at the new name, so that one is a `rename` call. A file with
+        other names, a directory (a subtree) or a symlink stays one `rename` call too. False:
+        not queued."""
         with self._lock:
             moving = self.index.entries.get(src)
             replaced = self.index.entries.get(dst)
-            if (moving is None or moving.kind != "file" or src == dst or (moving.size and not moving.chunks)
+            made = self.pushq.queued.get(src) or self.pushq.inflight.get(src) if self.pushq is not None else None
+            if (moving is None or moving.kind != "file" or src == dst or made is None or made.base is not None
+                    or made.change.kind != "file" or (moving.size and not moving.chunks)
                     or self.index.nlink(src) > 1 or (replaced is not None and (replaced.kind == "dir" or self.index.nlink(dst) > 1))
                     or not self._queueing()):
                 return False
