@@ -131,7 +131,7 @@ class UpdateLogWriter:
 
     def _write(self, entries: list[tuple[str, bytes]], callbacks: list[Stored]) -> None:
         try:
-            stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(entries))
+            stored = self.handle.submit_write(lambda ws: ws.coedit_log.append(entries), op="coedit_log")
         except Exception as e:  # noqa: BLE001 - the workspace is closing: nobody is acknowledged
             _settle(callbacks, e)
             return

@@ -19,10 +19,12 @@ full, page not in memory (a store read is needed), more pages to follow —
 is handed back to its own task, which does exactly what it did before.
 Servers other than uvicorn (no writable flag) simply never park.
 
-The task yields to the loop before it starts and after every `SLICE`
-sends, so the reply to the write that caused the commit is sent before the
-fan-out, not after it (at 5,000 subscribers a fan-out takes tens of ms), and
-other workspaces' work interleaves.
+The hub hears of a commit two loop turns after it and wakes the task, which
+runs a turn later, so the reply to the write that caused the commit is sent
+before the fan-out, not after it (at 5,000 subscribers a fan-out takes tens
+of ms). A fan-out of more than `SLICE` subscriptions yields to the loop
+before it starts and after every `SLICE` sends, so other workspaces' work
+interleaves (and a commit made meanwhile gets its reply out first).
 """
 
 from __future__ import annotations
@@ -111,8 +113,13 @@ class Fanout:
                     self._hand_back(sub)
 
     async def _deliver(self) -> None:
-        # let the commit's own reply (woken by the same commit) go out before the fan-out
-        await asyncio.sleep(0)
+        if len(self.parked) > SLICE:
+            # a fan-out that yields between slices may find the next commit's kick already set when
+            # it is done, and would run at once: let that commit's reply go out first
+            await asyncio.sleep(0)
+        # (otherwise the hub heard of the commit two loop turns after it (`WorkspaceHandle._publish`)
+        # and woke this task, which runs a turn later still: the third turn, after the reply of an
+        # inline write (the same turn), a pool write (the next) and a pipelined push (the second))
         head = self.handle.head()
         feed = self.handle.feed
         pages: dict[Any, Any] = {}

@@ -24,7 +24,7 @@ from starlette.responses import Response, StreamingResponse
 import vfs
 from vfs.chunks import cut
 from vfs.content import StoredChunks
-from vfs.wire import ProtocolError, direntry_to_wire, stat_to_wire
+from vfs.wire import ProtocolError, direntry_to_wire, error_body, stat_to_wire
 from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_mode, parse_mtime, parse_range
 
 from server.auth import Principal
@@ -303,6 +303,14 @@ async def _store_arriving(request: Request, st: ServerState, h: Any, limit: int)
     return arriving.content(), size
 
 
+def _uploads_full(cap: int) -> Response:
+    """503 EAGAIN with Retry-After: `cap` big PUTs are already being received (each holds up to ~16
+    MiB while stored as it arrives), so this one is refused before a byte of its body is read."""
+    return json_response(error_body("EAGAIN", f"{cap} uploads of {STORE_AS_IT_ARRIVES >> 20} MiB or more are "
+                                    "already being received (wsfs serve --max-big-uploads); retry later",
+                                    limit=cap), 503, {"Retry-After": "1"})
+
+
 def _spooled_size(spool: IO[bytes]) -> int:
     spool.seek(0, 2)
     size = spool.tell()
@@ -329,11 +337,17 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
         if int(declared) > limit:
             raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
     if known and int(declared) >= STORE_AS_IT_ARRIVES:
-        async with st.stores.use(name) as h:
-            content, size = await _store_arriving(request, st, h, limit)
-            options.check_file_size(size)
-            created, stat = await h.write(_put, path, content, size, options, mode, parents, if_match, mtime,
-                                          author=author_of(request, st, p), op="put")
+        if st.big_uploads >= st.config.max_big_uploads:
+            return _uploads_full(st.config.max_big_uploads)
+        st.big_uploads += 1
+        try:
+            async with st.stores.use(name) as h:
+                content, size = await _store_arriving(request, st, h, limit)
+                options.check_file_size(size)
+                created, stat = await h.write(_put, path, content, size, options, mode, parents, if_match, mtime,
+                                              author=author_of(request, st, p), op="put")
+        finally:
+            st.big_uploads -= 1
         return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
     spool: IO[bytes] | None = None
     if known and int(declared) <= SMALL_READ:
@@ -348,7 +362,8 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
         options.check_file_size(size)
         async with st.stores.use(name) as h:
             created, stat = await h.write(_put, path, body, size, options, mode, parents, if_match, mtime,
-                                          author=author_of(request, st, p), op="put", small=size <= SMALL_WRITE)
+                                          author=author_of(request, st, p), op="put", small=size <= SMALL_WRITE,
+                                          known=(path, body) if isinstance(body, bytes) else None)
     finally:
         if spool is not None:
             spool.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -34,6 +35,85 @@ class WsCounters(Collector):
         yield msgs
         yield size
         yield CounterMetricFamily("wsfs_change_entries", "Change entries delivered to subscribers", value=self.entries)
+
+
+class _Count:
+    """One labelled counter's value: a plain attribute bumped on the loop (no lock)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1) -> None:
+        self.value += amount
+
+
+class PlainCounter(Collector):
+    """A labelled Prometheus counter whose `inc` is an attribute add, not a locked update: bumped
+    per request from the event loop (prometheus_client's `Counter.inc` takes a lock and walks a
+    `ValueClass`; three or four of them per small write). `labels` returns the same child each time."""
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()):
+        self.name, self.doc, self.label_names = name, doc, list(labels)
+        self._children: dict[tuple[str, ...], _Count] = {}
+
+    def labels(self, *values: str) -> _Count:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _Count()
+        return child
+
+    def inc(self, amount: float = 1) -> None:
+        self.labels().inc(amount)
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        fam = CounterMetricFamily(self.name, self.doc, labels=self.label_names)
+        for values, child in list(self._children.items()):
+            fam.add_metric(list(values), child.value)
+        yield fam
+
+
+class _Observed:
+    """One labelled histogram's buckets and sum (see `PlainHistogram`)."""
+
+    __slots__ = ("bounds", "counts", "sum")
+
+    def __init__(self, bounds: tuple[float, ...]):
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last one: above every bound (+Inf)
+        self.sum = 0.0
+
+    def observe(self, amount: float) -> None:
+        self.counts[bisect_left(self.bounds, amount)] += 1
+        self.sum += amount
+
+
+class PlainHistogram(Collector):
+    """A labelled Prometheus histogram observed with one bisect and two adds (no lock): for the
+    per-operation timings of the loop. Exported as prometheus_client's `Histogram` would be
+    (`le` inclusive, cumulative buckets, `_sum`, `_count`)."""
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...], buckets: tuple[float, ...]):
+        self.name, self.doc, self.label_names, self.bounds = name, doc, list(labels), tuple(buckets)
+        self._children: dict[tuple[str, ...], _Observed] = {}
+
+    def labels(self, *values: str) -> _Observed:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = _Observed(self.bounds)
+        return child
+
+    def collect(self) -> Iterator[HistogramMetricFamily]:
+        fam = HistogramMetricFamily(self.name, self.doc, labels=self.label_names)
+        for values, child in list(self._children.items()):
+            cumulative, buckets = 0, []
+            for bound, n in zip(self.bounds, child.counts):
+                cumulative += n
+                buckets.append((repr(float(bound)), cumulative))
+            buckets.append(("+Inf", cumulative + child.counts[-1]))
+            fam.add_metric(list(values), buckets, child.sum)
+        yield fam
 
 
 class GcPauses(Collector):
@@ -96,14 +176,16 @@ class Metrics:
         self.ws = WsCounters()
         r.register(self.ws)
         self.ws_errors = Counter("wsfs_ws_errors", "Error frames sent", ["code"], registry=r)
-        self.http_requests = Counter("wsfs_http_requests", "HTTP requests", ["method", "status"], registry=r)
-        self.http_bytes = Counter("wsfs_http_bytes", "HTTP body bytes", ["direction"], registry=r)
-        self.http_in = self.http_bytes.labels("in")  # labelled once (`labels` takes a lock)
+        # what every small write bumps: plain attributes, exported at scrape time (event loop only)
+        self.http_requests = PlainCounter("wsfs_http_requests", "HTTP requests", ("method", "status"))
+        self.http_bytes = PlainCounter("wsfs_http_bytes", "HTTP body bytes", ("direction",))
+        self.http_in = self.http_bytes.labels("in")
         self.http_out = self.http_bytes.labels("out")
-        self.commits = Counter("wsfs_commits", "Store commits made by this server", registry=r)
-        self.op_seconds = Histogram(
-            "wsfs_op_seconds", "Store operation latency, queueing included", ["op"], buckets=_OP_BUCKETS, registry=r
-        )
+        self.commits = PlainCounter("wsfs_commits", "Store commits made by this server")
+        self.op_seconds = PlainHistogram("wsfs_op_seconds", "Store operation latency, queueing included", ("op",),
+                                         _OP_BUCKETS)
+        for collector in (self.http_requests, self.http_bytes, self.commits, self.op_seconds):
+            r.register(collector)
 
         self._ops: dict[str, Any] = {}
         # cluster mode (server/cluster/): ownership and durable acknowledgements
@@ -131,7 +213,7 @@ class Metrics:
         try:
             yield
         finally:
-            self.op_seconds.labels(op).observe(time.perf_counter() - t0)
+            self.op(op).observe(time.perf_counter() - t0)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -51,6 +51,21 @@ DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' ackno
 DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
 
 
+def _copy_result(job: asyncio.Future[Any], into: asyncio.Future[Any]) -> None:
+    """`into` gets the job's result (the first of its `(result, rev)`) or its exception."""
+    exc = job.exception()
+    if exc is not None:
+        into.set_exception(exc)
+    else:
+        into.set_result(job.result()[0])
+
+
+def _unpacked(loop: asyncio.AbstractEventLoop, job: asyncio.Future[Any]) -> asyncio.Future[Any]:
+    done = loop.create_future()
+    _copy_result(job, done)
+    return done
+
+
 class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
@@ -72,6 +87,9 @@ class WorkspaceHandle:
         self._writer = SerialQueue(writers)
         self._writer_ws: vfs.Workspace | None = None
         self._author: str | None = None  # touched only in the writer thread
+        # (path, bytes) the running write job stores at path (`write(known=...)`): its commit's delta
+        # takes the content from here instead of reading it back (writer thread only)
+        self._known: tuple[str, bytes] | None = None
         self._job_rev: int | None = None  # the newest revision the running write job committed
         # the newest revision this server's writer committed, and whether a write job is running:
         # the outside-commit watch (server/background.py) must not announce our own commits early
@@ -145,8 +163,8 @@ class WorkspaceHandle:
 
     # -- writer --------------------------------------------------------
 
-    def _write_job(self, fn: Callable[..., T], args: tuple,
-                   author: str | None) -> tuple[T, int | None, list[tuple[int, str | None, Delta | None]]]:
+    def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None,
+                   known: tuple[str, bytes] | None = None) -> tuple[T, int | None, list[tuple[int, str | None, Delta | None]]]:
         """Run one write; returns its result, the newest revision it committed (None: nothing) and
         its commits for the loop to publish (`_publish_all`) once the caller has its result."""
         if self._writer_ws is None:
@@ -154,6 +172,7 @@ class WorkspaceHandle:
             self._writer_ws.on_commit(self._committed)
             self._wake()
         self._author = author
+        self._known = known
         self._job_rev = None
         pending: list[tuple[int, str | None, Delta | None]] = []
         self._pending = pending
@@ -166,7 +185,7 @@ class WorkspaceHandle:
                 self._call_soon(self._publish_all, pending)
             raise
         finally:
-            self._author = None
+            self._author = self._known = None
             self._pending = None
             self.writing = False
         return result, self._job_rev, pending
@@ -199,7 +218,7 @@ class WorkspaceHandle:
         if inline is not None and self._writer_ws is not None:
             self.own_stamp = self.files_stamp()  # two stats (~5 us): spares the watch a revision read
             try:
-                delta = read_delta(self._writer_ws, rev, inline)
+                delta = read_delta(self._writer_ws, rev, inline, self._known)
             except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
                 delta = None
         if self._pending is not None:
@@ -220,52 +239,77 @@ class WorkspaceHandle:
         self._loop.call_soon(self._loop.call_soon, self._hub.publish_commit, self.name, rev)
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write",
-                    small: bool = False) -> T:
+                    small: bool = False, known: tuple[str, bytes] | None = None) -> T:
         """Run `fn(workspace, *args)` in the writer thread, as one operation; returns once what it
         committed may be acknowledged (`Placement.durable`). `small` (~0.3 ms in the store): with
         nothing of this workspace queued or running and its writer open, it runs right here on the
-        loop, without the thread hops and GIL hand-offs around it (`INLINE_WRITES`)."""
+        loop, without the thread hops and GIL hand-offs around it (`INLINE_WRITES`). `known`:
+        (path, bytes) that `fn` writes at path, for the commit's delta (no read-back)."""
         self._enter()
         t0 = time.perf_counter()
         try:
-            result, rev = await self._job_future(fn, args, author, small)
+            result, rev = await self._job_future(fn, args, author, small, known)
         finally:
             self._metrics.op(op).observe(time.perf_counter() - t0)
             self._leave()
-        if rev is not None:
+        if rev is not None and not self._local:
             await self.placement.durable(self.name, rev)
         return result
 
     def submit_write(self, fn: Callable[..., T], *args: Any, author: str | None = None,
-                     small: bool = False) -> asyncio.Future[T]:
+                     small: bool = False, op: str = "write") -> asyncio.Future[T]:
         """Queue a write without waiting for it (its order among writes is kept); the future
-        resolves once what it committed may be acknowledged. `small`: as for `write`."""
+        resolves once what it committed may be acknowledged, and the time until then is
+        `wsfs_op_seconds{op}`. `small`: as for `write`. Where commits need no acknowledgement
+        (`LocalPlacement`) the future is the job's own, its `(result, rev)` unpacked by a
+        callback: no task per write (a pipelined push costs one task, its reply's)."""
         self._enter()
+        t0 = time.perf_counter()
         queued = self._job_future(fn, args, author, small)
-        queued.add_done_callback(lambda _f: self._leave())
-        return asyncio.ensure_future(self._acknowledged(queued))
+        timing = self._metrics.op(op)
+
+        def finished(_f: Any) -> None:
+            timing.observe(time.perf_counter() - t0)
+            self._leave()
+
+        if not self._local:
+            queued.add_done_callback(finished)
+            return asyncio.ensure_future(self._acknowledged(queued))
+        if queued.done():  # run inline: answer with a finished future, no callback round
+            finished(queued)
+            return _unpacked(self._loop, queued)
+        result: asyncio.Future[T] = self._loop.create_future()
+
+        def unpack(f: asyncio.Future[Any]) -> None:
+            finished(f)
+            if not result.cancelled():
+                _copy_result(f, result)
+
+        queued.add_done_callback(unpack)
+        return result
 
     def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None,
-                    small: bool = False) -> asyncio.Future[Any]:
+                    small: bool = False, known: tuple[str, bytes] | None = None) -> asyncio.Future[Any]:
         """Queue a write job: a loop future of (result, rev), resolved right after the job's commits
         are published. Publication happens on the loop whether or not anyone still awaits the
         future (a cancelled caller loses its answer, never a notification), and the hub hears of
         the commit one loop turn after the caller resumes (`_publish`): the reply goes out first."""
         if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
-            return self._inline_job(fn, args, author)
+            return self._inline_job(fn, args, author, known)
         done_on_loop = self._loop.create_future()
 
         def finished(job: Any) -> None:  # writer pool thread
             self._call_soon(self._job_done, job, done_on_loop)
 
-        self._writer.submit(self._write_job, fn, args, author).add_done_callback(finished)
+        self._writer.submit(self._write_job, fn, args, author, known).add_done_callback(finished)
         return done_on_loop
 
-    def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None) -> asyncio.Future[Any]:
+    def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None,
+                    known: tuple[str, bytes] | None = None) -> asyncio.Future[Any]:
         """The job run right here on the loop (nothing of this workspace queued or running)."""
         done = self._loop.create_future()
         try:
-            result, rev, pending = self._write_job(fn, args, author)
+            result, rev, pending = self._write_job(fn, args, author, known)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
             done.set_exception(exc)
         else:
@@ -288,6 +332,11 @@ class WorkspaceHandle:
         if rev is not None:
             await self.placement.durable(self.name, rev)
         return result
+
+    @property
+    def _local(self) -> bool:
+        """Commits are acknowledged as they are made (a single node: nothing to wait for)."""
+        return type(self.placement) is LocalPlacement
 
     # -- sleep: an idle open workspace holds one descriptor ------------
 

@@ -407,7 +407,7 @@ class Session:
             return
         batch, size = self._uploads, self._upload_bytes
         self._uploads, self._upload_bytes = [], 0
-        fut = self.handle.submit_write(lambda ws: ws.put_objects(batch), author=None)
+        fut = self.handle.submit_write(lambda ws: ws.put_objects(batch), author=None, op="put_chunks")
         await self._queue_write(self._finish_put(fut, batch[0][0] if len(batch) == 1 else None), size)
 
     async def _push(self, msg: Push) -> None:
@@ -421,7 +421,7 @@ class Session:
             return ws.apply_changes(changes, base=base)
 
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
-        fut = self.handle.submit_write(job, author=self.author, small=held <= SMALL_PUSH)
+        fut = self.handle.submit_write(job, author=self.author, small=held <= SMALL_PUSH, op="push")
         before = self._writes[-1] if self._writes else None
         await self._queue_write(self._finish_push(fut, msg.id, before), held)
 
