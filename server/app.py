@@ -124,6 +124,7 @@ def create_app(
     *,
     max_upload: int | None = None,
     max_json: int | None = None,
+    max_big_uploads: int | None = None,
     readers: int = 2,
     writers: int = 4,
     idle_close: float = 60.0,
@@ -141,7 +142,8 @@ def create_app(
     startup, and seeds a never-written `demo` with a few example files
     (`server/seed.py`; `seed_demo=False` leaves it empty). `max_file_size`
     (bytes, 413 EFBIG past it) and `quota` (bytes per workspace, 507 EDQUOT)
-    are checked before any work. `cluster` (a `server.cluster.serve.ClusterSetup`, from
+    are checked before any work. `max_big_uploads`: PUTs of 8 MiB or more stored at
+    once (16; one more is answered 503 with Retry-After). `cluster` (a `server.cluster.serve.ClusterSetup`, from
     `wsfs serve --cluster`) makes it a cluster node: its hub, tokens, placement and proxy. Run it with
     uvicorn (`ws="websockets-sansio"`, `ws_per_message_deflate=False`); `server.runner.serve` does that and adds
     the graceful 1001 shutdown. `app.state.wsfs` is the `ServerState`.
@@ -157,6 +159,8 @@ def create_app(
             config.max_upload = max_upload
         if max_json is not None:
             config.max_json = max_json
+        if max_big_uploads is not None:
+            config.max_big_uploads = max_big_uploads
         if max_file_size is not None:
             config.store.max_file_size = max_file_size
     if cluster is None:

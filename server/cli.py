@@ -41,6 +41,9 @@ def register_serve(subparsers: argparse._SubParsersAction) -> None:
                             "interface, then put a TLS proxy in front)")
     serve.add_argument("--port", type=int, default=8765, help="TCP port (default: %(default)s; 0 picks a free one)")
     serve.add_argument("--max-upload", type=_size, default=None, help="largest PUT body, e.g. 4G")
+    serve.add_argument("--max-big-uploads", type=int, default=None, metavar="N",
+                       help="PUTs of 8 MiB or more received at once, ~16 MiB of memory each (default 16; "
+                            "one more is answered 503 with Retry-After)")
     serve.add_argument("--max-file-size", type=_size, default=None,
                        help="largest file a write may make (413 EFBIG past it; default 16G), e.g. 64G")
     serve.add_argument("--quota", type=_size, default=None,
@@ -201,7 +204,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cluster is None:
         tokens.close()
     app = create_app(data, max_upload=args.max_upload, seed_demo=args.seed, max_file_size=args.max_file_size,
-                     quota=args.quota, writers=max(1, args.writers), cluster=cluster)
+                     quota=args.quota, writers=max(1, args.writers), cluster=cluster,
+                     max_big_uploads=args.max_big_uploads)
     store = app.state.wsfs.config.store
     store.idle_close = args.idle_close if args.idle_close is not None else store.idle_close
     store.idle_readers = args.idle_readers if args.idle_readers is not None else store.idle_readers

@@ -81,7 +81,10 @@ class Keepalive:
     """Pings every registered socket once per `interval` unless it was heard from since the last one;
     drops those that sent nothing in the `timeout` after a ping."""
 
-    def __init__(self, interval: float, timeout: float | None):
+    def __init__(self, interval: float, timeout: float | None, pinging: bool = True):
+        """`pinging=False`: uvicorn pings the sockets itself (a cluster node, `WSFS_SERVER_PINGS=0`,
+        the app under plain uvicorn); this one only lingers closing sockets (`linger`)."""
+        self.pinging = pinging
         self.interval = interval
         self.timeout = timeout
         self.tick = min(MAX_TICK, interval / SLOTS)
@@ -271,13 +274,17 @@ def take_pongs(raw: Pinged, keepalive: Keepalive) -> None:
 
 
 def keepalive_for(send: Any, keepalive: Keepalive | None) -> RawSocket | None:
-    """Register the socket behind a session's ASGI `send` with the server's `Keepalive`, if it has
-    one and the socket is uvicorn's websockets-sansio (else uvicorn pings it); the caller discards it."""
+    """The socket behind a session's ASGI `send`, registered for pings with the server's `Keepalive`
+    when it pings and the socket is uvicorn's websockets-sansio (else uvicorn pings it); None when
+    the socket is not reachable. The caller discards it, then `linger`s it, whoever pings."""
     if keepalive is None:
         return None
     found = RawSocket.of(send)
-    if found is None or not all(hasattr(found.protocol, a) for a in ("pending_ping_payload", "ping_sent_at",
-                                                                      "keepalive_timeout")):
+    if found is None or not hasattr(found.protocol, "disconnected"):
+        return None
+    if not keepalive.pinging:
+        return found  # uvicorn pings it; we only linger it when its session ends
+    if not all(hasattr(found.protocol, a) for a in ("pending_ping_payload", "ping_sent_at", "keepalive_timeout")):
         return None
     raw = Pinged(found.protocol)
     keepalive.add(raw)

@@ -218,10 +218,15 @@ def _server_pings(app: Any, options: dict[str, Any]) -> None:
     does a cluster node (the sockets its proxy relays to another node never reach `ws_endpoint`)."""
     state = getattr(getattr(_unwrap(app), "state", None), "wsfs", None)
     interval = options.get("ws_ping_interval", PING_INTERVAL)
-    if (state is None or state.cluster is not None or options.get("ws") != "websockets-sansio" or not interval
-            or os.environ.get("WSFS_SERVER_PINGS", "1") == "0"):
+    if state is None:
         return
-    state.keepalive = Keepalive(interval, options.get("ws_ping_timeout", PING_TIMEOUT))
+    timeout = options.get("ws_ping_timeout", PING_TIMEOUT)
+    if (state.cluster is not None or options.get("ws") != "websockets-sansio" or not interval
+            or os.environ.get("WSFS_SERVER_PINGS", "1") == "0"):
+        # uvicorn pings; ours still aborts closing sockets whose peer reads nothing (`linger`)
+        state.keepalive = Keepalive(interval or PING_INTERVAL, timeout, pinging=False)
+        return
+    state.keepalive = Keepalive(interval, timeout)
     options["ws_ping_interval"] = None
 
 

@@ -9,6 +9,9 @@ from typing import Any
 
 from server.auth import TokenStore
 from server.hub import Hub, LocalHub
+from server.keepalive import INTERVAL as KEEPALIVE_INTERVAL
+from server.keepalive import TIMEOUT as KEEPALIVE_TIMEOUT
+from server.keepalive import Keepalive
 from server.metrics import Metrics
 from server.placement import Placement
 from server.store_options import StoreOptions
@@ -25,6 +28,9 @@ class ServerConfig:
     max_upload: int = 16 * 1024**3  # PUT body limit (413 above)
     max_json: int = 16 * 1024**2  # JSON request body limit
     max_patch: int = 64 * 1024**2  # PATCH (positional write) body limit
+    # PUTs of at least 8 MiB stored as they arrive at once (each holds 12-16 MiB meanwhile,
+    # `http_files._Arriving`); one more is answered 503 EAGAIN with Retry-After
+    max_big_uploads: int = 16
     max_errors: int = 100  # error frames on one WebSocket before closing it with 1008
     hello_timeout: float = 10.0
     demo_workspace: str = "demo"
@@ -53,7 +59,10 @@ class ServerState:
         self.stopping = False
         self.sessions: dict[str, Any] = {}  # open WebSocket sessions by session id
         self.session_counter = 0
-        self.keepalive: Any = None  # a `server.keepalive.Keepalive` when the runner pings (not uvicorn)
+        # pings (when `runner.make_config` gives them to us, not uvicorn) and aborts closing sockets
+        # whose peer reads nothing (always; under plain uvicorn too)
+        self.keepalive = Keepalive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT, pinging=False)
+        self.big_uploads = 0  # big PUTs being stored as they arrive (`config.max_big_uploads`)
 
     def next_session(self) -> str:
         self.session_counter += 1

@@ -276,6 +276,25 @@ async def test_a_peer_that_closes_but_reads_nothing_is_let_go(tmp_path: Path) ->
     assert not server.thread.is_alive()
 
 
+async def test_a_peer_that_closes_but_reads_nothing_is_let_go_when_uvicorn_pings(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same where uvicorn pings the sockets (`WSFS_SERVER_PINGS=0`, as on a cluster node or under
+    plain uvicorn): the closing socket is aborted all the same (it was left to drain for ever)."""
+    monkeypatch.setenv("WSFS_SERVER_PINGS", "0")
+    server = LiveServer(tmp_path / "data", uvicorn_options={"ws_ping_timeout": 1.0}).start()
+    try:
+        assert not server.state.keepalive.pinging
+        c, protocol = await _stalled_with_bytes_queued(server)
+        c.conn.protocol.send_close(1000)
+        c.conn.transport.write(b"".join(c.conn.protocol.data_to_send()))
+        assert await _gone(server, protocol)
+        assert server.state.keepalive.aborted >= 1 and server.state.keepalive.pings == 0
+        c.conn.transport.abort()
+    finally:
+        server.stop()
+    assert not server.thread.is_alive()
+
+
 async def test_a_keepalive_drop_ends_the_session_even_with_bytes_queued(tmp_path: Path) -> None:
     """Regression: the keepalive drops a silent client with uvicorn's `keepalive_timeout`, which closes
     the transport but queues no disconnect; with bytes still queued to a peer that reads nothing the
