@@ -196,9 +196,9 @@ class WorkspaceHandle:
         except RuntimeError:
             pass  # the loop is gone (process exiting): the commit stands, nobody is left to tell
 
-    def _publish_all(self, pending: list[tuple[int, str | None, Delta | None]]) -> None:  # event loop
+    def _publish_all(self, pending: list[tuple[int, str | None, Delta | None]], turns: int = 2) -> None:  # event loop
         for rev, author, delta in pending:
-            self._publish(rev, author, delta)
+            self._publish(rev, author, delta, turns)
 
     def add_live(self, sub: Any, inline_max: int) -> None:
         self._live[sub] = inline_max
@@ -226,7 +226,7 @@ class WorkspaceHandle:
         else:
             self._call_soon(self._publish, rev, self._author, delta)
 
-    def _publish(self, rev: int, author: str | None, delta: Delta | None) -> None:  # event loop
+    def _publish(self, rev: int, author: str | None, delta: Delta | None, turns: int = 2) -> None:  # event loop
         if author:
             self.authors[rev] = author
             while len(self.authors) > _AUTHORS_KEPT:
@@ -234,9 +234,14 @@ class WorkspaceHandle:
         if delta is not None:
             self.feed.prime(delta)
         self._metrics.commits.inc()
-        # two loop turns later: the writer's reply (an HTTP handler resumes one turn after this, a
-        # pipelined WebSocket push's reply two) is sent before any subscriber is even woken
-        self._loop.call_soon(self._loop.call_soon, self._hub.publish_commit, self.name, rev)
+        # `turns` loop turns later, so the writer's reply is sent before any subscriber is even woken
+        # (the fan-out task runs one turn after that): from the pool, an HTTP handler resumes one turn
+        # after this and a pipelined WebSocket push's reply two; a job run inline on a single node
+        # (`_inline_job`, turns=1) has its HTTP reply written in this same turn, its push reply the next
+        if turns > 1:
+            self._loop.call_soon(self._loop.call_soon, self._hub.publish_commit, self.name, rev)
+        else:
+            self._loop.call_soon(self._hub.publish_commit, self.name, rev)
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write",
                     small: bool = False, known: tuple[str, bytes] | None = None) -> T:
@@ -313,7 +318,7 @@ class WorkspaceHandle:
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
             done.set_exception(exc)
         else:
-            self._publish_all(pending)
+            self._publish_all(pending, 1 if self._local else 2)
             done.set_result((result, rev))
         return done
 
