@@ -33,6 +33,8 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 )
 # `linked`: a name found by inode (a hard-linked file's; schema v7, `vfs.tree`)
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
+# A directory's times for a change stamped with when it happened, not when it is stored: never back.
+_TOUCH_DIR_SINCE = "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?"
 # A node took a new name: a directory keeps it in its row too.
 _RENAMED = (
     f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = ?, vauthor = ?, vorigin = ?, "
@@ -152,10 +154,7 @@ class Namespace:
         if created_ns is None:
             self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         else:
-            self._db.conn.execute(
-                "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?",
-                (now, now, found.parent_ino),
-            )
+            self._db.conn.execute(_TOUCH_DIR_SINCE, (now, now, found.parent_ino))
             self._db.dir_times_ns = 0  # (not known without reading it back)
         self._db.log(tx, found.real, node.ino)
         return node
@@ -197,10 +196,11 @@ class Namespace:
             raise fs_error(errno.EINVAL, path)
         return node.target
 
-    def link(self, existing: str, new: str) -> Stat:
+    def link(self, existing: str, new: str, *, at_ns: int | None = None) -> Stat:
         """link(2); the file's new `Stat` (its link count and ctime moved). Its ctime is
         the clock reading the new name's directory gets as mtime and ctime
-        (`Workspace.dir_times_ns`)."""
+        (`Workspace.dir_times_ns`). `at_ns`: when the link was made, for one stored
+        later (a mount's pending file): neither time then moves back."""
         with self._db.tx() as tx:
             # link(2) on Linux does not follow a final symlink: it links the symlink itself.
             named = self._db.existing(existing, follow=False)
@@ -214,14 +214,19 @@ class Namespace:
             self._db.conn.execute(
                 "UPDATE dirents SET linked = 1 WHERE parent = ? AND name = ?", (named.parent_ino, named.name)
             )
-            now = time.time_ns()
+            now = time.time_ns() if at_ns is None else at_ns
             self._versions.supersede(tx, named.real, source)  # (a file with two names is recorded at once)
             node = Node(*self._db.conn.execute(
-                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ? "
-                f"RETURNING {NODE_FIELDS}",
-                (now, tx.rev, source.ino),
+                # (with `at_ns`, max(at_ns, ctime_ns); without, the clock reading: ctime_ns * 0)
+                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = max(?, ctime_ns * ?), rev = ?, vrev = NULL "
+                f"WHERE ino = ? RETURNING {NODE_FIELDS}",
+                (now, at_ns is not None, tx.rev, source.ino),
             ).fetchone())  # fmt: skip
-            self._db.touch_dir(found.parent_ino, now=now)
+            if at_ns is None:
+                self._db.touch_dir(found.parent_ino, now=now)
+            else:
+                self._db.conn.execute(_TOUCH_DIR_SINCE, (now, now, found.parent_ino))
+                self._db.dir_times_ns = 0  # (not known without reading it back)
             self._db.log(tx, found.real, source.ino)
             if source.kind == KIND_FILE:
                 self._versions.record_link(tx, named.real, found.real, source.ino)
@@ -280,8 +285,30 @@ class Namespace:
             follow=follow_symlinks,
         )
 
-    def _update_node(self, path: str, assignments: str, params: tuple, *, follow: bool) -> Stat:
-        """Change metadata columns of the node at `path`: one revision, ctime moves.
+    def set_attrs(
+        self, path: str, *, mode: int | None = None, uid: int = -1, gid: int = -1, atime_ns: int | None = None,
+        mtime_ns: int | None = None, ctime_ns: int | None = None,
+    ) -> Stat:
+        """chmod, chown and utimensat of one node (never following a final symlink) as one
+        change: a FUSE mount holds a directory's (`tar -x` sets all three at its end) and
+        stores them together. `ctime_ns`: when the last of them was made (default now).
+        The node's new `Stat`."""
+        for value in (atime_ns, mtime_ns):
+            if value is not None and not -(2**63) <= value < 2**63:
+                raise OverflowError(f"timestamp {value} ns out of range")
+        return self._update_node(
+            path,
+            "mode = coalesce(?, mode), uid = CASE WHEN ? < 0 THEN uid ELSE ? END, "
+            "gid = CASE WHEN ? < 0 THEN gid ELSE ? END, atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
+            (None if mode is None else mode & 0o7777, uid, uid, gid, gid, atime_ns, mtime_ns),
+            follow=False, ctime_ns=ctime_ns,
+        )  # fmt: skip
+
+    def _update_node(
+        self, path: str, assignments: str, params: tuple, *, follow: bool, ctime_ns: int | None = None
+    ) -> Stat:
+        """Change metadata columns of the node at `path`: one revision, ctime moves (to
+        `ctime_ns` when given: a change made earlier and stored now).
 
         Returns the row as written (RETURNING: no second read), as a `Stat`: a FUSE
         mount answers the getattr that follows every chmod/chown/utimens from it."""
@@ -291,7 +318,7 @@ class Namespace:
             self._versions.supersede(tx, found.real, found.node)
             node = Node(*self._db.conn.execute(
                 f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ? RETURNING {NODE_FIELDS}",
-                (*params, time.time_ns(), tx.rev, found.node.ino),
+                (*params, time.time_ns() if ctime_ns is None else ctime_ns, tx.rev, found.node.ino),
             ).fetchone())  # fmt: skip
             self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
             return self._db.stat(node)

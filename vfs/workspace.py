@@ -257,6 +257,7 @@ class Workspace:
     chown = forward("_names", Namespace.chown)
     utime = forward("_names", Namespace.utime)
     set_times = forward("_names", Namespace.set_times)
+    set_attrs = forward("_names", Namespace.set_attrs)
     stat = forward("_names", Namespace.stat)
     lstat = forward("_names", Namespace.lstat)
     lstat_if_exists = forward("_names", Namespace.lstat_if_exists)

@@ -122,13 +122,103 @@ class OpenFileOps:
     def _pending_changed(self, path: str, node: OpenNode, now: int, **changes) -> None:
         """A pending file's attributes changed (ctime moves to `now`): kept in its stat and the cache."""
         node.stat = dataclasses.replace(node.stat, ctime_ns=now, ctime=now / 1e9, **changes)
-        self.cache.put(path, node.stat)
+        if node.names:  # (a closed file linked here: every name shows the change)
+            self.cache.put_names(tuple(node.names), node.stat)
+            self.links.changed(node.ino, path)
+        else:
+            self.cache.put(path, node.stat)
 
     def store_pending(self) -> None:
         """Store every file created here and not yet committed (before a request that
         does not know about them: a readdir, rename, unlink, chmod, ...)."""
         for path, node in list(self.pending.items()):
+            if self.pending.get(path) is node:  # (another name of it may have stored it)
+                self._commit(node, path)
+
+    # -- small files kept pending after their close (a local store) ----------------------
+    # A small created file is stored when the group transaction commits (group.py calls
+    # `store_closed` first) or before the next request that does not know about pending
+    # files, not at its close: so git's object dance (create tmp_obj, write, close,
+    # link tmp_obj -> the object's name, unlink tmp_obj) ends as one `write_file` under
+    # the object's name instead of a `write_file`, a `link` and an `unlink` (~30 SQL
+    # statements, two versions rows and a tombstone for a name no revision ever showed).
+    # The crash window is the group's, which already holds the file's store call.
+
+    def _defers(self, node: OpenNode) -> bool:
+        """May this pending file stay pending after its close (small enough to hold)?"""
+        return self.defers_close and (node.spool is None or node.spool.size <= SMALL_WRITE)
+
+    def _keep_closed(self, node: OpenNode, path: str) -> None:
+        """The last descriptor of a pending file closed: its stat now shows its content."""
+        made = node.stat
+        mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+        data = node.spool.pread(0, node.spool.size) if node.spool is not None else b""
+        node.stat = dataclasses.replace(
+            made, size=len(data), mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=max(mtime_ns, made.ctime_ns),
+            ctime=max(mtime_ns, made.ctime_ns) / 1e9, hash=blake3.blake3(data).hexdigest(),
+        )  # fmt: skip
+        self.cache.put(path, node.stat)
+
+    def store_closed(self) -> None:
+        """Store the pending files no descriptor holds (before the group commits). A store
+        error here reaches no caller (close(2) returned): logged, the file is lost, as a
+        disk's writeback error after close."""
+        for path, node in list(self.pending.items()):
+            if node.refs == 0 and self.pending.get(path) is node:
+                try:
+                    self._commit(node, path)
+                except Exception:  # noqa: BLE001 - see the docstring
+                    log.exception("a closed file could not be stored: %s", path)
+
+    def _store_now(self, node: OpenNode, path: str) -> None:
+        self.group.begin()
+        try:
             self._commit(node, path)
+        finally:
+            self.group.after_op()
+
+    def link_pending(self, source: str, target: str) -> bool:
+        """link(2) of a closed pending file to a free name in the same directory: a second
+        pending name (stored with the file). False: not such a case, the store links."""
+        node = self.pending.get(source)
+        parent, _, name = target.rpartition("/")
+        if node is None or node.refs or not self.defers_close or source.rpartition("/")[0] != parent:
+            return False
+        if not 0 < len(name.encode("utf-8", "surrogateescape")) <= 255 or target in self.pending:
+            return False
+        if self.cache.stat(target, self._load_stat) is not None:
+            return False  # (the store answers EEXIST)
+        now = time.time_ns()
+        names = node.names = (node.names or [source]) + [target]
+        node.created_ns = now  # (the parent's times in the store: this change of its names)
+        node.stat = dataclasses.replace(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
+        self.pending[target] = node
+        self.cache.forget(target, added=True, parent_ns=now)
+        self.cache.put_names(tuple(names), node.stat)
+        for known in names:
+            self.links.seen(node.ino, len(names), known)
+        self.links.changed(node.ino, target)
+        return True
+
+    def unlink_pending(self, path: str) -> bool:
+        """unlink(2) of one of several names `link_pending` gave a closed pending file: only
+        the names here change. False: not such a name (the store unlinks)."""
+        node = self.pending.get(path)
+        if node is None or node.refs or not node.names or len(node.names) < 2:
+            return False
+        now = time.time_ns()
+        del self.pending[path]
+        node.names.remove(path)
+        names = tuple(node.names)
+        if len(names) == 1:
+            node.names = None
+        node.created_ns = now
+        node.stat = dataclasses.replace(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
+        self.cache.forget(path, added=False, parent_ns=now)
+        self.cache.put_names(names, node.stat)
+        self.links.forget(node.ino, path)
+        self.links.changed(node.ino, path)  # (the kernel's attributes of the other names: nlink moved)
+        return True
 
     @fuse_op(keeps_pending=True)
     def open(self, path: str, flags: int) -> int:
@@ -144,6 +234,9 @@ class OpenFileOps:
         # The kernel resolves symlinks itself and asks for attributes just before, so the
         # metadata cache (a local store) nearly always knows the file already.
         pending = self.pending.get(path) if self.pending else None
+        if pending is not None and pending.refs == 0:  # closed, kept pending: a new descriptor reads the store
+            self._store_now(pending, path)
+            pending = None
         st = pending.stat if pending is not None else self.cache.stat(path, self._load_stat)
         if st is None:
             raise mfusepy.FuseOSError(errno.ENOENT)
@@ -227,9 +320,11 @@ class OpenFileOps:
     @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def flush(self, path: str, fh: int) -> int:
         node = self.table.get(fh).node
-        if node.dirty or not self.pending or self.pending.get(path) is not node:
+        created = bool(self.pending) and self.pending.get(path) is node
+        if not created or (node.dirty and not self._defers(node)):
             # (a created file with nothing written yet waits for its release: `echo > f`
-            # closes one descriptor of it, dup2'd, before writing through the other)
+            # closes one descriptor of it, dup2'd, before writing through the other;
+            # a small one with bytes, on a local store, waits too: `_keep_closed`)
             self._commit(node, self._named(path))
         check_writes = getattr(self.ws, "check_writes", None)  # remote: a lost queued push fails close(2)
         if check_writes is not None:
@@ -259,6 +354,9 @@ class OpenFileOps:
     def release(self, path: str, fh: int) -> int:
         node = self.table.close(fh)
         if node is not None:
+            if self.pending and self.pending.get(path) is node and self._defers(node):
+                self._keep_closed(node, path)
+                return 0
             try:
                 self._commit(node, self._named(path))
             finally:
@@ -312,8 +410,13 @@ class OpenFileOps:
         self.links.changed(node.ino, path)
 
     def _store_created(self, node: OpenNode, path: str) -> None:
-        """A pending file (`_create_pending`) and its content into the store: one `write_file`."""
+        """A pending file (`_create_pending`) and its content into the store: one `write_file`
+        (and a `link` for each other name a closed one was given here, `link_pending`)."""
         del self.pending[path]
+        others = [name for name in node.names if name != path] if node.names else []
+        node.names = None
+        for name in others:
+            del self.pending[name]
         made = node.stat
         mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
         content = node.spool.small_content(SMALL_WRITE) if node.spool is not None else b""
@@ -324,14 +427,24 @@ class OpenFileOps:
                     path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=node.created_ns,
                     atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
                 )
+            for name in others:
+                st = self.ws.link(path, name, at_ns=node.created_ns)
         except BaseException:
-            self.cache.forget(path, added=False)  # (the store refused it: the name is not there)
+            for name in (path, *others):
+                self.cache.forget(name, added=False)  # (the store refused it: the name is not there)
+            if node.refs == 0:
+                node.drop_spool()
             raise
         node.base, node.stat = st.hash, st
         if node.dirty:
             node.dirty = False
             node.version += 1
-        self.cache.put(path, st)
+        if others:
+            self.cache.put_names((path, *others), st)
+        else:
+            self.cache.put(path, st)
+        if node.refs == 0:  # (closed and kept pending until now: `_keep_closed`)
+            node.drop_spool()
 
     def _commit_by_ino(self, node: OpenNode) -> None:
         """At unmount: commit under any name the inode still has."""

@@ -21,7 +21,8 @@ _NONE: tuple[list[str], bool] = ([], False)
 
 
 def fuse_op(
-    method: Callable | None = None, *, mutates: bool = False, targeted: bool = False, keeps_pending: bool = False
+    method: Callable | None = None, *, mutates: bool = False, targeted: bool = False, keeps_pending: bool = False,
+    keeps_held: bool = False,
 ) -> Callable:
     """Run under the mount lock; turn store errors into FUSE errnos.
 
@@ -30,9 +31,13 @@ def fuse_op(
     (`MetaCache.forget`/`put`); other mutations clear the whole cache.
     `keeps_pending`: it knows about files created here and not stored yet
     (`OpenFileOps._create_pending`); before any other operation they are stored.
+    `keeps_held`: it knows about a directory's attribute changes held in the mount
+    (held.py); before any other operation they are stored (before pending files:
+    those were all created after them).
     """
     if method is None:
-        return functools.partial(fuse_op, mutates=mutates, targeted=targeted, keeps_pending=keeps_pending)
+        return functools.partial(fuse_op, mutates=mutates, targeted=targeted, keeps_pending=keeps_pending,
+                                 keeps_held=keeps_held)
     clears = mutates and not targeted
 
     @functools.wraps(method)
@@ -40,8 +45,10 @@ def fuse_op(
         try:
             with self._lock:
                 try:
+                    if self.held is not None and not keeps_held:
+                        _store_pending(self, self.store_held)
                     if self.pending and not keeps_pending:
-                        _store_pending(self)
+                        _store_pending(self, self.store_pending)
                     if mutates:
                         self.fresh = None
                         self.group.begin()
@@ -68,10 +75,10 @@ def fuse_op(
     return wrapper
 
 
-def _store_pending(self) -> None:  # self: a WsfsOperations, holding its lock
-    """Store the files created and not yet committed, in the open group transaction."""
+def _store_pending(self, store: Callable[[], None]) -> None:  # self: a WsfsOperations, holding its lock
+    """Store what the mount holds (pending files, held attributes) in the open group transaction."""
     self.group.begin()
     try:
-        self.store_pending()
+        store()
     finally:
         self.group.after_op()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 log = logging.getLogger("wsfs.mount")
@@ -40,6 +41,9 @@ class GroupCommit:
         self._last = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # Called (holding the lock) just before each commit: the mount stores the files
+        # it kept pending after their close, so a commit never leaves one behind.
+        self.before_commit: Callable[[], None] | None = None
 
     def start(self, ws) -> None:
         if not hasattr(ws, "transaction"):
@@ -64,6 +68,8 @@ class GroupCommit:
     def commit(self) -> None:
         if self._open is None:
             return
+        if self.before_commit is not None:
+            self.before_commit()
         group, self._open = self._open, None
         group.__exit__(None, None, None)
 

@@ -29,6 +29,8 @@ class OpenNode:
     base: str | None = None  # content id the buffer started from (remote mode pushes against it)
     stat: object = None  # the last Stat seen (what fstat reports once the file has no name)
     created_ns: int = 0  # when a pending create (files.py) made it: its parent's times in the store
+    # (and, once closed, when a pending link or unlink last changed its names)
+    names: list[str] | None = None  # a closed pending file linked here: all its pending names (files.py)
 
     def changed(self) -> None:
         self.dirty = True

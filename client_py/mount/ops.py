@@ -31,6 +31,7 @@ from client_py.mount.files import OpenFileOps
 from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
+from client_py.mount.held import HeldAttrs, holdable
 from client_py.mount.metacache import MetaCache, name_count
 from client_py.mount.notify import LinkNames, StreamInvalidator, current_fuse
 from vfs.surface import MountBackend
@@ -82,6 +83,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         # Files created here and not in the store yet (a local store: `_create_pending`): path -> node.
         self.pending: dict[str, OpenNode] = {}
         self.reserves = False  # create with a reserved inode number (a local store: `Workspace.reserve_ino`)
+        self.defers_close = False  # a local store: small created files stay pending after close (files.py)
+        self.holds = False  # a local store: a directory's chmod/chown/utimens are held (held.py)
+        self.held: HeldAttrs | None = None
         self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
 
     # -- lifecycle -----------------------------------------------------------
@@ -109,6 +113,11 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
                     self.ws.on_change = StreamInvalidator(self.links.fuse)
                 # A create makes no store call: the file is stored with its content at close.
                 self.reserves = hasattr(self.ws, "reserve_ino") and os.environ.get("WSFS_MOUNT_RESERVE", "1") != "0"
+                # ... and a small one stays pending past its close, until the group commits.
+                self.defers_close = (self.reserves and self.cache.enabled
+                                     and os.environ.get("WSFS_MOUNT_DEFER", "1") != "0")
+                self.holds = self.cache.enabled and os.environ.get("WSFS_MOUNT_HOLD", "1") != "0"
+                self.group.before_commit = self._before_group_commit
             log.info("mounted %s at revision %d", self.ws.path, self.ws.rev)
 
     def destroy(self, path: str) -> None:
@@ -119,6 +128,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             if isinstance(getattr(self.ws, "on_change", None), StreamInvalidator):
                 self.ws.on_change.stop()  # (remote mode: the change stream stops calling libfuse)
             self.group.begin()
+            self.store_held()
             self.store_pending()
             for node in self.table.dirty_nodes():
                 self._commit_by_ino(node)
@@ -129,7 +139,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     # -- attributes ------------------------------------------------------------
 
-    @fuse_op(keeps_pending=True)
+    @fuse_op(keeps_pending=True, keeps_held=True)
     def fill_stat(self, path: str | None, fh: int | None, out) -> int:
         """getattr straight into libfuse's `struct stat`: 0, or -ENOENT without raising.
 
@@ -179,7 +189,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
         return st.size, st.mtime_ns, st.ctime_ns
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def chmod(self, path: str, mode: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
@@ -187,10 +197,12 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             if self.chattr_pending(path, mode=mode):
                 return 0
             self.store_pending()  # (as `fuse_op` does before any request that does not know them)
+        if self._hold(path, mode=mode):
+            return 0
         self._attributes_changed(path, self.ws.chmod(path, mode & 0o7777))
         return 0
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def chown(self, path: str, uid: int, gid: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
@@ -198,9 +210,50 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             if self.chattr_pending(path, uid=uid, gid=gid):
                 return 0
             self.store_pending()
+        if self._hold(path, uid=uid, gid=gid):
+            return 0
         # FUSE hands us the inode itself: never follow a symlink here.
         self._attributes_changed(path, self.ws.chown(path, uid, gid, follow_symlinks=False))
         return 0
+
+    def _hold(self, path: str, **changes) -> bool:
+        """chmod/chown/utimens of a directory, held in the mount (held.py): answered from
+        the cache, stored with the next ones on it as one change. False: not held."""
+        if not self.holds:
+            return False
+        held = self.held
+        if held is not None and held.path != path:
+            self.store_held()
+            held = None
+        if held is None:
+            st = self.cache.stat(path, self._load_stat)
+            if not holdable(st, changes.get("atime_ns"), changes.get("mtime_ns")):
+                return False
+            held = self.held = HeldAttrs(path, st)
+        elif not holdable(held.stat, changes.get("atime_ns"), changes.get("mtime_ns")):
+            self.store_held()
+            return False
+        st = held.apply(time.time_ns(), **changes)
+        self.cache.forget(path)
+        self.cache.put(path, st)
+        return True
+
+    def store_held(self) -> None:
+        """Store the attribute changes held for a directory (one `set_attrs`)."""
+        held, self.held = self.held, None
+        if held is not None:
+            self.cache.put(held.path, self.ws.set_attrs(held.path, **held.changes))
+
+    def _before_group_commit(self) -> None:
+        """What the mount holds goes into the group before it commits: held attributes,
+        then closed pending files (made after them: see `fuse_op`). A failure here reaches
+        no caller; logged."""
+        try:
+            self.store_held()
+        except Exception:  # noqa: BLE001 - see the docstring
+            log.exception("held attribute changes could not be stored")
+        if self.defers_close:
+            self.store_closed()
 
     def _attributes_changed(self, path: str, st: vfs.Stat) -> None:
         """After chmod/chown/utimens: the new attributes (the store's answer to the change)
@@ -210,7 +263,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.cache.put(path, st)
         self.links.changed(st.ino, path)
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def utimens(self, path: str, times: tuple[int, int] | None = None) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
@@ -220,6 +273,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             if self.touch_pending(path, _utime_value(atime_ns, now), _utime_value(mtime_ns, now), now):
                 return 0
             self.store_pending()  # (as `fuse_op` does before any request that does not know them)
+        if self._hold(path, atime_ns=_utime_value(atime_ns, now), mtime_ns=_utime_value(mtime_ns, now)):
+            return 0
         st = self.cache.stat(path, self.ws.lstat)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
@@ -295,10 +350,14 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self._forget_dirs()
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def unlink(self, path: str) -> int:
         if self.hidden.pop(path, None) is not None:
             return 0  # libfuse removing its stand-in after the last close: never in the store
+        if self.pending:
+            if self.unlink_pending(path):
+                return 0  # (git: an object's temporary name, linked while pending)
+            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
         self._unlink(path)
         return 0
 
@@ -344,9 +403,13 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def readlink(self, path: str) -> str:
         return self.ws.readlink(path)
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def link(self, target: str, source: str) -> int:
         # mfusepy's naming: `target` is the new name, `source` the existing file.
+        if self.pending:
+            if self.link_pending(source, target):
+                return 0  # (git: a closed object file under its final name; stored with it)
+            self.store_pending()
         st = self.ws.link(source, target)  # (a local store answers with the new Stat)
         touched = self._dir_times()
         if st is None:
@@ -364,11 +427,19 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.links.changed(st.ino, target)
         return 0
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
-        if not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden:
+        hide = not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden
+        if hide and old not in self.pending:
+            # (libfuse hides an open file a rename is about to replace: the pending file
+            # being renamed over it is stored by that rename, which follows at once)
+            self._hide(old, new)
+            return 0
+        if self.pending:
+            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
+        if hide:
             self._hide(old, new)
             return 0
         exchange = bool(flags & RENAME_EXCHANGE)

@@ -1,0 +1,56 @@
+"""A directory's attribute changes held in the mount and stored as one change.
+
+`tar -x` sets each directory's owner, mode and times at its end (three requests:
+chown, chmod, utimens, one after the other on the same directory; the Django sdist
+has 3,233 of them). Each used to be a store call of its own (a lookup, the UPDATE,
+a change-log row, a savepoint). A local mount now answers them from the metadata
+cache and keeps the changes here; they reach the store as one `Workspace.set_attrs`
+before any other request (`fuseop.fuse_op`, unless `keeps_held`), and before the
+group transaction commits. Every value the kernel was told (mode, owner, times,
+ctime) is the one stored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import stat as stat_mod
+from dataclasses import dataclass, field
+
+import vfs
+
+
+@dataclass
+class HeldAttrs:
+    """The changes held for one directory, and its `Stat` with them applied."""
+
+    path: str
+    stat: vfs.Stat
+    changes: dict = field(default_factory=dict)
+
+    def apply(self, now: int, *, mode: int | None = None, uid: int = -1, gid: int = -1,
+              atime_ns: int | None = None, mtime_ns: int | None = None) -> vfs.Stat:
+        """One more change (made at `now`, its ctime); the new `Stat`."""
+        changes, new = self.changes, {}
+        if mode is not None:
+            changes["mode"] = mode & 0o7777
+            new.update(mode=stat_mod.S_IFDIR | (mode & 0o7777))
+        if uid >= 0:
+            changes["uid"] = new["uid"] = uid
+        if gid >= 0:
+            changes["gid"] = new["gid"] = gid
+        if atime_ns is not None:
+            changes["atime_ns"] = new["atime_ns"] = atime_ns
+            new["atime"] = atime_ns / 1e9
+        if mtime_ns is not None:
+            changes["mtime_ns"] = new["mtime_ns"] = mtime_ns
+            new["mtime"] = mtime_ns / 1e9
+        changes["ctime_ns"] = now
+        self.stat = dataclasses.replace(self.stat, ctime_ns=now, ctime=now / 1e9, **new)
+        return self.stat
+
+
+def holdable(st: vfs.Stat | None, atime_ns: int | None = None, mtime_ns: int | None = None) -> bool:
+    """May a change of `st`'s attributes be held: a directory, times the store can keep."""
+    if st is None or st.kind != "dir":
+        return False
+    return all(value is None or -(2**63) <= value < 2**63 for value in (atime_ns, mtime_ns))
