@@ -122,6 +122,9 @@ class Sync:
         Idempotent: entries equal to the local state are `unchanged` and an
         all-unchanged batch does not advance the revision. Raises
         MissingObjects (applying nothing) when a file's chunks are absent.
+        An entry of a directory that exists changes its mode only, unless it
+        carries `set_mtime` (`vfs.wire.TimedChange`, a mount's utimensat): then
+        its mtime too, set after the batch's other entries (`_set_dir_mtime`).
         """
         batch = [self._validated(change) for change in changes]
         result = ApplyResult()
