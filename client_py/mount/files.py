@@ -8,7 +8,6 @@ shares that class's state (the store, the open-file table, the caches).
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -21,6 +20,7 @@ import mfusepy
 import vfs
 from client_py.mount.fuseop import fuse_op
 from client_py.mount.handles import OpenNode
+from client_py.mount.metacache import restat
 from client_py.mount.spool import Spool
 from vfs.surface import ReadableFile
 
@@ -121,7 +121,7 @@ class OpenFileOps:
 
     def _pending_changed(self, path: str, node: OpenNode, now: int, **changes) -> None:
         """A pending file's attributes changed (ctime moves to `now`): kept in its stat and the cache."""
-        node.stat = dataclasses.replace(node.stat, ctime_ns=now, ctime=now / 1e9, **changes)
+        node.stat = restat(node.stat, ctime_ns=now, ctime=now / 1e9, **changes)
         if node.names:  # (a closed file linked here: every name shows the change)
             self.cache.put_names(tuple(node.names), node.stat)
             self.links.changed(node.ino, path)
@@ -153,7 +153,7 @@ class OpenFileOps:
         made = node.stat
         mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
         data = node.spool.pread(0, node.spool.size) if node.spool is not None else b""
-        node.stat = dataclasses.replace(
+        node.stat = restat(
             made, size=len(data), mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=max(mtime_ns, made.ctime_ns),
             ctime=max(mtime_ns, made.ctime_ns) / 1e9, hash=blake3.blake3(data).hexdigest(),
         )  # fmt: skip
@@ -191,7 +191,7 @@ class OpenFileOps:
         now = time.time_ns()
         names = node.names = (node.names or [source]) + [target]
         node.created_ns = now  # (the parent's times in the store: this change of its names)
-        node.stat = dataclasses.replace(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
+        node.stat = restat(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
         self.pending[target] = node
         self.cache.forget(target, added=True, parent_ns=now)
         self.cache.put_names(tuple(names), node.stat)
@@ -213,7 +213,7 @@ class OpenFileOps:
         if len(names) == 1:
             node.names = None
         node.created_ns = now
-        node.stat = dataclasses.replace(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
+        node.stat = restat(node.stat, nlink=len(names), ctime_ns=now, ctime=now / 1e9)
         self.cache.forget(path, added=False, parent_ns=now)
         self.cache.put_names(names, node.stat)
         self.links.forget(node.ino, path)

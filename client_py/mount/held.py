@@ -12,11 +12,11 @@ ctime) is the one stored.
 
 from __future__ import annotations
 
-import dataclasses
 import stat as stat_mod
 from dataclasses import dataclass, field
 
 import vfs
+from client_py.mount.metacache import restat
 
 
 @dataclass
@@ -45,7 +45,7 @@ class HeldAttrs:
             changes["mtime_ns"] = new["mtime_ns"] = mtime_ns
             new["mtime"] = mtime_ns / 1e9
         changes["ctime_ns"] = now
-        self.stat = dataclasses.replace(self.stat, ctime_ns=now, ctime=now / 1e9, **new)
+        self.stat = restat(self.stat, ctime_ns=now, ctime=now / 1e9, **new)
         return self.stat
 
 

@@ -16,6 +16,8 @@ in-memory index already and does not use this.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Callable
 
 import vfs
@@ -139,6 +141,19 @@ class MetaCache:
             if len(self.names) < MAX_ENTRIES // 10:
                 self.names[path] = {entry[0] for entry in entries[2:]}  # (after "." and "..")
         return entries
+
+
+_STAT_FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(vfs.Stat)))
+
+
+def restat(st: vfs.Stat, **changes) -> vfs.Stat:
+    """`dataclasses.replace(st, **changes)` in a quarter of its time (~1.5 against ~6 us
+    here): a tar member changes its pending stat four times (futimens, fchown, fchmod,
+    close), and a held directory three."""
+    new = vfs.Stat(*_STAT_FIELDS(st))
+    for name, value in changes.items():
+        setattr(new, name, value)
+    return new
 
 
 def name_count(st: vfs.Stat) -> int:

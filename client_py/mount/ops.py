@@ -14,7 +14,6 @@ wrapper that runs every operation is `fuseop.fuse_op`.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -32,7 +31,7 @@ from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.held import HeldAttrs, holdable
-from client_py.mount.metacache import MetaCache, name_count
+from client_py.mount.metacache import MetaCache, name_count, restat
 from client_py.mount.notify import LinkNames, StreamInvalidator, current_fuse
 from vfs.surface import MountBackend
 
@@ -374,7 +373,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
                 # A local store stamps the inode's ctime with the parent's new times (one clock
                 # reading), so the name left needs no lookup: git's object after its temporary
                 # name goes.
-                self.cache.put(other, dataclasses.replace(st, nlink=1, ctime_ns=touched, ctime=touched / 1e9))
+                self.cache.put(other, restat(st, nlink=1, ctime_ns=touched, ctime=touched / 1e9))
         self.cache.forget(path, added=False, nlink=1 if known else st.nlink, parent_ns=touched)
         self.links.forget(st.ino, path)
         self.links.changed(st.ino, path)  # nlink dropped under the other names
@@ -388,7 +387,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         node = self.table.node(st.ino)
         if node is not None:
             base = node.stat if node.stat is not None else st
-            node.stat = dataclasses.replace(base, nlink=max(st.nlink - 1, 0), ctime_ns=time.time_ns())
+            node.stat = restat(base, nlink=max(st.nlink - 1, 0), ctime_ns=time.time_ns())
         self.hidden[stand_in] = st.ino
 
     @fuse_op(mutates=True, targeted=True)
