@@ -96,6 +96,7 @@ class Item:
     seq: int = 0  # the first enqueue this entry carries (flush waits by it)
     link_of: str | None = None  # a hard link made here to this unsent file (see `RemoteBackend.link`)
     link_now: bool = False  # sent as a wire `link` after the batch's push (its source still has this inode)
+    fresh: bool = False  # a node made here the server has not had yet (its rename may be queued: no history)
 
     @property
     def size(self) -> int:
@@ -162,8 +163,11 @@ class PushQueue:
         return None if entry is None else entry.rev
 
     def enqueue(self, change: Change, chunks: list[tuple[str, Any]] = (), *, new: bool = False,
-                link_of: str | None = None) -> None:
-        """Queue `change` (lock held): the index shows it at once, the pusher sends it."""
+                link_of: str | None = None, fresh: bool | None = None) -> None:
+        """Queue `change` (lock held): the index shows it at once, the pusher sends it.
+        `new`: the path must not exist on the server. `fresh` (default: `new`): the node was
+        made here and the server has not had it yet."""
+        fresh = new if fresh is None else fresh
         path = change.path
         index = self._backend.index
         previous = self.queued.get(path)
@@ -178,10 +182,11 @@ class PushQueue:
             if not chunks and change.kind == "file" and previous.change.hash == change.hash:
                 chunks = previous.chunks  # (a chmod or utime of a file whose content is still unsent)
             same = previous.change.kind == change.kind and previous.change.hash == change.hash
-            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None))
+            item = Item(change, previous.base, list(chunks), previous.seq, link_of or (previous.link_of if same else None),
+                        fresh=fresh or (previous.fresh and change.kind != "delete"))
         else:
             self._seq += 1
-            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of)
+            item = Item(change, self.base_for(path, new=new), list(chunks), self._seq, link_of, fresh=fresh)
         self.queued[path] = item
         self._queued_bytes += item.size
         existed = path in index.entries

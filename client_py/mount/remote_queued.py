@@ -187,7 +187,7 @@ class QueuedChanges:
     def _queue_rename(self, src: str, dst: str) -> bool:
         """A file's rename as two queued entries, its old name deleted and its content at the
         new one (compileall's `.pyc` and git's lock files: written, then renamed into place).
-        Only for a file the server has not had yet (queued or on its way as new): the change
+        Only for a file the server has not had yet (made here, queued or on its way): the change
         stream shows a rename as those two entries anyway, but the server's history of a file
         it has would start again at the new name, so that one is a `rename` call. A file with
         other names, a directory (a subtree) or a symlink stays one `rename` call too. False:
@@ -196,7 +196,7 @@ class QueuedChanges:
             moving = self.index.entries.get(src)
             replaced = self.index.entries.get(dst)
             made = self.pushq.queued.get(src) or self.pushq.inflight.get(src) if self.pushq is not None else None
-            if (moving is None or moving.kind != "file" or src == dst or made is None or made.base is not None
+            if (moving is None or moving.kind != "file" or src == dst or made is None or not made.fresh
                     or made.change.kind != "file" or (moving.size and not moving.chunks)
                     or self.index.nlink(src) > 1 or (replaced is not None and (replaced.kind == "dir" or self.index.nlink(dst) > 1))
                     or not self._queueing()):
@@ -205,7 +205,8 @@ class QueuedChanges:
             item = self.pushq.queued.get(src)
             chunks = item.chunks if item is not None else []  # (else the server has them, or will before this)
             self._enqueue(Change(path=src, kind="delete", rev=0))
-            self._enqueue(dataclasses.replace(moving, path=dst), chunks, new=replaced is None)
+            self.pushq.enqueue(dataclasses.replace(moving, path=dst), chunks, new=replaced is None, fresh=True)
+            self.pushq.wait_room()
             self.index.moved(src, dst, before)  # a rename keeps the inode: number, owners, times
             self.attrs.changed(before[0][src])
         return True
