@@ -84,6 +84,14 @@ _UPDATE_CONTENT = (
 )
 
 
+_INSERT_FILE = (  # `write_new_files`: a created file's row, its number given (`Workspace.reserve_ino`)
+    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, rev, rdev, "
+    f"vrev, vauthor, ino) VALUES({KIND_FILE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?)"
+)
+_NEW_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, 0)"
+_DIR_SINCE = "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?"
+
+
 def seconds_to_ns(seconds: float | None) -> int | None:
     return None if seconds is None else round(float(seconds) * 1e9)
 
@@ -332,6 +340,35 @@ class Content:
         elif found.real not in tx.new_files:
             self._versions.prune(found.real, time.time(), pending=True)
         return node
+
+    def write_new_files(self, files: list[dict]) -> list[Stat]:
+        """Create several files in one call, each as `write_file(path, data, if_match="",
+        ino=, created_ns=, atime_ns=, mtime_ns=, ctime_ns=, mode=)` under `as_owner(uid,
+        gid)` would (keys of each dict: those, `uid` and `gid`). A FUSE mount stores the
+        small files closed since its group transaction began this way: one row insert
+        per table for all of them and one stamp per parent directory, instead of a
+        savepoint, statements and Python per file. All or nothing: any error (a name
+        taken: `PreconditionFailed`) leaves none of them. Their `Stat`s, in order."""
+        with self._db.tx() as tx:
+            vrev, vauthor = self._versions.pending(tx)
+            rows, names, logs, parents = [], [], [], {}
+            for f in files:
+                found = self.writable_target(f["path"], False)
+                self._check_precondition(f["path"], found, "")
+                entries, size, digest = self._store_stream(f["data"])
+                rows.append((f["mode"] & 0o7777, size, digest, pack(entries), f["mtime_ns"], f["ctime_ns"],
+                             f["atime_ns"], f["uid"], f["gid"], tx.rev, vrev, vauthor, f["ino"]))
+                names.append((found.parent_ino, found.name, f["ino"]))
+                logs.append((found.real, f["ino"]))
+                parents[found.parent_ino] = max(parents.get(found.parent_ino, 0), f["created_ns"])
+                tx.new_files[found.real] = f["ino"]  # (its path's pruning waits for a later transaction)
+            conn = self._db.conn
+            conn.executemany(_INSERT_FILE, rows)
+            conn.executemany(_NEW_NAME, names)
+            conn.executemany(_DIR_SINCE, [(ns, ns, ino) for ino, ns in parents.items()])
+            self._db.log_many(tx, logs)
+            self._db.dir_times_ns = 0  # (not known without reading it back)
+            return [self._db.stat(self._db.node(f["ino"])) for f in files]
 
     # -- reads -------------------------------------------------------------------
 

@@ -273,6 +273,7 @@ class Workspace:
 
     write_file = forward("_content", Content.write_file)
     put_file = forward("_content", Content.put_file)
+    write_new_files = forward("_content", Content.write_new_files)
     read_file = forward("_content", Content.read_file)
     read_text = forward("_content", Content.read_text)
     read_range = forward("_content", Content.read_range)

@@ -131,6 +131,7 @@ class OpenFileOps:
     def store_pending(self) -> None:
         """Store every file created here and not yet committed (before a request that
         does not know about them: a readdir, rename, unlink, chmod, ...)."""
+        self._store_batch()
         for path, node in list(self.pending.items()):
             if self.pending.get(path) is node:  # (another name of it may have stored it)
                 self._commit(node, path)
@@ -163,12 +164,37 @@ class OpenFileOps:
         """Store the pending files no descriptor holds (before the group commits). A store
         error here reaches no caller (close(2) returned): logged, the file is lost, as a
         disk's writeback error after close."""
+        self._store_batch()
         for path, node in list(self.pending.items()):
             if node.refs == 0 and self.pending.get(path) is node:
                 try:
                     self._commit(node, path)
                 except Exception:  # noqa: BLE001 - see the docstring
                     log.exception("a closed file could not be stored: %s", path)
+
+    def _store_batch(self) -> None:
+        """The closed pending files with one name, stored in one `write_new_files` (an untar
+        closes dozens between two directories); on any error, none: then one by one."""
+        batch = [(path, node) for path, node in self.pending.items() if node.refs == 0 and not node.names]
+        if len(batch) < 2 or not self.defers_close or not self.batches:
+            return
+        files = []
+        for path, node in batch:
+            made = node.stat
+            mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+            files.append({
+                "path": path, "data": node.spool.small_content(SMALL_WRITE) if node.spool is not None else b"",
+                "mode": made.mode, "uid": made.uid, "gid": made.gid, "ino": made.ino, "created_ns": node.created_ns,
+                "atime_ns": made.atime_ns, "mtime_ns": mtime_ns, "ctime_ns": max(mtime_ns, made.ctime_ns),
+            })  # fmt: skip
+        try:
+            stats = self.ws.write_new_files(files)
+        except Exception:  # noqa: BLE001 - stored one by one instead, each error its own
+            log.debug("batch of %d closed files refused; storing them one by one", len(files), exc_info=True)
+            return
+        for (path, node), st in zip(batch, stats):
+            del self.pending[path]
+            self._stored(node, path, st)
 
     def _store_now(self, node: OpenNode, path: str) -> None:
         self.group.begin()
@@ -435,6 +461,10 @@ class OpenFileOps:
             if node.refs == 0:
                 node.drop_spool()
             raise
+        self._stored(node, path, st, others)
+
+    def _stored(self, node: OpenNode, path: str, st: vfs.Stat, others: list[str] = ()) -> None:
+        """A pending file is in the store now, `st` its answer."""
         node.base, node.stat = st.hash, st
         if node.dirty:
             node.dirty = False

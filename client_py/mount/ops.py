@@ -84,6 +84,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.reserves = False  # create with a reserved inode number (a local store: `Workspace.reserve_ino`)
         self.defers_close = False  # a local store: small created files stay pending after close (files.py)
         self.holds = False  # a local store: a directory's chmod/chown/utimens are held (held.py)
+        self.batches = os.environ.get("WSFS_MOUNT_BATCH", "1") != "0"  # closed files stored together (files.py)
         self.held: HeldAttrs | None = None
         self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
 

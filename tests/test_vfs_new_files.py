@@ -1,0 +1,74 @@
+"""`Workspace.write_new_files`: several created files in one call (a FUSE mount's closed
+pending files), each exactly as its own `write_file(..., if_match="", ino=, created_ns=)`."""
+
+from __future__ import annotations
+
+import pytest
+
+import vfs
+
+T = 1_800_000_000_000_000_000  # a time after the stores were made: parents' times move to it
+
+
+def _files(ws: vfs.Workspace) -> list[dict]:
+    sizes = [0, 5, 1500, 40_000]  # empty, inline chunk, catalogue chunk, cut into chunks
+    out = []
+    for i, size in enumerate(sizes):
+        out.append({
+            "path": f"/{'de'[i % 2]}/f{i}", "data": bytes([65 + i]) * size, "mode": 0o100640 + i, "uid": 1000 + i,
+            "gid": 2000 + i, "ino": ws.reserve_ino(), "created_ns": T + 10 * i, "atime_ns": T + 10 * i,
+            "mtime_ns": T + 10 * i + 3, "ctime_ns": T + 10 * i + 5,
+        })  # fmt: skip
+    return out
+
+
+def _fields(st: vfs.Stat) -> tuple:
+    return (st.kind, st.mode, st.size, st.hash, st.ino, st.nlink, st.mtime_ns, st.ctime_ns, st.atime_ns, st.uid, st.gid)
+
+
+def _one_by_one(ws: vfs.Workspace, files: list[dict]) -> list[vfs.Stat]:
+    stats = []
+    with ws.transaction():
+        for f in files:
+            with ws.as_owner(f["uid"], f["gid"]):
+                stats.append(ws.write_file(f["path"], f["data"], mode=f["mode"] & 0o7777, if_match="", ino=f["ino"],
+                                           created_ns=f["created_ns"], atime_ns=f["atime_ns"],
+                                           mtime_ns=f["mtime_ns"], ctime_ns=f["ctime_ns"]))
+    return stats
+
+
+def _setup(path) -> vfs.Workspace:
+    ws = vfs.Workspace(str(path), exclusive=True)
+    ws.mkdir("/d")
+    ws.mkdir("/e")
+    return ws
+
+
+def test_batch_stores_what_one_write_file_each_stores(tmp_path):
+    with _setup(tmp_path / "a.db") as batch, _setup(tmp_path / "b.db") as single:
+        cursor_a, cursor_b = batch.cursor(), single.cursor()
+        files_a, files_b = _files(batch), _files(single)
+        assert [f["ino"] for f in files_a] == [f["ino"] for f in files_b]
+        with batch.transaction():
+            got = batch.write_new_files(files_a)
+        want = _one_by_one(single, files_b)
+        assert [_fields(st) for st in got] == [_fields(st) for st in want]
+        for f in files_a:
+            assert _fields(batch.lstat(f["path"])) == _fields(single.lstat(f["path"]))
+            assert batch.read_file(f["path"]) == f["data"]
+        for parent, last in (("/d", T + 20), ("/e", T + 30)):  # (the root and atimes: when each store was set up)
+            a, b = batch.lstat(parent), single.lstat(parent)
+            assert (a.mtime_ns, a.ctime_ns, a.nlink) == (b.mtime_ns, b.ctime_ns, b.nlink) == (last, last, 2)
+        assert [(c.kind, c.path) for c in batch.changes(after=cursor_a)] == [
+            (c.kind, c.path) for c in single.changes(after=cursor_b)]
+        assert batch.rev == single.rev
+
+
+def test_a_taken_name_leaves_none_of_them(tmp_path):
+    with _setup(tmp_path / "a.db") as ws:
+        ws.write_file("/e/f3", b"already here")
+        rev, files = ws.rev, _files(ws)
+        with pytest.raises(vfs.PreconditionFailed):
+            ws.write_new_files(files)
+        assert ws.rev == rev and ws.read_file("/e/f3") == b"already here"
+        assert ws.listdir("/d") == [] and ws.listdir("/e") == ["f3"]
