@@ -72,3 +72,14 @@ def test_a_taken_name_leaves_none_of_them(tmp_path):
             ws.write_new_files(files)
         assert ws.rev == rev and ws.read_file("/e/f3") == b"already here"
         assert ws.listdir("/d") == [] and ws.listdir("/e") == ["f3"]
+
+
+def test_a_name_taken_by_a_directory_or_given_twice_leaves_none_of_them(tmp_path):
+    with _setup(tmp_path / "a.db") as ws:
+        ws.mkdir("/d/f2")
+        rev, files = ws.rev, _files(ws)
+        with pytest.raises(FileExistsError):
+            ws.write_new_files(files)
+        with pytest.raises(ValueError):
+            ws.write_new_files([files[0], {**files[1], "path": files[0]["path"]}])
+        assert ws.rev == rev and ws.listdir("/d") == ["f2"] and ws.listdir("/e") == []

@@ -26,10 +26,10 @@ from vfs.chunks import (
     EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, RECORD_SIZE, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack,
 )
 from vfs.chunkreader import open_chunks
-from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
+from vfs.db import NODE_COLUMNS, NODE_FIELDS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
-from vfs.paths import normalize, parent_of
+from vfs.paths import join, normalize, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, SPECIAL_KINDS
 from vfs.types import Stat
 from vfs.versions import Versions
@@ -351,24 +351,47 @@ class Content:
         taken: `PreconditionFailed`) leaves none of them. Their `Stat`s, in order."""
         with self._db.tx() as tx:
             vrev, vauthor = self._versions.pending(tx)
-            rows, names, logs, parents = [], [], [], {}
+            rows, names, logs, parents, dirs = [], [], [], {}, {}
             for f in files:
-                found = self.writable_target(f["path"], False)
-                self._check_precondition(f["path"], found, "")
+                parent_path, _, name = normalize(f["path"], self._db.path_max).rpartition("/")
+                where = dirs.get(parent_path) or dirs.setdefault(parent_path, self._directory(parent_path or "/"))
                 entries, size, digest = self._store_stream(f["data"])
                 rows.append((f["mode"] & 0o7777, size, digest, pack(entries), f["mtime_ns"], f["ctime_ns"],
                              f["atime_ns"], f["uid"], f["gid"], tx.rev, vrev, vauthor, f["ino"]))
-                names.append((found.parent_ino, found.name, f["ino"]))
-                logs.append((found.real, f["ino"]))
-                parents[found.parent_ino] = max(parents.get(found.parent_ino, 0), f["created_ns"])
-                tx.new_files[found.real] = f["ino"]  # (its path's pruning waits for a later transaction)
+                names.append((where[0], name, f["ino"]))
+                logs.append((join(where[1], name), f["ino"]))
+                parents[where[0]] = max(parents.get(where[0], 0), f["created_ns"])
+                tx.new_files[logs[-1][0]] = f["ino"]  # (its path's pruning waits for a later transaction)
+            self._names_free(names, files)
             conn = self._db.conn
             conn.executemany(_INSERT_FILE, rows)
             conn.executemany(_NEW_NAME, names)
             conn.executemany(_DIR_SINCE, [(ns, ns, ino) for ino, ns in parents.items()])
             self._db.log_many(tx, logs)
             self._db.dir_times_ns = 0  # (not known without reading it back)
-            return [self._db.stat(self._db.node(f["ino"])) for f in files]
+            marks = ",".join("?" * len(files))
+            written = {row[0]: Node(*row) for row in conn.execute(
+                f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino IN ({marks})", [f["ino"] for f in files])}
+            return [self._db.stat(written[f["ino"]]) for f in files]
+
+    def _directory(self, path: str) -> tuple[int, str]:
+        """(inode, real path) of the directory at `path`, for `write_new_files`."""
+        found = self._db.resolve(path, follow=True)
+        if found.node is None or found.node.kind != KIND_DIR:
+            raise fs_error(errno.ENOENT if found.node is None else errno.ENOTDIR, path)
+        return found.node.ino, found.real
+
+    def _names_free(self, names: list[tuple[int, str, int]], files: list[dict]) -> None:
+        """PreconditionFailed (as `if_match=""` gives it) if a name is taken; ValueError if one is given twice."""
+        if len({(parent, name) for parent, name, _ in names}) < len(names):
+            raise ValueError("write_new_files: a name given twice")
+        for parent in {parent for parent, _, _ in names}:
+            asked = {name: f["path"] for (p, name, _), f in zip(names, files) if p == parent}
+            row = self._db.conn.execute(f"SELECT name FROM dirents WHERE parent = ? AND name IN "
+                                        f"({','.join('?' * len(asked))}) LIMIT 1", (parent, *asked)).fetchone()
+            if row is not None:
+                self._check_precondition(asked[row[0]], self._db.resolve(asked[row[0]], follow=False), "")
+                raise fs_error(errno.EEXIST, asked[row[0]])  # (a directory or a symlink: no content id)
 
     # -- reads -------------------------------------------------------------------
 
