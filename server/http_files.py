@@ -303,9 +303,27 @@ async def _store_arriving(request: Request, st: ServerState, h: Any, limit: int)
     return arriving.content(), size
 
 
+async def _big_upload_slot(st: ServerState) -> bool:
+    """Take one of `config.max_big_uploads` slots, waiting up to `config.big_upload_wait`
+    seconds for one to free; False if none did. Polled (every 50 ms, so bounded in count and
+    time): a waiter that gives up or is cancelled never leaves a wake-up owed."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + st.config.big_upload_wait
+    while st.big_uploads >= st.config.max_big_uploads:
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(_SLOT_POLL)
+    st.big_uploads += 1
+    return True
+
+
+_SLOT_POLL = 0.05
+
+
 def _uploads_full(cap: int) -> Response:
-    """503 EAGAIN with Retry-After: `cap` big PUTs are already being received (each holds up to ~16
-    MiB while stored as it arrives), so this one is refused before a byte of its body is read."""
+    """503 EAGAIN with Retry-After: `cap` big PUTs were being received (each holds up to ~16
+    MiB while stored as it arrives) for as long as this one waited, so it is refused before a
+    byte of its body is read."""
     return json_response(error_body("EAGAIN", f"{cap} uploads of {STORE_AS_IT_ARRIVES >> 20} MiB or more are "
                                     "already being received (wsfs serve --max-big-uploads); retry later",
                                     limit=cap), 503, {"Retry-After": "1"})
@@ -337,9 +355,8 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
         if int(declared) > limit:
             raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
     if known and int(declared) >= STORE_AS_IT_ARRIVES:
-        if st.big_uploads >= st.config.max_big_uploads:
+        if not await _big_upload_slot(st):
             return _uploads_full(st.config.max_big_uploads)
-        st.big_uploads += 1
         try:
             async with st.stores.use(name) as h:
                 content, size = await _store_arriving(request, st, h, limit)

@@ -31,6 +31,9 @@ class ServerConfig:
     # PUTs of at least 8 MiB stored as they arrive at once (each holds 12-16 MiB meanwhile,
     # `http_files._Arriving`); one more is answered 503 EAGAIN with Retry-After
     max_big_uploads: int = 16
+    # seconds one more big PUT waits for a slot before that 503 (its body unread meanwhile): a
+    # client that cannot send its body again (a mount's close, a pipe) rarely sees the refusal
+    big_upload_wait: float = 30.0
     max_errors: int = 100  # error frames on one WebSocket before closing it with 1008
     hello_timeout: float = 10.0
     demo_workspace: str = "demo"

@@ -1,5 +1,6 @@
-"""Big PUTs (8 MiB or more, stored as they arrive) are capped by `max_big_uploads`: one more is
-answered 503 EAGAIN with Retry-After before its body is read, and a slot frees when an upload ends."""
+"""Big PUTs (8 MiB or more, stored as they arrive) are capped by `max_big_uploads`: one more waits
+up to `big_upload_wait` seconds for a slot, then is answered 503 EAGAIN with Retry-After before its
+body is read; a slot frees when an upload ends, and a waiter takes it."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ SIZE = STORE_AS_IT_ARRIVES + 1024
 
 @pytest.fixture
 def capped(tmp_path: Path) -> Iterator[LiveServer]:
-    yield from serving(LiveServer(tmp_path / "data", max_big_uploads=1).start())
+    server = LiveServer(tmp_path / "data", max_big_uploads=1)
+    server.state.config.big_upload_wait = 0.3  # refused soon: these tests hold the one slot
+    yield from serving(server.start())
+
+
+@pytest.fixture
+def queued(tmp_path: Path) -> Iterator[LiveServer]:
+    server = LiveServer(tmp_path / "data", max_big_uploads=1)
+    server.state.config.big_upload_wait = 30.0
+    yield from serving(server.start())
 
 
 def _open_upload(server: LiveServer, path: str) -> socket.socket:
@@ -106,5 +116,30 @@ def test_the_refusal_reaches_a_client_still_sending_its_body(capped: LiveServer)
             second.close()
         with httpx.Client(base_url=capped.url, headers={"Authorization": f"Bearer {capped.admin}"}) as c:
             assert c.get("/healthz").status_code == 200
+    finally:
+        first.close()
+
+
+def test_one_more_big_put_waits_for_a_slot_and_is_stored_when_one_frees(queued: LiveServer) -> None:
+    """A client that cannot send its body twice (a mount's close, a pipe) gets its upload stored,
+    not a 503, when a slot frees within the wait (old code: refused at once)."""
+    first = _open_upload(queued, "one.bin")
+    try:
+        _wait_busy(queued, 1)
+        second = _open_upload(queued, "two.bin")  # waits: head and first MiB sent, body unread
+        try:
+            time.sleep(0.5)
+            assert queued.state.big_uploads == 1  # still the first one's slot alone
+            first.sendall(b"a" * (SIZE - (1 << 20)))
+            status, _, body = _response(first)
+            assert status == 201, body
+            _wait_busy(queued, 1)  # the waiter took the slot
+            second.sendall(b"a" * (SIZE - (1 << 20)))
+            status, _, body = _response(second)
+            assert status == 201, body
+        finally:
+            second.close()
+        with queued.http() as c:
+            assert c.get(f"{W}/files/two.bin").content == b"a" * SIZE
     finally:
         first.close()
