@@ -12,6 +12,7 @@ from vfs.errors import BadObject, CursorTooOld, MissingObjects, PreconditionFail
 from vfs.types import (
     ApplyResult,
     Change,
+    TimedChange,
     ChangePage,
     ChunkRef,
     Conflict,
@@ -27,6 +28,7 @@ __all__ = [
     "ApplyResult",
     "BadObject",
     "Change",
+    "TimedChange",
     "ChangePage",
     "ChunkRef",
     "Conflict",

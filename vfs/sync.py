@@ -24,7 +24,7 @@ from vfs.namespace import Namespace
 from vfs.paths import depth, join, normalize, parent_of, prefix_bounds, split
 from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO, SPECIAL_KINDS
 from vfs.surface import Base
-from vfs.types import ApplyResult, Change, Conflict, Cursor
+from vfs.types import ApplyResult, Change, Conflict, Cursor, TimedChange
 
 MAX_OBJECT = 16 * MAX_CHUNK  # generous: peers may chunk differently, but not unboundedly
 
@@ -123,7 +123,7 @@ class Sync:
         all-unchanged batch does not advance the revision. Raises
         MissingObjects (applying nothing) when a file's chunks are absent.
         An entry of a directory that exists changes its mode only, unless it
-        carries `set_mtime` (`vfs.wire.TimedChange`, a mount's utimensat): then
+        carries `set_mtime` (`vfs.types.TimedChange`, a mount's utimensat): then
         its mtime too, set after the batch's other entries (`_set_dir_mtime`).
         """
         batch = [self._validated(change) for change in changes]
@@ -138,7 +138,7 @@ class Sync:
                 if isinstance(outcome, Conflict):
                     result.conflicts.append(outcome)
                     continue
-                if getattr(change, "set_mtime", False):
+                if isinstance(change, TimedChange) and change.set_mtime:
                     timed.append(change)
                 if outcome == _APPLIED:
                     result.applied.append(change.path)
@@ -152,7 +152,7 @@ class Sync:
         return result
 
     def _set_dir_mtime(self, tx: Tx, change: Change) -> bool:
-        """A directory entry's `set_mtime` (`vfs.wire.TimedChange`): the directory's mtime is the
+        """A directory entry's `set_mtime` (`vfs.types.TimedChange`): the directory's mtime is the
         entry's, whatever the batch's other entries did to it. False: already so."""
         found, _ = self._resolve_physical(change.path)
         node = found.node if found else None
@@ -248,7 +248,7 @@ class Sync:
             return node.target == change.target
         same_mode = node.mode == (change.mode & 0o7777)
         if change.kind == "dir":  # (its mtime only when the entry sets it: `_set_dir_mtime`)
-            return same_mode and (not getattr(change, "set_mtime", False) or node.mtime_ns == seconds_to_ns(change.mtime))
+            return same_mode and (not (isinstance(change, TimedChange) and change.set_mtime) or node.mtime_ns == seconds_to_ns(change.mtime))
         if node.kind in SPECIAL_KINDS:
             return same_mode and node.rdev == change.rdev
         digest = self._db.node_hash(node)

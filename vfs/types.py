@@ -136,6 +136,21 @@ class Change:
         return Cursor(self.rev, self.path)
 
 
+@dataclass(slots=True, unsafe_hash=True)
+class TimedChange(Change):
+    """A directory entry to apply that sets the directory's mtime too (wire field `set_mtime`).
+
+    An applied entry of a directory the store has changes its mode only, so a
+    replica, whose directories' mtimes move with every file it writes, never
+    moves the server's. A mount asks for it (utimensat of a directory, `tar -x`
+    at its end: one HTTP `utime` per directory before); `vfs.sync` sets the
+    mtime after the batch's other entries, as utimensat after the children's
+    creation on a disk.
+    """
+
+    set_mtime: bool = True
+
+
 @dataclass(frozen=True, slots=True)
 class ChangePage:
     """One page of the change stream.

@@ -7,7 +7,6 @@ others read what our own server wrote.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import pybase64  # SIMD base64: a first sync decodes tens of MB of inlined files (~10x binascii)
@@ -21,6 +20,7 @@ from vfs.types import (
     GcStats,
     GrepMatch,
     Stat,
+    TimedChange,
     Version,
 )
 from vfs.wire.fields import HASH_RE, RequestId, _fail, _Fields, check_cursor
@@ -118,21 +118,6 @@ def gcstats_from_wire(d: Mapping[str, Any]) -> GcStats:
 _KINDS = ("file", "dir", "symlink", "fifo", "socket", "char", "block", "delete")
 
 
-@dataclass(slots=True, unsafe_hash=True)
-class TimedChange(Change):
-    """A pushed directory entry that sets the directory's mtime too (wire field `set_mtime`).
-
-    A pushed entry of a directory the server has changes its mode only, so a
-    replica, whose directories' mtimes move with every file it writes, never
-    moves the server's. A mount asks for it (utimensat of a directory, `tar -x`
-    at its end: one HTTP `utime` per directory before) with `set_mtime: true`;
-    the store (`vfs.sync`) sets the mtime after the batch's other entries, as
-    utimensat after the children's creation on a disk.
-    """
-
-    set_mtime: bool = True
-
-
 def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None = None) -> dict[str, Any]:
     """One change entry. `data` (inlined content) and `author` are optional extras."""
     d: dict[str, Any] = {
@@ -149,8 +134,8 @@ def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None =
     }
     if c.rdev:
         d["rdev"] = c.rdev  # device nodes only
-    if getattr(c, "set_mtime", False):
-        d["set_mtime"] = True  # (a pushed directory entry only: `TimedChange`)
+    if isinstance(c, TimedChange) and c.set_mtime:
+        d["set_mtime"] = True  # (a pushed directory entry only)
     if data is not None:
         d["data"] = pybase64.b64encode_as_string(data)
     if author is not None:
