@@ -10,17 +10,7 @@ import subprocess
 from pathlib import Path
 
 import vfs
-from client_py.mount.runner import MountProcess
-
-
-def _mount(tmp_path: Path, store: Path) -> MountProcess:
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir(exist_ok=True)
-    return MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"))
-
-
-def _fields(st: os.stat_result) -> tuple:
-    return (st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+from mount_fixtures import mount_store, stat_fields
 
 
 def _write(path: Path, data: bytes, mode: int = 0o444) -> None:
@@ -40,7 +30,7 @@ def _store_with_dir(tmp_path: Path) -> tuple[Path, tuple]:
 
 def test_object_dance_stores_only_the_final_name(tmp_path: Path):
     store, cursor = _store_with_dir(tmp_path)
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         d = Path(m.mountpoint) / "d"
         _write(d / "tmp_obj_1", b"blob one")
         closed = os.stat(d / "tmp_obj_1")
@@ -50,25 +40,25 @@ def test_object_dance_stores_only_the_final_name(tmp_path: Path):
         assert both.st_ino == closed.st_ino and both.st_nlink == 2 and os.stat(d / "tmp_obj_1").st_nlink == 2
         os.unlink(d / "tmp_obj_1")
         assert not (d / "tmp_obj_1").exists()
-        seen = _fields(os.stat(d / "obj1"))
+        seen = stat_fields(os.stat(d / "obj1"))
         assert seen[2] == 1 and seen[0] == closed.st_ino
         assert (d / "obj1").read_bytes() == b"blob one"  # (an open stores it first)
         assert os.listdir(d) == ["obj1"]
-        parent = _fields(os.stat(d))
+        parent = stat_fields(os.stat(d))
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.read_file("/d/obj1") == b"blob one" and ws.lstat("/d/obj1").ino == closed.st_ino
         assert not ws.exists("/d/tmp_obj_1")
         # No trace of a name no revision ever showed (the store used to log its tombstone).
         assert [c.path for c in ws.changes(after=cursor)] == ["/d/obj1"]
-    with _mount(tmp_path, store) as m:  # what the kernel was told is what the store kept
+    with mount_store(tmp_path, store) as m:  # what the kernel was told is what the store kept
         d = Path(m.mountpoint) / "d"
-        assert _fields(os.stat(d / "obj1")) == seen
-        assert _fields(os.stat(d)) == parent
+        assert stat_fields(os.stat(d / "obj1")) == seen
+        assert stat_fields(os.stat(d)) == parent
 
 
 def test_names_kept_and_attributes_changed_after_close_are_stored(tmp_path: Path):
     store, _ = _store_with_dir(tmp_path)
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         d = Path(m.mountpoint) / "d"
         _write(d / "a", b"two names")
         os.link(d / "a", d / "b")  # both names stay
@@ -81,24 +71,24 @@ def test_names_kept_and_attributes_changed_after_close_are_stored(tmp_path: Path
         _write(d / "f", b"elsewhere")
         os.link(d / "f", Path(m.mountpoint) / "other/f")  # another directory: the store links
         os.unlink(d / "f")
-        seen = {name: _fields(os.stat(d / name)) for name in ("a", "b", "c")}
+        seen = {name: stat_fields(os.stat(d / name)) for name in ("a", "b", "c")}
         assert seen["a"] == seen["b"] and seen["a"][2] == 2 and seen["a"][1] & 0o777 == 0o600
         assert seen["a"][5] == 2_000_000_000 and seen["c"][2] == 1
-        parent = _fields(os.stat(d))
+        parent = stat_fields(os.stat(d))
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.read_file("/d/b") == b"two names" and ws.lstat("/d/a").ino == ws.lstat("/d/b").ino
         assert ws.read_file("/d/c") == b"moved" and not ws.exists("/d/e")
         assert ws.read_file("/other/f") == b"elsewhere" and not ws.exists("/d/f")
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         d = Path(m.mountpoint) / "d"
-        assert {name: _fields(os.stat(d / name)) for name in ("a", "b", "c")} == seen
-        assert _fields(os.stat(d)) == parent
+        assert {name: stat_fields(os.stat(d / name)) for name in ("a", "b", "c")} == seen
+        assert stat_fields(os.stat(d)) == parent
 
 
 def test_git_repository_made_in_the_mount_is_sound(tmp_path: Path):
     store, _ = _store_with_dir(tmp_path)
     env = {**os.environ, "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory", "GIT_CONFIG_VALUE_0": "*"}
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         repo = Path(m.mountpoint) / "repo"
         repo.mkdir()
         for i in range(30):
@@ -108,7 +98,7 @@ def test_git_repository_made_in_the_mount_is_sound(tmp_path: Path):
             subprocess.run(git + args, check=True, env=env, timeout=120, capture_output=True)
         head = subprocess.run(git + ["rev-parse", "HEAD"], check=True, env=env, timeout=60,
                               capture_output=True, text=True).stdout
-    with _mount(tmp_path, store) as m:  # after a remount: every object as git wrote it
+    with mount_store(tmp_path, store) as m:  # after a remount: every object as git wrote it
         repo = Path(m.mountpoint) / "repo"
         git = ["git", "-C", str(repo)]
         subprocess.run(git + ["fsck", "--strict"], check=True, env=env, timeout=120, capture_output=True)
@@ -155,14 +145,14 @@ def test_tar_directory_attributes_held_and_stored_as_told(tmp_path: Path):
     disk = tmp_path / "disk"
     disk.mkdir()
     subprocess.run(["tar", "-xf", str(archive), "-C", str(disk)], check=True, timeout=60)
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         into = Path(m.mountpoint) / "d"
         subprocess.run(["tar", "-xf", str(archive), "-C", str(into)], check=True, timeout=60)
         told = _tree(into)
         ctimes = {name: os.lstat(into / name).st_ctime_ns for name in told}
         assert told == _tree(disk)  # modes, owners, times as the disk has them
         assert (into / "a/b/c/h").read_bytes() == (disk / "a/b/c/h").read_bytes()
-    with _mount(tmp_path, store) as m:  # what the kernel was told is what the store kept
+    with mount_store(tmp_path, store) as m:  # what the kernel was told is what the store kept
         into = Path(m.mountpoint) / "d"
         assert _tree(into) == told
         assert {name: os.lstat(into / name).st_ctime_ns for name in told} == ctimes
@@ -170,7 +160,7 @@ def test_tar_directory_attributes_held_and_stored_as_told(tmp_path: Path):
 
 def test_held_directory_changes_meet_later_requests_in_order(tmp_path: Path):
     store, _ = _store_with_dir(tmp_path)
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         d = Path(m.mountpoint) / "d"
         os.chmod(d, 0o700)
         os.utime(d, ns=(5_000_000_000, 6_000_000_000))
@@ -180,10 +170,10 @@ def test_held_directory_changes_meet_later_requests_in_order(tmp_path: Path):
         os.utime(d, ns=(7_000_000_000, 8_000_000_000))
         os.chown(d, 1000, 1000)
         os.chmod(d, 0o755)
-        held = _fields(os.stat(d))
+        held = stat_fields(os.stat(d))
         assert held[5] == 8_000_000_000 and held[1] & 0o777 == 0o755 and held[3] == 1000
         os.rename(d / "new", d / "renamed")  # a rename in it stores the held changes first
-        moved = _fields(os.stat(d))
+        moved = stat_fields(os.stat(d))
         assert moved[5] > 8_000_000_000 and moved[1:5] == held[1:5]
     with vfs.Workspace(str(store), readonly=True) as ws:
         st = ws.lstat("/d")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import vfs
-from client_py.mount.runner import MountProcess
+from mount_fixtures import mount_store, stat_fields
 
 
 @pytest.fixture
@@ -18,18 +18,8 @@ def store(tmp_path: Path) -> Path:
     return tmp_path / "store.db"
 
 
-def _mount(tmp_path: Path, store: Path) -> MountProcess:
-    mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir(exist_ok=True)
-    return MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"))
-
-
-def _fields(st: os.stat_result) -> tuple:
-    return (st.st_ino, st.st_mode, st.st_nlink, st.st_uid, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def test_open_created_file_is_seen_everywhere_and_stored_with_its_number(tmp_path: Path, store: Path):
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
         (root / "d").mkdir()
         fd = os.open(root / "d/new", os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o640)
@@ -45,42 +35,42 @@ def test_open_created_file_is_seen_everywhere_and_stored_with_its_number(tmp_pat
         finally:
             os.close(fd)
         open(root / "d/empty", "w").close()  # created and closed with nothing written
-        seen = {name: _fields(os.stat(root / "d" / name)) for name in ("new", "empty")}
-        parent = _fields(os.stat(root / "d"))
+        seen = {name: stat_fields(os.stat(root / "d" / name)) for name in ("new", "empty")}
+        parent = stat_fields(os.stat(root / "d"))
     with vfs.Workspace(str(store), readonly=True) as ws:
         assert ws.read_file("/d/new") == b"hello world" and ws.read_file("/d/empty") == b""
         assert ws.lstat("/d/new").ino == before.st_ino
-    with _mount(tmp_path, store) as m:  # what the kernel was told is what the store kept
+    with mount_store(tmp_path, store) as m:  # what the kernel was told is what the store kept
         root = Path(m.mountpoint)
-        assert {name: _fields(os.stat(root / "d" / name)) for name in ("new", "empty")} == seen
-        assert _fields(os.stat(root / "d")) == parent
+        assert {name: stat_fields(os.stat(root / "d" / name)) for name in ("new", "empty")} == seen
+        assert stat_fields(os.stat(root / "d")) == parent
 
 
 def test_files_closed_out_of_order_keep_their_numbers_and_the_parent_its_times(tmp_path: Path, store: Path):
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
         fds = [os.open(root / f"f{i}", os.O_CREAT | os.O_WRONLY, 0o644) for i in range(3)]
         for i, fd in enumerate(fds):
             os.write(fd, b"x" * (i + 1))
         inos = [os.fstat(fd).st_ino for fd in fds]
         assert len(set(inos)) == 3
-        parent = _fields(os.stat(root))
+        parent = stat_fields(os.stat(root))
         for fd in reversed(fds):
             os.close(fd)
-        assert _fields(os.stat(root)) == parent
-        seen = {f"f{i}": _fields(os.stat(root / f"f{i}")) for i in range(3)}
+        assert stat_fields(os.stat(root)) == parent
+        seen = {f"f{i}": stat_fields(os.stat(root / f"f{i}")) for i in range(3)}
         os.mkdir(root / "after")  # a node made after the reservations takes a fresh number
         assert os.stat(root / "after").st_ino not in inos
-        parent = _fields(os.stat(root))
-    with _mount(tmp_path, store) as m:
+        parent = stat_fields(os.stat(root))
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
-        assert {f"f{i}": _fields(os.stat(root / f"f{i}")) for i in range(3)} == seen
-        assert _fields(os.stat(root)) == parent
+        assert {f"f{i}": stat_fields(os.stat(root / f"f{i}")) for i in range(3)} == seen
+        assert stat_fields(os.stat(root)) == parent
         assert [os.stat(root / f"f{i}").st_ino for i in range(3)] == inos
 
 
 def test_renamed_or_unlinked_before_close(tmp_path: Path, store: Path):
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
         fd = os.open(root / "tmp", os.O_CREAT | os.O_WRONLY, 0o644)
         os.write(fd, b"a")
@@ -106,7 +96,7 @@ def test_touch_keeps_its_times_through_the_close(tmp_path: Path, store: Path):
     the ones stored (they stay with the pending file until its close)."""
     import subprocess
 
-    with _mount(tmp_path, store) as m:
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
         subprocess.run(["touch", str(root / "now")], check=True)
         subprocess.run(["touch", "-d", "2001-02-03 04:05:06.7", str(root / "dated")], check=True)
@@ -115,11 +105,11 @@ def test_touch_keeps_its_times_through_the_close(tmp_path: Path, store: Path):
         os.utime(fd, ns=(111_000_000_123, 222_000_000_456))
         os.close(fd)
         names = ["now", "dated", "mtime_only", "futimens"]
-        seen = {name: (_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names}
+        seen = {name: (stat_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names}
         assert seen["futimens"][0][5] == 222_000_000_456 and seen["futimens"][1] == 111_000_000_123
         assert seen["dated"][0][5] == seen["dated"][1]
-        parent = _fields(os.stat(root))
-    with _mount(tmp_path, store) as m:
+        parent = stat_fields(os.stat(root))
+    with mount_store(tmp_path, store) as m:
         root = Path(m.mountpoint)
-        assert {name: (_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names} == seen
-        assert _fields(os.stat(root)) == parent
+        assert {name: (stat_fields(os.stat(root / name)), os.stat(root / name).st_atime_ns) for name in names} == seen
+        assert stat_fields(os.stat(root)) == parent

@@ -120,7 +120,26 @@ class MountBackend(Protocol):
     ) -> Stat: ...
 
 
-class WorkspaceSurface(MountBackend, Protocol):
+class LocalMountBackend(MountBackend, Protocol):
+    """What a mount of a local store uses beyond `MountBackend` (it asks `defers_close` /
+    `holds` before calling these): files kept pending past their close stored in one call,
+    a directory's held attributes as one change, a kept link with its time."""
+
+    def link(self, existing: str, new: str, *, at_ns: int | None = None) -> Stat | None: ...
+
+    def set_attrs(
+        self, path: str, *, mode: int | None = None, uid: int = -1, gid: int = -1, atime_ns: int | None = None,
+        mtime_ns: int | None = None, ctime_ns: int | None = None,
+    ) -> Stat:
+        """chmod + chown + utimensat of one node as one change, with a given ctime."""
+        ...
+
+    def write_new_files(self, files: list[dict]) -> list[Stat]:
+        """Several new files, each as `write_file(..., if_match="")` would create it; all or nothing."""
+        ...
+
+
+class WorkspaceSurface(LocalMountBackend, Protocol):
     """The whole synchronous store: everything `vfs.Workspace` offers."""
 
     @property
