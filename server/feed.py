@@ -180,12 +180,11 @@ def read_delta(ws: vfs.Workspace, rev: int, inline_max: int, known: tuple[str, b
     """Runs in the writer thread inside the commit's operation (the connection is free again).
     `known`: (path, bytes) the job that made this commit wrote at path; that file's content is
     taken from it instead of read back from the store (a small PUT's delta: one statement less)."""
-    after = vfs.Cursor(rev - 1)
-    page = ws.changes_page(after, limit=DELTA_LIMIT)
-    if page.more or page.cursor != vfs.Cursor(rev):
+    entries = ws.commit_changes(rev, limit=DELTA_LIMIT)
+    if entries is None:
         return None  # too big, or another writer committed meanwhile
     upto = min(inline_max, DELTA_INLINE)
-    small = [c for c in page.entries if c.kind == "file" and c.size <= upto]
+    small = [c for c in entries if c.kind == "file" and c.size <= upto]
     if sum(c.size for c in small) > DELTA_BUDGET:
         upto, small = -1, []
     if known is not None and len(small) == 1 and small[0].path == known[0] and small[0].size == len(known[1]):
@@ -195,7 +194,7 @@ def read_delta(ws: vfs.Workspace, rev: int, inline_max: int, known: tuple[str, b
     if any(content is None for content in contents):
         return None
     data = {c.path: content for c, content in zip(small, contents) if content is not None}
-    return Delta(after, page.cursor, page.entries, data, upto)
+    return Delta(vfs.Cursor(rev - 1), vfs.Cursor(rev), entries, data, upto)
 
 
 def page_from_deltas(deltas: list[Delta], spec: PageSpec, filt: PathFilter, authors: dict[int, str]) -> Page | None:

@@ -27,6 +27,13 @@ _HORIZON_AND_REV = f"SELECT (SELECT value FROM meta WHERE key = 'tombstone_horiz
 
 _COLUMNS = "p.path, p.rev, n.kind, n.mode, n.mtime_ns / 1e9, n.size, n.hash, n.chunks, n.target, n.ino, n.rdev"
 
+# One commit's rows, with the current revision and the tombstone horizon as of the same snapshot
+# (uncorrelated scalar subqueries: SQLite evaluates each once per statement).
+_COMMIT_ROWS = (
+    f"SELECT {_COLUMNS}, ({CURRENT_REV_SQL}), coalesce((SELECT value FROM meta WHERE key = 'tombstone_horizon'), 0) "
+    "FROM pathlog p LEFT JOIN nodes n ON n.ino = p.ino WHERE p.rev = ? ORDER BY p.path LIMIT ?"
+)
+
 
 def _to_change(path: str, rev: int, kind, mode, mtime, size, digest, chunks, target, ino=None, rdev=0) -> Change:
     if kind is None:
@@ -104,6 +111,27 @@ class ChangeLog:
             # horizon as its floor (for its entries' cursors too; ignored once above the horizon).
             cursor = Cursor(cursor.rev, cursor.path, horizon)
         return ChangePage(entries, cursor, more)
+
+    def commit_changes(self, rev: int, *, limit: int) -> list[Change] | None:
+        """The entries of commit `rev` exactly as `changes_page(rev - 1)` gives them, while `rev`
+        is still the store's newest revision; None when it is not any more (another writer
+        committed since, or tombstones at `rev` were compacted), when the commit logged no path,
+        or when it logged more than `limit`.
+
+        One statement: the rows, the current revision and the tombstone horizon read in one
+        snapshot, where `changes_page` takes four (BEGIN, the horizon and revision, the rows,
+        COMMIT). A server reads each commit's changes this way right after making it, for its
+        live subscribers (`server/feed.py` `read_delta`)."""
+        rows = self._db.conn.execute(_COMMIT_ROWS, (rev, limit + 1)).fetchall()
+        if not rows or len(rows) > limit:
+            return None
+        now, horizon = rows[0][-2:]
+        if int(now) != rev or int(horizon) >= rev:
+            return None
+        rows, derived = self._derive_ids([row[:-2] for row in rows])
+        for row in derived:
+            self._keep(row)
+        return [_to_change(*row) for row in rows]
 
     def _derive_ids(self, rows: list) -> tuple[list, list]:
         """Rows with the content id a positional write left to derive filled in

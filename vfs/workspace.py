@@ -297,6 +297,7 @@ class Workspace:
 
     changes = forward("_changelog", ChangeLog.changes)
     changes_page = forward("_changelog", ChangeLog.changes_page)
+    commit_changes = forward("_changelog", ChangeLog.commit_changes)
     entry = forward("_changelog", ChangeLog.entry)
     compact_tombstones = forward("_changelog", ChangeLog.compact_tombstones)
 
