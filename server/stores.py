@@ -265,9 +265,10 @@ class WorkspaceHandle:
                      small: bool = False, op: str = "write") -> asyncio.Future[T]:
         """Queue a write without waiting for it (its order among writes is kept); the future
         resolves once what it committed may be acknowledged; the time from here until the job
-        is done (committed, not acknowledged) is `wsfs_op_seconds{op}`, as for `write`. `small`: as for `write`. Where commits need no acknowledgement
-        (`LocalPlacement`) the future is the job's own, its `(result, rev)` unpacked by a
-        callback: no task per write (a pipelined push costs one task, its reply's)."""
+        is done (committed, not acknowledged) is `wsfs_op_seconds{op}`, as for `write`.
+        `small`: as for `write`. Where commits need no acknowledgement (`LocalPlacement`) the
+        future is the job's own, its `(result, rev)` unpacked by a callback: no task per write
+        (a pipelined push costs one task, its reply's)."""
         self._enter()
         t0 = time.perf_counter()
         queued = self._job_future(fn, args, author, small)

@@ -89,7 +89,6 @@ _INSERT_FILE = (  # `write_new_files`: a created file's row, its number given (`
     f"vrev, vauthor, ino) VALUES({KIND_FILE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?)"
 )
 _NEW_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, 0)"
-_DIR_SINCE = "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?"
 
 
 def seconds_to_ns(seconds: float | None) -> int | None:
@@ -366,9 +365,8 @@ class Content:
             conn = self._db.conn
             conn.executemany(_INSERT_FILE, rows)
             conn.executemany(_NEW_NAME, names)
-            conn.executemany(_DIR_SINCE, [(ns, ns, ino) for ino, ns in parents.items()])
+            self._db.touch_dirs_since(list(parents.items()))
             self._db.log_many(tx, logs)
-            self._db.dir_times_ns = 0  # (not known without reading it back)
             marks = ",".join("?" * len(files))
             written = {row[0]: Node(*row) for row in conn.execute(
                 f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino IN ({marks})", [f["ino"] for f in files])}

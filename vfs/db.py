@@ -579,6 +579,15 @@ class Db:
                 "UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino IN (?, ?)", (now, now, dir_ino, other_ino)
             )
 
+    def touch_dirs_since(self, stamps: list[tuple[int, int]]) -> None:
+        """Directories' mtime/ctime for changes made earlier and stored now: (ino, when) pairs,
+        never moving a time back. Their new times are then not known here (`dir_times_ns`)."""
+        self.conn.executemany(
+            "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?",
+            [(ns, ns, ino) for ino, ns in stamps],
+        )
+        self.dir_times_ns = 0
+
     # -- subtrees --------------------------------------------------------------
 
     def subtree(self, dir_ino: int) -> list[tuple[int, str, int]]:

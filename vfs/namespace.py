@@ -33,8 +33,6 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 )
 # `linked`: a name found by inode (a hard-linked file's; schema v7, `vfs.tree`)
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
-# A directory's times for a change stamped with when it happened, not when it is stored: never back.
-_TOUCH_DIR_SINCE = "UPDATE nodes SET mtime_ns = max(mtime_ns, ?), ctime_ns = max(ctime_ns, ?) WHERE ino = ?"
 # A node took a new name: a directory keeps it in its row too.
 _RENAMED = (
     f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = ?, vauthor = ?, vorigin = ?, "
@@ -154,8 +152,7 @@ class Namespace:
         if created_ns is None:
             self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         else:
-            self._db.conn.execute(_TOUCH_DIR_SINCE, (now, now, found.parent_ino))
-            self._db.dir_times_ns = 0  # (not known without reading it back)
+            self._db.touch_dirs_since([(found.parent_ino, now)])
         self._db.log(tx, found.real, node.ino)
         return node
 
@@ -225,8 +222,7 @@ class Namespace:
             if at_ns is None:
                 self._db.touch_dir(found.parent_ino, now=now)
             else:
-                self._db.conn.execute(_TOUCH_DIR_SINCE, (now, now, found.parent_ino))
-                self._db.dir_times_ns = 0  # (not known without reading it back)
+                self._db.touch_dirs_since([(found.parent_ino, now)])
             self._db.log(tx, found.real, source.ino)
             if source.kind == KIND_FILE:
                 self._versions.record_link(tx, named.real, found.real, source.ino)

@@ -149,14 +149,19 @@ class OpenFileOps:
         """May this pending file stay pending after its close (small enough to hold)?"""
         return self.defers_close and (node.spool is None or node.spool.size <= SMALL_WRITE)
 
+    @staticmethod
+    def _content_times(node: OpenNode) -> tuple[int, int]:
+        """(mtime_ns, ctime_ns) a pending file is stored with: its writes' mtime if it has any."""
+        mtime_ns = node.mtime_ns if node.dirty else node.stat.mtime_ns
+        return mtime_ns, max(mtime_ns, node.stat.ctime_ns)
+
     def _keep_closed(self, node: OpenNode, path: str) -> None:
         """The last descriptor of a pending file closed: its stat now shows its content."""
-        made = node.stat
-        mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+        mtime_ns, ctime_ns = self._content_times(node)
         data = node.spool.pread(0, node.spool.size) if node.spool is not None else b""
         node.stat = restat(
-            made, size=len(data), mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=max(mtime_ns, made.ctime_ns),
-            ctime=max(mtime_ns, made.ctime_ns) / 1e9, hash=blake3.blake3(data).hexdigest(),
+            node.stat, size=len(data), mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=ctime_ns,
+            ctime=ctime_ns / 1e9, hash=blake3.blake3(data).hexdigest(),
         )  # fmt: skip
         self.cache.put(path, node.stat)
 
@@ -181,11 +186,11 @@ class OpenFileOps:
         files = []
         for path, node in batch:
             made = node.stat
-            mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+            mtime_ns, ctime_ns = self._content_times(node)
             files.append({
                 "path": path, "data": node.spool.small_content(SMALL_WRITE) if node.spool is not None else b"",
                 "mode": made.mode, "uid": made.uid, "gid": made.gid, "ino": made.ino, "created_ns": node.created_ns,
-                "atime_ns": made.atime_ns, "mtime_ns": mtime_ns, "ctime_ns": max(mtime_ns, made.ctime_ns),
+                "atime_ns": made.atime_ns, "mtime_ns": mtime_ns, "ctime_ns": ctime_ns,
             })  # fmt: skip
         try:
             stats = self.ws.write_new_files(files)
@@ -444,14 +449,14 @@ class OpenFileOps:
         for name in others:
             del self.pending[name]
         made = node.stat
-        mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
+        mtime_ns, ctime_ns = self._content_times(node)
         content = node.spool.small_content(SMALL_WRITE) if node.spool is not None else b""
         data = (node.spool.reader() if node.spool is not None else b"") if content is None else content
         try:
             with self.ws.as_owner(made.uid, made.gid):
                 st = self.ws.write_file(
                     path, data, mode=made.mode & 0o7777, if_match="", ino=made.ino, created_ns=node.created_ns,
-                    atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=max(mtime_ns, made.ctime_ns),
+                    atime_ns=made.atime_ns, mtime_ns=mtime_ns, ctime_ns=ctime_ns,
                 )
             for name in others:
                 st = self.ws.link(path, name, at_ns=node.created_ns)

@@ -61,8 +61,7 @@ from typing import Any
 import vfs
 from client_py.errors import ServerUnreachable
 from vfs.errors import fs_error
-from vfs.types import ApplyResult, Change, Cursor
-from vfs.wire import TimedChange
+from vfs.types import ApplyResult, Change, Cursor, TimedChange
 
 log = logging.getLogger("wsfs.mount")
 
