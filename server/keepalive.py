@@ -273,12 +273,10 @@ def take_pongs(raw: Pinged, keepalive: Keepalive) -> None:
         transport.set_protocol(protocol)
 
 
-def keepalive_for(send: Any, keepalive: Keepalive | None) -> RawSocket | None:
+def keepalive_for(send: Any, keepalive: Keepalive) -> RawSocket | None:
     """The socket behind a session's ASGI `send`, registered for pings with the server's `Keepalive`
     when it pings and the socket is uvicorn's websockets-sansio (else uvicorn pings it); None when
     the socket is not reachable. The caller discards it, then `linger`s it, whoever pings."""
-    if keepalive is None:
-        return None
     found = RawSocket.of(send)
     if found is None or not hasattr(found.protocol, "disconnected"):
         return None

@@ -595,5 +595,5 @@ async def going_away(st: ServerState, timeout: float = 5.0) -> None:
     try:
         await asyncio.wait_for(asyncio.gather(*closes, return_exceptions=True), timeout)
     finally:  # and sockets whose session ended with bytes queued to a peer that reads no more
-        await (st.keepalive.abort_lingering() if st.keepalive is not None else asyncio.sleep(0))
+        await st.keepalive.abort_lingering()
 
