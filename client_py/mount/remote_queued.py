@@ -82,9 +82,10 @@ class QueuedChanges:
             self._uncached.clear()
             self._uncached_bytes = 0
 
-    def _enqueue(self, change: Change, chunks: list[tuple[str, bytes]] = (), *, new: bool = False) -> None:
+    def _enqueue(self, change: Change, chunks: list[tuple[str, bytes]] = (), *, new: bool = False,
+                 utime: bool = False) -> None:
         """Queue `change` (lock held) and wait for room if the queue is full."""
-        self.pushq.enqueue(change, chunks, new=new)
+        self.pushq.enqueue(change, chunks, new=new, utime=utime)
         self.pushq.wait_room()
 
     def pending_created(self, path: str) -> None:
@@ -215,16 +216,26 @@ class QueuedChanges:
         """A new mtime, queued: folded into a file's queued, unsent entry (the push applies a
         file's mtime), or a directory's entry that sets it (`TimedChange`: a pushed entry of a
         directory the server has changes its mode only; `tar -x` sets the times of every
-        directory it made at its end: 3,233 HTTP `utime` calls in the Django untar before).
-        False: not queued (a wire `utime`)."""
+        directory it made at its end: 3,233 HTTP `utime` calls in the Django untar before), or
+        for a file the server has, a wire `utime` the pusher makes after its batch
+        (`PushQueue.enqueue(utime=True)`; git freshens every object it would write again).
+        False: not queued (a wire `utime` now)."""
         with self._lock:
             if self.pushq is None or not self.online or real == "/":
                 return False
             item = self.pushq.queued.get(real)
             entry = item.change if item is not None else self.index.entries.get(real)
-            if entry is None or not (entry.kind == "dir" or (entry.kind == "file" and item is not None)):
+            if entry is None or entry.kind not in ("dir", "file"):
                 return False
             mtime = mtime_ns / 1e9
-            change = timed_dir(entry, mtime) if entry.kind == "dir" else dataclasses.replace(entry, mtime=mtime)
-            self._enqueue(change, item.chunks if item is not None else [])
+            if entry.kind == "dir":
+                self._enqueue(timed_dir(entry, mtime), item.chunks if item is not None else [])
+                return True
+            if item is not None:
+                self._enqueue(dataclasses.replace(entry, mtime=mtime), item.chunks, utime=item.utime)
+                return True
+            if (entry.size and not entry.chunks) or self.index.nlink(real) > 1:
+                return False  # (a name of several: the server's utime changes them all)
+            self._queueing()
+            self._enqueue(dataclasses.replace(entry, mtime=mtime), utime=True)
             return True
