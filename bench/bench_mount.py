@@ -67,6 +67,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from client_py.mount.runner import MountProcess, is_mounted, unmount, wait_mounted  # noqa: E402
 
+REQUESTS = None  # `--count-requests`: a fuse_requests.KernelRequests counting each timed script's requests
+
 CREATE = "for i in $(seq 1 1000); do echo $i > f$i; done"
 TREE = (
     "for a in $(seq 1 10); do for b in $(seq 1 10); do mkdir -p $a/$b; "
@@ -172,12 +174,16 @@ def run_once(setup: str, timed: str, root: Path, number: int,
     if pid is not None:
         time.sleep(SETTLE_SECONDS)  # the setup's last commit is not this run's
     cpu = daemon_cpu(pid)
+    if REQUESTS:
+        REQUESTS.begin()
     start = time.perf_counter()
     bash(timed, work)
     elapsed = time.perf_counter() - start
     if pid is not None:
         time.sleep(SETTLE_SECONDS)
     cpu = daemon_cpu(pid) - cpu
+    if REQUESTS:
+        REQUESTS.end(timed, work)
     if fresh:
         shutil.rmtree(work)
     return elapsed, cpu
@@ -329,11 +335,12 @@ def remote_mount(data: Path, mountpoint: Path, cache: Path, log_file: Path) -> I
 
 
 @contextmanager
-def floor_mount(mountpoint: Path, log_file: Path) -> Iterator[int]:
-    """`floor_memfs.py` mounted at `mountpoint` for the duration."""
-    script = Path(__file__).with_name("floor_memfs.py")
+def floor_mount(mountpoint: Path, log_file: Path, script: str = "floor_memfs.py", extra: tuple[str, ...] = ()
+                ) -> Iterator[int]:
+    """`script` (a floor in bench/, with `extra` arguments) mounted at `mountpoint` for the duration."""
     with open(log_file, "ab") as log:
-        daemon = subprocess.Popen([sys.executable, str(script), str(mountpoint)], stdout=log, stderr=log)
+        daemon = subprocess.Popen([sys.executable, str(Path(__file__).with_name(script)), str(mountpoint), *extra],
+                                  stdout=log, stderr=log)
     try:
         wait_mounted(str(mountpoint), daemon.poll)
         yield daemon.pid
@@ -374,6 +381,9 @@ def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: d
                              log_file=str(base / "mount_b.log"))).pid,)
     if "floor" in targets:
         pids["floor"] = (stack.enter_context(floor_mount(targets["floor"], base / "floor.log")),)
+    if "floor_ll" in targets:  # `--lowlevel`; its requests per handler go to floor_ll.json at unmount
+        pids["floor_ll"] = (stack.enter_context(floor_mount(
+            targets["floor_ll"], base / "floor_ll.log", "floor_lowlevel.py", ("--counts", str(base / "floor_ll.json")))),)
     if "remote" in targets:
         pids["remote"] = stack.enter_context(
             remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
@@ -410,7 +420,17 @@ def _format_targets(row: dict) -> str:
         target = key.removesuffix("_ms")
         if key.endswith("_ms") and target != "disk" and isinstance(value, float):
             text += f" {target} {value:.0f} ({value / main['disk_ms']:.2f}×, CPU {cpu.get(target, 0):.0f}) |"
-    return text
+    return text + f" load {os.getloadavg()[0]:.1f} |"
+
+
+def _count_requests(stack: ExitStack, targets: dict[str, Path]) -> None:
+    """`--count-requests`: REQUESTS counts the FUSE targets' requests from now on (once)."""
+    global REQUESTS
+    if REQUESTS is None:
+        from fuse_requests import KernelRequests  # bench/ is on sys.path (this script's directory)
+
+        REQUESTS = KernelRequests({t: p for t, p in targets.items() if t != "disk"})
+        stack.callback(REQUESTS.close)
 
 
 def main() -> int:
@@ -423,6 +443,11 @@ def main() -> int:
     parser.add_argument("--sdist", metavar="DIR", help="add the real-program rows, on the first *.tar.gz in DIR")
     parser.add_argument("--remote", action="store_true", help="add a remote mount of a `wsfs serve` on loopback")
     parser.add_argument("--no-local", action="store_true", help="no local mount (with --remote: the remote one alone)")
+    parser.add_argument("--lowlevel", action="store_true", help="add floor_lowlevel.py (the floor on libfuse's "
+                        "low-level API, pyfuse3) as target floor_ll; with --no-local the rows print every target")
+    parser.add_argument("--count-requests", action="store_true", help="count the requests the kernel sends each "
+                        "FUSE target per timed script, by opcode (tracefs; slows the FUSE targets a little: "
+                        "a run of its own, --reps 1)")
     parser.add_argument("--ab", metavar="VAR=VALUE[,...]", help="A/B: a second mount (mount_b, its own store; and "
                         "remote_b, its own server, with --remote) whose daemons run with these environment "
                         "variables set (PYTHONPATH=an older tree's copy of client_py/, run from outside the "
@@ -452,6 +477,8 @@ def main() -> int:
             targets["remote_b"] = base / "rmnt_b"
         if not args.no_floor:
             targets["floor"] = base / "floor"
+        if args.lowlevel:
+            targets["floor_ll"] = base / "floor_ll"
         for directory in targets.values():
             directory.mkdir()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -461,10 +488,18 @@ def main() -> int:
             pids = _start_targets(stack, targets, base, ab)
             if scenarios:
                 print(header("floor" in targets, args.ab, args.remote), flush=True)
+            if args.count_requests:
+                _count_requests(stack, targets)
             results = measure(scenarios, targets, args.reps, pids) if scenarios else []
             if chain:
                 print(chain_header(targets), flush=True)
             results += measure_chain(chain, targets, args.reps, pids) if chain else []
+            if REQUESTS:
+                print(REQUESTS.report([(s.name, s.timed_as_reference()[1], -1) for s in scenarios]
+                                      + [(s.name, s.operation, [c.operation for c in chain[:i]].count(s.operation))
+                                         for i, s in enumerate(chain)]))
+        if (base / "floor_ll.json").exists():
+            print(f"floor_ll's handlers, whole run: {(base / 'floor_ll.json').read_text()}")
         print(f"(load at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
     finally:
         shutil.rmtree(base, ignore_errors=True)
