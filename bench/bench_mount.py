@@ -67,6 +67,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from client_py.mount.runner import MountProcess, is_mounted, unmount, wait_mounted  # noqa: E402
 
+# `--lowlevel`: the floor on libfuse's low-level API through pyfuse3 and through ctypes (target, script)
+LOWLEVEL_FLOORS = {"pyfuse3": ("floor_ll", "floor_lowlevel.py"), "ctypes": ("floor_llc", "floor_lowlevel_ctypes.py")}
 REQUESTS = None  # `--count-requests`: a fuse_requests.KernelRequests counting each timed script's requests
 
 CREATE = "for i in $(seq 1 1000); do echo $i > f$i; done"
@@ -381,9 +383,10 @@ def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: d
                              log_file=str(base / "mount_b.log"))).pid,)
     if "floor" in targets:
         pids["floor"] = (stack.enter_context(floor_mount(targets["floor"], base / "floor.log")),)
-    if "floor_ll" in targets:  # `--lowlevel`; its requests per handler go to floor_ll.json at unmount
-        pids["floor_ll"] = (stack.enter_context(floor_mount(
-            targets["floor_ll"], base / "floor_ll.log", "floor_lowlevel.py", ("--counts", str(base / "floor_ll.json")))),)
+    for target, script in LOWLEVEL_FLOORS.values():  # `--lowlevel`; requests per handler: TARGET.json at unmount
+        if target in targets:
+            pids[target] = (stack.enter_context(floor_mount(
+                targets[target], base / f"{target}.log", script, ("--counts", str(base / f"{target}.json")))),)
     if "remote" in targets:
         pids["remote"] = stack.enter_context(
             remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
@@ -443,8 +446,9 @@ def main() -> int:
     parser.add_argument("--sdist", metavar="DIR", help="add the real-program rows, on the first *.tar.gz in DIR")
     parser.add_argument("--remote", action="store_true", help="add a remote mount of a `wsfs serve` on loopback")
     parser.add_argument("--no-local", action="store_true", help="no local mount (with --remote: the remote one alone)")
-    parser.add_argument("--lowlevel", action="store_true", help="add floor_lowlevel.py (the floor on libfuse's "
-                        "low-level API, pyfuse3) as target floor_ll; with --no-local the rows print every target")
+    parser.add_argument("--lowlevel", nargs="?", const="pyfuse3,ctypes", metavar="pyfuse3,ctypes",
+                        help="add the floor on libfuse's low-level API: floor_lowlevel.py (pyfuse3) as target "
+                        "floor_ll, floor_lowlevel_ctypes.py as floor_llc; with --no-local the rows print every target")
     parser.add_argument("--count-requests", action="store_true", help="count the requests the kernel sends each "
                         "FUSE target per timed script, by opcode (tracefs; slows the FUSE targets a little: "
                         "a run of its own, --reps 1)")
@@ -477,8 +481,9 @@ def main() -> int:
             targets["remote_b"] = base / "rmnt_b"
         if not args.no_floor:
             targets["floor"] = base / "floor"
-        if args.lowlevel:
-            targets["floor_ll"] = base / "floor_ll"
+        for kind in args.lowlevel.split(",") if args.lowlevel else ():
+            target = LOWLEVEL_FLOORS[kind][0]
+            targets[target] = base / target
         for directory in targets.values():
             directory.mkdir()
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
@@ -498,8 +503,10 @@ def main() -> int:
                 print(REQUESTS.report([(s.name, s.timed_as_reference()[1], -1) for s in scenarios]
                                       + [(s.name, s.operation, [c.operation for c in chain[:i]].count(s.operation))
                                          for i, s in enumerate(chain)]))
-        if (base / "floor_ll.json").exists():
-            print(f"floor_ll's handlers, whole run: {(base / 'floor_ll.json').read_text()}")
+        for target, _ in LOWLEVEL_FLOORS.values():
+            if (base / f"{target}.json").exists():
+                counts = json.loads((base / f"{target}.json").read_text())
+                print(f"{target}'s handlers, whole run: {', '.join(f'{k} {v}' for k, v in counts.items())}")
         print(f"(load at the end {', '.join(f'{x:.2f}' for x in os.getloadavg())})")
     finally:
         shutil.rmtree(base, ignore_errors=True)

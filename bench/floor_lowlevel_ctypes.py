@@ -1,0 +1,366 @@
+"""The do-nothing in-memory FUSE floor on libfuse's low-level API through ctypes (no pyfuse3, no trio).
+
+`floor_lowlevel.py` measures the low-level (inode) API through pyfuse3, whose
+trio loop adds its own cost per request (two `epoll_wait`s and an
+`epoll_ctl` around every read of /dev/fuse, and a scheduler pass). This is
+the same filesystem and the same protocol choices (inodes, attributes in
+every reply, 60 s timeouts per reply, `keep_cache`, OPENDIR answered ENOSYS
+so the kernel keeps listings and sends no OPENDIR/RELEASEDIR, READDIRPLUS
+only) on the binding mechanism `floor_memfs.py` uses: ctypes callbacks
+called by libfuse's own single-threaded C loop (`fuse_session_loop`), the
+structs and library handle taken from mfusepy. So floor_memfs → this file is
+what the low-level API itself removes; this file → floor_lowlevel.py is what
+pyfuse3 adds. A measurement, not a binding for the mount: only the requests
+a do-nothing filesystem needs, libfuse 3.14's `fuse_lowlevel_ops` layout.
+
+    .venv/bin/python bench/floor_lowlevel_ctypes.py MOUNTPOINT [--counts FILE]   # fusermount3 -u to stop
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import errno
+import json
+import os
+import stat
+import time
+from collections import Counter
+from ctypes import POINTER, c_char_p, c_double, c_int, c_size_t, c_uint, c_uint64, c_void_p
+from pathlib import Path
+
+import mfusepy
+from mfusepy import c_stat, c_statvfs, fuse_file_info
+
+TIMEOUT = 60.0  # the mfusepy floor's entry/attr/negative timeouts, given per reply here
+COUNTS: Counter[str] = Counter()
+lib = mfusepy._libfuse  # libfuse3.so.3
+
+
+class EntryParam(ctypes.Structure):
+    _fields_ = [("ino", c_uint64), ("generation", c_uint64), ("attr", c_stat),
+                ("attr_timeout", c_double), ("entry_timeout", c_double)]
+
+
+class Args(ctypes.Structure):
+    _fields_ = [("argc", c_int), ("argv", POINTER(c_char_p)), ("allocated", c_int)]
+
+
+class Ctx(ctypes.Structure):
+    _fields_ = [("uid", c_uint), ("gid", c_uint), ("pid", c_int), ("umask", c_uint)]
+
+
+Req, Ino, FI = c_void_p, c_uint64, POINTER(fuse_file_info)
+# fuse_lowlevel_ops (libfuse 3.14, fuse_lowlevel.h), in order: name -> (slot, argument types)
+SLOTS = {
+    "init": (0, [c_void_p, c_void_p]), "lookup": (2, [Req, Ino, c_char_p]), "forget": (3, [Req, Ino, c_uint64]),
+    "getattr": (4, [Req, Ino, FI]), "setattr": (5, [Req, Ino, POINTER(c_stat), c_int, FI]),
+    "readlink": (6, [Req, Ino]), "mkdir": (8, [Req, Ino, c_char_p, c_uint]), "unlink": (9, [Req, Ino, c_char_p]),
+    "rmdir": (10, [Req, Ino, c_char_p]), "symlink": (11, [Req, c_char_p, Ino, c_char_p]),
+    "rename": (12, [Req, Ino, c_char_p, Ino, c_char_p, c_uint]), "link": (13, [Req, Ino, Ino, c_char_p]),
+    "open": (14, [Req, Ino, FI]), "read": (15, [Req, Ino, c_size_t, ctypes.c_int64, FI]),
+    "write": (16, [Req, Ino, c_void_p, c_size_t, ctypes.c_int64, FI]), "flush": (17, [Req, Ino, FI]),
+    "release": (18, [Req, Ino, FI]), "fsync": (19, [Req, Ino, c_int, FI]), "opendir": (20, [Req, Ino, FI]),
+    "releasedir": (22, [Req, Ino, FI]), "statfs": (24, [Req, Ino]),
+    "getxattr": (26, [Req, Ino, c_char_p, c_size_t]), "create": (30, [Req, Ino, c_char_p, c_uint, FI]),
+    "forget_multi": (38, [Req, c_size_t, c_void_p]), "readdirplus": (41, [Req, Ino, c_size_t, ctypes.c_int64, FI]),
+}
+OPS_SLOTS = 44
+FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
+_CONN_WANT_OFFSET = 24  # struct fuse_conn_info: proto_major, proto_minor, max_write, max_read, max_readahead, capable, want
+
+
+def _declare() -> None:
+    for name, restype, argtypes in [
+        ("fuse_reply_err", c_int, [Req, c_int]), ("fuse_reply_none", None, [Req]),
+        ("fuse_reply_entry", c_int, [Req, POINTER(EntryParam)]),
+        ("fuse_reply_create", c_int, [Req, POINTER(EntryParam), FI]),
+        ("fuse_reply_attr", c_int, [Req, POINTER(c_stat), c_double]), ("fuse_reply_readlink", c_int, [Req, c_char_p]),
+        ("fuse_reply_open", c_int, [Req, FI]), ("fuse_reply_write", c_int, [Req, c_size_t]),
+        ("fuse_reply_buf", c_int, [Req, c_char_p, c_size_t]), ("fuse_reply_statfs", c_int, [Req, POINTER(c_statvfs)]),
+        ("fuse_req_ctx", POINTER(Ctx), [Req]),
+        ("fuse_add_direntry_plus", c_size_t, [Req, c_void_p, c_size_t, c_char_p, POINTER(EntryParam), ctypes.c_int64]),
+        ("fuse_session_new", c_void_p, [POINTER(Args), c_void_p, c_size_t, c_void_p]),
+        ("fuse_session_mount", c_int, [c_void_p, c_char_p]), ("fuse_session_loop", c_int, [c_void_p]),
+        ("fuse_session_unmount", None, [c_void_p]), ("fuse_session_destroy", None, [c_void_p]),
+    ]:
+        function = getattr(lib, name)
+        function.restype, function.argtypes = restype, argtypes
+
+
+class Node:
+    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "data", "times", "children", "target", "parent")
+
+    def __init__(self, ino: int, mode: int, uid: int, gid: int, parent: int):
+        self.ino, self.mode, self.uid, self.gid, self.parent = ino, mode, uid, gid, parent
+        self.nlink = 2 if stat.S_ISDIR(mode) else 1
+        self.data = bytearray()
+        now = time.time_ns()
+        self.times = [now, now, now]  # atime, mtime, ctime
+        self.children: dict[bytes, Node] | None = {} if stat.S_ISDIR(mode) else None
+        self.target = b""
+
+    def touch(self) -> None:
+        self.times[1] = self.times[2] = time.time_ns()
+
+    def fill(self, out: c_stat) -> None:
+        out.st_ino, out.st_mode, out.st_nlink, out.st_uid, out.st_gid = self.ino, self.mode, self.nlink, self.uid, self.gid
+        out.st_size = len(self.target) if self.target else len(self.data)
+        out.st_blocks, out.st_blksize = (out.st_size + 511) // 512, 4096
+        for spec, ns in zip((out.st_atimespec, out.st_mtimespec, out.st_ctimespec), self.times):
+            spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
+
+    def entry(self) -> EntryParam:
+        out = EntryParam(ino=self.ino, attr_timeout=TIMEOUT, entry_timeout=TIMEOUT)
+        self.fill(out.attr)
+        return out
+
+
+class Fail(Exception):
+    def __init__(self, code: int):
+        self.code = code
+
+
+class LowLevelMemFS:
+    """floor_memfs.MemFS by inode; each handler replies itself (libfuse's low-level contract)."""
+
+    def __init__(self) -> None:
+        root = Node(1, stat.S_IFDIR | 0o755, os.getuid(), os.getgid(), 1)
+        self.inodes = {1: root}
+        self.next_ino = 2
+
+    def _dir(self, ino: int) -> Node:
+        node = self.inodes.get(ino)
+        if node is None or node.children is None:
+            raise Fail(errno.ENOTDIR if node else errno.ENOENT)
+        return node
+
+    def _new(self, req, parent_ino: int, name: bytes, mode: int) -> Node:
+        parent = self._dir(parent_ino)
+        if name in parent.children:
+            raise Fail(errno.EEXIST)
+        ctx = lib.fuse_req_ctx(req).contents
+        node = self.inodes[self.next_ino] = Node(self.next_ino, mode, ctx.uid, ctx.gid, parent_ino)
+        self.next_ino += 1
+        parent.children[name] = node
+        if node.children is not None:
+            parent.nlink += 1
+        parent.touch()
+        return node
+
+    def init(self, userdata, conn):
+        want = ctypes.c_uint.from_address(conn + _CONN_WANT_OFFSET)
+        want.value &= ~FUSE_CAP_READDIRPLUS_AUTO  # READDIRPLUS only, as pyfuse3
+
+    def lookup(self, req, parent_ino, name):
+        parent = self._dir(parent_ino)
+        node = parent if name == b"." else self.inodes[parent.parent] if name == b".." else parent.children.get(name)
+        entry = node.entry() if node else EntryParam(ino=0, entry_timeout=TIMEOUT)  # negative, cached
+        lib.fuse_reply_entry(req, entry)
+
+    def forget(self, req, ino, nlookup):
+        lib.fuse_reply_none(req)  # every node stays in memory
+
+    def forget_multi(self, req, count, forgets):
+        lib.fuse_reply_none(req)
+
+    def getattr(self, req, ino, fi):
+        out = c_stat()
+        self.inodes[ino].fill(out)
+        lib.fuse_reply_attr(req, out, TIMEOUT)
+
+    def setattr(self, req, ino, attr, to_set, fi):
+        node, new = self.inodes[ino], attr.contents
+        if to_set & 8:  # SIZE
+            del node.data[new.st_size:]
+            node.data.extend(bytes(new.st_size - len(node.data)))
+            node.touch()
+        if to_set & 1:
+            node.mode = (node.mode & ~0o7777) | (new.st_mode & 0o7777)
+        if to_set & 2:
+            node.uid = new.st_uid
+        if to_set & 4:
+            node.gid = new.st_gid
+        now = time.time_ns()
+        for bit, now_bit, index, spec in ((16, 128, 0, new.st_atimespec), (32, 256, 1, new.st_mtimespec)):
+            if to_set & now_bit:
+                node.times[index] = now
+            elif to_set & bit:
+                node.times[index] = spec.tv_sec * 1_000_000_000 + spec.tv_nsec
+        out = c_stat()
+        node.fill(out)
+        lib.fuse_reply_attr(req, out, TIMEOUT)
+
+    def readlink(self, req, ino):
+        target = self.inodes[ino].target
+        if not target:
+            raise Fail(errno.EINVAL)
+        lib.fuse_reply_readlink(req, target)
+
+    def mkdir(self, req, parent, name, mode):
+        lib.fuse_reply_entry(req, self._new(req, parent, name, stat.S_IFDIR | (mode & 0o7777)).entry())
+
+    def symlink(self, req, target, parent, name):
+        node = self._new(req, parent, name, stat.S_IFLNK | 0o777)
+        node.target = target
+        lib.fuse_reply_entry(req, node.entry())
+
+    def link(self, req, ino, new_parent, new_name):
+        parent, node = self._dir(new_parent), self.inodes[ino]
+        if new_name in parent.children:
+            raise Fail(errno.EEXIST)
+        parent.children[new_name] = node
+        node.nlink += 1
+        parent.touch()
+        lib.fuse_reply_entry(req, node.entry())
+
+    def unlink(self, req, parent_ino, name):
+        parent = self._dir(parent_ino)
+        node = parent.children.pop(name, None)
+        if node is None:
+            raise Fail(errno.ENOENT)
+        node.nlink -= 1
+        parent.touch()
+        lib.fuse_reply_err(req, 0)
+
+    def rmdir(self, req, parent_ino, name):
+        parent = self._dir(parent_ino)
+        node = parent.children.get(name)
+        if node is None or node.children:
+            raise Fail(errno.ENOTEMPTY if node else errno.ENOENT)
+        del parent.children[name]
+        parent.nlink -= 1
+        parent.touch()
+        lib.fuse_reply_err(req, 0)
+
+    def rename(self, req, old_ino, old_name, new_ino, new_name, flags):
+        old_parent, new_parent = self._dir(old_ino), self._dir(new_ino)
+        node = old_parent.children.get(old_name)
+        replaced = new_parent.children.get(new_name)
+        if node is None or (replaced is not None and replaced.children):
+            raise Fail(errno.ENOENT if node is None else errno.ENOTEMPTY)
+        del old_parent.children[old_name]
+        new_parent.children[new_name] = node
+        node.parent = new_ino
+        old_parent.touch()
+        new_parent.touch()
+        lib.fuse_reply_err(req, 0)
+
+    def open(self, req, ino, fi):
+        node = self.inodes[ino]
+        if fi.contents.flags & os.O_TRUNC:
+            node.data = bytearray()
+            node.touch()
+        fi.contents.fh, fi.contents.keep_cache = ino, 1  # = kernel_cache
+        lib.fuse_reply_open(req, fi)
+
+    def create(self, req, parent, name, mode, fi):
+        node = self._new(req, parent, name, stat.S_IFREG | (mode & 0o7777))
+        fi.contents.fh, fi.contents.keep_cache = node.ino, 1
+        lib.fuse_reply_create(req, node.entry(), fi)
+
+    def read(self, req, ino, size, off, fi):
+        data = bytes(self.inodes[ino].data[off : off + size])
+        lib.fuse_reply_buf(req, data, len(data))
+
+    def write(self, req, ino, buf, size, off, fi):
+        node = self.inodes[ino]
+        if off > len(node.data):
+            node.data.extend(bytes(off - len(node.data)))
+        node.data[off : off + size] = ctypes.string_at(buf, size)
+        node.touch()
+        lib.fuse_reply_write(req, size)
+
+    def flush(self, req, ino, fi):
+        lib.fuse_reply_err(req, 0)
+
+    release = flush
+    releasedir = flush
+
+    def fsync(self, req, ino, datasync, fi):
+        lib.fuse_reply_err(req, 0)
+
+    def opendir(self, req, ino, fi):
+        raise Fail(errno.ENOSYS)  # no_opendir: no OPENDIR/RELEASEDIR again, listings kept by the kernel
+
+    def readdirplus(self, req, ino, size, off, fi):
+        node = self._dir(ino)
+        entries = [(b".", node), (b"..", self.inodes[node.parent]), *node.children.items()]
+        buf, used = ctypes.create_string_buffer(size), 0
+        for index in range(off, len(entries)):
+            name, child = entries[index]
+            entry = child.entry()
+            need = lib.fuse_add_direntry_plus(req, ctypes.addressof(buf) + used, size - used, name, entry, index + 1)
+            if need > size - used:
+                break
+            used += need
+        lib.fuse_reply_buf(req, buf.raw[:used], used)
+
+    def statfs(self, req, ino):
+        out = c_statvfs(f_bsize=4096, f_frsize=4096, f_blocks=1 << 24, f_bfree=1 << 24, f_bavail=1 << 24,
+                        f_files=1 << 24, f_ffree=1 << 24, f_favail=1 << 24, f_namemax=255)
+        lib.fuse_reply_statfs(req, out)
+
+    def getxattr(self, req, ino, name, size):
+        raise Fail(errno.ENOSYS)  # as floor_memfs: the kernel asks once
+
+
+def _callback(fs: LowLevelMemFS, name: str, argtypes: list):
+    method = getattr(fs, name)
+    replies = name != "init"
+
+    def handler(*args):
+        COUNTS[name] += 1
+        try:
+            method(*args)
+        except Fail as e:
+            lib.fuse_reply_err(args[0], e.code)
+        except (KeyError, IndexError):
+            if replies:
+                lib.fuse_reply_err(args[0], errno.ENOENT)
+    return ctypes.CFUNCTYPE(None, *argtypes)(handler)
+
+
+def mount_args(mountpoint: str) -> list[bytes]:
+    """The mfusepy floor's libfuse options that exist at this level (timeouts: per reply)."""
+    options = "default_permissions,nosuid,nodev,fsname=wsfs-floor-llc,subtype=wsfs"
+    options += ",allow_other" if os.getuid() == 0 else ""
+    return [b"floor_lowlevel_ctypes", b"-o", options.encode()]
+
+
+def serve(mountpoint: str) -> None:
+    """Mount, run libfuse's single-threaded loop until unmounted, clean up."""
+    _declare()
+    fs = LowLevelMemFS()
+    callbacks = {name: _callback(fs, name, argtypes) for name, (_, argtypes) in SLOTS.items()}
+    ops = (c_void_p * OPS_SLOTS)()
+    for name, (slot, _) in SLOTS.items():
+        ops[slot] = ctypes.cast(callbacks[name], c_void_p)
+    argv = mount_args(mountpoint)
+    args = Args(len(argv), (c_char_p * len(argv))(*argv), 0)
+    session = lib.fuse_session_new(ctypes.byref(args), ops, ctypes.sizeof(ops), None)
+    if not session:
+        raise RuntimeError("fuse_session_new failed")
+    try:
+        if lib.fuse_session_mount(session, mountpoint.encode()):
+            raise RuntimeError("fuse_session_mount failed")
+        lib.fuse_session_loop(session)
+        lib.fuse_session_unmount(session)
+    finally:
+        lib.fuse_session_destroy(session)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mountpoint")
+    parser.add_argument("--counts", help="write the requests per handler here (JSON) at unmount")
+    args = parser.parse_args()
+    try:
+        serve(os.path.abspath(args.mountpoint))
+    finally:
+        if args.counts:
+            Path(args.counts).write_text(json.dumps(dict(COUNTS.most_common()), indent=1))
+
+
+if __name__ == "__main__":
+    main()
