@@ -276,11 +276,18 @@ class RemoteBackend(QueuedChanges, StreamFollower):
 
     def lstat(self, path: str) -> Stat:
         with self._lock:
+            change = self.index.entries.get(path)  # (FUSE's paths are normal already: the index's keys)
+            if change is not None:
+                return self._stat(path, change)
             real, change = self._entry(path, follow=False)
             return self._stat(real, change)
 
     def lstat_if_exists(self, path: str) -> Stat | None:
         """As `vfs.Workspace.lstat_if_exists` (here a miss costs no more than a hit)."""
+        with self._lock:
+            change = self.index.entries.get(path)
+            if change is not None:
+                return self._stat(path, change)
         try:
             return self.lstat(path)
         except FileNotFoundError:
@@ -304,9 +311,12 @@ class RemoteBackend(QueuedChanges, StreamFollower):
             if change.kind != "dir":
                 raise fs_error(errno.ENOTDIR, path)
             out = []
+            base, inos = real.rstrip("/"), self.index.inos
             for name in sorted(self.index.children.get(real, ()), key=lambda n: n.encode()):
-                child = self.index.entries[f"{real.rstrip('/')}/{name}"]
-                out.append(DirEntry(name, child.kind, child.size, child.mtime))
+                path = f"{base}/{name}"
+                child = self.index.entries[path]
+                # (with its inode number: the mount's listing needs one per entry, else a stat each)
+                out.append(DirEntry(name, child.kind, child.size, child.mtime, inos.get(path, 0)))
             return out
 
     def readlink(self, path: str) -> str:
