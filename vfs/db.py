@@ -137,7 +137,7 @@ class Db:
         "_dircache",
         "_data_version",
         "_last_rev",
-        "_stats",
+        "stats",
         "dir_times_ns",
         "checkpointer",
     )
@@ -180,11 +180,11 @@ class Db:
                 storelock.release(self._lock_fd)
             raise
         wal = self.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        self._stats = StatCache(self.path if wal else "")  # warm stats, see stat_node
+        self.stats = StatCache(self.path if wal else "")  # warm stats, see stat_node
         self.checkpointer: ckpt.Checkpointer | None = None
         if checkpoints == "background" and wal and not readonly:
             self.conn.execute(f"PRAGMA wal_autocheckpoint={ckpt.LIMIT}")  # the backstop, see vfs.checkpointer
-            self.checkpointer = ckpt.Checkpointer(self.path, self._stats.header)
+            self.checkpointer = ckpt.Checkpointer(self.path, self.stats.header)
         self._tx_state: Tx | None = None
         self._savepoints = 0
         self._listeners: list[Callable[[int], None]] = []
@@ -227,7 +227,7 @@ class Db:
             self.conn.close()
             self.chunks.close()
             self.conn = None  # type: ignore[assignment]
-            self._stats.close()
+            self.stats.close()
         if self._lock_fd is not None:
             storelock.release(self._lock_fd)
             self._lock_fd = None
@@ -516,7 +516,7 @@ class Db:
 
         Kept per path: the Stat's fields, or the row while its content id
         is still to derive, or that nothing is there."""
-        token = None if self._tx_state is not None or self.conn.in_transaction else self._stats.begin()
+        token = self.cache_token()
         if token is None:
             node = self.resolve(path, follow=follow).node
             return None if node is None else self.stat(node)
@@ -525,11 +525,14 @@ class Db:
         if kept is None:
             node = self.resolve(path, follow=follow).node
             kept = _MISSING if node is None else stat_fields(node) or node
-            self._stats.put(token, key, kept)
+            self.stats.put(token, key, kept)
         if kept.__class__ is tuple:
             return Stat(*kept)
         return None if kept is _MISSING else self.stat(kept)  # type: ignore[arg-type]
 
+    def cache_token(self) -> tuple | None:
+        """The stat cache's token now (`vfs.statcache`; None in a transaction or without a `-shm`)."""
+        return None if self._tx_state is not None or self.conn.in_transaction else self.stats.begin()
     def existing(self, path: str, *, follow: bool) -> Resolved:
         """Like `resolve` but the path must exist (ENOENT otherwise)."""
         found = self.resolve(path, follow=follow)

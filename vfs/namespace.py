@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import time
 
+from vfs import listing
 from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
@@ -349,22 +350,35 @@ class Namespace:
             raise
 
     def readdir(self, path: str = "/", *, limit: int | None = None, offset: int = 0) -> list[DirEntry]:
+        """The entries of a directory in name order (`limit` of them from `offset`).
+
+        A whole listing is kept beside the warm stats (`vfs.statcache`, same
+        validation, same memory bound) until anyone commits; pages are cut
+        from a kept listing, or read alone."""
+        token = self._db.cache_token()
+        key = ("readdir", path)
+        kept = token[1].get(key) if token is not None else None
+        if kept is not None and (limit is None or limit >= 0) and offset >= 0:
+            return listing.build(kept, limit, offset)
+        ino = self._dir_ino(path)
+        if token is None or limit is not None or offset:
+            return listing.entries(self._db.conn, ino, limit, offset)
+        kept = listing.columns(self._db.conn, ino)
+        self._db.stats.put(token, key, kept, listing.weight(kept))
+        return listing.build(kept)
+
+    def listdir(self, path: str = "/") -> list[str]:
+        token = self._db.cache_token()
+        kept = token[1].get(("readdir", path)) if token is not None else None
+        if kept is not None:
+            return list(kept[0])
+        return listing.names(self._db.conn, self._dir_ino(path))
+
+    def _dir_ino(self, path: str) -> int:
         node = self._db.existing(path, follow=True).node
         if node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
-        rows = self._db.conn.execute(
-            "SELECT d.name, n.kind, n.size, n.mtime_ns, n.target, n.ino FROM dirents d JOIN nodes n ON n.ino = d.ino "
-            "WHERE d.parent = ? ORDER BY d.name LIMIT ? OFFSET ?",
-            (node.ino, -1 if limit is None else limit, offset),
-        )
-        kinds = KIND_NAMES
-        return [
-            DirEntry(name, kinds[kind], len(target.encode()) if kind == KIND_SYMLINK else size, mtime_ns / 1e9, ino)
-            for name, kind, size, mtime_ns, target, ino in rows
-        ]
-
-    def listdir(self, path: str = "/") -> list[str]:
-        return [entry.name for entry in self.readdir(path)]
+        return node.ino
 
     # -- remove ------------------------------------------------------------------
 

@@ -17,7 +17,10 @@ Each header gets its own dict, swapped in with one assignment, so a caller
 in another thread cannot file a row read under an old header into the
 dict of a new one. The caller bypasses the cache inside a transaction (its
 own uncommitted writes do not touch the header). Stores without a `-shm`
-file (in memory, not in WAL mode) never cache. Entries are bounded (`LIMIT`).
+file (in memory, not in WAL mode) never cache. Entries are bounded (`LIMIT`):
+a stat counts one, a directory listing (`vfs/listing.py`) a quarter per entry
+(its columns take ~150 bytes an entry against ~650 for a stat), so the
+memory bound is the same whatever is kept.
 
     db  ->  statcache
 """
@@ -30,9 +33,9 @@ from collections.abc import Hashable
 from vfs import shmmap
 
 HEADER = 48  # one copy of the WAL-index header (struct WalIndexHdr)
-LIMIT = 4096  # entries kept per header; the dict empties when full
+LIMIT = 4096  # entries kept per header (weighed, see `put`); the dict empties when full
 
-Token = tuple[bytes, dict]  # (header, the dict valid under it)
+Token = tuple[bytes, dict, list]  # (header, the dict valid under it, [its weight so far])
 
 
 class StatCache:
@@ -44,7 +47,7 @@ class StatCache:
         memory = db_path in ("", ":memory:") or db_path.startswith("file:")
         self._shm_path = None if memory else db_path + "-shm"
         self._map: mmap.mmap | None = None
-        self._state: Token = (b"", {})
+        self._state: Token = (b"", {}, [0])
 
     def begin(self) -> Token | None:
         """Start a lookup: the dict valid under the header as it is now (None: no cache for this store)."""
@@ -54,7 +57,7 @@ class StatCache:
         header = shm[:HEADER]
         state = self._state
         if state[0] != header:
-            state = self._state = (header, {})
+            state = self._state = (header, {}, [0])
         return state
 
     def header(self) -> bytes | None:
@@ -62,18 +65,23 @@ class StatCache:
         shm = self._map if self._map is not None else self._open()
         return None if shm is None else shm[:HEADER]
 
-    def put(self, token: Token, key: Hashable, value: object) -> None:
-        """Keep `value`, read after `begin` returned `token`, if no commit came since."""
-        header, entries = token
+    def put(self, token: Token, key: Hashable, value: object, weight: int = 1) -> None:
+        """Keep `value`, read after `begin` returned `token`, if no commit came since.
+
+        `weight`: what it counts against `LIMIT` (a stat: 1); heavier than the
+        whole limit, it is not kept."""
+        header, entries, used = token
         shm = self._map
-        if shm is None or shm[:HEADER] != header:
+        if shm is None or shm[:HEADER] != header or weight > LIMIT:
             return
-        if len(entries) >= LIMIT:
+        if used[0] + weight > LIMIT:
             entries.clear()
+            used[0] = 0
         entries[key] = value
+        used[0] += weight
 
     def close(self) -> None:
-        self._state = (b"", {})
+        self._state = (b"", {}, [0])
         if self._map is not None:  # shared and kept by vfs.shmmap: closing it would drop SQLite's locks on -shm
             shmmap.let_go(self._map)
             self._map = None
