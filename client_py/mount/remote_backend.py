@@ -59,11 +59,12 @@ from client_py.mount.index import Index
 from client_py.mount.loop_thread import LoopThread
 from client_py.mount.pushq import PushQueue
 from client_py.mount.remote_queued import QueuedChanges
+from client_py.mount.remote_reads import IFMT, IndexReads
 from client_py.mount.remote_stream import StreamFollower
 from vfs.chunkreader import iter_range, open_chunks
 from vfs.errors import fs_error
 from vfs.paths import normalize
-from vfs.types import Change, DirEntry, Stat
+from vfs.types import Change, Stat
 
 log = logging.getLogger("wsfs.mount")
 
@@ -72,13 +73,9 @@ STREAM_WAIT_SECONDS = 0.25  # how long a mutation waits for the change stream be
 # mount goes offline: about 2 s, a quick server restart, without hanging the
 # caller for long.
 CALL_BACKOFF = Backoff(base=0.1, cap=1.0, retries=4)
-_IFMT = {
-    "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
-    "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
-}  # fmt: skip
 
 
-class RemoteBackend(QueuedChanges, StreamFollower):
+class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
     """The surface the FUSE operations use (`vfs.surface.MountBackend`), over a wsfs server.
 
     Beyond the protocol it offers `commit_file()`, a push against a base
@@ -234,100 +231,6 @@ class RemoteBackend(QueuedChanges, StreamFollower):
             return self._entry(path, follow=True)[0]
         except OSError:
             return normalize(path)
-
-    # -- metadata reads (from the index) -----------------------------------------
-
-    def _entry(self, path: str, *, follow: bool) -> tuple[str, Change]:
-        path = normalize(path)
-        with self._lock:
-            for _ in range(41):
-                change = self.index.entries.get(path)
-                if change is None:
-                    parent = path.rpartition("/")[0] or "/"
-                    parent_change = self.index.entries.get(parent)
-                    code = errno.ENOTDIR if parent_change is not None and parent_change.kind != "dir" else errno.ENOENT
-                    raise fs_error(code, path)
-                if change.kind != "symlink" or not follow:
-                    return path, change
-                target = change.target or ""
-                path = normalize(target if target.startswith("/") else f"{path.rpartition('/')[0]}/{target}")
-        raise fs_error(errno.ELOOP, path)
-
-    def _stat(self, path: str, change: Change) -> Stat:
-        size = change.size
-        nlink = self.index.nlink(path)
-        if change.kind == "dir":
-            nlink = 2 + self.index.subdirs.get(path, 0)
-            size = 0
-        elif change.kind == "symlink":
-            size = len((change.target or "").encode())
-        ino = self.index.inos[path]
-        uid, gid = self.attrs.owners(ino)
-        atime_ns, mtime_ns = self.attrs.times(ino, change.mtime)
-        # No setuid/setgid bit from a server (the mount is nosuid, but `cp -a` out of it as root
-        # would keep one); the sticky bit stays: sticky directories restrict rename and unlink.
-        return Stat(
-            kind=change.kind, mode=_IFMT[change.kind] | (change.mode & 0o1777), size=size, mtime=change.mtime,
-            ctime=change.mtime, ino=ino, nlink=nlink, rev=change.rev, hash=change.hash, target=change.target,
-            atime=atime_ns / 1e9, mtime_ns=mtime_ns, ctime_ns=self.attrs.ctime_ns(ino, round(change.mtime * 1e9)),
-            atime_ns=atime_ns,
-            uid=uid, gid=gid, rdev=change.rdev,
-        )
-
-    def lstat(self, path: str) -> Stat:
-        with self._lock:
-            change = self.index.entries.get(path)  # (FUSE's paths are normal already: the index's keys)
-            if change is not None:
-                return self._stat(path, change)
-            real, change = self._entry(path, follow=False)
-            return self._stat(real, change)
-
-    def lstat_if_exists(self, path: str) -> Stat | None:
-        """As `vfs.Workspace.lstat_if_exists` (here a miss costs no more than a hit)."""
-        with self._lock:
-            change = self.index.entries.get(path)
-            if change is not None:
-                return self._stat(path, change)
-        try:
-            return self.lstat(path)
-        except FileNotFoundError:
-            return None
-
-    def stat(self, path: str) -> Stat:
-        with self._lock:
-            real, change = self._entry(path, follow=True)
-            return self._stat(real, change)
-
-    def exists(self, path: str) -> bool:
-        try:
-            self.stat(path)
-            return True
-        except OSError:
-            return False
-
-    def readdir(self, path: str = "/") -> list[DirEntry]:
-        with self._lock:
-            real, change = self._entry(path, follow=True)
-            if change.kind != "dir":
-                raise fs_error(errno.ENOTDIR, path)
-            out = []
-            base, inos = real.rstrip("/"), self.index.inos
-            for name in sorted(self.index.children.get(real, ()), key=lambda n: n.encode()):
-                path = f"{base}/{name}"
-                child = self.index.entries[path]
-                # (with its inode number: the mount's listing needs one per entry, else a stat each)
-                out.append(DirEntry(name, child.kind, child.size, child.mtime, inos.get(path, 0)))
-            return out
-
-    def readlink(self, path: str) -> str:
-        _, change = self._entry(path, follow=False)
-        if change.kind != "symlink":
-            raise fs_error(errno.EINVAL, path)
-        return change.target or ""
-
-    def find(self, path: str = "/", pattern: str | None = None, *, kind: str | None = None) -> list[str]:
-        with self._lock:
-            return sorted(p for p, c in self.index.entries.items() if p != "/" and (kind is None or c.kind == kind))
 
     # -- content -------------------------------------------------------------------
 
@@ -495,7 +398,7 @@ class RemoteBackend(QueuedChanges, StreamFollower):
         self._created(path)
 
     def mknod(self, path: str, mode: int, rdev: int = 0) -> None:
-        kind = next((k for k, fmt in _IFMT.items() if fmt == stat_mod.S_IFMT(mode) and k not in ("file", "dir", "symlink")), None)
+        kind = next((k for k, fmt in IFMT.items() if fmt == stat_mod.S_IFMT(mode) and k not in ("file", "dir", "symlink")), None)
         if kind is not None and self._queue_new(Change(path=normalize(path), kind=kind, rev=0, mode=mode, mtime=time.time(),
                                                        rdev=rdev if kind in ("char", "block") else 0)):
             return
