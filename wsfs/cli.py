@@ -51,6 +51,10 @@ def _register(subparsers: argparse._SubParsersAction, module: tuple[str, str]) -
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None and sys.argv[1:2] == ["serve"]:
+        from server.allocator import reexec_on_system_malloc
+
+        reexec_on_system_malloc()  # before any import: a server gives memory back on the C allocator
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv else None)
     args = parser.parse_args(argv)
