@@ -79,8 +79,15 @@ def proc_figures(pid: int) -> dict[str, float]:
 
 
 def cpu_seconds(pid: int) -> float:
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of the process: the system share of a small write is the
+    sockets' (loopback TCP charges the receiver's delivery to the sender) and SQLite's I/O."""
     parts = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(parts[11]) / tick, int(parts[12]) / tick
 
 
 def runqueue_wait(pid: int) -> float:
@@ -406,9 +413,12 @@ async def measured_load(server: Proc, names: list[str], rate: float, seconds: fl
     """`write_load`, with the server's and this client's CPU (percent of a core) meanwhile."""
     gc0 = gc_pauses(server)
     w0 = runqueue_wait(server.proc.pid)
-    c0, t0, k0 = cpu_seconds(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
+    (u0, s0), t0, k0 = cpu_split(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
+    c0 = u0 + s0
     spy = py_spy(server.proc.pid, seconds, tag)
     load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
+    u1, s1 = cpu_split(server.proc.pid)
+    load["user_sys_us"] = (1e6 * (u1 - u0) / load["writes"], 1e6 * (s1 - s0) / load["writes"])
     if spy is not None:
         spy.wait()
     load.pop("_sent")
@@ -692,7 +702,8 @@ async def run(args: argparse.Namespace) -> None:
                 if ld is not None:
                     print(f"        at {args.rate:g}/s each ({args.rate * n:g}/s in all): {load_figures(ld)}, delivered "
                           f"{ld['delivered']}/{ld['writes']}, server CPU {row['load_cpu_pct']:.0f} % "
-                          f"({row['load_cpu_pct'] * 1e4 / ld['achieved_per_s']:.0f} µs per write) "
+                          f"({row['load_cpu_pct'] * 1e4 / ld['achieved_per_s']:.0f} µs per write: user "
+                          f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f}) "
                           f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
                 wk = row.pop("wake", None)
                 if wk is not None:

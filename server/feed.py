@@ -176,11 +176,15 @@ class Delta:
     inline_upto: int  # every file entry of at most this size has its content in `data` (-1: none)
 
 
-def read_delta(ws: vfs.Workspace, rev: int, inline_max: int, known: tuple[str, bytes] | None = None) -> Delta | None:
+def read_delta(ws: vfs.Workspace, rev: int, inline_max: int, known: tuple[str, bytes] | None = None,
+               entries: list[vfs.Change] | None = None) -> Delta | None:
     """Runs in the writer thread inside the commit's operation (the connection is free again).
     `known`: (path, bytes) the job that made this commit wrote at path; that file's content is
-    taken from it instead of read back from the store (a small PUT's delta: one statement less)."""
-    entries = ws.commit_changes(rev, limit=DELTA_LIMIT)
+    taken from it instead of read back from the store (a small PUT's delta: one statement less).
+    `entries`: the commit's entries as its writer captured them (`vfs.commit_handover`); None:
+    read back (`commit_changes`, one statement)."""
+    if entries is None:
+        entries = ws.commit_changes(rev, limit=DELTA_LIMIT)
     if entries is None:
         return None  # too big, or another writer committed meanwhile
     upto = min(inline_max, DELTA_INLINE)

@@ -362,7 +362,7 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
                 content, size = await _store_arriving(request, st, h, limit)
                 options.check_file_size(size)
                 created, stat = await h.write(_put, path, content, size, options, mode, parents, if_match, mtime,
-                                              author=author_of(request, st, p), op="put")
+                                              author=author_of(request, st, p), op="put", handover=True)
         finally:
             st.big_uploads -= 1
         return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
@@ -380,7 +380,7 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
         async with st.stores.use(name) as h:
             created, stat = await h.write(_put, path, body, size, options, mode, parents, if_match, mtime,
                                           author=author_of(request, st, p), op="put", small=size <= SMALL_WRITE,
-                                          known=(path, body) if isinstance(body, bytes) else None)
+                                          known=(path, body) if isinstance(body, bytes) else None, handover=True)
     finally:
         if spool is not None:
             spool.close()

@@ -28,11 +28,13 @@ from typing import Any, TypeVar
 
 import vfs
 from vfs import storelock
+from vfs.checkpointer import Deferred
+from vfs.commit_handover import CommitCapture
 from vfs.wire import ProtocolError
 
 from server.coedit import Documents
 from server.fanout import Fanout
-from server.feed import Delta, Feed, read_delta
+from server.feed import DELTA_LIMIT, Delta, Feed, read_delta
 from server.hub import Hub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
@@ -47,6 +49,8 @@ _AUTHORS_KEPT = 4096
 
 
 INLINE_WRITES = os.environ.get("WSFS_INLINE_WRITES", "1") != "0"  # small writes on the loop (see `write`)
+# WAL checkpoints as jobs on the writer pool, not inside the COMMIT that fills the WAL (`_checkpoint_job`)
+POOL_CHECKPOINTS = os.environ.get("WSFS_POOL_CHECKPOINTS", "1") != "0"
 DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement
 DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
 
@@ -86,6 +90,13 @@ class WorkspaceHandle:
             writers = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
         self._writer = SerialQueue(writers)
         self._writer_ws: vfs.Workspace | None = None
+        # what the writer's transactions log, for jobs that hand their commit over (`write(handover=)`)
+        self._capture: CommitCapture | None = None
+        self.handed_over = 0  # commits whose delta was captured as written, not read back (tests)
+        # the writer's WAL checkpoints, run as jobs of this queue once due (`_checkpoint_job`)
+        self._checkpoints: Deferred | None = None
+        self._checkpoint_queued = False
+        self.checkpoints = 0  # run so far (tests, benches)
         self._author: str | None = None  # touched only in the writer thread
         # (path, bytes) the running write job stores at path (`write(known=...)`): its commit's delta
         # takes the content from here instead of reading it back (writer thread only)
@@ -164,12 +175,16 @@ class WorkspaceHandle:
     # -- writer --------------------------------------------------------
 
     def _write_job(self, fn: Callable[..., T], args: tuple, author: str | None,
-                   known: tuple[str, bytes] | None = None) -> tuple[T, int | None, list[tuple[int, str | None, Delta | None]]]:
+                   known: tuple[str, bytes] | None = None,
+                   handover: bool = False) -> tuple[T, int | None, list[tuple[int, str | None, Delta | None]]]:
         """Run one write; returns its result, the newest revision it committed (None: nothing) and
         its commits for the loop to publish (`_publish_all`) once the caller has its result."""
         if self._writer_ws is None:
             self._writer_ws = vfs.Workspace(self.path, **self._open_kwargs())
             self._writer_ws.on_commit(self._committed)
+            self._capture = CommitCapture.install(self._writer_ws)
+            if POOL_CHECKPOINTS and self.placement.store_checkpoints:
+                self._checkpoints = Deferred(self._writer_ws)
             self._wake()
         self._author = author
         self._known = known
@@ -177,6 +192,9 @@ class WorkspaceHandle:
         pending: list[tuple[int, str | None, Delta | None]] = []
         self._pending = pending
         self.writing = True
+        capture = self._capture if handover and self.live_inline is not None else None
+        if capture is not None:
+            capture.arm()  # its commit's entries are captured as written, not read back (`_committed`)
         try:
             with self._writer_ws.as_author(author):  # stored with each version this write records
                 result = with_content_ids(fn(self._writer_ws, *args))
@@ -185,10 +203,32 @@ class WorkspaceHandle:
                 self._call_soon(self._publish_all, pending)
             raise
         finally:
+            if capture is not None:
+                capture.disarm()
             self._author = self._known = None
             self._pending = None
             self.writing = False
+            self._checkpoint_if_due()
         return result, self._job_rev, pending
+
+    def _checkpoint_if_due(self) -> None:  # after each write job (writer pool thread, or the loop)
+        checkpoints = self._checkpoints
+        if checkpoints is not None and not self._checkpoint_queued and checkpoints.due():
+            self._checkpoint_queued = True
+            self._writer.submit(self._checkpoint_job)
+
+    def _checkpoint_job(self) -> None:  # writer pool thread, in the workspace's write order
+        """A PASSIVE WAL checkpoint, `vfs.checkpointer.Deferred`: the copy and its two `fsync`s
+        (~9 ms, ~1.2 ms of CPU, every ~140 small writes of a store) in a pool thread between this
+        workspace's writes, instead of inside whichever COMMIT passed SQLite's 1,000 pages (a small
+        write's COMMIT runs on the event loop: every connection waited for it). `sqlite3` lets go
+        of the GIL meanwhile; this workspace's next writes queue behind it."""
+        self._checkpoint_queued = False
+        if self._checkpoints is not None and self._writer_ws is not None:
+            self._checkpoints.run()
+            self.checkpoints += 1
+            if self.live_inline is not None:
+                self.own_stamp = self.files_stamp()  # the copy wrote the database file: ours, not news
 
     def _call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
         try:
@@ -217,8 +257,11 @@ class WorkspaceHandle:
         inline = self.live_inline
         if inline is not None and self._writer_ws is not None:
             self.own_stamp = self.files_stamp()  # two stats (~5 us): spares the watch a revision read
+            capture = self._capture
             try:
-                delta = read_delta(self._writer_ws, rev, inline, self._known)
+                entries = capture.take(rev, limit=DELTA_LIMIT) if capture is not None else None
+                self.handed_over += entries is not None
+                delta = read_delta(self._writer_ws, rev, inline, self._known, entries)
             except Exception:  # noqa: BLE001 - an optimisation only: readers fall back to the store
                 delta = None
         if self._pending is not None:
@@ -244,16 +287,18 @@ class WorkspaceHandle:
             self._loop.call_soon(self._hub.publish_commit, self.name, rev)
 
     async def write(self, fn: Callable[..., T], *args: Any, author: str | None = None, op: str = "write",
-                    small: bool = False, known: tuple[str, bytes] | None = None) -> T:
+                    small: bool = False, known: tuple[str, bytes] | None = None, handover: bool = False) -> T:
         """Run `fn(workspace, *args)` in the writer thread, as one operation; returns once what it
         committed may be acknowledged (`Placement.durable`). `small` (~0.3 ms in the store): with
         nothing of this workspace queued or running and its writer open, it runs right here on the
         loop, without the thread hops and GIL hand-offs around it (`INLINE_WRITES`). `known`:
-        (path, bytes) that `fn` writes at path, for the commit's delta (no read-back)."""
+        (path, bytes) that `fn` writes at path, for the commit's delta (no read-back). `handover`:
+        `fn` makes at most one transaction and fails as a whole (one `put_file`), so its commit's
+        entries are taken as the store writes them (`vfs.commit_handover`), not read back."""
         self._enter()
         t0 = time.perf_counter()
         try:
-            result, rev = await self._job_future(fn, args, author, small, known)
+            result, rev = await self._job_future(fn, args, author, small, known, handover)
         finally:
             self._metrics.op(op).observe(time.perf_counter() - t0)
             self._leave()
@@ -294,28 +339,28 @@ class WorkspaceHandle:
         queued.add_done_callback(unpack)
         return result
 
-    def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None,
-                    small: bool = False, known: tuple[str, bytes] | None = None) -> asyncio.Future[Any]:
+    def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None, small: bool = False,
+                    known: tuple[str, bytes] | None = None, handover: bool = False) -> asyncio.Future[Any]:
         """Queue a write job: a loop future of (result, rev), resolved right after the job's commits
         are published. Publication happens on the loop whether or not anyone still awaits the
         future (a cancelled caller loses its answer, never a notification), and the hub hears of
         the commit one loop turn after the caller resumes (`_publish`): the reply goes out first."""
         if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
-            return self._inline_job(fn, args, author, known)
+            return self._inline_job(fn, args, author, known, handover)
         done_on_loop = self._loop.create_future()
 
         def finished(job: Any) -> None:  # writer pool thread
             self._call_soon(self._job_done, job, done_on_loop)
 
-        self._writer.submit(self._write_job, fn, args, author, known).add_done_callback(finished)
+        self._writer.submit(self._write_job, fn, args, author, known, handover).add_done_callback(finished)
         return done_on_loop
 
     def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None,
-                    known: tuple[str, bytes] | None = None) -> asyncio.Future[Any]:
+                    known: tuple[str, bytes] | None = None, handover: bool = False) -> asyncio.Future[Any]:
         """The job run right here on the loop (nothing of this workspace queued or running)."""
         done = self._loop.create_future()
         try:
-            result, rev, pending = self._write_job(fn, args, author, known)
+            result, rev, pending = self._write_job(fn, args, author, known, handover)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
             done.set_exception(exc)
         else:
@@ -383,13 +428,19 @@ class WorkspaceHandle:
                     SLEEP_LOCKS.give_back()
                     return 0, 0
             rev = self._writer_ws.rev
-            self._writer_ws.close()  # the last connection: SQLite checkpoints and removes -wal and -shm
-            self._writer_ws = None
+            self._close_writer()  # the last connection: SQLite checkpoints and removes -wal and -shm
             closed = 1
         stamp = self.files_stamp()
         if not self.readers.any_open:  # a reader opened meanwhile (it cleared the stamp): it stays awake
             self.sleep_stamp = stamp
         return closed, rev
+
+    def _close_writer(self) -> None:  # writer thread (or after the queue's shutdown)
+        if self._checkpoints is not None:
+            self._checkpoints.close()
+        assert self._writer_ws is not None
+        self._writer_ws.close()
+        self._writer_ws = self._capture = self._checkpoints = None
 
     def files_stamp(self) -> tuple[Any, ...]:
         """What the store's files look like now: an outside commit changes it (any thread)."""
@@ -469,8 +520,7 @@ class WorkspaceHandle:
         self.fanout.close()
         await asyncio.to_thread(self._writer.shutdown, True)
         if self._writer_ws is not None:
-            self._writer_ws.close()
-            self._writer_ws = None
+            self._close_writer()
         if self._sleep_lock is not None:
             storelock.release(self._sleep_lock)
             self._sleep_lock = None
