@@ -10,6 +10,7 @@ numbers this mount hands out (the wire carries none).
 from __future__ import annotations
 
 import dataclasses
+import operator
 import stat as stat_mod
 import time
 from itertools import count
@@ -106,7 +107,7 @@ class Index:
         """An entry of `directory` came or went: its mtime (and ctime) is now."""
         entry = self.entries.get(directory)
         if self.live and entry is not None:
-            self.entries[directory] = dataclasses.replace(entry, mtime=max(entry.mtime, time.time()))
+            self.entries[directory] = rechange(entry, mtime=max(entry.mtime, time.time()))
 
     def _unalias(self, path: str, ino: int | None) -> None:
         names = self.aliases.get(ino) if ino is not None else None
@@ -150,3 +151,18 @@ class Index:
                 names = {n for n in linked[ino] if n != old_path and self.inos.get(n) == ino} | {new_path}
                 if len(names) > 1:
                     self.aliases[ino] = names
+
+
+_CHANGE_FIELDS = operator.attrgetter(*(field.name for field in dataclasses.fields(Change)))
+
+
+def rechange(change: Change, **fields) -> Change:
+    """`dataclasses.replace(change, **fields)` in a fraction of its time for a plain `Change`
+    (~1.5 against ~6 us): a directory's entry is copied for every name made in it (an untar's
+    create and its push each move the parent's mtime), an entry for every queued link."""
+    if type(change) is not Change:  # (a TimedChange: its own field too)
+        return dataclasses.replace(change, **fields)
+    new = Change(*_CHANGE_FIELDS(change))
+    for name, value in fields.items():
+        setattr(new, name, value)
+    return new

@@ -121,30 +121,50 @@ class StreamInvalidator:
 
     The kernel then keeps names, attributes and listings for the long timeouts a local
     store gets (a repeated `git status` never reaches the daemon), and a change made
-    elsewhere still shows at once. The watcher queues paths; a helper thread of its own
+    elsewhere still shows at once. The watcher hands paths over; a helper thread of its own
     invalidates them, so neither the watcher nor a FUSE request ever waits for the kernel
     (which may first need a page lock held by a request the FUSE thread is serving).
     A path the kernel does not hold costs a lookup in libfuse's table (-ENOENT: fine).
+
+    Paths are handed over in bursts: the watcher appends to a list and wakes the thread
+    only if no wake-up is on its way already; the thread takes the whole list (each path
+    once, deepest first). A wake-up per streamed change cost the watcher ~70 us (the queue's
+    put and the thread's grab for the GIL: 0.8 s of the event loop's time in a profiled
+    Django untar, one per echoed entry). (Letting the thread gather for 5 ms first lost
+    invalidations: `test_changes_made_elsewhere_show_up_live` found a file under a removed
+    directory still there in 4 of 6 runs; why is not understood, so it does not gather.)
     """
 
     def __init__(self, fuse: int | None) -> None:
         self.fuse = fuse
         self._lock = threading.Lock()  # `stop` waits for a call in progress: libfuse frees `fuse` after
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        self._paths: list[str] = []  # handed over, not taken yet (guarded by `_handed`)
+        self._handed = threading.Lock()
+        self._awake = False  # a wake-up is on its way or the thread is gathering: no other needed
+        self._wake: queue.SimpleQueue = queue.SimpleQueue()
         self._worker = threading.Thread(target=self._run, name="wsfs-stream-invalidate", daemon=True)
         self._worker.start()
 
     def __call__(self, paths: list[str]) -> None:
-        """Queue `paths` (from the watcher, holding nothing the FUSE thread needs)."""
-        if paths and self.fuse is not None and _invalidate is not None:
-            self._jobs.put(paths)
+        """Hand `paths` over (from the watcher, holding nothing the FUSE thread needs)."""
+        if not paths or self.fuse is None or _invalidate is None:
+            return
+        with self._handed:
+            self._paths += paths
+            if self._awake:
+                return
+            self._awake = True
+        self._wake.put(None)
 
     def _run(self) -> None:
         while True:
-            paths = self._jobs.get()
-            while not self._jobs.empty():  # a burst (an untar elsewhere): each path once
-                paths = paths + self._jobs.get()
-            for path in dict.fromkeys(paths):
+            self._wake.get()
+            with self._handed:
+                paths, self._paths = self._paths, []
+                self._awake = False
+            # Deepest first: a removed directory's entries lose their attributes before the
+            # directory does, so nobody sees the directory gone and a name below it still there.
+            for path in sorted(dict.fromkeys(paths), key=lambda p: -p.count("/")):
                 with self._lock:
                     if self.fuse is None:
                         return

@@ -21,6 +21,7 @@ from typing import Any
 import blake3
 
 from client_py.conflicts import conflict_name, host_label
+from client_py.mount.index import rechange
 from client_py.mount.pushq import SMALL_FILE, timed_dir
 from vfs.chunks import cut
 from vfs.errors import fs_error
@@ -179,7 +180,7 @@ class QueuedChanges:
                     or new in self.index.entries or new in self.pushq.queued or new in self.pushq.inflight
                     or parent is None or parent.kind != "dir" or not self._queueing()):
                 return False
-            self.pushq.enqueue(dataclasses.replace(item.change, path=new), item.chunks, new=True, link_of=src)
+            self.pushq.enqueue(rechange(item.change, path=new), item.chunks, new=True, link_of=src)
             self.pushq.wait_room()
             self.index.link(src, new)
             self.attrs.changed(self.index.inos[new])
