@@ -11,6 +11,9 @@ write 64 MiB 16.9x, read 64 MiB 39.7x, git init+commit 0.72x.
     .venv/bin/python bench/bench_mount.py --sdist DIR --only real   # real programs on a real source tree
     .venv/bin/python bench/bench_mount.py --only create --ab WSFS_MOUNT_RESERVE=0   # A/B: a second mount, env set
     .venv/bin/python bench/bench_mount.py --sdist DIR --only real --remote   # and a remote mount of a local server
+    .venv/bin/python bench/bench_mount.py --no-local --lowlevel --sdist DIR --only create,rm,git,real   # the floor on
+        # libfuse's low-level API (pyfuse3: floor_ll; ctypes: floor_llc) beside floor_memfs.py and the disk
+    .venv/bin/python bench/bench_mount.py --no-local --lowlevel --count-requests --reps 1 ...   # kernel requests by opcode
 
 Each scenario is timed the way the reference's `script/fs-bench.sh` times it:
 one `bash -c` of the whole snippet in a fresh directory, output discarded,
