@@ -99,8 +99,8 @@ async def _check_external(state: ServerState, handle: WorkspaceHandle) -> bool:
     if stamp is not None and handle.files_stamp() == stamp:
         return True  # asleep and its files unchanged since it closed them (its own checkpoint): nothing new
     own = handle.own_stamp
-    if stamp is None and own is not None and not handle.writing and handle.files_stamp() == own:
-        return True  # the files are as our writer's last commit left them: the event was ours
+    if stamp is None and own is not None and not handle.writing and handle.own_mark() == own:
+        return True  # the store is as our writer's last commit left it: the event was ours
     try:
         rev = handle.peek_rev()
         if rev is None:

@@ -120,7 +120,7 @@ class Deferred:
         self._shm = ws.path + "-shm"
         self._map: Any = None
         self.pages = pages
-        self.progress = WalProgress(self._header)
+        self.progress = WalProgress(self.header)
 
     def due(self) -> bool:
         """`pages` frames or more wait to be copied (one read of the WAL-index header, no SQL)."""
@@ -135,7 +135,10 @@ class Deferred:
             shmmap.let_go(self._map)
             self._map = None
 
-    def _header(self) -> bytes | None:
+    def header(self) -> bytes | None:
+        """The store's WAL-index header now (None: no `-shm` yet). Every commit of any connection
+        changes it and a checkpoint does not: its owner can tell its own last commit from anyone
+        else's by comparing it (a 48-byte read of a shared mapping, no syscall)."""
         if self._map is None:
             self._map = shmmap.header_map(self._shm, _HEADER)
             if self._map is None:
