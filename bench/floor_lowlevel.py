@@ -29,7 +29,7 @@ packages libfuse3-dev and pkg-config).
 
 Measured (docs/mount.md, "A low-level binding: the floor measured"): the
 kernel sends the same requests as to floor_memfs.py except OPENDIR and
-RELEASEDIR, but this daemon uses 1.3-2x floor_memfs's CPU for them: pyfuse3
+RELEASEDIR, but this daemon uses 1.3-2.6x floor_memfs's CPU for them: pyfuse3
 runs every request through trio (an `epoll_ctl` and two `epoll_wait`s
 around each read of /dev/fuse, a task switch, a coroutine). The same
 protocol through ctypes, `floor_lowlevel_ctypes.py`, uses 0.4-0.6x.
