@@ -18,7 +18,7 @@ same requests as pyfuse3's floor, 0.4-0.6x floor_memfs's daemon CPU on the
 Django rows (untar 790-1,040 ms against 1,710-2,200), two syscalls per
 request as libfuse's loop under mfusepy.
 
-    .venv/bin/python bench/floor_lowlevel_ctypes.py MOUNTPOINT [--counts FILE]   # fusermount3 -u to stop
+    .venv/bin/python bench/floor_lowlevel_ctypes.py MOUNTPOINT [--paths] [--counts FILE]   # fusermount3 -u to stop
 """
 
 from __future__ import annotations
@@ -94,10 +94,11 @@ def _declare() -> None:
 
 
 class Node:
-    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "data", "times", "children", "target", "parent")
+    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "data", "times", "children", "target", "parent", "name")
 
     def __init__(self, ino: int, mode: int, uid: int, gid: int, parent: int):
         self.ino, self.mode, self.uid, self.gid, self.parent = ino, mode, uid, gid, parent
+        self.name = b""  # its last name (`--paths`)
         self.nlink = 2 if stat.S_ISDIR(mode) else 1
         self.data = bytearray()
         now = time.time_ns()
@@ -148,6 +149,7 @@ class LowLevelMemFS:
         node = self.inodes[self.next_ino] = Node(self.next_ino, mode, ctx.uid, ctx.gid, parent_ino)
         self.next_ino += 1
         parent.children[name] = node
+        node.name = name
         if node.children is not None:
             parent.nlink += 1
         parent.touch()
@@ -246,7 +248,7 @@ class LowLevelMemFS:
             raise Fail(errno.ENOENT if node is None else errno.ENOTEMPTY)
         del old_parent.children[old_name]
         new_parent.children[new_name] = node
-        node.parent = new_ino
+        node.parent, node.name = new_ino, new_name
         old_parent.touch()
         new_parent.touch()
         lib.fuse_reply_err(req, 0)
@@ -310,12 +312,26 @@ class LowLevelMemFS:
         raise Fail(errno.ENOSYS)  # as floor_memfs: the kernel asks once
 
 
-def _callback(fs: LowLevelMemFS, name: str, argtypes: list):
+def path_of(fs: LowLevelMemFS, ino: int) -> bytes:
+    """`--paths`: the absolute path of an inode from the parent links, what a daemon over a
+    path-addressed store (the wsfs store) would build for every request on this API."""
+    parts = []
+    node = fs.inodes.get(ino)
+    while node is not None and node.ino != 1:
+        parts.append(node.name)
+        node = fs.inodes.get(node.parent)
+    return b"/" + b"/".join(reversed(parts))
+
+
+def _callback(fs: LowLevelMemFS, name: str, argtypes: list, paths: bool = False):
     method = getattr(fs, name)
     replies = name != "init"
+    builds_path = paths and name not in ("init", "forget", "forget_multi")  # (the rest name an inode or a parent)
 
     def handler(*args):
         COUNTS[name] += 1
+        if builds_path:
+            path_of(fs, args[1])
         try:
             method(*args)
         except Fail as e:
@@ -333,11 +349,11 @@ def mount_args(mountpoint: str) -> list[bytes]:
     return [b"floor_lowlevel_ctypes", b"-o", options.encode()]
 
 
-def serve(mountpoint: str) -> None:
+def serve(mountpoint: str, *, paths: bool = False) -> None:
     """Mount, run libfuse's single-threaded loop until unmounted, clean up."""
     _declare()
     fs = LowLevelMemFS()
-    callbacks = {name: _callback(fs, name, argtypes) for name, (_, argtypes) in SLOTS.items()}
+    callbacks = {name: _callback(fs, name, argtypes, paths) for name, (_, argtypes) in SLOTS.items()}
     ops = (c_void_p * OPS_SLOTS)()
     for name, (slot, _) in SLOTS.items():
         ops[slot] = ctypes.cast(callbacks[name], c_void_p)
@@ -359,9 +375,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mountpoint")
     parser.add_argument("--counts", help="write the requests per handler here (JSON) at unmount")
+    parser.add_argument("--paths", action="store_true", help="build each request's inode's absolute path (the "
+                        "cost of an inode table over a path-addressed store, as the wsfs mount would need)")
     args = parser.parse_args()
     try:
-        serve(os.path.abspath(args.mountpoint))
+        serve(os.path.abspath(args.mountpoint), paths=args.paths)
     finally:
         if args.counts:
             Path(args.counts).write_text(json.dumps(dict(COUNTS.most_common()), indent=1))
