@@ -9,8 +9,9 @@ Python's ctypes callbacks cost on this machine; wsfs cannot be faster.
 
     .venv/bin/python bench/floor_memfs.py MOUNTPOINT     # foreground; fusermount3 -u to stop
 
-(pyfuse3, the low-level Cython binding, measured no faster here: 0.9-1.2x
-this floor's times, with more daemon CPU; see docs/mount.md.)
+(The low-level API beside it: floor_lowlevel.py on pyfuse3 uses 1.3-2.6x
+this floor's CPU, floor_lowlevel_ctypes.py on ctypes 0.4-0.6x; see
+docs/mount.md, "A low-level binding: the floor measured".)
 """
 
 from __future__ import annotations
