@@ -224,7 +224,10 @@ class WorkspaceHandle:
         checkpoints = self._checkpoints
         if checkpoints is not None and not self._checkpoint_queued and checkpoints.due():
             self._checkpoint_queued = True
-            self._writer.submit(self._checkpoint_job)
+            try:
+                self._writer.submit(self._checkpoint_job)
+            except RuntimeError:
+                pass  # closing: the writer's close copies the WAL (this job's result must stand)
 
     def _checkpoint_job(self) -> None:  # writer pool thread, in the workspace's write order
         """A PASSIVE WAL checkpoint, `vfs.checkpointer.Deferred`: the copy and its two `fsync`s

@@ -63,3 +63,20 @@ async def test_a_store_that_sleeps_lets_go_of_its_checkpoints_and_takes_them_aga
         if client is not None:
             await client.close()
         server.stop()
+
+
+async def test_a_write_that_makes_a_checkpoint_due_while_its_queue_closes_keeps_its_result(
+        live_server: LiveServer) -> None:
+    """The job's own answer stands: a checkpoint it can no longer queue is left to the writer's close."""
+    async with live_server.ahttp() as http:
+        assert (await http.put("/api/workspaces/demo/files/a", content=b"1")).status_code == 201
+    handle = live_server.state.stores.open_handle("demo")
+    handle._checkpoints.pages = 1  # due after any write
+    handle._writer.shutdown(wait=False)  # closing: no job may be queued any more
+
+    def job(ws: vfs.Workspace) -> str:
+        ws.write_file("/b", b"2")
+        return "stored"
+
+    result, rev, _pending = handle._write_job(job, (), None)
+    assert result == "stored" and rev is not None
