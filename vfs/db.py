@@ -72,6 +72,8 @@ _UPSERT_LOG = (
 )
 
 
+_TOUCH = "UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?"
+
 _MISSING = object()  # a cached lookup that found no node
 
 
@@ -575,12 +577,9 @@ class Db:
         parent's old `Stat` knows its new times without reading it again)."""
         now = time.time_ns() if now is None else now
         self.dir_times_ns = now
-        if other_ino is None or other_ino == dir_ino:
-            self.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?", (now, now, dir_ino))
-        else:
-            self.conn.execute(
-                "UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino IN (?, ?)", (now, now, dir_ino, other_ino)
-            )
+        self.conn.execute(_TOUCH, (now, now, dir_ino))
+        if other_ino is not None and other_ino != dir_ino:  # (one UPDATE of both rows needs an ephemeral rowset: 2x)
+            self.conn.execute(_TOUCH, (now, now, other_ino))
 
     def touch_dirs_since(self, stamps: list[tuple[int, int]]) -> None:
         """Directories' mtime/ctime for changes made earlier and stored now: (ino, when) pairs,
