@@ -10,6 +10,7 @@ threshold), and the server copies the WAL as a job among the store's writes.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import vfs
@@ -80,3 +81,21 @@ async def test_a_write_that_makes_a_checkpoint_due_while_its_queue_closes_keeps_
 
     result, rev, _pending = handle._write_job(job, (), None)
     assert result == "stored" and rev is not None
+
+
+async def test_a_reader_holding_the_frames_does_not_make_every_write_queue_a_checkpoint(
+        live_server: LiveServer) -> None:
+    async with live_server.ahttp() as http:
+        assert (await http.put("/api/workspaces/demo/files/a", content=b"1")).status_code == 201
+        handle = live_server.state.stores.open_handle("demo")
+        reader = sqlite3.connect(live_server.data_dir / "workspaces" / "demo.db", isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM nodes").fetchone()  # a snapshot: no frame after it is copied
+            for i in range(300):  # bounded: ~2,000 frames, twice the threshold
+                r = await http.put(f"/api/workspaces/demo/files/f{i}", content=b"y" * 100)
+                assert r.status_code == 201
+            assert handle._checkpoints.progress.backlog() >= checkpointer.PAGES  # held by the reader
+            assert 1 <= handle.checkpoints <= 5  # tried, then left alone for STALLED seconds
+        finally:
+            reader.close()

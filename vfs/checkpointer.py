@@ -121,14 +121,21 @@ class Deferred:
         self._map: Any = None
         self.pages = pages
         self.progress = WalProgress(self.header)
+        self._retry_at = 0.0  # after a checkpoint that copied nothing: not due again before this
 
     def due(self) -> bool:
-        """`pages` frames or more wait to be copied (one read of the WAL-index header, no SQL)."""
+        """`pages` frames or more wait to be copied (one read of the WAL-index header, no SQL), and
+        the last checkpoint copied something or was `STALLED` seconds ago: a reader's snapshot that
+        holds the frames would otherwise make every write queue another checkpoint in vain."""
+        if self._retry_at and time.monotonic() < self._retry_at:
+            return False
         return self.progress.backlog() >= self.pages
 
     def run(self) -> bool:
         """One PASSIVE checkpoint (no write lock taken, no reader waited for); True if it copied."""
-        return self.progress.checkpoint(self._conn)
+        copied = self.progress.checkpoint(self._conn)
+        self._retry_at = 0.0 if copied else time.monotonic() + STALLED
+        return copied
 
     def close(self) -> None:
         if self._map is not None:  # shared by vfs.shmmap: handed back, never closed (SQLite's locks)
