@@ -51,6 +51,11 @@ _AUTHORS_KEPT = 4096
 INLINE_WRITES = os.environ.get("WSFS_INLINE_WRITES", "1") != "0"  # small writes on the loop (see `write`)
 # WAL checkpoints as jobs on the writer pool, not inside the COMMIT that fills the WAL (`_checkpoint_job`)
 POOL_CHECKPOINTS = os.environ.get("WSFS_POOL_CHECKPOINTS", "1") != "0"
+# a writer's commit capture (`vfs.commit_handover`) is installed once it made this many commits that
+# could be handed over: its triggers cost ~0.3-0.7 ms per open (DDL, and the statements SQLite then
+# prepares again), ~20-60 us saved per write after, so a store that writes now and then never pays;
+# each writer waits a random 1-3x this, so stores woken together do not all install at once
+CAPTURE_AFTER = 32
 DURABLE_READ_WAIT = 30.0  # seconds a change page waits for its revisions' acknowledgement
 DURABLE_READ_POLL = 0.005  # seconds between looks at the acknowledged head meanwhile
 
@@ -93,6 +98,7 @@ class WorkspaceHandle:
         # what the writer's transactions log, for jobs that hand their commit over (`write(handover=)`)
         self._capture: CommitCapture | None = None
         self._capture_tried = False  # installed (or found impossible) on the writer now open
+        self._handover_jobs = 0  # jobs that could have handed their commit over since the writer opened
         self.handed_over = 0  # commits whose delta was captured as written, not read back (tests)
         # the writer's WAL checkpoints, run as jobs of this queue once due (`_checkpoint_job`)
         self._checkpoints: Deferred | None = None
@@ -211,14 +217,24 @@ class WorkspaceHandle:
             self._checkpoint_if_due()
         return result, self._job_rev, pending
 
-    def _capture_for_job(self) -> CommitCapture | None:  # writer thread
-        """The writer's capture, installed by the first job that hands its commit over (its eight
-        temporary triggers cost ~0.3 ms: not paid by a store nobody subscribes to); None if the
-        store's schema does not take them."""
-        if self._capture is None and not self._capture_tried and self._writer_ws is not None:
-            self._capture_tried = True
-            self._capture = CommitCapture.install(self._writer_ws)
+    def _capture_for_job(self) -> CommitCapture | None:  # writer thread, or the loop for an inline job
+        """The writer's capture, or None (the job's commit is read back). It is installed by a job of
+        its own in this workspace's queue (on the pool, never inline on the loop) once `CAPTURE_AFTER`
+        jobs could have used it: a store that writes now and then, or a thousand stores woken at once,
+        do not pay its triggers (~0.3-0.7 ms) for a few writes."""
+        if self._capture is None and not self._capture_tried:
+            self._handover_jobs += 1
+            if self._handover_jobs >= CAPTURE_AFTER * (1 + 2 * (hash(self.name) & 0xFF) / 0xFF):
+                self._capture_tried = True
+                try:
+                    self._writer.submit(self._install_capture)
+                except RuntimeError:
+                    pass  # closing
         return self._capture
+
+    def _install_capture(self) -> None:  # writer pool thread, in the workspace's write order
+        if self._writer_ws is not None:
+            self._capture = CommitCapture.install(self._writer_ws)
 
     def _checkpoint_if_due(self) -> None:  # after each write job (writer pool thread, or the loop)
         checkpoints = self._checkpoints
@@ -454,6 +470,7 @@ class WorkspaceHandle:
         self._writer_ws.close()
         self._writer_ws = self._capture = self._checkpoints = None
         self._capture_tried = False
+        self._handover_jobs = 0
 
     def files_stamp(self) -> tuple[Any, ...]:
         """What the store's files look like now: an outside commit changes it (any thread)."""

@@ -7,12 +7,14 @@ commit (`Workspace.commit_changes`), or None ("read the store").
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import random
 
 import pytest
 
 import vfs
+from server import stores
 from server_fixtures import LiveServer, WsClient
 from vfs.commit_handover import CommitCapture
 
@@ -126,9 +128,11 @@ def test_two_transactions_in_one_window_are_never_handed_over(tmp_path) -> None:
         assert taken[0][1] is None
 
 
-async def test_a_subscriber_gets_each_put_as_the_log_says(live_server: LiveServer) -> None:
-    """Through the real server: every PUT's delta comes from the capture, and every delivered
-    page is the store's log for that commit (the real path behind a symlink, created parents)."""
+async def test_a_subscriber_gets_each_put_as_the_log_says(live_server: LiveServer, monkeypatch) -> None:
+    """Through the real server: once the writer's capture is installed, every PUT's delta comes
+    from it, and every delivered page is the store's log for that commit (the real path behind a
+    symlink, created parents)."""
+    monkeypatch.setattr(stores, "CAPTURE_AFTER", 2)
     async with live_server.ahttp() as http:
         assert (await http.post("/api/workspaces/demo/ops", json={"op": "mkdir", "path": "/d"})).status_code == 200
         r = await http.post("/api/workspaces/demo/ops", json={"op": "symlink", "target": "/d", "path": "/ln"})
@@ -138,6 +142,13 @@ async def test_a_subscriber_gets_each_put_as_the_log_says(live_server: LiveServe
         assert ok["type"] == "ok"
         await c.next_event("caught_up", sub="s")
         handle = live_server.state.stores.open_handle("demo")
+        for i in range(10):  # bounded: the first 2-6 PUTs (by the name) are read back, then it installs
+            assert (await http.put(f"/api/workspaces/demo/files/warm{i}", content=b"w")).status_code == 201
+            await c.next_event("changes", sub="s")
+            if handle._capture is not None:
+                break
+            await asyncio.sleep(0.05)  # the installation is a job of the writer pool, after the PUT's
+        assert handle._capture is not None and handle.handed_over == 0
         # (the PUT that creates its parents makes them in a savepoint: that commit is read back)
         puts = [("/a.txt", 1), ("/ln/b.txt", 1), ("/e/f/g.txt?parents=1", 0), ("/a.txt", 1), ("/d/b.txt", 1)]
         for path, handed in puts:
