@@ -4,10 +4,10 @@ Reading a 10,000-entry directory row by row cost ~1.5 us per entry here,
 almost none of it SQLite's: the join itself is ~0.2 us an entry (a
 `count()` over it), the rest is the `sqlite3` module handing each row to
 Python (a step with the GIL released and retaken, a tuple, an object per
-value). So the listing comes back as one row: each column aggregated with
-`group_concat` in the same pass over the same rows (names separated by '/',
-which no name holds; kinds as one digit each; numbers comma-separated),
-split and converted in bulk here, and only the `DirEntry` objects are
+value). So the listing comes back as one row: each column aggregated in the
+same pass over the same rows (names joined by '/', which no name holds;
+kinds as one digit each; numbers as JSON arrays), split and decoded in bulk
+here, and only the `DirEntry` objects are
 built one by one. One statement, so one snapshot, as before.
 
 The aggregate sees the rows in the order the inner query yields them
@@ -21,6 +21,7 @@ UTF-8 bytes compare in SQLite's BINARY collation).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 
 from vfs.schema import KIND_NAMES, KIND_SYMLINK
@@ -38,9 +39,10 @@ _COLUMNS = (
     "WHERE d.parent = ?"
 )
 # Names are joined by '/', which no name holds. (A separator given as `char(0)` costs a call per row.)
+# Numbers as JSON arrays: `json.loads` makes the ints in C (~30 % faster than int() of split text).
 _AGGREGATE = (
-    "SELECT group_concat(name, '/'), group_concat(kind, ''), group_concat(size), group_concat(mtime_ns), "
-    "group_concat(ino), count(*)"
+    "SELECT group_concat(name, '/'), group_concat(kind, ''), json_group_array(size), json_group_array(mtime_ns), "
+    "json_group_array(ino), count(*)"
 )
 _LISTING = f"{_AGGREGATE} FROM (SELECT {_COLUMNS})"  # flattened: one pass over `dirents`' key range
 _LISTING_PAGE = f"{_AGGREGATE} FROM (SELECT {_COLUMNS} ORDER BY d.name LIMIT ? OFFSET ?)"
@@ -68,9 +70,9 @@ def columns(conn: sqlite3.Connection, dir_ino: int, limit: int | None = None, of
     cols = (
         joined.split("/"),
         [kind_of[digit] for digit in kinds],
-        list(map(int, sizes.split(","))),
-        [ns / 1e9 for ns in map(int, mtimes.split(","))],
-        list(map(int, inos.split(","))),
+        json.loads(sizes),
+        [ns / 1e9 for ns in json.loads(mtimes)],
+        json.loads(inos),
     )
     if any(len(col) != count for col in cols):
         raise RuntimeError(f"directory {dir_ino}: listing of {count} entries split into {[len(c) for c in cols]}")
