@@ -672,7 +672,47 @@ async def small_section(servers: dict[str, Proc], args: argparse.Namespace) -> N
         print(line, flush=True)
 
 
+async def roots_ab(args: argparse.Namespace) -> None:
+    """`--roots A,B`: the workspaces point on a fresh server of each tree in turn, `--pairs` rounds
+    (order alternating; a fresh server each time, so no round runs beside an earlier round's stores),
+    then each tree's medians and, for every tree after the first, in how many rounds its CPU per
+    write was lower."""
+    print(f"load average at start: {os.getloadavg()}", flush=True)
+    stack = args.stacks[0]
+    rows: dict[str, list[dict[str, Any]]] = {root: [] for root in args.roots}
+    with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
+        for k in range(args.pairs):
+            for i, root in enumerate(args.roots if k % 2 == 0 else args.roots[::-1]):
+                args.root = root
+                server = start_wsfs(str(Path(data) / f"r{k}t{i}"), args, stack)
+                try:
+                    row = await workspaces_point(server, args.workspaces[0], args, f"r{k}")
+                finally:
+                    server.stop()
+                ld = row.pop("load")
+                ld["cpu_us"] = row["load_cpu_pct"] * 1e4 / ld["achieved_per_s"]
+                rows[root].append(ld)
+                print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}): {load_figures(ld)}, server CPU "
+                      f"{row['load_cpu_pct']:.0f} % ({ld['cpu_us']:.0f} µs per write: user "
+                      f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f})", flush=True)
+    first = args.roots[0]
+    for root, results in rows.items():
+        med = {key: pct([r[key] for r in results], 50) for key in
+               ("cpu_us", "achieved_per_s", "write_p50", "write_p99", "deliv_p50", "deliv_p99")}
+        line = (f"medians {root}: {med['cpu_us']:.0f} µs per write, {med['achieved_per_s']:.0f}/s, write p50/p99 "
+                f"{med['write_p50']:.1f}/{med['write_p99']:.1f} ms, delivery p50/p99 {med['deliv_p50']:.1f}/"
+                f"{med['deliv_p99']:.1f} ms")
+        if root != first:
+            wins = sum(1 for a, b in zip(rows[first], results) if b["cpu_us"] < a["cpu_us"])
+            line += f"; CPU per write lower than {first} in {wins}/{len(results)} rounds"
+        print(line, flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
 async def run(args: argparse.Namespace) -> None:
+    if args.roots:
+        await roots_ab(args)
+        return
     print(f"load average at start: {os.getloadavg()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
         servers: dict[str, Proc] = {}
@@ -762,6 +802,9 @@ def main() -> None:
                         help="an extra `wsfs serve` argument, e.g. --server-arg=--ws-ping-interval=60")
     parser.add_argument("--root", default="",
                         help="run the wsfs server from this source tree (e.g. `git archive REV` unpacked: A/B runs)")
+    parser.add_argument("--roots", type=lambda t: [x for x in t.split(",") if x], default=[],
+                        help="A/B: trees to run the first --workspaces point on, a fresh server each round, "
+                             "--pairs rounds interleaved (e.g. --roots /tmp/old,/tmp/new --pairs 4)")
     parser.add_argument("--wake-seconds", type=float, default=2.0,
                         help="seconds of the same write load once every workspace is asleep (0: none)")
     parser.add_argument("--nofile", type=int, default=0,
