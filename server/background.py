@@ -158,7 +158,7 @@ async def _sweep(state: ServerState) -> None:
         await asyncio.sleep(tick)
         since += tick
         since_count += tick
-        gcpolicy.tick()  # a full garbage collection, if one is due (server/gcpolicy.py)
+        gcpolicy.tick(state.metrics.work())  # a full garbage collection, if one is due and the server quiet
         try:
             count = state.stores.open_count()
             if pressed or count != seen or since_count >= PRESSURE_QUIET:

@@ -10,8 +10,8 @@ the event loop for 160–660 ms every 3–4 s while finding nothing to free
 So `wsfs serve` takes full collections out of CPython's hands (`install`): the
 young generations are still collected as usual, where nearly all cyclic
 garbage dies, and a full collection runs from the background sweep (`tick`,
-about once a second) when the process has been allocating little since the
-last tick, `QUIET_AFTER` seconds have passed since the previous one and at
+about once a second) when the process has been allocating little and
+serving (almost) nothing since the last tick, `QUIET_AFTER` seconds have passed since the previous one and at
 least `QUIET_PROMOTED` middle-generation collections ran since (an idle
 server has nothing new in the oldest generation: at 3,000 idle sessions a
 full collection took ~300 ms every 30 s, ~1 % of a core, for nothing), or
@@ -57,6 +57,7 @@ NEVER = 1 << 30  # an oldest-generation threshold CPython never reaches
 QUIET_AFTER = 30.0  # seconds since the last full collection before a quiet moment may run one
 FULL_EVERY = 300.0  # the longest between two full collections, busy or not
 QUIET_YOUNG = 3  # youngest-generation collections per tick below which the process counts as quiet
+QUIET_WORK = 3  # requests and commits per tick below which the process counts as quiet (when told)
 QUIET_PROMOTED = 10  # middle-generation collections since the last full one before a quiet moment runs one
 RECLAIM_SPACING = 100.0  # after closes: the time since the last full collection, in multiples of its pause
 RECLAIM_AFTER = 1.0  # ... and at least this many seconds
@@ -110,12 +111,19 @@ class FullCollections:
         self.paused = 0.0  # seconds spent in our full collections
         self.wanted = False  # stores closed since the last one: collect, then give memory back
         self.took = 0.0  # the last full collection's pause
+        self.work = 0  # the caller's count of requests and commits at the last tick
 
-    def tick(self) -> None:
+    def tick(self, work: int | None = None) -> None:
         now = time.monotonic()
         young = _young_collections()
-        quiet = young - self.young < QUIET_YOUNG
+        # Young collections follow the *net* growth of tracked objects, not the work: at 1,000 writes/s
+        # a second in which closing idle readers freed as much as the writes made saw 0-2 of them,
+        # passed for quiet and paid for a 0.6-0.9 s full collection amid the writes (2-3 per 100 s).
+        # So a caller that counts its requests and commits (`work`) has the last word.
+        quiet = young - self.young < QUIET_YOUNG and (work is None or work - self.work < QUIET_WORK)
         self.young = young
+        if work is not None:
+            self.work = work
         since = now - self.last
         # a quiet moment runs one only if enough went through the middle generation since the last:
         # an idle node with 10,000 sessions paused ~300 ms every 30 s walking the same live objects
@@ -187,7 +195,9 @@ def reclaim() -> None:
         _policy.wanted = True
 
 
-def tick() -> None:
-    """From the background sweep: run a full collection if it is time (nothing unless installed)."""
+def tick(work: int | None = None) -> None:
+    """From the background sweep: run a full collection if it is time (nothing unless installed).
+    `work`: a running count of the requests and commits served, so a busy second never counts as
+    quiet (see `FullCollections.tick`)."""
     if _policy is not None:
-        _policy.tick()
+        _policy.tick(work)

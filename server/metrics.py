@@ -67,6 +67,10 @@ class PlainCounter(Collector):
     def inc(self, amount: float = 1) -> None:
         self.labels().inc(amount)
 
+    def total(self) -> float:
+        """The sum over every label set."""
+        return sum(child.value for child in list(self._children.values()))
+
     def collect(self) -> Iterator[CounterMetricFamily]:
         fam = CounterMetricFamily(self.name, self.doc, labels=self.label_names)
         for values, child in list(self._children.items()):
@@ -214,6 +218,11 @@ class Metrics:
             yield
         finally:
             self.op(op).observe(time.perf_counter() - t0)
+
+    def work(self) -> int:
+        """Requests and commits served so far (HTTP requests, WebSocket messages in, store commits): what
+        tells the garbage-collection policy a second was busy (`gcpolicy.tick`)."""
+        return int(self.http_requests.total() + self.ws.messages_in + self.commits.total())
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

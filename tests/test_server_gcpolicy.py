@@ -145,3 +145,47 @@ def test_a_close_during_a_busy_tick_waits_for_a_quiet_one_or_full_every() -> Non
         g.tick()
         assert policy.count == 2 and not policy.wanted  # busy, but FULL_EVERY has passed
     """)
+
+
+def test_a_second_of_requests_is_busy_even_when_no_young_collection_ran() -> None:
+    """Young collections follow the net growth of tracked objects: under 1,000 writes/s, a second in
+    which idle readers were closed saw 0-2 of them and passed for quiet, and a 0.6-0.9 s full
+    collection landed amid the writes. The server's count of requests and commits overrules that."""
+    run("""
+        import gc
+        from server import gcpolicy as g
+
+        g.install()
+        policy = g._policy
+        junk = [[i] for i in range(300_000)]   # enough promoted for a quiet moment to collect
+        del junk
+        g.tick(0)
+        policy.last -= g.QUIET_AFTER + 1
+        policy.young = g._young_collections()  # no young collection since: quiet by that measure alone
+        g.tick(0 + 1000)                       # ... but 1,000 requests and commits were served
+        assert policy.count == 0, "a full collection ran in a busy second"
+        policy.young = g._young_collections()
+        g.tick(1000 + g.QUIET_WORK - 1)         # a quiet second: it runs now
+        assert policy.count == 1
+        g.reclaim()                             # closes ask for one sooner, but still not while busy
+        policy.last -= g.QUIET_AFTER + 1
+        policy.young = g._young_collections()
+        g.tick(5000)
+        assert policy.count == 1 and policy.wanted
+        policy.young = g._young_collections()
+        g.tick(5000)
+        assert policy.count == 2 and not policy.wanted
+    """)
+
+
+def test_the_server_tells_the_policy_its_requests_and_commits() -> None:
+    """`Metrics.work` counts HTTP requests, WebSocket messages in and store commits."""
+    from server.metrics import Metrics
+
+    m = Metrics()
+    before = m.work()
+    m.http_requests.labels("PUT", "200").inc()
+    m.http_requests.labels("GET", "404").inc()
+    m.ws.messages_in += 3
+    m.commits.inc()
+    assert m.work() == before + 6
