@@ -54,24 +54,14 @@ import pyfuse3
 import trio
 from mfusepy import fuse_file_info  # libfuse 3's struct, for the readdirplus wrapper
 
+import floor_node  # (bench/ is the script's directory, so on sys.path)
+
 TIMEOUT = 60.0  # = client_py.mount.runner.LOCAL_CACHE_SECONDS, the mfusepy floor's entry/attr/negative timeouts
 COUNTS: Counter[str] = Counter()
 
 
-class Node:
-    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "data", "times", "children", "target", "parent")
-
-    def __init__(self, ino: int, mode: int, uid: int, gid: int, parent: int):
-        self.ino, self.mode, self.uid, self.gid, self.parent = ino, mode, uid, gid, parent
-        self.nlink = 2 if stat.S_ISDIR(mode) else 1
-        self.data = bytearray()
-        now = time.time_ns()
-        self.times = [now, now, now]  # atime, mtime, ctime
-        self.children: dict[bytes, Node] | None = {} if stat.S_ISDIR(mode) else None
-        self.target = b""
-
-    def touch(self) -> None:
-        self.times[1] = self.times[2] = time.time_ns()
+class Node(floor_node.Node):
+    __slots__ = ()
 
     def attrs(self) -> pyfuse3.EntryAttributes:
         out = pyfuse3.EntryAttributes()

@@ -37,6 +37,8 @@ from pathlib import Path
 import mfusepy
 from mfusepy import c_stat, c_statvfs, fuse_file_info
 
+import floor_node  # (bench/ is the script's directory, so on sys.path)
+
 TIMEOUT = 60.0  # the mfusepy floor's entry/attr/negative timeouts, given per reply here
 COUNTS: Counter[str] = Counter()
 lib = mfusepy._libfuse  # libfuse3.so.3
@@ -93,21 +95,8 @@ def _declare() -> None:
         function.restype, function.argtypes = restype, argtypes
 
 
-class Node:
-    __slots__ = ("ino", "mode", "uid", "gid", "nlink", "data", "times", "children", "target", "parent", "name")
-
-    def __init__(self, ino: int, mode: int, uid: int, gid: int, parent: int):
-        self.ino, self.mode, self.uid, self.gid, self.parent = ino, mode, uid, gid, parent
-        self.name = b""  # its last name (`--paths`)
-        self.nlink = 2 if stat.S_ISDIR(mode) else 1
-        self.data = bytearray()
-        now = time.time_ns()
-        self.times = [now, now, now]  # atime, mtime, ctime
-        self.children: dict[bytes, Node] | None = {} if stat.S_ISDIR(mode) else None
-        self.target = b""
-
-    def touch(self) -> None:
-        self.times[1] = self.times[2] = time.time_ns()
+class Node(floor_node.Node):
+    __slots__ = ()
 
     def fill(self, out: c_stat) -> None:
         out.st_ino, out.st_mode, out.st_nlink, out.st_uid, out.st_gid = self.ino, self.mode, self.nlink, self.uid, self.gid
