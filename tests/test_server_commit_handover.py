@@ -145,9 +145,12 @@ async def test_a_subscriber_gets_each_put_as_the_log_says(live_server: LiveServe
         for i in range(10):  # bounded: the first 2-6 PUTs (by the name) are read back, then it installs
             assert (await http.put(f"/api/workspaces/demo/files/warm{i}", content=b"w")).status_code == 201
             await c.next_event("changes", sub="s")
+            for _ in range(200):  # the installation is a job of the writer pool, after the PUT's: let it
+                if handle._writer.idle:  # run before the next PUT, which would otherwise be handed over
+                    break
+                await asyncio.sleep(0.01)
             if handle._capture is not None:
                 break
-            await asyncio.sleep(0.05)  # the installation is a job of the writer pool, after the PUT's
         assert handle._capture is not None and handle.handed_over == 0
         # (the PUT that creates its parents makes them in a savepoint: that commit is read back)
         puts = [("/a.txt", 1), ("/ln/b.txt", 1), ("/e/f/g.txt?parents=1", 0), ("/a.txt", 1), ("/d/b.txt", 1)]
