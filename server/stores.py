@@ -464,8 +464,6 @@ class WorkspaceHandle:
         return closed, rev
 
     def _close_writer(self) -> None:  # writer thread (or after the queue's shutdown)
-        if self._checkpoints is not None:
-            self._checkpoints.close()
         assert self._writer_ws is not None
         self._writer_ws.close()
         self._writer_ws = self._capture = self._checkpoints = None

@@ -52,8 +52,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from vfs import shmmap
-
 PAGES = 1000  # frames not yet copied that start a checkpoint at once (SQLite's default threshold)
 LIMIT = 4 * PAGES  # the committing connection's own wal_autocheckpoint: the backstop (16 MiB of 4 KiB pages)
 QUIET = 0.25  # seconds without a commit after which whatever is left is copied
@@ -61,7 +59,6 @@ STALLED = 1.0  # seconds between tries while a reader's snapshot keeps frames fr
 
 _MX_FRAME = slice(16, 20)  # WalIndexHdr.mxFrame: frames in the WAL (native byte order)
 _SALTS = slice(32, 40)  # WalIndexHdr.aSalt: new values each time the WAL restarts
-_HEADER = 48  # one copy of the WAL-index header (as vfs.statcache maps it: the mapping is shared)
 
 
 class WalProgress:
@@ -107,7 +104,7 @@ class WalProgress:
 
 class Deferred:
     """A store's checkpoints on its owner's schedule: `due()` after a write, `run()` (in the thread
-    that may use the store's connection, between its writes) when due, `close()` before the store.
+    that may use the store's connection, between its writes) when due.
 
     The committing connection keeps `wal_autocheckpoint=LIMIT` as a backstop, as `Checkpointer`'s
     does: an owner that falls behind (or a reader pinning an old snapshot) still has a WAL bounded
@@ -117,10 +114,11 @@ class Deferred:
         """`ws`: a writable `vfs.Workspace` in WAL mode, whose connection `run` checkpoints with."""
         self._conn: sqlite3.Connection = ws._db.conn
         self._conn.execute(f"PRAGMA wal_autocheckpoint={LIMIT}")
-        self._shm = ws.path + "-shm"
-        self._map: Any = None
+        # The WAL-index header through the store's stat cache, whose shared mapping of the `-shm`
+        # lives and goes with the store (as `Checkpointer` is handed it by `vfs.db`).
+        self._header: Callable[[], bytes | None] = ws._db.stats.header
         self.pages = pages
-        self.progress = WalProgress(self.header)
+        self.progress = WalProgress(self._header)
         self._retry_at = 0.0  # after a checkpoint that copied nothing: not due again before this
 
     def due(self) -> bool:
@@ -137,20 +135,11 @@ class Deferred:
         self._retry_at = 0.0 if copied else time.monotonic() + STALLED
         return copied
 
-    def close(self) -> None:
-        if self._map is not None:  # shared by vfs.shmmap: handed back, never closed (SQLite's locks)
-            shmmap.let_go(self._map)
-            self._map = None
-
     def header(self) -> bytes | None:
         """The store's WAL-index header now (None: no `-shm` yet). Every commit of any connection
         changes it and a checkpoint does not: its owner can tell its own last commit from anyone
         else's by comparing it (a 48-byte read of a shared mapping, no syscall)."""
-        if self._map is None:
-            self._map = shmmap.header_map(self._shm, _HEADER)
-            if self._map is None:
-                return None
-        return self._map[:_HEADER]
+        return self._header()
 
 
 class Checkpointer:

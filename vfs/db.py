@@ -535,6 +535,7 @@ class Db:
     def cache_token(self) -> tuple | None:
         """The stat cache's token now (`vfs.statcache`; None in a transaction or without a `-shm`)."""
         return None if self._tx_state is not None or self.conn.in_transaction else self.stats.begin()
+
     def existing(self, path: str, *, follow: bool) -> Resolved:
         """Like `resolve` but the path must exist (ENOENT otherwise)."""
         found = self.resolve(path, follow=follow)
