@@ -7,11 +7,11 @@ the same filesystem and the same protocol choices (inodes, attributes in
 every reply, 60 s timeouts per reply, `keep_cache`, OPENDIR answered ENOSYS
 so the kernel keeps listings and sends no OPENDIR/RELEASEDIR, READDIRPLUS
 only) on the binding mechanism `floor_memfs.py` uses: ctypes callbacks
-called by libfuse's own single-threaded C loop (`fuse_session_loop`), the
-structs and library handle taken from mfusepy. So floor_memfs → this file is
-what the low-level API itself removes; this file → floor_lowlevel.py is what
-pyfuse3 adds. A measurement, not a binding for the mount: only the requests
-a do-nothing filesystem needs, libfuse 3.14's `fuse_lowlevel_ops` layout.
+called by libfuse's own single-threaded C loop (`fuse_session_loop`), through
+the mount's own low-level binding (`client_py/mount/lowlevel/binding.py`, which
+`wsfs mount --api lowlevel` runs on). So floor_memfs → this file is what the
+low-level API itself removes; this file → floor_lowlevel.py is what pyfuse3
+adds; this file → the mount on `--api lowlevel` is the mount's own work.
 
 Measured (docs/mount.md, "A low-level binding: the floor measured"): the
 same requests as pyfuse3's floor, 0.4-0.6x floor_memfs's daemon CPU on the
@@ -29,70 +29,22 @@ import errno
 import json
 import os
 import stat
+import sys
 import time
 from collections import Counter
-from ctypes import POINTER, c_char_p, c_double, c_int, c_size_t, c_uint, c_uint64, c_void_p
 from pathlib import Path
 
-import mfusepy
-from mfusepy import c_stat, c_statvfs, fuse_file_info
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # (the project's binding, run as a script)
 
-import floor_node  # (bench/ is the script's directory, so on sys.path)
+import floor_node  # noqa: E402  (bench/ is the script's directory, so on sys.path)
+from client_py.mount.lowlevel import binding  # noqa: E402
+from client_py.mount.lowlevel.binding import EntryParam, c_stat, c_statvfs, lib  # noqa: E402
 
 TIMEOUT = 60.0  # the mfusepy floor's entry/attr/negative timeouts, given per reply here
 COUNTS: Counter[str] = Counter()
-lib = mfusepy._libfuse  # libfuse3.so.3
-
-
-class EntryParam(ctypes.Structure):
-    _fields_ = [("ino", c_uint64), ("generation", c_uint64), ("attr", c_stat),
-                ("attr_timeout", c_double), ("entry_timeout", c_double)]
-
-
-class Args(ctypes.Structure):
-    _fields_ = [("argc", c_int), ("argv", POINTER(c_char_p)), ("allocated", c_int)]
-
-
-class Ctx(ctypes.Structure):
-    _fields_ = [("uid", c_uint), ("gid", c_uint), ("pid", c_int), ("umask", c_uint)]
-
-
-Req, Ino, FI = c_void_p, c_uint64, POINTER(fuse_file_info)
-# fuse_lowlevel_ops (libfuse 3.14, fuse_lowlevel.h), in order: name -> (slot, argument types)
-SLOTS = {
-    "init": (0, [c_void_p, c_void_p]), "lookup": (2, [Req, Ino, c_char_p]), "forget": (3, [Req, Ino, c_uint64]),
-    "getattr": (4, [Req, Ino, FI]), "setattr": (5, [Req, Ino, POINTER(c_stat), c_int, FI]),
-    "readlink": (6, [Req, Ino]), "mkdir": (8, [Req, Ino, c_char_p, c_uint]), "unlink": (9, [Req, Ino, c_char_p]),
-    "rmdir": (10, [Req, Ino, c_char_p]), "symlink": (11, [Req, c_char_p, Ino, c_char_p]),
-    "rename": (12, [Req, Ino, c_char_p, Ino, c_char_p, c_uint]), "link": (13, [Req, Ino, Ino, c_char_p]),
-    "open": (14, [Req, Ino, FI]), "read": (15, [Req, Ino, c_size_t, ctypes.c_int64, FI]),
-    "write": (16, [Req, Ino, c_void_p, c_size_t, ctypes.c_int64, FI]), "flush": (17, [Req, Ino, FI]),
-    "release": (18, [Req, Ino, FI]), "fsync": (19, [Req, Ino, c_int, FI]), "opendir": (20, [Req, Ino, FI]),
-    "releasedir": (22, [Req, Ino, FI]), "statfs": (24, [Req, Ino]),
-    "getxattr": (26, [Req, Ino, c_char_p, c_size_t]), "create": (30, [Req, Ino, c_char_p, c_uint, FI]),
-    "forget_multi": (38, [Req, c_size_t, c_void_p]), "readdirplus": (41, [Req, Ino, c_size_t, ctypes.c_int64, FI]),
-}
-OPS_SLOTS = 44
-FUSE_CAP_READDIRPLUS_AUTO = 1 << 14
-_CONN_WANT_OFFSET = 24  # struct fuse_conn_info: proto_major, proto_minor, max_write, max_read, max_readahead, capable, want
-
-
-def _declare() -> None:
-    for name, restype, argtypes in [
-        ("fuse_reply_err", c_int, [Req, c_int]), ("fuse_reply_none", None, [Req]),
-        ("fuse_reply_entry", c_int, [Req, POINTER(EntryParam)]),
-        ("fuse_reply_create", c_int, [Req, POINTER(EntryParam), FI]),
-        ("fuse_reply_attr", c_int, [Req, POINTER(c_stat), c_double]), ("fuse_reply_readlink", c_int, [Req, c_char_p]),
-        ("fuse_reply_open", c_int, [Req, FI]), ("fuse_reply_write", c_int, [Req, c_size_t]),
-        ("fuse_reply_buf", c_int, [Req, c_char_p, c_size_t]), ("fuse_reply_statfs", c_int, [Req, POINTER(c_statvfs)]),
-        ("fuse_req_ctx", POINTER(Ctx), [Req]),
-        ("fuse_add_direntry_plus", c_size_t, [Req, c_void_p, c_size_t, c_char_p, POINTER(EntryParam), ctypes.c_int64]),
-        ("fuse_session_new", c_void_p, [POINTER(Args), c_void_p, c_size_t, c_void_p]),
-        ("fuse_session_mount", c_int, [c_void_p, c_char_p]), ("fuse_session_loop", c_int, [c_void_p]),
-        ("fuse_session_unmount", None, [c_void_p]), ("fuse_session_destroy", None, [c_void_p]),
-    ]:
-        function = getattr(lib, name)
-        function.restype, function.argtypes = restype, argtypes
+HANDLERS = ("init", "lookup", "forget", "getattr", "setattr", "readlink", "mkdir", "unlink", "rmdir", "symlink",
+            "rename", "link", "open", "read", "write", "flush", "release", "fsync", "opendir", "releasedir",
+            "statfs", "getxattr", "create", "forget_multi", "readdirplus")
 
 
 class Node(floor_node.Node):
@@ -145,8 +97,7 @@ class LowLevelMemFS:
         return node
 
     def init(self, userdata, conn):
-        want = ctypes.c_uint.from_address(conn + _CONN_WANT_OFFSET)
-        want.value &= ~FUSE_CAP_READDIRPLUS_AUTO  # READDIRPLUS only, as pyfuse3
+        binding.conn_info(conn).want &= ~binding.FUSE_CAP_READDIRPLUS_AUTO  # READDIRPLUS only, as pyfuse3
 
     def lookup(self, req, parent_ino, name):
         parent = self._dir(parent_ino)
@@ -312,7 +263,7 @@ def path_of(fs: LowLevelMemFS, ino: int) -> bytes:
     return b"/" + b"/".join(reversed(parts))
 
 
-def _callback(fs: LowLevelMemFS, name: str, argtypes: list, paths: bool = False):
+def _callback(fs: LowLevelMemFS, name: str, paths: bool = False):
     method = getattr(fs, name)
     replies = name != "init"
     builds_path = paths and name not in ("init", "forget", "forget_multi")  # (the rest name an inode or a parent)
@@ -328,7 +279,7 @@ def _callback(fs: LowLevelMemFS, name: str, argtypes: list, paths: bool = False)
         except (KeyError, IndexError):
             if replies:
                 lib.fuse_reply_err(args[0], errno.ENOENT)
-    return ctypes.CFUNCTYPE(None, *argtypes)(handler)
+    return handler
 
 
 def mount_args(mountpoint: str) -> list[bytes]:
@@ -339,25 +290,14 @@ def mount_args(mountpoint: str) -> list[bytes]:
 
 
 def serve(mountpoint: str, *, paths: bool = False) -> None:
-    """Mount, run libfuse's single-threaded loop until unmounted, clean up."""
-    _declare()
+    """Mount, run libfuse's single-threaded loop until unmounted, clean up (the project's binding)."""
     fs = LowLevelMemFS()
-    callbacks = {name: _callback(fs, name, argtypes, paths) for name, (_, argtypes) in SLOTS.items()}
-    ops = (c_void_p * OPS_SLOTS)()
-    for name, (slot, _) in SLOTS.items():
-        ops[slot] = ctypes.cast(callbacks[name], c_void_p)
-    argv = mount_args(mountpoint)
-    args = Args(len(argv), (c_char_p * len(argv))(*argv), 0)
-    session = lib.fuse_session_new(ctypes.byref(args), ops, ctypes.sizeof(ops), None)
-    if not session:
-        raise RuntimeError("fuse_session_new failed")
+    session = binding.Session(mount_args(mountpoint), {name: _callback(fs, name, paths) for name in HANDLERS})
     try:
-        if lib.fuse_session_mount(session, mountpoint.encode()):
-            raise RuntimeError("fuse_session_mount failed")
-        lib.fuse_session_loop(session)
-        lib.fuse_session_unmount(session)
+        session.mount(mountpoint)
+        session.loop()
     finally:
-        lib.fuse_session_destroy(session)
+        session.close()
 
 
 def main() -> None:

@@ -25,6 +25,7 @@ import pytest
 
 import vfs
 from client_py.mount.runner import MountProcess, is_mounted, unmount
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import vfs
 from mount_fixtures import mount_store, stat_fields
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 
 
 def _write(path: Path, data: bytes, mode: int = 0o444) -> None:

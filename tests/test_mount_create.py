@@ -11,6 +11,7 @@ import pytest
 
 import vfs
 from mount_fixtures import mount_store, stat_fields
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 
 
 @pytest.fixture

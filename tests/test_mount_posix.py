@@ -23,13 +23,14 @@ from pathlib import Path
 import pytest
 
 from client_py.mount.runner import MountProcess
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 
 NOBODY = 65534
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
 @pytest.fixture(scope="module")
-def roots():
+def roots(mount_api):
     """(disk dir, mount dir), both reachable by `nobody` (pytest's tmp dirs are 0700)."""
     base = Path(tempfile.mkdtemp(prefix="wsfs-posix-"))
     os.chmod(base, 0o755)

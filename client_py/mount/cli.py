@@ -34,12 +34,16 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=os.environ.get("WSFS_TOKEN"), help="remote mode: API token ($WSFS_TOKEN)")
     parser.add_argument("--log", metavar="FILE", help="with --background: append the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="log every FUSE call")
+    parser.add_argument("--api", choices=("path", "lowlevel"), default=None,
+                        help="libfuse's path API (mfusepy) or its low-level inode API (a local store only); "
+                        "default $WSFS_MOUNT_API or path")
 
 
 def run_mount(args: argparse.Namespace) -> int:
     from client_py.mount import runner
 
     *source, mountpoint = args.targets
+    api = args.api or (runner.default_api() if len(source) == 1 else "path")  # ($WSFS_MOUNT_API: local mounts)
     if len(source) not in (1, 2):
         print("usage: wsfs mount STORE.db MOUNTPOINT | wsfs mount URL WORKSPACE MOUNTPOINT", file=sys.stderr)
         return 2
@@ -58,10 +62,13 @@ def run_mount(args: argparse.Namespace) -> int:
         import vfs
 
         try:
-            runner.mount_local(source[0], mountpoint, debug=args.debug)
+            runner.mount_local(source[0], mountpoint, debug=args.debug, api=api)
         except vfs.StoreBusy as exc:
             return _busy(exc)
         return 0
+    if api != "path":
+        print("wsfs mount: --api lowlevel mounts a local store only for now (remote: --api path)", file=sys.stderr)
+        return 2
     from client_py.mount import remote_backend
     from vfs.wire import ProtocolError
 
@@ -101,6 +108,8 @@ def _rebuild(args: argparse.Namespace) -> list[str]:
         argv += ["--token", args.token]
     if args.debug:
         argv.append("--debug")
+    if args.api:
+        argv += ["--api", args.api]
     return argv
 
 

@@ -70,7 +70,7 @@ class OpenFileOps:
             if flags & os.O_EXCL:
                 raise mfusepy.FuseOSError(errno.EEXIST)
             return self._open(path, flags)
-        uid, gid, _pid = mfusepy.fuse_get_context()
+        uid, gid, _pid = self.caller()
         now = time.time_ns()
         st = vfs.Stat(
             kind="file", mode=stat_mod.S_IFREG | (mode & 0o7777), size=0, mtime=now / 1e9, ctime=now / 1e9,
@@ -256,7 +256,7 @@ class OpenFileOps:
         return self._open(path, flags)
 
     def _open(self, path: str, flags: int) -> int:
-        if path in self.hidden or _stand_in(path):
+        if path in self.hidden or _stand_in(path, self.stand_in_prefix):
             # An inode looked up before a rename replaced (or unlink removed) its name; libfuse
             # keeps calling it by its stand-in name even after unlinking that. ESTALE makes
             # the kernel look the name up again.
@@ -491,7 +491,7 @@ class OpenFileOps:
 
 
 
-def _stand_in(path: str | None) -> bool:
-    """Is `path` one of libfuse's `.fuse_hidden*` names for an open file with no name left?"""
-    return path is not None and path.rpartition("/")[2].startswith(".fuse_hidden")
+def _stand_in(path: str | None, prefix: str) -> bool:
+    """Is `path` one of libfuse's `.fuse_hidden*` names (`prefix`) for an open file with no name left?"""
+    return path is not None and path.rpartition("/")[2].startswith(prefix)
 

@@ -57,6 +57,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     cache_dirs = False  # the kernel may cache directory listings (a local store: this mount is its only writer)
     follows_stream = False  # remote mode: the kernel's caches are dropped as the change stream reports changes
     mountpoint = ""  # where libfuse mounted us (set by the runner; dircache checks the session against it)
+    # The name libfuse's path API gives an open file it must unlink (see `_hide`); the low-level
+    # adapter (lowlevel/adapter.py) hides files itself, under keys no request can name.
+    stand_in_prefix = ".fuse_hidden"
 
     def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
         self._open_workspace = open_workspace
@@ -87,15 +90,23 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.batches = os.environ.get("WSFS_MOUNT_BATCH", "1") != "0"  # closed files stored together (files.py)
         self.held: HeldAttrs | None = None
         self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
+        # (uid, gid, pid) of the process making the current request: libfuse's path API keeps it
+        # in its context; the low-level adapter replaces this with the request's own.
+        self.caller: Callable[[], tuple[int, int, int]] = mfusepy.fuse_get_context
 
     # -- lifecycle -----------------------------------------------------------
 
     def init_with_config(self, conn, config) -> None:
+        self.start(conn, current_fuse())
+
+    def start(self, conn, fuse: int | None) -> None:
+        """Open the store and set the connection up (libfuse's INIT). `fuse`: the path API's
+        `struct fuse *` (for its path invalidations), None on the low-level API."""
         # 1 MiB writes and readahead: 8x fewer round trips than libfuse's 128 KiB.
         if conn is not None:
             conn.max_write = MAX_IO
             conn.max_readahead = MAX_IO
-        self.links.fuse = current_fuse()
+        self.links.fuse = fuse
         if self.cache_dirs and self._kept_listings is None:
             self._kept_listings = dircache.keep_listings(self.links.fuse, self.mountpoint)
         with self._lock:
@@ -431,7 +442,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def rename(self, old: str, new: str, flags: int = 0) -> int:
         if flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise mfusepy.FuseOSError(errno.EINVAL)
-        hide = not flags and new.rpartition("/")[2].startswith(".fuse_hidden") and old not in self.hidden
+        hide = not flags and new.rpartition("/")[2].startswith(self.stand_in_prefix) and old not in self.hidden
         if hide and old not in self.pending:
             # (libfuse hides an open file a rename is about to replace: the pending file
             # being renamed over it is stored by that rename, which follows at once)
@@ -479,7 +490,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     def _as_caller(self):
         """New nodes belong to the calling process's uid/gid (as on any filesystem)."""
-        uid, gid, _pid = mfusepy.fuse_get_context()
+        uid, gid, _pid = self.caller()
         return self.ws.as_owner(uid, gid)
 
 

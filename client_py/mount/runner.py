@@ -103,19 +103,35 @@ def fuse_options(*, local: bool, follows_stream: bool = False) -> dict:
     return options
 
 
+APIS = ("path", "lowlevel")  # libfuse's path API through mfusepy; its low-level API (lowlevel/)
+
+
+def default_api() -> str:
+    """`--api`'s default: $WSFS_MOUNT_API, else the path API."""
+    return os.environ.get("WSFS_MOUNT_API") or "path"
+
+
 def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False,
-                   follows_stream: bool = False) -> None:
+                   follows_stream: bool = False, api: str = "path") -> None:
     """Serve the mount until it is unmounted (or SIGINT/SIGTERM)."""
     # One libfuse thread by default: every operation takes the mount's lock
     # anyway, and ctypes callbacks on libfuse's own threads pay for a fresh
     # Python thread state per call (create 1,000 files: 2.4x slower measured).
     single = os.environ.get("WSFS_MOUNT_THREADS", "single") != "multi"
     operations.mountpoint = mountpoint
+    if api == "lowlevel":
+        if not local:
+            raise ValueError("--api lowlevel mounts a local store only for now; mount a remote workspace with --api path")
+        from client_py.mount.lowlevel import adapter
+
+        adapter.serve(operations, mountpoint, timeout=LOCAL_CACHE_SECONDS, keep_cache=True, threads=not single,
+                      debug=debug)
+        return
     _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single,
           **fuse_options(local=local, follows_stream=follows_stream))
 
 
-def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
+def mount_local(store: str, mountpoint: str, *, debug: bool = False, api: str = "path") -> None:
     store = os.path.abspath(store)
 
     # Opened before mounting, so a bad or busy store fails here, clearly. Exclusive:
@@ -125,8 +141,9 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False) -> None:
     # checkpoints="background": no request waits behind a WAL checkpoint's copy and fsyncs.
     workspace = vfs.Workspace(store, exclusive=True, path_max=None, checkpoints="background")
     operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
-    operations.cache_dirs = True  # the only writer: the kernel may keep directory listings
-    run_foreground(operations, mountpoint, local=True, debug=debug)
+    # The only writer: the kernel may keep directory listings (the low-level API: by protocol).
+    operations.cache_dirs = api == "path"
+    run_foreground(operations, mountpoint, local=True, debug=debug, api=api)
 
 
 def start_background(argv: list[str], mountpoint: str, log_file: str | None = None) -> int:

@@ -1,0 +1,353 @@
+"""The mount's requests on libfuse's low-level API, answered by the operations layer.
+
+Each request names inodes; the adapter turns them into the paths `WsfsOperations`
+(ops.py, files.py) takes through the inode table (inodes.py), calls the same
+operation the path API calls, and replies. So every semantic of the mount (group
+commit, spools, pending creates, held attributes, the metadata cache) is the one the
+path API has, and what libfuse's path layer did in C is done here the inode way:
+
+- a hard-linked file is one kernel inode (the store's number) with several names;
+- no OPENDIR/RELEASEDIR: OPENDIR answers ENOSYS, so the kernel keeps listings by
+  protocol and never asks again (`no_opendir`);
+- no getattr after each create/mkdir/setattr: the entry and attribute replies come from
+  the operation's own answer (the metadata cache);
+- an open file whose last name goes (unlink, rename over it) is kept in memory under a
+  key no request can name (`inodes.stand_in_key`) until its last close, so `fstat` on the
+  descriptor works; no stand-in name ever exists in a directory.
+
+Timeouts are given per reply (a local store: the mount is its only writer, so every
+change reaches the kernel through it and the kernel updates what it caches).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+import threading
+from collections.abc import Callable
+
+import mfusepy
+
+from client_py.mount.lowlevel import binding as b
+from client_py.mount.lowlevel.inodes import STAND_IN_PREFIX, InodeTable
+from client_py.mount.ops import UTIME_NOW, UTIME_OMIT, WsfsOperations
+
+log = logging.getLogger("wsfs.mount")
+
+ENC, ERR = "utf-8", "surrogateescape"
+lib = b.lib
+FuseOSError = mfusepy.FuseOSError
+
+
+class Stale(FuseOSError):
+    """A request named an inode this table does not know (or no longer can name)."""
+
+    def __init__(self) -> None:
+        super().__init__(errno.ESTALE)
+
+
+class LowLevelAdapter:
+    """Request handlers (`handlers()`) over one `WsfsOperations` and its inode table."""
+
+    def __init__(self, ops: WsfsOperations, *, timeout: float, keep_cache: bool):
+        self.ops = ops
+        self.inodes = InodeTable()
+        self.timeout = timeout
+        self.keep_cache = keep_cache  # (kernel_cache: pages survive open)
+        self.req = None  # the request being served (whose caller `_caller` reports)
+        ops.stand_in_prefix = STAND_IN_PREFIX
+        ops.caller = self._caller
+
+    # -- plumbing ---------------------------------------------------------------------
+
+    def handlers(self, *, threads: bool = False) -> dict[str, Callable]:
+        """name -> the function for its slot (binding.SLOTS): each replies exactly once."""
+        lock = threading.RLock() if threads else None  # (the inode table is one thread's otherwise)
+        out = {}
+        for name in b.SLOTS:
+            method = getattr(self, "ll_" + name, None)
+            if method is not None:
+                out[name] = self._wrap(name, method, lock)
+        return out
+
+    def _wrap(self, name: str, method: Callable, lock) -> Callable:
+        if name in b.NO_REPLY:
+            def plain(*args):
+                try:
+                    method(*args)
+                except Exception:  # noqa: BLE001 - nothing to reply to; libfuse goes on
+                    log.exception("%s failed", name)
+            return plain
+        forget = name.startswith("forget")
+
+        def handler(req, *args):
+            if lock is not None:
+                lock.acquire()
+            try:
+                self.req = req
+                method(req, *args)
+            except Exception as exc:  # noqa: BLE001 - every request gets its reply
+                code = exc.errno if isinstance(exc, OSError) and isinstance(exc.errno, int) and exc.errno > 0 else 0
+                if not code:
+                    log.exception("%s failed", name)
+                if forget:
+                    lib.fuse_reply_none(req)
+                else:
+                    lib.fuse_reply_err(req, code or errno.EIO)
+            finally:
+                if lock is not None:
+                    lock.release()
+        return handler
+
+    def _caller(self) -> tuple[int, int, int]:
+        ctx = b.caller(self.req)
+        return ctx.uid, ctx.gid, ctx.pid
+
+    def _path(self, ino: int) -> str:
+        path = self.inodes.path(ino)
+        if path is None:
+            raise Stale()
+        return path
+
+    def _child(self, parent: int, name: bytes) -> tuple[str, str]:
+        decoded = name.decode(ENC, ERR)
+        path = self.inodes.child_path(parent, decoded)
+        if path is None:
+            raise Stale()
+        return decoded, path
+
+    def _entry(self, parent: int, name: str, path: str) -> b.EntryParam:
+        """The entry reply for `path` (a new lookup of its inode)."""
+        entry = b.EntryParam(attr_timeout=self.timeout, entry_timeout=self.timeout)
+        if self.ops.fill_stat(path, None, entry.attr):
+            raise FuseOSError(errno.ENOENT)
+        entry.ino = entry.attr.st_ino
+        self.inodes.looked_up(entry.ino, parent, name)
+        return entry
+
+    def _attr(self, req, path: str, fh: int | None) -> None:
+        out = b.c_stat()
+        if self.ops.fill_stat(path, fh, out):
+            raise FuseOSError(errno.ENOENT)
+        lib.fuse_reply_attr(req, out, self.timeout)
+
+    # -- the connection ---------------------------------------------------------------
+
+    def ll_init(self, userdata, conn) -> None:
+        info = b.conn_info(conn)
+        self.ops.start(info, None)
+        info.want &= ~b.FUSE_CAP_READDIRPLUS_AUTO
+        log.info("low-level API: directory listings are kept by the kernel (OPENDIR answered ENOSYS)")
+
+    def ll_destroy(self, userdata) -> None:
+        self.ops.destroy(None)
+
+    # -- names and attributes ---------------------------------------------------------
+
+    def ll_lookup(self, req, parent, name) -> None:
+        decoded, path = self._child(parent, name)
+        entry = b.EntryParam(attr_timeout=self.timeout, entry_timeout=self.timeout)
+        if self.ops.fill_stat(path, None, entry.attr):
+            entry.attr_timeout = 0.0  # (ino 0: a negative entry, kept for entry_timeout)
+        else:
+            entry.ino = entry.attr.st_ino
+            self.inodes.looked_up(entry.ino, parent, decoded)
+        lib.fuse_reply_entry(req, entry)
+
+    def ll_forget(self, req, ino, nlookup) -> None:
+        self.inodes.forget(ino, nlookup)
+        lib.fuse_reply_none(req)
+
+    def ll_forget_multi(self, req, count, forgets) -> None:
+        forget = self.inodes.forget
+        for index in range(count):
+            one = forgets[index]
+            forget(one.ino, one.nlookup)
+        lib.fuse_reply_none(req)
+
+    def ll_getattr(self, req, ino, fi) -> None:
+        self._attr(req, self._path(ino), fi.contents.fh if fi else None)
+
+    def ll_setattr(self, req, ino, attr, to_set, fi) -> None:
+        """chmod, chown, truncate, utimens in libfuse's path-API order, then the attributes."""
+        path, fh, new, ops = self._path(ino), (fi.contents.fh if fi else None), attr.contents, self.ops
+        if to_set & b.SET_MODE:
+            ops.chmod(path, new.st_mode)
+        if to_set & (b.SET_UID | b.SET_GID):
+            ops.chown(path, new.st_uid if to_set & b.SET_UID else -1, new.st_gid if to_set & b.SET_GID else -1)
+        if to_set & b.SET_SIZE:
+            ops.truncate(path, new.st_size, fh)
+        if to_set & (b.SET_ATIME | b.SET_MTIME | b.SET_ATIME_NOW | b.SET_MTIME_NOW):
+            ops.utimens(path, (_time(to_set, b.SET_ATIME, b.SET_ATIME_NOW, new.st_atimespec),
+                               _time(to_set, b.SET_MTIME, b.SET_MTIME_NOW, new.st_mtimespec)))
+        self._attr(req, path, fh)
+
+    def ll_readlink(self, req, ino) -> None:
+        lib.fuse_reply_readlink(req, self.ops.readlink(self._path(ino)).encode(ENC, ERR))
+
+    def ll_mknod(self, req, parent, name, mode, rdev) -> None:
+        decoded, path = self._child(parent, name)
+        self.ops.mknod(path, mode, rdev)
+        lib.fuse_reply_entry(req, self._entry(parent, decoded, path))
+
+    def ll_mkdir(self, req, parent, name, mode) -> None:
+        decoded, path = self._child(parent, name)
+        self.ops.mkdir(path, mode)
+        lib.fuse_reply_entry(req, self._entry(parent, decoded, path))
+
+    def ll_symlink(self, req, target, parent, name) -> None:
+        decoded, path = self._child(parent, name)
+        self.ops.symlink(path, target.decode(ENC, ERR))
+        lib.fuse_reply_entry(req, self._entry(parent, decoded, path))
+
+    def ll_link(self, req, ino, new_parent, new_name) -> None:
+        decoded, path = self._child(new_parent, new_name)
+        self.ops.link(path, self._path(ino))
+        lib.fuse_reply_entry(req, self._entry(new_parent, decoded, path))
+
+    def ll_unlink(self, req, parent, name) -> None:
+        decoded, path = self._child(parent, name)
+        with self.ops._lock:  # (the group commits nothing between a hide and what follows)
+            if not self._hide_if_open(parent, decoded, path):
+                self.ops.unlink(path)
+            self.inodes.unlinked(parent, decoded)
+        lib.fuse_reply_err(req, 0)
+
+    def _hide_if_open(self, parent: int, name: str, path: str) -> bool:
+        """The name is an open file's last: the store loses the name now and the operations
+        layer keeps the file under a stand-in key until its last close (`ll_release`)."""
+        ino = self.inodes.child(parent, name)
+        if ino is None or self.ops.table.node(ino) is None:
+            return False
+        out = b.c_stat()
+        if self.ops.fill_stat(path, None, out) or out.st_nlink > 1 or out.st_ino != ino:
+            return False
+        node = self.inodes.nodes[ino]
+        key = self.inodes.hide(node)
+        try:
+            self.ops.rename(path, key)  # (ops.py `_hide`: the name leaves the store at once)
+        except BaseException:
+            node.stand_in = None
+            raise
+        return True
+
+    def ll_rmdir(self, req, parent, name) -> None:
+        decoded, path = self._child(parent, name)
+        self.ops.rmdir(path)
+        self.inodes.unlinked(parent, decoded)
+        lib.fuse_reply_err(req, 0)
+
+    def ll_rename(self, req, parent, name, new_parent, new_name, flags) -> None:
+        decoded, path = self._child(parent, name)
+        new_decoded, new_path = self._child(new_parent, new_name)
+        exchange = bool(flags & 2)  # RENAME_EXCHANGE
+        with self.ops._lock:  # (hiding a replaced open file and the rename: one group)
+            if not flags and self._hide_if_open(new_parent, new_decoded, new_path):
+                self.inodes.unlinked(new_parent, new_decoded)
+            self.ops.rename(path, new_path, flags)
+            self.inodes.renamed(parent, decoded, new_parent, new_decoded, exchange=exchange)
+        lib.fuse_reply_err(req, 0)
+
+    def ll_readdir(self, req, ino, size, offset, fi) -> None:
+        entries = self.ops.readdir(self._path(ino), 0)
+        buf, used, st = ctypes.create_string_buffer(size), 0, b.c_stat()
+        base, add = ctypes.addressof(buf), lib.fuse_add_direntry
+        for index in range(offset, len(entries)):
+            name, attrs, _ = entries[index]
+            st.st_ino, st.st_mode = attrs["st_ino"], attrs["st_mode"]
+            need = add(req, base + used, size - used, name.encode(ENC, ERR), st, index + 1)
+            if need > size - used:
+                break
+            used += need
+        lib.fuse_reply_buf(req, buf, used)
+
+    def ll_opendir(self, req, ino, fi) -> None:
+        # ENOSYS: the kernel sends no OPENDIR/RELEASEDIR again and keeps every listing
+        # (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR), dropping one when the directory changes.
+        lib.fuse_reply_err(req, errno.ENOSYS)
+
+    def ll_fsyncdir(self, req, ino, datasync, fi) -> None:
+        self.ops.fsyncdir(self._path(ino), datasync, 0)
+        lib.fuse_reply_err(req, 0)
+
+    def ll_statfs(self, req, ino) -> None:
+        lib.fuse_reply_statfs(req, b.c_statvfs(**self.ops.statfs("/")))
+
+    # -- open files -------------------------------------------------------------------
+
+    def ll_open(self, req, ino, fi) -> None:
+        info = fi.contents
+        info.fh = self.ops.open(self._path(ino), info.flags)
+        info.keep_cache = self.keep_cache
+        lib.fuse_reply_open(req, fi)
+
+    def ll_create(self, req, parent, name, mode, fi) -> None:
+        decoded, path = self._child(parent, name)
+        info = fi.contents
+        info.fh = self.ops.create(path, mode, info.flags)
+        info.keep_cache = self.keep_cache
+        try:
+            entry = self._entry(parent, decoded, path)
+        except BaseException:
+            self.ops.release(path, info.fh)
+            raise
+        lib.fuse_reply_create(req, entry, fi)
+
+    def ll_read(self, req, ino, size, offset, fi) -> None:
+        data = self.ops.read(self._path(ino), size, offset, fi.contents.fh)
+        if type(data) is not bytes:
+            data = bytes(data)
+        lib.fuse_reply_buf(req, data, len(data))
+
+    def ll_write(self, req, ino, buf, size, offset, fi) -> None:
+        # The kernel's buffer as a view, copied once, into the spool.
+        data = memoryview(ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents).cast("B")
+        lib.fuse_reply_write(req, self.ops.write(self._path(ino), data, offset, fi.contents.fh))
+
+    def ll_flush(self, req, ino, fi) -> None:
+        self.ops.flush(self._path(ino), fi.contents.fh)
+        lib.fuse_reply_err(req, 0)
+
+    def ll_fsync(self, req, ino, datasync, fi) -> None:
+        self.ops.fsync(self._path(ino), datasync, fi.contents.fh)
+        lib.fuse_reply_err(req, 0)
+
+    def ll_release(self, req, ino, fi) -> None:
+        path = self._path(ino)
+        self.ops.release(path, fi.contents.fh)
+        node = self.inodes.nodes.get(ino)
+        if node is not None and node.stand_in == path and self.ops.table.node(ino) is None:
+            self.ops.unlink(path)  # (the last close of a file with no name left: it is gone)
+            node.stand_in = None
+        lib.fuse_reply_err(req, 0)
+
+
+def _time(to_set: int, bit: int, now_bit: int, spec) -> int:
+    """A setattr time as the operations layer's utimens takes it (UTIME_NOW / UTIME_OMIT markers)."""
+    if to_set & now_bit:
+        return UTIME_NOW
+    if to_set & bit:
+        return b.timespec_ns(spec)
+    return UTIME_OMIT
+
+
+def mount_options(*, debug: bool = False) -> list[bytes]:
+    """libfuse's arguments: the path API's mount options that exist at this level (timeouts,
+    use_ino and kernel_cache are per reply here)."""
+    options = "default_permissions,nosuid,nodev,fsname=wsfs,subtype=wsfs"
+    options += ",allow_other" if os.getuid() == 0 else ""
+    return [b"wsfs", b"-o", options.encode(), *([b"-d"] if debug else [])]
+
+
+def serve(ops: WsfsOperations, mountpoint: str, *, timeout: float, keep_cache: bool, threads: bool = False,
+          debug: bool = False) -> None:
+    """Mount `ops` at `mountpoint` on the low-level API and serve until unmounted or signalled."""
+    adapter = LowLevelAdapter(ops, timeout=timeout, keep_cache=keep_cache)
+    session = b.Session(mount_options(debug=debug), adapter.handlers(threads=threads))
+    try:
+        session.mount(mountpoint)
+        session.loop(threads=threads)
+    finally:
+        session.close()
