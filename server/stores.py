@@ -93,7 +93,7 @@ class WorkspaceHandle:
         self._reader_exec = readers
         if writers is None:  # a handle on its own: a private one-thread pool
             writers = ThreadPoolExecutor(1, thread_name_prefix=f"wsfs-writer-{name}")
-        self._writer = SerialQueue(writers)
+        self._writer = SerialQueue(writers, loop, here_ok=self._writer_open)
         self._writer_ws: vfs.Workspace | None = None
         # what the writer's transactions log, for jobs that hand their commit over (`write(handover=)`)
         self._capture: CommitCapture | None = None
@@ -216,6 +216,9 @@ class WorkspaceHandle:
             self.writing = False
             self._checkpoint_if_due()
         return result, self._job_rev, pending
+
+    def _writer_open(self) -> bool:  # (SerialQueue: a small job queued behind others may run on the loop)
+        return self._writer_ws is not None
 
     def _capture_for_job(self) -> CommitCapture | None:  # writer thread, or the loop for an inline job
         """The writer's capture, or None (the job's commit is read back). It is installed by a job of
@@ -373,14 +376,18 @@ class WorkspaceHandle:
         are published. Publication happens on the loop whether or not anyone still awaits the
         future (a cancelled caller loses its answer, never a notification), and the hub hears of
         the commit one loop turn after the caller resumes (`_publish`): the reply goes out first."""
-        if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
+        small = small and INLINE_WRITES
+        if small and self._writer.idle and self._writer_ws is not None:
             return self._inline_job(fn, args, author, known, handover)
         done_on_loop = self._loop.create_future()
 
-        def finished(job: Any) -> None:  # writer pool thread
-            self._call_soon(self._job_done, job, done_on_loop)
+        def finished(job: Any) -> None:  # writer pool thread, or the loop for a small job queued (`SerialQueue`)
+            if self._writer.here_now:
+                self._job_done(job, done_on_loop)
+            else:
+                self._call_soon(self._job_done, job, done_on_loop)
 
-        self._writer.submit(self._write_job, fn, args, author, known, handover).add_done_callback(finished)
+        self._writer.submit(self._write_job, fn, args, author, known, handover, here=small).add_done_callback(finished)
         return done_on_loop
 
     def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None,
