@@ -1,5 +1,5 @@
-"""A pushed directory entry's `set_mtime` (`vfs.wire.TimedChange`): its wire form, its refusals,
-and what the store does with it (`vfs.sync`), default off.
+"""A pushed directory or file entry's `set_mtime` (`vfs.wire.TimedChange`): its wire form, its
+refusals, and what the store does with it (`vfs.sync`), default off.
 
 A pushed entry of a directory the server has changes its mode only, so replicas (whose
 directories' mtimes move with every file they write) never move the server's. A mount asks
@@ -8,6 +8,7 @@ for the mtime with `set_mtime: true` (utimensat of a directory; `tar -x` does on
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import orjson
@@ -41,8 +42,8 @@ def test_the_field_round_trips_and_is_absent_by_default() -> None:
     [
         ({"path": "/d", "kind": "dir", "set_mtime": 1}, "expected true or false"),
         ({"path": "/d", "kind": "dir", "set_mtime": "true"}, "expected true or false"),
-        ({"path": "/f", "kind": "file", "set_mtime": True}, "only a directory entry"),
-        ({"path": "/f", "kind": "delete", "set_mtime": True}, "only a directory entry"),
+        ({"path": "/f", "kind": "symlink", "target": "x", "set_mtime": True}, "only a directory or file entry"),
+        ({"path": "/f", "kind": "delete", "set_mtime": True}, "only a directory or file entry"),
     ],
 )
 def test_bad_values_are_refused_naming_the_field(entry: dict, says: str) -> None:
@@ -74,6 +75,30 @@ def test_the_store_sets_the_mtime_after_the_batch_children(tmp_path: Path) -> No
         assert [c.path for c in stale.conflicts] == ["/d"] and ws.stat("/d").mtime == 2_000_000.0
         made = ws.apply_changes([timed("/e", 5_000_000.5), vfs.Change("/e/s", "symlink", 0, 0o120777, target="y")])
         assert sorted(made.applied) == ["/e", "/e/s"] and ws.stat("/e").mtime == 5_000_000.5
+
+
+def test_a_file_entry_sets_the_mtime_of_content_the_store_has(tmp_path: Path) -> None:
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        st = ws.write_file("/f.txt", b"same", mtime=100.0)
+        entry = vfs.Change("/f.txt", "file", st.rev, 0o100644, 200.5, 4, st.hash, ((st.hash, 4),))
+        plain = ws.apply_changes([entry], base={"/f.txt": st.rev})
+        assert plain.unchanged == ["/f.txt"] and ws.stat("/f.txt").mtime == 100.0  # (without it: unchanged)
+        timed = TimedChange(**{**{k: getattr(entry, k) for k in entry.__dataclass_fields__}, "set_mtime": True})
+        result = ws.apply_changes([timed], base={"/f.txt": st.rev})
+        assert result.applied == ["/f.txt"] and result.rev > st.rev
+        after = ws.stat("/f.txt")
+        assert (after.mtime, after.hash, after.ino) == (200.5, st.hash, st.ino)
+        assert [v.rev for v in ws.history("/f.txt")] == [st.rev]  # an mtime, not a new version
+        again = ws.apply_changes([timed], base={"/f.txt": result.rev})
+        assert (again.unchanged, again.rev) == (["/f.txt"], result.rev)
+        # Changed here since the base: a conflict, the mtime stays.
+        ws.write_file("/f.txt", b"other")
+        stale = ws.apply_changes([dataclasses.replace(timed, mtime=300.0)], base={"/f.txt": result.rev})
+        assert [c.path for c in stale.conflicts] == ["/f.txt"] and ws.read_file("/f.txt") == b"other"
+        # New content with set_mtime: the entry's content and mtime, as any file entry.
+        new = ws.put_object(b"third")
+        made = ws.apply_changes([TimedChange("/g.txt", "file", 0, 0o100600, 400.25, 5, new, ((new, 5),))])
+        assert made.applied == ["/g.txt"] and ws.stat("/g.txt").mtime == 400.25 and ws.read_file("/g.txt") == b"third"
 
 
 def test_a_push_over_http_sets_it_and_refuses_a_bad_one(live_server) -> None:

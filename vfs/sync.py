@@ -21,7 +21,7 @@ from vfs.content import Content, seconds_to_ns
 from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import BadObject, MissingObjects, fs_error
 from vfs.namespace import Namespace
-from vfs.paths import depth, join, normalize, parent_of, prefix_bounds, split
+from vfs.paths import depth, normalize, parent_of, prefix_bounds, split
 from vfs.schema import KIND_CODES, KIND_DIR, KIND_NAMES, KIND_SYMLINK, ROOT_INO, SPECIAL_KINDS
 from vfs.surface import Base
 from vfs.types import ApplyResult, Change, Conflict, Cursor, TimedChange
@@ -64,13 +64,19 @@ def verify_object(data: bytes, expected: str | None = None) -> bytes:
 class Sync:
     """The receiving half of sync for one store: chunk objects in, change entries applied."""
 
-    __slots__ = ("_db", "_names", "_content", "_chunks")
+    __slots__ = ("_db", "_names", "_content", "_chunks", "_dirs")
 
     def __init__(self, db: Db, names: Namespace, content: Content):
         self._db = db
         self._names = names
         self._content = content
         self._chunks = db.chunks
+        # Within one `apply_changes`: directory path -> inode, as `_resolve_physical` found it (no
+        # symlink followed). A batch's entries share their directories (an untar's push: ~100 files
+        # in a handful of them), and walking every path from the root again was half of a push's
+        # CPU (Django untar, 5-7 levels: a lookup per level per entry). Only directories that
+        # exist are kept; removing anything (`_remove`) forgets them all.
+        self._dirs: dict[str, int] = {}
 
     # -- objects ------------------------------------------------------------------
 
@@ -124,10 +130,19 @@ class Sync:
         MissingObjects (applying nothing) when a file's chunks are absent.
         An entry of a directory that exists changes its mode only, unless it
         carries `set_mtime` (`vfs.types.TimedChange`, a mount's utimensat): then
-        its mtime too, set after the batch's other entries (`_set_dir_mtime`).
+        its mtime too, set after the batch's other entries (`_set_mtime`). A file
+        entry with `set_mtime` whose content and mode the store has already is
+        applied when its mtime differs (one `utime` call each before).
         """
         batch = [self._validated(change) for change in changes]
         result = ApplyResult()
+        self._dirs = {}
+        try:
+            return self._apply_batch(batch, base, result)
+        finally:
+            self._dirs = {}
+
+    def _apply_batch(self, batch: list[Change], base: Base, result: ApplyResult) -> ApplyResult:
         with self._db.tx() as tx:
             chunk_ids = self._require_objects(batch)
             deletes = sorted((c for c in batch if c.kind == "delete"), key=lambda c: (-depth(c.path), c.path))
@@ -145,19 +160,19 @@ class Sync:
                 else:
                     result.unchanged.append(change.path)
             for change in timed:  # after the batch's children: utimensat after their creation wins
-                if self._set_dir_mtime(tx, change) and change.path in result.unchanged:
+                if self._set_mtime(tx, change) and change.path in result.unchanged:
                     result.unchanged.remove(change.path)
                     result.applied.append(change.path)
             result.rev = tx.rev if tx.wrote else self._db.rev
         return result
 
-    def _set_dir_mtime(self, tx: Tx, change: Change) -> bool:
-        """A directory entry's `set_mtime` (`vfs.types.TimedChange`): the directory's mtime is the
-        entry's, whatever the batch's other entries did to it. False: already so."""
+    def _set_mtime(self, tx: Tx, change: Change) -> bool:
+        """An entry's `set_mtime` (`vfs.types.TimedChange`, a directory's or a file's): the node's
+        mtime is the entry's, whatever the batch's other entries did to it. False: already so."""
         found, _ = self._resolve_physical(change.path)
         node = found.node if found else None
         mtime_ns = seconds_to_ns(change.mtime)
-        if node is None or node.kind != KIND_DIR or node.mtime_ns == mtime_ns:
+        if node is None or node.kind != KIND_CODES[change.kind] or node.mtime_ns == mtime_ns:
             return False
         self._db.conn.execute("UPDATE nodes SET mtime_ns = ?, ctime_ns = max(ctime_ns, ?), rev = ? WHERE ino = ?",
                               (mtime_ns, time.time_ns(), tx.rev, node.ino))
@@ -202,6 +217,8 @@ class Sync:
             return _UNCHANGED
         if self._changed_since(change.path, node, base):
             return self._conflict(change, node, "changed on both sides since base")
+        if change.kind == "file" and self._same_state(node, change, times=False):
+            return _UNCHANGED  # (only the mtime of a file entry with `set_mtime`: `_set_mtime` sets it)
         if change.kind == "delete":
             return self._apply_delete(tx, change, found, base)
         if found is None:
@@ -227,19 +244,27 @@ class Sync:
         """
         if path == "/":
             return Resolved(None, "", "/", self._db.node(ROOT_INO)), None
-        parts = split(path)
-        ino, real = ROOT_INO, "/"
-        for name in parts[:-1]:
-            node = self._db.lookup(ino, name)
-            real = join(real, name)
-            if node is None:
-                return None, None
-            if node.kind != KIND_DIR:
-                return None, real
-            ino = node.ino
-        return Resolved(ino, parts[-1], path, self._db.lookup(ino, parts[-1])), None
+        parent, _, last = path.rpartition("/")
+        ino = self._dirs.get(parent) if parent else ROOT_INO
+        if ino is None:
+            ino, real = ROOT_INO, ""
+            for name in split(parent):
+                real = f"{real}/{name}"
+                known = self._dirs.get(real)
+                if known is not None:
+                    ino = known
+                    continue
+                node = self._db.lookup(ino, name)
+                if node is None:
+                    return None, None
+                if node.kind != KIND_DIR:
+                    return None, real
+                ino = self._dirs[real] = node.ino
+        return Resolved(ino, last, path, self._db.lookup(ino, last)), None
 
-    def _same_state(self, node: Node | None, change: Change) -> bool:
+    def _same_state(self, node: Node | None, change: Change, *, times: bool = True) -> bool:
+        """Does the store hold `change` already? A directory's or file's mtime counts only when
+        the entry sets it (`set_mtime`; `times=False`: not even then)."""
         if change.kind == "delete":
             return node is None
         if node is None or KIND_NAMES[node.kind] != change.kind:
@@ -247,8 +272,10 @@ class Sync:
         if change.kind == "symlink":
             return node.target == change.target
         same_mode = node.mode == (change.mode & 0o7777)
-        if change.kind == "dir":  # (its mtime only when the entry sets it: `_set_dir_mtime`)
-            return same_mode and (not (isinstance(change, TimedChange) and change.set_mtime) or node.mtime_ns == seconds_to_ns(change.mtime))
+        if times and isinstance(change, TimedChange) and change.set_mtime:
+            same_mode = same_mode and node.mtime_ns == seconds_to_ns(change.mtime)
+        if change.kind == "dir":
+            return same_mode
         if node.kind in SPECIAL_KINDS:
             return same_mode and node.rdev == change.rdev
         digest = self._db.node_hash(node)
@@ -300,6 +327,7 @@ class Sync:
         return _APPLIED
 
     def _remove(self, tx: Tx, found: Resolved) -> None:
+        self._dirs.clear()  # (a directory removed, or a file where a directory may be made next)
         if found.node.kind == KIND_DIR:
             self._names.remove_tree(tx, found)
         else:

@@ -36,6 +36,13 @@ LIMITS: dict[str, int] = {
     "max_batch": MAX_BATCH,
 }
 
+# ---------------------------------------------------------------- features
+# What a server speaks beyond the version's first form, listed in its hello's `features` (a
+# server older than a feature does not list it: a client uses one only when it is listed).
+FEATURE_PUT_MANY = "put_many"  # binary frame 0x03: several chunk uploads in one frame
+FEATURE_FILE_SET_MTIME = "file_set_mtime"  # `set_mtime` on a pushed file entry, not only a directory's
+FEATURES: tuple[str, ...] = (FEATURE_PUT_MANY, FEATURE_FILE_SET_MTIME)
+
 # ---------------------------------------------------------------- close codes
 
 CLOSE_NORMAL = 1000

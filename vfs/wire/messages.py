@@ -65,6 +65,14 @@ class Hello:
         return d
 
 
+def _features(value: Any) -> tuple[str, ...]:
+    """A hello's `features`, read leniently: a client uses those it knows and ignores the rest
+    (anything but a list of strings is no feature at all)."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(item for item in value[:256] if isinstance(item, str))
+
+
 @dataclass(frozen=True, slots=True)
 class ServerHello:
     """server -> client, first frame: the version it will speak and the session facts."""
@@ -78,6 +86,9 @@ class ServerHello:
     rev: int
     cursor: str
     limits: dict[str, int] = field(default_factory=dict)
+    # what the server speaks beyond the version's first form (`vfs.wire.limits.FEATURES`); a
+    # server older than the field sends none: the client then uses none of them
+    features: tuple[str, ...] = ()
 
     @classmethod
     def from_wire(cls, d: Mapping[str, Any]) -> ServerHello:
@@ -91,6 +102,7 @@ class ServerHello:
             rev=f.int("rev"),
             cursor=f.str("cursor"),
             limits=dict(f.obj("limits", required=False) or {}),
+            features=_features(d.get("features")),
         )
 
     def to_wire(self) -> dict[str, Any]:
@@ -104,6 +116,7 @@ class ServerHello:
             "rev": self.rev,
             "cursor": self.cursor,
             "limits": self.limits,
+            "features": list(self.features),
         }
 
 

@@ -18,8 +18,8 @@ from vfs.wire.codec import decode_client, negotiate
 from vfs.wire.coedit import OpenDocuments
 from vfs.wire.errors import EBADMSG, EPROTO, ProtocolError, exception_to_error
 from vfs.wire.fields import RequestId
-from vfs.wire.frames import FRAME_PUT, ChunkFrame, decode_chunk_frame
-from vfs.wire.limits import CLOSE_BAD_HELLO, CLOSE_POLICY, LIMITS
+from vfs.wire.frames import FRAME_PUT, FRAME_PUT_MANY, ChunkFrame, decode_chunk_frame, decode_put_many_frame
+from vfs.wire.limits import CLOSE_BAD_HELLO, CLOSE_POLICY, FEATURES, LIMITS
 from vfs.wire.messages import (
     ClientMessage,
     Error,
@@ -107,6 +107,7 @@ class ServerSession(Generic[S]):
             rev=rev,
             cursor=str(rev),
             limits=dict(LIMITS),
+            features=FEATURES,
         )
 
     def no_hello(self) -> Close:
@@ -128,6 +129,14 @@ class ServerSession(Generic[S]):
         """A chunk upload (a PUT frame); any other binary frame is EBADMSG."""
         require_state(self.state, SessionState.OPEN, "receive a chunk")
         return decode_chunk_frame(frame, expect=FRAME_PUT)
+
+    def receive_chunks(self, frame: bytes) -> list[ChunkFrame]:
+        """The chunk uploads of a PUT or a PUT_MANY frame (`FEATURE_PUT_MANY`), in order; any
+        other binary frame, or a malformed one, is EBADMSG (nothing of it is taken)."""
+        require_state(self.state, SessionState.OPEN, "receive a chunk")
+        if frame[:1] == _PUT_MANY:
+            return decode_put_many_frame(frame)
+        return [decode_chunk_frame(frame, expect=FRAME_PUT)]
 
     def error_reply(self, exc: BaseException, id: RequestId | None = None) -> ErrorReply:
         """The error frame answering `exc` (for request `id` unless it names its own).
@@ -236,3 +245,6 @@ class PresenceOutbox:
 
     def __len__(self) -> int:
         return len(self._pending)
+
+
+_PUT_MANY = bytes([FRAME_PUT_MANY])

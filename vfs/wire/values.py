@@ -135,7 +135,7 @@ def change_to_wire(c: Change, *, data: bytes | None = None, author: str | None =
     if c.rdev:
         d["rdev"] = c.rdev  # device nodes only
     if isinstance(c, TimedChange) and c.set_mtime:
-        d["set_mtime"] = True  # (a pushed directory entry only)
+        d["set_mtime"] = True  # (a pushed directory or file entry only)
     if data is not None:
         d["data"] = pybase64.b64encode_as_string(data)
     if author is not None:
@@ -229,8 +229,8 @@ def change_from_wire_checked(d: Any, *, id: RequestId | None = None, where: str 
     if h is not None and not HASH_RE.match(h):
         raise _fail("hash", "expected a 64-char lowercase hex BLAKE3 hash", id)
     set_mtime = f.bool("set_mtime")
-    if set_mtime and kind != "dir":
-        raise _fail("set_mtime", "only a directory entry carries it (a pushed file, symlink or node sets its mtime anyway)", id)
+    if set_mtime and kind not in ("dir", "file"):
+        raise _fail("set_mtime", "only a directory or file entry carries it (a pushed symlink or node sets its mtime anyway)", id)
     return (TimedChange if set_mtime else Change)(
         path=f.path("path"),
         kind=kind,
