@@ -385,21 +385,22 @@ class Session:
         await self.send_json(encode(Ok(id=msg.id, result={"missing": list(dict.fromkeys(missing))})))
 
     async def _chunk_upload(self, frame: bytes) -> None:
-        """Check a PUT frame now (a bad one is refused at once), store it with the next batch."""
-        chunk = self.proto.receive_chunk(frame)
+        """Check a PUT (or PUT_MANY) frame's chunks now (a bad one refused at once), store them later."""
+        chunks = self.proto.receive_chunks(frame)
         self.principal.require(self.workspace, "write")
-        data = bytes(chunk.data)
-        try:
-            verify_object(data, chunk.hash)
-        except vfs.BadObject as e:
-            err = exception_to_error(e)
-            err.extra["hash"] = chunk.hash
-            await self.send_error(err)
-            return
-        self._uploads.append((chunk.hash, data))
-        self._upload_bytes += len(data)
-        if len(self._uploads) >= UPLOAD_BATCH or self._upload_bytes >= UPLOAD_BATCH_BYTES:
-            await self._flush_uploads()
+        for chunk in chunks:
+            data = bytes(chunk.data)
+            try:
+                verify_object(data, chunk.hash)
+            except vfs.BadObject as e:
+                err = exception_to_error(e)
+                err.extra["hash"] = chunk.hash
+                await self.send_error(err)
+                continue
+            self._uploads.append((chunk.hash, data))
+            self._upload_bytes += len(data)
+            if len(self._uploads) >= UPLOAD_BATCH or self._upload_bytes >= UPLOAD_BATCH_BYTES:
+                await self._flush_uploads()
 
     async def _flush_uploads(self) -> None:
         """Hand the pending uploads to the writer as one transaction."""
