@@ -3,6 +3,10 @@
 - A created node's row is built from the values inserted and the new rowid,
   not read back (`Namespace.insert_node`): every way of creating a node
   returns, and keeps in the stat cache, what a fresh connection reads.
+- An overwrite, chmod, chown, utime, set_attrs and link build the row they
+  wrote from the row read in the same transaction (no RETURNING), and a new
+  chunk's id is the cursor's `lastrowid` (no RETURNING id): what they return
+  is what a fresh connection reads, and the chunk ids are the catalogue's.
 - `bytes`, `None` and `bool` parameters bind through identity adapters
   (`vfs.schema._bind_without_adapting`): what is stored is what was bound.
 """
@@ -76,3 +80,54 @@ def test_a_bytes_subclass_is_not_caught_by_the_bytes_adapter():
     conn = sqlite3.connect(":memory:")
     vfs.Workspace(":memory:").close()
     assert conn.execute("SELECT typeof(?)", (Blob(b"ab"),)).fetchone() == ("blob",)
+
+
+def test_every_change_returns_the_row_a_fresh_connection_reads(tmp_path):
+    path = str(tmp_path / "s.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/f", b"first")
+        ws.mkdir("/d")
+        later = ws.lstat("/f").ctime_ns + 10**12  # a ctime ahead of the clock stays (never moves back)
+        steps = [
+            ("/f", lambda: ws.write_file("/f", b"second, longer", mode=0o600, mtime_ns=5_000_000_123)),
+            ("/f", lambda: ws.write_file("/f", b"third", ctime_ns=later)),
+            ("/f", lambda: ws.write_file("/f", b"fourth", ctime_ns=1)),  # earlier than its ctime: kept
+            ("/f", lambda: ws.write_file("/f", b"fourth")),  # identical bytes, a chunk already catalogued
+            ("/f", lambda: ws.chmod("/f", 0o4751)),
+            ("/f", lambda: ws.chown("/f", 1234, -1)),
+            ("/f", lambda: ws.chown("/f", -1, 4321)),
+            ("/f", lambda: ws.set_times("/f", atime_ns=77, mtime_ns=None)),
+            ("/f", lambda: ws.utime("/f", 12.5)),
+            ("/d", lambda: ws.set_attrs("/d", mode=0o700, uid=5, gid=-1, atime_ns=1, mtime_ns=2, ctime_ns=later + 1)),
+            ("/d", lambda: ws.set_attrs("/d", uid=-1, gid=6)),
+            ("/g", lambda: ws.link("/f", "/g")),
+            ("/h", lambda: ws.link("/g", "/h", at_ns=3)),  # a link stored late: the ctime does not move back
+            ("/h", lambda: ws.write_file("/h", b"through a second name")),
+            ("/h", lambda: ws.chmod("/h", 0o640)),
+        ]
+        for name, change in steps:
+            assert change() == _fresh(path, name), name
+            assert ws.lstat(name) == _fresh(path, name), name
+        assert _fresh(path, "/f").nlink == 3
+
+
+def test_a_new_chunks_id_is_its_catalogue_row(tmp_path):
+    path = str(tmp_path / "s.db")
+    with vfs.Workspace(path) as ws:
+        ws.write_file("/a", b"a" * 100)  # tiny: bytes in the catalogue row
+        ws.write_file("/b", b"a" * 100)  # the same chunk: deduplicated, the existing id
+        ws.write_file("/c", os.urandom(1500))  # small, not tiny: bytes in chunk_data
+        ws.write_file("/d", os.urandom(300_000))  # several chunks
+        for name in ("/a", "/b", "/c", "/d"):
+            assert ws.read_file(name) == _read_fresh(path, name), name
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, hash FROM chunks").fetchall()
+    assert len({digest for _, digest in rows}) == len(rows)
+    with vfs.Workspace(path) as ws:
+        entries = ws._content.file_chunks("/d", None) + ws._content.file_chunks("/a", None)
+    assert {(e.id, e.hash) for e in entries} <= set(rows)
+
+
+def _read_fresh(path: str, name: str) -> bytes:
+    with vfs.Workspace(path, readonly=True) as ws:
+        return ws.read_file(name)

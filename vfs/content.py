@@ -26,7 +26,7 @@ from vfs.chunks import (
     EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, RECORD_SIZE, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack,
 )
 from vfs.chunkreader import open_chunks
-from vfs.db import NODE_COLUMNS, NODE_FIELDS, Db, Node, Resolved, Tx
+from vfs.db import NODE_COLUMNS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
 from vfs.paths import join, normalize, parent_of
@@ -78,9 +78,11 @@ class StoredChunks:
     def size(self) -> int:
         return sum(size for _, size in self.chunks)
 
+# The row written is built from the row read in the same transaction and these values, not read
+# back with RETURNING (an ephemeral b-tree and pager per statement in SQLite, see `vfs.namespace`).
 _UPDATE_CONTENT = (
-    "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = max(?, ctime_ns), rev = ?, "
-    f"mode = coalesce(?, mode), vrev = ?, vauthor = ?, vorigin = NULL WHERE ino = ? RETURNING {NODE_FIELDS}"
+    "UPDATE nodes SET size = ?, hash = ?, chunks = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, "
+    "mode = ?, vrev = ?, vauthor = ?, vorigin = NULL WHERE ino = ?"
 )
 
 
@@ -328,11 +330,12 @@ class Content:
         if single:
             self._versions.supersede(tx, found.real, found.node, rewriting=True)
         vrev, vauthor = self._versions.pending(tx) if single else (None, None)
-        node = Node(*self._db.conn.execute(
-            _UPDATE_CONTENT,
-            (size, digest, blob, mtime_ns, now if ctime_ns is None else ctime_ns, tx.rev,
-             None if mode is None else mode & 0o7777, vrev, vauthor, found.node.ino),
-        ).fetchone())  # fmt: skip
+        old = found.node  # read in this transaction: the row as it is
+        ctime_ns = max(now if ctime_ns is None else ctime_ns, old.ctime_ns)
+        mode = old.mode if mode is None else mode & 0o7777
+        self._db.conn.execute(_UPDATE_CONTENT, (size, digest, blob, mtime_ns, ctime_ns, tx.rev, mode, vrev, vauthor, old.ino))
+        node = Node(old.ino, old.kind, mode, size, mtime_ns, ctime_ns, old.nlink, digest, blob, old.target, tx.rev,
+                    old.atime_ns, old.uid, old.gid, old.subdirs, old.rdev, vrev)  # the row as written
         self._db.log_node(tx, node.ino, found.real, found.node.nlink)
         if not single:
             self._versions.record_current(tx, found.real, node.ino, prune=True, nlink=found.node.nlink)

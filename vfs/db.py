@@ -56,9 +56,6 @@ NODE_COLUMNS = (
     "n.atime_ns, n.uid, n.gid, n.subdirs, n.rdev, n.vrev"
 )
 
-# The same columns unqualified, for `RETURNING` (a write hands back the row it wrote).
-NODE_FIELDS = NODE_COLUMNS.replace("n.", "")
-
 _DERIVED_KEPT = 64  # content ids remembered per connection, by chunk list
 
 _CHECKED_LOOKUP = (

@@ -14,7 +14,7 @@ import errno
 import time
 
 from vfs import listing
-from vfs.db import NODE_FIELDS, Db, Node, Resolved, Tx
+from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import fs_error
 from vfs.paths import is_within, join, normalize, parent_of
 from vfs.nodes import KIND_OF_IFMT
@@ -35,6 +35,7 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 )
 # `linked`: a name found by inode (a hard-linked file's; schema v7, `vfs.tree`)
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
+_SET_ATTRS = "UPDATE nodes SET mode = ?, uid = ?, gid = ?, atime_ns = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?"
 # A node took a new name: a directory keeps it in its row too.
 _RENAMED = (
     f"UPDATE nodes SET ctime_ns = ?, rev = ?, vrev = ?, vauthor = ?, vorigin = ?, "
@@ -219,12 +220,11 @@ class Namespace:
             )
             now = time.time_ns() if at_ns is None else at_ns
             self._versions.supersede(tx, named.real, source)  # (a file with two names is recorded at once)
-            node = Node(*self._db.conn.execute(
-                # (with `at_ns`, max(at_ns, ctime_ns); without, the clock reading: ctime_ns * 0)
-                "UPDATE nodes SET nlink = nlink + 1, ctime_ns = max(?, ctime_ns * ?), rev = ?, vrev = NULL "
-                f"WHERE ino = ? RETURNING {NODE_FIELDS}",
-                (now, at_ns is not None, tx.rev, source.ino),
-            ).fetchone())  # fmt: skip
+            s, ctime_ns = source, now if at_ns is None else max(now, source.ctime_ns)  # (the row read in this tx)
+            node = Node(s.ino, s.kind, s.mode, s.size, s.mtime_ns, ctime_ns, s.nlink + 1, s.hash, s.chunks, s.target,
+                        tx.rev, s.atime_ns, s.uid, s.gid, s.subdirs, s.rdev, None)  # fmt: skip
+            self._db.conn.execute("UPDATE nodes SET nlink = ?, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?",
+                                  (node.nlink, ctime_ns, tx.rev, s.ino))  # fmt: skip
             if at_ns is None:
                 self._db.touch_dir(found.parent_ino, now=now)
             else:
@@ -238,16 +238,11 @@ class Namespace:
 
     def chmod(self, path: str, mode: int) -> Stat:
         """chmod(2); the node's new `Stat` (what a caller would `stat` next)."""
-        return self._update_node(path, "mode = ?", (mode & 0o7777,), follow=True)
+        return self._update_node(path, follow=True, mode=mode & 0o7777)
 
     def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> Stat:
         """Change owner and group; -1 leaves either unchanged (as os.chown). The node's new `Stat`."""
-        return self._update_node(
-            path,
-            "uid = CASE WHEN ? < 0 THEN uid ELSE ? END, gid = CASE WHEN ? < 0 THEN gid ELSE ? END",
-            (uid, uid, gid, gid),
-            follow=follow_symlinks,
-        )
+        return self._update_node(path, follow=follow_symlinks, uid=uid, gid=gid)
 
     def utime(
         self,
@@ -280,12 +275,7 @@ class Namespace:
             if value is not None and not -(2**63) <= value < 2**63:
                 raise OverflowError(f"timestamp {value} ns out of range: the store keeps int64 nanoseconds "
                                     "(years 1678-2262)")
-        return self._update_node(
-            path,
-            "atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
-            (atime_ns, mtime_ns),
-            follow=follow_symlinks,
-        )
+        return self._update_node(path, follow=follow_symlinks, atime_ns=atime_ns, mtime_ns=mtime_ns)
 
     def set_attrs(
         self, path: str, *, mode: int | None = None, uid: int = -1, gid: int = -1, atime_ns: int | None = None,
@@ -298,31 +288,27 @@ class Namespace:
         for value in (atime_ns, mtime_ns):
             if value is not None and not -(2**63) <= value < 2**63:
                 raise OverflowError(f"timestamp {value} ns out of range")
-        return self._update_node(
-            path,
-            "mode = coalesce(?, mode), uid = CASE WHEN ? < 0 THEN uid ELSE ? END, "
-            "gid = CASE WHEN ? < 0 THEN gid ELSE ? END, atime_ns = coalesce(?, atime_ns), mtime_ns = coalesce(?, mtime_ns)",
-            (None if mode is None else mode & 0o7777, uid, uid, gid, gid, atime_ns, mtime_ns),
-            follow=False, ctime_ns=ctime_ns,
-        )  # fmt: skip
+        return self._update_node(path, follow=False, mode=None if mode is None else mode & 0o7777, uid=uid, gid=gid,
+                                 atime_ns=atime_ns, mtime_ns=mtime_ns, ctime_ns=ctime_ns)  # fmt: skip
 
-    def _update_node(
-        self, path: str, assignments: str, params: tuple, *, follow: bool, ctime_ns: int | None = None
-    ) -> Stat:
-        """Change metadata columns of the node at `path`: one revision, ctime moves (to
-        `ctime_ns` when given: a change made earlier and stored now).
+    def _update_node(self, path: str, *, follow: bool, mode: int | None = None, uid: int = -1, gid: int = -1,
+                     atime_ns: int | None = None, mtime_ns: int | None = None, ctime_ns: int | None = None) -> Stat:
+        """Change the metadata of the node at `path` (None, -1: unchanged): one revision, ctime
+        moves (to `ctime_ns` when given: a change made earlier and stored now).
 
-        Returns the row as written (RETURNING: no second read), as a `Stat`: a FUSE
-        mount answers the getattr that follows every chmod/chown/utimens from it."""
+        Returns the row as written (built from the row read in this transaction, no RETURNING),
+        as a `Stat`: a FUSE mount answers the getattr that follows every chmod/chown/utimens from it."""
         with self._db.tx() as tx:
             found = self._db.existing(path, follow=follow)
-            # A pending version keeps the mode and times it was written with.
-            self._versions.supersede(tx, found.real, found.node)
-            node = Node(*self._db.conn.execute(
-                f"UPDATE nodes SET {assignments}, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ? RETURNING {NODE_FIELDS}",
-                (*params, time.time_ns() if ctime_ns is None else ctime_ns, tx.rev, found.node.ino),
-            ).fetchone())  # fmt: skip
-            self._db.log_node(tx, found.node.ino, found.real, found.node.nlink)
+            self._versions.supersede(tx, found.real, found.node)  # a pending version keeps its mode and times
+            o = found.node
+            node = Node(o.ino, o.kind, o.mode if mode is None else mode, o.size, o.mtime_ns if mtime_ns is None else mtime_ns,
+                        time.time_ns() if ctime_ns is None else ctime_ns, o.nlink, o.hash, o.chunks, o.target, tx.rev,
+                        o.atime_ns if atime_ns is None else atime_ns, o.uid if uid < 0 else uid,
+                        o.gid if gid < 0 else gid, o.subdirs, o.rdev, None)  # fmt: skip
+            self._db.conn.execute(_SET_ATTRS, (node.mode, node.uid, node.gid, node.atime_ns, node.mtime_ns,
+                                               node.ctime_ns, tx.rev, o.ino))  # fmt: skip
+            self._db.log_node(tx, o.ino, found.real, o.nlink)
             return self._db.stat(node)
 
     def stat(self, path: str) -> Stat:
