@@ -22,8 +22,8 @@ import blake3
 
 from client_py.conflicts import conflict_name, host_label
 from client_py.mount.index import rechange
-from client_py.mount.pushq import SMALL_FILE, timed_dir
-from vfs.chunks import cut
+from client_py.mount.pushq import SMALL_FILE, timed_entry
+from vfs.chunks import MIN_CHUNK, cut
 from vfs.errors import fs_error
 from vfs.paths import normalize
 from vfs.types import Change, Stat
@@ -65,7 +65,13 @@ class QueuedChanges:
         (so reads here never need the server); None: too big to queue (streamed PUT instead)."""
         if self.pushq is None or not isinstance(data, (bytes, bytearray, memoryview)) or len(data) > SMALL_FILE:
             return None
-        chunks = [(blake3.blake3(piece).hexdigest(), bytes(piece)) for piece in cut(data)] if len(data) else []
+        if not data:
+            chunks = []
+        elif len(data) <= MIN_CHUNK:  # one chunk, the whole content: what `cut` yields, without the cutter
+            piece = bytes(data)
+            chunks = [(blake3.blake3(piece).hexdigest(), piece)]
+        else:
+            chunks = [(blake3.blake3(piece).hexdigest(), bytes(piece)) for piece in cut(data)]
         digest = chunks[0][0] if len(chunks) == 1 else blake3.blake3(data).hexdigest()
         for digest_, piece in chunks:
             if digest_ not in self._uncached:
@@ -218,7 +224,8 @@ class QueuedChanges:
         file's mtime), or a directory's entry that sets it (`TimedChange`: a pushed entry of a
         directory the server has changes its mode only; `tar -x` sets the times of every
         directory it made at its end: 3,233 HTTP `utime` calls in the Django untar before), or
-        for a file the server has, a wire `utime` the pusher makes after its batch
+        for a file the server has, an entry of the next push that sets it (`set_mtime`, a server
+        that speaks `file_set_mtime`), else a wire `utime` the pusher makes after its batch
         (`PushQueue.enqueue(utime=True)`; git freshens every object it would write again).
         False: not queued (a wire `utime` now)."""
         with self._lock:
@@ -230,7 +237,7 @@ class QueuedChanges:
                 return False
             mtime = mtime_ns / 1e9
             if entry.kind == "dir":
-                self._enqueue(timed_dir(entry, mtime), item.chunks if item is not None else [])
+                self._enqueue(timed_entry(entry, mtime), item.chunks if item is not None else [])
                 return True
             if item is not None:
                 self._enqueue(dataclasses.replace(entry, mtime=mtime), item.chunks, utime=item.utime)
