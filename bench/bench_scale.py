@@ -104,8 +104,8 @@ async def idle_cpu(pid: int, window: float) -> float:
     return 100 * (cpu_seconds(pid) - c0) / (time.monotonic() - t0)
 
 
-_GC_LINE = re.compile(r'^wsfs_gc_(?:pause_seconds_(bucket|sum|count)|(cpu)_seconds_total)\{generation="(\d)"'
-                      r'(?:,le="([^"]+)")?\} (\S+)$')
+_GC_LINE = re.compile(r'^wsfs_gc_(?:pause_seconds_(bucket|sum|count)|pause_cpu_seconds_(bucket)|(cpu)_seconds_total)'
+                      r'\{generation="(\d)"(?:,le="([^"]+)")?\} (\S+)$')
 
 
 def gc_pauses(server: Proc) -> dict[tuple[str, int, str], float]:
@@ -118,7 +118,7 @@ def gc_pauses(server: Proc) -> dict[tuple[str, int, str], float]:
     for line in text.splitlines():
         m = _GC_LINE.match(line)
         if m:
-            found[(m[1] or m[2], int(m[3]), m[4] or "")] = float(m[5])
+            found[(m[1] or ("cpu_bucket" if m[2] else m[3]), int(m[4]), m[5] or "")] = float(m[6])
     return found
 
 
@@ -131,12 +131,15 @@ def gc_summary(before: dict[tuple[str, int, str], float], after: dict[tuple[str,
         n = after[("count", gen, "")] - before.get(("count", gen, ""), 0)
         total = 1000 * (after[("sum", gen, "")] - before.get(("sum", gen, ""), 0))
         cpu = 1000 * (after.get(("cpu", gen, ""), 0) - before.get(("cpu", gen, ""), 0))
-        bounds = [(float(le), after[k] - before.get(k, 0)) for k in after if k[0] == "bucket" and k[1] == gen
-                  for le in [k[2]]]
-        below = min((b for b, c in bounds if c >= n), default=float("inf"))
-        over25 = n - sum(c for b, c in bounds if b == 0.025)
-        parts.append(f"gen{gen} {n:.0f} ({total:.0f} ms, CPU {cpu:.0f} ms, longest <= {1000 * below:g} ms, "
-                     f"{over25:.0f} > 25 ms)")
+        part = f"gen{gen} {n:.0f} ({total:.0f} ms, CPU {cpu:.0f} ms"
+        for kind, what in (("bucket", ""), ("cpu_bucket", " of CPU")):
+            bounds = [(float(le), after[k] - before.get(k, 0)) for k in after if k[0] == kind and k[1] == gen
+                      for le in [k[2]]]
+            if bounds:  # (the CPU histogram: not from a `--root` tree before it)
+                below = min((b for b, c in bounds if c >= n), default=float("inf"))
+                over25 = n - sum(c for b, c in bounds if b == 0.025)
+                part += f", longest <= {1000 * below:g} ms{what}, {over25:.0f} > 25 ms{what}"
+        parts.append(part + ")")
     return "GC: " + ", ".join(parts)
 
 

@@ -78,6 +78,9 @@ class Pauses:
         self.longest = [0.0, 0.0, 0.0]
         self.buckets = [[0] * len(PAUSE_BUCKETS) for _ in range(3)]  # per bound, not cumulative
         self.cpu = [0.0, 0.0, 0.0]  # the collecting thread's CPU time: the pause without preemption
+        # the same buckets for each collection's CPU time: a long pause with little CPU was the
+        # process waiting for a core (preempted mid-collection), not the collector's own work
+        self.cpu_buckets = [[0] * len(PAUSE_BUCKETS) for _ in range(3)]
         self._t0 = self._c0 = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -86,15 +89,21 @@ class Pauses:
             return
         took = time.perf_counter() - self._t0
         gen = info["generation"]
-        self.cpu[gen] += time.thread_time() - self._c0
+        cpu = time.thread_time() - self._c0
+        self.cpu[gen] += cpu
         self.count[gen] += 1
         self.total[gen] += took
         if took > self.longest[gen]:
             self.longest[gen] = took
-        for k, bound in enumerate(PAUSE_BUCKETS):
-            if took <= bound:
-                self.buckets[gen][k] += 1
-                break
+        _count(self.buckets[gen], took)
+        _count(self.cpu_buckets[gen], cpu)
+
+
+def _count(buckets: list[int], seconds: float) -> None:
+    for k, bound in enumerate(PAUSE_BUCKETS):
+        if seconds <= bound:
+            buckets[k] += 1
+            break
 
 
 def _young_collections() -> int:

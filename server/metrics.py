@@ -131,16 +131,25 @@ class GcPauses(Collector):
         cpu = CounterMetricFamily("wsfs_gc_cpu_seconds", "CPU time of garbage collections (the pause when the "
                                   "process is not preempted)", labels=["generation"])
         fam = HistogramMetricFamily("wsfs_gc_pause_seconds", "Garbage collector pauses", labels=["generation"])
+        fam_cpu = HistogramMetricFamily("wsfs_gc_pause_cpu_seconds", "CPU time of each garbage collection "
+                                        "(a long pause with little CPU was a wait for a core)", labels=["generation"])
         for gen in range(3):
-            cumulative, buckets = 0, []
-            for bound, n in zip(gcpolicy.PAUSE_BUCKETS, p.buckets[gen]):
-                cumulative += n
-                buckets.append((repr(bound), cumulative))
-            buckets.append(("+Inf", p.count[gen]))
-            fam.add_metric([str(gen)], buckets, p.total[gen])
+            fam.add_metric([str(gen)], _cumulative(p.buckets[gen], p.count[gen]), p.total[gen])
+            fam_cpu.add_metric([str(gen)], _cumulative(p.cpu_buckets[gen], p.count[gen]), p.cpu[gen])
             cpu.add_metric([str(gen)], p.cpu[gen])
         yield fam
+        yield fam_cpu
         yield cpu
+
+
+def _cumulative(per_bucket: list[int], count: int) -> list[tuple[str, float]]:
+    """Prometheus' cumulative buckets from counts per bucket (`gcpolicy.PAUSE_BUCKETS`), `+Inf` last."""
+    cumulative, buckets = 0, []
+    for bound, n in zip(gcpolicy.PAUSE_BUCKETS, per_bucket):
+        cumulative += n
+        buckets.append((repr(bound), cumulative))
+    buckets.append(("+Inf", count))
+    return buckets
 
 
 class ChunkObjectCounters(Collector):

@@ -189,3 +189,27 @@ def test_the_server_tells_the_policy_its_requests_and_commits() -> None:
     m.ws.messages_in += 3
     m.commits.inc()
     assert m.work() == before + 6
+
+
+def test_a_pause_spent_waiting_counts_in_wall_time_not_in_cpu_time() -> None:
+    """A collection that waits (here a finalizer sleeping inside it; under load, the process waiting for
+    a core) is long in `buckets` and short in `cpu_buckets`: the two histograms tell them apart."""
+    run("""
+        import gc, time
+        from server import gcpolicy as g
+
+        g.install()
+        p = g.pauses
+
+        class Slow:
+            def __del__(self):
+                time.sleep(0.06)
+
+        a, b = Slow(), Slow()
+        a.other, b.other = b, a  # a cycle: only the collector frees it, running both finalizers
+        del a, b
+        gc.collect(0)
+        slow = g.PAUSE_BUCKETS.index(0.25)  # 60-120 ms asleep: counted at or above the 0.1 s bound
+        assert sum(p.buckets[0][slow - 1:]) == 1, p.buckets[0]
+        assert sum(p.cpu_buckets[0][:2]) == p.count[0], p.cpu_buckets[0]  # each under 5 ms of CPU
+    """)
