@@ -14,6 +14,8 @@ write 64 MiB 16.9x, read 64 MiB 39.7x, git init+commit 0.72x.
     .venv/bin/python bench/bench_mount.py --no-local --lowlevel --sdist DIR --only create,rm,git,real   # the floor on
         # libfuse's low-level API (pyfuse3: floor_ll; ctypes: floor_llc) beside floor_memfs.py and the disk
     .venv/bin/python bench/bench_mount.py --no-local --lowlevel --count-requests --reps 1 ...   # kernel requests by opcode
+    .venv/bin/python bench/bench_mount.py --api both --lowlevel ctypes --sdist DIR --only create,rm,git,real
+        # the mount on libfuse's path API (mount) and on its low-level API (mount_b), interleaved, beside both floors
 
 Each scenario is timed the way the reference's `script/fs-bench.sh` times it:
 one `bash -c` of the whole snippet in a fresh directory, output discarded,
@@ -373,12 +375,15 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[var] = value
 
 
-def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: dict[str, str]) -> dict:
-    """Mount every FUSE target in `targets` (closed by `stack`); their daemons' pids."""
+def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: dict[str, str], api: str = "path"
+                   ) -> dict:
+    """Mount every FUSE target in `targets` (closed by `stack`); their daemons' pids. `api`:
+    libfuse's API of the local mount (`--api`)."""
     pids = {}
     if "mount" in targets:
-        pids["mount"] = (stack.enter_context(
-            MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))).pid,)
+        with _environment({"WSFS_MOUNT_API": api}):
+            pids["mount"] = (stack.enter_context(
+                MountProcess([str(base / "store.db")], str(targets["mount"]), log_file=str(base / "mount.log"))).pid,)
     if "mount_b" in targets:
         with _environment(ab):
             pids["mount_b"] = (stack.enter_context(
@@ -459,7 +464,12 @@ def main() -> int:
                         "remote_b, its own server, with --remote) whose daemons run with these environment "
                         "variables set (PYTHONPATH=an older tree's copy of client_py/, run from outside the "
                         "checkout, compares code), interleaved with the others")
+    parser.add_argument("--api", choices=("path", "lowlevel", "both"), default="path",
+                        help="libfuse's API of the local mount (wsfs mount --api); both: the path API as mount "
+                        "and the low-level API as mount_b (as --ab WSFS_MOUNT_API=lowlevel), interleaved")
     args = parser.parse_args()
+    if args.api == "both":
+        args.ab = ",".join(filter(None, [args.ab, "WSFS_MOUNT_API=lowlevel"]))
     scenarios, chain = SCENARIOS, []
     if args.sdist:
         tarballs = sorted(Path(args.sdist).glob("*.tar.gz"))
@@ -493,7 +503,7 @@ def main() -> int:
         reps = f"{args.reps} reps + 1 warm-up" if scenarios else f"{args.reps} chains per target, no warm-up"
         print(f"store {base / 'store.db'}  disk {targets['disk']}  ({os.cpu_count()} CPUs, load {load}, {reps}, medians)")
         with ExitStack() as stack:
-            pids = _start_targets(stack, targets, base, ab)
+            pids = _start_targets(stack, targets, base, ab, "lowlevel" if args.api == "lowlevel" else "path")
             if scenarios:
                 print(header("floor" in targets, args.ab, args.remote), flush=True)
             if args.count_requests:

@@ -54,9 +54,10 @@ def test_lookup_counts_and_forget():
 
 def test_directory_rename_is_one_update_and_hard_links_share_an_inode():
     table = InodeTable()
-    table.looked_up(5, ROOT, "d")
-    table.looked_up(6, 5, "sub")
+    table.looked_up(5, ROOT, "d", is_dir=True)
+    table.looked_up(6, 5, "sub", is_dir=True)
     table.looked_up(7, 6, "f")
+    assert table.path(7) == "/d/sub/f"  # (kept from now on)
     table.looked_up(7, ROOT, "g")  # a second name of inode 7
     table.renamed(ROOT, "d", ROOT, "e")
     assert table.path(6) == "/e/sub" and table.path(7) == "/e/sub/f"

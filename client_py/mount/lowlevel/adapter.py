@@ -27,6 +27,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable
+from stat import S_ISDIR
 
 import mfusepy
 
@@ -57,6 +58,10 @@ class LowLevelAdapter:
         self.timeout = timeout
         self.keep_cache = keep_cache  # (kernel_cache: pages survive open)
         self.req = None  # the request being served (whose caller `_caller` reports)
+        # One reply struct of each kind, filled per request (requests are served one at a time:
+        # one thread, or `handlers(threads=True)`'s lock); libfuse copies it out before returning.
+        self._stat = b.c_stat()
+        self._entry_out = b.EntryParam()
         ops.stand_in_prefix = STAND_IN_PREFIX
         ops.caller = self._caller
 
@@ -83,8 +88,6 @@ class LowLevelAdapter:
         forget = name.startswith("forget")
 
         def handler(req, *args):
-            if lock is not None:
-                lock.acquire()
             try:
                 self.req = req
                 method(req, *args)
@@ -96,10 +99,14 @@ class LowLevelAdapter:
                     lib.fuse_reply_none(req)
                 else:
                     lib.fuse_reply_err(req, code or errno.EIO)
-            finally:
-                if lock is not None:
-                    lock.release()
-        return handler
+
+        if lock is None:
+            return handler
+
+        def locked(*args):
+            with lock:
+                handler(*args)
+        return locked
 
     def _caller(self) -> tuple[int, int, int]:
         ctx = b.caller(self.req)
@@ -120,15 +127,16 @@ class LowLevelAdapter:
 
     def _entry(self, parent: int, name: str, path: str) -> b.EntryParam:
         """The entry reply for `path` (a new lookup of its inode)."""
-        entry = b.EntryParam(attr_timeout=self.timeout, entry_timeout=self.timeout)
+        entry = self._entry_out
+        entry.attr_timeout = entry.entry_timeout = self.timeout
         if self.ops.fill_stat(path, None, entry.attr):
             raise FuseOSError(errno.ENOENT)
         entry.ino = entry.attr.st_ino
-        self.inodes.looked_up(entry.ino, parent, name)
+        self.inodes.looked_up(entry.ino, parent, name, S_ISDIR(entry.attr.st_mode))
         return entry
 
     def _attr(self, req, path: str, fh: int | None) -> None:
-        out = b.c_stat()
+        out = self._stat
         if self.ops.fill_stat(path, fh, out):
             raise FuseOSError(errno.ENOENT)
         lib.fuse_reply_attr(req, out, self.timeout)
@@ -148,12 +156,13 @@ class LowLevelAdapter:
 
     def ll_lookup(self, req, parent, name) -> None:
         decoded, path = self._child(parent, name)
-        entry = b.EntryParam(attr_timeout=self.timeout, entry_timeout=self.timeout)
+        entry = self._entry_out
+        entry.attr_timeout = entry.entry_timeout = self.timeout
         if self.ops.fill_stat(path, None, entry.attr):
-            entry.attr_timeout = 0.0  # (ino 0: a negative entry, kept for entry_timeout)
+            entry.ino = 0  # (a negative entry, kept for entry_timeout)
         else:
             entry.ino = entry.attr.st_ino
-            self.inodes.looked_up(entry.ino, parent, decoded)
+            self.inodes.looked_up(entry.ino, parent, decoded, S_ISDIR(entry.attr.st_mode))
         lib.fuse_reply_entry(req, entry)
 
     def ll_forget(self, req, ino, nlookup) -> None:
@@ -221,7 +230,7 @@ class LowLevelAdapter:
         ino = self.inodes.child(parent, name)
         if ino is None or self.ops.table.node(ino) is None:
             return False
-        out = b.c_stat()
+        out = self._stat
         if self.ops.fill_stat(path, None, out) or out.st_nlink > 1 or out.st_ino != ino:
             return False
         node = self.inodes.nodes[ino]
@@ -252,7 +261,7 @@ class LowLevelAdapter:
 
     def ll_readdir(self, req, ino, size, offset, fi) -> None:
         entries = self.ops.readdir(self._path(ino), 0)
-        buf, used, st = ctypes.create_string_buffer(size), 0, b.c_stat()
+        buf, used, st = ctypes.create_string_buffer(size), 0, self._stat
         base, add = ctypes.addressof(buf), lib.fuse_add_direntry
         for index in range(offset, len(entries)):
             name, attrs, _ = entries[index]

@@ -27,6 +27,9 @@ class Inode:
     nlookup: int = 0
     names: list[tuple[int, str]] = field(default_factory=list)  # (parent inode, name), oldest first
     stand_in: str | None = None  # the key of an open file with no name left (see the module docstring)
+    is_dir: bool = False
+    path: str | None = None  # its path, built once: valid while `epoch` is the table's
+    epoch: int = -1
 
 
 def stand_in_key(ino: int) -> str:
@@ -38,17 +41,25 @@ class InodeTable:
     """Inodes the kernel knows, with their names; `by_name` finds a child by (parent, name)."""
 
     def __init__(self) -> None:
-        self.nodes: dict[int, Inode] = {ROOT: Inode(ROOT, nlookup=1)}
+        self.nodes: dict[int, Inode] = {ROOT: Inode(ROOT, nlookup=1, is_dir=True, path="/", epoch=0)}
         self.by_name: dict[tuple[int, str], int] = {}
+        # Bumped by a directory's rename (every path below it changes): cached paths older are rebuilt.
+        self.epoch = 0
 
     def path(self, ino: int) -> str | None:
         """The path of `ino` (its first name, its parents' first names); a stand-in key for an
-        open file with no name left; None for an inode unknown or gone."""
-        if ino == ROOT:
-            return "/"
+        open file with no name left; None for an inode unknown or gone. Kept per inode until
+        its names or a directory's change (a request's path costs a dict lookup, not a walk)."""
         node = self.nodes.get(ino)
         if node is None:
             return None
+        if node.epoch == self.epoch and ino != ROOT:
+            return node.path
+        path = "/" if ino == ROOT else self._build(node)
+        node.path, node.epoch = path, self.epoch
+        return path
+
+    def _build(self, node: Inode) -> str | None:
         if not node.names:
             return node.stand_in
         for parent, name in node.names:  # (a hard link's first name whose directory the kernel still holds)
@@ -58,30 +69,42 @@ class InodeTable:
         return None
 
     def _dir_path(self, ino: int) -> str | None:
-        """A directory's path (one name each), walked up without recursion (paths may be deep)."""
-        parts = []
+        """A directory's path (one name each): walked up, without recursion (paths may be deep),
+        to the first directory whose path is kept."""
+        parts, nodes, epoch = [], self.nodes, self.epoch
+        base = "/"
         while ino != ROOT:
-            node = self.nodes.get(ino)
-            if node is None or not node.names:
+            node = nodes.get(ino)
+            if node is None:
                 return None  # (a directory the kernel forgot: not while it holds a child)
+            if node.epoch == epoch:
+                base = node.path
+                break
+            if not node.names:
+                return None
             ino, name = node.names[0]
             parts.append(name)
-        return "/" + "/".join(reversed(parts))
+        if base is None:
+            return None
+        if not parts:
+            return base
+        tail = "/".join(reversed(parts))
+        return f"/{tail}" if base == "/" else f"{base}/{tail}"
 
     def child_path(self, parent: int, name: str) -> str | None:
-        base = self._dir_path(parent)
-        if base is None:
+        base = self.path(parent)
+        if base is None or base.startswith("/" + STAND_IN_PREFIX):
             return None
         return f"/{name}" if base == "/" else f"{base}/{name}"
 
     def child(self, parent: int, name: str) -> int | None:
         return self.by_name.get((parent, name))
 
-    def looked_up(self, ino: int, parent: int, name: str) -> None:
+    def looked_up(self, ino: int, parent: int, name: str, is_dir: bool = False) -> None:
         """An entry reply for `name` in `parent` gave the kernel `ino` (one more lookup)."""
         node = self.nodes.get(ino)
         if node is None:
-            node = self.nodes[ino] = Inode(ino)
+            node = self.nodes[ino] = Inode(ino, is_dir=is_dir)
         node.nlookup += 1
         self._name(node, parent, name)
 
@@ -95,11 +118,13 @@ class InodeTable:
         self.by_name[key] = node.ino
         node.names.append(key)
         node.stand_in = None
+        node.epoch = -1
 
     def _drop_name(self, ino: int, key: tuple[int, str]) -> None:
         node = self.nodes.get(ino)
         if node is not None and key in node.names:
             node.names.remove(key)
+            node.epoch = -1
 
     def unlinked(self, parent: int, name: str) -> Inode | None:
         """`name` is gone from `parent` (unlink, rmdir); its inode, if the kernel holds it."""
@@ -121,10 +146,13 @@ class InodeTable:
             self._name(self.nodes[ino], new_parent, new_name)
         if exchange and other is not None:
             self._name(self.nodes[other], parent, name)
+        if any(self.nodes[i].is_dir for i in (ino, other) if i in self.nodes):
+            self.epoch += 1  # (a directory moved: every path below it changed)
 
     def hide(self, node: Inode) -> str:
         """`node` lost its last name while open: its stand-in key."""
         node.stand_in = stand_in_key(node.ino)
+        node.epoch = -1
         return node.stand_in
 
     def forget(self, ino: int, nlookup: int) -> None:
