@@ -99,6 +99,7 @@ class SqliteChunks:
 
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
+        self._dml = conn.cursor().execute  # inserts, on one kept cursor (as `Db.dml`)
 
     # -- writing (inside a transaction) -------------------------------------------
 
@@ -106,9 +107,9 @@ class SqliteChunks:
         """Store one chunk unless already present; must run inside a transaction."""
         digest = digest or blake3.blake3(data).digest()
         if len(data) <= TINY_CHUNK:  # bytes in the catalogue row: one page less
-            chunk_id = _inserted(self._conn.execute(_INSERT_TINY, (digest, len(data), time.time(), data)))
+            chunk_id = _inserted(self._dml(_INSERT_TINY, (digest, len(data), time.time(), data)))
             return self._existing(digest, len(data)) if chunk_id is None else ChunkEntry(digest, len(data), chunk_id)
-        chunk_id = _inserted(self._conn.execute(_INSERT, (digest, len(data), time.time())))
+        chunk_id = _inserted(self._dml(_INSERT, (digest, len(data), time.time())))
         if chunk_id is None:  # already stored: deduplicated
             return self._existing(digest, len(data))
         self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (chunk_id, data))
@@ -125,7 +126,7 @@ class SqliteChunks:
     def _insert_outside(self, digest: bytes, size: int, pack: int, pos: int) -> int | None:
         """A catalogue row for bytes kept outside `chunk_data` (`pack`, `pos`: where the backend keeps
         them); its id, or None when the hash is already catalogued (the caller then writes nothing)."""
-        return _inserted(self._conn.execute(_INSERT_OUTSIDE, (digest, size, time.time(), pack, pos)))
+        return _inserted(self._dml(_INSERT_OUTSIDE, (digest, size, time.time(), pack, pos)))
 
     def _split_known(self, batch: list[tuple[bytes, bytes | memoryview]]
                      ) -> tuple[dict[bytes, int], dict[bytes, bytes | memoryview]]:

@@ -333,7 +333,7 @@ class Content:
         old = found.node  # read in this transaction: the row as it is
         ctime_ns = max(now if ctime_ns is None else ctime_ns, old.ctime_ns)
         mode = old.mode if mode is None else mode & 0o7777
-        self._db.conn.execute(_UPDATE_CONTENT, (size, digest, blob, mtime_ns, ctime_ns, tx.rev, mode, vrev, vauthor, old.ino))
+        self._db.dml(_UPDATE_CONTENT, (size, digest, blob, mtime_ns, ctime_ns, tx.rev, mode, vrev, vauthor, old.ino))
         node = Node(old.ino, old.kind, mode, size, mtime_ns, ctime_ns, old.nlink, digest, blob, old.target, tx.rev,
                     old.atime_ns, old.uid, old.gid, old.subdirs, old.rdev, vrev)  # the row as written
         self._db.log_node(tx, node.ino, found.real, found.node.nlink)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 SQLITE_PROTOCOL = 15
@@ -33,13 +34,16 @@ def is_locking_protocol(exc: BaseException) -> bool:
     return code == SQLITE_PROTOCOL if code is not None else "locking protocol" in str(exc)
 
 
-def execute_retrying(conn: Any, sql: str, *, in_transaction: bool = False) -> None:
+def execute_retrying(conn: Any, sql: str, *, in_transaction: bool = False,
+                     execute: Callable[[str], object] | None = None) -> None:
     """`conn.execute(sql)` (BEGIN IMMEDIATE or COMMIT), run again while it fails with
     SQLITE_PROTOCOL. `in_transaction`: the statement ends an open transaction (COMMIT), so a
-    retry is possible only while SQLite still holds that transaction open."""
+    retry is possible only while SQLite still holds that transaction open. `execute`: what
+    runs it (a kept cursor's, `Db.dml`; default `conn.execute`)."""
+    run = conn.execute if execute is None else execute
     for delay in (*RETRY_DELAYS, None):
         try:
-            conn.execute(sql)
+            run(sql)
             return
         except sqlite3.OperationalError as e:
             if not is_locking_protocol(e):

@@ -150,12 +150,12 @@ class Namespace:
         values = (kind, mode, size, digest, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, target, tx.rev,
                   rdev, *pending, *((found.parent_ino, found.name) if kind == KIND_DIR else (None, None)))  # fmt: skip
         if ino is None:
-            ino = self._db.conn.execute(_INSERT_NODE, values).lastrowid
+            ino = self._db.dml(_INSERT_NODE, values).lastrowid
         else:
-            self._db.conn.execute(_INSERT_NODE_INO, (*values, ino))
+            self._db.dml(_INSERT_NODE_INO, (*values, ino))
         node = Node(ino, kind, mode, size, mtime_ns, ctime_ns, 1, digest, chunks, target, tx.rev, atime_ns, uid, gid, 0,
                     rdev, pending[0])  # the row as written (NODE_COLUMNS' order)
-        self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, ino, 0))
+        self._db.dml(_INSERT_NAME, (found.parent_ino, found.name, ino, 0))
         if created_ns is None:
             self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
         else:
@@ -214,8 +214,8 @@ class Namespace:
             if source.kind == KIND_DIR:
                 raise fs_error(errno.EPERM, existing)
             # Both names are found by inode from now on (`vfs.tree.paths_of`).
-            self._db.conn.execute(_INSERT_NAME, (found.parent_ino, found.name, source.ino, 1))
-            self._db.conn.execute(
+            self._db.dml(_INSERT_NAME, (found.parent_ino, found.name, source.ino, 1))
+            self._db.dml(
                 "UPDATE dirents SET linked = 1 WHERE parent = ? AND name = ?", (named.parent_ino, named.name)
             )
             now = time.time_ns() if at_ns is None else at_ns
@@ -223,8 +223,8 @@ class Namespace:
             s, ctime_ns = source, now if at_ns is None else max(now, source.ctime_ns)  # (the row read in this tx)
             node = Node(s.ino, s.kind, s.mode, s.size, s.mtime_ns, ctime_ns, s.nlink + 1, s.hash, s.chunks, s.target,
                         tx.rev, s.atime_ns, s.uid, s.gid, s.subdirs, s.rdev, None)  # fmt: skip
-            self._db.conn.execute("UPDATE nodes SET nlink = ?, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?",
-                                  (node.nlink, ctime_ns, tx.rev, s.ino))  # fmt: skip
+            self._db.dml("UPDATE nodes SET nlink = ?, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?",
+                         (node.nlink, ctime_ns, tx.rev, s.ino))  # fmt: skip
             if at_ns is None:
                 self._db.touch_dir(found.parent_ino, now=now)
             else:
@@ -306,8 +306,8 @@ class Namespace:
                         time.time_ns() if ctime_ns is None else ctime_ns, o.nlink, o.hash, o.chunks, o.target, tx.rev,
                         o.atime_ns if atime_ns is None else atime_ns, o.uid if uid < 0 else uid,
                         o.gid if gid < 0 else gid, o.subdirs, o.rdev, None)  # fmt: skip
-            self._db.conn.execute(_SET_ATTRS, (node.mode, node.uid, node.gid, node.atime_ns, node.mtime_ns,
-                                               node.ctime_ns, tx.rev, o.ino))  # fmt: skip
+            self._db.dml(_SET_ATTRS, (node.mode, node.uid, node.gid, node.atime_ns, node.mtime_ns,
+                                      node.ctime_ns, tx.rev, o.ino))  # fmt: skip
             self._db.log_node(tx, o.ino, found.real, o.nlink)
             return self._db.stat(node)
 
@@ -420,7 +420,7 @@ class Namespace:
         updates the other names' cached stats from `Workspace.dir_times_ns`)."""
         node = found.node
         now = time.time_ns()
-        self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        self._db.dml("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
         if node.kind == KIND_FILE:
             self._versions.record_removal(tx, found.real, node)  # (while the node is there to read)
         self._drop_link(tx, node, now)
@@ -431,11 +431,11 @@ class Namespace:
 
     def _drop_link(self, tx: Tx, node: Node, now: int) -> None:
         if node.kind != KIND_DIR and node.nlink > 1:
-            self._db.conn.execute(
+            self._db.dml(
                 "UPDATE nodes SET nlink = nlink - 1, ctime_ns = ?, rev = ? WHERE ino = ?", (now, tx.rev, node.ino)
             )
         else:
-            self._db.conn.execute("DELETE FROM nodes WHERE ino = ?", (node.ino,))
+            self._db.dml("DELETE FROM nodes WHERE ino = ?", (node.ino,))
 
     def remove_tree(self, tx: Tx, found: Resolved) -> None:
         """Remove a directory and everything below it; a tombstone per path."""
@@ -445,7 +445,7 @@ class Namespace:
         self._versions.supersede_many(files, clear=False)  # (before their nodes go)
         inos = [found.node.ino] + [ino for ino, _, _ in below]
         self._db.conn.executemany("DELETE FROM dirents WHERE parent = ?", [(ino,) for ino in inos])
-        self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
+        self._db.dml("DELETE FROM dirents WHERE parent = ? AND name = ?", (found.parent_ino, found.name))
         # A file hard-linked from outside the tree keeps its other names.
         self._db.conn.executemany(
             "UPDATE nodes SET nlink = nlink - 1 WHERE ino = ? AND kind != ?", [(ino, KIND_DIR) for ino in inos]
@@ -504,7 +504,7 @@ class Namespace:
             raise fs_error(errno.EINVAL, dst)
         for found, other in ((source, target.node), (target, source.node)):
             linked = other.kind != KIND_DIR and other.nlink > 1  # (the flag goes with the inode: `vfs.tree`)
-            self._db.conn.execute(
+            self._db.dml(
                 "UPDATE dirents SET ino = ?, linked = ? WHERE parent = ? AND name = ?",
                 (other.ino, linked, found.parent_ino, found.name),
             )
@@ -518,7 +518,7 @@ class Namespace:
         self._versions.record_moves(tx, [move for found, new_root in moves for move in self._file_moves(found, new_root)])
         now = time.time_ns()
         for found, other in ((source, target), (target, source)):
-            self._db.conn.execute(
+            self._db.dml(
                 _RENAMED, (now, tx.rev, None, None, None, other.parent_ino, other.name, found.node.ino)
             )
             self._db.touch_dir(found.parent_ino)
@@ -550,11 +550,11 @@ class Namespace:
         node = source.node
         now = time.time_ns()  # (one reading: the moved node's ctime, a replaced node's, both directories')
         if target.node is not None:
-            self._db.conn.execute("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
+            self._db.dml("DELETE FROM dirents WHERE parent = ? AND name = ?", (target.parent_ino, target.name))
             if target.node.kind == KIND_FILE:
                 self._versions.record_removal(tx, target.real, target.node)
             self._drop_link(tx, target.node, now)
-        self._db.conn.execute(
+        self._db.dml(
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
@@ -562,7 +562,7 @@ class Namespace:
         # A file with one name: its arrival stays pending in its node, as a new file's content does.
         single = node.kind == KIND_FILE and node.nlink == 1
         pending = self._versions.record_move_pending(tx, source.real, target.real) if single else (None, None, None)
-        self._db.conn.execute(_RENAMED, (now, tx.rev, *pending, target.parent_ino, target.name, node.ino))
+        self._db.dml(_RENAMED, (now, tx.rev, *pending, target.parent_ino, target.name, node.ino))
         self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:

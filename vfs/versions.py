@@ -115,7 +115,7 @@ class Versions:
         """A file with one name left `old` for `new`: the departure is recorded now, the arrival
         stays pending in the node; (vrev, vauthor, vorigin) for the node's row."""
         now = time.time()
-        self._db.conn.execute(_INSERT_MARK, (old, tx.rev, KIND_MOVED, now, now, self.author, new))
+        self._db.dml(_INSERT_MARK, (old, tx.rev, KIND_MOVED, now, now, self.author, new))
         return tx.rev, self.author, old
 
     def supersede(self, tx: Tx, path: str, node: Node, *, rewriting: bool = False) -> None:
@@ -126,7 +126,7 @@ class Versions:
         from this very transaction is then dropped, as a row recorded at the same revision
         was replaced before."""
         if node.vrev is not None and not (rewriting and node.vrev == tx.rev):
-            self._db.conn.execute(_SUPERSEDE, (path, node.ino))
+            self._db.dml(_SUPERSEDE, (path, node.ino))
 
     def supersede_many(self, rows: list[tuple[str, int]], *, clear: bool = True) -> None:
         """`supersede` each (path, ino) of a subtree (their rows unread: SQL skips those with
@@ -165,7 +165,7 @@ class Versions:
         if node.vrev is None:
             self.record_deletion(tx, [path])
             return
-        self._db.conn.execute(_SUPERSEDE_AND_DELETE, (tx.rev, path, node.ino, time.time(), self.author))
+        self._db.dml(_SUPERSEDE_AND_DELETE, (tx.rev, path, node.ino, time.time(), self.author))
 
     def record_deletion(self, tx: Tx, paths: list[str]) -> None:
         """Mark each file path as deleted at this revision (`supersede` its pending version first)."""
@@ -198,7 +198,7 @@ class Versions:
     def record_link(self, tx: Tx, existing: str, new: str, ino: int) -> None:
         """`new` became another name of the file at `existing`: its history starts there
         (the caller `supersede`d what was pending at `existing`)."""
-        self._db.conn.execute(_INSERT_CURRENT, (new, tx.rev, time.time(), self.author, existing, ino, KIND_FILE))
+        self._db.dml(_INSERT_CURRENT, (new, tx.rev, time.time(), self.author, existing, ino, KIND_FILE))
 
     def prune(self, path: str, now: float, *, pending: bool | None = None) -> int:
         """Drop versions beyond the newest `keep` that are also older than `days`.
@@ -208,7 +208,7 @@ class Versions:
         if pending is None:
             pending = self._db.conn.execute(_PENDING, (path,)).fetchone() is not None
         cutoff = now - self.days * 86400
-        cur = self._db.conn.execute(
+        cur = self._db.dml(
             "DELETE FROM versions WHERE path = ? AND recorded < ? AND rev NOT IN "
             "(SELECT rev FROM versions WHERE path = ? ORDER BY rev DESC LIMIT ?)",
             (path, cutoff, path, max(0, self.keep - pending)),
