@@ -711,6 +711,18 @@ def cpu_of(proc: Proc) -> float:
     return proc.cpu_seconds()
 
 
+_JOBS_LINE = re.compile(r'^wsfs_write_jobs_total\{where="(loop|pool)"\} (\S+)$', re.M)
+
+
+def write_jobs(proc: Proc) -> dict[str, float]:
+    """The server's write jobs so far by where they ran (`wsfs_write_jobs`: "loop", "pool"); {} for the
+    bare endpoint or a tree before the metric."""
+    if not proc.admin:
+        return {}
+    text = httpx.get(proc.url + "/metrics", headers={"Authorization": f"Bearer {proc.admin}"}, timeout=30).text
+    return {where: float(n) for where, n in _JOBS_LINE.findall(text)}
+
+
 async def small_section(args: argparse.Namespace) -> None:
     """Every point (kind x workspaces x clients) `--pairs` times; in each round the servers (wsfs,
     the `--root` tree's wsfs if given, the bare endpoint) take turns, their order rotating. Prints
@@ -737,15 +749,21 @@ async def small_section(args: argparse.Namespace) -> None:
                             for name in turn:
                                 server = servers[name]
                                 await small_writes(kind, server.url, server.admin or "x", names[:nws], clients, 0.3)
+                                jobs0 = write_jobs(server)
                                 c0 = cpu_of(server)
                                 r = await small_writes(kind, server.url, server.admin or "x", names[:nws], clients,
                                                        args.small_seconds)
                                 r["us"] = 1e6 * (cpu_of(server) - c0) / max(1.0, r["count"])
+                                jobs = write_jobs(server)
+                                if jobs and jobs0:  # the share of the writes that took the writer pool
+                                    ran = {w: jobs.get(w, 0) - jobs0.get(w, 0) for w in ("loop", "pool")}
+                                    r["pool"] = 100 * ran["pool"] / max(1.0, ran["loop"] + ran["pool"])
                                 results.setdefault((kind, nws, clients, name), []).append(r)
                             print(small_round(kind, nws, clients, {n: results[(kind, nws, clients, n)][-1]
                                                                    for n in servers}), flush=True)
                         med = {n: {key: median([r[key] for r in results[(kind, nws, clients, n)]])
-                                   for key in ("per_s", "p50", "p99", "us")} for n in servers}
+                                   for key in ("per_s", "p50", "p99", "us", "pool")
+                                   if all(key in r for r in results[(kind, nws, clients, n)])} for n in servers}
                         line = "MEDIAN " + small_round(kind, nws, clients, med)
                         if args.root:
                             new, old = results[(kind, nws, clients, "wsfs")], results[(kind, nws, clients, "old")]
@@ -768,7 +786,8 @@ def small_round(kind: str, nws: int, clients: int, rows: dict[str, dict[str, flo
     bare = rows["bare"]
     parts = [f"{what} {clients:>2} cl {nws:>2} ws"]
     for name, r in rows.items():
-        parts.append(f"{name} {r['per_s']:6.0f}/s p50 {r['p50']:5.1f} p99 {r['p99']:5.1f} ms {r['us']:4.0f} µs CPU")
+        pool = f" pool {r['pool']:3.0f} %" if "pool" in r else ""
+        parts.append(f"{name} {r['per_s']:6.0f}/s p50 {r['p50']:5.1f} p99 {r['p99']:5.1f} ms {r['us']:4.0f} µs CPU{pool}")
     ratios = ", ".join(f"{name} {r['per_s'] / bare['per_s']:.2f}" for name, r in rows.items() if name != "bare")
     return " | ".join(parts) + f" | ÷ bare writes/s: {ratios}"
 

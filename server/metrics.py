@@ -195,9 +195,14 @@ class Metrics:
         self.http_in = self.http_bytes.labels("in")
         self.http_out = self.http_bytes.labels("out")
         self.commits = PlainCounter("wsfs_commits", "Store commits made by this server")
+        # where write jobs ran: a small write on the loop, anything else (or one queued behind a
+        # job that was not small) in the writer pool (server/writers.py)
+        self.write_jobs = PlainCounter("wsfs_write_jobs", "Write jobs run, by where they ran", ("where",))
+        self.jobs_on_loop = self.write_jobs.labels("loop")
+        self.jobs_in_pool = self.write_jobs.labels("pool")
         self.op_seconds = PlainHistogram("wsfs_op_seconds", "Store operation latency, queueing included", ("op",),
                                          _OP_BUCKETS)
-        for collector in (self.http_requests, self.http_bytes, self.commits, self.op_seconds):
+        for collector in (self.http_requests, self.http_bytes, self.commits, self.write_jobs, self.op_seconds):
             r.register(collector)
 
         self._ops: dict[str, Any] = {}

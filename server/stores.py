@@ -383,7 +383,7 @@ class WorkspaceHandle:
 
         def finished(job: Any) -> None:  # writer pool thread, or the loop for a small job queued (`SerialQueue`)
             if self._writer.here_now:
-                self._job_done(job, done_on_loop)
+                self._job_done(job, done_on_loop, False)
             else:
                 self._call_soon(self._job_done, job, done_on_loop)
 
@@ -394,6 +394,7 @@ class WorkspaceHandle:
                     known: tuple[str, bytes] | None = None, handover: bool = False) -> asyncio.Future[Any]:
         """The job run right here on the loop (nothing of this workspace queued or running)."""
         done = self._loop.create_future()
+        self._metrics.jobs_on_loop.inc()
         try:
             result, rev, pending = self._write_job(fn, args, author, known, handover)
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
@@ -403,7 +404,8 @@ class WorkspaceHandle:
             done.set_result((result, rev))
         return done
 
-    def _job_done(self, job: Any, done_on_loop: asyncio.Future[Any]) -> None:  # event loop
+    def _job_done(self, job: Any, done_on_loop: asyncio.Future[Any], in_pool: bool = True) -> None:  # event loop
+        (self._metrics.jobs_in_pool if in_pool else self._metrics.jobs_on_loop).inc()
         exc = job.exception()
         if exc is None:
             result, rev, pending = job.result()

@@ -65,8 +65,15 @@ async def test_small_puts_queued_behind_a_pool_job_run_on_the_loop(live_server: 
         handle = live_server.state.stores.open_handle("demo")
         queue = handle._writer
         before = queue.ran_here
+        metrics = live_server.state.metrics
+        on_loop, in_pool = metrics.jobs_on_loop.value, metrics.jobs_in_pool.value
         gate = threading.Event()
         blocker = queue.submit(lambda: gate.wait(WAIT))  # a pool job: the queue is busy
+        for _ in range(500):  # bounded: until a pool thread runs it (then only the PUTs are queued)
+            if blocker.running():
+                break
+            await asyncio.sleep(0.01)
+        assert blocker.running()
         puts = [asyncio.ensure_future(http.put(f"/api/workspaces/demo/files/s{i}", content=b"y" * 100))
                 for i in range(6)]
         for _ in range(500):  # bounded: until all six are queued behind the blocker
@@ -79,5 +86,8 @@ async def test_small_puts_queued_behind_a_pool_job_run_on_the_loop(live_server: 
         assert blocker.result(WAIT) is True
         assert [r.status_code for r in replies] == [201] * 6
         assert queue.ran_here - before == 6  # all on the loop, none in the pool
+        assert (metrics.jobs_on_loop.value - on_loop, metrics.jobs_in_pool.value - in_pool) == (6, 0)
+        text = (await http.get("/metrics")).text
+        assert 'wsfs_write_jobs_total{where="loop"}' in text
         for i in range(6):
             assert (await http.get(f"/api/workspaces/demo/files/s{i}")).content == b"y" * 100
