@@ -219,7 +219,8 @@ def test_lock_files_renamed_into_place_stay_queued(gathered):
 
 def test_a_utime_of_a_file_the_server_has_is_queued(gathered):
     """git freshens an object it would write again (utime of a file it wrote long ago): queued
-    as a wire `utime` the pusher makes after its batch, so the caller waits neither for the
+    as an entry of the next push that sets its mtime (`set_mtime`; a wire `utime` after the
+    batch to a server older than `file_set_mtime`), so the caller waits neither for the
     queue to drain nor for the round trip (old code: one HTTP call in the FUSE request, 774 in
     Django's `git add`, ~15 ms each). The server has the new mtime once settled, not before (the
     pusher gathers until someone waits); a chmod queued after it keeps both."""
@@ -235,9 +236,13 @@ def test_a_utime_of_a_file_the_server_has_is_queued(gathered):
     assert os.stat(mnt / "f").st_mtime_ns == 1_400_000_000_000_000_000
     assert http.get("/api/workspaces/demo/stat/f").json()["mtime"] == before  # (queued: not sent yet)
     settle(mnt)
-    assert http.get("/api/workspaces/demo/stat/f").json()["mtime"] == 1_400_000_000.0
+    st_f = http.get("/api/workspaces/demo/stat/f").json()
+    assert st_f["mtime"] == 1_400_000_000.0
     st = http.get("/api/workspaces/demo/stat/g").json()
     assert (stat.S_IMODE(st["mode"]), st["mtime"]) == (0o600, 1_500_000_000.0)
+    # One push for both (the server speaks `file_set_mtime`: f's mtime is an entry of the batch,
+    # not a wire `utime` after it, a revision of its own)
+    assert st_f["rev"] == st["rev"]
     streamed(mnt, http, "m2")
     assert os.stat(mnt / "f").st_mtime_ns == 1_400_000_000_000_000_000
     assert os.stat(mnt / "g").st_mtime_ns == 1_500_000_000_000_000_000
