@@ -70,7 +70,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from client_py.mount.runner import MountProcess, is_mounted, unmount, wait_mounted  # noqa: E402
+from client_py.mount.runner import MountProcess, default_api, is_mounted, unmount, wait_mounted  # noqa: E402
 
 # `--lowlevel`: the floor on libfuse's low-level API through pyfuse3 and through ctypes (target, script)
 LOWLEVEL_FLOORS = {"pyfuse3": ("floor_ll", "floor_lowlevel.py"), "ctypes": ("floor_llc", "floor_lowlevel_ctypes.py")}
@@ -375,8 +375,7 @@ def _environment(variables: dict[str, str]) -> Iterator[None]:
                 os.environ[var] = value
 
 
-def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: dict[str, str], api: str = "path"
-                   ) -> dict:
+def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: dict[str, str], api: str) -> dict:
     """Mount every FUSE target in `targets` (closed by `stack`); their daemons' pids. `api`:
     libfuse's API of the local mount (`--api`)."""
     pids = {}
@@ -464,9 +463,10 @@ def main() -> int:
                         "remote_b, its own server, with --remote) whose daemons run with these environment "
                         "variables set (PYTHONPATH=an older tree's copy of client_py/, run from outside the "
                         "checkout, compares code), interleaved with the others")
-    parser.add_argument("--api", choices=("path", "lowlevel", "both"), default="path",
-                        help="libfuse's API of the local mount (wsfs mount --api); both: the path API as mount "
-                        "and the low-level API as mount_b (as --ab WSFS_MOUNT_API=lowlevel), interleaved")
+    parser.add_argument("--api", choices=("path", "lowlevel", "both"), default=default_api(),
+                        help="libfuse's API of the local mount (wsfs mount --api; default the mount's: "
+                        "$WSFS_MOUNT_API or lowlevel); both: the path API as mount and the low-level API as "
+                        "mount_b (as --ab WSFS_MOUNT_API=lowlevel), interleaved")
     args = parser.parse_args()
     if args.api == "both":
         args.ab = ",".join(filter(None, [args.ab, "WSFS_MOUNT_API=lowlevel"]))

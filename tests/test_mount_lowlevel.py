@@ -68,6 +68,8 @@ def test_directory_rename_is_one_update_and_hard_links_share_an_inode():
     assert node is not None and table.path(7) is None  # no name left, not open
     assert table.hide(node) == stand_in_key(7) and table.path(7) == stand_in_key(7)
     assert "\0" in stand_in_key(7)  # (no request can name it)
+    table.unhide(node)  # (its last close)
+    assert table.path(7) is None
 
 
 def test_rename_over_and_exchange_move_names():

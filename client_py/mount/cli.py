@@ -35,8 +35,8 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", metavar="FILE", help="with --background: append the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="log every FUSE call")
     parser.add_argument("--api", choices=("path", "lowlevel"), default=None,
-                        help="libfuse's path API (mfusepy) or its low-level inode API (a local store only); "
-                        "default $WSFS_MOUNT_API or path")
+                        help="libfuse's low-level inode API (a local store only) or its path API (mfusepy); "
+                        "default for a local store $WSFS_MOUNT_API or lowlevel, for a remote one path")
 
 
 def run_mount(args: argparse.Namespace) -> int:

@@ -238,7 +238,7 @@ class LowLevelAdapter:
         try:
             self.ops.rename(path, key)  # (ops.py `_hide`: the name leaves the store at once)
         except BaseException:
-            node.stand_in = None
+            self.inodes.unhide(node)
             raise
         return True
 
@@ -329,7 +329,7 @@ class LowLevelAdapter:
         node = self.inodes.nodes.get(ino)
         if node is not None and node.stand_in == path and self.ops.table.node(ino) is None:
             self.ops.unlink(path)  # (the last close of a file with no name left: it is gone)
-            node.stand_in = None
+            self.inodes.unhide(node)
         lib.fuse_reply_err(req, 0)
 
 

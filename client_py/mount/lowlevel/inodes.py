@@ -155,6 +155,11 @@ class InodeTable:
         node.epoch = -1
         return node.stand_in
 
+    def unhide(self, node: Inode) -> None:
+        """`node`'s stand-in is gone (its last close): no path names it any more."""
+        node.stand_in = None
+        node.epoch = -1
+
     def forget(self, ino: int, nlookup: int) -> None:
         """The kernel dropped `nlookup` lookups of `ino`; at 0 it no longer names it."""
         node = self.nodes.get(ino)
