@@ -15,9 +15,8 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from itertools import accumulate
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import blake3
 from pyfastcdc import FastCDC
@@ -35,8 +34,11 @@ RECORD_SIZE = _RECORD.size
 EMPTY_HASH = blake3.blake3(b"").digest()
 
 
-@dataclass(frozen=True, slots=True)
-class ChunkEntry:
+class ChunkEntry(NamedTuple):
+    """One chunk of a file. A named tuple, not a frozen dataclass: made for every chunk of every
+    list read or written, and a frozen dataclass's `__init__` (three `object.__setattr__` calls)
+    took ~1.2 us against ~0.3 us."""
+
     hash: bytes  # raw 32-byte BLAKE3
     size: int
     id: int  # row id in this store's chunk tables
@@ -49,7 +51,7 @@ def pack(entries: Iterable[ChunkEntry]) -> bytes:
 def unpack(blob: bytes | None) -> list[ChunkEntry]:
     if not blob:
         return []
-    return [ChunkEntry(h, s, i) for h, s, i in _RECORD.iter_unpack(blob)]
+    return list(map(ChunkEntry._make, _RECORD.iter_unpack(blob)))
 
 
 def wire_list(blob: bytes | None) -> tuple[tuple[str, int], ...]:
