@@ -8,15 +8,24 @@ the event loop for 160–660 ms every 3–4 s while finding nothing to free
 4.7 s of pauses, "collected 0"): those pauses were the write p99.
 
 So `wsfs serve` takes full collections out of CPython's hands (`install`): the
-young generations are still collected as usual, where nearly all cyclic
+youngest generation is still collected as usual, where nearly all cyclic
 garbage dies, and a full collection runs from the background sweep (`tick`,
 about once a second) when the process has been allocating little and
 serving (almost) nothing since the last tick, `QUIET_AFTER` seconds have passed since the previous one and at
-least `QUIET_PROMOTED` middle-generation collections ran since (an idle
+least `QUIET_PROMOTED` middle-generation collections' worth of youngest ones ran since (an idle
 server has nothing new in the oldest generation: at 3,000 idle sessions a
 full collection took ~300 ms every 30 s, ~1 % of a core, for nothing), or
 after `FULL_EVERY` seconds whatever the load. Cyclic garbage that reached the
 oldest generation waits for that; memory stays bounded by it.
+
+The middle generation is collected only with the full collections too: what
+survives a youngest collection is, under load, what lives a while (the
+feed's pages and deltas, `sqlite3`'s dead cursor weakrefs, requests in
+flight), so the middle collections walked each of those objects a second
+time and freed almost nothing (211 gen0 and 20 gen1 collections in a row at
+1,000 workspaces x 1 write/s: fewer than one object each); they were about
+half of the collector's CPU there, 25-51 µs per write (docs/server.md,
+fourteenth pass).
 
 Closing stores (`reclaim`, from the idle sweep) asks for one sooner: a closed
 workspace leaves ~140 objects in cycles (its handle, session and feed objects
@@ -59,6 +68,7 @@ FULL_EVERY = 300.0  # the longest between two full collections, busy or not
 QUIET_YOUNG = 3  # youngest-generation collections per tick below which the process counts as quiet
 QUIET_WORK = 3  # requests and commits per tick below which the process counts as quiet (when told)
 QUIET_PROMOTED = 10  # middle-generation collections since the last full one before a quiet moment runs one
+MIDDLE_EVERY = 10  # youngest collections per middle one (CPython's own threshold, counted by `tick` only)
 RECLAIM_SPACING = 100.0  # after closes: the time since the last full collection, in multiples of its pause
 RECLAIM_AFTER = 1.0  # ... and at least this many seconds
 
@@ -136,7 +146,7 @@ class FullCollections:
         since = now - self.last
         # a quiet moment runs one only if enough went through the middle generation since the last:
         # an idle node with 10,000 sessions paused ~300 ms every 30 s walking the same live objects
-        promoted = gc.get_count()[2] >= QUIET_PROMOTED
+        promoted = gc.get_count()[1] >= QUIET_PROMOTED * MIDDLE_EVERY  # (youngest collections since the last full)
         # after closes, only while quiet: at 1,000 busy workspaces, others going to sleep asked for a full
         # collection every 30 s, a 200-660 ms pause in the middle of writes (docs/server.md, seventh pass)
         reclaim = quiet and self.wanted and since >= max(RECLAIM_AFTER, min(QUIET_AFTER, RECLAIM_SPACING * self.took))
@@ -179,8 +189,8 @@ def install() -> None:
         pauses = Pauses()
         gc.callbacks.append(pauses)
     if _policy is None:
-        young, middle, _ = gc.get_threshold()
-        gc.set_threshold(young, middle, NEVER)
+        young, _, _ = gc.get_threshold()
+        gc.set_threshold(young, NEVER, NEVER)
         _policy = FullCollections()
 
 

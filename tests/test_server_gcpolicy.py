@@ -28,9 +28,12 @@ def test_installed_cpython_runs_no_full_collection_and_a_quiet_tick_does() -> No
         g.install()
         assert gc.get_threshold()[2] == g.NEVER
         full = gc.get_stats()[2]["collections"]
+        middle, young = gc.get_stats()[1]["collections"], gc.get_stats()[0]["collections"]
         junk = [[i] for i in range(300_000)]  # survives into the oldest generation...
         del junk                               # ...and many young collections run meanwhile
         assert gc.get_stats()[2]["collections"] == full, "CPython ran a full collection by itself"
+        assert gc.get_stats()[0]["collections"] > young + 100  # the youngest generation as before
+        assert gc.get_stats()[1]["collections"] == middle, "CPython ran a middle collection by itself"
         policy = g._policy
         g.tick()                               # quiet now, but the last full collection is recent
         assert policy.count == 0
