@@ -248,3 +248,30 @@ def test_a_utime_of_a_file_the_server_has_is_queued(gathered):
     assert os.stat(mnt / "g").st_mtime_ns == 1_500_000_000_000_000_000
     assert server_bytes(http, "f") == b"obj" and server_bytes(http, "g") == b"obj2"
     assert "conflict" not in log.read_text()
+
+
+class _Hello:
+    """What `_timed_files` asks of a session: the features its server's hello listed."""
+
+    def __init__(self, *features: str):
+        self.features = features
+
+    def speaks(self, feature: str) -> bool:
+        return feature in self.features
+
+
+def test_a_retry_on_a_server_without_file_set_mtime_sends_the_utime_again():
+    """A batch's file utimes become `set_mtime` entries for a server that lists
+    `file_set_mtime`; when the retry's new connection reaches a server that does not (a
+    rolling downgrade), they go back to wire `utime` calls rather than entries it refuses."""
+    from client_py.mount.pushq import Item, _timed_files
+    from vfs.types import Change, TimedChange
+    from vfs.wire import FEATURE_FILE_SET_MTIME
+
+    entry = Change("/f", "file", 3, mode=0o100644, mtime=1234.5, size=1, hash="ab")
+    item = Item(entry, base=3, utime=True)
+    _timed_files([item], _Hello(FEATURE_FILE_SET_MTIME))
+    assert isinstance(item.change, TimedChange) and item.timed and not item.utime and not item.wire
+    _timed_files([item], _Hello())
+    assert type(item.change) is Change and item.change == entry
+    assert item.utime and not item.timed and item.wire

@@ -91,11 +91,17 @@ def _timed_files(batch: list[Item], session: Any) -> None:
     """A file's new mtime (`Item.utime`) as an entry of the push that sets it (`set_mtime`), where
     the server speaks `file_set_mtime`: one wire `utime` round trip after the push each before
     (240-430 in a Django `git add`: git freshens the objects it would write again)."""
-    if not session.speaks(FEATURE_FILE_SET_MTIME):
-        return
+    speaks = session.speaks(FEATURE_FILE_SET_MTIME)
     for item in batch:
-        if item.utime and not item.link_now:
+        if speaks and item.utime and not item.link_now:
             item.change, item.utime, item.timed = timed_entry(item.change, item.change.mtime), False, True
+        elif not speaks and item.timed:  # a retry reached a server without it: a wire `utime` again
+            item.change, item.utime, item.timed = _untimed(item.change), True, False
+
+
+def _untimed(entry: Change) -> Change:
+    """A file's entry made by `_timed_files`, as the plain entry it was (its mtime kept)."""
+    return Change(**{f.name: getattr(entry, f.name) for f in dataclasses.fields(Change)})
 
 
 def _linked(item: Item, inos: dict[str, int]) -> bool:
