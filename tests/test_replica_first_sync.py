@@ -91,3 +91,22 @@ async def test_rescan_after_a_pull_skips_only_files_still_at_the_inode_it_instal
         await asyncio.wait_for(r.sync_once(), 60)  # a new run installed nothing: the in-place edit goes up
     assert await ws.read_file("/d/a.txt") == b"edited in place"
     assert await ws.read_file("/d/b.txt") == b"a new inode"
+
+
+async def test_a_first_upload_sends_several_chunks_per_frame(server, ws, tmp_path):
+    """A replica's first sync of many small local files uploads their chunks several to a
+    WebSocket frame (PUT_MANY, where the server lists it): one frame per file before."""
+    local = tmp_path / "rep"
+    files = {f"/up/f{i:03d}": os.urandom(200 + i) for i in range(120)}
+    for path, data in files.items():
+        (local / path.lstrip("/")).parent.mkdir(parents=True, exist_ok=True)
+        (local / path.lstrip("/")).write_bytes(data)
+    before = server.metric("wsfs_ws_messages_total", direction="in")
+    async with make_replica(server, local) as r:
+        summary = await asyncio.wait_for(r.sync_once(), 120)
+    messages = server.metric("wsfs_ws_messages_total", direction="in") - before
+    assert summary.uploaded == 121  # 120 files and their directory
+    assert summary.bytes_sent == sum(len(data) for data in files.values())
+    assert 0 < messages < 40, messages  # hello, has, uploads, ping, push: not 120 upload frames
+    for path, data in files.items():
+        assert await ws.read_file(path) == data
