@@ -12,7 +12,8 @@ def register(subparsers) -> None:
     mount = subparsers.add_parser(
         "mount",
         help="mount a workspace with FUSE",
-        usage="wsfs mount STORE.db MOUNTPOINT | URL WORKSPACE MOUNTPOINT [--background] [--cache DIR] [--token T]",
+        usage="wsfs mount STORE.db MOUNTPOINT | URL WORKSPACE MOUNTPOINT [--background] [--cache DIR] [--token T] "
+              "[--api lowlevel|path]",
         description=(
             "wsfs mount STORE.db MOUNTPOINT mounts a local store; "
             "wsfs mount URL WORKSPACE MOUNTPOINT mounts a remote workspace through a local cache store."
