@@ -313,10 +313,9 @@ def header(with_floor: bool, ab: str | None = None, remote: bool = False) -> str
 def remote_mount(data: Path, mountpoint: Path, cache: Path, log_file: Path) -> Iterator[tuple[int, int]]:
     """A `wsfs serve` on loopback (data in `data`) and a remote mount of its workspace
     `demo` at `mountpoint` for the duration: yields (mount daemon pid, server pid)."""
-    root = Path(__file__).resolve().parent.parent
     with open(log_file, "ab") as log:
         server = subprocess.Popen([sys.executable, "-m", "wsfs", "serve", "--data", str(data), "--port", "0",
-                                   "--no-seed"], cwd=root, stdout=subprocess.PIPE, stderr=log, text=True)
+                                   "--no-seed"], cwd=_server_tree(), stdout=subprocess.PIPE, stderr=log, text=True)
     try:
         url = token = ""
         deadline = time.monotonic() + 30
@@ -339,6 +338,16 @@ def remote_mount(data: Path, mountpoint: Path, cache: Path, log_file: Path) -> I
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _server_tree() -> Path:
+    """Where the server's code comes from: the first `PYTHONPATH` entry holding a `server/` (an A/B's
+    other tree, `--ab PYTHONPATH=DIR`), else this checkout. `-m` puts the working directory first
+    on `sys.path`, so it decides which tree's server runs."""
+    for entry in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+        if entry and (Path(entry) / "server").is_dir():
+            return Path(entry)
+    return Path(__file__).resolve().parent.parent
 
 
 @contextmanager
