@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import uvloop
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -257,6 +258,9 @@ class RawSubscriber(asyncio.Protocol):
         if opcode == 0x1:
             if payload.startswith(b'{"type":"changes"'):
                 now = time.perf_counter()
+                if self.subs.raw is not None:  # a worker: parsed after the load, not while it measures
+                    self.subs.raw.append((now, self.ws, payload))
+                    return
                 seen = self.subs.seen
                 for path in _PATH.findall(payload):
                     seen.setdefault(f"{self.ws}{path.decode()}", []).append(now)
@@ -273,10 +277,13 @@ class RawSubscriber(asyncio.Protocol):
 class Subscribers:
     """One subscribed WebSocket per (workspace, copy); records the first receipt time of each path."""
 
-    def __init__(self) -> None:
+    def __init__(self, deferred: bool = False) -> None:
         self.conns: list[RawSubscriber] = []
         self.seen: dict[str, list[float]] = {}
         self.deliveries = 0
+        # deferred: `changes` frames kept raw with their receipt time and parsed by `parse_raw` once the
+        # load is over, so a client process spends its CPU on reading sockets while the clock runs
+        self.raw: list[tuple[float, str, bytes]] | None = [] if deferred else None
         self.retries = 0  # connections refused with 1013 (the server near its descriptor limit) and retried
 
     async def add(self, url: str, token: str, ws: str) -> None:
@@ -297,6 +304,14 @@ class Subscribers:
                     sub.transport.close()
                 await asyncio.sleep(0.2 + 0.01 * attempt)
         self.conns.append(sub)
+
+    def parse_raw(self) -> None:
+        """Turn the kept `changes` frames into `seen` and `deliveries` (deferred mode)."""
+        for now, ws, payload in self.raw or ():
+            for path in _PATH.findall(payload):
+                self.seen.setdefault(f"{ws}{path.decode()}", []).append(now)
+                self.deliveries += 1
+        self.raw = []
 
     async def close(self) -> None:
         for sub in self.conns:
@@ -546,10 +561,11 @@ async def snapshot_point(server: Proc, n: int, args: argparse.Namespace) -> None
 
 async def sub_worker(url: str, token: str, ws: str, n: int) -> None:
     """A client process holding `n` subscribers: READY once subscribed, then on a stdin line its receipts."""
-    subs = Subscribers()
+    subs = Subscribers(deferred=True)
     await bounded_gather([subs.add(url, token, ws) for _ in range(n)], 100)
     print("READY", flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    subs.parse_raw()
     sys.stdout.write(orjson.dumps({"seen": subs.seen, "deliveries": subs.deliveries}).decode() + "\n")
     sys.stdout.flush()
     await subs.close()
@@ -572,12 +588,17 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
         await asyncio.sleep(1.0)
         row: dict[str, Any] = {"subscribers": n}
         row.update(proc_figures(server.proc.pid))
-        c0 = cpu_seconds(server.proc.pid)
+        pids = [server.proc.pid] + [w.pid for w in workers]
+        cpu0, w0 = [cpu_split(pid) for pid in pids], runqueue_wait(server.proc.pid)
+        spy = py_spy(server.proc.pid, args.load_seconds, f"subs{n}")
         load = await write_load(server.url, server.admin, [name], 10, args.load_seconds, subs, "f")
         await asyncio.sleep(2.0)  # let the slowest worker receive the last commits
-        cpu = cpu_seconds(server.proc.pid) - c0
+        cpu1, w1 = [cpu_split(pid) for pid in pids], runqueue_wait(server.proc.pid)
+        if spy is not None:
+            spy.wait()
         sent = load.pop("_sent")
         latencies: list[float] = []
+        last: dict[str, float] = {}  # per write: its last subscriber's receipt (what the goal's p99 is about)
         deliveries = 0
         for w in workers:
             assert w.stdin is not None and w.stdout is not None
@@ -588,10 +609,17 @@ async def subscribers_point(server: Proc, n: int, args: argparse.Namespace) -> d
             for key, times in report["seen"].items():
                 if key in sent:
                     latencies.extend((t - sent[key]) * 1000 for t in times)
+                    last[key] = max(last.get(key, 0.0), (max(times) - sent[key]) * 1000)
         load["deliv_p50"], load["deliv_p99"] = pct(latencies, 50), pct(latencies, 99)
+        load["last_p50"], load["last_p99"] = pct(list(last.values()), 50), pct(list(last.values()), 99)
         load["delivered"] = len(latencies)
         row["load"] = load
-        row["cpu_us_per_delivery"] = 1e6 * cpu / max(1, deliveries)
+        per = 1e6 / max(1, deliveries)
+        (u0, s0), (u1, s1) = cpu0[0], cpu1[0]
+        row["cpu_us_per_delivery"] = per * (u1 + s1 - u0 - s0)
+        row["user_sys_us"] = (per * (u1 - u0), per * (s1 - s0))
+        row["client_us_per_delivery"] = per * sum(b[0] + b[1] - a[0] - a[1] for a, b in zip(cpu0[1:], cpu1[1:]))
+        row["loop_wait_ms"] = 1000 * (w1 - w0)  # the server's loop runnable but without a CPU, whole load
         await subs.close()
     finally:
         for w in workers:
@@ -681,6 +709,9 @@ async def roots_ab(args: argparse.Namespace) -> None:
     then each tree's medians and, for every tree after the first, in how many rounds its CPU per
     write was lower."""
     print(f"load average at start: {os.getloadavg()}", flush=True)
+    if not args.workspaces and args.subs:
+        await roots_subs_ab(args)
+        return
     stack = args.stacks[0]
     rows: dict[str, list[dict[str, Any]]] = {root: [] for root in args.roots}
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
@@ -708,6 +739,41 @@ async def roots_ab(args: argparse.Namespace) -> None:
         if root != first:
             wins = sum(1 for a, b in zip(rows[first], results) if b["cpu_us"] < a["cpu_us"])
             line += f"; CPU per write lower than {first} in {wins}/{len(results)} rounds"
+        print(line, flush=True)
+    print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+async def roots_subs_ab(args: argparse.Namespace) -> None:
+    """`--roots A,B --workspaces= --subs S`: the subscribers points on a fresh server of each tree in
+    turn, `--pairs` rounds (order alternating), then each tree's medians and, for every tree after the
+    first, in how many rounds its server CPU per delivery and its last-subscriber p99 were lower."""
+    keys = ("cpu_us_per_delivery", "client_us_per_delivery", "deliv_p50", "deliv_p99", "last_p50", "last_p99")
+    rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
+        for k in range(args.pairs):
+            for i, root in enumerate(args.roots if k % 2 == 0 else args.roots[::-1]):
+                args.root = root
+                server = start_wsfs(str(Path(data) / f"r{k}t{i}"), args, args.stacks[0])
+                try:
+                    for n in args.subs:
+                        row = await subscribers_point(server, n, args)
+                        ld = row.pop("load")
+                        print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}):", flush=True)
+                        print(subs_line(n, args, row, ld), flush=True)
+                        rows.setdefault((root, n), []).append({**row, **ld})
+                finally:
+                    server.stop()
+    first = args.roots[0]
+    for (root, n), results in rows.items():
+        med = {key: pct([r[key] for r in results], 50) for key in keys}
+        line = (f"medians {root}, {n} subscribers: server {med['cpu_us_per_delivery']:.1f} µs/delivery, clients "
+                f"{med['client_us_per_delivery']:.1f}, delivery p50/p99 {med['deliv_p50']:.1f}/{med['deliv_p99']:.1f} "
+                f"ms, last subscriber p50/p99 {med['last_p50']:.1f}/{med['last_p99']:.1f} ms")
+        if root != first:
+            base = rows[(first, n)]
+            cpu = sum(1 for a, b in zip(base, results) if b["cpu_us_per_delivery"] < a["cpu_us_per_delivery"])
+            p99 = sum(1 for a, b in zip(base, results) if b["last_p99"] < a["last_p99"])
+            line += f"; lower than {first}: CPU in {cpu}/{len(results)}, last p99 in {p99}/{len(results)} rounds"
         print(line, flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
@@ -765,10 +831,7 @@ async def run(args: argparse.Namespace) -> None:
             for n in args.subs:
                 row = await subscribers_point(server, n, args)
                 ld = row.pop("load")
-                print(f"  {n:>5} subscribers ({args.sub_procs} client procs) | RSS {row['rss_mib']:.1f} MiB fds "
-                      f"{row['fds']} | delivery p50 {ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms "
-                      f"({ld['delivered']}) | write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms | "
-                      f"server CPU {row['cpu_us_per_delivery']:.1f} µs/delivery", flush=True)
+                print(subs_line(n, args, row, ld), flush=True)
             if args.small:
                 await small_section(servers, args)
         finally:
@@ -779,6 +842,17 @@ async def run(args: argparse.Namespace) -> None:
                 if said:
                     print(f"server log ({len(said)} lines), its last 20:", *said[-20:], sep="\n  ", flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
+
+
+def subs_line(n: int, args: argparse.Namespace, row: dict[str, Any], ld: dict[str, Any]) -> str:
+    """One subscribers point: deliveries, each write's last subscriber, the server's and clients' CPU."""
+    return (f"  {n:>5} subscribers ({args.sub_procs} client procs) | RSS {row['rss_mib']:.1f} MiB fds "
+            f"{row['fds']} | delivery p50 {ld['deliv_p50']:.1f} p99 {ld['deliv_p99']:.1f} ms "
+            f"({ld['delivered']}), last subscriber p50 {ld['last_p50']:.1f} p99 {ld['last_p99']:.1f} ms | "
+            f"write p50 {ld['write_p50']:.1f} p99 {ld['write_p99']:.1f} ms | server CPU "
+            f"{row['cpu_us_per_delivery']:.1f} µs/delivery (user {row['user_sys_us'][0]:.1f}, system "
+            f"{row['user_sys_us'][1]:.1f}), loop waited for a CPU {row['loop_wait_ms']:.0f} ms | clients "
+            f"{row['client_us_per_delivery']:.1f} µs/delivery")
 
 
 def ints(text: str) -> list[int]:
@@ -849,7 +923,8 @@ def main() -> None:
         url, token, ws, n = args.sub_worker
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        asyncio.run(sub_worker(url, token, ws, int(n)))
+        # uvloop, as the server: a socket's read costs the client process ~half of asyncio's selector loop
+        uvloop.run(sub_worker(url, token, ws, int(n)))
         return
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if args.nofile > hard:
