@@ -51,16 +51,7 @@ def frame_writer(send: Any) -> Callable[[bytes], bool] | None:
     framing: the frame of a page is built once and the same bytes go to every transport.
     """
     raw = RawSocket.of(send)  # the same checks as co-editing's relay (server/rawsocket.py)
-    if raw is None:
-        return None
-
-    def write(frame: bytes) -> bool:
-        if not raw.ready:
-            return False
-        raw.transport.write(frame)
-        return True
-
-    return write
+    return None if raw is None else raw.write
 
 
 class Fanout:
@@ -68,7 +59,8 @@ class Fanout:
 
     def __init__(self, handle: Any):
         self.handle = handle
-        self.parked: dict[Any, None] = {}  # insertion-ordered set of Subscription
+        self.parked: dict[Any, Any] = {}  # Subscription -> its spec, interned (insertion-ordered)
+        self._specs: dict[Any, Any] = {}  # equal specs -> one object: a group is found by identity
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0  # messages delivered from here (tests, metrics)
@@ -78,7 +70,9 @@ class Fanout:
         """Register a caught-up subscription waiting for commits; False if it must wait on its own."""
         if sub.session.write_frame is None or self.handle.closed:
             return False
-        self.parked[sub] = None
+        if len(self._specs) > 2 * len(self.parked) + 64:  # distinct specs come and go: bounded
+            self._specs = {spec: spec for spec in self.parked.values()}
+        self.parked[sub] = self._specs.setdefault(sub.spec, sub.spec)
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
         return True
@@ -120,29 +114,88 @@ class Fanout:
         # (otherwise the hub heard of the commit two loop turns after it (`WorkspaceHandle._publish`)
         # and woke this task, which runs a turn later still: the third turn, after the reply of an
         # inline write (the same turn), a pool write (the next) and a pipelined push (the second))
-        head = self.handle.head()
-        feed = self.handle.feed
-        pages: dict[Any, Any] = {}
+        run = _Run(self.handle.head(), self.handle.feed)
         budget = SLICE
-        for sub in list(self.parked):
-            if budget <= 0:
-                await asyncio.sleep(0)  # other work (replies, other workspaces) runs between slices
-                budget = SLICE
-            if sub not in self.parked:
-                continue  # handed back or gone while we yielded: its own task has it
-            budget -= 1
-            session = sub.session
-            while sub.cursor.rev < head:  # (a subscription parked after this commit has nothing to do)
-                key = (sub.spec, sub.cursor)
-                page = pages.get(key, _MISSING)
-                if page is _MISSING:
-                    page = pages[key] = feed.page_nowait(sub.spec, sub.filt, sub.cursor)
-                # the page's frame, written only if the socket takes it now; else (full, closing, gone)
-                # the subscription's own task sends it the ordinary way, or ends itself
-                if page is None or page.cursor.rev <= sub.cursor.rev or not session.push_page(page, sub):
+        try:
+            for sub, spec in list(self.parked.items()):
+                if budget <= 0:
+                    self.sent += run.flush()
+                    await asyncio.sleep(0)  # other work (replies, other workspaces) runs between slices
+                    budget = SLICE
+                if sub not in self.parked:
+                    continue  # handed back or gone while we yielded: its own task has it
+                budget -= 1
+                if not run.serve(sub, spec):
                     self._hand_back(sub)
-                    break
-                self.sent += 1
-                if page.more:
-                    self._hand_back(sub)  # a long way behind: its own task reads on
-                    break
+        finally:
+            self.sent += run.flush()
+
+
+class _Run:
+    """One fan-out pass: the page and frame of the group being served, kept while the next
+    subscription stands at the same place.
+
+    Parked subscriptions mostly stand at one cursor (the fan-out moved them all to the same page's
+    cursor object), with one spec (interned at `park`) and one id: a run of them shares one page and
+    one frame, found by identity, so each is served with a few attribute reads and one
+    `transport.write`. Anything else falls back to the per-pass page table and the page's frames.
+    """
+
+    __slots__ = ("head", "feed", "pages", "spec", "cursor", "page", "sid", "frame", "counters",
+                 "messages", "bytes", "entries")
+
+    def __init__(self, head: int, feed: Any):
+        self.head, self.feed = head, feed
+        self.pages: dict[Any, Any] = {}
+        self.spec: Any = _MISSING
+        self.cursor: Any = _MISSING
+        self.page: Any = None
+        self.sid: Any = _MISSING
+        self.frame = b""
+        self.counters: Any = None
+        self.messages = self.bytes = self.entries = 0
+
+    def serve(self, sub: Any, spec: Any) -> bool:
+        """Send `sub` every page it lacks up to the head from memory; False: hand it back to its own
+        task (page not in memory, more to read, socket full or closing, session gone)."""
+        session = sub.session
+        while sub.cursor.rev < self.head:  # (a subscription parked after this commit has nothing to do)
+            cursor = sub.cursor
+            if cursor is not self.cursor or spec is not self.spec:
+                self._group(sub, spec, cursor)
+            page = self.page
+            if page is None or page.cursor.rev <= cursor.rev:
+                return False
+            sid = sub.id
+            if sid is not self.sid and (type(sid) is not type(self.sid) or sid != self.sid):
+                self.sid, self.frame = sid, page.frame(sid, cursor)
+            # the page's frame, written only if the socket takes it now; else (full, closing, gone)
+            # the subscription's own task sends it the ordinary way, or ends itself
+            if session.closed or not session.write_frame(self.frame):
+                return False
+            sub.cursor = page.cursor
+            self.messages += 1
+            self.bytes += len(self.frame)
+            self.entries += page.count
+            if self.counters is None:
+                self.counters = session.st.metrics.ws
+            if page.more:
+                return False  # a long way behind: its own task reads on
+        return True
+
+    def _group(self, sub: Any, spec: Any, cursor: Any) -> None:
+        key = (spec, cursor)
+        page = self.pages.get(key, _MISSING)
+        if page is _MISSING:
+            page = self.pages[key] = self.feed.page_nowait(spec, sub.filt, cursor)
+        self.spec, self.cursor, self.page, self.sid = spec, cursor, page, _MISSING
+
+    def flush(self) -> int:
+        """Add the messages sent so far to the session counters; returns how many."""
+        sent = self.messages
+        if self.counters is not None and sent:
+            self.counters.messages_out += sent
+            self.counters.bytes_out += self.bytes
+            self.counters.entries += self.entries
+        self.messages = self.bytes = self.entries = 0
+        return sent

@@ -61,3 +61,13 @@ class RawSocket:
         p = self.protocol
         return (self.writable.is_set() and not p.disconnected and not p.close_sent and p.handshake_complete
                 and self.conn.state is State.OPEN)
+
+    def write(self, frame: bytes) -> bool:
+        """Write a whole pre-built frame now if `ready` (its checks inline: this runs once per socket
+        of a fan-out); False if the socket cannot take it without waiting, or is closing."""
+        p = self.protocol
+        if (not self.writable.is_set() or p.disconnected or p.close_sent or not p.handshake_complete
+                or self.conn.state is not State.OPEN):
+            return False
+        self.transport.write(frame)
+        return True
