@@ -138,7 +138,8 @@ class Change:
 
 @dataclass(slots=True, unsafe_hash=True)
 class TimedChange(Change):
-    """A directory entry to apply that sets the directory's mtime too (wire field `set_mtime`).
+    """A directory or file entry to apply that sets its mtime too (wire field `set_mtime`; a file's
+    only to a server listing `file_set_mtime`).
 
     An applied entry of a directory the store has changes its mode only, so a
     replica, whose directories' mtimes move with every file it writes, never
