@@ -198,7 +198,7 @@ class Session:
 
     def on_commit(self, rev: int) -> None:
         fanout = self.handle.fanout
-        for sub in self.subs.values():
+        for sub in self.proto.subscriptions.values():  # (per session per commit: no property here)
             if sub in fanout.parked:
                 fanout.kick()  # one task serves every parked subscription
             else:
