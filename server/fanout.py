@@ -9,7 +9,9 @@ subscriptions, takes each group's page once from the feed (the shared cache
 or the commit's delta), and writes the same pre-built message to every
 socket that can take it: the frame's bytes are built once per page and written
 to each transport directly (`frame_writer`), with no per-socket encoding, no
-`await` and no task switch.
+`await` and no task switch. A run of subscriptions at one place (same cursor
+object, same interned spec, same id) shares one page and one frame found by
+identity (`_Run`): per socket, a few attribute reads and one `write`.
 
 Backpressure is unchanged: a parked subscription is served here only if its
 socket is writable (uvicorn's own flow-control flag, the one its `send`
