@@ -36,7 +36,7 @@ class GroupCommit:
         self._idle = idle
         self._max_age = max_age
         self._ws = None
-        self._open: AbstractContextManager | None = None
+        self.tx: AbstractContextManager | None = None
         self._opened = 0.0
         self._last = 0.0
         self._stop = threading.Event()
@@ -54,23 +54,23 @@ class GroupCommit:
 
     def begin(self) -> None:
         """Join the open transaction, or open one."""
-        if self._ws is None or self._open is not None:
+        if self._ws is None or self.tx is not None:
             return
-        self._open = self._ws.transaction()
-        self._open.__enter__()
+        self.tx = self._ws.transaction()
+        self.tx.__enter__()
         self._opened = time.monotonic()
 
     def after_op(self) -> None:
         self._last = time.monotonic()
-        if self._open is not None and self._last - self._opened >= self._max_age:
+        if self.tx is not None and self._last - self._opened >= self._max_age:
             self.commit()
 
     def commit(self) -> None:
-        if self._open is None:
+        if self.tx is None:
             return
         if self.before_commit is not None:
             self.before_commit()
-        group, self._open = self._open, None
+        group, self.tx = self.tx, None
         group.__exit__(None, None, None)
 
     def stop(self) -> None:
@@ -83,7 +83,7 @@ class GroupCommit:
         """Commit a burst once it has been idle for `idle` seconds."""
         while not self._stop.wait(self._idle):
             with self._lock:
-                if self._open is not None and time.monotonic() - self._last >= self._idle:
+                if self.tx is not None and time.monotonic() - self._last >= self._idle:
                     try:
                         self.commit()
                     except Exception:  # noqa: BLE001 - reported; the next burst starts afresh

@@ -49,7 +49,7 @@ class LinkNames:
     def __init__(self) -> None:
         self.fuse: int | None = None
         self._names: dict[int, set[str]] = {}
-        self._pending: list[tuple[str, int]] = []
+        self.waiting: list[tuple[str, int]] = []  # (name, ino) to invalidate once the lock drops
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._worker: threading.Thread | None = None
 
@@ -65,7 +65,7 @@ class LinkNames:
         """Inode `ino` changed through `path`: its other names must be refreshed."""
         names = self._names.get(ino)
         if names:
-            self._pending.extend((name, ino) for name in names if name != path)
+            self.waiting.extend((name, ino) for name in names if name != path)
 
     def others(self, ino: int, path: str) -> set[str]:
         """The names other than `path` seen for `ino` (all of them only if its link count says so)."""
@@ -80,14 +80,14 @@ class LinkNames:
 
     def pending(self) -> bool:
         """Is an invalidation waiting (after an operation, see `take_pending`)?"""
-        return bool(self._pending)
+        return bool(self.waiting)
 
     def take_pending(self, is_open: Callable[[int], object]) -> tuple[list[str], bool]:
         """(names to invalidate, whether one of their inodes is open: see the module docstring)."""
-        pending = self._pending
-        if not pending:  # (nearly every operation: called after each one)
+        pending = self.waiting
+        if not pending:
             return _NONE
-        self._pending = []
+        self.waiting = []
         return [name for name, _ in pending], any(is_open(ino) for _, ino in pending)
 
     def flush(self, paths: list[str], busy: bool = True) -> None:

@@ -40,6 +40,9 @@ log = logging.getLogger("wsfs.mount")
 ENC, ERR = "utf-8", "surrogateescape"
 lib = b.lib
 FuseOSError = mfusepy.FuseOSError
+_view = ctypes.pythonapi.PyMemoryView_FromMemory  # (char *, Py_ssize_t, flags) -> memoryview
+_view.argtypes, _view.restype = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int], ctypes.py_object
+_PYBUF_READ = 0x100
 
 
 class Stale(FuseOSError):
@@ -64,6 +67,7 @@ class LowLevelAdapter:
         self._entry_out = b.EntryParam()
         ops.stand_in_prefix = STAND_IN_PREFIX
         ops.caller = self._caller
+        self._lock, self._fill_stat = ops._lock, ops._fill_stat
 
     # -- plumbing ---------------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class LowLevelAdapter:
         """The entry reply for `path` (a new lookup of its inode)."""
         entry = self._entry_out
         entry.attr_timeout = entry.entry_timeout = self.timeout
-        if self.ops.fill_stat(path, None, entry.attr):
+        if self._fill(path, None, entry.attr):
             raise FuseOSError(errno.ENOENT)
         entry.ino = entry.attr.st_ino
         self.inodes.looked_up(entry.ino, parent, name, S_ISDIR(entry.attr.st_mode))
@@ -137,9 +141,16 @@ class LowLevelAdapter:
 
     def _attr(self, req, path: str, fh: int | None) -> None:
         out = self._stat
-        if self.ops.fill_stat(path, fh, out):
+        if self._fill(path, fh, out):
             raise FuseOSError(errno.ENOENT)
         lib.fuse_reply_attr(req, out, self.timeout)
+
+    def _fill(self, path: str, fh: int | None, out) -> int:
+        """`WsfsOperations.fill_stat` without its `fuse_op` pass (it stores nothing, joins no
+        group, and a store error is an OSError the handler turns into its errno): the lock
+        only. Two of every three requests of an untar end here."""
+        with self._lock:
+            return self._fill_stat(path, fh, out)
 
     # -- the connection ---------------------------------------------------------------
 
@@ -158,7 +169,7 @@ class LowLevelAdapter:
         decoded, path = self._child(parent, name)
         entry = self._entry_out
         entry.attr_timeout = entry.entry_timeout = self.timeout
-        if self.ops.fill_stat(path, None, entry.attr):
+        if self._fill(path, None, entry.attr):
             entry.ino = 0  # (a negative entry, kept for entry_timeout)
         else:
             entry.ino = entry.attr.st_ino
@@ -182,15 +193,25 @@ class LowLevelAdapter:
     def ll_setattr(self, req, ino, attr, to_set, fi) -> None:
         """chmod, chown, truncate, utimens in libfuse's path-API order, then the attributes."""
         path, fh, new, ops = self._path(ino), (fi.contents.fh if fi else None), attr.contents, self.ops
-        if to_set & b.SET_MODE:
-            ops.chmod(path, new.st_mode)
-        if to_set & (b.SET_UID | b.SET_GID):
-            ops.chown(path, new.st_uid if to_set & b.SET_UID else -1, new.st_gid if to_set & b.SET_GID else -1)
-        if to_set & b.SET_SIZE:
-            ops.truncate(path, new.st_size, fh)
+        times = None
         if to_set & (b.SET_ATIME | b.SET_MTIME | b.SET_ATIME_NOW | b.SET_MTIME_NOW):
-            ops.utimens(path, (_time(to_set, b.SET_ATIME, b.SET_ATIME_NOW, new.st_atimespec),
-                               _time(to_set, b.SET_MTIME, b.SET_MTIME_NOW, new.st_mtimespec)))
+            times = (_time(to_set, b.SET_ATIME, b.SET_ATIME_NOW, new.st_atimespec),
+                     _time(to_set, b.SET_MTIME, b.SET_MTIME_NOW, new.st_mtimespec))
+        mode = new.st_mode if to_set & b.SET_MODE else None
+        uid = new.st_uid if to_set & b.SET_UID else -1
+        gid = new.st_gid if to_set & b.SET_GID else -1
+        if not to_set & b.SET_SIZE:  # (nearly all: tar's futimens, fchown, fchmod) one pass of the wrapper
+            if ops.set_attrs_fill(path, fh, self._stat, mode, uid, gid, times):
+                raise FuseOSError(errno.ENOENT)
+            lib.fuse_reply_attr(req, self._stat, self.timeout)
+            return
+        if mode is not None:
+            ops.chmod(path, mode)
+        if uid != -1 or gid != -1:
+            ops.chown(path, uid, gid)
+        ops.truncate(path, new.st_size, fh)
+        if times is not None:
+            ops.utimens(path, times)
         self._attr(req, path, fh)
 
     def ll_readlink(self, req, ino) -> None:
@@ -231,7 +252,7 @@ class LowLevelAdapter:
         if ino is None or self.ops.table.node(ino) is None:
             return False
         out = self._stat
-        if self.ops.fill_stat(path, None, out) or out.st_nlink > 1 or out.st_ino != ino:
+        if self._fill(path, None, out) or out.st_nlink > 1 or out.st_ino != ino:
             return False
         node = self.inodes.nodes[ino]
         key = self.inodes.hide(node)
@@ -311,8 +332,9 @@ class LowLevelAdapter:
         lib.fuse_reply_buf(req, data, len(data))
 
     def ll_write(self, req, ino, buf, size, offset, fi) -> None:
-        # The kernel's buffer as a view, copied once, into the spool.
-        data = memoryview(ctypes.cast(buf, ctypes.POINTER(ctypes.c_char * size)).contents).cast("B")
+        # The kernel's buffer as a view (one C call: no ctypes array type per size), copied
+        # once, into the spool.
+        data = _view(buf, size, _PYBUF_READ)
         lib.fuse_reply_write(req, self.ops.write(self._path(ino), data, offset, fi.contents.fh))
 
     def ll_flush(self, req, ino, fi) -> None:
