@@ -18,6 +18,7 @@ import errno
 import logging
 import os
 import stat as stat_mod
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -48,6 +49,21 @@ _IFMT = {
     "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
     "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
 }  # fmt: skip
+
+
+def _stat_packer() -> Callable | None:
+    """`struct.Struct.pack_into` for libfuse's `struct stat` (mfusepy's `c_stat`) when its layout is
+    Linux x86-64's (st_dev .. the three timespecs, in order), else None: fill field by field."""
+    layout = [(name, getattr(mfusepy.c_stat, name).offset) for name, *_ in mfusepy.c_stat._fields_][:14]
+    expected = [("st_dev", 0), ("st_ino", 8), ("st_nlink", 16), ("st_mode", 24), ("st_uid", 28), ("st_gid", 32),
+                ("__pad0", 36), ("st_rdev", 40), ("st_size", 48), ("st_blksize", 56), ("st_blocks", 64),
+                ("st_atimespec", 72), ("st_mtimespec", 88), ("st_ctimespec", 104)]
+    if layout != expected or struct.calcsize("=QQQIIIiQqqqqqqqqq") != 120:
+        return None
+    return struct.Struct("=QQQIIIiQqqqqqqqqq").pack_into
+
+
+_PACK_STAT = _stat_packer()
 
 
 class WsfsOperations(OpenFileOps, mfusepy.Operations):
@@ -175,15 +191,18 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             ctime_ns = max(st.ctime_ns, mtime_ns)
         else:
             size, mtime_ns, ctime_ns = st.size, st.mtime_ns, st.ctime_ns
+        if _PACK_STAT is not None:  # (one C call for the 16 fields: ~4x fewer bytecodes than setting each)
+            atime_ns = st.atime_ns
+            _PACK_STAT(out, 0, 0, st.ino, st.nlink, st.mode, st.uid, st.gid, 0, st.rdev, size, BLKSIZE,
+                       (size + 511) // 512, atime_ns // 1_000_000_000, atime_ns % 1_000_000_000,
+                       mtime_ns // 1_000_000_000, mtime_ns % 1_000_000_000, ctime_ns // 1_000_000_000,
+                       ctime_ns % 1_000_000_000)
+            return 0
         out.st_ino, out.st_mode, out.st_nlink = st.ino, st.mode, st.nlink
         out.st_uid, out.st_gid, out.st_rdev = st.uid, st.gid, st.rdev
         out.st_size, out.st_blocks, out.st_blksize = size, (size + 511) // 512, BLKSIZE
-        spec = out.st_atimespec
-        spec.tv_sec, spec.tv_nsec = divmod(st.atime_ns, 1_000_000_000)
-        spec = out.st_mtimespec
-        spec.tv_sec, spec.tv_nsec = divmod(mtime_ns, 1_000_000_000)
-        spec = out.st_ctimespec
-        spec.tv_sec, spec.tv_nsec = divmod(ctime_ns, 1_000_000_000)
+        for spec, ns in ((out.st_atimespec, st.atime_ns), (out.st_mtimespec, mtime_ns), (out.st_ctimespec, ctime_ns)):
+            spec.tv_sec, spec.tv_nsec = divmod(ns, 1_000_000_000)
         return 0
 
     @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
