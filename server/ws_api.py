@@ -452,12 +452,12 @@ class Session:
     async def _finish_push(self, fut: asyncio.Future[Any], request_id: Any,
                            before: asyncio.Task[Any] | None = None) -> None:
         try:
-            result = await fut
+            await asyncio.wait([fut])  # (its error is raised by `result()` below, after `before`)
             if before is not None and not before.done():
-                # replies go out in push order: a send waiting for the socket to drain must not be
-                # overtaken by a later reply that finds it writable
+                # replies and errors go out in push order: a send waiting for the socket to drain
+                # must not be overtaken by a later reply that finds it writable
                 await asyncio.wait([before])
-            await self.send_reply(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
+            await self.send_reply(encode(Ok(id=request_id, result=apply_result_to_wire(fut.result()))))
         except _Closed:
             pass
         except Exception as e:  # noqa: BLE001 - reported to the client, not raised
