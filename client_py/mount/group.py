@@ -40,6 +40,7 @@ class GroupCommit:
         self._opened = 0.0
         self._last = 0.0
         self._stop = threading.Event()
+        self._opened_one = threading.Event()  # set by `begin`: the idle-commit thread has a group to watch
         self._thread: threading.Thread | None = None
         # Called (holding the lock) just before each commit: the mount stores the files
         # it kept pending after their close, so a commit never leaves one behind.
@@ -59,6 +60,7 @@ class GroupCommit:
         self.tx = self._ws.transaction()
         self.tx.__enter__()
         self._opened = time.monotonic()
+        self._opened_one.set()
 
     def after_op(self) -> None:
         self._last = time.monotonic()
@@ -76,15 +78,30 @@ class GroupCommit:
     def stop(self) -> None:
         """Stop the idle-commit thread. Call without holding the lock (the thread may wait for it)."""
         self._stop.set()
+        self._opened_one.set()
         if self._thread is not None:
             self._thread.join(5)
 
     def _run(self) -> None:
-        """Commit a burst once it has been idle for `idle` seconds."""
-        while not self._stop.wait(self._idle):
-            with self._lock:
-                if self.tx is not None and time.monotonic() - self._last >= self._idle:
-                    try:
-                        self.commit()
-                    except Exception:  # noqa: BLE001 - reported; the next burst starts afresh
-                        log.exception("group commit failed: the last metadata changes were rolled back")
+        """Commit a burst once it has been idle for `idle` seconds. With no group open the thread
+        sleeps until `begin` opens one: polling every `idle` cost an idle mount ~0.25 s of CPU a
+        minute."""
+        while not self._stop.is_set():
+            self._opened_one.wait()
+            self._opened_one.clear()  # (a group opened from here on sets it again)
+            while not self._stop.wait(self._idle):
+                if self._commit_if_idle():
+                    break
+
+    def _commit_if_idle(self) -> bool:
+        """Commit the open group if the burst paused; True when no group is left open."""
+        with self._lock:
+            if self.tx is None:
+                return True  # committed meanwhile (fsync, max_age, unmount)
+            if time.monotonic() - self._last < self._idle:
+                return False
+            try:
+                self.commit()
+            except Exception:  # noqa: BLE001 - reported; the next burst starts afresh
+                log.exception("group commit failed: the last metadata changes were rolled back")
+            return True
