@@ -187,7 +187,7 @@ class Editor:
         counters.bytes_out += size
 
     async def _send_own(self) -> None:
-        from server.ws_api import _Closed
+        from server.ws_subscription import _Closed
 
         try:
             while self._items and not self._stopped:

@@ -33,7 +33,6 @@ from vfs.wire import (
     CLOSE_GOING_AWAY,
     ESHUTDOWN,
     FRAME_CHUNK,
-    CaughtUp,
     Get,
     Has,
     Ok,
@@ -57,13 +56,14 @@ from vfs.wire.session import Close
 from server import coedit
 from server.auth import Principal, token_from
 from server.fanout import frame_writer
-from server.feed import Page, PageSpec
+from server.feed import Page
 from server.http_base import json_response
 from server.keepalive import keepalive_for
 from server.rawsocket import text_frame
 from server.state import ServerState, __version__, log
 from server.store_options import check_push
 from server.stores import WorkspaceHandle
+from server.ws_subscription import Subscription, _Closed
 
 GET_BATCH = 16  # chunks read per thread hop when answering `get`
 WRITE_WINDOW = 64  # chunk uploads and pushes queued to the writer before the receive loop waits
@@ -71,10 +71,6 @@ WRITE_BYTES = 32 * 1024 * 1024  # ... or this many bytes of them
 UPLOAD_BATCH = 64  # verified chunk uploads stored in one transaction ...
 SMALL_PUSH = 4096  # a push this small (a few entries) runs on the loop when the writer is free
 UPLOAD_BATCH_BYTES = 4 * 1024 * 1024  # ... or this many bytes of them (one commit per chunk cost ~30 %)
-
-
-class _Closed(Exception):
-    """The socket is gone; stop quietly."""
 
 
 class Session:
@@ -452,12 +448,13 @@ class Session:
     async def _finish_push(self, fut: asyncio.Future[Any], request_id: Any,
                            before: asyncio.Task[Any] | None = None) -> None:
         try:
-            await asyncio.wait([fut])  # (its error is raised by `result()` below, after `before`)
-            if before is not None and not before.done():
-                # replies and errors go out in push order: a send waiting for the socket to drain
-                # must not be overtaken by a later reply that finds it writable
-                await asyncio.wait([before])
-            await self.send_reply(encode(Ok(id=request_id, result=apply_result_to_wire(fut.result()))))
+            try:
+                result = await fut  # (awaited itself: the reply goes out before the commit's fan-out)
+            except Exception:  # an error goes out in push order too
+                await _after(before)
+                raise
+            await _after(before)
+            await self.send_reply(encode(Ok(id=request_id, result=apply_result_to_wire(result))))
         except _Closed:
             pass
         except Exception as e:  # noqa: BLE001 - reported to the client, not raised
@@ -491,71 +488,10 @@ class Session:
             pass
 
 
-class Subscription:
-    """One subscription: a cursor, a filter, and a task that pulls pages when the socket can take them."""
-
-    def __init__(self, session: Session, msg: Subscribe, filt: PathFilter, start: vfs.Cursor):
-        self.session = session
-        self.id = msg.id
-        self.spec = PageSpec(filt.prefix, msg.globs, msg.ignore, msg.batch_max, msg.inline_max)
-        self.filt = filt
-        self.cursor = start
-        self.wake = asyncio.Event()
-        self.task: asyncio.Task[Any] | None = None  # set once its `ok` went out
-
-    def stop(self) -> None:
-        """End this subscription now: its task, its place in the fan-out and among live readers."""
-        if self.task is not None:
-            self.task.cancel()
-        self.session.handle.fanout.unpark(self)
-        self.session.handle.drop_live(self)
-
-    async def fetch(self, after: vfs.Cursor) -> Page:
-        return await self.session.handle.feed.page(self.spec, self.filt, after)
-
-    async def run(self, first: Page) -> None:
-        s = self.session
-        hub, name, fanout = s.st.hub, s.workspace, s.handle.fanout
-        caught_up = False
-        page = first
-        s.handle.add_live(self, self.spec.inline_max)
-        try:
-            while not s.closed:
-                if page.count or page.cursor != self.cursor:
-                    # the send waits while the socket is full: no page is read ahead of the client
-                    if not await s.send_page(page, self):
-                        return
-                if not page.more:
-                    # caught_up only at the log's end as known now, never at a page read earlier
-                    if not caught_up and self.cursor.rev >= hub.head(name):
-                        caught_up = True
-                        await s.send_json(encode(CaughtUp(sub=self.id, cursor=str(self.cursor))))
-                    self.wake.clear()
-                    if hub.head(name) <= self.cursor.rev:
-                        # caught up: park with the workspace's fan-out, which sends live pages
-                        # itself while this socket keeps up, and wakes this task otherwise
-                        parked = fanout.park(self)
-                        try:
-                            await self.wake.wait()
-                        finally:
-                            if parked:
-                                fanout.unpark(self)
-                    elif not page.count:
-                        await asyncio.sleep(0)  # never spin without letting the loop run
-                page = await self.fetch(self.cursor)
-        except _Closed:
-            pass
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - report and end this subscription only
-            if s.proto.drop_subscription(self.id) is not None:
-                s.st.metrics.subscriptions.dec()
-            try:
-                await s.send_error(e, self.id)
-            except _Closed:
-                pass
-        finally:
-            s.handle.drop_live(self)
+async def _after(before: asyncio.Task[Any] | None) -> None:
+    """Replies go out in push order: one waiting for the socket to drain is not overtaken by a later one."""
+    if before is not None and not before.done():
+        await asyncio.wait([before])
 
 
 async def ws_endpoint(websocket: WebSocket) -> None:
