@@ -260,11 +260,8 @@ class RawSubscriber(asyncio.Protocol):
                 now = time.perf_counter()
                 if self.subs.raw is not None:  # a worker: parsed after the load, not while it measures
                     self.subs.raw.append((now, self.ws, payload))
-                    return
-                seen = self.subs.seen
-                for path in _PATH.findall(payload):
-                    seen.setdefault(f"{self.ws}{path.decode()}", []).append(now)
-                    self.subs.deliveries += 1
+                else:
+                    self.subs.record(now, self.ws, payload)
             elif not self.ready.done() and payload.startswith(b'{"type":"caught_up"'):
                 self.ready.set_result(None)
         elif opcode == 0x9 and self.transport is not None:  # ping
@@ -305,12 +302,16 @@ class Subscribers:
                 await asyncio.sleep(0.2 + 0.01 * attempt)
         self.conns.append(sub)
 
+    def record(self, now: float, ws: str, payload: bytes) -> None:
+        """A `changes` frame of workspace `ws` received at `now`: each path's receipt, one delivery each."""
+        for path in _PATH.findall(payload):
+            self.seen.setdefault(f"{ws}{path.decode()}", []).append(now)
+            self.deliveries += 1
+
     def parse_raw(self) -> None:
         """Turn the kept `changes` frames into `seen` and `deliveries` (deferred mode)."""
         for now, ws, payload in self.raw or ():
-            for path in _PATH.findall(payload):
-                self.seen.setdefault(f"{ws}{path.decode()}", []).append(now)
-                self.deliveries += 1
+            self.record(now, ws, payload)
         self.raw = []
 
     async def close(self) -> None:

@@ -83,11 +83,8 @@ class Fanout:
         self.parked.pop(sub, None)
 
     def kick(self) -> None:
-        """A commit passed: serve the parked subscriptions (idempotent until the task runs; called by
-        every parked session per commit, so an already set flag costs one attribute read)."""
-        kick = self._kick
-        if not kick._value:  # asyncio.Event's own flag, what is_set() returns, without the call
-            kick.set()
+        """A commit passed: serve the parked subscriptions (idempotent until the task runs)."""
+        self._kick.set()
 
     def close(self) -> None:
         if self._task is not None:

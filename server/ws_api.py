@@ -131,21 +131,6 @@ class Session:
         sub.cursor = page.cursor
         return True
 
-    def push_page(self, page: Page, sub: Subscription) -> bool:
-        """Write `page` to `sub` now as one pre-built frame, if the socket takes it without waiting
-        (the fan-out's path); False if not: the subscription's own task then sends it."""
-        if self.closed or self.write_frame is None:
-            return False
-        frame = page.frame(sub.id, sub.cursor)
-        if not self.write_frame(frame):
-            return False
-        counters = self.st.metrics.ws
-        counters.messages_out += 1
-        counters.bytes_out += len(frame)
-        counters.entries += page.count
-        sub.cursor = page.cursor
-        return True
-
     async def send_bytes(self, payload: bytes) -> None:
         await self._send({"type": "websocket.send", "bytes": payload}, len(payload))
 

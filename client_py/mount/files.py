@@ -101,7 +101,7 @@ class OpenFileOps:
         if mtime_ns is None:
             mtime_ns = node.mtime_ns if node.dirty else made.mtime_ns
         elif node.dirty:
-            node.mtime_ns = mtime_ns  # (what `_buffered` reports and `_store_created` stores)
+            node.mtime_ns = mtime_ns  # (what `_fill_stat` reports and `_store_created` stores)
         self._pending_changed(path, node, now, atime_ns=atime_ns, atime=atime_ns / 1e9, mtime_ns=mtime_ns,
                               mtime=mtime_ns / 1e9)
         return True
@@ -429,7 +429,7 @@ class OpenFileOps:
             # mtime is the time of the last write(2), as on any filesystem, and what
             # getattr reported while the bytes were buffered: the kernel then sees
             # no change at commit and keeps its page cache (kernel_cache).
-            # ctime likewise: what `_buffered` reported, max(the store's, the last write's), which the
+            # ctime likewise: what `_fill_stat` reported, max(the store's, the last write's), which the
             # kernel keeps; the store never stamps one older than its own.
             content = node.spool.small_content(SMALL_WRITE)
             st = self.ws.write_file(path, node.spool.reader() if content is None else content, mtime_ns=node.mtime_ns,

@@ -78,10 +78,6 @@ class LinkNames:
             if not names:
                 del self._names[ino]
 
-    def pending(self) -> bool:
-        """Is an invalidation waiting (after an operation, see `take_pending`)?"""
-        return bool(self.waiting)
-
     def take_pending(self, is_open: Callable[[int], object]) -> tuple[list[str], bool]:
         """(names to invalidate, whether one of their inodes is open: see the module docstring)."""
         pending = self.waiting

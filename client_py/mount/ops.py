@@ -186,7 +186,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         if st is None:
             return -errno.ENOENT  # (also for a free stand-in name: libfuse probes for one)
         node = self.table.nodes.get(st.ino)
-        if node is not None and node.dirty and node.spool is not None:  # (see `_buffered`)
+        # Size and times as programs must see them: buffered writes and truncates count at once
+        # (a write or ftruncate moves ctime as well as mtime).
+        if node is not None and node.dirty and node.spool is not None:
             size, mtime_ns = node.spool.size, node.mtime_ns
             ctime_ns = max(st.ctime_ns, mtime_ns)
         else:
@@ -243,14 +245,6 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         if st is not None:
             self.links.seen(st.ino, name_count(st), path)
         return st
-
-    def _buffered(self, st: vfs.Stat) -> tuple[int, int, int]:
-        """(size, mtime_ns, ctime_ns) as programs must see them: buffered writes and
-        truncates count at once (a write or ftruncate moves ctime as well as mtime)."""
-        node = self.table.node(st.ino)
-        if node is not None and node.dirty and node.spool is not None:
-            return node.spool.size, node.mtime_ns, max(st.ctime_ns, node.mtime_ns)
-        return st.size, st.mtime_ns, st.ctime_ns
 
     @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def chmod(self, path: str, mode: int) -> int:

@@ -133,10 +133,10 @@ class ServerSession(Generic[S]):
     def receive_chunks(self, frame: bytes) -> list[ChunkFrame]:
         """The chunk uploads of a PUT or a PUT_MANY frame (`FEATURE_PUT_MANY`), in order; any
         other binary frame, or a malformed one, is EBADMSG (nothing of it is taken)."""
+        if not frame or frame[0] != FRAME_PUT_MANY:
+            return [self.receive_chunk(frame)]
         require_state(self.state, SessionState.OPEN, "receive a chunk")
-        if frame[:1] == _PUT_MANY:
-            return decode_put_many_frame(frame)
-        return [decode_chunk_frame(frame, expect=FRAME_PUT)]
+        return decode_put_many_frame(frame)
 
     def error_reply(self, exc: BaseException, id: RequestId | None = None) -> ErrorReply:
         """The error frame answering `exc` (for request `id` unless it names its own).
@@ -245,6 +245,3 @@ class PresenceOutbox:
 
     def __len__(self) -> int:
         return len(self._pending)
-
-
-_PUT_MANY = bytes([FRAME_PUT_MANY])
