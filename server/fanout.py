@@ -61,8 +61,9 @@ class Fanout:
 
     def __init__(self, handle: Any):
         self.handle = handle
-        self.parked: dict[Any, Any] = {}  # Subscription -> its spec, interned (insertion-ordered)
-        self._specs: dict[Any, Any] = {}  # equal specs -> one object: a group is found by identity
+        self.parked: dict[Any, Any] = {}  # Subscription -> its place (spec and id), interned (insertion-ordered)
+        self._places: dict[Any, Any] = {}  # equal (spec, id) -> one tuple: a group is found by identity
+        self.hushed: set[Any] = set()  # sessions whose commits the hub hands to `kick` (`_hush`)
         self._kick = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.sent = 0  # messages delivered from here (tests, metrics)
@@ -72,17 +73,20 @@ class Fanout:
         """Register a caught-up subscription waiting for commits; False if it must wait on its own."""
         if sub.session.write_frame is None or self.handle.closed:
             return False
-        if len(self._specs) > 2 * len(self.parked) + 64:  # distinct specs come and go: bounded
-            self._specs = {spec: spec for spec in self.parked.values()}
-        self.parked[sub] = self._specs.setdefault(sub.spec, sub.spec)
+        if len(self._places) > 2 * len(self.parked) + 64:  # distinct places come and go: bounded
+            self._places = {(p[0], type(p[1]), p[1]): p for p in self.parked.values()}
+        sid = sub.id
+        self.parked[sub] = self._places.setdefault((sub.spec, type(sid), sid), (sub.spec, sid))
+        self._hush(sub.session)
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
         return True
 
     def unpark(self, sub: Any) -> None:
-        self.parked.pop(sub, None)
+        if self.parked.pop(sub, None) is not None:
+            self._unhush(sub.session)
 
-    def kick(self) -> None:
+    def kick(self, rev: int = 0) -> None:
         """A commit passed: serve the parked subscriptions (idempotent until the task runs)."""
         self._kick.set()
 
@@ -93,9 +97,27 @@ class Fanout:
             self._hand_back(sub)
 
     def _hand_back(self, sub: Any) -> None:
-        self.parked.pop(sub, None)
+        self.unpark(sub)
         self.handed_back += 1
         sub.wake.set()
+
+    def _hush(self, session: Any) -> None:
+        """Once every subscription of `session` is parked here, its commits need no call of its own:
+        the hub calls `kick` once per commit for all such sessions (`Hub.stand_in`), instead of
+        each session's `on_commit`, which would only have kicked this task. Any of them leaving
+        (handed back, unsubscribed, gone) makes the session loud again first: a subscription
+        waiting on its own task is always woken by the session, as before."""
+        if session in self.hushed:
+            return
+        stand_in = getattr(session.st.hub, "stand_in", None)  # optional in the Hub protocol
+        if stand_in is not None and all(s in self.parked for s in session.subs.values()):
+            self.hushed.add(session)
+            stand_in(self.handle.name, session, self.kick)
+
+    def _unhush(self, session: Any) -> None:
+        if session in self.hushed:
+            self.hushed.discard(session)
+            session.st.hub.stand_in(self.handle.name, session, None)
 
     async def _run(self) -> None:
         while True:
@@ -117,18 +139,18 @@ class Fanout:
         # and woke this task, which runs a turn later still: the third turn, after the reply of an
         # inline write (the same turn), a pool write (the next) and a pipelined push (the second))
         run = _Run(self.handle.head(), self.handle.feed)
-        budget = SLICE
+        parked = self.parked
+        items = list(parked.items())
         try:
-            for sub, spec in list(self.parked.items()):
-                if budget <= 0:
+            for start in range(0, len(items), SLICE):
+                if start:
                     self.sent += run.flush()
                     await asyncio.sleep(0)  # other work (replies, other workspaces) runs between slices
-                    budget = SLICE
-                if sub not in self.parked:
-                    continue  # handed back or gone while we yielded: its own task has it
-                budget -= 1
-                if not run.serve(sub, spec):
-                    self._hand_back(sub)
+                for sub, place in items[start:start + SLICE]:
+                    if sub not in parked:
+                        continue  # handed back or gone while we yielded: its own task has it
+                    if not run.serve(sub, place):
+                        self._hand_back(sub)
         finally:
             self.sent += run.flush()
 
@@ -138,41 +160,51 @@ class _Run:
     subscription stands at the same place.
 
     Parked subscriptions mostly stand at one cursor (the fan-out moved them all to the same page's
-    cursor object), with one spec (interned at `park`) and one id: a run of them shares one page and
-    one frame, found by identity, so each is served with a few attribute reads and one
-    `transport.write`. Anything else falls back to the per-pass page table and the page's frames.
+    cursor object), with one place (spec and id, interned at `park`): a run of them shares one page
+    and one frame, found by identity, so each is served with a few attribute reads and one
+    `transport.write` (`serve`'s first branch). Anything else (another place, several pages, a page
+    not in memory) takes the general walk, with the per-pass page table and the page's frames.
     """
 
-    __slots__ = ("head", "feed", "pages", "spec", "cursor", "page", "sid", "frame", "counters",
-                 "messages", "bytes", "entries")
+    __slots__ = ("head", "feed", "pages", "place", "cursor", "page", "frame", "single", "next",
+                 "run", "counters", "messages", "bytes", "entries")
 
     def __init__(self, head: int, feed: Any):
         self.head, self.feed = head, feed
         self.pages: dict[Any, Any] = {}
-        self.spec: Any = _MISSING
+        self.place: Any = _MISSING
         self.cursor: Any = _MISSING
         self.page: Any = None
-        self.sid: Any = _MISSING
         self.frame = b""
+        self.single = False  # the group's whole way to the head is its one page and frame
+        self.next: Any = None  # ... and the cursor it moves a subscription to
+        self.run = 0  # subscriptions served by the first branch since the group's counters were added
         self.counters: Any = None
         self.messages = self.bytes = self.entries = 0
 
-    def serve(self, sub: Any, spec: Any) -> bool:
+    def serve(self, sub: Any, place: Any) -> bool:
         """Send `sub` every page it lacks up to the head from memory; False: hand it back to its own
         task (page not in memory, more to read, socket full or closing, session gone)."""
+        if sub.cursor is self.cursor and place is self.place and self.single:
+            # the run goes on: the page's frame, written only if the socket takes it now; else (full,
+            # closing, gone) the subscription's own task sends it the ordinary way, or ends itself
+            session = sub.session
+            if session.closed or not session.write_frame(self.frame):
+                return False
+            sub.cursor = self.next
+            self.run += 1
+            return True
+        return self._walk(sub, place)
+
+    def _walk(self, sub: Any, place: Any) -> bool:
         session = sub.session
         while sub.cursor.rev < self.head:  # (a subscription parked after this commit has nothing to do)
             cursor = sub.cursor
-            if cursor is not self.cursor or spec is not self.spec:
-                self._group(sub, spec, cursor)
+            if cursor is not self.cursor or place is not self.place:
+                self._group(sub, place, cursor)
             page = self.page
             if page is None or page.cursor.rev <= cursor.rev:
                 return False
-            sid = sub.id
-            if sid is not self.sid and (type(sid) is not type(self.sid) or sid != self.sid):
-                self.sid, self.frame = sid, page.frame(sid, cursor)
-            # the page's frame, written only if the socket takes it now; else (full, closing, gone)
-            # the subscription's own task sends it the ordinary way, or ends itself
             if session.closed or not session.write_frame(self.frame):
                 return False
             sub.cursor = page.cursor
@@ -185,15 +217,32 @@ class _Run:
                 return False  # a long way behind: its own task reads on
         return True
 
-    def _group(self, sub: Any, spec: Any, cursor: Any) -> None:
+    def _group(self, sub: Any, place: Any, cursor: Any) -> None:
+        self._settle()
+        spec, sid = place
         key = (spec, cursor)
         page = self.pages.get(key, _MISSING)
         if page is _MISSING:
             page = self.pages[key] = self.feed.page_nowait(spec, sub.filt, cursor)
-        self.spec, self.cursor, self.page, self.sid = spec, cursor, page, _MISSING
+        self.place, self.cursor, self.page = place, cursor, page
+        ok = page is not None and page.cursor.rev > cursor.rev
+        self.frame = page.frame(sid, cursor) if ok else b""
+        self.single = ok and cursor.rev < self.head <= page.cursor.rev and not page.more
+        self.next = page.cursor if ok else None
+        if ok and self.counters is None:
+            self.counters = sub.session.st.metrics.ws
+
+    def _settle(self) -> None:
+        """Count the first branch's sends of the group being left."""
+        if self.run:
+            self.messages += self.run
+            self.bytes += self.run * len(self.frame)
+            self.entries += self.run * self.page.count
+            self.run = 0
 
     def flush(self) -> int:
         """Add the messages sent so far to the session counters; returns how many."""
+        self._settle()
         sent = self.messages
         if self.counters is not None and sent:
             self.counters.messages_out += sent

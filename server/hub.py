@@ -18,7 +18,7 @@ synchronous and returns at once: a broker-backed hub answers `head` and
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 class Listener(Protocol):
@@ -80,9 +80,20 @@ class Hub(Protocol):
         """
 
     def publish_commit(self, workspace: str, rev: int) -> None:
-        """`workspace` reached `rev`: raise the head and call every listener's `on_commit`.
+        """`workspace` reached `rev`: raise the head and call every listener's `on_commit`
+        (for a listener handed over with `stand_in`, its stand-in's, once per commit).
 
         Ignored if `rev` is not above the current head (already announced).
+        """
+
+    def stand_in(self, workspace: str, listener: Listener, stand_in: Callable[[int], None] | None) -> None:
+        """From now on, `workspace`'s commits call `stand_in(rev)` instead of `listener.on_commit`:
+        once per commit for every listener it stands in for (None: `on_commit` again).
+
+        Optional (a hub without it calls every `on_commit`, which is always correct): the
+        fan-out (`server/fanout.py`) serves every subscription of a session that is parked
+        with it, so its one call per commit replaces thousands of per-session calls that would
+        each only have kicked it. No-op for a listener that is not listening.
         """
 
     def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
@@ -107,16 +118,49 @@ class LocalHub:
         self._listeners: dict[str, dict[str, Listener]] = {}
         self._heads: dict[str, int] = {}
         self._presence: dict[str, dict[str, dict[str, Any]]] = {}
+        self._loud: dict[str, dict[str, Listener]] = {}  # those whose own on_commit is called
+        self._held: dict[str, dict[str, Callable[[int], None]]] = {}  # session -> its stand-in
+        self._stand_ins: dict[str, dict[Callable[[int], None], int]] = {}  # stand-in -> sessions held
 
     def listen(self, workspace: str, listener: Listener) -> None:
+        self._release(workspace, listener.session)  # (listening again: loud, as anyone new)
         self._listeners.setdefault(workspace, {})[listener.session] = listener
+        self._loud.setdefault(workspace, {})[listener.session] = listener
 
     def unlisten(self, workspace: str, listener: Listener) -> None:
         group = self._listeners.get(workspace)
         if group is not None:
+            self._release(workspace, listener.session)
             group.pop(listener.session, None)
+            self._loud[workspace].pop(listener.session, None)
             if not group:
-                del self._listeners[workspace]
+                del self._listeners[workspace], self._loud[workspace]
+
+    def stand_in(self, workspace: str, listener: Listener, stand_in: Callable[[int], None] | None) -> None:
+        group = self._listeners.get(workspace)
+        if group is None or group.get(listener.session) is not listener:
+            return  # not listening (gone already): nothing to hand over
+        self._release(workspace, listener.session)  # (now loud)
+        if stand_in is None:
+            return
+        del self._loud[workspace][listener.session]
+        self._held.setdefault(workspace, {})[listener.session] = stand_in
+        counts = self._stand_ins.setdefault(workspace, {})
+        counts[stand_in] = counts.get(stand_in, 0) + 1
+
+    def _release(self, workspace: str, session: str) -> None:
+        """`session`'s stand-in, if any, no longer stands in for it (the listener is loud again)."""
+        held = self._held.get(workspace)
+        stand_in = None if held is None else held.pop(session, None)
+        if stand_in is None:
+            return
+        self._loud[workspace][session] = self._listeners[workspace][session]
+        counts = self._stand_ins[workspace]
+        counts[stand_in] -= 1
+        if not counts[stand_in]:
+            del counts[stand_in]
+        if not held:  # nothing kept for a workspace nobody holds
+            del self._held[workspace], self._stand_ins[workspace]
 
     def listeners(self, workspace: str | None = None) -> list[Listener]:
         """The listeners of one workspace, or of every workspace (None)."""
@@ -139,10 +183,14 @@ class LocalHub:
         if rev <= self._heads.get(workspace, -1):
             return
         self._heads[workspace] = rev
-        group = self._listeners.get(workspace)
-        if group:  # a copy: a callback may (un)listen; a tuple, the cheapest (once per commit, 5,000 long)
-            for listener in tuple(group.values()):
+        loud = self._loud.get(workspace)
+        if loud:  # a copy: a callback may (un)listen; a tuple, the cheapest (once per commit, 5,000 long)
+            for listener in tuple(loud.values()):
                 listener.on_commit(rev)
+        stand_ins = self._stand_ins.get(workspace)
+        if stand_ins:
+            for stand_in in tuple(stand_ins):
+                stand_in(rev)
 
     def publish_presence(self, workspace: str, session: str, op: str, peer: dict[str, Any]) -> None:
         table = self._presence.setdefault(workspace, {})
