@@ -82,6 +82,7 @@ class WsfsApp(Starlette):
 
     fast: dict[str, list[Matcher]] = {}
     counted: Any = None  # the `wsfs_http_requests` counter (server/metrics.py)
+    wsfs_state: Any = None  # `state.wsfs` (the `ServerState`), read once: `http_base.state_of`
     corked = 0  # responses sent head and body in one write (`Corked`)
     direct_first = True  # False on a cluster node: its proxy routes first, then calls `dispatch`
 
@@ -89,6 +90,7 @@ class WsfsApp(Starlette):
         """Dispatch `routes` (handlers that answer every error themselves) without the middleware stack."""
         self.fast = route_table(routes)
         self.counted = counted
+        self.wsfs_state = getattr(self.state, "wsfs", None)
         self._children: dict[tuple[str, int], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -25,11 +25,12 @@ import vfs
 from vfs.chunks import cut
 from vfs.content import StoredChunks
 from vfs.wire import ProtocolError, direntry_to_wire, error_body, stat_to_wire
-from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_mode, parse_mtime, parse_range
+from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_if_match, parse_mode, parse_mtime, parse_range
 
 from server.auth import Principal
 from server.http_base import (
     SMALL_READ,
+    JsonResponse,
     STREAM_STEP,
     api,
     author_of,
@@ -338,23 +339,26 @@ def _spooled_size(spool: IO[bytes]) -> int:
 
 @api("write")
 async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
-    name, path = request.path_params["ws"], wpath(request)
-    query = query_of(request)
-    mode = parse_mode(query.get("mode"))
-    parents = q_flag(request, "parents")
-    mtime = parse_mtime(query.get("mtime"))
-    if_match = if_match_of(request)
+    params = request.scope["path_params"]
+    name, path = params["ws"], "/" + params.get("path", "")
+    if request.scope.get("query_string"):
+        query = query_of(request)
+        mode, parents, mtime = parse_mode(query.get("mode")), q_flag(request, "parents"), parse_mtime(query.get("mtime"))
+    else:  # (most writes: nothing to parse)
+        mode, parents, mtime = None, False, None
+    headers = headers_of(request)
+    if_match = parse_if_match(headers.get("if-match"), headers.get("if-none-match"))
     if not st.stores.exists(name):
         raise ProtocolError("ENOENT", f"no workspace named {name!r}")
     options = st.stores.options
     limit = min(st.config.max_upload, options.max_file_size + 1)
-    declared = headers_of(request).get("content-length")
-    known = declared is not None and declared.isdigit()
-    if known:
-        options.check_file_size(int(declared))  # before reading a byte of the body
-        if int(declared) > limit:
+    declared = headers.get("content-length")
+    length = int(declared) if declared is not None and declared.isdigit() else None
+    if length is not None:
+        options.check_file_size(length)  # before reading a byte of the body
+        if length > limit:
             raise ProtocolError("EFBIG", f"upload of {declared} bytes is larger than the limit of {limit} bytes")
-    if known and int(declared) >= STORE_AS_IT_ARRIVES:
+    if length is not None and length >= STORE_AS_IT_ARRIVES:
         if not await _big_upload_slot(st):
             return _uploads_full(st.config.max_big_uploads)
         try:
@@ -365,9 +369,9 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
                                               author=author_of(request, st, p), op="put", handover=True)
         finally:
             st.big_uploads -= 1
-        return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
+        return JsonResponse(stat_to_wire(stat, path), 201 if created else 200, etag=stat.hash)
     spool: IO[bytes] | None = None
-    if known and int(declared) <= SMALL_READ:
+    if length is not None and length <= SMALL_READ:
         body: bytes | IO[bytes] = await read_body(request, limit, noun="upload")  # as bytes: no spool
         size = len(body)
         st.metrics.http_in.inc(size)
@@ -384,7 +388,7 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
     finally:
         if spool is not None:
             spool.close()
-    return json_response(stat_to_wire(stat, path), 201 if created else 200, {"ETag": f'"{stat.hash}"'})
+    return JsonResponse(stat_to_wire(stat, path), 201 if created else 200, etag=stat.hash)
 
 
 @api("write")
@@ -408,7 +412,7 @@ async def patch_file(request: Request, st: ServerState, p: Principal) -> Respons
 
     async with st.stores.use(name) as h:
         stat = await h.write(job, author=author_of(request, st, p), op="write_range")
-    return json_response(stat_to_wire(stat, path), 200, {"ETag": f'"{stat.hash}"'})
+    return JsonResponse(stat_to_wire(stat, path), 200, etag=stat.hash)
 
 
 @api("write")

@@ -329,7 +329,10 @@ class WorkspaceHandle:
         self._enter()
         t0 = time.perf_counter()
         try:
-            result, rev = await self._job_future(fn, args, author, small, known, handover)
+            if small and INLINE_WRITES and self._writer.idle and self._writer_ws is not None:
+                result, rev = self._inline(fn, args, author, known, handover)  # (no future to make and await)
+            else:
+                result, rev = await self._job_future(fn, args, author, small, known, handover)
         finally:
             self._metrics.op(op).observe(time.perf_counter() - t0)
             self._leave()
@@ -392,17 +395,23 @@ class WorkspaceHandle:
 
     def _inline_job(self, fn: Callable[..., T], args: tuple, author: str | None,
                     known: tuple[str, bytes] | None = None, handover: bool = False) -> asyncio.Future[Any]:
-        """The job run right here on the loop (nothing of this workspace queued or running)."""
+        """The job run right here on the loop (nothing of this workspace queued or running), as a future."""
         done = self._loop.create_future()
-        self._metrics.jobs_on_loop.inc()
         try:
-            result, rev, pending = self._write_job(fn, args, author, known, handover)
+            done.set_result(self._inline(fn, args, author, known, handover))
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
             done.set_exception(exc)
-        else:
-            self._publish_all(pending, 1 if self._local else 2)
-            done.set_result((result, rev))
         return done
+
+    def _inline(self, fn: Callable[..., T], args: tuple, author: str | None, known: tuple[str, bytes] | None,
+                handover: bool) -> tuple[T, int | None]:
+        """Run the job right here on the loop and publish its commits (`_publish`: the hub hears of
+        them a loop turn or two later, after the caller's reply); (result, newest revision)."""
+        self._metrics.jobs_on_loop.inc()
+        result, rev, pending = self._write_job(fn, args, author, known, handover)
+        if pending:
+            self._publish_all(pending, 1 if self._local else 2)
+        return result, rev
 
     def _job_done(self, job: Any, done_on_loop: asyncio.Future[Any], in_pool: bool = True) -> None:  # event loop
         (self._metrics.jobs_in_pool if in_pool else self._metrics.jobs_on_loop).inc()
