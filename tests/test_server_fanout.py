@@ -9,8 +9,13 @@ for the wrong group, or a group kept across a yield, shows as a wrong `sub` or w
 from __future__ import annotations
 
 import asyncio
+import socket
+from typing import Any
+
+import orjson
 
 from server.fanout import SLICE
+from server.rawsocket import text_frame
 from server_fixtures import LiveServer, WsClient, wait_for
 
 IDS = ("a", "b", 7)  # a str twice and an int: frames differ by id (and 7 is not "7")
@@ -96,3 +101,43 @@ async def test_sessions_all_parked_are_kicked_by_the_hub_once_and_miss_nothing(l
         await two.close()
         await one.close()
     await wait_for(lambda: not handle.fanout.hushed and not handle.fanout.parked)  # gone: nothing held
+
+
+async def test_frames_written_past_a_full_socket_arrive_whole_and_in_order(live_server: LiveServer) -> None:
+    """`RawSocket.write` sends a frame straight to the descriptor while the transport holds nothing,
+    and what the socket does not take (a partial write, or none) through the transport after it.
+    Writing to a client that stops reading until the transport pauses goes through every case; the
+    client then reads every accepted frame whole, in order, once."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small and fixed: the socket fills soon
+    sock.connect(("127.0.0.1", live_server.port))
+    c = await WsClient.open(live_server.ws_url(token=live_server.admin), sock=sock, max_queue=1, ping_interval=None)
+    try:
+        raw = live_server.state.sessions[c.hello["session"]].write_frame.__self__
+        pad = "p" * 30_001  # odd-sized frames: partial writes fall mid-frame
+
+        def write_until_paused() -> tuple[int, int]:
+            accepted = queued = 0
+            while accepted < 2000 and raw.write(text_frame(orjson.dumps({"type": "n", "n": accepted, "pad": pad}))):
+                accepted += 1
+                queued += raw.transport.get_write_buffer_size() > 0
+            return accepted, queued
+
+        loop = raw.protocol.loop  # the server's loop (another thread): the write runs there, as the fan-out's
+        done = asyncio.run_coroutine_threadsafe(_call(write_until_paused), loop)
+        accepted, queued = await asyncio.wrap_future(done)
+        assert 0 < accepted < 2000 and queued > 0  # some frames went straight, some after bytes were queued
+        got: list[dict[str, Any]] = []
+        for _ in range(accepted + 10):  # (the session's own messages, such as presence, may come first)
+            m = await c.recv(timeout=30)
+            if m["type"] == "n":
+                got.append(m)
+            if len(got) == accepted:
+                break
+        assert [m["n"] for m in got] == list(range(accepted)) and all(m["pad"] == pad for m in got)
+    finally:
+        await c.close()
+
+
+async def _call(fn: Any) -> Any:
+    return fn()
