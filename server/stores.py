@@ -69,12 +69,6 @@ def _copy_result(job: asyncio.Future[Any], into: asyncio.Future[Any]) -> None:
         into.set_result(job.result()[0])
 
 
-def _unpacked(loop: asyncio.AbstractEventLoop, job: asyncio.Future[Any]) -> asyncio.Future[Any]:
-    done = loop.create_future()
-    _copy_result(job, done)
-    return done
-
-
 class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
@@ -346,10 +340,12 @@ class WorkspaceHandle:
         resolves once what it committed may be acknowledged; the time from here until the job
         is done (committed, not acknowledged) is `wsfs_op_seconds{op}`, as for `write`.
         `small`: as for `write`. Where commits need no acknowledgement (`LocalPlacement`) the
-        future is the job's own, its `(result, rev)` unpacked by a callback: no task per write
-        (a pipelined push costs one task, its reply's)."""
+        future is the job's own, its `(result, rev)` unpacked by a callback (one run at once on the
+        loop: a finished future), no task per write (a pipelined push costs at most one, its reply's)."""
         self._enter()
         t0 = time.perf_counter()
+        if small and INLINE_WRITES and self._local and self._writer.idle and self._writer_ws is not None:
+            return self._inline_now(fn, args, author, op, t0)
         queued = self._job_future(fn, args, author, small)
         timing = self._metrics.op(op)
 
@@ -360,9 +356,6 @@ class WorkspaceHandle:
         if not self._local:
             queued.add_done_callback(finished)
             return asyncio.ensure_future(self._acknowledged(queued))
-        if queued.done():  # run inline: answer with a finished future, no callback round
-            finished(queued)
-            return _unpacked(self._loop, queued)
         result: asyncio.Future[T] = self._loop.create_future()
 
         def unpack(f: asyncio.Future[Any]) -> None:
@@ -372,6 +365,20 @@ class WorkspaceHandle:
 
         queued.add_done_callback(unpack)
         return result
+
+    def _inline_now(self, fn: Callable[..., T], args: tuple, author: str | None, op: str,
+                    t0: float) -> asyncio.Future[T]:
+        """`submit_write`'s job run right here on the loop (a single node, nothing of this workspace
+        queued or running): a finished future of its result (one future, no callbacks)."""
+        done: asyncio.Future[T] = self._loop.create_future()
+        try:
+            done.set_result(self._inline(fn, args, author, None, False)[0])
+        except Exception as exc:  # noqa: BLE001 - handed to the caller, as from the pool
+            done.set_exception(exc)
+        finally:
+            self._metrics.op(op).observe(time.perf_counter() - t0)
+            self._leave()
+        return done
 
     def _job_future(self, fn: Callable[..., T], args: tuple, author: str | None, small: bool = False,
                     known: tuple[str, bytes] | None = None, handover: bool = False) -> asyncio.Future[Any]:

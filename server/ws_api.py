@@ -113,12 +113,17 @@ class Session:
         waiting (what uvicorn's `send` would do, without decoding the JSON to text, handing it to
         websockets' framing and collecting the frame back: ~1/6 of a small push's loop time), else
         as any message."""
+        if not self.reply_now(payload):
+            await self.send_json(payload)
+
+    def reply_now(self, payload: bytes) -> bool:
+        """Write a reply as one built frame if the socket takes it now without waiting; False if not."""
         if not self.closed and self.write_frame is not None and self.write_frame(text_frame(payload)):
             counters = self.st.metrics.ws
             counters.messages_out += 1
             counters.bytes_out += len(payload)
-            return
-        await self.send_json(payload)
+            return True
+        return False
 
     async def send_page(self, page: Page, sub: Subscription) -> bool:
         """Send a `changes` page to `sub` and move its cursor on; False if the socket is gone."""
@@ -405,6 +410,11 @@ class Session:
         held = sum(256 + 128 * len(c.chunks) for c in changes)  # rough bytes of the decoded batch
         fut = self.handle.submit_write(job, author=self.author, small=held <= SMALL_PUSH, op="push")
         before = self._writes[-1] if self._writes else None
+        # Run on the loop already (its commit's fan-out is a loop turn away) with every earlier reply
+        # sent (each finisher waits for the one before it): answered here, no finisher task.
+        if (before is None or before.done()) and fut.done() and not fut.cancelled() and fut.exception() is None:
+            if self.reply_now(encode(Ok(id=msg.id, result=apply_result_to_wire(fut.result())))):
+                return
         await self._queue_write(self._finish_push(fut, msg.id, before), held)
 
     async def _queue_write(self, finisher: Any, size: int) -> None:
