@@ -11,7 +11,8 @@ cold/warm, c unlink them, l rename 1000 into a sibling dir, d mkdir a 10x10x10
 tree, i3 warm stats of 1000 in a 10k dir), each timed as wall and process CPU
 (user + system: the WAL's pwrites are system time). Beside them, counted once
 per side: WAL frames (pages written) and SQL statements (SQLite's trace, trigger
-bodies included) per operation, on a store whose WAL is not checkpointed.
+bodies included) per operation, on a store whose WAL is not checkpointed, and
+the frames by the table or index whose page each one is (`dbstat`).
 
 `--ab REV` extracts REV's `vfs/` (`git archive`, the checkout is not touched)
 and runs each side in a child process of its own, A then B then A ..., so both
@@ -179,8 +180,40 @@ def _counts(root: Path, vfs: object, n: int = 200) -> dict[str, float]:
             size = wal.stat().st_size if wal.exists() else 0
             out[sid + ":frames"] = max(0, size - 32) / WAL_FRAME / n
             out[sid + ":sql"] = statements[0] / n
+            out[sid + ":by"] = _frames_by_table(wal, n)  # type: ignore[assignment]
         conn.set_trace_callback(None)
     return out
+
+
+def _frames_by_table(wal: Path, n: int) -> dict[str, float]:
+    """The WAL's frames per operation by the table or index owning each page (`dbstat`; "/i": its
+    interior pages; "page 1": the header, written when the file grows; "free": freelist pages)."""
+    import sqlite3
+
+    if not wal.exists():
+        return {}
+    data = wal.read_bytes()
+    pages = [int.from_bytes(data[at : at + 4], "big") for at in range(32, len(data) - WAL_FRAME + 1, WAL_FRAME)]
+    conn = sqlite3.connect(str(wal)[: -len("-wal")])
+    try:
+        owner = {page: name + ("/i" if kind == "internal" else "")
+                 for name, page, kind in conn.execute("SELECT name, pageno, pagetype FROM dbstat")}
+    finally:
+        conn.close()
+    owner[1] = "page 1"
+    counts: dict[str, float] = {}
+    for page in pages:
+        name = owner.get(page, "free")
+        counts[name] = counts.get(name, 0) + 1 / n
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def _print_by_table(sides: dict[str, dict[str, list]]) -> None:
+    print("\nWAL frames per operation by table (`dbstat`; /i: interior pages)\n")
+    for sid in ("a", "c", "l", "d"):
+        for side, r in sides.items():
+            by = r.get(sid + ":by", [{}])[0]
+            print(f"- {sid} {side}: " + ", ".join(f"{name} {count:.2f}" for name, count in by.items()))
 
 
 def child(runs: int, checkpoints: str | None = None) -> dict[str, list[float]]:
@@ -234,6 +267,7 @@ def single(runs: int) -> None:
         sql = r.get(sid + ":sql", ["—"])[0]
         print(f"| {sid} | {_fmt(wall)} | {_fmt(cpu)} | {REFERENCE[sid]} | {wall / REFERENCE[sid]:.2f} | "
               f"{frames if isinstance(frames, str) else f'{frames:.2f}'} | {sql if isinstance(sql, str) else f'{sql:.1f}'} |")
+    _print_by_table({"": r})
 
 
 def _extract(rev: str) -> Path:
@@ -282,6 +316,7 @@ def ab(rev: str | None, pairs: int, runs: int, after_rev: str | None = None,
                   f"{' / '.join(_fmt(x) for x in cpu['after'])} | {' '.join(f'{x:.2f}' for x in wall_r)} | "
                   f"{' '.join(f'{x:.2f}' for x in cpu_r)} | {sum(x < 1 for x in cpu_r)} of {pairs} | "
                   f"{counts[0]} | {counts[1]} |")
+        _print_by_table({"before": sides["before"][0], "after": sides["after"][0]})
     finally:
         for directory in extracted:  # never ROOT: the checkout itself is on one side or both
             assert directory != ROOT and directory.name.startswith("bench-ops-code-"), directory

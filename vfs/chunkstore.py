@@ -2,7 +2,9 @@
 
 Every store keeps its chunk *catalogue* in SQLite (`chunks`: id, BLAKE3
 hash, size, and since schema v6 the pack and position of bytes kept
-outside): content lists chunks by catalogue id, dedup and gc are SQL. Where
+outside): content lists chunks by catalogue id, dedup and gc are SQL. Since
+v11 a chunk's id is derived from its hash, so the catalogue needs no hash
+index (`vfs.chunkids`). Where
 the *bytes* live is the store's backend, chosen when the store is created
 and kept in `meta.chunk_backend`:
 
@@ -39,6 +41,7 @@ from typing import Protocol
 
 import blake3
 
+from vfs import chunkids
 from vfs.chunks import ChunkEntry
 from vfs.packs import Packs, pack_dir, sync_wal
 
@@ -79,19 +82,6 @@ class ChunkBackend(Protocol):
 BackendFactory = Callable[[sqlite3.Connection, str], ChunkBackend]
 
 
-# A new chunk's id is the cursor's `lastrowid`, valid when the row went in (`rowcount` 1; 0: the
-# hash was catalogued already). Not `RETURNING id`: SQLite keeps returned rows in an ephemeral
-# b-tree with a pager of its own, opened and closed per statement (callgrind: ~30k instructions of a ~340k create).
-_INSERT_TINY = "INSERT INTO chunks(hash, size, created, data) VALUES(?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING"
-_INSERT = "INSERT INTO chunks(hash, size, created) VALUES(?, ?, ?) ON CONFLICT(hash) DO NOTHING"
-_INSERT_OUTSIDE = "INSERT INTO chunks(hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?) ON CONFLICT(hash) DO NOTHING"
-
-
-def _inserted(cursor: sqlite3.Cursor) -> int | None:
-    """The id of the catalogue row an `INSERT ... DO NOTHING` wrote; None if it wrote none."""
-    return cursor.lastrowid if cursor.rowcount == 1 else None
-
-
 class SqliteChunks:
     """Chunk bytes inside the store file (`chunk_data`), catalogue in `chunks`."""
 
@@ -106,27 +96,39 @@ class SqliteChunks:
     def put(self, data: bytes | memoryview, digest: bytes | None = None) -> ChunkEntry:
         """Store one chunk unless already present; must run inside a transaction."""
         digest = digest or blake3.blake3(data).digest()
-        if len(data) <= TINY_CHUNK:  # bytes in the catalogue row: one page less
-            chunk_id = _inserted(self._dml(_INSERT_TINY, (digest, len(data), time.time(), data)))
-            return self._existing(digest, len(data)) if chunk_id is None else ChunkEntry(digest, len(data), chunk_id)
-        chunk_id = _inserted(self._dml(_INSERT, (digest, len(data), time.time())))
-        if chunk_id is None:  # already stored: deduplicated
-            return self._existing(digest, len(data))
-        self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (chunk_id, data))
-        return ChunkEntry(digest, len(data), chunk_id)
+        size = len(data)
+        if size <= TINY_CHUNK:  # bytes in the catalogue row: one page less
+            return ChunkEntry(digest, size, self._catalogue(digest, size, "data", (data,))[0])
+        chunk_id, new = self._catalogue(digest, size, "", ())
+        if new:
+            self._conn.execute("INSERT INTO chunk_data(id, data) VALUES(?, ?)", (chunk_id, data))
+        return ChunkEntry(digest, size, chunk_id)
+
+    def _catalogue(self, digest: bytes, size: int, extra: str, values: tuple) -> tuple[int, bool]:
+        """The chunk's catalogue row: (its id, True) when written now, (its id, False) when the hash
+        was catalogued already (dedup). Usually one statement: the row at its hash's id (`vfs.chunkids`)."""
+        row = (chunkids.natural_id(digest), digest, size, time.time(), *values)
+        if self._dml(chunkids.GUARDED[extra], row).rowcount == 1:
+            return row[0], True
+        found = chunkids.find(self._conn, digest)
+        if found is not None:
+            return found, False
+        return chunkids.place(self._conn, self._dml, extra, row), True
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """Store (digest, bytes) pairs whose digests the caller verified."""
         return [self.put(data, digest) for digest, data in items]
 
     def _existing(self, digest: bytes, size: int) -> ChunkEntry:
-        row = self._conn.execute("SELECT id FROM chunks WHERE hash = ?", (digest,)).fetchone()
-        return ChunkEntry(digest, size, row[0])
+        chunk_id = chunkids.find(self._conn, digest)
+        assert chunk_id is not None, digest.hex()
+        return ChunkEntry(digest, size, chunk_id)
 
     def _insert_outside(self, digest: bytes, size: int, pack: int, pos: int) -> int | None:
         """A catalogue row for bytes kept outside `chunk_data` (`pack`, `pos`: where the backend keeps
         them); its id, or None when the hash is already catalogued (the caller then writes nothing)."""
-        return _inserted(self._dml(_INSERT_OUTSIDE, (digest, size, time.time(), pack, pos)))
+        chunk_id, new = self._catalogue(digest, size, "pack", (pack, pos))
+        return chunk_id if new else None
 
     def _split_known(self, batch: list[tuple[bytes, bytes | memoryview]]
                      ) -> tuple[dict[bytes, int], dict[bytes, bytes | memoryview]]:
@@ -140,17 +142,22 @@ class SqliteChunks:
 
     def _insert_outside_many(self, fresh: dict[bytes, bytes | memoryview], pack: int,
                              positions: list[int]) -> dict[bytes, int]:
-        """Catalogue rows for new chunks kept outside (one `executemany`); digest -> id."""
-        first = self._conn.execute("SELECT coalesce(max(id), 0) + 1 FROM chunks").fetchone()[0]
+        """Catalogue rows for new chunks kept outside (one `executemany`, each at its hash's id; one
+        whose id another hash holds goes where `vfs.chunkids.place` puts it); digest -> id."""
         now = time.time()
-        rows = [(first + n, digest, len(data), now, pack, positions[n]) for n, (digest, data) in enumerate(fresh.items())]
-        self._conn.executemany("INSERT INTO chunks(id, hash, size, created, pack, pos) VALUES(?, ?, ?, ?, ?, ?)", rows)
-        return {row[1]: row[0] for row in rows}
+        rows = [(chunkids.natural_id(digest), digest, len(data), now, pack, positions[n])
+                for n, (digest, data) in enumerate(fresh.items())]
+        ids = {row[1]: row[0] for row in rows}
+        if self._conn.executemany(chunkids.INSERT_MANY["pack"], rows).rowcount != len(rows):
+            for row in rows:
+                if self._conn.execute("SELECT hash FROM chunks WHERE id = ?", (row[0],)).fetchone()[0] != row[1]:
+                    ids[row[1]] = chunkids.place(self._conn, self._dml, "pack", row)
+        return ids
 
     def delete(self, ids: list[int]) -> None:
         """Forget chunks (gc): catalogue rows and inline bytes; pack bytes wait for compaction."""
-        self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
-        self._conn.executemany("DELETE FROM chunk_data WHERE id = ?", [(i,) for i in ids])
+        for statement in chunkids.DELETE:  # (`chunk_ids` first: it finds the row's hash in `chunks`)
+            self._conn.executemany(statement, [(i,) for i in ids])
 
     def before_commit(self) -> None:
         """Called just before COMMIT: make bytes kept outside SQLite durable."""
@@ -195,13 +202,12 @@ class SqliteChunks:
         bytes in one pass. Chunks kept elsewhere (packs, objects) or bigger: read them with `read`."""
         if not digests:
             return {}
-        marks = ",".join("?" * len(digests))
-        rows = self._conn.execute(
-            "SELECT c.hash, c.id, CASE WHEN c.size <= ? THEN coalesce(c.data, "
-            f"(SELECT d.data FROM chunk_data d WHERE d.id = c.id)) END FROM chunks c WHERE c.hash IN ({marks})",
-            [small, *digests],
-        )
-        return {digest: (chunk_id, data) for digest, chunk_id, data in rows}
+        columns = "c.hash, c.id, CASE WHEN c.size <= ? THEN coalesce(c.data, " \
+                  "(SELECT d.data FROM chunk_data d WHERE d.id = c.id)) END"
+        wanted = set(digests)
+        rows = self._conn.execute(chunkids.by_hash_sql(columns, len(digests)),
+                                  chunkids.by_hash_params(digests, (small,)))
+        return {digest: (chunk_id, data) for digest, chunk_id, data in rows if digest in wanted}
 
     def read_runs(self, entries: list[ChunkEntry], run_max: int = RUN_MAX) -> Iterator[bytes]:
         """The bytes of `entries` in order, as pieces that each end on a chunk boundary."""
@@ -232,9 +238,10 @@ class SqliteChunks:
         return found
 
     def _lookup(self, batch: list[bytes]) -> dict[bytes, tuple[int, int]]:
-        marks = ",".join("?" * len(batch))
-        rows = self._conn.execute(f"SELECT hash, id, size FROM chunks WHERE hash IN ({marks})", batch)
-        return {h: (i, s) for h, i, s in rows}
+        wanted = set(batch)
+        rows = self._conn.execute(chunkids.by_hash_sql("c.hash, c.id, c.size", len(batch)),
+                                  chunkids.by_hash_params(batch))
+        return {h: (i, s) for h, i, s in rows if h in wanted}
 
 
 class PackedChunks(SqliteChunks):

@@ -16,7 +16,9 @@ Tables:
   bytes of a chunk of at most 1 KiB) and `chunk_data` (inline bytes, same
   rowid): content-addressed, each chunk stored once per workspace. The
   catalogue stays small and hot; the bytes are only touched to read or
-  write content.
+  write content. Since v11 a chunk's row id is derived from its hash and
+  the catalogue has no hash index; `chunk_ids` finds the chunks that are
+  not at their hash's id (rows made before v11, collisions; `vfs/chunkids.py`).
 - `pathlog`: the change log, one row per path ever touched, holding the
   revision of its last change and the inode now at that path (NULL for a
   tombstone). Coalescing is the primary key: five rewrites are one row.
@@ -39,7 +41,7 @@ import sqlite3
 import time
 from collections.abc import Iterator
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 ROOT_INO = 1
 
 KIND_FILE = 1
@@ -228,8 +230,34 @@ _V9 = ""
 # page less. Rows written before keep theirs in `chunk_data`; readers look in both.
 _V10 = ""
 
+# A chunk's row id is derived from its hash (`vfs.chunkids`): the catalogue loses its hash index
+# (`chunks.hash UNIQUE`, one more B-tree page written per new chunk, issue 14). SQLite cannot drop
+# a UNIQUE constraint, so `chunks` is rebuilt, with the same rows and ids: the chunk lists in
+# `nodes` and `versions` and the `chunk_data` rows name chunks by id, and renumbering would rewrite
+# all of them (every byte of a store that keeps its chunks inside). The rows made before keep
+# sequential ids, not their hashes', so `chunk_ids` maps their hashes to them; it also takes the
+# rare chunk whose hash's id another chunk holds. One transaction, as every migration.
+_V11 = """
+CREATE TABLE chunks_v11 (
+    id      INTEGER PRIMARY KEY,
+    hash    BLOB NOT NULL,
+    size    INTEGER NOT NULL,
+    created REAL NOT NULL,
+    pack    INTEGER,
+    pos     INTEGER,
+    data    BLOB
+);
+INSERT INTO chunks_v11(id, hash, size, created, pack, pos, data) SELECT id, hash, size, created, pack, pos, data FROM chunks;
+CREATE TABLE IF NOT EXISTS chunk_ids (hash BLOB PRIMARY KEY, id INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR REPLACE INTO chunk_ids(hash, id) SELECT hash, id FROM chunks;
+DROP TABLE chunks;
+ALTER TABLE chunks_v11 RENAME TO chunks;
+"""
+
 # Each migration takes the schema from version N-1 to N. Append, never edit.
-MIGRATIONS: dict[int, str] = {1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10}
+MIGRATIONS: dict[int, str] = {
+    1: _V1, 2: _V2, 3: _V3, 4: _V4, 5: _V5, 6: _V6, 7: _V7, 8: _V8, 9: _V9, 10: _V10, 11: _V11,
+}
 # Columns migration N adds: (table, column, type).
 ADDED_COLUMNS: dict[int, tuple[tuple[str, str, str], ...]] = {
     4: (("versions", "author", "TEXT"), ("versions", "origin", "TEXT")),
