@@ -47,7 +47,11 @@ timed alone, `--reps` chains per target, interleaved, no warm-up.
 
 `--remote` adds a fourth target: a remote mount (`wsfs mount URL demo`) of a
 `wsfs serve` started for the run on loopback, interleaved with the others;
-its CPU column counts the mount daemon and the server together.
+its CPU column counts the mount daemon and the server together. Each of its
+real-program steps ends with `sync .` (an fsync of the directory: the mount's
+queued changes acknowledged by the server), so a step's pushes are its own.
+`--remote --no-local --api both` compares the remote mount on the path API
+(remote) and on the low-level API (remote_b), each with its own server.
 """
 
 from __future__ import annotations
@@ -250,7 +254,10 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
             work = root / f"chain{rep}"
             work.mkdir()
             for step in steps:
-                elapsed, cpu = run_once("", step.operation, work, 0, pids.get(target), fresh=False)
+                # A remote mount's close returns once the change is queued: the step ends when the
+                # server has it (`sync .`: fsync of the directory), not in the next step's time.
+                operation = step.operation + ("\nsync ." if target.startswith("remote") else "")
+                elapsed, cpu = run_once("", operation, work, 0, pids.get(target), fresh=False)
                 times[step.name, target].append(elapsed)
                 if target in pids:
                     cpus[step.name, target].append(cpu)
@@ -404,8 +411,9 @@ def _start_targets(stack: ExitStack, targets: dict[str, Path], base: Path, ab: d
             pids[target] = (stack.enter_context(floor_mount(
                 targets[target], base / f"{target}.log", script, ("--counts", str(base / f"{target}.json")))),)
     if "remote" in targets:
-        pids["remote"] = stack.enter_context(
-            remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
+        with _environment({"WSFS_MOUNT_API": api}):
+            pids["remote"] = stack.enter_context(
+                remote_mount(base / "server", targets["remote"], base / "cache", base / "remote.log"))
     if "remote_b" in targets:
         with _environment(ab):
             pids["remote_b"] = stack.enter_context(
@@ -473,9 +481,9 @@ def main() -> int:
                         "variables set (PYTHONPATH=an older tree's copy of client_py/, run from outside the "
                         "checkout, compares code), interleaved with the others")
     parser.add_argument("--api", choices=("path", "lowlevel", "both"), default=default_api(),
-                        help="libfuse's API of the local mount (wsfs mount --api; default the mount's: "
-                        "$WSFS_MOUNT_API or lowlevel); both: the path API as mount and the low-level API as "
-                        "mount_b (as --ab WSFS_MOUNT_API=lowlevel), interleaved")
+                        help="libfuse's API of the local and remote mounts (wsfs mount --api; default the "
+                        "mount's: $WSFS_MOUNT_API or lowlevel); both: the path API as mount and remote, the "
+                        "low-level API as mount_b and remote_b (as --ab WSFS_MOUNT_API=lowlevel), interleaved")
     args = parser.parse_args()
     if args.api == "both":
         args.ab = ",".join(filter(None, [args.ab, "WSFS_MOUNT_API=lowlevel"]))

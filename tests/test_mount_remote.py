@@ -13,6 +13,7 @@ import pytest
 
 import vfs
 from client_py.mount.runner import MountProcess
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 
 WAIT_SECONDS = 10.0  # bound for "shows up eventually"; the contract is < 1 s, the machine is shared
 

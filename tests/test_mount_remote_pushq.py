@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from client_py.mount.runner import MountProcess
+from mount_api import mount_api  # noqa: F401  (every test here on each API)
 from tests.test_mount_remote import server_bytes, settle, wait_for
 
 

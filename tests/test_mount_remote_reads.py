@@ -68,3 +68,24 @@ def test_the_stat_carries_owners_exact_times_and_links(backend: RemoteBackend):
     assert [(e.name, e.ino) for e in backend.readdir("/d")] == [
         (name, backend.index.inos[f"/d/{name}"]) for name in ("e", "f", "g", "s")]
     assert backend.lstat("/d/g").ino == st.ino and backend.lstat("/d/e").nlink == 2
+
+
+def test_an_inode_number_lasts_as_long_as_its_node(backend: RemoteBackend):
+    """The low-level mount hands the index's inode numbers to the kernel as its inodes: new content
+    or mode keeps a path's number; a node of another kind at the path (replaced elsewhere: one
+    streamed entry) is another node with a number of its own, as is a name made again after a
+    delete."""
+    index = backend.index
+    file_ino, dir_ino = index.inos["/d/f"], index.inos["/d/e"]
+    index.apply(Change(path="/d/f", kind="file", rev=6, mode=stat_mod.S_IFREG | 0o600, mtime=6.0, size=1, hash="cd",
+                       chunks=(("cd", 1),)))
+    assert index.inos["/d/f"] == file_ino
+    index.apply(Change(path="/d/f", kind="symlink", rev=7, mode=stat_mod.S_IFLNK | 0o777, mtime=7.0, target="e"))
+    assert index.inos["/d/f"] not in (file_ino, dir_ino) and index.nlink("/d/g") == 1
+    index.apply(Change(path="/d/e/x", kind="file", rev=8, mode=stat_mod.S_IFREG | 0o644, mtime=8.0))
+    index.apply(Change(path="/d/e", kind="fifo", rev=9, mode=stat_mod.S_IFIFO | 0o644, mtime=9.0))
+    assert index.inos["/d/e"] != dir_ino and "/d/e/x" not in index.entries and index.subdirs.get("/d", 0) == 0
+    fifo_ino = index.inos["/d/e"]
+    index.apply(Change(path="/d/e", kind="delete", rev=10))
+    index.apply(Change(path="/d/e", kind="fifo", rev=11, mode=stat_mod.S_IFIFO | 0o644, mtime=11.0))
+    assert index.inos["/d/e"] != fifo_ino

@@ -44,7 +44,7 @@ def run_mount(args: argparse.Namespace) -> int:
     from client_py.mount import runner
 
     *source, mountpoint = args.targets
-    api = args.api or (runner.default_api() if len(source) == 1 else "path")  # ($WSFS_MOUNT_API: local mounts)
+    api = args.api or runner.default_api(remote=len(source) != 1)
     if len(source) not in (1, 2):
         print("usage: wsfs mount STORE.db MOUNTPOINT | wsfs mount URL WORKSPACE MOUNTPOINT", file=sys.stderr)
         return 2
@@ -67,14 +67,12 @@ def run_mount(args: argparse.Namespace) -> int:
         except vfs.StoreBusy as exc:
             return _busy(exc)
         return 0
-    if api != "path":
-        print("wsfs mount: --api lowlevel mounts a local store only for now (remote: --api path)", file=sys.stderr)
-        return 2
     from client_py.mount import remote_backend
     from vfs.wire import ProtocolError
 
     try:
-        remote_backend.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug)
+        remote_backend.mount_remote(source[0], source[1], mountpoint, cache=args.cache, token=args.token, debug=args.debug,
+                                    api=api)
     except (ConnectionError, OSError, ProtocolError) as exc:
         print(f"wsfs mount: {exc}", file=sys.stderr)
         return 1

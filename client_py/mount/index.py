@@ -61,8 +61,11 @@ class Index:
         if parent not in self.entries:  # out-of-order safety: a placeholder parent
             self.apply(Change(path=parent, kind="dir", rev=change.rev, mode=stat_mod.S_IFDIR | 0o755))
         old = self.entries.get(path)
-        if old is not None and old.kind == "dir" and change.kind != "dir":
+        if old is not None and old.kind != change.kind:
+            # A node of another kind is another node: its own inode number (the low-level mount's
+            # kernel inode; a directory's entries go with the directory).
             self._remove(path)
+            old = None
         self.entries[path] = change
         if change.kind == "dir" and (old is None or old.kind != "dir"):
             self.subdirs[parent] = self.subdirs.get(parent, 0) + 1

@@ -132,7 +132,7 @@ class StreamInvalidator:
     """
 
     def __init__(self, fuse: int | None) -> None:
-        self.fuse = fuse
+        self.fuse = fuse if _invalidate is not None else None  # (the low-level API's subclass: its session)
         self._lock = threading.Lock()  # `stop` waits for a call in progress: libfuse frees `fuse` after
         self._paths: list[str] = []  # handed over, not taken yet (guarded by `_handed`)
         self._handed = threading.Lock()
@@ -143,7 +143,7 @@ class StreamInvalidator:
 
     def __call__(self, paths: list[str]) -> None:
         """Hand `paths` over (from the watcher, holding nothing the FUSE thread needs)."""
-        if not paths or self.fuse is None or _invalidate is None:
+        if not paths or self.fuse is None:
             return
         with self._handed:
             self._paths += paths
@@ -164,7 +164,11 @@ class StreamInvalidator:
                 with self._lock:
                     if self.fuse is None:
                         return
-                    _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))
+                    self.invalidate(path)
+
+    def invalidate(self, path: str) -> None:
+        """Drop the kernel's copy of one path (libfuse's path API: its node's attributes and pages)."""
+        _invalidate(self.fuse, path.encode("utf-8", "surrogateescape"))
 
     def stop(self) -> None:
         """At unmount, before libfuse frees its `struct fuse`: no call after this returns."""

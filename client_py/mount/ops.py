@@ -76,6 +76,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     # The name libfuse's path API gives an open file it must unlink (see `_hide`); the low-level
     # adapter (lowlevel/adapter.py) hides files itself, under keys no request can name.
     stand_in_prefix = ".fuse_hidden"
+    # Remote mode: what drops the kernel's copy of what the change stream changed, made at INIT
+    # (`fuse`: the path API's `struct fuse *`); the low-level adapter gives its own (by inode).
+    stream_invalidator: Callable[[int | None], StreamInvalidator] = StreamInvalidator
 
     def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
         self._open_workspace = open_workspace
@@ -137,7 +140,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
                         # file's page cache whenever its mtime moves (writes move it).
                         conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
                 if self.follows_stream and hasattr(self.ws, "on_change"):
-                    self.ws.on_change = StreamInvalidator(self.links.fuse)
+                    self.ws.on_change = self.stream_invalidator(self.links.fuse)
                 # A create makes no store call: the file is stored with its content at close.
                 self.reserves = hasattr(self.ws, "reserve_ino") and os.environ.get("WSFS_MOUNT_RESERVE", "1") != "0"
                 # ... and a small one stays pending past its close, until the group commits.

@@ -496,7 +496,8 @@ def _replayable(data: Any):
     return lambda: materialized
 
 
-def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None, token: str | None, debug: bool = False) -> None:
+def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None, token: str | None, debug: bool = False,
+                 api: str = "path") -> None:
     from client_py.mount.ops import WsfsOperations
     from client_py.mount.runner import run_foreground
 
@@ -506,7 +507,9 @@ def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None
     backend = RemoteBackend(url, workspace, token=token, cache_dir=cache_dir).start()
     operations = WsfsOperations(lambda: backend, statfs_dir=cache_dir)
     # The kernel keeps names, attributes and listings, dropped as the change stream
-    # reports changes (`WSFS_MOUNT_REMOTE_CACHE=0`: 0.5 s timeouts, no kept listings).
+    # reports changes (`WSFS_MOUNT_REMOTE_CACHE=0`: 0.5 s timeouts, and on the path API no kept
+    # listings; the low-level API keeps listings by protocol, so it always follows the stream).
     follows = os.environ.get("WSFS_MOUNT_REMOTE_CACHE", "1") != "0"
-    operations.cache_dirs = operations.follows_stream = follows
-    run_foreground(operations, mountpoint, local=False, debug=debug, follows_stream=follows)
+    operations.cache_dirs = follows and api == "path"
+    operations.follows_stream = follows or api == "lowlevel"
+    run_foreground(operations, mountpoint, local=False, debug=debug, follows_stream=follows, api=api)

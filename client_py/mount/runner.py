@@ -106,10 +106,11 @@ def fuse_options(*, local: bool, follows_stream: bool = False) -> dict:
 APIS = ("path", "lowlevel")  # libfuse's path API through mfusepy; its low-level API (lowlevel/)
 
 
-def default_api() -> str:
-    """`--api`'s default for a local store: $WSFS_MOUNT_API, else the low-level API (it passes
-    every local mount test and pjdfstest as the path API does; docs/mount.md). Remote: path."""
-    return os.environ.get("WSFS_MOUNT_API") or "lowlevel"
+def default_api(*, remote: bool = False) -> str:
+    """`--api`'s default: $WSFS_MOUNT_API, else the low-level API for a local store (it passes
+    every local mount test and pjdfstest as the path API does; docs/mount.md), the path API
+    for a remote one."""
+    return os.environ.get("WSFS_MOUNT_API") or ("path" if remote else "lowlevel")
 
 
 def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False,
@@ -121,12 +122,14 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
     single = os.environ.get("WSFS_MOUNT_THREADS", "single") != "multi"
     operations.mountpoint = mountpoint
     if api == "lowlevel":
-        if not local:
-            raise ValueError("--api lowlevel mounts a local store only for now; mount a remote workspace with --api path")
         from client_py.mount.lowlevel import adapter
 
-        adapter.serve(operations, mountpoint, timeout=LOCAL_CACHE_SECONDS, keep_cache=True, threads=not single,
-                      debug=debug)
+        # The timeouts of `fuse_options`, per reply: a local store's everywhere; remote, names and
+        # attributes as long (the change stream drops what changed elsewhere) but no absent name
+        # kept, and no page cache kept across opens.
+        options = fuse_options(local=local, follows_stream=follows_stream)
+        adapter.serve(operations, mountpoint, timeout=options["attr_timeout"], keep_cache=local, threads=not single,
+                      debug=debug, negative_timeout=options["negative_timeout"])
         return
     _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single,
           **fuse_options(local=local, follows_stream=follows_stream))

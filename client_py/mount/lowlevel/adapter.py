@@ -33,6 +33,7 @@ import mfusepy
 
 from client_py.mount.lowlevel import binding as b
 from client_py.mount.lowlevel.inodes import STAND_IN_PREFIX, InodeTable
+from client_py.mount.lowlevel.invalidate import InodeInvalidator
 from client_py.mount.ops import UTIME_NOW, UTIME_OMIT, WsfsOperations
 
 log = logging.getLogger("wsfs.mount")
@@ -55,11 +56,14 @@ class Stale(FuseOSError):
 class LowLevelAdapter:
     """Request handlers (`handlers()`) over one `WsfsOperations` and its inode table."""
 
-    def __init__(self, ops: WsfsOperations, *, timeout: float, keep_cache: bool):
+    def __init__(self, ops: WsfsOperations, *, timeout: float, keep_cache: bool, negative_timeout: float | None = None):
         self.ops = ops
         self.inodes = InodeTable()
         self.timeout = timeout
+        # How long the kernel keeps an absent name (remote mode: 0, a name made elsewhere must appear).
+        self.negative_timeout = timeout if negative_timeout is None else negative_timeout
         self.keep_cache = keep_cache  # (kernel_cache: pages survive open)
+        self.session: b.Session | None = None  # (set by `serve`: remote mode's invalidations go through it)
         self.req = None  # the request being served (whose caller `_caller` reports)
         # One reply struct of each kind, filled per request (requests are served one at a time:
         # one thread, or `handlers(threads=True)`'s lock); libfuse copies it out before returning.
@@ -67,6 +71,7 @@ class LowLevelAdapter:
         self._entry_out = b.EntryParam()
         ops.stand_in_prefix = STAND_IN_PREFIX
         ops.caller = self._caller
+        ops.stream_invalidator = self._stream_invalidator
         self._lock, self._fill_stat = ops._lock, ops._fill_stat
 
     # -- plumbing ---------------------------------------------------------------------
@@ -122,6 +127,26 @@ class LowLevelAdapter:
             raise Stale()
         return path
 
+    def _open_path(self, ino: int, fi) -> str | None:
+        """The path of a request that carries a file handle: None when the inode has no name the
+        table knows (remote mode: removed or replaced elsewhere, and looked up again), which the
+        operations layer serves from the handle (as for an unlinked open file)."""
+        path = self.inodes.path(ino)
+        if path is None and not fi:
+            raise Stale()
+        return path
+
+    def _stream_invalidator(self, fuse) -> InodeInvalidator:
+        """Remote mode (`WsfsOperations.stream_invalidator`): the change stream's stale paths,
+        dropped from the kernel by inode (`invalidate.py`)."""
+        ops = self.ops
+        inos = ops.ws.index.inos
+
+        def current(path: str) -> int | None:
+            node = ops.pending.get(path) if ops.pending else None
+            return node.ino if node is not None else inos.get(path)
+        return InodeInvalidator(self.session, self.inodes, current, negatives=self.negative_timeout > 0)
+
     def _child(self, parent: int, name: bytes) -> tuple[str, str]:
         decoded = name.decode(ENC, ERR)
         path = self.inodes.child_path(parent, decoded)
@@ -171,6 +196,7 @@ class LowLevelAdapter:
         entry.attr_timeout = entry.entry_timeout = self.timeout
         if self._fill(path, None, entry.attr):
             entry.ino = 0  # (a negative entry, kept for entry_timeout)
+            entry.entry_timeout = self.negative_timeout
         else:
             entry.ino = entry.attr.st_ino
             self.inodes.looked_up(entry.ino, parent, decoded, S_ISDIR(entry.attr.st_mode))
@@ -188,11 +214,11 @@ class LowLevelAdapter:
         lib.fuse_reply_none(req)
 
     def ll_getattr(self, req, ino, fi) -> None:
-        self._attr(req, self._path(ino), fi.contents.fh if fi else None)
+        self._attr(req, self._open_path(ino, fi), fi.contents.fh if fi else None)
 
     def ll_setattr(self, req, ino, attr, to_set, fi) -> None:
         """chmod, chown, truncate, utimens in libfuse's path-API order, then the attributes."""
-        path, fh, new, ops = self._path(ino), (fi.contents.fh if fi else None), attr.contents, self.ops
+        path, fh, new, ops = self._open_path(ino, fi), (fi.contents.fh if fi else None), attr.contents, self.ops
         times = None
         if to_set & (b.SET_ATIME | b.SET_MTIME | b.SET_ATIME_NOW | b.SET_MTIME_NOW):
             times = (_time(to_set, b.SET_ATIME, b.SET_ATIME_NOW, new.st_atimespec),
@@ -326,7 +352,7 @@ class LowLevelAdapter:
         lib.fuse_reply_create(req, entry, fi)
 
     def ll_read(self, req, ino, size, offset, fi) -> None:
-        data = self.ops.read(self._path(ino), size, offset, fi.contents.fh)
+        data = self.ops.read(self._open_path(ino, fi), size, offset, fi.contents.fh)
         if type(data) is not bytes:
             data = bytes(data)
         lib.fuse_reply_buf(req, data, len(data))
@@ -335,21 +361,21 @@ class LowLevelAdapter:
         # The kernel's buffer as a view (one C call: no ctypes array type per size), copied
         # once, into the spool.
         data = _view(buf, size, _PYBUF_READ)
-        lib.fuse_reply_write(req, self.ops.write(self._path(ino), data, offset, fi.contents.fh))
+        lib.fuse_reply_write(req, self.ops.write(self._open_path(ino, fi), data, offset, fi.contents.fh))
 
     def ll_flush(self, req, ino, fi) -> None:
-        self.ops.flush(self._path(ino), fi.contents.fh)
+        self.ops.flush(self._open_path(ino, fi), fi.contents.fh)
         lib.fuse_reply_err(req, 0)
 
     def ll_fsync(self, req, ino, datasync, fi) -> None:
-        self.ops.fsync(self._path(ino), datasync, fi.contents.fh)
+        self.ops.fsync(self._open_path(ino, fi), datasync, fi.contents.fh)
         lib.fuse_reply_err(req, 0)
 
     def ll_release(self, req, ino, fi) -> None:
-        path = self._path(ino)
+        path = self._open_path(ino, fi)
         self.ops.release(path, fi.contents.fh)
         node = self.inodes.nodes.get(ino)
-        if node is not None and node.stand_in == path and self.ops.table.node(ino) is None:
+        if node is not None and path is not None and node.stand_in == path and self.ops.table.node(ino) is None:
             self.ops.unlink(path)  # (the last close of a file with no name left: it is gone)
             self.inodes.unhide(node)
         lib.fuse_reply_err(req, 0)
@@ -373,10 +399,10 @@ def mount_options(*, debug: bool = False) -> list[bytes]:
 
 
 def serve(ops: WsfsOperations, mountpoint: str, *, timeout: float, keep_cache: bool, threads: bool = False,
-          debug: bool = False) -> None:
+          debug: bool = False, negative_timeout: float | None = None) -> None:
     """Mount `ops` at `mountpoint` on the low-level API and serve until unmounted or signalled."""
-    adapter = LowLevelAdapter(ops, timeout=timeout, keep_cache=keep_cache)
-    session = b.Session(mount_options(debug=debug), adapter.handlers(threads=threads))
+    adapter = LowLevelAdapter(ops, timeout=timeout, keep_cache=keep_cache, negative_timeout=negative_timeout)
+    session = adapter.session = b.Session(mount_options(debug=debug), adapter.handlers(threads=threads))
     try:
         session.mount(mountpoint)
         session.loop(threads=threads)
