@@ -3,11 +3,8 @@
 A change page or a co-editing update goes to many sockets at once. Server
 frames are unmasked and (with no extension) uncompressed, so the same bytes
 serve every connection: `text_frame` builds them once, and `RawSocket` writes
-them after the checks uvicorn's own `send` makes, without the per-socket
-encoding, framing and await: straight to the descriptor while the transport
-holds nothing (what the transport's own write does first, minus its buffer
-bookkeeping: ~1 µs of a fan-out's ~10 per socket), through the transport
-otherwise, so the stream keeps its order. The fan-out
+them to a socket's transport after the checks uvicorn's own `send` makes,
+without the per-socket encoding, framing and await. The fan-out
 (`server/fanout.py`) and the co-editing relay (`server/coedit_editor.py`)
 both go through here.
 """
@@ -15,7 +12,6 @@ both go through here.
 from __future__ import annotations
 
 import asyncio
-import os
 from typing import Any
 
 from websockets.protocol import State
@@ -42,14 +38,13 @@ class RawSocket:
     would check before writing a data frame: open, not closing, not paused.
     """
 
-    __slots__ = ("protocol", "conn", "transport", "writable", "fd")
+    __slots__ = ("protocol", "conn", "transport", "writable")
 
     def __init__(self, protocol: Any):
         self.protocol = protocol
         self.conn = protocol.conn
         self.transport = protocol.transport
         self.writable: asyncio.Event = protocol.writable
-        self.fd = _plain_fd(self.transport)
 
     @staticmethod
     def of(send: Any) -> RawSocket | None:
@@ -74,33 +69,5 @@ class RawSocket:
         if (not self.writable.is_set() or p.disconnected or p.close_sent or not p.handshake_complete
                 or self.conn.state is not State.OPEN):
             return False
-        t = self.transport
-        if self.fd < 0 or t.get_write_buffer_size() or t.is_closing():
-            t.write(frame)
-            return True
-        # nothing queued in the transport: the bytes it would send at once go straight to the socket
-        # (what its own write does first), without its buffer bookkeeping; what the socket does not
-        # take goes through the transport after them, so the stream keeps its order
-        try:
-            sent = os.write(self.fd, frame)
-        except BlockingIOError:
-            sent = 0
-        except OSError:
-            t.write(frame)  # the transport meets the same error and closes as it always does
-            return True
-        if sent < len(frame):
-            t.write(frame[sent:])
+        self.transport.write(frame)
         return True
-
-
-def _plain_fd(transport: Any) -> int:
-    """The descriptor under a plain (not TLS) socket transport, or -1: then every write goes
-    through the transport. A descriptor is only written while its transport is not closing
-    (`RawSocket.write` checks), so it is never one closed and reused by another connection."""
-    if transport.get_extra_info("sslcontext") is not None or transport.get_extra_info("ssl_object") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    try:
-        return -1 if sock is None else int(sock.fileno())
-    except (OSError, ValueError):
-        return -1

@@ -104,10 +104,11 @@ async def test_sessions_all_parked_are_kicked_by_the_hub_once_and_miss_nothing(l
 
 
 async def test_frames_written_past_a_full_socket_arrive_whole_and_in_order(live_server: LiveServer) -> None:
-    """`RawSocket.write` sends a frame straight to the descriptor while the transport holds nothing,
-    and what the socket does not take (a partial write, or none) through the transport after it.
-    Writing to a client that stops reading until the transport pauses goes through every case; the
-    client then reads every accepted frame whole, in order, once."""
+    """`RawSocket.write` (the fan-out's and a reply's path) to a client that stops reading, until the
+    transport pauses: frames sent at once, one cut by a partial write, then frames queued in the
+    transport. The client then reads every accepted frame whole, in order, once. (Kept from a
+    variant that wrote straight to the descriptor while the transport held nothing, leaving a
+    partial write's rest to the transport: it failed when that rest was dropped.)"""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)  # small and fixed: the socket fills soon
     sock.connect(("127.0.0.1", live_server.port))
