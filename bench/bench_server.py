@@ -692,9 +692,16 @@ def run_small_bare_server() -> None:
     uvicorn.Server(make_config(small_bare_app(), lifespan="off")).run(sockets=[sock])
 
 
-def start_small_wsfs(data: str, root: Path | None) -> Proc:
-    return Proc([sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
-                 "--log-level", "warning"], cwd=root)
+def start_small_wsfs(data: str, root: Path | None, env: list[str] | None = None) -> Proc:
+    """`env`: KEY=VALUE settings for this server's process only (an A/B of a setting: `--root-env`)."""
+    saved = dict(os.environ)
+    os.environ.update(item.split("=", 1) for item in env or ())
+    try:
+        return Proc([sys.executable, "-m", "server", "serve", "--data", data, "--port", "0", "--no-seed",
+                     "--log-level", "warning"], cwd=root)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 async def prepare_small(server: Proc, names: list[str]) -> None:
@@ -734,7 +741,7 @@ async def small_section(args: argparse.Namespace) -> None:
         try:
             servers["wsfs"] = start_small_wsfs(f"{tmp}/new", None)
             if args.root:
-                servers["old"] = start_small_wsfs(f"{tmp}/old", Path(args.root))
+                servers["old"] = start_small_wsfs(f"{tmp}/old", Path(args.root), args.root_env)
             servers["bare"] = Proc([sys.executable, __file__, "--small-bare-server"])
             for name, server in servers.items():
                 if name != "bare":
@@ -789,7 +796,8 @@ def small_round(kind: str, nws: int, clients: int, rows: dict[str, dict[str, flo
         pool = f" pool {r['pool']:3.0f} %" if "pool" in r else ""
         parts.append(f"{name} {r['per_s']:6.0f}/s p50 {r['p50']:5.1f} p99 {r['p99']:5.1f} ms {r['us']:4.0f} µs CPU{pool}")
     ratios = ", ".join(f"{name} {r['per_s'] / bare['per_s']:.2f}" for name, r in rows.items() if name != "bare")
-    return " | ".join(parts) + f" | ÷ bare writes/s: {ratios}"
+    cpu = ", ".join(f"{name} {r['us'] / bare['us']:.1f}" for name, r in rows.items() if name != "bare")
+    return " | ".join(parts) + f" | ÷ bare writes/s: {ratios} | CPU per write ÷ bare: {cpu}"
 
 
 # ---------------------------------------------------------------- main
@@ -812,6 +820,9 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3, help="rounds of every small-writes point")
     parser.add_argument("--root", help="another source tree (git archive REV | tar -x -C DIR): its wsfs too, "
                                        "interleaved with this one's in the small-writes section")
+    parser.add_argument("--root-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment of the --root server only (repeatable); with --root . an A/B of a "
+                             "setting, e.g. --root . --root-env PYTHONMALLOC=pymalloc")
     parser.add_argument("--small-bare-server", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.baseline_server:

@@ -295,7 +295,8 @@ class Session:
                 if message.get("bytes") is not None:
                     await self._chunk_upload(message["bytes"])
                     continue
-                await self._flush_uploads()  # a message after uploads is handled after them (5.6)
+                if self._uploads:
+                    await self._flush_uploads()  # a message after uploads is handled after them (5.6)
                 msg = self.proto.receive_text(message.get("text") or "")
                 request_id = getattr(msg, "id", None)
                 await self._dispatch(msg)
@@ -306,7 +307,9 @@ class Session:
                 await self.send_error(e, request_id)
 
     async def _dispatch(self, msg: Any) -> None:
-        if isinstance(msg, Subscribe):
+        if isinstance(msg, Push):  # (the most frequent first)
+            await self._push(msg)
+        elif isinstance(msg, Subscribe):
             await self._subscribe(msg)
         elif isinstance(msg, Unsubscribe):
             await self._unsubscribe(msg)
@@ -314,8 +317,6 @@ class Session:
             await self._has(msg)
         elif isinstance(msg, Get):
             await self._get(msg)
-        elif isinstance(msg, Push):
-            await self._push(msg)
         elif isinstance(msg, Presence):
             await self._presence(msg)
             if msg.id is not None:
