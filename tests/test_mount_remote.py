@@ -145,6 +145,34 @@ def test_conflicting_write_keeps_both_versions(remote):
     wait_for(lambda: (mnt / "docs" / "readme.md").read_bytes() == b"# theirs\n", "the server's version at the name")
 
 
+def test_an_open_file_replaced_elsewhere_keeps_its_descriptor(remote, mount_api):
+    """Another client deletes a file this mount has open and makes a new one at its name: the
+    name shows the new file (a new inode number), and the descriptor still fstats, and on the
+    low-level API reads, the file it opened. (Its kernel inode loses its only name when the
+    kernel looks the name up again: fstat got ESTALE until its getattr answered from the
+    descriptor. On the path API libfuse's node follows the name, so both files share one kernel
+    inode and the descriptor reads the new file's pages.)"""
+    mnt, _cache, http, _mount = remote
+    http.put("/api/workspaces/demo/files/swap/f.txt", content=b"the old content", params={"parents": 1})
+    target = mnt / "swap" / "f.txt"
+    wait_for(lambda: target.exists(), "the file")
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        assert os.read(fd, 100) == b"the old content"  # (its chunk is in the cache now)
+        old_ino = os.fstat(fd).st_ino
+        http.delete("/api/workspaces/demo/files/swap/f.txt")
+        http.put("/api/workspaces/demo/files/swap/f.txt", content=b"new")
+        wait_for(lambda: target.read_bytes() == b"new", "the new file at the name")
+        assert os.stat(target).st_ino != old_ino and os.stat(target).st_size == 3
+        assert os.fstat(fd).st_mode & 0o170000 == stat.S_IFREG
+        if mount_api == "lowlevel":
+            assert os.pread(fd, 100, 0) == b"the old content"
+            assert (os.fstat(fd).st_ino, os.fstat(fd).st_size) == (old_ino, len(b"the old content"))
+    finally:
+        os.close(fd)
+    assert os.listdir(mnt / "swap") == ["f.txt"]
+
+
 def test_offline_serves_the_cache_read_only(remote, live_server):  # noqa: F811
     mnt, _cache, _http, mount = remote
     assert (mnt / "docs" / "readme.md").read_bytes() == b"# hello\n"  # now cached

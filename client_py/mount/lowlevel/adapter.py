@@ -16,7 +16,10 @@ path API has, and what libfuse's path layer did in C is done here the inode way:
   descriptor works; no stand-in name ever exists in a directory.
 
 Timeouts are given per reply (a local store: the mount is its only writer, so every
-change reaches the kernel through it and the kernel updates what it caches).
+change reaches the kernel through it and the kernel updates what it caches). A remote
+mount serves the remote backend's inode numbers (its index's, kept per mount session and
+across renames) the same way, keeps names and attributes as long, never an absent name,
+and drops what the change stream changed elsewhere by inode (`invalidate.py`).
 """
 
 from __future__ import annotations
@@ -214,7 +217,15 @@ class LowLevelAdapter:
         lib.fuse_reply_none(req)
 
     def ll_getattr(self, req, ino, fi) -> None:
-        self._attr(req, self._open_path(ino, fi), fi.contents.fh if fi else None)
+        fh = fi.contents.fh if fi else None
+        path = self.inodes.path(ino)
+        if path is None and fh is None:
+            # (fstat sends no handle: an open inode that lost its name elsewhere answers from a descriptor's)
+            node = self.ops.table.node(ino)
+            fh = next((h.fh for h in self.ops.table.handles.values() if h.node is node), None) if node else None
+            if fh is None:
+                raise Stale()
+        self._attr(req, path, fh)
 
     def ll_setattr(self, req, ino, attr, to_set, fi) -> None:
         """chmod, chown, truncate, utimens in libfuse's path-API order, then the attributes."""
