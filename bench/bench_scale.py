@@ -748,7 +748,8 @@ async def roots_subs_ab(args: argparse.Namespace) -> None:
     """`--roots A,B --workspaces= --subs S`: the subscribers points on a fresh server of each tree in
     turn, `--pairs` rounds (order alternating), then each tree's medians and, for every tree after the
     first, in how many rounds its server CPU per delivery and its last-subscriber p99 were lower."""
-    keys = ("cpu_us_per_delivery", "client_us_per_delivery", "deliv_p50", "deliv_p99", "last_p50", "last_p99")
+    keys = ("cpu_us_per_delivery", "user_us", "sys_us", "loop_wait_ms", "client_us_per_delivery", "deliv_p50",
+            "deliv_p99", "last_p50", "last_p99", "load")
     rows: dict[tuple[str, int], list[dict[str, Any]]] = {}
     with tempfile.TemporaryDirectory(prefix="wsfs-bench-scale-") as data:
         for k in range(args.pairs):
@@ -761,20 +762,27 @@ async def roots_subs_ab(args: argparse.Namespace) -> None:
                         ld = row.pop("load")
                         print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}):", flush=True)
                         print(subs_line(n, args, row, ld), flush=True)
-                        rows.setdefault((root, n), []).append({**row, **ld})
+                        rows.setdefault((root, n), []).append({**row, **ld, "user_us": row["user_sys_us"][0],
+                                                               "sys_us": row["user_sys_us"][1],
+                                                               "load": os.getloadavg()[0]})
                 finally:
                     server.stop()
     first = args.roots[0]
     for (root, n), results in rows.items():
         med = {key: pct([r[key] for r in results], 50) for key in keys}
-        line = (f"medians {root}, {n} subscribers: server {med['cpu_us_per_delivery']:.1f} µs/delivery, clients "
-                f"{med['client_us_per_delivery']:.1f}, delivery p50/p99 {med['deliv_p50']:.1f}/{med['deliv_p99']:.1f} "
-                f"ms, last subscriber p50/p99 {med['last_p50']:.1f}/{med['last_p99']:.1f} ms")
+        line = (f"medians {root}, {n} subscribers (load {med['load']:.1f}): server {med['cpu_us_per_delivery']:.1f} "
+                f"µs/delivery (user {med['user_us']:.1f}, system {med['sys_us']:.1f}), loop waited for a CPU "
+                f"{med['loop_wait_ms']:.0f} ms, clients {med['client_us_per_delivery']:.1f}, delivery p50/p99 "
+                f"{med['deliv_p50']:.1f}/{med['deliv_p99']:.1f} ms, last subscriber p50/p99 {med['last_p50']:.1f}/"
+                f"{med['last_p99']:.1f} ms")
         if root != first:
+            # the user part is the server's own code; the system part is mostly the kernel's loopback send,
+            # which swings with how busy the receiving clients are (a sleeping receiver costs a wake-up)
             base = rows[(first, n)]
-            cpu = sum(1 for a, b in zip(base, results) if b["cpu_us_per_delivery"] < a["cpu_us_per_delivery"])
-            p99 = sum(1 for a, b in zip(base, results) if b["last_p99"] < a["last_p99"])
-            line += f"; lower than {first}: CPU in {cpu}/{len(results)}, last p99 in {p99}/{len(results)} rounds"
+            wins = {key: sum(1 for a, b in zip(base, results) if b[key] < a[key])
+                    for key in ("cpu_us_per_delivery", "user_us", "last_p99")}
+            line += (f"; lower than {first}: CPU in {wins['cpu_us_per_delivery']}/{len(results)}, user CPU in "
+                     f"{wins['user_us']}/{len(results)}, last p99 in {wins['last_p99']}/{len(results)} rounds")
         print(line, flush=True)
     print(f"load average at end: {os.getloadavg()}", flush=True)
 
