@@ -17,10 +17,11 @@ the migration keeps them where they were instead of rewriting every list
 and every `chunk_data` row). The invariant: each hash has one row, found
 either at its natural id (that row's hash is it) or through `chunk_ids`.
 A new row goes to its natural id only when `chunk_ids` does not name the
-hash (the guard in `guarded_insert`: a chunk displaced once stays displaced
-even after the row that displaced it is collected); `delete` removes both.
-In a store written from v11 on, `chunk_ids` is empty, and the guard is a
-probe of an empty tree.
+hash (`GUARDED`: a chunk displaced once stays displaced even after the row
+that displaced it is collected); `DELETE` removes both. In a store written
+from v11 on `chunk_ids` is empty, and a writer that knows it (asked once,
+again only after another connection committed: `SqliteChunks.begin_write`)
+inserts without the guard (`UNGUARDED`).
 
     chunkstore  ->  chunkids
 """
@@ -57,8 +58,9 @@ _PLAIN = {
     extra: f"INSERT INTO chunks(id, hash, size, created{cols}) VALUES({', '.join('?' * _values(extra))})"
     for extra, cols in _EXTRA.items()
 }
-# Rows whose absence the caller checked (`ids_for` in the same transaction): only the id may be taken.
-INSERT_MANY = {extra: sql + " ON CONFLICT(id) DO NOTHING" for extra, sql in _PLAIN.items()}
+# The same where `chunk_ids` is known to be empty (`SqliteChunks.begin_write`), and for rows whose
+# absence the caller checked (`ids_for` in the same transaction): only the id may be taken.
+UNGUARDED = {extra: sql + " ON CONFLICT(id) DO NOTHING" for extra, sql in _PLAIN.items()}
 _FIND = "SELECT id FROM chunks WHERE id = ? AND hash = ? UNION ALL SELECT id FROM chunk_ids WHERE hash = ?"
 
 
@@ -79,6 +81,11 @@ def place(conn: sqlite3.Connection, execute: Callable, extra: str, row: tuple) -
     execute(_PLAIN[extra], (chunk_id, *row[1:]))
     execute("INSERT INTO chunk_ids(hash, id) VALUES(?, ?)", (row[1], chunk_id))
     return chunk_id
+
+
+def any_displaced(conn: sqlite3.Connection) -> bool:
+    """Does `chunk_ids` name any chunk? (A store written from v11 on: only after a collision.)"""
+    return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM chunk_ids)").fetchone()[0])
 
 
 def by_hash_sql(columns: str, count: int) -> str:

@@ -70,6 +70,7 @@ class ChunkBackend(Protocol):
     def hash_of(self, entries: list[ChunkEntry]) -> bytes: ...
     def ids_for(self, digests: Iterable[bytes]) -> dict[bytes, tuple[int, int]]: ...
     def delete(self, ids: list[int]) -> None: ...
+    def begin_write(self, data_version: int) -> None: ...
     def before_commit(self) -> None: ...
     def after_transaction(self, *, committed: bool) -> None: ...
     def compact(self, transaction: Callable[[], AbstractContextManager[object]]) -> int: ...
@@ -90,6 +91,8 @@ class SqliteChunks:
     def __init__(self, conn: sqlite3.Connection):
         self._conn = conn
         self._dml = conn.cursor().execute  # inserts, on one kept cursor (as `Db.dml`)
+        self._displaced = True  # `chunk_ids` may name a chunk: until `begin_write` finds it empty
+        self._checked_at: int | None = None  # the data_version `_displaced` was found at
 
     # -- writing (inside a transaction) -------------------------------------------
 
@@ -108,12 +111,26 @@ class SqliteChunks:
         """The chunk's catalogue row: (its id, True) when written now, (its id, False) when the hash
         was catalogued already (dedup). Usually one statement: the row at its hash's id (`vfs.chunkids`)."""
         row = (chunkids.natural_id(digest), digest, size, time.time(), *values)
-        if self._dml(chunkids.GUARDED[extra], row).rowcount == 1:
+        insert = chunkids.GUARDED[extra] if self._displaced else chunkids.UNGUARDED[extra]
+        if self._dml(insert, row).rowcount == 1:
             return row[0], True
         found = chunkids.find(self._conn, digest)
         if found is not None:
             return found, False
+        self._displaced = True
         return chunkids.place(self._conn, self._dml, extra, row), True
+
+    def begin_write(self, data_version: int) -> None:
+        """Called after BEGIN of a write transaction with the connection's `PRAGMA data_version`.
+
+        Whether `chunk_ids` names any chunk decides how a new row is inserted
+        (`_catalogue`): when it names none, a row at its hash's id needs no check
+        that the hash was displaced (~7k instructions of a ~300k create). It is
+        asked again only when another connection committed since (our own
+        commits add to it only through `_catalogue`, which notes it)."""
+        if data_version != self._checked_at:
+            self._displaced = chunkids.any_displaced(self._conn)
+            self._checked_at = data_version
 
     def put_many(self, items: Iterable[tuple[bytes, bytes | memoryview]]) -> list[ChunkEntry]:
         """Store (digest, bytes) pairs whose digests the caller verified."""
@@ -148,7 +165,7 @@ class SqliteChunks:
         rows = [(chunkids.natural_id(digest), digest, len(data), now, pack, positions[n])
                 for n, (digest, data) in enumerate(fresh.items())]
         ids = {row[1]: row[0] for row in rows}
-        if self._conn.executemany(chunkids.INSERT_MANY["pack"], rows).rowcount != len(rows):
+        if self._conn.executemany(chunkids.UNGUARDED["pack"], rows).rowcount != len(rows):
             for row in rows:
                 if self._conn.execute("SELECT hash FROM chunks WHERE id = ?", (row[0],)).fetchone()[0] != row[1]:
                     ids[row[1]] = chunkids.place(self._conn, self._dml, "pack", row)

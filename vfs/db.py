@@ -251,6 +251,7 @@ class Db:
             raise fs_error(errno.EROFS, self.path, "workspace is read-only")
         locking.execute_retrying(self.conn, "BEGIN IMMEDIATE", execute=self.dml)
         self._refresh_cache()
+        self.chunks.begin_write(self._data_version)  # (the version is now the one after our BEGIN)
         tx = self._tx_state = Tx(self.conn, self._last_rev)
         return tx
 
