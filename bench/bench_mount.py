@@ -79,6 +79,7 @@ from client_py.mount.runner import MountProcess, default_api, is_mounted, unmoun
 # `--lowlevel`: the floor on libfuse's low-level API through pyfuse3 and through ctypes (target, script)
 LOWLEVEL_FLOORS = {"pyfuse3": ("floor_ll", "floor_lowlevel.py"), "ctypes": ("floor_llc", "floor_lowlevel_ctypes.py")}
 REQUESTS = None  # `--count-requests`: a fuse_requests.KernelRequests counting each timed script's requests
+REMOTE_TAIL = "\nsync ."  # a remote target's chain step ends once the server has its changes (see measure_chain)
 
 CREATE = "for i in $(seq 1 1000); do echo $i > f$i; done"
 TREE = (
@@ -256,7 +257,7 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
             for step in steps:
                 # A remote mount's close returns once the change is queued: the step ends when the
                 # server has it (`sync .`: fsync of the directory), not in the next step's time.
-                operation = step.operation + ("\nsync ." if target.startswith("remote") else "")
+                operation = step.operation + (REMOTE_TAIL if target.startswith("remote") else "")
                 elapsed, cpu = run_once("", operation, work, 0, pids.get(target), fresh=False)
                 times[step.name, target].append(elapsed)
                 if target in pids:
@@ -531,8 +532,8 @@ def main() -> int:
             results += measure_chain(chain, targets, args.reps, pids) if chain else []
             if REQUESTS:
                 print(REQUESTS.report([(s.name, s.timed_as_reference()[1], -1) for s in scenarios]
-                                      + [(s.name, s.operation, [c.operation for c in chain[:i]].count(s.operation))
-                                         for i, s in enumerate(chain)]))
+                                      + [(s.name, s.operation + tail, [c.operation for c in chain[:i]].count(s.operation))
+                                         for i, s in enumerate(chain) for tail in ("", REMOTE_TAIL)]))
         for target, _ in LOWLEVEL_FLOORS.values():
             if (base / f"{target}.json").exists():
                 counts = json.loads((base / f"{target}.json").read_text())

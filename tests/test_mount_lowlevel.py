@@ -213,3 +213,22 @@ def test_an_idle_mount_does_not_wake_up(tmp_path: Path, store: Path):
         (Path(mount.mountpoint) / "g").write_bytes(b"y")  # and a later burst still commits
     assert woke < 20, woke
     assert set(store_paths(store)) >= {"/f", "/g"}
+
+
+def test_a_remote_mount_defaults_to_the_low_level_api(live_server, tmp_path: Path, monkeypatch):
+    """`wsfs mount URL WORKSPACE MNT` with no --api and no $WSFS_MOUNT_API serves the low-level API
+    (it was the path API, and --api lowlevel with a URL exited 2), and the kernel sees the remote
+    index's inode numbers as its inodes: hard links made here are one inode."""
+    from client_py.mount.runner import MountProcess
+
+    monkeypatch.delenv("WSFS_MOUNT_API", raising=False)
+    mountpoint, log = tmp_path / "mnt", tmp_path / "mount.log"
+    mountpoint.mkdir()
+    extra = ["--token", live_server.admin, "--cache", str(tmp_path / "cache")]
+    with MountProcess([live_server.url, "demo"], str(mountpoint), log_file=str(log), extra=extra):
+        (mountpoint / "a").write_bytes(b"x")
+        os.link(mountpoint / "a", mountpoint / "b")
+        os.chmod(mountpoint / "a", 0o600)
+        assert os.stat(mountpoint / "b").st_mode & 0o777 == 0o600  # (one kernel inode: no invalidation needed)
+        assert os.stat(mountpoint / "a").st_ino == os.stat(mountpoint / "b").st_ino
+    assert "low-level API" in log.read_text()

@@ -36,15 +36,15 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log", metavar="FILE", help="with --background: append the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="log every FUSE call")
     parser.add_argument("--api", choices=("path", "lowlevel"), default=None,
-                        help="libfuse's low-level inode API (a local store only) or its path API (mfusepy); "
-                        "default for a local store $WSFS_MOUNT_API or lowlevel, for a remote one path")
+                        help="libfuse's low-level inode API or its path API (mfusepy); default $WSFS_MOUNT_API "
+                        "or lowlevel")
 
 
 def run_mount(args: argparse.Namespace) -> int:
     from client_py.mount import runner
 
     *source, mountpoint = args.targets
-    api = args.api or runner.default_api(remote=len(source) != 1)
+    api = args.api or runner.default_api()
     if len(source) not in (1, 2):
         print("usage: wsfs mount STORE.db MOUNTPOINT | wsfs mount URL WORKSPACE MOUNTPOINT", file=sys.stderr)
         return 2

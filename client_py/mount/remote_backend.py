@@ -497,7 +497,7 @@ def _replayable(data: Any):
 
 
 def mount_remote(url: str, workspace: str, mountpoint: str, *, cache: str | None, token: str | None, debug: bool = False,
-                 api: str = "path") -> None:
+                 api: str = "lowlevel") -> None:
     from client_py.mount.ops import WsfsOperations
     from client_py.mount.runner import run_foreground
 

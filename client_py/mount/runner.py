@@ -106,11 +106,10 @@ def fuse_options(*, local: bool, follows_stream: bool = False) -> dict:
 APIS = ("path", "lowlevel")  # libfuse's path API through mfusepy; its low-level API (lowlevel/)
 
 
-def default_api(*, remote: bool = False) -> str:
-    """`--api`'s default: $WSFS_MOUNT_API, else the low-level API for a local store (it passes
-    every local mount test and pjdfstest as the path API does; docs/mount.md), the path API
-    for a remote one."""
-    return os.environ.get("WSFS_MOUNT_API") or ("path" if remote else "lowlevel")
+def default_api() -> str:
+    """`--api`'s default, local or remote: $WSFS_MOUNT_API, else the low-level API (it passes
+    every mount test and pjdfstest as the path API does, local and remote; docs/mount.md)."""
+    return os.environ.get("WSFS_MOUNT_API") or "lowlevel"
 
 
 def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, debug: bool = False,
