@@ -111,6 +111,10 @@ class RedisHub:
     def unlisten(self, workspace: str, listener: Listener) -> None:
         self.local.unlisten(workspace, listener)
 
+    def stand_in(self, workspace: str, listener: Listener, stand_in: Callable[[int], None] | None) -> None:
+        """As `LocalHub.stand_in`: remote commits reach the local hub (`publish_commit`), so they fire it too."""
+        self.local.stand_in(workspace, listener, stand_in)
+
     def listeners(self, workspace: str | None = None) -> list[Listener]:
         return self.local.listeners(workspace)
 
