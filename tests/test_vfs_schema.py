@@ -18,7 +18,7 @@ from vfs_old_stores import downgrade_to_v6, downgrade_to_v7, downgrade_to_v9
 def _downgrade_to_v1(path: str) -> None:
     conn = sqlite3.connect(path)
     for trigger in ("subdir_added", "subdir_removed", "subdir_moved"):
-        conn.execute(f"DROP TRIGGER {trigger}")
+        conn.execute(f"DROP TRIGGER IF EXISTS {trigger}")  # (gone since v12)
     conn.execute("ALTER TABLE nodes DROP COLUMN subdirs")
     conn.execute("UPDATE meta SET value = 1 WHERE key = 'schema_version'")
     conn.commit()

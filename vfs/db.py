@@ -63,7 +63,7 @@ _UPSERT_LOG = (
 )
 
 
-_TOUCH = "UPDATE nodes SET mtime_ns = ?, ctime_ns = ? WHERE ino = ?"
+_TOUCH = "UPDATE nodes SET mtime_ns = ?, ctime_ns = ?, subdirs = subdirs + ? WHERE ino = ?"
 
 _MISSING = object()  # a cached lookup that found no node
 
@@ -526,16 +526,19 @@ class Db:
         else:
             self.log_many(tx, [(p, node_ino) for p in self.paths_of(node_ino)])
 
-    def touch_dir(self, dir_ino: int, other_ino: int | None = None, *, now: int | None = None) -> None:
+    def touch_dir(self, dir_ino: int, other_ino: int | None = None, *, now: int | None = None,
+                  subdirs: tuple[int, int] = (0, 0)) -> None:
         """A directory's mtime/ctime move when its entries change (as on Linux); `other_ino`: a second one (rename).
 
         `now`: the time to stamp (a new node's ctime, so a caller holding the
-        parent's old `Stat` knows its new times without reading it again)."""
+        parent's old `Stat` knows its new times without reading it again). `subdirs`: the
+        subdirectories each gained (its link count is 2 + its count; kept here since v12)."""
         now = time.time_ns() if now is None else now
         self.dir_times_ns = now
-        self.dml(_TOUCH, (now, now, dir_ino))
-        if other_ino is not None and other_ino != dir_ino:  # (one UPDATE of both rows needs an ephemeral rowset: 2x)
-            self.dml(_TOUCH, (now, now, other_ino))
+        same = other_ino == dir_ino
+        self.dml(_TOUCH, (now, now, subdirs[0] + (subdirs[1] if same else 0), dir_ino))
+        if other_ino is not None and not same:  # (one UPDATE of both rows needs an ephemeral rowset: 2x)
+            self.dml(_TOUCH, (now, now, subdirs[1], other_ino))
 
     def touch_dirs_since(self, stamps: list[tuple[int, int]]) -> None:
         """Directories' mtime/ctime for changes made earlier and stored now: (ino, when) pairs,

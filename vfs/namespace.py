@@ -35,6 +35,7 @@ _INSERT_NODE_INO = (  # the same with the inode number given (see `Namespace.res
 )
 # `linked`: a name found by inode (a hard-linked file's; schema v7, `vfs.tree`)
 _INSERT_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, ?)"
+_SUBDIRS = "UPDATE nodes SET subdirs = subdirs + ? WHERE ino = ?"  # (usually folded into `Db.touch_dir`)
 _SET_ATTRS = "UPDATE nodes SET mode = ?, uid = ?, gid = ?, atime_ns = ?, mtime_ns = ?, ctime_ns = ?, rev = ?, vrev = NULL WHERE ino = ?"
 # A node took a new name: a directory keeps it in its row too.
 _RENAMED = (
@@ -156,10 +157,13 @@ class Namespace:
         node = Node(ino, kind, mode, size, mtime_ns, ctime_ns, 1, digest, chunks, target, tx.rev, atime_ns, uid, gid, 0,
                     rdev, pending[0])  # the row as written (NODE_COLUMNS' order)
         self._db.dml(_INSERT_NAME, (found.parent_ino, found.name, ino, 0))
-        if created_ns is None:
-            self._db.touch_dir(found.parent_ino, now=now)  # the parent's mtime and ctime become the node's ctime
+        gained = int(kind == KIND_DIR)  # the parent's subdirectory count (its link count: 2 + it)
+        if created_ns is None:  # the parent's mtime and ctime become the node's ctime
+            self._db.touch_dir(found.parent_ino, now=now, subdirs=(gained, 0))
         else:
             self._db.touch_dirs_since([(found.parent_ino, now)])
+            if gained:
+                self._db.dml(_SUBDIRS, (gained, found.parent_ino))
         self._db.log(tx, found.real, node.ino)
         return node
 
@@ -344,32 +348,31 @@ class Namespace:
         """The entries of a directory in name order (`limit` of them from `offset`).
 
         A whole listing is kept beside the warm stats (`vfs.statcache`, same
-        validation, same memory bound) until anyone commits; pages are cut
-        from a kept listing, or read alone."""
+        validation, same memory bound); after a commit it is patched from the
+        change log (`vfs.listing.current`). Pages are cut from a kept listing, or read alone."""
         token = self._db.cache_token()
-        key = ("readdir", path)
-        kept = token[1].get(key) if token is not None else None
-        if kept is not None and (limit is None or limit >= 0) and offset >= 0:
-            return listing.build(kept, limit, offset)
-        ino = self._dir_ino(path)
-        if token is None or limit is not None or offset:
-            return listing.entries(self._db.conn, ino, limit, offset)
-        kept = listing.columns(self._db.conn, ino)
-        self._db.stats.put(token, key, kept, listing.weight(kept))
-        return listing.build(kept)
+        kept = token[1].get(("readdir", path)) if token is not None else None
+        paged = limit is not None or offset
+        if token is None or (kept is None and paged) or offset < 0 or (limit is not None and limit < 0):
+            return listing.entries(self._db.conn, self._dir(path).node.ino, limit, offset)
+        if kept.__class__ is not listing.Listing:  # none, or one read before a commit (`statcache.Stale`)
+            found = self._dir(path)
+            kept = listing.current(self._db.conn, found.node.ino, found.real, getattr(kept, "value", None))
+            self._db.stats.put(token, ("readdir", path), kept, kept.weight, carry=True)
+        return listing.build(kept.cols, limit, offset)
 
     def listdir(self, path: str = "/") -> list[str]:
         token = self._db.cache_token()
         kept = token[1].get(("readdir", path)) if token is not None else None
-        if kept is not None:
-            return list(kept[0])
-        return listing.names(self._db.conn, self._dir_ino(path))
+        if kept.__class__ is listing.Listing:
+            return list(kept.cols[0])
+        return listing.names(self._db.conn, self._dir(path).node.ino)
 
-    def _dir_ino(self, path: str) -> int:
-        node = self._db.existing(path, follow=True).node
-        if node.kind != KIND_DIR:
+    def _dir(self, path: str) -> Resolved:
+        found = self._db.existing(path, follow=True)
+        if found.node.kind != KIND_DIR:
             raise fs_error(errno.ENOTDIR, path)
-        return node.ino
+        return found
 
     # -- remove ------------------------------------------------------------------
 
@@ -424,7 +427,7 @@ class Namespace:
         if node.kind == KIND_FILE:
             self._versions.record_removal(tx, found.real, node)  # (while the node is there to read)
         self._drop_link(tx, node, now)
-        self._db.touch_dir(found.parent_ino, now=now)
+        self._db.touch_dir(found.parent_ino, now=now, subdirs=(-int(node.kind == KIND_DIR), 0))
         self._db.log(tx, found.real, None)
         if node.kind != KIND_FILE:  # the directory cache holds directories and paths resolved through symlinks, never files
             self._db.forget_directories()
@@ -453,7 +456,7 @@ class Namespace:
         self._db.conn.executemany(
             "DELETE FROM nodes WHERE ino = ? AND (kind = ? OR nlink <= 0)", [(ino, KIND_DIR) for ino in inos]
         )
-        self._db.touch_dir(found.parent_ino)
+        self._db.touch_dir(found.parent_ino, subdirs=(-1, 0))
         self._db.log_many(tx, tombstones)
         self._versions.record_deletion(tx, [path for path, _ in files])
         self._db.forget_directories()
@@ -520,8 +523,9 @@ class Namespace:
         for found, other in ((source, target), (target, source)):
             self._db.dml(
                 _RENAMED, (now, tx.rev, None, None, None, other.parent_ino, other.name, found.node.ino)
-            )
-            self._db.touch_dir(found.parent_ino)
+            )  # `found`'s directory now holds `other`'s node:
+            gained = int(other.node.kind == KIND_DIR) - int(found.node.kind == KIND_DIR)
+            self._db.touch_dir(found.parent_ino, subdirs=(gained, 0))
         self._db.log_many(tx, rows)
         self._db.forget_directories()
 
@@ -563,7 +567,9 @@ class Namespace:
         single = node.kind == KIND_FILE and node.nlink == 1
         pending = self._versions.record_move_pending(tx, source.real, target.real) if single else (None, None, None)
         self._db.dml(_RENAMED, (now, tx.rev, *pending, target.parent_ino, target.name, node.ino))
-        self._db.touch_dir(source.parent_ino, target.parent_ino, now=now)
+        moved = int(node.kind == KIND_DIR)
+        replaced = int(target.node is not None and target.node.kind == KIND_DIR)
+        self._db.touch_dir(source.parent_ino, target.parent_ino, now=now, subdirs=(-moved, moved - replaced))
         rows: list[tuple[str, int | None]] = [(source.real, None), (target.real, node.ino)]
         if node.kind == KIND_DIR:
             for ino, rel, _ in self._db.subtree(node.ino):
