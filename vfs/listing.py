@@ -10,6 +10,18 @@ kinds as one digit each; numbers as JSON arrays), split and decoded in bulk
 here, and only the `DirEntry` objects are
 built one by one. One statement, so one snapshot, as before.
 
+A kept listing (`Listing`: the columns and the revision they were read at)
+outlives the commits that follow it: the next readdir asks the change log
+(`pathlog`, which every mutation of any connection stamps in its own
+transaction) which names below the directory changed since that revision,
+and re-reads those entries alone, in one statement (one snapshot): the
+revision, the tombstone horizon and the changed entries together. A name
+is changed when its path or any path below it was logged after the
+revision (a subdirectory's mtime moves with its entries). Whatever cannot
+be patched that way is read whole: the directory itself logged since, the
+horizon past the revision (a deletion's row may be gone), more than
+`_SCAN` log rows since (anywhere) or more than `_PATCH` changed names.
+
 The aggregate sees the rows in the order the inner query yields them
 (`dirents`' key order, which is the name order asked for); SQLite does not
 promise that order for an aggregate, so the names are checked and the
@@ -23,8 +35,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from bisect import bisect_left
 
 from vfs.schema import KIND_NAMES, KIND_SYMLINK
+from vfs.txstate import CURRENT_REV_SQL
 from vfs.types import DirEntry
 
 # Kinds as one character each: every node kind is a single digit (vfs.schema).
@@ -47,6 +61,29 @@ _AGGREGATE = (
 _LISTING = f"{_AGGREGATE} FROM (SELECT {_COLUMNS})"  # flattened: one pass over `dirents`' key range
 _LISTING_PAGE = f"{_AGGREGATE} FROM (SELECT {_COLUMNS} ORDER BY d.name LIMIT ? OFFSET ?)"
 _NAMES = "SELECT group_concat(name, '/'), count(*) FROM dirents WHERE parent = ?"
+_LISTING_AT = f"{_AGGREGATE}, ({CURRENT_REV_SQL}) FROM (SELECT {_COLUMNS})"  # with the revision it shows
+
+_SCAN = 512  # log rows since the kept revision (anywhere) past which a listing is read whole
+_PATCH = 64  # changed names past which it is read whole (each one patched costs a copy of the columns' tails)
+# Changed names below a directory since a revision, each with its entry now (NULL columns: gone),
+# after one header row: the revision, the horizon, the log rows since (up to _SCAN), the
+# directory's own stamp. `+path`: the scan is the (rev, path) index from the revision, not every
+# path below the directory. The name is the first component of the path below the directory.
+_SINCE = f"""
+WITH since(n) AS (SELECT count(*) FROM (SELECT 1 FROM pathlog WHERE rev > :rev LIMIT {_SCAN})),
+changed(name) AS (
+    SELECT DISTINCT CASE WHEN instr(substr(path, :start), '/') THEN substr(path, :start, instr(substr(path, :start), '/') - 1)
+           ELSE substr(path, :start) END
+    FROM pathlog WHERE rev > :rev AND +path > :low AND +path < :high AND (SELECT n FROM since) < {_SCAN}
+    LIMIT {_PATCH + 1}
+)
+SELECT ({CURRENT_REV_SQL}), coalesce((SELECT value FROM meta WHERE key = 'tombstone_horizon'), 0),
+       (SELECT n FROM since), (SELECT rev FROM pathlog WHERE path = :dir),
+       c.name, n.kind, CASE WHEN n.kind = {KIND_SYMLINK} THEN coalesce(length(CAST(n.target AS BLOB)), 0)
+       ELSE n.size END, n.mtime_ns, n.ino
+FROM (SELECT 1) LEFT JOIN changed c LEFT JOIN dirents d ON d.parent = :ino AND d.name = c.name
+LEFT JOIN nodes n ON n.ino = d.ino
+"""
 
 
 Columns = tuple[list[str], list[str], list[int], list[float], list[int]]  # names, kinds, sizes, mtimes, inos
@@ -63,6 +100,11 @@ def columns(conn: sqlite3.Connection, dir_ino: int, limit: int | None = None, of
         row = conn.execute(_LISTING, (dir_ino,)).fetchone()
     else:
         row = conn.execute(_LISTING_PAGE, (dir_ino, -1 if limit is None else limit, offset)).fetchone()
+    return _decoded(dir_ino, row)
+
+
+def _decoded(dir_ino: int, row: tuple) -> Columns:
+    """The columns of one aggregated row (`_AGGREGATE`), in name order."""
     joined, kinds, sizes, mtimes, inos, count = row
     if not count:
         return [], [], [], [], []
@@ -80,6 +122,58 @@ def columns(conn: sqlite3.Connection, dir_ino: int, limit: int | None = None, of
         return cols
     order = sorted(range(count), key=lambda i: cols[0][i].encode())
     return tuple([col[i] for i in order] for col in cols)  # type: ignore[return-value]
+
+
+class Listing:
+    """A whole listing as kept (`vfs.statcache`): its columns, and where and when they were read."""
+
+    __slots__ = ("cols", "rev", "ino", "real")
+
+    def __init__(self, cols: Columns, rev: int, ino: int, real: str):
+        self.cols, self.rev, self.ino, self.real = cols, rev, ino, real
+
+    @property
+    def weight(self) -> int:
+        return weight(self.cols)
+
+
+def current(conn: sqlite3.Connection, dir_ino: int, real: str, kept: Listing | None) -> Listing:
+    """The whole listing of directory `dir_ino` (at path `real`) now: `kept` patched from the change
+    log when it is of the same directory and few names changed since, else read whole."""
+    if kept is not None and kept.ino == dir_ino and kept.real == real:
+        patched = _patched(conn, kept)
+        if patched is not None:
+            return patched
+    row = conn.execute(_LISTING_AT, (dir_ino,)).fetchone()
+    return Listing(_decoded(dir_ino, row[:-1]), row[-1], dir_ino, real)
+
+
+def _patched(conn: sqlite3.Connection, kept: Listing) -> Listing | None:
+    """`kept` brought up to date from the change log (None: read it whole)."""
+    low, high = (kept.real + "/", kept.real + "0") if kept.real != "/" else ("/", "0")
+    rows = conn.execute(
+        _SINCE, {"rev": kept.rev, "start": len(low) + 1, "low": low, "high": high, "dir": kept.real, "ino": kept.ino}
+    ).fetchall()
+    rev, horizon, since, dir_rev = rows[0][:4]
+    if horizon > kept.rev or since >= _SCAN or (dir_rev is not None and dir_rev > kept.rev) or len(rows) > _PATCH:
+        return None
+    if rows[0][4] is None:  # nothing below the directory changed
+        return Listing(kept.cols, rev, kept.ino, kept.real)
+    names, kinds, sizes, mtimes, inos = cols = tuple(list(col) for col in kept.cols)
+    kind_of = KIND_NAMES
+    for *_, name, kind, size, mtime_ns, ino in rows:
+        at = bisect_left(names, name)
+        there = at < len(names) and names[at] == name
+        if kind is None:
+            if there:
+                for col in cols:
+                    del col[at]
+        elif there:
+            kinds[at], sizes[at], mtimes[at], inos[at] = kind_of[kind], size, mtime_ns / 1e9, ino
+        else:
+            for col, value in zip(cols, (name, kind_of[kind], size, mtime_ns / 1e9, ino)):
+                col.insert(at, value)
+    return Listing(cols, rev, kept.ino, kept.real)  # type: ignore[arg-type]
 
 
 def build(cols: Columns, limit: int | None = None, offset: int = 0) -> list[DirEntry]:

@@ -22,6 +22,12 @@ a stat counts one, a directory listing (`vfs/listing.py`) a quarter per entry
 (its columns take ~150 bytes an entry against ~650 for a stat), so the
 memory bound is the same whatever is kept.
 
+A value put with `carry` (a listing) is not dropped by a commit: each new
+dict starts with it wrapped in `Stale`, counted against that dict's bound,
+for its owner to revalidate (`vfs.listing` does, from the change log) and
+put again. The values carried are replaced, never changed in place, so a
+dict of an older header never sees a newer one's.
+
     db  ->  statcache
 """
 
@@ -38,16 +44,26 @@ LIMIT = 4096  # entries kept per header (weighed, see `put`); the dict empties w
 Token = tuple[bytes, dict, list]  # (header, the dict valid under it, [its weight so far])
 
 
+class Stale:
+    """A value kept with `carry` under an earlier header: valid then, to be checked now."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object):
+        self.value = value
+
+
 class StatCache:
     """Values by key, each dict valid under one WAL-index header."""
 
-    __slots__ = ("_shm_path", "_map", "_state")
+    __slots__ = ("_shm_path", "_map", "_state", "_carried")
 
     def __init__(self, db_path: str):
         memory = db_path in ("", ":memory:") or db_path.startswith("file:")
         self._shm_path = None if memory else db_path + "-shm"
         self._map: mmap.mmap | None = None
         self._state: Token = (b"", {}, [0])
+        self._carried: dict[Hashable, tuple[object, int]] = {}  # key -> (value, weight); replaced, never changed
 
     def begin(self) -> Token | None:
         """Start a lookup: the dict valid under the header as it is now (None: no cache for this store)."""
@@ -57,7 +73,9 @@ class StatCache:
         header = shm[:HEADER]
         state = self._state
         if state[0] != header:
-            state = self._state = (header, {}, [0])
+            carried = self._carried
+            entries = {key: Stale(value) for key, (value, _) in carried.items()}
+            state = self._state = (header, entries, [sum(weight for _, weight in carried.values())])
         return state
 
     def header(self) -> bytes | None:
@@ -65,23 +83,34 @@ class StatCache:
         shm = self._map if self._map is not None else self._open()
         return None if shm is None else shm[:HEADER]
 
-    def put(self, token: Token, key: Hashable, value: object, weight: int = 1) -> None:
+    def put(self, token: Token, key: Hashable, value: object, weight: int = 1, *, carry: bool = False) -> None:
         """Keep `value`, read after `begin` returned `token`, if no commit came since.
 
         `weight`: what it counts against `LIMIT` (a stat: 1); heavier than the
-        whole limit, it is not kept."""
+        whole limit, it is not kept. `carry`: offer it, as `Stale`, to the dicts
+        of later headers too (until a dict is emptied for room)."""
         header, entries, used = token
         shm = self._map
         if shm is None or shm[:HEADER] != header or weight > LIMIT:
             return
+        carried = self._carried
+        if key in carried and entries.get(key).__class__ is Stale:
+            used[0] -= carried[key][1]  # this dict counted it when it began
         if used[0] + weight > LIMIT:
             entries.clear()
             used[0] = 0
+            carried = {}
+        if carry:
+            carried = {**carried, key: (value, weight)}
+        elif key in carried:
+            carried = {k: v for k, v in carried.items() if k != key}
+        self._carried = carried
         entries[key] = value
         used[0] += weight
 
     def close(self) -> None:
         self._state = (b"", {}, [0])
+        self._carried = {}
         if self._map is not None:  # shared and kept by vfs.shmmap: closing it would drop SQLite's locks on -shm
             shmmap.let_go(self._map)
             self._map = None
