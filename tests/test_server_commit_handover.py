@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import random
+import time
 
 import pytest
 
@@ -166,4 +167,41 @@ async def test_a_subscriber_gets_each_put_as_the_log_says(live_server: LiveServe
                 {k: e.get(k) for k in fields} for e in truth["entries"]]
             assert [base64.b64decode(e["data"]) for e in got["entries"] if e["kind"] == "file"] == [path.encode()]
             assert handle.handed_over - before == handed
+        await c.close()
+
+
+async def test_the_capture_is_installed_between_jobs_never_beside_one(live_server: LiveServer, monkeypatch) -> None:
+    """The capture's installation is a job of its own, queued once the job that reached `CAPTURE_AFTER`
+    is done with the connection. Queued from inside that job, it ran on a pool thread while the job
+    itself ran inline on the loop: two threads on one connection (PUTs failed "abort due to ROLLBACK"
+    under load). Each job here holds the connection a while after its write (`time.sleep` lets the
+    GIL go) and checks that the capture did not change under it."""
+    monkeypatch.setattr(stores, "CAPTURE_AFTER", 2)
+    async with live_server.ahttp() as http:
+        c = await WsClient.open(live_server.ws_url(token=live_server.admin))
+        ok = await c.request({"type": "subscribe", "id": "s", "after": "now", "inline_max": 4096})
+        assert ok["type"] == "ok"
+        await c.next_event("caught_up", sub="s")
+        assert (await http.put("/api/workspaces/demo/files/first", content=b"w")).status_code == 201
+        handle = live_server.state.stores.open_handle("demo")
+        changed_under: list[int] = []
+
+        def job(ws: vfs.Workspace, i: int) -> vfs.Stat:
+            before = handle._capture
+            stat, _ = ws.put_file(f"/j{i}", b"x")
+            time.sleep(0.05)  # the connection still ours: nothing else may run on it meanwhile
+            if handle._capture is not before:
+                changed_under.append(i)
+            return stat
+
+        for i in range(12):  # bounded: the install is due after 2-6 jobs (by the name)
+            fut = asyncio.run_coroutine_threadsafe(
+                handle.write(job, i, small=True, handover=True, known=(f"/j{i}", b"x")), handle._loop)
+            await asyncio.wrap_future(fut)
+            for _ in range(200):  # let a queued install run before the next job
+                if handle._writer.idle:
+                    break
+                await asyncio.sleep(0.01)
+        assert handle._capture is not None  # it was installed ...
+        assert changed_under == []  # ... never while a job held the connection
         await c.close()
