@@ -66,19 +66,19 @@ _LISTING_AT = f"{_AGGREGATE}, ({CURRENT_REV_SQL}) FROM (SELECT {_COLUMNS})"  # w
 _SCAN = 512  # log rows since the kept revision (anywhere) past which a listing is read whole
 _PATCH = 64  # changed names past which it is read whole (each one patched costs a copy of the columns' tails)
 # Changed names below a directory since a revision, each with its entry now (NULL columns: gone),
-# after one header row: the revision, the horizon, the log rows since (up to _SCAN), the
-# directory's own stamp. `+path`: the scan is the (rev, path) index from the revision, not every
-# path below the directory. The name is the first component of the path below the directory.
+# after one header row: the revision, the horizon, the log rows since (up to _SCAN: the scan of
+# the (rev, path) index from the revision is bounded, whatever changed elsewhere), the
+# directory's own stamp. The name is the first component of the path below the directory.
 _SINCE = f"""
-WITH since(n) AS (SELECT count(*) FROM (SELECT 1 FROM pathlog WHERE rev > :rev LIMIT {_SCAN})),
+WITH logged(path) AS MATERIALIZED (SELECT path FROM pathlog WHERE rev > :rev LIMIT {_SCAN}),
 changed(name) AS (
     SELECT DISTINCT CASE WHEN instr(substr(path, :start), '/') THEN substr(path, :start, instr(substr(path, :start), '/') - 1)
            ELSE substr(path, :start) END
-    FROM pathlog WHERE rev > :rev AND +path > :low AND +path < :high AND (SELECT n FROM since) < {_SCAN}
+    FROM logged WHERE path > :low AND path < :high
     LIMIT {_PATCH + 1}
 )
 SELECT ({CURRENT_REV_SQL}), coalesce((SELECT value FROM meta WHERE key = 'tombstone_horizon'), 0),
-       (SELECT n FROM since), (SELECT rev FROM pathlog WHERE path = :dir),
+       (SELECT count(*) FROM logged), (SELECT rev FROM pathlog WHERE path = :dir),
        c.name, n.kind, CASE WHEN n.kind = {KIND_SYMLINK} THEN coalesce(length(CAST(n.target AS BLOB)), 0)
        ELSE n.size END, n.mtime_ns, n.ino
 FROM (SELECT 1) LEFT JOIN changed c LEFT JOIN dirents d ON d.parent = :ino AND d.name = c.name
