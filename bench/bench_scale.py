@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import re
 import resource
@@ -61,6 +62,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_server import Proc  # noqa: E402 - the same server-subprocess helper
 from bench_server import RawHttp as Http  # noqa: E402 - the same hand-spoken HTTP/1.1 client
+from scale_timeline import Timeline  # noqa: E402
 
 BODY = b"x" * 100
 _PATH = re.compile(rb'"path":"([^"]+)"')
@@ -346,7 +348,7 @@ async def create_workspaces(url: str, admin: str, names: list[str]) -> None:
 
 
 async def write_load(url: str, token: str, names: list[str], rate: float, seconds: float,
-                     subs: Subscribers, tag: str) -> dict[str, float]:
+                     subs: Subscribers, tag: str, timeline: Timeline | None = None) -> dict[str, float]:
     """`rate` writes/s per workspace, spread evenly, for `seconds`; open-loop, at most 200 in flight."""
     total = max(1, int(rate * len(names) * seconds))
     interval = seconds / total
@@ -355,6 +357,7 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
         pool.put_nowait(await Http.open(url))
     sent: dict[str, float] = {}
     write_ms: list[float] = []
+    took: dict[str, float] = {}  # each write's latency by key (`--timeline`)
     errors = 0
     statuses: dict[int, int] = {}  # the errors' HTTP statuses
 
@@ -371,6 +374,7 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
                 errors += 1
                 statuses[status] = statuses.get(status, 0) + 1
             write_ms.append((time.perf_counter() - t0) * 1000)
+            took[f"{ws}{path}"] = write_ms[-1]
         finally:
             pool.put_nowait(conn)
 
@@ -387,6 +391,11 @@ async def write_load(url: str, token: str, names: list[str], rate: float, second
     while time.monotonic() < deadline and sum(1 for k in sent if k in subs.seen) < len(sent):
         await asyncio.sleep(0.05)
     delivery = [(min(subs.seen[k]) - t) * 1000 for k, t in sent.items() if k in subs.seen]
+    if timeline is not None:
+        timeline.stop()
+        for k, t in sent.items():
+            if k in took:
+                timeline.write(t, took[k], (min(subs.seen[k]) - t) * 1000 if k in subs.seen else None)
     while not pool.empty():
         pool.get_nowait().close()
     return {"_sent": sent, "writes": total, "achieved_per_s": total / elapsed, "errors": errors,
@@ -435,7 +444,20 @@ async def measured_load(server: Proc, names: list[str], rate: float, seconds: fl
     (u0, s0), t0, k0 = cpu_split(server.proc.pid), time.monotonic(), cpu_seconds(os.getpid())
     c0 = u0 + s0
     spy = py_spy(server.proc.pid, seconds, tag)
-    load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag)
+    timeline = None
+    if TIMELINE:
+        timeline = Timeline(server.proc.pid, TIMELINE, lambda: gc_pauses(server))
+        timeline.start()
+    # this client's own older-generation collections off during the load: at 60 s of 1,000 writes/s they
+    # paused it 90-320 ms (its dicts of 60,000 sends and receipts), and a reply read late is a slow write
+    young, mid, old = gc.get_threshold()
+    gc.set_threshold(young, 1 << 30, 1 << 30)
+    try:
+        load = await write_load(server.url, server.admin, names, rate, seconds, subs, tag, timeline)
+    finally:
+        gc.set_threshold(young, mid, old)
+    if timeline is not None:
+        load["timeline"] = timeline.report(os.getloadavg())
     u1, s1 = cpu_split(server.proc.pid)
     load["user_sys_us"] = (1e6 * (u1 - u0) / load["writes"], 1e6 * (s1 - s0) / load["writes"])
     if spy is not None:
@@ -462,6 +484,7 @@ def strace_counts(pid: int, seconds: float) -> str:
     return ", ".join(f"{name} {calls / seconds:.0f}/s" for calls, name in lines[:8]) or done.stderr[-300:]
 
 
+TIMELINE: float = 0.0  # `--timeline SECONDS`: per-window figures of each measured load (bench/scale_timeline.py)
 PY_SPY: str = ""  # `--py-spy PREFIX`: profile the server during each measured load (PREFIX-TAG.txt)
 
 
@@ -730,6 +753,8 @@ async def roots_ab(args: argparse.Namespace) -> None:
                 print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}): {load_figures(ld)}, server CPU "
                       f"{row['load_cpu_pct']:.0f} % ({ld['cpu_us']:.0f} µs per write: user "
                       f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f})", flush=True)
+                if "timeline" in ld:
+                    print(ld.pop("timeline"), flush=True)
     first = args.roots[0]
     for root, results in rows.items():
         med = {key: pct([r[key] for r in results], 50) for key in
@@ -823,6 +848,8 @@ async def run(args: argparse.Namespace) -> None:
                           f"({row['load_cpu_pct'] * 1e4 / ld['achieved_per_s']:.0f} µs per write: user "
                           f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f}) "
                           f"(client CPU {row['client_cpu_pct']:.0f} %)", flush=True)
+                    if "timeline" in ld:
+                        print(ld["timeline"], flush=True)
                 wk = row.pop("wake", None)
                 if wk is not None:
                     print(f"        waking them all, {args.rate:g}/s each for {args.wake_seconds:g} s: "
@@ -912,6 +939,9 @@ def main() -> None:
     parser.add_argument("--stacks", type=lambda t: [x for x in t.split(",") if x], default=[],
                         help="uvicorn HTTP:LOOP stacks to compare, one wsfs server and one bare endpoint each, "
                              "e.g. h11:asyncio,httptools:uvloop (default: wsfs serve's own)")
+    parser.add_argument("--timeline", type=float, default=0.0, metavar="SECONDS",
+                        help="per-window figures of each workspaces load (write/delivery p99, the server's and "
+                             "this client's CPU wait, CPU and collections per window: bench/scale_timeline.py)")
     parser.add_argument("--pairs", type=int, default=1,
                         help="rounds of every point, the stacks interleaved (their order alternating)")
     parser.add_argument("--bare-server", metavar="HTTP:LOOP", help=argparse.SUPPRESS)
@@ -926,8 +956,9 @@ def main() -> None:
         from server.httpstack import server_stack
 
         args.stacks = [":".join(server_stack().values())]
-    global PY_SPY
+    global PY_SPY, TIMELINE
     PY_SPY = args.py_spy
+    TIMELINE = args.timeline
     if args.sub_worker:
         url, token, ws, n = args.sub_worker
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
