@@ -124,11 +124,14 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
         from client_py.mount.lowlevel import adapter
 
         # The timeouts of `fuse_options`, per reply: a local store's everywhere; remote, names and
-        # attributes as long (the change stream drops what changed elsewhere) but no absent name
-        # kept, and no page cache kept across opens.
+        # attributes as long (the change stream drops what changed elsewhere), and no page cache
+        # kept across opens. Absent names too when the mount follows the stream: a name made
+        # elsewhere drops the kernel's absent entry (`invalidate.py`; race-free, unlike on the
+        # path API: see there), where the path API keeps none.
         options = fuse_options(local=local, follows_stream=follows_stream)
+        negative = options["negative_timeout"] if local or not follows_stream else LOCAL_CACHE_SECONDS
         adapter.serve(operations, mountpoint, timeout=options["attr_timeout"], keep_cache=local, threads=not single,
-                      debug=debug, negative_timeout=options["negative_timeout"])
+                      debug=debug, negative_timeout=negative)
         return
     _Fuse(operations, mountpoint, foreground=True, debug=debug, nothreads=single,
           **fuse_options(local=local, follows_stream=follows_stream))

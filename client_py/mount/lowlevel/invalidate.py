@@ -13,6 +13,14 @@ way the kernel holds it (parent inode, name) and dropped exactly:
 
 A name whose inode is unchanged (our own change's echo, a file's new content) keeps
 its entry: the kernel then asks for the attributes only, not for the name again.
+
+So the kernel may keep absent names too (60 s, as for a local store; the path API keeps
+none in remote mode): a name made elsewhere drops the absent entry. No LOOKUP reply can
+overtake that: the kernel looks a name up holding its directory's lock (shared), and
+`notify_inval_entry` takes that lock exclusively before it finds the entry, so it waits
+for a lookup in flight and then drops what the lookup left. (A positive entry's expired
+timeout is revalidated without the lock, on either API, so there the kernel may keep a
+reply that raced a change for one more timeout.)
 It runs in `StreamInvalidator`'s thread (never in a FUSE request: the kernel may first
 need a lock held by a request the FUSE thread is serving), reading the inode table and
 the index without their locks (single dict lookups).
