@@ -180,6 +180,7 @@ class Db:
         if self.readonly and self.path != ":memory:":
             uri = f"file:{self.path}?mode=ro"
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            schema.upgrade_for_reading(conn, self.path)
         else:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         schema.configure(conn, readonly=self.readonly)

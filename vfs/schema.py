@@ -37,6 +37,7 @@ Tables:
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import time
@@ -356,6 +357,29 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
     if pending.strip():
         raise ValueError(f"incomplete SQL statement in a migration: {pending.strip()[:80]!r}")
+
+
+def upgrade_for_reading(conn: sqlite3.Connection, path: str) -> None:
+    """Bring an older store up to SCHEMA_VERSION before a read-only connection (`conn`) uses it.
+
+    Readers run this version's statements (a lookup by hash needs v11's `chunk_ids`), and a
+    read-only connection cannot migrate; a server opens its readers before its writer, so the
+    first read after an upgrade of wsfs would fail. A store this process may write is migrated
+    through a short-lived writable connection (one transaction, as any first writable open does);
+    one it may not write gets an error that says what to do.
+    """
+    current = _schema_version(conn)
+    if current == 0 or current >= SCHEMA_VERSION:
+        return  # new (nothing to read yet) or current; newer is refused by the writer's check
+    if not os.access(path, os.W_OK) or not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        raise OSError(errno.EROFS, f"store schema version {current} is older than this wsfs ({SCHEMA_VERSION}) "
+                      "and the store is read-only here: open it once for writing to upgrade it", path)
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        configure(writer, readonly=False)
+        migrate(writer)
+    finally:
+        writer.close()
 
 
 def _schema_version(conn: sqlite3.Connection) -> int:
