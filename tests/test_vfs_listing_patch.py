@@ -155,3 +155,16 @@ def test_a_listing_kept_across_a_commit_counts_against_the_bound_once(tmp_path):
             ws.write_file(f"/d/new{step}", b"x")
             heavy = listing.weight(listing.columns(ws._db.conn, ino))
             assert ws._db.stats.begin()[1][("readdir", "/d")].__class__ is Stale
+
+
+def test_names_below_a_directory_with_letters_beyond_ascii_are_cut_where_they_end(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        top = "/dé😀日"  # SQLite's substr counts characters, as Python's len does
+        ws.mkdir(f"{top}/sub😀", parents=True)
+        ws.write_file(f"{top}/ä", b"x")
+        assert [e.name for e in ws.readdir(top)] == ["sub😀", "ä"]
+        ws.write_file(f"{top}/sub😀/deep", b"x")
+        ws.write_file(f"{top}/ä", b"longer")
+        ws.write_file(f"{top}/ö😀", b"new")
+        assert ws.readdir(top) == direct(ws, top)
+        assert [(e.name, e.size) for e in ws.readdir(top)] == [("sub😀", 0), ("ä", 6), ("ö😀", 3)]
