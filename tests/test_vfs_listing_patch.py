@@ -168,3 +168,18 @@ def test_names_below_a_directory_with_letters_beyond_ascii_are_cut_where_they_en
         ws.write_file(f"{top}/ö😀", b"new")
         assert ws.readdir(top) == direct(ws, top)
         assert [(e.name, e.size) for e in ws.readdir(top)] == [("sub😀", 0), ("ä", 6), ("ö😀", 3)]
+
+
+def test_a_page_after_a_commit_is_cut_from_the_patched_listing(tmp_path):
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        for i in range(20):
+            ws.write_file(f"/d/f{i:02d}", b"x", parents=True)
+        ws.readdir("/d")
+        ws.unlink("/d/f03")
+        ws.write_file("/d/f00a", b"new")
+        assert ws._db.stats.begin()[1][("readdir", "/d")].__class__ is Stale
+        whole = direct(ws, "/d")
+        for limit, offset in [(5, 0), (5, 2), (None, 17), (3, 19), (0, 4)]:
+            end = None if limit is None else offset + limit
+            assert ws.readdir("/d", limit=limit, offset=offset) == whole[offset:end], (limit, offset)
+        assert ws._db.stats.begin()[1][("readdir", "/d")].__class__ is listing.Listing
