@@ -145,7 +145,7 @@ def current(conn: sqlite3.Connection, dir_ino: int, real: str, kept: Listing | N
         if patched is not None:
             return patched
     row = conn.execute(_LISTING_AT, (dir_ino,)).fetchone()
-    return Listing(_decoded(dir_ino, row[:-1]), row[-1], dir_ino, real)
+    return Listing(_decoded(dir_ino, row[:-1]), int(row[-1]), dir_ino, real)
 
 
 def _patched(conn: sqlite3.Connection, kept: Listing) -> Listing | None:
@@ -155,6 +155,7 @@ def _patched(conn: sqlite3.Connection, kept: Listing) -> Listing | None:
         _SINCE, {"rev": kept.rev, "start": len(low) + 1, "low": low, "high": high, "dir": kept.real, "ino": kept.ino}
     ).fetchall()
     rev, horizon, since, dir_rev = rows[0][:4]
+    rev, horizon = int(rev), int(horizon)  # (as `Db.rev` reads them: `meta` values are untyped)
     if horizon > kept.rev or since >= _SCAN or (dir_rev is not None and dir_rev > kept.rev) or len(rows) > _PATCH:
         return None
     if rows[0][4] is None:  # nothing below the directory changed
