@@ -183,3 +183,18 @@ def test_a_page_after_a_commit_is_cut_from_the_patched_listing(tmp_path):
             end = None if limit is None else offset + limit
             assert ws.readdir("/d", limit=limit, offset=offset) == whole[offset:end], (limit, offset)
         assert ws._db.stats.begin()[1][("readdir", "/d")].__class__ is listing.Listing
+
+
+def test_a_kept_listing_that_grows_past_the_bound_is_let_go(tmp_path):
+    from vfs import statcache
+
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        with ws.transaction():
+            for i in range(4 * statcache.LIMIT - 8):
+                ws.write_file(f"/d/f{i:05d}", b"", parents=True)
+        ws.readdir("/d")
+        assert ws._db.stats.begin()[1][("readdir", "/d")].__class__ is listing.Listing
+        for i in range(20):
+            ws.write_file(f"/d/g{i:02d}", b"")
+        assert ws.readdir("/d") == direct(ws, "/d")  # patched, now heavier than the bound: not kept
+        assert ("readdir", "/d") not in ws._db.stats.begin()[1] and not ws._db.stats._carried

@@ -91,9 +91,14 @@ class StatCache:
         of later headers too (until a dict is emptied for room)."""
         header, entries, used = token
         shm = self._map
-        if shm is None or shm[:HEADER] != header or weight > LIMIT:
+        if shm is None or shm[:HEADER] != header:
             return
         carried = self._carried
+        if weight > LIMIT:  # (one carried before, grown past the bound since, is dropped)
+            if key in carried:
+                self._carried = {k: v for k, v in carried.items() if k != key}
+                entries.pop(key, None)
+            return
         if key in carried and entries.get(key).__class__ is Stale:
             used[0] -= carried[key][1]  # this dict counted it when it began
         if used[0] + weight > LIMIT:
