@@ -1,11 +1,14 @@
 """Chunk ids derived from hashes (schema v11, `vfs/chunkids.py`): the migration of stores made
 before it, a crash in the middle of that migration, and two hashes that name the same id.
 
-The old stores are made by the wsfs of commit `OLD` itself (its `vfs/`, taken with `git archive`,
-run in a child process), not by a downgrade by hand. A crash is a SIGKILL the migrating process
-sends itself from SQLite's progress handler, at chosen points inside the migration's transaction.
-A collision of two 63-bit hash prefixes cannot be found by search, so the tests give a chunk's id
-to another chunk the way the store does when one happens (a row at that id, named in `chunk_ids`).
+The old stores are made by this wsfs and taken back to v10 by `vfs_old_stores.downgrade_to_v10`
+(sequential chunk ids, `chunks.hash UNIQUE`, no `chunk_ids`), so no git history is needed. For
+the files these tests write, it leaves the schema, chunk ids, catalogue rows and chunk lists the
+wsfs of commit b2cfafa (schema v10) writes itself, both backends (compared when it was written).
+A crash is a SIGKILL the migrating process sends itself from SQLite's progress handler, at
+chosen points inside the migration's transaction. A collision of two 63-bit hash prefixes cannot
+be found by search, so the tests give a chunk's id to another chunk the way the store does when
+one happens (a row at that id, named in `chunk_ids`).
 """
 
 from __future__ import annotations
@@ -25,17 +28,9 @@ import blake3
 
 import vfs
 from vfs import chunkids, chunks, schema
+from vfs_old_stores import downgrade_to_v10
 
 ROOT = Path(__file__).resolve().parent.parent
-OLD = "b2cfafa049f534eb6f32bf638f5c2d0eb3ff9e59"  # schema v10: sequential chunk ids, `chunks.hash UNIQUE`
-
-
-def _old_code(into: Path) -> Path:
-    """`vfs/` as commit OLD had it, extracted under `into` (the checkout is not touched)."""
-    archive = subprocess.run(["git", "archive", OLD, "vfs"], cwd=ROOT, capture_output=True, check=True).stdout
-    into.mkdir()
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return into
 
 
 def _contents(n_small: int) -> dict[str, bytes]:
@@ -50,25 +45,25 @@ def _contents(n_small: int) -> dict[str, bytes]:
     return files
 
 
-def _make_old_store(code: Path, store: Path, files: dict[str, bytes], backend: str) -> None:
-    """The store as OLD's wsfs leaves it: `files`, an overwrite kept in history, a hard link, a rename."""
-    source = store.parent / "source"
-    source.mkdir()
-    for n, data in enumerate(files.values()):
-        (source / str(n)).write_bytes(data)
-    script = textwrap.dedent(f"""
-        import sys, vfs
-        paths = {list(files)!r}
-        with vfs.Workspace({str(store)!r}, chunk_backend={backend!r}) as ws:
-            ws.mkdir("/many")
-            ws.write_file("/tiny", b"first version")
-            for n, path in enumerate(paths):
-                ws.write_file(path, open({str(source)!r} + "/" + str(n), "rb").read())
-            ws.link("/mid", "/mid-link")
-            ws.write_file("/moved-away", b"renamed later")
-            ws.rename("/moved-away", "/moved")
-        """)
-    subprocess.run([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(code)}, cwd=code, check=True)
+def _make_old_store(store: Path, files: dict[str, bytes], backend: str) -> None:
+    """A v10 store: `files`, an overwrite kept in history, a hard link, a rename; no chunk at its hash's id."""
+    with vfs.Workspace(store, chunk_backend=backend) as ws:
+        ws.mkdir("/many")
+        ws.write_file("/tiny", b"first version")
+        for path, data in files.items():
+            ws.write_file(path, data)
+        ws.link("/mid", "/mid-link")
+        ws.write_file("/moved-away", b"renamed later")
+        ws.rename("/moved-away", "/moved")
+    conn = sqlite3.connect(store)
+    try:
+        downgrade_to_v10(conn)
+        conn.commit()
+        rows = conn.execute("SELECT id, hash FROM chunks").fetchall()
+    finally:
+        conn.close()
+    assert sorted(chunk_id for chunk_id, _ in rows) == list(range(1, len(rows) + 1))  # as a v10 wsfs numbered them
+    assert not any(chunk_id == chunkids.natural_id(digest) for chunk_id, digest in rows)  # each needs `chunk_ids`
 
 
 def _version(path: Path) -> int:
@@ -92,12 +87,11 @@ def _check_store(ws: vfs.Workspace, files: dict[str, bytes], *, history: bool = 
 
 
 def test_a_store_made_before_v11_opens_migrated_and_keeps_working(tmp_path: Path) -> None:
-    code = _old_code(tmp_path / "old")
     files = _contents(50)
     for backend in ("packs", "sqlite"):
         store = tmp_path / backend / "s.db"
         store.parent.mkdir()
-        _make_old_store(code, store, files, backend)
+        _make_old_store(store, files, backend)
         conn = sqlite3.connect(store)
         assert _version(store) == 10 and conn.execute("PRAGMA index_list(chunks)").fetchall()  # the hash index
         old_rows = dict(conn.execute("SELECT hash, id FROM chunks"))
@@ -158,15 +152,14 @@ _MIGRATE_AND_DIE = textwrap.dedent("""
 def test_a_crash_during_the_migration_leaves_a_store_that_opens(tmp_path: Path) -> None:
     """SIGKILL at five points inside the v10 -> v11 migration: the store is still v10 after each,
     and opens (migrated then) with every file, history entry and link intact."""
-    code = _old_code(tmp_path / "old")
     files = _contents(2000)
     original = tmp_path / "original" / "s.db"
     original.parent.mkdir()
-    _make_old_store(code, original, files, "packs")
+    _make_old_store(original, files, "packs")
 
     def copy(name: str) -> Path:
         into = tmp_path / name
-        shutil.copytree(original.parent, into, ignore=shutil.ignore_patterns("source"))
+        shutil.copytree(original.parent, into)
         return into / "s.db"
 
     def migrate(store: Path, die_at: int) -> subprocess.CompletedProcess:

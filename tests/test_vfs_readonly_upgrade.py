@@ -14,17 +14,18 @@ from pathlib import Path
 
 import vfs
 from vfs import schema
+from vfs_old_stores import downgrade_to_v10
 
 
 def _older_store(path: Path) -> str:
-    """A store whose catalogue is as before v11 (no `chunk_ids`), marked v10; the hash of a file in it."""
+    """A v10 store (sequential chunk ids, no `chunk_ids`: `vfs_old_stores`); the hash of a file in it."""
     ws = vfs.Workspace(str(path))
     ws.write_file("/a.txt", b"hello world " * 100)
     digest = ws.stat("/a.txt").hash
     ws.close()
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("DROP TABLE chunk_ids")
-    conn.execute("UPDATE meta SET value = 10 WHERE key = 'schema_version'")
+    conn = sqlite3.connect(path)
+    downgrade_to_v10(conn)
+    conn.commit()
     conn.close()
     assert digest is not None
     return digest
