@@ -8,7 +8,9 @@
 
 The rows are bench_vfs.py's small ones (a create 1000 x 100 B, b/b2 stat them
 cold/warm, c unlink them, l rename 1000 into a sibling dir, d mkdir a 10x10x10
-tree, i3 warm stats of 1000 in a 10k dir), each timed as wall and process CPU
+tree, i3 warm stats of 1000 in a 10k dir) and a server's writes (`put_file` under
+`as_author`, 1000 x 100 B: p new files, o overwrite them with new bytes, s the
+same bytes again, u new files whose bytes are stored already), each timed as wall and process CPU
 (user + system: the WAL's pwrites are system time). Beside them, counted once
 per side: WAL frames (pages written) and SQL statements (SQLite's trace, trigger
 bodies included) per operation, on a store whose WAL is not checkpointed, and
@@ -38,7 +40,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 REFERENCE = {"a": 123, "b": 158, "b2": 5.00, "c": 90.3, "l": 96.9, "d": 55.5, "i": 10.5, "i1": 10.5, "i3": 4.88}  # dofs, ms
-ROWS = ("a", "b", "b2", "c", "l", "d", "i", "i1", "i3")
+ROWS = ("a", "b", "b2", "c", "l", "d", "i", "i1", "i3", "p", "o", "s", "u")
 WAL_FRAME = 4096 + 24  # a 4 KiB page and its frame header
 
 
@@ -103,6 +105,7 @@ def _timings(root: Path, vfs: object, opts: dict) -> dict[str, float]:
         with _Clock(t, "l"):
             for i in range(1000):
                 ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}")
+    _server_writes(root, vfs, opts, small, t)
     with _open(vfs, str(Path(tempfile.mkdtemp(dir=root)) / "s.db"), opts) as ws:  # type: ignore[attr-defined]
         ws.mkdir("/t")
         dirs = _tree_dirs("/t")
@@ -110,6 +113,20 @@ def _timings(root: Path, vfs: object, opts: dict) -> dict[str, float]:
             for p in dirs:
                 ws.mkdir(p)
     return t
+
+
+def _server_writes(root: Path, vfs: object, opts: dict, small: list[bytes], t: dict[str, float]) -> None:
+    """Rows p, o, s, u: `put_file` as a server's PUT calls it, each inside `as_author`."""
+    fresh = [random.randbytes(100) for _ in range(len(small))]
+    with _open(vfs, str(Path(tempfile.mkdtemp(dir=root)) / "s.db"), opts) as ws:  # type: ignore[attr-defined]
+        ws.mkdir("/p")
+        paths = [f"/p/f{i:04d}" for i in range(len(small))]
+        for sid, names, datas in (("p", paths, small), ("o", paths, fresh), ("s", paths, fresh),
+                                  ("u", [p + "u" for p in paths], small)):
+            with _Clock(t, sid):
+                for path, data in zip(names, datas):
+                    with ws.as_author("bench"):
+                        ws.put_file(path, data)
 
 
 def _big_dir(root: Path, vfs: object) -> Path:
@@ -160,8 +177,10 @@ def _counts(root: Path, vfs: object, n: int = 200) -> dict[str, float]:
     with _open(vfs, str(Path(tempfile.mkdtemp(dir=root)) / "c.db"), {"checkpoints": False}) as ws:  # type: ignore[attr-defined]
         for d in ("/a", "/r2", "/t"):
             ws.mkdir(d)
+        olds = [random.randbytes(100) for _ in range(n)]
         for i in range(n):  # a populated store: the rows of earlier files sit in the pages touched
-            ws.write_file(f"/a/old{i:04d}", random.randbytes(100))
+            ws.write_file(f"/a/old{i:04d}", olds[i])
+        news = [random.randbytes(100) for _ in range(n)]
         conn, wal = _conn_and_wal(ws)
         conn.execute("PRAGMA wal_autocheckpoint=0")  # what checkpoints=False does (older revisions lack it)
         statements = [0]
@@ -171,6 +190,9 @@ def _counts(root: Path, vfs: object, n: int = 200) -> dict[str, float]:
             "l": lambda i: ws.rename(f"/a/f{i:04d}", f"/r2/f{i:04d}"),
             "c": lambda i: ws.unlink(f"/r2/f{i:04d}"),
             "d": lambda i: ws.mkdir(f"/t/d{i:04d}"),
+            "o": lambda i: ws.put_file(f"/a/old{i:04d}", news[i]),
+            "s": lambda i: ws.put_file(f"/a/old{i:04d}", news[i]),
+            "u": lambda i: ws.put_file(f"/t/u{i:04d}", olds[i]),
         }
         for sid, step in steps.items():
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -210,7 +232,7 @@ def _frames_by_table(wal: Path, n: int) -> dict[str, float]:
 
 def _print_by_table(sides: dict[str, dict[str, list]]) -> None:
     print("\nWAL frames per operation by table (`dbstat`; /i: interior pages)\n")
-    for sid in ("a", "c", "l", "d"):
+    for sid in ("a", "c", "l", "d", "o", "s", "u"):
         for side, r in sides.items():
             by = r.get(sid + ":by", [{}])[0]
             print(f"- {sid} {side}: " + ", ".join(f"{name} {count:.2f}" for name, count in by.items()))
@@ -265,7 +287,8 @@ def single(runs: int) -> None:
         wall, cpu = statistics.median(r[sid]), statistics.median(r[sid + ":cpu"])
         frames = r.get(sid + ":frames", ["—"])[0]
         sql = r.get(sid + ":sql", ["—"])[0]
-        print(f"| {sid} | {_fmt(wall)} | {_fmt(cpu)} | {REFERENCE[sid]} | {wall / REFERENCE[sid]:.2f} | "
+        ref = REFERENCE.get(sid)
+        print(f"| {sid} | {_fmt(wall)} | {_fmt(cpu)} | {ref or '—'} | {f'{wall / ref:.2f}' if ref else '—'} | "
               f"{frames if isinstance(frames, str) else f'{frames:.2f}'} | {sql if isinstance(sql, str) else f'{sql:.1f}'} |")
     _print_by_table({"": r})
 
@@ -311,7 +334,7 @@ def ab(rev: str | None, pairs: int, runs: int, after_rev: str | None = None,
             sq = {k: v[0].get(sid + ":sql", [None])[0] for k, v in sides.items()}
             counts = (f"{fr['before']:.2f} → {fr['after']:.2f}", f"{sq['before']:.1f} → {sq['after']:.1f}") \
                 if fr["before"] is not None else ("—", "—")
-            print(f"| {sid} | {REFERENCE[sid]} | {' / '.join(_fmt(x) for x in med['before'])} | "
+            print(f"| {sid} | {REFERENCE.get(sid, '—')} | {' / '.join(_fmt(x) for x in med['before'])} | "
                   f"{' / '.join(_fmt(x) for x in med['after'])} | {' / '.join(_fmt(x) for x in cpu['before'])} | "
                   f"{' / '.join(_fmt(x) for x in cpu['after'])} | {' '.join(f'{x:.2f}' for x in wall_r)} | "
                   f"{' '.join(f'{x:.2f}' for x in cpu_r)} | {sum(x < 1 for x in cpu_r)} of {pairs} | "
