@@ -28,7 +28,7 @@ import blake3
 
 import vfs
 from vfs import chunkids, chunks, schema
-from vfs_old_stores import downgrade_to_v10
+from vfs_old_stores import downgrade_to_v10, schema_version
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,14 +66,6 @@ def _make_old_store(store: Path, files: dict[str, bytes], backend: str) -> None:
     assert not any(chunk_id == chunkids.natural_id(digest) for chunk_id, digest in rows)  # each needs `chunk_ids`
 
 
-def _version(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def _check_store(ws: vfs.Workspace, files: dict[str, bytes], *, history: bool = True) -> None:
     """Every file reads as written, with its exact content id; history, links and renames hold."""
     for path, data in files.items():
@@ -93,7 +85,7 @@ def test_a_store_made_before_v11_opens_migrated_and_keeps_working(tmp_path: Path
         store.parent.mkdir()
         _make_old_store(store, files, backend)
         conn = sqlite3.connect(store)
-        assert _version(store) == 10 and conn.execute("PRAGMA index_list(chunks)").fetchall()  # the hash index
+        assert schema_version(store) == 10 and conn.execute("PRAGMA index_list(chunks)").fetchall()  # the hash index
         old_rows = dict(conn.execute("SELECT hash, id FROM chunks"))
         conn.close()
         with vfs.Workspace(store) as ws:
@@ -123,7 +115,7 @@ def test_a_store_made_before_v11_opens_migrated_and_keeps_working(tmp_path: Path
             assert not big_hashes & left and new_hash not in left
             assert not big_hashes & {row[0] for row in conn.execute("SELECT hash FROM chunk_ids")}
             _check_store(ws, {p: d for p, d in files.items() if p != "/big"}, history=False)
-        assert _version(store) == schema.SCHEMA_VERSION
+        assert schema_version(store) == schema.SCHEMA_VERSION
 
 
 def _list_of(data: bytes) -> bytes:
@@ -174,11 +166,11 @@ def test_a_crash_during_the_migration_leaves_a_store_that_opens(tmp_path: Path) 
         store = copy(f"crash{n}")
         killed = migrate(store, max(1, int(total * fraction)))
         assert killed.returncode == -signal.SIGKILL, (killed.returncode, killed.stderr)
-        assert _version(store) == 10  # the migration's one transaction never committed
+        assert schema_version(store) == 10  # the migration's one transaction never committed
         with vfs.Workspace(store) as ws:
             _check_store(ws, files)
             ws.write_file("/after-the-crash", b"x")
-        assert _version(store) == schema.SCHEMA_VERSION
+        assert schema_version(store) == schema.SCHEMA_VERSION
 
 
 def _give_id_away(store: Path, chunk_id: int, data: bytes) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import vfs
 from vfs import schema
-from vfs_old_stores import downgrade_to_v10
+from vfs_old_stores import downgrade_to_v10, schema_version
 
 
 def _older_store(path: Path) -> str:
@@ -31,18 +31,10 @@ def _older_store(path: Path) -> str:
     return digest
 
 
-def _version(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
-    finally:
-        conn.close()
-
-
 def test_a_read_only_open_of_an_older_store_upgrades_it_and_finds_chunks_by_hash(tmp_path: Path) -> None:
     store = tmp_path / "old.db"
     digest = _older_store(store)
-    assert _version(store) == 10
+    assert schema_version(store) == 10
 
     reader = vfs.Workspace(str(store), readonly=True)
     try:
@@ -51,7 +43,7 @@ def test_a_read_only_open_of_an_older_store_upgrades_it_and_finds_chunks_by_hash
         assert reader.read_file("/a.txt") == b"hello world " * 100
     finally:
         reader.close()
-    assert _version(store) == schema.SCHEMA_VERSION
+    assert schema_version(store) == schema.SCHEMA_VERSION
 
     writer = vfs.Workspace(str(store))  # and a writer later finds it current, its chunks deduplicated
     try:

@@ -124,3 +124,12 @@ def downgrade_to_v6(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX dirents_by_ino ON dirents (ino)")
     conn.execute("CREATE INDEX versions_by_origin ON versions (origin, rev) WHERE origin IS NOT NULL")
     conn.execute("UPDATE meta SET value = 6 WHERE key = 'schema_version'")
+
+
+def schema_version(path: object) -> int:
+    """The schema version a store file records (read with a plain connection, no migration)."""
+    conn = sqlite3.connect(str(path))
+    try:
+        return int(conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0])
+    finally:
+        conn.close()
