@@ -61,6 +61,14 @@ _PLAIN = {
 # The same where `chunk_ids` is known to be empty (`SqliteChunks.begin_write`), and for rows whose
 # absence the caller checked (`ids_for` in the same transaction): only the id may be taken.
 UNGUARDED = {extra: sql + " ON CONFLICT(id) DO NOTHING" for extra, sql in _PLAIN.items()}
+# One chunk where `chunk_ids` is known to be empty, telling dedup from a collision in the same
+# statement (no lookup after it): `rowcount` 1 is a new row; 0 is this hash's row at its id
+# (dedup: the WHERE is false, nothing is written); another hash at the id makes the DO UPDATE set
+# `hash` NULL, which its NOT NULL refuses (sqlite3.IntegrityError, the statement alone undone).
+UNGUARDED_ONE = {
+    extra: sql + " ON CONFLICT(id) DO UPDATE SET hash = NULL WHERE hash IS NOT excluded.hash"
+    for extra, sql in _PLAIN.items()
+}
 _FIND = "SELECT id FROM chunks WHERE id = ? AND hash = ? UNION ALL SELECT id FROM chunk_ids WHERE hash = ?"
 
 

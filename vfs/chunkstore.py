@@ -111,8 +111,13 @@ class SqliteChunks:
         """The chunk's catalogue row: (its id, True) when written now, (its id, False) when the hash
         was catalogued already (dedup). Usually one statement: the row at its hash's id (`vfs.chunkids`)."""
         row = (chunkids.natural_id(digest), digest, size, time.time(), *values)
-        insert = chunkids.GUARDED[extra] if self._displaced else chunkids.UNGUARDED[extra]
-        if self._dml(insert, row).rowcount == 1:
+        if not self._displaced:
+            try:
+                return row[0], self._dml(chunkids.UNGUARDED_ONE[extra], row).rowcount == 1
+            except sqlite3.IntegrityError:  # another hash holds the id: a collision
+                self._displaced = True
+                return chunkids.place(self._conn, self._dml, extra, row), True
+        if self._dml(chunkids.GUARDED[extra], row).rowcount == 1:
             return row[0], True
         found = chunkids.find(self._conn, digest)
         if found is not None:
