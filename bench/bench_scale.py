@@ -146,6 +146,16 @@ def gc_summary(before: dict[tuple[str, int, str], float], after: dict[tuple[str,
     return "GC: " + ", ".join(parts)
 
 
+def full_gc(before: dict[tuple[str, int, str], float], after: dict[tuple[str, int, str], float]) -> str:
+    """The server's full collections between two `gc_pauses` readings: count, wall and CPU ms."""
+    if not after:
+        return "not exported"
+    n = after[("count", 2, "")] - before.get(("count", 2, ""), 0)
+    wall = 1000 * (after[("sum", 2, "")] - before.get(("sum", 2, ""), 0))
+    cpu = 1000 * (after.get(("cpu", 2, ""), 0) - before.get(("cpu", 2, ""), 0))
+    return f"{n:.0f} ({wall:.0f} ms wall, {cpu:.0f} ms CPU)"
+
+
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -414,11 +424,14 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: 
     row: dict[str, Any] = {"workspaces": n, "setup_s": time.monotonic() - t0}
     row["subscribed"] = proc_figures(server.proc.pid)
     row["subscribed"]["refused_1013"] = subs.retries
+    g_load = gc_pauses(server)
     if args.rate > 0:  # every workspace awake (it was just opened): the steady active load
         row["load"], row["load_cpu_pct"], row["client_cpu_pct"] = await measured_load(
             server, names, args.rate, args.load_seconds, subs, "a")
     # quiet workspaces go to sleep (every SQLite connection closed) after the server's idle time
     await asyncio.sleep(max(1.0, args.sleep_wait))
+    g_quiet = gc_pauses(server)  # (the full collection of the first quiet second after the load is in)
+    row["full_gc"] = [full_gc(g_load, g_quiet)]
     spy = py_spy(server.proc.pid, args.idle_window, f"idle{n}")
     gc0 = gc_pauses(server)
     row["idle_cpu_pct"] = await idle_cpu(server.proc.pid, args.idle_window)
@@ -432,6 +445,8 @@ async def workspaces_point(server: Proc, n: int, args: argparse.Namespace, tag: 
     row["kib_per_ws"] = 1024 * (row["rss_mib"] - before["rss_mib"]) / n  # its subscriber included
     if args.rate > 0 and args.wake_seconds > 0:  # the same load on workspaces that were all asleep
         row["wake"] = (await measured_load(server, names, args.rate, args.wake_seconds, subs, "z"))[0]
+        await asyncio.sleep(3)  # its first quiet second's full collection
+        row["full_gc"].append(full_gc(g_quiet, gc_pauses(server)))
     await subs.close()
     return row
 
@@ -753,6 +768,8 @@ async def roots_ab(args: argparse.Namespace) -> None:
                 print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}): {load_figures(ld)}, server CPU "
                       f"{row['load_cpu_pct']:.0f} % ({ld['cpu_us']:.0f} µs per write: user "
                       f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f})", flush=True)
+                print(f"        full collections: after the load {row['full_gc'][0]}"
+                      + (f"; after the wake load {row['full_gc'][1]}" if len(row["full_gc"]) > 1 else ""), flush=True)
                 if "timeline" in ld:
                     print(ld.pop("timeline"), flush=True)
     first = args.roots[0]
@@ -854,6 +871,9 @@ async def run(args: argparse.Namespace) -> None:
                 if wk is not None:
                     print(f"        waking them all, {args.rate:g}/s each for {args.wake_seconds:g} s: "
                           f"{load_figures(wk)}", flush=True)
+                print(f"        full collections: from the load to the idle figures {row['full_gc'][0]}"
+                      + (f"; from there to 3 s after the wake load {row['full_gc'][1]}" if len(row["full_gc"]) > 1
+                         else ""), flush=True)
                 print(f"        after unsubscribing: {proc_figures(server.proc.pid)}", flush=True)
                 if args.wait_close:
                     await asyncio.sleep(args.wait_close)
