@@ -45,8 +45,10 @@ What lives through one of our full collections is then frozen (`gc.freeze`: CPyt
 generation), so the next one walks only what was allocated since: at 1,000 open workspaces a full
 collection walked ~1 GB of live objects (0.7-0.9 s of CPU) at every quiet second after a burst and
 every `FULL_EVERY` under a steady load, each time finding next to nothing. Cycles among frozen objects
-that die later are found by the collections that unfreeze first: the one after stores closed (their
-handles, sessions and feeds were frozen while open) and at least one every `WHOLE_EVERY` seconds.
+that die later are found by the collections that unfreeze first: the one after stores closed or went
+to sleep (`reclaim`: their handles, sessions, feeds and connections were frozen while open) and at least
+one every `WHOLE_EVERY` seconds. So the saving is for a node whose stores stay awake between two
+collections (a steady load, bursts closer than the idle times); after sleeps the walk is whole.
 
 Only the server process installs this (`server/cli.py`): a program embedding
 the app, or the test run, keeps CPython's own schedule. Installing it also
