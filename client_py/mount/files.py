@@ -120,13 +120,20 @@ class OpenFileOps:
         return True
 
     def _pending_changed(self, path: str, node: OpenNode, now: int, **changes) -> None:
-        """A pending file's attributes changed (ctime moves to `now`): kept in its stat and the cache."""
-        node.stat = restat(node.stat, ctime_ns=now, ctime=now / 1e9, **changes)
+        """A pending file's attributes changed (ctime moves to `now`): kept in its stat and the
+        cache. Changed in place, not copied (`restat`): a pending file's stat is the mount's own
+        (made by `_create_pending`, `_keep_closed` or `link_pending`; the store's answer replaces
+        it at the commit), and every holder of it (the cache, `fresh`) must see the change anyway.
+        `tar -x` changes it three times a file (futimens, fchown, fchmod)."""
+        st = node.stat
+        st.ctime_ns, st.ctime = now, now / 1e9
+        for name, value in changes.items():
+            setattr(st, name, value)
         if node.names:  # (a closed file linked here: every name shows the change)
-            self.cache.put_names(tuple(node.names), node.stat)
+            self.cache.put_names(tuple(node.names), st)
             self.links.changed(node.ino, path)
         else:
-            self.cache.put(path, node.stat)
+            self.cache.put(path, st)
 
     def store_pending(self) -> None:
         """Store every file created here and not yet committed (before a request that
@@ -159,11 +166,11 @@ class OpenFileOps:
         """The last descriptor of a pending file closed: its stat now shows its content."""
         mtime_ns, ctime_ns = self._content_times(node)
         data = node.spool.pread(0, node.spool.size) if node.spool is not None else b""
-        node.stat = restat(
-            node.stat, size=len(data), mtime_ns=mtime_ns, mtime=mtime_ns / 1e9, ctime_ns=ctime_ns,
-            ctime=ctime_ns / 1e9, hash=blake3.blake3(data).hexdigest(),
-        )  # fmt: skip
-        self.cache.put(path, node.stat)
+        st = node.stat  # (the mount's own, changed in place: `_pending_changed`)
+        st.size, st.mtime_ns, st.mtime = len(data), mtime_ns, mtime_ns / 1e9
+        st.ctime_ns, st.ctime = ctime_ns, ctime_ns / 1e9
+        st.hash = blake3.blake3(data).hexdigest()
+        self.cache.put(path, st)
 
     def store_closed(self) -> None:
         """Store the pending files no descriptor holds (before the group commits). A store

@@ -27,6 +27,11 @@ class HeldAttrs:
     stat: vfs.Stat
     changes: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        # One copy: the given Stat may be the store's (shared with its stat cache); this one is
+        # the mount's own, changed in place by each `apply` (`tar -x`: three a directory).
+        self.stat = restat(self.stat)
+
     def apply(self, now: int, *, mode: int | None = None, uid: int = -1, gid: int = -1,
               atime_ns: int | None = None, mtime_ns: int | None = None) -> vfs.Stat:
         """One more change (made at `now`, its ctime); the new `Stat`."""
@@ -45,8 +50,11 @@ class HeldAttrs:
             changes["mtime_ns"] = new["mtime_ns"] = mtime_ns
             new["mtime"] = mtime_ns / 1e9
         changes["ctime_ns"] = now
-        self.stat = restat(self.stat, ctime_ns=now, ctime=now / 1e9, **new)
-        return self.stat
+        st = self.stat
+        st.ctime_ns, st.ctime = now, now / 1e9
+        for name, value in new.items():
+            setattr(st, name, value)
+        return st
 
 
 def holdable(st: vfs.Stat | None, atime_ns: int | None = None, mtime_ns: int | None = None) -> bool:
