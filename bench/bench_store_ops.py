@@ -140,8 +140,9 @@ def _big_dir(root: Path, vfs: object) -> Path:
 
 
 def _big_dir_rows(path: Path, vfs: object, t: dict[str, float]) -> None:
-    """i: readdir of the 10k-entry directory on a fresh connection (nothing kept: as bench_vfs.py's
-    i, the first since a write); i1: again, nothing committed between; i3: 1000 warm stats in it."""
+    """i: readdir of the 10k-entry directory on a fresh connection (nothing kept: read whole from
+    SQLite, as bench_vfs.py's i0; bench_vfs.py's i is the first since a write, patched from the change
+    log); i1: again, nothing committed between; i3: 1000 warm stats in it."""
     sample = [f"/big/f{i:05d}" for i in range(0, 10_000, 10)]
     with vfs.Workspace(str(path)) as ws:  # type: ignore[attr-defined]
         ws.stat("/big")  # (the connection's first query pays for reading the schema)
