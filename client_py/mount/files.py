@@ -132,7 +132,7 @@ class OpenFileOps:
         if node.names:  # (a closed file linked here: every name shows the change)
             self.cache.put_names(tuple(node.names), st)
             self.links.changed(node.ino, path)
-        else:
+        elif self.cache.stats.get(path) is not st:  # (tar's second and third change: kept already)
             self.cache.put(path, st)
 
     def store_pending(self) -> None:
@@ -483,7 +483,7 @@ class OpenFileOps:
             node.version += 1
         if others:
             self.cache.put_names((path, *others), st)
-        else:
+        elif self.cache.stats.get(path) is not st:  # (tar's second and third change: kept already)
             self.cache.put(path, st)
         if node.refs == 0:  # (closed and kept pending until now: `_keep_closed`)
             node.drop_spool()

@@ -293,9 +293,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         elif not holdable(held.stat, changes.get("atime_ns"), changes.get("mtime_ns")):
             self.store_held()
             return False
-        st = held.apply(time.time_ns(), **changes)
-        self.cache.forget(path)
-        self.cache.put(path, st)
+        self.cache.put(path, held.apply(time.time_ns(), **changes))  # (a directory: one name, nothing cleared)
         return True
 
     def store_held(self) -> None:
