@@ -329,9 +329,10 @@ class OpenFileOps:
 
     @fuse_op(keeps_pending=True)
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
-        path = self._named(path)
-        handle = self.table.get(fh)
-        spool = self._spool(handle, path)
+        handle = self.table.handles[fh]  # (`table.get`; an untar's every write: no helper calls once spooled)
+        spool = handle.node.spool
+        if spool is None:
+            spool = self._spool(handle, self._named(path))
         if handle.flags & os.O_APPEND:
             offset = spool.size
         written = spool.pwrite(offset, data)

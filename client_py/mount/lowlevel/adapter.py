@@ -378,10 +378,16 @@ class LowLevelAdapter:
         # The kernel's buffer as a view (one C call: no ctypes array type per size), copied
         # once, into the spool.
         data = _view(buf, size, _PYBUF_READ)
-        lib.fuse_reply_write(req, self.ops.write(self._open_path(ino, fi), data, offset, fi.contents.fh))
+        path = self.inodes.path(ino)  # (`_open_path`, written out here, in flush and in release: every file's)
+        if path is None and not fi:
+            raise Stale()
+        lib.fuse_reply_write(req, self.ops.write(path, data, offset, fi.contents.fh))
 
     def ll_flush(self, req, ino, fi) -> None:
-        self.ops.flush(self._open_path(ino, fi), fi.contents.fh)
+        path = self.inodes.path(ino)
+        if path is None and not fi:
+            raise Stale()
+        self.ops.flush(path, fi.contents.fh)
         lib.fuse_reply_err(req, 0)
 
     def ll_fsync(self, req, ino, datasync, fi) -> None:
@@ -389,7 +395,9 @@ class LowLevelAdapter:
         lib.fuse_reply_err(req, 0)
 
     def ll_release(self, req, ino, fi) -> None:
-        path = self._open_path(ino, fi)
+        path = self.inodes.path(ino)
+        if path is None and not fi:
+            raise Stale()
         self.ops.release(path, fi.contents.fh)
         node = self.inodes.nodes.get(ino)
         if node is not None and path is not None and node.stand_in == path and self.ops.table.node(ino) is None:
