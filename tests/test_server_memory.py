@@ -42,10 +42,12 @@ def test_closed_workspaces_leave_no_per_name_lock(tmp_path: Path) -> None:
 def test_closing_stores_empties_the_path_cache(tmp_path: Path) -> None:
     """`vfs.paths.normalize` keeps every path a write named (up to 8,192): filled amid a peak, its
     ~4 small blocks per path each pinned a pool of CPython's allocator after the stores closed. The
-    sweep that closes stores empties it (`gcpolicy.reclaim`); a closed workspace still reads back."""
+    sweep that closes stores empties it (`gcpolicy.reclaim`); a closed workspace still reads back.
+    The idle time is 2 s, not less: a pause that long between two of the 50 writes (a loaded machine)
+    closed the store amid them and emptied the cache before the first assertion (29 of 50 once)."""
     from vfs import paths
 
-    server = LiveServer(tmp_path / "data", idle_close=0.5).start()
+    server = LiveServer(tmp_path / "data", idle_close=2.0).start()
     try:
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"},
                           timeout=30) as http:
