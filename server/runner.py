@@ -73,11 +73,17 @@ class QuietLog:
 
 LISTING_SHARE = 20  # FdGuard: seconds between recounts per second a recount took
 PER_REQUEST = 8  # FdGuard: descriptors a request may open, at most (a store opening: ~7), for the headroom
+FD_DIR = "/proc/self/fd"
 
 
 def count_fds() -> int:
+    """How many descriptors this process has open. Since Linux 6.2 `stat` of /proc/self/fd says it in
+    `st_size` (the kernel counts the bits of its descriptor table: ~2 us of CPU at 9,000 descriptors,
+    against ~3.8 ms to list the directory); older kernels say 0 there, and the directory is listed
+    (~0.4 us per descriptor, one more for the listing's own)."""
     try:
-        return len(os.listdir("/proc/self/fd"))
+        n = os.stat(FD_DIR).st_size
+        return n if n > 0 else len(os.listdir(FD_DIR))
     except OSError:
         return 0
 
@@ -85,12 +91,13 @@ def count_fds() -> int:
 class FdGuard:
     """Pure ASGI middleware: near the open-file limit, new requests get 503 and WebSockets close 1013.
 
-    The count of open descriptors is read from /proc at most every `refresh`
-    seconds (longer when the listing itself grows costly), and far from the
-    limit only every `max_age` seconds or once the requests admitted since
-    could have used the headroom; between recounts it is raised by one per
-    request admitted (a burst is counted), so the check costs nothing per
-    request. Refusing at `limit - reserve` keeps
+    The count of open descriptors (`count_fds`: one `stat`, ~2 us, on Linux
+    6.2 and later) is read at most every `refresh` seconds (longer where
+    the kernel makes us list /proc/self/fd and that grows costly), and far
+    from the limit only every `max_age` seconds or once the requests
+    admitted since could have used the headroom; between recounts it is
+    raised by one per request admitted (a burst is counted), so the check
+    costs nothing per request. Refusing at `limit - reserve` keeps
     descriptors for the stores and the connections already open: existing
     clients keep working, and `accept()` never meets EMFILE.
     """
@@ -120,8 +127,8 @@ class FdGuard:
             self._count = count_fds()
             self._admitted = 0
             self._at = time.monotonic()
-            # Listing /proc/self/fd costs ~1 us per descriptor (10 ms at 8,000, 80 ms at 18,000): under a
-            # steady stream of requests, recount no more often than keeps that under ~5 % of a core.
+            # Where /proc/self/fd must be listed (before Linux 6.2: ~0.4 us per descriptor, ~4 ms at
+            # 9,000), recount no more often than keeps that under ~5 % of a core under a steady stream.
             self._every = max(self.refresh, (self._at - now) * LISTING_SHARE)
         return self._count >= self.limit - self.reserve
 
