@@ -138,6 +138,7 @@ class StreamInvalidator:
         self._handed = threading.Lock()
         self._awake = False  # a wake-up is on its way or the thread is gathering: no other needed
         self._wake: queue.SimpleQueue = queue.SimpleQueue()
+        self.paths = 0  # paths handed over and invalidated (logged at unmount; tests count them)
         self._worker = threading.Thread(target=self._run, name="wsfs-stream-invalidate", daemon=True)
         self._worker.start()
 
@@ -165,6 +166,7 @@ class StreamInvalidator:
                     if self.fuse is None:
                         return
                     self.invalidate(path)
+                    self.paths += 1
 
     def invalidate(self, path: str) -> None:
         """Drop the kernel's copy of one path (libfuse's path API: its node's attributes and pages)."""
@@ -174,3 +176,4 @@ class StreamInvalidator:
         """At unmount, before libfuse frees its `struct fuse`: no call after this returns."""
         with self._lock:
             self.fuse = None
+        log.info("change stream: %d paths invalidated", self.paths)
