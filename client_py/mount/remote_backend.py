@@ -125,7 +125,6 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
         self.index.live = True
         log.info("remote %s: %d paths at %s", self.path, len(self.index.entries), self.index.cursor)
         self._loop.run(self._start_watching())
-        logging.getLogger("client_py.watch").addFilter(self._quiet_while_offline)
         return self
 
     async def _start_watching(self) -> None:
@@ -144,7 +143,6 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
         await self._client.aclose()
 
     def close(self) -> None:
-        logging.getLogger("client_py.watch").removeFilter(self._quiet_while_offline)
         if self.pushq is not None and self._loop is not None:
             try:
                 self.sync()  # everything queued reaches the server before the mount goes

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 
 from client_py.backoff import Backoff
+from client_py.errors import ConnectionLost, ServerUnreachable
 from vfs.types import Change, ChangePage, Cursor
+from vfs.wire import Changes, change_from_wire
 
 log = logging.getLogger("wsfs.mount")
 
@@ -35,10 +38,6 @@ def _view(change: Change) -> tuple:
 
 class StreamFollower:
     """The live-metadata methods of `RemoteBackend` (see the module docstring)."""
-
-    def _quiet_while_offline(self, record: logging.LogRecord) -> bool:
-        """The change stream's own reconnect notices, dropped while offline: the mount said it once already."""
-        return self.online
 
     # -- live metadata -----------------------------------------------------------
 
@@ -89,19 +88,7 @@ class StreamFollower:
         delays = OFFLINE_BACKOFF.delays()
         while True:
             try:
-                async for event in self._remote.watch("/", after=str(self.index.cursor)):
-                    change = event.change
-                    with self._index_moved:
-                        stale = self._apply(change)
-                        cursor = Cursor.parse(event.cursor)
-                        if cursor > self.index.cursor:
-                            self.index.cursor = cursor
-                            if self.pushq is not None:
-                                self.pushq.settled(cursor)
-                        self._index_moved.notify_all()
-                    if stale and self.on_change is not None:
-                        self.on_change(stale)
-                    self._set_online(True)
+                await self._follow()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any failure: offline, retry
@@ -117,6 +104,35 @@ class StreamFollower:
             self._set_online(True)
             delays = OFFLINE_BACKOFF.delays()
 
+    async def _follow(self) -> None:
+        """Follow the stream from the index's cursor, one message (a batch of entries) at a time.
+
+        A subscription of its own, not `RemoteWorkspace.watch`, whose one event per entry (a
+        `WatchEvent`, then a `Change` from it, its cursor parsed and compared, the lock taken
+        and waiters woken for each) was most of the event loop's share of an untar: the
+        mount's own pushes come back as ~10,000 entries. A lost connection is resumed after
+        the index's cursor while the client's backoff lasts (a quick server restart), as
+        `watch` did; past it the error goes up (offline)."""
+        delays = self._client.backoff.delays()
+        while True:
+            session = await self._client.connect(self.workspace)  # (retries while unreachable, then raises)
+            try:
+                subscription = await session.subscribe(after=str(self.index.cursor))
+                delays = self._client.backoff.delays()
+                async for message in subscription:
+                    if isinstance(message, Changes):
+                        self._take(message)
+                    self._set_online(True)
+            except (ConnectionLost, ServerUnreachable) as exc:
+                delay = next(delays, None)
+                if delay is None:
+                    raise
+                if self.online:
+                    log.warning("change stream of %s lost (%s): resuming after %s", self.url, exc, self.index.cursor)
+                await asyncio.sleep(delay)
+            finally:
+                await session.close()
+
     async def _catch_up_async(self) -> None:
         while True:
             page = await self._remote.changes_page(self.index.cursor, limit=SNAPSHOT_PAGE)
@@ -125,15 +141,24 @@ class StreamFollower:
                 return
 
     def _absorb(self, page: ChangePage) -> None:
-        """Apply one page of the change stream to the index and move its cursor."""
+        """Apply one page of `changes` to the index (see `_absorb_entries`)."""
+        self._absorb_entries(page.entries, page.cursor)
+
+    def _take(self, message: Changes) -> None:
+        """Apply one message of the change stream to the index (see `_absorb_entries`)."""
+        self._absorb_entries(map(change_from_wire, message.entries), Cursor.parse(message.cursor))
+
+    def _absorb_entries(self, entries: Iterable[Change], cursor: Cursor) -> None:
+        """Apply changes to the index and move its cursor, under one lock: wake who waits for
+        the index, and hand what the changes made stale to the kernel's invalidator."""
         stale: list[str] = []
         with self._index_moved:
-            for change in page.entries:
+            for change in entries:
                 stale += self._apply(change)
-            if page.cursor > self.index.cursor:
-                self.index.cursor = page.cursor
+            if cursor > self.index.cursor:
+                self.index.cursor = cursor
                 if self.pushq is not None:
-                    self.pushq.settled(page.cursor)
+                    self.pushq.settled(cursor)
             self._index_moved.notify_all()
         if stale and self.on_change is not None and self.index.live:
             self.on_change(stale)
