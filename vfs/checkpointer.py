@@ -84,6 +84,13 @@ class WalProgress:
         salts, done = self._done
         return frames - done if header[_SALTS] == salts else frames
 
+    def frames(self) -> int:
+        """Frames in the WAL, copied or not: what SQLite's `wal_autocheckpoint` counts. A WAL restarts
+        only at a write that finds every frame copied, so under writes that never pause the thread's
+        checkpoints keep the backlog small while the WAL itself grows to `LIMIT`."""
+        header = self._header()
+        return 0 if header is None else int.from_bytes(header[_MX_FRAME], sys.byteorder)
+
     def checkpoint(self, conn: sqlite3.Connection) -> bool:
         """One PASSIVE checkpoint on `conn`; True if it copied anything."""
         before = self._header()
@@ -184,17 +191,19 @@ class Checkpointer:
     def committed(self) -> None:
         """A commit went into the WAL (called in the committing thread: a header read, no SQL).
 
-        Past the backstop (`LIMIT` frames) while the thread's checkpoint is still copying, the
-        committer waits for it (at most `BACKSTOP_WAIT`): SQLite's own checkpoint in the next
-        COMMIT would find the checkpoint lock taken and give up without a word, and a writer that
-        never pauses would grow the WAL for as long as the thread is kept off a CPU (22 MB against
-        the 16 MiB bound, seen on this 2-core machine at a load of 5)."""
+        With the WAL past the backstop (`LIMIT` frames, copied or not: SQLite's count, not our
+        backlog) while the thread's checkpoint is still copying, the committer waits for it (at
+        most `BACKSTOP_WAIT`): SQLite's own checkpoint in the next COMMIT would find the checkpoint
+        lock taken and give up without a word, and a writer that never pauses would grow the WAL
+        for as long as the thread is kept off a CPU (22 MB against the 16 MiB bound, seen on this
+        2-core machine at a load of 5; 17-38 MB at a load of 7 while the wait looked at the
+        backlog, which the thread's own copies keep small)."""
         self._last_commit = time.monotonic()
-        backlog = self.backlog()
-        if self._parked or backlog >= self.pages:
+        if self._parked or self.backlog() >= self.pages:
             self._parked = False
             self._wake.set()
-        if backlog >= LIMIT and self._copying.locked() and self._copying.acquire(timeout=BACKSTOP_WAIT):
+        past_backstop = self._progress.frames() >= LIMIT
+        if past_backstop and self._copying.locked() and self._copying.acquire(timeout=BACKSTOP_WAIT):
             self._copying.release()  # (the next COMMIT's own checkpoint copies what is left)
 
     def close(self) -> None:
@@ -214,7 +223,7 @@ class Checkpointer:
                 if self._idle():
                     continue
                 backlog, quiet = self.backlog(), time.monotonic() - self._last_commit >= self.quiet
-                if backlog >= LIMIT and not quiet:
+                if self._progress.frames() >= LIMIT and not quiet:
                     continue  # the committers' own checkpoint copies it now: ours would take its lock
                 if backlog >= self.pages or quiet:
                     if conn is None:
