@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterable, Iterator
-from itertools import accumulate
+from itertools import accumulate, starmap
 from typing import BinaryIO, NamedTuple
 
 import blake3
@@ -45,7 +45,7 @@ class ChunkEntry(NamedTuple):
 
 
 def pack(entries: Iterable[ChunkEntry]) -> bytes:
-    return b"".join(_RECORD.pack(e.hash, e.size, e.id) for e in entries)
+    return b"".join(starmap(_RECORD.pack, entries))  # (an entry is (hash, size, id): no generator frame)
 
 
 def unpack(blob: bytes | None) -> list[ChunkEntry]:

@@ -153,11 +153,12 @@ class Content:
     ) -> tuple[Stat, bool]:
         """`write_file`, also saying whether the file was created (True) or replaced: an HTTP PUT
         answers 201 or 200 from it without a lookup of its own before the write."""
-        if mtime_ns is None:
+        if mtime_ns is None and mtime is not None:
             mtime_ns = seconds_to_ns(mtime)
         with self._db.tx() as tx:
             found = self.writable_target(path, parents)
-            self._check_precondition(path, found, if_match)
+            if if_match is not None:
+                self._check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data, found.node)
             node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns,
                                     ctime_ns=ctime_ns, ino=ino, created_ns=created_ns, atime_ns=atime_ns)
@@ -201,10 +202,10 @@ class Content:
             data = data.encode("utf-8")
         if isinstance(data, StoredChunks):
             return self._stored(data, previous)
-        reader = as_reader(data)
+        reader = None if data.__class__ is bytes else as_reader(data)
         if reader is None and memoryview(data).nbytes < MIN_CHUNK:  # type: ignore[arg-type]
-            # One chunk or none: its hash is the content id (most files, and
-            # every create); skip the chunker and the second hash.
+            # One chunk or none: its hash is the content id (most files, and every create);
+            # skip the chunker and the second hash. (`bytes` of a bytes object is that object.)
             small = bytes(data)  # type: ignore[arg-type]
             if not small:
                 return [], 0, EMPTY_HASH

@@ -41,13 +41,26 @@ def execute_retrying(conn: Any, sql: str, *, in_transaction: bool = False,
     retry is possible only while SQLite still holds that transaction open. `execute`: what
     runs it (a kept cursor's, `Db.dml`; default `conn.execute`)."""
     run = conn.execute if execute is None else execute
+    try:
+        run(sql)
+    except sqlite3.OperationalError as e:
+        retry_after(conn, sql, e, in_transaction=in_transaction, run=run)
+
+
+def retry_after(conn: Any, sql: str, error: sqlite3.OperationalError, *, in_transaction: bool,
+                run: Callable[[str], object]) -> None:
+    """`run(sql)` failed with `error`: re-raise it unless it is SQLITE_PROTOCOL, else run it again
+    after each of `RETRY_DELAYS` (`execute_retrying`'s rules). A hot caller runs the statement
+    itself and comes here only on a failure (`Db._begin`, `Db._commit`: no wrapper call per
+    transaction)."""
     for delay in (*RETRY_DELAYS, None):
+        if not is_locking_protocol(error):
+            raise error
+        if delay is None or (in_transaction and not conn.in_transaction):
+            raise OSError(errno.EAGAIN, f"the store is busy (SQLite: {error}); try again") from error
+        time.sleep(delay)
         try:
             run(sql)
             return
         except sqlite3.OperationalError as e:
-            if not is_locking_protocol(e):
-                raise
-            if delay is None or (in_transaction and not conn.in_transaction):
-                raise OSError(errno.EAGAIN, f"the store is busy (SQLite: {e}); try again") from e
-            time.sleep(delay)
+            error = e

@@ -148,13 +148,14 @@ class Namespace:
         mtime_ns = now if mtime_ns is None else mtime_ns
         ctime_ns = now if ctime_ns is None else ctime_ns
         atime_ns = now if atime_ns is None else atime_ns
-        values = (kind, mode, size, digest, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, target, tx.rev,
+        rev = tx.rev
+        values = (kind, mode, size, digest, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, target, rev,
                   rdev, *pending, *((found.parent_ino, found.name) if kind == KIND_DIR else (None, None)))  # fmt: skip
         if ino is None:
             ino = self._db.dml(_INSERT_NODE, values).lastrowid
         else:
             self._db.dml(_INSERT_NODE_INO, (*values, ino))
-        node = Node(ino, kind, mode, size, mtime_ns, ctime_ns, 1, digest, chunks, target, tx.rev, atime_ns, uid, gid, 0,
+        node = Node(ino, kind, mode, size, mtime_ns, ctime_ns, 1, digest, chunks, target, rev, atime_ns, uid, gid, 0,
                     rdev, pending[0])  # the row as written (NODE_COLUMNS' order)
         self._db.dml(_INSERT_NAME, (found.parent_ino, found.name, ino, 0))
         gained = int(kind == KIND_DIR)  # the parent's subdirectory count (its link count: 2 + it)

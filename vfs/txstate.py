@@ -1,7 +1,8 @@
 """The state of a running write transaction (`Tx`) and the revision it commits as.
 
-`vfs.db` opens, nests and commits transactions; what one knows while it runs
-(its revision, allocated on first use, and the files it created) lives here.
+`vfs.db` opens and commits transactions; what one knows while it runs (its
+revision, allocated on first use, and the files it created) lives here, with
+the `with db.tx()` block that opens, nests and ends one (`Transaction`).
 
     db  ->  txstate
 """
@@ -9,6 +10,7 @@
 from __future__ import annotations
 
 import sqlite3
+from typing import Any
 
 # The revision is the newest stamp in the change log. `meta.rev` is only a
 # floor, raised when tombstones are compacted away, so commits do not have to
@@ -44,3 +46,48 @@ class Tx:
     @property
     def wrote(self) -> bool:
         return self._rev != 0
+
+
+class Transaction:
+    """`Db.tx()`'s block: BEGIN (or a SAVEPOINT inside an outer one) on entry, COMMIT or roll back on exit.
+    A class, not a `@contextmanager` generator (~1 us less per transaction, timeit). `db` is the `vfs.db.Db`
+    (not imported: db imports this module)."""
+
+    __slots__ = ("_db", "_tx", "_savepoint", "_rev_before")
+
+    def __init__(self, db: Any):
+        self._db = db
+
+    def __enter__(self) -> Tx:
+        db = self._db
+        db.dir_times_ns = 0  # each call reports only the directory times it stamped itself
+        outer = db._tx_state
+        if outer is None:
+            self._savepoint = ""
+            self._tx = db._begin()
+            return self._tx
+        db._savepoints += 1
+        self._tx, self._savepoint, self._rev_before = outer, f"wsfs_sp{db._savepoints}", outer._rev
+        try:
+            db.conn.execute(f"SAVEPOINT {self._savepoint}")
+        except BaseException:
+            db._savepoints -= 1
+            raise
+        return outer
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        db, name = self._db, self._savepoint
+        if not name:
+            if kind is None:
+                db._commit(self._tx)
+            else:
+                db._roll_back()
+            return
+        db._savepoints -= 1
+        if kind is None:
+            db.conn.execute(f"RELEASE {name}")
+            return
+        db.conn.execute(f"ROLLBACK TO {name}")
+        db.conn.execute(f"RELEASE {name}")
+        self._tx._rev = self._rev_before  # a failed call does not consume the revision
+        db._dircache.clear()

@@ -58,6 +58,10 @@ class forward(Generic[P, R]):  # noqa: N801 - used like a decorator, named like 
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
         self._bound = attrgetter(f"{concern}.{function.__name__}")
+        self._name = function.__name__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
 
     @overload
     def __get__(self, workspace: None, owner: type | None = None) -> Callable[Concatenate[Any, P], R]: ...
@@ -68,7 +72,10 @@ class forward(Generic[P, R]):  # noqa: N801 - used like a decorator, named like 
     def __get__(self, workspace: object | None, owner: type | None = None) -> Callable[..., R]:
         if workspace is None:
             return self.function  # on the class: the function itself, for help() and inspect
-        return self._bound(workspace)
+        # Kept in the workspace's own dict: the next lookup finds it there, no call of this
+        # descriptor (~0.3 us a call, timeit). A workspace's concerns never change.
+        bound = workspace.__dict__[self._name] = self._bound(workspace)
+        return bound
 
 
 class _AuthorScope:
