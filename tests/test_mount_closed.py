@@ -180,3 +180,33 @@ def test_held_directory_changes_meet_later_requests_in_order(tmp_path: Path):
         st = ws.lstat("/d")
         assert (st.mode & 0o777, st.uid, st.gid, st.mtime_ns) == (0o755, 1000, 1000, moved[5])
         assert st.ctime_ns == moved[6]
+
+
+def test_directories_held_together_keep_their_order_with_pending_files(tmp_path: Path):
+    """Several directories' attribute changes held at once, files still pending in each (a
+    mkdir no longer stores them, nor does the hold): a directory's held times outlast the
+    files made in it before them, and a mkdir or create in a held directory moves its times
+    after them; what the kernel was told is what the store keeps."""
+    store, _ = _store_with_dir(tmp_path)
+    names = ("a", "b", "c")
+    with mount_store(tmp_path, store) as m:
+        d = Path(m.mountpoint) / "d"
+        for name in names:
+            (d / name).mkdir()
+            _write(d / name / "f", b"made before the hold")
+        for i, name in enumerate(names):
+            os.chown(d / name, 1000 + i, 1000)
+            os.utime(d / name, ns=(1_000_000_000 + i, 2_000_000_000 + i))
+        told_a = stat_fields(os.stat(d / "a"))
+        assert told_a[5] == 2_000_000_000 and told_a[3] == 1000
+        (d / "b" / "sub").mkdir()  # a new name in a held directory: its times move after the held ones
+        _write(d / "c" / "g", b"made after the hold")
+        told = {name: stat_fields(os.stat(d / name)) for name in names}
+        assert told["a"] == told_a
+        assert told["b"][5] > 2_000_000_001 and told["b"][3] == 1001 and told["b"][2] == 3
+        assert told["c"][5] > 2_000_000_002 and told["c"][3] == 1002
+        assert sorted(os.listdir(d / "c")) == ["f", "g"]
+    with mount_store(tmp_path, store) as m:
+        d = Path(m.mountpoint) / "d"
+        assert {name: stat_fields(os.stat(d / name)) for name in names} == told
+        assert (d / "a" / "f").read_bytes() == b"made before the hold"

@@ -24,7 +24,8 @@ from client_py.mount.metacache import restat
 from client_py.mount.spool import Spool
 from vfs.surface import ReadableFile
 
-EMPTY_ID = blake3.blake3(b"").hexdigest()  # the content id of an empty file
+EMPTY_DIGEST = blake3.blake3(b"").digest()
+EMPTY_ID = EMPTY_DIGEST.hex()  # the content id of an empty file
 
 log = logging.getLogger("wsfs.mount")
 
@@ -34,8 +35,10 @@ SMALL_WRITE = 1 << 20  # content up to this size is committed from one buffer, n
 class OpenFileOps:
     """create/open/read/write/truncate/flush/fsync/release over the mount's state (see ops.py)."""
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def create(self, path: str, mode: int, flags: int = os.O_WRONLY) -> int:
+        if self.held:
+            self.holds_dir(path)
         if self.reserves:
             return self._create_pending(path, mode, flags)
         try:
@@ -135,13 +138,14 @@ class OpenFileOps:
         elif self.cache.stats.get(path) is not st:  # (tar's second and third change: kept already)
             self.cache.put(path, st)
 
-    def store_pending(self) -> None:
+    def store_pending(self, inside: dict | None = None) -> None:
         """Store every file created here and not yet committed (before a request that
-        does not know about them: a readdir, rename, unlink, chmod, ...)."""
-        self._store_batch()
+        does not know about them: a readdir, rename, unlink, chmod, ...); with `inside`,
+        only those whose directory is one of its keys (before their held attributes)."""
+        self._store_batch(inside)
         for path, node in list(self.pending.items()):
-            if self.pending.get(path) is node:  # (another name of it may have stored it)
-                self._commit(node, path)
+            if self.pending.get(path) is node and (inside is None or (path.rpartition("/")[0] or "/") in inside):
+                self._commit(node, path)  # (`is node`: another name of it may have stored it)
 
     # -- small files kept pending after their close (a local store) ----------------------
     # A small created file is stored when the group transaction commits (group.py calls
@@ -154,7 +158,7 @@ class OpenFileOps:
 
     def _defers(self, node: OpenNode) -> bool:
         """May this pending file stay pending after its close (small enough to hold)?"""
-        return self.defers_close and (node.spool is None or node.spool.size <= SMALL_WRITE)
+        return self.defers_close and (node.spool is None or node.spool.size < SMALL_WRITE)  # (`small_content`)
 
     @staticmethod
     def _content_times(node: OpenNode) -> tuple[int, int]:
@@ -165,11 +169,12 @@ class OpenFileOps:
     def _keep_closed(self, node: OpenNode, path: str) -> None:
         """The last descriptor of a pending file closed: its stat now shows its content."""
         mtime_ns, ctime_ns = self._content_times(node)
-        data = node.spool.pread(0, node.spool.size) if node.spool is not None else b""
+        spool = node.spool
+        digest = spool.digest() if spool is not None else EMPTY_DIGEST  # (hashed in place: no copy)
         st = node.stat  # (the mount's own, changed in place: `_pending_changed`)
-        st.size, st.mtime_ns, st.mtime = len(data), mtime_ns, mtime_ns / 1e9
+        st.size, st.mtime_ns, st.mtime = spool.size if spool is not None else 0, mtime_ns, mtime_ns / 1e9
         st.ctime_ns, st.ctime = ctime_ns, ctime_ns / 1e9
-        st.hash = blake3.blake3(data).hexdigest()
+        st.hash, node.digest = digest.hex(), (node.version, digest)
         self.cache.put(path, st)
 
     def store_closed(self) -> None:
@@ -184,20 +189,24 @@ class OpenFileOps:
                 except Exception:  # noqa: BLE001 - see the docstring
                     log.exception("a closed file could not be stored: %s", path)
 
-    def _store_batch(self) -> None:
-        """The closed pending files with one name, stored in one `write_new_files` (an untar
-        closes dozens between two directories); on any error, none: then one by one."""
-        batch = [(path, node) for path, node in self.pending.items() if node.refs == 0 and not node.names]
+    def _store_batch(self, inside: dict | None = None) -> None:
+        """The closed pending files with one name (those in `inside`'s directories if given),
+        stored in one `write_new_files` (an untar closes hundreds between two group commits);
+        on any error, none: then one by one."""
+        batch = [(path, node) for path, node in self.pending.items() if node.refs == 0 and not node.names
+                 and (inside is None or (path.rpartition("/")[0] or "/") in inside)]
         if len(batch) < 2 or not self.defers_close or not self.batches:
             return
         files = []
         for path, node in batch:
-            made = node.stat
+            made, kept = node.stat, node.digest
             mtime_ns, ctime_ns = self._content_times(node)
             files.append({
                 "path": path, "data": node.spool.small_content(SMALL_WRITE) if node.spool is not None else b"",
                 "mode": made.mode, "uid": made.uid, "gid": made.gid, "ino": made.ino, "created_ns": node.created_ns,
                 "atime_ns": made.atime_ns, "mtime_ns": mtime_ns, "ctime_ns": ctime_ns,
+                # (the content's digest from its close, if no change came after: the store need not hash it again)
+                "hash": kept[1] if kept is not None and kept[0] == node.version else None,
             })  # fmt: skip
         try:
             stats = self.ws.write_new_files(files)
@@ -258,7 +267,7 @@ class OpenFileOps:
         self.links.changed(node.ino, path)  # (the kernel's attributes of the other names: nlink moved)
         return True
 
-    @fuse_op(keeps_pending=True)
+    @fuse_op(keeps_pending=True, keeps_held=True)
     def open(self, path: str, flags: int) -> int:
         return self._open(path, flags)
 
@@ -316,7 +325,7 @@ class OpenFileOps:
             handle.reader_version = node.version
         return handle.reader
 
-    @fuse_op(keeps_pending=True)
+    @fuse_op(keeps_pending=True, keeps_held=True)
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         path = self._named(path)
         handle = self.table.get(fh)
@@ -327,7 +336,7 @@ class OpenFileOps:
         reader.seek(offset)
         return reader.read(size)
 
-    @fuse_op(keeps_pending=True)
+    @fuse_op(keeps_pending=True, keeps_held=True)
     def write(self, path: str, data: bytes, offset: int, fh: int) -> int:
         handle = self.table.handles[fh]  # (`table.get`; an untar's every write: no helper calls once spooled)
         spool = handle.node.spool
@@ -356,7 +365,7 @@ class OpenFileOps:
         self._set_size(handle.node, path, length, handle)
         return 0
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def flush(self, path: str, fh: int) -> int:
         node = self.table.get(fh).node
         created = bool(self.pending) and self.pending.get(path) is node
@@ -370,7 +379,7 @@ class OpenFileOps:
             check_writes()
         return 0
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def fsync(self, path: str, datasync: int, fh: int) -> int:
         self._commit(self.table.get(fh).node, self._named(path))
         self._sync()
@@ -389,7 +398,7 @@ class OpenFileOps:
         if sync is not None:
             sync()
 
-    @fuse_op(mutates=True, targeted=True, keeps_pending=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def release(self, path: str, fh: int) -> int:
         node = self.table.close(fh)
         if node is not None:

@@ -31,9 +31,9 @@ def fuse_op(
     (`MetaCache.forget`/`put`); other mutations clear the whole cache.
     `keeps_pending`: it knows about files created here and not stored yet
     (`OpenFileOps._create_pending`); before any other operation they are stored.
-    `keeps_held`: it knows about a directory's attribute changes held in the mount
-    (held.py); before any other operation they are stored (before pending files:
-    those were all created after them).
+    `keeps_held`: it knows about directories' attribute changes held in the mount
+    (held.py; a create or mkdir stores its parent's first: `holds_dir`); before any other
+    operation they are stored, after the pending files made in those directories before them.
     """
     if method is None:
         return functools.partial(fuse_op, mutates=mutates, targeted=targeted, keeps_pending=keeps_pending,
@@ -47,7 +47,7 @@ def fuse_op(
         try:
             with self._lock:
                 try:
-                    if self.held is not None and not keeps_held:
+                    if self.held and not keeps_held:
                         _store_pending(self, self.store_held)
                     if self.pending and not keeps_pending:
                         _store_pending(self, self.store_pending)

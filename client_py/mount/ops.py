@@ -107,7 +107,9 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self.defers_close = False  # a local store: small created files stay pending after close (files.py)
         self.holds = False  # a local store: a directory's chmod/chown/utimens are held (held.py)
         self.batches = os.environ.get("WSFS_MOUNT_BATCH", "1") != "0"  # closed files stored together (files.py)
-        self.held: HeldAttrs | None = None
+        # Directories' held attribute changes, by path (held.py): stored at the group commit or before
+        # a request that does not know about them, after the pending files made in them before.
+        self.held: dict[str, HeldAttrs] = {}
         self._kept_listings = None  # the low-level opendir wrapper (dircache.py), kept alive while mounted
         # (uid, gid, pid) of the process making the current request: libfuse's path API keeps it
         # in its context; the low-level adapter replaces this with the request's own.
@@ -253,12 +255,11 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def chmod(self, path: str, mode: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
-        if self.pending:
-            if self.chattr_pending(path, mode=mode):
-                return 0
-            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
+        if self.pending and self.chattr_pending(path, mode=mode):
+            return 0
         if self._hold(path, mode=mode):
             return 0
+        self.store_all()
         self._attributes_changed(path, self.ws.chmod(path, mode & 0o7777))
         return 0
 
@@ -266,41 +267,63 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     def chown(self, path: str, uid: int, gid: int) -> int:
         if self._named(path) is None:
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
-        if self.pending:
-            if self.chattr_pending(path, uid=uid, gid=gid):
-                return 0
-            self.store_pending()
+        if self.pending and self.chattr_pending(path, uid=uid, gid=gid):
+            return 0
         if self._hold(path, uid=uid, gid=gid):
             return 0
+        self.store_all()
         # FUSE hands us the inode itself: never follow a symlink here.
         self._attributes_changed(path, self.ws.chown(path, uid, gid, follow_symlinks=False))
         return 0
 
     def _hold(self, path: str, **changes) -> bool:
         """chmod/chown/utimens of a directory, held in the mount (held.py): answered from
-        the cache, stored with the next ones on it as one change. False: not held."""
+        the cache, stored with the next ones on it as one change. False: not held.
+
+        Nothing is stored here: the files still pending in the directory were made before
+        this change and `store_held` stores them before it (their stamps would move the held
+        times); a create or mkdir in a held directory stores its changes first (`holds_dir`).
+        So `tar -x`, which sets each directory's attributes as it leaves it, no longer stores
+        the pending files at every directory (batches of ~3 files in a Django untar)."""
         if not self.holds:
             return False
-        held = self.held
-        if held is not None and held.path != path:
-            self.store_held()
-            held = None
+        held = self.held.get(path)
         if held is None:
             st = self.cache.stat(path, self._load_stat)
             if not holdable(st, changes.get("atime_ns"), changes.get("mtime_ns")):
                 return False
-            held = self.held = HeldAttrs(path, st)
+            held = self.held[path] = HeldAttrs(path, st)
         elif not holdable(held.stat, changes.get("atime_ns"), changes.get("mtime_ns")):
             self.store_held()
             return False
         self.cache.put(path, held.apply(time.time_ns(), **changes))  # (a directory: one name, nothing cleared)
         return True
 
+    def holds_dir(self, path: str) -> None:
+        """A name is added in `path`'s directory (create, mkdir): if that directory's attributes
+        are held, store them first (the new name moves its times after the held ones)."""
+        if (path.rpartition("/")[0] or "/") in self.held:
+            self.store_held()
+
     def store_held(self) -> None:
-        """Store the attribute changes held for a directory (one `set_attrs`)."""
-        held, self.held = self.held, None
-        if held is not None:
-            self.cache.put(held.path, self.ws.set_attrs(held.path, **held.changes))
+        """Store the attribute changes held for directories (one `set_attrs` each), after the
+        files still pending in them: those were made before the changes (see `_hold`)."""
+        if not self.held:
+            return
+        if self.pending:
+            self.store_pending(inside=self.held)
+        while self.held:
+            path = next(iter(self.held))
+            held = self.held.pop(path)
+            self.cache.put(path, self.ws.set_attrs(path, **held.changes))
+
+    def store_all(self) -> None:
+        """Store what the mount holds (held attributes, pending files), as `fuse_op` does before
+        a request that knows about neither."""
+        if self.held:
+            self.store_held()
+        if self.pending:
+            self.store_pending()
 
     def _before_group_commit(self) -> None:
         """What the mount holds goes into the group before it commits: held attributes,
@@ -327,12 +350,11 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             return 0  # fchmod/fchown/futimens on a file with no name left: nothing to keep
         now = time.time_ns()
         atime_ns, mtime_ns = times if times is not None else (now, now)
-        if self.pending:
-            if self.touch_pending(path, _utime_value(atime_ns, now), _utime_value(mtime_ns, now), now):
-                return 0
-            self.store_pending()  # (as `fuse_op` does before any request that does not know them)
+        if self.pending and self.touch_pending(path, _utime_value(atime_ns, now), _utime_value(mtime_ns, now), now):
+            return 0
         if self._hold(path, atime_ns=_utime_value(atime_ns, now), mtime_ns=_utime_value(mtime_ns, now)):
             return 0
+        self.store_all()
         st = self.cache.stat(path, self.ws.lstat)
         node = self.table.node(st.ino)
         if node is not None and node.dirty:
@@ -382,8 +404,14 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
             ino = self._dir_inos[path] = self.ws.stat(path).ino
         return ino
 
-    @fuse_op(mutates=True, targeted=True)
+    @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def mkdir(self, path: str, mode: int) -> int:
+        # Pending files are not the new directory's business (its parent's times: see `_create_pending`),
+        # unless one has its name (the store answers EEXIST); remote mode stores them, as before.
+        if self.held:
+            self.holds_dir(path)
+        if self.pending and (path in self.pending or not self.defers_close):
+            self.store_pending()
         with self._as_caller():
             st = self.ws.mkdir(path, mode=mode & 0o7777)
         self.cache.forget(path, added=True, parent_ns=self._dir_times(), subdirs=1)
