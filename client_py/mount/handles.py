@@ -31,6 +31,9 @@ class OpenNode:
     created_ns: int = 0  # when a pending create (files.py) made it: its parent's times in the store
     # (and, once closed, when a pending link or unlink last changed its names)
     names: list[str] | None = None  # a closed pending file linked here: all its pending names (files.py)
+    # A closed pending file (files.py `_keep_closed`): (version, BLAKE3 digest) of the content it was
+    # closed with, handed to the store with it so the store need not hash the bytes again.
+    digest: tuple[int, bytes] | None = None
 
     def changed(self) -> None:
         self.dirty = True

@@ -14,6 +14,8 @@ import os
 import tempfile
 from collections.abc import Iterable, Iterator
 
+import blake3
+
 SPILL_AT = 32 << 20
 _STEP = 1 << 20
 
@@ -82,6 +84,15 @@ class Spool:
         if self._mem is None or self._size >= limit:
             return None
         return bytes(self._mem)
+
+    def digest(self) -> bytes:
+        """The content's BLAKE3 digest, hashed where it lies (in memory: no copy)."""
+        if self._mem is not None:
+            return blake3.blake3(self._mem).digest()
+        hasher = blake3.blake3()
+        for piece in self.pieces():
+            hasher.update(piece)
+        return hasher.digest()
 
     def reader(self) -> SpoolReader:
         """A fresh read-only file object over the content (what `write_file` streams)."""
