@@ -19,8 +19,7 @@ import pytest
 from client_py import Client
 from server.cluster.objectchunks import _doomed, key_suffix, parse_key, tag_of
 from server.cluster.objectstore import ObjectStore, S3Location
-from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes, get_until  # noqa: F401
-from tests.cluster_fixtures import litestream, redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import RedisServer, admin_token, get_until
 
 pytestmark = pytest.mark.timeout(150)
 MIB = 1 << 20

@@ -13,8 +13,7 @@ import asyncio
 import httpx
 
 from client_py import Backoff, Client
-from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes, get_until  # noqa: F401
-from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import RedisServer, admin_token, get_until
 
 PATH = "/notes.md"
 

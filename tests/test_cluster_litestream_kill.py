@@ -27,7 +27,6 @@ import pytest
 
 from server.cluster.objectstore import S3Location
 from server.cluster.replication import Litestream
-from tests.cluster_fixtures import s3_location, seaweed  # noqa: F401
 from vfs import Workspace
 
 pytestmark = [pytest.mark.timeout(300)]

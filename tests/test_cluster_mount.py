@@ -17,8 +17,7 @@ import httpx
 import pytest
 
 from client_py.mount.runner import MountProcess
-from tests.cluster_fixtures import RedisServer, admin_token, cluster_nodes  # noqa: F401
-from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import RedisServer, admin_token
 
 pytestmark = pytest.mark.timeout(120)
 WAIT = 30.0  # seconds any one step may take (lease expiry, takeover, restore, reconnect)

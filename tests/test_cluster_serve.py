@@ -18,8 +18,7 @@ import httpx
 import pytest
 
 from client_py import Client
-from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes, get_until  # noqa: F401
-from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, get_until
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,8 +14,7 @@ import time
 import httpx
 import pytest
 
-from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, cluster_nodes, free_ports, get_until  # noqa: F401
-from tests.cluster_fixtures import redis_server, s3_location, seaweed  # noqa: F401
+from tests.cluster_fixtures import RedisServer, ServeNode, admin_token, get_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
