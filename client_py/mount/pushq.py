@@ -132,15 +132,15 @@ class Item:
     utime: bool = False  # only a pushed file's new mtime: a wire `utime` after the batch's push (see `enqueue`)
     timed: bool = False  # such a utime sent as an entry of the push instead (`_timed_files`)
     hold_until: float = 0.0  # a link kept back until then for its source's unlink (see `_take`)
+    size: int = field(init=False, default=0)  # bytes of `chunks`, counted once (the queue reads it at each step)
+
+    def __post_init__(self) -> None:
+        self.size = sum(len(data) for _, data in self.chunks) if self.chunks else 0
 
     @property
     def wire(self) -> bool:
         """Sent as a wire call after the batch's push, not as one of its entries."""
         return self.link_now or self.utime
-
-    @property
-    def size(self) -> int:
-        return sum(len(data) for _, data in self.chunks)
 
 
 class PushQueue:
