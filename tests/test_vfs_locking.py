@@ -69,3 +69,51 @@ def test_a_lasting_failure_ends_in_eagain_and_other_errors_pass_through(monkeypa
     assert info.value.errno == errno.EAGAIN and conn.calls == 3
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         locking.execute_retrying(FlakyConnection(failures=0), "DELETE FROM missing")
+
+
+def _flaky_dml(ws, fail_on: str, failures: int, drop_transaction: bool = False) -> list[str]:
+    """Make the store's kept cursor fail `fail_on` `failures` times with SQLITE_PROTOCOL; the statements it saw."""
+    db, seen = ws._db, []
+    real = db.dml
+
+    def dml(sql, *args):
+        seen.append(sql)
+        if sql == fail_on and seen.count(sql) <= failures:
+            if drop_transaction and db.conn.in_transaction:
+                db.conn.execute("ROLLBACK")
+            error = sqlite3.OperationalError("locking protocol")
+            error.sqlite_errorcode = locking.SQLITE_PROTOCOL
+            raise error
+        return real(sql, *args)
+
+    db.dml = dml
+    return seen
+
+
+@pytest.mark.parametrize("statement", ["BEGIN IMMEDIATE", "COMMIT"])
+def test_the_stores_own_begin_and_commit_are_retried(tmp_path, monkeypatch: pytest.MonkeyPatch, statement: str) -> None:
+    """`Db._begin` and `Db._commit` run BEGIN and COMMIT themselves and go to `locking.retry_after` on a failure."""
+    import vfs
+
+    monkeypatch.setattr(locking, "RETRY_DELAYS", (0.0, 0.0, 0.0))
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        seen = _flaky_dml(ws, statement, failures=2)
+        ws.write_file("/f", b"x")
+        assert seen.count(statement) == 3  # two failures, then through
+        assert ws.read_file("/f") == b"x" and not ws._db.conn.in_transaction
+    with vfs.Workspace(str(tmp_path / "s.db"), readonly=True) as ws:
+        assert ws.read_file("/f") == b"x"
+
+
+def test_a_store_commit_sqlite_rolled_back_is_eagain_and_leaves_nothing(tmp_path) -> None:
+    import vfs
+
+    with vfs.Workspace(str(tmp_path / "s.db")) as ws:
+        _flaky_dml(ws, "COMMIT", failures=1, drop_transaction=True)
+        with pytest.raises(OSError) as info:
+            ws.write_file("/f", b"x")
+        assert info.value.errno == errno.EAGAIN
+        assert not ws.exists("/f") and not ws._db.conn.in_transaction
+        ws.write_file("/g", b"y")  # the store goes on
+    with vfs.Workspace(str(tmp_path / "s.db"), readonly=True) as ws:
+        assert ws.listdir("/") == ["g"]

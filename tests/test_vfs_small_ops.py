@@ -131,3 +131,28 @@ def test_a_new_chunks_id_is_its_catalogue_row(tmp_path):
 def _read_fresh(path: str, name: str) -> bytes:
     with vfs.Workspace(path, readonly=True) as ws:
         return ws.read_file(name)
+
+
+def test_a_workspaces_forwarded_methods_are_its_own_and_kept(tmp_path):
+    """`vfs.workspace.forward` keeps the bound method in the workspace's dict at its first lookup."""
+    from vfs.workspace import forward
+
+    one, two = vfs.Workspace(str(tmp_path / "1.db")), vfs.Workspace(str(tmp_path / "2.db"))
+    try:
+        assert "write_file" not in vars(one)
+        write = one.write_file
+        assert vars(one)["write_file"] is write and one.write_file is write  # kept: no descriptor call
+        two.write_file("/f", b"two")
+        one.write_file("/f", b"one")
+        assert one.read_file("/f") == b"one" and two.read_file("/f") == b"two"
+        assert vfs.Workspace.write_file.__name__ == "write_file"  # on the class: the function itself
+    finally:
+        one.close()
+        two.close()
+    shared = forward("_names", vfs.Workspace.mkdir)
+    try:
+        type("Twice", (), {"a": shared, "b": shared})
+    except (TypeError, RuntimeError) as e:  # (3.11 wraps an error in __set_name__ in a RuntimeError)
+        assert "one forward per name" in str(e) or "one forward per name" in str(e.__cause__)
+    else:
+        raise AssertionError("a forward under two names was accepted")

@@ -58,9 +58,11 @@ class forward(Generic[P, R]):  # noqa: N801 - used like a decorator, named like 
         self.__doc__ = function.__doc__
         self.__wrapped__ = function
         self._bound = attrgetter(f"{concern}.{function.__name__}")
-        self._name = function.__name__
+        self._name = ""  # the attribute it serves (`__set_name__`): where `__get__` keeps the bound method
 
     def __set_name__(self, owner: type, name: str) -> None:
+        if self._name and self._name != name:
+            raise TypeError(f"one forward per name: {name!r} reuses {self._name!r}'s")
         self._name = name
 
     @overload
