@@ -215,22 +215,23 @@ class StoreBench:
         with self.fresh() as ws:
             ws.mkdir("/a")
             paths = [f"/a/f{i:04d}" for i in range(1000)]
-            t["a"] = timed(lambda: [ws.write_file(p, d) for p, d in zip(paths, self.data.small)])
+            timed_cpu(t, "a", lambda: [ws.write_file(p, d) for p, d in zip(paths, self.data.small)])
             t["b"] = timed(lambda: [ws.stat(p) for p in paths])
             t["b2"] = timed(lambda: [ws.stat(p) for p in paths])
-            t["c"] = timed(lambda: [ws.unlink(p) for p in paths])
+            timed_cpu(t, "c", lambda: [ws.unlink(p) for p in paths])
         with self.fresh() as ws:
             ws.mkdir("/r")
             ws.mkdir("/r2")
             for i, d in enumerate(self.data.small):
                 ws.write_file(f"/r/f{i:04d}", d)
-            t["l"] = timed(lambda: [ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}") for i in range(1000)])
+            timed_cpu(t, "l", lambda: [ws.rename(f"/r/f{i:04d}", f"/r2/f{i:04d}") for i in range(1000)])
         return t
 
     def tree(self) -> Timings:
         with self.fresh() as ws:
             ws.mkdir("/t")
-            t = {"d": timed(lambda: [ws.mkdir(p) for p in tree_dirs("/t")])}
+            t: Timings = {}
+            timed_cpu(t, "d", lambda: [ws.mkdir(p) for p in tree_dirs("/t")])
             found: list = []
             t["e"] = timed(lambda: found.extend(ws.find("/t")))
             assert len(found) == 1110, len(found)
@@ -475,7 +476,7 @@ def print_table(store: dict[str, list[float]], disk: dict[str, list[float]], flo
         base = statistics.median(floor["f0"])
         ratios = [f"{sid} ÷ floor = {statistics.median(store[sid]) / base:.2f}×" for sid in ("f1", "f", "h") if store.get(sid)]
         print(f"\nfloor (f0): {fmt(base)} ms = {64 * MiB / base / 1e3:,.0f} MB/s; " + ", ".join(ratios))
-        print_paired(store, disk)
+    print_paired(store, disk)
 
 
 def print_paired(store: dict[str, list[float]], disk: dict[str, list[float]] | None = None) -> None:
@@ -496,7 +497,9 @@ def print_paired(store: dict[str, list[float]], disk: dict[str, list[float]] | N
             ratios = sorted(m / max(b, 1e-3) for m, b in zip(mine, base))
             parts.append(f"g{suffix or ' wall'} ÷ disk g{suffix} = {statistics.median(ratios):.2f}× "
                          f"({', '.join(f'{r:.2f}' for r in ratios)})")
-    cpu = [f"{sid} {fmt(statistics.median(store[sid + ':cpu']))}" for sid in ("f0", "f", "g", "h") if store.get(sid + ":cpu")]
+    # (a, c, l, d too: under load their wall times swing 2-7x, their CPU far less)
+    cpu = [f"{sid} {fmt(statistics.median(store[sid + ':cpu']))}" for sid in ("a", "c", "l", "d", "f0", "f", "g", "h")
+           if store.get(sid + ":cpu")]
     if disk and disk.get("g:cpu"):
         cpu.append(f"disk g {fmt(statistics.median(disk['g:cpu']))}")
     if parts:
