@@ -58,6 +58,7 @@ from client_py.mount.attrs import AttrOverlay
 from client_py.mount.index import Index
 from client_py.mount.loop_thread import LoopThread
 from client_py.mount.pushq import PushQueue
+from client_py.mount.remote_cache import WrittenChunks
 from client_py.mount.remote_queued import QueuedChanges
 from client_py.mount.remote_reads import IFMT, IndexReads
 from client_py.mount.remote_stream import StreamFollower
@@ -105,8 +106,7 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
         self.on_change: Callable[[list[str]], None] | None = None
         # Small changes are queued and pushed in batches (`pushq.py`); WSFS_MOUNT_PUSH=0: one HTTP call each.
         self.pushq: PushQueue | None = None
-        self._uncached: dict[str, bytes] = {}  # chunks written here, not in the cache yet (`_save_uncached`)
-        self._uncached_bytes = 0
+        self.written: WrittenChunks | None = None  # chunks written here, saved to the cache by a thread of their own
         if os.environ.get("WSFS_MOUNT_PUSH", "1") != "0":
             self.pushq = PushQueue(self, self._lock)
 
@@ -115,6 +115,7 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
     def start(self) -> RemoteBackend:
         os.makedirs(self._cache_dir, exist_ok=True)
         self.cache = vfs.Workspace(os.path.join(self._cache_dir, f"{self.workspace}.cache.db"))
+        self.written = WrittenChunks(self.cache)
         self._loop = LoopThread()
         self._client = Client(self.url, token=self._token, backoff=CALL_BACKOFF)
         self._remote = self._client.workspace(self.workspace)
@@ -156,7 +157,8 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
                 log.debug("remote shutdown", exc_info=True)
             self._loop.stop()
         if self.cache is not None:
-            self._save_uncached()
+            self.written.close()
+            log.info("saved written chunks to the cache in %d batch(es)", self.written.saves)
             self.cache.close()
 
     @property
@@ -240,11 +242,12 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
 
     def chunk(self, digest: str) -> bytes:
         """One chunk: from the cache, else fetched from the server and cached."""
-        data = self._uncached.get(digest)
+        data = self.written.get(digest)
         if data is not None:
             return data
-        for _, data in self.cache.read_objects([digest]):
-            return data
+        with self.written.lock:
+            for _, data in self.cache.read_objects([digest]):
+                return data
         if not self.online:
             raise fs_error(errno.EIO, None, f"chunk {digest[:12]} not cached and the server is unreachable")
 
@@ -256,7 +259,8 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
         data = self._call(fetch())
         if data is None:
             raise fs_error(errno.EIO, None, f"chunk {digest[:12]} missing on the server")
-        self.cache.put_object(data, expected_hash=digest)
+        with self.written.lock:
+            self.cache.put_object(data, expected_hash=digest)
         return data
 
     def iter_file(self, path: str, offset: int = 0, size: int | None = None) -> Iterator[bytes]:
@@ -343,7 +347,8 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
 
     def _cache_content(self, body) -> None:
         # Same chunker as the server: the chunk ids match, so a read-back hits the cache.
-        self.cache.write_file("/written", body())
+        with self.written.lock:
+            self.cache.write_file("/written", body())
 
     @contextlib.contextmanager
     def as_owner(self, uid: int, gid: int) -> Iterator[None]:

@@ -61,7 +61,7 @@ class QueuedChanges:
         return True
 
     def _queue_content(self, data: Any) -> tuple[str, int, list[tuple[str, bytes]]] | None:
-        """(content id, size, chunks) of a small content, its chunks put in the cache first
+        """(content id, size, chunks) of a small content, its chunks kept for the cache first
         (so reads here never need the server); None: too big to queue (streamed PUT instead)."""
         if self.pushq is None or not isinstance(data, (bytes, bytearray, memoryview)) or len(data) > SMALL_FILE:
             return None
@@ -73,21 +73,8 @@ class QueuedChanges:
         else:
             chunks = [(blake3.blake3(piece).hexdigest(), bytes(piece)) for piece in cut(data)]
         digest = chunks[0][0] if len(chunks) == 1 else blake3.blake3(data).hexdigest()
-        for digest_, piece in chunks:
-            if digest_ not in self._uncached:
-                self._uncached[digest_] = piece
-                self._uncached_bytes += len(piece)
-        if len(self._uncached) >= 512 or self._uncached_bytes >= 16 << 20:
-            self._save_uncached()
+        self.written.add(chunks)  # (saved to the cache many per transaction, by a thread of their own: `remote_cache.py`)
         return digest, len(data), chunks
-
-    def _save_uncached(self) -> None:
-        """Chunks written here into the chunk cache, many per transaction (one each cost a
-        SQLite commit per closed file); `chunk()` serves them from memory until then."""
-        if self._uncached:
-            self.cache.put_objects(list(self._uncached.items()))
-            self._uncached.clear()
-            self._uncached_bytes = 0
 
     def _enqueue(self, change: Change, chunks: list[tuple[str, bytes]] = (), *, new: bool = False,
                  utime: bool = False) -> None:
