@@ -156,3 +156,42 @@ def test_a_workspaces_forwarded_methods_are_its_own_and_kept(tmp_path):
         assert "one forward per name" in str(e) or "one forward per name" in str(e.__cause__)
     else:
         raise AssertionError("a forward under two names was accepted")
+
+
+def _renames(ws) -> list[tuple]:
+    """A file renamed: with a version pending from an earlier revision, from the same one, after an
+    overwrite, under an author, twice, onto another file; the versions rows it leaves (no times)."""
+    ws.write_file("/a", b"a1")
+    ws.rename("/a", "/b")
+    with ws.transaction():
+        ws.write_file("/c", b"c1")
+        ws.rename("/c", "/d")
+    ws.write_file("/e", b"e1")
+    ws.write_file("/e", b"e2")
+    with ws.as_author("someone"):
+        ws.rename("/e", "/f")
+        ws.rename("/f", "/g")
+    ws.write_file("/h", b"h1")
+    ws.rename("/h", "/b")  # onto /b
+    return ws._db.conn.execute(
+        "SELECT path, rev, kind, mode, size, hash, chunks, author, origin FROM versions ORDER BY path, rev"
+    ).fetchall()
+
+
+def test_a_renames_departure_in_one_statement_writes_what_two_did(tmp_path, monkeypatch):
+    """`Versions.record_departure` (one statement) against `supersede` then `record_move_pending`."""
+    from vfs.versions import Versions
+
+    with vfs.Workspace(str(tmp_path / "one.db")) as ws:
+        one = _renames(ws)
+
+    def two_statements(self, tx, old, new, node):
+        self.supersede(tx, old, node)
+        return self.record_move_pending(tx, old, new)
+
+    monkeypatch.setattr(Versions, "record_departure", two_statements)
+    with vfs.Workspace(str(tmp_path / "two.db")) as ws:
+        assert _renames(ws) == one
+    kinds = {(path, kind) for path, _, kind, *_ in one}
+    assert ("/a", 1) in kinds and ("/e", 1) in kinds  # the pending versions were recorded at the old paths
+    assert not any(path == "/c" and kind == 1 for path, _, kind, *_ in one)  # same revision: the marker only

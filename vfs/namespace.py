@@ -563,10 +563,13 @@ class Namespace:
             "UPDATE dirents SET parent = ?, name = ? WHERE parent = ? AND name = ?",
             (target.parent_ino, target.name, source.parent_ino, source.name),
         )
-        self._versions.supersede(tx, source.real, node)  # (a directory has none; its files: `record_moves`)
         # A file with one name: its arrival stays pending in its node, as a new file's content does.
         single = node.kind == KIND_FILE and node.nlink == 1
-        pending = self._versions.record_move_pending(tx, source.real, target.real) if single else (None, None, None)
+        if single:  # (its pending version recorded and its departure marked: one statement)
+            pending = self._versions.record_departure(tx, source.real, target.real, node)
+        else:
+            self._versions.supersede(tx, source.real, node)  # (a directory has none; its files: `record_moves`)
+            pending = (None, None, None)
         self._db.dml(_RENAMED, (now, tx.rev, *pending, target.parent_ino, target.name, node.ino))
         moved = int(node.kind == KIND_DIR)
         replaced = int(target.node is not None and target.node.kind == KIND_DIR)

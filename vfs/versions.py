@@ -64,6 +64,13 @@ _SUPERSEDE_AND_DELETE = (
     "WHERE ino = ?3 AND vrev IS NOT NULL AND vrev != ?1 "
     f"UNION ALL SELECT ?2, ?1, {KIND_DELETED}, 0, 0, ?4, NULL, NULL, ?4, ?5, NULL"
 )
+# The same with a departure's marker (a file with one name renamed: `record_departure`).
+_SUPERSEDE_AND_LEAVE = (
+    f"INSERT OR REPLACE INTO versions({_COLUMNS}) "
+    "SELECT ?2, vrev, kind, mode, size, mtime_ns / 1e9, hash, chunks, ctime_ns / 1e9, vauthor, vorigin FROM nodes "
+    "WHERE ino = ?3 AND vrev IS NOT NULL AND vrev != ?1 "
+    f"UNION ALL SELECT ?2, ?1, {KIND_MOVED}, 0, 0, ?4, NULL, NULL, ?4, ?5, ?6"
+)
 _CLEAR_PENDING = "UPDATE nodes SET vrev = NULL WHERE ino = ? AND vrev IS NOT NULL"
 # The pending version at a path: the node the change log says is there now (a node with a
 # pending version has one name, see `supersede`).
@@ -116,6 +123,16 @@ class Versions:
         stays pending in the node; (vrev, vauthor, vorigin) for the node's row."""
         now = time.time()
         self._db.dml(_INSERT_MARK, (old, tx.rev, KIND_MOVED, now, now, self.author, new))
+        return tx.rev, self.author, old
+
+    def record_departure(self, tx: Tx, old: str, new: str, node: Node) -> tuple[int, str | None, str]:
+        """`supersede` then `record_move_pending` for the file `node` (one name) leaving `old` for
+        `new`, as one statement (a rename: one statement less). A version pending from this very
+        revision is left out: the marker, written at the same revision, takes its place as it did
+        when the two were written one after the other."""
+        if node.vrev is None:
+            return self.record_move_pending(tx, old, new)
+        self._db.dml(_SUPERSEDE_AND_LEAVE, (tx.rev, old, node.ino, time.time(), self.author, new))
         return tx.rev, self.author, old
 
     def supersede(self, tx: Tx, path: str, node: Node, *, rewriting: bool = False) -> None:
