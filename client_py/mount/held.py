@@ -4,10 +4,13 @@
 chown, chmod, utimens, one after the other on the same directory; the Django sdist
 has 3,233 of them). Each used to be a store call of its own (a lookup, the UPDATE,
 a change-log row, a savepoint). A local mount now answers them from the metadata
-cache and keeps the changes here; they reach the store as one `Workspace.set_attrs`
-before any other request (`fuseop.fuse_op`, unless `keeps_held`), and before the
-group transaction commits. Every value the kernel was told (mode, owner, times,
-ctime) is the one stored.
+cache and keeps the changes here, for as many directories as tar leaves before the
+group transaction commits (`WsfsOperations.held`, by path); each directory's reach
+the store as one `Workspace.set_attrs` before any request that does not know about
+them (`fuseop.fuse_op`, unless `keeps_held`), before a create or mkdir in it, and
+before the group commits, always after the files still pending in it (made before
+the changes: storing one stamps the directory's times). Every value the kernel was
+told (mode, owner, times, ctime) is the one stored.
 """
 
 from __future__ import annotations
