@@ -81,6 +81,21 @@ def proc_figures(pid: int) -> dict[str, float]:
             "fds": len(os.listdir(f"/proc/{pid}/fd"))}
 
 
+def memory_map(pid: int) -> dict[str, float]:
+    """Resident MiB by kind of mapping (/proc/PID/smaps): glibc's main heap (`[heap]`, brk), other
+    anonymous mappings (threads' arenas and stacks, blocks malloc mapped on their own), mapped files."""
+    kinds = {"heap": 0, "anon": 0, "files": 0}
+    kind = "anon"
+    for line in Path(f"/proc/{pid}/smaps").read_text().splitlines():
+        head = line.split(None, 5)
+        if len(head) >= 5 and "-" in head[0] and not head[0].endswith(":"):
+            name = head[5].strip() if len(head) > 5 else ""
+            kind = "heap" if name == "[heap]" else "anon" if not name or name.startswith("[") else "files"
+        elif line.startswith("Rss:"):
+            kinds[kind] += int(line.split()[1])
+    return {k: round(v / 1024, 1) for k, v in kinds.items()}
+
+
 def cpu_seconds(pid: int) -> float:
     return sum(cpu_split(pid))
 
@@ -849,6 +864,7 @@ async def run(args: argparse.Namespace) -> None:
                 server = servers[stack]
                 print(f"  [{stack}] round {k + 1}:", flush=True)
                 rss_before = proc_figures(server.proc.pid)["rss_mib"]
+                map_before = memory_map(server.proc.pid)
                 row = await workspaces_point(server, n, args, f"r{k}")
                 print(f"  {n:>5} workspaces, just subscribed: {row['subscribed']}", flush=True)
                 print(f"        idle window {args.idle_window:g} s: {row.pop('idle_gc')}", flush=True)
@@ -881,6 +897,9 @@ async def run(args: argparse.Namespace) -> None:
                     back = 100 * (closed["rss_mib"] - rss_before) / rss_before
                     print(f"        {args.wait_close:g} s later (idle close): {closed}; RSS {back:+.0f} % against "
                           f"{rss_before:.1f} MiB before the point (goal: within 20 %)", flush=True)
+                    map_after = memory_map(server.proc.pid)
+                    print("        resident MiB by mapping, before -> after: " + ", ".join(
+                        f"{k} {v:.1f} -> {map_after[k]:.1f}" for k, v in map_before.items()), flush=True)
             server = servers[args.stacks[0]]
             if args.snapshot_entries:
                 await snapshot_point(server, args.snapshot_entries, args)

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import httpx
 
+import vfs
+
 from server_fixtures import LiveServer, ServerProcess
 
-def test_closed_workspaces_leave_no_per_name_lock(tmp_path: Path) -> None:
-    """Every name ever opened kept its open/close lock: 2,000 objects per 1,000 workspaces, allocated
-    amid the peak, each pinning a block of the allocator's memory after everything else was freed."""
+def test_closed_workspaces_leave_no_per_name_lock_nor_head(tmp_path: Path) -> None:
+    """Every name ever opened kept its open/close lock (2,000 objects per 1,000 workspaces) and its
+    head in the hub (its name and revision), allocated amid the peak, each pinning a block of the
+    allocator's memory after everything else was freed."""
     server = LiveServer(tmp_path / "data", idle_close=0.5).start()
     try:
         names = [f"m{i}" for i in range(20)]
@@ -32,9 +35,17 @@ def test_closed_workspaces_leave_no_per_name_lock(tmp_path: Path) -> None:
             time.sleep(0.1)  # (the last close drops its lock just after the handle: both, or the deadline)
         assert stores.open_count() == 0, "the idle sweep did not close the workspaces"
         assert len(stores._locks) == 0, sorted(stores._locks)
+        hub = server.state.hub  # nor a head: its next open sets it from the store
+        assert [name for name in names if hub.head(name)] == []
         with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"},
                           timeout=30) as http:  # and a closed workspace opens again as before
             assert http.get(f"/api/workspaces/{names[0]}/files/a").content == b"x"
+            assert http.put(f"/api/workspaces/{names[0]}/files/b", content=b"y").status_code < 300
+        store = vfs.Workspace(stores.path_of(names[0]), readonly=True)
+        try:  # the revision found in the store at the open, then the commit after it
+            assert hub.head(names[0]) == store.rev == 2
+        finally:
+            store.close()
     finally:
         server.stop()
 
