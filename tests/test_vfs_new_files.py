@@ -83,3 +83,34 @@ def test_a_name_taken_by_a_directory_or_given_twice_leaves_none_of_them(tmp_path
         with pytest.raises(ValueError):
             ws.write_new_files([files[0], {**files[1], "path": files[0]["path"]}])
         assert ws.rev == rev and ws.listdir("/d") == ["f2"] and ws.listdir("/e") == []
+
+
+def test_a_given_hash_spares_the_second_blake3_and_changes_nothing(tmp_path, monkeypatch):
+    """A local mount hashes a closed file where it lies and passes that digest as `hash`: a small
+    file is stored without hashing it again (big ones are cut and hashed as always), and what is
+    stored is what the same batch without `hash` stores."""
+    import blake3
+
+    import vfs.content
+
+    calls = []
+
+    class Counting:  # what vfs.content calls blake3 through, counted
+        @staticmethod
+        def blake3(*args, **kwargs):
+            calls.append(1)
+            return blake3.blake3(*args, **kwargs)
+
+    monkeypatch.setattr(vfs.content, "blake3", Counting)
+    with _setup(tmp_path / "a.db") as plain, _setup(tmp_path / "b.db") as given:
+        files_a, files_b = _files(plain), _files(given)
+        for f in files_b:
+            f["hash"] = blake3.blake3(f["data"]).digest()
+        want = plain.write_new_files(files_a)
+        plain_calls, calls[:] = len(calls), []
+        got = given.write_new_files(files_b)
+        assert plain_calls - len(calls) == 2  # the 5 B and the 1,500 B file (empty: no hash; 40 kB: cut)
+        assert [_fields(st) for st in got] == [_fields(st) for st in want]
+        for f in files_b:
+            assert given.read_file(f["path"]) == f["data"]
+            assert given.lstat(f["path"]).hash == blake3.blake3(f["data"]).hexdigest()

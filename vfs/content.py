@@ -86,13 +86,6 @@ _UPDATE_CONTENT = (
 )
 
 
-_INSERT_FILE = (  # `write_new_files`: a created file's row, its number given (`Workspace.reserve_ino`)
-    "INSERT INTO nodes(kind, mode, size, hash, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, nlink, rev, rdev, "
-    f"vrev, vauthor, ino) VALUES({KIND_FILE}, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, 0, ?, ?, ?)"
-)
-_NEW_NAME = "INSERT INTO dirents(parent, name, ino, linked) VALUES(?, ?, ?, 0)"
-
-
 def seconds_to_ns(seconds: float | None) -> int | None:
     return None if seconds is None else round(float(seconds) * 1e9)
 
@@ -158,7 +151,7 @@ class Content:
         with self._db.tx() as tx:
             found = self.writable_target(path, parents)
             if if_match is not None:
-                self._check_precondition(path, found, if_match)
+                self.check_precondition(path, found, if_match)
             entries, size, digest = self._store_stream(data, found.node)
             node = self.set_content(tx, found, entries, size, digest, mode=mode, mtime_ns=mtime_ns,
                                     ctime_ns=ctime_ns, ino=ino, created_ns=created_ns, atime_ns=atime_ns)
@@ -180,7 +173,7 @@ class Content:
             raise fs_error(errno.EISDIR, path)
         return found
 
-    def _check_precondition(self, path: str, found: Resolved, if_match: str | None) -> None:
+    def check_precondition(self, path: str, found: Resolved, if_match: str | None) -> None:
         if if_match is None:
             return
         digest = self._db.node_hash(found.node) if found.node is not None else None
@@ -251,6 +244,14 @@ class Content:
                 pending = []
         entries += self._chunks.put_many(pending)
         return entries, size, whole.digest()
+
+    def store_content(self, data: object, digest: bytes | None = None) -> tuple[list[ChunkEntry], int, bytes]:
+        """`_store_stream` (a new file's content: nothing to compare with), skipping the second
+        BLAKE3 of a small buffer whose `digest` the caller took of these very bytes (a local
+        mount hashes a closed file where it lies, for the stat it answers with)."""
+        if digest is None or data.__class__ is not bytes or not data or len(data) >= MIN_CHUNK:  # type: ignore[arg-type]
+            return self._store_stream(data)
+        return [self._chunks.put(data, digest)], len(data), digest  # type: ignore[arg-type]
 
     def _stored(self, data: StoredChunks, previous: Node | None) -> tuple[list[ChunkEntry], int, bytes]:
         """The chunk list of content stored beforehand (`StoredChunks`), looked up by hash."""
@@ -345,57 +346,6 @@ class Content:
         elif found.real not in tx.new_files:
             self._versions.prune(found.real, time.time(), pending=True)
         return node
-
-    def write_new_files(self, files: list[dict]) -> list[Stat]:
-        """Create several files in one call, each as `write_file(path, data, if_match="",
-        ino=, created_ns=, atime_ns=, mtime_ns=, ctime_ns=, mode=)` under `as_owner(uid,
-        gid)` would (keys of each dict: those, `uid` and `gid`). A FUSE mount stores the
-        small files closed since its group transaction began this way: one row insert
-        per table for all of them and one stamp per parent directory, instead of a
-        savepoint, statements and Python per file. All or nothing: any error (a name
-        taken: `PreconditionFailed`) leaves none of them. Their `Stat`s, in order."""
-        with self._db.tx() as tx:
-            vrev, vauthor = self._versions.pending(tx)
-            rows, names, logs, parents, dirs = [], [], [], {}, {}
-            for f in files:
-                parent_path, _, name = normalize(f["path"], self._db.path_max).rpartition("/")
-                where = dirs.get(parent_path) or dirs.setdefault(parent_path, self._directory(parent_path or "/"))
-                entries, size, digest = self._store_stream(f["data"])
-                rows.append((f["mode"] & 0o7777, size, digest, pack(entries), f["mtime_ns"], f["ctime_ns"],
-                             f["atime_ns"], f["uid"], f["gid"], tx.rev, vrev, vauthor, f["ino"]))
-                names.append((where[0], name, f["ino"]))
-                logs.append((join(where[1], name), f["ino"]))
-                parents[where[0]] = max(parents.get(where[0], 0), f["created_ns"])
-                tx.new_files[logs[-1][0]] = f["ino"]  # (its path's pruning waits for a later transaction)
-            self._names_free(names, files)
-            conn = self._db.conn
-            conn.executemany(_INSERT_FILE, rows)
-            conn.executemany(_NEW_NAME, names)
-            self._db.touch_dirs_since(list(parents.items()))
-            self._db.log_many(tx, logs)
-            marks = ",".join("?" * len(files))
-            written = {row[0]: Node(*row) for row in conn.execute(
-                f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino IN ({marks})", [f["ino"] for f in files])}
-            return [self._db.stat(written[f["ino"]]) for f in files]
-
-    def _directory(self, path: str) -> tuple[int, str]:
-        """(inode, real path) of the directory at `path`, for `write_new_files`."""
-        found = self._db.resolve(path, follow=True)
-        if found.node is None or found.node.kind != KIND_DIR:
-            raise fs_error(errno.ENOENT if found.node is None else errno.ENOTDIR, path)
-        return found.node.ino, found.real
-
-    def _names_free(self, names: list[tuple[int, str, int]], files: list[dict]) -> None:
-        """PreconditionFailed (as `if_match=""` gives it) if a name is taken; ValueError if one is given twice."""
-        if len({(parent, name) for parent, name, _ in names}) < len(names):
-            raise ValueError("write_new_files: a name given twice")
-        for parent in {parent for parent, _, _ in names}:
-            asked = {name: f["path"] for (p, name, _), f in zip(names, files) if p == parent}
-            row = self._db.conn.execute(f"SELECT name FROM dirents WHERE parent = ? AND name IN "
-                                        f"({','.join('?' * len(asked))}) LIMIT 1", (parent, *asked)).fetchone()
-            if row is not None:
-                self._check_precondition(asked[row[0]], self._db.resolve(asked[row[0]], follow=False), "")
-                raise fs_error(errno.EEXIST, asked[row[0]])  # (a directory or a symlink: no content id)
 
     # -- reads -------------------------------------------------------------------
 

@@ -34,6 +34,7 @@ from vfs.db import Db
 from vfs.fileobj import open_file
 from vfs.history import History
 from vfs.namespace import Namespace
+from vfs.newfiles import NewFiles
 from vfs.paths import PATH_MAX
 from vfs.search import Search
 from vfs.sync import Sync
@@ -138,6 +139,7 @@ class Workspace:
         versions = self._versions = Versions(db, keep=history_keep, days=history_days)
         names = self._names = Namespace(db, versions)
         content = self._content = Content(db, names, versions)
+        self._new_files = NewFiles(db, content, versions)
         changelog = self._changelog = ChangeLog(db)
         self._history = History(db, content, versions, changelog, tombstone_revs=tombstone_revs)
         self._sync = Sync(db, names, content)
@@ -304,7 +306,7 @@ class Workspace:
 
     write_file = forward("_content", Content.write_file)
     put_file = forward("_content", Content.put_file)
-    write_new_files = forward("_content", Content.write_new_files)
+    write_new_files = forward("_new_files", NewFiles.write_new_files)
     read_file = forward("_content", Content.read_file)
     read_text = forward("_content", Content.read_text)
     read_range = forward("_content", Content.read_range)
