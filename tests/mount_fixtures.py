@@ -8,11 +8,12 @@ from pathlib import Path
 from client_py.mount.runner import MountProcess
 
 
-def mount_store(tmp_path: Path, store: Path) -> MountProcess:
-    """`store` mounted at `tmp_path/mnt` (a context manager: unmounted on every path), logging to `mount.log`."""
+def mount_store(tmp_path: Path, store: Path, extra: list[str] = ()) -> MountProcess:
+    """`store` mounted at `tmp_path/mnt` (a context manager: unmounted on every path), logging to
+    `mount.log`; `extra`: more `wsfs mount` options."""
     mountpoint = tmp_path / "mnt"
     mountpoint.mkdir(exist_ok=True)
-    return MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"))
+    return MountProcess([str(store)], str(mountpoint), log_file=str(tmp_path / "mount.log"), extra=list(extra))
 
 
 def stat_fields(st: os.stat_result) -> tuple:

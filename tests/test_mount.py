@@ -634,6 +634,32 @@ def test_wsfs_command_mounts_in_background_and_unmounts(tmp_path: Path, store: P
         assert ws.read_file("/hello.txt") == b"hi"
 
 
+def test_commit_options_reach_the_daemon_and_are_checked(tmp_path: Path, store: Path):
+    """`--commit-idle` and `--commit-max-age` (local mode) set how long a burst of changes waits for
+    its commit: with both long, a closed file is still not in the store well past the default's
+    0.1 s, and fsync commits it at once. Bad values and remote mode are refused, clearly."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    wsfs = [sys.executable, "-m", "wsfs", "mount"]
+    bad = subprocess.run(wsfs + [str(store), str(mountpoint), "--commit-idle", "0"],
+                         capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--commit-idle" in bad.stderr and "positive" in bad.stderr
+    remote = subprocess.run(wsfs + ["http://127.0.0.1:9", "demo", str(mountpoint), "--commit-max-age", "5"],
+                            capture_output=True, text=True, timeout=60)
+    assert remote.returncode == 2 and "local store" in remote.stderr
+    assert not is_mounted(str(mountpoint))
+    run(*wsfs, str(store), str(mountpoint), "--background", "--commit-idle", "60", "--commit-max-age", "60")
+    try:
+        (mountpoint / "late").write_bytes(b"waits")
+        time.sleep(0.5)
+        with vfs.Workspace(str(store), readonly=True) as reader:
+            assert not reader.exists("/late")
+            sync(mountpoint)
+            assert reader.read_file("/late") == b"waits"
+    finally:
+        run(sys.executable, "-m", "wsfs", "umount", str(mountpoint))
+
+
 def test_a_mounted_store_has_no_other_writer(mnt: Path, store: Path):
     """The kernel caches what the mount showed it, so nobody may write the store behind its back."""
     (mnt / "f").write_text("via mount")

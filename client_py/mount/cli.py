@@ -13,7 +13,7 @@ def register(subparsers) -> None:
         "mount",
         help="mount a workspace with FUSE",
         usage="wsfs mount STORE.db MOUNTPOINT | URL WORKSPACE MOUNTPOINT [--background] [--cache DIR] [--token T] "
-              "[--api lowlevel|path]",
+              "[--api lowlevel|path] [--commit-idle S] [--commit-max-age S]",
         description=(
             "wsfs mount STORE.db MOUNTPOINT mounts a local store; "
             "wsfs mount URL WORKSPACE MOUNTPOINT mounts a remote workspace through a local cache store."
@@ -35,9 +35,22 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--token", default=os.environ.get("WSFS_TOKEN"), help="remote mode: API token ($WSFS_TOKEN)")
     parser.add_argument("--log", metavar="FILE", help="with --background: append the daemon's log here")
     parser.add_argument("--debug", action="store_true", help="log every FUSE call")
+    parser.add_argument("--commit-idle", type=_seconds, default=None, metavar="SECONDS",
+                        help="local mode: commit a burst of changes once it pauses this long (default 0.01)")
+    parser.add_argument("--commit-max-age", type=_seconds, default=None, metavar="SECONDS",
+                        help="local mode: commit a burst once it is this old (default 0.1): the most a crash "
+                        "of the machine can lose, as fsync commits at once")
     parser.add_argument("--api", choices=("path", "lowlevel"), default=None,
                         help="libfuse's low-level inode API or its path API (mfusepy); default $WSFS_MOUNT_API "
                         "or lowlevel")
+
+
+def _seconds(text: str) -> float:
+    """A positive number of seconds (argparse names the option on error)."""
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: not a positive number of seconds")
+    return value
 
 
 def run_mount(args: argparse.Namespace) -> int:
@@ -47,6 +60,11 @@ def run_mount(args: argparse.Namespace) -> int:
     api = args.api or runner.default_api()
     if len(source) not in (1, 2):
         print("usage: wsfs mount STORE.db MOUNTPOINT | wsfs mount URL WORKSPACE MOUNTPOINT", file=sys.stderr)
+        return 2
+    commit = {"idle": args.commit_idle, "max_age": args.commit_max_age}
+    if len(source) == 2 and any(commit.values()):
+        print("wsfs mount: --commit-idle and --commit-max-age are for a local store "
+              "(a remote mount pushes what the server acknowledges)", file=sys.stderr)
         return 2
     if not os.path.isdir(mountpoint):
         print(f"wsfs mount: {mountpoint}: not a directory", file=sys.stderr)
@@ -63,7 +81,8 @@ def run_mount(args: argparse.Namespace) -> int:
         import vfs
 
         try:
-            runner.mount_local(source[0], mountpoint, debug=args.debug, api=api)
+            runner.mount_local(source[0], mountpoint, debug=args.debug, api=api,
+                               commit={k: v for k, v in commit.items() if v is not None})
         except vfs.StoreBusy as exc:
             return _busy(exc)
         return 0
@@ -109,6 +128,9 @@ def _rebuild(args: argparse.Namespace) -> list[str]:
         argv.append("--debug")
     if args.api:
         argv += ["--api", args.api]
+    for option, value in (("--commit-idle", args.commit_idle), ("--commit-max-age", args.commit_max_age)):
+        if value is not None:
+            argv += [option, repr(value)]
     return argv
 
 

@@ -80,7 +80,8 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
     # (`fuse`: the path API's `struct fuse *`); the low-level adapter gives its own (by inode).
     stream_invalidator: Callable[[int | None], StreamInvalidator] = StreamInvalidator
 
-    def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/"):
+    def __init__(self, open_workspace: Callable[[], MountBackend], *, statfs_dir: str = "/",
+                 commit: dict[str, float] | None = None):
         self._open_workspace = open_workspace
         self._statfs_dir = statfs_dir
         # The backend is typed by its protocol. Two optional members stay duck-typed,
@@ -91,7 +92,7 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         self._lock = threading.RLock()
         self.table = OpenTable()
         self.links = LinkNames()
-        self.group = GroupCommit(self._lock)
+        self.group = GroupCommit(self._lock, **(commit or {}))  # (`idle`, `max_age`: wsfs mount --commit-*)
         self._dir_inos: dict[str, int] | None = None  # see _dir_ino
         self.cache = MetaCache()  # stats and listings between requests (a local store only)
         # (path, Stat) a create just produced, for the getattr libfuse sends next

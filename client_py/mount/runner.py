@@ -137,7 +137,10 @@ def run_foreground(operations: WsfsOperations, mountpoint: str, *, local: bool, 
           **fuse_options(local=local, follows_stream=follows_stream))
 
 
-def mount_local(store: str, mountpoint: str, *, debug: bool = False, api: str | None = None) -> None:
+def mount_local(store: str, mountpoint: str, *, debug: bool = False, api: str | None = None,
+                commit: dict[str, float] | None = None) -> None:
+    """Mount a local store. `commit`: the group commit's `idle` and `max_age` seconds if not the
+    defaults (`client_py.mount.group`)."""
     store = os.path.abspath(store)
 
     # Opened before mounting, so a bad or busy store fails here, clearly. Exclusive:
@@ -146,7 +149,7 @@ def mount_local(store: str, mountpoint: str, *, debug: bool = False, api: str | 
     # directory); from the workspace root, a deep tree may be longer than PATH_MAX.
     # checkpoints="background": no request waits behind a WAL checkpoint's copy and fsyncs.
     workspace = vfs.Workspace(store, exclusive=True, path_max=None, checkpoints="background")
-    operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store))
+    operations = WsfsOperations(lambda: workspace, statfs_dir=os.path.dirname(store), commit=commit)
     # The only writer: the kernel may keep directory listings (the low-level API: by protocol).
     api = api or default_api()
     operations.cache_dirs = api == "path"
