@@ -782,7 +782,8 @@ async def roots_ab(args: argparse.Namespace) -> None:
                 rows[root].append(ld)
                 print(f"  round {k + 1} {root} (load {os.getloadavg()[0]:.1f}): {load_figures(ld)}, server CPU "
                       f"{row['load_cpu_pct']:.0f} % ({ld['cpu_us']:.0f} µs per write: user "
-                      f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f})", flush=True)
+                      f"{ld['user_sys_us'][0]:.0f}, system {ld['user_sys_us'][1]:.0f}); idle CPU "
+                      f"{row['idle_cpu_pct']:.1f} % over {args.idle_window:g} s, {args.sleep_wait:g} s after", flush=True)
                 print(f"        full collections: after the load {row['full_gc'][0]}"
                       + (f"; after the wake load {row['full_gc'][1]}" if len(row["full_gc"]) > 1 else ""), flush=True)
                 if "timeline" in ld:
