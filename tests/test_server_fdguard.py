@@ -9,11 +9,16 @@ limit is near refuses a request once descriptors are opened past it.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from server.runner import FdGuard, count_fds
 
 PIPES = 100
+# Even at refresh=0 the guard's recounts are LISTING_SHARE times a recount's own time apart (~40 us
+# here, ~1 ms where the kernel makes it list /proc/self/fd): opening or closing 40 pipes can be
+# quicker than that on a quiet machine, and the next call would still see the old count.
+RECOUNT_GAP = 0.05
 
 
 def _close_all(fds: list[int]) -> None:
@@ -61,9 +66,11 @@ async def test_the_guard_refuses_once_descriptors_pass_its_line_and_serves_again
     try:
         for _ in range(40):  # 80 more descriptors: past the line
             fds.extend(os.pipe())
+        time.sleep(RECOUNT_GAP)
         sent = await _call(guard)
         assert sent[0]["status"] == 503, sent
         assert b"EAGAIN" in sent[1]["body"]
     finally:
         _close_all(fds)
+    time.sleep(RECOUNT_GAP)
     assert (await _call(guard))[0]["status"] == 200
