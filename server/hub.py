@@ -76,7 +76,9 @@ class Hub(Protocol):
         """Drop everything known about `workspace` (head, presence).
 
         Called once its store files are deleted, after its sessions were asked
-        to close, so a workspace created later under the same name starts at 0.
+        to close, so a workspace created later under the same name starts at 0;
+        and, for a `LocalHub`, when its store closes (`Stores._close`): its next
+        open sets the head from the store.
         """
 
     def publish_commit(self, workspace: str, rev: int) -> None:
