@@ -150,6 +150,11 @@ class SeaweedS3(Engine):
             ' "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}' % (S3_ACCESS_KEY, S3_SECRET_KEY))
         master, master_grpc, volume, volume_grpc, filer, filer_grpc, s3, s3_grpc = free_ports(8)
         self.endpoint = f"http://127.0.0.1:{s3}"
+        # Unix sockets SeaweedFS makes in /tmp whatever TMPDIR says (its logs follow TMPDIR), which
+        # the SIGKILL at the end leaves behind: removed by `kill`, these exact names only.
+        self._sockets = [Path(f"/tmp/seaweedfs-{name}-{port}.sock") for name, port in (
+            ("s3", s3), ("s3-grpc", s3_grpc), ("filer-grpc", filer_grpc), ("volume-grpc", volume_grpc),
+            ("master-grpc", master_grpc))]
         super().__init__("seaweedfs", [
             str(VENV_BIN / "weed"), "server", "-dir", str(workdir / "data"),
             "-ip", "127.0.0.1", "-ip.bind", "127.0.0.1", "-master.telemetry=false",
@@ -160,8 +165,14 @@ class SeaweedS3(Engine):
             "-filer.localSocket", str(workdir / "filer.sock"),
             "-s3", "-s3.port", str(s3), "-s3.port.grpc", str(s3_grpc), "-s3.config", str(identities),
             "-s3.port.iceberg", "0", "-s3.port.lance", "0", *extra,
-        ], workdir)
+        ], workdir, env={**os.environ, "TMPDIR": str(workdir)})  # its sockets and logs: not left in /tmp
         wait_until(lambda: self._s3_answers(s3), "SeaweedFS S3", self.proc, self.log)
+
+    def kill(self) -> None:
+        super().kill()
+        for sock in self._sockets:
+            if sock.is_socket():
+                sock.unlink(missing_ok=True)
 
     @staticmethod
     def _s3_answers(port: int) -> bool:
