@@ -181,7 +181,8 @@ class Content:
         if (if_match == "" and current is not None) or (if_match != "" and if_match != current):
             raise PreconditionFailed(path, if_match, current)
 
-    def _store_stream(self, data: object, previous: Node | None = None) -> tuple[list[ChunkEntry], int, bytes]:
+    def _store_stream(self, data: object, previous: Node | None = None, digest: bytes | None = None,
+                      ) -> tuple[list[ChunkEntry], int, bytes]:
         """Chunk, hash and store `data`; return its chunk list, size and content id.
 
         A buffer whose bytes are exactly the file's (an identical rewrite,
@@ -189,7 +190,9 @@ class Content:
         hashed whole beside the chunking, and not at all when its chunk
         list is the one the file already has (the packed list holds every
         chunk's hash, so equal lists are equal content). A stream is hashed
-        in the same pass, since its bytes are gone once chunked.
+        in the same pass, since its bytes are gone once chunked. `digest`: a buffer's BLAKE3,
+        taken by the caller of these very bytes, used for one under `MIN_CHUNK` (a bigger one
+        is cut and hashed as always).
         """
         if isinstance(data, str):
             data = data.encode("utf-8")
@@ -202,7 +205,8 @@ class Content:
             small = bytes(data)  # type: ignore[arg-type]
             if not small:
                 return [], 0, EMPTY_HASH
-            digest = blake3.blake3(small).digest()
+            if digest is None:
+                digest = blake3.blake3(small).digest()
             if previous is not None and digest == previous.hash:  # an identical rewrite: its chunks stand
                 return unpack(previous.chunks), previous.size, digest
             return [self._chunks.put(small, digest)], len(small), digest
@@ -246,12 +250,9 @@ class Content:
         return entries, size, whole.digest()
 
     def store_content(self, data: object, digest: bytes | None = None) -> tuple[list[ChunkEntry], int, bytes]:
-        """`_store_stream` (a new file's content: nothing to compare with), skipping the second
-        BLAKE3 of a small buffer whose `digest` the caller took of these very bytes (a local
-        mount hashes a closed file where it lies, for the stat it answers with)."""
-        if digest is None or data.__class__ is not bytes or not data or len(data) >= MIN_CHUNK:  # type: ignore[arg-type]
-            return self._store_stream(data)
-        return [self._chunks.put(data, digest)], len(data), digest  # type: ignore[arg-type]
+        """A new file's content stored (`_store_stream`: nothing to compare with); `digest` as
+        there (a local mount hashes a closed file where it lies, for the stat it answers with)."""
+        return self._store_stream(data, None, digest)
 
     def _stored(self, data: StoredChunks, previous: Node | None) -> tuple[list[ChunkEntry], int, bytes]:
         """The chunk list of content stored beforehand (`StoredChunks`), looked up by hash."""

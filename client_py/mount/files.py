@@ -20,7 +20,7 @@ import mfusepy
 import vfs
 from client_py.mount.fuseop import fuse_op
 from client_py.mount.handles import OpenNode
-from client_py.mount.metacache import restat
+from client_py.mount.metacache import change_in_place, restat
 from client_py.mount.spool import Spool
 from vfs.surface import ReadableFile
 
@@ -128,10 +128,7 @@ class OpenFileOps:
         (made by `_create_pending`, `_keep_closed` or `link_pending`; the store's answer replaces
         it at the commit), and every holder of it (the cache, `fresh`) must see the change anyway.
         `tar -x` changes it three times a file (futimens, fchown, fchmod)."""
-        st = node.stat
-        st.ctime_ns, st.ctime = now, now / 1e9
-        for name, value in changes.items():
-            setattr(st, name, value)
+        st = change_in_place(node.stat, now, changes)
         if node.names:  # (a closed file linked here: every name shows the change)
             self.cache.put_names(tuple(node.names), st)
             self.links.changed(node.ino, path)

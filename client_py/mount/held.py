@@ -19,7 +19,7 @@ import stat as stat_mod
 from dataclasses import dataclass, field
 
 import vfs
-from client_py.mount.metacache import restat
+from client_py.mount.metacache import change_in_place, restat
 
 
 @dataclass
@@ -53,11 +53,7 @@ class HeldAttrs:
             changes["mtime_ns"] = new["mtime_ns"] = mtime_ns
             new["mtime"] = mtime_ns / 1e9
         changes["ctime_ns"] = now
-        st = self.stat
-        st.ctime_ns, st.ctime = now, now / 1e9
-        for name, value in new.items():
-            setattr(st, name, value)
-        return st
+        return change_in_place(self.stat, now, new)
 
 
 def holdable(st: vfs.Stat | None, atime_ns: int | None = None, mtime_ns: int | None = None) -> bool:

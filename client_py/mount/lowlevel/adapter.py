@@ -232,10 +232,8 @@ class LowLevelAdapter:
 
     def ll_setattr(self, req, ino, attr, to_set, fi) -> None:
         """chmod, chown, truncate, utimens in libfuse's path-API order, then the attributes."""
-        # (tar sends three a file: written for the common case, module constants, no helper calls)
-        path, fh, new, ops = self.inodes.path(ino), (fi.contents.fh if fi else None), attr.contents, self.ops
-        if path is None and not fi:
-            raise Stale()  # (as `_open_path`)
+        # (tar sends three a file: written for the common case, module constants)
+        path, fh, new, ops = self._open_path(ino, fi), (fi.contents.fh if fi else None), attr.contents, self.ops
         times = None
         if to_set & _SET_TIMES:
             times = (_time(to_set, _SET_ATIME, _SET_ATIME_NOW, new.st_atimespec),
@@ -378,16 +376,10 @@ class LowLevelAdapter:
         # The kernel's buffer as a view (one C call: no ctypes array type per size), copied
         # once, into the spool.
         data = _view(buf, size, _PYBUF_READ)
-        path = self.inodes.path(ino)  # (`_open_path`, written out here, in flush and in release: every file's)
-        if path is None and not fi:
-            raise Stale()
-        lib.fuse_reply_write(req, self.ops.write(path, data, offset, fi.contents.fh))
+        lib.fuse_reply_write(req, self.ops.write(self._open_path(ino, fi), data, offset, fi.contents.fh))
 
     def ll_flush(self, req, ino, fi) -> None:
-        path = self.inodes.path(ino)
-        if path is None and not fi:
-            raise Stale()
-        self.ops.flush(path, fi.contents.fh)
+        self.ops.flush(self._open_path(ino, fi), fi.contents.fh)
         lib.fuse_reply_err(req, 0)
 
     def ll_fsync(self, req, ino, datasync, fi) -> None:
@@ -395,9 +387,7 @@ class LowLevelAdapter:
         lib.fuse_reply_err(req, 0)
 
     def ll_release(self, req, ino, fi) -> None:
-        path = self.inodes.path(ino)
-        if path is None and not fi:
-            raise Stale()
+        path = self._open_path(ino, fi)
         self.ops.release(path, fi.contents.fh)
         node = self.inodes.nodes.get(ino)
         if node is not None and path is not None and node.stand_in == path and self.ops.table.node(ino) is None:
