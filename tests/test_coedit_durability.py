@@ -17,9 +17,13 @@ PATH = "/crash.md"
 
 
 def stored_text(db_path) -> str:
-    """The document as the store holds it right now (snapshot + log), read straight from SQLite."""
-    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    """The document as the store holds it right now (snapshot + log), read straight from SQLite.
+
+    Both reads share one transaction: read apart, a compaction committing between them (snapshot
+    replaced, its log rows dropped) gave the old snapshot and the new, empty log."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
     try:
+        conn.execute("BEGIN")  # one read snapshot for the two statements
         doc = Doc()
         row = conn.execute("SELECT snapshot FROM coedit_docs WHERE path = ?", (PATH,)).fetchone()
         if row is not None:
