@@ -119,3 +119,16 @@ def test_whole_path_limit_is_lifted_only_when_asked(tmp_path):
         with pytest.raises(OSError) as long_name:
             ws.mkdir("/" + "n" * 256)
         assert long_name.value.errno == errno.ENAMETOOLONG
+
+
+def test_every_call_of_a_store_without_the_whole_path_limit_takes_deep_paths(tmp_path):
+    """Not only resolution: the calls that normalise a path themselves (mkdir and write_file with
+    parents, history, rm) use the store's limit too (they used the default 4,096 bytes)."""
+    deep = "/" + "/".join(["d" * 200] * 25)  # 5,025 bytes
+    with vfs.Workspace(str(tmp_path / "m.db"), path_max=None) as ws:
+        ws.mkdir(deep, parents=True)
+        ws.write_file(deep + "/x/f", b"deep", parents=True)
+        assert ws.read_file(deep + "/x/f") == b"deep"
+        assert len(ws.history(deep + "/x/f")) == 1
+        ws.rm("/" + "d" * 200, recursive=True)
+        assert ws.listdir("/") == []

@@ -29,7 +29,7 @@ from vfs.chunkreader import open_chunks
 from vfs.db import NODE_COLUMNS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
-from vfs.paths import join, normalize, parent_of
+from vfs.paths import join, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, SPECIAL_KINDS
 from vfs.types import Stat
 from vfs.versions import Versions
@@ -163,7 +163,7 @@ class Content:
         except FileNotFoundError:
             if not parents:
                 raise
-            self._names.mkdir(parent_of(normalize(path)), parents=True, exist_ok=True)
+            self._names.mkdir(parent_of(self._db.normalize(path)), parents=True, exist_ok=True)
             found = self._db.resolve(path, follow=True)
         if found.node is not None and found.node.kind == KIND_DIR:
             raise fs_error(errno.EISDIR, path)

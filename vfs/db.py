@@ -391,6 +391,12 @@ class Db:
 
     # -- path resolution ---------------------------------------------------
 
+    def normalize(self, path: str) -> str:
+        """`paths.normalize` under this store's whole-path limit (`path_max`). Every layer above
+        uses this, so a store opened without the limit (a local mount) takes the same deep paths
+        in each call; and the default limit is not passed, so a path has one cache entry."""
+        return normalize(path) if self.path_max == PATH_MAX else normalize(path, self.path_max)
+
     def resolve(self, path: str, *, follow: bool) -> Resolved:
         """Find where `path` lands. Intermediate symlinks are always followed;
         the last component only when `follow` is true. A missing last
@@ -416,7 +422,7 @@ class Db:
 
     def _resolve(self, path: str, follow: bool, checked: bool) -> Resolved:
         original = path
-        path = normalize(path, self.path_max)
+        path = self.normalize(path)
         hops = 0
         while True:
             if path == "/":
@@ -445,7 +451,7 @@ class Db:
     def _symlink_destination(self, target: str | None, base_dir: str, original: str) -> str:
         if not target:
             raise fs_error(errno.ENOENT, original)
-        return normalize(target if target.startswith("/") else join(base_dir, target), self.path_max)
+        return self.normalize(target if target.startswith("/") else join(base_dir, target))
 
     def _resolve_dir(self, dir_path: str, original: str, hops: int = 0) -> tuple[int, str]:
         """(ino, real path) of the directory at `dir_path`, following symlinks."""

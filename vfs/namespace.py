@@ -16,7 +16,7 @@ import time
 from vfs import listing
 from vfs.db import Db, Node, Resolved, Tx
 from vfs.errors import fs_error
-from vfs.paths import is_within, join, normalize, parent_of
+from vfs.paths import is_within, join, parent_of
 from vfs.nodes import KIND_OF_IFMT
 from vfs.schema import KIND_DIR, KIND_FILE, KIND_NAMES, KIND_SYMLINK, SPECIAL_KINDS
 from vfs.types import DirEntry, Stat
@@ -89,7 +89,7 @@ class Namespace:
         """os.makedirs, step for step: missing ancestors get the default mode,
         only the leaf gets `mode`, and errors are the ones Python raises.
         The leaf's new `Stat`, None if it existed."""
-        leaf = normalize(path)
+        leaf = self._db.normalize(path)
         missing: list[str] = []
         probe = leaf
         while probe != "/" and not self.exists(parent_of(probe)):
@@ -397,7 +397,7 @@ class Namespace:
 
     def rm(self, path: str, *, recursive: bool = False, force: bool = False) -> None:
         """Remove a file, symlink or (with `recursive`) a whole tree, like `rm -r[f]`."""
-        if normalize(path) == "/":
+        if self._db.normalize(path) == "/":
             raise fs_error(errno.EPERM, path, "refusing to remove /")
         with self._db.tx() as tx:
             try:

@@ -39,7 +39,6 @@ from typing import NamedTuple
 from vfs.chunks import ChunkEntry, unpack
 from vfs.db import Db, Node, Tx
 from vfs.errors import fs_error
-from vfs.paths import normalize
 from vfs.schema import KIND_DELETED, KIND_FILE, KIND_MOVED
 
 
@@ -249,7 +248,7 @@ class Versions:
         try:
             real = self._db.resolve(path, follow=True).real
         except OSError:
-            real = normalize(path)
+            real = self._db.normalize(path)
         self.derive_ids(real)
         return real
 
