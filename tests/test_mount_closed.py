@@ -218,3 +218,35 @@ def test_directories_held_together_keep_their_order_with_pending_files(tmp_path:
         d = Path(m.mountpoint) / "d"
         assert {name: stat_fields(os.stat(d / name)) for name in names} == told
         assert (d / "a" / "f").read_bytes() == b"made before the hold"
+
+
+def test_a_stored_files_attribute_change_leaves_pending_files_pending(tmp_path: Path):
+    """git freshens an object it already has with utime(2) between its object dances: a
+    chmod, chown or utimens of a stored file moves no directory and names no pending file,
+    so the closed files kept pending stay so (they used to be stored first, each such call
+    a small batch). The dance across it still ends as one file under its final name, and
+    what the kernel was told of both files and the directory is what the store keeps."""
+    store = tmp_path / "store.db"
+    with vfs.Workspace(str(store)) as ws:
+        ws.mkdir("/d")
+        ws.write_file("/d/old", b"an object git has")
+        cursor = ws.cursor()
+    with mount_store(tmp_path, store, ONE_GROUP) as m:
+        d = Path(m.mountpoint) / "d"
+        _write(d / "tmp_obj_1", b"blob one")
+        os.link(d / "tmp_obj_1", d / "obj1")
+        os.utime(d / "old", ns=(3_000_000_000, 4_000_000_000))  # (git's freshen)
+        os.chmod(d / "old", 0o444)
+        os.chown(d / "old", 1000, 1000)
+        os.unlink(d / "tmp_obj_1")
+        told = {name: stat_fields(os.stat(d / name)) for name in ("obj1", "old")}
+        parent = stat_fields(os.stat(d))
+        assert told["old"][5] == 4_000_000_000 and told["old"][1] & 0o777 == 0o444 and told["old"][3] == 1000
+    with vfs.Workspace(str(store), readonly=True) as ws:
+        assert ws.read_file("/d/obj1") == b"blob one" and not ws.exists("/d/tmp_obj_1")
+        # (stored before the utime, the pending file's temporary name left its tombstone in the log)
+        assert sorted({c.path for c in ws.changes(after=cursor)}) == ["/d/obj1", "/d/old"]
+    with mount_store(tmp_path, store) as m:
+        d = Path(m.mountpoint) / "d"
+        assert {name: stat_fields(os.stat(d / name)) for name in ("obj1", "old")} == told
+        assert stat_fields(os.stat(d)) == parent
