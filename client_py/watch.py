@@ -1,11 +1,12 @@
-"""`watch()`: an endless, self-healing iterator over a workspace's changes.
+"""The change stream across reconnects: `messages()`, a batch at a time, and `watch()`, an event per entry.
 
 The server's stream is resumable by cursor (§5.3 of docs/protocol.md), so
 surviving a dropped connection is bookkeeping: remember where the consumer
 is, reconnect with backoff and jitter, subscribe again `after` that cursor.
-The position advances only when an event has been handed to the consumer
-(and to the batch cursor once the whole batch has been), so a reconnect
-neither skips nor repeats anything.
+`messages` does that once, for `watch` (`RemoteWorkspace.watch`) and for the
+remote mount (`client_py/mount/remote_stream.py`), which applies a message
+at a time. The position advances only when the consumer has taken a message
+(asked for the next), so a reconnect neither skips nor repeats anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Mapping
 
 from client_py.errors import ConnectionLost, ServerUnreachable
 from vfs.wire import CaughtUp, Changes, change_from_wire, entry_data
@@ -68,58 +69,95 @@ class WatchEvent:
 RETRYABLE = (ConnectionLost, ServerUnreachable)
 
 
-async def watch(client: Client, workspace: str, after: Cursor | str | None, **filters: Any) -> AsyncIterator[WatchEvent]:
-    """The loop behind `RemoteWorkspace.watch`, which documents its arguments.
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """Yielded by `messages` once per outage: the connection is gone (or could not be made)
+    and it is waiting to try again, to resume after `position` (None: from the start)."""
 
-    `filters` (prefix, globs, ignore, inline_max) go unchanged to every subscription, the first and each one
-    after a reconnect: iterables among them must be lists, which can be read more than once.
+    reason: BaseException
+    position: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resumed:
+    """Yielded by `messages` once at the end of an outage: subscribed again after `position`."""
+
+    position: str | None
+
+
+Message = Changes | CaughtUp | Lost | Resumed
+
+
+async def messages(client: Client, workspace: str, after: Cursor | str | None, **filters: Any) -> AsyncGenerator[Message, None]:
+    """The stream's messages, a batch (`Changes`) at a time, across reconnects: the one
+    reconnect loop under `watch` (an event per entry) and the remote mount (a message at a time).
+
+    It remembers the cursor of the last message the consumer took back from it (a `Changes`'
+    once the consumer asks for the next one; a later `CaughtUp`'s), and on a lost connection,
+    or a connect that fails after the client's own retries, waits the next `client.backoff`
+    delay, connects and subscribes again after that cursor: nothing skipped, nothing repeated.
+    A successful subscribe starts the budget afresh; once it is spent, `ServerUnreachable`.
+    The outage is yielded as `Lost` then `Resumed`, each once, so that each consumer says it
+    its own way. `filters` (prefix, globs, ignore, inline_max) go to every subscription:
+    iterables among them must be lists, which can be read more than once.
     """
     position: str | None = None if after is None else str(after)
     delays = client.backoff.delays()
-    outage = False  # said "lost" once; say "back" once
+    outage = False
     while True:
+        session = None
+        lost: BaseException | None = None
         try:
             session = await client.connect(workspace)
-        except ServerUnreachable as e:
-            delay = next(delays, None)
-            if delay is None:
-                raise
-            outage = outage or _lost(client, workspace, e, position)
-            await asyncio.sleep(delay)
-            continue
-        try:
             sub = await session.subscribe(after=position, **filters)
             position = sub.start or position  # "now" becomes a real cursor: a reconnect must not skip
             delays = client.backoff.delays()  # connected: the retry budget starts afresh
             if outage:
-                log.warning("reconnected to %s; resuming %s after %s", client.url, workspace, position)
                 outage = False
+                yield Resumed(position)
             async for msg in sub:
+                yield msg
                 if isinstance(msg, Changes):
-                    floor = Cursor.parse(msg.cursor).floor  # a listing below the tombstone horizon
-                    for entry in msg.entries:
-                        event = WatchEvent.from_wire(entry, msg.coalesced, floor)
-                        yield event
-                        position = event.cursor
+                    position = msg.cursor  # (the consumer is done with it: it asked for the next)
+                elif isinstance(msg, CaughtUp) and _later(msg.cursor, position):
                     position = msg.cursor
-                elif isinstance(msg, CaughtUp):
-                    position = msg.cursor if _later(msg.cursor, position) else position
         except RETRYABLE as e:
-            delay = next(delays, None)
-            if delay is None:
-                raise ServerUnreachable(client.url, e) from None
-            outage = outage or _lost(client, workspace, e, position)
-            await asyncio.sleep(delay)
+            lost = e
         finally:
-            await session.close()
+            if session is not None:
+                await session.close()
+        if lost is None:
+            continue
+        delay = next(delays, None)
+        if delay is None:
+            if isinstance(lost, ServerUnreachable):
+                raise lost
+            raise ServerUnreachable(client.url, lost) from None
+        if not outage:
+            outage = True
+            yield Lost(lost, position)
+        await asyncio.sleep(delay)
 
 
-def _lost(client: Client, workspace: str, reason: object, position: str | None) -> bool:
-    """Say once per outage that the stream is waiting (a warning: a person watching needs to know)."""
+async def watch(client: Client, workspace: str, after: Cursor | str | None, **filters: Any) -> AsyncIterator[WatchEvent]:
+    """The loop behind `RemoteWorkspace.watch`, which documents its arguments: an event per
+    entry of `messages`, whose outages it logs (a warning: a person watching needs to know)."""
+    async for msg in messages(client, workspace, after, **filters):
+        if isinstance(msg, Changes):
+            floor = Cursor.parse(msg.cursor).floor  # a listing below the tombstone horizon
+            for entry in msg.entries:
+                yield WatchEvent.from_wire(entry, msg.coalesced, floor)
+        elif isinstance(msg, Lost):
+            _lost(client, workspace, msg.reason, msg.position)
+        elif isinstance(msg, Resumed):
+            log.warning("reconnected to %s; resuming %s after %s", client.url, workspace, msg.position)
+
+
+def _lost(client: Client, workspace: str, reason: object, position: str | None) -> None:
+    """Say that the stream is waiting, and for how long it will try."""
     retrying = "until it is back" if client.backoff.retries is None else f"up to {client.backoff.retries} times"
     log.warning("lost the connection to %s (%s); retrying %s, then resuming %s after %s",
                 client.url, reason, retrying, workspace, position or "the start")
-    return True
 
 
 def _later(a: str, b: str | None) -> bool:

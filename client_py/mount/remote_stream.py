@@ -11,11 +11,12 @@ caches (`on_change`, see `notify.StreamInvalidator`). It shares
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterable
 
 from client_py.backoff import Backoff
-from client_py.errors import ConnectionLost, ServerUnreachable
+from client_py.watch import Lost, messages
 from vfs.types import Change, ChangePage, Cursor
 from vfs.wire import Changes, change_from_wire
 
@@ -107,31 +108,22 @@ class StreamFollower:
     async def _follow(self) -> None:
         """Follow the stream from the index's cursor, one message (a batch of entries) at a time.
 
-        A subscription of its own, not `RemoteWorkspace.watch`, whose one event per entry (a
+        `watch.messages`, not `RemoteWorkspace.watch`, whose one event per entry (a
         `WatchEvent`, then a `Change` from it, its cursor parsed and compared, the lock taken
         and waiters woken for each) was most of the event loop's share of an untar: the
         mount's own pushes come back as ~10,000 entries. A lost connection is resumed after
-        the index's cursor while the client's backoff lasts (a quick server restart), as
-        `watch` did; past it the error goes up (offline)."""
-        delays = self._client.backoff.delays()
-        while True:
-            session = await self._client.connect(self.workspace)  # (retries while unreachable, then raises)
-            try:
-                subscription = await session.subscribe(after=str(self.index.cursor))
-                delays = self._client.backoff.delays()
-                async for message in subscription:
-                    if isinstance(message, Changes):
-                        self._take(message)
-                    self._set_online(True)
-            except (ConnectionLost, ServerUnreachable) as exc:
-                delay = next(delays, None)
-                if delay is None:
-                    raise
-                if self.online:
-                    log.warning("change stream of %s lost (%s): resuming after %s", self.url, exc, self.index.cursor)
-                await asyncio.sleep(delay)
-            finally:
-                await session.close()
+        the last message taken while the client's backoff lasts (a quick server restart);
+        past it the error goes up (offline)."""
+        async with contextlib.aclosing(messages(self._client, self.workspace, str(self.index.cursor))) as stream:
+            async for message in stream:
+                if isinstance(message, Lost):
+                    if self.online:
+                        log.warning("change stream of %s lost (%s): resuming after %s",
+                                    self.url, message.reason, message.position)
+                    continue
+                if isinstance(message, Changes):
+                    self._take(message)
+                self._set_online(True)
 
     async def _catch_up_async(self) -> None:
         while True:
