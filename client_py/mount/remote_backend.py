@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import errno
 import io
 import logging
@@ -55,7 +54,7 @@ from client_py.client import Client
 from client_py.conflicts import conflict_name, host_label
 from client_py.errors import ServerUnreachable
 from client_py.mount.attrs import AttrOverlay
-from client_py.mount.index import Index
+from client_py.mount.index import Index, rechange
 from client_py.mount.loop_thread import LoopThread
 from client_py.mount.pushq import PushQueue
 from client_py.mount.remote_cache import WrittenChunks
@@ -447,41 +446,52 @@ class RemoteBackend(IndexReads, QueuedChanges, StreamFollower):
             if replaced_links > 1:
                 self.attrs.changed(replaced)
 
+    # chmod, chown and utimens: tar sends all three for every directory it made (3,233 in the
+    # Django untar) and a chown and utimens for every file: each resolves the path once and
+    # builds one `Stat` (they took 2-4 of each), under one hold of the lock unless an HTTP
+    # call is needed.
+
     def chmod(self, path: str, mode: int) -> Stat:
-        real = self._real(path)
         with self._lock:
-            entry = self.index.entries.get(real)
+            real, entry = self._entry(path, follow=True)
             # (a name of several: one HTTP call, whose answer the index applies to every name of the inode)
-            queue = (entry is not None and entry.kind != "symlink" and (entry.kind != "file" or entry.chunks or not entry.size)
-                     and self.index.nlink(real) <= 1 and self._queueing())
-            if queue and (entry.mode & 0o7777) != (mode & 0o7777):
-                self._enqueue(dataclasses.replace(entry, mode=stat_mod.S_IFMT(entry.mode) | (mode & 0o7777)))
-        if queue:
-            self.attrs.changed(self.stat(path).ino)
-            return self.stat(path)
+            if (entry.kind != "symlink" and (entry.kind != "file" or entry.chunks or not entry.size)
+                    and self.index.nlink(real) <= 1 and self._queueing()):
+                if (entry.mode & 0o7777) != (mode & 0o7777):
+                    self._enqueue(rechange(entry, mode=stat_mod.S_IFMT(entry.mode) | (mode & 0o7777)))
+                    entry = self.index.entries[real]
+                return self._changed(real, entry)
         self._mutate(self._remote.chmod(path, mode), changes=real, only=(real,))
-        self.attrs.changed(self.stat(path).ino)
-        return self.stat(path)  # (the index, in memory: as `vfs.Workspace`, the new attributes)
+        with self._lock:
+            return self._changed(*self._entry(path, follow=True))  # (the index, in memory: the new attributes)
+
+    def _changed(self, real: str, entry: Change) -> Stat:
+        """The node's `Stat` after a metadata change made here, its ctime now (lock held)."""
+        self.attrs.changed(self.index.inos[real])
+        return self._stat(real, entry)
 
     def chown(self, path: str, uid: int, gid: int, *, follow_symlinks: bool = True) -> Stat:
-        look = self.stat if follow_symlinks else self.lstat
-        self.attrs.chown(look(path).ino, uid, gid)
-        return look(path)
+        with self._lock:
+            real, entry = self._entry(path, follow=follow_symlinks)
+            self.attrs.chown(self.index.inos[real], uid, gid)
+            return self._stat(real, entry)
 
     def set_times(
         self, path: str, *, atime_ns: int | None = None, mtime_ns: int | None = None, follow_symlinks: bool = True
     ) -> Stat:
-        look = self.stat if follow_symlinks else self.lstat
-        st = look(path)
-        mtime_float = st.mtime
-        if mtime_ns is not None and st.kind != "symlink" and self._queue_times(self._real(path), mtime_ns):
-            mtime_float = self.lstat(path).mtime
-        elif mtime_ns is not None and st.kind != "symlink":  # the wire's utime follows symlinks
-            real = self._real(path)
-            self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=real, only=(real,))
-            mtime_float = self.lstat(path).mtime
-        self.attrs.set_times(st.ino, atime_ns, mtime_ns, mtime_float)
-        return look(path)
+        """The mtime goes to the server (queued, or a wire `utime`, which follows symlinks: a
+        symlink's stays here); the exact nanoseconds and the atime stay in the session's overlay."""
+        with self._lock:
+            real, entry = self._entry(path, follow=follow_symlinks)
+            if mtime_ns is None or entry.kind == "symlink" or self._queue_times(real, mtime_ns):
+                entry = self.index.entries[real]  # (the queued mtime, if any)
+                self.attrs.set_times(self.index.inos[real], atime_ns, mtime_ns, entry.mtime)
+                return self._stat(real, entry)
+        self._mutate(self._remote.utime(path, mtime_ns / 1e9), changes=real, only=(real,))
+        with self._lock:
+            real, entry = self._entry(path, follow=follow_symlinks)
+            self.attrs.set_times(self.index.inos[real], atime_ns, mtime_ns, entry.mtime)
+            return self._stat(real, entry)
 
     def truncate(self, path: str, size: int) -> None:
         real = self._real(path)
