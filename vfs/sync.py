@@ -61,6 +61,15 @@ def verify_object(data: bytes, expected: str | None = None) -> bytes:
     return digest
 
 
+def _given(data: bytes, expected: str | None) -> bytes:
+    """The raw id a trusted caller computed for `data` (`put_objects(hashed=True)`); the size limit still holds."""
+    if len(data) > MAX_OBJECT:
+        raise BadObject(f"object of {len(data)} bytes exceeds the {MAX_OBJECT}-byte limit")
+    if expected is None:
+        raise ValueError("put_objects(hashed=True) needs the id of every object")
+    return _raw(expected)
+
+
 class Sync:
     """The receiving half of sync for one store: chunk objects in, change entries applied."""
 
@@ -104,14 +113,23 @@ class Sync:
         """Store one chunk; with `expected_hash`, refuse bytes that hash to anything else."""
         return self.put_objects([(expected_hash, data)])[0]
 
-    def put_objects(self, items: Iterable[tuple[str | None, bytes]]) -> list[str]:
+    def put_objects(self, items: Iterable[tuple[str | None, bytes]], *, hashed: bool = False) -> list[str]:
         """Store many chunks in one transaction (ids verified); returns their hashes.
 
         Chunks already stored count as stored now: an upload is followed by the
         push or commit that names its chunks, and `gc(grace=)` must spare them in
         between even when an older, unnamed copy was already here.
+
+        `hashed=True`: every id is this process's own BLAKE3 of its bytes (the remote
+        mount's written chunks, hashed as they were cut) and is taken as given, not
+        hashed again (~21 ms of a Django untar's 44 MB). Only for such a caller: never
+        for ids that arrived with their bytes (an upload, a peer's push), since a wrong
+        id would be served to every reader of that chunk.
         """
-        verified = [(verify_object(data, expected), data) for expected, data in items]
+        if hashed:
+            verified = [(_given(data, expected), data) for expected, data in items]
+        else:
+            verified = [(verify_object(data, expected), data) for expected, data in items]
         now = time.time()
         with self._db.tx():
             entries = self._chunks.put_many(verified)  # one batch: with pack files, one append and one insert

@@ -49,7 +49,9 @@ class WrittenChunks:
         self.saves = 0  # batches saved (the log says how many at unmount)
 
     def add(self, chunks: Iterable[tuple[str, bytes]]) -> None:
-        """Keep `chunks` (hash, bytes) until saved; a full batch goes to the saver thread."""
+        """Keep `chunks` (hash, bytes) until saved; a full batch goes to the saver thread.
+        Each hash must be this process's own BLAKE3 of its bytes (`_queue_content` cut and
+        hashed them): the saver stores them as given (`put_objects(hashed=True)`)."""
         with self._moved:
             fresh = self._fresh
             for digest, piece in chunks:
@@ -81,7 +83,7 @@ class WrittenChunks:
                 batch = self._saving
             try:
                 with self.lock:
-                    self.cache.put_objects(list(batch.items()))
+                    self.cache.put_objects(list(batch.items()), hashed=True)
             except Exception:  # noqa: BLE001 - a cache: the bytes stay in memory, saved with the next batch
                 log.exception("could not save %d written chunk(s) to the cache", len(batch))
                 with self._moved:
@@ -107,5 +109,5 @@ class WrittenChunks:
             self._thread.join()
         if batch:
             with self.lock:
-                self.cache.put_objects(list(batch.items()))
+                self.cache.put_objects(list(batch.items()), hashed=True)
             self.saves += 1
