@@ -265,7 +265,9 @@ def measure_chain(steps: list[Scenario], targets: dict[str, Path], reps: int,
             # (the chain's tree stays until the run ends: removing 13,000 files through a
             # remote mount takes minutes; each later chain gets a directory of its own)
             done = ", ".join(f"{times[step.name, target][-1] * 1000:.0f}" for step in steps)
-            print(f"  (rep {rep + 1}, {target}: {done} ms; load {os.getloadavg()[0]:.1f})", flush=True)
+            used = (", CPU " + ", ".join(f"{cpus[step.name, target][-1] * 1000:.0f}" for step in steps)
+                    if target in pids else "")
+            print(f"  (rep {rep + 1}, {target}: {done} ms{used}; load {os.getloadavg()[0]:.1f})", flush=True)
     results = []
     for step in steps:
         spread = times[step.name, "disk"]
@@ -498,7 +500,9 @@ def main() -> int:
     if args.only:
         prefixes = [p.strip() for p in args.only.split(",")]
         scenarios = [s for s in scenarios if any(s.name.startswith(p) for p in prefixes)]
-        chain = chain if any("real".startswith(p) for p in prefixes) else []
+        # "real" runs the whole chain; "real: tar,real: git" its first steps only (each needs those before it)
+        steps = [s for s in chain if any(p.startswith("real:") and s.name.startswith(p) for p in prefixes)]
+        chain = chain if any("real".startswith(p) for p in prefixes) else steps
     base = Path(tempfile.mkdtemp(prefix="wsfs-bench-", dir=args.dir))
     ab = dict(pair.partition("=")[::2] for pair in args.ab.split(",")) if args.ab else {}
     try:

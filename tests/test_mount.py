@@ -288,6 +288,42 @@ def test_listings_kept_by_the_kernel_follow_every_change(tmp_path: Path, mnt: Pa
         assert "directory listings are kept by the kernel" in log
 
 
+def _entries(directory: Path) -> dict:
+    """name -> (inode, type) as a listing gives them (d_ino, d_type: no stat)."""
+    out = {}
+    with os.scandir(directory) as listing:
+        for entry in listing:
+            kind = ("dir" if entry.is_dir(follow_symlinks=False) else "symlink" if entry.is_symlink()
+                    else "file" if entry.is_file(follow_symlinks=False) else "other")
+            out[entry.name] = (entry.inode(), kind)
+    return out
+
+
+def test_listings_give_each_entrys_inode_and_type(tmp_path: Path, store: Path):
+    """A directory made through the mount is listed from the names and stats the mount keeps
+    (`ListingOps._cached_entries`), not the store: each entry's inode number and type are
+    what lstat and a fresh mount's listing from the store give."""
+    mountpoint = tmp_path / "mnt"
+    mountpoint.mkdir()
+    d = mountpoint / "d"
+    with MountProcess([str(store)], str(mountpoint)):
+        d.mkdir()
+        (d / "f").write_bytes(b"file")
+        (d / "sub").mkdir()
+        (d / "sub" / "g").write_bytes(b"below")
+        os.symlink("f", d / "s")
+        os.mkfifo(d / "p")
+        os.chmod(d / "f", 0o600)
+        listed = _entries(d)
+        kinds = {stat.S_IFREG: "file", stat.S_IFDIR: "dir", stat.S_IFLNK: "symlink", stat.S_IFIFO: "other"}
+        assert listed == {name: (os.lstat(d / name).st_ino, kinds[stat.S_IFMT(os.lstat(d / name).st_mode)])
+                          for name in ("f", "sub", "s", "p")}
+        assert [kind for _, kind in sorted(listed.values())].count("dir") == 1
+        below = _entries(d / "sub")
+    with MountProcess([str(store)], str(mountpoint)):
+        assert _entries(d) == listed and _entries(d / "sub") == below
+
+
 def test_fstat_of_an_open_unlinked_file(mnt: Path):
     path = mnt / "gone.txt"
     path.write_bytes(b"Hello, World!")

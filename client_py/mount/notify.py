@@ -62,7 +62,12 @@ class LinkNames:
             self._names.setdefault(ino, set()).add(path)
 
     def changed(self, ino: int, path: str | None = None) -> None:
-        """Inode `ino` changed through `path`: its other names must be refreshed."""
+        """Inode `ino` changed through `path`: its other names must be refreshed. Nothing to do
+        without the path API's `struct fuse *` (the low-level API: a hard-linked file is one
+        kernel inode; git's 18,500 link and unlink requests of a Django `git add` queued names
+        here that `flush` then dropped)."""
+        if self.fuse is None:
+            return
         names = self._names.get(ino)
         if names:
             self.waiting.extend((name, ino) for name in names if name != path)

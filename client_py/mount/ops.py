@@ -32,6 +32,7 @@ from client_py.mount.fuseop import fuse_op
 from client_py.mount.group import GroupCommit
 from client_py.mount.handles import OpenNode, OpenTable
 from client_py.mount.held import HeldAttrs, holdable
+from client_py.mount.listing import ListingOps
 from client_py.mount.metacache import MetaCache, name_count, restat
 from client_py.mount.notify import LinkNames, StreamInvalidator, current_fuse
 from vfs.surface import MountBackend
@@ -45,10 +46,6 @@ UTIME_OMIT = (1 << 30) - 2
 BLKSIZE = 128 * 1024
 MAX_IO = 1 << 20
 FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # libfuse3 fuse_common.h
-_IFMT = {
-    "file": stat_mod.S_IFREG, "dir": stat_mod.S_IFDIR, "symlink": stat_mod.S_IFLNK, "fifo": stat_mod.S_IFIFO,
-    "socket": stat_mod.S_IFSOCK, "char": stat_mod.S_IFCHR, "block": stat_mod.S_IFBLK,
-}  # fmt: skip
 
 
 def _stat_packer() -> Callable | None:
@@ -66,7 +63,7 @@ def _stat_packer() -> Callable | None:
 _PACK_STAT = _stat_packer()
 
 
-class WsfsOperations(OpenFileOps, mfusepy.Operations):
+class WsfsOperations(ListingOps, OpenFileOps, mfusepy.Operations):
     """The FUSE surface of one workspace store."""
 
     use_ns = True
@@ -389,36 +386,6 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
 
     # -- names -------------------------------------------------------------------
 
-    @fuse_op
-    def readdir(self, path: str, fh: int) -> list:
-        return self.cache.listing(path, self._listing)
-
-    def _listing(self, path: str) -> list:
-        kinds = _IFMT
-        parent = path.rstrip("/").rpartition("/")[0] or "/"
-        entries: list = [
-            (".", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._dir_ino(path)}, 0),
-            ("..", {"st_mode": stat_mod.S_IFDIR, "st_ino": self._dir_ino(parent)}, 0),
-        ]
-        base = path.rstrip("/")
-        for entry in self.ws.readdir(path):
-            # With use_ino the kernel needs each entry's inode number (0 would hide it).
-            ino = entry.ino or self.ws.lstat(f"{base}/{entry.name}").ino
-            entries.append((entry.name, {"st_mode": kinds[entry.kind], "st_ino": ino}, 0))
-            if entry.kind == "dir" and self._dir_inos is not None:
-                self._dir_inos[f"{base}/{entry.name}"] = ino
-        return entries
-
-    def _dir_ino(self, path: str) -> int:
-        """A directory's inode number; cached for a local store (names of dirs
-        change only by rename/rmdir through this mount, which clear the cache)."""
-        if self._dir_inos is None:
-            return self.ws.stat(path).ino
-        ino = self._dir_inos.get(path)
-        if ino is None:
-            ino = self._dir_inos[path] = self.ws.stat(path).ino
-        return ino
-
     @fuse_op(mutates=True, targeted=True, keeps_pending=True, keeps_held=True)
     def mkdir(self, path: str, mode: int) -> int:
         # Pending files are not the new directory's business (its parent's times: see `_create_pending`),
@@ -573,10 +540,6 @@ class WsfsOperations(OpenFileOps, mfusepy.Operations):
         """The times the last change of names gave its directories (a local store only:
         `Workspace.dir_times_ns`; the remote backend has none and keeps no cache)."""
         return getattr(self.ws, "dir_times_ns", None) or None
-
-    def _forget_dirs(self) -> None:
-        if self._dir_inos:
-            self._dir_inos.clear()
 
     def _as_caller(self):
         """New nodes belong to the calling process's uid/gid (as on any filesystem)."""
