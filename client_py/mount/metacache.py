@@ -117,8 +117,8 @@ class MetaCache:
         parent, _, name = path.rpartition("/")
         parent = parent or "/"
         known = self.names.get(parent)
-        if known is not None and name not in known and _valid(name):
-            return None
+        if known is not None and name not in known and (name.isascii() and 0 < len(name) <= NAME_MAX or _valid(name)):
+            return None  # (an ASCII name's length is its size: no encode for each absent name git looks up)
         st = load(path)
         if st is not None:
             if len(self.stats) >= MAX_ENTRIES:

@@ -184,6 +184,10 @@ class WsfsOperations(ListingOps, OpenFileOps, mfusepy.Operations):
         in a Django untar)."""
         if path is None or path in self.hidden:
             st = self._lookup_stat(None, fh, path)
+        elif self.fresh is None and not (self.pending and path in self.pending):
+            # (`_lookup_stat`'s last step, its common case written out: two calls fewer for each of
+            # the ~90,000 lookups and getattrs of a Django `git add`)
+            st = self.cache.stats.get(path) or self.cache.stat(path, self._load_stat, self._names_in)
         else:
             st = self._lookup_stat(path, fh)
         if st is None:

@@ -379,7 +379,13 @@ class LowLevelAdapter:
         lib.fuse_reply_write(req, self.ops.write(self._open_path(ino, fi), data, offset, fi.contents.fh))
 
     def ll_flush(self, req, ino, fi) -> None:
-        self.ops.flush(self._open_path(ino, fi), fi.contents.fh)
+        # A local store's flush of a descriptor whose inode holds no unwritten bytes does nothing
+        # (`OpenFileOps.flush`: nothing to commit, no queued push to check): answered here, without
+        # the operations layer's wrapper (git opens, reads, flushes and closes every file it adds).
+        # (`dirty` becomes True only by a write, which this thread, or the handlers' lock, serializes.)
+        handle = self.ops.table.handles.get(fi.contents.fh) if self.ops.cache.enabled else None
+        if handle is None or handle.node.dirty:
+            self.ops.flush(self._open_path(ino, fi), fi.contents.fh)
         lib.fuse_reply_err(req, 0)
 
     def ll_fsync(self, req, ino, datasync, fi) -> None:
