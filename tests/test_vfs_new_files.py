@@ -3,6 +3,8 @@ pending files), each exactly as its own `write_file(..., if_match="", ino=, crea
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 import vfs
@@ -114,3 +116,24 @@ def test_a_given_hash_spares_the_second_blake3_and_changes_nothing(tmp_path, mon
         for f in files_b:
             assert given.read_file(f["path"]) == f["data"]
             assert given.lstat(f["path"]).hash == blake3.blake3(f["data"]).hexdigest()
+
+
+def test_answers_are_the_rows_stored_and_parents_resolve_through_symlinks(tmp_path):
+    """The `Stat`s returned are built from the rows written, not read back: each equals what
+    `lstat` reads afterwards, in every field; a parent named through a symlink (resolved from
+    the connection's directory cache) gets the file, and a missing or non-directory parent
+    leaves none of the batch."""
+    with _setup(tmp_path / "a.db") as ws:
+        ws.symlink("/d", "/link")
+        files = _files(ws)
+        files[0]["path"] = "/link/through"
+        with ws.transaction():
+            got = ws.write_new_files(files)
+        assert got == [ws.lstat(f["path"].replace("/link/", "/d/")) for f in files]
+        assert ws.read_file("/d/through") == files[0]["data"]
+        for bad, code in (("/nowhere/x", "ENOENT"), ("/d/f2/x", "ENOTDIR")):
+            more = [{**files[1], "path": "/e/fine", "ino": ws.reserve_ino()}, {**files[1], "path": bad, "ino": ws.reserve_ino()}]
+            with pytest.raises(OSError) as caught:
+                ws.write_new_files(more)
+            assert caught.value.errno == getattr(errno, code)
+            assert not ws.exists("/e/fine")

@@ -15,10 +15,10 @@ import errno
 
 from vfs.chunks import pack
 from vfs.content import Content
-from vfs.db import NODE_COLUMNS, Db, Node
+from vfs.db import Db, Node
 from vfs.errors import fs_error
 from vfs.paths import join, normalize
-from vfs.schema import KIND_DIR, KIND_FILE
+from vfs.schema import KIND_FILE
 from vfs.types import Stat
 from vfs.versions import Versions
 
@@ -65,17 +65,18 @@ class NewFiles:
             conn.executemany(_NEW_NAME, names)
             self._db.touch_dirs_since(list(parents.items()))
             self._db.log_many(tx, logs)
-            marks = ",".join("?" * len(files))
-            written = {row[0]: Node(*row) for row in conn.execute(
-                f"SELECT {NODE_COLUMNS} FROM nodes n WHERE n.ino IN ({marks})", [f["ino"] for f in files])}
-            return [self._db.stat(written[f["ino"]]) for f in files]
+            # Each answer is the row just written (no trigger changes a file's row), not read back
+            # (a SELECT of the batch and a Node per row: ~2.5 % of a mount's git add).
+            stat = self._db.stat
+            return [stat(Node(ino, KIND_FILE, mode, size, mtime_ns, ctime_ns, 1, digest, chunks, None, rev, atime_ns,
+                              uid, gid, 0, 0, vrev))
+                    for mode, size, digest, chunks, mtime_ns, ctime_ns, atime_ns, uid, gid, rev, vrev, _, ino in rows]
 
     def _directory(self, path: str) -> tuple[int, str]:
-        """(inode, real path) of the directory at `path`."""
-        found = self._db.resolve(path, follow=True)
-        if found.node is None or found.node.kind != KIND_DIR:
-            raise fs_error(errno.ENOENT if found.node is None else errno.ENOTDIR, path)
-        return found.node.ino, found.real
+        """(inode, real path) of the directory at `path`, symlinks followed: from the connection's
+        directory cache, right inside the write transaction (`Db.resolve` trusts it there too), so
+        a batch's parents cost no lookup each (a mount's git add: ~60 object directories a batch)."""
+        return self._db._resolve_dir(path, path)
 
     def _names_free(self, names: list[tuple[int, str, int]], files: list[dict]) -> None:
         """PreconditionFailed (as `if_match=""` gives it) if a name is taken; ValueError if one is given twice."""
