@@ -12,6 +12,7 @@ at a time. The position advances only when the consumer has taken a message
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, AsyncGenerator, AsyncIterator, Mapping
@@ -141,16 +142,18 @@ async def messages(client: Client, workspace: str, after: Cursor | str | None, *
 
 async def watch(client: Client, workspace: str, after: Cursor | str | None, **filters: Any) -> AsyncIterator[WatchEvent]:
     """The loop behind `RemoteWorkspace.watch`, which documents its arguments: an event per
-    entry of `messages`, whose outages it logs (a warning: a person watching needs to know)."""
-    async for msg in messages(client, workspace, after, **filters):
-        if isinstance(msg, Changes):
-            floor = Cursor.parse(msg.cursor).floor  # a listing below the tombstone horizon
-            for entry in msg.entries:
-                yield WatchEvent.from_wire(entry, msg.coalesced, floor)
-        elif isinstance(msg, Lost):
-            _lost(client, workspace, msg.reason, msg.position)
-        elif isinstance(msg, Resumed):
-            log.warning("reconnected to %s; resuming %s after %s", client.url, workspace, msg.position)
+    entry of `messages`, whose outages it logs (a warning: a person watching needs to know).
+    Closing it closes the connection at once (`aclosing`: not when `messages` is collected)."""
+    async with contextlib.aclosing(messages(client, workspace, after, **filters)) as stream:
+        async for msg in stream:
+            if isinstance(msg, Changes):
+                floor = Cursor.parse(msg.cursor).floor  # a listing below the tombstone horizon
+                for entry in msg.entries:
+                    yield WatchEvent.from_wire(entry, msg.coalesced, floor)
+            elif isinstance(msg, Lost):
+                _lost(client, workspace, msg.reason, msg.position)
+            elif isinstance(msg, Resumed):
+                log.warning("reconnected to %s; resuming %s after %s", client.url, workspace, msg.position)
 
 
 def _lost(client: Client, workspace: str, reason: object, position: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 
@@ -69,3 +70,22 @@ async def test_past_the_backoff_it_raises_server_unreachable(server):
         with pytest.raises(ServerUnreachable):
             await asyncio.wait_for(consume(), 60)
     assert [type(m) for m in items if isinstance(m, (Lost, Resumed))] == [Lost]
+
+
+async def test_leaving_watch_closes_its_connection_at_once(server):
+    """`aclosing(ws.watch(...))` closes the WebSocket as the block ends, not when the stream loop
+    under it is collected: checked with this event loop blocked, so nothing scheduled for later runs."""
+    async with Client(server.url, token=server.admin) as c:
+        ws = c.workspace("demo")
+        await ws.write_file("/a", b"x")
+        async with contextlib.aclosing(ws.watch("/", after=None)) as stream:
+            async for _ in stream:
+                assert server.metric("wsfs_ws_connections") == 1
+                break
+        open_connections = 1.0
+        for _ in range(50):  # (blocking: the server runs in its own thread, this loop waits)
+            open_connections = server.metric("wsfs_ws_connections")
+            if open_connections == 0:
+                break
+            time.sleep(0.1)
+        assert open_connections == 0
