@@ -67,3 +67,14 @@ def test_times_set_through_a_symlink_land_on_its_target_exactly(backend: RemoteB
     assert st.kind == "file" and st.mtime_ns == EXACT_NS
     assert backend.stat("/s").mtime_ns == EXACT_NS and backend.lstat("/t").mtime_ns == EXACT_NS
     assert backend.lstat("/s").mtime_ns == link_mtime
+
+
+def test_a_directory_keeps_the_mtime_its_create_gave_it_through_the_close(backend: RemoteBackend):
+    """A file made here moves its directory's mtime at the create (the kernel asks for the
+    directory's attributes right then), not again at the close that queues it."""
+    backend.mkdir("/d", mode=0o755)
+    backend.pending_created("/d/f")
+    at_create = backend.lstat("/d").mtime_ns
+    backend.write_file("/d/f", b"content", ino=backend.reserve_ino())
+    assert backend.lstat("/d").mtime_ns == at_create
+    assert backend.lstat("/d/f").size == 7
