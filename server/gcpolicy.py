@@ -64,6 +64,7 @@ import ctypes.util
 import functools
 import gc
 import logging
+import sys
 import time
 from collections.abc import Callable
 
@@ -201,6 +202,16 @@ def release_memory() -> None:
         trim(0)
 
 
+_trim_wanted = False
+
+
+def trim_soon() -> None:
+    """Ask the next `tick` to trim the heap (from a pool thread as it exits, `server/pools.py`: glibc
+    returns its cached blocks to their arena only once the thread is gone, so it cannot trim itself)."""
+    global _trim_wanted
+    _trim_wanted = True
+
+
 def install() -> None:
     """Stop CPython's own full collections in this process; `tick` runs them instead."""
     global _policy, pauses
@@ -214,11 +225,23 @@ def install() -> None:
 
 
 def drop_caches() -> None:
-    """Empty the process-wide caches that fill with what the stores were asked (`vfs.paths.normalize`:
-    every path a write named, up to 8,192, ~20,000 small blocks after 5,000 distinct paths). Filled
-    amid a peak, each of their blocks pins a 16 KiB pool, and so a 1 MiB arena, of CPython's
-    allocator once everything around it is freed (docs/server.md, ninth pass). They refill on use."""
+    """Empty the process-wide caches that fill with what the stores were asked. Filled amid a peak,
+    each of their blocks pins a page of the heap once everything around it is freed (docs/server.md,
+    tenth and nineteenth passes). They refill on use.
+
+    - `vfs.paths.normalize`: every path a write named, up to 8,192, ~20,000 small blocks after 5,000
+      distinct paths.
+    - CPython's type attribute cache (`sys._clear_type_cache`): 3.11 caches a lookup by the *address*
+      of the name, and keeps a reference to that name. A name made from a C string for one call is a
+      new object each time, so each call takes a slot of its own and keeps its string alive: every
+      WebSocket handshake's Date header (`email.utils.formatdate`, in uvicorn and websockets) calls
+      the C `datetime`'s `tzinfo.dst` that way, and after 1,000 subscribers ~640 strings `"dst"`
+      (refcount 1, referred to only from the interpreter's static state) pinned ~640 pages of the
+      heap. Emptying the cache frees them; the next lookups refill it."""
     paths.normalize.cache_clear()
+    clear = getattr(sys, "_clear_type_cache", None)
+    if clear is not None:
+        clear()
 
 
 def reclaim() -> None:
@@ -234,8 +257,12 @@ def reclaim() -> None:
 
 
 def tick(work: int | None = None) -> None:
-    """From the background sweep: run a full collection if it is time (nothing unless installed).
-    `work`: a running count of the requests and commits served, so a busy second never counts as
+    """From the background sweep: trim the heap if a pool thread left since (`trim_soon`), and run a
+    full collection if it is time (nothing unless installed). `work`: a running count of the requests and commits served, so a busy second never counts as
     quiet (see `FullCollections.tick`)."""
+    global _trim_wanted
+    if _trim_wanted:
+        _trim_wanted = False
+        release_memory()
     if _policy is not None:
         _policy.tick(work)

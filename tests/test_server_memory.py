@@ -8,6 +8,7 @@ collection of its cycles: tests/test_server_gcpolicy.py).
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -73,6 +74,50 @@ def test_closing_stores_empties_the_path_cache(tmp_path: Path) -> None:
             assert server.state.stores.open_count() == 0, "the idle sweep did not close the workspace"
             assert paths.normalize.cache_info().currsize == 0, paths.normalize.cache_info()
             assert http.get("/api/workspaces/p/files/f7").content == b"x"
+    finally:
+        server.stop()
+
+
+class _Probe:
+    """Something to look names up on."""
+
+
+def _counts(names: list[str]) -> list[int]:
+    return [sys.getrefcount(name) for name in names]
+
+
+def _held_by_type_cache(names: list[str], before: list[int]) -> int:
+    """How many of `names` have one reference more than `before`: the one CPython's type cache keeps."""
+    return sum(now > then for now, then in zip(_counts(names), before))
+
+
+def test_closing_stores_empties_the_type_cache(tmp_path: Path) -> None:
+    """CPython 3.11's type attribute cache keeps a reference to the *name* of each lookup, in a slot
+    chosen by that name's address: a name made for one call (the C `datetime`'s `"dst"`, looked up
+    once per WebSocket handshake by its Date header) takes a slot of its own and stays alive, pinning
+    a page of the heap after the peak (~640 pages after 1,000 subscribers). The sweep that closes
+    stores empties the cache (`gcpolicy.drop_caches`). 200 names, so that the cache's own turnover
+    cannot release them all by chance on a server that does not."""
+    server = LiveServer(tmp_path / "data", idle_close=1.0).start()
+    try:
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.admin}"},
+                          timeout=30) as http:
+            assert http.put("/api/workspaces/t").status_code in (200, 201)
+            assert http.put("/api/workspaces/t/files/a", content=b"x").status_code < 300
+            probe = _Probe()
+            names = ["".join(["probe_", str(k)]) for k in range(200)]  # new strings, not interned
+            before = _counts(names)
+            for name in names:
+                getattr(probe, name, None)
+            del name
+            assert _held_by_type_cache(names, before) >= 100  # the cache keeps them (a few collide)
+            deadline = time.monotonic() + 30
+            while (server.state.stores.open_count() or _held_by_type_cache(names, before)) \
+                    and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert server.state.stores.open_count() == 0, "the idle sweep did not close the workspace"
+            assert _held_by_type_cache(names, before) == 0
+            assert http.get("/api/workspaces/t/files/a").content == b"x"
     finally:
         server.stop()
 
