@@ -12,7 +12,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import vfs
@@ -24,6 +23,7 @@ from server.coedit import recover as recover_coedit
 from server.hub import Hub, LocalHub
 from server.metrics import Metrics
 from server.placement import LocalPlacement, Placement
+from server.pools import IdlePool
 from server.sleep import Activity, pressed, sweep
 from server.store_options import StoreOptions
 from server.stores import WorkspaceHandle
@@ -63,8 +63,9 @@ class Stores:
         self._handles: dict[str, WorkspaceHandle] = {}
         self.activity = Activity()  # the handles the sweep must look at; users counted, not walked
         self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}  # name -> (lock, [holders and waiters])
-        self._readers = ThreadPoolExecutor(max(1, options.readers), thread_name_prefix="wsfs-reader")
-        self._writers = ThreadPoolExecutor(max(1, options.writers), thread_name_prefix="wsfs-writer")
+        # threads that leave when idle: each kept a cache of freed blocks pinning pages (server/pools.py)
+        self._readers = IdlePool(options.readers, thread_name_prefix="wsfs-reader")
+        self._writers = IdlePool(options.writers, thread_name_prefix="wsfs-writer")
 
     def path_of(self, name: str) -> Path:
         if not valid_workspace_name(name):

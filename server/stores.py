@@ -22,7 +22,7 @@ import os
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -72,9 +72,9 @@ def _copy_result(job: asyncio.Future[Any], into: asyncio.Future[Any]) -> None:
 class WorkspaceHandle:
     """One open workspace: its writer thread, its reader pool, who wrote which revision."""
 
-    def __init__(self, name: str, path: Path, *, readers: ThreadPoolExecutor, hub: Hub,
+    def __init__(self, name: str, path: Path, *, readers: Executor, hub: Hub,
                  metrics: Metrics, options: StoreOptions, loop: asyncio.AbstractEventLoop,
-                 placement: Placement | None = None, writers: ThreadPoolExecutor | None = None,
+                 placement: Placement | None = None, writers: Executor | None = None,
                  activity: Activity | None = None):
         self.name = name
         self._activity = activity if activity is not None else Activity()  # what the sweep looks at
@@ -562,7 +562,7 @@ class WorkspaceHandle:
         """Run `fn(*args)` in the reader pool with a Workspace already checked out (streams)."""
         return await self._run(self._reader_exec, fn, args, "stream")
 
-    async def _run(self, executor: ThreadPoolExecutor | SerialQueue, job: Callable[..., T], args: tuple, op: str) -> T:
+    async def _run(self, executor: Executor | SerialQueue, job: Callable[..., T], args: tuple, op: str) -> T:
         self._enter()
         t0 = time.perf_counter()
         try:

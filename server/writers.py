@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future
 from typing import Any, Callable, TypeVar
 
 import vfs
@@ -38,7 +38,7 @@ class SerialQueue:
     """Jobs run one at a time, in submission order, on a shared pool (a drop-in for a one-worker
     executor), or on `loop` for those submitted with `here=True` while `here_ok()` holds."""
 
-    def __init__(self, pool: ThreadPoolExecutor, loop: asyncio.AbstractEventLoop | None = None,
+    def __init__(self, pool: Executor, loop: asyncio.AbstractEventLoop | None = None,
                  here_ok: Callable[[], bool] | None = None):
         self._pool = pool
         self._loop = loop
