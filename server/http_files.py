@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 import vfs
 from vfs.chunks import cut
 from vfs.content import StoredChunks
+from vfs.packs import StagedPack, pack_dir
 from vfs.wire import ProtocolError, direntry_to_wire, error_body, stat_to_wire
 from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_if_match, parse_mode, parse_mtime, parse_range
 
@@ -55,7 +56,7 @@ PROBE_ATTEMPTS = 5  # reads of a small file rewritten meanwhile, before EAGAIN (
 # A PUT declaring at least STORE_AS_IT_ARRIVES bytes is cut, hashed and stored batch by batch while
 # the rest of its body arrives (`_Arriving`), then committed by chunk list; smaller ones are spooled.
 STORE_AS_IT_ARRIVES = 8 << 20
-ARRIVING_BATCH = 4 << 20  # body bytes per writer hop; an upload holds at most ~3 of them
+ARRIVING_BATCH = 4 << 20  # body bytes per cut; an upload holds at most ~2 of them
 SMALL_WRITE = 16 * 1024  # a PUT up to this size runs on the loop when its workspace's writer is free (WorkspaceHandle.write)
 
 # ---------------------------------------------------------------- reading
@@ -223,89 +224,85 @@ _CUTTER = IdlePool(2, thread_name_prefix="wsfs-put-cut")
 
 
 class _Arriving:
-    """A big body stored as it arrives, in a three-stage pipeline: the loop receives batch k+1
-    while a cutter thread cuts batch k and hashes it (each chunk, and into the content id), and
-    the writer stores batch k-1 (`put_objects(hashed=True)`: the chunks' ids as the cutter
-    computed them, one pack append, one fdatasync, one small commit). The ids are this
-    process's own BLAKE3 of the bytes it cut, never ones that came with the body, which is
-    what `hashed=True` is for; hashing them in the writer cost it ~0.08 s per 256 MiB.
-    Spooling everything first and storing it after ran the two one after the other: ~0.5x
-    the bare body-to-disk endpoint (`bench_server.py --transfers`); the writer alone
-    doing cut and store per batch was the pipeline's bottleneck (0.70 s of 0.78 s for 256 MiB,
-    the loop waiting 0.58 s of it). The writer is busy per batch, never for the whole upload.
+    """A big body stored as it arrives, in a two-stage pipeline: the loop receives batch k+1
+    while a cutter thread cuts batch k, hashes it (each chunk, and into the content id) and
+    appends its chunks to the upload's own staged pack (`vfs.packs.StagedPack`: no write
+    lock, writeback started every few MiB). At the end the staged file is synced (one
+    `fdatasync`, off the writer) and one writer hop commits the file, adopting the pack and
+    cataloguing its chunks in that same transaction (`StoredChunks(staged=...)`).
+
+    The chunks' ids are this process's own BLAKE3 of the bytes it cut and appended, never
+    ones that came with the body, which is what lets the store take them as given. Measured
+    (`bench_server.py --transfers`): spooling first and storing after ran ~0.5x the bare
+    body-to-disk endpoint; the writer cutting and storing per batch was the bottleneck; the
+    writer storing each batch (one append, one `fdatasync`, one commit per 4 MiB) made the
+    loop wait 0.25-0.37 s per 256 MiB. Now the writer is held once, for the commit.
 
     Chunk boundaries are the whole body's (`vfs.chunks.cut`): a batch's last piece may end
     only because the batch did, so it is carried into the next batch and cut again from its
-    start (FastCDC looks only at bytes after a chunk's start). Chunks stored for an upload
-    that fails later are unreferenced and go with the next collection, as a replica's do.
+    start (FastCDC looks only at bytes after a chunk's start). An upload that fails leaves
+    nothing: its staged file is deleted (`close`), and no row ever named it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, directory: str) -> None:
         self.whole = blake3.blake3()
         self.chunks: list[tuple[bytes, int]] = []
+        self.positions: list[int] = []
+        self.staged = StagedPack(directory)
+        self.pending: asyncio.Future[None] | None = None  # the cut under way
         self._carry = b""
 
-    def cut(self, parts: list[bytes], last: bool) -> list[tuple[str, memoryview]]:
+    def cut(self, parts: list[bytes], last: bool) -> None:
         """Cutter thread, one batch at a time in order: the carried piece and `parts` (joined
-        once here: the loop only keeps what it received, so the body is copied once) as
-        (hex id, chunk) pairs, each chunk hashed here and the batch into the content id."""
+        once here: the loop only keeps what it received, so the body is copied once) cut,
+        each chunk hashed, the batch hashed into the content id and appended to the staged
+        pack; the last batch is synced there too."""
         data = b"".join([self._carry, *parts]) if self._carry or len(parts) != 1 else parts[0]
         parts.clear()
         view = memoryview(data)
         pieces = list(cut(view))
         self._carry = bytes(pieces.pop()) if pieces and not last else b""
         self.whole.update(view[: len(data) - len(self._carry)])
-        return [(blake3.blake3(piece).hexdigest(), piece) for piece in pieces]
-
-    def store(self, ws: vfs.Workspace, batch: list[tuple[str, memoryview]]) -> None:
-        """Writer thread: store one batch's chunks under the ids the cutter computed."""
-        ws.put_objects(batch, hashed=True)  # type: ignore[arg-type]
-        self.chunks += [(bytes.fromhex(h), len(piece)) for h, piece in batch]
+        self.chunks += [(blake3.blake3(piece).digest(), len(piece)) for piece in pieces]
+        self.positions += self.staged.append_many(pieces)  # type: ignore[arg-type]
+        if last:
+            self.staged.sync()  # durable before the transaction that names it
 
     def content(self) -> StoredChunks:
-        return StoredChunks(tuple(self.chunks), self.whole.digest())
+        return StoredChunks(tuple(self.chunks), self.whole.digest(), self.staged, tuple(self.positions))
+
+    def close(self) -> None:
+        """After the commit, whatever its outcome: an adopted file is a pack now; else it goes.
+        A cut still running (the body failed midway) is let finish first: it writes to the file."""
+        if self.pending is not None and not self.pending.done():
+            self.pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), self.staged.close()))
+        else:
+            self.staged.close()
 
 
-async def _store_arriving(request: Request, st: ServerState, h: Any, limit: int) -> tuple[StoredChunks, int]:
-    """Receive the body and store it batch by batch (`_Arriving`); (its content, its size).
-    At most one batch is received, one cut and one stored at a time (~3 batches held)."""
-    arriving = _Arriving()
+async def _store_arriving(request: Request, st: ServerState, arriving: _Arriving, limit: int) -> int:
+    """Receive the body into `arriving` batch by batch; its size. At most one batch is received
+    and one cut at a time (~2 batches held)."""
     loop = asyncio.get_running_loop()
-    cutting: asyncio.Future[list[tuple[str, memoryview]]] | None = None
-    storing: asyncio.Future[None] | None = None
 
     async def hand_on(parts: list[bytes], last: bool) -> None:
-        nonlocal cutting, storing
-        pieces = await cutting if cutting is not None else None
-        cutting = loop.run_in_executor(_CUTTER, arriving.cut, parts, last)
-        if storing is not None:
-            await storing
-        storing = None if pieces is None else asyncio.ensure_future(
-            h.write(arriving.store, pieces, op="put_chunks"))
+        if arriving.pending is not None:
+            await arriving.pending
+        arriving.pending = loop.run_in_executor(_CUTTER, arriving.cut, parts, last)
 
     size = held = 0
     parts: list[bytes] = []
-    try:
-        async for part in bounded_parts(request, limit):
-            size += len(part)
-            parts.append(part)
-            held += len(part)
-            if held >= ARRIVING_BATCH:
-                await hand_on(parts, False)
-                parts, held = [], 0
-        await hand_on(parts, True)
-        last = await cutting  # type: ignore[misc]
-        cutting = None
-        if storing is not None:
-            await storing
-        storing = None
-        await h.write(arriving.store, last, op="put_chunks")
-    finally:
-        for pending in (cutting, storing):  # failed mid-body: what is under way finishes alone
-            if pending is not None and not pending.done():
-                pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+    async for part in bounded_parts(request, limit):
+        size += len(part)
+        parts.append(part)
+        held += len(part)
+        if held >= ARRIVING_BATCH:
+            await hand_on(parts, False)
+            parts, held = [], 0
+    await hand_on(parts, True)
+    await arriving.pending  # type: ignore[misc]
     st.metrics.http_in.inc(size)
-    return arriving.content(), size
+    return size
 
 
 async def _big_upload_slot(st: ServerState) -> bool:
@@ -367,10 +364,15 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
             return _uploads_full(st.config.max_big_uploads)
         try:
             async with st.stores.use(name) as h:
-                content, size = await _store_arriving(request, st, h, limit)
-                options.check_file_size(size)
-                created, stat = await h.write(_put, path, content, size, options, mode, parents, if_match, mtime,
-                                              author=author_of(request, st, p), op="put", handover=True)
+                arriving = _Arriving(pack_dir(str(h.path)))
+                try:
+                    size = await _store_arriving(request, st, arriving, limit)
+                    options.check_file_size(size)
+                    created, stat = await h.write(_put, path, arriving.content(), size, options, mode, parents,
+                                                  if_match, mtime, author=author_of(request, st, p), op="put",
+                                                  handover=True)
+                finally:
+                    arriving.close()
         finally:
             st.big_uploads -= 1
         return JsonResponse(stat_to_wire(stat, path), 201 if created else 200, etag=stat.hash)

@@ -1,12 +1,14 @@
-"""A big PUT's chunks are stored under the ids its cutter thread computed (`_Arriving`,
-`put_objects(hashed=True)`): every id the store catalogued is the BLAKE3 of the bytes it serves
-under it. Ids that arrive with their bytes (an object upload) are still checked, and only the
-documented in-process callers pass `hashed=True`."""
+"""A big PUT's chunks are stored under the ids its cutter thread computed (`_Arriving`, a staged
+pack adopted by the commit, `StoredChunks(staged=...)`): every id the store catalogued is the
+BLAKE3 of the bytes it serves under it. Ids that arrive with their bytes (an object upload) are
+still checked, and only the documented in-process callers hand the store ids it does not check."""
 
 from __future__ import annotations
 
 import os
 import re
+import socket
+import time
 from pathlib import Path
 
 import blake3
@@ -16,8 +18,10 @@ from server_fixtures import LiveServer
 
 W = "/api/workspaces/demo"
 ROOT = Path(__file__).resolve().parent.parent
-# Where ids a caller computed itself are taken as given (docs/server.md, vfs.Sync.put_objects).
-TRUSTED_CALLERS = {"server/http_files.py", "client_py/mount/remote_cache.py"}
+# Where ids a caller computed itself are taken as given (docs/server.md, vfs.Sync.put_objects,
+# vfs.content.StoredChunks): the pattern each passes them by -> the files that may.
+TRUSTED_CALLERS = {r"hashed\s*=\s*True": {"client_py/mount/remote_cache.py"},
+                   r"StagedPack\(": {"server/http_files.py"}}
 
 
 def test_every_chunk_of_a_big_put_is_served_under_its_own_hash(live_server: LiveServer) -> None:
@@ -46,11 +50,36 @@ def test_an_uploaded_object_under_a_wrong_id_is_refused(live_server: LiveServer)
 
 
 def test_only_the_documented_callers_pass_their_own_ids() -> None:
-    """`hashed=True` skips the store's check of an id: a caller passing ids that came with their
-    bytes would let a client store bytes under another content's id."""
-    found = set()
-    for tree in ("server", "client_py"):
-        for path in (ROOT / tree).rglob("*.py"):
-            if re.search(r"hashed\s*=\s*True", path.read_text()):
-                found.add(path.relative_to(ROOT).as_posix())
-    assert found == TRUSTED_CALLERS
+    """`hashed=True` and a staged pack skip the store's check of an id: a caller passing ids that
+    came with their bytes would let a client store bytes under another content's id."""
+    for pattern, allowed in TRUSTED_CALLERS.items():
+        found = set()
+        for tree in ("server", "client_py"):
+            for path in (ROOT / tree).rglob("*.py"):
+                if re.search(pattern, path.read_text()):
+                    found.add(path.relative_to(ROOT).as_posix())
+        assert found == allowed, pattern
+
+
+def test_an_upload_cut_short_leaves_no_staged_file(live_server: LiveServer) -> None:
+    """The client leaves after 12 MiB of 20 (three batches cut and appended to its staged pack):
+    the staged file is deleted, and the retry is stored whole."""
+    data = os.urandom(20 << 20)
+    packs = live_server.data_dir / "workspaces" / "demo.db-packs"
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=30) as sock:
+        sock.sendall((f"PUT {W}/files/cut.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live_server.admin}\r\n"
+                      f"Content-Length: {len(data)}\r\n\r\n").encode() + data[: 12 << 20])
+        deadline = time.monotonic() + 20
+        while not (packs.is_dir() and any(p.name.startswith("staged-") for p in packs.iterdir())):
+            assert time.monotonic() < deadline, "the upload never staged its first batch"
+            time.sleep(0.01)
+    deadline = time.monotonic() + 20
+    while any(p.name.startswith("staged-") for p in packs.iterdir()):
+        assert time.monotonic() < deadline, sorted(p.name for p in packs.iterdir())
+        time.sleep(0.02)
+    with live_server.http() as c:
+        assert c.get(f"{W}/files/cut.bin").status_code == 404
+        r = c.put(f"{W}/files/cut.bin", content=data)
+        assert r.status_code == 201 and r.headers["etag"] == f'"{blake3.blake3(data).hexdigest()}"'
+        assert c.get(f"{W}/files/cut.bin").content == data
+    assert not any(p.name.startswith("staged-") for p in packs.iterdir())

@@ -43,7 +43,7 @@ import blake3
 
 from vfs import chunkids
 from vfs.chunks import ChunkEntry
-from vfs.packs import Packs, pack_dir, sync_wal
+from vfs.packs import Packs, StagedPack, pack_dir, sync_wal
 
 SQLITE, PACKS = "sqlite", "packs"
 BACKENDS = (SQLITE, PACKS)
@@ -167,8 +167,11 @@ class SqliteChunks:
         """Catalogue rows for new chunks kept outside (one `executemany`, each at its hash's id; one
         whose id another hash holds goes where `vfs.chunkids.place` puts it); digest -> id."""
         now = time.time()
-        rows = [(chunkids.natural_id(digest), digest, len(data), now, pack, positions[n])
-                for n, (digest, data) in enumerate(fresh.items())]
+        return self._insert_rows([(chunkids.natural_id(digest), digest, len(data), now, pack, positions[n])
+                                  for n, (digest, data) in enumerate(fresh.items())])
+
+    def _insert_rows(self, rows: list[tuple[int, bytes, int, float, int, int]]) -> dict[bytes, int]:
+        """`_insert_outside_many` of (natural id, digest, size, created, pack, position) rows."""
         ids = {row[1]: row[0] for row in rows}
         if self._conn.executemany(chunkids.UNGUARDED["pack"], rows).rowcount != len(rows):
             for row in rows:
@@ -307,6 +310,26 @@ class PackedChunks(SqliteChunks):
             known.update(self._insert_outside_many(fresh, number, positions))
         return [ChunkEntry(digest, len(data), known[digest]) for digest, data in batch]
 
+    def adopt(self, staged: StagedPack, chunks: list[tuple[bytes, int, int]]) -> dict[bytes, int]:
+        """Catalogue an upload's chunks from its staged pack (`vfs.packs.StagedPack`), inside a
+        transaction: (digest, size, position in the staged file) each; digest -> chunk id.
+
+        The caller synced the staged file before this transaction (so the pack is durable before
+        the commit that names it, the packs' rule) and vouches for the digests: they are its own
+        BLAKE3 of the bytes it appended (`vfs.content.StoredChunks`). Chunks already catalogued
+        keep their rows; if every one was, the staged file is left to its owner to drop."""
+        known = {digest: hit[0] for digest, hit in self.ids_for(digest for digest, _, _ in chunks).items()}
+        fresh: dict[bytes, tuple[int, int]] = {}
+        for digest, size, position in chunks:
+            if digest not in known:
+                fresh.setdefault(digest, (size, position))
+        if fresh:
+            number = self.packs.adopt(staged)
+            now = time.time()
+            known.update(self._insert_rows([(chunkids.natural_id(digest), digest, size, now, number, position)
+                                            for digest, (size, position) in fresh.items()]))
+        return known
+
     def before_commit(self) -> None:
         self.packs.sync()
 
@@ -389,6 +412,7 @@ class PackedChunks(SqliteChunks):
         syncs the pack appended to, `before_commit`). A pack is unlinked only
         after every commit so far is durable (`sync_wal`), under the write lock.
         """
+        self.packs.drop_stale_staged()  # uploads' staged files whose writer is gone (never named by a row)
         live = dict(self._conn.execute("SELECT pack, sum(size) FROM chunks WHERE pack IS NOT NULL GROUP BY pack"))
         numbers = self.packs.numbers()
         wasteful = [n for n in numbers if live.get(n, 0) * 2 <= self.packs.size_of(n)]
@@ -423,6 +447,20 @@ class PackedChunks(SqliteChunks):
 
     def close(self) -> None:
         self.packs.close()
+
+
+def adopt_staged(backend: ChunkBackend, staged: StagedPack,
+                 chunks: list[tuple[bytes, int, int]]) -> dict[bytes, int]:
+    """An upload's staged chunks catalogued in `backend`, inside a transaction; digest -> id.
+    Packs take the staged file whole (`PackedChunks.adopt`); any other backend gets the bytes
+    read back from it and put as usual, 128 chunks at a time."""
+    if isinstance(backend, PackedChunks):
+        return backend.adopt(staged, chunks)
+    ids: dict[bytes, int] = {}
+    for lo in range(0, len(chunks), 128):
+        batch = [(digest, staged.read(position, size)) for digest, size, position in chunks[lo : lo + 128]]
+        ids.update((entry.hash, entry.id) for entry in backend.put_many(batch))
+    return ids
 
 
 def open_backend(conn: sqlite3.Connection, path: str, *, readonly: bool, created: bool,

@@ -18,7 +18,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import blake3
 
@@ -26,6 +26,7 @@ from vfs.chunks import (
     EMPTY_HASH, MAX_CHUNK, MIN_CHUNK, RECORD_SIZE, ChunkEntry, as_reader, cut, cut_stream, offsets, pack, unpack,
 )
 from vfs.chunkreader import open_chunks
+from vfs.chunkstore import adopt_staged
 from vfs.db import NODE_COLUMNS, Db, Node, Resolved, Tx
 from vfs.errors import PreconditionFailed, fs_error
 from vfs.namespace import Namespace
@@ -33,6 +34,9 @@ from vfs.paths import join, parent_of
 from vfs.schema import KIND_DIR, KIND_FILE, SPECIAL_KINDS
 from vfs.types import Stat
 from vfs.versions import Versions
+
+if TYPE_CHECKING:
+    from vfs.packs import StagedPack
 
 MAX_FILE_SIZE = 1 << 40  # 1 TiB: beyond it writes fail with EFBIG
 # Zero-extension re-cuts the old tail with this many zeros (so the cuts
@@ -69,10 +73,21 @@ class StoredChunks:
     The caller vouches for `digest` (it hashed the same bytes), the store for the
     chunks: a chunk missing by commit time (collected meanwhile) fails the write
     with EAGAIN and nothing is committed.
+
+    With `staged` the chunks are not in the store yet but in the upload's own pack
+    file (`vfs.packs.StagedPack`, at `positions`, synced by the caller), appended
+    outside the write lock; the commit adopts that file and catalogues them
+    (`vfs.chunkstore.adopt_staged`) in the same transaction as the file. Then the
+    caller vouches for the chunks' hashes too: only an in-process caller that
+    hashed the bytes it appended (the server's `_Arriving`), never hashes that
+    came with the bytes. The caller closes `staged` after the write, whatever
+    its outcome (an adopted file is then a pack; an unadopted one is deleted).
     """
 
     chunks: tuple[tuple[bytes, int], ...]
     digest: bytes
+    staged: StagedPack | None = None
+    positions: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
@@ -260,6 +275,10 @@ class Content:
             raise fs_error(errno.EFBIG, None)
         if previous is not None and previous.hash == data.digest:
             return unpack(previous.chunks), previous.size, data.digest  # identical bytes: keep its list
+        if data.staged is not None:
+            ids = adopt_staged(self._chunks, data.staged,
+                               [(digest, size, at) for (digest, size), at in zip(data.chunks, data.positions)])
+            return [ChunkEntry(digest, size, ids[digest]) for digest, size in data.chunks], data.size, data.digest
         found = self._chunks.ids_for(digest for digest, _ in data.chunks)
         entries = []
         for digest, size in data.chunks:

@@ -26,6 +26,12 @@ Crash safety rests on three rules, kept by `vfs.chunkstore.PackedChunks`:
 
 Bytes nobody references (a rolled-back or killed transaction, chunks `gc`
 deleted) are reclaimed by compaction (`vfs.chunkstore.PackedChunks.compact`).
+
+A big upload may instead append to a pack of its own outside any transaction
+(`StagedPack`, a `staged-*.tmp` file no one else writes), made durable before
+the one transaction that renames it into a numbered pack and catalogues its
+chunks (`PackedChunks.adopt`). Until then no row names it; a staged file whose
+writer is gone (its `flock` free) is deleted by the next compaction.
 """
 
 from __future__ import annotations
@@ -33,12 +39,15 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import fcntl
 import os
 import re
+import tempfile
 
 PACK_LIMIT = 1 << 30  # a pack takes appends until it holds this many bytes
 _WRITEBACK_EVERY = 8 << 20  # start the kernel's writeback of each 8 MiB as it is appended
 _NAME = re.compile(r"^(\d{8})\.pack$")
+_STAGED = re.compile(r"^staged-.*\.tmp$")
 
 
 def _load_sync_file_range():  # type: ignore[no-untyped-def]
@@ -237,6 +246,45 @@ class Packs:
         os.close(os.open(self.path_of(numbers[-1] + 1), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644))
         self._sync_directory()
 
+    def adopt(self, staged: StagedPack) -> int:
+        """Name a durable staged pack as the next numbered one (under the write lock); its number.
+
+        `link` fails rather than replace a pack made meanwhile (`seal` runs outside the lock)."""
+        numbers = self.numbers()
+        number = (numbers[-1] if numbers else 0) + 1
+        while True:
+            try:
+                os.link(staged.path, self.path_of(number))
+                break
+            except FileExistsError:
+                number += 1
+        staged.unlink()
+        self._sync_directory()
+        return number
+
+    def drop_stale_staged(self) -> int:
+        """Delete staged files whose writer is gone (no `flock` held: a crash, a lost upload); how many."""
+        try:
+            names = [n for n in os.listdir(self.directory) if _STAGED.match(n)]
+        except FileNotFoundError:
+            return 0
+        dropped = 0
+        for name in names:
+            path = os.path.join(self.directory, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                os.unlink(path)
+                dropped += 1
+            except (BlockingIOError, FileNotFoundError):
+                pass
+            finally:
+                os.close(fd)
+        return dropped
+
     def remove(self, number: int) -> None:
         self.forget_reader(number)
         try:
@@ -249,6 +297,63 @@ class Packs:
         self._close_writer()
         for number in list(self._readers):
             self.forget_reader(number)
+
+
+class StagedPack:
+    """One upload's chunk bytes, appended outside any transaction to a file of its own.
+
+    The writer's lock is not held while the bytes go to disk: the appends run
+    on the uploader's thread, writeback starts every few MiB, and `sync` (one
+    `fdatasync`, before the committing hop) leaves the commit only the rename
+    and the catalogue rows (`PackedChunks.adopt`). The file is `flock`ed while
+    its writer lives, so compaction tells a live staged file from a dead one."""
+
+    def __init__(self, directory: str):
+        if not os.path.isdir(directory):
+            os.makedirs(directory, exist_ok=True)
+            Packs(directory)._sync_directory(os.path.dirname(os.path.abspath(directory)))  # its name, as `_begin`
+        self.fd, self.path = tempfile.mkstemp(prefix="staged-", suffix=".tmp", dir=directory)
+        os.fchmod(self.fd, 0o644)  # as a pack made by `Packs` (mkstemp makes 0600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        self.end = 0
+        self._synced_to = 0
+
+    def append_many(self, pieces: list[bytes | memoryview]) -> list[int]:
+        """Append `pieces` back to back; the offset of each."""
+        positions = []
+        at = self.end
+        for piece in pieces:
+            positions.append(at)
+            at += len(piece)
+        self.end = _write_at(self.fd, pieces, self.end)
+        if _SYNC_FILE_RANGE is not None and self.end - self._synced_to >= _WRITEBACK_EVERY:
+            _SYNC_FILE_RANGE(self.fd, self._synced_to, self.end - self._synced_to, _SYNC_FILE_RANGE_WRITE)
+            self._synced_to = self.end
+        return positions
+
+    def read(self, offset: int, size: int) -> bytes:
+        data = os.pread(self.fd, size, offset)
+        if len(data) != size:
+            raise OSError(errno.EIO, f"{self.path} holds {len(data)} of {size} bytes at {offset}")
+        return data
+
+    def sync(self) -> None:
+        """Make the bytes durable (before the transaction that adopts them)."""
+        os.fdatasync(self.fd)
+
+    def unlink(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+    def close(self) -> None:
+        """Drop the file if it was not adopted, and the descriptor (and its lock) with it."""
+        if self.fd >= 0:
+            if os.path.exists(self.path):
+                self.unlink()
+            os.close(self.fd)
+            self.fd = -1
 
 
 _GROUP = 16  # pieces per `pwritev`: ~1 MiB of chunks per call
