@@ -1,4 +1,4 @@
-"""`Workspace.open()`: real binary file objects over the store.
+"""`Workspace.open()` and `Workspace.open_ino()`: real binary file objects over the store.
 
 Readers see the content as it was when they opened (chunks are immutable,
 so a snapshot of the chunk list is enough). Writers work on a local spool
@@ -15,9 +15,13 @@ import errno
 import io
 import tempfile
 
+from vfs.chunkreader import open_chunks
+from vfs.chunks import unpack
 from vfs.content import Content
+from vfs.db import Db
 from vfs.errors import fs_error
 from vfs.namespace import Namespace
+from vfs.schema import KIND_DIR, KIND_FILE
 
 SPOOL_IN_MEMORY = 8 << 20
 _MODES = {"rb", "wb", "ab", "xb", "r+b", "w+b", "a+b", "x+b"}
@@ -141,3 +145,23 @@ def open_file(names: Namespace, content: Content, path: str, mode: str = "rb"):
     if mode == "rb":
         return content.open_reader(path)
     return SpooledWriter(names, content, path, mode)
+
+
+_FILE_OF = "SELECT kind, chunks FROM nodes WHERE ino = ?"
+
+
+def open_ino(db: Db, ino: int) -> io.BufferedReader:
+    """A reader of inode `ino`'s content as it is now: what `open(path, "rb")` gives for a
+    path naming it, found by one primary-key row instead of a walk of the path's
+    components. A FUSE mount of a local store knows the inode of every open file (git
+    reads ~6,200 of them in an `add -A`: the walks were ~7 % of the mount's CPU), and a
+    file renamed or given another name since its open is still that inode.
+    ENOENT: no such inode (never was, or its last name went); EISDIR: a directory;
+    EINVAL: any other kind that is not a regular file (a symlink's inode is not followed)."""
+    row = db.conn.execute(_FILE_OF, (ino,)).fetchone()
+    name = f"<inode {ino}>"
+    if row is None:
+        raise fs_error(errno.ENOENT, name)
+    if row[0] != KIND_FILE:
+        raise fs_error(errno.EISDIR if row[0] == KIND_DIR else errno.EINVAL, name)
+    return open_chunks([(entry.id, entry.size) for entry in unpack(row[1])], db.chunks.read, name)

@@ -13,7 +13,8 @@ against one declaration instead of against the others:
   optional members, which a protocol cannot express: `transaction()` and
   `dir_times_ns` (the times the last call stamped on the directories it
   changed), only on a local store, and `commit_file()`, only on the remote
-  backend; it looks them up with `getattr`.)
+  backend; it looks them up with `getattr`. `LocalMountBackend.open_ino` is
+  looked up the same way.)
 - `WorkspaceSurface`: the whole synchronous store (`vfs.Workspace`).
 - `AsyncWorkspaceSurface`: the same operations, awaited: what
   `RemoteWorkspace` and the store have in common. Where the store returns
@@ -136,6 +137,13 @@ class LocalMountBackend(MountBackend, Protocol):
 
     def write_new_files(self, files: list[dict]) -> list[Stat]:
         """Several new files, each as `write_file(..., if_match="")` would create it; all or nothing."""
+        ...
+
+    def open_ino(self, ino: int) -> ReadableFile:
+        """A reader of inode `ino`'s content, as `open(path, "rb")` of a name of it gives: a mount's
+        open file read by the inode it opened, with no path walk. The mount looks it up with
+        `getattr`: only a local store has it (a remote mount snapshots a file's chunk list at its
+        open, by path, one request; the walk there is the server's)."""
         ...
 
 

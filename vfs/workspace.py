@@ -5,7 +5,7 @@ Each operation is the method of the concern that owns it, reached through
 the facade holds no logic of its own. The concerns are plain objects over one `Db`, composed here, each
 calling only the ones below it:
 
-    workspace   this facade (and `open()` through `vfs.fileobj`)
+    workspace   this facade (and `open()`, `open_ino()` through `vfs.fileobj`)
     search      walk, find, ls, grep, du                      (vfs.search)
     sync        object exchange, conflict-aware apply         (vfs.sync)
     history     versions listed, restore, garbage collection  (vfs.history)
@@ -20,6 +20,7 @@ calling only the ones below it:
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -31,7 +32,7 @@ from vfs.coedit_log import CoeditLog
 from vfs.chunkstore import BackendFactory
 from vfs.content import Content
 from vfs.db import Db
-from vfs.fileobj import open_file
+from vfs.fileobj import open_file, open_ino
 from vfs.history import History
 from vfs.namespace import Namespace
 from vfs.newfiles import NewFiles
@@ -318,6 +319,11 @@ class Workspace:
     def open(self, path: str, mode: str = "rb"):
         """A binary file object (`rb`, `wb`, `ab`, `xb`, `r+b` and `+` variants)."""
         return open_file(self._names, self._content, path, mode)
+
+    def open_ino(self, ino: int) -> io.BufferedReader:
+        """A reader of inode `ino`'s content, as `open(path, "rb")` of a path naming it
+        (a regular file: ENOENT if no such inode, EISDIR for a directory, EINVAL otherwise)."""
+        return open_ino(self._db, ino)
 
     # -- history -----------------------------------------------------------------------
 
