@@ -83,3 +83,24 @@ def test_an_upload_cut_short_leaves_no_staged_file(live_server: LiveServer) -> N
         assert r.status_code == 201 and r.headers["etag"] == f'"{blake3.blake3(data).hexdigest()}"'
         assert c.get(f"{W}/files/cut.bin").content == data
     assert not any(p.name.startswith("staged-") for p in packs.iterdir())
+
+
+def test_two_big_puts_at_once_each_get_their_own_pack(live_server: LiveServer) -> None:
+    """Two uploads stage side by side (each its own file) and are adopted one after the other:
+    both files read back exactly, and no staged file is left."""
+    import concurrent.futures
+
+    bodies = {f"/f{i}.bin": os.urandom(STORE_AS_IT_ARRIVES + (3 << 20) + i) for i in range(2)}
+
+    def put(path: str) -> int:
+        with live_server.http() as c:
+            return c.put(f"{W}/files{path}", content=bodies[path]).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(put, bodies)) == [201, 201]
+    with live_server.http() as c:
+        for path, data in bodies.items():
+            assert c.get(f"{W}/files{path}").content == data
+            assert c.get(f"{W}/entry{path}").json()["hash"] == blake3.blake3(data).hexdigest()
+    packs = live_server.data_dir / "workspaces" / "demo.db-packs"
+    assert not any(p.name.startswith("staged-") for p in packs.iterdir())
