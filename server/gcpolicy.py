@@ -194,11 +194,44 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
 
 
+TCACHE_BINS = 64  # glibc's per-thread caches of freed blocks: one per size, requests of 24 + 16 k bytes
+TCACHE_COUNT = 7  # blocks each keeps
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+        return libc
+    except (OSError, AttributeError):
+        return None
+
+
+def refresh_tcache() -> None:
+    """Swap this thread's cached freed blocks for new ones: the cached ones, freed amid a peak, each
+    pinned a page of the heap against `malloc_trim`. Take each size's cached blocks (they come first)
+    and as many new ones (side by side, from one free chunk), give the new ones back first (they fill
+    the cache), then the old ones (the cache is full: they go back to the heap, trimmable)."""
+    libc = _libc()
+    if libc is None:
+        return
+    for k in range(TCACHE_BINS):
+        size = 24 + 16 * k
+        old = [libc.malloc(size) for _ in range(TCACHE_COUNT)]
+        new = [libc.malloc(size) for _ in range(TCACHE_COUNT)]
+        for block in new + old:
+            libc.free(block)
+
+
 def release_memory() -> None:
     """Give freed heap back to the system (glibc keeps it otherwise: RSS stayed at its peak after
     1,000 stores closed). A no-op where there is no `malloc_trim`."""
     trim = _malloc_trim()
     if trim is not None:
+        refresh_tcache()
         trim(0)
 
 

@@ -265,3 +265,25 @@ def test_what_lived_through_a_full_collection_is_frozen_and_walked_again_only_af
         g.tick()                   # but never longer than WHOLE_EVERY
         assert policy.count == 6 and ref() is None
     """)
+
+
+def test_a_trim_first_swaps_the_threads_cached_freed_blocks_for_new_ones() -> None:
+    """glibc keeps a thread's last freed blocks of each size (up to 7) for its next allocations; freed
+    amid a peak, each pinned a page against `malloc_trim`. `release_memory` first takes them out and
+    caches new ones in their place, so the old ones go back to the heap (the next 7 allocations of that
+    size no longer return them; they did before)."""
+    run("""
+        import ctypes
+        from server import gcpolicy as g
+
+        libc = g._libc()
+        size = 1000  # one of the cached sizes (24 + 16 k), rarely asked by the interpreter meanwhile
+        old = [libc.malloc(size) for _ in range(g.TCACHE_COUNT)]
+        for block in old:
+            libc.free(block)           # now in this thread's cache
+        g.release_memory()
+        again = [libc.malloc(size) for _ in range(g.TCACHE_COUNT)]
+        assert len(set(again) & set(old)) <= 1, (old, again)
+        for block in again:
+            libc.free(block)
+    """)
