@@ -248,7 +248,8 @@ class _Arriving:
         self.whole = blake3.blake3()
         self.chunks: list[tuple[bytes, int]] = []
         self.positions: list[int] = []
-        self.staged = StagedPack(directory)
+        self._directory = directory
+        self.staged: StagedPack | None = None  # made by the first cut (a file, maybe a directory and its sync)
         self.pending: asyncio.Future[None] | None = None  # the cut under way
         self._carry = b""
 
@@ -264,19 +265,26 @@ class _Arriving:
         self._carry = bytes(pieces.pop()) if pieces and not last else b""
         self.whole.update(view[: len(data) - len(self._carry)])
         self.chunks += [(blake3.blake3(piece).digest(), len(piece)) for piece in pieces]
+        if self.staged is None:
+            self.staged = StagedPack(self._directory)
         self.positions += self.staged.append_many(pieces)  # type: ignore[arg-type]
         if last:
             self.staged.sync()  # durable before the transaction that names it
 
     def content(self) -> StoredChunks:
+        assert self.staged is not None  # (the last batch was cut)
         return StoredChunks(tuple(self.chunks), self.whole.digest(), self.staged, tuple(self.positions))
 
     def close(self) -> None:
         """After the commit, whatever its outcome: an adopted file is a pack now; else it goes.
         A cut still running (the body failed midway) is let finish first: it writes to the file."""
         if self.pending is not None and not self.pending.done():
-            self.pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), self.staged.close()))
+            self.pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), self._drop()))
         else:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self.staged is not None:
             self.staged.close()
 
 
