@@ -23,6 +23,7 @@ from starlette.responses import Response, StreamingResponse
 import vfs
 from vfs.chunks import cut
 from vfs.content import StoredChunks
+from vfs.chunkstore import stages_uploads
 from vfs.packs import StagedPack, pack_dir
 from vfs.wire import ProtocolError, direntry_to_wire, error_body, stat_to_wire
 from vfs.wire.http import IF_MATCH_ANY, etag_matches, parse_if_match, parse_mode, parse_mtime, parse_range
@@ -240,48 +241,70 @@ class _Arriving:
     for 256 MiB, ~3,700 chunks). Moving the appends to a thread of their own (a third stage)
     gave the same MB/s for 4-15 % more server CPU (8 of 8 rounds, load 1.8-2.0): not kept.
 
+    A store whose chunks are not in packs (one made before them, a cluster node's objects:
+    `vfs.chunkstore.stages_uploads` says no) would get the whole upload's bytes read back and
+    stored inside that one commit; there the cutter hands each batch's chunks to the writer
+    instead (`put_objects(hashed=True)`, the ids as the cutter computed them), one hop per
+    batch, and the commit only points the path at them.
+
     Chunk boundaries are the whole body's (`vfs.chunks.cut`): a batch's last piece may end
     only because the batch did, so it is carried into the next batch and cut again from its
     start (FastCDC looks only at bytes after a chunk's start). An upload that fails leaves
-    nothing: its staged file is deleted (`close`), and no row ever named it.
+    nothing: its staged file is deleted (`close`), and no row ever named it (chunks stored
+    batch by batch go with the next collection, as a replica's do).
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str | None) -> None:
+        """`directory`: the store's pack directory, where the upload stages its chunks; None
+        (not a packs store): its chunks go to the writer batch by batch (`store`)."""
         self.whole = blake3.blake3()
         self.chunks: list[tuple[bytes, int]] = []
         self.positions: list[int] = []
         self._directory = directory
         self.staged: StagedPack | None = None  # made by the first cut (a file, maybe a directory and its sync)
-        self.pending: asyncio.Future[None] | None = None  # the cut under way
+        self.pending: asyncio.Future[list[tuple[str, memoryview]]] | None = None  # the cut under way
+        self.storing: asyncio.Future[None] | None = None  # the writer's hop storing a batch (no packs)
         self._carry = b""
 
-    def cut(self, parts: list[bytes], last: bool) -> None:
+    def cut(self, parts: list[bytes], last: bool) -> list[tuple[str, memoryview]]:
         """Cutter thread, one batch at a time in order: the carried piece and `parts` (joined
         once here: the loop only keeps what it received, so the body is copied once) cut,
         each chunk hashed, the batch hashed into the content id and appended to the staged
-        pack; the last batch is synced there too."""
+        pack (the last batch is synced there too); without packs, the (hex id, chunk) pairs
+        the writer is to store."""
         data = b"".join([self._carry, *parts]) if self._carry or len(parts) != 1 else parts[0]
         parts.clear()
         view = memoryview(data)
         pieces = list(cut(view))
         self._carry = bytes(pieces.pop()) if pieces and not last else b""
         self.whole.update(view[: len(data) - len(self._carry)])
-        self.chunks += [(blake3.blake3(piece).digest(), len(piece)) for piece in pieces]
+        digests = [blake3.blake3(piece).digest() for piece in pieces]
+        self.chunks += [(digest, len(piece)) for digest, piece in zip(digests, pieces)]
+        if self._directory is None:
+            return [(digest.hex(), piece) for digest, piece in zip(digests, pieces)]
         if self.staged is None:
             self.staged = StagedPack(self._directory)
         self.positions += self.staged.append_many(pieces)  # type: ignore[arg-type]
         if last:
             self.staged.sync()  # durable before the transaction that names it
+        return []
+
+    @staticmethod
+    def store(ws: vfs.Workspace, batch: list[tuple[str, memoryview]]) -> None:
+        """Writer thread (a store without packs): one batch's chunks, under the cutter's ids."""
+        ws.put_objects(batch, hashed=True)  # type: ignore[arg-type]
 
     def content(self) -> StoredChunks:
-        assert self.staged is not None  # (the last batch was cut)
+        if self.staged is None:  # (stored batch by batch)
+            return StoredChunks(tuple(self.chunks), self.whole.digest())
         return StoredChunks(tuple(self.chunks), self.whole.digest(), self.staged, tuple(self.positions))
 
     def close(self) -> None:
         """After the commit, whatever its outcome: an adopted file is a pack now; else it goes.
         A cut still running (the body failed midway) is let finish first: it writes to the file."""
-        if self.pending is not None and not self.pending.done():
-            self.pending.add_done_callback(lambda f: (f.cancelled() or f.exception(), self._drop()))
+        running = [f for f in (self.pending, self.storing) if f is not None and not f.done()]
+        if running:
+            asyncio.gather(*running, return_exceptions=True).add_done_callback(lambda _: self._drop())
         else:
             self._drop()
 
@@ -290,15 +313,21 @@ class _Arriving:
             self.staged.close()
 
 
-async def _store_arriving(request: Request, st: ServerState, arriving: _Arriving, limit: int) -> int:
+async def _store_arriving(request: Request, st: ServerState, h: Any, arriving: _Arriving, limit: int) -> int:
     """Receive the body into `arriving` batch by batch; its size. At most one batch is received
-    and one cut at a time (~2 batches held)."""
+    and one cut at a time (~2 batches held; without packs one more, being stored)."""
     loop = asyncio.get_running_loop()
 
-    async def hand_on(parts: list[bytes], last: bool) -> None:
-        if arriving.pending is not None:
-            await arriving.pending
-        arriving.pending = loop.run_in_executor(_CUTTER, arriving.cut, parts, last)
+    async def hand_on(parts: list[bytes] | None, last: bool) -> None:
+        """Cut `parts` once the batch before is cut, and give that one's chunks (if any: a store
+        without packs) to the writer once the batch before it is stored."""
+        batch = await arriving.pending if arriving.pending is not None else None
+        arriving.pending = None if parts is None else loop.run_in_executor(_CUTTER, arriving.cut, parts, last)
+        if arriving.storing is not None:
+            await arriving.storing
+            arriving.storing = None
+        if batch:
+            arriving.storing = asyncio.ensure_future(h.write(arriving.store, batch, op="put_chunks"))
 
     size = held = 0
     parts: list[bytes] = []
@@ -310,7 +339,8 @@ async def _store_arriving(request: Request, st: ServerState, arriving: _Arriving
             await hand_on(parts, False)
             parts, held = [], 0
     await hand_on(parts, True)
-    await arriving.pending  # type: ignore[misc]
+    await hand_on(None, True)  # the last batch's chunks to the writer (if they go there)
+    await hand_on(None, True)  # and stored
     st.metrics.http_in.inc(size)
     return size
 
@@ -374,9 +404,10 @@ async def put_file(request: Request, st: ServerState, p: Principal) -> Response:
             return _uploads_full(st.config.max_big_uploads)
         try:
             async with st.stores.use(name) as h:
-                arriving = _Arriving(pack_dir(str(h.path)))
+                staged = await asyncio.get_running_loop().run_in_executor(_CUTTER, stages_uploads, str(h.path))
+                arriving = _Arriving(pack_dir(str(h.path)) if staged else None)
                 try:
-                    size = await _store_arriving(request, st, arriving, limit)
+                    size = await _store_arriving(request, st, h, arriving, limit)
                     options.check_file_size(size)
                     created, stat = await h.write(_put, path, arriving.content(), size, options, mode, parents,
                                                   if_match, mtime, author=author_of(request, st, p), op="put",

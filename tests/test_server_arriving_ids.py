@@ -14,13 +14,14 @@ from pathlib import Path
 import blake3
 
 from server.http_files import STORE_AS_IT_ARRIVES
-from server_fixtures import LiveServer
+import vfs
+from server_fixtures import LiveServer, serving
 
 W = "/api/workspaces/demo"
 ROOT = Path(__file__).resolve().parent.parent
 # Where ids a caller computed itself are taken as given (docs/server.md, vfs.Sync.put_objects,
 # vfs.content.StoredChunks): the pattern each passes them by -> the files that may.
-TRUSTED_CALLERS = {r"hashed\s*=\s*True": {"client_py/mount/remote_cache.py"},
+TRUSTED_CALLERS = {r"hashed\s*=\s*True": {"client_py/mount/remote_cache.py", "server/http_files.py"},
                    r"StagedPack\(": {"server/http_files.py"}}
 
 
@@ -104,3 +105,24 @@ def test_two_big_puts_at_once_each_get_their_own_pack(live_server: LiveServer) -
             assert c.get(f"{W}/entry{path}").json()["hash"] == blake3.blake3(data).hexdigest()
     packs = live_server.data_dir / "workspaces" / "demo.db-packs"
     assert not any(p.name.startswith("staged-") for p in packs.iterdir())
+
+
+def test_a_store_without_packs_takes_a_big_put_batch_by_batch(tmp_path: Path) -> None:
+    """A workspace whose store keeps chunks inside SQLite (made before packs) stages nothing:
+    its chunks go to the writer batch by batch, under their own hashes, and the file is exact."""
+    workspaces = tmp_path / "data" / "workspaces"
+    workspaces.mkdir(parents=True)
+    vfs.Workspace(str(workspaces / "old.db"), chunk_backend="sqlite").close()
+    data = os.urandom(STORE_AS_IT_ARRIVES + (5 << 20) + 99)
+    for server in serving(LiveServer(tmp_path / "data").start()):
+        with server.http() as c:
+            r = c.put("/api/workspaces/old/files/big.bin", content=data)
+            assert r.status_code == 201, r.text
+            assert c.get("/api/workspaces/old/files/big.bin").content == data
+            chunks = c.get("/api/workspaces/old/entry/big.bin").json()["chunks"]
+            for digest, _ in chunks[:: max(1, len(chunks) // 20)]:
+                got = c.get(f"/api/workspaces/old/objects/{digest}").content
+                assert blake3.blake3(got).hexdigest() == digest
+    assert not (workspaces / "old.db-packs").exists()
+    with vfs.Workspace(str(workspaces / "old.db")) as ws:
+        assert ws.read_file("/big.bin") == data

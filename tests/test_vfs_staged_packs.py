@@ -154,3 +154,13 @@ def test_an_upload_killed_before_its_commit_leaves_the_old_file_and_gc_takes_its
     finally:
         live.close()
     assert not os.path.exists(live.path)
+
+
+def test_only_a_packs_store_stages_uploads(tmp_path: Path) -> None:
+    from vfs.chunkstore import stages_uploads
+
+    vfs.Workspace(str(tmp_path / "p.db")).close()
+    vfs.Workspace(str(tmp_path / "s.db"), chunk_backend="sqlite").close()
+    assert stages_uploads(str(tmp_path / "p.db"))
+    assert not stages_uploads(str(tmp_path / "s.db"))
+    assert not stages_uploads(str(tmp_path / "none.db")) and not (tmp_path / "none.db").exists()

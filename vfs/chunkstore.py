@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Protocol
@@ -447,6 +448,24 @@ class PackedChunks(SqliteChunks):
 
     def close(self) -> None:
         self.packs.close()
+
+
+def stages_uploads(path: str) -> bool:
+    """Whether the store at `path` records the packs backend, so a big upload may append its chunks
+    to a staged pack of its own for its commit to adopt (`adopt_staged`). Any other backend would
+    get the whole upload's bytes read back and stored inside that one commit; its uploads are
+    better stored batch by batch as they arrive. Read from `meta` on a read-only connection."""
+    try:
+        conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return False
+    try:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'chunk_backend'").fetchone()
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
+    return row is not None and row[0] == PACKS
 
 
 def adopt_staged(backend: ChunkBackend, staged: StagedPack,
