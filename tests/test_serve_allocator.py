@@ -41,9 +41,12 @@ def _healthy(url: str, deadline: float) -> bool:
 
 def test_python_m_server_serve_runs_on_malloc_under_its_own_pid(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     server = ServerProcess(tmp_path / "data")
     try:
-        assert _environ(server.proc.pid).get("PYTHONMALLOC") == "malloc"  # the Popen's pid: exec kept it
+        environ = _environ(server.proc.pid)
+        assert environ.get("PYTHONMALLOC") == "malloc"  # the Popen's pid: exec kept it
+        assert environ.get("MALLOC_ARENA_MAX") == "1"  # one arena: the pool threads' leftovers trimmable
         assert httpx.put(f"{server.url}/api/workspaces/demo/files/a.txt", content=b"hi",
                          headers={"Authorization": f"Bearer {server.admin}"}, timeout=10).status_code in (200, 201)
     finally:
@@ -54,6 +57,16 @@ def test_an_allocator_given_in_the_environment_is_kept(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path / "data", env={"PYTHONMALLOC": "pymalloc"})
     try:
         assert _environ(server.proc.pid).get("PYTHONMALLOC") == "pymalloc"
+    finally:
+        server.stop()
+
+
+def test_an_arena_count_given_in_the_environment_is_kept(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv("PYTHONMALLOC", raising=False)
+    server = ServerProcess(tmp_path / "data", env={"MALLOC_ARENA_MAX": "3"})
+    try:
+        environ = _environ(server.proc.pid)
+        assert environ.get("PYTHONMALLOC") == "malloc" and environ.get("MALLOC_ARENA_MAX") == "3"
     finally:
         server.stop()
 
