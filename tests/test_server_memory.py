@@ -43,7 +43,11 @@ def test_closed_workspaces_leave_no_per_name_lock_nor_head(tmp_path: Path) -> No
             assert http.get(f"/api/workspaces/{names[0]}/files/a").content == b"x"
             assert http.put(f"/api/workspaces/{names[0]}/files/b", content=b"y").status_code < 300
         store = vfs.Workspace(stores.path_of(names[0]), readonly=True)
-        try:  # the revision found in the store at the open, then the commit after it
+        try:  # the revision found in the store at the open, then the commit after it (published to the
+            # hub just after the PUT's reply, which never waits for it: 1 of 3 runs read the head before)
+            deadline = time.monotonic() + 10
+            while hub.head(names[0]) != store.rev and time.monotonic() < deadline:
+                time.sleep(0.01)
             assert hub.head(names[0]) == store.rev == 2
         finally:
             store.close()
