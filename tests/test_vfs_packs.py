@@ -79,8 +79,11 @@ def fsck(store: Path) -> dict[int, int]:
     try:
         packs = pack_dir(str(store))
         live: dict[int, int] = {}
-        for chunk_id, digest, size, number, position in conn.execute("SELECT id, hash, size, pack, pos FROM chunks"):
-            if number is None:
+        rows = conn.execute("SELECT id, hash, size, pack, pos, data FROM chunks")
+        for chunk_id, digest, size, number, position, inline in rows:
+            if inline is not None:  # a tiny chunk keeps its bytes in its catalogue row (TINY_CHUNK)
+                data = bytes(inline)
+            elif number is None:
                 (data,) = conn.execute("SELECT data FROM chunk_data WHERE id = ?", (chunk_id,)).fetchone()
             else:
                 with open(os.path.join(packs, f"{number:08d}.pack"), "rb") as f:
