@@ -83,20 +83,24 @@ async def test_a_big_put_survives_a_gc_while_its_body_is_arriving(live_server: L
     async with live_server.ahttp() as http:
         put = asyncio.create_task(http.put("/api/workspaces/demo/files/big.bin", content=pieces(),
                                            headers={"Content-Length": str(len(body))}))
+        packs = live_server.data_dir / "workspaces" / "demo.db-packs"
         deadline = time.monotonic() + 30
-        while True:  # until the first batches are stored (a gc that spares everything only counts)
-            kept = (await http.post("/api/workspaces/demo/gc", params={"grace": 10**6})).json()["chunks_kept"]
-            if kept > 0:
-                break
-            assert time.monotonic() < deadline and not put.done(), "no batch of the big PUT was stored"
+        while not _staged_bytes(packs):  # until the first batches are on disk, in the upload's staged pack
+            assert time.monotonic() < deadline and not put.done(), "no batch of the big PUT was staged"
             await asyncio.sleep(0.05)
-        collected = await http.post("/api/workspaces/demo/gc")  # the default grace, mid-upload
+        collected = await http.post("/api/workspaces/demo/gc")  # the default grace, mid-upload (compaction too)
         assert collected.status_code == 200 and collected.json()["chunks_removed"] == 0
+        assert _staged_bytes(packs), "the gc's compaction took the staged pack of an upload still arriving"
         rest_may_come.set()
         answer = await asyncio.wait_for(put, 60)
         assert answer.status_code in (200, 201), answer.text
         got = await http.get("/api/workspaces/demo/files/big.bin")
         assert got.status_code == 200 and got.content == body
+
+
+def _staged_bytes(packs) -> int:
+    """Bytes in the store's staged packs (an upload's chunks before the commit that adopts them)."""
+    return sum(f.stat().st_size for f in packs.glob("staged-*.tmp")) if packs.is_dir() else 0
 
 
 @pytest.mark.parametrize("grace", ["-1", "soon", "1.5", str(10**12)])
