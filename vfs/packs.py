@@ -116,7 +116,8 @@ class Packs:
     def append(self, data: bytes | memoryview) -> None:
         """Write `data` at `next_position()` (called right after it)."""
         self._write(data)
-        self._start_writeback()
+        assert self._fd is not None
+        self._synced_to = _start_writeback(self._fd, self._synced_to, self._end)
 
     def _write(self, data: bytes | memoryview) -> None:
         """`data` at the pack's end, whole (pwrite may take less than asked)."""
@@ -135,19 +136,10 @@ class Packs:
         `pwritev`s of 16 chunks than as one `pwrite` per chunk (`_write_at`)."""
         total = sum(len(p) for p in pieces)
         number, at = self.next_position(total)
-        positions = []
-        for piece in pieces:
-            positions.append(at)
-            at += len(piece)
         assert self._fd is not None
         self._end = _write_at(self._fd, pieces, self._end)
-        self._start_writeback()
-        return number, positions
-
-    def _start_writeback(self) -> None:
-        if _SYNC_FILE_RANGE is not None and self._end - self._synced_to >= _WRITEBACK_EVERY:
-            _SYNC_FILE_RANGE(self._fd, self._synced_to, self._end - self._synced_to, _SYNC_FILE_RANGE_WRITE)
-            self._synced_to = self._end
+        self._synced_to = _start_writeback(self._fd, self._synced_to, self._end)
+        return number, _positions(pieces, at)
 
     def sync(self) -> None:
         """Make this transaction's appends durable: before its COMMIT."""
@@ -320,15 +312,9 @@ class StagedPack:
 
     def append_many(self, pieces: list[bytes | memoryview]) -> list[int]:
         """Append `pieces` back to back; the offset of each."""
-        positions = []
-        at = self.end
-        for piece in pieces:
-            positions.append(at)
-            at += len(piece)
+        positions = _positions(pieces, self.end)
         self.end = _write_at(self.fd, pieces, self.end)
-        if _SYNC_FILE_RANGE is not None and self.end - self._synced_to >= _WRITEBACK_EVERY:
-            _SYNC_FILE_RANGE(self.fd, self._synced_to, self.end - self._synced_to, _SYNC_FILE_RANGE_WRITE)
-            self._synced_to = self.end
+        self._synced_to = _start_writeback(self.fd, self._synced_to, self.end)
         return positions
 
     def read(self, offset: int, size: int) -> bytes:
@@ -354,6 +340,24 @@ class StagedPack:
                 self.unlink()
             os.close(self.fd)
             self.fd = -1
+
+
+def _positions(pieces: list[bytes | memoryview], at: int) -> list[int]:
+    """The offset of each of `pieces` written back to back from `at`."""
+    positions = []
+    for piece in pieces:
+        positions.append(at)
+        at += len(piece)
+    return positions
+
+
+def _start_writeback(fd: int, synced_to: int, end: int) -> int:
+    """Start the kernel's writeback of what was appended since `synced_to` once it reaches
+    `_WRITEBACK_EVERY` (the final `fdatasync` then waits only for the tail); the new mark."""
+    if _SYNC_FILE_RANGE is not None and end - synced_to >= _WRITEBACK_EVERY:
+        _SYNC_FILE_RANGE(fd, synced_to, end - synced_to, _SYNC_FILE_RANGE_WRITE)
+        return end
+    return synced_to
 
 
 _GROUP = 16  # pieces per `pwritev`: ~1 MiB of chunks per call
